@@ -1,0 +1,298 @@
+//! Listeners and connections: accept, count, TLS handshake, serve with hyper.
+//!
+//! Each connection runs in one task that owns it; dropping that task's connection is how
+//! aborts happen, and the socket wrapper turns an abort into a TCP RST (`SO_LINGER` 0).
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use rustls::HandshakeKind;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::Options;
+use crate::Shared;
+use crate::stats::ConnStats;
+
+/// What the server as a whole is doing; connection tasks watch it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Running,
+    /// Finish in-flight requests, then close (GOAWAY / `Connection: close`).
+    Draining,
+}
+
+/// Per-connection state shared by the connection task and its requests.
+pub(crate) struct ConnCtx {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) stats: Arc<ConnStats>,
+    pub(crate) tls: bool,
+    abort: Arc<AtomicBool>,
+    abort_now: Notify,
+    close: Notify,
+}
+
+impl ConnCtx {
+    /// Drops the connection at once with a TCP RST.
+    pub(crate) fn abort(&self) {
+        self.abort.store(true, Ordering::SeqCst);
+        self.abort_now.notify_one();
+    }
+
+    /// Starts a graceful close: no new requests, in-flight ones finish.
+    pub(crate) fn close(&self) {
+        self.close.notify_one();
+    }
+}
+
+/// Builds the hyper connection builder every port uses.
+pub(crate) fn builder(opts: &Options) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1().keep_alive(opts.h1_keep_alive);
+    b.http2()
+        .max_concurrent_streams(opts.max_concurrent_streams)
+        .initial_stream_window_size(opts.h2_window)
+        .initial_connection_window_size(opts.h2_window)
+        .max_send_buf_size(opts.h2_window as usize)
+        // Tests cancel many streams on purpose; don't treat that as an attack.
+        .max_pending_accept_reset_streams(100_000)
+        .max_local_error_reset_streams(None::<usize>);
+    b
+}
+
+/// Accepts connections on the plain, TLS or bad-TLS port until the server stops.
+pub(crate) async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    mut phase: watch::Receiver<Phase>,
+) {
+    let builder = Arc::new(builder(&shared.opts));
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = phase.changed() => return,
+        };
+        let Ok((tcp, _)) = accepted else {
+            // EMFILE and friends: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let stats = shared.stats.connection_opened();
+        let ctx = Arc::new(ConnCtx {
+            shared: shared.clone(),
+            stats,
+            tls: tls.is_some(),
+            abort: Arc::new(AtomicBool::new(false)),
+            abort_now: Notify::new(),
+            close: Notify::new(),
+        });
+        let io = RstOnAbort {
+            inner: tcp,
+            abort: ctx.abort.clone(),
+        };
+        let tls = tls.clone();
+        let builder = builder.clone();
+        let serve_phase = phase.clone();
+        let mut phase = phase.clone();
+        let live = shared.live.clone();
+        tokio::spawn(async move {
+            let closed = Closed(ctx.clone());
+            tokio::select! {
+                () = handshake_and_serve(&builder, io, tls, ctx, serve_phase) => {}
+                // A client stuck in the TLS handshake must not outlive the server.
+                _ = phase.wait_for(|_| false) => {}
+            }
+            drop((closed, live));
+        });
+    }
+}
+
+async fn handshake_and_serve(
+    builder: &auto::Builder<TokioExecutor>,
+    io: RstOnAbort,
+    tls: Option<TlsAcceptor>,
+    ctx: Arc<ConnCtx>,
+    phase: watch::Receiver<Phase>,
+) {
+    let Some(acceptor) = tls else {
+        return serve(builder, io, ctx, phase).await;
+    };
+    let Ok(stream) = acceptor.accept(io).await else {
+        ctx.shared.stats.tls_handshake_failed();
+        return;
+    };
+    let (_, conn) = stream.get_ref();
+    let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+    let h2 = conn.alpn_protocol() == Some(b"h2");
+    ctx.shared.stats.tls_handshake(resumed);
+    ctx.shared.stats.set_proto(&ctx.stats, h2);
+    serve(builder, stream, ctx, phase).await;
+}
+
+/// Marks the connection closed in the counters when its task ends, however it ends.
+struct Closed(Arc<ConnCtx>);
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        self.0.shared.stats.connection_closed(&self.0.stats);
+    }
+}
+
+async fn serve<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    ctx: Arc<ConnCtx>,
+    mut phase: watch::Receiver<Phase>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc_ctx = ctx.clone();
+    let svc = service_fn(move |req: hyper::Request<Incoming>| {
+        crate::routes::handle(svc_ctx.clone(), req)
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            () = ctx.abort_now.notified() => return,
+            () = ctx.close.notified(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            changed = phase.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if *phase.borrow() == Phase::Draining && !closing {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// Accepts connections and never writes to them; reads are discarded.
+pub(crate) async fn silent_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut phase: watch::Receiver<Phase>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = phase.changed() => return,
+        };
+        let Ok((mut tcp, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        };
+        shared.stats.silent_connection();
+        let mut phase = phase.clone();
+        let live = shared.live.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            tokio::select! {
+                () = async { while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {} } => {}
+                _ = phase.wait_for(|_| false) => {}
+            }
+            drop(live);
+        });
+    }
+}
+
+/// Binds a listener whose connects never complete: its accept queue is full and never
+/// drained, so the kernel drops further SYNs. Returns the listener and the connections
+/// that fill the queue; both must be kept alive.
+pub(crate) async fn blackhole() -> io::Result<(socket2::Socket, SocketAddr, Vec<TcpStream>)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    sock.listen(0)?;
+    let addr = sock
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("blackhole has no inet address"))?;
+    let mut fillers = Vec::new();
+    // On loopback a connect that can complete does so in microseconds; the first one that
+    // does not within 50 ms proves the queue is full.
+    for _ in 0..16 {
+        match tokio::time::timeout(Duration::from_millis(50), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => fillers.push(s),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok((sock, addr, fillers)),
+        }
+    }
+    Err(io::Error::other(
+        "could not fill the blackhole's accept queue",
+    ))
+}
+
+/// A TCP stream that is reset (RST, not FIN) when dropped after [`ConnCtx::abort`].
+pub(crate) struct RstOnAbort {
+    inner: TcpStream,
+    abort: Arc<AtomicBool>,
+}
+
+impl Drop for RstOnAbort {
+    fn drop(&mut self) {
+        if self.abort.load(Ordering::SeqCst) {
+            let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
+impl AsyncRead for RstOnAbort {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for RstOnAbort {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,345 @@
+//! The fault-injecting loopback test server every wirecore test suite talks to.
+//!
+//! [`TestServer::start`] binds ephemeral ports on 127.0.0.1: plain HTTP/1.1 + h2c, TLS (ALPN
+//! h2/http/1.1), TLS with an untrusted certificate, a control port, a DNS responder, a port
+//! that never completes a connect and one that never answers. Counters are exact; control
+//! traffic has its own port so it never shows in them.
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
+
+mod body;
+mod compress;
+mod conn;
+mod control;
+mod dns;
+mod routes;
+mod script;
+mod stats;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+pub use crate::dns::{DnsMode, DnsServer};
+pub use crate::script::{Action, Reply};
+pub use crate::stats::{Counters, RecordedRequest};
+
+use crate::conn::Phase;
+use crate::stats::{RequestLog, Stats};
+
+/// How a [`TestServer`] is set up. `Options::default()` suits most tests.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`. Default: `None`, no limit advertised.
+    pub max_concurrent_streams: Option<u32>,
+    /// Start the TLS and bad-TLS ports. Default: true.
+    pub tls: bool,
+    /// Keep HTTP/1.1 connections alive between requests. Default: true.
+    pub h1_keep_alive: bool,
+    /// HTTP/2 stream and connection window, in bytes. Default: 4 MiB.
+    pub h2_window: u32,
+    /// Requests kept in the log; 0 disables logging. Default: 10,000.
+    pub request_log_capacity: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: None,
+            tls: true,
+            h1_keep_alive: true,
+            h2_window: 4 << 20,
+            request_log_capacity: 10_000,
+        }
+    }
+}
+
+/// State shared by every connection of one server.
+pub(crate) struct Shared {
+    pub(crate) opts: Options,
+    pub(crate) stats: Stats,
+    pub(crate) scripts: script::Scripts,
+    pub(crate) log: RequestLog,
+    /// Cloned into every connection task; graceful shutdown waits for the clones to go.
+    pub(crate) live: Arc<()>,
+}
+
+impl Shared {
+    fn reset(&self) {
+        self.stats.reset();
+        self.scripts.clear();
+        self.log.clear();
+    }
+}
+
+/// A running test server. Dropping it stops everything at once; [`TestServer::shutdown`]
+/// lets in-flight requests finish first.
+pub struct TestServer {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
+    bad_tls_addr: Option<SocketAddr>,
+    control_addr: SocketAddr,
+    silent_addr: SocketAddr,
+    blackhole_addr: SocketAddr,
+    pki: Option<tls::Pki>,
+    dns: DnsServer,
+    phase: watch::Sender<Phase>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Keeps the blackhole's listener and the connections filling its queue alive.
+    _blackhole: (socket2::Socket, Vec<TcpStream>),
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr)
+            .field("tls_addr", &self.tls_addr)
+            .field("control_addr", &self.control_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn bind() -> std::io::Result<TcpListener> {
+    TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await
+}
+
+impl TestServer {
+    /// Starts every port on 127.0.0.1 with kernel-chosen port numbers.
+    pub async fn start(opts: Options) -> std::io::Result<TestServer> {
+        let (phase, phase_rx) = watch::channel(Phase::Running);
+        let shared = Arc::new(Shared {
+            stats: Stats::default(),
+            scripts: script::Scripts::default(),
+            log: RequestLog::new(opts.request_log_capacity),
+            live: Arc::new(()),
+            opts,
+        });
+        let mut tasks = Vec::new();
+
+        let plain = bind().await?;
+        let addr = plain.local_addr()?;
+        tasks.push(tokio::spawn(conn::accept_loop(
+            shared.clone(),
+            plain,
+            None,
+            phase_rx.clone(),
+        )));
+
+        let (pki, tls_addr, bad_tls_addr) = if shared.opts.tls {
+            let pki = tls::Pki::generate()?;
+            let mut addrs = Vec::new();
+            for cfg in [pki.good.clone(), pki.bad.clone()] {
+                let listener = bind().await?;
+                addrs.push(listener.local_addr()?);
+                tasks.push(tokio::spawn(conn::accept_loop(
+                    shared.clone(),
+                    listener,
+                    Some(TlsAcceptor::from(cfg)),
+                    phase_rx.clone(),
+                )));
+            }
+            (Some(pki), Some(addrs[0]), Some(addrs[1]))
+        } else {
+            (None, None, None)
+        };
+
+        let silent = bind().await?;
+        let silent_addr = silent.local_addr()?;
+        tasks.push(tokio::spawn(conn::silent_loop(
+            shared.clone(),
+            silent,
+            phase_rx.clone(),
+        )));
+
+        let (blackhole, blackhole_addr, fillers) = conn::blackhole().await?;
+        let dns = DnsServer::start(&phase_rx).await?;
+
+        let control_listener = bind().await?;
+        let control_addr = control_listener.local_addr()?;
+        let mut server = TestServer {
+            shared: shared.clone(),
+            addr,
+            tls_addr,
+            bad_tls_addr,
+            control_addr,
+            silent_addr,
+            blackhole_addr,
+            pki,
+            dns: dns.clone(),
+            phase,
+            tasks,
+            _blackhole: (blackhole, fillers),
+        };
+        let control = Arc::new(control::Control {
+            shared,
+            dns,
+            info: server.info(),
+        });
+        server.tasks.push(tokio::spawn(control::control_loop(
+            control,
+            control_listener,
+            phase_rx,
+        )));
+        Ok(server)
+    }
+
+    /// The plain port: HTTP/1.1, and HTTP/2 with prior knowledge (h2c), told apart per connection.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the plain port.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The TLS port (ALPN h2 and http/1.1).
+    ///
+    /// # Panics
+    ///
+    /// If the server was started with `tls: false`.
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.tls_addr.expect("TestServer started without TLS")
+    }
+
+    /// `https://localhost:PORT{path}` on the TLS port; trust [`TestServer::ca_pem`] to use it.
+    pub fn tls_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.tls_addr().port())
+    }
+
+    /// The TLS port whose certificate is signed by a CA nobody trusts.
+    ///
+    /// # Panics
+    ///
+    /// If the server was started with `tls: false`.
+    pub fn bad_tls_addr(&self) -> SocketAddr {
+        self.bad_tls_addr.expect("TestServer started without TLS")
+    }
+
+    /// `https://localhost:PORT{path}` on the bad-TLS port: every verifying client must fail.
+    pub fn bad_tls_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.bad_tls_addr().port())
+    }
+
+    /// The PEM of the CA that signed the TLS port's certificate.
+    ///
+    /// # Panics
+    ///
+    /// If the server was started with `tls: false`.
+    pub fn ca_pem(&self) -> &str {
+        &self
+            .pki
+            .as_ref()
+            .expect("TestServer started without TLS")
+            .ca_pem
+    }
+
+    /// A temp file holding [`TestServer::ca_pem`]; removed when the server is dropped.
+    ///
+    /// # Panics
+    ///
+    /// If the server was started with `tls: false`.
+    pub fn ca_path(&self) -> &Path {
+        &self
+            .pki
+            .as_ref()
+            .expect("TestServer started without TLS")
+            .ca_path
+    }
+
+    /// The control port (see the `control` module docs); its traffic is never counted.
+    pub fn control_addr(&self) -> SocketAddr {
+        self.control_addr
+    }
+
+    /// An address whose TCP connect never completes (the listener's accept queue is full).
+    pub fn blackhole_addr(&self) -> SocketAddr {
+        self.blackhole_addr
+    }
+
+    /// An address that accepts TCP connections and never sends a byte.
+    pub fn silent_addr(&self) -> SocketAddr {
+        self.silent_addr
+    }
+
+    /// The DNS responder.
+    pub fn dns(&self) -> &DnsServer {
+        &self.dns
+    }
+
+    /// A snapshot of the counters.
+    pub fn counters(&self) -> Counters {
+        self.shared.stats.snapshot()
+    }
+
+    /// Polls the counters every 5 ms until `done` holds, for events the server sees
+    /// asynchronously (a client's close, a cancellation). Returns the last snapshot.
+    pub async fn wait_for(&self, timeout: Duration, done: impl Fn(&Counters) -> bool) -> Counters {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let c = self.counters();
+            if done(&c) || tokio::time::Instant::now() >= deadline {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Zeroes the counters and DNS query counts, drops queued scripts, empties the log.
+    pub fn reset(&self) {
+        self.shared.reset();
+        self.dns.reset_queries();
+    }
+
+    /// Queues `replies` for the next requests to `path` (or to `path?query`, matched exactly).
+    pub fn script(&self, path: &str, replies: Vec<Reply>) {
+        self.shared.scripts.set(path, replies);
+    }
+
+    /// The request log, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.log.snapshot()
+    }
+
+    /// The addresses as the binary prints them.
+    pub fn info(&self) -> Value {
+        let tls = |f: &dyn Fn() -> String| self.pki.as_ref().map(|_| f());
+        json!({
+            "http": format!("http://{}", self.addr),
+            "https": tls(&|| self.tls_url("")),
+            "bad_tls": tls(&|| self.bad_tls_url("")),
+            "control": format!("http://{}", self.control_addr),
+            "ca": self.pki.as_ref().map(|p| p.ca_path.display().to_string()),
+            "dns": self.dns.addr().to_string(),
+            "blackhole": self.blackhole_addr.to_string(),
+            "silent": self.silent_addr.to_string(),
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 5 s), then stops.
+    pub async fn shutdown(self) {
+        self.phase.send_replace(Phase::Draining);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&self.shared.live) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // Dropping `phase` ends every connection task; the accept loops are aborted here.
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

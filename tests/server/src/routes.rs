@@ -1,0 +1,595 @@
+//! The endpoints of the plain, TLS and bad-TLS ports.
+//!
+//! Every request is counted and logged first, then answered by a scripted reply if one is
+//! queued for its path, else by the route table. `GET /bytes/N` is the benchmark path: it
+//! allocates nothing beyond the log entry.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::stream;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use http_body::{Body as _, Frame};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde_json::{Map, Value, json};
+
+use crate::body::{Body, RequestGuard, pattern, pattern_bytes};
+use crate::compress::{self, Coding};
+use crate::conn::ConnCtx;
+use crate::script::{Action, Reply};
+use crate::stats::LogEntry;
+
+/// An error hyper turns into a dropped connection (HTTP/1) or a reset stream (HTTP/2).
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A route's answer; `Err` carries an error response (bad parameters and the like).
+type Handled = Result<Response<Body>, Reject>;
+
+/// An error response: `{"error": message}` with `status`.
+pub(crate) struct Reject {
+    status: StatusCode,
+    message: String,
+}
+
+impl Reject {
+    pub(crate) fn new(status: StatusCode, message: &str) -> Self {
+        Self {
+            status,
+            message: message.to_owned(),
+        }
+    }
+
+    pub(crate) fn into_response(self) -> Response<Body> {
+        json_response(self.status, &json!({ "error": self.message }))
+    }
+}
+
+/// Bodies the reset endpoints claim when the caller gives no size.
+const DEFAULT_RESET_BYTES: u64 = 1000;
+
+/// A request whose body has been read.
+struct Req {
+    parts: http::request::Parts,
+    body: Bytes,
+    h2: bool,
+}
+
+impl Req {
+    fn query(&self) -> &str {
+        self.parts.uri.query().unwrap_or("")
+    }
+
+    fn num<T: FromStr>(&self, key: &str, default: T) -> Result<T, Reject> {
+        match param(self.query(), key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| bad_request(&format!("query parameter {key}={v} is not a number"))),
+        }
+    }
+}
+
+pub(crate) async fn handle(
+    ctx: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, BoxError> {
+    let h2 = req.version() == Version::HTTP_2;
+    let mut guard = RequestGuard::new(ctx.clone(), h2);
+    if req.method() == Method::HEAD {
+        // Nobody reads a HEAD response's body, so its end says nothing about cancellation.
+        guard.finish();
+    }
+    let (parts, body) = req.into_parts();
+    let body = if body.is_end_stream() {
+        Bytes::new()
+    } else {
+        body.collect().await?.to_bytes()
+    };
+    let shared = &ctx.shared;
+    if shared.log.enabled() {
+        shared.log.push(LogEntry {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers.clone(),
+            body_len: body.len() as u64,
+            connection_id: ctx.stats.id,
+            tls: ctx.tls,
+        });
+    }
+    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    if let Some(reply) = shared.scripts.take(parts.uri.path(), path_and_query) {
+        return scripted(&ctx, guard, reply, h2).await;
+    }
+    let req = Req { parts, body, h2 };
+    let resp = route(&ctx, &req)
+        .await
+        .unwrap_or_else(Reject::into_response);
+    Ok(resp.map(|b| b.with_guard(guard)))
+}
+
+async fn route(ctx: &Arc<ConnCtx>, req: &Req) -> Handled {
+    let path = req.parts.uri.path();
+    if let Some(n) = path.strip_prefix("/bytes/") {
+        return bytes(n);
+    }
+    if let Some(n) = path.strip_prefix("/status/") {
+        return status(n);
+    }
+    if let Some(ms) = path.strip_prefix("/delay/") {
+        let ms: u64 = ms
+            .parse()
+            .map_err(|_| bad_request("/delay/MS needs a number of milliseconds"))?;
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        return Ok(json_response(StatusCode::OK, &json!({ "delay_ms": ms })));
+    }
+    if let Some(n) = path.strip_prefix("/redirect/") {
+        return redirect(n);
+    }
+    if let Some(coding) = path.strip_prefix('/').and_then(Coding::parse) {
+        return compressed(req, coding).await;
+    }
+    match path {
+        "/" => Ok(with_type("text/plain", Body::full("wirecore-testserver\n"))),
+        "/json" => Ok(with_type(
+            "application/json",
+            Body::full(Bytes::from_static(JSON_DOC.as_bytes())),
+        )),
+        "/echo" => echo(ctx, req).await,
+        "/headers" => Ok(json_response(
+            StatusCode::OK,
+            &json!({ "headers": headers_json(&req.parts.headers) }),
+        )),
+        "/drip" => drip(req),
+        "/stream" => chunked_stream(req),
+        "/sse" => sse(req),
+        "/reset" => {
+            let len = req.num("bytes", DEFAULT_RESET_BYTES)?;
+            let whole_conn = req.num("conn", 0u8)? != 0;
+            let body = pattern_bytes(len.try_into().unwrap_or(usize::MAX))
+                .ok_or_else(|| bad_request("bytes must be at most 1 MiB"))?;
+            Ok(with_type(
+                "application/octet-stream",
+                reset_mid_body(ctx.clone(), &body, req.h2, whole_conn),
+            ))
+        }
+        "/etag" => Ok(etag(req)),
+        "/redirect-to" => redirect_to(req),
+        "/retry-after" => retry_after(req),
+        "/bomb" => bomb(req).await,
+        "/hang" => std::future::pending().await,
+        _ if path.starts_with("/_control/") => Err(Reject::new(
+            StatusCode::NOT_FOUND,
+            "control endpoints are served on the control port only",
+        )),
+        _ => Err(Reject::new(StatusCode::NOT_FOUND, "no such endpoint")),
+    }
+}
+
+const JSON_DOC: &str = r#"{"name":"wirecore","kind":"test document","ok":true,"n":42,"items":[1,2,3],"nested":{"a":"b","pi":3.14159}}"#;
+
+fn bytes(n: &str) -> Handled {
+    let n: u64 = n
+        .parse()
+        .map_err(|_| bad_request("/bytes/N needs a number of bytes"))?;
+    let body = match usize::try_from(n).ok().and_then(pattern_bytes) {
+        Some(b) => Body::full(b),
+        None => Body::pattern(n),
+    };
+    Ok(with_type("application/octet-stream", body))
+}
+
+fn status(n: &str) -> Handled {
+    let code = n
+        .parse::<u16>()
+        .ok()
+        .filter(|c| *c >= 200)
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or_else(|| bad_request("/status/N needs a status code from 200 to 999"))?;
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = code;
+    Ok(resp)
+}
+
+fn redirect(n: &str) -> Handled {
+    let n: u64 = n
+        .parse()
+        .map_err(|_| bad_request("/redirect/N needs a number"))?;
+    if n == 0 {
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({ "redirected": true }),
+        ));
+    }
+    let location = format!("/redirect/{}", n - 1);
+    Ok(redirect_response(StatusCode::FOUND, &location))
+}
+
+fn redirect_to(req: &Req) -> Handled {
+    let url = param(req.query(), "url").ok_or_else(|| bad_request("url is required"))?;
+    let code = req.num("status", 302u16)?;
+    let code = StatusCode::from_u16(code)
+        .ok()
+        .filter(StatusCode::is_redirection)
+        .ok_or_else(|| bad_request("status must be a 3xx code"))?;
+    Ok(redirect_response(code, &url))
+}
+
+fn redirect_response(code: StatusCode, location: &str) -> Response<Body> {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = code;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+fn retry_after(req: &Req) -> Handled {
+    let seconds: u64 = req.num("seconds", 1)?;
+    let code = req.num("status", 503u16)?;
+    let code = StatusCode::from_u16(code).map_err(|_| bad_request("bad status"))?;
+    let value = if req.num("date", 0u8)? == 0 {
+        seconds.to_string()
+    } else {
+        httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(seconds))
+    };
+    let mut resp = json_response(code, &json!({ "retry_after": value }));
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_str(&value).map_err(|_| bad_request("bad value"))?,
+    );
+    Ok(resp)
+}
+
+fn etag(req: &Req) -> Response<Body> {
+    let tag = param(req.query(), "etag").unwrap_or(Cow::Borrowed("wirecore-v1"));
+    let quoted = format!("\"{tag}\"");
+    let matches = req
+        .parts
+        .headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == quoted);
+    let mut resp = if matches {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        json_response(StatusCode::OK, &json!({ "etag": tag }))
+    };
+    if let Ok(v) = HeaderValue::from_str(&quoted) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    let cache_control = param(req.query(), "cache_control");
+    let cache_control = cache_control.as_deref().unwrap_or("no-cache");
+    if let Ok(v) = HeaderValue::from_str(cache_control) {
+        resp.headers_mut().insert(header::CACHE_CONTROL, v);
+    }
+    resp
+}
+
+async fn compressed(req: &Req, coding: Coding) -> Handled {
+    let size = req.num("size", 256u64)?;
+    let body = compress::compressed_json(coding, size)
+        .await
+        .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+    let mut resp = with_type("application/json", Body::full(body));
+    resp.headers_mut().insert(
+        header::CONTENT_ENCODING,
+        HeaderValue::from_static(coding.as_str()),
+    );
+    Ok(resp)
+}
+
+async fn bomb(req: &Req) -> Handled {
+    let size = req.num("size", 1u64 << 30)?;
+    let coding = param(req.query(), "encoding");
+    let coding = Coding::parse(coding.as_deref().unwrap_or("gzip"))
+        .ok_or_else(|| bad_request("encoding must be gzip, deflate, br or zstd"))?;
+    let body = compress::bomb(coding, size)
+        .await
+        .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+    let mut resp = with_type("application/octet-stream", Body::full(body));
+    resp.headers_mut().insert(
+        header::CONTENT_ENCODING,
+        HeaderValue::from_static(coding.as_str()),
+    );
+    Ok(resp)
+}
+
+async fn echo(ctx: &ConnCtx, req: &Req) -> Handled {
+    let codings = req
+        .parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut body = req.body.to_vec();
+    if let Some(list) = &codings {
+        // Codings are listed in the order applied, so undo them last to first.
+        for name in list.split(',').rev().filter(|s| !s.trim().is_empty()) {
+            if name.trim().eq_ignore_ascii_case("identity") {
+                continue;
+            }
+            let coding = Coding::parse(name).ok_or_else(|| {
+                Reject::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    &format!("unknown content-encoding {name}"),
+                )
+            })?;
+            body = compress::decode(coding, &body).await.map_err(|e| {
+                bad_request(&format!(
+                    "request body is not valid {}: {e}",
+                    coding.as_str()
+                ))
+            })?;
+        }
+    }
+    let doc = json!({
+        "method": req.parts.method.as_str(),
+        "path": req.parts.uri.path(),
+        "query": req.query(),
+        "args": args_json(req.query()),
+        "version": format!("{:?}", req.parts.version),
+        "headers": headers_json(&req.parts.headers),
+        "body": String::from_utf8_lossy(&body),
+        "body_len": body.len(),
+        "raw_body_len": req.body.len(),
+        "content_encoding": codings,
+        "connection_id": ctx.stats.id,
+        "tls": ctx.tls,
+    });
+    Ok(json_response(StatusCode::OK, &doc))
+}
+
+/// Adds `value` under `key`, turning the entry into an array on the second value.
+fn push_multi(map: &mut Map<String, Value>, key: String, value: String) {
+    match map.get_mut(&key) {
+        None => {
+            map.insert(key, Value::String(value));
+        }
+        Some(Value::Array(values)) => values.push(Value::String(value)),
+        Some(first) => {
+            let first = first.take();
+            map.insert(key, Value::Array(vec![first, Value::String(value)]));
+        }
+    }
+}
+
+fn headers_json(headers: &HeaderMap) -> Value {
+    let mut map = Map::new();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        push_multi(&mut map, name.as_str().to_owned(), value);
+    }
+    Value::Object(map)
+}
+
+fn args_json(query: &str) -> Value {
+    let mut map = Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        push_multi(
+            &mut map,
+            decode_component(k).into_owned(),
+            decode_component(v).into_owned(),
+        );
+    }
+    Value::Object(map)
+}
+
+fn drip(req: &Req) -> Handled {
+    let total: u64 = req.num("bytes", 10)?;
+    let chunks: u64 = req.num("chunks", 10u64)?.clamp(1, total.max(1));
+    let delay = Duration::from_millis(req.num("delay_ms", 100)?);
+    let base = total / chunks;
+    let extra = total % chunks;
+    let sizes = (0..chunks).map(move |i| base + u64::from(i < extra));
+    let frames = stream::unfold(sizes, move |mut sizes| async move {
+        let n = sizes.next()?;
+        tokio::time::sleep(delay).await;
+        Some((Ok(Frame::data(pattern_slice(n))), sizes))
+    });
+    let body = if total == 0 {
+        Body::empty()
+    } else {
+        Body::stream(Box::pin(frames), Some(total))
+    };
+    Ok(with_type("application/octet-stream", body))
+}
+
+fn chunked_stream(req: &Req) -> Handled {
+    let chunks: u64 = req.num("chunks", 10)?;
+    let size: u64 = req.num("size", 1024)?;
+    let delay = Duration::from_millis(req.num("delay_ms", 0)?);
+    let frames = stream::unfold(0, move |i| async move {
+        if i == chunks {
+            return None;
+        }
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        Some((Ok(Frame::data(pattern_slice(size))), i + 1))
+    });
+    Ok(with_type(
+        "application/octet-stream",
+        Body::stream(Box::pin(frames), None),
+    ))
+}
+
+fn sse(req: &Req) -> Handled {
+    let events: u64 = req.num("events", 5)?;
+    let delay = Duration::from_millis(req.num("delay_ms", 0)?);
+    let frames = stream::unfold(0, move |i| async move {
+        if i == events {
+            return None;
+        }
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let event = format!("id: {i}\nevent: message\ndata: {{\"n\":{i}}}\n\n");
+        Some((Ok(Frame::data(Bytes::from(event))), i + 1))
+    });
+    let mut resp = with_type("text/event-stream", Body::stream(Box::pin(frames), None));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(resp)
+}
+
+/// `n` pattern bytes, at most 1 MiB.
+fn pattern_slice(n: u64) -> Bytes {
+    let n = usize::try_from(n)
+        .unwrap_or(usize::MAX)
+        .min(pattern().len());
+    pattern().slice(..n)
+}
+
+/// Sends the first half of `body` (with the full Content-Length), then aborts: the HTTP/1
+/// connection with a RST, or on HTTP/2 the stream (or the whole connection if `whole_conn`).
+fn reset_mid_body(ctx: Arc<ConnCtx>, body: &Bytes, h2: bool, whole_conn: bool) -> Body {
+    let len = body.len() as u64;
+    let first = body.slice(..body.len() / 2);
+    let frames = stream::unfold(Some(first), move |first| {
+        let ctx = ctx.clone();
+        async move {
+            if let Some(first) = first {
+                return Some((Ok(Frame::data(first)), None));
+            }
+            // Let hyper flush the first half before the abort discards its buffers.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if !h2 || whole_conn {
+                ctx.abort();
+            }
+            Some((Err(std::io::Error::other("reset_mid_body")), None))
+        }
+    });
+    Body::stream(Box::pin(frames), Some(len))
+}
+
+async fn scripted(
+    ctx: &Arc<ConnCtx>,
+    mut guard: RequestGuard,
+    reply: Reply,
+    h2: bool,
+) -> Result<Response<Body>, BoxError> {
+    if reply.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(reply.delay_ms)).await;
+    }
+    match reply.action {
+        Some(Action::Reset) => {
+            guard.finish();
+            if !h2 {
+                ctx.abort();
+            }
+            return Err("scripted reset".into());
+        }
+        Some(Action::Hang) => std::future::pending().await,
+        _ => {}
+    }
+    let body = match (&reply.body, reply.body_bytes) {
+        (Some(text), _) => Bytes::from(text.clone()),
+        (None, Some(n)) => pattern_slice(n as u64),
+        (None, None) if reply.action == Some(Action::ResetMidBody) => {
+            pattern_slice(DEFAULT_RESET_BYTES)
+        }
+        (None, None) => Bytes::new(),
+    };
+    let body = if reply.action == Some(Action::ResetMidBody) {
+        reset_mid_body(ctx.clone(), &body, h2, false)
+    } else {
+        Body::full(body)
+    };
+    let mut resp = Response::new(body.with_guard(guard));
+    *resp.status_mut() = StatusCode::from_u16(reply.status)?;
+    for (name, value) in &reply.headers {
+        resp.headers_mut().append(
+            HeaderName::from_bytes(name.as_bytes())?,
+            HeaderValue::from_str(value)?,
+        );
+    }
+    if reply.action == Some(Action::Close) {
+        if h2 {
+            ctx.close();
+        } else {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+    Ok(resp)
+}
+
+pub(crate) fn with_type(content_type: &'static str, body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+pub(crate) fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut resp = with_type("application/json", Body::full(value.to_string()));
+    *resp.status_mut() = status;
+    resp
+}
+
+pub(crate) fn bad_request(message: &str) -> Reject {
+    Reject::new(StatusCode::BAD_REQUEST, message)
+}
+
+/// The first value of `key` in a query string, percent-decoded.
+pub(crate) fn param<'a>(query: &'a str, key: &str) -> Option<Cow<'a, str>> {
+    query
+        .split('&')
+        .filter_map(|p| p.split_once('=').or(Some((p, ""))))
+        .find(|(k, _)| decode_component(k) == key)
+        .map(|(_, v)| decode_component(v))
+}
+
+/// Decodes `%XX` escapes and `+` (as space); malformed escapes are kept as they are.
+fn decode_component(s: &str) -> Cow<'_, str> {
+    if !s.contains(['%', '+']) {
+        return Cow::Borrowed(s);
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+            (b'+', _) => out.push(b' '),
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params_are_percent_decoded() {
+        let q = "url=http%3A%2F%2Fx%2Fa%20b&flag&n=5&bad=%zz+1";
+        assert_eq!(param(q, "url").as_deref(), Some("http://x/a b"));
+        assert_eq!(param(q, "flag").as_deref(), Some(""));
+        assert_eq!(param(q, "n").as_deref(), Some("5"));
+        assert_eq!(param(q, "bad").as_deref(), Some("%zz 1"));
+        assert_eq!(param(q, "missing"), None);
+    }
+}
