@@ -39,13 +39,16 @@ pub(crate) fn pattern_bytes(n: usize) -> Option<Bytes> {
 
 enum Kind {
     Full(Option<Bytes>),
-    /// `remaining` pattern bytes, sent in 64 KiB frames.
+    /// `remaining` more pattern bytes after `sent`, in 64 KiB frames.
     Pattern {
+        sent: u64,
         remaining: u64,
     },
+    /// `len` is the exact length when known; HTTP/1 stops polling once that much is sent.
     Stream {
         stream: FrameStream,
         len: Option<u64>,
+        sent: u64,
     },
 }
 
@@ -53,8 +56,8 @@ impl Kind {
     fn is_end_stream(&self) -> bool {
         match self {
             Kind::Full(b) => b.is_none(),
-            Kind::Pattern { remaining } => *remaining == 0,
-            Kind::Stream { .. } => false,
+            Kind::Pattern { remaining, .. } => *remaining == 0,
+            Kind::Stream { len, sent, .. } => *len == Some(*sent),
         }
     }
 }
@@ -85,7 +88,10 @@ impl Body {
     /// `n` pattern bytes.
     pub(crate) fn pattern(n: u64) -> Self {
         Self {
-            kind: Kind::Pattern { remaining: n },
+            kind: Kind::Pattern {
+                sent: 0,
+                remaining: n,
+            },
             guard: None,
         }
     }
@@ -93,7 +99,11 @@ impl Body {
     /// A streamed body; `len` is its exact length when known.
     pub(crate) fn stream(stream: FrameStream, len: Option<u64>) -> Self {
         Self {
-            kind: Kind::Stream { stream, len },
+            kind: Kind::Stream {
+                stream,
+                len,
+                sent: 0,
+            },
             guard: None,
         }
     }
@@ -122,18 +132,26 @@ impl http_body::Body for Body {
         let this = self.get_mut();
         let frame = match &mut this.kind {
             Kind::Full(b) => b.take().map(|b| Ok(Frame::data(b))),
-            Kind::Pattern { remaining } => {
+            Kind::Pattern { sent, remaining } => {
                 if *remaining == 0 {
                     None
                 } else {
-                    let n = (*remaining).min(CHUNK);
-                    *remaining -= n;
-                    Some(Ok(Frame::data(pattern().slice(..n as usize))))
+                    // The pattern repeats every 251 bytes: continue it where the last frame ended.
+                    let n = (*remaining).min(CHUNK) as usize;
+                    let start = (*sent % 251) as usize;
+                    *sent += n as u64;
+                    *remaining -= n as u64;
+                    Some(Ok(Frame::data(pattern().slice(start..start + n))))
                 }
             }
-            Kind::Stream { stream, .. } => match stream.as_mut().poll_next(cx) {
+            Kind::Stream { stream, sent, .. } => match stream.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(f) => f,
+                Poll::Ready(f) => {
+                    if let Some(Ok(data)) = f.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
+                        *sent += data.map_or(0, |d| d.len() as u64);
+                    }
+                    f
+                }
             },
         };
         match &frame {
@@ -151,8 +169,10 @@ impl http_body::Body for Body {
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Pattern { remaining } => SizeHint::with_exact(*remaining),
-            Kind::Stream { len: Some(n), .. } => SizeHint::with_exact(*n),
+            Kind::Pattern { remaining, .. } => SizeHint::with_exact(*remaining),
+            Kind::Stream {
+                len: Some(n), sent, ..
+            } => SizeHint::with_exact(n - sent),
             Kind::Stream { len: None, .. } => SizeHint::default(),
         }
     }

@@ -181,7 +181,13 @@ fn bytes(n: &str) -> Handled {
         Some(b) => Body::full(b),
         None => Body::pattern(n),
     };
-    Ok(with_type("application/octet-stream", body))
+    let mut resp = with_type("application/octet-stream", body);
+    if n == 0 {
+        // hyper's HTTP/2 side omits the length of an empty body; say it anyway, as HTTP/1 does.
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    }
+    Ok(resp)
 }
 
 fn status(n: &str) -> Handled {
