@@ -147,24 +147,177 @@ pub(crate) async fn compressed_json(coding: Coding, size: u64) -> io::Result<Byt
 /// A small body that decompresses to `size` zero bytes.
 pub(crate) async fn bomb(coding: Coding, size: u64) -> io::Result<Bytes> {
     cached((coding, size, true), || async move {
-        let handle = tokio::runtime::Handle::current();
-        // Gigabytes through an encoder take seconds of CPU: keep them off the workers.
-        tokio::task::spawn_blocking(move || {
-            handle.block_on(async {
-                let zeros = BufReader::with_capacity(256 * 1024, tokio::io::repeat(0).take(size));
-                let level = match coding {
-                    Coding::Br => Level::Precise(1),
-                    Coding::Zstd => Level::Precise(3),
-                    Coding::Gzip | Coding::Deflate => Level::Best,
-                };
-                encode_reader(coding, zeros, level).await
-            })
+        // Even spliced, a bomb takes CPU time: keep it off the workers.
+        tokio::task::spawn_blocking(move || match coding {
+            Coding::Gzip => spliced_gzip(size),
+            Coding::Deflate => spliced_zlib(size),
+            Coding::Br => match spliced_brotli(size)? {
+                Some(out) => Ok(out),
+                None => tokio::runtime::Handle::current().block_on(encode_zeros(coding, size)),
+            },
+            Coding::Zstd => Ok(rle_zstd(size)),
         })
         .await
         .map_err(io::Error::other)?
         .map(Bytes::from)
     })
     .await
+}
+
+/// Streams `size` zeros through the encoder, a buffer at a time.
+async fn encode_zeros(coding: Coding, size: u64) -> io::Result<Vec<u8>> {
+    let zeros = BufReader::with_capacity(1 << 20, tokio::io::repeat(0).take(size));
+    encode_reader(coding, zeros, Level::Fastest).await
+}
+
+/// A zstd frame of `size` zeros made of RLE blocks (RFC 8878 3.1.1.2), 4 bytes per 128 KiB.
+fn rle_zstd(size: u64) -> Vec<u8> {
+    const BLOCK: u64 = 128 * 1024;
+    // Magic; a descriptor with no content size, checksum or dictionary; a 128 KiB window.
+    let mut out = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, (17 - 10) << 3];
+    if size == 0 {
+        // One empty, last, raw block.
+        out.extend_from_slice(&[1, 0, 0]);
+        return out;
+    }
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(BLOCK);
+        left -= n;
+        let header = (n << 3) | (1 << 1) | u64::from(left == 0);
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.push(0);
+    }
+    out
+}
+
+/// Zeros are spliced in units of this many bytes.
+const SPLICE: usize = 1 << 20;
+
+/// A raw deflate stream of `size` zeros, built from a few compressed blocks.
+///
+/// Each block is ended with a sync flush, so it is byte-aligned and decodes the same
+/// anywhere after at least 32 KiB of zeros: the block for the second MiB is repeated.
+fn spliced_deflate(size: u64) -> io::Result<Vec<u8>> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let zeros = vec![0u8; SPLICE];
+    let mut c = Compress::new(Compression::best(), false);
+    let first = (size as usize).min(SPLICE);
+    let mut out = deflate_run(&mut c, &zeros[..first], FlushCompress::Sync)?;
+    let rest = size - first as u64;
+    let (repeats, remainder) = (rest / SPLICE as u64, (rest % SPLICE as u64) as usize);
+    if repeats > 0 {
+        let block = deflate_run(&mut c, &zeros, FlushCompress::Sync)?;
+        out.reserve(block.len() * repeats as usize);
+        for _ in 0..repeats {
+            out.extend_from_slice(&block);
+        }
+    }
+    out.extend(deflate_run(
+        &mut c,
+        &zeros[..remainder],
+        FlushCompress::Sync,
+    )?);
+    out.extend(deflate_run(&mut c, &[], FlushCompress::Finish)?);
+    Ok(out)
+}
+
+/// Compresses all of `input`, then completes `flush`.
+fn deflate_run(
+    c: &mut flate2::Compress,
+    mut input: &[u8],
+    flush: flate2::FlushCompress,
+) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(16 * 1024);
+    loop {
+        if out.capacity() - out.len() < 1024 {
+            out.reserve(out.capacity());
+        }
+        let before = c.total_in();
+        let status = c
+            .compress_vec(input, &mut out, flush)
+            .map_err(io::Error::other)?;
+        input = &input[usize::try_from(c.total_in() - before).map_err(io::Error::other)?..];
+        let room_left = out.len() < out.capacity();
+        if status == flate2::Status::StreamEnd
+            || (input.is_empty() && room_left && flush != flate2::FlushCompress::Finish)
+        {
+            return Ok(out);
+        }
+    }
+}
+
+/// CRC-32 of `size` zeros, by doubling, without reading them.
+fn crc_of_zeros(size: u64) -> u32 {
+    let zeros = vec![0u8; SPLICE];
+    let mut total = crc32fast::Hasher::new();
+    let mut power = crc32fast::Hasher::new();
+    power.update(&zeros);
+    let mut units = size / SPLICE as u64;
+    while units > 0 {
+        if units & 1 == 1 {
+            total.combine(&power);
+        }
+        let same = power.clone();
+        power.combine(&same);
+        units >>= 1;
+    }
+    let mut tail = crc32fast::Hasher::new();
+    tail.update(&zeros[..(size % SPLICE as u64) as usize]);
+    total.combine(&tail);
+    total.finalize()
+}
+
+/// A brotli stream of `size` zeros, spliced like [`spliced_deflate`] from flushed
+/// meta-blocks; `None` if the encoder's output for successive MiBs differs (no steady state).
+fn spliced_brotli(size: u64) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Write;
+    let zeros = vec![0u8; SPLICE];
+    let mut w = brotli::CompressorWriter::new(Vec::new(), 64 * 1024, 5, 22);
+    let first = (size as usize).min(SPLICE);
+    w.write_all(&zeros[..first])?;
+    w.flush()?;
+    let mut out = w.get_ref().clone();
+    let rest = size - first as u64;
+    let (repeats, remainder) = (rest / SPLICE as u64, (rest % SPLICE as u64) as usize);
+    if repeats > 0 {
+        let mut blocks = Vec::new();
+        for _ in 0..2 {
+            let start = w.get_ref().len();
+            w.write_all(&zeros)?;
+            w.flush()?;
+            blocks.push(w.get_ref()[start..].to_vec());
+        }
+        if blocks[0] != blocks[1] {
+            return Ok(None);
+        }
+        out.reserve(blocks[0].len() * repeats as usize);
+        for _ in 0..repeats {
+            out.extend_from_slice(&blocks[0]);
+        }
+    }
+    let start = w.get_ref().len();
+    w.write_all(&zeros[..remainder])?;
+    let end = w.into_inner();
+    out.extend_from_slice(&end[start..]);
+    Ok(Some(out))
+}
+
+fn spliced_gzip(size: u64) -> io::Result<Vec<u8>> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 0xff];
+    out.extend(spliced_deflate(size)?);
+    out.extend_from_slice(&crc_of_zeros(size).to_le_bytes());
+    out.extend_from_slice(&(size as u32).to_le_bytes());
+    Ok(out)
+}
+
+fn spliced_zlib(size: u64) -> io::Result<Vec<u8>> {
+    let mut out = vec![0x78, 0xda];
+    out.extend(spliced_deflate(size)?);
+    // Adler-32 of zeros: the low sum stays 1, the high sum grows by 1 per byte.
+    let high = (size % 65521) as u32;
+    out.extend_from_slice(&((high << 16) | 1).to_be_bytes());
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -180,6 +333,43 @@ mod tests {
             assert!(packed.len() < 1000, "{coding:?}");
             assert_eq!(decode(coding, &packed).await.unwrap(), doc);
         }
+    }
+
+    #[tokio::test]
+    async fn spliced_bombs_inflate_exactly() {
+        for size in [0, 1, 1000, SPLICE as u64, 3 * SPLICE as u64 + 12_345] {
+            let gz = spliced_gzip(size).unwrap();
+            let out = decode(Coding::Gzip, &gz).await.unwrap();
+            assert!(
+                out.len() as u64 == size && out.iter().all(|b| *b == 0),
+                "gzip {size}"
+            );
+            let z = spliced_zlib(size).unwrap();
+            let mut d = codec::ZlibDecoder::new(&z[..]);
+            let mut out = Vec::new();
+            d.read_to_end(&mut out).await.unwrap();
+            assert!(
+                out.len() as u64 == size && out.iter().all(|b| *b == 0),
+                "zlib {size}"
+            );
+        }
+        for size in [0, 1000, 3 * SPLICE as u64 + 12_345] {
+            let br = spliced_brotli(size).unwrap().expect("steady state");
+            let out = decode(Coding::Br, &br).await.unwrap();
+            assert!(
+                out.len() as u64 == size && out.iter().all(|b| *b == 0),
+                "br {size}"
+            );
+        }
+        for size in [0, 1, 128 * 1024, 3 * SPLICE as u64 + 12_345] {
+            let out = decode(Coding::Zstd, &rle_zstd(size)).await.unwrap();
+            assert!(
+                out.len() as u64 == size && out.iter().all(|b| *b == 0),
+                "zstd {size}"
+            );
+        }
+        let crc = crc32fast::hash(&vec![0u8; 5 * SPLICE + 7]);
+        assert_eq!(crc_of_zeros(5 * SPLICE as u64 + 7), crc);
     }
 
     #[test]
