@@ -165,12 +165,17 @@ async fn serve<I>(
     });
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
+    let mut close_all = ctx.shared.close_all.subscribe();
     let mut closing = false;
     loop {
         tokio::select! {
             _ = conn.as_mut() => return,
             () = ctx.abort_now.notified() => return,
             () = ctx.close.notified(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            Ok(()) = close_all.changed(), if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }

@@ -1,7 +1,8 @@
 //! The control API, served on its own port so control traffic never touches the counters.
 //!
 //! `GET /_control/counters`, `POST /_control/reset`, `POST /_control/script`,
-//! `GET /_control/requests`, `GET|POST /_control/dns`, `GET /_control/info`.
+//! `GET /_control/requests`, `POST /_control/close_connections`, `GET|POST /_control/dns`,
+//! `GET /_control/info`.
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -99,6 +100,10 @@ async fn handle(control: &Control, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, "/_control/reset") => {
             shared.reset();
             control.dns.reset_queries();
+            ok()
+        }
+        (&Method::POST, "/_control/close_connections") => {
+            shared.close_connections();
             ok()
         }
         (&Method::POST, "/_control/script") => match serde_json::from_slice::<ScriptBody>(&body) {

@@ -70,6 +70,8 @@ pub(crate) struct Shared {
     pub(crate) log: RequestLog,
     /// Cloned into every connection task; graceful shutdown waits for the clones to go.
     pub(crate) live: Arc<()>,
+    /// Bumped to close every open connection gracefully.
+    pub(crate) close_all: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -77,6 +79,10 @@ impl Shared {
         self.stats.reset();
         self.scripts.clear();
         self.log.clear();
+    }
+
+    fn close_connections(&self) {
+        self.close_all.send_modify(|n| *n += 1);
     }
 }
 
@@ -87,6 +93,7 @@ pub struct TestServer {
     addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
     bad_tls_addr: Option<SocketAddr>,
+    mtls_addr: Option<SocketAddr>,
     control_addr: SocketAddr,
     silent_addr: SocketAddr,
     blackhole_addr: SocketAddr,
@@ -121,6 +128,7 @@ impl TestServer {
             scripts: script::Scripts::default(),
             log: RequestLog::new(opts.request_log_capacity),
             live: Arc::new(()),
+            close_all: watch::Sender::new(0),
             opts,
         });
         let mut tasks = Vec::new();
@@ -134,22 +142,36 @@ impl TestServer {
             phase_rx.clone(),
         )));
 
-        let (pki, tls_addr, bad_tls_addr) = if shared.opts.tls {
+        let (pki, tls_addrs) = if shared.opts.tls {
             let pki = tls::Pki::generate()?;
             let mut addrs = Vec::new();
-            for cfg in [pki.good.clone(), pki.bad.clone()] {
+            for cfg in [pki.good.clone(), pki.bad.clone(), pki.mtls.clone()] {
                 let listener = bind().await?;
-                addrs.push(listener.local_addr()?);
+                let addr = listener.local_addr()?;
+                addrs.push(addr);
+                let acceptor = TlsAcceptor::from(cfg);
                 tasks.push(tokio::spawn(conn::accept_loop(
                     shared.clone(),
                     listener,
-                    Some(TlsAcceptor::from(cfg)),
+                    Some(acceptor.clone()),
                     phase_rx.clone(),
                 )));
+                // TLS URLs say "localhost", which often resolves to ::1 first: listen there
+                // too when the port is free, so clients that try only one address work.
+                if let Ok(v6) =
+                    TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, addr.port())).await
+                {
+                    tasks.push(tokio::spawn(conn::accept_loop(
+                        shared.clone(),
+                        v6,
+                        Some(acceptor),
+                        phase_rx.clone(),
+                    )));
+                }
             }
-            (Some(pki), Some(addrs[0]), Some(addrs[1]))
+            (Some(pki), addrs)
         } else {
-            (None, None, None)
+            (None, Vec::new())
         };
 
         let silent = bind().await?;
@@ -168,8 +190,9 @@ impl TestServer {
         let mut server = TestServer {
             shared: shared.clone(),
             addr,
-            tls_addr,
-            bad_tls_addr,
+            tls_addr: tls_addrs.first().copied(),
+            bad_tls_addr: tls_addrs.get(1).copied(),
+            mtls_addr: tls_addrs.get(2).copied(),
             control_addr,
             silent_addr,
             blackhole_addr,
@@ -228,6 +251,41 @@ impl TestServer {
     /// `https://localhost:PORT{path}` on the bad-TLS port: every verifying client must fail.
     pub fn bad_tls_url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.bad_tls_addr().port())
+    }
+
+    /// The TLS port that requires a client certificate signed by the CA
+    /// ([`TestServer::client_cert_pem`] is one).
+    ///
+    /// # Panics
+    ///
+    /// If the server was started with `tls: false`.
+    pub fn mtls_addr(&self) -> SocketAddr {
+        self.mtls_addr.expect("TestServer started without TLS")
+    }
+
+    /// `https://localhost:PORT{path}` on the mTLS port.
+    pub fn mtls_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.mtls_addr().port())
+    }
+
+    /// A client certificate (PEM) the mTLS port accepts.
+    pub fn client_cert_pem(&self) -> &str {
+        &self.pki().client_cert_pem
+    }
+
+    /// The PKCS#8 private key (PEM) of [`TestServer::client_cert_pem`].
+    pub fn client_key_pem(&self) -> &str {
+        &self.pki().client_key_pem
+    }
+
+    /// Temp files holding the client certificate and its key, in that order.
+    pub fn client_cert_paths(&self) -> (&Path, &Path) {
+        let pki = self.pki();
+        (&pki.client_cert_path, &pki.client_key_path)
+    }
+
+    fn pki(&self) -> &tls::Pki {
+        self.pki.as_ref().expect("TestServer started without TLS")
     }
 
     /// The PEM of the CA that signed the TLS port's certificate.
@@ -300,6 +358,12 @@ impl TestServer {
         self.dns.reset_queries();
     }
 
+    /// Closes every open connection gracefully: idle HTTP/1 connections at once, busy ones
+    /// after their response, HTTP/2 with GOAWAY. Pooled clients then hold stale connections.
+    pub fn close_connections(&self) {
+        self.shared.close_connections();
+    }
+
     /// Queues `replies` for the next requests to `path` (or to `path?query`, matched exactly).
     pub fn script(&self, path: &str, replies: Vec<Reply>) {
         self.shared.scripts.set(path, replies);
@@ -318,7 +382,10 @@ impl TestServer {
             "https": tls(&|| self.tls_url("")),
             "bad_tls": tls(&|| self.bad_tls_url("")),
             "control": format!("http://{}", self.control_addr),
+            "mtls": tls(&|| self.mtls_url("")),
             "ca": self.pki.as_ref().map(|p| p.ca_path.display().to_string()),
+            "client_cert": self.pki.as_ref().map(|p| p.client_cert_path.display().to_string()),
+            "client_key": self.pki.as_ref().map(|p| p.client_key_path.display().to_string()),
             "dns": self.dns.addr().to_string(),
             "blackhole": self.blackhole_addr.to_string(),
             "silent": self.silent_addr.to_string(),

@@ -57,6 +57,8 @@ struct Req {
     parts: http::request::Parts,
     body: Bytes,
     h2: bool,
+    /// For `/upload`: the body's length and CRC-32, counted as it streamed by.
+    upload: Option<(u64, u32)>,
 }
 
 impl Req {
@@ -85,7 +87,11 @@ pub(crate) async fn handle(
         guard.finish();
     }
     let (parts, body) = req.into_parts();
+    let mut upload = None;
     let body = if body.is_end_stream() {
+        Bytes::new()
+    } else if parts.uri.path() == "/upload" {
+        upload = Some(consume(body).await?);
         Bytes::new()
     } else {
         body.collect().await?.to_bytes()
@@ -97,7 +103,7 @@ pub(crate) async fn handle(
             uri: parts.uri.clone(),
             version: parts.version,
             headers: parts.headers.clone(),
-            body_len: body.len() as u64,
+            body_len: upload.map_or(body.len() as u64, |(n, _)| n),
             connection_id: ctx.stats.id,
             tls: ctx.tls,
         });
@@ -106,7 +112,12 @@ pub(crate) async fn handle(
     if let Some(reply) = shared.scripts.take(parts.uri.path(), path_and_query) {
         return scripted(&ctx, guard, reply, h2).await;
     }
-    let req = Req { parts, body, h2 };
+    let req = Req {
+        parts,
+        body,
+        h2,
+        upload,
+    };
     let resp = route(&ctx, &req)
         .await
         .unwrap_or_else(Reject::into_response);
@@ -141,6 +152,13 @@ async fn route(ctx: &Arc<ConnCtx>, req: &Req) -> Handled {
             Body::full(Bytes::from_static(JSON_DOC.as_bytes())),
         )),
         "/echo" => echo(ctx, req).await,
+        "/upload" => {
+            let (len, crc) = req.upload.unwrap_or((0, 0));
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({ "body_len": len, "crc32": crc }),
+            ))
+        }
         "/headers" => Ok(json_response(
             StatusCode::OK,
             &json!({ "headers": headers_json(&req.parts.headers) }),
@@ -172,6 +190,19 @@ async fn route(ctx: &Arc<ConnCtx>, req: &Req) -> Handled {
 }
 
 const JSON_DOC: &str = r#"{"name":"wirecore","kind":"test document","ok":true,"n":42,"items":[1,2,3],"nested":{"a":"b","pi":3.14159}}"#;
+
+/// Reads a request body without keeping it: (length, CRC-32).
+async fn consume(mut body: Incoming) -> Result<(u64, u32), hyper::Error> {
+    let mut len = 0;
+    let mut crc = crc32fast::Hasher::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            len += data.len() as u64;
+            crc.update(&data);
+        }
+    }
+    Ok((len, crc.finalize()))
+}
 
 fn bytes(n: &str) -> Handled {
     let n: u64 = n
@@ -345,6 +376,9 @@ async fn echo(ctx: &ConnCtx, req: &Req) -> Handled {
         "query": req.query(),
         "args": args_json(req.query()),
         "version": format!("{:?}", req.parts.version),
+        // HTTP/2 carries the host in :authority, not in a header.
+        "host": req.parts.headers.get(header::HOST).and_then(|h| h.to_str().ok())
+            .or_else(|| req.parts.uri.authority().map(http::uri::Authority::as_str)),
         "headers": headers_json(&req.parts.headers),
         "body": String::from_utf8_lossy(&body),
         "body_len": body.len(),

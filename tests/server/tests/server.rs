@@ -734,3 +734,81 @@ fn binary_prints_addresses_and_exits_on_stdin_eof() {
         "CA file removed on exit"
     );
 }
+
+#[tokio::test]
+async fn mtls_port_requires_the_client_certificate() {
+    let s = server().await;
+    let stream = support::tls_stream(s.mtls_addr(), support::mtls_config(&s, Proto::H2))
+        .await
+        .unwrap();
+    let mut c = support::conn_over(stream, Proto::H2).await;
+    assert_eq!(c.get("/json").await.status, 200);
+
+    // Without a certificate the handshake (or, in TLS 1.3, the first read) fails.
+    let cfg = support::tls_config(s.ca_pem(), Proto::H1);
+    if let Ok(stream) = support::tls_stream(s.mtls_addr(), cfg).await {
+        let mut c = support::conn_over(stream, Proto::H1).await;
+        assert!(c.request(get("/json")).await.is_err());
+    }
+    let (cert, key) = s.client_cert_paths();
+    assert!(
+        std::fs::read_to_string(cert)
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    assert!(
+        std::fs::read_to_string(key)
+            .unwrap()
+            .contains("PRIVATE KEY")
+    );
+}
+
+#[tokio::test]
+async fn tls_port_listens_on_ipv6_loopback_too() {
+    let s = server().await;
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, s.tls_addr().port()));
+    if TcpStream::connect(v6).await.is_ok() {
+        let stream = support::tls_stream(v6, support::tls_config(s.ca_pem(), Proto::H1))
+            .await
+            .unwrap();
+        let mut c = support::conn_over(stream, Proto::H1).await;
+        assert_eq!(c.get("/json").await.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn close_connections_leaves_pooled_clients_stale() {
+    let s = server().await;
+    let mut h1 = plain(s.addr(), Proto::H1).await;
+    let mut h2 = plain(s.addr(), Proto::H2).await;
+    h1.get("/json").await;
+    h2.get("/json").await;
+    s.close_connections();
+    let n = s
+        .wait_for(Duration::from_secs(2), |c| c.connections_active == 0)
+        .await;
+    assert_eq!(n.connections_closed, 2);
+    assert!(h1.request(get("/json")).await.is_err());
+    assert!(h2.request(get("/json")).await.is_err());
+    // New connections are served as usual.
+    assert_eq!(
+        plain(s.addr(), Proto::H1).await.get("/json").await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn upload_streams_and_echo_reports_the_host() {
+    let s = server().await;
+    let mut c = plain(s.addr(), Proto::H2).await;
+    let body = pattern(3 << 20);
+    let r = c
+        .request(post("/upload", body.clone()))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(r["body_len"], 3 << 20);
+    assert_eq!(r["crc32"], crc32fast::hash(&body));
+    assert_eq!(s.requests()[0].body_len, 3 << 20);
+    assert_eq!(c.get("/echo").await.json()["host"], "localhost");
+}

@@ -91,6 +91,39 @@ pub fn tls_config(ca_pem: &str, proto: Proto) -> Arc<ClientConfig> {
     Arc::new(cfg)
 }
 
+/// Like [`tls_config`], presenting the server's client certificate.
+pub fn mtls_config(server: &TestServer, proto: Proto) -> Arc<ClientConfig> {
+    use rustls_pki_types::PrivateKeyDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(server.ca_pem().as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let chain = CertificateDer::pem_slice_iter(server.client_cert_pem().as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(server.client_key_pem().as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    cfg.alpn_protocols = vec![match proto {
+        Proto::H1 => b"http/1.1".to_vec(),
+        Proto::H2 => b"h2".to_vec(),
+    }];
+    Arc::new(cfg)
+}
+
+/// A connection over an established stream.
+pub async fn conn_over<IO>(io: IO, proto: Proto) -> Conn
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    over(io, proto).await
+}
+
 pub async fn tls_stream(
     addr: SocketAddr,
     cfg: Arc<ClientConfig>,
