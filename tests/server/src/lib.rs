@@ -101,6 +101,8 @@ pub struct TestServer {
     dns: DnsServer,
     phase: watch::Sender<Phase>,
     tasks: Vec<JoinHandle<()>>,
+    /// The server's own runtime, when started with [`TestServer::start_blocking`].
+    runtime: Option<tokio::runtime::Runtime>,
     /// Keeps the blackhole's listener and the connections filling its queue alive.
     _blackhole: (socket2::Socket, Vec<TcpStream>),
 }
@@ -200,6 +202,7 @@ impl TestServer {
             dns: dns.clone(),
             phase,
             tasks,
+            runtime: None,
             _blackhole: (blackhole, fillers),
         };
         let control = Arc::new(control::Control {
@@ -212,6 +215,19 @@ impl TestServer {
             control_listener,
             phase_rx,
         )));
+        Ok(server)
+    }
+
+    /// Starts the server on a runtime of its own (two worker threads), for synchronous tests
+    /// or tests whose runtime ends before the server should.
+    pub fn start_blocking(opts: Options) -> std::io::Result<TestServer> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("wirecore-testserver")
+            .enable_all()
+            .build()?;
+        let mut server = runtime.block_on(Self::start(opts))?;
+        server.runtime = Some(runtime);
         Ok(server)
     }
 
@@ -392,10 +408,10 @@ impl TestServer {
         })
     }
 
-    /// Stops accepting, lets in-flight requests finish (up to 5 s), then stops.
+    /// Stops accepting, lets in-flight requests finish (up to 2 s), then stops.
     pub async fn shutdown(self) {
         self.phase.send_replace(Phase::Draining);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         while Arc::strong_count(&self.shared.live) > 1 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -407,6 +423,10 @@ impl Drop for TestServer {
         // Dropping `phase` ends every connection task; the accept loops are aborted here.
         for t in &self.tasks {
             t.abort();
+        }
+        if let Some(rt) = self.runtime.take() {
+            // Never blocks, so dropping the server inside async code is fine.
+            rt.shutdown_background();
         }
     }
 }

@@ -812,3 +812,20 @@ async fn upload_streams_and_echo_reports_the_host() {
     assert_eq!(s.requests()[0].body_len, 3 << 20);
     assert_eq!(c.get("/echo").await.json()["host"], "localhost");
 }
+
+#[test]
+fn start_blocking_serves_without_a_caller_runtime() {
+    use std::io::{Read, Write};
+    let s = TestServer::start_blocking(Options {
+        tls: false,
+        ..Options::default()
+    })
+    .unwrap();
+    let mut tcp = std::net::TcpStream::connect(s.addr()).unwrap();
+    tcp.write_all(b"GET /bytes/5 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = Vec::new();
+    tcp.read_to_end(&mut resp).unwrap();
+    assert!(resp.starts_with(b"HTTP/1.1 200") && resp.ends_with(&[0, 1, 2, 3, 4]));
+    assert_eq!(s.counters().requests, 1);
+}
