@@ -1,0 +1,407 @@
+//! Request and response bodies: `Bytes` end to end, no copy unless a decoder must produce one.
+//!
+//! A response body owns its pool lease: reading it to the end returns the connection to the
+//! pool; dropping it early closes an HTTP/1.1 connection (it is never reused half-read).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+use crate::error::{BoxError, Error, ErrorKind};
+use crate::metrics::Metrics;
+use crate::pool::Lease;
+
+type BoxStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+type BoxBody = Pin<Box<dyn HttpBody<Data = Bytes, Error = BoxError> + Send>>;
+
+/// A request body: bytes (replayable for redirects and retries) or a stream.
+pub struct RequestBody {
+    pub(crate) kind: ReqKind,
+}
+
+pub(crate) enum ReqKind {
+    Empty,
+    Full(Bytes),
+    Stream(BoxBody),
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            ReqKind::Empty => f.write_str("RequestBody::Empty"),
+            ReqKind::Full(b) => write!(f, "RequestBody::Full({} bytes)", b.len()),
+            ReqKind::Stream(_) => f.write_str("RequestBody::Stream"),
+        }
+    }
+}
+
+impl Default for RequestBody {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl RequestBody {
+    /// No body.
+    pub fn empty() -> Self {
+        Self {
+            kind: ReqKind::Empty,
+        }
+    }
+
+    /// A body from a stream of byte chunks (sent chunked on HTTP/1.1; never replayed).
+    pub fn wrap_stream<S, E>(stream: S) -> Self
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        use futures_util::TryStreamExt;
+        let body = http_body_util::StreamBody::new(stream.map_ok(Frame::data).map_err(Into::into));
+        Self {
+            kind: ReqKind::Stream(Box::pin(body)),
+        }
+    }
+
+    /// A body from any `http_body::Body`.
+    pub fn wrap<B>(body: B) -> Self
+    where
+        B: HttpBody + Send + 'static,
+        B::Data: Into<Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        use http_body_util::BodyExt;
+        if body.is_end_stream() {
+            return Self::empty();
+        }
+        let body = body
+            .map_frame(|f| f.map_data(Into::into))
+            .map_err(Into::into);
+        Self {
+            kind: ReqKind::Stream(Box::pin(body)),
+        }
+    }
+
+    /// The bytes, if this body is in memory.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match &self.kind {
+            ReqKind::Empty => Some(&[]),
+            ReqKind::Full(b) => Some(b),
+            ReqKind::Stream(_) => None,
+        }
+    }
+
+    /// A copy sharing the same bytes, unless this is a stream.
+    pub fn try_clone(&self) -> Option<Self> {
+        match &self.kind {
+            ReqKind::Empty => Some(Self::empty()),
+            ReqKind::Full(b) => Some(Self::from(b.clone())),
+            ReqKind::Stream(_) => None,
+        }
+    }
+
+    pub(crate) fn len(&self) -> Option<u64> {
+        match &self.kind {
+            ReqKind::Empty => Some(0),
+            ReqKind::Full(b) => Some(b.len() as u64),
+            ReqKind::Stream(s) => s.size_hint().exact(),
+        }
+    }
+}
+
+impl From<Bytes> for RequestBody {
+    fn from(b: Bytes) -> Self {
+        if b.is_empty() {
+            Self::empty()
+        } else {
+            Self {
+                kind: ReqKind::Full(b),
+            }
+        }
+    }
+}
+
+impl From<Vec<u8>> for RequestBody {
+    fn from(v: Vec<u8>) -> Self {
+        Bytes::from(v).into()
+    }
+}
+
+impl From<String> for RequestBody {
+    fn from(s: String) -> Self {
+        Bytes::from(s).into()
+    }
+}
+
+impl From<&'static str> for RequestBody {
+    fn from(s: &'static str) -> Self {
+        Bytes::from_static(s.as_bytes()).into()
+    }
+}
+
+impl From<&'static [u8]> for RequestBody {
+    fn from(s: &'static [u8]) -> Self {
+        Bytes::from_static(s).into()
+    }
+}
+
+impl HttpBody for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match &mut this.kind {
+            ReqKind::Empty => Poll::Ready(None),
+            ReqKind::Full(_) => {
+                let ReqKind::Full(b) = std::mem::replace(&mut this.kind, ReqKind::Empty) else {
+                    return Poll::Ready(None);
+                };
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
+            ReqKind::Stream(s) => s.as_mut().poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            ReqKind::Empty => true,
+            ReqKind::Full(b) => b.is_empty(),
+            ReqKind::Stream(s) => s.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            ReqKind::Empty => SizeHint::with_exact(0),
+            ReqKind::Full(b) => SizeHint::with_exact(b.len() as u64),
+            ReqKind::Stream(s) => s.size_hint(),
+        }
+    }
+}
+
+/// A streaming response body. Implements `http_body::Body`; see also
+/// [`Response::chunk`](crate::Response::chunk).
+pub struct Body {
+    source: Source,
+    lease: Option<Lease>,
+    meter: Option<Meter>,
+    limit: u64,
+    seen: u64,
+    deadline: Option<(Pin<Box<Sleep>>, u64)>,
+    idle: Option<(Pin<Box<Sleep>>, Duration)>,
+}
+
+enum Source {
+    Done,
+    Incoming(hyper::body::Incoming),
+    Decoded(BoxStream),
+}
+
+/// Counts wire bytes and decoded bytes into the client's metrics.
+#[derive(Clone)]
+pub(crate) struct Meter {
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Body")
+            .field("read", &self.seen)
+            .field("done", &matches!(self.source, Source::Done))
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct BodyLimits {
+    pub(crate) max_bytes: u64,
+    pub(crate) deadline: Option<(Instant, u64)>,
+    pub(crate) read_idle: Option<Duration>,
+}
+
+impl Body {
+    pub(crate) fn incoming(
+        incoming: hyper::body::Incoming,
+        lease: Lease,
+        decoder: Option<crate::config::Encoding>,
+        meter: Meter,
+        limits: &BodyLimits,
+    ) -> Self {
+        let mut lease = Some(lease);
+        let source = if incoming.is_end_stream() {
+            if let Some(l) = lease.take() {
+                l.release();
+            }
+            Source::Done
+        } else if let Some(enc) = decoder {
+            let wire = meter.metrics.clone();
+            Source::Decoded(crate::compress::decode(incoming, enc, wire))
+        } else {
+            Source::Incoming(incoming)
+        };
+        Self {
+            source,
+            lease,
+            meter: Some(meter),
+            limit: limits.max_bytes,
+            seen: 0,
+            deadline: limits
+                .deadline
+                .map(|(at, ms)| (Box::pin(tokio::time::sleep_until(at)), ms)),
+            idle: limits
+                .read_idle
+                .map(|d| (Box::pin(tokio::time::sleep(d)), d)),
+        }
+    }
+
+    /// Bytes of body read so far (after decoding).
+    pub fn bytes_read(&self) -> u64 {
+        self.seen
+    }
+
+    fn finish(&mut self) {
+        self.source = Source::Done;
+        if let Some(l) = self.lease.take() {
+            l.release();
+        }
+    }
+
+    fn fail(&mut self, e: Error) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        self.source = Source::Done;
+        // Dropping the lease of a half-read body retires the connection.
+        self.lease = None;
+        Poll::Ready(Some(Err(e)))
+    }
+
+    fn poll_source(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
+        loop {
+            let polled = match &mut self.source {
+                Source::Done => return Poll::Ready(None),
+                Source::Incoming(inc) => match ready!(Pin::new(inc).poll_frame(cx)) {
+                    None => None,
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(d) => {
+                            if let Some(m) = &self.meter {
+                                m.metrics.bytes_received.fetch_add(d.len() as u64, Relaxed);
+                            }
+                            Some(Ok(d))
+                        }
+                        // Trailers: skip.
+                        Err(_) => continue,
+                    },
+                    Some(Err(e)) => {
+                        let kind = if e.is_timeout() {
+                            ErrorKind::TimeoutRead
+                        } else {
+                            ErrorKind::Io
+                        };
+                        Some(Err(Error::new(kind, "response body failed").with_source(e)))
+                    }
+                },
+                Source::Decoded(s) => match ready!(s.as_mut().poll_next(cx)) {
+                    None => None,
+                    Some(Ok(d)) => Some(Ok(d)),
+                    Some(Err(e)) => Some(Err(crate::compress::classify(e))),
+                },
+            };
+            return Poll::Ready(polled);
+        }
+    }
+}
+
+impl HttpBody for Body {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = &mut *self;
+        if matches!(this.source, Source::Done) {
+            return Poll::Ready(None);
+        }
+        if let Some((sleep, ms)) = &mut this.deadline
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            let ms = *ms;
+            return this.fail(crate::error::timeout(
+                ErrorKind::TimeoutTotal,
+                "request",
+                ms,
+            ));
+        }
+        match this.poll_source(cx) {
+            Poll::Pending => {
+                if let Some((sleep, d)) = &mut this.idle
+                    && sleep.as_mut().poll(cx).is_ready()
+                {
+                    let ms = d.as_millis() as u64;
+                    return this.fail(crate::error::timeout(
+                        ErrorKind::TimeoutRead,
+                        "reading the response body",
+                        ms,
+                    ));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(None) => {
+                this.finish();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => this.fail(e),
+            Poll::Ready(Some(Ok(data))) => {
+                this.seen += data.len() as u64;
+                if let Some(m) = &this.meter {
+                    m.metrics
+                        .bytes_decoded
+                        .fetch_add(data.len() as u64, Relaxed);
+                }
+                if this.limit > 0 && this.seen > this.limit {
+                    let limit = this.limit;
+                    return this.fail(Error::new(
+                        ErrorKind::BodyTooLarge,
+                        format!("response body exceeds limits.max_response_body_bytes ({limit})"),
+                    ));
+                }
+                if let Some((sleep, d)) = &mut this.idle {
+                    sleep.as_mut().reset(Instant::now() + *d);
+                }
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.source, Source::Done)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.source {
+            Source::Done => SizeHint::with_exact(0),
+            Source::Incoming(i) => i.size_hint(),
+            Source::Decoded(_) => SizeHint::default(),
+        }
+    }
+}
+
+impl Stream for Body {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match ready!(self.poll_frame(cx)) {
+            None => Poll::Ready(None),
+            Some(Ok(f)) => Poll::Ready(Some(Ok(f.into_data().unwrap_or_default()))),
+            Some(Err(e)) => Poll::Ready(Some(Err(e))),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The connector: DNS cache → TCP (Happy Eyeballs) → TLS (rustls, ALPN).
+//!
+//! Each phase has its own deadline and its own error code, and reports its duration so a
+//! response can say where its time went.
+
+mod dns;
+mod tcp;
+mod tls;
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::error::{Error, ErrorKind};
+use crate::metrics::Metrics;
+use crate::pool::Origin;
+
+pub(crate) use dns::DnsCache;
+
+/// A connected byte stream, plain or TLS.
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// What a new connection cost, phase by phase.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ConnectTimings {
+    pub(crate) dns: Duration,
+    pub(crate) connect: Duration,
+    pub(crate) tls: Duration,
+}
+
+pub(crate) struct Connected {
+    pub(crate) stream: Stream,
+    pub(crate) h2: bool,
+    pub(crate) timings: ConnectTimings,
+}
+
+#[derive(Clone)]
+pub(crate) struct Connector {
+    dns: DnsCache,
+    tcp: crate::config::TcpConfig,
+    tls: Option<tokio_rustls::TlsConnector>,
+    connect_ms: u64,
+    tls_ms: u64,
+    pub(crate) prior_knowledge: bool,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("dns", &self.dns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    pub(crate) fn new(cfg: &Config, metrics: Arc<Metrics>) -> Result<Self, Error> {
+        let tls = tls::client_config(&cfg.tls, cfg.http2.enabled)?;
+        Ok(Self {
+            dns: DnsCache::new(&cfg.dns, metrics)?,
+            tcp: cfg.tcp.clone(),
+            tls: Some(tokio_rustls::TlsConnector::from(Arc::new(tls))),
+            connect_ms: cfg.timeouts.connect_ms,
+            tls_ms: cfg.timeouts.tls_handshake_ms,
+            prior_knowledge: cfg.http2.prior_knowledge,
+        })
+    }
+
+    pub(crate) async fn connect(&self, origin: &Origin) -> Result<Connected, Error> {
+        let t0 = Instant::now();
+        let addrs = self.dns.resolve(&origin.host).await?;
+        let dns = t0.elapsed();
+        let t1 = Instant::now();
+        let tcp = tokio::time::timeout(
+            Duration::from_millis(self.connect_ms),
+            tcp::connect(&addrs, origin.port, &self.tcp),
+        )
+        .await
+        .map_err(|_| {
+            crate::error::timeout(
+                ErrorKind::TimeoutConnect,
+                &format!("connecting to {}", origin.key),
+                self.connect_ms,
+            )
+        })?
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Connect,
+                format!("cannot connect to {}", origin.key),
+            )
+            .with_source(e)
+        })?;
+        let connect = t1.elapsed();
+        if !origin.https {
+            return Ok(Connected {
+                stream: Stream::Plain(tcp),
+                h2: self.prior_knowledge,
+                timings: ConnectTimings {
+                    dns,
+                    connect,
+                    tls: Duration::ZERO,
+                },
+            });
+        }
+        let t2 = Instant::now();
+        let Some(tls) = &self.tls else {
+            return Err(Error::new(ErrorKind::Tls, "TLS is not configured"));
+        };
+        let stream = tls::handshake(tls, &origin.host, tcp, self.tls_ms, &origin.key).await?;
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        Ok(Connected {
+            stream: Stream::Tls(Box::new(stream)),
+            h2,
+            timings: ConnectTimings {
+                dns,
+                connect,
+                tls: t2.elapsed(),
+            },
+        })
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+        }
+    }
+}

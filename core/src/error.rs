@@ -1,0 +1,338 @@
+//! One error type with a stable code per kind.
+//!
+//! The kind is decided where the error is created, so no predicate walks a `source()` chain.
+//! Codes are a contract with every binding: never rename one.
+
+use std::fmt;
+
+/// A boxed error cause.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The result type of wirecore.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error from wirecore. `Display` prints this level only; causes are in `source()`.
+/// The message text is not stable: match on [`Error::kind`].
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    source: Option<BoxError>,
+}
+
+macro_rules! kinds {
+    ($( $(#[$doc:meta])* $variant:ident => $code:literal, )*) => {
+        /// What went wrong, with a stable string [`code`](ErrorKind::code).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorKind {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl ErrorKind {
+            /// Every kind, so bindings can test that each maps to their idiom.
+            pub const ALL: &'static [ErrorKind] = &[ $( ErrorKind::$variant, )* ];
+
+            /// The stable code (`"timeout.connect"`, `"circuit_open"`, ...).
+            pub const fn code(self) -> &'static str {
+                match self { $( ErrorKind::$variant => $code, )* }
+            }
+
+            /// The kind with this code, if any.
+            pub fn from_code(code: &str) -> Option<ErrorKind> {
+                match code { $( $code => Some(ErrorKind::$variant), )* _ => None }
+            }
+        }
+    };
+}
+
+kinds! {
+    /// A config field is unknown, of the wrong type, or out of range.
+    InvalidConfig => "invalid_config",
+    /// The URL cannot be parsed or is not http/https.
+    InvalidUrl => "invalid_url",
+    /// A header name or value is malformed.
+    InvalidHeader => "invalid_header",
+    /// A request argument other than URL and headers is malformed (method, body).
+    InvalidRequest => "invalid_request",
+    /// The name did not resolve.
+    Dns => "dns",
+    /// TCP connect failed (refused, unreachable).
+    Connect => "connect",
+    /// TLS handshake or certificate verification failed.
+    Tls => "tls",
+    /// The connection failed after it was established (reset, closed mid-message).
+    Io => "io",
+    /// The peer violated HTTP (malformed response, h2 protocol error).
+    Protocol => "protocol",
+    /// The whole request exceeded `timeouts.total_ms`.
+    TimeoutTotal => "timeout.total",
+    /// TCP connect exceeded `timeouts.connect_ms`.
+    TimeoutConnect => "timeout.connect",
+    /// TLS handshake exceeded `timeouts.tls_handshake_ms`.
+    TimeoutTls => "timeout.tls",
+    /// No byte of the response arrived within `timeouts.read_idle_ms`.
+    TimeoutRead => "timeout.read",
+    /// No connection became available within `timeouts.pool_acquire_ms`.
+    TimeoutPool => "timeout.pool",
+    /// The response body could not be decoded (corrupt compression, invalid UTF-8 or JSON).
+    Decode => "decode",
+    /// The response body exceeded `limits.max_response_body_bytes`.
+    BodyTooLarge => "body_too_large",
+    /// More than `redirect.max` redirects.
+    TooManyRedirects => "too_many_redirects",
+    /// The client was closed.
+    Closed => "closed",
+    /// The caller cancelled the request.
+    Cancelled => "cancelled",
+    /// The origin's circuit breaker is open.
+    CircuitOpen => "circuit_open",
+    /// A rate limit refused the request.
+    RateLimited => "rate_limited",
+    /// The concurrency limit refused the request.
+    Overloaded => "overloaded",
+    /// A bug in wirecore (a caught panic, a broken invariant).
+    Internal => "internal",
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl Error {
+    /// Creates an error of `kind` with a message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                source: None,
+            }),
+        }
+    }
+
+    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Error {
+        self.inner.source = Some(source.into());
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The stable code of the kind.
+    pub fn code(&self) -> &'static str {
+        self.inner.kind.code()
+    }
+
+    /// The message of this level, without causes.
+    pub fn message(&self) -> &str {
+        &self.inner.message
+    }
+
+    /// The message with every cause appended (`a: b: c`), for bindings that show one string.
+    pub fn full_message(&self) -> String {
+        let mut s = self.inner.message.clone();
+        let mut cur = std::error::Error::source(self);
+        while let Some(e) = cur {
+            let t = e.to_string();
+            if !s.contains(&t) {
+                s.push_str(": ");
+                s.push_str(&t);
+            }
+            cur = e.source();
+        }
+        s
+    }
+
+    /// Any timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::TimeoutTotal
+                | ErrorKind::TimeoutConnect
+                | ErrorKind::TimeoutTls
+                | ErrorKind::TimeoutRead
+                | ErrorKind::TimeoutPool
+        )
+    }
+
+    /// A failure before the request left this process (DNS, connect, pool), so it is safe to
+    /// retry whatever the method.
+    pub fn is_connect(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::Dns | ErrorKind::Connect | ErrorKind::TimeoutConnect
+        )
+    }
+
+    /// Rejected input, never worth retrying.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::InvalidConfig
+                | ErrorKind::InvalidUrl
+                | ErrorKind::InvalidHeader
+                | ErrorKind::InvalidRequest
+        )
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("wirecore::Error");
+        d.field("kind", &self.inner.kind.code());
+        d.field("message", &self.inner.message);
+        if let Some(s) = &self.inner.source {
+            d.field("source", s);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.inner.message, self.inner.kind.code())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_ref()
+            .map(|e| &**e as &(dyn std::error::Error + 'static))
+    }
+}
+
+pub(crate) fn config(msg: impl Into<String>) -> Error {
+    Error::new(
+        ErrorKind::InvalidConfig,
+        format!("invalid config: {}", msg.into()),
+    )
+}
+
+pub(crate) fn url(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidUrl, msg)
+}
+
+pub(crate) fn header(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidHeader, msg)
+}
+
+pub(crate) fn timeout(kind: ErrorKind, what: &str, ms: u64) -> Error {
+    Error::new(kind, format!("{what} timed out after {ms} ms"))
+}
+
+/// Removes userinfo from a URL before it is kept in an error message.
+pub(crate) fn redact(uri: &http::Uri) -> String {
+    match uri.authority() {
+        Some(a) if a.as_str().contains('@') => {
+            let host = a.as_str().rsplit('@').next().unwrap_or_default();
+            format!(
+                "{}://{}{}",
+                uri.scheme_str().unwrap_or("http"),
+                host,
+                uri.path_and_query()
+                    .map_or("/", http::uri::PathAndQuery::as_str)
+            )
+        }
+        _ => uri.to_string(),
+    }
+}
+
+/// Classifies a hyper error on an established connection.
+pub(crate) fn from_hyper(e: hyper::Error, origin: &str) -> Error {
+    let kind = if e.is_parse() || e.is_parse_status() || e.is_user() {
+        ErrorKind::Protocol
+    } else if e.is_timeout() {
+        ErrorKind::TimeoutRead
+    } else if let Some(h2) = find_source::<h2::Error>(&e) {
+        match h2.reason() {
+            Some(
+                h2::Reason::PROTOCOL_ERROR
+                | h2::Reason::FRAME_SIZE_ERROR
+                | h2::Reason::COMPRESSION_ERROR,
+            ) => ErrorKind::Protocol,
+            _ => ErrorKind::Io,
+        }
+    } else {
+        ErrorKind::Io
+    };
+    let msg = match kind {
+        ErrorKind::Protocol => format!("protocol error talking to {origin}"),
+        _ => format!("connection to {origin} failed"),
+    };
+    Error::new(kind, msg).with_source(e)
+}
+
+/// Whether the server refused an h2 stream without processing it (safe to retry any method).
+pub(crate) fn is_refused_stream(e: &(dyn std::error::Error + 'static)) -> bool {
+    find_source::<h2::Error>(e).is_some_and(|h| h.reason() == Some(h2::Reason::REFUSED_STREAM))
+}
+
+fn find_source<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<T>() {
+            return Some(t);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// Whether an I/O error chain says the peer reset or closed the connection.
+pub(crate) fn is_reset(e: &(dyn std::error::Error + 'static)) -> bool {
+    find_source::<std::io::Error>(e).is_some_and(|io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_is_pointer_sized_send_sync() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+        assert_send_sync::<Error>();
+    }
+
+    #[test]
+    fn codes_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for k in ErrorKind::ALL {
+            assert!(seen.insert(k.code()), "duplicate code {}", k.code());
+            assert_eq!(ErrorKind::from_code(k.code()), Some(*k));
+        }
+        assert!(ErrorKind::ALL.len() >= 20);
+    }
+
+    #[test]
+    fn redact_strips_userinfo() {
+        let u: http::Uri = "http://user:secret@example.com/x?y=1".parse().unwrap();
+        assert_eq!(redact(&u), "http://example.com/x?y=1");
+    }
+
+    #[test]
+    fn timeout_predicate() {
+        assert!(Error::new(ErrorKind::TimeoutPool, "x").is_timeout());
+        assert!(!Error::new(ErrorKind::Io, "x").is_timeout());
+    }
+}

@@ -1,0 +1,26 @@
+//! One HTTP client engine for Rust, Python, Node, Go and C. Start with [`Client::builder`]:
+//! every knob is a field of [`Config`], every failure an [`Error`] with a stable [`ErrorKind`] code.
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
+#![warn(clippy::unwrap_used, clippy::dbg_macro, clippy::print_stdout)]
+
+mod body;
+mod client;
+mod compress;
+pub mod config;
+mod connect;
+mod error;
+pub mod metrics;
+mod pool;
+mod request;
+mod response;
+pub mod runtime;
+
+pub use crate::body::{Body, RequestBody};
+pub use crate::client::{Client, ClientBuilder};
+pub use crate::config::Config;
+pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::metrics::{Diagnostics, Stats};
+pub use crate::request::{Request, RequestBuilder, parse_header, parse_method, parse_url};
+pub use crate::response::{Response, Timings};
+pub use http::{HeaderMap, Method, StatusCode, Uri, Version};

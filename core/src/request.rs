@@ -1,0 +1,301 @@
+//! A request and its builder. Everything is validated here, before any I/O.
+
+use std::time::Duration;
+
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Uri};
+use serde::Serialize;
+
+use crate::body::RequestBody;
+use crate::client::Client;
+use crate::error::{self, Error, ErrorKind};
+use crate::response::Response;
+
+/// One HTTP request.
+#[derive(Debug)]
+pub struct Request {
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: RequestBody,
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// Parses and checks a URL: absolute, http or https, with a host. Accepts what browsers accept
+/// (spaces, IDN hosts) by normalising through the WHATWG parser when `http::Uri` refuses.
+pub fn parse_url(url: &str) -> Result<Uri, Error> {
+    let uri = match url.parse::<Uri>() {
+        Ok(u) if u.scheme().is_some() => u,
+        _ => {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| error::url(format!("invalid URL {:?}: {e}", redact_str(url))))?;
+            parsed
+                .as_str()
+                .parse::<Uri>()
+                .map_err(|e| error::url(format!("invalid URL {:?}: {e}", redact_str(url))))?
+        }
+    };
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(s) => {
+            return Err(error::url(format!(
+                "unsupported URL scheme {s:?} in {:?} (http and https only)",
+                redact_str(url)
+            )));
+        }
+        None => {
+            return Err(error::url(format!(
+                "URL {:?} has no scheme",
+                redact_str(url)
+            )));
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(error::url(format!("URL {:?} has no host", redact_str(url))));
+    }
+    Ok(uri)
+}
+
+fn redact_str(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}{}", &url[..s + 3], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+impl Request {
+    /// A request without body.
+    ///
+    /// # Errors
+    /// `invalid_url` when the URL is malformed or not http/https.
+    pub fn new(method: Method, url: &str) -> Result<Self, Error> {
+        Ok(Self {
+            method,
+            uri: parse_url(url)?,
+            headers: HeaderMap::new(),
+            body: RequestBody::empty(),
+            timeout: None,
+        })
+    }
+
+    /// A request from parts already validated (`http::Request`).
+    pub fn from_http<B: Into<RequestBody>>(req: http::Request<B>) -> Result<Self, Error> {
+        let (parts, body) = req.into_parts();
+        let uri = parse_url(&parts.uri.to_string())?;
+        Ok(Self {
+            method: parts.method,
+            uri,
+            headers: parts.headers,
+            body: body.into(),
+            timeout: None,
+        })
+    }
+
+    /// The method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The URL.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The headers, to change.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
+    /// The body, to replace.
+    pub fn body_mut(&mut self) -> &mut RequestBody {
+        &mut self.body
+    }
+
+    /// The per-request total timeout, overriding `timeouts.total_ms`.
+    pub fn timeout_mut(&mut self) -> &mut Option<Duration> {
+        &mut self.timeout
+    }
+}
+
+/// Parses a method name.
+///
+/// # Errors
+/// `invalid_request` when the name is not a valid token.
+pub fn parse_method(m: &str) -> Result<Method, Error> {
+    Method::from_bytes(m.as_bytes())
+        .map_err(|_| Error::new(ErrorKind::InvalidRequest, format!("invalid method {m:?}")))
+}
+
+/// Parses a header pair, naming the bad part.
+///
+/// # Errors
+/// `invalid_header`.
+pub fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Error> {
+    let n = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| error::header(format!("invalid header name {name:?}")))?;
+    let v = HeaderValue::from_str(value)
+        .map_err(|_| error::header(format!("invalid value for header {name:?}")))?;
+    Ok((n, v))
+}
+
+/// Builds a request; the first error is kept and returned by [`send`](RequestBuilder::send).
+#[derive(Debug)]
+#[must_use = "a RequestBuilder does nothing until sent"]
+pub struct RequestBuilder {
+    client: Client,
+    req: Result<Request, Error>,
+}
+
+impl RequestBuilder {
+    pub(crate) fn new(client: Client, req: Result<Request, Error>) -> Self {
+        Self { client, req }
+    }
+
+    fn map(mut self, f: impl FnOnce(&mut Request) -> Result<(), Error>) -> Self {
+        if let Ok(r) = &mut self.req
+            && let Err(e) = f(r)
+        {
+            self.req = Err(e);
+        }
+        self
+    }
+
+    /// Adds a header (appending to any of the same name).
+    pub fn header(self, name: &str, value: &str) -> Self {
+        self.map(|r| {
+            let (n, v) = parse_header(name, value)?;
+            r.headers.append(n, v);
+            Ok(())
+        })
+    }
+
+    /// Adds headers.
+    pub fn headers(self, headers: HeaderMap) -> Self {
+        self.map(|r| {
+            // `None` repeats the previous name (HeaderMap's multi-value encoding).
+            let mut last: Option<HeaderName> = None;
+            for (n, v) in headers {
+                if n.is_some() {
+                    last = n;
+                }
+                if let Some(n) = &last {
+                    r.headers.append(n.clone(), v);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Adds query parameters, percent-encoded.
+    pub fn query<K: AsRef<str>, V: AsRef<str>>(self, pairs: &[(K, V)]) -> Self {
+        self.map(|r| {
+            let mut u = url::Url::parse(&r.uri.to_string())
+                .map_err(|e| error::url(format!("invalid URL: {e}")))?;
+            {
+                let mut q = u.query_pairs_mut();
+                for (k, v) in pairs {
+                    q.append_pair(k.as_ref(), v.as_ref());
+                }
+            }
+            r.uri = parse_url(u.as_str())?;
+            Ok(())
+        })
+    }
+
+    /// Sets the body.
+    pub fn body(self, body: impl Into<RequestBody>) -> Self {
+        self.map(|r| {
+            r.body = body.into();
+            Ok(())
+        })
+    }
+
+    /// Sets a JSON body and `Content-Type: application/json`.
+    pub fn json<T: Serialize + ?Sized>(self, value: &T) -> Self {
+        self.map(|r| {
+            let v = serde_json::to_vec(value).map_err(|e| {
+                Error::new(ErrorKind::InvalidRequest, "cannot serialize the JSON body")
+                    .with_source(e)
+            })?;
+            r.headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r.body = v.into();
+            Ok(())
+        })
+    }
+
+    /// Sets `Authorization: Bearer <token>`.
+    pub fn bearer_auth(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    /// Overrides the total timeout for this request.
+    pub fn timeout(self, d: Duration) -> Self {
+        self.map(|r| {
+            r.timeout = Some(d);
+            Ok(())
+        })
+    }
+
+    /// The request, or the first error met while building it.
+    pub fn build(self) -> Result<Request, Error> {
+        self.req
+    }
+
+    /// Sends the request.
+    ///
+    /// # Errors
+    /// Any [`ErrorKind`]; input errors are reported before any I/O.
+    pub async fn send(self) -> Result<Response, Error> {
+        let req = self.req?;
+        self.client.execute(req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_before_io() {
+        assert_eq!(
+            parse_url("ftp://x/").unwrap_err().kind(),
+            ErrorKind::InvalidUrl
+        );
+        assert_eq!(
+            parse_url("not a url").unwrap_err().kind(),
+            ErrorKind::InvalidUrl
+        );
+        assert_eq!(
+            parse_url("/relative").unwrap_err().kind(),
+            ErrorKind::InvalidUrl
+        );
+        assert_eq!(
+            parse_url("http://").unwrap_err().kind(),
+            ErrorKind::InvalidUrl
+        );
+        assert!(parse_url("http://example.com/a b").is_ok());
+        let e = parse_url("ftp://user:pw@host/").unwrap_err();
+        assert!(!e.to_string().contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn headers_are_checked() {
+        assert_eq!(
+            parse_header("bad name", "x").unwrap_err().kind(),
+            ErrorKind::InvalidHeader
+        );
+        assert_eq!(
+            parse_header("x-ok", "line\nbreak").unwrap_err().kind(),
+            ErrorKind::InvalidHeader
+        );
+        assert!(parse_header("x-ok", "fine").is_ok());
+    }
+}

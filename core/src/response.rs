@@ -1,0 +1,153 @@
+//! A response: head, timings, and a streaming body that returns its connection when read.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::body::Body;
+use crate::error::{Error, ErrorKind};
+
+/// Where the time of a request went. Connection phases are zero on a reused connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Timings {
+    /// DNS resolution (zero when cached or an IP literal).
+    pub dns: Duration,
+    /// TCP connect.
+    pub connect: Duration,
+    /// TLS handshake.
+    pub tls: Duration,
+    /// From sending the request to the response head.
+    pub ttfb: Duration,
+    /// From the call to the response head, including redirects.
+    pub total: Duration,
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub(crate) status: StatusCode,
+    pub(crate) version: Version,
+    pub(crate) headers: HeaderMap,
+    pub(crate) url: Uri,
+    pub(crate) body: Body,
+    pub(crate) timings: Timings,
+    pub(crate) reused: bool,
+}
+
+impl Response {
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The HTTP version spoken.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The headers (after decoding, `Content-Encoding` and `Content-Length` are removed).
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The final URL, after redirects.
+    pub fn url(&self) -> &Uri {
+        &self.url
+    }
+
+    /// Where the time went.
+    pub fn timings(&self) -> Timings {
+        self.timings
+    }
+
+    /// Whether the request went out on a pooled connection.
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
+    /// The next chunk of the body, or `None` at its end.
+    ///
+    /// # Errors
+    /// `io`, `decode`, `body_too_large`, `timeout.read`, `timeout.total`.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        loop {
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(f)) => {
+                    if let Ok(d) = f.into_data() {
+                        return Ok(Some(d));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The whole body.
+    ///
+    /// # Errors
+    /// As [`Response::chunk`].
+    pub async fn bytes(mut self) -> Result<Bytes, Error> {
+        let Some(first) = self.chunk().await? else {
+            return Ok(Bytes::new());
+        };
+        let Some(second) = self.chunk().await? else {
+            return Ok(first);
+        };
+        let hint = usize::try_from(self.body.size_hint_lower()).unwrap_or(0);
+        let mut buf = BytesMut::with_capacity(first.len() + second.len() + hint);
+        buf.extend_from_slice(&first);
+        buf.extend_from_slice(&second);
+        while let Some(c) = self.chunk().await? {
+            buf.extend_from_slice(&c);
+        }
+        Ok(buf.freeze())
+    }
+
+    /// The body as UTF-8 text (invalid sequences replaced).
+    ///
+    /// # Errors
+    /// As [`Response::chunk`].
+    pub async fn text(self) -> Result<String, Error> {
+        let b = self.bytes().await?;
+        Ok(match String::from_utf8(b.to_vec()) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
+    }
+
+    /// The body parsed as JSON.
+    ///
+    /// # Errors
+    /// `decode` when the body is not valid JSON for `T`; else as [`Response::chunk`].
+    pub async fn json<T: DeserializeOwned>(self) -> Result<T, Error> {
+        let b = self.bytes().await?;
+        serde_json::from_slice(&b).map_err(|e| {
+            Error::new(ErrorKind::Decode, "the response body is not valid JSON").with_source(e)
+        })
+    }
+
+    /// The body, to stream (`http_body::Body` and `futures::Stream`).
+    pub fn into_body(self) -> Body {
+        self.body
+    }
+
+    /// Converts into an `http::Response`.
+    pub fn into_http(self) -> http::Response<Body> {
+        let mut r = http::Response::new(self.body);
+        *r.status_mut() = self.status;
+        *r.version_mut() = self.version;
+        *r.headers_mut() = self.headers;
+        r
+    }
+}
+
+impl Body {
+    fn size_hint_lower(&self) -> u64 {
+        http_body::Body::size_hint(self).lower()
+    }
+}
