@@ -4,12 +4,20 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TARGET_DIR := target/x86_64-unknown-linux-gnu
 
-.PHONY: help setup fmt lint schema test test-rust ready demo bench
+.PHONY: help setup fmt lint lint-rust schema test test-rust ready demo bench
+
+# Each binding owns mk/<lang>.mk and appends its targets to these lists.
+SETUP_TARGETS :=
+LINT_TARGETS :=
+TEST_TARGETS :=
+DEMO_TARGETS :=
+BENCH_TARGETS :=
+-include mk/*.mk
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "%-12s %s\n", $$1, $$2}'
 
-setup:  ## Install what the build and tests need (idempotent: apt-get, pip, npm, cargo, go)
+setup: $(SETUP_TARGETS)  ## Install what the build and tests need (idempotent: apt-get, pip, npm, cargo, go)
 	@bash scripts/setup.sh
 
 fmt:  ## Format Rust
@@ -18,7 +26,9 @@ fmt:  ## Format Rust
 schema:  ## Rewrite core/config.schema.json from wirecore::Config
 	WIRECORE_BLESS=1 $(CARGO) test -p wirecore --lib config::tests::committed_schema_is_current -q
 
-lint: setup  ## Formatting, clippy -D warnings, stale generated files; no tests
+lint: lint-rust $(LINT_TARGETS)  ## Formatting, clippy -D warnings, stale generated files; no tests
+
+lint-rust: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test -p wirecore --lib -q config::tests::committed_schema_is_current
@@ -26,12 +36,14 @@ lint: setup  ## Formatting, clippy -D warnings, stale generated files; no tests
 test-rust: setup  ## Rust unit and integration tests (core + test server), replaying tests/scenarios
 	$(CARGO) test --workspace
 
-test: test-rust  ## Every suite: Rust, then each binding
+test: test-rust $(TEST_TARGETS)  ## Every suite: Rust, then each binding
 
 ready: lint test  ## What CI runs: lint + every test suite
 
-demo: setup  ## Start a local server, run the example, print stats
+demo: setup  ## Start a local server, run the example in every language, print stats
 	$(CARGO) run -q -p wirecore --example demo
+	@for t in $(DEMO_TARGETS); do $(MAKE) --no-print-directory $$t || exit 1; done
 
 bench: setup  ## Benchmarks vs peers; results in bench/results/
 	@bash bench/run-core.sh
+	@for t in $(BENCH_TARGETS); do $(MAKE) --no-print-directory $$t || exit 1; done
