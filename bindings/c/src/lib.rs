@@ -1,0 +1,1 @@
+//! wirecore-ffi (being built).

@@ -1,0 +1,1 @@
+//! wirecore-node (being built).

@@ -1,0 +1,1 @@
+//! wirecore-py (being built).
