@@ -49,7 +49,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(r) => println!("failing: unexpectedly {}", r.status()),
         Err(e) => println!("failing: {} [{}]", e, e.code()),
     }
-    println!("\n== stats ==\n{}", serde_json_pretty(&client.stats().to_json()));
+    println!(
+        "\n== stats ==\n{}",
+        serde_json_pretty(&client.stats().to_json())
+    );
     println!("\n== diagnostics ==\n{}", client.diagnostics());
     println!("== prometheus ==\n{}", client.prometheus());
     client.close(Duration::from_secs(1)).await;
