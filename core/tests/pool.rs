@@ -1,0 +1,249 @@
+//! Pool behaviour against the loopback test server, asserting the server's own counters.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use wirecore::ErrorKind;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_requests_use_one_connection() {
+    let srv = server().await;
+    let c = client(&srv);
+    for _ in 0..1000 {
+        let r = c.get(&srv.url("/bytes/64")).send().await.unwrap();
+        assert_eq!(r.bytes().await.unwrap().len(), 64);
+    }
+    let k = srv.counters();
+    assert_eq!(k.requests, 1000);
+    assert_eq!(k.connections_accepted, 1);
+    let s = c.stats();
+    assert_eq!(s.pool.connects, 1);
+    assert_eq!(s.pool.reuses, 999);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_h2_burst_shares_one_connection() {
+    let srv = server().await;
+    let c = client(&srv);
+    let url = srv.tls_url("/delay/20");
+    let all = (0..200).map(|_| {
+        let c = c.clone();
+        let url = url.clone();
+        async move { c.get(&url).send().await?.bytes().await }
+    });
+    for r in futures_util::future::join_all(all).await {
+        r.unwrap();
+    }
+    let k = srv.counters();
+    assert_eq!(k.requests, 200);
+    assert_eq!(k.connections_accepted, 1, "{k:?}");
+    assert_eq!(k.h2_connections, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_stream_limit_opens_more_connections_up_to_the_cap() {
+    let srv = server_with(Options {
+        max_concurrent_streams: Some(10),
+        ..Options::default()
+    })
+    .await;
+    let c = client_with(&srv, |cfg| cfg.pool.max_connections_per_host = 4);
+    let url = srv.tls_url("/delay/100");
+    let all = (0..100).map(|_| {
+        let c = c.clone();
+        let url = url.clone();
+        async move { c.get(&url).send().await?.bytes().await }
+    });
+    for r in futures_util::future::join_all(all).await {
+        r.unwrap();
+    }
+    let k = srv.counters();
+    assert_eq!(k.requests, 100);
+    assert!(k.connections_accepted > 1, "{k:?}");
+    assert!(k.connections_accepted <= 4, "{k:?}");
+    assert!(k.max_concurrent_requests_per_connection <= 10, "{k:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h1_per_host_cap_holds_under_500_concurrent() {
+    let srv = server().await;
+    let c = client_with(&srv, |cfg| cfg.pool.max_connections_per_host = 8);
+    let url = srv.url("/delay/5");
+    let all = (0..500).map(|_| {
+        let c = c.clone();
+        let url = url.clone();
+        async move { c.get(&url).send().await?.bytes().await }
+    });
+    for r in futures_util::future::join_all(all).await {
+        r.unwrap();
+    }
+    let k = srv.counters();
+    assert_eq!(k.requests, 500);
+    assert!(k.max_connections_active <= 8, "{k:?}");
+    assert!(k.connections_accepted <= 8, "{k:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_pool_times_out_with_timeout_pool() {
+    let srv = server().await;
+    let c = client_with(&srv, |cfg| {
+        cfg.pool.max_connections_per_host = 1;
+        cfg.timeouts.pool_acquire_ms = 100;
+    });
+    let slow = c.get(&srv.url("/delay/800")).send();
+    let waiting = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        c.get(&srv.url("/bytes/1")).send().await
+    };
+    let (slow, waiting) = tokio::join!(slow, waiting);
+    assert_eq!(slow.unwrap().status(), 200);
+    assert_eq!(waiting.unwrap_err().kind(), ErrorKind::TimeoutPool);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_close_and_are_counted() {
+    let srv = server().await;
+    let c = client_with(&srv, |cfg| cfg.pool.idle_timeout_ms = 150);
+    c.get(&srv.url("/bytes/1")).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(c.stats().pool.idle, 1);
+    let k = srv
+        .wait_for(Duration::from_secs(3), |k| k.connections_closed >= 1)
+        .await;
+    assert_eq!(k.connections_closed, 1);
+    let s = c.stats();
+    assert_eq!(s.pool.idle, 0);
+    assert_eq!(s.pool.evictions.idle, 1);
+    // The next request opens a fresh connection.
+    let r = c.get(&srv.url("/bytes/1")).send().await.unwrap();
+    assert!(!r.reused());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_mid_body_is_an_error_and_the_pool_recovers() {
+    let srv = server().await;
+    let c = client(&srv);
+    c.get(&srv.url("/bytes/1")).send().await.unwrap().bytes().await.unwrap();
+    let e = c.get(&srv.url("/reset")).send().await.unwrap().bytes().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    let r = c.get(&srv.url("/bytes/10")).send().await.unwrap();
+    assert!(!r.reused());
+    assert_eq!(r.bytes().await.unwrap().len(), 10);
+    assert_eq!(srv.counters().connections_accepted, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_timeouts_never_poison_the_pool() {
+    let srv = server().await;
+    let c = client_with(&srv, |cfg| cfg.pool.max_connections_per_host = 2);
+    for _ in 0..100 {
+        let e = c
+            .get(&srv.url("/delay/1000"))
+            .timeout(Duration::from_millis(5))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimeoutTotal);
+    }
+    let r = c.get(&srv.url("/bytes/5")).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), 5);
+    assert_eq!(c.stats().errors_by_code["timeout.total"], 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_closed_idle_connection_is_never_handed_out() {
+    let srv = server().await;
+    let c = client(&srv);
+    c.get(&srv.url("/bytes/1")).send().await.unwrap().bytes().await.unwrap();
+    srv.close_connections();
+    srv.wait_for(Duration::from_secs(2), |k| k.connections_active == 0).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let r = c.get(&srv.url("/bytes/1")).send().await.unwrap();
+    assert!(!r.reused());
+    assert_eq!(c.stats().pool.evictions.closed_by_peer, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_session_resumes_on_the_second_connection() {
+    let srv = server().await;
+    let c = client_with(&srv, |cfg| cfg.http2.enabled = false);
+    let first = c.get(&srv.tls_url("/bytes/1")).send().await.unwrap();
+    // A second concurrent request needs a second connection.
+    let second = c.get(&srv.tls_url("/bytes/1")).send().await.unwrap();
+    assert!(!second.reused());
+    drop((first, second));
+    let k = srv.counters();
+    assert_eq!(k.tls_handshakes, 2);
+    assert_eq!(k.tls_resumed, 1, "{k:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificate_is_presented() {
+    let srv = server().await;
+    let without = client(&srv).get(&srv.mtls_url("/json")).send().await;
+    assert!(without.is_err() || without.unwrap().bytes().await.is_err());
+    let (cert, key) = srv.client_cert_paths();
+    let c = client_with(&srv, |cfg| {
+        cfg.tls.client_cert = Some(cert.display().to_string());
+        cfg.tls.client_key = Some(key.display().to_string());
+    });
+    let r = c.get(&srv.mtls_url("/json")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_drains_then_refuses() {
+    let srv = server().await;
+    let c = client(&srv);
+    let inflight = {
+        let c = c.clone();
+        let url = srv.url("/delay/200");
+        tokio::spawn(async move { c.get(&url).send().await.map(|r| r.status()) })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    c.close(Duration::from_secs(2)).await;
+    assert_eq!(inflight.await.unwrap().unwrap(), 200);
+    let e = c.get(&srv.url("/bytes/1")).send().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_encoding_round_trips_and_is_counted() {
+    let srv = server().await;
+    let c = client(&srv);
+    for enc in ["gzip", "deflate", "br", "zstd"] {
+        let r = c.get(&srv.url(&format!("/{enc}?size=10000"))).send().await.unwrap();
+        assert!(r.headers().get("content-encoding").is_none());
+        let body = r.bytes().await.unwrap();
+        assert_eq!(body.len(), 10_000, "{enc}");
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap();
+    }
+    let s = c.stats();
+    assert_eq!(s.bytes_decoded, 40_000);
+    assert!(s.compression_ratio > 1.0, "{}", s.compression_ratio);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bomb_fails_without_allocating_it() {
+    let srv = server().await;
+    let c = client_with(&srv, |cfg| cfg.limits.max_response_body_bytes = 8 << 20);
+    for enc in ["gzip", "br", "zstd", "deflate"] {
+        let r = c
+            .get(&srv.url(&format!("/bomb?size=1073741824&encoding={enc}")))
+            .send()
+            .await
+            .unwrap();
+        let mut body = r.into_body();
+        let mut seen = 0u64;
+        let err = loop {
+            match futures_util::StreamExt::next(&mut body).await {
+                Some(Ok(b)) => seen += b.len() as u64,
+                Some(Err(e)) => break e,
+                None => panic!("{enc}: bomb fully decoded"),
+            }
+        };
+        assert_eq!(err.kind(), ErrorKind::BodyTooLarge, "{enc}");
+        assert!(seen <= 8 << 20, "{enc}: {seen}");
+    }
+}
