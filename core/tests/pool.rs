@@ -106,7 +106,13 @@ async fn full_pool_times_out_with_timeout_pool() {
 async fn idle_connections_close_and_are_counted() {
     let srv = server().await;
     let c = client_with(&srv, |cfg| cfg.pool.idle_timeout_ms = 150);
-    c.get(&srv.url("/bytes/1")).send().await.unwrap().bytes().await.unwrap();
+    c.get(&srv.url("/bytes/1"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(c.stats().pool.idle, 1);
     let k = srv
         .wait_for(Duration::from_secs(3), |k| k.connections_closed >= 1)
@@ -124,8 +130,21 @@ async fn idle_connections_close_and_are_counted() {
 async fn reset_mid_body_is_an_error_and_the_pool_recovers() {
     let srv = server().await;
     let c = client(&srv);
-    c.get(&srv.url("/bytes/1")).send().await.unwrap().bytes().await.unwrap();
-    let e = c.get(&srv.url("/reset")).send().await.unwrap().bytes().await.unwrap_err();
+    c.get(&srv.url("/bytes/1"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let e = c
+        .get(&srv.url("/reset"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Io, "{e}");
     let r = c.get(&srv.url("/bytes/10")).send().await.unwrap();
     assert!(!r.reused());
@@ -155,9 +174,16 @@ async fn a_hundred_timeouts_never_poison_the_pool() {
 async fn peer_closed_idle_connection_is_never_handed_out() {
     let srv = server().await;
     let c = client(&srv);
-    c.get(&srv.url("/bytes/1")).send().await.unwrap().bytes().await.unwrap();
+    c.get(&srv.url("/bytes/1"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     srv.close_connections();
-    srv.wait_for(Duration::from_secs(2), |k| k.connections_active == 0).await;
+    srv.wait_for(Duration::from_secs(2), |k| k.connections_active == 0)
+        .await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let r = c.get(&srv.url("/bytes/1")).send().await.unwrap();
     assert!(!r.reused());
@@ -213,7 +239,11 @@ async fn every_encoding_round_trips_and_is_counted() {
     let srv = server().await;
     let c = client(&srv);
     for enc in ["gzip", "deflate", "br", "zstd"] {
-        let r = c.get(&srv.url(&format!("/{enc}?size=10000"))).send().await.unwrap();
+        let r = c
+            .get(&srv.url(&format!("/{enc}?size=10000")))
+            .send()
+            .await
+            .unwrap();
         assert!(r.headers().get("content-encoding").is_none());
         let body = r.bytes().await.unwrap();
         assert_eq!(body.len(), 10_000, "{enc}");
