@@ -400,6 +400,10 @@ pub struct Stats {
     pub origins: BTreeMap<String, OriginStats>,
 }
 
+fn head(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
 impl Stats {
     /// The snapshot as JSON (what the C ABI and bindings hand out).
     pub fn to_json(&self) -> String {
@@ -409,10 +413,14 @@ impl Stats {
     /// The snapshot in Prometheus text exposition format.
     pub fn prometheus(&self) -> String {
         let mut o = String::with_capacity(4096);
-        let head = |o: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        head(&mut o, REQUESTS_TOTAL, "counter", "Requests finished.");
+        self.prometheus_requests(&mut o);
+        self.prometheus_dns(&mut o);
+        self.prometheus_pool(&mut o);
+        o
+    }
+
+    fn prometheus_requests(&self, o: &mut String) {
+        head(o, REQUESTS_TOTAL, "counter", "Requests finished.");
         for (class, v) in &self.responses_by_status_class {
             let _ = writeln!(
                 o,
@@ -425,14 +433,9 @@ impl Stats {
                 "{REQUESTS_TOTAL}{{outcome=\"error\",code=\"{code}\"}} {v}"
             );
         }
-        head(&mut o, REQUESTS_IN_FLIGHT, "gauge", "Requests in flight.");
+        head(o, REQUESTS_IN_FLIGHT, "gauge", "Requests in flight.");
         let _ = writeln!(o, "{REQUESTS_IN_FLIGHT} {}", self.requests_in_flight);
-        head(
-            &mut o,
-            REQUEST_DURATION,
-            "summary",
-            "Time to response head.",
-        );
+        head(o, REQUEST_DURATION, "summary", "Time to response head.");
         let l = &self.latency;
         for (q, v) in [("0.5", l.p50_ms), ("0.95", l.p95_ms), ("0.99", l.p99_ms)] {
             let _ = writeln!(o, "{REQUEST_DURATION}{{quantile=\"{q}\"}} {}", v / 1000.0);
@@ -462,15 +465,13 @@ impl Stats {
                 self.dns.refreshes,
             ),
         ] {
-            head(&mut o, name, "counter", help);
+            head(o, name, "counter", help);
             let _ = writeln!(o, "{name} {v}");
         }
-        head(
-            &mut o,
-            DNS_LOOKUPS,
-            "counter",
-            "DNS cache lookups by result.",
-        );
+    }
+
+    fn prometheus_dns(&self, o: &mut String) {
+        head(o, DNS_LOOKUPS, "counter", "DNS cache lookups by result.");
         let d = &self.dns;
         for (r, v) in [
             ("hit", d.hits),
@@ -481,12 +482,10 @@ impl Stats {
         ] {
             let _ = writeln!(o, "{DNS_LOOKUPS}{{result=\"{r}\"}} {v}");
         }
-        head(
-            &mut o,
-            POOL_CONNECTIONS,
-            "gauge",
-            "Open connections by state.",
-        );
+    }
+
+    fn prometheus_pool(&self, o: &mut String) {
+        head(o, POOL_CONNECTIONS, "gauge", "Open connections by state.");
         for (origin, s) in &self.origins {
             for (state, v) in [
                 ("active", s.pool.active),
@@ -523,13 +522,13 @@ impl Stats {
             }),
         ];
         for (name, kind, help, get) in per_origin {
-            head(&mut o, name, kind, help);
+            head(o, name, kind, help);
             for (origin, s) in &self.origins {
                 let _ = writeln!(o, "{name}{{origin=\"{origin}\"}} {}", get(&s.pool));
             }
         }
         head(
-            &mut o,
+            o,
             POOL_EVICTIONS,
             "counter",
             "Connections closed by reason.",
@@ -548,7 +547,6 @@ impl Stats {
                 );
             }
         }
-        o
     }
 
     /// A human-readable health report: per-origin health, latency, throughput, compression and

@@ -66,7 +66,7 @@ async fn refreshes_in_the_background_before_expiry() {
     let c = dns_client(&srv, |c| c.dns.refresh_before_expiry_percent = 60);
     c.get(&url(&srv, "refresh.test")).send().await.unwrap();
     let q = srv.dns().queries("refresh.test");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     c.get(&url(&srv, "refresh.test")).send().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(

@@ -49,10 +49,6 @@ async fn every_endpoint_over_h1_h2_plain_and_tls() {
     assert_eq!(c.requests_cancelled, 2, "{c:?}");
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "one check per endpoint, read top to bottom"
-)]
 async fn endpoints(name: &str, mut c: Conn) {
     let h2 = name.starts_with("h2");
     let version = if h2 { "HTTP/2.0" } else { "HTTP/1.1" };
