@@ -1,1 +1,29 @@
-//! wirecore-node (being built).
+//! Node.js addon for wirecore: a thin napi-rs skin over the core engine.
+//!
+//! JS calls hand a whole request over in one call; the engine runs it on
+//! `wirecore::runtime::global()` and the result comes back through [`completion`]. The
+//! hand-written `index.js` turns those completions into Promises, `Response`s and errors.
+
+mod client;
+mod completion;
+mod config;
+
+use napi_derive::napi;
+
+/// Every error code of the core, so JS can check that each maps to an error class.
+#[napi]
+pub fn error_codes() -> Vec<&'static str> {
+    wirecore::ErrorKind::ALL.iter().map(|k| k.code()).collect()
+}
+
+/// Renames a camelCase config object to the core's snake_case keys (exposed for tests).
+#[napi]
+pub fn config_to_core(config: serde_json::Value) -> serde_json::Value {
+    config::config_from_js(config).value
+}
+
+/// The crate version.
+#[napi]
+pub fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}

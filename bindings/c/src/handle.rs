@@ -1,0 +1,108 @@
+//! Handle validation and argument conversion shared by every export.
+//!
+//! Every handle starts life with a per-type magic number and is overwritten with `DEAD` just
+//! before it is freed, so a handle of the wrong type, or one freed moments ago, is usually
+//! reported as `WIRECORE_INVALID_ARGUMENT` instead of corrupting memory. This catches
+//! mistakes; it cannot make use-after-free defined behaviour.
+
+use std::ffi::{CStr, c_char};
+
+/// A per-type tag stored in every handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Magic(u64);
+
+impl Magic {
+    pub(crate) const CLIENT: Magic = Magic(0x7763_636c_6965_6e74);
+    pub(crate) const REQUEST: Magic = Magic(0x7763_7265_7175_6573);
+    pub(crate) const RESPONSE: Magic = Magic(0x7763_7265_7370_6f6e);
+    pub(crate) const ERROR: Magic = Magic(0x7763_6572_726f_7221);
+    pub(crate) const TASK: Magic = Magic(0x7763_7461_736b_2121);
+    pub(crate) const QUEUE: Magic = Magic(0x7763_7175_6575_6521);
+    pub(crate) const WRITER: Magic = Magic(0x7763_7772_6974_6572);
+    pub(crate) const DEAD: Magic = Magic(0xdead_dead_dead_dead);
+}
+
+/// A type handed to C as an opaque pointer.
+pub(crate) trait Tagged {
+    const MAGIC: Magic;
+    fn magic(&self) -> Magic;
+    fn kill(&mut self);
+}
+
+/// Borrows a handle: `None` when NULL or tagged for another type (or freed).
+///
+/// # Safety
+/// `p` is NULL or points to memory that was a `T` handed out by this crate.
+pub(crate) unsafe fn get<'a, T: Tagged>(p: *const T) -> Option<&'a T> {
+    // SAFETY: per the contract; the magic check rejects most wrong or stale pointers.
+    let r = unsafe { p.as_ref()? };
+    (r.magic() == T::MAGIC).then_some(r)
+}
+
+/// Mutably borrows a handle.
+///
+/// # Safety
+/// As [`get`], and no other reference to it is live.
+pub(crate) unsafe fn get_mut<'a, T: Tagged>(p: *mut T) -> Option<&'a mut T> {
+    // SAFETY: per the contract.
+    let r = unsafe { p.as_mut()? };
+    (r.magic() == T::MAGIC).then_some(r)
+}
+
+/// Takes back ownership of a handle to free it; marks the memory dead first.
+///
+/// # Safety
+/// `p` is NULL or a `T` from `Box::into_raw` in this crate, not freed before.
+pub(crate) unsafe fn take<T: Tagged>(p: *mut T) -> Option<Box<T>> {
+    // SAFETY: per the contract.
+    let r = unsafe { p.as_mut()? };
+    if r.magic() != T::MAGIC {
+        return None;
+    }
+    r.kill();
+    // SAFETY: allocated by `Box::into_raw` in this crate.
+    Some(unsafe { Box::from_raw(p) })
+}
+
+/// Hands a value to C.
+pub(crate) fn give<T: Tagged>(v: T) -> *mut T {
+    Box::into_raw(Box::new(v))
+}
+
+/// A NUL-terminated UTF-8 string, or `None` (NULL or invalid UTF-8).
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string.
+pub(crate) unsafe fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: per the contract.
+    unsafe { CStr::from_ptr(p) }.to_str().ok()
+}
+
+/// `len` bytes at `p` (an empty slice when `len` is 0, whatever `p` is).
+///
+/// # Safety
+/// When `len > 0`, `p` points to `len` readable bytes.
+pub(crate) unsafe fn bytes<'a>(p: *const u8, len: usize) -> Option<&'a [u8]> {
+    if len == 0 {
+        return Some(&[]);
+    }
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: per the contract.
+    Some(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// Writes `v` through an out-pointer when it is not NULL.
+///
+/// # Safety
+/// `out` is NULL or writable.
+pub(crate) unsafe fn put<T>(out: *mut T, v: T) {
+    if !out.is_null() {
+        // SAFETY: per the contract.
+        unsafe { out.write(v) };
+    }
+}

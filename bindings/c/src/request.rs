@@ -1,0 +1,306 @@
+//! `wirecore_request`: a request being built (method, URL, headers, body), and
+//! `wirecore_body_writer` for a body streamed from the caller.
+
+use std::ffi::c_void;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use wirecore::{Error, ErrorKind, RequestBody};
+
+use crate::error::{self, wirecore_code, wirecore_error};
+use crate::handle::{self, Magic, Tagged};
+
+/// A request under construction. Created by `wirecore_request_new`; consumed by
+/// `wirecore_client_send` / `wirecore_client_submit*` (even when they fail), or freed with
+/// `wirecore_request_free`. Not thread-safe: build it on one thread.
+pub struct wirecore_request {
+    magic: Magic,
+    pub(crate) req: wirecore::Request,
+}
+
+impl Tagged for wirecore_request {
+    const MAGIC: Magic = Magic::REQUEST;
+    fn magic(&self) -> Magic {
+        self.magic
+    }
+    fn kill(&mut self) {
+        self.magic = Magic::DEAD;
+    }
+}
+
+/// The writing end of a streamed request body. Free with `wirecore_body_writer_close`.
+/// Thread-safe to hand to another thread (one writer at a time).
+pub struct wirecore_body_writer {
+    magic: Magic,
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+}
+
+impl Tagged for wirecore_body_writer {
+    const MAGIC: Magic = Magic::WRITER;
+    fn magic(&self) -> Magic {
+        self.magic
+    }
+    fn kill(&mut self) {
+        self.magic = Magic::DEAD;
+    }
+}
+
+fn utf8<'a>(p: *const u8, len: usize, what: &str) -> Result<&'a str, String> {
+    // SAFETY: callers pass `len` readable bytes at `p` (documented on each export).
+    let b = unsafe { handle::bytes(p, len) }.ok_or_else(|| format!("{what} is NULL"))?;
+    std::str::from_utf8(b).map_err(|_| format!("{what} is not valid UTF-8"))
+}
+
+/// Starts a request. `method` and `url` are `len`-byte UTF-8 strings (no NUL needed).
+/// On success `*out` owns a new request.
+///
+/// # Errors
+/// `WIRECORE_INVALID_REQUEST` (method), `WIRECORE_INVALID_URL`, `WIRECORE_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// Pointers are NULL or valid for the given lengths; `out` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_new(
+    method: *const u8,
+    method_len: usize,
+    url: *const u8,
+    url_len: usize,
+    out: *mut *mut wirecore_request,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        if out.is_null() {
+            return error::invalid(err, "wirecore_request_new: out is NULL");
+        }
+        let m = match utf8(method, method_len, "method") {
+            Ok(m) => m,
+            Err(e) => return error::invalid(err, &e),
+        };
+        let u = match utf8(url, url_len, "url") {
+            Ok(u) => u,
+            Err(e) => return error::invalid(err, &e),
+        };
+        let req = wirecore::parse_method(m).and_then(|m| wirecore::Request::new(m, u));
+        match req {
+            Ok(req) => {
+                let h = handle::give(wirecore_request {
+                    magic: Magic::REQUEST,
+                    req,
+                });
+                // SAFETY: checked non-NULL above.
+                unsafe { handle::put(out, h) };
+                wirecore_code::WIRECORE_OK
+            }
+            Err(e) => error::fail(err, &e),
+        }
+    })
+}
+
+/// Appends a header (repeated names are kept). Name and value are byte strings of the given
+/// lengths; the value may be any visible ASCII or obs-text.
+///
+/// # Errors
+/// `WIRECORE_INVALID_HEADER` naming the header; `WIRECORE_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `req` is a live request; pointers valid for their lengths.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_add_header(
+    req: *mut wirecore_request,
+    name: *const u8,
+    name_len: usize,
+    value: *const u8,
+    value_len: usize,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        // SAFETY: NULL or a live request (magic checked).
+        let Some(r) = (unsafe { handle::get_mut(req) }) else {
+            return error::invalid(err, "wirecore_request_add_header: invalid request handle");
+        };
+        let n = match utf8(name, name_len, "header name") {
+            Ok(n) => n,
+            Err(e) => return error::fail(err, &Error::new(ErrorKind::InvalidHeader, e)),
+        };
+        let v = match utf8(value, value_len, "header value") {
+            Ok(v) => v,
+            Err(e) => {
+                return error::fail(
+                    err,
+                    &Error::new(ErrorKind::InvalidHeader, format!("header {n:?}: {e}")),
+                );
+            }
+        };
+        match wirecore::parse_header(n, v) {
+            Ok((n, v)) => {
+                r.req.headers_mut().append(n, v);
+                wirecore_code::WIRECORE_OK
+            }
+            Err(e) => error::fail(err, &e),
+        }
+    })
+}
+
+/// Sets the body to a copy of `len` bytes at `data` (replayable for redirects and retries).
+///
+/// # Safety
+/// `req` is a live request; `data` valid for `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_set_body(
+    req: *mut wirecore_request,
+    data: *const u8,
+    len: usize,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        // SAFETY: NULL or a live request (magic checked).
+        let Some(r) = (unsafe { handle::get_mut(req) }) else {
+            return error::invalid(err, "wirecore_request_set_body: invalid request handle");
+        };
+        // SAFETY: per the contract.
+        let Some(b) = (unsafe { handle::bytes(data, len) }) else {
+            return error::invalid(err, "wirecore_request_set_body: data is NULL");
+        };
+        *r.req.body_mut() = RequestBody::from(Bytes::copy_from_slice(b));
+        wirecore_code::WIRECORE_OK
+    })
+}
+
+/// Sets a total timeout for this request, overriding `timeouts.total_ms`. 0 clears it.
+///
+/// # Safety
+/// `req` is a live request.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_set_timeout_ms(
+    req: *mut wirecore_request,
+    ms: u64,
+) -> wirecore_code {
+    ffi_fn!(err = std::ptr::null_mut(), {
+        // SAFETY: NULL or a live request (magic checked).
+        let Some(r) = (unsafe { handle::get_mut(req) }) else {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        };
+        *r.req.timeout_mut() = (ms > 0).then(|| Duration::from_millis(ms));
+        wirecore_code::WIRECORE_OK
+    })
+}
+
+/// Makes the body a stream the caller writes after submitting the request. On success `*out`
+/// owns a writer: write chunks with `wirecore_body_writer_write`, then call
+/// `wirecore_body_writer_close` exactly once. A streamed body is never replayed.
+///
+/// # Safety
+/// `req` is a live request; `out` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_body_stream(
+    req: *mut wirecore_request,
+    out: *mut *mut wirecore_body_writer,
+) -> wirecore_code {
+    ffi_fn!(err = std::ptr::null_mut(), {
+        // SAFETY: NULL or a live request (magic checked).
+        let Some(r) = (unsafe { handle::get_mut(req) }) else {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        };
+        if out.is_null() {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        }
+        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        *r.req.body_mut() = RequestBody::wrap_stream(stream);
+        let w = handle::give(wirecore_body_writer {
+            magic: Magic::WRITER,
+            tx,
+        });
+        // SAFETY: checked non-NULL above.
+        unsafe { handle::put(out, w) };
+        wirecore_code::WIRECORE_OK
+    })
+}
+
+/// Copies `len` bytes into the body stream. Blocks the calling thread while 8 chunks are
+/// queued and unsent (back-pressure); never call it from a wirecore callback.
+///
+/// # Errors
+/// `WIRECORE_IO` when the request no longer reads its body (it failed or was cancelled).
+///
+/// # Safety
+/// `w` is a live writer; `data` valid for `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_body_writer_write(
+    w: *mut wirecore_body_writer,
+    data: *const u8,
+    len: usize,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        // SAFETY: NULL or a live writer (magic checked).
+        let Some(w) = (unsafe { handle::get(w) }) else {
+            return error::invalid(err, "wirecore_body_writer_write: invalid writer handle");
+        };
+        // SAFETY: per the contract.
+        let Some(b) = (unsafe { handle::bytes(data, len) }) else {
+            return error::invalid(err, "wirecore_body_writer_write: data is NULL");
+        };
+        if b.is_empty() {
+            return wirecore_code::WIRECORE_OK;
+        }
+        match w.tx.blocking_send(Ok(Bytes::copy_from_slice(b))) {
+            Ok(()) => wirecore_code::WIRECORE_OK,
+            Err(_) => error::fail(
+                err,
+                &Error::new(ErrorKind::Io, "the request no longer reads its body"),
+            ),
+        }
+    })
+}
+
+/// Ends the body and frees the writer. With `abort` true the body fails instead (the request
+/// then fails with `WIRECORE_IO`).
+///
+/// # Safety
+/// `w` is NULL or a live writer, not used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_body_writer_close(w: *mut wirecore_body_writer, abort: bool) {
+    ffi_fn!(or = (), {
+        // SAFETY: NULL or a live writer, freed once.
+        if let Some(w) = unsafe { handle::take(w) }
+            && abort
+        {
+            let _ = w.tx.blocking_send(Err(std::io::Error::other(
+                "the caller aborted the request body",
+            )));
+        }
+    });
+}
+
+/// Frees a request that was not sent. NULL is ignored.
+///
+/// # Safety
+/// `req` is NULL or a live request, not used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_free(req: *mut wirecore_request) {
+    ffi_fn!(or = (), {
+        // SAFETY: NULL or a live request, freed once.
+        drop(unsafe { handle::take(req) });
+    });
+}
+
+/// Takes the request out of its handle (consuming the handle).
+///
+/// # Safety
+/// `req` is NULL or a live request.
+pub(crate) unsafe fn take(req: *mut wirecore_request) -> Option<wirecore::Request> {
+    // SAFETY: per the contract.
+    unsafe { handle::take(req) }.map(|b| b.req)
+}
+
+/// A raw pointer that may cross threads (userdata the caller promised to handle).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SendPtr(pub(crate) *mut c_void);
+
+// SAFETY: userdata is opaque to wirecore; the header documents that it is handed back on an
+// engine thread, so the caller is responsible for what it points to.
+unsafe impl Send for SendPtr {}

@@ -1,0 +1,614 @@
+//! `wirecore_response`: status, headers, timings, and the body (prefetched when small,
+//! then read blocking or through a queue).
+
+use std::ffi::{CString, c_char};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::{HeaderName, HeaderValue};
+use tokio::sync::Notify;
+use wirecore::{Body, Error, ErrorKind};
+
+use crate::error::{self, wirecore_code, wirecore_error};
+use crate::handle::{self, Magic, Tagged};
+use crate::task::{Target, wirecore_queue};
+
+/// Bodies with a Content-Length up to this size arrive with the response, so a small
+/// response crosses the boundary once.
+const PREFETCH_MAX: u64 = 64 * 1024;
+
+/// Durations of the phases of a request, in microseconds (0 when the phase did not happen,
+/// e.g. DNS/connect/TLS on a reused connection).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct wirecore_timings {
+    /// DNS resolution.
+    pub dns_us: u64,
+    /// TCP connect.
+    pub connect_us: u64,
+    /// TLS handshake.
+    pub tls_us: u64,
+    /// Send to first response byte.
+    pub ttfb_us: u64,
+    /// Send to response head.
+    pub total_us: u64,
+}
+
+/// A response. Owned by the caller; free with `wirecore_response_free`. Getters may be called
+/// from any thread; body reads from one thread at a time.
+pub struct wirecore_response {
+    magic: Magic,
+    status: u16,
+    version: i32,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    url: CString,
+    timings: wirecore_timings,
+    reused: bool,
+    pub(crate) body: Arc<BodyState>,
+    whole: Bytes,
+}
+
+impl Tagged for wirecore_response {
+    const MAGIC: Magic = Magic::RESPONSE;
+    fn magic(&self) -> Magic {
+        self.magic
+    }
+    fn kill(&mut self) {
+        self.magic = Magic::DEAD;
+    }
+}
+
+impl Drop for wirecore_response {
+    fn drop(&mut self) {
+        // Aborts a queued read, which then completes with WIRECORE_CANCELLED.
+        self.body.closing.notify_one();
+    }
+}
+
+pub(crate) struct BodyState {
+    inner: Mutex<Inner>,
+    closing: Notify,
+}
+
+struct Inner {
+    stream: Option<Body>,
+    buf: Bytes,
+    eof: bool,
+    error: Option<Error>,
+    reading: bool,
+}
+
+impl BodyState {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn version_num(v: wirecore::Version) -> i32 {
+    match v {
+        wirecore::Version::HTTP_09 => 9,
+        wirecore::Version::HTTP_10 => 10,
+        wirecore::Version::HTTP_2 => 20,
+        wirecore::Version::HTTP_3 => 30,
+        _ => 11,
+    }
+}
+
+/// Sends `req` and reads a small body ahead. Runs on the engine runtime.
+pub(crate) async fn fetch(
+    client: wirecore::Client,
+    req: wirecore::Request,
+) -> Result<Box<wirecore_response>, Error> {
+    let resp = client.execute(req).await?;
+    let small = resp
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n <= PREFETCH_MAX);
+    let t = resp.timings();
+    let mut out = Box::new(wirecore_response {
+        magic: Magic::RESPONSE,
+        status: resp.status().as_u16(),
+        version: version_num(resp.version()),
+        headers: resp
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect(),
+        url: CString::new(resp.url().to_string()).unwrap_or_default(),
+        timings: wirecore_timings {
+            dns_us: micros(t.dns),
+            connect_us: micros(t.connect),
+            tls_us: micros(t.tls),
+            ttfb_us: micros(t.ttfb),
+            total_us: micros(t.total),
+        },
+        reused: resp.reused(),
+        body: Arc::new(BodyState {
+            inner: Mutex::new(Inner {
+                stream: None,
+                buf: Bytes::new(),
+                eof: false,
+                error: None,
+                reading: false,
+            }),
+            closing: Notify::new(),
+        }),
+        whole: Bytes::new(),
+    });
+    let mut stream = resp.into_body();
+    let mut inner = Inner {
+        stream: None,
+        buf: Bytes::new(),
+        eof: false,
+        error: None,
+        reading: false,
+    };
+    if small {
+        let mut acc: Option<BytesMut> = None;
+        loop {
+            match stream.next().await {
+                None => {
+                    inner.eof = true;
+                    break;
+                }
+                Some(Err(e)) => {
+                    inner.error = Some(e);
+                    break;
+                }
+                Some(Ok(c)) if c.is_empty() => {}
+                Some(Ok(c)) => {
+                    if inner.buf.is_empty() && acc.is_none() {
+                        inner.buf = c;
+                    } else {
+                        let a = acc.get_or_insert_with(|| BytesMut::from(&inner.buf[..]));
+                        a.extend_from_slice(&c);
+                    }
+                }
+            }
+        }
+        if let Some(a) = acc {
+            inner.buf = a.freeze();
+        }
+    }
+    if !inner.eof && inner.error.is_none() {
+        inner.stream = Some(stream);
+    }
+    *out.body.lock() = inner;
+    Ok(out)
+}
+
+/// Next non-empty chunk, or `None` at the end; aborts when the response is freed.
+async fn next_chunk(stream: &mut Body, closing: &Notify) -> Result<Option<Bytes>, Error> {
+    loop {
+        let item = tokio::select! {
+            biased;
+            () = closing.notified() => {
+                return Err(Error::new(ErrorKind::Cancelled, "the response was freed"));
+            }
+            item = stream.next() => item,
+        };
+        match item {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(c)) if c.is_empty() => {}
+            Some(Ok(c)) => return Ok(Some(c)),
+        }
+    }
+}
+
+fn store(inner: &mut Inner, stream: Body, r: Result<Option<Bytes>, Error>) {
+    match r {
+        Ok(Some(c)) => {
+            inner.buf = c;
+            inner.stream = Some(stream);
+        }
+        Ok(None) => inner.eof = true,
+        Err(e) => inner.error = Some(e),
+    }
+}
+
+/// Copies buffered bytes into `out`; returns how many.
+fn drain(inner: &mut Inner, out: &mut [u8]) -> usize {
+    let n = inner.buf.len().min(out.len());
+    out[..n].copy_from_slice(&inner.buf[..n]);
+    inner.buf.advance(n);
+    n
+}
+
+/// Borrows a response handle or returns `WIRECORE_INVALID_ARGUMENT` from the caller.
+macro_rules! resp_or {
+    ($p:expr, $fallback:expr) => {
+        // SAFETY: NULL or a live response (magic checked).
+        match unsafe { handle::get($p) } {
+            Some(r) => r,
+            None => return $fallback,
+        }
+    };
+}
+
+/// The status code (100–999), or 0 for an invalid handle.
+///
+/// # Safety
+/// `resp` is NULL or a live response.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_status(resp: *const wirecore_response) -> u16 {
+    ffi_fn!(or = 0, { resp_or!(resp, 0).status })
+}
+
+/// The HTTP version: 10, 11, 20 or 30 (HTTP/1.0 … HTTP/3); 0 for an invalid handle.
+///
+/// # Safety
+/// `resp` is NULL or a live response.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_version(resp: *const wirecore_response) -> i32 {
+    ffi_fn!(or = 0, { resp_or!(resp, 0).version })
+}
+
+/// Whether the request went over a reused (pooled) connection.
+///
+/// # Safety
+/// `resp` is NULL or a live response.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_reused(resp: *const wirecore_response) -> bool {
+    ffi_fn!(or = false, { resp_or!(resp, false).reused })
+}
+
+/// The final URL (after redirects), NUL-terminated. Owned by the response.
+///
+/// # Safety
+/// `resp` is NULL or a live response.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_url(resp: *const wirecore_response) -> *const c_char {
+    ffi_fn!(or = c"".as_ptr(), { resp_or!(resp, c"".as_ptr()).url.as_ptr() })
+}
+
+/// Copies the phase timings into `*out`.
+///
+/// # Safety
+/// `resp` is NULL or a live response; `out` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_timings(
+    resp: *const wirecore_response,
+    out: *mut wirecore_timings,
+) -> wirecore_code {
+    ffi_fn!(err = std::ptr::null_mut(), {
+        let r = resp_or!(resp, wirecore_code::WIRECORE_INVALID_ARGUMENT);
+        if out.is_null() {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        }
+        // SAFETY: checked non-NULL.
+        unsafe { handle::put(out, r.timings) };
+        wirecore_code::WIRECORE_OK
+    })
+}
+
+/// The number of header fields (a repeated name counts once per value).
+///
+/// # Safety
+/// `resp` is NULL or a live response.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_header_count(resp: *const wirecore_response) -> usize {
+    ffi_fn!(or = 0, { resp_or!(resp, 0).headers.len() })
+}
+
+/// Header field `index` (0-based, in received order; names lower-case). The bytes are owned
+/// by the response and are not NUL-terminated.
+///
+/// # Errors
+/// `WIRECORE_INVALID_ARGUMENT` for a bad handle or an index out of range.
+///
+/// # Safety
+/// `resp` is NULL or a live response; out-pointers writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_header_at(
+    resp: *const wirecore_response,
+    index: usize,
+    name: *mut *const u8,
+    name_len: *mut usize,
+    value: *mut *const u8,
+    value_len: *mut usize,
+) -> wirecore_code {
+    ffi_fn!(err = std::ptr::null_mut(), {
+        let r = resp_or!(resp, wirecore_code::WIRECORE_INVALID_ARGUMENT);
+        let Some((n, v)) = r.headers.get(index) else {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        };
+        // SAFETY: NULL or writable.
+        unsafe {
+            handle::put(name, n.as_str().as_ptr());
+            handle::put(name_len, n.as_str().len());
+            handle::put(value, v.as_bytes().as_ptr());
+            handle::put(value_len, v.as_bytes().len());
+        }
+        wirecore_code::WIRECORE_OK
+    })
+}
+
+/// The first value of header `name` (case-insensitive); false when absent. The value is owned
+/// by the response and is not NUL-terminated.
+///
+/// # Safety
+/// `resp` is NULL or a live response; `name` valid for `name_len` bytes; outs writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_header_get(
+    resp: *const wirecore_response,
+    name: *const u8,
+    name_len: usize,
+    value: *mut *const u8,
+    value_len: *mut usize,
+) -> bool {
+    ffi_fn!(or = false, {
+        let r = resp_or!(resp, false);
+        // SAFETY: per the contract.
+        let Some(want) = (unsafe { handle::bytes(name, name_len) }) else {
+            return false;
+        };
+        let Some((_, v)) = r
+            .headers
+            .iter()
+            .find(|(n, _)| n.as_str().as_bytes().eq_ignore_ascii_case(want))
+        else {
+            return false;
+        };
+        // SAFETY: NULL or writable.
+        unsafe {
+            handle::put(value, v.as_bytes().as_ptr());
+            handle::put(value_len, v.as_bytes().len());
+        }
+        true
+    })
+}
+
+/// Reads up to `cap` body bytes into `buf`, blocking the calling thread until at least one
+/// byte or the end arrives. `*n` is 0 only at the end of the body. Never call it from a
+/// wirecore callback (it would block an engine thread).
+///
+/// # Errors
+/// The body's error (`WIRECORE_IO`, `WIRECORE_DECODE`, `WIRECORE_BODY_TOO_LARGE`, timeouts).
+///
+/// # Safety
+/// `resp` is a live response; `buf` writable for `cap` bytes; `n` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_read(
+    resp: *mut wirecore_response,
+    buf: *mut u8,
+    cap: usize,
+    n: *mut usize,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        let r = resp_or!(
+            resp,
+            error::invalid(err, "wirecore_response_read: invalid response handle")
+        );
+        if n.is_null() || (buf.is_null() && cap > 0) {
+            return error::invalid(err, "wirecore_response_read: buf or n is NULL");
+        }
+        // SAFETY: `buf` is writable for `cap` bytes per the contract.
+        let out: &mut [u8] = if cap == 0 {
+            &mut []
+        } else {
+            unsafe { std::slice::from_raw_parts_mut(buf, cap) }
+        };
+        let mut inner = r.body.lock();
+        loop {
+            if !inner.buf.is_empty() || cap == 0 {
+                let k = drain(&mut inner, out);
+                // SAFETY: checked non-NULL.
+                unsafe { handle::put(n, k) };
+                return wirecore_code::WIRECORE_OK;
+            }
+            if let Some(e) = inner.error.take() {
+                let code = error::fail(err, &e);
+                inner.error = Some(e);
+                return code;
+            }
+            if inner.eof {
+                // SAFETY: checked non-NULL.
+                unsafe { handle::put(n, 0) };
+                return wirecore_code::WIRECORE_OK;
+            }
+            let Some(mut stream) = inner.stream.take() else {
+                return error::invalid(err, "wirecore_response_read: a queued read is in flight");
+            };
+            let rt = wirecore::runtime::global();
+            let res = rt.block_on(next_chunk(&mut stream, &r.body.closing));
+            store(&mut inner, stream, res);
+        }
+    })
+}
+
+/// Copies already-received body bytes into `buf` without blocking. `*n` is how many;
+/// `*eof` is true when the body is complete and fully read. When both are 0/false, call
+/// `wirecore_response_read_queue` to fetch more.
+///
+/// # Errors
+/// The body's error, once the bytes before it are read.
+///
+/// # Safety
+/// `resp` is a live response; `buf` writable for `cap` bytes; `n`, `eof` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_read_nowait(
+    resp: *mut wirecore_response,
+    buf: *mut u8,
+    cap: usize,
+    n: *mut usize,
+    eof: *mut bool,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        let r = resp_or!(
+            resp,
+            error::invalid(err, "wirecore_response_read_nowait: invalid response handle")
+        );
+        if n.is_null() || eof.is_null() || (buf.is_null() && cap > 0) {
+            return error::invalid(err, "wirecore_response_read_nowait: NULL argument");
+        }
+        // SAFETY: `buf` is writable for `cap` bytes per the contract.
+        let out: &mut [u8] = if cap == 0 {
+            &mut []
+        } else {
+            unsafe { std::slice::from_raw_parts_mut(buf, cap) }
+        };
+        let mut inner = r.body.lock();
+        let k = drain(&mut inner, out);
+        let done = inner.buf.is_empty() && inner.eof;
+        // SAFETY: checked non-NULL.
+        unsafe {
+            handle::put(n, k);
+            handle::put(eof, done);
+        }
+        if k == 0
+            && let Some(e) = inner.error.take()
+        {
+            let code = error::fail(err, &e);
+            inner.error = Some(e);
+            return code;
+        }
+        wirecore_code::WIRECORE_OK
+    })
+}
+
+/// Fetches the next body chunk on an engine thread and posts a completion to `queue` with
+/// `userdata`, `response` NULL, and the status (`WIRECORE_OK`: bytes or the end are now
+/// available to `wirecore_response_read_nowait`). One queued read at a time. Freeing the
+/// response cancels the read (its completion then carries `WIRECORE_CANCELLED`).
+///
+/// # Safety
+/// `resp` is a live response; `queue` a live queue.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_read_queue(
+    resp: *mut wirecore_response,
+    queue: *const wirecore_queue,
+    userdata: *mut std::ffi::c_void,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        let r = resp_or!(
+            resp,
+            error::invalid(err, "wirecore_response_read_queue: invalid response handle")
+        );
+        // SAFETY: NULL or a live queue (magic checked).
+        let Some(q) = (unsafe { handle::get(queue) }) else {
+            return error::invalid(err, "wirecore_response_read_queue: invalid queue handle");
+        };
+        let target = Target::Queue(q.inner.clone(), crate::request::SendPtr(userdata));
+        let mut inner = r.body.lock();
+        if inner.reading {
+            return error::invalid(err, "wirecore_response_read_queue: a read is in flight");
+        }
+        let Some(mut stream) = inner.stream.take() else {
+            drop(inner);
+            target.deliver_read(Ok(()));
+            return wirecore_code::WIRECORE_OK;
+        };
+        if !inner.buf.is_empty() {
+            inner.stream = Some(stream);
+            drop(inner);
+            target.deliver_read(Ok(()));
+            return wirecore_code::WIRECORE_OK;
+        }
+        inner.reading = true;
+        drop(inner);
+        let body = r.body.clone();
+        wirecore::runtime::global().spawn(async move {
+            let res = next_chunk(&mut stream, &body.closing).await;
+            let out = match &res {
+                Err(e) => Err(Error::new(e.kind(), e.full_message())),
+                Ok(_) => Ok(()),
+            };
+            {
+                let mut inner = body.lock();
+                inner.reading = false;
+                store(&mut inner, stream, res);
+            }
+            target.deliver_read(out);
+        });
+        wirecore_code::WIRECORE_OK
+    })
+}
+
+/// Reads the rest of the body (blocking) and points `*data`/`*len` at it. The bytes are owned
+/// by the response and stay valid until it is freed. Bytes already read are not included.
+///
+/// # Errors
+/// The body's error.
+///
+/// # Safety
+/// `resp` is a live response; outs writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_body(
+    resp: *mut wirecore_response,
+    data: *mut *const u8,
+    len: *mut usize,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        // SAFETY: NULL or a live response (magic checked).
+        let Some(r) = (unsafe { handle::get_mut(resp) }) else {
+            return error::invalid(err, "wirecore_response_body: invalid response handle");
+        };
+        if data.is_null() || len.is_null() {
+            return error::invalid(err, "wirecore_response_body: data or len is NULL");
+        }
+        let body = r.body.clone();
+        let mut inner = body.lock();
+        let mut acc = BytesMut::new();
+        let mut single: Option<Bytes> = None;
+        loop {
+            let chunk = std::mem::take(&mut inner.buf);
+            if !chunk.is_empty() {
+                if single.is_none() && acc.is_empty() {
+                    single = Some(chunk);
+                } else {
+                    if let Some(s) = single.take() {
+                        acc.extend_from_slice(&s);
+                    }
+                    acc.extend_from_slice(&chunk);
+                }
+            }
+            if let Some(e) = inner.error.take() {
+                let code = error::fail(err, &e);
+                inner.error = Some(e);
+                return code;
+            }
+            if inner.eof {
+                break;
+            }
+            let Some(mut stream) = inner.stream.take() else {
+                return error::invalid(err, "wirecore_response_body: a queued read is in flight");
+            };
+            let rt = wirecore::runtime::global();
+            let res = rt.block_on(next_chunk(&mut stream, &body.closing));
+            store(&mut inner, stream, res);
+        }
+        drop(inner);
+        r.whole = single.unwrap_or_else(|| acc.freeze());
+        // SAFETY: checked non-NULL.
+        unsafe {
+            handle::put(data, r.whole.as_ptr());
+            handle::put(len, r.whole.len());
+        }
+        wirecore_code::WIRECORE_OK
+    })
+}
+
+/// Frees a response (an unread body is discarded, closing its HTTP/1 connection). NULL is
+/// ignored.
+///
+/// # Safety
+/// `resp` is NULL or a live response, not used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_free(resp: *mut wirecore_response) {
+    ffi_fn!(or = (), {
+        // SAFETY: NULL or a live response, freed once.
+        drop(unsafe { handle::take(resp) });
+    });
+}

@@ -1,0 +1,424 @@
+//! `NativeClient`: the JS-facing handle of one `wirecore::Client`.
+//!
+//! Every method returns at once: work is spawned on the core's global runtime (never a second
+//! runtime) and its result is delivered as a [`Completion`] under the id JS chose.
+#![expect(
+    clippy::needless_pass_by_value,
+    reason = "napi hands arguments over by value"
+)]
+#![expect(
+    clippy::too_many_arguments,
+    reason = "one crossing carries the whole request"
+)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::future::{AbortHandle, Abortable};
+use napi::Status;
+use napi::bindgen_prelude::{Buffer, Either, Function, Uint8Array};
+use napi_derive::napi;
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+
+use crate::completion::{Completer, Completion};
+use crate::config;
+
+/// Bodies up to this declared length are read before the response resolves, so status,
+/// headers and body cross into JS together.
+const EAGER_BODY_BYTES: u64 = 64 * 1024;
+/// Request-body chunks buffered between JS and the engine.
+const UPLOAD_QUEUE: usize = 8;
+
+type UploadItem = Result<Bytes, std::io::Error>;
+
+/// A JS error carrying a core code; `index.js` turns it into the matching `WirecoreError`.
+pub(crate) fn js_error(code: &str, message: &str) -> napi::Error {
+    napi::Error::new(
+        Status::GenericFailure,
+        format!("[wirecore:{code}] {message}"),
+    )
+}
+
+fn core_error(e: &wirecore::Error) -> napi::Error {
+    js_error(e.code(), &e.full_message())
+}
+
+fn error_completion(id: u32, e: &wirecore::Error) -> Completion {
+    Completion {
+        id,
+        code: Some(e.code().to_owned()),
+        message: Some(e.full_message()),
+        ..Completion::default()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+struct BodySlot {
+    body: tokio::sync::Mutex<Option<wirecore::Body>>,
+}
+
+struct Shared {
+    client: wirecore::Client,
+    rt: Arc<Runtime>,
+    completer: Completer,
+    aborts: Mutex<HashMap<u32, AbortHandle>>,
+    bodies: Mutex<HashMap<u32, Arc<BodySlot>>>,
+    uploads: Mutex<HashMap<u32, mpsc::Sender<UploadItem>>>,
+    upload_rx: Mutex<HashMap<u32, mpsc::Receiver<UploadItem>>>,
+}
+
+impl Shared {
+    /// Runs `fut` on the engine runtime; a cancellable one can be stopped with `cancel(id)`,
+    /// which drops it (and so cancels the engine work under it).
+    fn spawn<F>(self: &Arc<Self>, id: u32, cancellable: bool, fut: F)
+    where
+        F: Future<Output = Completion> + Send + 'static,
+    {
+        let shared = self.clone();
+        if cancellable {
+            let (handle, reg) = AbortHandle::new_pair();
+            lock(&self.aborts).insert(id, handle);
+            let s = shared.clone();
+            self.rt.spawn(async move {
+                if let Ok(c) = Abortable::new(fut, reg).await {
+                    lock(&s.aborts).remove(&id);
+                    s.completer.push(c);
+                }
+            });
+        } else {
+            self.rt.spawn(async move {
+                let c = fut.await;
+                shared.completer.push(c);
+            });
+        }
+    }
+}
+
+/// The native half of `Client` (see `index.js`).
+#[napi]
+pub struct NativeClient {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for NativeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeClient")
+            .field("client", &self.shared.client)
+            .finish_non_exhaustive()
+    }
+}
+
+#[napi]
+impl NativeClient {
+    /// Builds a client from a camelCase (or snake_case) config; `on_complete` receives batches
+    /// of completions.
+    ///
+    /// # Errors
+    /// `invalid_config` naming the field as the caller spelled it.
+    #[napi(constructor)]
+    pub fn new(
+        config: Option<serde_json::Value>,
+        on_complete: Function<'_, Vec<Completion>, ()>,
+    ) -> napi::Result<Self> {
+        let renamed = config::config_from_js(config.unwrap_or(serde_json::Value::Null));
+        let value = match renamed.value {
+            serde_json::Value::Null => serde_json::Value::Object(serde_json::Map::new()),
+            ref v => v.clone(),
+        };
+        let cfg = wirecore::Config::from_value(value)
+            .map_err(|e| js_error(e.code(), &renamed.explain(&e.full_message())))?;
+        let rt = wirecore::runtime::global();
+        let client = {
+            let _enter = rt.enter();
+            wirecore::Client::from_config(cfg)
+                .map_err(|e| js_error(e.code(), &renamed.explain(&e.full_message())))?
+        };
+        let completer = Completer::new(&on_complete)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                client,
+                rt,
+                completer,
+                aborts: Mutex::default(),
+                bodies: Mutex::default(),
+                uploads: Mutex::default(),
+                upload_rx: Mutex::default(),
+            }),
+        })
+    }
+
+    /// Validates and starts a request. Input errors throw here, before any I/O.
+    ///
+    /// `headers` is a flat `[name, value, ...]` list; `upload` names a stream opened with
+    /// `openUpload`.
+    #[napi]
+    pub fn request(
+        &self,
+        id: u32,
+        method: String,
+        url: String,
+        headers: Vec<String>,
+        body: Option<Either<String, Uint8Array>>,
+        upload: Option<u32>,
+        timeout_ms: Option<f64>,
+        cancellable: bool,
+    ) -> napi::Result<()> {
+        let method = wirecore::parse_method(&method).map_err(|e| core_error(&e))?;
+        let mut req = wirecore::Request::new(method, &url).map_err(|e| core_error(&e))?;
+        if !headers.len().is_multiple_of(2) {
+            return Err(js_error(
+                "invalid_header",
+                "headers must be name/value pairs",
+            ));
+        }
+        let map = req.headers_mut();
+        for pair in headers.chunks_exact(2) {
+            let (n, v) = wirecore::parse_header(&pair[0], &pair[1]).map_err(|e| core_error(&e))?;
+            map.append(n, v);
+        }
+        match body {
+            Some(Either::A(s)) => *req.body_mut() = wirecore::RequestBody::from(s),
+            Some(Either::B(b)) => {
+                *req.body_mut() = wirecore::RequestBody::from(Bytes::copy_from_slice(&b));
+            }
+            None => {}
+        }
+        if let Some(up) = upload {
+            let Some(rx) = lock(&self.shared.upload_rx).remove(&up) else {
+                return Err(js_error("invalid_request", "unknown upload stream"));
+            };
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            });
+            *req.body_mut() = wirecore::RequestBody::wrap_stream(stream);
+        }
+        if let Some(t) = timeout_ms {
+            if !(t.is_finite() && t >= 0.0) {
+                return Err(js_error(
+                    "invalid_request",
+                    "timeoutMs must be a non-negative number",
+                ));
+            }
+            *req.timeout_mut() = Some(Duration::from_secs_f64(t / 1000.0));
+        }
+        let shared = self.shared.clone();
+        self.shared.spawn(id, cancellable, async move {
+            match shared.client.execute(req).await {
+                Ok(resp) => respond(&shared, id, resp).await,
+                Err(e) => error_completion(id, &e),
+            }
+        });
+        Ok(())
+    }
+
+    /// Stops the operation `id` (request or body read); its completion never comes.
+    #[napi]
+    pub fn cancel(&self, id: u32) {
+        if let Some(h) = lock(&self.shared.aborts).remove(&id) {
+            h.abort();
+        }
+    }
+
+    /// Reads the next chunk of a streaming body into completion `id` (`body` absent at the end).
+    #[napi]
+    pub fn read_body(&self, body_id: u32, id: u32) {
+        let slot = lock(&self.shared.bodies).get(&body_id).cloned();
+        let shared = self.shared.clone();
+        self.shared.spawn(id, true, async move {
+            let Some(slot) = slot else {
+                return Completion {
+                    id,
+                    ..Completion::default()
+                };
+            };
+            let mut guard = slot.body.lock().await;
+            let next = match guard.as_mut() {
+                Some(b) => b.next().await,
+                None => None,
+            };
+            match next {
+                Some(Ok(chunk)) => Completion {
+                    id,
+                    body: Some(Buffer::from(chunk.to_vec())),
+                    ..Completion::default()
+                },
+                Some(Err(e)) => {
+                    *guard = None;
+                    lock(&shared.bodies).remove(&body_id);
+                    error_completion(id, &e)
+                }
+                None => {
+                    *guard = None;
+                    lock(&shared.bodies).remove(&body_id);
+                    Completion {
+                        id,
+                        ..Completion::default()
+                    }
+                }
+            }
+        });
+    }
+
+    /// Drops a streaming body unread (an HTTP/1.1 connection is discarded, an h2 stream reset).
+    #[napi]
+    pub fn drop_body(&self, body_id: u32) {
+        if let Some(slot) = lock(&self.shared.bodies).remove(&body_id) {
+            self.shared.rt.spawn(async move {
+                slot.body.lock().await.take();
+            });
+        }
+    }
+
+    /// Opens a request-body stream; pass its id as `upload` to `request`.
+    #[napi]
+    pub fn open_upload(&self, upload_id: u32) {
+        let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
+        lock(&self.shared.uploads).insert(upload_id, tx);
+        lock(&self.shared.upload_rx).insert(upload_id, rx);
+    }
+
+    /// Queues one chunk; completion `id` comes once the engine has room for more.
+    #[napi]
+    pub fn write_upload(&self, upload_id: u32, id: u32, chunk: Uint8Array) {
+        let tx = lock(&self.shared.uploads).get(&upload_id).cloned();
+        let bytes = Bytes::copy_from_slice(&chunk);
+        self.shared.spawn(id, false, async move {
+            let sent = match tx {
+                Some(tx) => tx.send(Ok(bytes)).await.is_ok(),
+                None => false,
+            };
+            if sent {
+                Completion {
+                    id,
+                    ..Completion::default()
+                }
+            } else {
+                error_completion(
+                    id,
+                    &wirecore::Error::new(
+                        wirecore::ErrorKind::Io,
+                        "the request no longer reads its body",
+                    ),
+                )
+            }
+        });
+    }
+
+    /// Ends a request-body stream, with an error message if the JS source failed.
+    #[napi]
+    pub fn end_upload(&self, upload_id: u32, error: Option<String>) {
+        lock(&self.shared.upload_rx).remove(&upload_id);
+        if let Some(tx) = lock(&self.shared.uploads).remove(&upload_id)
+            && let Some(msg) = error
+        {
+            self.shared.rt.spawn(async move {
+                let _ = tx.send(Err(std::io::Error::other(msg))).await;
+            });
+        }
+    }
+
+    /// A snapshot of every counter, keys in camelCase.
+    #[napi]
+    pub fn stats(&self) -> napi::Result<serde_json::Value> {
+        let v = serde_json::to_value(self.shared.client.stats())
+            .map_err(|e| js_error("internal", &e.to_string()))?;
+        Ok(config::stats_to_js(v))
+    }
+
+    /// The stats in Prometheus text format.
+    #[napi]
+    pub fn prometheus(&self) -> String {
+        self.shared.client.prometheus()
+    }
+
+    /// A health report, keys in camelCase.
+    #[napi]
+    pub fn diagnostics(&self) -> napi::Result<serde_json::Value> {
+        let v = serde_json::to_value(self.shared.client.diagnostics())
+            .map_err(|e| js_error("internal", &e.to_string()))?;
+        Ok(config::stats_to_js(v))
+    }
+
+    /// The health report as text.
+    #[napi]
+    pub fn diagnostics_text(&self) -> String {
+        self.shared.client.diagnostics().to_string()
+    }
+
+    /// Refuses new requests, drains in-flight ones for up to `timeout_ms`, closes idle
+    /// connections; completion `id` follows.
+    #[napi]
+    pub fn close(&self, id: u32, timeout_ms: f64) {
+        let client = self.shared.client.clone();
+        let d = Duration::from_secs_f64(timeout_ms.max(0.0) / 1000.0);
+        self.shared.spawn(id, false, async move {
+            client.close(d).await;
+            Completion {
+                id,
+                ..Completion::default()
+            }
+        });
+    }
+}
+
+/// The response head, plus the body when it is small: one crossing for the common case.
+async fn respond(shared: &Arc<Shared>, id: u32, resp: wirecore::Response) -> Completion {
+    let t = resp.timings();
+    let mut headers = String::with_capacity(resp.headers().len() * 32);
+    for (n, v) in resp.headers() {
+        headers.push_str(n.as_str());
+        headers.push('\n');
+        headers.push_str(&String::from_utf8_lossy(v.as_bytes()));
+        headers.push('\n');
+    }
+    let mut c = Completion {
+        id,
+        status: Some(u32::from(resp.status().as_u16())),
+        version: Some(format!("{:?}", resp.version())),
+        headers: Some(headers),
+        url: Some(resp.url().to_string()),
+        reused: Some(resp.reused()),
+        timings: Some(vec![
+            ms(t.dns),
+            ms(t.connect),
+            ms(t.tls),
+            ms(t.ttfb),
+            ms(t.total),
+        ]),
+        ..Completion::default()
+    };
+    let mut body = resp.into_body();
+    let hint = http_body::Body::size_hint(&body);
+    if http_body::Body::is_end_stream(&body) {
+        c.body = Some(Buffer::from(Vec::new()));
+    } else if hint.upper().is_some_and(|n| n <= EAGER_BODY_BYTES) {
+        let mut buf = Vec::with_capacity(usize::try_from(hint.lower()).unwrap_or(0));
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(b) => buf.extend_from_slice(&b),
+                Err(e) => return error_completion(id, &e),
+            }
+        }
+        c.body = Some(Buffer::from(buf));
+    } else {
+        lock(&shared.bodies).insert(
+            id,
+            Arc::new(BodySlot {
+                body: tokio::sync::Mutex::new(Some(body)),
+            }),
+        );
+        c.streaming = Some(true);
+    }
+    c
+}

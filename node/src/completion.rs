@@ -1,0 +1,91 @@
+//! Results travel back to JS in batches through one threadsafe function per client.
+//!
+//! Engine tasks push a [`Completion`] and, when the queue was empty, schedule one JS call that
+//! drains everything queued so far: under load many requests resolve per crossing. The function
+//! is weak (unref'd), so it never keeps the process alive; `index.js` refs a timer instead while
+//! requests are in flight.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use napi::Status;
+use napi::bindgen_prelude::Buffer;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+/// One finished operation, keyed by the id JS gave it.
+#[napi(object)]
+#[derive(Default)]
+pub struct Completion {
+    /// The id JS passed with the operation.
+    pub id: u32,
+    /// Error code (`ErrorKind::code`) when the operation failed.
+    pub code: Option<String>,
+    /// Error message when the operation failed.
+    pub message: Option<String>,
+    /// Response status.
+    pub status: Option<u32>,
+    /// `HTTP/1.1` or `HTTP/2.0`.
+    pub version: Option<String>,
+    /// Response headers as `name\nvalue\n` pairs.
+    pub headers: Option<String>,
+    /// Final URL.
+    pub url: Option<String>,
+    /// The whole body (small responses), or one chunk (stream reads).
+    pub body: Option<Buffer>,
+    /// The body stays in the engine: read it with `readBody(id, ..)`.
+    pub streaming: Option<bool>,
+    /// The request went out on a pooled connection.
+    pub reused: Option<bool>,
+    /// dns, connect, tls, ttfb, total in milliseconds.
+    pub timings: Option<Vec<f64>>,
+}
+
+impl std::fmt::Debug for Completion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Completion")
+            .field("id", &self.id)
+            .field("code", &self.code)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+type Tsfn = ThreadsafeFunction<(), (), Vec<Completion>, Status, false, true>;
+
+/// The sending half, shared by every task of one client.
+pub(crate) struct Completer {
+    queue: Arc<Mutex<Vec<Completion>>>,
+    tsfn: Tsfn,
+}
+
+impl Completer {
+    pub(crate) fn new(
+        on_complete: &napi::bindgen_prelude::Function<'_, Vec<Completion>, ()>,
+    ) -> napi::Result<Self> {
+        let queue: Arc<Mutex<Vec<Completion>>> = Arc::default();
+        let q = queue.clone();
+        let tsfn = on_complete
+            .build_threadsafe_function::<()>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build_callback(move |_ctx| {
+                Ok(std::mem::take(
+                    &mut *q.lock().unwrap_or_else(PoisonError::into_inner),
+                ))
+            })?;
+        Ok(Self { queue, tsfn })
+    }
+
+    /// Queues a completion; the first of a batch schedules the JS call.
+    pub(crate) fn push(&self, c: Completion) {
+        let first = {
+            let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            q.push(c);
+            q.len() == 1
+        };
+        if first {
+            // Fails only while the JS environment shuts down: nobody is left to tell.
+            let _ = self.tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+}

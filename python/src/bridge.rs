@@ -1,0 +1,150 @@
+//! Completing asyncio futures from engine threads, without the exit-time crash.
+//!
+//! Engine threads never touch a future directly: they queue the outcome and, once per batch,
+//! ask the loop to run [`drain`] via `call_soon_threadsafe`; `drain` runs on the loop's thread
+//! and builds the Python objects there. Entering the interpreter is counted, and the `atexit`
+//! hook [`shutdown`] sets a closing flag, then waits (GIL released) until no engine thread is
+//! inside, so no thread attaches to an interpreter that is finalizing (TOOLCHAIN pitfall 1).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{AcqRel, SeqCst};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+use crate::response::{Outcome, into_py_result};
+
+static CLOSING: AtomicBool = AtomicBool::new(false);
+static ATTACHING: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `f` attached to the interpreter unless it is shutting down.
+pub(crate) fn with_python<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
+    // Count first, then check: `shutdown` sets the flag, then waits for the count.
+    ATTACHING.fetch_add(1, SeqCst);
+    let r = if CLOSING.load(SeqCst) {
+        None
+    } else {
+        Python::try_attach(f)
+    };
+    ATTACHING.fetch_sub(1, SeqCst);
+    r
+}
+
+/// Called from `atexit`: no engine thread enters Python after this returns.
+#[pyfunction]
+#[pyo3(name = "_shutdown")]
+pub(crate) fn shutdown(py: Python<'_>) {
+    CLOSING.store(true, SeqCst);
+    py.detach(|| {
+        // At most 2 s: a thread stuck inside Python must not hang the exit.
+        for _ in 0..2000 {
+            if ATTACHING.load(SeqCst) == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+}
+
+struct Done {
+    fut: Py<PyAny>,
+    outcome: Outcome,
+}
+
+struct Queue {
+    items: Mutex<Vec<Done>>,
+    scheduled: AtomicBool,
+    call_soon: Py<PyAny>,
+}
+
+/// One event loop's completion queue. Create it on the loop's thread.
+#[pyclass(frozen, module = "wirecore._wirecore")]
+pub(crate) struct Completer {
+    q: Arc<Queue>,
+}
+
+#[pymethods]
+impl Completer {
+    #[new]
+    fn new(event_loop: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(Self {
+            q: Arc::new(Queue {
+                items: Mutex::new(Vec::new()),
+                scheduled: AtomicBool::new(false),
+                call_soon: event_loop.getattr("call_soon_threadsafe")?.unbind(),
+            }),
+        })
+    }
+
+    /// Sets the result or exception of every queued future that is not done yet.
+    fn drain(&self, py: Python<'_>) -> PyResult<()> {
+        // Clear the flag before taking: a push after the take schedules another drain.
+        self.q.scheduled.store(false, SeqCst);
+        let items =
+            std::mem::take(&mut *self.q.items.lock().unwrap_or_else(PoisonError::into_inner));
+        for d in items {
+            let fut = d.fut.bind(py);
+            if fut.call_method0("done")?.is_truthy()? {
+                continue;
+            }
+            match into_py_result(py, d.outcome) {
+                Ok(v) => fut.call_method1("set_result", (v,))?,
+                Err(e) => fut.call_method1("set_exception", (e.into_value(py),))?,
+            };
+        }
+        Ok(())
+    }
+}
+
+impl Completer {
+    pub(crate) fn handle(&self) -> CompleteHandle {
+        CompleteHandle { q: self.q.clone() }
+    }
+}
+
+/// Sendable half of a [`Completer`], moved into the engine task.
+pub(crate) struct CompleteHandle {
+    q: Arc<Queue>,
+}
+
+impl CompleteHandle {
+    /// Queues the outcome for `fut` and wakes the loop if no drain is pending.
+    pub(crate) fn complete(&self, fut: Py<PyAny>, outcome: Outcome) {
+        self.q
+            .items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Done { fut, outcome });
+        if self.q.scheduled.swap(true, AcqRel) {
+            return;
+        }
+        let q = self.q.clone();
+        let sent = with_python(|py| -> PyResult<()> {
+            let obj = Py::new(py, Completer { q: q.clone() })?;
+            let drain = obj.bind(py).getattr("drain")?;
+            q.call_soon.call1(py, (drain,))?;
+            Ok(())
+        });
+        if !matches!(sent, Some(Ok(()))) {
+            // The loop is closed or the interpreter is exiting: nobody awaits these any more.
+            let dropped =
+                std::mem::take(&mut *q.items.lock().unwrap_or_else(PoisonError::into_inner));
+            drop(dropped);
+        }
+    }
+}
+
+/// A request in flight; `cancel()` drops the engine future, which cancels the request.
+#[pyclass(frozen, module = "wirecore._wirecore")]
+pub(crate) struct Pending {
+    pub(crate) abort: tokio::task::AbortHandle,
+}
+
+#[pymethods]
+impl Pending {
+    fn cancel(&self) {
+        self.abort.abort();
+    }
+}
