@@ -2,7 +2,9 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 CARGO ?= cargo
-TARGET_DIR := target/x86_64-unknown-linux-gnu
+# Override CARGO_TARGET_DIR to build elsewhere; every target and mk/*.mk use $(TARGET_DIR).
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+TARGET_DIR := $(CARGO_TARGET_DIR)/x86_64-unknown-linux-gnu
 
 .PHONY: help setup fmt lint lint-rust schema test test-rust ready demo bench
 
