@@ -20,6 +20,8 @@ use crate::config::{Config, Encoding, ms};
 use crate::connect::Connector;
 use crate::error::{self, Error, ErrorKind};
 use crate::metrics::{Diagnostics, Metrics, Stats};
+use crate::policy::retry;
+use crate::policy::{BreakerEvent, OriginPolicy, Policies};
 use crate::pool::{Origin, Pool, Sender};
 use crate::request::{Request, RequestBuilder};
 use crate::response::{Response, Timings};
@@ -34,6 +36,7 @@ struct Inner {
     cfg: Config,
     pool: Pool,
     metrics: Arc<Metrics>,
+    policies: Policies,
     default_headers: HeaderMap,
     accept_encoding: Option<HeaderValue>,
     closed: std::sync::atomic::AtomicBool,
@@ -188,11 +191,13 @@ impl Client {
         };
         default_headers.entry(header::USER_AGENT).or_insert(ua);
         let accept_encoding = compress::accept_header(&cfg.compression);
+        let policies = Policies::new(&cfg)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 cfg,
                 pool,
                 metrics,
+                policies,
                 default_headers,
                 accept_encoding,
                 closed: std::sync::atomic::AtomicBool::new(false),
@@ -239,7 +244,15 @@ impl Client {
     /// A snapshot of every counter.
     pub fn stats(&self) -> Stats {
         let (pool, origins) = self.inner.pool.stats();
-        self.inner.metrics.snapshot(pool, origins)
+        self.inner
+            .metrics
+            .snapshot(pool, origins, self.inner.policies.stats())
+    }
+
+    /// Circuit breaker state changes of this client, for logging or alerts. A receiver that
+    /// falls more than 256 events behind skips ahead (`RecvError::Lagged`).
+    pub fn breaker_events(&self) -> tokio::sync::broadcast::Receiver<BreakerEvent> {
+        self.inner.policies.subscribe()
     }
 
     /// The stats in Prometheus text format.
@@ -315,14 +328,21 @@ impl Client {
             mut uri,
             mut headers,
             mut body,
-            timeout,
+            timeout: _,
+            idempotent,
+            rate_limit_key,
         } = req;
         let max = self.inner.cfg.redirect.max;
         let mut hops = 0u32;
         loop {
             let replay = if max > 0 { body.try_clone() } else { None };
+            let opts = Opts {
+                idempotent,
+                rate_limit_key: rate_limit_key.as_deref(),
+                deadline,
+            };
             let mut resp = self
-                .send_once(&method, &uri, &headers, body, deadline, timeout)
+                .send_resilient(&method, &uri, &headers, body, &opts)
                 .await?;
             resp.timings.total = start.elapsed();
             let status = resp.status;
@@ -383,6 +403,162 @@ impl Client {
         }
     }
 
+    /// Retries (with budget, backoff, `Retry-After`) and hedging around [`Self::attempt`].
+    async fn send_resilient(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: RequestBody,
+        opts: &Opts<'_>,
+    ) -> Result<Response, Error> {
+        let p = &self.inner.policies;
+        let rc = &p.cfg.retry;
+        let origin = Origin::from_uri(uri)?;
+        let op = p.origin(&origin.key);
+        let max_attempts = if rc.enabled { rc.max_attempts } else { 1 };
+        let idem = opts
+            .idempotent
+            .unwrap_or_else(|| retry::idempotent(method, headers));
+        let may_repeat = idem || rc.non_idempotent;
+        // Kept to replay: small in-memory bodies only.
+        let template = if max_attempts > 1
+            && body
+                .len()
+                .is_some_and(|n| n <= rc.max_replay_body_bytes as u64)
+        {
+            body.try_clone()
+        } else {
+            None
+        };
+        let mut first = Some(body);
+        if max_attempts > 1 {
+            op.budget.deposit(Instant::now());
+        }
+        let mut n = 0u32;
+        loop {
+            n += 1;
+            let Some(b) = first.take().or_else(|| template.as_ref()?.try_clone()) else {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    "request body already consumed",
+                ));
+            };
+            let hedge = rc.hedge.enabled && idem && template.is_some();
+            let res = if hedge {
+                let copy = template.as_ref().and_then(RequestBody::try_clone);
+                self.hedged(&op, &origin, method, uri, headers, b, copy, opts)
+                    .await
+            } else {
+                self.attempt(&op, &origin, method, uri, headers, b, opts)
+                    .await
+            };
+            if n >= max_attempts || template.is_none() {
+                return res;
+            }
+            let (reason, asked) = match &res {
+                Ok(r) => match retry::classify_status(rc, r.status, may_repeat) {
+                    Some(reason) => (
+                        reason,
+                        retry::retry_after(&r.headers, std::time::SystemTime::now()),
+                    ),
+                    None => return res,
+                },
+                Err(e) => match retry::classify_error(e, may_repeat) {
+                    Some(reason) => (reason, None),
+                    None => return res,
+                },
+            };
+            let delay = match asked {
+                Some(d) if d > Duration::from_millis(rc.retry_after_max_ms) => return res,
+                Some(d) => d,
+                None => retry::backoff(rc, n, fastrand::f64()),
+            };
+            let now = Instant::now();
+            if opts.deadline.is_some_and(|d| now + delay >= d) {
+                return res;
+            }
+            if !op.budget.try_withdraw(now) {
+                p.counters.budget_exhausted.fetch_add(1, Relaxed);
+                return res;
+            }
+            p.count_retry(reason);
+            if let Ok(r) = res {
+                drain(r).await;
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One attempt through rate limit, breaker and concurrency limit.
+    #[expect(clippy::too_many_arguments, reason = "the parts of one request")]
+    async fn attempt(
+        &self,
+        op: &OriginPolicy,
+        origin: &Origin,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: RequestBody,
+        opts: &Opts<'_>,
+    ) -> Result<Response, Error> {
+        self.inner
+            .policies
+            .attempt(op, &origin.key, opts.rate_limit_key, opts.deadline, || {
+                self.send_once(method, uri, headers, body, opts.deadline)
+            })
+            .await
+    }
+
+    /// Sends `body` now and a copy after the hedge delay; the first good answer wins and the
+    /// other attempt is cancelled (dropped).
+    #[expect(clippy::too_many_arguments, reason = "the parts of one request")]
+    async fn hedged(
+        &self,
+        op: &OriginPolicy,
+        origin: &Origin,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: RequestBody,
+        copy: Option<RequestBody>,
+        opts: &Opts<'_>,
+    ) -> Result<Response, Error> {
+        let p = &self.inner.policies;
+        let first = self.attempt(op, origin, method, uri, headers, body, opts);
+        let (Some(delay), Some(copy)) = (p.hedge_delay(op), copy) else {
+            return first.await;
+        };
+        tokio::pin!(first);
+        tokio::select! {
+            r = &mut first => return r,
+            () = tokio::time::sleep(delay) => {}
+        }
+        if !op.budget.try_withdraw(Instant::now()) {
+            p.counters.budget_exhausted.fetch_add(1, Relaxed);
+            return first.await;
+        }
+        p.counters.hedges_sent.fetch_add(1, Relaxed);
+        let second = self.attempt(op, origin, method, uri, headers, copy, opts);
+        tokio::pin!(second);
+        let rc = &p.cfg.retry;
+        let good = |r: &Result<Response, Error>| {
+            r.as_ref()
+                .is_ok_and(|r| retry::classify_status(rc, r.status, true).is_none())
+        };
+        tokio::select! {
+            r = &mut first => if good(&r) { r } else { second.await },
+            r = &mut second => {
+                if good(&r) {
+                    p.counters.hedges_won.fetch_add(1, Relaxed);
+                    r
+                } else {
+                    first.await
+                }
+            }
+        }
+    }
+
     async fn send_once(
         &self,
         method: &Method,
@@ -390,7 +566,6 @@ impl Client {
         user_headers: &HeaderMap,
         body: RequestBody,
         deadline: Option<Instant>,
-        _timeout: Option<Duration>,
     ) -> Result<Response, Error> {
         let inner = &self.inner;
         let cfg = &inner.cfg;
@@ -451,7 +626,8 @@ impl Client {
                         body = Some(b);
                         continue;
                     }
-                    return Err(error::from_hyper(e, &origin.key));
+                    let err = error::from_hyper(e, &origin.key);
+                    return Err(if unsent { err.unsent() } else { err });
                 }
             };
             let ttfb = t0.elapsed();
@@ -558,6 +734,13 @@ impl Client {
             reused,
         }
     }
+}
+
+/// Per-request options of the resilience policies.
+struct Opts<'a> {
+    idempotent: Option<bool>,
+    rate_limit_key: Option<&'a str>,
+    deadline: Option<Instant>,
 }
 
 struct InFlight<'a>(&'a Client);

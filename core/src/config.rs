@@ -10,6 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{self, Error};
 
+mod resilience;
+pub use resilience::{
+    BreakerConfig, ConcurrencyConfig, HedgeConfig, RateLimitBackend, RateLimitConfig,
+    RateLimitMode, RateLimitScope, RedisAlgorithm, RedisFailure, RedisLimitConfig,
+    RetryBudgetConfig, RetryConfig,
+};
+
 /// Every knob of a [`Client`](crate::Client). Bindings fill this same struct from their own map
 /// type; an unknown key is an error naming the key.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -33,6 +40,14 @@ pub struct Config {
     pub redirect: RedirectConfig,
     /// Size limits and default headers.
     pub limits: LimitsConfig,
+    /// Retries, backoff, retry budget and hedging.
+    pub retry: RetryConfig,
+    /// Circuit breakers per origin.
+    pub breaker: BreakerConfig,
+    /// Rate limits, local or shared through Redis.
+    pub rate_limit: RateLimitConfig,
+    /// Adaptive concurrency limits per origin.
+    pub concurrency: ConcurrencyConfig,
     /// Headers sent with every request unless the request sets them.
     pub default_headers: std::collections::BTreeMap<String, String>,
     /// The `User-Agent` header. Default: `wirecore/<version>`.
@@ -488,6 +503,9 @@ impl Config {
         }
         if !self.user_agent.is_empty() && http::HeaderValue::from_str(&self.user_agent).is_err() {
             return bad("user_agent", "is not a valid header value");
+        }
+        if let Err((field, why)) = resilience::validate(self) {
+            return bad(&field, why);
         }
         Ok(())
     }

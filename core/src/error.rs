@@ -21,6 +21,8 @@ struct Inner {
     kind: ErrorKind,
     message: String,
     source: Option<BoxError>,
+    /// The request provably never reached the server (safe to retry whatever the method).
+    unsent: bool,
 }
 
 macro_rules! kinds {
@@ -112,8 +114,32 @@ impl Error {
                 kind,
                 message: message.into(),
                 source: None,
+                unsent: false,
             }),
         }
+    }
+
+    pub(crate) fn unsent(mut self) -> Error {
+        self.inner.unsent = true;
+        self
+    }
+
+    /// The request provably never reached the server: connect, DNS or TLS failed, or the
+    /// server refused the stream. Such a failure is safe to retry whatever the method.
+    pub fn is_unsent(&self) -> bool {
+        self.inner.unsent
+            || matches!(
+                self.kind(),
+                ErrorKind::Dns
+                    | ErrorKind::Connect
+                    | ErrorKind::TimeoutConnect
+                    | ErrorKind::TimeoutTls
+                    | ErrorKind::Tls
+                    | ErrorKind::TimeoutPool
+                    | ErrorKind::CircuitOpen
+                    | ErrorKind::RateLimited
+                    | ErrorKind::Overloaded
+            )
     }
 
     pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Error {

@@ -47,6 +47,27 @@ pub const DNS_LOOKUPS: &str = "wirecore_dns_cache_lookups_total";
 /// Background DNS refreshes.
 pub const DNS_REFRESHES: &str = "wirecore_dns_refreshes_total";
 
+/// Attempts sent (first tries, retries and hedges).
+pub const ATTEMPTS: &str = "wirecore_attempts_total";
+/// Retries, labelled `reason` (`unsent`/`reset`/`status`/`429`).
+pub const RETRIES: &str = "wirecore_retries_total";
+/// Retries refused by the retry budget.
+pub const RETRY_BUDGET_EXHAUSTED: &str = "wirecore_retry_budget_exhausted_total";
+/// Hedged attempts, labelled `result` (`sent`/`won`).
+pub const HEDGES: &str = "wirecore_hedges_total";
+/// Circuit breaker state per origin: 0 closed, 1 open, 2 half-open.
+pub const BREAKER_STATE: &str = "wirecore_breaker_state";
+/// Circuit breaker trips (closed or half-open → open).
+pub const BREAKER_TRIPS: &str = "wirecore_breaker_trips_total";
+/// Requests failed fast by an open breaker.
+pub const BREAKER_REJECTED: &str = "wirecore_breaker_rejected_total";
+/// Rate-limit checks, labelled `result` (`allowed`/`waited`/`rejected`/`redis_error`/`fallback`).
+pub const RATE_LIMIT: &str = "wirecore_rate_limit_total";
+/// Adaptive concurrency limit per origin.
+pub const CONCURRENCY_LIMIT: &str = "wirecore_concurrency_limit";
+/// Requests refused by the adaptive concurrency limit.
+pub const OVERLOADED: &str = "wirecore_overloaded_total";
+
 const SHARDS: usize = 8;
 
 /// A per-origin series: name, type, help, and how to read it.
@@ -159,6 +180,7 @@ impl Metrics {
         &self,
         pool: PoolStats,
         origins: BTreeMap<String, OriginStats>,
+        resilience: ResilienceStats,
     ) -> Stats {
         let classes = ["1xx", "2xx", "3xx", "4xx", "5xx"];
         let responses_by_status_class: BTreeMap<String, u64> = classes
@@ -203,6 +225,7 @@ impl Metrics {
             },
             pool,
             origins,
+            resilience,
         }
     }
 }
@@ -398,6 +421,63 @@ pub struct Stats {
     pub pool: PoolStats,
     /// Pool per origin (`https://host:port`).
     pub origins: BTreeMap<String, OriginStats>,
+    /// Retries, hedges, breakers, rate limits and concurrency limits.
+    pub resilience: ResilienceStats,
+}
+
+/// Counters of the resilience policies.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ResilienceStats {
+    /// Attempts sent: first tries, retries and hedges.
+    pub attempts: u64,
+    /// Retries by reason (`unsent`, `reset`, `status`, `429`).
+    pub retries: BTreeMap<String, u64>,
+    /// Retries the budget refused.
+    pub retry_budget_exhausted: u64,
+    /// Hedged attempts sent.
+    pub hedges_sent: u64,
+    /// Hedged attempts that answered first.
+    pub hedges_won: u64,
+    /// Breaker trips over all origins.
+    pub breaker_trips: u64,
+    /// Requests failed fast by open breakers.
+    pub breaker_rejected: u64,
+    /// Requests refused by adaptive concurrency limits (`overloaded`).
+    pub overloaded: u64,
+    /// Rate limiter counters.
+    pub rate_limit: RateLimitStats,
+    /// Per origin.
+    pub origins: BTreeMap<String, OriginResilience>,
+}
+
+/// Rate limiter counters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RateLimitStats {
+    /// Requests admitted.
+    pub allowed: u64,
+    /// Requests admitted after waiting.
+    pub waited: u64,
+    /// Requests refused (`rate_limited`).
+    pub rejected: u64,
+    /// Redis checks that failed or timed out.
+    pub redis_errors: u64,
+    /// Checks answered by the local limiter because Redis failed (`fail_open`).
+    pub fallbacks: u64,
+}
+
+/// Resilience state of one origin.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct OriginResilience {
+    /// `closed`, `open` or `half_open`; absent when breakers are off.
+    pub breaker_state: Option<String>,
+    /// Retries the budget would allow now.
+    pub retry_budget_available: u64,
+    /// The adaptive concurrency limit; absent when off.
+    pub concurrency_limit: Option<u32>,
+    /// Requests in flight under the limit.
+    pub concurrency_in_flight: Option<u32>,
+    /// Requests waiting for the limit.
+    pub concurrency_waiting: Option<u64>,
 }
 
 fn head(o: &mut String, name: &str, kind: &str, help: &str) {
@@ -416,7 +496,80 @@ impl Stats {
         self.prometheus_requests(&mut o);
         self.prometheus_dns(&mut o);
         self.prometheus_pool(&mut o);
+        self.prometheus_resilience(&mut o);
         o
+    }
+
+    fn prometheus_resilience(&self, o: &mut String) {
+        let r = &self.resilience;
+        head(
+            o,
+            ATTEMPTS,
+            "counter",
+            "Attempts sent (first tries, retries, hedges).",
+        );
+        let _ = writeln!(o, "{ATTEMPTS} {}", r.attempts);
+        head(o, RETRIES, "counter", "Retries by reason.");
+        for (reason, v) in &r.retries {
+            let _ = writeln!(o, "{RETRIES}{{reason=\"{reason}\"}} {v}");
+        }
+        for (name, help, v) in [
+            (
+                RETRY_BUDGET_EXHAUSTED,
+                "Retries refused by the retry budget.",
+                r.retry_budget_exhausted,
+            ),
+            (BREAKER_TRIPS, "Circuit breaker trips.", r.breaker_trips),
+            (
+                BREAKER_REJECTED,
+                "Requests failed fast by an open breaker.",
+                r.breaker_rejected,
+            ),
+            (
+                OVERLOADED,
+                "Requests refused by the adaptive concurrency limit.",
+                r.overloaded,
+            ),
+        ] {
+            head(o, name, "counter", help);
+            let _ = writeln!(o, "{name} {v}");
+        }
+        head(o, HEDGES, "counter", "Hedged attempts sent and won.");
+        let _ = writeln!(o, "{HEDGES}{{result=\"sent\"}} {}", r.hedges_sent);
+        let _ = writeln!(o, "{HEDGES}{{result=\"won\"}} {}", r.hedges_won);
+        head(o, RATE_LIMIT, "counter", "Rate-limit checks by result.");
+        let l = &r.rate_limit;
+        for (k, v) in [
+            ("allowed", l.allowed),
+            ("waited", l.waited),
+            ("rejected", l.rejected),
+            ("redis_error", l.redis_errors),
+            ("fallback", l.fallbacks),
+        ] {
+            let _ = writeln!(o, "{RATE_LIMIT}{{result=\"{k}\"}} {v}");
+        }
+        head(
+            o,
+            BREAKER_STATE,
+            "gauge",
+            "Breaker state: 0 closed, 1 open, 2 half-open.",
+        );
+        for (origin, s) in &r.origins {
+            if let Some(state) = &s.breaker_state {
+                let v = match state.as_str() {
+                    "open" => 1,
+                    "half_open" => 2,
+                    _ => 0,
+                };
+                let _ = writeln!(o, "{BREAKER_STATE}{{origin=\"{origin}\"}} {v}");
+            }
+        }
+        head(o, CONCURRENCY_LIMIT, "gauge", "Adaptive concurrency limit.");
+        for (origin, s) in &r.origins {
+            if let Some(v) = s.concurrency_limit {
+                let _ = writeln!(o, "{CONCURRENCY_LIMIT}{{origin=\"{origin}\"}} {v}");
+            }
+        }
     }
 
     fn prometheus_requests(&self, o: &mut String) {
@@ -682,7 +835,11 @@ mod tests {
         m.record_response(200, Duration::from_millis(3));
         m.record_response(503, Duration::from_millis(7));
         m.record_error(ErrorKind::TimeoutConnect);
-        let s = m.snapshot(PoolStats::default(), BTreeMap::new());
+        let s = m.snapshot(
+            PoolStats::default(),
+            BTreeMap::new(),
+            ResilienceStats::default(),
+        );
         assert_eq!(s.requests_total, 3);
         assert_eq!(s.responses_by_status_class["5xx"], 1);
         assert_eq!(s.errors_by_code["timeout.connect"], 1);

@@ -19,6 +19,10 @@ pub struct Request {
     pub(crate) headers: HeaderMap,
     pub(crate) body: RequestBody,
     pub(crate) timeout: Option<Duration>,
+    /// Overrides the idempotency guess from the method (retries and hedging).
+    pub(crate) idempotent: Option<bool>,
+    /// The key of `rate_limit.scope = "key"`.
+    pub(crate) rate_limit_key: Option<String>,
 }
 
 /// Parses and checks a URL: absolute, http or https, with a host. Accepts what browsers accept
@@ -75,6 +79,8 @@ impl Request {
             headers: HeaderMap::new(),
             body: RequestBody::empty(),
             timeout: None,
+            idempotent: None,
+            rate_limit_key: None,
         })
     }
 
@@ -88,6 +94,8 @@ impl Request {
             headers: parts.headers,
             body: body.into(),
             timeout: None,
+            idempotent: None,
+            rate_limit_key: None,
         })
     }
 
@@ -119,6 +127,17 @@ impl Request {
     /// The per-request total timeout, overriding `timeouts.total_ms`.
     pub fn timeout_mut(&mut self) -> &mut Option<Duration> {
         &mut self.timeout
+    }
+
+    /// Declares the request safe (`Some(true)`) or unsafe to repeat; `None` decides by method
+    /// and `Idempotency-Key`.
+    pub fn idempotent_mut(&mut self) -> &mut Option<bool> {
+        &mut self.idempotent
+    }
+
+    /// The rate-limit key (see [`RequestBuilder::rate_limit_key`]).
+    pub fn rate_limit_key_mut(&mut self) -> &mut Option<String> {
+        &mut self.rate_limit_key
     }
 }
 
@@ -240,6 +259,24 @@ impl RequestBuilder {
     pub fn timeout(self, d: Duration) -> Self {
         self.map(|r| {
             r.timeout = Some(d);
+            Ok(())
+        })
+    }
+
+    /// Declares the request safe (or unsafe) to repeat, overriding the method's default: a POST
+    /// marked idempotent is retried and hedged like a GET.
+    pub fn idempotent(self, yes: bool) -> Self {
+        self.map(|r| {
+            r.idempotent = Some(yes);
+            Ok(())
+        })
+    }
+
+    /// The key this request is rate limited under when `rate_limit.scope` is `"key"` (a user,
+    /// a tenant, an API key).
+    pub fn rate_limit_key(self, key: &str) -> Self {
+        self.map(|r| {
+            r.rate_limit_key = Some(key.to_owned());
             Ok(())
         })
     }

@@ -1,0 +1,344 @@
+//! Resilience policies, in request order: retry (with budget and hedging) → rate limit →
+//! circuit breaker → adaptive concurrency → the pool. State is kept per origin; the client's
+//! attempt loop (`client.rs`) drives them, and [`crate::layer`] offers them as tower layers.
+
+pub(crate) mod breaker;
+pub(crate) mod limit;
+pub(crate) mod ratelimit;
+pub(crate) mod retry;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use http::StatusCode;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+pub use self::breaker::BreakerState;
+use self::breaker::{Breaker, OnChange, Outcome};
+use self::limit::{Limiter, Signal};
+use self::ratelimit::RateLimiter;
+use self::retry::{Budget, Reason};
+use crate::config::{Config, RateLimitScope};
+use crate::error::{Error, ErrorKind};
+use crate::metrics::{OriginResilience, RateLimitStats, ResilienceStats};
+
+/// A circuit breaker changed state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BreakerEvent {
+    /// The origin (`http://host:port`).
+    pub origin: String,
+    /// The state before.
+    pub from: BreakerState,
+    /// The state after.
+    pub to: BreakerState,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) attempts: AtomicU64,
+    pub(crate) retries: [AtomicU64; 4],
+    pub(crate) budget_exhausted: AtomicU64,
+    pub(crate) hedges_sent: AtomicU64,
+    pub(crate) hedges_won: AtomicU64,
+}
+
+/// State of one origin.
+#[derive(Debug)]
+pub(crate) struct OriginPolicy {
+    pub(crate) budget: Budget,
+    pub(crate) breaker: Option<Arc<Breaker>>,
+    pub(crate) concurrency: Option<Arc<Limiter>>,
+    /// Latency to response head, for percentile hedge delays.
+    latency: Option<Mutex<Histogram<u64>>>,
+}
+
+pub(crate) struct Policies {
+    pub(crate) cfg: Config,
+    origins: RwLock<HashMap<Arc<str>, Arc<OriginPolicy>>>,
+    pub(crate) rate: Option<RateLimiter>,
+    pub(crate) counters: Counters,
+    events: broadcast::Sender<BreakerEvent>,
+    base: Instant,
+}
+
+impl std::fmt::Debug for Policies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policies")
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Policies {
+    pub(crate) fn new(cfg: &Config) -> Result<Self, Error> {
+        let rate = if cfg.rate_limit.enabled {
+            Some(RateLimiter::new(&cfg.rate_limit)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            cfg: cfg.clone(),
+            origins: RwLock::new(HashMap::new()),
+            rate,
+            counters: Counters::default(),
+            events: broadcast::channel(256).0,
+            base: Instant::now(),
+        })
+    }
+
+    /// Breaker state changes, for logging. Slow receivers miss events (`Lagged`).
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<BreakerEvent> {
+        self.events.subscribe()
+    }
+
+    /// The state of `origin`, created on first use.
+    pub(crate) fn origin(&self, key: &Arc<str>) -> Arc<OriginPolicy> {
+        if let Some(p) = self
+            .origins
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+        {
+            return p.clone();
+        }
+        let mut map = self.origins.write().unwrap_or_else(PoisonError::into_inner);
+        map.entry(key.clone())
+            .or_insert_with(|| Arc::new(self.new_origin(key)))
+            .clone()
+    }
+
+    fn new_origin(&self, key: &Arc<str>) -> OriginPolicy {
+        let cfg = &self.cfg;
+        let breaker = cfg.breaker.enabled.then(|| {
+            let tx = self.events.clone();
+            let on: OnChange = Arc::new(move |origin, from, to| {
+                let _ = tx.send(BreakerEvent {
+                    origin: origin.to_owned(),
+                    from,
+                    to,
+                });
+            });
+            Arc::new(Breaker::new(&cfg.breaker, key.clone(), on))
+        });
+        let latency = cfg.retry.hedge.enabled.then(|| {
+            #[expect(clippy::expect_used, reason = "constant bounds are valid")]
+            Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("bounds"))
+        });
+        OriginPolicy {
+            budget: Budget::new(&cfg.retry.budget, self.base),
+            breaker,
+            concurrency: cfg
+                .concurrency
+                .enabled
+                .then(|| Arc::new(Limiter::new(&cfg.concurrency))),
+            latency,
+        }
+    }
+
+    /// The rate-limit key of a request.
+    pub(crate) fn rate_key<'a>(&self, origin: &'a str, key: Option<&'a str>) -> &'a str {
+        match self.cfg.rate_limit.scope {
+            RateLimitScope::Origin => origin,
+            RateLimitScope::Client => "*",
+            RateLimitScope::Key => key.unwrap_or(origin),
+        }
+    }
+
+    pub(crate) fn count_retry(&self, reason: Reason) {
+        self.counters.retries[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    /// Runs the per-attempt policies (rate limit, breaker, concurrency), then `send`, and
+    /// reports the outcome back to them.
+    pub(crate) async fn attempt<F, T>(
+        &self,
+        op: &OriginPolicy,
+        origin: &str,
+        rate_key: Option<&str>,
+        deadline: Option<Instant>,
+        send: F,
+    ) -> Result<crate::Response, Error>
+    where
+        F: FnOnce() -> T,
+        T: Future<Output = Result<crate::Response, Error>>,
+    {
+        self.counters.attempts.fetch_add(1, Relaxed);
+        if let Some(rl) = &self.rate {
+            rl.acquire(self.rate_key(origin, rate_key), deadline)
+                .await?;
+        }
+        let permit = match &op.breaker {
+            Some(b) => Some(b.check(Instant::now()).map_err(|wait| {
+                Error::new(
+                    ErrorKind::CircuitOpen,
+                    format!(
+                        "the circuit breaker of {origin} is open (next probe in {} ms)",
+                        wait.as_millis()
+                    ),
+                )
+            })?),
+            None => None,
+        };
+        let slot = match &op.concurrency {
+            Some(c) => {
+                let wait = crate::config::ms(self.cfg.timeouts.pool_acquire_ms)
+                    .map(|d| Instant::now() + d);
+                let until = match (wait, deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                Some(c.acquire(origin, until).await?)
+            }
+            None => None,
+        };
+        let t0 = Instant::now();
+        // The attempt's own deadline fires before the client's, so a total timeout is seen and
+        // counted here (as a breaker failure and an overload signal) rather than dropped.
+        let res = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, send()).await {
+                Ok(r) => r,
+                Err(_) => Err(crate::error::timeout(
+                    ErrorKind::TimeoutTotal,
+                    "request",
+                    u64::try_from(at.saturating_duration_since(t0).as_millis()).unwrap_or(0),
+                )),
+            },
+            None => send().await,
+        };
+        let elapsed = t0.elapsed();
+        if let Some(p) = permit {
+            p.record(self.breaker_outcome(&res));
+        }
+        if let Some(s) = slot {
+            s.release(concurrency_signal(&res, elapsed));
+        }
+        if let (Some(h), Ok(_)) = (&op.latency, &res) {
+            let us = u64::try_from(elapsed.as_micros())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            let _ = h.lock().unwrap_or_else(PoisonError::into_inner).record(us);
+        }
+        res
+    }
+
+    fn breaker_outcome(&self, res: &Result<crate::Response, Error>) -> Outcome {
+        let b = &self.cfg.breaker;
+        match res {
+            Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => {
+                if b.failure_on_429 {
+                    Outcome::Failure
+                } else {
+                    Outcome::Ignore
+                }
+            }
+            Ok(r) if r.status().is_server_error() && b.failure_on_5xx => Outcome::Failure,
+            Ok(_) => Outcome::Success,
+            Err(e) => match e.kind() {
+                ErrorKind::Dns
+                | ErrorKind::Connect
+                | ErrorKind::Tls
+                | ErrorKind::Io
+                | ErrorKind::Protocol
+                | ErrorKind::TimeoutTotal
+                | ErrorKind::TimeoutConnect
+                | ErrorKind::TimeoutTls
+                | ErrorKind::TimeoutRead => Outcome::Failure,
+                _ => Outcome::Ignore,
+            },
+        }
+    }
+
+    /// The hedge delay of an origin: fixed, or its latency percentile once known.
+    pub(crate) fn hedge_delay(&self, op: &OriginPolicy) -> Option<Duration> {
+        let h = &self.cfg.retry.hedge;
+        if h.delay_ms > 0 {
+            return Some(Duration::from_millis(h.delay_ms));
+        }
+        let hist = op
+            .latency
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if hist.len() < h.min_samples {
+            return None;
+        }
+        let us = hist.value_at_percentile(h.percentile);
+        Some(Duration::from_micros(us).max(Duration::from_millis(h.min_delay_ms)))
+    }
+
+    pub(crate) fn stats(&self) -> ResilienceStats {
+        let c = &self.counters;
+        let now = Instant::now();
+        let map = self.origins.read().unwrap_or_else(PoisonError::into_inner);
+        let mut breaker_trips = 0;
+        let mut breaker_rejected = 0;
+        let mut overloaded = 0;
+        let origins: BTreeMap<String, OriginResilience> = map
+            .iter()
+            .map(|(k, p)| {
+                let breaker = p.breaker.as_ref().map(|b| {
+                    breaker_trips += b.trips.load(Relaxed);
+                    breaker_rejected += b.rejected.load(Relaxed);
+                    b.state().as_str().to_owned()
+                });
+                let conc = p.concurrency.as_ref().map(|l| l.snapshot());
+                if let Some((_, _, _, rejected)) = conc {
+                    overloaded += rejected;
+                }
+                (
+                    k.to_string(),
+                    OriginResilience {
+                        breaker_state: breaker,
+                        retry_budget_available: p.budget.available(now),
+                        concurrency_limit: conc.map(|s| s.0),
+                        concurrency_in_flight: conc.map(|s| s.1),
+                        concurrency_waiting: conc.map(|s| s.2 as u64),
+                    },
+                )
+            })
+            .collect();
+        let rate_limit = self.rate.as_ref().map(|r| {
+            let rc = &r.counters;
+            RateLimitStats {
+                allowed: rc.allowed.load(Relaxed),
+                waited: rc.waited.load(Relaxed),
+                rejected: rc.rejected.load(Relaxed),
+                redis_errors: rc.redis_errors.load(Relaxed),
+                fallbacks: rc.fallbacks.load(Relaxed),
+            }
+        });
+        ResilienceStats {
+            attempts: c.attempts.load(Relaxed),
+            retries: Reason::ALL
+                .iter()
+                .map(|r| (r.label().to_owned(), c.retries[r.index()].load(Relaxed)))
+                .collect(),
+            retry_budget_exhausted: c.budget_exhausted.load(Relaxed),
+            hedges_sent: c.hedges_sent.load(Relaxed),
+            hedges_won: c.hedges_won.load(Relaxed),
+            breaker_trips,
+            breaker_rejected,
+            overloaded,
+            rate_limit: rate_limit.unwrap_or_default(),
+            origins,
+        }
+    }
+}
+
+fn concurrency_signal(res: &Result<crate::Response, Error>, elapsed: Duration) -> Signal {
+    match res {
+        Ok(r)
+            if r.status() == StatusCode::TOO_MANY_REQUESTS
+                || r.status() == StatusCode::SERVICE_UNAVAILABLE =>
+        {
+            Signal::Overload
+        }
+        Ok(_) => Signal::Ok(elapsed),
+        Err(e) if e.is_timeout() && e.kind() != ErrorKind::TimeoutPool => Signal::Overload,
+        Err(_) => Signal::Ignore,
+    }
+}
