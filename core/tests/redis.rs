@@ -1,0 +1,242 @@
+//! Rate limits shared through a real Redis (installed by `make setup`), started on a private
+//! loopback port with persistence off and stopped by its pid: two processes share one limit,
+//! and a dead Redis follows the configured fallback.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+use wirecore::config::{
+    RateLimitBackend, RateLimitMode, RateLimitScope, RedisAlgorithm, RedisFailure,
+};
+use wirecore::{Client, ErrorKind};
+
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_redis() -> Redis {
+    let port = free_port();
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is not installed: run `make setup`");
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Redis { child, port };
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("redis-server did not start on port {port}");
+}
+
+fn algorithm(name: &str) -> RedisAlgorithm {
+    match name {
+        "token_bucket" => RedisAlgorithm::TokenBucket,
+        "sliding_window" => RedisAlgorithm::SlidingWindow,
+        _ => RedisAlgorithm::FixedWindow,
+    }
+}
+
+fn limited_client(srv: &TestServer, port: u16, algo: RedisAlgorithm, prefix: &str) -> Client {
+    client_with(srv, |c| {
+        c.retry.enabled = false;
+        let l = &mut c.rate_limit;
+        l.enabled = true;
+        // 20 per hour: no refill during the test, so the shared total is exactly 20.
+        l.requests = 20;
+        l.per_ms = 3_600_000;
+        l.mode = RateLimitMode::Fail;
+        l.scope = RateLimitScope::Key;
+        l.backend = RateLimitBackend::Redis;
+        l.redis.url = format!("redis://127.0.0.1:{port}");
+        l.redis.algorithm = algo;
+        prefix.clone_into(&mut l.redis.key_prefix);
+        l.redis.timeout_ms = 1_000;
+    })
+}
+
+/// Sends 40 requests under the shared key and counts the admitted ones.
+async fn hammer(c: &Client, srv: &TestServer) -> u32 {
+    let mut allowed = 0;
+    for _ in 0..40 {
+        match c
+            .get(&srv.url("/bytes/1"))
+            .rate_limit_key("shared")
+            .send()
+            .await
+        {
+            Ok(r) => {
+                assert_eq!(r.status(), 200);
+                allowed += 1;
+            }
+            Err(e) => assert_eq!(e.kind(), ErrorKind::RateLimited, "{e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    allowed
+}
+
+/// The second process: started by the test below with `WIRECORE_REDIS_CHILD` set.
+async fn child(spec: &str) {
+    let mut parts = spec.split(',');
+    let port: u16 = parts.next().unwrap().parse().unwrap();
+    let algo = algorithm(parts.next().unwrap());
+    let prefix = parts.next().unwrap().to_owned();
+    let srv = server().await;
+    let c = limited_client(&srv, port, algo, &prefix);
+    println!("ready");
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go).unwrap();
+    let n = hammer(&c, &srv).await;
+    println!("allowed={n}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_limits_hold_across_two_processes() {
+    if let Ok(spec) = std::env::var("WIRECORE_REDIS_CHILD") {
+        return child(&spec).await;
+    }
+    let redis = start_redis();
+    let srv = server().await;
+    for name in ["token_bucket", "sliding_window", "fixed_window"] {
+        let prefix = format!("wc-test:{name}:");
+        let mut kid = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "redis_limits_hold_across_two_processes",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                "WIRECORE_REDIS_CHILD",
+                format!("{},{name},{prefix}", redis.port),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(kid.stdout.take().unwrap()).lines();
+        let ready = tokio::task::spawn_blocking(move || {
+            let found = lines
+                .by_ref()
+                .map_while(Result::ok)
+                .any(|l| l.contains("ready"));
+            (found, lines)
+        });
+        let (found, lines) = ready.await.unwrap();
+        assert!(found, "the child process started");
+        let c = limited_client(&srv, redis.port, algorithm(name), &prefix);
+        kid.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+        let mine = hammer(&c, &srv).await;
+        let theirs = tokio::task::spawn_blocking(move || {
+            // Read to the end, so the child never writes into a closed pipe.
+            let rest: Vec<String> = lines.map_while(Result::ok).collect();
+            rest.iter().find_map(|l| {
+                l.strip_prefix("allowed=")
+                    .map(|n| n.parse::<u32>().unwrap())
+            })
+        })
+        .await
+        .unwrap()
+        .expect("the child reported its count");
+        assert!(kid.wait().unwrap().success());
+        assert_eq!(
+            mine + theirs,
+            20,
+            "{name}: the two processes together stay within the limit ({mine} + {theirs})"
+        );
+        assert!(
+            mine > 0 && theirs > 0,
+            "{name}: both processes drew from it ({mine}, {theirs})"
+        );
+        let s = c.stats().resilience.rate_limit;
+        assert_eq!(s.redis_errors, 0, "{s:?}");
+    }
+}
+
+fn fallback_client(srv: &TestServer, port: u16, on_error: RedisFailure) -> Client {
+    client_with(srv, |c| {
+        c.retry.enabled = false;
+        let l = &mut c.rate_limit;
+        l.enabled = true;
+        l.requests = 1_000;
+        l.per_ms = 1_000;
+        l.mode = RateLimitMode::Fail;
+        l.backend = RateLimitBackend::Redis;
+        l.redis.url = format!("redis://127.0.0.1:{port}");
+        l.redis.on_error = on_error;
+        l.redis.timeout_ms = 200;
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_redis_follows_the_configured_fallback() {
+    let srv = server().await;
+    let redis = start_redis();
+    let open = fallback_client(&srv, redis.port, RedisFailure::FailOpen);
+    let closed = fallback_client(&srv, redis.port, RedisFailure::FailClosed);
+    for c in [&open, &closed] {
+        for _ in 0..3 {
+            c.get(&srv.url("/bytes/1")).send().await.unwrap();
+        }
+        assert_eq!(c.stats().resilience.rate_limit.allowed, 3);
+    }
+    drop(redis);
+    for _ in 0..3 {
+        let r = open.get(&srv.url("/bytes/1")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "fail open: the local limiter answers");
+    }
+    let s = open.stats().resilience.rate_limit;
+    assert_eq!(s.redis_errors, 3, "{s:?}");
+    assert_eq!(s.fallbacks, 3, "{s:?}");
+    let before = srv.counters().requests;
+    for _ in 0..3 {
+        let e = closed.get(&srv.url("/bytes/1")).send().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::RateLimited, "fail closed: {e:?}");
+        assert!(e.to_string().contains("unavailable"), "{e}");
+    }
+    assert_eq!(
+        srv.counters().requests,
+        before,
+        "nothing sent while failing closed"
+    );
+    assert_eq!(closed.stats().resilience.rate_limit.redis_errors, 3);
+}
