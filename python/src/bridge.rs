@@ -48,6 +48,13 @@ pub(crate) fn shutdown(py: Python<'_>) {
     });
 }
 
+/// Called in a forked child: threads counted in the parent do not exist here.
+#[pyfunction]
+#[pyo3(name = "_after_fork")]
+pub(crate) fn after_fork() {
+    ATTACHING.store(0, SeqCst);
+}
+
 struct Done {
     fut: Py<PyAny>,
     outcome: Outcome,
@@ -79,23 +86,35 @@ impl Completer {
     }
 
     /// Sets the result or exception of every queued future that is not done yet.
+    ///
+    /// Every future is settled even if one fails; the first failure is raised afterwards
+    /// (the loop reports it to its exception handler).
     fn drain(&self, py: Python<'_>) -> PyResult<()> {
         // Clear the flag before taking: a push after the take schedules another drain.
         self.q.scheduled.store(false, SeqCst);
         let items =
             std::mem::take(&mut *self.q.items.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut first_err = None;
         for d in items {
-            let fut = d.fut.bind(py);
-            if fut.call_method0("done")?.is_truthy()? {
-                continue;
+            if let Err(e) = settle(py, d) {
+                first_err.get_or_insert(e);
             }
-            match into_py_result(py, d.outcome) {
-                Ok(v) => fut.call_method1("set_result", (v,))?,
-                Err(e) => fut.call_method1("set_exception", (e.into_value(py),))?,
-            };
         }
-        Ok(())
+        first_err.map_or(Ok(()), Err)
     }
+}
+
+fn settle(py: Python<'_>, d: Done) -> PyResult<()> {
+    let fut = d.fut.bind(py);
+    // A cancelled future is done already; its outcome is dropped here.
+    if fut.call_method0("done")?.is_truthy()? {
+        return Ok(());
+    }
+    match into_py_result(py, d.outcome) {
+        Ok(v) => fut.call_method1("set_result", (v,))?,
+        Err(e) => fut.call_method1("set_exception", (e.into_value(py),))?,
+    };
+    Ok(())
 }
 
 impl Completer {

@@ -34,8 +34,11 @@ where
                 tokio::select! {
                     out = &mut fut => return Ok(out),
                     () = tokio::time::sleep(SIGNAL_SLICE) => {
+                        // Not attaching while the interpreter exits: this thread keeps waiting.
                         #[expect(clippy::redundant_closure_for_method_calls, reason = "the method is not general over the lifetime")]
-                        Python::attach(|py| py.check_signals())?;
+                        if let Some(r) = crate::bridge::with_python(|py| py.check_signals()) {
+                            r?;
+                        }
                     }
                 }
             }

@@ -48,3 +48,17 @@ pub(crate) fn to_py(py: Python<'_>, e: &wirecore::Error) -> PyErr {
 pub(crate) fn check<T>(py: Python<'_>, r: Result<T, wirecore::Error>) -> PyResult<T> {
     r.map_err(|e| to_py(py, &e))
 }
+
+/// The exception the engine would raise for `code` (lets the test suite check every mapping).
+#[pyfunction]
+#[pyo3(name = "_error_for_code")]
+pub(crate) fn error_for_code(py: Python<'_>, code: &str, message: &str) -> PyResult<Py<PyAny>> {
+    let Some(kind) = wirecore::ErrorKind::from_code(code) else {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "unknown error code {code:?}"
+        )));
+    };
+    Ok(to_py(py, &wirecore::Error::new(kind, message))
+        .into_value(py)
+        .into_any())
+}

@@ -19,6 +19,8 @@ fn _wirecore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bridge::Completer>()?;
     m.add_class::<bridge::Pending>()?;
     m.add_function(wrap_pyfunction!(bridge::shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(bridge::after_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(error::error_for_code, m)?)?;
     let codes: Vec<&str> = wirecore::ErrorKind::ALL.iter().map(|k| k.code()).collect();
     m.add("ERROR_CODES", PyTuple::new(py, codes)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

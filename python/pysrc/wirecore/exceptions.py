@@ -97,7 +97,7 @@ class ProtocolError(WirecoreError):
     """The peer violated HTTP (``protocol``)."""
 
 
-class TimeoutError(WirecoreError, builtins.TimeoutError):  # noqa: A001
+class TimeoutError(WirecoreError, builtins.TimeoutError):
     """Any wirecore timeout (``timeout.*``)."""
 
 

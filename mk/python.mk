@@ -1,0 +1,40 @@
+# Python package (python/): abi3 wheel by maturin, pytest suite in a fresh venv, lint, demo, bench.
+# Tests use a DEBUG wheel built in $(CARGO_TARGET_DIR), so CI compiles the Rust once; only
+# bench-python builds a release wheel (into bench/build/python).
+PY_DIR := python
+PY_BOOT ?= python3
+PY_VENV := $(PY_DIR)/.venv
+PY_TEST_VENV := $(PY_DIR)/.venv-test
+PY_WHEELHOUSE := $(PY_VENV)/wheelhouse
+PY_PROFILE ?= dev
+PY_DIST ?= dist
+PY_TESTSERVER := $(abspath $(TARGET_DIR))/debug/wirecore-testserver
+PY_MATURIN = cd $(PY_DIR) && .venv/bin/maturin build --target x86_64-unknown-linux-gnu
+
+.PHONY: setup-python wheel lint-python test-python
+
+setup-python: $(PY_VENV)/.installed  ## Python venv with maturin, ruff, pytest, mypy (+ an offline wheelhouse for test venvs)
+
+$(PY_VENV)/.installed: $(PY_DIR)/requirements-dev.txt $(PY_DIR)/requirements-test.txt
+	test -x $(PY_VENV)/bin/python || $(PY_BOOT) -m venv $(PY_VENV)
+	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check -r $(PY_DIR)/requirements-dev.txt
+	$(PY_VENV)/bin/python -m pip download -q --disable-pip-version-check -d $(PY_WHEELHOUSE) -r $(PY_DIR)/requirements-test.txt
+	touch $@
+
+wheel: setup-python  ## dist/wirecore-*.whl (abi3, CPython >= 3.9); PY_PROFILE=release for an optimised one
+	rm -f $(PY_DIST)/wirecore-*.whl
+	$(PY_MATURIN) --profile $(PY_PROFILE) --out $(abspath $(PY_DIST))
+
+lint-python: setup-python  ## ruff, and mypy --strict on the package and the typed example
+	$(PY_VENV)/bin/ruff check $(PY_DIR)
+	$(PY_VENV)/bin/ruff format --check $(PY_DIR)
+	cd $(PY_DIR) && MYPYPATH=pysrc .venv/bin/mypy --strict pysrc/wirecore examples
+
+test-python: wheel  ## Install the wheel into a fresh venv; pytest against the test server; stubtest
+	$(CARGO) build -q -p wirecore-testserver
+	rm -rf $(PY_TEST_VENV)
+	$(PY_BOOT) -m venv $(PY_TEST_VENV)
+	$(PY_TEST_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-index \
+		--find-links $(PY_WHEELHOUSE) -r $(PY_DIR)/requirements-test.txt $(PY_DIST)/wirecore-*.whl
+	cd $(PY_DIR) && WIRECORE_TESTSERVER=$(PY_TESTSERVER) .venv-test/bin/python -m pytest -q -p no:cacheprovider tests
+	cd $(PY_DIR) && .venv-test/bin/python -m mypy.stubtest --mypy-config-file pyproject.toml wirecore._wirecore

@@ -1,0 +1,84 @@
+"""wirecore: one HTTP client engine (Rust) for Python.
+
+``Client`` blocks with the GIL released; ``AsyncClient`` returns asyncio awaitables that cancel
+the engine's work when the task is cancelled. Both take the engine's config as keyword
+arguments, a dict, or JSON text, and every failure is a :class:`WirecoreError` with a ``.code``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+
+from . import _wirecore
+from ._client import AsyncClient, Client, Headers, Response, Timings
+from .exceptions import (
+    BodyTooLargeError,
+    CircuitOpenError,
+    ClientClosedError,
+    ConfigError,
+    ConnectError,
+    ConnectTimeout,
+    DecodingError,
+    DNSError,
+    HTTPStatusError,
+    InternalError,
+    InvalidHeader,
+    InvalidRequest,
+    InvalidURL,
+    NetworkError,
+    OverloadedError,
+    PoolTimeout,
+    ProtocolError,
+    RateLimitedError,
+    ReadTimeout,
+    RequestCancelled,
+    TimeoutError,
+    TLSError,
+    TLSTimeout,
+    TooManyRedirects,
+    TotalTimeout,
+    WirecoreError,
+)
+
+__version__: str = _wirecore.__version__
+
+__all__ = [
+    "AsyncClient",
+    "BodyTooLargeError",
+    "CircuitOpenError",
+    "Client",
+    "ClientClosedError",
+    "ConfigError",
+    "ConnectError",
+    "ConnectTimeout",
+    "DNSError",
+    "DecodingError",
+    "HTTPStatusError",
+    "Headers",
+    "InternalError",
+    "InvalidHeader",
+    "InvalidRequest",
+    "InvalidURL",
+    "NetworkError",
+    "OverloadedError",
+    "PoolTimeout",
+    "ProtocolError",
+    "RateLimitedError",
+    "ReadTimeout",
+    "RequestCancelled",
+    "Response",
+    "TLSError",
+    "TLSTimeout",
+    "TimeoutError",
+    "Timings",
+    "TooManyRedirects",
+    "TotalTimeout",
+    "WirecoreError",
+    "__version__",
+]
+
+# Engine threads must not enter the interpreter once it starts finalizing.
+atexit.register(_wirecore._shutdown)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_wirecore._after_fork)

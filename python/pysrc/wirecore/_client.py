@@ -1,0 +1,818 @@
+"""``Client``, ``AsyncClient`` and ``Response``: argument conversion around ``_wirecore``.
+
+Nothing here does I/O: each call hands the whole request to the engine at once and wraps what
+comes back. Async results arrive through a per-loop ``Completer`` that the engine wakes with
+``call_soon_threadsafe``; cancelling the awaiting task cancels the engine's work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json as _json
+import os
+import threading
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from http import HTTPStatus
+from typing import Any, NamedTuple, Optional, Union
+from urllib.parse import urlencode
+
+from . import _wirecore
+from .exceptions import HTTPStatusError
+
+__all__ = ["AsyncClient", "Client", "Headers", "Response", "Timings"]
+
+ConfigTypes = Union[Mapping[str, Any], str, None]
+HeaderTypes = Union["Headers", Mapping[str, str], Sequence[tuple[str, str]], None]
+ParamTypes = Union[Mapping[str, Any], Sequence[tuple[str, Any]], str, None]
+ContentTypes = Union[bytes, bytearray, memoryview, str, None]
+
+_Prepared = tuple[str, str, Optional[list[tuple[str, str]]], Optional[bytes], Optional[float]]
+
+
+# --- completers: one per (thread, event loop) -------------------------------------------------
+
+_local = threading.local()
+
+
+def _completer(loop: asyncio.AbstractEventLoop) -> _wirecore.Completer:
+    cached: tuple[asyncio.AbstractEventLoop, _wirecore.Completer] | None = getattr(
+        _local, "c", None
+    )
+    if cached is not None and cached[0] is loop:
+        return cached[1]
+    c = _wirecore.Completer(loop)
+    _local.c = (loop, c)
+    return c
+
+
+def _reset_after_fork() -> None:
+    global _local
+    _local = threading.local()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+async def _await(
+    start: Callable[[_wirecore.Completer, asyncio.Future[Any]], _wirecore.Pending | None],
+) -> Any:
+    """Starts engine work that completes a fresh future; cancels the work if we are cancelled."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Any] = loop.create_future()
+    pending = start(_completer(loop), fut)
+    if pending is None:
+        return None
+    try:
+        return await fut
+    except BaseException:
+        pending.cancel()
+        raise
+
+
+# --- argument conversion ----------------------------------------------------------------------
+
+
+def _config_json(config: ConfigTypes, overrides: Mapping[str, Any]) -> str:
+    if config is None:
+        base: dict[str, Any] = {}
+    elif isinstance(config, str):
+        if not overrides:
+            return config
+        loaded = _json.loads(config)
+        if not isinstance(loaded, dict):
+            raise TypeError("config JSON must be an object")
+        base = loaded
+    elif isinstance(config, Mapping):
+        base = dict(config)
+    else:
+        raise TypeError(f"config must be a dict or JSON text, not {type(config).__name__}")
+    base.update(overrides)
+    return _json.dumps(base)
+
+
+def _header_list(headers: HeaderTypes) -> list[tuple[str, str]] | None:
+    if headers is None:
+        return None
+    if isinstance(headers, Headers):
+        return headers.multi_items()
+    items: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else headers
+    out: list[tuple[str, str]] = []
+    for pair in items:
+        try:
+            name, value = pair
+        except (TypeError, ValueError):
+            raise TypeError(f"headers must be (name, value) pairs, got {pair!r}") from None
+        out.append((_header_text(name, "name"), _header_text(value, f"value of {name!r}")))
+    return out
+
+
+def _header_text(v: object, what: str) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).decode("latin-1")
+    raise TypeError(f"header {what} must be str or bytes, not {type(v).__name__}")
+
+
+def _has_header(headers: list[tuple[str, str]], name: str) -> bool:
+    return any(n.lower() == name for n, _ in headers)
+
+
+def _prepare(
+    method: str,
+    url: str,
+    params: ParamTypes,
+    headers: HeaderTypes,
+    content: ContentTypes,
+    data: Mapping[str, Any] | None,
+    json: Any,
+    timeout: float | None,
+) -> _Prepared:
+    if not isinstance(method, str):
+        raise TypeError(f"method must be str, not {type(method).__name__}")
+    if not isinstance(url, str):
+        raise TypeError(f"url must be str, not {type(url).__name__}")
+    if params:
+        query = params if isinstance(params, str) else urlencode(params, doseq=True)
+        url = f"{url}{'&' if '?' in url else '?'}{query}"
+    hs = _header_list(headers)
+    body: bytes | None = None
+    given = (content is not None) + (data is not None) + (json is not None)
+    if given > 1:
+        raise TypeError("pass at most one of content=, data= and json=")
+    if content is not None:
+        if isinstance(content, str):
+            body = content.encode()
+        elif isinstance(content, (bytes, bytearray, memoryview)):
+            body = bytes(content)
+        else:
+            raise TypeError(f"content must be bytes or str, not {type(content).__name__}")
+    elif json is not None:
+        body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+        hs = hs or []
+        if not _has_header(hs, "content-type"):
+            hs.append(("content-type", "application/json"))
+    elif data is not None:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"data must be a mapping, not {type(data).__name__}")
+        body = urlencode(data, doseq=True).encode()
+        hs = hs or []
+        if not _has_header(hs, "content-type"):
+            hs.append(("content-type", "application/x-www-form-urlencoded"))
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be seconds as a number, not {type(timeout).__name__}")
+        timeout = float(timeout)
+    return method.upper(), url, hs, body, timeout
+
+
+# --- Headers, Timings, Response ---------------------------------------------------------------
+
+
+class Headers(Mapping[str, str]):
+    """Case-insensitive multi-dict of header fields; ``h["x"]`` joins repeats with ``, ``."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, headers: HeaderTypes = None) -> None:
+        items = _header_list(headers) or []
+        self._items: list[tuple[str, str]] = [(n.lower(), v) for n, v in items]
+
+    @classmethod
+    def _from_lower(cls, items: list[tuple[str, str]]) -> Headers:
+        h = cls.__new__(cls)
+        h._items = items
+        return h
+
+    def __getitem__(self, key: str) -> str:
+        values = self.get_list(key)
+        if not values:
+            raise KeyError(key)
+        return ", ".join(values)
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        k = key.lower()
+        return any(n == k for n, _ in self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(n for n, _ in self._items))
+
+    def __len__(self) -> int:
+        return len({n for n, _ in self._items})
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return sorted(self._items) == sorted(other._items)
+        if isinstance(other, Mapping):
+            try:
+                return sorted(self._items) == sorted(Headers(other)._items)
+            except TypeError:
+                return False
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def get_list(self, key: str) -> list[str]:
+        """Every value of ``key``, in wire order."""
+        k = key.lower()
+        return [v for n, v in self._items if n == k]
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        """Every ``(name, value)`` pair, names lower-case, in wire order."""
+        return list(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+class Timings(NamedTuple):
+    """Where the time of one request went, in seconds (zero for a phase that was skipped)."""
+
+    dns: float
+    connect: float
+    tls: float
+    ttfb: float
+    total: float
+
+
+class ResponseNotRead(RuntimeError):
+    """``content`` of a streamed response was used before ``read()``."""
+
+
+class Response:
+    """An HTTP response; bodies are read already unless it came from ``stream()``."""
+
+    __slots__ = ("_content", "_headers", "_raw", "request_method", "status_code")
+
+    def __init__(self, raw: _wirecore.RawResponse, method: str) -> None:
+        self._raw = raw
+        self.status_code: int = raw.status_code
+        self.request_method = method
+        self._content: bytes | None = raw.content
+        self._headers: Headers | None = None
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status_code} {self.reason_phrase}]>"
+
+    # head
+
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = Headers._from_lower([(n, v) for n, v in self._raw.headers])
+        return self._headers
+
+    @property
+    def http_version(self) -> str:
+        """``"HTTP/1.1"`` or ``"HTTP/2"`` (as httpx spells it)."""
+        return self._raw.http_version
+
+    @property
+    def url(self) -> str:
+        """The final URL, after redirects."""
+        return self._raw.url
+
+    @property
+    def reason_phrase(self) -> str:
+        try:
+            return HTTPStatus(self.status_code).phrase
+        except ValueError:
+            return ""
+
+    @property
+    def elapsed(self) -> datetime.timedelta:
+        """From the call until the response (and its body, unless streamed) arrived."""
+        return datetime.timedelta(seconds=self._raw.elapsed)
+
+    @property
+    def timings(self) -> Timings:
+        return Timings(*self._raw.timings)
+
+    @property
+    def reused(self) -> bool:
+        """Whether the request went over a pooled connection rather than a new one."""
+        return self._raw.reused
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def is_redirect(self) -> bool:
+        return 300 <= self.status_code < 400
+
+    @property
+    def is_client_error(self) -> bool:
+        return 400 <= self.status_code < 500
+
+    @property
+    def is_server_error(self) -> bool:
+        return 500 <= self.status_code < 600
+
+    @property
+    def is_error(self) -> bool:
+        return self.status_code >= 400
+
+    def raise_for_status(self) -> Response:
+        """Raises :class:`HTTPStatusError` for a 4xx or 5xx status; returns ``self`` otherwise."""
+        if self.status_code >= 400:
+            kind = "Client" if self.status_code < 500 else "Server"
+            raise HTTPStatusError(
+                f"{kind} error '{self.status_code} {self.reason_phrase}' for url '{self.url}'",
+                response=self,
+            )
+        return self
+
+    # body
+
+    @property
+    def content(self) -> bytes:
+        if self._content is None:
+            raise ResponseNotRead("a streamed response's content needs read() or aread() first")
+        return self._content
+
+    @property
+    def encoding(self) -> str:
+        """The ``charset`` of ``Content-Type``, else ``utf-8``."""
+        ct = self.headers.get("content-type", "")
+        for part in ct.split(";")[1:]:
+            k, _, v = part.strip().partition("=")
+            if k.lower() == "charset" and v:
+                return v.strip('"')
+        return "utf-8"
+
+    @property
+    def text(self) -> str:
+        try:
+            return self.content.decode(self.encoding, errors="replace")
+        except LookupError:
+            return self.content.decode("utf-8", errors="replace")
+
+    def json(self, **kwargs: Any) -> Any:
+        return _json.loads(self.content, **kwargs)
+
+    @property
+    def is_stream_consumed(self) -> bool:
+        return self._content is not None or not self._raw.is_stream_open
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        """The body in chunks as they arrive (blocking, GIL released while waiting)."""
+        if self._content is not None:
+            yield from _rechunk(iter((self._content,)), chunk_size)
+            return
+
+        def chunks() -> Iterator[bytes]:
+            while (c := self._raw.next_chunk()) is not None:
+                yield c
+
+        yield from _rechunk(chunks(), chunk_size)
+
+    async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        """The body in chunks as they arrive; cancelling the task cancels the read."""
+        if self._content is not None:
+            for part in _rechunk(iter((self._content,)), chunk_size):
+                yield part
+            return
+        buf = bytearray()
+        while True:
+            c: bytes | None = await _await(self._raw.next_chunk_async)
+            if c is None:
+                break
+            if chunk_size is None:
+                if c:
+                    yield c
+                continue
+            buf += c
+            while len(buf) >= chunk_size:
+                yield bytes(buf[:chunk_size])
+                del buf[:chunk_size]
+        if buf:
+            yield bytes(buf)
+
+    def read(self) -> bytes:
+        if self._content is None:
+            self._content = b"".join(self.iter_bytes())
+        return self._content
+
+    async def aread(self) -> bytes:
+        if self._content is None:
+            self._content = b"".join([c async for c in self.aiter_bytes()])
+        return self._content
+
+    def close(self) -> None:
+        """Drops an unread streamed body (its connection is not reused)."""
+        self._raw.close()
+
+    async def aclose(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Response:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _rechunk(chunks: Iterator[bytes], size: int | None) -> Iterator[bytes]:
+    if size is None:
+        for c in chunks:
+            if c:
+                yield c
+        return
+    if size <= 0:
+        raise ValueError("chunk_size must be positive")
+    buf = bytearray()
+    for c in chunks:
+        buf += c
+        while len(buf) >= size:
+            yield bytes(buf[:size])
+            del buf[:size]
+    if buf:
+        yield bytes(buf)
+
+
+# --- clients ----------------------------------------------------------------------------------
+
+
+class _BaseClient:
+    __slots__ = ("_raw",)
+
+    def __init__(self, config: ConfigTypes = None, /, **kwargs: Any) -> None:
+        """Builds a client from the engine's config: a dict, JSON text and/or keyword sections.
+
+        Keyword arguments override top-level keys of ``config``. An unknown key or a bad value
+        raises :class:`wirecore.ConfigError` naming the key.
+        """
+        self._raw = _wirecore.Client(_config_json(config, kwargs))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The effective config, with every default filled in."""
+        cfg: dict[str, Any] = _json.loads(self._raw.config_json())
+        return cfg
+
+    def stats(self) -> dict[str, Any]:
+        """Every counter and latency summary, under the engine's metric names."""
+        stats: dict[str, Any] = _json.loads(self._raw.stats_json())
+        return stats
+
+    def prometheus(self) -> str:
+        """The stats in the Prometheus text format."""
+        return self._raw.prometheus()
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The health report: pools, DNS cache, recent errors."""
+        d: dict[str, Any] = _json.loads(self._raw.diagnostics_json())
+        return d
+
+
+class Client(_BaseClient):
+    """A blocking HTTP client; safe to share between threads (calls release the GIL)."""
+
+    __slots__ = ()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        content: ContentTypes = None,
+        data: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> Response:
+        m, u, h, b, t = _prepare(method, url, params, headers, content, data, json, timeout)
+        return Response(self._raw.send(m, u, h, b, t, False), m)
+
+    @contextlib.contextmanager
+    def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        content: ContentTypes = None,
+        data: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> Iterator[Response]:
+        """Sends the request; the body is read through ``iter_bytes()`` inside the block."""
+        m, u, h, b, t = _prepare(method, url, params, headers, content, data, json, timeout)
+        r = Response(self._raw.send(m, u, h, b, t, True), m)
+        try:
+            yield r
+        finally:
+            r.close()
+
+    def get(
+        self,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        timeout: float | None = None,
+    ) -> Response:
+        if params is None and headers is None and timeout is None and isinstance(url, str):
+            return Response(self._raw.send("GET", url, None, None, None, False), "GET")
+        return self.request("GET", url, params=params, headers=headers, timeout=timeout)
+
+    def head(
+        self,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        timeout: float | None = None,
+    ) -> Response:
+        return self.request("HEAD", url, params=params, headers=headers, timeout=timeout)
+
+    def options(
+        self,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        timeout: float | None = None,
+    ) -> Response:
+        return self.request("OPTIONS", url, params=params, headers=headers, timeout=timeout)
+
+    def delete(
+        self,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        timeout: float | None = None,
+    ) -> Response:
+        return self.request("DELETE", url, params=params, headers=headers, timeout=timeout)
+
+    def post(
+        self,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        content: ContentTypes = None,
+        data: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> Response:
+        return self.request(
+            "POST",
+            url,
+            params=params,
+            headers=headers,
+            content=content,
+            data=data,
+            json=json,
+            timeout=timeout,
+        )
+
+    def put(
+        self,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        content: ContentTypes = None,
+        data: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> Response:
+        return self.request(
+            "PUT",
+            url,
+            params=params,
+            headers=headers,
+            content=content,
+            data=data,
+            json=json,
+            timeout=timeout,
+        )
+
+    def patch(
+        self,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        content: ContentTypes = None,
+        data: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> Response:
+        return self.request(
+            "PATCH",
+            url,
+            params=params,
+            headers=headers,
+            content=content,
+            data=data,
+            json=json,
+            timeout=timeout,
+        )
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Refuses new requests, waits up to ``timeout`` s for in-flight ones, closes idle ones."""
+        self._raw.close(timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "<wirecore.Client>"
+
+
+class AsyncClient(_BaseClient):
+    """An asyncio HTTP client; usable from any event loop, including repeated ``asyncio.run``."""
+
+    __slots__ = ()
+
+    async def _send(self, p: _Prepared, stream: bool) -> Response:
+        m, u, h, b, t = p
+        raw: _wirecore.RawResponse = await _await(
+            lambda c, f: self._raw.send_async(c, f, m, u, h, b, t, stream)
+        )
+        return Response(raw, m)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        content: ContentTypes = None,
+        data: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> Response:
+        p = _prepare(method, url, params, headers, content, data, json, timeout)
+        return await self._send(p, False)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        content: ContentTypes = None,
+        data: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[Response]:
+        """Sends the request; the body is read through ``aiter_bytes()`` inside the block."""
+        p = _prepare(method, url, params, headers, content, data, json, timeout)
+        r = await self._send(p, True)
+        try:
+            yield r
+        finally:
+            r.close()
+
+    async def get(
+        self,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        timeout: float | None = None,
+    ) -> Response:
+        if params is None and headers is None and timeout is None and isinstance(url, str):
+            return await self._send(("GET", url, None, None, None), False)
+        return await self.request("GET", url, params=params, headers=headers, timeout=timeout)
+
+    async def head(
+        self,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        timeout: float | None = None,
+    ) -> Response:
+        return await self.request("HEAD", url, params=params, headers=headers, timeout=timeout)
+
+    async def options(
+        self,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        timeout: float | None = None,
+    ) -> Response:
+        return await self.request("OPTIONS", url, params=params, headers=headers, timeout=timeout)
+
+    async def delete(
+        self,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        timeout: float | None = None,
+    ) -> Response:
+        return await self.request("DELETE", url, params=params, headers=headers, timeout=timeout)
+
+    async def post(
+        self,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        content: ContentTypes = None,
+        data: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> Response:
+        return await self.request(
+            "POST",
+            url,
+            params=params,
+            headers=headers,
+            content=content,
+            data=data,
+            json=json,
+            timeout=timeout,
+        )
+
+    async def put(
+        self,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        content: ContentTypes = None,
+        data: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> Response:
+        return await self.request(
+            "PUT",
+            url,
+            params=params,
+            headers=headers,
+            content=content,
+            data=data,
+            json=json,
+            timeout=timeout,
+        )
+
+    async def patch(
+        self,
+        url: str,
+        *,
+        params: ParamTypes = None,
+        headers: HeaderTypes = None,
+        content: ContentTypes = None,
+        data: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> Response:
+        return await self.request(
+            "PATCH",
+            url,
+            params=params,
+            headers=headers,
+            content=content,
+            data=data,
+            json=json,
+            timeout=timeout,
+        )
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Refuses new requests, waits up to ``timeout`` s for in-flight ones, closes idle ones."""
+        raw = self._raw
+        await _await(lambda c, f: raw.close_async(c, f, timeout))
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return "<wirecore.AsyncClient>"
