@@ -21,7 +21,7 @@ use crate::connect::Connector;
 use crate::error::{self, Error, ErrorKind};
 use crate::metrics::{Diagnostics, Metrics, Stats};
 use crate::policy::retry;
-use crate::policy::{BreakerEvent, OriginPolicy, Policies};
+use crate::policy::{BreakerEvent, Policies};
 use crate::pool::{Origin, Pool, Sender};
 use crate::request::{Request, RequestBuilder};
 use crate::response::{Response, Timings};
@@ -403,7 +403,8 @@ impl Client {
         }
     }
 
-    /// Retries (with budget, backoff, `Retry-After`) and hedging around [`Self::attempt`].
+    /// Retries (with budget, backoff, `Retry-After`) and hedging around one attempt through
+    /// rate limit, breaker and concurrency limit (see [`crate::policy`]).
     async fn send_resilient(
         &self,
         method: &Method,
@@ -416,13 +417,12 @@ impl Client {
         let rc = &p.cfg.retry;
         let origin = Origin::from_uri(uri)?;
         let op = p.origin(&origin.key);
-        let max_attempts = if rc.enabled { rc.max_attempts } else { 1 };
         let idem = opts
             .idempotent
             .unwrap_or_else(|| retry::idempotent(method, headers));
-        let may_repeat = idem || rc.non_idempotent;
         // Kept to replay: small in-memory bodies only.
-        let template = if max_attempts > 1
+        let template = if rc.enabled
+            && rc.max_attempts > 1
             && body
                 .len()
                 .is_some_and(|n| n <= rc.max_replay_body_bytes as u64)
@@ -431,132 +431,33 @@ impl Client {
         } else {
             None
         };
-        let mut first = Some(body);
-        if max_attempts > 1 {
-            op.budget.deposit(Instant::now());
-        }
-        let mut n = 0u32;
-        loop {
-            n += 1;
-            let Some(b) = first.take().or_else(|| template.as_ref()?.try_clone()) else {
-                return Err(Error::new(
-                    ErrorKind::Internal,
-                    "request body already consumed",
-                ));
-            };
-            let hedge = rc.hedge.enabled && idem && template.is_some();
-            let res = if hedge {
-                let copy = template.as_ref().and_then(RequestBody::try_clone);
-                self.hedged(&op, &origin, method, uri, headers, b, copy, opts)
-                    .await
-            } else {
-                self.attempt(&op, &origin, method, uri, headers, b, opts)
-                    .await
-            };
-            if n >= max_attempts || template.is_none() {
-                return res;
-            }
-            let (reason, asked) = match &res {
-                Ok(r) => match retry::classify_status(rc, r.status, may_repeat) {
-                    Some(reason) => (
-                        reason,
-                        retry::retry_after(&r.headers, std::time::SystemTime::now()),
-                    ),
-                    None => return res,
-                },
-                Err(e) => match retry::classify_error(e, may_repeat) {
-                    Some(reason) => (reason, None),
-                    None => return res,
-                },
-            };
-            let delay = match asked {
-                Some(d) if d > Duration::from_millis(rc.retry_after_max_ms) => return res,
-                Some(d) => d,
-                None => retry::backoff(rc, n, fastrand::f64()),
-            };
-            let now = Instant::now();
-            if opts.deadline.is_some_and(|d| now + delay >= d) {
-                return res;
-            }
-            if !op.budget.try_withdraw(now) {
-                p.counters.budget_exhausted.fetch_add(1, Relaxed);
-                return res;
-            }
-            p.count_retry(reason);
-            if let Ok(r) = res {
-                drain(r).await;
-            }
-            tokio::time::sleep(delay).await;
-        }
-    }
-
-    /// One attempt through rate limit, breaker and concurrency limit.
-    #[expect(clippy::too_many_arguments, reason = "the parts of one request")]
-    async fn attempt(
-        &self,
-        op: &OriginPolicy,
-        origin: &Origin,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-        body: RequestBody,
-        opts: &Opts<'_>,
-    ) -> Result<Response, Error> {
-        self.inner
-            .policies
-            .attempt(op, &origin.key, opts.rate_limit_key, opts.deadline, || {
-                self.send_once(method, uri, headers, body, opts.deadline)
-            })
-            .await
-    }
-
-    /// Sends `body` now and a copy after the hedge delay; the first good answer wins and the
-    /// other attempt is cancelled (dropped).
-    #[expect(clippy::too_many_arguments, reason = "the parts of one request")]
-    async fn hedged(
-        &self,
-        op: &OriginPolicy,
-        origin: &Origin,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-        body: RequestBody,
-        copy: Option<RequestBody>,
-        opts: &Opts<'_>,
-    ) -> Result<Response, Error> {
-        let p = &self.inner.policies;
-        let first = self.attempt(op, origin, method, uri, headers, body, opts);
-        let (Some(delay), Some(copy)) = (p.hedge_delay(op), copy) else {
-            return first.await;
+        // The body of the first try, and the copy later tries clone from (behind a mutex, as a
+        // request body is `Send` but not `Sync`).
+        let replayable = template.is_some();
+        let bodies = std::sync::Mutex::new((Some(body), template));
+        let (op, origin) = (&op, &origin);
+        let next_body = || {
+            let mut g = bodies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            g.0.take().or_else(|| g.1.as_ref()?.try_clone())
         };
-        tokio::pin!(first);
-        tokio::select! {
-            r = &mut first => return r,
-            () = tokio::time::sleep(delay) => {}
-        }
-        if !op.budget.try_withdraw(Instant::now()) {
-            p.counters.budget_exhausted.fetch_add(1, Relaxed);
-            return first.await;
-        }
-        p.counters.hedges_sent.fetch_add(1, Relaxed);
-        let second = self.attempt(op, origin, method, uri, headers, copy, opts);
-        tokio::pin!(second);
-        let rc = &p.cfg.retry;
-        let good = |r: &Result<Response, Error>| {
-            r.as_ref()
-                .is_ok_and(|r| retry::classify_status(rc, r.status, true).is_none())
-        };
-        tokio::select! {
-            r = &mut first => if good(&r) { r } else { second.await },
-            r = &mut second => {
-                if good(&r) {
-                    p.counters.hedges_won.fetch_add(1, Relaxed);
-                    r
-                } else {
-                    first.await
-                }
+        let attempt = || {
+            let body = next_body();
+            async move {
+                let Some(body) = body else {
+                    return Err(Error::new(
+                        ErrorKind::Internal,
+                        "request body already consumed",
+                    ));
+                };
+                p.attempt(op, &origin.key, opts.rate_limit_key, opts.deadline, || {
+                    self.send_once(method, uri, headers, body, opts.deadline)
+                })
+                .await
             }
-        }
+        };
+        p.run(op, idem, replayable, opts.deadline, attempt).await
     }
 
     async fn send_once(
@@ -775,14 +676,7 @@ fn resolve_location(base: &Uri, location: &str) -> Result<Uri, Error> {
 
 /// Reads a small redirect body so its connection can be reused; a large one is dropped.
 async fn drain(resp: Response) {
-    let small = resp
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .is_some_and(|n| n <= 64 * 1024);
-    if small {
-        let _ = resp.bytes().await;
-    }
+    resp.drain().await;
 }
 
 fn build_http(

@@ -131,6 +131,19 @@ impl Response {
         })
     }
 
+    /// Reads a small body (≤ 64 KiB by `Content-Length`) so its connection can be reused;
+    /// a large or unknown-length one is dropped, closing an HTTP/1.1 connection.
+    pub(crate) async fn drain(self) {
+        let small = self
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|n| n <= 64 * 1024);
+        if small {
+            let _ = self.bytes().await;
+        }
+    }
+
     /// The body, to stream (`http_body::Body` and `futures::Stream`).
     pub fn into_body(self) -> Body {
         self.body

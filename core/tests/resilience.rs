@@ -480,3 +480,40 @@ async fn adaptive_concurrency_shrinks_on_overload_and_recovers() {
     slow.await.unwrap().unwrap();
     assert_eq!(tight.stats().resilience.overloaded, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_compose_as_a_tower_layer() {
+    use tower::{Layer as _, ServiceExt as _};
+    let srv = server().await;
+    // The inner client sends once; the layer owns retries and the breaker.
+    let inner = client_with(&srv, |c| c.retry.enabled = false);
+    let mut cfg = wirecore::Config::default();
+    cfg.retry.backoff_base_ms = 5;
+    cfg.retry.backoff_max_ms = 5;
+    cfg.breaker.enabled = true;
+    cfg.breaker.consecutive_failures = 2;
+    cfg.breaker.open_ms = 60_000;
+    let layer = wirecore::ResilienceLayer::new(&cfg).unwrap();
+    let svc = layer.layer(inner);
+    srv.script("/s/l", vec![Reply::status(503), ok("layered")]);
+    let req = http::Request::get(srv.url("/s/l"))
+        .body(String::new())
+        .unwrap();
+    let r = svc.clone().oneshot(req).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(srv.counters().requests, 2);
+    assert_eq!(layer.stats().retries["status"], 1);
+    // Two requests that exhaust their attempts on 500s trip the breaker (500 is not retried).
+    for _ in 0..2 {
+        let req = http::Request::get(srv.url("/status/500"))
+            .body(String::new())
+            .unwrap();
+        assert_eq!(svc.clone().oneshot(req).await.unwrap().status(), 500);
+    }
+    let req = http::Request::get(srv.url("/bytes/1"))
+        .body(String::new())
+        .unwrap();
+    let e = svc.clone().oneshot(req).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::CircuitOpen);
+    assert_eq!(layer.stats().breaker_trips, 1);
+}

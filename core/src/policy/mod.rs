@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
@@ -35,6 +35,43 @@ pub struct BreakerEvent {
     pub from: BreakerState,
     /// The state after.
     pub to: BreakerState,
+}
+
+/// What the policies read of a response: its status and headers, and how to let it go before a
+/// retry. Implemented for [`crate::Response`] and for any `http::Response<B>` (tower layers).
+pub trait Answer: Send {
+    /// The status.
+    fn status(&self) -> StatusCode;
+    /// The headers (`Retry-After`, `RateLimit-Reset`).
+    fn headers(&self) -> &HeaderMap;
+    /// Frees the response before a retry; wirecore reads a small body so the connection is
+    /// reused.
+    fn discard(self) -> impl Future<Output = ()> + Send;
+}
+
+impl Answer for crate::Response {
+    fn status(&self) -> StatusCode {
+        crate::Response::status(self)
+    }
+    fn headers(&self) -> &HeaderMap {
+        crate::Response::headers(self)
+    }
+    fn discard(self) -> impl Future<Output = ()> + Send {
+        self.drain()
+    }
+}
+
+impl<B: Send> Answer for http::Response<B> {
+    fn status(&self) -> StatusCode {
+        http::Response::status(self)
+    }
+    fn headers(&self) -> &HeaderMap {
+        http::Response::headers(self)
+    }
+    fn discard(self) -> impl Future<Output = ()> + Send {
+        drop(self);
+        std::future::ready(())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -154,17 +191,18 @@ impl Policies {
 
     /// Runs the per-attempt policies (rate limit, breaker, concurrency), then `send`, and
     /// reports the outcome back to them.
-    pub(crate) async fn attempt<F, T>(
+    pub(crate) async fn attempt<R, F, T>(
         &self,
         op: &OriginPolicy,
         origin: &str,
         rate_key: Option<&str>,
         deadline: Option<Instant>,
         send: F,
-    ) -> Result<crate::Response, Error>
+    ) -> Result<R, Error>
     where
+        R: Answer,
         F: FnOnce() -> T,
-        T: Future<Output = Result<crate::Response, Error>>,
+        T: Future<Output = Result<R, Error>>,
     {
         self.counters.attempts.fetch_add(1, Relaxed);
         if let Some(rl) = &self.rate {
@@ -225,7 +263,7 @@ impl Policies {
         res
     }
 
-    fn breaker_outcome(&self, res: &Result<crate::Response, Error>) -> Outcome {
+    fn breaker_outcome<R: Answer>(&self, res: &Result<R, Error>) -> Outcome {
         let b = &self.cfg.breaker;
         match res {
             Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => {
@@ -249,6 +287,121 @@ impl Policies {
                 | ErrorKind::TimeoutRead => Outcome::Failure,
                 _ => Outcome::Ignore,
             },
+        }
+    }
+
+    /// Retries `attempt` as the retry config allows: only what is safe (`idempotent`, or a
+    /// failure that proves the request never left), only while `replayable`, with backoff or
+    /// the server's `Retry-After` (up to its cap), within `deadline` and the origin's budget.
+    /// Each try is hedged when hedging is on.
+    pub(crate) async fn run<R, F, T>(
+        &self,
+        op: &OriginPolicy,
+        idempotent: bool,
+        replayable: bool,
+        deadline: Option<Instant>,
+        mut attempt: F,
+    ) -> Result<R, Error>
+    where
+        R: Answer,
+        F: FnMut() -> T,
+        T: Future<Output = Result<R, Error>>,
+    {
+        let rc = &self.cfg.retry;
+        let max_attempts = if rc.enabled && replayable {
+            rc.max_attempts
+        } else {
+            1
+        };
+        if rc.enabled {
+            op.budget.deposit(Instant::now());
+        }
+        let may_repeat = idempotent || rc.non_idempotent;
+        let hedge = rc.enabled && rc.hedge.enabled && idempotent && replayable;
+        let mut n = 0u32;
+        loop {
+            n += 1;
+            let res = if hedge {
+                self.hedged(op, &mut attempt).await
+            } else {
+                attempt().await
+            };
+            if n >= max_attempts {
+                return res;
+            }
+            let (reason, asked) = match &res {
+                Ok(r) => match retry::classify_status(rc, r.status(), may_repeat) {
+                    Some(reason) => (
+                        reason,
+                        retry::retry_after(r.headers(), std::time::SystemTime::now()),
+                    ),
+                    None => return res,
+                },
+                Err(e) => match retry::classify_error(e, may_repeat) {
+                    Some(reason) => (reason, None),
+                    None => return res,
+                },
+            };
+            let delay = match asked {
+                Some(d) if d > Duration::from_millis(rc.retry_after_max_ms) => return res,
+                Some(d) => d,
+                None => retry::backoff(rc, n, fastrand::f64()),
+            };
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now + delay >= d) {
+                return res;
+            }
+            if !op.budget.try_withdraw(now) {
+                self.counters.budget_exhausted.fetch_add(1, Relaxed);
+                return res;
+            }
+            self.count_retry(reason);
+            if let Ok(r) = res {
+                r.discard().await;
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Starts an attempt, and a second one if the first has not answered within the hedge
+    /// delay; the first good answer wins and the other is cancelled (dropped).
+    async fn hedged<R, F, T>(&self, op: &OriginPolicy, attempt: &mut F) -> Result<R, Error>
+    where
+        R: Answer,
+        F: FnMut() -> T,
+        T: Future<Output = Result<R, Error>>,
+    {
+        let Some(delay) = self.hedge_delay(op) else {
+            return attempt().await;
+        };
+        let first = attempt();
+        tokio::pin!(first);
+        tokio::select! {
+            r = &mut first => return r,
+            () = tokio::time::sleep(delay) => {}
+        }
+        if !op.budget.try_withdraw(Instant::now()) {
+            self.counters.budget_exhausted.fetch_add(1, Relaxed);
+            return first.await;
+        }
+        self.counters.hedges_sent.fetch_add(1, Relaxed);
+        let second = attempt();
+        tokio::pin!(second);
+        let rc = &self.cfg.retry;
+        let good = |r: &Result<R, Error>| {
+            r.as_ref()
+                .is_ok_and(|r| retry::classify_status(rc, r.status(), true).is_none())
+        };
+        tokio::select! {
+            r = &mut first => if good(&r) { r } else { second.await },
+            r = &mut second => {
+                if good(&r) {
+                    self.counters.hedges_won.fetch_add(1, Relaxed);
+                    r
+                } else {
+                    first.await
+                }
+            }
         }
     }
 
@@ -329,7 +482,7 @@ impl Policies {
     }
 }
 
-fn concurrency_signal(res: &Result<crate::Response, Error>, elapsed: Duration) -> Signal {
+fn concurrency_signal<R: Answer>(res: &Result<R, Error>, elapsed: Duration) -> Signal {
     match res {
         Ok(r)
             if r.status() == StatusCode::TOO_MANY_REQUESTS
