@@ -19,12 +19,12 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::{AbortHandle, Abortable};
 use napi::Status;
-use napi::bindgen_prelude::{Buffer, Either, Function, Uint8Array};
+use napi::bindgen_prelude::{Buffer, Either, Uint8Array};
 use napi_derive::napi;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
-use crate::completion::{Completer, Completion};
+use crate::completion::{Completer, Completion, Dispatcher};
 use crate::config;
 
 /// Bodies up to this declared length are read before the response resolves, so status,
@@ -71,7 +71,7 @@ struct BodySlot {
 struct Shared {
     client: wirecore::Client,
     rt: Arc<Runtime>,
-    completer: Completer,
+    completer: Arc<Completer>,
     aborts: Mutex<HashMap<u32, AbortHandle>>,
     bodies: Mutex<HashMap<u32, Arc<BodySlot>>>,
     uploads: Mutex<HashMap<u32, mpsc::Sender<UploadItem>>>,
@@ -121,16 +121,13 @@ impl std::fmt::Debug for NativeClient {
 
 #[napi]
 impl NativeClient {
-    /// Builds a client from a camelCase (or snake_case) config; `on_complete` receives batches
-    /// of completions.
+    /// Builds a client from a camelCase (or snake_case) config; its completions go to
+    /// `dispatcher`.
     ///
     /// # Errors
     /// `invalid_config` naming the field as the caller spelled it.
     #[napi(constructor)]
-    pub fn new(
-        config: Option<serde_json::Value>,
-        on_complete: Function<'_, Vec<Completion>, ()>,
-    ) -> napi::Result<Self> {
+    pub fn new(config: Option<serde_json::Value>, dispatcher: &Dispatcher) -> napi::Result<Self> {
         let renamed = config::config_from_js(config.unwrap_or(serde_json::Value::Null));
         let value = match renamed.value {
             serde_json::Value::Null => serde_json::Value::Object(serde_json::Map::new()),
@@ -144,7 +141,7 @@ impl NativeClient {
             wirecore::Client::from_config(cfg)
                 .map_err(|e| js_error(e.code(), &renamed.explain(&e.full_message())))?
         };
-        let completer = Completer::new(&on_complete)?;
+        let completer = dispatcher.completer.clone();
         Ok(Self {
             shared: Arc::new(Shared {
                 client,
@@ -168,7 +165,7 @@ impl NativeClient {
         id: u32,
         method: String,
         url: String,
-        headers: Vec<String>,
+        headers: Option<Vec<String>>,
         body: Option<Either<String, Uint8Array>>,
         upload: Option<u32>,
         timeout_ms: Option<f64>,
@@ -176,6 +173,7 @@ impl NativeClient {
     ) -> napi::Result<()> {
         let method = wirecore::parse_method(&method).map_err(|e| core_error(&e))?;
         let mut req = wirecore::Request::new(method, &url).map_err(|e| core_error(&e))?;
+        let headers = headers.unwrap_or_default();
         if !headers.len().is_multiple_of(2) {
             return Err(js_error(
                 "invalid_header",

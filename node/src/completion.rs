@@ -1,14 +1,20 @@
-//! Results travel back to JS in batches through one threadsafe function per client.
+//! Results travel back to JS in batches through one threadsafe function per JS environment.
 //!
 //! Engine tasks push a [`Completion`] and, when the queue was empty, schedule one JS call that
 //! drains everything queued so far: under load many requests resolve per crossing. The function
 //! is weak (unref'd), so it never keeps the process alive; `index.js` refs a timer instead while
-//! requests are in flight.
+//! operations are pending. It is owned by a [`Dispatcher`] that `index.js` creates once per
+//! environment (main thread or worker), so no client holds a reference back to JS and an unused
+//! client can be collected.
+#![expect(
+    clippy::needless_pass_by_value,
+    reason = "napi hands arguments over by value"
+)]
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use napi::Status;
-use napi::bindgen_prelude::Buffer;
+use napi::bindgen_prelude::{Buffer, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
@@ -52,16 +58,14 @@ impl std::fmt::Debug for Completion {
 
 type Tsfn = ThreadsafeFunction<(), (), Vec<Completion>, Status, false, true>;
 
-/// The sending half, shared by every task of one client.
+/// The sending half, shared by every client of one JS environment.
 pub(crate) struct Completer {
     queue: Arc<Mutex<Vec<Completion>>>,
     tsfn: Tsfn,
 }
 
 impl Completer {
-    pub(crate) fn new(
-        on_complete: &napi::bindgen_prelude::Function<'_, Vec<Completion>, ()>,
-    ) -> napi::Result<Self> {
+    fn new(on_complete: &Function<'_, Vec<Completion>, ()>) -> napi::Result<Self> {
         let queue: Arc<Mutex<Vec<Completion>>> = Arc::default();
         let q = queue.clone();
         let tsfn = on_complete
@@ -87,5 +91,29 @@ impl Completer {
             // Fails only while the JS environment shuts down: nobody is left to tell.
             let _ = self.tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
         }
+    }
+}
+
+/// Delivers completions to one JS callback; create one per environment and pass it to every
+/// `NativeClient`.
+#[napi]
+pub struct Dispatcher {
+    pub(crate) completer: Arc<Completer>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher").finish_non_exhaustive()
+    }
+}
+
+#[napi]
+impl Dispatcher {
+    /// `on_complete` receives every batch of completions of this environment.
+    #[napi(constructor)]
+    pub fn new(on_complete: Function<'_, Vec<Completion>, ()>) -> napi::Result<Self> {
+        Ok(Self {
+            completer: Arc::new(Completer::new(&on_complete)?),
+        })
     }
 }

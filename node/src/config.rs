@@ -62,8 +62,31 @@ impl Renamed {
             let leaf_j = js.rsplit('.').next().unwrap_or(js);
             msg = msg.replace(&format!("`{leaf_s}`"), &format!("`{leaf_j}`"));
         }
-        msg
+        camel_quoted(&msg)
     }
+}
+
+/// Spells every backquoted snake_case name (serde's "expected one of `max_idle_per_host`, ...")
+/// the way JS callers write it.
+fn camel_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut parts = message.split('`');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        out.push('`');
+        let quoted = i % 2 == 0;
+        let ident = part
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if quoted && ident && part.contains('_') {
+            out.push_str(&camel(part));
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 /// Renames every field key of a JS config object to the core's snake_case.

@@ -1,0 +1,32 @@
+# Node/TypeScript addon (node/): napi-rs crate wirecore-node + the `wirecore` npm package.
+NODE_DIR := node
+NODE_TGZ := $(NODE_DIR)/wirecore-0.1.0.tgz
+NODE_TESTSERVER := $(TARGET_DIR)/debug/wirecore-testserver
+NAPI := cd $(NODE_DIR) && npx --no-install napi
+
+.PHONY: setup-node node node-types node-pack lint-node test-node demo-node bench-node
+
+SETUP_TARGETS += setup-node
+
+setup-node:  ## npm ci in node/ (napi CLI, TypeScript, undici for the benchmark)
+	@cd $(NODE_DIR) && if [ ! -x node_modules/.bin/napi ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+	  npm ci --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true; fi
+	@test -x $(NODE_DIR)/node_modules/.bin/napi || { echo "setup-node: npm ci failed" >&2; exit 1; }
+
+node: setup-node  ## Build the Node addon (debug) with the napi CLI; rewrites binding.js and binding.d.ts
+	$(NAPI) build --platform --js binding.js --dts binding.d.ts
+
+node-types:  ## Rewrite node/config.d.ts from core/config.schema.json
+	node $(NODE_DIR)/scripts/gen-config-dts.mjs
+
+node-pack: node  ## npm pack → node/wirecore-<version>.tgz
+	cd $(NODE_DIR) && rm -f wirecore-*.tgz && npm pack --silent 2>&1 | grep -v 'Unknown user config'
+
+lint-node: node  ## Generated files current (binding.*, config.d.ts), .d.ts type-checks
+	node $(NODE_DIR)/scripts/gen-config-dts.mjs --check
+	git diff --exit-code -- $(NODE_DIR)/binding.js $(NODE_DIR)/binding.d.ts || { echo "node/binding.* is stale: run make node and commit" >&2; exit 1; }
+	cd $(NODE_DIR) && npx --no-install tsc -p tsconfig.json
+
+test-node: node-pack  ## Install the packed tgz in a temp folder; run the node:test suite there
+	$(CARGO) build -q -p wirecore-testserver
+	bash $(NODE_DIR)/scripts/test-packed.sh $(NODE_TESTSERVER)

@@ -1,0 +1,272 @@
+// Types of the public API (index.js). The config types are generated: see config.d.ts.
+/// <reference types="node" />
+import type { Config } from './config'
+
+export type {
+  Config,
+  CompressionConfig,
+  DnsConfig,
+  Encoding,
+  Http2Config,
+  LimitsConfig,
+  PoolConfig,
+  RedirectConfig,
+  RootStore,
+  TcpConfig,
+  TimeoutConfig,
+  TlsConfig,
+  TlsVersion,
+} from './config'
+
+/** Header input: a plain object, `[name, value]` pairs, a `Map` or a `Headers`. */
+export type HeadersInit =
+  | Record<string, string | number | ReadonlyArray<string | number> | undefined>
+  | Iterable<readonly [string, string | number]>
+
+/** A request body: sent as is, or streamed chunk by chunk from a stream / async iterable. */
+export type BodyInit =
+  | string
+  | Uint8Array
+  | ArrayBuffer
+  | ArrayBufferView
+  | URLSearchParams
+  | ReadableStream<Uint8Array | string>
+  | AsyncIterable<Uint8Array | string>
+  | NodeJS.ReadableStream
+
+export interface RequestOptions {
+  /** Default `GET`. */
+  method?: string
+  headers?: HeadersInit
+  body?: BodyInit | null
+  /** A value sent as a JSON body, with `content-type: application/json` unless set. */
+  json?: unknown
+  /** Total deadline of this request (head and body), overriding `timeouts.totalMs`. */
+  timeoutMs?: number
+  /** Aborting cancels the request in the engine; the promise (or body read) rejects with `AbortError`. */
+  signal?: AbortSignal | null
+  /** Accepted for API compatibility; the engine does not schedule by priority yet. */
+  priority?: 'high' | 'normal' | 'low'
+}
+
+export interface RequestInit extends RequestOptions {
+  url: string | URL
+}
+
+/** Time spent in each phase, milliseconds (0 for a phase that did not happen, e.g. on reuse). */
+export declare class Timings {
+  private constructor()
+  readonly dnsMs: number
+  readonly connectMs: number
+  readonly tlsMs: number
+  readonly ttfbMs: number
+  readonly totalMs: number
+}
+
+export declare class Response implements AsyncIterable<Uint8Array> {
+  private constructor()
+  readonly status: number
+  /** `status` is 2xx. */
+  readonly ok: boolean
+  /** `'1.1'` or `'2.0'`, as `node:http` spells it. */
+  readonly httpVersion: string
+  /** The final URL, after redirects. */
+  readonly url: string
+  /** The request went out on a pooled connection. */
+  readonly reused: boolean
+  readonly timings: Timings
+  readonly headers: Headers
+  /** The body was (or is being) read. */
+  readonly bodyUsed: boolean
+  /** The body as a web stream; read once (null if the body was already read). */
+  readonly body: ReadableStream<Uint8Array> | null
+  /** Header name/value pairs in wire order, repeated names kept. */
+  rawHeaders(): Array<[string, string]>
+  buffer(): Promise<Buffer>
+  bytes(): Promise<Uint8Array>
+  arrayBuffer(): Promise<ArrayBuffer>
+  /** UTF-8; invalid sequences become U+FFFD. */
+  text(): Promise<string>
+  /** Rejects with a `BodyError` (code `decode`) when the body is not JSON. */
+  json<T = unknown>(): Promise<T>
+  /** Discards the body. */
+  dump(): Promise<void>
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array>
+}
+
+export interface LatencySummary {
+  count: number
+  meanMs: number
+  p50Ms: number
+  p95Ms: number
+  p99Ms: number
+  maxMs: number
+}
+
+export interface DnsStats {
+  hits: number
+  misses: number
+  staleServed: number
+  negativeHits: number
+  refreshes: number
+  failures: number
+}
+
+export interface Evictions {
+  idle: number
+  lifetime: number
+  error: number
+  closedByPeer: number
+}
+
+export interface PoolStats {
+  connections: number
+  active: number
+  idle: number
+  connecting: number
+  pending: number
+  connects: number
+  reuses: number
+  h2Sessions: number
+  h2OpenStreams: number
+  evictions: Evictions
+}
+
+export interface OriginStats extends PoolStats {
+  protocol: 'h1' | 'h2' | 'unknown'
+}
+
+/** The core's stats snapshot; names are the core's metric names in camelCase. */
+export interface Stats {
+  requestsTotal: number
+  requestsInFlight: number
+  /** Keyed by class: `'2xx'`, `'4xx'`, ... */
+  responsesByStatusClass: Record<string, number>
+  /** Keyed by error code (only codes seen). */
+  errorsByCode: Record<string, number>
+  latency: LatencySummary
+  requestsPerSecond: number
+  bytesSent: number
+  bytesReceived: number
+  bytesDecoded: number
+  compressionRatio: number
+  redirectsFollowed: number
+  dns: DnsStats
+  pool: PoolStats
+  /** Keyed by origin (`https://host:port`). */
+  origins: Record<string, OriginStats>
+  [more: string]: unknown
+}
+
+export interface OriginHealth {
+  origin: string
+  protocol: 'h1' | 'h2' | 'unknown'
+  health: 'healthy' | 'saturated' | 'degraded'
+  connections: number
+  pending: number
+  reuseRatio: number
+}
+
+export interface Diagnostics {
+  requestsTotal: number
+  errorRate: number
+  meanLatencyMs: number
+  p95LatencyMs: number
+  p99LatencyMs: number
+  requestsPerSecond: number
+  compressionRatio: number
+  dnsHitRate: number
+  connectionReuseRatio: number
+  origins: OriginHealth[]
+  [more: string]: unknown
+}
+
+export declare class Client {
+  /** @throws {ConfigError} an unknown key or a bad value, named as you spelled it. */
+  constructor(config?: Config | null)
+  request(url: string | URL, options?: RequestOptions): Promise<Response>
+  request(init: RequestInit): Promise<Response>
+  get(url: string | URL, options?: Omit<RequestOptions, 'method'>): Promise<Response>
+  head(url: string | URL, options?: Omit<RequestOptions, 'method'>): Promise<Response>
+  post(url: string | URL, options?: Omit<RequestOptions, 'method'>): Promise<Response>
+  put(url: string | URL, options?: Omit<RequestOptions, 'method'>): Promise<Response>
+  patch(url: string | URL, options?: Omit<RequestOptions, 'method'>): Promise<Response>
+  delete(url: string | URL, options?: Omit<RequestOptions, 'method'>): Promise<Response>
+  options(url: string | URL, options?: Omit<RequestOptions, 'method'>): Promise<Response>
+  stats(): Stats
+  /** Prometheus text exposition (the core's snake_case metric names). */
+  prometheus(): string
+  diagnostics(): Diagnostics
+  diagnostics(format: 'text'): string
+  /** Refuses new requests, waits up to `timeoutMs` (default 30 000) for in-flight ones, closes idle connections. */
+  close(options?: { timeoutMs?: number }): Promise<void>
+}
+
+/** Every stable error code of the core. */
+export type ErrorCode =
+  | 'invalid_config'
+  | 'invalid_url'
+  | 'invalid_header'
+  | 'invalid_request'
+  | 'dns'
+  | 'connect'
+  | 'tls'
+  | 'io'
+  | 'protocol'
+  | 'timeout.total'
+  | 'timeout.connect'
+  | 'timeout.tls'
+  | 'timeout.read'
+  | 'timeout.pool'
+  | 'decode'
+  | 'body_too_large'
+  | 'too_many_redirects'
+  | 'closed'
+  | 'cancelled'
+  | 'circuit_open'
+  | 'rate_limited'
+  | 'overloaded'
+  | 'internal'
+
+export declare class WirecoreError extends Error {
+  /** The core's stable code; match on this, not on the message. */
+  readonly code: ErrorCode | (string & {})
+  /** Any `timeout.*` code. */
+  readonly isTimeout: boolean
+  /** The request never left this process (`dns`, `connect`, `timeout.connect`). */
+  readonly isConnect: boolean
+  constructor(code: string, message: string, options?: ErrorOptions)
+}
+/** `invalid_config` */
+export declare class ConfigError extends WirecoreError {}
+/** `invalid_url`, `invalid_header`, `invalid_request` */
+export declare class InvalidRequestError extends WirecoreError {}
+/** `dns`, `connect` */
+export declare class ConnectError extends WirecoreError {}
+/** `tls` */
+export declare class TlsError extends WirecoreError {}
+/** `io`, `protocol` */
+export declare class TransportError extends WirecoreError {}
+/** `timeout.*` */
+export declare class TimeoutError extends WirecoreError {}
+/** `decode`, `body_too_large` */
+export declare class BodyError extends WirecoreError {}
+/** `too_many_redirects` */
+export declare class RedirectError extends WirecoreError {}
+/** `circuit_open`, `rate_limited`, `overloaded` */
+export declare class RejectedError extends WirecoreError {}
+/** `closed` */
+export declare class ClosedError extends WirecoreError {}
+/** `cancelled`; `.cause` is the signal's reason. */
+export declare class AbortError extends WirecoreError {}
+/** `internal` */
+export declare class InternalError extends WirecoreError {}
+
+/** The class each core code maps to. */
+export declare const errorClasses: Readonly<Record<ErrorCode, typeof WirecoreError>>
+/** The error object for a code (an unknown code gives a plain `WirecoreError`). */
+export declare function errorFor(code: string, message: string, options?: ErrorOptions): WirecoreError
+/** Every error code the loaded engine can produce. */
+export declare function errorCodes(): string[]
+/** The addon version. */
+export declare const version: string

@@ -1,0 +1,642 @@
+'use strict'
+// The JS half of the addon: Promises, AbortSignal, streams and error classes over the native
+// `NativeClient`. Every operation gets an id; the engine answers through one weak threadsafe
+// function per environment (`Dispatcher`), so nothing native keeps the event loop alive. While
+// an operation is pending, one ref'd timer does, and it is unref'd when the last one settles.
+
+const native = require('./binding.js')
+const errors = require('./errors.js')
+
+const { errorFor, fromNative, AbortError } = errors
+
+const kAbort = Symbol('abort')
+const pending = new Map()
+let lastId = 0
+
+function nextId() {
+  do {
+    lastId = lastId === 0xffffffff ? 1 : lastId + 1
+  } while (pending.has(lastId))
+  return lastId
+}
+
+// Only ref'd while `pending` is not empty.
+const keepAlive = setInterval(() => {}, 0x7fffffff)
+keepAlive.unref()
+
+function onComplete(batch) {
+  for (let i = 0; i < batch.length; i++) {
+    const c = batch[i]
+    const op = pending.get(c.id)
+    if (op !== undefined) {
+      pending.delete(c.id)
+      op.complete(c)
+    }
+  }
+  if (pending.size === 0) keepAlive.unref()
+}
+
+const dispatcher = new native.Dispatcher(onComplete)
+
+function track(id, op) {
+  if (pending.size === 0) keepAlive.ref()
+  pending.set(id, op)
+}
+
+function untrack(id) {
+  if (pending.delete(id) && pending.size === 0) keepAlive.unref()
+}
+
+/** One native operation as a Promise of its completion. */
+function operation(start) {
+  return new Promise((resolve, reject) => {
+    const id = nextId()
+    track(id, {
+      complete(c) {
+        if (c.code != null) reject(errorFor(c.code, c.message))
+        else resolve(c)
+      },
+      fail: reject,
+    })
+    try {
+      start(id)
+    } catch (e) {
+      untrack(id)
+      reject(fromNative(e))
+    }
+  })
+}
+
+function abortError(signal) {
+  return new AbortError('cancelled', 'the request was aborted', { cause: signal.reason })
+}
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT'])
+const REQUEST_KEYS = new Set([
+  'method',
+  'url',
+  'headers',
+  'body',
+  'json',
+  'timeoutMs',
+  'signal',
+  'priority',
+])
+const PRIORITIES = new Set(['high', 'normal', 'low'])
+const VERSIONS = { 'HTTP/0.9': '0.9', 'HTTP/1.0': '1.0', 'HTTP/1.1': '1.1', 'HTTP/2.0': '2.0', 'HTTP/3.0': '3.0' }
+
+function flatHeaders(headers) {
+  if (headers == null) return null
+  const out = []
+  const add = (name, value) => {
+    if (typeof name !== 'string') throw new TypeError('wirecore: header names must be strings')
+    if (Array.isArray(value)) {
+      for (const v of value) out.push(name, String(v))
+    } else if (value !== undefined) {
+      out.push(name, String(value))
+    }
+  }
+  if (typeof headers !== 'object') {
+    throw new TypeError('wirecore: headers must be an object, an array of [name, value] pairs, a Map or a Headers')
+  }
+  if (Array.isArray(headers) || typeof headers[Symbol.iterator] === 'function') {
+    for (const pair of headers) {
+      if (!Array.isArray(pair) || pair.length !== 2) {
+        throw new TypeError('wirecore: each header must be a [name, value] pair')
+      }
+      add(pair[0], pair[1])
+    }
+  } else {
+    for (const name of Object.keys(headers)) add(name, headers[name])
+  }
+  return out.length === 0 ? null : out
+}
+
+function hasHeader(flat, name) {
+  if (flat === null) return false
+  for (let i = 0; i < flat.length; i += 2) if (flat[i].toLowerCase() === name) return true
+  return false
+}
+
+function isStream(body) {
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    (typeof body.getReader === 'function' || typeof body[Symbol.asyncIterator] === 'function')
+  )
+}
+
+/** Chunks of a request-body stream as Uint8Arrays. */
+async function* chunksOf(body) {
+  if (typeof body.getReader === 'function') {
+    const reader = body.getReader()
+    try {
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) return
+        yield toBytes(value)
+      }
+    } finally {
+      reader.releaseLock()
+    }
+  }
+  for await (const chunk of body) yield toBytes(chunk)
+}
+
+function toBytes(chunk) {
+  if (typeof chunk === 'string') return Buffer.from(chunk)
+  if (chunk instanceof Uint8Array) return chunk
+  if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk)
+  if (ArrayBuffer.isView(chunk)) return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+  throw new TypeError('wirecore: a request body stream must yield strings, Buffers or Uint8Arrays')
+}
+
+function normalize(input, init) {
+  let opts
+  if (typeof input === 'string' || input instanceof URL) {
+    if (init != null && typeof init !== 'object') throw new TypeError('wirecore: request options must be an object')
+    opts = { ...init, url: input }
+  } else if (input != null && typeof input === 'object') {
+    if (init !== undefined) throw new TypeError('wirecore: pass either request(url, options) or request(options)')
+    opts = input
+  } else {
+    throw new TypeError('wirecore: request needs a URL string, a URL or an options object')
+  }
+  for (const k of Object.keys(opts)) {
+    if (!REQUEST_KEYS.has(k)) throw new TypeError(`wirecore: unknown request option '${k}'`)
+  }
+  let { url } = opts
+  if (url instanceof URL) url = url.href
+  if (typeof url !== 'string') throw new TypeError('wirecore: url must be a string or a URL')
+  let method = opts.method ?? 'GET'
+  if (typeof method !== 'string') throw new TypeError('wirecore: method must be a string')
+  const upper = method.toUpperCase()
+  if (METHODS.has(upper)) method = upper
+  let headers = flatHeaders(opts.headers)
+  let { body } = opts
+  if (opts.json !== undefined) {
+    if (body !== undefined) throw new TypeError("wirecore: pass either 'body' or 'json', not both")
+    body = JSON.stringify(opts.json)
+    if (!hasHeader(headers, 'content-type')) (headers ??= []).push('content-type', 'application/json')
+  }
+  let stream = null
+  if (body == null) {
+    body = null
+  } else if (typeof body === 'string' || body instanceof Uint8Array) {
+    // sent as is
+  } else if (body instanceof ArrayBuffer) {
+    body = new Uint8Array(body)
+  } else if (ArrayBuffer.isView(body)) {
+    body = new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
+  } else if (body instanceof URLSearchParams) {
+    body = body.toString()
+    if (!hasHeader(headers, 'content-type')) {
+      ;(headers ??= []).push('content-type', 'application/x-www-form-urlencoded;charset=UTF-8')
+    }
+  } else if (isStream(body)) {
+    stream = body
+    body = null
+  } else {
+    throw new TypeError(
+      'wirecore: body must be a string, Buffer, Uint8Array, ArrayBuffer, URLSearchParams, ReadableStream or async iterable',
+    )
+  }
+  const { timeoutMs, signal, priority } = opts
+  if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0) || timeoutMs === Infinity)) {
+    throw new TypeError('wirecore: timeoutMs must be a finite non-negative number')
+  }
+  if (signal != null && (typeof signal !== 'object' || typeof signal.aborted !== 'boolean')) {
+    throw new TypeError('wirecore: signal must be an AbortSignal')
+  }
+  if (priority !== undefined && !PRIORITIES.has(priority)) {
+    throw new TypeError("wirecore: priority must be 'high', 'normal' or 'low'")
+  }
+  return { method, url, headers, body, stream, timeoutMs: timeoutMs ?? null, signal: signal ?? null }
+}
+
+class Timings {
+  constructor(t) {
+    this.dnsMs = t[0]
+    this.connectMs = t[1]
+    this.tlsMs = t[2]
+    this.ttfbMs = t[3]
+    this.totalMs = t[4]
+  }
+}
+
+function splitHeaders(text) {
+  const pairs = []
+  let start = 0
+  while (start < text.length) {
+    const a = text.indexOf('\n', start)
+    const b = text.indexOf('\n', a + 1)
+    pairs.push([text.slice(start, a), text.slice(a + 1, b)])
+    start = b + 1
+  }
+  return pairs
+}
+
+function emptyBody() {
+  return Buffer.alloc(0)
+}
+
+/** A response: status and headers are here; the body is read once, whole or as a stream. */
+class Response {
+  #native
+  #head
+  #body
+  #streamId
+  #signal
+  #onAbort
+  #headers
+  #used = false
+  #stream = null
+
+  constructor(nativeClient, head, signal, onAbort) {
+    this.#native = nativeClient
+    this.#head = head
+    this.#body = head.body ?? null
+    this.#streamId = head.streaming ? head.id : null
+    this.#signal = signal
+    this.#onAbort = onAbort
+    this.status = head.status
+    if (this.#streamId !== null) bodies.register(this, { nativeClient, id: head.id }, this)
+  }
+
+  get ok() {
+    return this.status >= 200 && this.status < 300
+  }
+
+  /** `'1.1'` or `'2.0'`, as `node:http` spells it. */
+  get httpVersion() {
+    return VERSIONS[this.#head.version] ?? this.#head.version
+  }
+
+  /** The final URL (after redirects). */
+  get url() {
+    return this.#head.url
+  }
+
+  /** The request went out on a pooled connection. */
+  get reused() {
+    return this.#head.reused
+  }
+
+  get timings() {
+    return new Timings(this.#head.timings)
+  }
+
+  /** A WHATWG `Headers` (built on first access). */
+  get headers() {
+    if (this.#headers === undefined) this.#headers = new Headers(splitHeaders(this.#head.headers))
+    return this.#headers
+  }
+
+  /** Header name/value pairs in wire order, repeated names kept. */
+  rawHeaders() {
+    return splitHeaders(this.#head.headers)
+  }
+
+  get bodyUsed() {
+    return this.#used
+  }
+
+  #take() {
+    if (this.#used) return Promise.reject(new TypeError('wirecore: the response body was already read'))
+    this.#used = true
+    return null
+  }
+
+  #done() {
+    if (this.#signal !== null) {
+      this.#signal.removeEventListener('abort', this.#onAbort)
+      this.#signal = null
+    }
+  }
+
+  /** Next chunk of a streaming body, or null at the end. */
+  #next() {
+    const id = this.#streamId
+    if (id === null) {
+      const b = this.#body
+      this.#body = null
+      return Promise.resolve(b === null || b.length === 0 ? null : b)
+    }
+    if (this.#signal?.aborted) return Promise.reject(abortError(this.#signal))
+    const nativeClient = this.#native
+    return operation((op) => {
+      this.#reading = op
+      nativeClient.readBody(id, op)
+    }).then(
+      (c) => {
+        this.#reading = 0
+        if (c.body == null) {
+          this.#finish()
+          return null
+        }
+        return c.body
+      },
+      (e) => {
+        this.#reading = 0
+        this.#finish()
+        throw e
+      },
+    )
+  }
+
+  #reading = 0
+
+  /** Drops the engine side of the body; the connection is discarded if it was not read to the end. */
+  #finish() {
+    if (this.#streamId !== null) {
+      bodies.unregister(this)
+      this.#native.dropBody(this.#streamId)
+      this.#streamId = null
+    }
+    this.#done()
+  }
+
+  /** Called when the request's signal fires after the head arrived. */
+  [kAbort](signal) {
+    if (this.#reading !== 0) {
+      const op = pending.get(this.#reading)
+      untrack(this.#reading)
+      this.#native.cancel(this.#reading)
+      this.#reading = 0
+      op?.fail(abortError(signal))
+    }
+    this.#finish()
+  }
+
+  async #all() {
+    if (this.#streamId === null) {
+      const b = this.#body ?? emptyBody()
+      this.#body = null
+      this.#done()
+      return b
+    }
+    const parts = []
+    let n = 0
+    for (;;) {
+      const c = await this.#next()
+      if (c === null) break
+      parts.push(c)
+      n += c.length
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts, n)
+  }
+
+  /** The whole body as a Buffer. */
+  async buffer() {
+    const used = this.#take()
+    if (used) return used
+    return this.#all()
+  }
+
+  /** The whole body as a Uint8Array. */
+  bytes() {
+    return this.buffer()
+  }
+
+  /** The whole body as an ArrayBuffer. */
+  async arrayBuffer() {
+    const b = await this.buffer()
+    return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength
+      ? b.buffer
+      : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)
+  }
+
+  /** The whole body as text (UTF-8; invalid sequences become U+FFFD, as in the core). */
+  async text() {
+    return (await this.buffer()).toString('utf8')
+  }
+
+  /** The whole body parsed as JSON; a body that is not JSON is a `BodyError` with code `decode`. */
+  async json() {
+    const t = await this.text()
+    try {
+      return JSON.parse(t)
+    } catch (e) {
+      throw errorFor('decode', `the response body is not valid JSON: ${e.message}`, { cause: e })
+    }
+  }
+
+  /** The body as a web `ReadableStream` of Uint8Array chunks (read once). */
+  get body() {
+    if (this.#stream === null) {
+      if (this.#used) return null
+      this.#used = true
+      this.#stream = new ReadableStream({
+        pull: async (controller) => {
+          const c = await this.#next()
+          if (c === null) {
+            this.#done()
+            controller.close()
+          } else {
+            controller.enqueue(c)
+          }
+        },
+        cancel: () => this.#finish(),
+      })
+    }
+    return this.#stream
+  }
+
+  /** `for await (const chunk of response)`: the body as Uint8Array chunks. */
+  async *[Symbol.asyncIterator]() {
+    const used = this.#take()
+    if (used) await used
+    let finished = false
+    try {
+      for (;;) {
+        const c = await this.#next()
+        if (c === null) {
+          finished = true
+          this.#done()
+          return
+        }
+        yield c
+      }
+    } finally {
+      if (!finished) this.#finish()
+    }
+  }
+
+  /** Discards the body (the connection is closed if the body was not complete). */
+  async dump() {
+    if (!this.#used) {
+      this.#used = true
+      this.#body = null
+      this.#finish()
+    }
+  }
+}
+
+// A streaming response dropped unread releases its engine side when collected.
+const bodies = new FinalizationRegistry(({ nativeClient, id }) => nativeClient.dropBody(id))
+
+async function pumpUpload(nativeClient, id, stream) {
+  let error = null
+  const it = chunksOf(stream)
+  try {
+    for await (const chunk of it) {
+      if (chunk.length === 0) continue
+      await operation((op) => nativeClient.writeUpload(id, op, chunk))
+    }
+  } catch (e) {
+    // A write fails when the engine stopped reading (the request ended): not an error of the source.
+    if (!(e instanceof errors.WirecoreError)) error = String(e?.message ?? e)
+  } finally {
+    nativeClient.endUpload(id, error)
+  }
+}
+
+class Client {
+  #native
+
+  /**
+   * @param {object} [config] the core's config, camelCase (snake_case also accepted); an unknown
+   *   key throws a `ConfigError` naming it.
+   */
+  constructor(config) {
+    if (config != null && (typeof config !== 'object' || Array.isArray(config))) {
+      throw new TypeError('wirecore: config must be an object')
+    }
+    try {
+      this.#native = new native.NativeClient(config ?? null, dispatcher)
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** Sends a request: `request(url, options)` or `request({ url, ...options })`. */
+  request(input, init) {
+    let r
+    try {
+      r = normalize(input, init)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    const nativeClient = this.#native
+    const { signal } = r
+    if (signal === null && r.stream === null) {
+      return operation((id) =>
+        nativeClient.request(id, r.method, r.url, r.headers, r.body, null, r.timeoutMs, false),
+      ).then((c) => new Response(nativeClient, c, null, null))
+    }
+    if (signal?.aborted) return Promise.reject(abortError(signal))
+    return new Promise((resolve, reject) => {
+      const id = nextId()
+      let response = null
+      const onAbort = () => {
+        if (response !== null) {
+          response[kAbort](signal)
+          return
+        }
+        untrack(id)
+        nativeClient.cancel(id)
+        if (r.stream !== null) nativeClient.endUpload(id, 'aborted')
+        reject(abortError(signal))
+      }
+      track(id, {
+        complete(c) {
+          if (c.code != null) {
+            signal?.removeEventListener('abort', onAbort)
+            reject(errorFor(c.code, c.message))
+            return
+          }
+          if (signal !== null && c.streaming) {
+            response = new Response(nativeClient, c, signal, onAbort)
+          } else {
+            signal?.removeEventListener('abort', onAbort)
+            response = new Response(nativeClient, c, null, null)
+          }
+          resolve(response)
+        },
+      })
+      try {
+        if (r.stream !== null) nativeClient.openUpload(id)
+        nativeClient.request(id, r.method, r.url, r.headers, r.body, r.stream === null ? null : id, r.timeoutMs, signal !== null)
+      } catch (e) {
+        untrack(id)
+        if (r.stream !== null) nativeClient.endUpload(id, null)
+        reject(fromNative(e))
+        return
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      if (r.stream !== null) pumpUpload(nativeClient, id, r.stream)
+    })
+  }
+
+  get(url, options) {
+    return this.request(url, { ...options, method: 'GET' })
+  }
+
+  head(url, options) {
+    return this.request(url, { ...options, method: 'HEAD' })
+  }
+
+  post(url, options) {
+    return this.request(url, { ...options, method: 'POST' })
+  }
+
+  put(url, options) {
+    return this.request(url, { ...options, method: 'PUT' })
+  }
+
+  patch(url, options) {
+    return this.request(url, { ...options, method: 'PATCH' })
+  }
+
+  delete(url, options) {
+    return this.request(url, { ...options, method: 'DELETE' })
+  }
+
+  options(url, options) {
+    return this.request(url, { ...options, method: 'OPTIONS' })
+  }
+
+  /** Every counter of this client, with the core's metric names in camelCase. */
+  stats() {
+    return this.#native.stats()
+  }
+
+  /** The stats in Prometheus text format (the core's snake_case metric names). */
+  prometheus() {
+    return this.#native.prometheus()
+  }
+
+  /** A health report; `diagnostics('text')` gives it as lines of text. */
+  diagnostics(format) {
+    if (format === 'text') return this.#native.diagnosticsText()
+    if (format !== undefined) throw new TypeError("wirecore: diagnostics format must be 'text' or omitted")
+    return this.#native.diagnostics()
+  }
+
+  /**
+   * Refuses new requests, waits up to `timeoutMs` (default 30 s) for in-flight ones, then closes
+   * idle connections.
+   */
+  async close({ timeoutMs = 30_000 } = {}) {
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
+      throw new TypeError('wirecore: timeoutMs must be a non-negative number')
+    }
+    await operation((id) => this.#native.close(id, Math.min(timeoutMs, 2 ** 31)))
+  }
+}
+
+/** Every error code of the core. */
+function errorCodes() {
+  return native.errorCodes()
+}
+
+const { fromNative: _, ...publicErrors } = errors
+
+module.exports = {
+  Client,
+  Response,
+  Timings,
+  ...publicErrors,
+  errorCodes,
+  version: native.version(),
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the packed addon (wirecore-*.tgz) into an empty temp folder, as a user would, and runs
+# the node:test suite from there against the test server given as $1.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+server="$1"; shift
+tgz="$(ls -t "$here"/wirecore-*.tgz | head -1)"
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/wirecore-node-test.XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
+cp "$tgz" "$tmp/"
+cp -r "$here/test" "$tmp/test"
+cd "$tmp"
+printf '{"name":"wirecore-node-test","private":true}\n' > package.json
+npm install --no-audit --no-fund --loglevel=error --prefer-offline "./$(basename "$tgz")" 2>&1 | grep -v 'Unknown user config' || true
+[ -f node_modules/wirecore/package.json ] || { echo "test-node: npm install of $tgz failed" >&2; exit 1; }
+WIRECORE_TESTSERVER="$server" WIRECORE_REPO="$(cd "$here/.." && pwd)" \
+  node --test --test-concurrency=1 "$@" test/*.test.js

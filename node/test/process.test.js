@@ -1,0 +1,134 @@
+'use strict'
+// Runtime behaviour: the process exits by itself, worker_threads are safe, the loop stays responsive.
+const { test, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+const { spawn } = require('node:child_process')
+const { monitorEventLoopDelay } = require('node:perf_hooks')
+const { startServer, counters, reset } = require('./helpers.js')
+const wirecore = require('wirecore')
+
+let srv
+before(async () => {
+  srv = await startServer()
+})
+after(() => srv?.stop())
+
+/** Runs `code` in a child node (resolving `wirecore` from here); resolves with exit code and time. */
+function runChild(code, args = [], limitMs = 20_000) {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now()
+    const child = spawn(process.execPath, ['-e', code, ...args], {
+      cwd: __dirname,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (out += d))
+    const kill = setTimeout(() => child.kill('SIGKILL'), limitMs)
+    child.once('error', reject)
+    child.once('exit', (code, signal) => {
+      clearTimeout(kill)
+      resolve({ code, signal, ms: Date.now() - t0, out })
+    })
+  })
+}
+
+test('a script exits by itself after requests, with idle pooled connections', async () => {
+  await reset(srv)
+  const code = `
+    const { Client } = require('wirecore')
+    const c = new Client({ tls: { caFiles: [process.argv[3]] } })
+    ;(async () => {
+      const rs = await Promise.all([c.get(process.argv[1] + '/json'), c.get(process.argv[2] + '/json')])
+      for (const r of rs) await r.text()
+      console.log('done', rs.map((r) => r.httpVersion).join(','))
+    })()`
+  const r = await runChild(code, [srv.http, srv.https, srv.ca])
+  assert.equal(r.code, 0, r.out)
+  assert.match(r.out, /done 1\.1,2\.0/)
+  assert.ok(r.ms < 5000, `exited after ${r.ms} ms`)
+  // The connections were pooled (idle, not closed) when the process left.
+  const c = await counters(srv)
+  assert.equal(c.connections_accepted, 2)
+})
+
+test('a script exits by itself with a streaming body left unread', async () => {
+  const code = `
+    const { Client } = require('wirecore')
+    const c = new Client()
+    ;(async () => {
+      const r = await c.get(process.argv[1] + '/bytes/4000000')
+      console.log('head', r.status)
+    })()`
+  const r = await runChild(code, [srv.http])
+  assert.equal(r.code, 0, r.out)
+  assert.match(r.out, /head 200/)
+  assert.ok(r.ms < 5000, `exited after ${r.ms} ms`)
+})
+
+test('a pending request keeps the process alive until it completes', async () => {
+  const code = `
+    const { Client } = require('wirecore')
+    new Client().get(process.argv[1] + '/delay/700').then(async (r) => console.log('got', r.status, (await r.json()).delay_ms))`
+  const r = await runChild(code, [srv.http])
+  assert.equal(r.code, 0, r.out)
+  assert.match(r.out, /got 200 700/)
+  assert.ok(r.ms >= 700)
+})
+
+test('worker_threads: several workers, clients created and destroyed repeatedly', async () => {
+  const code = `
+    const { Worker } = require('node:worker_threads')
+    const url = process.argv[1]
+    const src = \`
+      const { parentPort, workerData } = require('node:worker_threads')
+      const { Client } = require('wirecore')
+      ;(async () => {
+        let n = 0
+        for (let i = 0; i < 5; i++) {
+          const c = new Client()
+          const rs = await Promise.all(Array.from({ length: 10 }, () => c.get(workerData + '/bytes/100')))
+          for (const r of rs) n += (await r.arrayBuffer()).byteLength
+          if (i % 2) await c.close()
+        }
+        // Leave a request in flight and a client open: the worker is terminated under it.
+        new Client().get(workerData + '/delay/2000').catch(() => {})
+        parentPort.postMessage(n)
+      })()\`
+    ;(async () => {
+      let total = 0
+      for (let round = 0; round < 4; round++) {
+        const ws = Array.from({ length: 4 }, () => new Worker(src, { eval: true, workerData: url }))
+        const got = await Promise.all(ws.map((w) => new Promise((res, rej) => { w.once('message', res); w.once('error', rej) })))
+        total += got.reduce((a, b) => a + b, 0)
+        await Promise.all(ws.map((w) => (round % 2 ? w.terminate() : new Promise((res) => w.once('exit', res)))))
+      }
+      console.log('bytes', total)
+    })()`
+  const r = await runChild(code, [srv.http], 60_000)
+  assert.equal(r.signal, null, r.out)
+  assert.equal(r.code, 0, r.out)
+  assert.match(r.out, /bytes 80000/)
+})
+
+test('10,000 concurrent requests keep the event loop responsive', async () => {
+  const c = new wirecore.Client({ http2: { priorKnowledge: true } })
+  await (await c.get(`${srv.http}/bytes/1`)).arrayBuffer()
+  const h = monitorEventLoopDelay({ resolution: 10 })
+  h.enable()
+  const t0 = Date.now()
+  const rs = await Promise.all(Array.from({ length: 10_000 }, (_, i) => c.get(`${srv.http}/bytes/${i % 64}`)))
+  let n = 0
+  for (const r of rs) n += (await r.arrayBuffer()).byteLength
+  h.disable()
+  const ms = Date.now() - t0
+  let want = 0
+  for (let i = 0; i < 10_000; i++) want += i % 64
+  assert.equal(n, want)
+  const maxLagMs = h.max / 1e6
+  // Printed for the record; the bound is loose because the 2-core machine is shared.
+  console.log(`10k requests in ${ms} ms; event-loop delay p99 ${(h.percentile(99) / 1e6).toFixed(1)} ms, max ${maxLagMs.toFixed(1)} ms`)
+  assert.ok(maxLagMs < 500, `event loop blocked ${maxLagMs} ms`)
+  assert.equal(c.stats().requestsInFlight, 0)
+  await c.close()
+})
