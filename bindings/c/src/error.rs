@@ -11,7 +11,7 @@ use crate::handle::{self, Magic};
 /// stable core error code (`wirecore_code_str`), plus `WIRECORE_INVALID_ARGUMENT` for misuse
 /// of the ABI itself (a NULL or stale handle, invalid UTF-8).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum wirecore_code {
     /// Success.
     WIRECORE_OK = 0,
@@ -93,7 +93,6 @@ pub(crate) fn code_of(kind: ErrorKind) -> wirecore_code {
         ErrorKind::CircuitOpen => C::WIRECORE_CIRCUIT_OPEN,
         ErrorKind::RateLimited => C::WIRECORE_RATE_LIMITED,
         ErrorKind::Overloaded => C::WIRECORE_OVERLOADED,
-        ErrorKind::Internal => C::WIRECORE_INTERNAL,
         _ => C::WIRECORE_INTERNAL,
     }
 }
@@ -153,6 +152,11 @@ fn cstr_of(code: wirecore_code) -> *const c_char {
 }
 
 /// An error: a status, its code string and a message. Free with `wirecore_error_free`.
+///
+/// `repr(C)` keeps `magic` at offset 0 of every handle; the C typedef is in cbindgen.toml.
+/// cbindgen:ignore
+#[repr(C)]
+#[derive(Debug)]
 pub struct wirecore_error {
     pub(crate) magic: Magic,
     code: wirecore_code,
@@ -266,10 +270,16 @@ pub unsafe extern "C" fn wirecore_error_free(err: *mut wirecore_error) {
     });
 }
 
-/// The stable code string of a status (`"timeout.connect"`). Static storage: never free it.
+/// The stable code string of a status value (`"timeout.connect"`); `"internal"` for a value
+/// that is not a `wirecore_code`. Static storage: never free it.
 #[unsafe(no_mangle)]
-pub extern "C" fn wirecore_code_str(code: wirecore_code) -> *const c_char {
-    ffi_fn!(or = c"internal".as_ptr(), { cstr_of(code) })
+pub extern "C" fn wirecore_code_str(code: i32) -> *const c_char {
+    ffi_fn!(or = c"internal".as_ptr(), {
+        ALL_CODES
+            .iter()
+            .find(|c| **c as i32 == code)
+            .map_or(c"internal".as_ptr(), |c| cstr_of(*c))
+    })
 }
 
 /// The status for a code string; `WIRECORE_INTERNAL` for an unknown string or NULL.

@@ -9,6 +9,7 @@ use std::ffi::{CStr, c_char};
 
 /// A per-type tag stored in every handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
 pub(crate) struct Magic(u64);
 
 impl Magic {

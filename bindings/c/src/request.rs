@@ -1,7 +1,7 @@
 //! `wirecore_request`: a request being built (method, URL, headers, body), and
 //! `wirecore_body_writer` for a body streamed from the caller.
 
-use std::ffi::c_void;
+use std::ffi::{c_char, c_void};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,10 +10,16 @@ use wirecore::{Error, ErrorKind, RequestBody};
 
 use crate::error::{self, wirecore_code, wirecore_error};
 use crate::handle::{self, Magic, Tagged};
+use crate::task::{Target, wirecore_queue};
 
 /// A request under construction. Created by `wirecore_request_new`; consumed by
 /// `wirecore_client_send` / `wirecore_client_submit*` (even when they fail), or freed with
 /// `wirecore_request_free`. Not thread-safe: build it on one thread.
+///
+/// `repr(C)` keeps `magic` at offset 0 of every handle; the C typedef is in cbindgen.toml.
+/// cbindgen:ignore
+#[repr(C)]
+#[derive(Debug)]
 pub struct wirecore_request {
     magic: Magic,
     pub(crate) req: wirecore::Request,
@@ -31,6 +37,11 @@ impl Tagged for wirecore_request {
 
 /// The writing end of a streamed request body. Free with `wirecore_body_writer_close`.
 /// Thread-safe to hand to another thread (one writer at a time).
+///
+/// `repr(C)` keeps `magic` at offset 0 of every handle; the C typedef is in cbindgen.toml.
+/// cbindgen:ignore
+#[repr(C)]
+#[derive(Debug)]
 pub struct wirecore_body_writer {
     magic: Magic,
     tx: mpsc::Sender<std::io::Result<Bytes>>,
@@ -46,9 +57,10 @@ impl Tagged for wirecore_body_writer {
     }
 }
 
-fn utf8<'a>(p: *const u8, len: usize, what: &str) -> Result<&'a str, String> {
+fn utf8<'a>(p: *const c_char, len: usize, what: &str) -> Result<&'a str, String> {
     // SAFETY: callers pass `len` readable bytes at `p` (documented on each export).
-    let b = unsafe { handle::bytes(p, len) }.ok_or_else(|| format!("{what} is NULL"))?;
+    let b =
+        unsafe { handle::bytes(p.cast::<u8>(), len) }.ok_or_else(|| format!("{what} is NULL"))?;
     std::str::from_utf8(b).map_err(|_| format!("{what} is not valid UTF-8"))
 }
 
@@ -62,9 +74,9 @@ fn utf8<'a>(p: *const u8, len: usize, what: &str) -> Result<&'a str, String> {
 /// Pointers are NULL or valid for the given lengths; `out` is writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn wirecore_request_new(
-    method: *const u8,
+    method: *const c_char,
     method_len: usize,
-    url: *const u8,
+    url: *const c_char,
     url_len: usize,
     out: *mut *mut wirecore_request,
     err: *mut *mut wirecore_error,
@@ -108,9 +120,9 @@ pub unsafe extern "C" fn wirecore_request_new(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn wirecore_request_add_header(
     req: *mut wirecore_request,
-    name: *const u8,
+    name: *const c_char,
     name_len: usize,
-    value: *const u8,
+    value: *const c_char,
     value_len: usize,
     err: *mut *mut wirecore_error,
 ) -> wirecore_code {
@@ -258,7 +270,7 @@ pub unsafe extern "C" fn wirecore_body_writer_write(
 }
 
 /// Ends the body and frees the writer. With `abort` true the body fails instead (the request
-/// then fails with `WIRECORE_IO`).
+/// then fails with `WIRECORE_IO`). Never blocks.
 ///
 /// # Safety
 /// `w` is NULL or a live writer, not used afterwards.
@@ -269,11 +281,71 @@ pub unsafe extern "C" fn wirecore_body_writer_close(w: *mut wirecore_body_writer
         if let Some(w) = unsafe { handle::take(w) }
             && abort
         {
-            let _ = w.tx.blocking_send(Err(std::io::Error::other(
-                "the caller aborted the request body",
-            )));
+            let e = || std::io::Error::other("the caller aborted the request body");
+            if let Err(mpsc::error::TrySendError::Full(_)) = w.tx.try_send(Err(e())) {
+                let tx = w.tx.clone();
+                wirecore::runtime::global().spawn(async move {
+                    let _ = tx.send(Err(e())).await;
+                });
+            }
         }
     });
+}
+
+/// Copies `len` bytes into the body stream without blocking, and posts a completion (with
+/// `userdata`, `response` NULL) to `queue` once the chunk is accepted: `WIRECORE_OK`, or
+/// `WIRECORE_IO` when the request no longer reads its body. Write the next chunk only after
+/// that completion (one queued write at a time).
+///
+/// # Safety
+/// `w` is a live writer; `data` valid for `len` bytes; `queue` a live queue.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_body_writer_write_queue(
+    w: *mut wirecore_body_writer,
+    data: *const u8,
+    len: usize,
+    queue: *const wirecore_queue,
+    userdata: *mut c_void,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        // SAFETY: NULL or a live writer (magic checked).
+        let Some(w) = (unsafe { handle::get(w) }) else {
+            return error::invalid(
+                err,
+                "wirecore_body_writer_write_queue: invalid writer handle",
+            );
+        };
+        // SAFETY: NULL or a live queue (magic checked).
+        let Some(q) = (unsafe { handle::get(queue) }) else {
+            return error::invalid(
+                err,
+                "wirecore_body_writer_write_queue: invalid queue handle",
+            );
+        };
+        // SAFETY: per the contract.
+        let Some(b) = (unsafe { handle::bytes(data, len) }) else {
+            return error::invalid(err, "wirecore_body_writer_write_queue: data is NULL");
+        };
+        let target = Target::Queue(q.inner.clone(), SendPtr(userdata));
+        let gone = || Error::new(ErrorKind::Io, "the request no longer reads its body");
+        if b.is_empty() {
+            target.deliver_read(Ok(()));
+            return wirecore_code::WIRECORE_OK;
+        }
+        match w.tx.try_send(Ok(Bytes::copy_from_slice(b))) {
+            Ok(()) => target.deliver_read(Ok(())),
+            Err(mpsc::error::TrySendError::Closed(_)) => target.deliver_read(Err(gone())),
+            Err(mpsc::error::TrySendError::Full(chunk)) => {
+                let tx = w.tx.clone();
+                wirecore::runtime::global().spawn(async move {
+                    let r = tx.send(chunk).await.map_err(|_| gone());
+                    target.deliver_read(r);
+                });
+            }
+        }
+        wirecore_code::WIRECORE_OK
+    })
 }
 
 /// Frees a request that was not sent. NULL is ignored.

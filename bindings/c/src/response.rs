@@ -2,7 +2,7 @@
 //! then read blocking or through a queue).
 
 use std::ffi::{CString, c_char};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -37,6 +37,10 @@ pub struct wirecore_timings {
 
 /// A response. Owned by the caller; free with `wirecore_response_free`. Getters may be called
 /// from any thread; body reads from one thread at a time.
+///
+/// `repr(C)` keeps `magic` at offset 0 of every handle; the C typedef is in cbindgen.toml.
+/// cbindgen:ignore
+#[repr(C)]
 pub struct wirecore_response {
     magic: Magic,
     status: u16,
@@ -47,6 +51,7 @@ pub struct wirecore_response {
     reused: bool,
     pub(crate) body: Arc<BodyState>,
     whole: Bytes,
+    packed: OnceLock<Vec<u8>>,
 }
 
 impl Tagged for wirecore_response {
@@ -56,6 +61,15 @@ impl Tagged for wirecore_response {
     }
     fn kill(&mut self) {
         self.magic = Magic::DEAD;
+    }
+}
+
+impl std::fmt::Debug for wirecore_response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("wirecore_response")
+            .field("status", &self.status)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
     }
 }
 
@@ -112,7 +126,7 @@ pub(crate) async fn fetch(
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n <= PREFETCH_MAX);
     let t = resp.timings();
-    let mut out = Box::new(wirecore_response {
+    let out = Box::new(wirecore_response {
         magic: Magic::RESPONSE,
         status: resp.status().as_u16(),
         version: version_num(resp.version()),
@@ -141,6 +155,7 @@ pub(crate) async fn fetch(
             closing: Notify::new(),
         }),
         whole: Bytes::new(),
+        packed: OnceLock::new(),
     });
     let mut stream = resp.into_body();
     let mut inner = Inner {
@@ -266,7 +281,9 @@ pub unsafe extern "C" fn wirecore_response_reused(resp: *const wirecore_response
 /// `resp` is NULL or a live response.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn wirecore_response_url(resp: *const wirecore_response) -> *const c_char {
-    ffi_fn!(or = c"".as_ptr(), { resp_or!(resp, c"".as_ptr()).url.as_ptr() })
+    ffi_fn!(or = c"".as_ptr(), {
+        resp_or!(resp, c"".as_ptr()).url.as_ptr()
+    })
 }
 
 /// Copies the phase timings into `*out`.
@@ -285,6 +302,70 @@ pub unsafe extern "C" fn wirecore_response_timings(
         }
         // SAFETY: checked non-NULL.
         unsafe { handle::put(out, r.timings) };
+        wirecore_code::WIRECORE_OK
+    })
+}
+
+/// The head of a response in one call, for bindings that cross the boundary once per response.
+/// Every pointer is owned by the response and valid until `wirecore_response_free`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wirecore_response_head {
+    /// The status code.
+    pub status: u16,
+    /// 10, 11, 20 or 30 (see `wirecore_response_version`).
+    pub version: i32,
+    /// Whether a pooled connection was reused.
+    pub reused: bool,
+    /// Every header field as `name NUL value NUL`, in received order (names lower-case;
+    /// values never contain NUL, CR or LF). Not NUL-terminated as a whole.
+    pub headers: *const u8,
+    /// The length of `headers` in bytes.
+    pub headers_len: usize,
+    /// The number of header fields in `headers`.
+    pub header_count: usize,
+    /// The final URL, NUL-terminated.
+    pub url: *const c_char,
+    /// Phase timings.
+    pub timings: wirecore_timings,
+}
+
+/// Fills `*out` with the status, version, headers, URL and timings of `resp`.
+///
+/// # Safety
+/// `resp` is NULL or a live response; `out` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_get_head(
+    resp: *const wirecore_response,
+    out: *mut wirecore_response_head,
+) -> wirecore_code {
+    ffi_fn!(err = std::ptr::null_mut(), {
+        let r = resp_or!(resp, wirecore_code::WIRECORE_INVALID_ARGUMENT);
+        if out.is_null() {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        }
+        let packed = r.packed.get_or_init(|| {
+            let mut v = Vec::with_capacity(r.headers.len() * 32);
+            for (n, val) in &r.headers {
+                v.extend_from_slice(n.as_str().as_bytes());
+                v.push(0);
+                v.extend_from_slice(val.as_bytes());
+                v.push(0);
+            }
+            v
+        });
+        let head = wirecore_response_head {
+            status: r.status,
+            version: r.version,
+            reused: r.reused,
+            headers: packed.as_ptr(),
+            headers_len: packed.len(),
+            header_count: r.headers.len(),
+            url: r.url.as_ptr(),
+            timings: r.timings,
+        };
+        // SAFETY: checked non-NULL.
+        unsafe { handle::put(out, head) };
         wirecore_code::WIRECORE_OK
     })
 }
@@ -310,9 +391,9 @@ pub unsafe extern "C" fn wirecore_response_header_count(resp: *const wirecore_re
 pub unsafe extern "C" fn wirecore_response_header_at(
     resp: *const wirecore_response,
     index: usize,
-    name: *mut *const u8,
+    name: *mut *const c_char,
     name_len: *mut usize,
-    value: *mut *const u8,
+    value: *mut *const c_char,
     value_len: *mut usize,
 ) -> wirecore_code {
     ffi_fn!(err = std::ptr::null_mut(), {
@@ -322,9 +403,9 @@ pub unsafe extern "C" fn wirecore_response_header_at(
         };
         // SAFETY: NULL or writable.
         unsafe {
-            handle::put(name, n.as_str().as_ptr());
+            handle::put(name, n.as_str().as_ptr().cast::<c_char>());
             handle::put(name_len, n.as_str().len());
-            handle::put(value, v.as_bytes().as_ptr());
+            handle::put(value, v.as_bytes().as_ptr().cast::<c_char>());
             handle::put(value_len, v.as_bytes().len());
         }
         wirecore_code::WIRECORE_OK
@@ -339,15 +420,15 @@ pub unsafe extern "C" fn wirecore_response_header_at(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn wirecore_response_header_get(
     resp: *const wirecore_response,
-    name: *const u8,
+    name: *const c_char,
     name_len: usize,
-    value: *mut *const u8,
+    value: *mut *const c_char,
     value_len: *mut usize,
 ) -> bool {
     ffi_fn!(or = false, {
         let r = resp_or!(resp, false);
         // SAFETY: per the contract.
-        let Some(want) = (unsafe { handle::bytes(name, name_len) }) else {
+        let Some(want) = (unsafe { handle::bytes(name.cast::<u8>(), name_len) }) else {
             return false;
         };
         let Some((_, v)) = r
@@ -359,7 +440,7 @@ pub unsafe extern "C" fn wirecore_response_header_get(
         };
         // SAFETY: NULL or writable.
         unsafe {
-            handle::put(value, v.as_bytes().as_ptr());
+            handle::put(value, v.as_bytes().as_ptr().cast::<c_char>());
             handle::put(value_len, v.as_bytes().len());
         }
         true
@@ -446,7 +527,10 @@ pub unsafe extern "C" fn wirecore_response_read_nowait(
     ffi_fn!(err = err, {
         let r = resp_or!(
             resp,
-            error::invalid(err, "wirecore_response_read_nowait: invalid response handle")
+            error::invalid(
+                err,
+                "wirecore_response_read_nowait: invalid response handle"
+            )
         );
         if n.is_null() || eof.is_null() || (buf.is_null() && cap > 0) {
             return error::invalid(err, "wirecore_response_read_nowait: NULL argument");

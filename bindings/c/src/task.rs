@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use wirecore::{Error, ErrorKind};
@@ -45,6 +45,7 @@ pub struct wirecore_completion {
     pub error: *mut wirecore_error,
 }
 
+#[derive(Debug)]
 struct Done(wirecore_completion);
 
 // SAFETY: the pointers are owned boxes (response, error) and opaque userdata handed back to
@@ -62,6 +63,7 @@ impl Drop for Done {
     }
 }
 
+#[derive(Debug)]
 pub(crate) struct QueueInner {
     state: Mutex<(VecDeque<Done>, bool)>,
     ready: Condvar,
@@ -78,6 +80,11 @@ impl QueueInner {
 
 /// A completion queue. Thread-safe: any thread may wait on it; submissions from any thread
 /// may target it. Free with `wirecore_queue_free`.
+///
+/// `repr(C)` keeps `magic` at offset 0 of every handle; the C typedef is in cbindgen.toml.
+/// cbindgen:ignore
+#[repr(C)]
+#[derive(Debug)]
 pub struct wirecore_queue {
     magic: Magic,
     pub(crate) inner: Arc<QueueInner>,
@@ -94,6 +101,11 @@ impl Tagged for wirecore_queue {
 }
 
 /// A handle on an in-flight request: cancel it, then free it. Freeing does not cancel.
+///
+/// `repr(C)` keeps `magic` at offset 0 of every handle; the C typedef is in cbindgen.toml.
+/// cbindgen:ignore
+#[repr(C)]
+#[derive(Debug)]
 pub struct wirecore_task {
     magic: Magic,
     cancel: Arc<Notify>,
@@ -110,7 +122,15 @@ impl Tagged for wirecore_task {
 }
 
 pub(crate) enum Target {
-    Callback(unsafe extern "C" fn(*mut c_void, wirecore_code, *mut wirecore_response, *mut wirecore_error), SendPtr),
+    Callback(
+        unsafe extern "C" fn(
+            *mut c_void,
+            wirecore_code,
+            *mut wirecore_response,
+            *mut wirecore_error,
+        ),
+        SendPtr,
+    ),
     Queue(Arc<QueueInner>, SendPtr),
 }
 
@@ -240,8 +260,8 @@ pub unsafe extern "C" fn wirecore_client_submit_queue(
 ) -> wirecore_code {
     ffi_fn!(err = err, {
         // SAFETY: NULL or a live queue (magic checked).
-        let target =
-            unsafe { handle::get(queue) }.map(|q| Target::Queue(q.inner.clone(), SendPtr(userdata)));
+        let target = unsafe { handle::get(queue) }
+            .map(|q| Target::Queue(q.inner.clone(), SendPtr(userdata)));
         // SAFETY: forwarded contract.
         unsafe { submit(client, req, target, task, err) }
     })
@@ -299,6 +319,10 @@ pub extern "C" fn wirecore_queue_new() -> *mut wirecore_queue {
 /// # Safety
 /// `queue` is NULL or a live queue; `out` writable for `max` completions.
 #[unsafe(no_mangle)]
+#[expect(
+    clippy::disallowed_types,
+    reason = "a C thread waiting on a condvar has no tokio clock"
+)]
 pub unsafe extern "C" fn wirecore_queue_wait(
     queue: *const wirecore_queue,
     out: *mut wirecore_completion,
@@ -316,7 +340,7 @@ pub unsafe extern "C" fn wirecore_queue_wait(
         let q = &q.inner;
         let deadline = u64::try_from(timeout_ms)
             .ok()
-            .map(|ms| Instant::now() + Duration::from_millis(ms));
+            .map(|ms| std::time::Instant::now() + Duration::from_millis(ms));
         let mut g = q.state.lock().unwrap_or_else(PoisonError::into_inner);
         while g.0.is_empty() {
             if g.1 {
@@ -325,7 +349,7 @@ pub unsafe extern "C" fn wirecore_queue_wait(
             match deadline {
                 None => g = q.ready.wait(g).unwrap_or_else(PoisonError::into_inner),
                 Some(d) => {
-                    let now = Instant::now();
+                    let now = std::time::Instant::now();
                     if now >= d {
                         return 0;
                     }
@@ -342,7 +366,7 @@ pub unsafe extern "C" fn wirecore_queue_wait(
             let done = std::mem::ManuallyDrop::new(done);
             // SAFETY: `out` is writable for `max > i` completions; ownership moves to it.
             unsafe {
-                out.add(i).write(std::ptr::read(&done.0));
+                out.add(i).write(std::ptr::read(&raw const done.0));
             }
         }
         isize::try_from(n).unwrap_or(isize::MAX)

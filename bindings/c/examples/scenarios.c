@@ -1,0 +1,583 @@
+/* Replays every tests/scenarios file through the C ABI (see tests/scenarios/README.md).
+ * Usage: scenarios SERVER_INFO_JSON FILE.json...
+ * SERVER_INFO_JSON is the line the test server printed. A small JSON reader is included. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "wirecore.h"
+
+/* ---- JSON ---------------------------------------------------------------------------- */
+
+typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype;
+
+typedef struct json {
+    jtype type;
+    double num;
+    char *str; /* J_STR: decoded, NUL-terminated; len below */
+    size_t len;
+    size_t n; /* J_ARR/J_OBJ: number of items */
+    char **keys;
+    struct json **items;
+    const char *raw; /* the value's source text */
+    size_t raw_len;
+} json;
+
+typedef struct {
+    const char *p, *end;
+    int bad;
+} reader;
+
+static void ws(reader *r) {
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
+        r->p++;
+}
+
+static json *jnew(jtype t) {
+    json *j = calloc(1, sizeof *j);
+    if (!j) abort();
+    j->type = t;
+    return j;
+}
+
+static void jfree(json *j) {
+    if (!j) return;
+    for (size_t i = 0; i < j->n; i++) {
+        if (j->keys) free(j->keys[i]);
+        jfree(j->items[i]);
+    }
+    free(j->keys);
+    free(j->items);
+    free(j->str);
+    free(j);
+}
+
+static void put_utf8(char *out, size_t *k, unsigned cp) {
+    if (cp < 0x80) out[(*k)++] = (char)cp;
+    else if (cp < 0x800) {
+        out[(*k)++] = (char)(0xc0 | (cp >> 6));
+        out[(*k)++] = (char)(0x80 | (cp & 0x3f));
+    } else {
+        out[(*k)++] = (char)(0xe0 | (cp >> 12));
+        out[(*k)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[(*k)++] = (char)(0x80 | (cp & 0x3f));
+    }
+}
+
+static char *jstring(reader *r, size_t *len) {
+    if (r->p >= r->end || *r->p != '"') {
+        r->bad = 1;
+        return NULL;
+    }
+    r->p++;
+    char *out = malloc((size_t)(r->end - r->p) + 1);
+    if (!out) abort();
+    size_t k = 0;
+    while (r->p < r->end && *r->p != '"') {
+        char c = *r->p++;
+        if (c != '\\') {
+            out[k++] = c;
+            continue;
+        }
+        if (r->p >= r->end) break;
+        c = *r->p++;
+        switch (c) {
+        case 'n': out[k++] = '\n'; break;
+        case 't': out[k++] = '\t'; break;
+        case 'r': out[k++] = '\r'; break;
+        case 'b': out[k++] = '\b'; break;
+        case 'f': out[k++] = '\f'; break;
+        case 'u': {
+            unsigned cp = 0;
+            for (int i = 0; i < 4 && r->p < r->end; i++) {
+                char h = *r->p++;
+                cp = cp * 16 + (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+            }
+            put_utf8(out, &k, cp); /* surrogate pairs are not used by the scenarios */
+            break;
+        }
+        default: out[k++] = c;
+        }
+    }
+    if (r->p >= r->end) r->bad = 1;
+    else r->p++;
+    out[k] = 0;
+    *len = k;
+    return out;
+}
+
+static json *jvalue(reader *r);
+
+static void jpush(json *j, char *key, json *v) {
+    j->items = realloc(j->items, (j->n + 1) * sizeof *j->items);
+    if (j->type == J_OBJ) j->keys = realloc(j->keys, (j->n + 1) * sizeof *j->keys);
+    if (!j->items || (j->type == J_OBJ && !j->keys)) abort();
+    if (j->type == J_OBJ) j->keys[j->n] = key;
+    j->items[j->n++] = v;
+}
+
+static json *jvalue(reader *r) {
+    ws(r);
+    if (r->p >= r->end) {
+        r->bad = 1;
+        return jnew(J_NULL);
+    }
+    const char *start = r->p;
+    json *j;
+    char c = *r->p;
+    if (c == '{' || c == '[') {
+        j = jnew(c == '{' ? J_OBJ : J_ARR);
+        char close = c == '{' ? '}' : ']';
+        r->p++;
+        ws(r);
+        if (r->p < r->end && *r->p == close) r->p++;
+        else
+            for (;;) {
+                char *key = NULL;
+                if (j->type == J_OBJ) {
+                    ws(r);
+                    size_t kl;
+                    key = jstring(r, &kl);
+                    ws(r);
+                    if (r->bad || r->p >= r->end || *r->p != ':') {
+                        free(key);
+                        r->bad = 1;
+                        break;
+                    }
+                    r->p++;
+                }
+                jpush(j, key, jvalue(r));
+                ws(r);
+                if (r->bad || r->p >= r->end) {
+                    r->bad = 1;
+                    break;
+                }
+                if (*r->p == ',') {
+                    r->p++;
+                    continue;
+                }
+                if (*r->p == close) {
+                    r->p++;
+                    break;
+                }
+                r->bad = 1;
+                break;
+            }
+    } else if (c == '"') {
+        j = jnew(J_STR);
+        j->str = jstring(r, &j->len);
+    } else if (!strncmp(r->p, "true", 4) || !strncmp(r->p, "false", 5)) {
+        j = jnew(J_BOOL);
+        j->num = c == 't';
+        r->p += c == 't' ? 4 : 5;
+    } else if (!strncmp(r->p, "null", 4)) {
+        j = jnew(J_NULL);
+        r->p += 4;
+    } else {
+        j = jnew(J_NUM);
+        char *e;
+        j->num = strtod(r->p, &e);
+        if (e == r->p) r->bad = 1;
+        r->p = e;
+    }
+    j->raw = start;
+    j->raw_len = (size_t)(r->p - start);
+    return j;
+}
+
+static json *jparse(const char *s, size_t len) {
+    reader r = {s, s + len, 0};
+    json *j = jvalue(&r);
+    ws(&r);
+    if (r.bad || r.p != r.end) {
+        jfree(j);
+        return NULL;
+    }
+    return j;
+}
+
+static json *jget(const json *j, const char *key) {
+    if (!j || j->type != J_OBJ) return NULL;
+    for (size_t i = 0; i < j->n; i++)
+        if (!strcmp(j->keys[i], key)) return j->items[i];
+    return NULL;
+}
+
+static const char *jstr(const json *j, const char *key) {
+    json *v = jget(j, key);
+    return v && v->type == J_STR ? v->str : NULL;
+}
+
+/* Every key of `want` is in `have` with an equal value (recursively for objects). */
+static int subset(const json *want, const json *have) {
+    if (!have) return 0;
+    if (want->type == J_OBJ) {
+        if (have->type != J_OBJ) return 0;
+        for (size_t i = 0; i < want->n; i++)
+            if (!subset(want->items[i], jget(have, want->keys[i]))) return 0;
+        return 1;
+    }
+    if (want->type != have->type) return 0;
+    switch (want->type) {
+    case J_NULL: return 1;
+    case J_BOOL:
+    case J_NUM: return want->num == have->num;
+    case J_STR: return want->len == have->len && !memcmp(want->str, have->str, want->len);
+    case J_ARR:
+        if (want->n != have->n) return 0;
+        for (size_t i = 0; i < want->n; i++)
+            if (!subset(want->items[i], have->items[i])) return 0;
+        return 1;
+    default: return 0;
+    }
+}
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} buf;
+
+static void bput(buf *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+        if (!b->p) abort();
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+static void bputs(buf *b, const char *s) { bput(b, s, strlen(s)); }
+
+static char fail_msg[1024];
+static int failf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(fail_msg, sizeof fail_msg, fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+static wirecore_request *make_request(const char *method, const char *url, wirecore_error **err) {
+    wirecore_request *req = NULL;
+    wirecore_request_new(method, strlen(method), url, strlen(url), &req, err);
+    return req;
+}
+
+/* A control-API call with the runner's own client; returns the body (caller frees) or NULL. */
+static char *control(wirecore_client *c, const char *method, const char *url, const char *body,
+                     size_t body_len) {
+    wirecore_error *err = NULL;
+    wirecore_request *req = make_request(method, url, &err);
+    wirecore_response *resp = NULL;
+    char *out = NULL;
+    if (req && body) {
+        wirecore_request_add_header(req, "content-type", 12, "application/json", 16, NULL);
+        wirecore_request_set_body(req, (const uint8_t *)body, body_len, NULL);
+    }
+    if (req && wirecore_client_send(c, req, &resp, &err) == WIRECORE_OK) {
+        const uint8_t *data;
+        size_t len;
+        if (wirecore_response_body(resp, &data, &len, &err) == WIRECORE_OK &&
+            wirecore_response_status(resp) < 300) {
+            out = malloc(len + 1);
+            if (!out) abort();
+            memcpy(out, data, len);
+            out[len] = 0;
+        }
+    }
+    if (err) fprintf(stderr, "scenarios: control %s: %s\n", url, wirecore_error_message(err));
+    wirecore_error_free(err);
+    wirecore_response_free(resp);
+    return out;
+}
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    buf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) bput(&b, chunk, n);
+    fclose(f);
+    *len = b.len;
+    return b.p;
+}
+
+/* Replaces {name} placeholders with values from the server's info line. */
+static char *substitute(const char *raw, const json *info) {
+    static const char *names[] = {"http",  "https",     "bad_tls",    "mtls",      "ca",
+                                  "client_cert", "client_key", "blackhole", "silent", "dns"};
+    buf b = {0};
+    bput(&b, "", 0);
+    for (const char *p = raw; *p;) {
+        int done = 0;
+        if (*p == '{')
+            for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+                size_t nl = strlen(names[i]);
+                const char *v = jstr(info, names[i]);
+                if (v && !strncmp(p + 1, names[i], nl) && p[1 + nl] == '}') {
+                    /* host:port entries are given as addresses without a scheme already */
+                    bputs(&b, v);
+                    p += nl + 2;
+                    done = 1;
+                    break;
+                }
+            }
+        if (!done) bput(&b, p++, 1);
+    }
+    return b.p;
+}
+
+/* ---- one scenario -------------------------------------------------------------------- */
+
+static const char *version_str(int v) {
+    return v == 20 ? "HTTP/2.0" : v == 10 ? "HTTP/1.0" : "HTTP/1.1";
+}
+
+static int check_outcome(const json *out, wirecore_code code, wirecore_error *err,
+                         wirecore_response *resp) {
+    const char *want_err = jstr(out, "error");
+    const uint8_t *body = NULL;
+    size_t body_len = 0;
+    wirecore_error *body_err = NULL;
+    if (code == WIRECORE_OK && wirecore_response_body(resp, &body, &body_len, &body_err) != WIRECORE_OK) {
+        code = wirecore_error_kind(body_err);
+        err = body_err;
+    }
+    if (code != WIRECORE_OK) {
+        const char *got = wirecore_error_code(err);
+        int bad = 0;
+        if (!want_err) bad = failf("unexpected error %s: %s", got, wirecore_error_message(err));
+        else if (strcmp(got, want_err) || code != wirecore_code_from_str(want_err))
+            bad = failf("want error %s, got %s: %s", want_err, got, wirecore_error_message(err));
+        wirecore_error_free(body_err);
+        return bad;
+    }
+    unsigned status = wirecore_response_status(resp);
+    if (want_err) return failf("want error %s, got status %u", want_err, status);
+    json *v;
+    if ((v = jget(out, "status")) && v->num != status)
+        return failf("want status %g, got %u", v->num, status);
+    const char *ver = jstr(out, "version");
+    if (ver && strcmp(ver, version_str(wirecore_response_version(resp))))
+        return failf("want version %s, got %s", ver, version_str(wirecore_response_version(resp)));
+    if ((v = jget(out, "reused")) && (v->num != 0) != wirecore_response_reused(resp))
+        return failf("want reused=%g", v->num);
+    if ((v = jget(out, "body")) && (v->len != body_len || memcmp(v->str, body, body_len)))
+        return failf("want body \"%s\", got \"%.*s\"", v->str, (int)(body_len > 200 ? 200 : body_len),
+                     (const char *)body);
+    if ((v = jget(out, "body_contains"))) {
+        char *text = malloc(body_len + 1);
+        if (!text) abort();
+        memcpy(text, body, body_len);
+        text[body_len] = 0;
+        int found = strstr(text, v->str) != NULL;
+        free(text);
+        if (!found) return failf("body lacks \"%s\"", v->str);
+    }
+    if ((v = jget(out, "body_len")) && v->num != (double)body_len)
+        return failf("want body_len %g, got %zu", v->num, body_len);
+    if ((v = jget(out, "json"))) {
+        json *have = jparse((const char *)body, body_len);
+        int ok = subset(v, have);
+        jfree(have);
+        if (!ok) return failf("JSON %.*s does not contain %.*s", (int)(body_len > 300 ? 300 : body_len),
+                              (const char *)body, (int)v->raw_len, v->raw);
+    }
+    if ((v = jget(out, "headers")))
+        for (size_t i = 0; i < v->n; i++) {
+            const char *val;
+            size_t vl;
+            const char *name = v->keys[i];
+            if (!wirecore_response_header_get(resp, name, strlen(name), &val, &vl) ||
+                vl != v->items[i]->len || memcmp(val, v->items[i]->str, vl))
+                return failf("header %s: want %s", name, v->items[i]->str);
+        }
+    if ((v = jget(out, "absent_headers")))
+        for (size_t i = 0; i < v->n; i++) {
+            const char *name = v->items[i]->str;
+            if (wirecore_response_header_get(resp, name, strlen(name), NULL, NULL))
+                return failf("header %s should be absent", name);
+        }
+    return 0;
+}
+
+static int run_step(wirecore_client *client, wirecore_queue *q, const json *step) {
+    const json *req = jget(step, "request"), *out = jget(step, "outcome");
+    json *conc = jget(step, "concurrency");
+    int n = conc ? (int)conc->num : 1;
+    int failures = 0, pending = 0;
+    for (int i = 0; i < n; i++) {
+        wirecore_error *err = NULL;
+        const char *method = jstr(req, "method");
+        wirecore_request *r = make_request(method ? method : "GET", jstr(req, "url"), &err);
+        json *v;
+        if (r && (v = jget(req, "headers")))
+            for (size_t h = 0; h < v->n && !err; h++)
+                wirecore_request_add_header(r, v->keys[h], strlen(v->keys[h]), v->items[h]->str,
+                                            v->items[h]->len, &err);
+        if (r && !err && (v = jget(req, "body")))
+            wirecore_request_set_body(r, (const uint8_t *)v->str, v->len, &err);
+        if (r && !err && (v = jget(req, "timeout_ms")))
+            wirecore_request_set_timeout_ms(r, (uint64_t)v->num);
+        if (err) { /* rejected before any I/O: that is the outcome */
+            wirecore_request_free(r);
+            failures += check_outcome(out, wirecore_error_kind(err), err, NULL);
+            wirecore_error_free(err);
+            continue;
+        }
+        if (wirecore_client_submit_queue(client, r, q, NULL, NULL, &err) != WIRECORE_OK) {
+            failures += failf("submit: %s", wirecore_error_message(err));
+            wirecore_error_free(err);
+            continue;
+        }
+        pending++;
+    }
+    while (pending > 0) {
+        wirecore_completion batch[32];
+        intptr_t got = wirecore_queue_wait(q, batch, 32, 30000);
+        if (got <= 0) return failures + failf("no completion within 30 s");
+        for (intptr_t i = 0; i < got; i++) {
+            failures += check_outcome(out, batch[i].code, batch[i].error, batch[i].response);
+            wirecore_response_free(batch[i].response);
+            wirecore_error_free(batch[i].error);
+        }
+        pending -= (int)got;
+    }
+    return failures;
+}
+
+static int check_server(wirecore_client *ctl, const char *control_url, const json *want) {
+    char url[512];
+    snprintf(url, sizeof url, "%s/_control/counters", control_url);
+    /* Closes and cancellations reach the server after the client sees them: poll briefly. */
+    for (int attempt = 0; attempt < 40; attempt++) {
+        char *body = control(ctl, "GET", url, NULL, 0);
+        json *have = body ? jparse(body, strlen(body)) : NULL;
+        free(body);
+        int bad = 0;
+        for (size_t i = 0; i < want->n && !bad; i++) {
+            json *h = jget(have, want->keys[i]), *w = want->items[i];
+            double got = h ? h->num : -1;
+            if (w->type == J_NUM && got != w->num)
+                bad = failf("server %s: want %g, got %g", want->keys[i], w->num, got);
+            if (w->type == J_OBJ) {
+                json *mn = jget(w, "min"), *mx = jget(w, "max");
+                if ((mn && got < mn->num) || (mx && got > mx->num))
+                    bad = failf("server %s: %g not in %.*s", want->keys[i], got, (int)w->raw_len,
+                                w->raw);
+            }
+        }
+        jfree(have);
+        if (!bad) return 0;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 1;
+}
+
+static int run_file(const char *path, const json *info, wirecore_client *ctl) {
+    size_t len;
+    char *raw = read_file(path, &len);
+    if (!raw) return failf("cannot read");
+    char *text = substitute(raw, info);
+    free(raw);
+    json *sc = jparse(text, strlen(text));
+    if (!sc) {
+        free(text);
+        return failf("not valid JSON");
+    }
+    int failures = 0;
+    const char *control_url = jstr(info, "control");
+    json *skip = jget(jget(sc, "skip"), "c");
+    if (skip) {
+        printf("skip  %s: %s\n", jstr(sc, "name"), skip->str);
+        goto done;
+    }
+    char url[512];
+    snprintf(url, sizeof url, "%s/_control/reset", control_url);
+    free(control(ctl, "POST", url, "{}", 2));
+    json *scripts = jget(sc, "script");
+    snprintf(url, sizeof url, "%s/_control/script", control_url);
+    for (size_t i = 0; scripts && i < scripts->n; i++) {
+        char *r = control(ctl, "POST", url, scripts->items[i]->raw, scripts->items[i]->raw_len);
+        if (!r) failures += failf("script %zu refused", i);
+        free(r);
+    }
+    /* The config as given; the server's CA is added unless it sets `tls` itself. */
+    json *cfg = jget(sc, "config");
+    buf config = {0};
+    bputs(&config, "{");
+    if (!jget(cfg, "tls")) {
+        bputs(&config, "\"tls\":{\"ca_files\":[\"");
+        bputs(&config, jstr(info, "ca"));
+        bputs(&config, "\"]}");
+        if (cfg && cfg->n) bputs(&config, ",");
+    }
+    if (cfg && cfg->n) bput(&config, cfg->raw + 1, cfg->raw_len - 1);
+    else bputs(&config, "}");
+    wirecore_client *client = NULL;
+    wirecore_error *err = NULL;
+    if (wirecore_client_new(config.p, &client, &err) != WIRECORE_OK) {
+        failures += failf("config: %s", wirecore_error_message(err));
+        wirecore_error_free(err);
+        free(config.p);
+        goto done;
+    }
+    free(config.p);
+    wirecore_queue *q = wirecore_queue_new();
+    json *steps = jget(sc, "steps");
+    for (size_t i = 0; steps && i < steps->n && !failures; i++) {
+        failures += run_step(client, q, steps->items[i]);
+        if (failures) {
+            char m[1100];
+            snprintf(m, sizeof m, "step %zu: %s", i, fail_msg);
+            snprintf(fail_msg, sizeof fail_msg, "%.1000s", m);
+        }
+    }
+    wirecore_client_close(client, 2000);
+    wirecore_client_free(client);
+    wirecore_queue_free(q);
+    json *server = jget(sc, "server");
+    if (!failures && server) failures += check_server(ctl, control_url, server);
+done:
+    jfree(sc);
+    free(text);
+    return failures;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s SERVER_INFO_JSON FILE.json...\n", argv[0]);
+        return 2;
+    }
+    json *info = jparse(argv[1], strlen(argv[1]));
+    if (!info || !jstr(info, "control")) {
+        fprintf(stderr, "scenarios: bad server info line\n");
+        return 2;
+    }
+    wirecore_client *ctl = NULL;
+    if (wirecore_client_new(NULL, &ctl, NULL) != WIRECORE_OK) return 1;
+    int failed = 0;
+    for (int i = 2; i < argc; i++) {
+        fail_msg[0] = 0;
+        if (run_file(argv[i], info, ctl)) {
+            printf("FAIL  %s: %s\n", argv[i], fail_msg);
+            failed++;
+        } else {
+            printf("ok    %s\n", argv[i]);
+        }
+    }
+    printf("%d scenarios, %d failed\n", argc - 2, failed);
+    wirecore_client_free(ctl);
+    jfree(info);
+    return failed ? 1 : 0;
+}

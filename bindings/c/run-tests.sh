@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs the C examples (and the scenario runner) against a fresh test server.
+# Usage: run-tests.sh TESTSERVER BIN_DIR [--valgrind] [--demo]
+set -euo pipefail
+server=$1
+bin=$2
+shift 2
+vg=()
+demo=0
+for a in "$@"; do
+  case $a in
+    --valgrind) vg=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
+                   --suppressions="$(dirname "$0")/valgrind.supp"
+                   --show-leak-kinds=definite --track-fds=no) ;;
+    --demo) demo=1 ;;
+  esac
+done
+
+# The server dies when this script (the only holder of its stdin) exits.
+coproc SRV { exec "$server" --exit-on-stdin-eof; }
+line=""
+read -r -t 30 line <&"${SRV[0]}" || { echo "run-tests: the test server did not start" >&2; exit 1; }
+http=$(sed -E 's/.*"http":"([^"]+)".*/\1/' <<<"$line")
+
+if [[ $demo == 1 ]]; then
+  "$bin/blocking_get" "$http"
+  exit 0
+fi
+for ex in blocking_get concurrent bad_input; do
+  echo "== $ex${vg:+ (valgrind)}"
+  "${vg[@]}" "$bin/$ex" "$http"
+done
+echo "== scenarios${vg:+ (valgrind)}"
+"${vg[@]}" "$bin/scenarios" "$line" tests/scenarios/*.json

@@ -1,0 +1,244 @@
+//! `wirecore_client`: a client built from the core's JSON config, the blocking `send`, `close`,
+//! and the stats snapshot (JSON and Prometheus text).
+
+use std::ffi::{CString, c_char};
+use std::time::Duration;
+
+use wirecore::{Config, Error, ErrorKind};
+
+use crate::error::{self, wirecore_code, wirecore_error};
+use crate::handle::{self, Magic, Tagged};
+use crate::request::{self, wirecore_request};
+use crate::response::{self, wirecore_response};
+
+/// A client: a connection pool, a DNS cache and counters. Thread-safe: share one handle
+/// between threads. Free with `wirecore_client_free`.
+///
+/// `repr(C)` keeps `magic` at offset 0 of every handle; the C typedef is in cbindgen.toml.
+/// cbindgen:ignore
+#[repr(C)]
+#[derive(Debug)]
+pub struct wirecore_client {
+    magic: Magic,
+    pub(crate) client: wirecore::Client,
+}
+
+impl Tagged for wirecore_client {
+    const MAGIC: Magic = Magic::CLIENT;
+    fn magic(&self) -> Magic {
+        self.magic
+    }
+    fn kill(&mut self) {
+        self.magic = Magic::DEAD;
+    }
+}
+
+/// Builds a client from `config_json`, the core's config as JSON (`{"pool":{"max_idle_per_host":8}}`);
+/// NULL or `""` means every default. On success `*out` owns the client.
+///
+/// # Errors
+/// `WIRECORE_INVALID_CONFIG` naming the first bad field; `WIRECORE_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config_json` is NULL or NUL-terminated; `out` writable; `err` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_client_new(
+    config_json: *const c_char,
+    out: *mut *mut wirecore_client,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        if out.is_null() {
+            return error::invalid(err, "wirecore_client_new: out is NULL");
+        }
+        let json = if config_json.is_null() {
+            ""
+        } else {
+            // SAFETY: non-NULL and NUL-terminated per the contract.
+            match unsafe { handle::cstr(config_json) } {
+                Some(s) => s,
+                None => return error::invalid(err, "wirecore_client_new: config is not UTF-8"),
+            }
+        };
+        let cfg = if json.trim().is_empty() {
+            Ok(Config::default())
+        } else {
+            Config::from_json(json)
+        };
+        match cfg.and_then(wirecore::Client::from_config) {
+            Ok(client) => {
+                let h = handle::give(wirecore_client {
+                    magic: Magic::CLIENT,
+                    client,
+                });
+                // SAFETY: checked non-NULL.
+                unsafe { handle::put(out, h) };
+                wirecore_code::WIRECORE_OK
+            }
+            Err(e) => error::fail(err, &e),
+        }
+    })
+}
+
+/// Frees a client handle. Requests in flight finish; idle connections close once the last
+/// in-flight request is done. NULL is ignored.
+///
+/// # Safety
+/// `client` is NULL or a live client, not used afterwards by any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_client_free(client: *mut wirecore_client) {
+    ffi_fn!(or = (), {
+        // SAFETY: NULL or a live client, freed once.
+        drop(unsafe { handle::take(client) });
+    });
+}
+
+/// Sends `req` (consumed, even on failure) and blocks the calling thread until the response
+/// head arrives (small bodies arrive with it). On success `*out` owns the response. Never call
+/// it from a wirecore callback (it would block an engine thread).
+///
+/// # Errors
+/// Any status; `*err` (when not NULL) receives the error.
+///
+/// # Safety
+/// Handles live or NULL; `out` writable; `err` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_client_send(
+    client: *const wirecore_client,
+    req: *mut wirecore_request,
+    out: *mut *mut wirecore_response,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        // SAFETY: NULL or a live request; consumed here whatever happens next.
+        let request = unsafe { request::take(req) };
+        // SAFETY: NULL or a live client (magic checked).
+        let Some(c) = (unsafe { handle::get(client) }) else {
+            return error::invalid(err, "wirecore_client_send: invalid client handle");
+        };
+        let Some(request) = request else {
+            return error::invalid(err, "wirecore_client_send: invalid request handle");
+        };
+        if out.is_null() {
+            return error::invalid(err, "wirecore_client_send: out is NULL");
+        }
+        let client = c.client.clone();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        // The request runs on the engine; this thread only waits for its outcome.
+        wirecore::runtime::global().spawn(async move {
+            let _ = tx.send(response::fetch(client, request).await);
+        });
+        let res = rx.recv().unwrap_or_else(|_| {
+            Err(Error::new(
+                ErrorKind::Internal,
+                "the engine dropped the request",
+            ))
+        });
+        match res {
+            Ok(r) => {
+                // SAFETY: checked non-NULL.
+                unsafe { handle::put(out, Box::into_raw(r)) };
+                wirecore_code::WIRECORE_OK
+            }
+            Err(e) => error::fail(err, &e),
+        }
+    })
+}
+
+/// Refuses new requests, waits (blocking the calling thread) until in-flight ones finish or
+/// `deadline_ms` passes, then closes idle connections. The handle must still be freed.
+///
+/// # Safety
+/// `client` is NULL or a live client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_client_close(
+    client: *const wirecore_client,
+    deadline_ms: u64,
+) -> wirecore_code {
+    ffi_fn!(err = std::ptr::null_mut(), {
+        // SAFETY: NULL or a live client (magic checked).
+        let Some(c) = (unsafe { handle::get(client) }) else {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        };
+        let client = c.client.clone();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        wirecore::runtime::global().spawn(async move {
+            client.close(Duration::from_millis(deadline_ms)).await;
+            let _ = tx.send(());
+        });
+        let _ = rx.recv();
+        wirecore_code::WIRECORE_OK
+    })
+}
+
+fn give_string(s: String, out: *mut *mut c_char, len: *mut usize) {
+    let n = s.len();
+    let c = CString::new(s).unwrap_or_default();
+    // SAFETY: callers checked `out` non-NULL; `len` is NULL or writable.
+    unsafe {
+        handle::put(len, n);
+        handle::put(out, c.into_raw());
+    }
+}
+
+/// The stats snapshot as JSON (same field names in every language). On success `*out` owns a
+/// NUL-terminated string to free with `wirecore_string_free`; `*len` (when not NULL) is its
+/// length without the NUL.
+///
+/// # Safety
+/// `client` is NULL or a live client; `out` writable; `len` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_client_stats_json(
+    client: *const wirecore_client,
+    out: *mut *mut c_char,
+    len: *mut usize,
+) -> wirecore_code {
+    ffi_fn!(err = std::ptr::null_mut(), {
+        // SAFETY: NULL or a live client (magic checked).
+        let Some(c) = (unsafe { handle::get(client) }) else {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        };
+        if out.is_null() {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        }
+        give_string(c.client.stats().to_json(), out, len);
+        wirecore_code::WIRECORE_OK
+    })
+}
+
+/// The stats in Prometheus text format. Ownership as `wirecore_client_stats_json`.
+///
+/// # Safety
+/// `client` is NULL or a live client; `out` writable; `len` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_client_prometheus(
+    client: *const wirecore_client,
+    out: *mut *mut c_char,
+    len: *mut usize,
+) -> wirecore_code {
+    ffi_fn!(err = std::ptr::null_mut(), {
+        // SAFETY: NULL or a live client (magic checked).
+        let Some(c) = (unsafe { handle::get(client) }) else {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        };
+        if out.is_null() {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        }
+        give_string(c.client.prometheus(), out, len);
+        wirecore_code::WIRECORE_OK
+    })
+}
+
+/// Frees a string returned by wirecore (stats, Prometheus text). NULL is ignored.
+///
+/// # Safety
+/// `s` is NULL or a string from wirecore, freed once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_string_free(s: *mut c_char) {
+    ffi_fn!(or = (), {
+        if !s.is_null() {
+            // SAFETY: from `CString::into_raw` in this crate, freed once.
+            drop(unsafe { CString::from_raw(s) });
+        }
+    });
+}
