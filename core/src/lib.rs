@@ -4,6 +4,8 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::unwrap_used, clippy::dbg_macro, clippy::print_stdout)]
 
+#[doc(hidden)]
+pub mod bench_support;
 mod body;
 mod client;
 mod compress;

@@ -98,15 +98,15 @@ pub(crate) struct Permit {
 impl Permit {
     pub(crate) fn record(mut self, outcome: Outcome) {
         self.done = true;
-        self.breaker.record(self.probe, outcome, Instant::now());
+        self.breaker.record(self.probe, outcome);
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        if !self.done {
-            self.breaker
-                .record(self.probe, Outcome::Ignore, Instant::now());
+        // An unrecorded normal attempt counts for nothing; a probe gives its slot back.
+        if !self.done && self.probe {
+            self.breaker.record(true, Outcome::Ignore);
         }
     }
 }
@@ -141,8 +141,9 @@ impl Breaker {
         u64::try_from(now.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Lets an attempt through, or says how long the breaker stays open.
-    pub(crate) fn check(self: &Arc<Self>, now: Instant) -> Result<Permit, Duration> {
+    /// Lets an attempt through, or says how long the breaker stays open. Closed, this is one
+    /// atomic load and an `Arc` clone: no clock, no lock.
+    pub(crate) fn check(self: &Arc<Self>) -> Result<Permit, Duration> {
         if self.state.load(Ordering::Acquire) == CLOSED {
             return Ok(Permit {
                 breaker: self.clone(),
@@ -150,7 +151,7 @@ impl Breaker {
                 done: false,
             });
         }
-        self.check_slow(now)
+        self.check_slow(Instant::now())
     }
 
     fn check_slow(self: &Arc<Self>, now: Instant) -> Result<Permit, Duration> {
@@ -198,7 +199,7 @@ impl Breaker {
         );
     }
 
-    fn record(&self, probe: bool, outcome: Outcome, now: Instant) {
+    fn record(&self, probe: bool, outcome: Outcome) {
         if probe {
             let mut g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
             if self.state.load(Ordering::Acquire) != HALF_OPEN {
@@ -217,7 +218,7 @@ impl Breaker {
                         self.set_state(HALF_OPEN, CLOSED);
                     }
                 }
-                Outcome::Failure => self.trip(&mut g, HALF_OPEN, now),
+                Outcome::Failure => self.trip(&mut g, HALF_OPEN, Instant::now()),
                 Outcome::Ignore => {}
             }
             return;
@@ -236,6 +237,7 @@ impl Breaker {
         if ratio == 0 && !failed {
             return;
         }
+        let now = Instant::now();
         let mut g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let mut trip =
             failed && self.cfg.consecutive_failures > 0 && in_row >= self.cfg.consecutive_failures;
@@ -318,7 +320,7 @@ mod tests {
     }
 
     fn fail(b: &Arc<Breaker>) {
-        b.check(Instant::now()).unwrap().record(Outcome::Failure);
+        b.check().unwrap().record(Outcome::Failure);
     }
 
     #[tokio::test(start_paused = true)]
@@ -326,20 +328,20 @@ mod tests {
         let (b, log) = breaker(&cfg());
         fail(&b);
         fail(&b);
-        b.check(Instant::now()).unwrap().record(Outcome::Success);
+        b.check().unwrap().record(Outcome::Success);
         fail(&b);
         fail(&b);
         assert_eq!(b.state(), BreakerState::Closed, "a success resets the run");
         fail(&b);
         assert_eq!(b.state(), BreakerState::Open);
-        let wait = b.check(Instant::now()).unwrap_err();
+        let wait = b.check().unwrap_err();
         assert_eq!(wait, Duration::from_secs(1));
         tokio::time::advance(Duration::from_millis(1_001)).await;
-        let p1 = b.check(Instant::now()).unwrap();
-        let p2 = b.check(Instant::now()).unwrap();
+        let p1 = b.check().unwrap();
+        let p2 = b.check().unwrap();
         assert_eq!(b.state(), BreakerState::HalfOpen);
         assert!(
-            b.check(Instant::now()).is_err(),
+            b.check().is_err(),
             "only two probes at a time"
         );
         p1.record(Outcome::Success);
@@ -366,12 +368,12 @@ mod tests {
         }
         let mut expected = [2_000, 3_000, 3_000].into_iter();
         for _ in 0..3 {
-            let wait = b.check(Instant::now()).unwrap_err();
+            let wait = b.check().unwrap_err();
             tokio::time::advance(wait + Duration::from_millis(1)).await;
-            b.check(Instant::now()).unwrap().record(Outcome::Failure);
+            b.check().unwrap().record(Outcome::Failure);
             assert_eq!(b.state(), BreakerState::Open);
             assert_eq!(
-                b.check(Instant::now()).unwrap_err(),
+                b.check().unwrap_err(),
                 Duration::from_millis(expected.next().unwrap())
             );
         }
@@ -387,7 +389,7 @@ mod tests {
         });
         // Alternating: never 3 in a row, 50 % failures; trips at the 10th request.
         for i in 0..9 {
-            let p = b.check(Instant::now()).unwrap();
+            let p = b.check().unwrap();
             p.record(if i % 2 == 0 {
                 Outcome::Failure
             } else {
@@ -395,7 +397,7 @@ mod tests {
             });
             assert_eq!(b.state(), BreakerState::Closed, "request {i}");
         }
-        b.check(Instant::now()).unwrap().record(Outcome::Success);
+        b.check().unwrap().record(Outcome::Success);
         assert_eq!(b.state(), BreakerState::Closed, "a success never trips");
         fail(&b);
         assert_eq!(b.state(), BreakerState::Open);
@@ -412,8 +414,8 @@ mod tests {
             fail(&b);
         }
         tokio::time::advance(Duration::from_millis(1_001)).await;
-        drop(b.check(Instant::now()).unwrap());
-        let p = b.check(Instant::now()).unwrap();
+        drop(b.check().unwrap());
+        let p = b.check().unwrap();
         p.record(Outcome::Success);
         assert_eq!(b.state(), BreakerState::Closed);
     }

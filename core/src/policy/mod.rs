@@ -100,6 +100,7 @@ pub(crate) struct Policies {
     pub(crate) counters: Counters,
     events: broadcast::Sender<BreakerEvent>,
     base: Instant,
+    client_key: Arc<str>,
 }
 
 impl std::fmt::Debug for Policies {
@@ -124,6 +125,7 @@ impl Policies {
             counters: Counters::default(),
             events: broadcast::channel(256).0,
             base: Instant::now(),
+            client_key: Arc::from("*"),
         })
     }
 
@@ -176,12 +178,12 @@ impl Policies {
         }
     }
 
-    /// The rate-limit key of a request.
-    pub(crate) fn rate_key<'a>(&self, origin: &'a str, key: Option<&'a str>) -> &'a str {
-        match self.cfg.rate_limit.scope {
-            RateLimitScope::Origin => origin,
-            RateLimitScope::Client => "*",
-            RateLimitScope::Key => key.unwrap_or(origin),
+    /// The rate-limit key of a request (allocates only for a per-request key).
+    pub(crate) fn rate_key(&self, origin: &Arc<str>, key: Option<&str>) -> Arc<str> {
+        match (self.cfg.rate_limit.scope, key) {
+            (RateLimitScope::Client, _) => self.client_key.clone(),
+            (RateLimitScope::Key, Some(k)) => Arc::from(k),
+            _ => origin.clone(),
         }
     }
 
@@ -194,7 +196,7 @@ impl Policies {
     pub(crate) async fn attempt<R, F, T>(
         &self,
         op: &OriginPolicy,
-        origin: &str,
+        origin: &Arc<str>,
         rate_key: Option<&str>,
         deadline: Option<Instant>,
         send: F,
@@ -206,11 +208,11 @@ impl Policies {
     {
         self.counters.attempts.fetch_add(1, Relaxed);
         if let Some(rl) = &self.rate {
-            rl.acquire(self.rate_key(origin, rate_key), deadline)
+            rl.acquire(&self.rate_key(origin, rate_key), deadline)
                 .await?;
         }
         let permit = match &op.breaker {
-            Some(b) => Some(b.check(Instant::now()).map_err(|wait| {
+            Some(b) => Some(b.check().map_err(|wait| {
                 Error::new(
                     ErrorKind::CircuitOpen,
                     format!(

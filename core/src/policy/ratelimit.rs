@@ -2,6 +2,7 @@
 //! per check (token bucket, sliding window, fixed window), falling back as configured.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ pub(crate) struct Counters {
 
 pub(crate) struct RateLimiter {
     cfg: RateLimitConfig,
-    local: DefaultKeyedRateLimiter<String>,
+    local: DefaultKeyedRateLimiter<Arc<str>>,
     clock: DefaultClock,
     redis: Option<Redis>,
     pub(crate) counters: Counters,
@@ -101,7 +102,7 @@ return {0, math.max(1, (id + 1) * window - now)}
 ";
 
 /// The answer of one check.
-enum Verdict {
+pub(crate) enum Verdict {
     Allowed,
     Wait(Duration),
 }
@@ -148,7 +149,11 @@ impl RateLimiter {
 
     /// Waits for a slot for `key` (in `wait` mode, up to `max_wait_ms` and `deadline`), or fails
     /// with `rate_limited`.
-    pub(crate) async fn acquire(&self, key: &str, deadline: Option<Instant>) -> Result<(), Error> {
+    pub(crate) async fn acquire(
+        &self,
+        key: &Arc<str>,
+        deadline: Option<Instant>,
+    ) -> Result<(), Error> {
         let start = Instant::now();
         let max_wait = Duration::from_millis(self.cfg.max_wait_ms);
         let mut waited = false;
@@ -187,7 +192,7 @@ impl RateLimiter {
         }
     }
 
-    async fn check(&self, key: &str) -> Result<Verdict, Error> {
+    async fn check(&self, key: &Arc<str>) -> Result<Verdict, Error> {
         if let Some(r) = &self.redis {
             match self.check_redis(r, key).await {
                 Ok(v) => return Ok(v),
@@ -207,9 +212,9 @@ impl RateLimiter {
         Ok(self.check_local(key))
     }
 
-    fn check_local(&self, key: &str) -> Verdict {
-        // The keyed store needs an owned key only for a new key; most checks hit an existing one.
-        match self.local.check_key(&key.to_owned()) {
+    /// One GCRA check: a hash lookup and a compare-and-swap, no allocation.
+    pub(crate) fn check_local(&self, key: &Arc<str>) -> Verdict {
+        match self.local.check_key(key) {
             Ok(()) => Verdict::Allowed,
             Err(not_until) => Verdict::Wait(not_until.wait_time_from(self.clock.now())),
         }
@@ -297,13 +302,14 @@ mod tests {
     async fn gcra_admits_the_burst_then_spaces_requests() {
         // 10 per second with a burst of 5: 5 at once, then one every 100 ms.
         let l = RateLimiter::new(&cfg(10, 1_000, 5, RateLimitMode::Fail)).unwrap();
+        let k: Arc<str> = "k".into();
         for i in 0..5 {
             assert!(
-                matches!(l.check_local("k"), Verdict::Allowed),
+                matches!(l.check_local(&k), Verdict::Allowed),
                 "burst slot {i}"
             );
         }
-        match l.check_local("k") {
+        match l.check_local(&k) {
             Verdict::Wait(d) => {
                 assert!(
                     d > Duration::from_millis(50) && d <= Duration::from_millis(100),
@@ -313,8 +319,8 @@ mod tests {
             Verdict::Allowed => panic!("the sixth request must wait"),
         }
         // Keys are independent.
-        assert!(matches!(l.check_local("other"), Verdict::Allowed));
-        let e = l.acquire("k", None).await.unwrap_err();
+        assert!(matches!(l.check_local(&"other".into()), Verdict::Allowed));
+        let e = l.acquire(&k, None).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::RateLimited);
         assert_eq!(l.counters.rejected.load(Relaxed), 1);
     }
@@ -322,9 +328,10 @@ mod tests {
     #[tokio::test]
     async fn wait_mode_waits_for_the_next_slot() {
         let l = RateLimiter::new(&cfg(20, 1_000, 1, RateLimitMode::Wait)).unwrap();
+        let k: Arc<str> = "k".into();
         let t = Instant::now();
         for _ in 0..4 {
-            l.acquire("k", None).await.unwrap();
+            l.acquire(&k, None).await.unwrap();
         }
         // 1 at once, then 3 × 50 ms.
         let took = t.elapsed();
@@ -336,19 +343,20 @@ mod tests {
     #[tokio::test]
     async fn wait_is_bounded_by_max_wait_and_deadline() {
         let l = RateLimiter::new(&cfg(1, 10_000, 1, RateLimitMode::Wait)).unwrap();
-        l.acquire("k", None).await.unwrap();
+        let k: Arc<str> = "k".into();
+        l.acquire(&k, None).await.unwrap();
         let t = Instant::now();
-        let e = l.acquire("k", None).await.unwrap_err();
+        let e = l.acquire(&k, None).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::RateLimited);
         assert!(
             t.elapsed() < Duration::from_millis(100),
             "fails without waiting in vain"
         );
         let l = RateLimiter::new(&cfg(2, 1_000, 1, RateLimitMode::Wait)).unwrap();
-        l.acquire("k", None).await.unwrap();
+        l.acquire(&k, None).await.unwrap();
         let soon = Instant::now() + Duration::from_millis(100);
         assert!(
-            l.acquire("k", Some(soon)).await.is_err(),
+            l.acquire(&k, Some(soon)).await.is_err(),
             "the total deadline comes first"
         );
     }

@@ -1,0 +1,63 @@
+//! Entry points for `core/benches` only. Not a stable API: hidden from the docs.
+
+use std::sync::Arc;
+
+use crate::config::{BreakerConfig, RateLimitConfig};
+use crate::policy::breaker::Breaker;
+use crate::policy::ratelimit::{RateLimiter, Verdict};
+
+/// A closed circuit breaker.
+#[derive(Debug)]
+pub struct BreakerCheck(Arc<Breaker>);
+
+impl BreakerCheck {
+    /// A breaker with default thresholds, closed.
+    pub fn new() -> Self {
+        let cfg = BreakerConfig {
+            enabled: true,
+            ..BreakerConfig::default()
+        };
+        Self(Arc::new(Breaker::new(&cfg, "http://bench:80".into(), Arc::new(|_, _, _| {}))))
+    }
+
+    /// One admission check (the permit is dropped unrecorded, as a cancelled attempt).
+    pub fn check(&self) -> bool {
+        self.0.check().is_ok()
+    }
+}
+
+impl Default for BreakerCheck {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A local GCRA limiter that never refuses (a very high rate).
+#[derive(Debug)]
+pub struct LimiterCheck(RateLimiter, Arc<str>);
+
+impl LimiterCheck {
+    /// A limiter of 10^9 requests per second.
+    pub fn new() -> Self {
+        let cfg = RateLimitConfig {
+            enabled: true,
+            requests: 1_000_000_000,
+            per_ms: 1_000,
+            ..RateLimitConfig::default()
+        };
+        #[expect(clippy::expect_used, reason = "a constant valid config")]
+        let l = RateLimiter::new(&cfg).expect("config");
+        Self(l, "http://bench:80".into())
+    }
+
+    /// One admission check.
+    pub fn check(&self) -> bool {
+        matches!(self.0.check_local(&self.1), Verdict::Allowed)
+    }
+}
+
+impl Default for LimiterCheck {
+    fn default() -> Self {
+        Self::new()
+    }
+}
