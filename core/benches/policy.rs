@@ -55,9 +55,13 @@ fn main() {
         .warm_up_time(Duration::from_secs(1))
         .configure_from_args();
     let breaker = BreakerCheck::new();
-    crit.bench_function("breaker_check_closed", |b| b.iter(|| black_box(breaker.check())));
+    crit.bench_function("breaker_check_closed", |b| {
+        b.iter(|| black_box(breaker.check()))
+    });
     let limiter = LimiterCheck::new();
-    crit.bench_function("rate_limit_check_local", |b| b.iter(|| black_box(limiter.check())));
+    crit.bench_function("rate_limit_check_local", |b| {
+        b.iter(|| black_box(limiter.check()))
+    });
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -17,7 +17,11 @@ impl BreakerCheck {
             enabled: true,
             ..BreakerConfig::default()
         };
-        Self(Arc::new(Breaker::new(&cfg, "http://bench:80".into(), Arc::new(|_, _, _| {}))))
+        Self(Arc::new(Breaker::new(
+            &cfg,
+            "http://bench:80".into(),
+            Arc::new(|_, _, _| {}),
+        )))
     }
 
     /// One admission check (the permit is dropped unrecorded, as a cancelled attempt).

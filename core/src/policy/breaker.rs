@@ -340,10 +340,7 @@ mod tests {
         let p1 = b.check().unwrap();
         let p2 = b.check().unwrap();
         assert_eq!(b.state(), BreakerState::HalfOpen);
-        assert!(
-            b.check().is_err(),
-            "only two probes at a time"
-        );
+        assert!(b.check().is_err(), "only two probes at a time");
         p1.record(Outcome::Success);
         assert_eq!(b.state(), BreakerState::HalfOpen, "two successes needed");
         p2.record(Outcome::Success);
