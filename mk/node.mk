@@ -7,6 +7,8 @@ NAPI := cd $(NODE_DIR) && npx --no-install napi
 .PHONY: setup-node node node-types node-pack lint-node test-node demo-node bench-node
 
 SETUP_TARGETS += setup-node
+LINT_TARGETS += lint-node
+TEST_TARGETS += test-node
 
 setup-node:  ## npm ci in node/ (napi CLI, TypeScript, undici for the benchmark)
 	@cd $(NODE_DIR) && if [ ! -x node_modules/.bin/napi ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \

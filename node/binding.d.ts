@@ -34,7 +34,7 @@ export declare class NativeClient {
    * `headers` is a flat `[name, value, ...]` list; `upload` names a stream opened with
    * `openUpload`.
    */
-  request(id: number, method: string, url: string, headers: Array<string> | undefined | null, body: string | Uint8Array | undefined | null, upload: number | undefined | null, timeoutMs: number | undefined | null, cancellable: boolean): void
+  request(id: number, method: string, url: string, headers: Array<string> | undefined | null, body: string | Uint8Array | undefined | null, upload: number | undefined | null, timeoutMs: number | undefined | null, cancellable: boolean, idempotent?: boolean | undefined | null, rateLimitKey?: string | undefined | null): void
   /** Stops the operation `id` (request or body read); its completion never comes. */
   cancel(id: number): void
   /** Reads the next chunk of a streaming body into completion `id` (`body` absent at the end). */

@@ -7,8 +7,12 @@
  * Keys are the core's, in camelCase; snake_case is accepted too. An unknown key throws a ConfigError naming it.
  */
 export interface Config {
+  /** Circuit breakers per origin. */
+  breaker?: BreakerConfig
   /** Response decoding and request-body encoding. */
   compression?: CompressionConfig
+  /** Adaptive concurrency limits per origin. */
+  concurrency?: ConcurrencyConfig
   /** Headers sent with every request unless the request sets them. */
   defaultHeaders?: Record<string, string>
   /** DNS resolver and cache. */
@@ -19,8 +23,12 @@ export interface Config {
   limits?: LimitsConfig
   /** Connection pool limits and lifetimes. */
   pool?: PoolConfig
+  /** Rate limits, local or shared through Redis. */
+  rateLimit?: RateLimitConfig
   /** Redirect following. */
   redirect?: RedirectConfig
+  /** Retries, backoff, retry budget and hedging. */
+  retry?: RetryConfig
   /** TCP socket options and Happy Eyeballs. */
   tcp?: TcpConfig
   /** Deadlines for each phase of a request. */
@@ -29,6 +37,39 @@ export interface Config {
   tls?: TlsConfig
   /** The `User-Agent` header. Default: `wirecore/<version>`. */
   userAgent?: string
+}
+
+/**
+ * A circuit breaker per origin: closed → open → half-open → closed.
+ *
+ * It trips on `consecutive_failures` failures in a row, or when failures reach
+ * `failure_ratio_percent` of at least `min_requests` requests within `window_ms`. While open,
+ * requests fail at once with `circuit_open`. After the open time, `half_open_probes` requests
+ * go through; `success_threshold` successes close it, one failure opens it again for longer.
+ */
+export interface BreakerConfig {
+  /** Failures in a row that open the breaker (0 disables this rule). Default: 5. */
+  consecutiveFailures?: number
+  /** Use breakers. Default: false. */
+  enabled?: boolean
+  /** A 429 response counts as a failure. Default: false. */
+  failureOn429?: boolean
+  /** A 5xx response counts as a failure. Default: true. */
+  failureOn5xx?: boolean
+  /** Failure percentage over the window that opens the breaker (0 disables). Default: 50. */
+  failureRatioPercent?: number
+  /** Requests let through while half-open. Default: 1. */
+  halfOpenProbes?: number
+  /** Open time doubles per consecutive trip up to this. Default: 60_000. */
+  maxOpenMs?: number
+  /** Requests needed in the window before the ratio rule applies. Default: 20. */
+  minRequests?: number
+  /** How long the breaker stays open after its first trip. Default: 5_000. */
+  openMs?: number
+  /** Successful probes that close the breaker. Default: 1. */
+  successThreshold?: number
+  /** Sliding window of the ratio rule. Default: 10_000. */
+  windowMs?: number
 }
 
 /** Response decoding and request-body encoding. */
@@ -44,6 +85,29 @@ export interface CompressionConfig {
   requestHosts?: Array<string>
   /** Encode request bodies at least this large. Default: 1024. */
   requestMinBytes?: number
+}
+
+/**
+ * Adaptive concurrency (AIMD) per origin: the allowed number of requests in flight shrinks on
+ * 429, 503, timeouts and latency above `latency_tolerance` × the best seen, and grows by one per
+ * window of successes. Requests over the limit wait (up to `max_queue` and
+ * `timeouts.pool_acquire_ms`) or fail with `overloaded`.
+ */
+export interface ConcurrencyConfig {
+  /** Factor applied to the limit on an overload signal. Default: 0.9. */
+  backoffRatio?: number
+  /** Limit at all. Default: false. */
+  enabled?: boolean
+  /** Limit at start. Default: 20. */
+  initialLimit?: number
+  /** Latency above this multiple of the lowest seen counts as overload. Default: 2.0. */
+  latencyTolerance?: number
+  /** Largest limit. Default: 1_000. */
+  maxLimit?: number
+  /** Requests allowed to wait for a slot; beyond it they fail with `overloaded`. Default: 1_000. */
+  maxQueue?: number
+  /** Smallest limit. Default: 1. */
+  minLimit?: number
 }
 
 /** DNS resolver and cache. */
@@ -79,6 +143,24 @@ export interface DnsConfig {
 
 /** A content coding. */
 export type Encoding = "gzip" | "deflate" | "br" | "zstd"
+
+/**
+ * Hedging: for idempotent requests with a replayable body, a second attempt starts when the
+ * first has not answered within a delay; the first good answer wins and the other is cancelled.
+ * Hedges spend the retry budget.
+ */
+export interface HedgeConfig {
+  /** Fixed delay before the hedge; 0 uses the origin's latency `percentile`. Default: 0. */
+  delayMs?: number
+  /** Hedge at all. Default: false. */
+  enabled?: boolean
+  /** Smallest delay when derived from the percentile. Default: 5. */
+  minDelayMs?: number
+  /** Responses of the origin needed before a percentile is trusted. Default: 20. */
+  minSamples?: number
+  /** Latency percentile of the origin used as delay when `delay_ms` is 0. Default: 95.0. */
+  percentile?: number
+}
 
 /** HTTP/2 settings. */
 export interface Http2Config {
@@ -136,6 +218,37 @@ export interface PoolConfig {
   maxPendingPerHost?: number
 }
 
+/** Where the limit is kept. */
+export type RateLimitBackend = "local" | "redis"
+
+/** Rate limiting: `requests` per `per_ms` with bursts of `burst`. */
+export interface RateLimitConfig {
+  /** Local or Redis. Default: "local". */
+  backend?: RateLimitBackend
+  /** Requests allowed at once after a quiet period; 0 means `requests`. Default: 0. */
+  burst?: number
+  /** Limit at all. Default: false. */
+  enabled?: boolean
+  /** Longest wait in `wait` mode. Default: 1_000. */
+  maxWaitMs?: number
+  /** Wait or fail fast. Default: "wait". */
+  mode?: RateLimitMode
+  /** The period of `requests`. Default: 1_000. */
+  perMs?: number
+  /** Redis settings when `backend` is "redis". */
+  redis?: RedisLimitConfig
+  /** Requests allowed per `per_ms`. Default: 100. */
+  requests?: number
+  /** What the limit is counted per. Default: "origin". */
+  scope?: RateLimitScope
+}
+
+/** What happens to a request over the limit. */
+export type RateLimitMode = "wait" | "fail"
+
+/** What a rate limit is counted per. */
+export type RateLimitScope = "origin" | "client" | "key"
+
 /** Redirect following. */
 export interface RedirectConfig {
   /**
@@ -143,6 +256,87 @@ export interface RedirectConfig {
    * Default: 10.
    */
   max?: number
+}
+
+/** The algorithm of a Redis-backed limit; each is one atomic Lua script. */
+export type RedisAlgorithm = "token_bucket" | "sliding_window" | "fixed_window"
+
+/** What a Redis-backed limit does when Redis fails or is slow. */
+export type RedisFailure = "fail_open" | "fail_closed"
+
+/** A Redis-backed rate limit. */
+export interface RedisLimitConfig {
+  /** Default: "token_bucket". */
+  algorithm?: RedisAlgorithm
+  /** Prefix of every key, so processes sharing it share limits. Default: "wirecore:rl:". */
+  keyPrefix?: string
+  /** Behaviour when Redis fails. Default: "fail_open". */
+  onError?: RedisFailure
+  /** Longest wait for Redis per check; beyond it counts as a failure. Default: 100. */
+  timeoutMs?: number
+  /** `redis://host:port/db`. Default: "redis://127.0.0.1:6379". */
+  url?: string
+}
+
+/**
+ * The retry budget of one origin: over a sliding window, retries (and hedges) may be at most
+ * `ratio_percent` of the requests plus `min_per_second` per second of the window.
+ */
+export interface RetryBudgetConfig {
+  /** Enforce the budget. Default: true. */
+  enabled?: boolean
+  /** Retries always allowed per second, so a quiet origin can still retry. Default: 10. */
+  minPerSecond?: number
+  /** Retries allowed as a percentage of requests in the window. Default: 20. */
+  ratioPercent?: number
+  /** Length of the sliding window. Default: 10_000. */
+  windowMs?: number
+}
+
+/**
+ * Retries with exponential backoff, `Retry-After`, a per-origin budget, and optional hedging.
+ *
+ * Only what is safe is retried: idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE, TRACE, or a
+ * request with an `Idempotency-Key` header); any method when the failure proves the request was
+ * never sent (connect refused, connect/TLS timeout, HTTP/2 `REFUSED_STREAM`).
+ */
+export interface RetryConfig {
+  /**
+   * Backoff before the first retry; later ones multiply it, each with full jitter.
+   * Default: 50.
+   */
+  backoffBaseMs?: number
+  /** Largest backoff. Default: 2_000. */
+  backoffMaxMs?: number
+  /** Growth of the backoff per retry. Default: 2.0. */
+  backoffMultiplier?: number
+  /** Caps retries per origin so they cannot multiply load during an outage. */
+  budget?: RetryBudgetConfig
+  /** Retry at all. Default: true. */
+  enabled?: boolean
+  /** Send a second attempt when the first is slow. */
+  hedge?: HedgeConfig
+  /** Attempts per request, the first included (1 disables retries). Default: 3. */
+  maxAttempts?: number
+  /**
+   * Request bodies up to this size are kept to be replayed; larger and streamed bodies are
+   * sent once. Default: 1 MiB.
+   */
+  maxReplayBodyBytes?: number
+  /**
+   * Retry non-idempotent requests (POST, PATCH) on the same rules as GET. A request can opt in
+   * alone with `idempotent(true)`. Default: false.
+   */
+  nonIdempotent?: boolean
+  /** Longest `Retry-After` honoured; a longer one returns the response at once. Default: 10_000. */
+  retryAfterMaxMs?: number
+  /**
+   * Retry 429 Too Many Requests, waiting as `Retry-After`/`RateLimit-Reset` says.
+   * Default: true.
+   */
+  retryOn429?: boolean
+  /** Response statuses retried (for idempotent requests). Default: [502, 503, 504]. */
+  retryOnStatus?: Array<number>
 }
 
 /** Which root certificates verify servers. */

@@ -2,21 +2,7 @@
 /// <reference types="node" />
 import type { Config } from './config'
 
-export type {
-  Config,
-  CompressionConfig,
-  DnsConfig,
-  Encoding,
-  Http2Config,
-  LimitsConfig,
-  PoolConfig,
-  RedirectConfig,
-  RootStore,
-  TcpConfig,
-  TimeoutConfig,
-  TlsConfig,
-  TlsVersion,
-} from './config'
+export type * from './config'
 
 /** Header input: a plain object, `[name, value]` pairs, a `Map` or a `Headers`. */
 export type HeadersInit =
@@ -45,6 +31,10 @@ export interface RequestOptions {
   timeoutMs?: number
   /** Aborting cancels the request in the engine; the promise (or body read) rejects with `AbortError`. */
   signal?: AbortSignal | null
+  /** Overrides the idempotency guess from the method (decides retries and hedging). */
+  idempotent?: boolean
+  /** The key of `rateLimit.scope: 'key'` limits. */
+  rateLimitKey?: string
   /** Accepted for API compatibility; the engine does not schedule by priority yet. */
   priority?: 'high' | 'normal' | 'low'
 }
@@ -136,6 +126,40 @@ export interface OriginStats extends PoolStats {
   protocol: 'h1' | 'h2' | 'unknown'
 }
 
+export interface RateLimitStats {
+  allowed: number
+  waited: number
+  rejected: number
+  redisErrors: number
+  fallbacks: number
+}
+
+export interface OriginResilience {
+  /** Absent when breakers are off. */
+  breakerState?: 'closed' | 'open' | 'half_open' | null
+  retryBudgetAvailable: number
+  /** Absent when adaptive concurrency is off. */
+  concurrencyLimit?: number | null
+  concurrencyInFlight?: number | null
+  concurrencyWaiting?: number | null
+}
+
+export interface ResilienceStats {
+  /** First tries, retries and hedges. */
+  attempts: number
+  /** Keyed by reason (`unsent`, `reset`, `status`, `429`). */
+  retries: Record<string, number>
+  retryBudgetExhausted: number
+  hedgesSent: number
+  hedgesWon: number
+  breakerTrips: number
+  breakerRejected: number
+  overloaded: number
+  rateLimit: RateLimitStats
+  /** Keyed by origin. */
+  origins: Record<string, OriginResilience>
+}
+
 /** The core's stats snapshot; names are the core's metric names in camelCase. */
 export interface Stats {
   requestsTotal: number
@@ -155,6 +179,7 @@ export interface Stats {
   pool: PoolStats
   /** Keyed by origin (`https://host:port`). */
   origins: Record<string, OriginStats>
+  resilience: ResilienceStats
   [more: string]: unknown
 }
 

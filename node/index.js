@@ -81,6 +81,8 @@ const REQUEST_KEYS = new Set([
   'timeoutMs',
   'signal',
   'priority',
+  'idempotent',
+  'rateLimitKey',
 ])
 const PRIORITIES = new Set(['high', 'normal', 'low'])
 const VERSIONS = { 'HTTP/0.9': '0.9', 'HTTP/1.0': '1.0', 'HTTP/1.1': '1.1', 'HTTP/2.0': '2.0', 'HTTP/3.0': '3.0' }
@@ -201,7 +203,13 @@ function normalize(input, init) {
       'wirecore: body must be a string, Buffer, Uint8Array, ArrayBuffer, URLSearchParams, ReadableStream or async iterable',
     )
   }
-  const { timeoutMs, signal, priority } = opts
+  const { timeoutMs, signal, priority, idempotent, rateLimitKey } = opts
+  if (idempotent !== undefined && typeof idempotent !== 'boolean') {
+    throw new TypeError('wirecore: idempotent must be a boolean')
+  }
+  if (rateLimitKey !== undefined && typeof rateLimitKey !== 'string') {
+    throw new TypeError('wirecore: rateLimitKey must be a string')
+  }
   if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0) || timeoutMs === Infinity)) {
     throw new TypeError('wirecore: timeoutMs must be a finite non-negative number')
   }
@@ -211,7 +219,17 @@ function normalize(input, init) {
   if (priority !== undefined && !PRIORITIES.has(priority)) {
     throw new TypeError("wirecore: priority must be 'high', 'normal' or 'low'")
   }
-  return { method, url, headers, body, stream, timeoutMs: timeoutMs ?? null, signal: signal ?? null }
+  return {
+    method,
+    url,
+    headers,
+    body,
+    stream,
+    timeoutMs: timeoutMs ?? null,
+    signal: signal ?? null,
+    idempotent: idempotent ?? null,
+    rateLimitKey: rateLimitKey ?? null,
+  }
 }
 
 class Timings {
@@ -521,7 +539,7 @@ class Client {
     const { signal } = r
     if (signal === null && r.stream === null) {
       return operation((id) =>
-        nativeClient.request(id, r.method, r.url, r.headers, r.body, null, r.timeoutMs, false),
+        nativeClient.request(id, r.method, r.url, r.headers, r.body, null, r.timeoutMs, false, r.idempotent, r.rateLimitKey),
       ).then((c) => new Response(nativeClient, c, null, null))
     }
     if (signal?.aborted) return Promise.reject(abortError(signal))
@@ -556,7 +574,18 @@ class Client {
       })
       try {
         if (r.stream !== null) nativeClient.openUpload(id)
-        nativeClient.request(id, r.method, r.url, r.headers, r.body, r.stream === null ? null : id, r.timeoutMs, signal !== null)
+        nativeClient.request(
+          id,
+          r.method,
+          r.url,
+          r.headers,
+          r.body,
+          r.stream === null ? null : id,
+          r.timeoutMs,
+          signal !== null,
+          r.idempotent,
+          r.rateLimitKey,
+        )
       } catch (e) {
         untrack(id)
         if (r.stream !== null) nativeClient.endUpload(id, null)

@@ -170,6 +170,8 @@ impl NativeClient {
         upload: Option<u32>,
         timeout_ms: Option<f64>,
         cancellable: bool,
+        idempotent: Option<bool>,
+        rate_limit_key: Option<String>,
     ) -> napi::Result<()> {
         let method = wirecore::parse_method(&method).map_err(|e| core_error(&e))?;
         let mut req = wirecore::Request::new(method, &url).map_err(|e| core_error(&e))?;
@@ -210,6 +212,8 @@ impl NativeClient {
             }
             *req.timeout_mut() = Some(Duration::from_secs_f64(t / 1000.0));
         }
+        *req.idempotent_mut() = idempotent;
+        *req.rate_limit_key_mut() = rate_limit_key;
         let shared = self.shared.clone();
         self.shared.spawn(id, cancellable, async move {
             match shared.client.execute(req).await {

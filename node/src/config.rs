@@ -8,7 +8,12 @@ use serde_json::{Map, Value};
 /// Config fields whose keys are data, not field names.
 const CONFIG_DATA_MAPS: &[&str] = &["default_headers"];
 /// Stats fields whose keys are data.
-const STATS_DATA_MAPS: &[&str] = &["origins", "errors_by_code", "responses_by_status_class"];
+const STATS_DATA_MAPS: &[&str] = &[
+    "origins",
+    "errors_by_code",
+    "responses_by_status_class",
+    "retries",
+];
 
 /// `maxIdlePerHost` → `max_idle_per_host`; snake_case input is returned unchanged.
 pub(crate) fn snake(key: &str) -> String {

@@ -45,6 +45,8 @@ test('the stats object has every field index.d.ts declares', () => {
   assert.deepEqual(Object.keys(s.dns).sort(), block('DnsStats').sort())
   assert.deepEqual(Object.keys(s.pool).sort(), block('PoolStats').sort())
   assert.deepEqual(Object.keys(s.pool.evictions).sort(), block('Evictions').sort())
+  assert.deepEqual(Object.keys(s.resilience).sort(), block('ResilienceStats').sort())
+  assert.deepEqual(Object.keys(s.resilience.rateLimit).sort(), block('RateLimitStats').sort())
   const d = c.diagnostics()
   assert.deepEqual(Object.keys(d).sort(), block('Diagnostics').sort())
 })
