@@ -11,7 +11,12 @@ PY_DIST ?= dist
 PY_TESTSERVER := $(abspath $(TARGET_DIR))/debug/wirecore-testserver
 PY_MATURIN = cd $(PY_DIR) && .venv/bin/maturin build --target x86_64-unknown-linux-gnu
 
-.PHONY: setup-python wheel lint-python test-python
+.PHONY: setup-python wheel py-test-venv lint-python test-python demo-python
+
+SETUP_TARGETS += setup-python
+LINT_TARGETS += lint-python
+TEST_TARGETS += test-python
+DEMO_TARGETS += demo-python
 
 setup-python: $(PY_VENV)/.installed  ## Python venv with maturin, ruff, pytest, mypy (+ an offline wheelhouse for test venvs)
 
@@ -30,11 +35,17 @@ lint-python: setup-python  ## ruff, and mypy --strict on the package and the typ
 	$(PY_VENV)/bin/ruff format --check $(PY_DIR)
 	cd $(PY_DIR) && MYPYPATH=pysrc .venv/bin/mypy --strict pysrc/wirecore examples
 
-test-python: wheel  ## Install the wheel into a fresh venv; pytest against the test server; stubtest
+# A fresh venv with only the wheel and the test requirements (offline, from the wheelhouse).
+py-test-venv: wheel
 	$(CARGO) build -q -p wirecore-testserver
 	rm -rf $(PY_TEST_VENV)
 	$(PY_BOOT) -m venv $(PY_TEST_VENV)
 	$(PY_TEST_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-index \
 		--find-links $(PY_WHEELHOUSE) -r $(PY_DIR)/requirements-test.txt $(PY_DIST)/wirecore-*.whl
+
+test-python: py-test-venv  ## Install the wheel into a fresh venv; pytest against the test server; stubtest
 	cd $(PY_DIR) && WIRECORE_TESTSERVER=$(PY_TESTSERVER) .venv-test/bin/python -m pytest -q -p no:cacheprovider tests
 	cd $(PY_DIR) && .venv-test/bin/python -m mypy.stubtest --mypy-config-file pyproject.toml wirecore._wirecore
+
+demo-python: py-test-venv  ## Python example against a freshly started test server; prints its stats
+	cd $(PY_DIR) && WIRECORE_TESTSERVER=$(PY_TESTSERVER) .venv-test/bin/python examples/demo.py

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
+import pytest_asyncio
 
 import wirecore
 
@@ -83,6 +84,7 @@ def server() -> Iterator[Server]:
         yield Server(json.loads(line))
     finally:
         proc.stdin.close()
+        proc.stdout.close()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -108,7 +110,7 @@ def client(srv: Server, tls_config: dict[str, Any]) -> Iterator[wirecore.Client]
         yield c
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def aclient(srv: Server, tls_config: dict[str, Any]) -> Any:
     async with wirecore.AsyncClient(tls_config) as c:
         yield c

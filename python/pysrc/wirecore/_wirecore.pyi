@@ -5,6 +5,18 @@ from typing import Any, final
 
 from .exceptions import WirecoreError
 
+__all__ = [
+    "ERROR_CODES",
+    "Client",
+    "Completer",
+    "Pending",
+    "RawResponse",
+    "__version__",
+    "_after_fork",
+    "_error_for_code",
+    "_shutdown",
+]
+
 __version__: str
 ERROR_CODES: tuple[str, ...]
 
