@@ -125,7 +125,7 @@ pub unsafe extern "C" fn wirecore_client_send(
         let client = c.client.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         // The request runs on the engine; this thread only waits for its outcome.
-        wirecore::runtime::global().spawn(async move {
+        crate::handle::runtime().spawn(async move {
             let _ = tx.send(response::fetch(client, request).await);
         });
         let res = rx.recv().unwrap_or_else(|_| {
@@ -162,7 +162,7 @@ pub unsafe extern "C" fn wirecore_client_close(
         };
         let client = c.client.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        wirecore::runtime::global().spawn(async move {
+        crate::handle::runtime().spawn(async move {
             client.close(Duration::from_millis(deadline_ms)).await;
             let _ = tx.send(());
         });

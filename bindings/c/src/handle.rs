@@ -107,3 +107,23 @@ pub(crate) unsafe fn put<T>(out: *mut T, v: T) {
         unsafe { out.write(v) };
     }
 }
+
+/// The engine's runtime, cached per thread: the core's lookup takes a process-wide lock, which
+/// thousands of submitting threads would contend on. The cache is keyed by pid, so a forked
+/// child still gets its own runtime.
+pub(crate) fn runtime() -> std::sync::Arc<tokio::runtime::Runtime> {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+    thread_local! {
+        static RT: RefCell<Option<(u32, Arc<tokio::runtime::Runtime>)>> = const { RefCell::new(None) };
+    }
+    let pid = std::process::id();
+    RT.with_borrow_mut(|slot| match slot {
+        Some((p, rt)) if *p == pid => rt.clone(),
+        _ => {
+            let rt = wirecore::runtime::global();
+            *slot = Some((pid, rt.clone()));
+            rt
+        }
+    })
+}

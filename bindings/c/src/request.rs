@@ -284,7 +284,7 @@ pub unsafe extern "C" fn wirecore_body_writer_close(w: *mut wirecore_body_writer
             let e = || std::io::Error::other("the caller aborted the request body");
             if let Err(mpsc::error::TrySendError::Full(_)) = w.tx.try_send(Err(e())) {
                 let tx = w.tx.clone();
-                wirecore::runtime::global().spawn(async move {
+                crate::handle::runtime().spawn(async move {
                     let _ = tx.send(Err(e())).await;
                 });
             }
@@ -338,7 +338,7 @@ pub unsafe extern "C" fn wirecore_body_writer_write_queue(
             Err(mpsc::error::TrySendError::Closed(_)) => target.deliver_read(Err(gone())),
             Err(mpsc::error::TrySendError::Full(chunk)) => {
                 let tx = w.tx.clone();
-                wirecore::runtime::global().spawn(async move {
+                crate::handle::runtime().spawn(async move {
                     let r = tx.send(chunk).await.map_err(|_| gone());
                     target.deliver_read(r);
                 });

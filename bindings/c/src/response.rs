@@ -499,7 +499,7 @@ pub unsafe extern "C" fn wirecore_response_read(
             let Some(mut stream) = inner.stream.take() else {
                 return error::invalid(err, "wirecore_response_read: a queued read is in flight");
             };
-            let rt = wirecore::runtime::global();
+            let rt = crate::handle::runtime();
             let res = rt.block_on(next_chunk(&mut stream, &r.body.closing));
             store(&mut inner, stream, res);
         }
@@ -602,7 +602,7 @@ pub unsafe extern "C" fn wirecore_response_read_queue(
         inner.reading = true;
         drop(inner);
         let body = r.body.clone();
-        wirecore::runtime::global().spawn(async move {
+        crate::handle::runtime().spawn(async move {
             let res = next_chunk(&mut stream, &body.closing).await;
             let out = match &res {
                 Err(e) => Err(Error::new(e.kind(), e.full_message())),
@@ -669,7 +669,7 @@ pub unsafe extern "C" fn wirecore_response_body(
             let Some(mut stream) = inner.stream.take() else {
                 return error::invalid(err, "wirecore_response_body: a queued read is in flight");
             };
-            let rt = wirecore::runtime::global();
+            let rt = crate::handle::runtime();
             let res = rt.block_on(next_chunk(&mut stream, &body.closing));
             store(&mut inner, stream, res);
         }

@@ -208,7 +208,7 @@ unsafe fn submit(
         unsafe { handle::put(task, t) };
     }
     let client = c.client.clone();
-    wirecore::runtime::global().spawn(async move {
+    crate::handle::runtime().spawn(async move {
         let res = tokio::select! {
             biased;
             () = cancel.notified() => Err(Error::new(ErrorKind::Cancelled, "the request was cancelled")),

@@ -1,0 +1,201 @@
+package wirecore
+
+import "encoding/json"
+
+// Config is every knob of a Transport, with the core's field names as JSON tags. A zero field
+// means "the core's default" (fields are omitted when empty); a bool whose default is true is a
+// *bool (use Bool(false) to turn it off). For a field not listed here, or to set a number to
+// an explicit 0, use NewTransportJSON with the core's JSON. Unknown fields are rejected by the
+// core with an error naming them.
+type Config struct {
+	Timeouts       TimeoutConfig     `json:"timeouts,omitzero"`
+	Pool           PoolConfig        `json:"pool,omitzero"`
+	HTTP2          HTTP2Config       `json:"http2,omitzero"`
+	TCP            TCPConfig         `json:"tcp,omitzero"`
+	TLS            TLSConfig         `json:"tls,omitzero"`
+	DNS            DNSConfig         `json:"dns,omitzero"`
+	Compression    CompressionConfig `json:"compression,omitzero"`
+	Redirect       RedirectConfig    `json:"redirect,omitzero"`
+	Limits         LimitsConfig      `json:"limits,omitzero"`
+	Retry          RetryConfig       `json:"retry,omitzero"`
+	Breaker        BreakerConfig     `json:"breaker,omitzero"`
+	RateLimit      RateLimitConfig   `json:"rate_limit,omitzero"`
+	Concurrency    ConcurrencyConfig `json:"concurrency,omitzero"`
+	DefaultHeaders map[string]string `json:"default_headers,omitempty"`
+	UserAgent      string            `json:"user_agent,omitempty"`
+}
+
+// TimeoutConfig: each timeout is a distinct error code.
+type TimeoutConfig struct {
+	TotalMs        uint64 `json:"total_ms,omitempty"`
+	ConnectMs      uint64 `json:"connect_ms,omitempty"`
+	TLSHandshakeMs uint64 `json:"tls_handshake_ms,omitempty"`
+	ReadIdleMs     uint64 `json:"read_idle_ms,omitempty"`
+	PoolAcquireMs  uint64 `json:"pool_acquire_ms,omitempty"`
+}
+
+// PoolConfig: connections per origin.
+type PoolConfig struct {
+	MaxConnections        uint64 `json:"max_connections,omitempty"`
+	MaxConnectionsPerHost uint64 `json:"max_connections_per_host,omitempty"`
+	MaxIdlePerHost        uint64 `json:"max_idle_per_host,omitempty"`
+	IdleTimeoutMs         uint64 `json:"idle_timeout_ms,omitempty"`
+	MaxLifetimeMs         uint64 `json:"max_lifetime_ms,omitempty"`
+	MaxPendingPerHost     uint64 `json:"max_pending_per_host,omitempty"`
+}
+
+// HTTP2Config: HTTP/2 negotiation and windows.
+type HTTP2Config struct {
+	Enabled                      *bool  `json:"enabled,omitempty"`
+	PriorKnowledge               bool   `json:"prior_knowledge,omitempty"`
+	InitialStreamWindowBytes     uint32 `json:"initial_stream_window_bytes,omitempty"`
+	InitialConnectionWindowBytes uint32 `json:"initial_connection_window_bytes,omitempty"`
+	MaxConcurrentStreams         uint32 `json:"max_concurrent_streams,omitempty"`
+	KeepAliveIntervalMs          uint64 `json:"keep_alive_interval_ms,omitempty"`
+	KeepAliveTimeoutMs           uint64 `json:"keep_alive_timeout_ms,omitempty"`
+	MaxFrameBytes                uint32 `json:"max_frame_bytes,omitempty"`
+}
+
+// TCPConfig: socket options.
+type TCPConfig struct {
+	Nodelay              *bool  `json:"nodelay,omitempty"`
+	KeepaliveMs          uint64 `json:"keepalive_ms,omitempty"`
+	HappyEyeballsDelayMs uint64 `json:"happy_eyeballs_delay_ms,omitempty"`
+}
+
+// TLSConfig: roots, client certificates, versions.
+type TLSConfig struct {
+	Roots                    string   `json:"roots,omitempty"` // "webpki", "native", "none"
+	ExtraCAPEM               []string `json:"extra_ca_pem,omitempty"`
+	CAFiles                  []string `json:"ca_files,omitempty"`
+	ClientCert               string   `json:"client_cert,omitempty"`
+	ClientKey                string   `json:"client_key,omitempty"`
+	MinVersion               string   `json:"min_version,omitempty"` // "1.2" or "1.3"
+	SessionResumption        *bool    `json:"session_resumption,omitempty"`
+	DangerAcceptInvalidCerts bool     `json:"danger_accept_invalid_certs,omitempty"`
+}
+
+// DNSConfig: the DNS cache.
+type DNSConfig struct {
+	CacheSize                  uint64   `json:"cache_size,omitempty"`
+	MinTTLMs                   uint64   `json:"min_ttl_ms,omitempty"`
+	MaxTTLMs                   uint64   `json:"max_ttl_ms,omitempty"`
+	NegativeTTLMs              uint64   `json:"negative_ttl_ms,omitempty"`
+	RefreshBeforeExpiryPercent uint8    `json:"refresh_before_expiry_percent,omitempty"`
+	ServeStaleMs               uint64   `json:"serve_stale_ms,omitempty"`
+	Nameservers                []string `json:"nameservers,omitempty"`
+	QueryTimeoutMs             uint64   `json:"query_timeout_ms,omitempty"`
+	UseHostsFile               *bool    `json:"use_hosts_file,omitempty"`
+}
+
+// CompressionConfig: response decoding and request encoding.
+type CompressionConfig struct {
+	Accept          []string `json:"accept,omitempty"` // "gzip", "deflate", "br", "zstd"
+	RequestEncoding string   `json:"request_encoding,omitempty"`
+	RequestMinBytes uint64   `json:"request_min_bytes,omitempty"`
+	RequestHosts    []string `json:"request_hosts,omitempty"`
+}
+
+// RedirectConfig: redirects followed by the engine.
+type RedirectConfig struct {
+	Max *uint32 `json:"max,omitempty"`
+}
+
+// LimitsConfig: response size limits.
+type LimitsConfig struct {
+	MaxResponseBodyBytes   uint64 `json:"max_response_body_bytes,omitempty"`
+	MaxResponseHeaderBytes uint64 `json:"max_response_header_bytes,omitempty"`
+}
+
+// RetryConfig: retries with backoff and a budget.
+type RetryConfig struct {
+	Enabled            *bool             `json:"enabled,omitempty"`
+	MaxAttempts        uint32            `json:"max_attempts,omitempty"`
+	BackoffBaseMs      uint64            `json:"backoff_base_ms,omitempty"`
+	BackoffMaxMs       uint64            `json:"backoff_max_ms,omitempty"`
+	BackoffMultiplier  float64           `json:"backoff_multiplier,omitempty"`
+	RetryOnStatus      []uint16          `json:"retry_on_status,omitempty"`
+	RetryOn429         *bool             `json:"retry_on_429,omitempty"`
+	RetryAfterMaxMs    uint64            `json:"retry_after_max_ms,omitempty"`
+	NonIdempotent      bool              `json:"non_idempotent,omitempty"`
+	MaxReplayBodyBytes uint64            `json:"max_replay_body_bytes,omitempty"`
+	Budget             RetryBudgetConfig `json:"budget,omitzero"`
+	Hedge              HedgeConfig       `json:"hedge,omitzero"`
+}
+
+// RetryBudgetConfig: retries never exceed this share of load.
+type RetryBudgetConfig struct {
+	Enabled      *bool  `json:"enabled,omitempty"`
+	RatioPercent uint32 `json:"ratio_percent,omitempty"`
+	MinPerSecond uint32 `json:"min_per_second,omitempty"`
+	WindowMs     uint64 `json:"window_ms,omitempty"`
+}
+
+// HedgeConfig: a second attempt when the first is slow.
+type HedgeConfig struct {
+	Enabled    bool    `json:"enabled,omitempty"`
+	DelayMs    uint64  `json:"delay_ms,omitempty"`
+	MinDelayMs uint64  `json:"min_delay_ms,omitempty"`
+	MinSamples uint64  `json:"min_samples,omitempty"`
+	Percentile float64 `json:"percentile,omitempty"`
+}
+
+// BreakerConfig: a circuit breaker per origin.
+type BreakerConfig struct {
+	Enabled             bool   `json:"enabled,omitempty"`
+	ConsecutiveFailures uint32 `json:"consecutive_failures,omitempty"`
+	FailureRatioPercent uint32 `json:"failure_ratio_percent,omitempty"`
+	MinRequests         uint32 `json:"min_requests,omitempty"`
+	WindowMs            uint64 `json:"window_ms,omitempty"`
+	OpenMs              uint64 `json:"open_ms,omitempty"`
+	MaxOpenMs           uint64 `json:"max_open_ms,omitempty"`
+	HalfOpenProbes      uint32 `json:"half_open_probes,omitempty"`
+	SuccessThreshold    uint32 `json:"success_threshold,omitempty"`
+	FailureOn5xx        *bool  `json:"failure_on_5xx,omitempty"`
+	FailureOn429        bool   `json:"failure_on_429,omitempty"`
+}
+
+// RateLimitConfig: a rate limit per origin or per client.
+type RateLimitConfig struct {
+	Enabled   bool             `json:"enabled,omitempty"`
+	Requests  uint64           `json:"requests,omitempty"`
+	PerMs     uint64           `json:"per_ms,omitempty"`
+	Burst     uint64           `json:"burst,omitempty"`
+	Mode      string           `json:"mode,omitempty"` // "wait" or "fail_fast"
+	MaxWaitMs uint64           `json:"max_wait_ms,omitempty"`
+	Scope     string           `json:"scope,omitempty"`   // "origin" or "client"
+	Backend   string           `json:"backend,omitempty"` // "local" or "redis"
+	Redis     RedisLimitConfig `json:"redis,omitzero"`
+}
+
+// RedisLimitConfig: a rate limit shared through Redis.
+type RedisLimitConfig struct {
+	URL       string `json:"url,omitempty"`
+	KeyPrefix string `json:"key_prefix,omitempty"`
+	Algorithm string `json:"algorithm,omitempty"`
+	TimeoutMs uint64 `json:"timeout_ms,omitempty"`
+	OnError   string `json:"on_error,omitempty"`
+}
+
+// ConcurrencyConfig: an adaptive concurrency limit.
+type ConcurrencyConfig struct {
+	Enabled          bool    `json:"enabled,omitempty"`
+	InitialLimit     uint32  `json:"initial_limit,omitempty"`
+	MinLimit         uint32  `json:"min_limit,omitempty"`
+	MaxLimit         uint32  `json:"max_limit,omitempty"`
+	MaxQueue         uint32  `json:"max_queue,omitempty"`
+	BackoffRatio     float64 `json:"backoff_ratio,omitempty"`
+	LatencyTolerance float64 `json:"latency_tolerance,omitempty"`
+}
+
+// Bool returns a pointer to v, for the *bool fields of Config.
+func Bool(v bool) *bool { return &v }
+
+// Uint32 returns a pointer to v, for Redirect.Max (0 disables redirects).
+func Uint32(v uint32) *uint32 { return &v }
+
+// JSON is the config as the core reads it.
+func (c Config) JSON() (string, error) {
+	b, err := json.Marshal(c)
+	return string(b), err
+}

@@ -1,0 +1,3 @@
+module github.com/wirecore/wirecore/bindings/go
+
+go 1.26

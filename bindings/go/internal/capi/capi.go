@@ -1,0 +1,307 @@
+// Package capi is the only package that imports "C": thin Go signatures over include/wirecore.h.
+//
+// Linking: the package links lib/libwirecore.a (relative to the module root) statically, with
+// -ldl -lm -lpthread. `make build-go` (mk/go.mk) points lib/libwirecore.a at the library cargo
+// built; outside this repository, put libwirecore.a there or set CGO_LDFLAGS.
+//
+// Ownership: Go memory passed to C (URLs, headers, bodies) is only read during the call and
+// copied by wirecore. Pointers returned by C are owned as the header documents; each has one
+// free function here.
+package capi
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../../../include
+#cgo LDFLAGS: ${SRCDIR}/../../lib/libwirecore.a -ldl -lm -lpthread
+#include <stdlib.h>
+#include <string.h>
+#include "wirecore.h"
+
+// Builds and submits a request in one crossing. `hdrs` packs `nh` headers as name NUL value NUL.
+static wirecore_code wc_submit(const wirecore_client *c, const wirecore_queue *q, uintptr_t ud,
+		const char *method, size_t method_len, const char *url, size_t url_len,
+		const char *hdrs, size_t hdrs_len, size_t nh,
+		const uint8_t *body, size_t body_len, int body_mode, uint64_t timeout_ms,
+		wirecore_task **task, wirecore_body_writer **writer, wirecore_error **err) {
+	wirecore_request *req = NULL;
+	wirecore_code rc = wirecore_request_new(method, method_len, url, url_len, &req, err);
+	if (rc != WIRECORE_OK) return rc;
+	const char *p = hdrs, *end = hdrs + hdrs_len;
+	for (size_t i = 0; i < nh && p < end; i++) {
+		size_t nl = strnlen(p, (size_t)(end - p));
+		const char *v = p + nl + 1;
+		if (v > end) break;
+		size_t vl = strnlen(v, (size_t)(end - v));
+		rc = wirecore_request_add_header(req, p, nl, v, vl, err);
+		if (rc != WIRECORE_OK) {
+			wirecore_request_free(req);
+			return rc;
+		}
+		p = v + vl + 1;
+	}
+	if (body_mode == 1) {
+		rc = wirecore_request_set_body(req, body, body_len, err);
+	} else if (body_mode == 2) {
+		rc = wirecore_request_body_stream(req, writer);
+	}
+	if (rc != WIRECORE_OK) {
+		wirecore_request_free(req);
+		return rc;
+	}
+	if (timeout_ms > 0) wirecore_request_set_timeout_ms(req, timeout_ms);
+	return wirecore_client_submit_queue(c, req, q, (void *)ud, task, err);
+}
+
+static wirecore_code wc_read_queue(wirecore_response *r, const wirecore_queue *q, uintptr_t ud,
+		wirecore_error **err) {
+	return wirecore_response_read_queue(r, q, (void *)ud, err);
+}
+
+static wirecore_code wc_write_queue(wirecore_body_writer *w, const uint8_t *data, size_t len,
+		const wirecore_queue *q, uintptr_t ud, wirecore_error **err) {
+	return wirecore_body_writer_write_queue(w, data, len, q, (void *)ud, err);
+}
+
+static uintptr_t wc_userdata(const wirecore_completion *c) { return (uintptr_t)c->userdata; }
+*/
+import "C"
+
+import (
+	"unsafe"
+)
+
+// Handles are C pointers; Go never dereferences them.
+type (
+	Client   = C.wirecore_client
+	Queue    = C.wirecore_queue
+	Task     = C.wirecore_task
+	Response = C.wirecore_response
+	Writer   = C.wirecore_body_writer
+	Err      = C.wirecore_error
+)
+
+// OK is WIRECORE_OK.
+const OK = 0
+
+// Completion is one finished operation taken from a queue.
+type Completion struct {
+	ID       uintptr
+	Code     int
+	Response *Response
+	Err      *Err
+}
+
+// Head is a response's status line, headers and URL.
+type Head struct {
+	Status  int
+	Version int
+	Reused  bool
+	Headers []byte // name NUL value NUL ...
+	Count   int
+	URL     string
+}
+
+// ErrorInfo reads an error's code string and message, then frees it.
+func ErrorInfo(e *Err) (code string, message string) {
+	if e == nil {
+		return "internal", "unknown error"
+	}
+	code = C.GoString(C.wirecore_error_code(e))
+	message = C.GoString(C.wirecore_error_message(e))
+	C.wirecore_error_free(e)
+	return code, message
+}
+
+// CodeString is the stable code string of a status value.
+func CodeString(code int) string { return C.GoString(C.wirecore_code_str(C.int32_t(code))) }
+
+// CodeFromString is the status value of a code string.
+func CodeFromString(s string) int {
+	cs := C.CString(s)
+	defer C.free(unsafe.Pointer(cs))
+	return int(C.wirecore_code_from_str(cs))
+}
+
+// ErrorCodes lists every core error code.
+func ErrorCodes() string { return C.GoString(C.wirecore_error_codes()) }
+
+// Version is the library version.
+func Version() string { return C.GoString(C.wirecore_version()) }
+
+// ABIVersion returns the header's and the linked library's ABI versions.
+func ABIVersion() (header, library int) {
+	return int(C.WIRECORE_ABI_VERSION), int(C.wirecore_abi_version())
+}
+
+// NewClient builds a client from the core's JSON config.
+func NewClient(config string) (*Client, int, *Err) {
+	cs := C.CString(config)
+	defer C.free(unsafe.Pointer(cs))
+	var c *Client
+	var e *Err
+	rc := C.wirecore_client_new(cs, &c, &e)
+	return c, int(rc), e
+}
+
+// FreeClient frees a client handle.
+func FreeClient(c *Client) { C.wirecore_client_free(c) }
+
+// CloseClient drains in-flight requests up to deadlineMs, then closes idle connections.
+// It blocks the calling thread (once, at shutdown).
+func CloseClient(c *Client, deadlineMs uint64) { C.wirecore_client_close(c, C.uint64_t(deadlineMs)) }
+
+func takeString(p *C.char, n C.size_t) string {
+	s := C.GoStringN(p, C.int(n))
+	C.wirecore_string_free(p)
+	return s
+}
+
+// StatsJSON is the client's stats snapshot as JSON.
+func StatsJSON(c *Client) string {
+	var p *C.char
+	var n C.size_t
+	if C.wirecore_client_stats_json(c, &p, &n) != OK {
+		return "{}"
+	}
+	return takeString(p, n)
+}
+
+// Prometheus is the client's stats in Prometheus text format.
+func Prometheus(c *Client) string {
+	var p *C.char
+	var n C.size_t
+	if C.wirecore_client_prometheus(c, &p, &n) != OK {
+		return ""
+	}
+	return takeString(p, n)
+}
+
+// NewQueue creates a completion queue.
+func NewQueue() *Queue { return C.wirecore_queue_new() }
+
+// CloseQueue wakes waiters; Wait returns -1 once the queue is empty.
+func CloseQueue(q *Queue) { C.wirecore_queue_close(q) }
+
+// FreeQueue frees a queue and any completion left in it.
+func FreeQueue(q *Queue) { C.wirecore_queue_free(q) }
+
+// CompletionBuffer is a reusable batch for Wait.
+type CompletionBuffer struct {
+	c []C.wirecore_completion
+}
+
+// NewCompletionBuffer allocates room for n completions in C memory.
+func NewCompletionBuffer(n int) *CompletionBuffer {
+	p := (*C.wirecore_completion)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof(C.wirecore_completion{}))))
+	return &CompletionBuffer{c: unsafe.Slice(p, n)}
+}
+
+// Free releases the buffer.
+func (b *CompletionBuffer) Free() { C.free(unsafe.Pointer(&b.c[0])) }
+
+// Wait blocks (this OS thread) until at least one completion arrives, then moves up to the
+// buffer's size into out. It returns -1 once the queue is closed and empty.
+func Wait(q *Queue, b *CompletionBuffer, out []Completion, timeoutMs int64) int {
+	n := int(C.wirecore_queue_wait(q, &b.c[0], C.size_t(len(b.c)), C.int64_t(timeoutMs)))
+	for i := 0; i < n; i++ {
+		c := &b.c[i]
+		out[i] = Completion{
+			ID:       uintptr(C.wc_userdata(c)),
+			Code:     int(c.code),
+			Response: c.response,
+			Err:      c.error,
+		}
+	}
+	return n
+}
+
+// Body modes for Submit.
+const (
+	BodyNone   = 0
+	BodyBytes  = 1
+	BodyStream = 2
+)
+
+func strPtr(s string) *C.char {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.char)(unsafe.Pointer(unsafe.StringData(s)))
+}
+
+func bytesPtr(b []byte) *C.uint8_t {
+	if len(b) == 0 {
+		return nil
+	}
+	return (*C.uint8_t)(unsafe.Pointer(&b[0]))
+}
+
+// Submit builds a request and submits it to q with id as userdata, in one cgo call.
+// headers packs count fields as name NUL value NUL. With BodyStream, the returned writer
+// streams the body.
+func Submit(c *Client, q *Queue, id uintptr, method, url string, headers []byte, count int,
+	body []byte, bodyMode int, timeoutMs uint64) (*Task, *Writer, int, *Err) {
+	var task *Task
+	var w *Writer
+	var e *Err
+	hp := (*C.char)(nil)
+	if len(headers) > 0 {
+		hp = (*C.char)(unsafe.Pointer(&headers[0]))
+	}
+	rc := C.wc_submit(c, q, C.uintptr_t(id), strPtr(method), C.size_t(len(method)),
+		strPtr(url), C.size_t(len(url)), hp, C.size_t(len(headers)), C.size_t(count),
+		bytesPtr(body), C.size_t(len(body)), C.int(bodyMode), C.uint64_t(timeoutMs),
+		&task, &w, &e)
+	return task, w, int(rc), e
+}
+
+// Cancel aborts an in-flight request (its completion then carries WIRECORE_CANCELLED).
+func Cancel(t *Task) { C.wirecore_task_cancel(t) }
+
+// FreeTask frees a task handle (does not cancel).
+func FreeTask(t *Task) { C.wirecore_task_free(t) }
+
+// GetHead reads the response head in one call. Headers are copied into Go memory.
+func GetHead(r *Response) Head {
+	var h C.wirecore_response_head
+	C.wirecore_response_get_head(r, &h)
+	return Head{
+		Status:  int(h.status),
+		Version: int(h.version),
+		Reused:  bool(h.reused),
+		Headers: C.GoBytes(unsafe.Pointer(h.headers), C.int(h.headers_len)),
+		Count:   int(h.header_count),
+		URL:     C.GoString(h.url),
+	}
+}
+
+// ReadNowait copies already-received body bytes into p.
+func ReadNowait(r *Response, p []byte) (n int, eof bool, code int, e *Err) {
+	var cn C.size_t
+	var ceof C.bool
+	rc := C.wirecore_response_read_nowait(r, bytesPtr(p), C.size_t(len(p)), &cn, &ceof, &e)
+	return int(cn), bool(ceof), int(rc), e
+}
+
+// ReadQueue asks for the next body chunk; a completion with id follows on q.
+func ReadQueue(r *Response, q *Queue, id uintptr) (int, *Err) {
+	var e *Err
+	rc := C.wc_read_queue(r, q, C.uintptr_t(id), &e)
+	return int(rc), e
+}
+
+// FreeResponse frees a response (cancelling a queued read).
+func FreeResponse(r *Response) { C.wirecore_response_free(r) }
+
+// FreeErr frees an error without reading it.
+func FreeErr(e *Err) { C.wirecore_error_free(e) }
+
+// WriteQueue copies a body chunk into the stream; a completion with id follows on q once the
+// engine accepted it.
+func WriteQueue(w *Writer, p []byte, q *Queue, id uintptr) (int, *Err) {
+	var e *Err
+	rc := C.wc_write_queue(w, bytesPtr(p), C.size_t(len(p)), q, C.uintptr_t(id), &e)
+	return int(rc), e
+}
+
+// CloseWriter ends the body (abort: fail it instead) and frees the writer.
+func CloseWriter(w *Writer, abort bool) { C.wirecore_body_writer_close(w, C.bool(abort)) }

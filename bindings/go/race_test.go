@@ -1,0 +1,5 @@
+//go:build race
+
+package wirecore_test
+
+const raceEnabled = true

@@ -1,0 +1,68 @@
+package wirecore
+
+// Stats is a snapshot of every counter of a Transport, with the same names as in every
+// other language (the core's JSON).
+type Stats struct {
+	RequestsTotal          uint64                 `json:"requests_total"`
+	RequestsInFlight       uint64                 `json:"requests_in_flight"`
+	ResponsesByStatusClass map[string]uint64      `json:"responses_by_status_class"`
+	ErrorsByCode           map[string]uint64      `json:"errors_by_code"`
+	Latency                LatencySummary         `json:"latency"`
+	RequestsPerSecond      float64                `json:"requests_per_second"`
+	BytesSent              uint64                 `json:"bytes_sent"`
+	BytesReceived          uint64                 `json:"bytes_received"`
+	BytesDecoded           uint64                 `json:"bytes_decoded"`
+	CompressionRatio       float64                `json:"compression_ratio"`
+	RedirectsFollowed      uint64                 `json:"redirects_followed"`
+	DNS                    DNSStats               `json:"dns"`
+	Pool                   PoolStats              `json:"pool"`
+	Origins                map[string]OriginStats `json:"origins"`
+}
+
+// LatencySummary is the latency to the response head, in milliseconds.
+type LatencySummary struct {
+	Count  uint64  `json:"count"`
+	MeanMs float64 `json:"mean_ms"`
+	P50Ms  float64 `json:"p50_ms"`
+	P95Ms  float64 `json:"p95_ms"`
+	P99Ms  float64 `json:"p99_ms"`
+	MaxMs  float64 `json:"max_ms"`
+}
+
+// DNSStats are the DNS cache counters.
+type DNSStats struct {
+	Hits         uint64 `json:"hits"`
+	Misses       uint64 `json:"misses"`
+	StaleServed  uint64 `json:"stale_served"`
+	NegativeHits uint64 `json:"negative_hits"`
+	Refreshes    uint64 `json:"refreshes"`
+	Failures     uint64 `json:"failures"`
+}
+
+// Evictions counts closed connections by reason.
+type Evictions struct {
+	Idle         uint64 `json:"idle"`
+	Lifetime     uint64 `json:"lifetime"`
+	Error        uint64 `json:"error"`
+	ClosedByPeer uint64 `json:"closed_by_peer"`
+}
+
+// PoolStats are the pool gauges and counters, for one origin or summed.
+type PoolStats struct {
+	Connections   uint64    `json:"connections"`
+	Active        uint64    `json:"active"`
+	Idle          uint64    `json:"idle"`
+	Connecting    uint64    `json:"connecting"`
+	Pending       uint64    `json:"pending"`
+	Connects      uint64    `json:"connects"`
+	Reuses        uint64    `json:"reuses"`
+	H2Sessions    uint64    `json:"h2_sessions"`
+	H2OpenStreams uint64    `json:"h2_open_streams"`
+	Evictions     Evictions `json:"evictions"`
+}
+
+// OriginStats is one origin's pool and the protocol it speaks ("h1", "h2", "unknown").
+type OriginStats struct {
+	Protocol string `json:"protocol"`
+	PoolStats
+}

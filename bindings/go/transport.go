@@ -1,0 +1,685 @@
+// Package wirecore is an http.RoundTripper backed by the wirecore engine (Rust, over cgo).
+//
+//	t, err := wirecore.NewTransport(wirecore.Config{Pool: wirecore.PoolConfig{MaxIdlePerHost: 8}})
+//	client := &http.Client{Transport: t}
+//
+// No OS thread waits per request: one cgo call submits a request, and one poller goroutine
+// per Transport drains a completion queue in batches and wakes the waiting goroutines.
+package wirecore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/textproto"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wirecore/wirecore/bindings/go/internal/capi"
+)
+
+// bufferedBodyMax is the largest request body (with a known length) sent as one buffer, which
+// the engine can replay for retries and redirects; larger or unknown-length bodies stream.
+const bufferedBodyMax = 1 << 20
+
+// deadlineGrace is how long a request whose context deadline passed waits for the engine's
+// own timeout (it got the same deadline) before it is cancelled.
+const deadlineGrace = 100 * time.Millisecond
+
+// gateSize is how many goroutines may be inside a request-path cgo call at once.
+const gateSize = 8
+
+// Transport is an http.RoundTripper over one wirecore client (a pool, a DNS cache, counters).
+// It is safe for concurrent use. Call Close when done; a Transport that becomes unreachable
+// is closed by a cleanup.
+type Transport struct {
+	*transport
+	cleanup runtime.Cleanup
+}
+
+type transport struct {
+	client *capi.Client
+	queue  *capi.Queue
+
+	mu      sync.Mutex
+	pending map[uintptr]chan capi.Completion
+	nextID  uintptr
+	closed  bool
+
+	// life guards client and queue: every cgo call on them holds it for reading; close frees
+	// them under the write lock.
+	life  sync.RWMutex
+	freed bool
+
+	// gate bounds the goroutines inside a request-path cgo call at once. A cgo call that runs
+	// long (a contended lock in the engine) makes the Go scheduler start another OS thread;
+	// the gate caps that at its size, whatever the number of goroutines.
+	gate chan struct{}
+
+	inflight  atomic.Int64
+	pollerEnd chan struct{}
+	closeOnce sync.Once
+}
+
+// NewTransport builds a Transport from cfg.
+//
+// Errors: an *Error with code "invalid_config" naming the field.
+func NewTransport(cfg Config) (*Transport, error) {
+	js, err := cfg.JSON()
+	if err != nil {
+		return nil, &Error{Code: "invalid_config", Message: err.Error()}
+	}
+	return NewTransportJSON(js)
+}
+
+// NewTransportJSON builds a Transport from the core's JSON config ("" for every default).
+func NewTransportJSON(config string) (*Transport, error) {
+	c, rc, e := capi.NewClient(config)
+	if rc != capi.OK {
+		code, msg := capi.ErrorInfo(e)
+		return nil, &Error{Code: code, Message: msg}
+	}
+	in := &transport{
+		client:    c,
+		queue:     capi.NewQueue(),
+		pending:   make(map[uintptr]chan capi.Completion),
+		gate:      make(chan struct{}, gateSize),
+		pollerEnd: make(chan struct{}),
+	}
+	go in.poll()
+	t := &Transport{transport: in}
+	// The poller holds only the inner transport, so an unreachable Transport is collected
+	// and its native client freed.
+	t.cleanup = runtime.AddCleanup(t, func(in *transport) { in.close(0) }, in)
+	return t, nil
+}
+
+// poll drains the completion queue in batches. Its cgo wait is the one OS thread the
+// Transport keeps blocked, whatever the number of requests in flight.
+func (t *transport) poll() {
+	defer close(t.pollerEnd)
+	buf := capi.NewCompletionBuffer(256)
+	defer buf.Free()
+	out := make([]capi.Completion, 256)
+	for {
+		n := capi.Wait(t.queue, buf, out, -1)
+		if n < 0 {
+			return
+		}
+		t.mu.Lock()
+		for i := range n {
+			c := out[i]
+			if ch, ok := t.pending[c.ID]; ok {
+				ch <- c // buffered: one operation at a time per id
+			} else {
+				// Abandoned (its waiter gave up at Close): free what it carries.
+				capi.FreeResponse(c.Response)
+				capi.FreeErr(c.Err)
+			}
+		}
+		t.mu.Unlock()
+	}
+}
+
+// register reserves an id whose completions arrive on the returned channel.
+func (t *transport) register() (uintptr, chan capi.Completion, bool) {
+	ch := make(chan capi.Completion, 1)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return 0, nil, false
+	}
+	t.nextID++
+	t.pending[t.nextID] = ch
+	t.inflight.Add(1)
+	return t.nextID, ch, true
+}
+
+func (t *transport) unregister(id uintptr) {
+	t.mu.Lock()
+	if _, ok := t.pending[id]; ok {
+		delete(t.pending, id)
+		t.inflight.Add(-1)
+	}
+	t.mu.Unlock()
+}
+
+func errorOf(code int, e *capi.Err) *Error {
+	if e == nil {
+		c := capi.CodeString(code)
+		return &Error{Code: c, Message: c}
+	}
+	c, msg := capi.ErrorInfo(e)
+	return &Error{Code: c, Message: msg}
+}
+
+var errClosed = &Error{Code: "closed", Message: "the transport is closed"}
+
+// RoundTrip sends one request: http.Client calls it.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.roundTrip(req)
+}
+
+func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	closeBody := func() {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+	}
+	if req.URL == nil {
+		closeBody()
+		return nil, &Error{Code: "invalid_url", Message: "the request has no URL"}
+	}
+	if err := ctx.Err(); err != nil {
+		closeBody()
+		return nil, fromContext(ctx)
+	}
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	hdrs, count, herr := packHeaders(req)
+	if herr != nil {
+		closeBody()
+		return nil, herr
+	}
+	body, mode, berr := requestBody(req)
+	if berr != nil {
+		closeBody()
+		return nil, &Error{Code: "io", Message: "reading the request body: " + berr.Error(), cause: berr}
+	}
+	var timeoutMs uint64
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		if left <= 0 {
+			closeBody()
+			return nil, fromContext(ctx)
+		}
+		timeoutMs = uint64((left + time.Millisecond - 1) / time.Millisecond)
+	}
+	t.life.RLock()
+	id, ch, ok := t.register()
+	if !ok || t.freed {
+		t.life.RUnlock()
+		closeBody()
+		return nil, errClosed
+	}
+	t.gate <- struct{}{}
+	task, writer, rc, e := capi.Submit(t.client, t.queue, id, method, req.URL.String(), hdrs,
+		count, body, mode, timeoutMs)
+	<-t.gate
+	t.life.RUnlock()
+	if rc != capi.OK {
+		t.unregister(id)
+		closeBody()
+		return nil, errorOf(rc, e)
+	}
+	if writer != nil {
+		go t.pump(req.Body, writer)
+	} else if mode != capi.BodyStream {
+		closeBody()
+	}
+	var c capi.Completion
+	var ctxErr *Error
+	select {
+	case c = <-ch:
+	case <-ctx.Done():
+		// The engine got the same deadline: let it report its own timeout, so its counters
+		// and breakers see a timeout rather than a cancellation.
+		if timeoutMs > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			select {
+			case c = <-ch:
+				goto done
+			case <-time.After(deadlineGrace):
+			}
+		}
+		// Cancel-by-drop in the engine; the completion still comes, and owns what it carries.
+		capi.Cancel(task)
+		ctxErr = fromContext(ctx)
+		c = <-ch
+	}
+done:
+	t.gate <- struct{}{}
+	capi.FreeTask(task)
+	<-t.gate
+	if ctxErr != nil {
+		t.unregister(id)
+		capi.FreeResponse(c.Response)
+		capi.FreeErr(c.Err)
+		return nil, ctxErr
+	}
+	if c.Code != capi.OK {
+		t.unregister(id)
+		err := errorOf(c.Code, c.Err)
+		if err.Timeout() && ctx.Err() != nil {
+			err.cause = ctx.Err()
+		}
+		return nil, err
+	}
+	return t.response(req, c.Response, id, ch), nil
+}
+
+// packHeaders packs the request's headers as name NUL value NUL (plus Host when set).
+func packHeaders(req *http.Request) ([]byte, int, *Error) {
+	size, count := 0, 0
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			size += len(k) + len(v) + 2
+			count++
+		}
+	}
+	if req.Host != "" && req.Host != req.URL.Host {
+		size += len(req.Host) + 6
+		count++
+	}
+	if count == 0 {
+		return nil, 0, nil
+	}
+	b := make([]byte, 0, size)
+	for k, vs := range req.Header {
+		if strings.IndexByte(k, 0) >= 0 {
+			return nil, 0, &Error{Code: "invalid_header", Message: "invalid header name " + k}
+		}
+		for _, v := range vs {
+			if strings.IndexByte(v, 0) >= 0 {
+				return nil, 0, &Error{Code: "invalid_header", Message: "invalid value for header " + k}
+			}
+			b = append(b, k...)
+			b = append(b, 0)
+			b = append(b, v...)
+			b = append(b, 0)
+		}
+	}
+	if req.Host != "" && req.Host != req.URL.Host {
+		b = append(b, "host"...)
+		b = append(b, 0)
+		b = append(b, req.Host...)
+		b = append(b, 0)
+	}
+	return b, count, nil
+}
+
+// requestBody reads a small body of known length into memory (replayable); anything else
+// streams.
+func requestBody(req *http.Request) ([]byte, int, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, capi.BodyNone, nil
+	}
+	if req.ContentLength > 0 && req.ContentLength <= bufferedBodyMax {
+		b := make([]byte, req.ContentLength)
+		n, err := io.ReadFull(req.Body, b)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, 0, err
+		}
+		return b[:n], capi.BodyBytes, nil
+	}
+	if req.ContentLength == 0 && req.GetBody == nil {
+		// Unknown length: stream.
+		return nil, capi.BodyStream, nil
+	}
+	if req.ContentLength == 0 {
+		return nil, capi.BodyNone, nil
+	}
+	return nil, capi.BodyStream, nil
+}
+
+// pump streams a request body into the engine, one queued write at a time, so no OS thread
+// blocks on back-pressure.
+func (t *transport) pump(body io.ReadCloser, w *capi.Writer) {
+	defer body.Close()
+	id, ch, ok := t.register()
+	if !ok {
+		capi.CloseWriter(w, true)
+		return
+	}
+	defer t.unregister(id)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			rc, e := t.writeQueue(w, buf[:n], id)
+			if rc != capi.OK {
+				capi.FreeErr(e)
+				capi.CloseWriter(w, true)
+				return
+			}
+			c := <-ch
+			if c.Code != capi.OK {
+				capi.FreeErr(c.Err)
+				capi.CloseWriter(w, true)
+				return
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			capi.CloseWriter(w, false)
+			return
+		}
+		if err != nil {
+			capi.CloseWriter(w, true)
+			return
+		}
+	}
+}
+
+func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch chan capi.Completion) *http.Response {
+	t.gate <- struct{}{}
+	h := capi.GetHead(r)
+	<-t.gate
+	header := make(http.Header, h.Count)
+	contentLength := int64(-1)
+	rest := h.Headers
+	for range h.Count {
+		i := indexZero(rest)
+		name := string(rest[:i])
+		rest = rest[i+1:]
+		j := indexZero(rest)
+		value := string(rest[:j])
+		rest = rest[j+1:]
+		key := textproto.CanonicalMIMEHeaderKey(name)
+		header[key] = append(header[key], value)
+		if key == "Content-Length" {
+			if n, ok := parseLength(value); ok {
+				contentLength = n
+			}
+		}
+	}
+	proto, major, minor := "HTTP/1.1", 1, 1
+	switch h.Version {
+	case 20:
+		proto, major, minor = "HTTP/2.0", 2, 0
+	case 10:
+		proto, major, minor = "HTTP/1.0", 1, 0
+	}
+	b := &body{t: t, resp: r, id: id, ch: ch, ctx: req.Context()}
+	b.cleanup = runtime.AddCleanup(b, func(c bodyCleanup) { c.t.unregister(c.id); capi.FreeResponse(c.r) },
+		bodyCleanup{t: t, r: r, id: id})
+	resp := &http.Response{
+		Status:        itoa(h.Status) + " " + http.StatusText(h.Status),
+		StatusCode:    h.Status,
+		Proto:         proto,
+		ProtoMajor:    major,
+		ProtoMinor:    minor,
+		Header:        header,
+		Body:          b,
+		ContentLength: contentLength,
+		Request:       req,
+	}
+	if req.Method == http.MethodHead {
+		resp.Body = http.NoBody
+		b.Close()
+	}
+	return resp
+}
+
+func indexZero(b []byte) int {
+	for i, c := range b {
+		if c == 0 {
+			return i
+		}
+	}
+	return len(b)
+}
+
+func parseLength(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	var n int64
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+func itoa(n int) string {
+	var b [8]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
+
+type bodyCleanup struct {
+	t  *transport
+	r  *capi.Response
+	id uintptr
+}
+
+// body streams a response body: bytes already received are copied without waiting; for more,
+// a queued read wakes this goroutine through the poller.
+type body struct {
+	t       *transport
+	id      uintptr
+	ch      chan capi.Completion
+	ctx     context.Context
+	cleanup runtime.Cleanup
+
+	mu      sync.Mutex
+	resp    *capi.Response // nil once closed
+	reading bool           // a queued read is in flight
+	err     error          // sticky
+}
+
+var errBodyClosed = errors.New("wirecore: read on closed response body")
+
+func (b *body) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		b.mu.Lock()
+		if b.err != nil {
+			err := b.err
+			b.mu.Unlock()
+			return 0, err
+		}
+		if b.resp == nil {
+			b.mu.Unlock()
+			return 0, errBodyClosed
+		}
+		b.t.gate <- struct{}{}
+		n, eof, rc, e := capi.ReadNowait(b.resp, p)
+		<-b.t.gate
+		if n > 0 {
+			b.mu.Unlock()
+			return n, nil
+		}
+		if rc != capi.OK {
+			b.err = errorOf(rc, e)
+			b.mu.Unlock()
+			return 0, b.err
+		}
+		if eof {
+			b.err = io.EOF
+			b.mu.Unlock()
+			return 0, io.EOF
+		}
+		rc, e = b.t.readQueue(b.resp, b.id)
+		if rc != capi.OK {
+			b.err = errorOf(rc, e)
+			b.mu.Unlock()
+			return 0, b.err
+		}
+		b.reading = true
+		b.mu.Unlock()
+
+		var c capi.Completion
+		select {
+		case c = <-b.ch:
+		case <-b.ctx.Done():
+			b.mu.Lock()
+			b.err = fromContext(b.ctx)
+			b.mu.Unlock()
+			b.Close() // cancels the queued read
+			return 0, b.err
+		}
+		b.mu.Lock()
+		b.reading = false
+		closed := b.resp == nil
+		b.mu.Unlock()
+		if closed {
+			b.t.unregister(b.id)
+			capi.FreeErr(c.Err)
+			return 0, errBodyClosed
+		}
+		if c.Code != capi.OK {
+			err := errorOf(c.Code, c.Err)
+			b.mu.Lock()
+			b.err = err
+			b.mu.Unlock()
+			return 0, err
+		}
+	}
+}
+
+// Close frees the native response; an unread body closes its HTTP/1 connection.
+func (b *body) Close() error {
+	b.mu.Lock()
+	r := b.resp
+	b.resp = nil
+	reading := b.reading
+	b.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	b.cleanup.Stop()
+	b.t.gate <- struct{}{}
+	capi.FreeResponse(r)
+	<-b.t.gate
+	if !reading {
+		b.t.unregister(b.id)
+	} else {
+		// The cancelled read still completes: drain it so its id is released.
+		go func() {
+			c := <-b.ch
+			capi.FreeErr(c.Err)
+			b.t.unregister(b.id)
+		}()
+	}
+	return nil
+}
+
+func (t *transport) readQueue(r *capi.Response, id uintptr) (int, *capi.Err) {
+	t.life.RLock()
+	defer t.life.RUnlock()
+	if t.freed {
+		return capi.CodeFromString("closed"), nil
+	}
+	return capi.ReadQueue(r, t.queue, id)
+}
+
+func (t *transport) writeQueue(w *capi.Writer, p []byte, id uintptr) (int, *capi.Err) {
+	t.life.RLock()
+	defer t.life.RUnlock()
+	if t.freed {
+		return capi.CodeFromString("closed"), nil
+	}
+	return capi.WriteQueue(w, p, t.queue, id)
+}
+
+func (t *transport) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
+}
+
+// Close is Shutdown with a 5 s deadline.
+func (t *Transport) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return t.Shutdown(ctx)
+}
+
+// Shutdown refuses new requests, waits until requests and body reads in flight finish or ctx
+// ends, then frees the native client; a body still unread fails with ErrClosed. Every
+// goroutine the Transport started has ended when it returns. Idempotent.
+func (t *Transport) Shutdown(ctx context.Context) error {
+	t.cleanup.Stop()
+	d := time.Duration(0)
+	if dl, ok := ctx.Deadline(); ok {
+		d = max(time.Until(dl), 0)
+	} else {
+		d = 24 * time.Hour
+	}
+	t.close(d)
+	return nil
+}
+
+// CloseIdleConnections is part of the http.Client contract; the engine closes idle
+// connections on its own schedule (pool.idle_timeout_ms), so this is a no-op.
+func (t *Transport) CloseIdleConnections() {}
+
+func (t *transport) close(deadline time.Duration) {
+	t.closeOnce.Do(func() {
+		t.mu.Lock()
+		t.closed = true
+		t.mu.Unlock()
+		capi.CloseClient(t.client, uint64(deadline/time.Millisecond))
+		until := time.Now().Add(deadline)
+		for t.inflight.Load() > 0 && time.Now().Before(until) {
+			time.Sleep(2 * time.Millisecond)
+		}
+		// Whatever still waits (a body nobody reads) gets "closed" instead of a hang.
+		t.mu.Lock()
+		for id, ch := range t.pending {
+			select {
+			case ch <- capi.Completion{ID: id, Code: capi.CodeFromString("closed")}:
+			default:
+			}
+			delete(t.pending, id)
+			t.inflight.Add(-1)
+		}
+		t.mu.Unlock()
+		capi.CloseQueue(t.queue)
+		<-t.pollerEnd
+		t.life.Lock()
+		t.freed = true
+		capi.FreeQueue(t.queue)
+		capi.FreeClient(t.client)
+		t.life.Unlock()
+	})
+}
+
+// Stats returns a snapshot of the transport's counters.
+func (t *Transport) Stats() (Stats, error) {
+	var s Stats
+	t.life.RLock()
+	if t.freed {
+		t.life.RUnlock()
+		return s, errClosed
+	}
+	js := capi.StatsJSON(t.client)
+	t.life.RUnlock()
+	err := json.Unmarshal([]byte(js), &s)
+	return s, err
+}
+
+// Prometheus returns the counters in Prometheus text format.
+func (t *Transport) Prometheus() string {
+	t.life.RLock()
+	defer t.life.RUnlock()
+	if t.freed {
+		return ""
+	}
+	return capi.Prometheus(t.client)
+}
+
+// Version is the engine's version.
+func Version() string { return capi.Version() }
+
+// ErrorCodes lists every error code the engine can return.
+func ErrorCodes() []string { return strings.Split(capi.ErrorCodes(), "\n") }

@@ -1,0 +1,40 @@
+# Go module (bindings/go): an http.RoundTripper over the C ABI, linked statically.
+# bindings/go/lib/libwirecore.a is a symlink to the library cargo built (debug for tests,
+# release for bench-go); see bindings/go/README.md.
+.PHONY: setup-go build-go lint-go test-go demo-go bench-go
+
+GO ?= go
+GO_DIR := bindings/go
+GO_TESTSERVER := $(TARGET_DIR)/debug/wirecore-testserver
+
+SETUP_TARGETS += setup-go
+
+setup-go:  ## Check the Go toolchain (1.26) and cgo
+	@$(GO) version >/dev/null 2>&1 || (echo "Go is missing: install Go 1.26 (https://go.dev/dl)" >&2; exit 1)
+	@test "$$($(GO) env CGO_ENABLED)" = 1 || (echo "CGO_ENABLED must be 1" >&2; exit 1)
+
+build-go: setup-go
+	$(CARGO) build -p wirecore-ffi -p wirecore-testserver
+	@mkdir -p $(GO_DIR)/lib
+	@ln -sfn $(TARGET_DIR)/debug/libwirecore.a $(GO_DIR)/lib/libwirecore.a
+
+lint-go: build-go  ## go vet + gofmt
+	cd $(GO_DIR) && $(GO) vet ./...
+	cd bench/go && $(GO) vet ./...
+	@out=$$(gofmt -l $(GO_DIR) bench/go); if [ -n "$$out" ]; then echo "gofmt needed: $$out" >&2; exit 1; fi
+
+test-go: build-go  ## Go tests with -race (scenarios, 5000 goroutines, leaks, cancellation)
+	cd $(GO_DIR) && WIRECORE_TESTSERVER=$(GO_TESTSERVER) $(GO) test -race -count=1 ./...
+
+demo-go: build-go  ## The Go example against a fresh test server, with stats
+	cd $(GO_DIR) && $(GO) run ./examples/demo -server $(GO_TESTSERVER)
+
+bench-go: setup-go  ## wirecore vs net/http, GET /1k at C=1,16,64,256 over h1 and h2 (release build)
+	$(CARGO) build --release -p wirecore-ffi -p wirecore-testserver
+	@mkdir -p $(GO_DIR)/lib bench/results
+	@ln -sfn $(TARGET_DIR)/release/libwirecore.a $(GO_DIR)/lib/libwirecore.a
+	cd bench/go && $(GO) build -o $(TARGET_DIR)/release/wirecore-bench-go .
+	taskset -c 1 $(TARGET_DIR)/release/wirecore-bench-go -server $(TARGET_DIR)/release/wirecore-testserver \
+		-server-cpu 0 > bench/results/$$(date -u +%F)-go.md
+	@cat bench/results/$$(date -u +%F)-go.md
+	@ln -sfn $(TARGET_DIR)/debug/libwirecore.a $(GO_DIR)/lib/libwirecore.a
