@@ -32,3 +32,9 @@ lint-node: node  ## Generated files current (binding.*, config.d.ts), .d.ts type
 test-node: node-pack  ## Install the packed tgz in a temp folder; run the node:test suite there
 	$(CARGO) build -q -p wirecore-testserver
 	bash $(NODE_DIR)/scripts/test-packed.sh $(NODE_TESTSERVER)
+
+DEMO_TARGETS += demo-node
+
+demo-node: node  ## Run the typed Node example (examples/demo.mjs) against a started test server; prints stats
+	$(CARGO) build -q -p wirecore-testserver
+	node $(NODE_DIR)/examples/demo.mjs $(NODE_TESTSERVER)
