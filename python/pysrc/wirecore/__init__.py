@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from typing import Any
 
 from . import _wirecore
 from ._client import AsyncClient, Client, Headers, Response, Timings
@@ -82,3 +83,12 @@ __all__ = [
 atexit.register(_wirecore._shutdown)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_wirecore._after_fork)
+
+
+def __getattr__(name: str) -> Any:
+    # `wirecore.httpx` loads on first use, so httpx stays an optional dependency.
+    if name == "httpx":
+        import importlib
+
+        return importlib.import_module(".httpx", __name__)
+    raise AttributeError(f"module 'wirecore' has no attribute {name!r}")
