@@ -1,11 +1,16 @@
 //! Completing asyncio futures from engine threads, without the exit-time crash.
 //!
 //! Engine threads never touch a future directly: they queue the outcome and, once per batch,
-//! ask the loop to run [`drain`] via `call_soon_threadsafe`; `drain` runs on the loop's thread
-//! and builds the Python objects there. Entering the interpreter is counted, and the `atexit`
-//! hook [`shutdown`] sets a closing flag, then waits (GIL released) until no engine thread is
-//! inside, so no thread attaches to an interpreter that is finalizing (TOOLCHAIN pitfall 1).
+//! wake the loop, which runs `Completer::drain` on its own thread and builds the Python objects
+//! there. The wake-up is a byte on a socket the loop watches (no GIL on engine threads at all),
+//! or `call_soon_threadsafe` for loops without `add_reader`. Entering the interpreter from an
+//! engine thread is counted, and the `atexit` hook [`shutdown`] sets a closing flag, then waits
+//! (GIL released) until no such thread is inside, so none attaches to an interpreter that is
+//! finalizing (TOOLCHAIN pitfall 1).
 
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, SeqCst};
@@ -60,13 +65,26 @@ struct Done {
     outcome: Outcome,
 }
 
+/// How an engine thread tells the loop that outcomes are queued.
+enum Wake {
+    /// A byte on a socket the loop watches with `add_reader`: the engine thread never
+    /// takes the GIL (it would wait out the loop thread's switch interval, stalling the
+    /// runtime worker meanwhile).
+    Socket { tx: UnixStream, rx: UnixStream },
+    /// `loop.call_soon_threadsafe(drain)`, for loops without `add_reader`.
+    CallSoon(Py<PyAny>),
+}
+
 struct Queue {
     items: Mutex<Vec<Done>>,
     scheduled: AtomicBool,
-    call_soon: Py<PyAny>,
+    wake: Wake,
 }
 
 /// One event loop's completion queue. Create it on the loop's thread.
+///
+/// `Completer()` wakes through a socket: register `fileno()` with `loop.add_reader(fd,
+/// completer.drain)`. `Completer(loop)` wakes through `loop.call_soon_threadsafe`.
 #[pyclass(frozen, module = "wirecore._wirecore")]
 pub(crate) struct Completer {
     q: Arc<Queue>,
@@ -75,14 +93,31 @@ pub(crate) struct Completer {
 #[pymethods]
 impl Completer {
     #[new]
-    fn new(event_loop: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (event_loop=None))]
+    fn new(event_loop: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let wake = if let Some(l) = event_loop {
+            Wake::CallSoon(l.getattr("call_soon_threadsafe")?.unbind())
+        } else {
+            let (tx, rx) = UnixStream::pair()?;
+            tx.set_nonblocking(true)?;
+            rx.set_nonblocking(true)?;
+            Wake::Socket { tx, rx }
+        };
         Ok(Self {
             q: Arc::new(Queue {
                 items: Mutex::new(Vec::new()),
                 scheduled: AtomicBool::new(false),
-                call_soon: event_loop.getattr("call_soon_threadsafe")?.unbind(),
+                wake,
             }),
         })
+    }
+
+    /// The socket to watch for readability, or -1 for a `call_soon_threadsafe` completer.
+    fn fileno(&self) -> i32 {
+        match &self.q.wake {
+            Wake::Socket { rx, .. } => rx.as_raw_fd(),
+            Wake::CallSoon(_) => -1,
+        }
     }
 
     /// Sets the result or exception of every queued future that is not done yet.
@@ -90,6 +125,12 @@ impl Completer {
     /// Every future is settled even if one fails; the first failure is raised afterwards
     /// (the loop reports it to its exception handler).
     fn drain(&self, py: Python<'_>) -> PyResult<()> {
+        if let Wake::Socket { rx, .. } = &self.q.wake {
+            // Consume wake-ups before clearing the flag: a push that sets the flag after the
+            // clear writes a byte this drain has not read, so the loop wakes again.
+            let mut buf = [0u8; 256];
+            while matches!((&*rx).read(&mut buf), Ok(n) if n > 0) {}
+        }
         // Clear the flag before taking: a push after the take schedules another drain.
         self.q.scheduled.store(false, SeqCst);
         let items =
@@ -139,17 +180,23 @@ impl CompleteHandle {
         if self.q.scheduled.swap(true, AcqRel) {
             return;
         }
-        let q = self.q.clone();
-        let sent = with_python(|py| -> PyResult<()> {
-            let obj = Py::new(py, Completer { q: q.clone() })?;
-            let drain = obj.bind(py).getattr("drain")?;
-            q.call_soon.call1(py, (drain,))?;
-            Ok(())
-        });
+        let sent = match &self.q.wake {
+            // A full socket already holds a wake-up; a closed one means nobody listens.
+            Wake::Socket { tx, .. } => {
+                let _ = (&*tx).write(&[1]);
+                return;
+            }
+            Wake::CallSoon(call_soon) => with_python(|py| -> PyResult<()> {
+                let obj = Py::new(py, Completer { q: self.q.clone() })?;
+                let drain = obj.bind(py).getattr("drain")?;
+                call_soon.call1(py, (drain,))?;
+                Ok(())
+            }),
+        };
         if !matches!(sent, Some(Ok(()))) {
             // The loop is closed or the interpreter is exiting: nobody awaits these any more.
             let dropped =
-                std::mem::take(&mut *q.items.lock().unwrap_or_else(PoisonError::into_inner));
+                std::mem::take(&mut *self.q.items.lock().unwrap_or_else(PoisonError::into_inner));
             drop(dropped);
         }
     }

@@ -158,3 +158,22 @@ def test_async_client_closes_gracefully(srv: Server, tls_config: dict[str, Any])
             await c.get(f"{srv.http}/bytes/1")
 
     asyncio.run(main())
+
+
+def test_loops_without_add_reader_complete_through_call_soon(
+    srv: Server, tls_config: dict[str, Any]
+) -> None:
+    class NoReaderLoop(asyncio.SelectorEventLoop):
+        def add_reader(self, *args: Any) -> None:
+            raise NotImplementedError
+
+    async def main() -> list[int]:
+        async with wirecore.AsyncClient(tls_config) as c:
+            rs = await asyncio.gather(*(c.get(f"{srv.http}/bytes/{n}") for n in range(10)))
+            return [len(r.content) for r in rs]
+
+    loop = NoReaderLoop()
+    try:
+        assert loop.run_until_complete(main()) == list(range(10))
+    finally:
+        loop.close()

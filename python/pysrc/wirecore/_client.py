@@ -38,7 +38,7 @@ ContentTypes = Union[bytes, bytearray, memoryview, str, None]
 _Prepared = tuple[str, str, Optional[list[tuple[str, str]]], Optional[bytes], Optional[float]]
 
 
-# --- completers: one per (thread, event loop) -------------------------------------------------
+# --- completers: one per event loop, cached per thread -----------------------------------------
 
 _local = threading.local()
 
@@ -49,7 +49,22 @@ def _completer(loop: asyncio.AbstractEventLoop) -> _wirecore.Completer:
     )
     if cached is not None and cached[0] is loop:
         return cached[1]
-    c = _wirecore.Completer(loop)
+    by_loop: dict[asyncio.AbstractEventLoop, _wirecore.Completer] | None = getattr(
+        _local, "by_loop", None
+    )
+    if by_loop is None:
+        by_loop = _local.by_loop = {}
+    c = by_loop.get(loop)
+    if c is None:
+        for old in [lp for lp in by_loop if lp.is_closed()]:
+            del by_loop[old]
+        c = _wirecore.Completer()
+        try:
+            # The engine wakes the loop with a byte on this socket, never taking the GIL.
+            loop.add_reader(c.fileno(), c.drain)
+        except NotImplementedError:
+            c = _wirecore.Completer(loop)
+        by_loop[loop] = c
     _local.c = (loop, c)
     return c
 
