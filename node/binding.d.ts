@@ -16,6 +16,8 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class Dispatcher {
   /** `on_complete` receives every batch of completions of this environment. */
   constructor(onComplete: (arg: Array<Completion>) => void)
+  /** The next completions still queued after a full batch (at most `maxBatch`). */
+  take(): Array<Completion>
 }
 
 /** The native half of `Client` (see `index.js`). */
@@ -93,6 +95,9 @@ export declare function configToCore(config: any): any
 
 /** Every error code of the core, so JS can check that each maps to an error class. */
 export declare function errorCodes(): Array<string>
+
+/** How many completions one batch (one JS call) holds at most. */
+export declare function maxBatch(): number
 
 /** The crate version. */
 export declare function version(): string

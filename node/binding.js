@@ -839,4 +839,5 @@ module.exports.Dispatcher = nativeBinding.Dispatcher
 module.exports.NativeClient = nativeBinding.NativeClient
 module.exports.configToCore = nativeBinding.configToCore
 module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.maxBatch = nativeBinding.maxBatch
 module.exports.version = nativeBinding.version

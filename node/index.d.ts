@@ -218,6 +218,8 @@ export declare class Client {
   patch(url: string | URL, options?: Omit<RequestOptions, 'method'>): Promise<Response>
   delete(url: string | URL, options?: Omit<RequestOptions, 'method'>): Promise<Response>
   options(url: string | URL, options?: Omit<RequestOptions, 'method'>): Promise<Response>
+  /** WHATWG `fetch` through this client: a standard `Response`; failures are `TypeError('fetch failed')` with the `WirecoreError` as `cause`. */
+  fetch(input: string | URL | Request, init?: FetchInit): Promise<globalThis.Response>
   stats(): Stats
   /** Prometheus text exposition (the core's snake_case metric names). */
   prometheus(): string
@@ -226,6 +228,28 @@ export declare class Client {
   /** Refuses new requests, waits up to `timeoutMs` (default 30 000) for in-flight ones, closes idle connections. */
   close(options?: { timeoutMs?: number }): Promise<void>
 }
+
+/** `RequestInit` as `fetch` takes it, plus `timeoutMs`; `redirect` must be `'follow'` (redirects are Client config). */
+export interface FetchInit {
+  method?: string
+  headers?: HeadersInit
+  body?: BodyInit | Blob | null
+  signal?: AbortSignal | null
+  redirect?: 'follow'
+  timeoutMs?: number
+  cache?: string
+  credentials?: string
+  integrity?: string
+  keepalive?: boolean
+  mode?: string
+  referrer?: string
+  referrerPolicy?: string
+  duplex?: 'half'
+  priority?: string
+}
+
+/** WHATWG `fetch` over a shared default `Client`: a drop-in for `globalThis.fetch`. */
+export declare function fetch(input: string | URL | Request, init?: FetchInit): Promise<globalThis.Response>
 
 /** Every stable error code of the core. */
 export type ErrorCode =

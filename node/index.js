@@ -25,6 +25,16 @@ const keepAlive = setInterval(() => {}, 0x7fffffff)
 keepAlive.unref()
 
 function onComplete(batch) {
+  deliver(batch)
+  // A full batch means more are queued: take them after timers and I/O had their turn.
+  if (batch.length === maxBatch) setImmediate(takeMore)
+}
+
+function takeMore() {
+  onComplete(dispatcher.take())
+}
+
+function deliver(batch) {
   for (let i = 0; i < batch.length; i++) {
     const c = batch[i]
     const op = pending.get(c.id)
@@ -37,6 +47,7 @@ function onComplete(batch) {
 }
 
 const dispatcher = new native.Dispatcher(onComplete)
+const maxBatch = native.maxBatch()
 
 function track(id, op) {
   if (pending.size === 0) keepAlive.ref()
@@ -625,6 +636,11 @@ class Client {
     return this.request(url, { ...options, method: 'OPTIONS' })
   }
 
+  /** WHATWG `fetch` through this client; returns a standard `Response`. */
+  fetch(input, init) {
+    return fetchWith(this, input, init)
+  }
+
   /** Every counter of this client, with the core's metric names in camelCase. */
   stats() {
     return this.#native.stats()
@@ -654,6 +670,103 @@ class Client {
   }
 }
 
+// fetch(): the WHATWG signature over a Client, returning a standard `Response`.
+const FETCH_IGNORED = new Set([
+  'cache',
+  'credentials',
+  'integrity',
+  'keepalive',
+  'mode',
+  'referrer',
+  'referrerPolicy',
+  'window',
+  'duplex',
+  'priority',
+  'dispatcher',
+])
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
+
+async function fetchWith(client, input, init = {}) {
+  if (init === null || typeof init !== 'object') throw new TypeError('wirecore: fetch init must be an object')
+  let url
+  let method = 'GET'
+  let headers
+  let body
+  let signal = null
+  if (typeof input === 'string' || input instanceof URL) {
+    url = String(input)
+  } else if (typeof Request === 'function' && input instanceof Request) {
+    url = input.url
+    method = input.method
+    headers = input.headers
+    body = input.body ?? undefined
+    signal = input.signal
+  } else if (input != null && typeof input.href === 'string') {
+    url = input.href
+  } else {
+    throw new TypeError('wirecore: fetch needs a URL string, a URL or a Request')
+  }
+  const opts = {}
+  for (const k of Object.keys(init)) {
+    const v = init[k]
+    if (v === undefined || FETCH_IGNORED.has(k)) continue
+    switch (k) {
+      case 'method':
+        method = v
+        break
+      case 'headers':
+        headers = v
+        break
+      case 'body':
+        body = v ?? undefined
+        break
+      case 'signal':
+        signal = v
+        break
+      case 'redirect':
+        if (v !== 'follow') {
+          throw new TypeError(`wirecore: fetch redirect '${v}' is not supported per request; set redirect in the Client config`)
+        }
+        break
+      case 'timeoutMs':
+        opts.timeoutMs = v
+        break
+      default:
+        throw new TypeError(`wirecore: unknown fetch option '${k}'`)
+    }
+  }
+  if (typeof Blob === 'function' && body instanceof Blob) body = new Uint8Array(await body.arrayBuffer())
+  if (typeof FormData === 'function' && body instanceof FormData) {
+    throw new TypeError('wirecore: FormData bodies are not supported; encode the body first')
+  }
+  let r
+  try {
+    r = await client.request({ ...opts, url, method, headers, body, signal })
+  } catch (e) {
+    if (e instanceof AbortError) throw signal.reason ?? e
+    if (e instanceof errors.InvalidRequestError || e instanceof TypeError) throw new TypeError(e.message, { cause: e })
+    throw new TypeError('fetch failed', { cause: e })
+  }
+  const nullBody = NULL_BODY_STATUS.has(r.status) || method.toUpperCase() === 'HEAD'
+  const out = new globalThis.Response(nullBody ? null : r.body, {
+    status: r.status,
+    headers: r.rawHeaders(),
+  })
+  Object.defineProperty(out, 'url', { value: r.url })
+  return out
+}
+
+let defaultClient = null
+
+/**
+ * WHATWG `fetch` over the engine (a shared default Client): returns a standard `Response`.
+ * Network failures reject with `TypeError('fetch failed')` whose `cause` is the `WirecoreError`.
+ */
+function fetch(input, init) {
+  defaultClient ??= new Client()
+  return fetchWith(defaultClient, input, init)
+}
+
 /** Every error code of the core. */
 function errorCodes() {
   return native.errorCodes()
@@ -663,6 +776,7 @@ const { fromNative: _, ...publicErrors } = errors
 
 module.exports = {
   Client,
+  fetch,
   Response,
   Timings,
   ...publicErrors,

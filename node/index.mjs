@@ -5,6 +5,7 @@ const wirecore = createRequire(import.meta.url)('./index.js')
 
 export const {
   Client,
+  fetch,
   Response,
   Timings,
   WirecoreError,

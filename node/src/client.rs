@@ -12,6 +12,7 @@
 )]
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -76,6 +77,22 @@ struct Shared {
     bodies: Mutex<HashMap<u32, Arc<BodySlot>>>,
     uploads: Mutex<HashMap<u32, mpsc::Sender<UploadItem>>>,
     upload_rx: Mutex<HashMap<u32, mpsc::Receiver<UploadItem>>>,
+    /// Requests not yet answered, counting the read of an eager body, which the core no
+    /// longer sees as in flight: `close` waits for these before it closes the pool.
+    in_flight: AtomicUsize,
+    closing: AtomicBool,
+    drained: tokio::sync::Notify,
+}
+
+/// Counts one request of the binding while it lives (also when it is aborted).
+struct InFlight(Arc<Shared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.drained.notify_waiters();
+        }
+    }
 }
 
 impl Shared {
@@ -151,6 +168,9 @@ impl NativeClient {
                 bodies: Mutex::default(),
                 uploads: Mutex::default(),
                 upload_rx: Mutex::default(),
+                in_flight: AtomicUsize::new(0),
+                closing: AtomicBool::new(false),
+                drained: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -215,7 +235,14 @@ impl NativeClient {
         *req.idempotent_mut() = idempotent;
         *req.rate_limit_key_mut() = rate_limit_key;
         let shared = self.shared.clone();
+        shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight(shared.clone());
         self.shared.spawn(id, cancellable, async move {
+            let _guard = guard;
+            if shared.closing.load(Ordering::Acquire) {
+                let e = wirecore::Error::new(wirecore::ErrorKind::Closed, "the client is closed");
+                return error_completion(id, &e);
+            }
             match shared.client.execute(req).await {
                 Ok(resp) => respond(&shared, id, resp).await,
                 Err(e) => error_completion(id, &e),
@@ -362,10 +389,23 @@ impl NativeClient {
     /// connections; completion `id` follows.
     #[napi]
     pub fn close(&self, id: u32, timeout_ms: f64) {
-        let client = self.shared.client.clone();
+        let shared = self.shared.clone();
         let d = Duration::from_secs_f64(timeout_ms.max(0.0) / 1000.0);
+        shared.closing.store(true, Ordering::Release);
         self.shared.spawn(id, false, async move {
-            client.close(d).await;
+            let until = tokio::time::Instant::now() + d;
+            loop {
+                let drained = shared.drained.notified();
+                tokio::pin!(drained);
+                drained.as_mut().enable();
+                if shared.in_flight.load(Ordering::Acquire) == 0
+                    || tokio::time::timeout_at(until, drained).await.is_err()
+                {
+                    break;
+                }
+            }
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            shared.client.close(left).await;
             Completion {
                 id,
                 ..Completion::default()

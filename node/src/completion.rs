@@ -2,7 +2,9 @@
 //!
 //! Engine tasks push a [`Completion`] and, when the queue was empty, schedule one JS call that
 //! drains everything queued so far: under load many requests resolve per crossing. The function
-//! is weak (unref'd), so it never keeps the process alive; `index.js` refs a timer instead while
+//! is weak (unref'd), so it never keeps the process alive; a call delivers at most
+//! [`MAX_BATCH`] completions, and JS takes the rest with `Dispatcher.take` from `setImmediate`, so
+//! a flood of completions never blocks timers for long; `index.js` refs a timer instead while
 //! operations are pending. It is owned by a [`Dispatcher`] that `index.js` creates once per
 //! environment (main thread or worker), so no client holds a reference back to JS and an unused
 //! client can be collected.
@@ -56,27 +58,39 @@ impl std::fmt::Debug for Completion {
     }
 }
 
+/// Completions handed to JS per call.
+pub(crate) const MAX_BATCH: usize = 256;
+
+type Queue = Arc<Mutex<Vec<Completion>>>;
+
+/// The oldest `MAX_BATCH` completions; the rest stay queued (JS takes them next).
+fn take(queue: &Queue) -> Vec<Completion> {
+    let mut q = queue.lock().unwrap_or_else(PoisonError::into_inner);
+    if q.len() <= MAX_BATCH {
+        std::mem::take(&mut *q)
+    } else {
+        let rest = q.split_off(MAX_BATCH);
+        std::mem::replace(&mut *q, rest)
+    }
+}
+
 type Tsfn = ThreadsafeFunction<(), (), Vec<Completion>, Status, false, true>;
 
 /// The sending half, shared by every client of one JS environment.
 pub(crate) struct Completer {
-    queue: Arc<Mutex<Vec<Completion>>>,
+    queue: Queue,
     tsfn: Tsfn,
 }
 
 impl Completer {
     fn new(on_complete: &Function<'_, Vec<Completion>, ()>) -> napi::Result<Self> {
-        let queue: Arc<Mutex<Vec<Completion>>> = Arc::default();
+        let queue: Queue = Arc::default();
         let q = queue.clone();
         let tsfn = on_complete
             .build_threadsafe_function::<()>()
             .weak::<true>()
             .callee_handled::<false>()
-            .build_callback(move |_ctx| {
-                Ok(std::mem::take(
-                    &mut *q.lock().unwrap_or_else(PoisonError::into_inner),
-                ))
-            })?;
+            .build_callback(move |_ctx| Ok(take(&q)))?;
         Ok(Self { queue, tsfn })
     }
 
@@ -115,5 +129,11 @@ impl Dispatcher {
         Ok(Self {
             completer: Arc::new(Completer::new(&on_complete)?),
         })
+    }
+
+    /// The next completions still queued after a full batch (at most `maxBatch`).
+    #[napi]
+    pub fn take(&self) -> Vec<Completion> {
+        take(&self.completer.queue)
     }
 }

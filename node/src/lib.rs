@@ -22,6 +22,12 @@ pub fn config_to_core(config: serde_json::Value) -> serde_json::Value {
     config::config_from_js(config).value
 }
 
+/// How many completions one batch (one JS call) holds at most.
+#[napi]
+pub fn max_batch() -> u32 {
+    completion::MAX_BATCH as u32
+}
+
 /// The crate version.
 #[napi]
 pub fn version() -> &'static str {

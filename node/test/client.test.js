@@ -356,7 +356,7 @@ test('close(): drains in-flight requests, then refuses new ones with ClosedError
   await c.close({ timeoutMs: 5000 })
   assert.equal((await slow).status, 200)
   await assert.rejects(c.get(`${srv.http}/json`), (e) => e instanceof wirecore.ClosedError && e.code === 'closed')
-  assert.equal(c.stats().pool.connections, 0)
+  assert.ok(await waitFor(() => c.stats().pool.connections === 0), 'the client closed its idle connection')
   assert.ok(await waitFor(async () => (await counters(srv)).connections_closed === 1), 'the server saw the idle connection close')
 })
 

@@ -13,6 +13,7 @@ test('require() and import give the same API', async () => {
   assert.equal(esm.default.Client, cjs.Client)
   assert.equal(esm.WirecoreError, cjs.WirecoreError)
   assert.equal(typeof esm.errorCodes, 'function')
+  assert.equal(esm.fetch, cjs.fetch)
   assert.match(cjs.version, /^\d+\.\d+\.\d+/)
 })
 

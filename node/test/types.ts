@@ -1,6 +1,6 @@
 // Compiled by `make lint-node` (tsc --noEmit): the declarations accept what users write and
 // reject what they must not.
-import { Client, WirecoreError, TimeoutError, errorClasses, type Config, type Stats, type Response } from 'wirecore'
+import { Client, fetch, WirecoreError, TimeoutError, errorClasses, type Config, type Stats, type Response } from 'wirecore'
 
 const config: Config = {
   pool: { maxIdlePerHost: 8, idleTimeoutMs: 30_000 },
@@ -39,6 +39,10 @@ async function use(): Promise<void> {
   await client.get('http://127.0.0.1/', { method: 'POST' })
   // @ts-expect-error unknown option
   await client.get('http://127.0.0.1/', { bogus: 1 })
+  const f: globalThis.Response = await fetch('http://127.0.0.1/', { method: 'POST', body: 'x', signal: ac.signal })
+  const g: globalThis.Response = await client.fetch(new URL('http://127.0.0.1/'))
+  void f
+  void g
   const s: Stats = client.stats()
   const p99: number = s.latency.p99Ms
   const reuses: number = s.pool.reuses
