@@ -32,6 +32,7 @@ usage: wirecore-bench-core [options]
   --server-threads N      test server worker threads (default: 1)
   --server-cpus LIST      run the server under `taskset -c LIST`
   --client-threads N      client runtime worker threads (default: CPUs this process may use)
+  --clients LIST          wirecore,reqwest,hyper (default: all)
   --wirecore-config JSON  wirecore's config (default: {}, every default)
   --no-ceiling            skip wrk / h2load
   --serve                 (internal) be the test server";
@@ -49,6 +50,7 @@ struct Args {
     server_threads: usize,
     server_cpus: Option<String>,
     client_threads: usize,
+    clients: Vec<Kind>,
     wirecore_config: wirecore::Config,
     wirecore_config_json: String,
     ceiling: bool,
@@ -68,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
         server_threads: 1,
         server_cpus: None,
         client_threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        clients: Kind::ALL.to_vec(),
         wirecore_config: wirecore::Config::default(),
         wirecore_config_json: "{}".into(),
         ceiling: true,
@@ -113,6 +116,19 @@ fn parse_args() -> Result<Args, String> {
             "--server-threads" => a.server_threads = num(value()?)?.max(1) as usize,
             "--server-cpus" => a.server_cpus = Some(value()?),
             "--client-threads" => a.client_threads = num(value()?)?.max(1) as usize,
+            "--clients" => {
+                a.clients = value()?
+                    .split(',')
+                    .map(|s| match s.trim() {
+                        "wirecore" => Ok(Kind::Wirecore),
+                        "reqwest" => Ok(Kind::Reqwest),
+                        "hyper" => Ok(Kind::Hyper),
+                        o => Err(format!(
+                            "--clients: unknown {o:?} (wirecore, reqwest, hyper)"
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
             "--wirecore-config" => {
                 let json = value()?;
                 a.wirecore_config = wirecore::Config::from_json(&json)
@@ -171,6 +187,7 @@ fn run(args: &Args) -> Result<(), String> {
         args.wirecore_config_json.clone(),
     );
     report.harness_us = harness_cost(&rt);
+    report.future_bytes = future_sizes(&rt, &server.ca_pem)?;
     for &proto in &args.protocols {
         let (base, version) = match proto {
             Proto::H1 => (&server.http, Version::HTTP_11),
@@ -217,7 +234,7 @@ fn bench_cell(
     let mut cells = Vec::new();
     {
         let _enter = rt.enter();
-        for kind in Kind::ALL {
+        for &kind in &args.clients {
             cells.push((
                 Peer::new(kind, &server.ca_pem, &args.wirecore_config)?,
                 Cell::new(proto, c, kind),
@@ -234,7 +251,8 @@ fn bench_cell(
     for round in 0..args.rounds as usize {
         // Rotate who goes first, so drift in the machine's load spreads evenly.
         for i in 0..cells.len() {
-            let (peer, cell) = &mut cells[(i + round) % Kind::ALL.len()];
+            let n = cells.len();
+            let (peer, cell) = &mut cells[(i + round) % n];
             let before = server.counters()?.connections_accepted;
             let s = rt.block_on(load::drive(peer, target, c, per_round, args.round));
             cell.conns += server.counters()?.connections_accepted - before;
@@ -242,7 +260,16 @@ fn bench_cell(
             cell.measured.add(&s);
         }
     }
-    for (peer, cell) in cells {
+    for (peer, mut cell) in cells {
+        if let Peer::Wirecore(client) = &peer {
+            let p = client.stats().pool;
+            let e = &p.evictions;
+            cell.pool_note = Some(format!(
+                "connects {}, reuses {}, evicted idle {} / lifetime {} / error {} / closed by peer {}, \
+                 h2 sessions open {}",
+                p.connects, p.reuses, e.idle, e.lifetime, e.error, e.closed_by_peer, p.h2_sessions
+            ));
+        }
         drop(peer);
         report.cells.push(cell);
     }
@@ -287,4 +314,26 @@ fn harness_cost(rt: &tokio::runtime::Runtime) -> f64 {
         Duration::from_secs(5),
     ));
     s.cpu_us_per_req()
+}
+
+/// Bytes of the future each client's `send()` returns (moved, and partly copied, per request).
+fn future_sizes(rt: &tokio::runtime::Runtime, ca_pem: &str) -> Result<Vec<(Kind, usize)>, String> {
+    let _enter = rt.enter();
+    let url = "http://127.0.0.1:9/";
+    let mut out = Vec::new();
+    for kind in Kind::ALL {
+        let size = match Peer::new(kind, ca_pem, &wirecore::Config::default())? {
+            Peer::Wirecore(c) => std::mem::size_of_val(&c.get(url).send()),
+            Peer::Reqwest(c) => std::mem::size_of_val(&c.get(url).send()),
+            Peer::Hyper(c) => {
+                let req = http::Request::get(url)
+                    .body(http_body_util::Empty::<bytes::Bytes>::new())
+                    .map_err(|e| e.to_string())?;
+                std::mem::size_of_val(&c.request(req))
+            }
+            Peer::Null => 0,
+        };
+        out.push((kind, size));
+    }
+    Ok(out)
 }

@@ -42,6 +42,8 @@ pub struct Cell {
     pub conns: u64,
     /// Largest resident set of the whole process seen right after this client's rounds.
     pub rss_kib: u64,
+    /// wirecore's own pool counters at the end of the cell.
+    pub pool_note: Option<String>,
 }
 
 impl Cell {
@@ -55,6 +57,7 @@ impl Cell {
             warmup_errors: 0,
             conns: 0,
             rss_kib: 0,
+            pool_note: None,
         }
     }
 
@@ -76,6 +79,7 @@ pub struct Report {
     server_cpus: Option<String>,
     wirecore_config: String,
     pub harness_us: f64,
+    pub future_bytes: Vec<(Kind, usize)>,
     pub peak_rss_kib: u64,
     pub cells: Vec<Cell>,
     pub ceilings: Vec<(Proto, usize, Ceiling)>,
@@ -125,6 +129,7 @@ impl Report {
             server_cpus,
             wirecore_config,
             harness_us: 0.0,
+            future_bytes: Vec::new(),
             peak_rss_kib: 0,
             cells: Vec::new(),
             ceilings: Vec::new(),
@@ -209,6 +214,16 @@ impl Report {
             o,
             "- harness alone (no I/O): {:.2} CPU-µs per request, included in every client's figure",
             self.harness_us
+        );
+        let sizes: Vec<String> = self
+            .future_bytes
+            .iter()
+            .map(|(k, n)| format!("{} {n}", k.name()))
+            .collect();
+        let _ = writeln!(
+            o,
+            "- size in bytes of the future `send()` returns: {}",
+            sizes.join(", ")
         );
         let _ = writeln!(
             o,
@@ -316,6 +331,22 @@ impl Report {
                     .map(|e| format!("- {} C={} {}: {e}", x.proto.short(), x.c, x.kind.name()))
             })
             .collect();
+        let pool: Vec<String> = self
+            .cells
+            .iter()
+            .filter_map(|x| {
+                x.pool_note
+                    .as_ref()
+                    .map(|n| format!("- {} C={}: {n}", x.proto.short(), x.c))
+            })
+            .collect();
+        if !pool.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n## wirecore pool counters per cell (`client.stats().pool`)\n\n{}",
+                pool.join("\n")
+            );
+        }
         if !errors.is_empty() {
             let _ = writeln!(o, "\n## First error per client\n\n{}", errors.join("\n"));
         }
