@@ -538,8 +538,30 @@ class Client {
     }
   }
 
+  /** The common case (no headers, body or options): no option parsing, one Promise. */
+  #plain(method, url) {
+    const nativeClient = this.#native
+    return new Promise((resolve, reject) => {
+      const id = nextId()
+      track(id, {
+        complete(c) {
+          if (c.code != null) reject(errorFor(c.code, c.message))
+          else resolve(new Response(nativeClient, c, null, null))
+        },
+        fail: reject,
+      })
+      try {
+        nativeClient.request(id, method, url, null, null, null, null, false)
+      } catch (e) {
+        untrack(id)
+        reject(fromNative(e))
+      }
+    })
+  }
+
   /** Sends a request: `request(url, options)` or `request({ url, ...options })`. */
   request(input, init) {
+    if (typeof input === 'string' && init === undefined) return this.#plain('GET', input)
     let r
     try {
       r = normalize(input, init)
@@ -609,30 +631,37 @@ class Client {
   }
 
   get(url, options) {
+    if (options === undefined && typeof url === 'string') return this.#plain('GET', url)
     return this.request(url, { ...options, method: 'GET' })
   }
 
   head(url, options) {
+    if (options === undefined && typeof url === 'string') return this.#plain('HEAD', url)
     return this.request(url, { ...options, method: 'HEAD' })
   }
 
   post(url, options) {
+    if (options === undefined && typeof url === 'string') return this.#plain('POST', url)
     return this.request(url, { ...options, method: 'POST' })
   }
 
   put(url, options) {
+    if (options === undefined && typeof url === 'string') return this.#plain('PUT', url)
     return this.request(url, { ...options, method: 'PUT' })
   }
 
   patch(url, options) {
+    if (options === undefined && typeof url === 'string') return this.#plain('PATCH', url)
     return this.request(url, { ...options, method: 'PATCH' })
   }
 
   delete(url, options) {
+    if (options === undefined && typeof url === 'string') return this.#plain('DELETE', url)
     return this.request(url, { ...options, method: 'DELETE' })
   }
 
   options(url, options) {
+    if (options === undefined && typeof url === 'string') return this.#plain('OPTIONS', url)
     return this.request(url, { ...options, method: 'OPTIONS' })
   }
 
