@@ -8,6 +8,10 @@ GO_DIR := bindings/go
 GO_TESTSERVER := $(TARGET_DIR)/debug/wirecore-testserver
 
 SETUP_TARGETS += setup-go
+LINT_TARGETS += lint-go
+TEST_TARGETS += test-go
+DEMO_TARGETS += demo-go
+BENCH_TARGETS += bench-go
 
 setup-go:  ## Check the Go toolchain (1.26) and cgo
 	@$(GO) version >/dev/null 2>&1 || (echo "Go is missing: install Go 1.26 (https://go.dev/dl)" >&2; exit 1)

@@ -212,7 +212,7 @@ func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	t.gate <- struct{}{}
 	task, writer, rc, e := capi.Submit(t.client, t.queue, id, method, req.URL.String(), hdrs,
-		count, body, mode, timeoutMs)
+		count, body, mode, timeoutMs, ctx.Done() != nil)
 	<-t.gate
 	t.life.RUnlock()
 	if rc != capi.OK {
@@ -245,9 +245,11 @@ func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 		c = <-ch
 	}
 done:
-	t.gate <- struct{}{}
-	capi.FreeTask(task)
-	<-t.gate
+	if task != nil {
+		t.gate <- struct{}{}
+		capi.FreeTask(task)
+		<-t.gate
+	}
 	if ctxErr != nil {
 		t.unregister(id)
 		capi.FreeResponse(c.Response)

@@ -65,7 +65,8 @@ impl Drop for Done {
 
 #[derive(Debug)]
 pub(crate) struct QueueInner {
-    state: Mutex<(VecDeque<Done>, bool)>,
+    /// Completions, closed flag, and how many threads wait on `ready`.
+    state: Mutex<(VecDeque<Done>, bool, usize)>,
     ready: Condvar,
 }
 
@@ -73,8 +74,13 @@ impl QueueInner {
     fn push(&self, c: wirecore_completion) {
         let mut g = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         g.0.push_back(Done(c));
+        // A waiter already awake drains this completion too: waking it again would be a
+        // syscall per completion and would break batches into singles.
+        let wake = g.2 > 0;
         drop(g);
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
     }
 }
 
@@ -304,7 +310,7 @@ pub extern "C" fn wirecore_queue_new() -> *mut wirecore_queue {
         handle::give(wirecore_queue {
             magic: Magic::QUEUE,
             inner: Arc::new(QueueInner {
-                state: Mutex::new((VecDeque::new(), false)),
+                state: Mutex::new((VecDeque::new(), false, 0)),
                 ready: Condvar::new(),
             }),
         })
@@ -346,11 +352,13 @@ pub unsafe extern "C" fn wirecore_queue_wait(
             if g.1 {
                 return -1;
             }
+            g.2 += 1;
             match deadline {
                 None => g = q.ready.wait(g).unwrap_or_else(PoisonError::into_inner),
                 Some(d) => {
                     let now = std::time::Instant::now();
                     if now >= d {
+                        g.2 -= 1;
                         return 0;
                     }
                     g = q
@@ -360,6 +368,7 @@ pub unsafe extern "C" fn wirecore_queue_wait(
                         .0;
                 }
             }
+            g.2 -= 1;
         }
         let n = g.0.len().min(max);
         for (i, done) in g.0.drain(..n).enumerate() {

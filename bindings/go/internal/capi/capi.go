@@ -235,12 +235,17 @@ func bytesPtr(b []byte) *C.uint8_t {
 	return (*C.uint8_t)(unsafe.Pointer(&b[0]))
 }
 
-// Submit builds a request and submits it to q with id as userdata, in one cgo call.
+// Submit builds a request and submits it to q with id as userdata, in one cgo call. Only a
+// cancellable request gets a task handle.
 // headers packs count fields as name NUL value NUL. With BodyStream, the returned writer
 // streams the body.
 func Submit(c *Client, q *Queue, id uintptr, method, url string, headers []byte, count int,
-	body []byte, bodyMode int, timeoutMs uint64) (*Task, *Writer, int, *Err) {
+	body []byte, bodyMode int, timeoutMs uint64, cancellable bool) (*Task, *Writer, int, *Err) {
 	var task *Task
+	taskOut := &task
+	if !cancellable {
+		taskOut = nil
+	}
 	var w *Writer
 	var e *Err
 	hp := (*C.char)(nil)
@@ -250,7 +255,7 @@ func Submit(c *Client, q *Queue, id uintptr, method, url string, headers []byte,
 	rc := C.wc_submit(c, q, C.uintptr_t(id), strPtr(method), C.size_t(len(method)),
 		strPtr(url), C.size_t(len(url)), hp, C.size_t(len(headers)), C.size_t(count),
 		bytesPtr(body), C.size_t(len(body)), C.int(bodyMode), C.uint64_t(timeoutMs),
-		&task, &w, &e)
+		taskOut, &w, &e)
 	return task, w, int(rc), e
 }
 
