@@ -56,11 +56,14 @@ fn main() {
         .configure_from_args();
     let breaker = BreakerCheck::new();
     crit.bench_function("breaker_check_closed", |b| {
-        b.iter(|| black_box(breaker.check()))
+        b.iter(|| black_box(breaker.check()));
     });
     let limiter = LimiterCheck::new();
     crit.bench_function("rate_limit_check_local", |b| {
-        b.iter(|| black_box(limiter.check()))
+        b.iter(|| black_box(limiter.check()));
+    });
+    crit.bench_function("rate_limit_check_keyed", |b| {
+        b.iter(|| black_box(limiter.check_keyed()));
     });
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -94,13 +97,15 @@ fn main() {
         let overhead = (t_full.as_secs_f64() / t_bare.as_secs_f64() - 1.0) * 100.0;
         let b_ns = per_op_ns(|| breaker.check(), 10_000_000);
         let l_ns = per_op_ns(|| limiter.check(), 10_000_000);
+        let k_ns = per_op_ns(|| limiter.check_keyed(), 10_000_000);
         let report = format!(
             "# Resilience policy micro-benchmarks\n\n\
              Command: `make bench` (`cargo bench -p wirecore --bench policy`), release build, \
              {} CPUs.\n\n\
              | measure | value | target |\n| --- | --- | --- |\n\
              | closed breaker check | {b_ns:.1} ns | ≤ 20 ns |\n\
-             | local rate-limit check (GCRA) | {l_ns:.1} ns | ≤ 50 ns |\n\
+             | local rate-limit check (GCRA), per origin | {l_ns:.1} ns | ≤ 50 ns |\n\
+             | local rate-limit check, per request key (hash lookup) | {k_ns:.1} ns | |\n\
              | GET /bytes/1024 h1, bare pool | {:.1} µs/request | |\n\
              | same with retry+budget, breaker, rate limit, adaptive concurrency | {:.1} µs/request | |\n\
              | policy stack overhead | {overhead:+.1} % | ≤ 5 % |\n\n\

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::config::{BreakerConfig, RateLimitConfig};
 use crate::policy::breaker::Breaker;
-use crate::policy::ratelimit::{RateLimiter, Verdict};
+use crate::policy::ratelimit::{Local, RateLimiter, Verdict};
 
 /// A closed circuit breaker.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ impl Default for BreakerCheck {
 
 /// A local GCRA limiter that never refuses (a very high rate).
 #[derive(Debug)]
-pub struct LimiterCheck(RateLimiter, Arc<str>);
+pub struct LimiterCheck(RateLimiter, Arc<str>, governor::DefaultDirectRateLimiter);
 
 impl LimiterCheck {
     /// A limiter of 10^9 requests per second.
@@ -51,12 +51,21 @@ impl LimiterCheck {
         };
         #[expect(clippy::expect_used, reason = "a constant valid config")]
         let l = RateLimiter::new(&cfg).expect("config");
-        Self(l, "http://bench:80".into())
+        let direct = l.direct();
+        Self(l, "http://bench:80".into(), direct)
     }
 
-    /// One admission check.
+    /// One admission check on an origin's own limiter (the default scope).
     pub fn check(&self) -> bool {
-        matches!(self.0.check_local(&self.1), Verdict::Allowed)
+        matches!(
+            self.0.check_local(&self.1, Local::Direct(&self.2)),
+            Verdict::Allowed
+        )
+    }
+
+    /// One admission check on a per-request key (`scope = "key"`: a hash lookup first).
+    pub fn check_keyed(&self) -> bool {
+        matches!(self.0.check_local(&self.1, Local::Keyed), Verdict::Allowed)
     }
 }
 

@@ -89,20 +89,20 @@ pub(crate) enum Outcome {
 /// Proof that the breaker let an attempt through; report its outcome with [`Permit::record`].
 /// Dropped unrecorded (a cancelled attempt), it counts as [`Outcome::Ignore`].
 #[derive(Debug)]
-pub(crate) struct Permit {
-    breaker: Arc<Breaker>,
+pub(crate) struct Permit<'a> {
+    breaker: &'a Breaker,
     probe: bool,
     done: bool,
 }
 
-impl Permit {
+impl Permit<'_> {
     pub(crate) fn record(mut self, outcome: Outcome) {
         self.done = true;
         self.breaker.record(self.probe, outcome);
     }
 }
 
-impl Drop for Permit {
+impl Drop for Permit<'_> {
     fn drop(&mut self) {
         // An unrecorded normal attempt counts for nothing; a probe gives its slot back.
         if !self.done && self.probe {
@@ -142,11 +142,11 @@ impl Breaker {
     }
 
     /// Lets an attempt through, or says how long the breaker stays open. Closed, this is one
-    /// atomic load and an `Arc` clone: no clock, no lock.
-    pub(crate) fn check(self: &Arc<Self>) -> Result<Permit, Duration> {
+    /// atomic load: no clock, no lock, no reference count.
+    pub(crate) fn check(&self) -> Result<Permit<'_>, Duration> {
         if self.state.load(Ordering::Acquire) == CLOSED {
             return Ok(Permit {
-                breaker: self.clone(),
+                breaker: self,
                 probe: false,
                 done: false,
             });
@@ -154,7 +154,7 @@ impl Breaker {
         self.check_slow(Instant::now())
     }
 
-    fn check_slow(self: &Arc<Self>, now: Instant) -> Result<Permit, Duration> {
+    fn check_slow(&self, now: Instant) -> Result<Permit<'_>, Duration> {
         let now_ms = self.ms(now);
         let mut g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let mut state = self.state.load(Ordering::Acquire);
@@ -171,14 +171,14 @@ impl Breaker {
         }
         match state {
             CLOSED => Ok(Permit {
-                breaker: self.clone(),
+                breaker: self,
                 probe: false,
                 done: false,
             }),
             _ if g.probes < self.cfg.half_open_probes => {
                 g.probes += 1;
                 Ok(Permit {
-                    breaker: self.clone(),
+                    breaker: self,
                     probe: true,
                     done: false,
                 })

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 pub use self::breaker::BreakerState;
 use self::breaker::{Breaker, OnChange, Outcome};
 use self::limit::{Limiter, Signal};
-use self::ratelimit::RateLimiter;
+use self::ratelimit::{Local, RateLimiter};
 use self::retry::{Budget, Reason};
 use crate::config::{Config, RateLimitScope};
 use crate::error::{Error, ErrorKind};
@@ -89,6 +89,9 @@ pub(crate) struct OriginPolicy {
     pub(crate) budget: Budget,
     pub(crate) breaker: Option<Arc<Breaker>>,
     pub(crate) concurrency: Option<Arc<Limiter>>,
+    /// The origin's own local rate limiter (`rate_limit.scope = "origin"`, and `"key"` requests
+    /// without a key).
+    rate: Option<governor::DefaultDirectRateLimiter>,
     /// Latency to response head, for percentile hedge delays.
     latency: Option<Mutex<Histogram<u64>>>,
 }
@@ -174,16 +177,24 @@ impl Policies {
                 .concurrency
                 .enabled
                 .then(|| Arc::new(Limiter::new(&cfg.concurrency))),
+            rate: self.rate.as_ref().map(RateLimiter::direct),
             latency,
         }
     }
 
-    /// The rate-limit key of a request (allocates only for a per-request key).
-    pub(crate) fn rate_key(&self, origin: &Arc<str>, key: Option<&str>) -> Arc<str> {
+    /// The rate-limit key of a request and where its local state lives (allocates only for a
+    /// per-request key).
+    fn rate_key<'a>(
+        &self,
+        op: &'a OriginPolicy,
+        origin: &Arc<str>,
+        key: Option<&str>,
+    ) -> (Arc<str>, Local<'a>) {
+        let own = || op.rate.as_ref().map_or(Local::Keyed, Local::Direct);
         match (self.cfg.rate_limit.scope, key) {
-            (RateLimitScope::Client, _) => self.client_key.clone(),
-            (RateLimitScope::Key, Some(k)) => Arc::from(k),
-            _ => origin.clone(),
+            (RateLimitScope::Client, _) => (self.client_key.clone(), Local::Client),
+            (RateLimitScope::Key, Some(k)) => (Arc::from(k), Local::Keyed),
+            _ => (origin.clone(), own()),
         }
     }
 
@@ -208,8 +219,8 @@ impl Policies {
     {
         self.counters.attempts.fetch_add(1, Relaxed);
         if let Some(rl) = &self.rate {
-            rl.acquire(&self.rate_key(origin, rate_key), deadline)
-                .await?;
+            let (key, local) = self.rate_key(op, origin, rate_key);
+            rl.acquire(&key, local, deadline).await?;
         }
         let permit = match &op.breaker {
             Some(b) => Some(b.check().map_err(|wait| {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
@@ -28,7 +28,10 @@ pub(crate) struct Counters {
 
 pub(crate) struct RateLimiter {
     cfg: RateLimitConfig,
+    quota: Quota,
+    /// Per-request keys (`scope = "key"`); origins and the client use direct limiters.
     local: DefaultKeyedRateLimiter<Arc<str>>,
+    client: DefaultDirectRateLimiter,
     clock: DefaultClock,
     redis: Option<Redis>,
     pub(crate) counters: Counters,
@@ -101,6 +104,15 @@ if n <= limit then return {1, 0} end
 return {0, math.max(1, (id + 1) * window - now)}
 ";
 
+/// Where the local state of a key lives: a limiter of its own (an origin, the client: no
+/// hashing), or the keyed map.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Local<'a> {
+    Direct(&'a DefaultDirectRateLimiter),
+    Client,
+    Keyed,
+}
+
 /// The answer of one check.
 pub(crate) enum Verdict {
     Allowed,
@@ -140,7 +152,9 @@ impl RateLimiter {
         };
         Ok(Self {
             cfg: cfg.clone(),
+            quota,
             local: DefaultKeyedRateLimiter::keyed(quota),
+            client: DefaultDirectRateLimiter::direct(quota),
             clock: DefaultClock::default(),
             redis,
             counters: Counters::default(),
@@ -152,13 +166,14 @@ impl RateLimiter {
     pub(crate) async fn acquire(
         &self,
         key: &Arc<str>,
+        local: Local<'_>,
         deadline: Option<Instant>,
     ) -> Result<(), Error> {
-        let start = Instant::now();
+        let mut start = None;
         let max_wait = Duration::from_millis(self.cfg.max_wait_ms);
         let mut waited = false;
         loop {
-            let wait = match self.check(key).await? {
+            let wait = match self.check(key, local).await? {
                 Verdict::Allowed => {
                     if self.counters.allowed.fetch_add(1, Relaxed) % 4096 == 4095 {
                         // Forget keys idle long enough to be full again (bounded memory).
@@ -171,9 +186,10 @@ impl RateLimiter {
                 }
                 Verdict::Wait(d) => d,
             };
-            let until = Instant::now() + wait;
+            let now = Instant::now();
+            let until = now + wait;
             let too_long = self.cfg.mode == RateLimitMode::Fail
-                || until > start + max_wait
+                || until > *start.get_or_insert(now) + max_wait
                 || deadline.is_some_and(|d| until >= d);
             if too_long {
                 self.counters.rejected.fetch_add(1, Relaxed);
@@ -192,7 +208,12 @@ impl RateLimiter {
         }
     }
 
-    async fn check(&self, key: &Arc<str>) -> Result<Verdict, Error> {
+    /// A direct limiter with this limiter's quota (one per origin).
+    pub(crate) fn direct(&self) -> DefaultDirectRateLimiter {
+        DefaultDirectRateLimiter::direct(self.quota)
+    }
+
+    async fn check(&self, key: &Arc<str>, local: Local<'_>) -> Result<Verdict, Error> {
         if let Some(r) = &self.redis {
             match self.check_redis(r, key).await {
                 Ok(v) => return Ok(v),
@@ -209,12 +230,17 @@ impl RateLimiter {
                 }
             }
         }
-        Ok(self.check_local(key))
+        Ok(self.check_local(key, local))
     }
 
-    /// One GCRA check: a hash lookup and a compare-and-swap, no allocation.
-    pub(crate) fn check_local(&self, key: &Arc<str>) -> Verdict {
-        match self.local.check_key(key) {
+    /// One GCRA check: a compare-and-swap (after a hash lookup for per-request keys).
+    pub(crate) fn check_local(&self, key: &Arc<str>, local: Local<'_>) -> Verdict {
+        let res = match local {
+            Local::Direct(l) => l.check(),
+            Local::Client => self.client.check(),
+            Local::Keyed => self.local.check_key(key),
+        };
+        match res {
             Ok(()) => Verdict::Allowed,
             Err(not_until) => Verdict::Wait(not_until.wait_time_from(self.clock.now())),
         }
@@ -305,11 +331,11 @@ mod tests {
         let k: Arc<str> = "k".into();
         for i in 0..5 {
             assert!(
-                matches!(l.check_local(&k), Verdict::Allowed),
+                matches!(l.check_local(&k, Local::Keyed), Verdict::Allowed),
                 "burst slot {i}"
             );
         }
-        match l.check_local(&k) {
+        match l.check_local(&k, Local::Keyed) {
             Verdict::Wait(d) => {
                 assert!(
                     d > Duration::from_millis(50) && d <= Duration::from_millis(100),
@@ -319,8 +345,11 @@ mod tests {
             Verdict::Allowed => panic!("the sixth request must wait"),
         }
         // Keys are independent.
-        assert!(matches!(l.check_local(&"other".into()), Verdict::Allowed));
-        let e = l.acquire(&k, None).await.unwrap_err();
+        assert!(matches!(
+            l.check_local(&"other".into(), Local::Keyed),
+            Verdict::Allowed
+        ));
+        let e = l.acquire(&k, Local::Keyed, None).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::RateLimited);
         assert_eq!(l.counters.rejected.load(Relaxed), 1);
     }
@@ -331,7 +360,7 @@ mod tests {
         let k: Arc<str> = "k".into();
         let t = Instant::now();
         for _ in 0..4 {
-            l.acquire(&k, None).await.unwrap();
+            l.acquire(&k, Local::Keyed, None).await.unwrap();
         }
         // 1 at once, then 3 × 50 ms.
         let took = t.elapsed();
@@ -344,19 +373,19 @@ mod tests {
     async fn wait_is_bounded_by_max_wait_and_deadline() {
         let l = RateLimiter::new(&cfg(1, 10_000, 1, RateLimitMode::Wait)).unwrap();
         let k: Arc<str> = "k".into();
-        l.acquire(&k, None).await.unwrap();
+        l.acquire(&k, Local::Keyed, None).await.unwrap();
         let t = Instant::now();
-        let e = l.acquire(&k, None).await.unwrap_err();
+        let e = l.acquire(&k, Local::Keyed, None).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::RateLimited);
         assert!(
             t.elapsed() < Duration::from_millis(100),
             "fails without waiting in vain"
         );
         let l = RateLimiter::new(&cfg(2, 1_000, 1, RateLimitMode::Wait)).unwrap();
-        l.acquire(&k, None).await.unwrap();
+        l.acquire(&k, Local::Keyed, None).await.unwrap();
         let soon = Instant::now() + Duration::from_millis(100);
         assert!(
-            l.acquire(&k, Some(soon)).await.is_err(),
+            l.acquire(&k, Local::Keyed, Some(soon)).await.is_err(),
             "the total deadline comes first"
         );
     }
