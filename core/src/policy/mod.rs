@@ -249,7 +249,10 @@ impl Policies {
         let t0 = Instant::now();
         // The attempt's own deadline fires before the client's, so a total timeout is seen and
         // counted here (as a breaker failure and an overload signal) rather than dropped.
-        let res = match deadline {
+        // Only the breaker and the concurrency limit need to see it; without them the client's
+        // own deadline is enough (one timer per request, not two).
+        let watched = deadline.filter(|_| permit.is_some() || slot.is_some());
+        let res = match watched {
             Some(at) => match tokio::time::timeout_at(at, send()).await {
                 Ok(r) => r,
                 Err(_) => Err(crate::error::timeout(
