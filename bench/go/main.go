@@ -105,6 +105,7 @@ func main() {
 	duration := flag.Duration("duration", 3*time.Second, "measured time per cell")
 	concs := flag.String("c", "1,16,64,256", "concurrencies")
 	serverCPU := flag.String("server-cpu", "0", "CPU list for the server (taskset); empty: no pinning")
+	only := flag.String("only", "", "run one client only (net/http or wirecore), for profiling")
 	flag.Parse()
 
 	args := []string{*serverBin, "--exit-on-stdin-eof", "--no-request-log", "--threads", "1"}
@@ -145,7 +146,10 @@ func main() {
 				ForceAttemptHTTP2:   proto == "h2",
 				TLSClientConfig:     &tls.Config{RootCAs: pool},
 			}
-			r := run(&http.Client{Transport: std}, url, conc, *duration)
+			var r result
+			if *only != "wirecore" {
+				r = run(&http.Client{Transport: std}, url, conc, *duration)
+			}
 			r.client, r.proto = "net/http", proto
 			results = append(results, r)
 			std.CloseIdleConnections()
@@ -155,7 +159,10 @@ func main() {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(1)
 			}
-			r = run(&http.Client{Transport: wc}, url, conc, *duration)
+			r = result{conc: conc}
+			if *only != "net/http" {
+				r = run(&http.Client{Transport: wc}, url, conc, *duration)
+			}
 			r.client, r.proto = "wirecore", proto
 			results = append(results, r)
 			wc.Close()
