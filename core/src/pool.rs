@@ -21,6 +21,9 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::body::RequestBody;
+
+/// How long an idle connection over `max_idle_per_host` is kept before the reaper closes it.
+const IDLE_GRACE: Duration = Duration::from_secs(1);
 use crate::config::{Config, ms};
 use crate::connect::{ConnectTimings, Connected, Connector};
 use crate::error::{Error, ErrorKind};
@@ -319,11 +322,15 @@ impl Pool {
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
         });
+        // The reaper also trims idle connections over `max_idle_per_host`, so it always runs.
         let every = [shared.s.idle_timeout, shared.s.lifetime]
             .into_iter()
             .flatten()
             .min()
-            .map(|d| (d / 4).clamp(Duration::from_millis(25), Duration::from_secs(5)));
+            .map_or(Duration::from_secs(5), |d| {
+                (d / 4).clamp(Duration::from_millis(25), Duration::from_secs(5))
+            });
+        let every = Some(every.min(IDLE_GRACE));
         if let Some(every) = every {
             let weak = Arc::downgrade(&shared);
             handle.spawn(async move {
@@ -693,6 +700,16 @@ impl Shared {
                 let mut st = lock(&h.state);
                 let mut dead = Vec::new();
                 let s = &self.s;
+                // Over the idle cap: close the least recently used that sat idle past the grace.
+                while st.idle.len() > s.max_idle
+                    && st
+                        .idle
+                        .first()
+                        .is_some_and(|i| now.duration_since(i.since) >= IDLE_GRACE)
+                {
+                    let i = st.idle.remove(0);
+                    dead.push((i.conn.meta.clone(), Reason::Idle));
+                }
                 st.idle
                     .retain(|i| match s.expired(&i.conn.meta, i.since, now) {
                         Some(r) => {
@@ -978,21 +995,17 @@ impl Host {
             return;
         }
         let mut dead = Vec::new();
-        let extra = {
+        {
             let mut st = lock(&self.state);
             st.idle.push(Idle {
                 conn: c,
                 since: now,
             });
             self.pump(&sh, &mut st, &mut dead);
-            // Beyond max idle, close the least recently used.
-            (st.idle.len() > sh.s.max_idle).then(|| st.idle.remove(0))
-        };
-        if let Some(x) = extra {
-            let meta = x.conn.meta.clone();
-            drop(x);
-            dead.push((meta, Reason::Idle));
         }
+        // Idle connections beyond `max_idle` are not closed here: under a burst wider than the
+        // cap, responses finish in waves and closing at once would reconnect on every wave
+        // (Go's MaxIdleConnsPerHost churn). The reaper trims them once idle for `IDLE_GRACE`.
         self.retire_all(dead);
     }
 

@@ -277,3 +277,33 @@ async fn bomb_fails_without_allocating_it() {
         assert!(seen <= 8 << 20, "{enc}: {seen}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_wider_than_the_idle_cap_do_not_churn_connections() {
+    let srv = server().await;
+    let c = client(&srv);
+    let url = srv.url("/bytes/256");
+    for _ in 0..5 {
+        let all = (0..40).map(|_| {
+            let c = c.clone();
+            let url = url.clone();
+            async move { c.get(&url).send().await?.bytes().await }
+        });
+        for r in futures_util::future::join_all(all).await {
+            r.unwrap();
+        }
+    }
+    let k = srv.counters();
+    assert_eq!(k.requests, 200);
+    assert!(
+        k.connections_accepted <= 40,
+        "5 waves of 40 reuse the same connections: {} opened",
+        k.connections_accepted
+    );
+    // Once traffic stops, the reaper trims idle connections down to max_idle_per_host (10).
+    let k = srv
+        .wait_for(Duration::from_secs(5), |k| k.connections_active <= 10)
+        .await;
+    assert!(k.connections_active <= 10, "{k:?}");
+    assert!(c.stats().pool.evictions.idle >= k.connections_accepted - 10);
+}
