@@ -38,3 +38,16 @@ DEMO_TARGETS += demo-node
 demo-node: node  ## Run the typed Node example (examples/demo.mjs) against a started test server; prints stats
 	$(CARGO) build -q -p wirecore-testserver
 	node $(NODE_DIR)/examples/demo.mjs $(NODE_TESTSERVER)
+
+BENCH_TARGETS += bench-node
+NODE_BENCH_DIR := $(TARGET_DIR)/release/node-bench
+
+bench-node: setup-node  ## wirecore vs undici.request, fetch, node:http, node:http2: GET /1k, C=1..256, h1+h2 (release build)
+	@mkdir -p $(NODE_BENCH_DIR) bench/results
+	cd $(NODE_DIR) && npx --no-install napi build --platform --release -o $(NODE_BENCH_DIR) --js binding.js --dts binding.d.ts
+	cp $(NODE_DIR)/index.js $(NODE_DIR)/errors.js $(NODE_DIR)/package.json $(NODE_BENCH_DIR)/
+	$(CARGO) build --release -q -p wirecore-testserver
+	@pin=""; srv=""; if [ "$$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then pin="taskset -c 1"; srv="--server-cpu 0"; fi; \
+	  $$pin node bench/node/bench.mjs --server $(TARGET_DIR)/release/wirecore-testserver --wirecore $(NODE_BENCH_DIR) \
+	    $$srv --out bench/results/$$(date -u +%F)-node.md
+	@cat bench/results/$$(date -u +%F)-node.md
