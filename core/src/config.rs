@@ -95,7 +95,7 @@ pub struct PoolConfig {
     pub max_connections_per_host: usize,
     /// Idle HTTP/1.1 connections kept per origin once traffic calms down. Connections over it
     /// are closed after 1 s idle (not at once, so a burst wider than the cap does not reconnect
-    /// on every wave). Default: 10.
+    /// on every wave). 0 turns HTTP/1.1 keep-alive off. Default: 10.
     pub max_idle_per_host: usize,
     /// Close a connection idle this long. Default: 90_000.
     pub idle_timeout_ms: u64,

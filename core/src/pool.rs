@@ -994,6 +994,13 @@ impl Host {
             self.retire(&meta, r);
             return;
         }
+        if sh.s.max_idle == 0 {
+            // Keep-alive is off: nothing is ever reused.
+            let meta = c.meta.clone();
+            drop(c);
+            self.retire(&meta, Reason::Idle);
+            return;
+        }
         let mut dead = Vec::new();
         {
             let mut st = lock(&self.state);
