@@ -562,6 +562,28 @@ ptrdiff_t wirecore_queue_wait(const wirecore_queue *queue,
 // `queue` is NULL or a live queue.
 void wirecore_queue_close(const wirecore_queue *queue);
 
+// The read end of a pipe that receives one byte each time a completion (or close) arrives
+// after `wirecore_queue_try_take` found the queue empty, so an event loop (epoll, Go's
+// netpoller) can wait for completions without blocking a thread in wirecore. The fd is owned
+// by the queue (closed by `wirecore_queue_free`): dup it to keep it; set it non-blocking if
+// needed; read and discard its bytes. Returns -1 for an invalid queue or when no pipe can be
+// made.
+//
+// # Safety
+// `queue` is NULL or a live queue.
+int32_t wirecore_queue_notify_fd(const wirecore_queue *queue);
+
+// Moves up to `max` completions into `out` without waiting. When the queue is empty it
+// returns 0 and arms the notify fd (`wirecore_queue_notify_fd`): the next completion or close
+// writes one byte to it. Returns -1 once the queue is closed and empty, -2 for an invalid
+// argument. The caller owns each returned completion's response and error.
+//
+// # Safety
+// `queue` is NULL or a live queue; `out` writable for `max` completions.
+ptrdiff_t wirecore_queue_try_take(const wirecore_queue *queue,
+                                  struct wirecore_completion *out,
+                                  size_t max);
+
 // Frees the queue. Completions not yet taken (and ones arriving later) are freed by
 // wirecore; their userdata is not touched. NULL is ignored.
 //

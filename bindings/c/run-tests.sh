@@ -30,5 +30,7 @@ for ex in blocking_get concurrent bad_input; do
   echo "== $ex${vg:+ (valgrind)}"
   "${vg[@]}" "$bin/$ex" "$http"
 done
-echo "== scenarios${vg:+ (valgrind)}"
-"${vg[@]}" "$bin/scenarios" "$line" tests/scenarios/*.json
+# Natively: several scenarios time 100 ms deadlines, which valgrind's slowdown would turn into
+# different outcomes. (Run it by hand under valgrind to check the runner itself.)
+echo "== scenarios"
+"$bin/scenarios" "$line" tests/scenarios/*.json

@@ -4,7 +4,8 @@
 //	client := &http.Client{Transport: t}
 //
 // No OS thread waits per request: one cgo call submits a request, and one poller goroutine
-// per Transport drains a completion queue in batches and wakes the waiting goroutines.
+// per Transport drains a completion queue in batches and wakes the waiting goroutines; when
+// the queue is empty the poller parks in Go's netpoller on the queue's wake-up pipe.
 package wirecore
 
 import (
@@ -14,10 +15,12 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/wirecore/wirecore/bindings/go/internal/capi"
@@ -99,15 +102,32 @@ func NewTransportJSON(config string) (*Transport, error) {
 	return t, nil
 }
 
-// poll drains the completion queue in batches. Its cgo wait is the one OS thread the
-// Transport keeps blocked, whatever the number of requests in flight.
+// poll drains the completion queue in batches. When the queue is empty it waits on the
+// queue's wake-up pipe through Go's netpoller, so no OS thread is blocked in wirecore.
 func (t *transport) poll() {
 	defer close(t.pollerEnd)
 	buf := capi.NewCompletionBuffer(256)
 	defer buf.Free()
 	out := make([]capi.Completion, 256)
+	wake := t.notifyFile()
+	if wake != nil {
+		defer wake.Close()
+	}
+	scratch := make([]byte, 64)
 	for {
-		n := capi.Wait(t.queue, buf, out, -1)
+		var n int
+		if wake != nil {
+			n = capi.TryTake(t.queue, buf, out)
+			if n == 0 {
+				if _, err := wake.Read(scratch); err != nil {
+					wake.Close()
+					wake = nil
+				}
+				continue
+			}
+		} else {
+			n = capi.Wait(t.queue, buf, out, -1)
+		}
 		if n < 0 {
 			return
 		}
@@ -124,6 +144,25 @@ func (t *transport) poll() {
 		}
 		t.mu.Unlock()
 	}
+}
+
+// notifyFile is a pollable dup of the queue's wake-up pipe, or nil (then the poller blocks
+// one thread in wirecore_queue_wait instead).
+func (t *transport) notifyFile() *os.File {
+	fd := capi.NotifyFD(t.queue)
+	if fd < 0 {
+		return nil
+	}
+	dup, err := syscall.Dup(fd)
+	if err != nil {
+		return nil
+	}
+	syscall.CloseOnExec(dup)
+	if err := syscall.SetNonblock(dup, true); err != nil {
+		syscall.Close(dup)
+		return nil
+	}
+	return os.NewFile(uintptr(dup), "wirecore-queue")
 }
 
 // register reserves an id whose completions arrive on the returned channel.

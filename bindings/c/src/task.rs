@@ -6,7 +6,9 @@
 
 use std::collections::VecDeque;
 use std::ffi::c_void;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -68,6 +70,25 @@ pub(crate) struct QueueInner {
     /// Completions, closed flag, and how many threads wait on `ready`.
     state: Mutex<(VecDeque<Done>, bool, usize)>,
     ready: Condvar,
+    /// The pipe of `wirecore_queue_notify_fd`, and whether a `try_take` that found the queue
+    /// empty asked for one byte on it.
+    signal: OnceLock<(std::io::PipeReader, Mutex<std::io::PipeWriter>)>,
+    armed: AtomicBool,
+}
+
+impl QueueInner {
+    /// Writes the wake-up byte when a poller asked for it (at most one byte per arming, so the
+    /// pipe never fills).
+    fn signal(&self) {
+        if self.armed.swap(false, Ordering::AcqRel)
+            && let Some((_, w)) = self.signal.get()
+        {
+            let _ = w
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .write_all(&[1]);
+        }
+    }
 }
 
 impl QueueInner {
@@ -81,6 +102,7 @@ impl QueueInner {
         if wake {
             self.ready.notify_one();
         }
+        self.signal();
     }
 }
 
@@ -312,6 +334,8 @@ pub extern "C" fn wirecore_queue_new() -> *mut wirecore_queue {
             inner: Arc::new(QueueInner {
                 state: Mutex::new((VecDeque::new(), false, 0)),
                 ready: Condvar::new(),
+                signal: OnceLock::new(),
+                armed: AtomicBool::new(false),
             }),
         })
     })
@@ -398,8 +422,91 @@ pub unsafe extern "C" fn wirecore_queue_close(queue: *const wirecore_queue) {
                 .unwrap_or_else(PoisonError::into_inner)
                 .1 = true;
             q.inner.ready.notify_all();
+            q.inner.signal();
         }
     });
+}
+
+/// The read end of a pipe that receives one byte each time a completion (or close) arrives
+/// after `wirecore_queue_try_take` found the queue empty, so an event loop (epoll, Go's
+/// netpoller) can wait for completions without blocking a thread in wirecore. The fd is owned
+/// by the queue (closed by `wirecore_queue_free`): dup it to keep it; set it non-blocking if
+/// needed; read and discard its bytes. Returns -1 for an invalid queue or when no pipe can be
+/// made.
+///
+/// # Safety
+/// `queue` is NULL or a live queue.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_queue_notify_fd(queue: *const wirecore_queue) -> i32 {
+    ffi_fn!(or = -1, {
+        use std::os::fd::AsRawFd;
+        // SAFETY: NULL or a live queue (magic checked).
+        let Some(q) = (unsafe { handle::get(queue) }) else {
+            return -1;
+        };
+        if q.inner.signal.get().is_none() {
+            let Ok((r, w)) = std::io::pipe() else {
+                return -1;
+            };
+            let _ = q.inner.signal.set((r, Mutex::new(w)));
+        }
+        q.inner.signal.get().map_or(-1, |(r, _)| r.as_raw_fd())
+    })
+}
+
+/// Moves up to `max` completions into `out` without waiting. When the queue is empty it
+/// returns 0 and arms the notify fd (`wirecore_queue_notify_fd`): the next completion or close
+/// writes one byte to it. Returns -1 once the queue is closed and empty, -2 for an invalid
+/// argument. The caller owns each returned completion's response and error.
+///
+/// # Safety
+/// `queue` is NULL or a live queue; `out` writable for `max` completions.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_queue_try_take(
+    queue: *const wirecore_queue,
+    out: *mut wirecore_completion,
+    max: usize,
+) -> isize {
+    ffi_fn!(or = -2, {
+        // SAFETY: NULL or a live queue (magic checked).
+        let Some(q) = (unsafe { handle::get(queue) }) else {
+            return -2;
+        };
+        if out.is_null() || max == 0 {
+            return -2;
+        }
+        let mut g = q.inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if g.0.is_empty() {
+            if g.1 {
+                return -1;
+            }
+            // Armed under the lock: a push after this sees it and writes the byte.
+            q.inner.armed.store(true, Ordering::Release);
+            return 0;
+        }
+        // SAFETY: `out` is writable for `max` completions.
+        unsafe { drain_into(&mut g.0, out, max) }
+    })
+}
+
+/// Moves up to `max` completions from `queue` into `out`; ownership moves to `out`.
+///
+/// # Safety
+/// `out` is writable for `max` completions.
+unsafe fn drain_into(
+    queue: &mut VecDeque<Done>,
+    out: *mut wirecore_completion,
+    max: usize,
+) -> isize {
+    let n = queue.len().min(max);
+    for (i, done) in queue.drain(..n).enumerate() {
+        let done = std::mem::ManuallyDrop::new(done);
+        // SAFETY: `out` is writable for `max > i` completions; ownership moves to it.
+        unsafe {
+            out.add(i).write(std::ptr::read(&raw const done.0));
+        }
+    }
+    isize::try_from(n).unwrap_or(isize::MAX)
 }
 
 /// Frees the queue. Completions not yet taken (and ones arriving later) are freed by

@@ -214,6 +214,25 @@ func Wait(q *Queue, b *CompletionBuffer, out []Completion, timeoutMs int64) int 
 	return n
 }
 
+// NotifyFD is the queue's wake-up pipe (owned by the queue; dup it to keep it).
+func NotifyFD(q *Queue) int { return int(C.wirecore_queue_notify_fd(q)) }
+
+// TryTake moves completions into out without waiting; 0 means empty (and arms NotifyFD),
+// -1 closed and empty.
+func TryTake(q *Queue, b *CompletionBuffer, out []Completion) int {
+	n := int(C.wirecore_queue_try_take(q, &b.c[0], C.size_t(len(b.c))))
+	for i := 0; i < n; i++ {
+		c := &b.c[i]
+		out[i] = Completion{
+			ID:       uintptr(C.wc_userdata(c)),
+			Code:     int(c.code),
+			Response: c.response,
+			Err:      c.error,
+		}
+	}
+	return n
+}
+
 // Body modes for Submit.
 const (
 	BodyNone   = 0
