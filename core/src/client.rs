@@ -298,7 +298,9 @@ impl Client {
         let start = Instant::now();
         let total = req.timeout.or_else(|| ms(inner.cfg.timeouts.total_ms));
         let deadline = total.map(|t| start + t);
-        let fut = self.run(req, start, deadline);
+        // Boxed: the request state machine is large (TLS connect, retries), and moving it by value
+        // into timeout_at and the caller's task costs more than one allocation.
+        let fut = Box::pin(self.run(req, start, deadline));
         let res = match deadline {
             Some(at) => match tokio::time::timeout_at(at, fut).await {
                 Ok(r) => r,
@@ -452,7 +454,7 @@ impl Client {
                     ));
                 };
                 p.attempt(op, &origin.key, opts.rate_limit_key, opts.deadline, || {
-                    self.send_once(method, uri, headers, body, opts.deadline)
+                    self.send_once(origin, method, uri, headers, body, opts.deadline)
                 })
                 .await
             }
@@ -462,6 +464,7 @@ impl Client {
 
     async fn send_once(
         &self,
+        origin: &Origin,
         method: &Method,
         uri: &Uri,
         user_headers: &HeaderMap,
@@ -470,8 +473,7 @@ impl Client {
     ) -> Result<Response, Error> {
         let inner = &self.inner;
         let cfg = &inner.cfg;
-        let origin = Origin::from_uri(uri)?;
-        let (headers, body, sent_len) = self.prepare(&origin, user_headers, body).await?;
+        let (headers, body, sent_len) = self.prepare(origin, user_headers, body).await?;
         let replay = body.try_clone();
         let mut body = Some(body);
         // One more try when a pooled connection turns out dead before the request went out.
