@@ -10,10 +10,13 @@ SETUP_TARGETS += setup-node
 LINT_TARGETS += lint-node
 TEST_TARGETS += test-node
 
-setup-node:  ## npm ci in node/ (napi CLI, TypeScript, undici for the benchmark)
+# `npm install` (which installs the versions pinned in package-lock.json), not `npm ci`: npm 11's
+# `npm ci` rejects any lockfile holding @napi-rs/cli's unpublished optional wasm/platform
+# packages as "out of sync", even one it has just written (npm/cli#9846).
+setup-node:  ## npm install in node/ from package-lock.json (napi CLI, TypeScript, undici for the benchmark)
 	@cd $(NODE_DIR) && if [ ! -x node_modules/.bin/napi ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
-	  npm ci --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true; fi
-	@test -x $(NODE_DIR)/node_modules/.bin/napi || { echo "setup-node: npm ci failed" >&2; exit 1; }
+	  npm install --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true; fi
+	@test -x $(NODE_DIR)/node_modules/.bin/napi || { echo "setup-node: npm install failed" >&2; exit 1; }
 
 node: setup-node  ## Build the Node addon (debug) with the napi CLI; rewrites binding.js and binding.d.ts
 	$(NAPI) build --platform --js binding.js --dts binding.d.ts
