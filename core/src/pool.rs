@@ -994,8 +994,8 @@ impl Host {
             self.retire(&meta, r);
             return;
         }
-        if sh.s.max_idle == 0 {
-            // Keep-alive is off: nothing is ever reused.
+        if sh.s.max_idle == 0 || sh.closed.load(Relaxed) {
+            // Keep-alive is off, or the pool is closed: nothing is reused.
             let meta = c.meta.clone();
             drop(c);
             self.retire(&meta, Reason::Idle);
@@ -1029,6 +1029,18 @@ impl Host {
                 slot.in_flight = slot.in_flight.saturating_sub(1);
                 if slot.in_flight == 0 {
                     slot.idle_since = Instant::now();
+                }
+            }
+            if sh.closed.load(Relaxed) {
+                // The pool is closed: a session whose last stream ended goes away.
+                let id = s.meta.id;
+                if let Some(i) = st
+                    .sessions
+                    .iter()
+                    .position(|x| x.session.meta.id == id && x.in_flight == 0)
+                {
+                    let slot = st.sessions.remove(i);
+                    dead.push((slot.session.meta.clone(), Reason::Idle));
                 }
             }
             self.pump(&sh, &mut st, &mut dead);

@@ -307,3 +307,22 @@ async fn bursts_wider_than_the_idle_cap_do_not_churn_connections() {
     assert!(k.connections_active <= 10, "{k:?}");
     assert!(c.stats().pool.evictions.idle >= k.connections_accepted - 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_read_after_close_does_not_return_its_connection() {
+    let srv = server().await;
+    for url in [srv.url("/bytes/200000"), srv.tls_url("/bytes/200000")] {
+        srv.reset();
+        let c = client(&srv);
+        let r = c.get(&url).send().await.unwrap();
+        c.close(Duration::from_secs(1)).await;
+        assert_eq!(r.bytes().await.unwrap().len(), 200_000);
+        let k = srv
+            .wait_for(Duration::from_secs(3), |k| k.connections_active == 0)
+            .await;
+        assert_eq!(
+            k.connections_active, 0,
+            "{url}: closed after its body: {k:?}"
+        );
+    }
+}
