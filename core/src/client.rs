@@ -478,7 +478,7 @@ impl Client {
         let mut body = Some(body);
         // One more try when a pooled connection turns out dead before the request went out.
         for attempt in 0..2 {
-            let mut lease = inner.pool.acquire(&origin, deadline).await?;
+            let mut lease = inner.pool.acquire(origin, deadline).await?;
             let h2 = lease.is_h2();
             let Some(b) = body.take() else {
                 return Err(Error::new(
