@@ -49,3 +49,19 @@ test-python: py-test-venv  ## Install the wheel into a fresh venv; pytest agains
 
 demo-python: py-test-venv  ## Python example against a freshly started test server; prints its stats
 	cd $(PY_DIR) && WIRECORE_TESTSERVER=$(PY_TESTSERVER) .venv-test/bin/python examples/demo.py
+
+# Release build allowed here only (a bench, never part of `make ready`).
+PY_BENCH := bench/build/python
+.PHONY: bench-python
+BENCH_TARGETS += bench-python
+
+bench-python: setup-python  ## wirecore Client/AsyncClient vs httpx, aiohttp, requests, pyreqwest → bench/results/<date>-python.md
+	$(CARGO) build --release -q -p wirecore-testserver
+	$(MAKE) --no-print-directory wheel PY_PROFILE=release PY_DIST=$(PY_BENCH)
+	test -x $(PY_BENCH)/venv/bin/python || $(PY_BOOT) -m venv $(PY_BENCH)/venv
+	$(PY_BENCH)/venv/bin/python -m pip install -q --disable-pip-version-check -r bench/python/requirements.txt
+	$(PY_BENCH)/venv/bin/python -m pip install -q --disable-pip-version-check pyreqwest==0.15.1 \
+		|| echo "bench-python: pyreqwest did not install; running without it"
+	$(PY_BENCH)/venv/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps $(PY_BENCH)/wirecore-*.whl
+	$(PY_BENCH)/venv/bin/python bench/python/bench.py --server $(abspath $(TARGET_DIR))/release/wirecore-testserver \
+		--out bench/results/$$(date -u +%F)-python.md $(BENCH_PYTHON_ARGS)

@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering::{AcqRel, SeqCst};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use pyo3::intern;
 use pyo3::prelude::*;
 
 use crate::response::{Outcome, into_py_result};
@@ -148,12 +149,12 @@ impl Completer {
 fn settle(py: Python<'_>, d: Done) -> PyResult<()> {
     let fut = d.fut.bind(py);
     // A cancelled future is done already; its outcome is dropped here.
-    if fut.call_method0("done")?.is_truthy()? {
+    if fut.call_method0(intern!(py, "done"))?.is_truthy()? {
         return Ok(());
     }
     match into_py_result(py, d.outcome) {
-        Ok(v) => fut.call_method1("set_result", (v,))?,
-        Err(e) => fut.call_method1("set_exception", (e.into_value(py),))?,
+        Ok(v) => fut.call_method1(intern!(py, "set_result"), (v,))?,
+        Err(e) => fut.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?,
     };
     Ok(())
 }

@@ -163,7 +163,9 @@ def test_gather_then_exit_is_clean_fifty_times(srv: Server, tmp_path: Any) -> No
 
 CTRL_C_SCRIPT = textwrap.dedent(
     """
-    import sys, wirecore
+    import signal, sys, wirecore
+    # As in a terminal, even when this suite runs in a background job (where SIGINT is ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         wirecore.Client().get(sys.argv[1] + "/hang")
     except KeyboardInterrupt:

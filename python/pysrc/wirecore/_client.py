@@ -718,8 +718,17 @@ class AsyncClient(_BaseClient):
         headers: HeaderTypes = None,
         timeout: float | None = None,
     ) -> Response:
-        if params is None and headers is None and timeout is None and isinstance(url, str):
-            return await self._send(("GET", url, None, None, None), False)
+        if params is None and headers is None and timeout is None and url.__class__ is str:
+            # The hot path, inlined: one coroutine frame per request.
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            pending = self._raw.send_async(_completer(loop), fut, "GET", url)
+            try:
+                raw = await fut
+            except BaseException:
+                pending.cancel()
+                raise
+            return Response(raw, "GET")
         return await self.request("GET", url, params=params, headers=headers, timeout=timeout)
 
     async def head(
