@@ -177,6 +177,9 @@ func main() {
 	fmt.Printf("net/http is tuned as the seed (MaxIdleConns 100, MaxIdleConnsPerHost 50; ForceAttemptHTTP2 for h2).\n")
 	fmt.Printf("h1 = HTTP/1.1 over plain TCP; h2 = HTTP/2 over TLS. CPU µs/req is the client process's user+sys CPU per request.\n")
 	fmt.Printf("Ratios are wirecore ÷ net/http measured in the same run (throughput: higher is better; CPU: lower is better).\n\n")
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("Load average at the end: %s (a shared machine: compare ratios within this run only).\n\n", strings.Join(strings.Fields(string(la))[:3], " "))
+	}
 	fmt.Println("| proto | C | net/http req/s | wirecore req/s | ratio | net/http CPU µs/req | wirecore CPU µs/req | net/http p50 / p99 | wirecore p50 / p99 | errors (std/wc) |")
 	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for i := 0; i+1 < len(results); i += 2 {
