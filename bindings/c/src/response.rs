@@ -118,7 +118,8 @@ pub(crate) async fn fetch(
     client: wirecore::Client,
     req: wirecore::Request,
 ) -> Result<Box<wirecore_response>, Error> {
-    let resp = client.execute(req).await?;
+    // Boxed: the engine's future is ~12 KiB, and every spawn would otherwise copy it.
+    let resp = Box::pin(client.execute(req)).await?;
     let small = resp
         .headers()
         .get(http::header::CONTENT_LENGTH)
