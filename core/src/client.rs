@@ -265,6 +265,12 @@ impl Client {
         self.stats().diagnostics()
     }
 
+    /// Closes every idle connection now (in-flight requests and their connections are left
+    /// alone); the client stays usable. Go's `Transport.CloseIdleConnections`.
+    pub fn close_idle_connections(&self) {
+        self.inner.pool.close_idle(false);
+    }
+
     /// Refuses new requests, waits until in-flight ones finish or `deadline` passes, then
     /// closes every idle connection.
     pub async fn close(&self, deadline: Duration) {

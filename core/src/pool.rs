@@ -603,6 +603,12 @@ impl Pool {
     /// Refuses new requests and closes every idle connection.
     pub(crate) fn close(&self) {
         self.shared.closed.store(true, Relaxed);
+        self.close_idle(true);
+    }
+
+    /// Closes every idle HTTP/1.1 connection and every HTTP/2 session without open streams;
+    /// with `fail_waiters`, requests waiting for a connection fail with `closed`.
+    pub(crate) fn close_idle(&self, fail_waiters: bool) {
         let hosts: Vec<Arc<Host>> = lock(&self.shared.hosts).values().cloned().collect();
         for h in hosts {
             let (dead, waiters) = {
@@ -620,7 +626,12 @@ impl Pool {
                     }
                 }
                 st.sessions = keep;
-                (dead, std::mem::take(&mut st.waiters))
+                let waiters = if fail_waiters {
+                    std::mem::take(&mut st.waiters)
+                } else {
+                    VecDeque::new()
+                };
+                (dead, waiters)
             };
             for w in waiters {
                 let _ = w.send(Grant::Failed(

@@ -4,11 +4,17 @@
 //! threads do not exist in the child, so a pid change builds a fresh runtime (the old one is
 //! leaked on purpose: dropping it would join threads that are gone).
 
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::runtime::{Builder, Handle, Runtime};
 
 static GLOBAL: Mutex<Option<(u32, Arc<Runtime>)>> = Mutex::new(None);
+
+thread_local! {
+    /// This thread's copy of (pid, runtime), so the hot path takes no process-wide lock.
+    static CACHED: RefCell<Option<(u32, Arc<Runtime>)>> = const { RefCell::new(None) };
+}
 
 /// The shared runtime, created on first use (and again in a forked child).
 ///
@@ -16,6 +22,20 @@ static GLOBAL: Mutex<Option<(u32, Arc<Runtime>)>> = Mutex::new(None);
 /// If the OS refuses to start threads.
 pub fn global() -> Arc<Runtime> {
     let pid = std::process::id();
+    let hit = CACHED.with_borrow(|c| {
+        c.as_ref()
+            .filter(|(p, _)| *p == pid)
+            .map(|(_, rt)| rt.clone())
+    });
+    if let Some(rt) = hit {
+        return rt;
+    }
+    let rt = global_slow(pid);
+    CACHED.with_borrow_mut(|c| *c = Some((pid, rt.clone())));
+    rt
+}
+
+fn global_slow(pid: u32) -> Arc<Runtime> {
     let mut g = GLOBAL.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some((p, rt)) = g.as_ref()
         && *p == pid

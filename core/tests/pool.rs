@@ -326,3 +326,23 @@ async fn a_body_read_after_close_does_not_return_its_connection() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_idle_connections_keeps_the_client_usable() {
+    let srv = server().await;
+    let c = client(&srv);
+    for url in [srv.url("/bytes/10"), srv.tls_url("/bytes/10")] {
+        c.get(&url).send().await.unwrap().bytes().await.unwrap();
+    }
+    c.close_idle_connections();
+    let k = srv
+        .wait_for(Duration::from_secs(3), |k| k.connections_active == 0)
+        .await;
+    assert_eq!(k.connections_active, 0, "{k:?}");
+    let r = c.get(&srv.url("/bytes/10")).send().await.unwrap();
+    assert!(
+        !r.reused(),
+        "a fresh connection after closing the idle ones"
+    );
+    assert_eq!(srv.counters().connections_accepted, 3);
+}
