@@ -391,7 +391,7 @@ impl Client {
             }
             hops += 1;
             self.inner.metrics.redirects.fetch_add(1, Relaxed);
-            drain(resp).await;
+            resp.drain().await;
             if !keep_method
                 && (status == StatusCode::SEE_OTHER || method == Method::POST)
                 && method != Method::HEAD
@@ -525,7 +525,7 @@ impl Client {
                     let unsent = e.is_canceled() || error::is_refused_stream(&e);
                     let stale = lease.reused
                         && (unsent
-                            || idempotent(method)
+                            || retry::idempotent_method(method)
                                 && (e.is_incomplete_message() || error::is_reset(&e)));
                     if attempt == 0
                         && stale
@@ -663,13 +663,6 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn idempotent(m: &Method) -> bool {
-    matches!(
-        *m,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    )
-}
-
 fn same_origin(a: &Uri, b: &Uri) -> bool {
     a.scheme() == b.scheme() && a.host() == b.host() && a.port_u16() == b.port_u16()
 }
@@ -680,11 +673,6 @@ fn resolve_location(base: &Uri, location: &str) -> Result<Uri, Error> {
         .join(location)
         .map_err(|e| error::url(format!("bad Location {location:?}: {e}")))?;
     crate::request::parse_url(next.as_str())
-}
-
-/// Reads a small redirect body so its connection can be reused; a large one is dropped.
-async fn drain(resp: Response) {
-    resp.drain().await;
 }
 
 fn build_http(

@@ -44,12 +44,17 @@ impl Reason {
     }
 }
 
-/// Idempotent by method, or by an `Idempotency-Key` header.
-pub(crate) fn idempotent(method: &Method, headers: &HeaderMap) -> bool {
+/// Idempotent by method (RFC 9110 §9.2.2).
+pub(crate) fn idempotent_method(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    ) || headers.contains_key("idempotency-key")
+    )
+}
+
+/// Idempotent by method, or by an `Idempotency-Key` header.
+pub(crate) fn idempotent(method: &Method, headers: &HeaderMap) -> bool {
+    idempotent_method(method) || headers.contains_key("idempotency-key")
 }
 
 /// Whether a failed attempt may be retried, and why.
@@ -177,35 +182,34 @@ impl Budget {
         self.with_slot(now, |s, i, _| s[i].requests += 1);
     }
 
+    /// Retries left in the window ending at second `sec`: the floor plus the ratio of the
+    /// requests, minus the retries already taken.
+    fn left(&self, slots: &[Slot], sec: u64) -> u64 {
+        let n = slots.len() as u64;
+        let live = slots.iter().filter(|x| x.sec + n > sec && x.sec <= sec);
+        let (req, ret) = live.fold((0, 0), |(a, b), x| (a + x.requests, b + x.retries));
+        let allowed =
+            u64::from(self.cfg.min_per_second) * n + req * u64::from(self.cfg.ratio_percent) / 100;
+        allowed.saturating_sub(ret)
+    }
+
     /// Takes one retry from the budget, if it has one.
     pub(crate) fn try_withdraw(&self, now: Instant) -> bool {
         if !self.cfg.enabled {
             return true;
         }
-        let (ratio, floor) = (self.cfg.ratio_percent, self.cfg.min_per_second);
         self.with_slot(now, |s, i, sec| {
-            let n = s.len() as u64;
-            let live = s.iter().filter(|x| x.sec + n > sec && x.sec <= sec);
-            let (req, ret) = live.fold((0, 0), |(a, b), x| (a + x.requests, b + x.retries));
-            let allowed = u64::from(floor) * n + req * u64::from(ratio) / 100;
-            if ret < allowed {
+            let ok = self.left(s, sec) > 0;
+            if ok {
                 s[i].retries += 1;
-                true
-            } else {
-                false
             }
+            ok
         })
     }
 
     /// Retries left in the window now.
     pub(crate) fn available(&self, now: Instant) -> u64 {
-        let (ratio, floor) = (self.cfg.ratio_percent, self.cfg.min_per_second);
-        self.with_slot(now, |s, _, sec| {
-            let n = s.len() as u64;
-            let live = s.iter().filter(|x| x.sec + n > sec && x.sec <= sec);
-            let (req, ret) = live.fold((0, 0), |(a, b), x| (a + x.requests, b + x.retries));
-            (u64::from(floor) * n + req * u64::from(ratio) / 100).saturating_sub(ret)
-        })
+        self.with_slot(now, |s, _, sec| self.left(s, sec))
     }
 }
 

@@ -30,3 +30,12 @@ pub fn client_with(srv: &TestServer, f: impl FnOnce(&mut Config)) -> Client {
     f(&mut c);
     Client::from_config(c).expect("client")
 }
+
+/// A loopback port nobody listens on right now (for servers the tests start themselves).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
