@@ -7,7 +7,7 @@ use std::time::Duration;
 use wirecore::{Config, Error, ErrorKind};
 
 use crate::error::{self, wirecore_code, wirecore_error};
-use crate::handle::{self, Magic, Tagged};
+use crate::handle::{self, Magic};
 use crate::request::{self, wirecore_request};
 use crate::response::{self, wirecore_response};
 
@@ -23,15 +23,7 @@ pub struct wirecore_client {
     pub(crate) client: wirecore::Client,
 }
 
-impl Tagged for wirecore_client {
-    const MAGIC: Magic = Magic::CLIENT;
-    fn magic(&self) -> Magic {
-        self.magic
-    }
-    fn kill(&mut self) {
-        self.magic = Magic::DEAD;
-    }
-}
+tagged!(wirecore_client, CLIENT);
 
 /// Builds a client from `config_json`, the core's config as JSON (`{"pool":{"max_idle_per_host":8}}`);
 /// NULL or `""` means every default. On success `*out` owns the client.

@@ -1,4 +1,5 @@
-//! `ffi_fn!`: the one wrapper every exported function body goes through.
+//! `ffi_fn!`: the one wrapper every exported function body goes through; `tagged!`: the
+//! type tag of a handle.
 //!
 //! A panic must never unwind into C. The body runs inside `catch_unwind`; a panic becomes
 //! `WIRECORE_INTERNAL` plus an error naming it (status functions), or a documented fallback
@@ -22,4 +23,20 @@ macro_rules! ffi_fn {
             Err(_) => $fallback,
         }
     }};
+}
+
+/// `tagged!(handle_type, MAGIC_NAME)`: the handle's type tag lives in its `magic` field (at
+/// offset 0, `repr(C)`), is `Magic::MAGIC_NAME` while alive and `Magic::DEAD` once freed.
+macro_rules! tagged {
+    ($handle:ty, $magic:ident) => {
+        impl $crate::handle::Tagged for $handle {
+            const MAGIC: $crate::handle::Magic = $crate::handle::Magic::$magic;
+            fn magic(&self) -> $crate::handle::Magic {
+                self.magic
+            }
+            fn kill(&mut self) {
+                self.magic = $crate::handle::Magic::DEAD;
+            }
+        }
+    };
 }

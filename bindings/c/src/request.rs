@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use wirecore::{Error, ErrorKind, RequestBody};
 
 use crate::error::{self, wirecore_code, wirecore_error};
-use crate::handle::{self, Magic, Tagged};
+use crate::handle::{self, Magic};
 use crate::task::{Target, wirecore_queue};
 
 /// A request under construction. Created by `wirecore_request_new`; consumed by
@@ -25,15 +25,7 @@ pub struct wirecore_request {
     pub(crate) req: wirecore::Request,
 }
 
-impl Tagged for wirecore_request {
-    const MAGIC: Magic = Magic::REQUEST;
-    fn magic(&self) -> Magic {
-        self.magic
-    }
-    fn kill(&mut self) {
-        self.magic = Magic::DEAD;
-    }
-}
+tagged!(wirecore_request, REQUEST);
 
 /// The writing end of a streamed request body. Free with `wirecore_body_writer_close`.
 /// Thread-safe to hand to another thread (one writer at a time).
@@ -47,15 +39,7 @@ pub struct wirecore_body_writer {
     tx: mpsc::Sender<std::io::Result<Bytes>>,
 }
 
-impl Tagged for wirecore_body_writer {
-    const MAGIC: Magic = Magic::WRITER;
-    fn magic(&self) -> Magic {
-        self.magic
-    }
-    fn kill(&mut self) {
-        self.magic = Magic::DEAD;
-    }
-}
+tagged!(wirecore_body_writer, WRITER);
 
 fn utf8<'a>(p: *const c_char, len: usize, what: &str) -> Result<&'a str, String> {
     // SAFETY: callers pass `len` readable bytes at `p` (documented on each export).

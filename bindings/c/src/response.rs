@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use wirecore::{Body, Error, ErrorKind};
 
 use crate::error::{self, wirecore_code, wirecore_error};
-use crate::handle::{self, Magic, Tagged};
+use crate::handle::{self, Magic};
 use crate::task::{Target, wirecore_queue};
 
 /// Bodies with a Content-Length up to this size arrive with the response, so a small
@@ -54,15 +54,7 @@ pub struct wirecore_response {
     packed: OnceLock<Vec<u8>>,
 }
 
-impl Tagged for wirecore_response {
-    const MAGIC: Magic = Magic::RESPONSE;
-    fn magic(&self) -> Magic {
-        self.magic
-    }
-    fn kill(&mut self) {
-        self.magic = Magic::DEAD;
-    }
-}
+tagged!(wirecore_response, RESPONSE);
 
 impl std::fmt::Debug for wirecore_response {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

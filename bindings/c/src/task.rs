@@ -16,7 +16,7 @@ use wirecore::{Error, ErrorKind};
 
 use crate::client::wirecore_client;
 use crate::error::{self, wirecore_code, wirecore_error};
-use crate::handle::{self, Magic, Tagged};
+use crate::handle::{self, Magic};
 use crate::request::{self, SendPtr, wirecore_request};
 use crate::response::{self, wirecore_response};
 
@@ -118,15 +118,7 @@ pub struct wirecore_queue {
     pub(crate) inner: Arc<QueueInner>,
 }
 
-impl Tagged for wirecore_queue {
-    const MAGIC: Magic = Magic::QUEUE;
-    fn magic(&self) -> Magic {
-        self.magic
-    }
-    fn kill(&mut self) {
-        self.magic = Magic::DEAD;
-    }
-}
+tagged!(wirecore_queue, QUEUE);
 
 /// A handle on an in-flight request: cancel it, then free it. Freeing does not cancel.
 ///
@@ -139,15 +131,7 @@ pub struct wirecore_task {
     cancel: Arc<Notify>,
 }
 
-impl Tagged for wirecore_task {
-    const MAGIC: Magic = Magic::TASK;
-    fn magic(&self) -> Magic {
-        self.magic
-    }
-    fn kill(&mut self) {
-        self.magic = Magic::DEAD;
-    }
-}
+tagged!(wirecore_task, TASK);
 
 pub(crate) enum Target {
     Callback(
