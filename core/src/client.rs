@@ -482,9 +482,10 @@ impl Client {
         let (headers, body, sent_len) = self.prepare(origin, user_headers, body).await?;
         let replay = body.try_clone();
         let mut body = Some(body);
+        let urgency = crate::request::urgency(user_headers);
         // One more try when a pooled connection turns out dead before the request went out.
         for attempt in 0..2 {
-            let mut lease = inner.pool.acquire(origin, deadline).await?;
+            let mut lease = inner.pool.acquire(origin, deadline, urgency).await?;
             let h2 = lease.is_h2();
             let Some(b) = body.take() else {
                 return Err(Error::new(

@@ -27,6 +27,8 @@ pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::layer::ResilienceLayer;
 pub use crate::metrics::{Diagnostics, Stats};
 pub use crate::policy::{Answer, BreakerEvent, BreakerState};
-pub use crate::request::{Request, RequestBuilder, parse_header, parse_method, parse_url};
+pub use crate::request::{
+    DEFAULT_URGENCY, Request, RequestBuilder, parse_header, parse_method, parse_url, urgency,
+};
 pub use crate::response::{Response, Timings};
 pub use http::{HeaderMap, Method, StatusCode, Uri, Version};

@@ -137,8 +137,21 @@ struct State {
     sessions: Vec<Slot>,
     open: usize,
     connecting: usize,
-    waiters: VecDeque<oneshot::Sender<Grant>>,
+    /// Requests waiting for this origin, most urgent first, FIFO within an urgency.
+    waiters: VecDeque<Waiter>,
     blocked: bool,
+}
+
+/// A queued request: its RFC 9218 urgency (0 first) and where its grant goes.
+struct Waiter {
+    urgency: u8,
+    tx: oneshot::Sender<Grant>,
+}
+
+impl Waiter {
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
 }
 
 struct Host {
@@ -382,6 +395,7 @@ impl Pool {
         &self,
         origin: &Origin,
         deadline: Option<Instant>,
+        urgency: u8,
     ) -> Result<Lease, Error> {
         let sh = &self.shared;
         if sh.closed.load(Relaxed) {
@@ -390,7 +404,7 @@ impl Pool {
         let host = self.host(origin);
         // A dead idle connection found by `ready()` costs one more round; bounded for safety.
         for _ in 0..(sh.s.per_host + 2) {
-            let (step, dead) = host.try_acquire();
+            let (step, dead) = host.try_acquire(urgency);
             host.retire_all(dead);
             let grant = match step {
                 Step::Now(g) => g,
@@ -634,7 +648,7 @@ impl Pool {
                 (dead, waiters)
             };
             for w in waiters {
-                let _ = w.send(Grant::Failed(
+                let _ = w.tx.send(Grant::Failed(
                     ErrorKind::Closed,
                     "the client is closed".into(),
                 ));
@@ -782,7 +796,7 @@ impl Host {
 
     /// Takes a free stream, an idle connection or a connect slot under the lock; collects dead
     /// connections to retire after it.
-    fn try_acquire(self: &Arc<Self>) -> (Step, Vec<(Arc<Meta>, Reason)>) {
+    fn try_acquire(self: &Arc<Self>, urgency: u8) -> (Step, Vec<(Arc<Meta>, Reason)>) {
         let Some(sh) = self.shared() else {
             return (
                 Step::Now(Grant::Failed(
@@ -794,10 +808,10 @@ impl Host {
         };
         let mut dead = Vec::new();
         let mut st = lock(&self.state);
-        while st.waiters.front().is_some_and(oneshot::Sender::is_closed) {
+        while st.waiters.front().is_some_and(Waiter::is_closed) {
             st.waiters.pop_front();
         }
-        // Requests queue behind earlier waiters (FIFO) unless something is free right now.
+        // Requests queue behind earlier waiters unless something is free right now.
         if st.waiters.is_empty()
             && let Some(g) = self.take(&sh, &mut st, &mut dead)
         {
@@ -807,7 +821,14 @@ impl Host {
             return (Step::Full, dead);
         }
         let (tx, rx) = oneshot::channel();
-        st.waiters.push_back(tx);
+        // Behind every waiter at least as urgent (the back is checked first: with no
+        // `Priority` headers all urgencies are equal and this is a push_back).
+        let at = st
+            .waiters
+            .iter()
+            .rposition(|w| w.urgency <= urgency)
+            .map_or(0, |i| i + 1);
+        st.waiters.insert(at, Waiter { urgency, tx });
         let blocked = st.blocked;
         (Step::Wait(rx, blocked), dead)
     }
@@ -879,10 +900,10 @@ impl Host {
                 break;
             };
             let is_connect = matches!(g, Grant::Connect);
-            let Some(tx) = st.waiters.pop_front() else {
+            let Some(w) = st.waiters.pop_front() else {
                 break;
             };
-            match tx.send(g) {
+            match w.tx.send(g) {
                 Ok(()) => granted_connect |= is_connect,
                 Err(g) => Self::undo_locked(sh, st, g),
             }
@@ -977,7 +998,7 @@ impl Host {
             if Self::dedupe(&st) {
                 // They waited for this connect: they share its fate rather than queue again.
                 for w in std::mem::take(&mut st.waiters) {
-                    let _ = w.send(Grant::Failed(e.kind(), e.message().to_owned()));
+                    let _ = w.tx.send(Grant::Failed(e.kind(), e.message().to_owned()));
                 }
             }
             self.pump(&sh, &mut st, &mut dead);

@@ -139,6 +139,59 @@ impl Request {
     pub fn rate_limit_key_mut(&mut self) -> &mut Option<String> {
         &mut self.rate_limit_key
     }
+
+    /// Sets the RFC 9218 `Priority` header (`u=<urgency>`, plus `, i` when `incremental`).
+    /// Urgency 0 is the most urgent, 7 the least; 3 is the default. Besides telling the server,
+    /// the urgency orders this request among those waiting for a connection to its origin.
+    ///
+    /// # Errors
+    /// `invalid_request` when `urgency` is over 7.
+    pub fn set_priority(&mut self, urgency: u8, incremental: bool) -> Result<(), Error> {
+        if urgency > 7 {
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                format!("priority urgency must be 0 (most urgent) to 7 (least), got {urgency}"),
+            ));
+        }
+        let v = if incremental {
+            format!("u={urgency}, i")
+        } else {
+            format!("u={urgency}")
+        };
+        self.headers.insert(
+            http::header::HeaderName::from_static("priority"),
+            HeaderValue::try_from(v).map_err(|_| error::header("invalid priority".to_owned()))?,
+        );
+        Ok(())
+    }
+}
+
+/// The urgency every request has unless its `Priority` header says otherwise (RFC 9218 §4.1).
+pub const DEFAULT_URGENCY: u8 = 3;
+
+/// The urgency of a request from its `Priority` header (RFC 9218): the `u` member of the
+/// structured-field dictionary, 0 (most urgent) to 7. Missing, malformed or out-of-range values
+/// mean [`DEFAULT_URGENCY`], as the RFC asks of a recipient.
+#[must_use]
+pub fn urgency(headers: &HeaderMap) -> u8 {
+    let mut u = DEFAULT_URGENCY;
+    // Several header lines form one dictionary; a later member overrides an earlier one.
+    for v in headers.get_all("priority") {
+        let Ok(v) = v.to_str() else { continue };
+        for member in v.split(',') {
+            let member = member.trim();
+            let Some(rest) = member.strip_prefix("u=") else {
+                continue;
+            };
+            // Parameters (`;a=b`) after the value are allowed and ignored.
+            let value = rest.split(';').next().unwrap_or("").trim();
+            u = match value.parse::<u8>() {
+                Ok(n) if n <= 7 => n,
+                _ => DEFAULT_URGENCY,
+            };
+        }
+    }
+    u
 }
 
 /// Parses a method name.
@@ -272,6 +325,11 @@ impl RequestBuilder {
         })
     }
 
+    /// Sets the request's priority (RFC 9218): see [`Request::set_priority`].
+    pub fn priority(self, urgency: u8, incremental: bool) -> Self {
+        self.map(|r| r.set_priority(urgency, incremental))
+    }
+
     /// The key this request is rate limited under when `rate_limit.scope` is `"key"` (a user,
     /// a tenant, an API key).
     pub fn rate_limit_key(self, key: &str) -> Self {
@@ -321,6 +379,31 @@ mod tests {
         assert!(parse_url("http://example.com/a b").is_ok());
         let e = parse_url("ftp://user:pw@host/").unwrap_err();
         assert!(!e.to_string().contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn urgency_follows_rfc_9218() {
+        let of = |vals: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in vals {
+                h.append("priority", HeaderValue::from_str(v).unwrap());
+            }
+            urgency(&h)
+        };
+        assert_eq!(of(&[]), 3);
+        assert_eq!(of(&["u=0"]), 0);
+        assert_eq!(of(&["i, u=6"]), 6);
+        assert_eq!(of(&["u=1;x=2, i"]), 1);
+        assert_eq!(of(&["u=9"]), 3, "out of range means the default");
+        assert_eq!(of(&["u=high"]), 3);
+        assert_eq!(of(&["u=1", "u=5"]), 5, "the last member wins");
+        let mut r = Request::new(Method::GET, "http://h/").unwrap();
+        r.set_priority(0, true).unwrap();
+        assert_eq!(r.headers()["priority"], "u=0, i");
+        assert_eq!(urgency(r.headers()), 0);
+        let e = r.set_priority(8, false).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+        assert!(e.to_string().contains("got 8"), "{e}");
     }
 
     #[test]

@@ -346,3 +346,52 @@ async fn close_idle_connections_keeps_the_client_usable() {
     );
     assert_eq!(srv.counters().connections_accepted, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn urgent_requests_overtake_queued_ones() {
+    let srv = server().await;
+    let c = client_with(&srv, |cfg| cfg.pool.max_connections_per_host = 1);
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let send = |name: &'static str, path: &str, urgency: Option<u8>| {
+        let mut b = c.get(&srv.url(path));
+        if let Some(u) = urgency {
+            b = b.priority(u, false);
+        }
+        let order = order.clone();
+        tokio::spawn(async move {
+            b.send().await.unwrap().bytes().await.unwrap();
+            order.lock().unwrap().push(name);
+        })
+    };
+    let queued = |n: u64| {
+        let c = c.clone();
+        async move {
+            for _ in 0..500 {
+                if c.stats().pool.pending == n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            panic!("never saw {n} waiting: {:?}", c.stats().pool);
+        }
+    };
+    // The only connection is busy; the others queue in this order.
+    let mut tasks = vec![send("busy", "/delay/300", None)];
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for (i, name) in ["low-1", "low-2", "low-3"].into_iter().enumerate() {
+        tasks.push(send(name, "/delay/5", Some(7)));
+        queued(i as u64 + 1).await;
+    }
+    tasks.push(send("default", "/delay/5", None));
+    queued(4).await;
+    tasks.push(send("urgent", "/delay/5", Some(0)));
+    queued(5).await;
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        *order.lock().unwrap(),
+        ["busy", "urgent", "default", "low-1", "low-2", "low-3"]
+    );
+    assert_eq!(srv.counters().connections_accepted, 1);
+}
