@@ -339,6 +339,7 @@ impl Client {
             timeout: _,
             idempotent,
             rate_limit_key,
+            phases,
         } = req;
         let max = self.inner.cfg.redirect.max;
         let mut hops = 0u32;
@@ -348,6 +349,7 @@ impl Client {
                 idempotent,
                 rate_limit_key: rate_limit_key.as_deref(),
                 deadline,
+                phases,
             };
             let mut resp = self
                 .send_resilient(&method, &uri, &headers, body, &opts)
@@ -460,7 +462,7 @@ impl Client {
                     ));
                 };
                 p.attempt(op, &origin.key, opts.rate_limit_key, opts.deadline, || {
-                    self.send_once(origin, method, uri, headers, body, opts.deadline)
+                    self.send_once(origin, method, uri, headers, body, opts)
                 })
                 .await
             }
@@ -475,17 +477,22 @@ impl Client {
         uri: &Uri,
         user_headers: &HeaderMap,
         body: RequestBody,
-        deadline: Option<Instant>,
+        opts: &Opts<'_>,
     ) -> Result<Response, Error> {
         let inner = &self.inner;
         let cfg = &inner.cfg;
+        let (deadline, phases) = (opts.deadline, opts.phases);
+        let read_idle = phases.read_idle.or_else(|| ms(cfg.timeouts.read_idle_ms));
         let (headers, body, sent_len) = self.prepare(origin, user_headers, body).await?;
         let replay = body.try_clone();
         let mut body = Some(body);
         let urgency = crate::request::urgency(user_headers);
         // One more try when a pooled connection turns out dead before the request went out.
         for attempt in 0..2 {
-            let mut lease = inner.pool.acquire(origin, deadline, urgency).await?;
+            let mut lease = inner
+                .pool
+                .acquire(origin, deadline, urgency, phases)
+                .await?;
             let h2 = lease.is_h2();
             let Some(b) = body.take() else {
                 return Err(Error::new(
@@ -507,14 +514,14 @@ impl Client {
                     ));
                 }
             };
-            let head = match ms(cfg.timeouts.read_idle_ms) {
+            let head = match read_idle {
                 Some(t) => match tokio::time::timeout(t, fut).await {
                     Ok(r) => r,
                     Err(_) => {
                         return Err(error::timeout(
                             ErrorKind::TimeoutRead,
                             &format!("waiting for the response from {}", origin.key),
-                            cfg.timeouts.read_idle_ms,
+                            t.as_millis() as u64,
                         ));
                     }
                 },
@@ -544,7 +551,7 @@ impl Client {
             if let Some(n) = sent_len {
                 inner.metrics.bytes_sent.fetch_add(n, Relaxed);
             }
-            return Ok(self.finish(res, lease, uri, ttfb, deadline));
+            return Ok(self.finish(res, lease, uri, ttfb, deadline, read_idle));
         }
         Err(Error::new(
             ErrorKind::Io,
@@ -600,6 +607,7 @@ impl Client {
         uri: &Uri,
         ttfb: Duration,
         deadline: Option<Instant>,
+        read_idle: Option<Duration>,
     ) -> Response {
         let inner = &self.inner;
         let cfg = &inner.cfg;
@@ -617,7 +625,7 @@ impl Client {
         let limits = BodyLimits {
             max_bytes: cfg.limits.max_response_body_bytes,
             deadline: deadline.map(|d| (d, cfg.timeouts.total_ms)),
-            read_idle: ms(cfg.timeouts.read_idle_ms),
+            read_idle,
         };
         let body = Body::incoming(
             incoming,
@@ -651,6 +659,7 @@ struct Opts<'a> {
     idempotent: Option<bool>,
     rate_limit_key: Option<&'a str>,
     deadline: Option<Instant>,
+    phases: crate::request::PhaseTimeouts,
 }
 
 struct InFlight<'a>(&'a Client);

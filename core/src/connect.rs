@@ -75,13 +75,19 @@ impl Connector {
         })
     }
 
-    pub(crate) async fn connect(&self, origin: &Origin) -> Result<Connected, Error> {
+    /// Resolves, connects (within `timeout`, else `timeouts.connect_ms`) and handshakes.
+    pub(crate) async fn connect(
+        &self,
+        origin: &Origin,
+        timeout: Option<Duration>,
+    ) -> Result<Connected, Error> {
+        let connect_ms = timeout.map_or(self.connect_ms, |t| t.as_millis() as u64);
         let t0 = Instant::now();
         let addrs = self.dns.resolve(&origin.host).await?;
         let dns = t0.elapsed();
         let t1 = Instant::now();
         let tcp = tokio::time::timeout(
-            Duration::from_millis(self.connect_ms),
+            Duration::from_millis(connect_ms),
             tcp::connect(&addrs, origin.port, &self.tcp),
         )
         .await
@@ -89,7 +95,7 @@ impl Connector {
             crate::error::timeout(
                 ErrorKind::TimeoutConnect,
                 &format!("connecting to {}", origin.key),
-                self.connect_ms,
+                connect_ms,
             )
         })?
         .map_err(|e| {

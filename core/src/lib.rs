@@ -28,7 +28,8 @@ pub use crate::layer::ResilienceLayer;
 pub use crate::metrics::{Diagnostics, Stats};
 pub use crate::policy::{Answer, BreakerEvent, BreakerState};
 pub use crate::request::{
-    DEFAULT_URGENCY, Request, RequestBuilder, parse_header, parse_method, parse_url, urgency,
+    DEFAULT_URGENCY, PhaseTimeouts, Request, RequestBuilder, parse_header, parse_method, parse_url,
+    urgency,
 };
 pub use crate::response::{Response, Timings};
 pub use http::{HeaderMap, Method, StatusCode, Uri, Version};

@@ -396,6 +396,7 @@ impl Pool {
         origin: &Origin,
         deadline: Option<Instant>,
         urgency: u8,
+        phases: crate::request::PhaseTimeouts,
     ) -> Result<Lease, Error> {
         let sh = &self.shared;
         if sh.closed.load(Relaxed) {
@@ -425,7 +426,7 @@ impl Pool {
                     if blocked {
                         sh.evict_one_idle();
                     }
-                    let mut wait = sh.s.acquire_timeout;
+                    let mut wait = phases.pool.unwrap_or(sh.s.acquire_timeout);
                     if let Some(d) = deadline {
                         wait = wait.min(d.saturating_duration_since(Instant::now()));
                     }
@@ -478,7 +479,7 @@ impl Pool {
                         host: host.clone(),
                         armed: true,
                     };
-                    return self.connect(guard).await;
+                    return self.connect(guard, phases.connect).await;
                 }
             }
         }
@@ -488,10 +489,14 @@ impl Pool {
         ))
     }
 
-    async fn connect(&self, mut guard: ConnectGuard) -> Result<Lease, Error> {
+    async fn connect(
+        &self,
+        mut guard: ConnectGuard,
+        timeout: Option<Duration>,
+    ) -> Result<Lease, Error> {
         let host = guard.host.clone();
         let sh = &self.shared;
-        let connected = match sh.connector.connect(&host.origin).await {
+        let connected = match sh.connector.connect(&host.origin, timeout).await {
             Ok(c) => c,
             Err(e) => {
                 guard.armed = false;

@@ -23,6 +23,20 @@ pub struct Request {
     pub(crate) idempotent: Option<bool>,
     /// The key of `rate_limit.scope = "key"`.
     pub(crate) rate_limit_key: Option<String>,
+    /// Overrides of the config's phase timeouts.
+    pub(crate) phases: PhaseTimeouts,
+}
+
+/// Per-request overrides of the phase timeouts under `timeouts.*`; `None` keeps the config's.
+/// (The total timeout is [`Request::timeout_mut`].)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PhaseTimeouts {
+    /// TCP connect of a connection this request opens (`timeouts.connect_ms`).
+    pub connect: Option<Duration>,
+    /// Longest silence while waiting for response bytes, head or body (`timeouts.read_idle_ms`).
+    pub read_idle: Option<Duration>,
+    /// Longest wait for a pooled connection (`timeouts.pool_acquire_ms`).
+    pub pool: Option<Duration>,
 }
 
 /// Parses and checks a URL: absolute, http or https, with a host. Accepts what browsers accept
@@ -81,6 +95,7 @@ impl Request {
             timeout: None,
             idempotent: None,
             rate_limit_key: None,
+            phases: PhaseTimeouts::default(),
         })
     }
 
@@ -96,6 +111,7 @@ impl Request {
             timeout: None,
             idempotent: None,
             rate_limit_key: None,
+            phases: PhaseTimeouts::default(),
         })
     }
 
@@ -127,6 +143,11 @@ impl Request {
     /// The per-request total timeout, overriding `timeouts.total_ms`.
     pub fn timeout_mut(&mut self) -> &mut Option<Duration> {
         &mut self.timeout
+    }
+
+    /// Per-request overrides of the connect, read-idle and pool timeouts.
+    pub fn phase_timeouts_mut(&mut self) -> &mut PhaseTimeouts {
+        &mut self.phases
     }
 
     /// Declares the request safe (`Some(true)`) or unsafe to repeat; `None` decides by method
@@ -312,6 +333,30 @@ impl RequestBuilder {
     pub fn timeout(self, d: Duration) -> Self {
         self.map(|r| {
             r.timeout = Some(d);
+            Ok(())
+        })
+    }
+
+    /// Overrides `timeouts.connect_ms` for a connection this request opens.
+    pub fn connect_timeout(self, d: Duration) -> Self {
+        self.map(|r| {
+            r.phases.connect = Some(d);
+            Ok(())
+        })
+    }
+
+    /// Overrides `timeouts.read_idle_ms`: the longest silence while waiting for response bytes.
+    pub fn read_timeout(self, d: Duration) -> Self {
+        self.map(|r| {
+            r.phases.read_idle = Some(d);
+            Ok(())
+        })
+    }
+
+    /// Overrides `timeouts.pool_acquire_ms`: the longest wait for a pooled connection.
+    pub fn pool_timeout(self, d: Duration) -> Self {
+        self.map(|r| {
+            r.phases.pool = Some(d);
             Ok(())
         })
     }

@@ -395,3 +395,57 @@ async fn urgent_requests_overtake_queued_ones() {
     );
     assert_eq!(srv.counters().connections_accepted, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phase_timeouts_can_be_overridden_per_request() {
+    let srv = server().await;
+    let c = client_with(&srv, |cfg| {
+        cfg.timeouts.connect_ms = 10_000;
+        cfg.timeouts.read_idle_ms = 10_000;
+        cfg.timeouts.pool_acquire_ms = 10_000;
+        cfg.pool.max_connections_per_host = 1;
+        cfg.retry.enabled = false;
+    });
+    let t = tokio::time::Instant::now();
+    let e = c
+        .get(&srv.url("/delay/2000"))
+        .read_timeout(Duration::from_millis(100))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimeoutRead, "{e}");
+    assert!(e.to_string().contains("100 ms"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+
+    // The only connection is busy: the override bounds the wait for it.
+    let busy = tokio::spawn(c.get(&srv.url("/delay/600")).send());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = tokio::time::Instant::now();
+    let e = c
+        .get(&srv.url("/bytes/1"))
+        .pool_timeout(Duration::from_millis(50))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimeoutPool, "{e}");
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    busy.await.unwrap().unwrap().bytes().await.unwrap();
+
+    let t = tokio::time::Instant::now();
+    let e = c
+        .get(&format!("http://{}/", srv.blackhole_addr()))
+        .connect_timeout(Duration::from_millis(100))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimeoutConnect, "{e}");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+
+    // Without overrides the config's 10 s apply: a 300 ms reply is fine.
+    let r = c.get(&srv.url("/delay/300")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
