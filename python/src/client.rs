@@ -12,9 +12,12 @@ use std::time::Duration;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
+use tokio::sync::oneshot;
+
 use crate::bridge::{Completer, Pending};
 use crate::error;
 use crate::response::{Outcome, into_py_result, run};
+use crate::upload::Upload;
 
 /// How often a blocking call wakes to let Python run signal handlers (Ctrl-C).
 const SIGNAL_SLICE: Duration = Duration::from_millis(50);
@@ -67,12 +70,35 @@ impl Client {
 
 type Headers = Vec<(String, String)>;
 
+/// `(connect, read, pool)` overrides in seconds.
+type Phases = (Option<f64>, Option<f64>, Option<f64>);
+
+/// Everything about a request beyond method, URL, headers and body.
+struct Extra {
+    timeout: Option<f64>,
+    phases: Option<Phases>,
+    idempotent: Option<bool>,
+    rate_limit_key: Option<String>,
+    priority: Option<u8>,
+}
+
+fn seconds(what: &str, t: f64) -> Result<Duration, wirecore::Error> {
+    if t.is_finite() && t > 0.0 {
+        Ok(Duration::from_secs_f64(t))
+    } else {
+        Err(wirecore::Error::new(
+            wirecore::ErrorKind::InvalidRequest,
+            format!("{what} must be a positive number of seconds, got {t}"),
+        ))
+    }
+}
+
 fn build_request(
     method: &str,
     url: &str,
     headers: Option<Headers>,
-    body: Option<&[u8]>,
-    timeout: Option<f64>,
+    body: Option<wirecore::RequestBody>,
+    x: Extra,
 ) -> Result<wirecore::Request, wirecore::Error> {
     let mut req = wirecore::Request::new(wirecore::parse_method(method)?, url)?;
     if let Some(hs) = headers {
@@ -84,18 +110,86 @@ fn build_request(
         }
     }
     if let Some(b) = body {
-        *req.body_mut() = wirecore::RequestBody::from(bytes::Bytes::copy_from_slice(b));
+        *req.body_mut() = b;
     }
-    if let Some(t) = timeout {
-        if !(t.is_finite() && t > 0.0) {
-            return Err(wirecore::Error::new(
-                wirecore::ErrorKind::InvalidRequest,
-                format!("timeout must be a positive number of seconds, got {t}"),
-            ));
-        }
-        *req.timeout_mut() = Some(Duration::from_secs_f64(t));
+    if let Some(t) = x.timeout {
+        *req.timeout_mut() = Some(seconds("timeout", t)?);
+    }
+    if let Some((connect, read, pool)) = x.phases {
+        let p = req.phase_timeouts_mut();
+        p.connect = connect.map(|t| seconds("connect timeout", t)).transpose()?;
+        p.read_idle = read.map(|t| seconds("read timeout", t)).transpose()?;
+        p.pool = pool.map(|t| seconds("pool timeout", t)).transpose()?;
+    }
+    *req.idempotent_mut() = x.idempotent;
+    *req.rate_limit_key_mut() = x.rate_limit_key;
+    if let Some(u) = x.priority {
+        req.set_priority(u, false)?;
     }
     Ok(req)
+}
+
+fn body_of(
+    body: Option<&[u8]>,
+    upload: Option<&Upload>,
+) -> Result<Option<wirecore::RequestBody>, wirecore::Error> {
+    match (body, upload) {
+        (Some(_), Some(_)) => Err(wirecore::Error::new(
+            wirecore::ErrorKind::InvalidRequest,
+            "pass a body or an upload, not both",
+        )),
+        (Some(b), None) => Ok(Some(wirecore::RequestBody::from(
+            bytes::Bytes::copy_from_slice(b),
+        ))),
+        (None, Some(u)) => u.take_body().map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A request started in the background (for streamed uploads the caller feeds while it runs).
+/// Dropping it unawaited cancels the request.
+#[pyclass(frozen, module = "wirecore._wirecore")]
+pub(crate) struct Started {
+    rx: Mutex<Option<oneshot::Receiver<Outcome>>>,
+    abort: tokio::task::AbortHandle,
+}
+
+#[pymethods]
+impl Started {
+    /// Blocks (GIL released, Ctrl-C honoured) until the response; cancels it on an exception.
+    fn wait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let Some(rx) = self
+            .rx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return Err(PyValueError::new_err("the response was already taken"));
+        };
+        let out = match wait(py, rx) {
+            Ok(Ok(out)) => out,
+            Ok(Err(_)) => Outcome::Error(wirecore::Error::new(
+                wirecore::ErrorKind::Cancelled,
+                "the request was cancelled",
+            )),
+            Err(e) => {
+                self.abort.abort();
+                return Err(e);
+            }
+        };
+        into_py_result(py, out)
+    }
+
+    /// Cancels the request.
+    fn cancel(&self) {
+        self.abort.abort();
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        self.abort.abort();
+    }
 }
 
 #[pymethods]
@@ -115,7 +209,10 @@ impl Client {
 
     /// Sends a request and blocks (GIL released) until the response, and its body unless
     /// `stream`, arrived.
-    #[pyo3(signature = (method, url, headers=None, body=None, timeout=None, stream=false))]
+    #[pyo3(signature = (
+        method, url, headers=None, body=None, timeout=None, stream=false, *,
+        idempotent=None, rate_limit_key=None, priority=None, phases=None,
+    ))]
     #[expect(
         clippy::too_many_arguments,
         reason = "mirrors the Python keyword arguments"
@@ -129,15 +226,78 @@ impl Client {
         body: Option<&[u8]>,
         timeout: Option<f64>,
         stream: bool,
+        idempotent: Option<bool>,
+        rate_limit_key: Option<String>,
+        priority: Option<u8>,
+        phases: Option<Phases>,
     ) -> PyResult<Py<PyAny>> {
-        let req = error::check(py, build_request(method, url, headers, body, timeout))?;
+        let x = Extra {
+            timeout,
+            phases,
+            idempotent,
+            rate_limit_key,
+            priority,
+        };
+        let req = error::check(
+            py,
+            body_of(body, None).and_then(|b| build_request(method, url, headers, b, x)),
+        )?;
         let client = self.current(py)?;
         let out = wait(py, run(client, req, stream))?;
         into_py_result(py, out)
     }
 
+    /// Starts a request whose body comes from `upload`; `Started.wait()` returns the response
+    /// while the caller feeds the upload meanwhile.
+    #[pyo3(signature = (
+        upload, method, url, headers=None, timeout=None, stream=false, *,
+        idempotent=None, rate_limit_key=None, priority=None, phases=None,
+    ))]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "mirrors the Python keyword arguments"
+    )]
+    fn start(
+        &self,
+        py: Python<'_>,
+        upload: &Upload,
+        method: &str,
+        url: &str,
+        headers: Option<Headers>,
+        timeout: Option<f64>,
+        stream: bool,
+        idempotent: Option<bool>,
+        rate_limit_key: Option<String>,
+        priority: Option<u8>,
+        phases: Option<Phases>,
+    ) -> PyResult<Started> {
+        let x = Extra {
+            timeout,
+            phases,
+            idempotent,
+            rate_limit_key,
+            priority,
+        };
+        let req = error::check(
+            py,
+            body_of(None, Some(upload)).and_then(|b| build_request(method, url, headers, b, x)),
+        )?;
+        let client = self.current(py)?;
+        let (tx, rx) = oneshot::channel();
+        let task = wirecore::runtime::global().spawn(async move {
+            let _ = tx.send(run(client, req, stream).await);
+        });
+        Ok(Started {
+            rx: Mutex::new(Some(rx)),
+            abort: task.abort_handle(),
+        })
+    }
+
     /// Starts a request; its outcome completes `fut` on the completer's loop.
-    #[pyo3(signature = (completer, fut, method, url, headers=None, body=None, timeout=None, stream=false))]
+    #[pyo3(signature = (
+        completer, fut, method, url, headers=None, body=None, timeout=None, stream=false, *,
+        idempotent=None, rate_limit_key=None, priority=None, phases=None, upload=None,
+    ))]
     #[expect(
         clippy::too_many_arguments,
         reason = "mirrors the Python keyword arguments"
@@ -153,8 +313,23 @@ impl Client {
         body: Option<&[u8]>,
         timeout: Option<f64>,
         stream: bool,
+        idempotent: Option<bool>,
+        rate_limit_key: Option<String>,
+        priority: Option<u8>,
+        phases: Option<Phases>,
+        upload: Option<&Upload>,
     ) -> PyResult<Pending> {
-        let req = error::check(py, build_request(method, url, headers, body, timeout))?;
+        let x = Extra {
+            timeout,
+            phases,
+            idempotent,
+            rate_limit_key,
+            priority,
+        };
+        let req = error::check(
+            py,
+            body_of(body, upload).and_then(|b| build_request(method, url, headers, b, x)),
+        )?;
         let client = self.current(py)?;
         let done = completer.handle();
         let task = wirecore::runtime::global().spawn(async move {

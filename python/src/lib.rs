@@ -10,6 +10,7 @@ mod bridge;
 mod client;
 mod error;
 mod response;
+mod upload;
 
 #[pymodule]
 fn _wirecore(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -18,6 +19,8 @@ fn _wirecore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<response::RawResponse>()?;
     m.add_class::<bridge::Completer>()?;
     m.add_class::<bridge::Pending>()?;
+    m.add_class::<client::Started>()?;
+    m.add_class::<upload::Upload>()?;
     m.add_function(wrap_pyfunction!(bridge::shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(bridge::after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(error::error_for_code, m)?)?;

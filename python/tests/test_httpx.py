@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import zlib
 from typing import Any
 
 import httpx
@@ -83,3 +85,48 @@ async def test_async_transport(srv: Server, tls_config: dict[str, Any]) -> None:
     counters = await asyncio.to_thread(srv.wait_for, lambda c: c["requests_cancelled"] == 1)
     assert counters["requests_cancelled"] == 1
     assert counters["connections_accepted"] == 2
+
+
+def test_httpx_timeouts_become_engine_overrides(srv: Server, tls_config: dict[str, Any]) -> None:
+    cfg = {**tls_config, "timeouts": {"read_idle_ms": 10000}, "retry": {"enabled": False}}
+    transport = wirecore.httpx.Transport(cfg)
+    with httpx.Client(transport=transport, timeout=httpx.Timeout(5.0, read=0.1)) as c:
+        t = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            c.get(f"{srv.http}/delay/2000")
+        assert time.monotonic() - t < 1.5
+        # Per request, and `None` leaves the engine's 10 s read timeout in charge.
+        assert c.get(f"{srv.http}/delay/300", timeout=None).status_code == 200
+        with pytest.raises(httpx.ReadTimeout):
+            c.get(f"{srv.http}/delay/2000", timeout=httpx.Timeout(None, read=0.05))
+
+
+def test_httpx_streams_generator_bodies(srv: Server, tls_config: dict[str, Any]) -> None:
+    pieces = [bytes([i]) * 5000 for i in range(100)]
+    whole = b"".join(pieces)
+    with httpx.Client(transport=wirecore.httpx.Transport(tls_config)) as c:
+        r = c.post(f"{srv.http}/upload", content=iter(pieces))
+        assert r.json() == {"body_len": len(whole), "crc32": zlib.crc32(whole)}
+        # No length was known: the engine streamed it chunked instead of buffering it first.
+        echo = c.post(f"{srv.http}/echo", content=iter([b"ab", b"cd"])).json()
+    assert echo["body"] == "abcd"
+    assert echo["headers"].get("transfer-encoding") == "chunked", echo["headers"]
+
+
+@pytest.mark.asyncio
+async def test_async_httpx_timeouts_and_streamed_bodies(
+    srv: Server, tls_config: dict[str, Any]
+) -> None:
+    pieces = [bytes([i]) * 5000 for i in range(100)]
+    whole = b"".join(pieces)
+
+    async def agen() -> Any:
+        for p in pieces:
+            yield p
+
+    transport = wirecore.httpx.AsyncTransport(tls_config)
+    async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(5.0, read=0.1)) as c:
+        r = await c.post(f"{srv.https}/upload", content=agen())
+        assert r.json() == {"body_len": len(whole), "crc32": zlib.crc32(whole)}
+        with pytest.raises(httpx.ReadTimeout):
+            await c.get(f"{srv.http}/delay/2000")

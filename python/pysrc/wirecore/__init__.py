@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from . import _wirecore
-from ._client import AsyncClient, Client, Headers, Response, Timings
+from ._client import AsyncClient, Client, Headers, Response, Timeout, Timings
 from .exceptions import (
     BodyTooLargeError,
     CircuitOpenError,
@@ -71,6 +71,7 @@ __all__ = [
     "Response",
     "TLSError",
     "TLSTimeout",
+    "Timeout",
     "TimeoutError",
     "Timings",
     "TooManyRedirects",

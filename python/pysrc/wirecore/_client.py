@@ -14,6 +14,7 @@ import json as _json
 import os
 import threading
 from collections.abc import (
+    AsyncIterable,
     AsyncIterator,
     Callable,
     Iterable,
@@ -22,20 +23,67 @@ from collections.abc import (
     Sequence,
 )
 from http import HTTPStatus
-from typing import Any, NamedTuple, Optional, Union
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Union
 from urllib.parse import urlencode
 
 from . import _wirecore
 from .exceptions import HTTPStatusError
 
-__all__ = ["AsyncClient", "Client", "Headers", "Response", "Timings"]
+__all__ = ["AsyncClient", "Client", "Headers", "Response", "Timeout", "Timings"]
+
+
+class Timeout(NamedTuple):
+    """Per-request timeouts in seconds; ``None`` keeps what the client's config says.
+
+    ``total`` bounds the whole request (retries included), ``connect`` a TCP connect this request
+    opens, ``read`` the longest silence while waiting for response bytes, ``pool`` the wait for a
+    pooled connection. A plain number as ``timeout=`` means ``Timeout(total=number)``.
+    """
+
+    total: float | None = None
+    connect: float | None = None
+    read: float | None = None
+    pool: float | None = None
+
 
 ConfigTypes = Union[Mapping[str, Any], str, None]
 HeaderTypes = Union["Headers", Mapping[str, str], Sequence[tuple[str, str]], None]
 ParamTypes = Union[Mapping[str, Any], Sequence[tuple[str, Any]], str, None]
-ContentTypes = Union[bytes, bytearray, memoryview, str, None]
+#: A whole body, or a streamed one: an iterable / async iterable of bytes, or a binary file.
+ContentTypes = Union[
+    bytes, bytearray, memoryview, str, Iterable[bytes], AsyncIterable[bytes], IO[bytes], None
+]
+TimeoutTypes = Union[float, Timeout, None]
+#: RFC 9218 urgency 0 (most urgent) to 7, or "highest" (0), "high" (1), "normal" (3),
+#: "low" (5), "lowest" (7).
+PriorityTypes = Union[int, str, None]
 
-_Prepared = tuple[str, str, Optional[list[tuple[str, str]]], Optional[bytes], Optional[float]]
+if TYPE_CHECKING:
+    from typing_extensions import TypedDict, Unpack
+
+    class _Options(TypedDict, total=False):
+        params: ParamTypes
+        headers: HeaderTypes
+        timeout: TimeoutTypes
+        idempotent: bool | None
+        rate_limit_key: str | None
+        priority: PriorityTypes
+
+    class _BodyOptions(_Options, total=False):
+        content: ContentTypes
+        data: Mapping[str, Any] | None
+        json: Any
+
+
+class _Prepared(NamedTuple):
+    method: str
+    url: str
+    headers: list[tuple[str, str]] | None
+    body: bytes | None
+    #: A streamed body's source (iterable, async iterable or file), else None.
+    source: Any
+    #: Keyword arguments for the engine call (timeouts, idempotent, rate_limit_key, priority).
+    options: dict[str, Any]
 
 
 # --- completers: one per event loop, cached per thread -----------------------------------------
@@ -143,6 +191,67 @@ def _has_header(headers: list[tuple[str, str]], name: str) -> bool:
     return any(n.lower() == name for n, _ in headers)
 
 
+_PRIORITY_WORDS = {"highest": 0, "high": 1, "normal": 3, "low": 5, "lowest": 7}
+
+#: Bytes read from a file per chunk of a streamed body.
+_FILE_CHUNK = 64 * 1024
+
+
+def _seconds(v: object, what: str) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"{what} must be seconds as a number, not {type(v).__name__}")
+    return float(v)
+
+
+def _urgency(priority: object) -> int | None:
+    if priority is None:
+        return None
+    if isinstance(priority, str):
+        u = _PRIORITY_WORDS.get(priority.lower())
+        if u is None:
+            words = ", ".join(_PRIORITY_WORDS)
+            raise ValueError(f"priority must be 0 to 7 or one of {words}; got {priority!r}")
+        return u
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError(f"priority must be an int 0-7 or a word, not {type(priority).__name__}")
+    if not 0 <= priority <= 7:
+        raise ValueError(f"priority urgency must be 0 (most urgent) to 7 (least), got {priority}")
+    return priority
+
+
+def _options(
+    timeout: object, idempotent: object, rate_limit_key: object, priority: object
+) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    if isinstance(timeout, Timeout):
+        total = _seconds(timeout.total, "timeout.total")
+        phases = (
+            _seconds(timeout.connect, "timeout.connect"),
+            _seconds(timeout.read, "timeout.read"),
+            _seconds(timeout.pool, "timeout.pool"),
+        )
+        if total is not None:
+            kw["timeout"] = total
+        if phases != (None, None, None):
+            kw["phases"] = phases
+    elif timeout is not None:
+        kw["timeout"] = _seconds(timeout, "timeout")
+    if idempotent is not None:
+        if not isinstance(idempotent, bool):
+            raise TypeError(f"idempotent must be a bool, not {type(idempotent).__name__}")
+        kw["idempotent"] = idempotent
+    if rate_limit_key is not None:
+        if not isinstance(rate_limit_key, str):
+            raise TypeError(f"rate_limit_key must be str, not {type(rate_limit_key).__name__}")
+        kw["rate_limit_key"] = rate_limit_key
+    u = _urgency(priority)
+    if u is not None:
+        kw["priority"] = u
+    return kw
+
+
 def _prepare(
     method: str,
     url: str,
@@ -151,7 +260,7 @@ def _prepare(
     content: ContentTypes,
     data: Mapping[str, Any] | None,
     json: Any,
-    timeout: float | None,
+    options: dict[str, Any],
 ) -> _Prepared:
     if not isinstance(method, str):
         raise TypeError(f"method must be str, not {type(method).__name__}")
@@ -162,6 +271,7 @@ def _prepare(
         url = f"{url}{'&' if '?' in url else '?'}{query}"
     hs = _header_list(headers)
     body: bytes | None = None
+    source: Any = None
     given = (content is not None) + (data is not None) + (json is not None)
     if given > 1:
         raise TypeError("pass at most one of content=, data= and json=")
@@ -170,8 +280,15 @@ def _prepare(
             body = content.encode()
         elif isinstance(content, (bytes, bytearray, memoryview)):
             body = bytes(content)
+        elif hasattr(content, "read") or hasattr(content, "__aiter__"):
+            source = content
+        elif isinstance(content, Iterable) and not isinstance(content, Mapping):
+            source = content
         else:
-            raise TypeError(f"content must be bytes or str, not {type(content).__name__}")
+            raise TypeError(
+                "content must be bytes, str, an iterable or async iterable of bytes, or a "
+                f"binary file, not {type(content).__name__}"
+            )
     elif json is not None:
         body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
         hs = hs or []
@@ -184,11 +301,71 @@ def _prepare(
         hs = hs or []
         if not _has_header(hs, "content-type"):
             hs.append(("content-type", "application/x-www-form-urlencoded"))
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError(f"timeout must be seconds as a number, not {type(timeout).__name__}")
-        timeout = float(timeout)
-    return method.upper(), url, hs, body, timeout
+    return _Prepared(method.upper(), url, hs, body, source, options)
+
+
+def _chunk(c: object) -> bytes:
+    if isinstance(c, bytes):
+        return c
+    if isinstance(c, (bytearray, memoryview)):
+        return bytes(c)
+    if isinstance(c, str):
+        return c.encode()
+    raise TypeError(f"a streamed body must yield bytes, got {type(c).__name__}")
+
+
+def _sync_chunks(source: Any) -> Iterator[bytes]:
+    if hasattr(source, "read"):
+        while True:
+            c = source.read(_FILE_CHUNK)
+            if not c:
+                return
+            yield _chunk(c)
+    for c in source:
+        yield _chunk(c)
+
+
+def _feed_sync(up: _wirecore.Upload, source: Any) -> None:
+    """Sends a streamed body from this thread while the engine sends it on."""
+    try:
+        for c in _sync_chunks(source):
+            if c and not up.send(c):
+                return  # the request ended (an early response, or an error): stop reading
+        up.finish()
+    except BaseException as e:
+        up.abort(f"the request body's source raised {type(e).__name__}: {e}")
+        raise
+
+
+async def _feed_async(up: _wirecore.Upload, source: Any) -> None:
+    """Sends a streamed body from the event loop, waiting for room in the engine's queue."""
+    try:
+        if hasattr(source, "__aiter__"):
+            async for c in source:
+                if not await _put(up, _chunk(c)):
+                    return  # the request ended (an early response, or an error)
+        else:
+            for c in _sync_chunks(source):
+                if not await _put(up, c):
+                    return
+        up.finish()
+    except BaseException as e:
+        up.abort(f"the request body's source raised {type(e).__name__}: {e}")
+        raise
+
+
+def _failure(task: asyncio.Task[None]) -> BaseException | None:
+    if task.done() and not task.cancelled():
+        return task.exception()
+    return None
+
+
+async def _put(up: _wirecore.Upload, c: bytes) -> bool:
+    if not c:
+        return True
+    while not up.try_send(c):
+        await _await(up.ready_async)
+    return not up.closed
 
 
 # --- Headers, Timings, Response ---------------------------------------------------------------
@@ -504,6 +681,34 @@ class Client(_BaseClient):
 
     __slots__ = ()
 
+    def _send(self, p: _Prepared, stream: bool) -> Response:
+        if p.source is None:
+            raw = self._raw.send(p.method, p.url, p.headers, p.body, stream=stream, **p.options)
+        else:
+            raw = self._call_streamed(p.method, p.url, p.headers, p.source, stream, p.options)
+        return Response(raw, p.method)
+
+    def _call_streamed(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]] | None,
+        source: Any,
+        stream: bool,
+        options: dict[str, Any],
+    ) -> _wirecore.RawResponse:
+        """Starts the request, feeds its body from ``source`` on this thread, then waits."""
+        if hasattr(source, "__aiter__") and not hasattr(source, "__iter__"):
+            raise TypeError("an async iterable body needs AsyncClient")
+        up = _wirecore.Upload()
+        started = self._raw.start(up, method, url, headers, stream=stream, **options)
+        try:
+            _feed_sync(up, source)
+        except BaseException:
+            started.cancel()
+            raise
+        return started.wait()
+
     def request(
         self,
         method: str,
@@ -514,10 +719,20 @@ class Client(_BaseClient):
         content: ContentTypes = None,
         data: Mapping[str, Any] | None = None,
         json: Any = None,
-        timeout: float | None = None,
+        timeout: TimeoutTypes = None,
+        idempotent: bool | None = None,
+        rate_limit_key: str | None = None,
+        priority: PriorityTypes = None,
     ) -> Response:
-        m, u, h, b, t = _prepare(method, url, params, headers, content, data, json, timeout)
-        return Response(self._raw.send(m, u, h, b, t, False), m)
+        """Sends a request and reads the whole response.
+
+        ``timeout`` is seconds for the whole request or a :class:`Timeout`; ``idempotent``
+        overrides the method's retry safety; ``rate_limit_key`` is the key of
+        ``rate_limit.scope = "key"``; ``priority`` is the RFC 9218 urgency (sent as the
+        ``Priority`` header, and it orders requests waiting for a connection).
+        """
+        o = _options(timeout, idempotent, rate_limit_key, priority)
+        return self._send(_prepare(method, url, params, headers, content, data, json, o), False)
 
     @contextlib.contextmanager
     def stream(
@@ -530,123 +745,41 @@ class Client(_BaseClient):
         content: ContentTypes = None,
         data: Mapping[str, Any] | None = None,
         json: Any = None,
-        timeout: float | None = None,
+        timeout: TimeoutTypes = None,
+        idempotent: bool | None = None,
+        rate_limit_key: str | None = None,
+        priority: PriorityTypes = None,
     ) -> Iterator[Response]:
         """Sends the request; the body is read through ``iter_bytes()`` inside the block."""
-        m, u, h, b, t = _prepare(method, url, params, headers, content, data, json, timeout)
-        r = Response(self._raw.send(m, u, h, b, t, True), m)
+        o = _options(timeout, idempotent, rate_limit_key, priority)
+        r = self._send(_prepare(method, url, params, headers, content, data, json, o), True)
         try:
             yield r
         finally:
             r.close()
 
-    def get(
-        self,
-        url: str,
-        *,
-        params: ParamTypes = None,
-        headers: HeaderTypes = None,
-        timeout: float | None = None,
-    ) -> Response:
-        if params is None and headers is None and timeout is None and isinstance(url, str):
-            return Response(self._raw.send("GET", url, None, None, None, False), "GET")
-        return self.request("GET", url, params=params, headers=headers, timeout=timeout)
+    def get(self, url: str, **kw: Unpack[_Options]) -> Response:
+        if not kw and url.__class__ is str:
+            return Response(self._raw.send("GET", url), "GET")
+        return self.request("GET", url, **kw)
 
-    def head(
-        self,
-        url: str,
-        *,
-        params: ParamTypes = None,
-        headers: HeaderTypes = None,
-        timeout: float | None = None,
-    ) -> Response:
-        return self.request("HEAD", url, params=params, headers=headers, timeout=timeout)
+    def head(self, url: str, **kw: Unpack[_Options]) -> Response:
+        return self.request("HEAD", url, **kw)
 
-    def options(
-        self,
-        url: str,
-        *,
-        params: ParamTypes = None,
-        headers: HeaderTypes = None,
-        timeout: float | None = None,
-    ) -> Response:
-        return self.request("OPTIONS", url, params=params, headers=headers, timeout=timeout)
+    def options(self, url: str, **kw: Unpack[_Options]) -> Response:
+        return self.request("OPTIONS", url, **kw)
 
-    def delete(
-        self,
-        url: str,
-        *,
-        params: ParamTypes = None,
-        headers: HeaderTypes = None,
-        timeout: float | None = None,
-    ) -> Response:
-        return self.request("DELETE", url, params=params, headers=headers, timeout=timeout)
+    def delete(self, url: str, **kw: Unpack[_Options]) -> Response:
+        return self.request("DELETE", url, **kw)
 
-    def post(
-        self,
-        url: str,
-        *,
-        params: ParamTypes = None,
-        headers: HeaderTypes = None,
-        content: ContentTypes = None,
-        data: Mapping[str, Any] | None = None,
-        json: Any = None,
-        timeout: float | None = None,
-    ) -> Response:
-        return self.request(
-            "POST",
-            url,
-            params=params,
-            headers=headers,
-            content=content,
-            data=data,
-            json=json,
-            timeout=timeout,
-        )
+    def post(self, url: str, **kw: Unpack[_BodyOptions]) -> Response:
+        return self.request("POST", url, **kw)
 
-    def put(
-        self,
-        url: str,
-        *,
-        params: ParamTypes = None,
-        headers: HeaderTypes = None,
-        content: ContentTypes = None,
-        data: Mapping[str, Any] | None = None,
-        json: Any = None,
-        timeout: float | None = None,
-    ) -> Response:
-        return self.request(
-            "PUT",
-            url,
-            params=params,
-            headers=headers,
-            content=content,
-            data=data,
-            json=json,
-            timeout=timeout,
-        )
+    def put(self, url: str, **kw: Unpack[_BodyOptions]) -> Response:
+        return self.request("PUT", url, **kw)
 
-    def patch(
-        self,
-        url: str,
-        *,
-        params: ParamTypes = None,
-        headers: HeaderTypes = None,
-        content: ContentTypes = None,
-        data: Mapping[str, Any] | None = None,
-        json: Any = None,
-        timeout: float | None = None,
-    ) -> Response:
-        return self.request(
-            "PATCH",
-            url,
-            params=params,
-            headers=headers,
-            content=content,
-            data=data,
-            json=json,
-            timeout=timeout,
-        )
+    def patch(self, url: str, **kw: Unpack[_BodyOptions]) -> Response:
+        return self.request("PATCH", url, **kw)
 
     def close(self, timeout: float = 5.0) -> None:
         """Refuses new requests, waits up to ``timeout`` s for in-flight ones, closes idle ones."""
@@ -668,11 +801,63 @@ class AsyncClient(_BaseClient):
     __slots__ = ()
 
     async def _send(self, p: _Prepared, stream: bool) -> Response:
-        m, u, h, b, t = p
+        if p.source is None:
+            raw = await self._call(p.method, p.url, p.headers, p.body, stream, p.options)
+        else:
+            raw = await self._call_streamed(p.method, p.url, p.headers, p.source, stream, p.options)
+        return Response(raw, p.method)
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]] | None,
+        body: bytes | None,
+        stream: bool,
+        options: dict[str, Any],
+    ) -> _wirecore.RawResponse:
         raw: _wirecore.RawResponse = await _await(
-            lambda c, f: self._raw.send_async(c, f, m, u, h, b, t, stream)
+            lambda c, f: self._raw.send_async(
+                c, f, method, url, headers, body, stream=stream, **options
+            )
         )
-        return Response(raw, m)
+        return raw
+
+    async def _call_streamed(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]] | None,
+        source: Any,
+        stream: bool,
+        options: dict[str, Any],
+    ) -> _wirecore.RawResponse:
+        """Starts the request and feeds its body from ``source`` in a task on this loop."""
+        up = _wirecore.Upload()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[_wirecore.RawResponse] = loop.create_future()
+        pending = self._raw.send_async(
+            _completer(loop), fut, method, url, headers, upload=up, stream=stream, **options
+        )
+        feeder = loop.create_task(_feed_async(up, source))
+        try:
+            raw = await fut
+        except BaseException as e:
+            pending.cancel()
+            failed = _failure(feeder)
+            if failed is not None:
+                # The source failed first: that is the error to report, not the aborted body.
+                raise failed from e
+            feeder.cancel()
+            raise
+        if not feeder.done():
+            feeder.cancel()  # answered before the whole body was read
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder
+        failed = _failure(feeder)
+        if failed is not None:
+            raise failed
+        return raw
 
     async def request(
         self,
@@ -684,9 +869,14 @@ class AsyncClient(_BaseClient):
         content: ContentTypes = None,
         data: Mapping[str, Any] | None = None,
         json: Any = None,
-        timeout: float | None = None,
+        timeout: TimeoutTypes = None,
+        idempotent: bool | None = None,
+        rate_limit_key: str | None = None,
+        priority: PriorityTypes = None,
     ) -> Response:
-        p = _prepare(method, url, params, headers, content, data, json, timeout)
+        """Sends a request and reads the whole response; see :meth:`Client.request`."""
+        o = _options(timeout, idempotent, rate_limit_key, priority)
+        p = _prepare(method, url, params, headers, content, data, json, o)
         return await self._send(p, False)
 
     @contextlib.asynccontextmanager
@@ -700,25 +890,21 @@ class AsyncClient(_BaseClient):
         content: ContentTypes = None,
         data: Mapping[str, Any] | None = None,
         json: Any = None,
-        timeout: float | None = None,
+        timeout: TimeoutTypes = None,
+        idempotent: bool | None = None,
+        rate_limit_key: str | None = None,
+        priority: PriorityTypes = None,
     ) -> AsyncIterator[Response]:
         """Sends the request; the body is read through ``aiter_bytes()`` inside the block."""
-        p = _prepare(method, url, params, headers, content, data, json, timeout)
-        r = await self._send(p, True)
+        o = _options(timeout, idempotent, rate_limit_key, priority)
+        r = await self._send(_prepare(method, url, params, headers, content, data, json, o), True)
         try:
             yield r
         finally:
             r.close()
 
-    async def get(
-        self,
-        url: str,
-        *,
-        params: ParamTypes = None,
-        headers: HeaderTypes = None,
-        timeout: float | None = None,
-    ) -> Response:
-        if params is None and headers is None and timeout is None and url.__class__ is str:
+    async def get(self, url: str, **kw: Unpack[_Options]) -> Response:
+        if not kw and url.__class__ is str:
             # The hot path, inlined: one coroutine frame per request.
             loop = asyncio.get_running_loop()
             fut = loop.create_future()
@@ -729,103 +915,25 @@ class AsyncClient(_BaseClient):
                 pending.cancel()
                 raise
             return Response(raw, "GET")
-        return await self.request("GET", url, params=params, headers=headers, timeout=timeout)
+        return await self.request("GET", url, **kw)
 
-    async def head(
-        self,
-        url: str,
-        *,
-        params: ParamTypes = None,
-        headers: HeaderTypes = None,
-        timeout: float | None = None,
-    ) -> Response:
-        return await self.request("HEAD", url, params=params, headers=headers, timeout=timeout)
+    async def head(self, url: str, **kw: Unpack[_Options]) -> Response:
+        return await self.request("HEAD", url, **kw)
 
-    async def options(
-        self,
-        url: str,
-        *,
-        params: ParamTypes = None,
-        headers: HeaderTypes = None,
-        timeout: float | None = None,
-    ) -> Response:
-        return await self.request("OPTIONS", url, params=params, headers=headers, timeout=timeout)
+    async def options(self, url: str, **kw: Unpack[_Options]) -> Response:
+        return await self.request("OPTIONS", url, **kw)
 
-    async def delete(
-        self,
-        url: str,
-        *,
-        params: ParamTypes = None,
-        headers: HeaderTypes = None,
-        timeout: float | None = None,
-    ) -> Response:
-        return await self.request("DELETE", url, params=params, headers=headers, timeout=timeout)
+    async def delete(self, url: str, **kw: Unpack[_Options]) -> Response:
+        return await self.request("DELETE", url, **kw)
 
-    async def post(
-        self,
-        url: str,
-        *,
-        params: ParamTypes = None,
-        headers: HeaderTypes = None,
-        content: ContentTypes = None,
-        data: Mapping[str, Any] | None = None,
-        json: Any = None,
-        timeout: float | None = None,
-    ) -> Response:
-        return await self.request(
-            "POST",
-            url,
-            params=params,
-            headers=headers,
-            content=content,
-            data=data,
-            json=json,
-            timeout=timeout,
-        )
+    async def post(self, url: str, **kw: Unpack[_BodyOptions]) -> Response:
+        return await self.request("POST", url, **kw)
 
-    async def put(
-        self,
-        url: str,
-        *,
-        params: ParamTypes = None,
-        headers: HeaderTypes = None,
-        content: ContentTypes = None,
-        data: Mapping[str, Any] | None = None,
-        json: Any = None,
-        timeout: float | None = None,
-    ) -> Response:
-        return await self.request(
-            "PUT",
-            url,
-            params=params,
-            headers=headers,
-            content=content,
-            data=data,
-            json=json,
-            timeout=timeout,
-        )
+    async def put(self, url: str, **kw: Unpack[_BodyOptions]) -> Response:
+        return await self.request("PUT", url, **kw)
 
-    async def patch(
-        self,
-        url: str,
-        *,
-        params: ParamTypes = None,
-        headers: HeaderTypes = None,
-        content: ContentTypes = None,
-        data: Mapping[str, Any] | None = None,
-        json: Any = None,
-        timeout: float | None = None,
-    ) -> Response:
-        return await self.request(
-            "PATCH",
-            url,
-            params=params,
-            headers=headers,
-            content=content,
-            data=data,
-            json=json,
-            timeout=timeout,
-        )
+    async def patch(self, url: str, **kw: Unpack[_BodyOptions]) -> Response:
+        return await self.request("PATCH", url, **kw)
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Refuses new requests, waits up to ``timeout`` s for in-flight ones, closes idle ones."""

@@ -11,6 +11,8 @@ __all__ = [
     "Completer",
     "Pending",
     "RawResponse",
+    "Started",
+    "Upload",
     "__version__",
     "_after_fork",
     "_error_for_code",
@@ -32,6 +34,22 @@ class Completer:
 
 @final
 class Pending:
+    def cancel(self) -> None: ...
+
+@final
+class Upload:
+    def __new__(cls) -> Upload: ...
+    @property
+    def closed(self) -> bool: ...
+    def try_send(self, chunk: bytes) -> bool: ...
+    def send(self, chunk: bytes) -> bool: ...
+    def ready_async(self, completer: Completer, fut: asyncio.Future[Any]) -> Pending: ...
+    def finish(self) -> None: ...
+    def abort(self, message: str) -> None: ...
+
+@final
+class Started:
+    def wait(self) -> RawResponse: ...
     def cancel(self) -> None: ...
 
 @final
@@ -71,7 +89,26 @@ class Client:
         body: bytes | None = None,
         timeout: float | None = None,
         stream: bool = False,
+        *,
+        idempotent: bool | None = None,
+        rate_limit_key: str | None = None,
+        priority: int | None = None,
+        phases: tuple[float | None, float | None, float | None] | None = None,
     ) -> RawResponse: ...
+    def start(
+        self,
+        upload: Upload,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]] | None = None,
+        timeout: float | None = None,
+        stream: bool = False,
+        *,
+        idempotent: bool | None = None,
+        rate_limit_key: str | None = None,
+        priority: int | None = None,
+        phases: tuple[float | None, float | None, float | None] | None = None,
+    ) -> Started: ...
     def send_async(
         self,
         completer: Completer,
@@ -82,6 +119,12 @@ class Client:
         body: bytes | None = None,
         timeout: float | None = None,
         stream: bool = False,
+        *,
+        idempotent: bool | None = None,
+        rate_limit_key: str | None = None,
+        priority: int | None = None,
+        phases: tuple[float | None, float | None, float | None] | None = None,
+        upload: Upload | None = None,
     ) -> Pending: ...
     def close(self, timeout: float = 5.0) -> None: ...
     def close_async(

@@ -5,8 +5,13 @@
 httpx keeps its API, redirects, auth and cookies; the engine does the connections, pooling,
 HTTP/2, decompression, retries and limits. Redirects are left to httpx (the transport's engine
 client gets ``redirect.max = 0`` unless the config says otherwise). Engine errors are raised as
-the matching ``httpx`` exceptions, chained to the ``wirecore`` error. Per-request timeouts come
-from the engine config (``timeouts.*``); httpx's timeout extension is not mapped.
+the matching ``httpx`` exceptions, chained to the ``wirecore`` error.
+
+Timeouts: httpx's ``connect``, ``read`` and ``pool`` timeouts (client-wide or per request) become
+the engine's per-request overrides of ``timeouts.connect_ms``, ``read_idle_ms`` and
+``pool_acquire_ms``; httpx's ``write`` timeout has no engine counterpart and is ignored. With
+``timeout=None`` on the httpx client the engine config's timeouts apply. Streamed request bodies
+(generators, files) are streamed to the engine, not read into memory first.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any, NoReturn
 
 import httpx
 
-from ._client import AsyncClient, Client, Response, _await
+from ._client import AsyncClient, Client, Response
 from .exceptions import WirecoreError
 
 __all__ = ["AsyncTransport", "Transport"]
@@ -79,6 +84,19 @@ def _headers(request: httpx.Request) -> list[tuple[str, str]]:
     ]
 
 
+def _phases(request: httpx.Request) -> dict[str, Any]:
+    t = request.extensions.get("timeout")
+    if not t:
+        return {}
+    phases = (t.get("connect"), t.get("read"), t.get("pool"))
+    return {"phases": phases} if phases != (None, None, None) else {}
+
+
+def _is_read(request: httpx.Request) -> bool:
+    """Whether the body is in memory already (bytes content, or read by httpx)."""
+    return isinstance(request.stream, httpx.ByteStream) or hasattr(request, "_content")
+
+
 def _response(r: Response, stream: httpx.SyncByteStream | httpx.AsyncByteStream) -> httpx.Response:
     version = r.http_version
     return httpx.Response(
@@ -138,22 +156,18 @@ class Transport(httpx.BaseTransport):
             self.client = Client(_config(client_or_config, kwargs))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = request.read()
-        raw = self.client._raw
+        client = self.client
+        method, url, headers = request.method, str(request.url), _headers(request)
+        kw = _phases(request)
         try:
-            r = Response(
-                raw.send(
-                    request.method,
-                    str(request.url),
-                    _headers(request),
-                    body or None,
-                    None,
-                    True,
-                ),
-                request.method,
-            )
+            if _is_read(request):
+                body = request.read() or None
+                rr = client._raw.send(method, url, headers, body, stream=True, **kw)
+            else:
+                rr = client._call_streamed(method, url, headers, request.stream, True, kw)
         except WirecoreError as e:
             _raise(e, request)
+        r = Response(rr, method)
         return _response(r, _SyncBody(r, request))
 
     def close(self) -> None:
@@ -175,13 +189,15 @@ class AsyncTransport(httpx.AsyncBaseTransport):
             self.client = AsyncClient(_config(client_or_config, kwargs))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = await request.aread()
-        raw = self.client._raw
+        client = self.client
         method, url, headers = request.method, str(request.url), _headers(request)
+        kw = _phases(request)
         try:
-            rr = await _await(
-                lambda c, f: raw.send_async(c, f, method, url, headers, body or None, None, True)
-            )
+            if _is_read(request):
+                body = await request.aread() or None
+                rr = await client._call(method, url, headers, body, True, kw)
+            else:
+                rr = await client._call_streamed(method, url, headers, request.stream, True, kw)
         except WirecoreError as e:
             _raise(e, request)
         r = Response(rr, method)

@@ -1,0 +1,272 @@
+"""Per-request options: idempotent, rate_limit_key, priority, Timeout, streamed uploads."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import threading
+import time
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+import wirecore
+from conftest import Server
+
+
+def _fast_retries(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {**cfg, "retry": {"backoff_base_ms": 5, "backoff_max_ms": 5}}
+
+
+# --- idempotent / rate_limit_key --------------------------------------------------------------
+
+
+def test_idempotent_post_is_retried_only_when_declared(
+    srv: Server, tls_config: dict[str, Any]
+) -> None:
+    with wirecore.Client(_fast_retries(tls_config)) as c:
+        srv.script({"path": "/s/p", "replies": [{"status": 503}, {"status": 200, "body": "ok"}]})
+        assert c.post(f"{srv.http}/s/p", content=b"x").status_code == 503
+        assert srv.counters()["requests"] == 1
+        srv.reset()
+        srv.script({"path": "/s/p", "replies": [{"status": 503}, {"status": 200, "body": "ok"}]})
+        r = c.post(f"{srv.http}/s/p", content=b"x", idempotent=True)
+        assert (r.status_code, r.text) == (200, "ok")
+        assert srv.counters()["requests"] == 2
+        srv.reset()
+        srv.script({"path": "/s/g", "replies": [{"status": 503}, {"status": 200}]})
+        assert c.get(f"{srv.http}/s/g", idempotent=False).status_code == 503
+        assert srv.counters()["requests"] == 1
+
+
+@pytest.mark.asyncio
+async def test_idempotent_async(srv: Server, tls_config: dict[str, Any]) -> None:
+    async with wirecore.AsyncClient(_fast_retries(tls_config)) as c:
+        srv.script({"path": "/s/p", "replies": [{"status": 503}, {"status": 200, "body": "ok"}]})
+        r = await c.put(f"{srv.http}/s/p", json={"a": 1}, idempotent=True)
+        assert r.status_code == 200
+        assert srv.counters()["requests"] == 2
+
+
+def test_rate_limit_key_limits_each_key_apart(srv: Server, tls_config: dict[str, Any]) -> None:
+    cfg = {
+        **tls_config,
+        "rate_limit": {
+            "enabled": True,
+            "scope": "key",
+            "requests": 1,
+            "per_ms": 60000,
+            "mode": "fail",
+        },
+    }
+    with wirecore.Client(cfg) as c:
+        assert c.get(f"{srv.http}/bytes/1", rate_limit_key="alice").status_code == 200
+        with pytest.raises(wirecore.RateLimitedError):
+            c.get(f"{srv.http}/bytes/1", rate_limit_key="alice")
+        assert c.get(f"{srv.http}/bytes/1", rate_limit_key="bob").status_code == 200
+    assert srv.counters()["requests"] == 2
+
+
+# --- priority ---------------------------------------------------------------------------------
+
+
+def test_priority_is_sent_as_the_rfc_9218_header(client: wirecore.Client, srv: Server) -> None:
+    for given, sent in [(0, "u=0"), (7, "u=7"), ("high", "u=1"), ("LOW", "u=5")]:
+        r = client.get(f"{srv.http}/headers", priority=given)
+        assert r.json()["headers"]["priority"] == sent
+    assert "priority" not in client.get(f"{srv.http}/headers").json()["headers"]
+
+
+def test_bad_priorities_fail_before_io(client: wirecore.Client, srv: Server) -> None:
+    with pytest.raises(ValueError, match="got 8"):
+        client.get(f"{srv.http}/headers", priority=8)
+    with pytest.raises(ValueError, match="urgent"):
+        client.get(f"{srv.http}/headers", priority="urgent")
+    with pytest.raises(TypeError, match="priority"):
+        client.get(f"{srv.http}/headers", priority=1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="priority"):
+        client.get(f"{srv.http}/headers", priority=True)
+    with pytest.raises(TypeError, match="idempotent"):
+        client.post(f"{srv.http}/echo", idempotent="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="rate_limit_key"):
+        client.get(f"{srv.http}/headers", rate_limit_key=1)  # type: ignore[arg-type]
+    assert srv.counters()["connections_accepted"] == 0
+
+
+async def _queued(c: wirecore.AsyncClient, n: int) -> None:
+    for _ in range(500):
+        if c.stats()["pool"]["pending"] == n:
+            return
+        await asyncio.sleep(0.002)
+    raise AssertionError(f"never saw {n} waiting: {c.stats()['pool']}")
+
+
+@pytest.mark.asyncio
+async def test_urgent_requests_overtake_queued_ones(
+    srv: Server, tls_config: dict[str, Any]
+) -> None:
+    order: list[str] = []
+    cfg = {**tls_config, "pool": {"max_connections_per_host": 1}}
+    async with wirecore.AsyncClient(cfg) as c:
+
+        async def send(name: str, path: str, priority: int | None = None) -> None:
+            await c.get(f"{srv.http}{path}", priority=priority)
+            order.append(name)
+
+        tasks = [asyncio.create_task(send("busy", "/delay/300"))]
+        await asyncio.sleep(0.05)
+        for i in range(3):
+            tasks.append(asyncio.create_task(send(f"low-{i}", "/delay/5", 7)))
+            await _queued(c, i + 1)
+        tasks.append(asyncio.create_task(send("default", "/delay/5")))
+        await _queued(c, 4)
+        tasks.append(asyncio.create_task(send("urgent", "/delay/5", 0)))
+        await _queued(c, 5)
+        await asyncio.gather(*tasks)
+    assert order == ["busy", "urgent", "default", "low-0", "low-1", "low-2"]
+
+
+# --- Timeout ----------------------------------------------------------------------------------
+
+
+def test_timeout_phases(srv: Server, tls_config: dict[str, Any]) -> None:
+    cfg = {
+        **tls_config,
+        "timeouts": {"read_idle_ms": 10000, "pool_acquire_ms": 10000},
+        "pool": {"max_connections_per_host": 1},
+        "retry": {"enabled": False},
+    }
+    with wirecore.Client(cfg) as c:
+        t = time.monotonic()
+        with pytest.raises(wirecore.ReadTimeout, match="100 ms"):
+            c.get(f"{srv.http}/delay/2000", timeout=wirecore.Timeout(read=0.1))
+        assert time.monotonic() - t < 1.5
+        with pytest.raises(wirecore.TotalTimeout):
+            c.get(f"{srv.http}/delay/2000", timeout=wirecore.Timeout(total=0.1))
+        busy = threading.Thread(target=c.get, args=(f"{srv.http}/delay/500",))
+        busy.start()
+        srv.wait_for(lambda k: k["requests_in_flight"] == 1)
+        t = time.monotonic()
+        with pytest.raises(wirecore.PoolTimeout):
+            c.get(f"{srv.http}/bytes/1", timeout=wirecore.Timeout(pool=0.05))
+        assert time.monotonic() - t < 0.45
+        busy.join()
+        assert c.get(f"{srv.http}/delay/200").status_code == 200
+        with pytest.raises(wirecore.InvalidRequest, match="read timeout"):
+            c.get(f"{srv.http}/bytes/1", timeout=wirecore.Timeout(read=0))
+        with pytest.raises(TypeError, match=r"timeout\.connect"):
+            c.get(f"{srv.http}/bytes/1", timeout=wirecore.Timeout(connect="1"))  # type: ignore[arg-type]
+
+
+# --- streamed uploads -------------------------------------------------------------------------
+
+_PIECES = [bytes([i % 251]) * (1000 + i * 37) for i in range(200)]
+_WHOLE = b"".join(_PIECES)
+
+
+def _expect(r: wirecore.Response, data: bytes = _WHOLE) -> None:
+    assert r.status_code == 200
+    assert r.json() == {"body_len": len(data), "crc32": zlib.crc32(data)}
+
+
+def test_upload_from_a_generator_a_list_and_files(
+    client: wirecore.Client, srv: Server, tmp_path: Any
+) -> None:
+    def gen() -> Iterator[bytes]:
+        yield from _PIECES
+
+    _expect(client.post(f"{srv.http}/upload", content=gen()))
+    _expect(client.put(f"{srv.https}/upload", content=iter(_PIECES)))  # h2
+    _expect(client.post(f"{srv.http}/upload", content=io.BytesIO(_WHOLE)))
+    path = tmp_path / "body.bin"
+    path.write_bytes(_WHOLE * 10)
+    with open(path, "rb") as f:
+        _expect(client.post(f"{srv.http}/upload", content=f), _WHOLE * 10)
+    with client.stream("POST", f"{srv.http}/upload", content=gen()) as r:
+        got = json.loads(b"".join(r.iter_bytes()))
+    assert got == {"body_len": len(_WHOLE), "crc32": zlib.crc32(_WHOLE)}
+
+
+def test_a_failing_generator_raises_its_error_and_the_pool_recovers(
+    client: wirecore.Client, srv: Server
+) -> None:
+    def bad() -> Iterator[bytes]:
+        yield b"x" * 1000
+        raise ValueError("disk on fire")
+
+    with pytest.raises(ValueError, match="disk on fire"):
+        client.post(f"{srv.http}/upload", content=bad())
+    with pytest.raises(TypeError, match="must yield bytes"):
+        client.post(f"{srv.http}/upload", content=iter([b"a", 1]))  # type: ignore[list-item]
+    _expect(client.post(f"{srv.http}/upload", content=iter(_PIECES)))
+
+
+def test_an_async_iterable_needs_the_async_client(client: wirecore.Client, srv: Server) -> None:
+    async def agen() -> AsyncIterator[bytes]:
+        yield b"x"
+
+    with pytest.raises(TypeError, match="AsyncClient"):
+        client.post(f"{srv.http}/upload", content=agen())
+
+
+@pytest.mark.asyncio
+async def test_async_upload_from_async_and_sync_iterables(
+    aclient: wirecore.AsyncClient, srv: Server
+) -> None:
+    async def agen() -> AsyncIterator[bytes]:
+        for p in _PIECES:
+            yield p
+            if len(p) % 3 == 0:
+                await asyncio.sleep(0)
+
+    _expect(await aclient.post(f"{srv.http}/upload", content=agen()))
+    _expect(await aclient.post(f"{srv.https}/upload", content=agen()))
+    _expect(await aclient.post(f"{srv.http}/upload", content=iter(_PIECES)))
+    results = await asyncio.gather(
+        *(aclient.post(f"{srv.https}/upload", content=agen()) for _ in range(20))
+    )
+    for r in results:
+        _expect(r)
+
+
+@pytest.mark.asyncio
+async def test_async_failing_source_raises_its_error(
+    aclient: wirecore.AsyncClient, srv: Server
+) -> None:
+    async def bad() -> AsyncIterator[bytes]:
+        yield b"x" * 1000
+        await asyncio.sleep(0.01)
+        raise ValueError("upstream went away")
+
+    with pytest.raises(ValueError, match="upstream went away"):
+        await aclient.post(f"{srv.http}/upload", content=bad())
+    _expect(await aclient.post(f"{srv.http}/upload", content=iter(_PIECES)))
+
+
+@pytest.mark.asyncio
+async def test_cancelling_a_streaming_upload_cancels_the_request(
+    aclient: wirecore.AsyncClient, srv: Server
+) -> None:
+    produced = 0
+
+    async def slow() -> AsyncIterator[bytes]:
+        nonlocal produced
+        while True:
+            produced += 1
+            yield b"y" * 1024
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(aclient.post(f"{srv.http}/upload", content=slow()))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    k = srv.wait_for(lambda k: k["requests_in_flight"] == 0)
+    assert k["requests_in_flight"] == 0
+    n = produced
+    await asyncio.sleep(0.1)
+    assert produced == n, "the source is no longer read after the cancel"
+    _expect(await aclient.post(f"{srv.http}/upload", content=iter(_PIECES)))
