@@ -35,8 +35,11 @@ export interface RequestOptions {
   idempotent?: boolean
   /** The key of `rateLimit.scope: 'key'` limits. */
   rateLimitKey?: string
-  /** Accepted for API compatibility; the engine does not schedule by priority yet. */
-  priority?: 'high' | 'normal' | 'low'
+  /**
+   * RFC 9218 urgency, 0 (most urgent) to 7, or 'high' (1), 'normal' (3), 'low' (5): sent as the
+   * `Priority` header, and requests waiting for a connection to an origin go most urgent first.
+   */
+  priority?: 'high' | 'normal' | 'low' | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7
 }
 
 export interface RequestInit extends RequestOptions {
@@ -245,7 +248,7 @@ export interface FetchInit {
   referrer?: string
   referrerPolicy?: string
   duplex?: 'half'
-  priority?: string
+  priority?: 'high' | 'low' | 'auto'
 }
 
 /** WHATWG `fetch` over a shared default `Client`: a drop-in for `globalThis.fetch`. */

@@ -95,7 +95,8 @@ const REQUEST_KEYS = new Set([
   'idempotent',
   'rateLimitKey',
 ])
-const PRIORITIES = new Set(['high', 'normal', 'low'])
+// RFC 9218 urgencies (0 most urgent .. 7); the words follow fetch()'s `priority`.
+const PRIORITY_WORDS = { high: 1, normal: 3, low: 5 }
 const VERSIONS = { 'HTTP/0.9': '0.9', 'HTTP/1.0': '1.0', 'HTTP/1.1': '1.1', 'HTTP/2.0': '2.0', 'HTTP/3.0': '3.0' }
 
 function flatHeaders(headers) {
@@ -227,8 +228,13 @@ function normalize(input, init) {
   if (signal != null && (typeof signal !== 'object' || typeof signal.aborted !== 'boolean')) {
     throw new TypeError('wirecore: signal must be an AbortSignal')
   }
-  if (priority !== undefined && !PRIORITIES.has(priority)) {
-    throw new TypeError("wirecore: priority must be 'high', 'normal' or 'low'")
+  if (priority !== undefined) {
+    const u = typeof priority === 'string' ? PRIORITY_WORDS[priority] : priority
+    if (!Number.isInteger(u) || u < 0 || u > 7) {
+      throw new TypeError("wirecore: priority must be 'high', 'normal', 'low' or an urgency 0 (most urgent) to 7")
+    }
+    // Sent as the Priority header; the engine also orders requests waiting for a connection by it.
+    if (!hasHeader(headers, 'priority')) (headers ??= []).push('priority', `u=${u}`)
   }
   return {
     method,
@@ -710,7 +716,6 @@ const FETCH_IGNORED = new Set([
   'referrerPolicy',
   'window',
   'duplex',
-  'priority',
   'dispatcher',
 ])
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
@@ -759,6 +764,10 @@ async function fetchWith(client, input, init = {}) {
         break
       case 'timeoutMs':
         opts.timeoutMs = v
+        break
+      case 'priority':
+        // fetch's 'high' | 'low' | 'auto' ('auto' leaves the default urgency).
+        if (v !== 'auto') opts.priority = v
         break
       default:
         throw new TypeError(`wirecore: unknown fetch option '${k}'`)

@@ -388,3 +388,38 @@ test('idempotent: true lets the engine retry a POST after a reset; rateLimitKey 
   assert.equal((await limited.get(`${srv.http}/bytes/1`, { rateLimitKey: 'b' })).status, 200)
   await limited.close()
 })
+
+test('priority: sent as the RFC 9218 header; urgent requests overtake queued ones', async () => {
+  const h = async (opts) => (await (await client.get(`${srv.http}/headers`, opts)).json()).headers.priority
+  assert.equal(await h({ priority: 0 }), 'u=0')
+  assert.equal(await h({ priority: 'high' }), 'u=1')
+  assert.equal(await h({ priority: 'low' }), 'u=5')
+  assert.equal(await h({}), undefined)
+  assert.equal(await h({ priority: 7, headers: { priority: 'u=2, i' } }), 'u=2, i')
+  await assert.rejects(client.get(`${srv.http}/headers`, { priority: 8 }), TypeError)
+  await assert.rejects(client.get(`${srv.http}/headers`, { priority: 'urgent' }), TypeError)
+  const viaFetch = await (await wirecore.fetch(`${srv.http}/headers`, { priority: 'low' })).json()
+  assert.equal(viaFetch.headers.priority, 'u=5')
+
+  const c = new Client({ pool: { maxConnectionsPerHost: 1 } })
+  const order = []
+  const send = (name, path, priority) =>
+    c.get(`${srv.http}${path}`, priority === undefined ? {} : { priority }).then(async (r) => {
+      await r.arrayBuffer()
+      order.push(name)
+    })
+  const queued = (n) => waitFor(async () => c.stats().pool.pending === n)
+  const all = [send('busy', '/delay/300')]
+  await new Promise((r) => setTimeout(r, 50))
+  for (let i = 0; i < 3; i++) {
+    all.push(send(`low-${i}`, '/delay/5', 'low'))
+    assert.ok(await queued(i + 1))
+  }
+  all.push(send('default', '/delay/5'))
+  assert.ok(await queued(4))
+  all.push(send('urgent', '/delay/5', 0))
+  assert.ok(await queued(5))
+  await Promise.all(all)
+  assert.deepEqual(order, ['busy', 'urgent', 'default', 'low-0', 'low-1', 'low-2'])
+  await c.close()
+})
