@@ -11,7 +11,7 @@ PY_DIST ?= dist
 PY_TESTSERVER := $(abspath $(TARGET_DIR))/debug/wirecore-testserver
 PY_MATURIN = cd $(PY_DIR) && .venv/bin/maturin build --target x86_64-unknown-linux-gnu
 
-.PHONY: setup-python wheel py-test-venv lint-python test-python demo-python
+.PHONY: setup-python wheel py-test-venv lint-python test-python demo-python python-types
 
 SETUP_TARGETS += setup-python
 LINT_TARGETS += lint-python
@@ -30,7 +30,11 @@ wheel: setup-python  ## dist/wirecore-*.whl (abi3, CPython >= 3.9); PY_PROFILE=r
 	rm -f $(PY_DIST)/wirecore-*.whl
 	$(PY_MATURIN) --profile $(PY_PROFILE) --out $(abspath $(PY_DIST))
 
-lint-python: setup-python  ## ruff, and mypy --strict on the package and the typed example
+python-types:  ## Rewrite python/pysrc/wirecore/config.py (TypedDicts) from core/config.schema.json
+	$(PY_BOOT) $(PY_DIR)/scripts/gen_config_types.py
+
+lint-python: setup-python  ## ruff, mypy --strict on the package and the typed example, config.py current
+	$(PY_BOOT) $(PY_DIR)/scripts/gen_config_types.py --check
 	$(PY_VENV)/bin/ruff check $(PY_DIR)
 	$(PY_VENV)/bin/ruff format --check $(PY_DIR)
 	cd $(PY_DIR) && MYPYPATH=pysrc .venv/bin/mypy --strict pysrc/wirecore examples

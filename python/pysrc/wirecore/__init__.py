@@ -13,6 +13,7 @@ from typing import Any
 
 from . import _wirecore
 from ._client import AsyncClient, Client, Headers, Response, Timeout, Timings
+from .config import Config
 from .exceptions import (
     BodyTooLargeError,
     CircuitOpenError,
@@ -50,6 +51,7 @@ __all__ = [
     "CircuitOpenError",
     "Client",
     "ClientClosedError",
+    "Config",
     "ConfigError",
     "ConnectError",
     "ConnectTimeout",

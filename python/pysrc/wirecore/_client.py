@@ -27,6 +27,7 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple, Union
 from urllib.parse import urlencode
 
 from . import _wirecore
+from .config import Config
 from .exceptions import HTTPStatusError
 
 __all__ = ["AsyncClient", "Client", "Headers", "Response", "Timeout", "Timings"]
@@ -46,7 +47,8 @@ class Timeout(NamedTuple):
     pool: float | None = None
 
 
-ConfigTypes = Union[Mapping[str, Any], str, None]
+#: The engine config: a ``Config`` dict (any mapping with the core's keys) or JSON text.
+ConfigTypes = Union[Config, Mapping[str, Any], str, None]
 HeaderTypes = Union["Headers", Mapping[str, str], Sequence[tuple[str, str]], None]
 ParamTypes = Union[Mapping[str, Any], Sequence[tuple[str, Any]], str, None]
 #: A whole body, or a streamed one: an iterable / async iterable of bytes, or a binary file.
@@ -647,7 +649,7 @@ def _rechunk(chunks: Iterator[bytes], size: int | None) -> Iterator[bytes]:
 class _BaseClient:
     __slots__ = ("_raw",)
 
-    def __init__(self, config: ConfigTypes = None, /, **kwargs: Any) -> None:
+    def __init__(self, config: ConfigTypes = None, /, **kwargs: Unpack[Config]) -> None:
         """Builds a client from the engine's config: a dict, JSON text and/or keyword sections.
 
         Keyword arguments override top-level keys of ``config``. An unknown key or a bad value
