@@ -222,6 +222,17 @@ enum wirecore_code wirecore_client_send(const wirecore_client *client,
 enum wirecore_code wirecore_client_close(const wirecore_client *client,
                                          uint64_t deadline_ms);
 
+// Closes the client's idle pooled connections now (HTTP/1 keep-alive connections and HTTP/2
+// sessions with no stream open); the next request opens a new one. Requests in flight and
+// their connections are untouched, and the client stays usable. Does not block. Thread-safe.
+//
+// # Errors
+// `WIRECORE_INVALID_ARGUMENT` for an invalid handle.
+//
+// # Safety
+// `client` is NULL or a live client.
+enum wirecore_code wirecore_client_close_idle(const wirecore_client *client);
+
 // The stats snapshot as JSON (same field names in every language). On success `*out` owns a
 // NUL-terminated string to free with `wirecore_string_free`; `*len` (when not NULL) is its
 // length without the NUL.
@@ -268,6 +279,10 @@ enum wirecore_code wirecore_code_from_str(const char *code);
 // Every core error code, one per line (`"invalid_config\ninvalid_url\n..."`), in the core's
 // order, so a binding can test that it maps each one. Static storage: never free it.
 const char *wirecore_error_codes(void);
+
+extern int pthread_atfork(void (*prepare)(void),
+                          void (*parent)(void),
+                          void (*child)(void));
 
 // Starts a request. `method` and `url` are `len`-byte UTF-8 strings (no NUL needed).
 // On success `*out` owns a new request.
@@ -465,6 +480,16 @@ enum wirecore_code wirecore_response_read_nowait(wirecore_response *resp,
                                                  size_t *n,
                                                  bool *eof,
                                                  wirecore_error **err);
+
+// How many body bytes are already received and not yet read (`*len`), and whether the body
+// ends after them (`*eof`), without reading or blocking: a binding sizes one buffer for the
+// head and a small body and takes both in one call.
+//
+// # Safety
+// `resp` is NULL or a live response; `len` and `eof` NULL or writable.
+enum wirecore_code wirecore_response_buffered(const wirecore_response *resp,
+                                              size_t *len,
+                                              bool *eof);
 
 // Fetches the next body chunk on an engine thread and posts a completion to `queue` with
 // `userdata`, `response` NULL, and the status (`WIRECORE_OK`: bytes or the end are now

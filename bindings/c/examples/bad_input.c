@@ -60,6 +60,8 @@ int main(int argc, char **argv) {
     /* Wrong handle types are caught by their tag. */
     EXPECT("send: request as client",
            wirecore_client_send((const wirecore_client *)req, NULL, NULL, &err), WIRECORE_INVALID_ARGUMENT);
+    EXPECT("close_idle: request as client", wirecore_client_close_idle((const wirecore_client *)req),
+           WIRECORE_INVALID_ARGUMENT);
     if (wirecore_response_status((const wirecore_response *)client) != 0) {
         fprintf(stderr, "bad_input: a client read as a response\n");
         failures++;
@@ -70,6 +72,8 @@ int main(int argc, char **argv) {
     EXPECT("read: NULL response", wirecore_response_read(NULL, NULL, 0, NULL, &err), WIRECORE_INVALID_ARGUMENT);
     EXPECT("stats: NULL out", wirecore_client_stats_json(client, NULL, NULL), WIRECORE_INVALID_ARGUMENT);
     EXPECT("task_cancel: NULL", wirecore_task_cancel(NULL), WIRECORE_INVALID_ARGUMENT);
+    EXPECT("close_idle: NULL", wirecore_client_close_idle(NULL), WIRECORE_INVALID_ARGUMENT);
+    EXPECT("buffered: NULL", wirecore_response_buffered(NULL, NULL, NULL), WIRECORE_INVALID_ARGUMENT);
     if (wirecore_queue_wait(NULL, NULL, 0, 0) != -2) {
         fprintf(stderr, "bad_input: queue_wait(NULL) did not return -2\n");
         failures++;

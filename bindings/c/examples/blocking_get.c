@@ -40,6 +40,14 @@ int main(int argc, char **argv) {
         if (wirecore_client_send(client, req, &resp, &err) != WIRECORE_OK)
             return fail("send", err);
 
+        /* A small body arrives with the head: all of it is buffered, and nothing follows. */
+        size_t buffered = 0;
+        bool complete = false;
+        if (wirecore_response_buffered(resp, &buffered, &complete) != WIRECORE_OK || buffered != 1024 ||
+            !complete) {
+            fprintf(stderr, "blocking_get: buffered %zu bytes, complete %d\n", buffered, complete);
+            failures++;
+        }
         const uint8_t *body = NULL;
         size_t len = 0;
         if (wirecore_response_body(resp, &body, &len, &err) != WIRECORE_OK)
@@ -73,6 +81,23 @@ int main(int argc, char **argv) {
         wirecore_response_free(resp);
     }
 
+    /* Closing idle connections: the next request opens a new one. */
+    if (wirecore_client_close_idle(client) != WIRECORE_OK) failures++;
+    {
+        wirecore_request *req = NULL;
+        if (wirecore_request_new("GET", 3, url, strlen(url), &req, &err) != WIRECORE_OK)
+            return fail("request", err);
+        wirecore_response *resp = NULL;
+        if (wirecore_client_send(client, req, &resp, &err) != WIRECORE_OK) return fail("send", err);
+        printf("GET %s after close_idle -> %u, reused=%d\n", url, wirecore_response_status(resp),
+               wirecore_response_reused(resp));
+        if (wirecore_response_status(resp) != 200 || wirecore_response_reused(resp)) {
+            fprintf(stderr, "blocking_get: the request after close_idle reused a connection\n");
+            failures++;
+        }
+        wirecore_response_free(resp);
+    }
+
     /* A failure: an error code and a message, never a crash. */
     wirecore_request *bad = NULL;
     char missing[512];
@@ -89,8 +114,8 @@ int main(int argc, char **argv) {
     size_t stats_len = 0;
     if (wirecore_client_stats_json(client, &stats, &stats_len) != WIRECORE_OK) failures++;
     printf("stats: %s\n", stats);
-    if (strstr(stats, "\"requests_total\":4") == NULL) {
-        fprintf(stderr, "blocking_get: expected requests_total 4\n");
+    if (strstr(stats, "\"requests_total\":5") == NULL) {
+        fprintf(stderr, "blocking_get: expected requests_total 5\n");
         failures++;
     }
     wirecore_string_free(stats);

@@ -163,6 +163,29 @@ pub unsafe extern "C" fn wirecore_client_close(
     })
 }
 
+/// Closes the client's idle pooled connections now (HTTP/1 keep-alive connections and HTTP/2
+/// sessions with no stream open); the next request opens a new one. Requests in flight and
+/// their connections are untouched, and the client stays usable. Does not block. Thread-safe.
+///
+/// # Errors
+/// `WIRECORE_INVALID_ARGUMENT` for an invalid handle.
+///
+/// # Safety
+/// `client` is NULL or a live client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_client_close_idle(
+    client: *const wirecore_client,
+) -> wirecore_code {
+    ffi_fn!(err = std::ptr::null_mut(), {
+        // SAFETY: NULL or a live client (magic checked).
+        let Some(c) = (unsafe { handle::get(client) }) else {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        };
+        c.client.close_idle_connections();
+        wirecore_code::WIRECORE_OK
+    })
+}
+
 fn give_string(s: String, out: *mut *mut c_char, len: *mut usize) {
     let n = s.len();
     let c = CString::new(s).unwrap_or_default();

@@ -553,6 +553,30 @@ pub unsafe extern "C" fn wirecore_response_read_nowait(
     })
 }
 
+/// How many body bytes are already received and not yet read (`*len`), and whether the body
+/// ends after them (`*eof`), without reading or blocking: a binding sizes one buffer for the
+/// head and a small body and takes both in one call.
+///
+/// # Safety
+/// `resp` is NULL or a live response; `len` and `eof` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_buffered(
+    resp: *const wirecore_response,
+    len: *mut usize,
+    eof: *mut bool,
+) -> wirecore_code {
+    ffi_fn!(err = std::ptr::null_mut(), {
+        let r = resp_or!(resp, wirecore_code::WIRECORE_INVALID_ARGUMENT);
+        let inner = r.body.lock();
+        // SAFETY: NULL or writable.
+        unsafe {
+            handle::put(len, inner.buf.len());
+            handle::put(eof, inner.eof);
+        }
+        wirecore_code::WIRECORE_OK
+    })
+}
+
 /// Fetches the next body chunk on an engine thread and posts a completion to `queue` with
 /// `userdata`, `response` NULL, and the status (`WIRECORE_OK`: bytes or the end are now
 /// available to `wirecore_response_read_nowait`). One queued read at a time. Freeing the
