@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -106,6 +107,8 @@ func main() {
 	concs := flag.String("c", "1,16,64,256", "concurrencies")
 	serverCPU := flag.String("server-cpu", "0", "CPU list for the server (taskset); empty: no pinning")
 	only := flag.String("only", "", "run one client only (net/http or wirecore), for profiling")
+	protos := flag.String("proto", "h1,h2", "protocols to run (h1, h2)")
+	cpuProfile := flag.String("cpuprofile", "", "write a Go CPU profile of the measured runs to this file")
 	flag.Parse()
 
 	args := []string{*serverBin, "--exit-on-stdin-eof", "--no-request-log", "--threads", "1"}
@@ -132,7 +135,7 @@ func main() {
 	pool.AppendCertsFromPEM(pem)
 
 	var results []result
-	for _, proto := range []string{"h1", "h2"} {
+	for _, proto := range strings.Split(*protos, ",") {
 		url := srv.HTTP + "/bytes/1024"
 		if proto == "h2" {
 			url = srv.HTTPS + "/bytes/1024"
@@ -147,6 +150,14 @@ func main() {
 				TLSClientConfig:     &tls.Config{RootCAs: pool},
 			}
 			var r result
+			if *cpuProfile != "" {
+				f, err := os.Create(*cpuProfile)
+				if err == nil {
+					defer f.Close()
+					_ = pprof.StartCPUProfile(f)
+					defer pprof.StopCPUProfile()
+				}
+			}
 			if *only != "wirecore" {
 				r = run(&http.Client{Transport: std}, url, conc, *duration)
 			}

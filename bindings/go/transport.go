@@ -34,6 +34,10 @@ const bufferedBodyMax = 1 << 20
 // own timeout (it got the same deadline) before it is cancelled.
 const deadlineGrace = 100 * time.Millisecond
 
+// takeHintMax bounds the buffer guessed for a response head and a small body (the engine
+// prefetches bodies up to 64 KiB).
+const takeHintMax = 72 << 10
+
 // gateSize is how many goroutines may be inside a request-path cgo call at once.
 const gateSize = 8
 
@@ -65,6 +69,7 @@ type transport struct {
 	gate chan struct{}
 
 	inflight  atomic.Int64
+	takeHint  atomic.Int64 // buffer size for a response head and small body (capi.Take)
 	pollerEnd chan struct{}
 	closeOnce sync.Once
 }
@@ -94,6 +99,7 @@ func NewTransportJSON(config string) (*Transport, error) {
 		gate:      make(chan struct{}, gateSize),
 		pollerEnd: make(chan struct{}),
 	}
+	in.takeHint.Store(2048)
 	go in.poll()
 	t := &Transport{transport: in}
 	// The poller holds only the inner transport, so an unreachable Transport is collected
@@ -110,16 +116,45 @@ func (t *transport) poll() {
 	defer buf.Free()
 	out := make([]capi.Completion, 256)
 	wake := t.notifyFile()
+	var raw syscall.RawConn
 	if wake != nil {
 		defer wake.Close()
+		if rc, err := wake.SyscallConn(); err == nil {
+			raw = rc
+		} else {
+			wake.Close()
+			wake = nil
+		}
 	}
+	// A TryTake that finds the queue empty arms the pipe: the next completion writes one
+	// byte. So the first look at the pipe after arming skips the read (it would almost always
+	// be EAGAIN) and waits for readiness in the netpoller; then it consumes the byte.
 	scratch := make([]byte, 64)
+	skip := false
+	var broken error
+	consume := func(fd uintptr) bool {
+		if skip {
+			skip = false
+			return false
+		}
+		n, err := syscall.Read(int(fd), scratch)
+		switch {
+		case err == syscall.EAGAIN || err == syscall.EINTR:
+			return false
+		case err == nil && n == 0:
+			broken = io.EOF
+		default:
+			broken = err
+		}
+		return true
+	}
 	for {
 		var n int
 		if wake != nil {
 			n = capi.TryTake(t.queue, buf, out)
 			if n == 0 {
-				if _, err := wake.Read(scratch); err != nil {
+				skip = true
+				if err := raw.Read(consume); err != nil || broken != nil {
 					wake.Close()
 					wake = nil
 				}
@@ -409,19 +444,30 @@ func (t *transport) pump(body io.ReadCloser, w *capi.Writer) {
 }
 
 func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch chan capi.Completion) *http.Response {
+	hint := int(t.takeHint.Load())
 	t.gate <- struct{}{}
-	h := capi.GetHead(r)
+	h := capi.Take(r, hint)
 	<-t.gate
+	if n := len(h.Headers) + len(h.Body); n > hint || n < hint/4 {
+		t.takeHint.Store(int64(min(max(n+n/4, 512), takeHintMax)))
+	}
 	header := make(http.Header, h.Count)
 	contentLength := int64(-1)
-	rest := h.Headers
+	// One string for every header field; names and values are substrings of it.
+	rest := string(h.Headers)
 	for range h.Count {
-		i := indexZero(rest)
-		name := string(rest[:i])
+		i := strings.IndexByte(rest, 0)
+		if i < 0 {
+			break
+		}
+		name := rest[:i]
 		rest = rest[i+1:]
-		j := indexZero(rest)
-		value := string(rest[:j])
-		rest = rest[j+1:]
+		j := strings.IndexByte(rest, 0)
+		if j < 0 {
+			j = len(rest)
+		}
+		value := rest[:j]
+		rest = rest[min(j+1, len(rest)):]
 		key := textproto.CanonicalMIMEHeaderKey(name)
 		header[key] = append(header[key], value)
 		if key == "Content-Length" {
@@ -437,9 +483,6 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 	case 10:
 		proto, major, minor = "HTTP/1.0", 1, 0
 	}
-	b := &body{t: t, resp: r, id: id, ch: ch, ctx: req.Context()}
-	b.cleanup = runtime.AddCleanup(b, func(c bodyCleanup) { c.t.unregister(c.id); capi.FreeResponse(c.r) },
-		bodyCleanup{t: t, r: r, id: id})
 	resp := &http.Response{
 		Status:        itoa(h.Status) + " " + http.StatusText(h.Status),
 		StatusCode:    h.Status,
@@ -447,24 +490,63 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 		ProtoMajor:    major,
 		ProtoMinor:    minor,
 		Header:        header,
-		Body:          b,
 		ContentLength: contentLength,
 		Request:       req,
 	}
-	if req.Method == http.MethodHead {
-		resp.Body = http.NoBody
-		b.Close()
+	switch {
+	case h.Complete:
+		// The whole body came with the head: nothing native is left to read or free.
+		t.unregister(id)
+		if req.Method == http.MethodHead || len(h.Body) == 0 {
+			resp.Body = http.NoBody
+		} else {
+			resp.Body = &bytesBody{b: h.Body}
+		}
+	default:
+		b := &body{t: t, resp: r, id: id, ch: ch, ctx: req.Context()}
+		b.cleanup = runtime.AddCleanup(b, func(c bodyCleanup) { c.t.unregister(c.id); capi.FreeResponse(c.r) },
+			bodyCleanup{t: t, r: r, id: id})
+		resp.Body = b
+		if req.Method == http.MethodHead {
+			resp.Body = http.NoBody
+			b.Close()
+		}
 	}
 	return resp
 }
 
-func indexZero(b []byte) int {
-	for i, c := range b {
-		if c == 0 {
-			return i
-		}
+// bytesBody is a response body that arrived whole with the head.
+type bytesBody struct {
+	b      []byte
+	closed bool
+}
+
+func (b *bytesBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, errBodyClosed
 	}
-	return len(b)
+	if len(b.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, b.b)
+	b.b = b.b[n:]
+	return n, nil
+}
+
+// WriteTo lets io.Copy write the body without an intermediate buffer.
+func (b *bytesBody) WriteTo(w io.Writer) (int64, error) {
+	if b.closed {
+		return 0, errBodyClosed
+	}
+	n, err := w.Write(b.b)
+	b.b = b.b[n:]
+	return int64(n), err
+}
+
+func (b *bytesBody) Close() error {
+	b.closed = true
+	b.b = nil
+	return nil
 }
 
 func parseLength(s string) (int64, bool) {
@@ -660,9 +742,16 @@ func (t *Transport) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// CloseIdleConnections is part of the http.Client contract; the engine closes idle
-// connections on its own schedule (pool.idle_timeout_ms), so this is a no-op.
-func (t *Transport) CloseIdleConnections() {}
+// CloseIdleConnections closes the engine's idle pooled connections now (HTTP/1 keep-alive
+// connections and HTTP/2 sessions with no stream open); requests in flight are untouched and
+// the Transport stays usable. http.Client.CloseIdleConnections calls it.
+func (t *Transport) CloseIdleConnections() {
+	t.life.RLock()
+	defer t.life.RUnlock()
+	if !t.freed {
+		capi.CloseIdle(t.client)
+	}
+}
 
 func (t *transport) close(deadline time.Duration) {
 	t.closeOnce.Do(func() {

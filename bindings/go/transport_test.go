@@ -499,3 +499,77 @@ func TestNoLeakOverManyRequests(t *testing.T) {
 		t.Fatalf("in flight after the run: %d", s.RequestsInFlight)
 	}
 }
+
+func TestCloseIdleConnectionsOpensANewConnection(t *testing.T) {
+	for _, base := range []string{server.HTTP, server.HTTPS} {
+		tr := newTransport(t, wirecore.Config{})
+		c := &http.Client{Transport: tr}
+		before := counters(t)["connections_accepted"].(float64)
+		get(t, c, base+"/bytes/100")
+		get(t, c, base+"/bytes/100")
+		s, err := tr.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Pool.Connects != 1 || s.Pool.Reuses != 1 || s.Pool.Idle+s.Pool.H2Sessions == 0 {
+			t.Fatalf("%s before CloseIdleConnections: %+v", base, s.Pool)
+		}
+		if got := counters(t)["connections_accepted"].(float64) - before; got != 1 {
+			t.Fatalf("%s: the server accepted %v connections for two requests", base, got)
+		}
+		c.CloseIdleConnections() // http.Client forwards to the Transport
+		if s, _ = tr.Stats(); s.Pool.Idle != 0 || s.Pool.Connections != 0 {
+			t.Fatalf("%s after CloseIdleConnections: %+v", base, s.Pool)
+		}
+		resp, b := get(t, c, base+"/bytes/100")
+		if resp.StatusCode != 200 || len(b) != 100 {
+			t.Fatalf("%s after CloseIdleConnections: %d, %d bytes", base, resp.StatusCode, len(b))
+		}
+		if s, _ = tr.Stats(); s.Pool.Connects != 2 || s.Pool.Reuses != 1 {
+			t.Fatalf("%s: the request after CloseIdleConnections reused a connection: %+v", base, s.Pool)
+		}
+		if got := counters(t)["connections_accepted"].(float64) - before; got != 2 {
+			t.Fatalf("%s: the server accepted %v connections, want 2", base, got)
+		}
+	}
+	// After Close it is a no-op, not a crash.
+	tr := newTransport(t, wirecore.Config{})
+	tr.Close()
+	tr.CloseIdleConnections()
+}
+
+func TestBodiesThatArriveWithTheHead(t *testing.T) {
+	c := &http.Client{Transport: newTransport(t, wirecore.Config{})}
+	// 100 bytes fit the first buffer guess; 50,000 need a second (exact) one; 200,000 stream.
+	for _, n := range []int{0, 100, 50_000, 200_000, 100} {
+		resp, b := get(t, c, fmt.Sprintf("%s/bytes/%d", server.HTTP, n))
+		if resp.StatusCode != 200 || len(b) != n || resp.ContentLength != int64(n) {
+			t.Fatalf("/bytes/%d: %d, %d bytes, length %d", n, resp.StatusCode, len(b), resp.ContentLength)
+		}
+		for i, x := range b {
+			if x != byte(i%251) {
+				t.Fatalf("/bytes/%d: byte %d is %d", n, i, x)
+			}
+		}
+	}
+	resp, err := c.Get(server.HTTP + "/bytes/10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 4)
+	if n, err := resp.Body.Read(p); n != 4 || err != nil || p[3] != 3 {
+		t.Fatalf("first read: %d %v %v", n, err, p)
+	}
+	var sink strings.Builder
+	if n, err := io.Copy(&sink, resp.Body); n != 6 || err != nil {
+		t.Fatalf("rest: %d %v", n, err)
+	}
+	resp.Body.Close()
+	if _, err := resp.Body.Read(p); err == nil {
+		t.Fatal("read after close succeeded")
+	}
+	head, err := c.Head(server.HTTP + "/bytes/10")
+	if err != nil || head.StatusCode != 200 || head.Body != http.NoBody {
+		t.Fatalf("HEAD: %v %+v", err, head)
+	}
+}

@@ -61,6 +61,51 @@ static wirecore_code wc_write_queue(wirecore_body_writer *w, const uint8_t *data
 	return wirecore_body_writer_write_queue(w, data, len, q, (void *)ud, err);
 }
 
+// What wc_take found: the head, and whether the whole body came along (then the response was
+// freed).
+typedef struct {
+	int32_t status;
+	int32_t version;
+	int32_t reused;
+	int32_t complete;
+	size_t header_count;
+	size_t headers_len;
+	size_t body_len;
+} wc_taken;
+
+// Takes a response's head and, when the body has fully arrived, the body too, in one crossing:
+// buf receives the headers (name NUL value NUL) and then the body; a response whose whole body
+// was copied is freed (t->complete). Returns 0, or the buffer size needed when cap is too small
+// (nothing copied or freed). A body still arriving (or failed) stays in the response.
+static size_t wc_take(wirecore_response *r, uint8_t *buf, size_t cap, wc_taken *t) {
+	wirecore_response_head h;
+	memset(t, 0, sizeof *t);
+	if (wirecore_response_get_head(r, &h) != WIRECORE_OK) return 0;
+	size_t blen = 0;
+	bool eof = false;
+	wirecore_response_buffered(r, &blen, &eof);
+	int whole = eof;
+	size_t need = h.headers_len + (whole ? blen : 0);
+	if (need > cap) return need;
+	t->status = h.status;
+	t->version = h.version;
+	t->reused = h.reused;
+	t->header_count = h.header_count;
+	t->headers_len = h.headers_len;
+	if (h.headers_len > 0) memcpy(buf, h.headers, h.headers_len);
+	if (whole) {
+		size_t n = 0;
+		bool end = false;
+		if (blen > 0 && wirecore_response_read_nowait(r, buf + h.headers_len, blen, &n, &end, NULL) != WIRECORE_OK) {
+			return 0; // unreachable: the body completed without error
+		}
+		t->body_len = n;
+		t->complete = 1;
+		wirecore_response_free(r);
+	}
+	return 0;
+}
+
 static uintptr_t wc_userdata(const wirecore_completion *c) { return (uintptr_t)c->userdata; }
 */
 import "C"
@@ -297,6 +342,43 @@ func GetHead(r *Response) Head {
 		URL:     C.GoString(h.url),
 	}
 }
+
+// Taken is a response head, and its body when it had fully arrived.
+type Taken struct {
+	Status   int
+	Version  int
+	Reused   bool
+	Count    int
+	Headers  []byte // name NUL value NUL ...
+	Body     []byte // valid when Complete
+	Complete bool   // the whole body is in Body and the native response was freed
+}
+
+// Take reads a response's head and, when the whole body has arrived, the body too, in one cgo
+// call (two when the first buffer guess is too small); a complete response is freed. Headers
+// and Body share one Go buffer.
+func Take(r *Response, sizeHint int) Taken {
+	var t C.wc_taken
+	buf := make([]byte, max(sizeHint, 64))
+	need := C.wc_take(r, (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &t)
+	if need > 0 {
+		buf = make([]byte, int(need))
+		C.wc_take(r, (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &t)
+	}
+	hl := int(t.headers_len)
+	return Taken{
+		Status:   int(t.status),
+		Version:  int(t.version),
+		Reused:   t.reused != 0,
+		Count:    int(t.header_count),
+		Headers:  buf[:hl:hl],
+		Body:     buf[hl : hl+int(t.body_len)],
+		Complete: t.complete != 0,
+	}
+}
+
+// CloseIdle closes the client's idle pooled connections.
+func CloseIdle(c *Client) { C.wirecore_client_close_idle(c) }
 
 // ReadNowait copies already-received body bytes into p.
 func ReadNowait(r *Response, p []byte) (n int, eof bool, code int, e *Err) {
