@@ -6,10 +6,11 @@
 //! because the parent's connections and runtime threads do not exist there.
 
 use std::future::Future;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use tokio::sync::oneshot;
@@ -22,31 +23,47 @@ use crate::upload::Upload;
 /// How often a blocking call wakes to let Python run signal handlers (Ctrl-C).
 const SIGNAL_SLICE: Duration = Duration::from_millis(50);
 
-/// Runs `fut` on the shared runtime, with the GIL released, until it completes or a signal
-/// handler raises (then the future is dropped, which cancels the request).
+/// Runs `fut` on the shared runtime and waits for it here, with the GIL released, until it
+/// completes or a signal handler raises (then the task is aborted, which cancels the request).
+///
+/// The future runs on an engine worker, not on this thread: there it shares the worker with
+/// the connection it drives, so the request, its timers and its connection wake each other
+/// without crossing threads, and this thread is woken once, with the result.
 pub(crate) fn wait<F>(py: Python<'_>, fut: F) -> PyResult<F::Output>
 where
-    F: Future + Send,
-    F::Output: Send,
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
 {
-    let rt = wirecore::runtime::global();
-    py.detach(|| {
-        rt.block_on(async {
-            let mut fut = std::pin::pin!(fut);
-            loop {
-                tokio::select! {
-                    out = &mut fut => return Ok(out),
-                    () = tokio::time::sleep(SIGNAL_SLICE) => {
-                        // Not attaching while the interpreter exits: this thread keeps waiting.
-                        #[expect(clippy::redundant_closure_for_method_calls, reason = "the method is not general over the lifetime")]
-                        if let Some(r) = crate::bridge::with_python(|py| py.check_signals()) {
-                            r?;
-                        }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let task = wirecore::runtime::global().spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    let out = py.detach(move || {
+        loop {
+            match rx.recv_timeout(SIGNAL_SLICE) {
+                Ok(v) => return Ok(v),
+                Err(RecvTimeoutError::Timeout) => {
+                    // Not attaching while the interpreter exits: this thread keeps waiting.
+                    #[expect(
+                        clippy::redundant_closure_for_method_calls,
+                        reason = "the method is not general over the lifetime"
+                    )]
+                    if let Some(Err(e)) = crate::bridge::with_python(|py| py.check_signals()) {
+                        return Err(e);
                     }
                 }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(PyRuntimeError::new_err(
+                        "the engine task ended without a result",
+                    ));
+                }
             }
-        })
-    })
+        }
+    });
+    if out.is_err() {
+        task.abort();
+    }
+    out
 }
 
 /// An engine client plus what it takes to rebuild it after `fork()`.
