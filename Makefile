@@ -17,7 +17,7 @@ BENCH_TARGETS :=
 -include mk/*.mk
 
 help:  ## List targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "%-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "%-16s %s\n", $$1, $$2}'
 
 setup: $(SETUP_TARGETS)  ## Install what the build and tests need (idempotent: apt-get, pip, npm, cargo, go)
 	@bash scripts/setup.sh

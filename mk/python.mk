@@ -11,7 +11,7 @@ PY_DIST ?= dist
 PY_TESTSERVER := $(abspath $(TARGET_DIR))/debug/wirecore-testserver
 PY_MATURIN = cd $(PY_DIR) && .venv/bin/maturin build --target x86_64-unknown-linux-gnu
 
-.PHONY: setup-python wheel py-test-venv lint-python test-python demo-python python-types
+.PHONY: setup-python wheel wheel-portable py-test-venv lint-python test-python demo-python python-types
 
 SETUP_TARGETS += setup-python
 LINT_TARGETS += lint-python
@@ -32,6 +32,14 @@ wheel: setup-python  ## dist/wirecore-*.whl (abi3, CPython >= 3.9); PY_PROFILE=r
 
 python-types:  ## Rewrite python/pysrc/wirecore/config.py (TypedDicts) from core/config.schema.json
 	$(PY_BOOT) $(PY_DIR)/scripts/gen_config_types.py
+
+# The wheel to ship: release, linked by zig against glibc 2.17 (manylinux2014), so it installs on
+# older distributions too. Not part of `make ready` (a release build; ziglang is a 100 MB download).
+PY_ZIG_VERSION := 0.17.1
+wheel-portable: setup-python  ## dist/wirecore-*-manylinux2014*.whl: release, runs on glibc >= 2.17 (zig linker)
+	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check ziglang==$(PY_ZIG_VERSION)
+	rm -f $(PY_DIST)/wirecore-*.whl
+	PATH=$(abspath $(PY_VENV))/bin:$$PATH $(PY_MATURIN) --profile release --zig --compatibility manylinux2014 --out $(abspath $(PY_DIST))
 
 lint-python: setup-python  ## ruff, mypy --strict on the package and the typed example, config.py current
 	$(PY_BOOT) $(PY_DIR)/scripts/gen_config_types.py --check

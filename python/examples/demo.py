@@ -13,13 +13,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import wirecore
 
 
 def blocking(base: str, ca: str | None) -> None:
-    config: dict[str, Any] = {"pool": {"max_idle_per_host": 8}}
+    config: wirecore.Config = {"pool": {"max_idle_per_host": 8}}
     if ca:
         config["tls"] = {"ca_files": [ca]}
     with wirecore.Client(config) as client:
@@ -31,6 +32,13 @@ def blocking(base: str, ca: str | None) -> None:
         with client.stream("GET", f"{base}/stream?chunks=4&size=256") as s:
             sizes = [len(c) for c in s.iter_bytes()]
         print(f"sync   stream         -> chunks={sizes}")
+
+        def chunks() -> Iterator[bytes]:
+            for i in range(16):
+                yield bytes([i]) * 4096
+
+        up = client.post(f"{base}/upload", content=chunks(), priority="high")
+        print(f"sync   streamed upload -> {up.status_code} {up.json()}")
         try:
             client.get(f"{base}/delay/500", timeout=0.05)
         except wirecore.TimeoutError as e:
