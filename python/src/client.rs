@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use tokio::sync::oneshot;
 
@@ -90,13 +91,36 @@ type Headers = Vec<(String, String)>;
 /// `(connect, read, pool)` overrides in seconds.
 type Phases = (Option<f64>, Option<f64>, Option<f64>);
 
-/// Everything about a request beyond method, URL, headers and body.
+/// Everything about a request beyond method, URL, headers and body: the `options` dict the
+/// Python layer builds (only the keys the caller gave).
+#[derive(Default)]
 struct Extra {
     timeout: Option<f64>,
     phases: Option<Phases>,
     idempotent: Option<bool>,
     rate_limit_key: Option<String>,
     priority: Option<u8>,
+}
+
+impl Extra {
+    fn from_dict(d: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let mut x = Self::default();
+        for (k, v) in d.into_iter().flat_map(PyDictMethods::iter) {
+            match k.extract::<String>()?.as_str() {
+                "timeout" => x.timeout = v.extract()?,
+                "phases" => x.phases = v.extract()?,
+                "idempotent" => x.idempotent = v.extract()?,
+                "rate_limit_key" => x.rate_limit_key = v.extract()?,
+                "priority" => x.priority = v.extract()?,
+                other => {
+                    return Err(PyTypeError::new_err(format!(
+                        "unknown request option {other:?}"
+                    )));
+                }
+            }
+        }
+        Ok(x)
+    }
 }
 
 fn seconds(what: &str, t: f64) -> Result<Duration, wirecore::Error> {
@@ -226,14 +250,8 @@ impl Client {
 
     /// Sends a request and blocks (GIL released) until the response, and its body unless
     /// `stream`, arrived.
-    #[pyo3(signature = (
-        method, url, headers=None, body=None, timeout=None, stream=false, *,
-        idempotent=None, rate_limit_key=None, priority=None, phases=None,
-    ))]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "mirrors the Python keyword arguments"
-    )]
+    #[pyo3(signature = (method, url, headers=None, body=None, stream=false, options=None))]
+    #[expect(clippy::too_many_arguments, reason = "mirrors the Python call")]
     fn send(
         &self,
         py: Python<'_>,
@@ -241,20 +259,10 @@ impl Client {
         url: &str,
         headers: Option<Headers>,
         body: Option<&[u8]>,
-        timeout: Option<f64>,
         stream: bool,
-        idempotent: Option<bool>,
-        rate_limit_key: Option<String>,
-        priority: Option<u8>,
-        phases: Option<Phases>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        let x = Extra {
-            timeout,
-            phases,
-            idempotent,
-            rate_limit_key,
-            priority,
-        };
+        let x = Extra::from_dict(options)?;
         let req = error::check(
             py,
             body_of(body, None).and_then(|b| build_request(method, url, headers, b, x)),
@@ -266,14 +274,8 @@ impl Client {
 
     /// Starts a request whose body comes from `upload`; `Started.wait()` returns the response
     /// while the caller feeds the upload meanwhile.
-    #[pyo3(signature = (
-        upload, method, url, headers=None, timeout=None, stream=false, *,
-        idempotent=None, rate_limit_key=None, priority=None, phases=None,
-    ))]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "mirrors the Python keyword arguments"
-    )]
+    #[pyo3(signature = (upload, method, url, headers=None, stream=false, options=None))]
+    #[expect(clippy::too_many_arguments, reason = "mirrors the Python call")]
     fn start(
         &self,
         py: Python<'_>,
@@ -281,20 +283,10 @@ impl Client {
         method: &str,
         url: &str,
         headers: Option<Headers>,
-        timeout: Option<f64>,
         stream: bool,
-        idempotent: Option<bool>,
-        rate_limit_key: Option<String>,
-        priority: Option<u8>,
-        phases: Option<Phases>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Started> {
-        let x = Extra {
-            timeout,
-            phases,
-            idempotent,
-            rate_limit_key,
-            priority,
-        };
+        let x = Extra::from_dict(options)?;
         let req = error::check(
             py,
             body_of(None, Some(upload)).and_then(|b| build_request(method, url, headers, b, x)),
@@ -312,8 +304,8 @@ impl Client {
 
     /// Starts a request; its outcome completes `fut` on the completer's loop.
     #[pyo3(signature = (
-        completer, fut, method, url, headers=None, body=None, timeout=None, stream=false, *,
-        idempotent=None, rate_limit_key=None, priority=None, phases=None, upload=None,
+        completer, fut, method, url, headers=None, body=None, stream=false, options=None,
+        upload=None,
     ))]
     #[expect(
         clippy::too_many_arguments,
@@ -328,21 +320,11 @@ impl Client {
         url: &str,
         headers: Option<Headers>,
         body: Option<&[u8]>,
-        timeout: Option<f64>,
         stream: bool,
-        idempotent: Option<bool>,
-        rate_limit_key: Option<String>,
-        priority: Option<u8>,
-        phases: Option<Phases>,
+        options: Option<&Bound<'_, PyDict>>,
         upload: Option<&Upload>,
     ) -> PyResult<Pending> {
-        let x = Extra {
-            timeout,
-            phases,
-            idempotent,
-            rate_limit_key,
-            priority,
-        };
+        let x = Extra::from_dict(options)?;
         let req = error::check(
             py,
             body_of(body, upload).and_then(|b| build_request(method, url, headers, b, x)),

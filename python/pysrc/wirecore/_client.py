@@ -685,7 +685,7 @@ class Client(_BaseClient):
 
     def _send(self, p: _Prepared, stream: bool) -> Response:
         if p.source is None:
-            raw = self._raw.send(p.method, p.url, p.headers, p.body, stream=stream, **p.options)
+            raw = self._raw.send(p.method, p.url, p.headers, p.body, stream, p.options or None)
         else:
             raw = self._call_streamed(p.method, p.url, p.headers, p.source, stream, p.options)
         return Response(raw, p.method)
@@ -703,7 +703,7 @@ class Client(_BaseClient):
         if hasattr(source, "__aiter__") and not hasattr(source, "__iter__"):
             raise TypeError("an async iterable body needs AsyncClient")
         up = _wirecore.Upload()
-        started = self._raw.start(up, method, url, headers, stream=stream, **options)
+        started = self._raw.start(up, method, url, headers, stream, options or None)
         try:
             _feed_sync(up, source)
         except BaseException:
@@ -820,7 +820,7 @@ class AsyncClient(_BaseClient):
     ) -> _wirecore.RawResponse:
         raw: _wirecore.RawResponse = await _await(
             lambda c, f: self._raw.send_async(
-                c, f, method, url, headers, body, stream=stream, **options
+                c, f, method, url, headers, body, stream, options or None
             )
         )
         return raw
@@ -839,7 +839,7 @@ class AsyncClient(_BaseClient):
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[_wirecore.RawResponse] = loop.create_future()
         pending = self._raw.send_async(
-            _completer(loop), fut, method, url, headers, upload=up, stream=stream, **options
+            _completer(loop), fut, method, url, headers, None, stream, options or None, up
         )
         feeder = loop.create_task(_feed_async(up, source))
         try:

@@ -87,13 +87,8 @@ class Client:
         url: str,
         headers: list[tuple[str, str]] | None = None,
         body: bytes | None = None,
-        timeout: float | None = None,
         stream: bool = False,
-        *,
-        idempotent: bool | None = None,
-        rate_limit_key: str | None = None,
-        priority: int | None = None,
-        phases: tuple[float | None, float | None, float | None] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> RawResponse: ...
     def start(
         self,
@@ -101,13 +96,8 @@ class Client:
         method: str,
         url: str,
         headers: list[tuple[str, str]] | None = None,
-        timeout: float | None = None,
         stream: bool = False,
-        *,
-        idempotent: bool | None = None,
-        rate_limit_key: str | None = None,
-        priority: int | None = None,
-        phases: tuple[float | None, float | None, float | None] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> Started: ...
     def send_async(
         self,
@@ -117,13 +107,8 @@ class Client:
         url: str,
         headers: list[tuple[str, str]] | None = None,
         body: bytes | None = None,
-        timeout: float | None = None,
         stream: bool = False,
-        *,
-        idempotent: bool | None = None,
-        rate_limit_key: str | None = None,
-        priority: int | None = None,
-        phases: tuple[float | None, float | None, float | None] | None = None,
+        options: dict[str, Any] | None = None,
         upload: Upload | None = None,
     ) -> Pending: ...
     def close(self, timeout: float = 5.0) -> None: ...

@@ -162,7 +162,7 @@ class Transport(httpx.BaseTransport):
         try:
             if _is_read(request):
                 body = request.read() or None
-                rr = client._raw.send(method, url, headers, body, stream=True, **kw)
+                rr = client._raw.send(method, url, headers, body, True, kw or None)
             else:
                 rr = client._call_streamed(method, url, headers, request.stream, True, kw)
         except WirecoreError as e:
