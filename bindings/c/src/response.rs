@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::StreamExt;
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, Uri};
 use tokio::sync::Notify;
 use wirecore::{Body, Error, ErrorKind};
 
@@ -45,8 +45,11 @@ pub struct wirecore_response {
     magic: Magic,
     status: u16,
     version: i32,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    url: CString,
+    /// Owned from the engine's response (no copy); iterated in received order.
+    headers: HeaderMap,
+    url: Uri,
+    /// `url` as a C string, made on first ask (most bindings never ask).
+    url_c: OnceLock<CString>,
     timings: wirecore_timings,
     reused: bool,
     pub(crate) body: Arc<BodyState>,
@@ -62,6 +65,13 @@ impl std::fmt::Debug for wirecore_response {
             .field("status", &self.status)
             .field("version", &self.version)
             .finish_non_exhaustive()
+    }
+}
+
+impl wirecore_response {
+    fn url_c(&self) -> &CString {
+        self.url_c
+            .get_or_init(|| CString::new(self.url.to_string()).unwrap_or_default())
     }
 }
 
@@ -119,16 +129,16 @@ pub(crate) async fn fetch(
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n <= PREFETCH_MAX);
     let t = resp.timings();
+    let url = resp.url().clone();
+    let reused = resp.reused();
+    let (parts, mut stream) = resp.into_http().into_parts();
     let out = Box::new(wirecore_response {
         magic: Magic::RESPONSE,
-        status: resp.status().as_u16(),
-        version: version_num(resp.version()),
-        headers: resp
-            .headers()
-            .iter()
-            .map(|(n, v)| (n.clone(), v.clone()))
-            .collect(),
-        url: CString::new(resp.url().to_string()).unwrap_or_default(),
+        status: parts.status.as_u16(),
+        version: version_num(parts.version),
+        headers: parts.headers,
+        url,
+        url_c: OnceLock::new(),
         timings: wirecore_timings {
             dns_us: micros(t.dns),
             connect_us: micros(t.connect),
@@ -136,7 +146,7 @@ pub(crate) async fn fetch(
             ttfb_us: micros(t.ttfb),
             total_us: micros(t.total),
         },
-        reused: resp.reused(),
+        reused,
         body: Arc::new(BodyState {
             inner: Mutex::new(Inner {
                 stream: None,
@@ -150,7 +160,6 @@ pub(crate) async fn fetch(
         whole: Bytes::new(),
         packed: OnceLock::new(),
     });
-    let mut stream = resp.into_body();
     let mut inner = Inner {
         stream: None,
         buf: Bytes::new(),
@@ -275,7 +284,7 @@ pub unsafe extern "C" fn wirecore_response_reused(resp: *const wirecore_response
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn wirecore_response_url(resp: *const wirecore_response) -> *const c_char {
     ffi_fn!(or = c"".as_ptr(), {
-        resp_or!(resp, c"".as_ptr()).url.as_ptr()
+        resp_or!(resp, c"".as_ptr()).url_c().as_ptr()
     })
 }
 
@@ -354,7 +363,7 @@ pub unsafe extern "C" fn wirecore_response_get_head(
             headers: packed.as_ptr(),
             headers_len: packed.len(),
             header_count: r.headers.len(),
-            url: r.url.as_ptr(),
+            url: r.url_c().as_ptr(),
             timings: r.timings,
         };
         // SAFETY: checked non-NULL.
@@ -391,7 +400,7 @@ pub unsafe extern "C" fn wirecore_response_header_at(
 ) -> wirecore_code {
     ffi_fn!(err = std::ptr::null_mut(), {
         let r = resp_or!(resp, wirecore_code::WIRECORE_INVALID_ARGUMENT);
-        let Some((n, v)) = r.headers.get(index) else {
+        let Some((n, v)) = r.headers.iter().nth(index) else {
             return wirecore_code::WIRECORE_INVALID_ARGUMENT;
         };
         // SAFETY: NULL or writable.

@@ -210,8 +210,9 @@ unsafe fn submit(
     let Some(target) = target else {
         return error::invalid(err, "wirecore_client_submit: no callback or queue");
     };
-    let cancel = Arc::new(Notify::new());
-    if !task.is_null() {
+    // Only a request the caller can cancel pays for a cancel signal.
+    let cancel = (!task.is_null()).then(|| Arc::new(Notify::new()));
+    if let Some(cancel) = &cancel {
         let t = handle::give(wirecore_task {
             magic: Magic::TASK,
             cancel: cancel.clone(),
@@ -221,10 +222,13 @@ unsafe fn submit(
     }
     let client = c.client.clone();
     crate::handle::runtime().spawn(async move {
-        let res = tokio::select! {
-            biased;
-            () = cancel.notified() => Err(Error::new(ErrorKind::Cancelled, "the request was cancelled")),
-            r = response::fetch(client, request) => r,
+        let res = match cancel {
+            Some(cancel) => tokio::select! {
+                biased;
+                () = cancel.notified() => Err(Error::new(ErrorKind::Cancelled, "the request was cancelled")),
+                r = response::fetch(client, request) => r,
+            },
+            None => response::fetch(client, request).await,
         };
         target.deliver_response(res);
     });
