@@ -127,16 +127,11 @@ func (t *transport) poll() {
 		}
 	}
 	// A TryTake that finds the queue empty arms the pipe: the next completion writes one
-	// byte. So the first look at the pipe after arming skips the read (it would almost always
-	// be EAGAIN) and waits for readiness in the netpoller; then it consumes the byte.
+	// byte. The read must come first: RawConn.Read forgets readiness seen before it, so a
+	// byte written since the arming is only found by reading.
 	scratch := make([]byte, 64)
-	skip := false
 	var broken error
 	consume := func(fd uintptr) bool {
-		if skip {
-			skip = false
-			return false
-		}
 		n, err := syscall.Read(int(fd), scratch)
 		switch {
 		case err == syscall.EAGAIN || err == syscall.EINTR:
@@ -153,7 +148,6 @@ func (t *transport) poll() {
 		if wake != nil {
 			n = capi.TryTake(t.queue, buf, out)
 			if n == 0 {
-				skip = true
 				if err := raw.Read(consume); err != nil || broken != nil {
 					wake.Close()
 					wake = nil
@@ -200,9 +194,20 @@ func (t *transport) notifyFile() *os.File {
 	return os.NewFile(uintptr(dup), "wirecore-queue")
 }
 
+// chanPool recycles the one-slot channels completions arrive on.
+var chanPool = sync.Pool{New: func() any { return make(chan capi.Completion, 1) }}
+
+// recycle returns an unregistered id's channel to the pool. After unregister no completion
+// can be sent on it any more; one still buffered (Close's "closed") keeps it out of the pool.
+func recycle(ch chan capi.Completion) {
+	if len(ch) == 0 {
+		chanPool.Put(ch)
+	}
+}
+
 // register reserves an id whose completions arrive on the returned channel.
 func (t *transport) register() (uintptr, chan capi.Completion, bool) {
-	ch := make(chan capi.Completion, 1)
+	ch := chanPool.Get().(chan capi.Completion)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -332,6 +337,7 @@ done:
 	}
 	if c.Code != capi.OK {
 		t.unregister(id)
+		recycle(ch)
 		err := errorOf(c.Code, c.Err)
 		if err.Timeout() && ctx.Err() != nil {
 			err.cause = ctx.Err()
@@ -483,8 +489,11 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 	case 10:
 		proto, major, minor = "HTTP/1.0", 1, 0
 	}
-	resp := &http.Response{
-		Status:        itoa(h.Status) + " " + http.StatusText(h.Status),
+	// One allocation for the response and a body that arrived whole.
+	sr := &smallResponse{}
+	resp := &sr.resp
+	*resp = http.Response{
+		Status:        statusLine(h.Status),
 		StatusCode:    h.Status,
 		Proto:         proto,
 		ProtoMajor:    major,
@@ -497,10 +506,12 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 	case h.Complete:
 		// The whole body came with the head: nothing native is left to read or free.
 		t.unregister(id)
+		recycle(ch)
 		if req.Method == http.MethodHead || len(h.Body) == 0 {
 			resp.Body = http.NoBody
 		} else {
-			resp.Body = &bytesBody{b: h.Body}
+			sr.body.b = h.Body
+			resp.Body = &sr.body
 		}
 	default:
 		b := &body{t: t, resp: r, id: id, ch: ch, ctx: req.Context()}
@@ -513,6 +524,29 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 		}
 	}
 	return resp
+}
+
+// smallResponse holds a response and its whole body in one allocation.
+type smallResponse struct {
+	resp http.Response
+	body bytesBody
+}
+
+// statusLines are the http.Response.Status strings of the registered codes.
+var statusLines = func() (s [600]string) {
+	for code := 100; code < len(s); code++ {
+		if text := http.StatusText(code); text != "" {
+			s[code] = itoa(code) + " " + text
+		}
+	}
+	return s
+}()
+
+func statusLine(code int) string {
+	if code >= 100 && code < len(statusLines) && statusLines[code] != "" {
+		return statusLines[code]
+	}
+	return itoa(code) + " " + http.StatusText(code)
 }
 
 // bytesBody is a response body that arrived whole with the head.
