@@ -391,6 +391,12 @@ impl Client {
         Ok(self.current(py)?.diagnostics().to_string())
     }
 
+    /// Closes every idle pooled connection now; in-flight requests and the client go on.
+    fn close_idle_connections(&self, py: Python<'_>) -> PyResult<()> {
+        self.current(py)?.close_idle_connections();
+        Ok(())
+    }
+
     /// The effective config (every default filled in) as JSON.
     fn config_json(&self) -> PyResult<String> {
         serde_json::to_string(&self.config).map_err(|e| PyValueError::new_err(e.to_string()))

@@ -103,7 +103,13 @@ impl Upload {
             return Ok(false);
         };
         let chunk = Bytes::copy_from_slice(chunk);
-        let sent = crate::client::wait(py, async move { tx.send(Ok(chunk)).await.is_ok() })?;
+        // Room in the queue (the usual case while the network keeps up): no wait at all.
+        let chunk = match tx.try_send(Ok(chunk)) {
+            Ok(()) => return Ok(true),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Ok(false),
+            Err(mpsc::error::TrySendError::Full(chunk)) => chunk,
+        };
+        let sent = crate::client::wait(py, async move { tx.send(chunk).await.is_ok() })?;
         Ok(sent)
     }
 

@@ -116,6 +116,20 @@ def test_timings_elapsed_and_reuse(client: wirecore.Client, srv: Server) -> None
     assert srv.counters()["connections_accepted"] == 1
 
 
+def test_close_idle_connections_keeps_the_client_usable(
+    client: wirecore.Client, srv: Server
+) -> None:
+    assert client.get(f"{srv.http}/bytes/1").reused is False
+    assert client.get(f"{srv.http}/bytes/1").reused is True
+    closed = srv.counters()["connections_closed"]
+    client.close_idle_connections()
+    # Other tests' connections may still be open at the server: count this one closing.
+    k = srv.wait_for(lambda k: k["connections_closed"] == closed + 1)
+    assert k["connections_closed"] == closed + 1
+    assert client.get(f"{srv.http}/bytes/1").reused is False
+    assert srv.counters()["connections_accepted"] == 2
+
+
 def test_https_negotiates_h2(client: wirecore.Client, srv: Server) -> None:
     r = client.get(f"{srv.https}/json")
     assert r.http_version == "HTTP/2"

@@ -677,6 +677,11 @@ class _BaseClient:
         d: dict[str, Any] = _json.loads(self._raw.diagnostics_json())
         return d
 
+    def close_idle_connections(self) -> None:
+        """Closes every idle pooled connection now (after a network change, or to rebalance);
+        requests in flight and the client itself go on."""
+        self._raw.close_idle_connections()
+
 
 class Client(_BaseClient):
     """A blocking HTTP client; safe to share between threads (calls release the GIL)."""
