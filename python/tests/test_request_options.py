@@ -190,6 +190,27 @@ def test_upload_from_a_generator_a_list_and_files(
     assert got == {"body_len": len(_WHOLE), "crc32": zlib.crc32(_WHOLE)}
 
 
+def test_files_of_known_size_send_content_length(
+    client: wirecore.Client, srv: Server, tmp_path: Any
+) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"0123456789" * 1000)
+    with open(path, "rb") as f:
+        f.seek(10)
+        echo = client.post(f"{srv.http}/echo", content=f).json()
+    assert echo["headers"]["content-length"] == "9990"
+    assert "transfer-encoding" not in echo["headers"]
+    assert echo["body_len"] == 9990
+    echo = client.post(f"{srv.http}/echo", content=io.BytesIO(b"abc")).json()
+    assert (echo["headers"]["content-length"], echo["body"]) == ("3", "abc")
+
+    def gen() -> Iterator[bytes]:
+        yield b"abc"
+
+    echo = client.post(f"{srv.http}/echo", content=gen()).json()
+    assert echo["headers"]["transfer-encoding"] == "chunked"
+
+
 def test_a_failing_generator_raises_its_error_and_the_pool_recovers(
     client: wirecore.Client, srv: Server
 ) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import io
 import json as _json
 import os
+import stat
 import threading
 from collections.abc import (
     AsyncIterable,
@@ -284,6 +286,13 @@ def _prepare(
             body = bytes(content)
         elif hasattr(content, "read") or hasattr(content, "__aiter__"):
             source = content
+            n = _file_length(content)
+            if n is not None:
+                hs = hs or []
+                if not (_has_header(hs, "content-length") or _has_header(hs, "transfer-encoding")):
+                    # A file of known size goes out with Content-Length (as httpx does), not
+                    # chunked: some servers (object stores) refuse chunked uploads.
+                    hs.append(("content-length", str(n)))
         elif isinstance(content, Iterable) and not isinstance(content, Mapping):
             source = content
         else:
@@ -304,6 +313,21 @@ def _prepare(
         if not _has_header(hs, "content-type"):
             hs.append(("content-type", "application/x-www-form-urlencoded"))
     return _Prepared(method.upper(), url, hs, body, source, options)
+
+
+def _file_length(f: Any) -> int | None:
+    """Bytes left in a binary in-memory or regular file, or None when unknown."""
+    try:
+        if isinstance(f, io.BytesIO):
+            return len(f.getbuffer()) - f.tell()
+        if not isinstance(f, (io.RawIOBase, io.BufferedIOBase)):
+            return None  # text files: characters, not bytes
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return max(st.st_size - f.tell(), 0)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
 
 
 def _chunk(c: object) -> bytes:
