@@ -33,10 +33,12 @@ export declare class NativeClient {
   /**
    * Validates and starts a request. Input errors throw here, before any I/O.
    *
+   * `phases` overrides the config's connect / read-idle / pool timeouts for this request.
+   *
    * `headers` is a flat `[name, value, ...]` list; `upload` names a stream opened with
    * `openUpload`.
    */
-  request(id: number, method: string, url: string, headers: Array<string> | undefined | null, body: string | Uint8Array | undefined | null, upload: number | undefined | null, timeoutMs: number | undefined | null, cancellable: boolean, idempotent?: boolean | undefined | null, rateLimitKey?: string | undefined | null): void
+  request(id: number, method: string, url: string, headers: Array<string> | undefined | null, body: string | Uint8Array | undefined | null, upload: number | undefined | null, timeoutMs: number | undefined | null, cancellable: boolean, idempotent?: boolean | undefined | null, rateLimitKey?: string | undefined | null, phases?: PhaseTimeoutsMs | undefined | null): void
   /** Stops the operation `id` (request or body read); its completion never comes. */
   cancel(id: number): void
   /** Reads the next chunk of a streaming body into completion `id` (`body` absent at the end). */
@@ -98,6 +100,13 @@ export declare function errorCodes(): Array<string>
 
 /** How many completions one batch (one JS call) holds at most. */
 export declare function maxBatch(): number
+
+/** Per-request overrides of the config's phase timeouts, in milliseconds. */
+export interface PhaseTimeoutsMs {
+  connectMs?: number
+  readMs?: number
+  poolMs?: number
+}
 
 /** The crate version. */
 export declare function version(): string

@@ -29,6 +29,12 @@ export interface RequestOptions {
   json?: unknown
   /** Total deadline of this request (head and body), overriding `timeouts.totalMs`. */
   timeoutMs?: number
+  /** TCP connect of a connection this request opens, overriding `timeouts.connectMs`. */
+  connectTimeoutMs?: number
+  /** Longest silence while waiting for response bytes, overriding `timeouts.readIdleMs`. */
+  readTimeoutMs?: number
+  /** Longest wait for a pooled connection, overriding `timeouts.poolAcquireMs`. */
+  poolTimeoutMs?: number
   /** Aborting cancels the request in the engine; the promise (or body read) rejects with `AbortError`. */
   signal?: AbortSignal | null
   /** Overrides the idempotency guess from the method (decides retries and hedging). */

@@ -94,6 +94,9 @@ const REQUEST_KEYS = new Set([
   'priority',
   'idempotent',
   'rateLimitKey',
+  'connectTimeoutMs',
+  'readTimeoutMs',
+  'poolTimeoutMs',
 ])
 // RFC 9218 urgencies (0 most urgent .. 7); the words follow fetch()'s `priority`.
 const PRIORITY_WORDS = { high: 1, normal: 3, low: 5 }
@@ -215,7 +218,16 @@ function normalize(input, init) {
       'wirecore: body must be a string, Buffer, Uint8Array, ArrayBuffer, URLSearchParams, ReadableStream or async iterable',
     )
   }
-  const { timeoutMs, signal, priority, idempotent, rateLimitKey } = opts
+  const { timeoutMs, signal, priority, idempotent, rateLimitKey, connectTimeoutMs, readTimeoutMs, poolTimeoutMs } = opts
+  let phases = null
+  if (connectTimeoutMs !== undefined || readTimeoutMs !== undefined || poolTimeoutMs !== undefined) {
+    for (const [k, v] of Object.entries({ connectTimeoutMs, readTimeoutMs, poolTimeoutMs })) {
+      if (v !== undefined && (typeof v !== 'number' || !(v > 0) || v === Infinity)) {
+        throw new TypeError(`wirecore: ${k} must be a finite positive number`)
+      }
+    }
+    phases = { connectMs: connectTimeoutMs, readMs: readTimeoutMs, poolMs: poolTimeoutMs }
+  }
   if (idempotent !== undefined && typeof idempotent !== 'boolean') {
     throw new TypeError('wirecore: idempotent must be a boolean')
   }
@@ -246,6 +258,7 @@ function normalize(input, init) {
     signal: signal ?? null,
     idempotent: idempotent ?? null,
     rateLimitKey: rateLimitKey ?? null,
+    phases,
   }
 }
 
@@ -578,7 +591,7 @@ class Client {
     const { signal } = r
     if (signal === null && r.stream === null) {
       return operation((id) =>
-        nativeClient.request(id, r.method, r.url, r.headers, r.body, null, r.timeoutMs, false, r.idempotent, r.rateLimitKey),
+        nativeClient.request(id, r.method, r.url, r.headers, r.body, null, r.timeoutMs, false, r.idempotent, r.rateLimitKey, r.phases),
       ).then((c) => new Response(nativeClient, c, null, null))
     }
     if (signal?.aborted) return Promise.reject(abortError(signal))
@@ -624,6 +637,7 @@ class Client {
           signal !== null,
           r.idempotent,
           r.rateLimitKey,
+          r.phases,
         )
       } catch (e) {
         untrack(id)

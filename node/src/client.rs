@@ -177,6 +177,8 @@ impl NativeClient {
 
     /// Validates and starts a request. Input errors throw here, before any I/O.
     ///
+    /// `phases` overrides the config's connect / read-idle / pool timeouts for this request.
+    ///
     /// `headers` is a flat `[name, value, ...]` list; `upload` names a stream opened with
     /// `openUpload`.
     #[napi]
@@ -192,6 +194,7 @@ impl NativeClient {
         cancellable: bool,
         idempotent: Option<bool>,
         rate_limit_key: Option<String>,
+        phases: Option<PhaseTimeoutsMs>,
     ) -> napi::Result<()> {
         let method = wirecore::parse_method(&method).map_err(|e| core_error(&e))?;
         let mut req = wirecore::Request::new(method, &url).map_err(|e| core_error(&e))?;
@@ -234,6 +237,12 @@ impl NativeClient {
         }
         *req.idempotent_mut() = idempotent;
         *req.rate_limit_key_mut() = rate_limit_key;
+        if let Some(p) = phases {
+            let o = req.phase_timeouts_mut();
+            o.connect = millis("connectTimeoutMs", p.connect_ms)?;
+            o.read_idle = millis("readTimeoutMs", p.read_ms)?;
+            o.pool = millis("poolTimeoutMs", p.pool_ms)?;
+        }
         let shared = self.shared.clone();
         shared.in_flight.fetch_add(1, Ordering::AcqRel);
         let guard = InFlight(shared.clone());
@@ -463,4 +472,24 @@ async fn respond(shared: &Arc<Shared>, id: u32, resp: wirecore::Response) -> Com
         c.streaming = Some(true);
     }
     c
+}
+
+/// Per-request overrides of the config's phase timeouts, in milliseconds.
+#[napi(object)]
+#[derive(Debug)]
+pub struct PhaseTimeoutsMs {
+    pub connect_ms: Option<f64>,
+    pub read_ms: Option<f64>,
+    pub pool_ms: Option<f64>,
+}
+
+fn millis(what: &str, ms: Option<f64>) -> napi::Result<Option<Duration>> {
+    match ms {
+        None => Ok(None),
+        Some(t) if t.is_finite() && t > 0.0 => Ok(Some(Duration::from_secs_f64(t / 1000.0))),
+        Some(t) => Err(js_error(
+            "invalid_request",
+            &format!("{what} must be a positive number of milliseconds, got {t}"),
+        )),
+    }
 }

@@ -423,3 +423,26 @@ test('priority: sent as the RFC 9218 header; urgent requests overtake queued one
   assert.deepEqual(order, ['busy', 'urgent', 'default', 'low-0', 'low-1', 'low-2'])
   await c.close()
 })
+
+test('connectTimeoutMs / readTimeoutMs / poolTimeoutMs override the config per request', async () => {
+  const c = new Client({
+    timeouts: { readIdleMs: 10_000, poolAcquireMs: 10_000, connectMs: 10_000 },
+    pool: { maxConnectionsPerHost: 1 },
+    retry: { enabled: false },
+  })
+  let t = Date.now()
+  await assert.rejects(c.get(`${srv.http}/delay/2000`, { readTimeoutMs: 100 }), (e) => e.code === 'timeout.read')
+  assert.ok(Date.now() - t < 1500, `read override took ${Date.now() - t} ms`)
+  const busy = c.get(`${srv.http}/delay/500`)
+  await new Promise((r) => setTimeout(r, 100))
+  t = Date.now()
+  await assert.rejects(c.get(`${srv.http}/bytes/1`, { poolTimeoutMs: 50 }), (e) => e.code === 'timeout.pool')
+  assert.ok(Date.now() - t < 450, `pool override took ${Date.now() - t} ms`)
+  await (await busy).arrayBuffer()
+  t = Date.now()
+  await assert.rejects(c.get(`http://${srv.blackhole}/`, { connectTimeoutMs: 100 }), (e) => e.code === 'timeout.connect')
+  assert.ok(Date.now() - t < 1500, `connect override took ${Date.now() - t} ms`)
+  assert.equal((await c.get(`${srv.http}/delay/300`)).status, 200)
+  await assert.rejects(c.get(`${srv.http}/`, { readTimeoutMs: 0 }), TypeError)
+  await c.close()
+})
