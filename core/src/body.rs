@@ -197,8 +197,42 @@ pub struct Body {
     meter: Option<Meter>,
     limit: u64,
     seen: u64,
-    deadline: Option<(Pin<Box<Sleep>>, u64)>,
+    deadline: Option<Deadline>,
     idle: Option<(Pin<Box<Sleep>>, Duration)>,
+}
+
+/// The total deadline of the request, which the body outlives. The timer is created only when
+/// the body has to wait: a small body that arrived with the head never touches the timer wheel
+/// (the clock is read once, on the first poll, instead).
+struct Deadline {
+    at: Instant,
+    ms: u64,
+    checked: bool,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Deadline {
+    /// Whether the deadline has passed; once armed, also registers `cx` for when it does.
+    fn passed(&mut self, cx: &mut Context<'_>) -> bool {
+        match &mut self.sleep {
+            Some(s) => s.as_mut().poll(cx).is_ready(),
+            None if !self.checked => {
+                self.checked = true;
+                Instant::now() >= self.at
+            }
+            None => false,
+        }
+    }
+
+    /// Arms the timer before the body waits; true when it already fired.
+    fn arm(&mut self, cx: &mut Context<'_>) -> bool {
+        let at = self.at;
+        self.sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)))
+            .as_mut()
+            .poll(cx)
+            .is_ready()
+    }
 }
 
 enum Source {
@@ -254,9 +288,12 @@ impl Body {
             meter: Some(meter),
             limit: limits.max_bytes,
             seen: 0,
-            deadline: limits
-                .deadline
-                .map(|(at, ms)| (Box::pin(tokio::time::sleep_until(at)), ms)),
+            deadline: limits.deadline.map(|(at, ms)| Deadline {
+                at,
+                ms,
+                checked: false,
+                sleep: None,
+            }),
             idle: limits
                 .read_idle
                 .map(|d| (Box::pin(tokio::time::sleep(d)), d)),
@@ -330,10 +367,10 @@ impl HttpBody for Body {
         if matches!(this.source, Source::Done) {
             return Poll::Ready(None);
         }
-        if let Some((sleep, ms)) = &mut this.deadline
-            && sleep.as_mut().poll(cx).is_ready()
+        if let Some(d) = &mut this.deadline
+            && d.passed(cx)
         {
-            let ms = *ms;
+            let ms = d.ms;
             return this.fail(crate::error::timeout(
                 ErrorKind::TimeoutTotal,
                 "request",
@@ -342,6 +379,16 @@ impl HttpBody for Body {
         }
         match this.poll_source(cx) {
             Poll::Pending => {
+                if let Some(d) = &mut this.deadline
+                    && d.arm(cx)
+                {
+                    let ms = d.ms;
+                    return this.fail(crate::error::timeout(
+                        ErrorKind::TimeoutTotal,
+                        "request",
+                        ms,
+                    ));
+                }
                 if let Some((sleep, d)) = &mut this.idle
                     && sleep.as_mut().poll(cx).is_ready()
                 {

@@ -3,6 +3,7 @@
 //! The path of one request, outermost first: metrics and the total deadline → redirects →
 //! compression → read timeouts → pool → connector.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,9 +21,10 @@ use crate::config::{Config, Encoding, ms};
 use crate::connect::Connector;
 use crate::error::{self, Error, ErrorKind};
 use crate::metrics::{Diagnostics, Metrics, Stats};
+use crate::policy::OriginPolicy;
 use crate::policy::retry;
 use crate::policy::{BreakerEvent, Policies};
-use crate::pool::{Origin, Pool, Sender};
+use crate::pool::{HostRef, Origin, Pool, Sender};
 use crate::request::{Request, RequestBuilder};
 use crate::response::{Response, Timings};
 
@@ -39,6 +41,7 @@ struct Inner {
     policies: Policies,
     default_headers: HeaderMap,
     accept_encoding: Option<HeaderValue>,
+    routes: Routes,
     closed: std::sync::atomic::AtomicBool,
     drained: tokio::sync::Notify,
 }
@@ -200,6 +203,7 @@ impl Client {
                 policies,
                 default_headers,
                 accept_encoding,
+                routes: Routes::default(),
                 closed: std::sync::atomic::AtomicBool::new(false),
                 drained: tokio::sync::Notify::new(),
             }),
@@ -289,6 +293,44 @@ impl Client {
         inner.pool.close();
     }
 
+    /// The route of `uri`'s origin, cached by scheme and authority.
+    fn route(&self, uri: &Uri) -> Result<Arc<Route>, Error> {
+        use std::sync::PoisonError;
+        let slot = match uri.scheme_str() {
+            Some("http") => 0,
+            Some("https") => 1,
+            _ => return self.new_route(uri).map(Arc::new),
+        };
+        let Some(auth) = uri.authority().map(http::uri::Authority::as_str) else {
+            return self.new_route(uri).map(Arc::new);
+        };
+        let map = &self.inner.routes.0[slot];
+        if let Some(r) = map.read().unwrap_or_else(PoisonError::into_inner).get(auth) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(self.new_route(uri)?);
+        let mut m = map.write().unwrap_or_else(PoisonError::into_inner);
+        if m.len() < MAX_ROUTES {
+            return Ok(m.entry(auth.into()).or_insert(r).clone());
+        }
+        Ok(r)
+    }
+
+    fn new_route(&self, uri: &Uri) -> Result<Route, Error> {
+        let origin = Origin::from_uri(uri)?;
+        let policy = self.inner.policies.origin(&origin.key);
+        let host_header = uri.authority().and_then(|a| {
+            let host = a.as_str();
+            HeaderValue::from_str(host.rsplit('@').next().unwrap_or(host)).ok()
+        });
+        Ok(Route {
+            origin,
+            policy,
+            host: std::sync::OnceLock::new(),
+            host_header,
+        })
+    }
+
     /// Sends a request.
     ///
     /// # Errors
@@ -318,8 +360,15 @@ impl Client {
             },
             None => fut.await,
         };
-        match &res {
-            Ok(r) => m.record_response(r.status.as_u16(), start.elapsed()),
+        let mut res = res;
+        match &mut res {
+            Ok(r) => {
+                // One clock read for the response's total, the histogram and the rate window.
+                let now = Instant::now();
+                let elapsed = now.saturating_duration_since(start);
+                r.timings.total = elapsed;
+                m.record_response(r.status.as_u16(), elapsed, now);
+            }
             Err(e) => m.record_error(e.kind()),
         }
         res
@@ -349,12 +398,12 @@ impl Client {
                 idempotent,
                 rate_limit_key: rate_limit_key.as_deref(),
                 deadline,
+                start,
                 phases,
             };
-            let mut resp = self
+            let resp = self
                 .send_resilient(&method, &uri, &headers, body, &opts)
                 .await?;
-            resp.timings.total = start.elapsed();
             let status = resp.status;
             if max == 0 || !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
                 return Ok(resp);
@@ -425,8 +474,7 @@ impl Client {
     ) -> Result<Response, Error> {
         let p = &self.inner.policies;
         let rc = &p.cfg.retry;
-        let origin = Origin::from_uri(uri)?;
-        let op = p.origin(&origin.key);
+        let route = self.route(uri)?;
         let idem = opts
             .idempotent
             .unwrap_or_else(|| retry::idempotent(method, headers));
@@ -445,7 +493,8 @@ impl Client {
         // request body is `Send` but not `Sync`).
         let replayable = template.is_some();
         let bodies = std::sync::Mutex::new((Some(body), template));
-        let (op, origin) = (&op, &origin);
+        let route = &*route;
+        let (op, origin) = (&*route.policy, &route.origin);
         let next_body = || {
             let mut g = bodies
                 .lock()
@@ -462,17 +511,18 @@ impl Client {
                     ));
                 };
                 p.attempt(op, &origin.key, opts.rate_limit_key, opts.deadline, || {
-                    self.send_once(origin, method, uri, headers, body, opts)
+                    self.send_once(route, method, uri, headers, body, opts)
                 })
                 .await
             }
         };
-        p.run(op, idem, replayable, opts.deadline, attempt).await
+        p.run(op, idem, replayable, opts.deadline, opts.start, attempt)
+            .await
     }
 
     async fn send_once(
         &self,
-        origin: &Origin,
+        route: &Route,
         method: &Method,
         uri: &Uri,
         user_headers: &HeaderMap,
@@ -481,9 +531,10 @@ impl Client {
     ) -> Result<Response, Error> {
         let inner = &self.inner;
         let cfg = &inner.cfg;
+        let origin = &route.origin;
         let (deadline, phases) = (opts.deadline, opts.phases);
         let read_idle = phases.read_idle.or_else(|| ms(cfg.timeouts.read_idle_ms));
-        let (headers, body, sent_len) = self.prepare(origin, user_headers, body).await?;
+        let (body, encoding, sent_len) = self.prepare(origin, user_headers, body).await?;
         let replay = body.try_clone();
         let mut body = Some(body);
         let urgency = crate::request::urgency(user_headers);
@@ -491,7 +542,7 @@ impl Client {
         for attempt in 0..2 {
             let mut lease = inner
                 .pool
-                .acquire(origin, deadline, urgency, phases)
+                .acquire_at(route.host(&inner.pool), deadline, urgency, phases)
                 .await?;
             let h2 = lease.is_h2();
             let Some(b) = body.take() else {
@@ -500,7 +551,16 @@ impl Client {
                     "request body already consumed",
                 ));
             };
-            let req = build_http(method, uri, &headers, b, h2)?;
+            let head = Head {
+                method,
+                uri,
+                user: user_headers,
+                defaults: &inner.default_headers,
+                accept_encoding: inner.accept_encoding.as_ref(),
+                content_encoding: encoding.as_ref(),
+                host: route.host_header.as_ref(),
+            };
+            let req = build_http(&head, b, h2)?;
             let t0 = Instant::now();
             let fut = match lease.sender() {
                 Some(Sender::H1(tx)) => futures_util::future::Either::Left(tx.send_request(req)),
@@ -559,29 +619,21 @@ impl Client {
         ))
     }
 
-    /// Merges default headers, sets Accept-Encoding, and encodes the body when configured.
+    /// Encodes the body when configured; returns it with the `Content-Encoding` it got and
+    /// its length. Headers are merged once, straight into the outgoing request (`build_http`).
     async fn prepare(
         &self,
         origin: &Origin,
         user: &HeaderMap,
         body: RequestBody,
-    ) -> Result<(HeaderMap, RequestBody, Option<u64>), Error> {
+    ) -> Result<(RequestBody, Option<HeaderValue>, Option<u64>), Error> {
         let inner = &self.inner;
-        let mut headers = user.clone();
-        for (k, v) in &inner.default_headers {
-            if !headers.contains_key(k) {
-                headers.insert(k.clone(), v.clone());
-            }
-        }
-        if let Some(ae) = &inner.accept_encoding
-            && !headers.contains_key(header::ACCEPT_ENCODING)
-        {
-            headers.insert(header::ACCEPT_ENCODING, ae.clone());
-        }
         let c = &inner.cfg.compression;
         let mut body = body;
+        let mut encoding = None;
         if let Some(enc) = c.request_encoding
-            && !headers.contains_key(header::CONTENT_ENCODING)
+            && !user.contains_key(header::CONTENT_ENCODING)
+            && !inner.default_headers.contains_key(header::CONTENT_ENCODING)
             && c.request_hosts
                 .iter()
                 .any(|h| h.eq_ignore_ascii_case(&origin.host))
@@ -590,14 +642,11 @@ impl Client {
             && !raw.is_empty()
         {
             let encoded = compress::encode(raw, enc).await?;
-            headers.insert(
-                header::CONTENT_ENCODING,
-                HeaderValue::from_static(enc.token()),
-            );
+            encoding = Some(HeaderValue::from_static(enc.token()));
             body = RequestBody::from(encoded);
         }
         let len = body.len();
-        Ok((headers, body, len))
+        Ok((body, encoding, len))
     }
 
     fn finish(
@@ -654,11 +703,35 @@ impl Client {
     }
 }
 
+/// What every attempt to one URL authority shares, looked up once: the parsed origin, its
+/// policy state, its pool state (taken on first use) and the `Host` header HTTP/1.1 sends.
+struct Route {
+    origin: Origin,
+    policy: Arc<OriginPolicy>,
+    host: std::sync::OnceLock<HostRef>,
+    host_header: Option<HeaderValue>,
+}
+
+impl Route {
+    fn host(&self, pool: &Pool) -> &HostRef {
+        self.host.get_or_init(|| pool.host_ref(&self.origin))
+    }
+}
+
+/// Routes kept per scheme; URLs to more authorities than this are resolved per request.
+const MAX_ROUTES: usize = 256;
+
+/// Routes by URL authority, for `http` (0) and `https` (1).
+#[derive(Default)]
+struct Routes([std::sync::RwLock<HashMap<Box<str>, Arc<Route>>>; 2]);
+
 /// Per-request options of the resilience policies.
 struct Opts<'a> {
     idempotent: Option<bool>,
     rate_limit_key: Option<&'a str>,
     deadline: Option<Instant>,
+    /// When the request began.
+    start: Instant,
     phases: crate::request::PhaseTimeouts,
 }
 
@@ -685,50 +758,92 @@ fn resolve_location(base: &Uri, location: &str) -> Result<Uri, Error> {
     crate::request::parse_url(next.as_str())
 }
 
+/// What the outgoing request is made of: the user's headers win over the client's defaults.
+struct Head<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    user: &'a HeaderMap,
+    defaults: &'a HeaderMap,
+    accept_encoding: Option<&'a HeaderValue>,
+    content_encoding: Option<&'a HeaderValue>,
+    /// The `Host` header of this URL's authority, when valid (h1 only).
+    host: Option<&'a HeaderValue>,
+}
+
+/// Connection-specific headers, illegal in HTTP/2 (RFC 9113 §8.2.2), and `Host`, which h2
+/// carries as `:authority`.
+fn h2_illegal(name: &header::HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || *name == header::HOST
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+/// The request as hyper sends it, its headers merged in one pass (user headers, then defaults
+/// the user did not set, then `Accept-Encoding` and `Content-Encoding`, then `Host` on h1).
 fn build_http(
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
+    head: &Head<'_>,
     body: RequestBody,
     h2: bool,
 ) -> Result<http::Request<RequestBody>, Error> {
+    let (uri, user) = (head.uri, head.user);
     let mut req = http::Request::new(body);
-    *req.method_mut() = method.clone();
+    *req.method_mut() = head.method.clone();
     if h2 {
         *req.uri_mut() = uri.clone();
         *req.version_mut() = Version::HTTP_2;
     } else {
-        let pq = uri
-            .path_and_query()
-            .map_or("/", http::uri::PathAndQuery::as_str);
-        *req.uri_mut() = pq
-            .parse()
-            .map_err(|_| error::url(format!("invalid path {pq:?}")))?;
+        // Origin form: the path and query, shared with the URL (no copy, no re-parse).
+        match uri.path_and_query() {
+            Some(pq) if pq.as_str().starts_with('/') => {
+                let mut parts = http::uri::Parts::default();
+                parts.path_and_query = Some(pq.clone());
+                *req.uri_mut() =
+                    Uri::from_parts(parts).map_err(|e| error::url(format!("invalid path: {e}")))?;
+            }
+            pq => {
+                let pq = pq.map_or("/", http::uri::PathAndQuery::as_str);
+                *req.uri_mut() = pq
+                    .parse()
+                    .map_err(|_| error::url(format!("invalid path {pq:?}")))?;
+            }
+        }
     }
     let h = req.headers_mut();
-    h.reserve(headers.len() + 1);
-    for (k, v) in headers {
-        h.append(k.clone(), v.clone());
+    h.reserve(user.len() + head.defaults.len() + 3);
+    let skip = |k: &header::HeaderName| h2 && h2_illegal(k);
+    for (k, v) in user {
+        if !skip(k) {
+            h.append(k.clone(), v.clone());
+        }
     }
-    if !h2 && !h.contains_key(header::HOST) {
+    for (k, v) in head.defaults {
+        // The first value of a default the user did not set.
+        if !skip(k) && !h.contains_key(k) {
+            h.insert(k.clone(), v.clone());
+        }
+    }
+    if let Some(ae) = head.accept_encoding
+        && !h.contains_key(header::ACCEPT_ENCODING)
+    {
+        h.insert(header::ACCEPT_ENCODING, ae.clone());
+    }
+    if let Some(ce) = head.content_encoding {
+        h.insert(header::CONTENT_ENCODING, ce.clone());
+    }
+    if !h2
+        && !h.contains_key(header::HOST)
+        && let Some(v) = head.host
+    {
+        h.insert(header::HOST, v.clone());
+    } else if !h2 && !h.contains_key(header::HOST) {
         let host = uri.authority().map_or("", http::uri::Authority::as_str);
         let host = host.rsplit('@').next().unwrap_or(host);
         let v = HeaderValue::from_str(host)
             .map_err(|_| error::url(format!("invalid host {host:?}")))?;
         h.insert(header::HOST, v);
-    }
-    if h2 {
-        // Connection-specific headers are illegal in HTTP/2.
-        for name in [
-            header::CONNECTION,
-            header::TRANSFER_ENCODING,
-            header::UPGRADE,
-            header::HOST,
-        ] {
-            h.remove(name);
-        }
-        h.remove("keep-alive");
-        h.remove("proxy-connection");
     }
     Ok(req)
 }

@@ -159,7 +159,8 @@ where
                         .await
                 }
             };
-            pol.run(op, idem, true, None, attempt).await
+            pol.run(op, idem, true, None, tokio::time::Instant::now(), attempt)
+                .await
         })
     }
 }

@@ -127,10 +127,17 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn record_response(&self, status: u16, elapsed: Duration) {
+    /// Counts a response that took `elapsed`, read from the clock at `now`.
+    pub(crate) fn record_response(
+        &self,
+        status: u16,
+        elapsed: Duration,
+        now: tokio::time::Instant,
+    ) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.status_class[class].fetch_add(1, Relaxed);
         self.record_latency(elapsed);
+        self.window.tick_at(now);
     }
 
     pub(crate) fn record_error(&self, kind: ErrorKind) {
@@ -147,8 +154,6 @@ impl Metrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let _ = h.record(us);
-        drop(h);
-        self.window.tick();
     }
 
     fn latency_summary(&self) -> LatencySummary {
@@ -251,18 +256,25 @@ struct RateWindow {
 }
 
 fn now_secs() -> u64 {
+    secs_at(tokio::time::Instant::now())
+}
+
+/// Whole seconds (from 1) since the first use, at `now`.
+fn secs_at(now: tokio::time::Instant) -> u64 {
     use std::sync::OnceLock;
     static START: OnceLock<tokio::time::Instant> = OnceLock::new();
-    START
-        .get_or_init(tokio::time::Instant::now)
-        .elapsed()
+    now.saturating_duration_since(*START.get_or_init(|| now))
         .as_secs()
         + 1
 }
 
 impl RateWindow {
     fn tick(&self) {
-        let sec = now_secs();
+        self.tick_at(tokio::time::Instant::now());
+    }
+
+    fn tick_at(&self, now: tokio::time::Instant) {
+        let sec = secs_at(now);
         let slot = &self.slots[(sec % 12) as usize];
         let cur = slot.load(Relaxed);
         if cur >> 32 != sec {
@@ -832,8 +844,8 @@ mod tests {
     #[test]
     fn snapshot_counts_and_renders() {
         let m = Metrics::new();
-        m.record_response(200, Duration::from_millis(3));
-        m.record_response(503, Duration::from_millis(7));
+        m.record_response(200, Duration::from_millis(3), tokio::time::Instant::now());
+        m.record_response(503, Duration::from_millis(7), tokio::time::Instant::now());
         m.record_error(ErrorKind::TimeoutConnect);
         let s = m.snapshot(
             PoolStats::default(),

@@ -205,6 +205,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// One origin's pool state, looked up once (see [`Pool::host_ref`]).
+#[derive(Clone)]
+pub(crate) struct HostRef(Arc<Host>);
+
 /// A connection (HTTP/1.1) or a stream slot (HTTP/2) lent to one request.
 pub(crate) struct Lease {
     host: Arc<Host>,
@@ -359,6 +363,12 @@ impl Pool {
         Self { shared }
     }
 
+    /// The pool's state of `origin`, for callers that look it up once and acquire many times
+    /// (origins are never removed, so the handle stays valid for the pool's life).
+    pub(crate) fn host_ref(&self, origin: &Origin) -> HostRef {
+        HostRef(self.host(origin))
+    }
+
     fn host(&self, origin: &Origin) -> Arc<Host> {
         let mut hosts = lock(&self.shared.hosts);
         if let Some(h) = hosts.get(&origin.key) {
@@ -389,11 +399,12 @@ impl Pool {
         h
     }
 
-    /// A connection or stream for `origin`, waiting at most until `deadline` (and
-    /// `timeouts.pool_acquire_ms`) when the pool's limits are reached.
-    pub(crate) async fn acquire(
+    /// A connection or stream for the origin of `host` (see [`Pool::host_ref`]), waiting at
+    /// most until `deadline` (and `timeouts.pool_acquire_ms`) when the pool's limits are
+    /// reached.
+    pub(crate) async fn acquire_at(
         &self,
-        origin: &Origin,
+        host: &HostRef,
         deadline: Option<Instant>,
         urgency: u8,
         phases: crate::request::PhaseTimeouts,
@@ -402,7 +413,8 @@ impl Pool {
         if sh.closed.load(Relaxed) {
             return Err(Error::new(ErrorKind::Closed, "the client is closed"));
         }
-        let host = self.host(origin);
+        let host = host.0.clone();
+        let origin = &host.origin;
         // A dead idle connection found by `ready()` costs one more round; bounded for safety.
         for _ in 0..(sh.s.per_host + 2) {
             let (step, dead) = host.try_acquire(urgency);
@@ -845,7 +857,6 @@ impl Host {
         st: &mut State,
         dead: &mut Vec<(Arc<Meta>, Reason)>,
     ) -> Option<Grant> {
-        let now = Instant::now();
         // HTTP/2: the first live session with a free stream.
         let mut i = 0;
         while i < st.sessions.len() {
@@ -863,16 +874,19 @@ impl Host {
             i += 1;
         }
         // HTTP/1.1: the most recently used idle connection (LIFO keeps few connections warm).
-        while let Some(idle) = st.idle.pop() {
-            if idle.conn.tx.is_closed() {
-                dead.push((idle.conn.meta.clone(), Reason::ClosedByPeer));
-                continue;
+        if !st.idle.is_empty() {
+            let now = Instant::now();
+            while let Some(idle) = st.idle.pop() {
+                if idle.conn.tx.is_closed() {
+                    dead.push((idle.conn.meta.clone(), Reason::ClosedByPeer));
+                    continue;
+                }
+                if let Some(r) = sh.s.expired(&idle.conn.meta, idle.since, now) {
+                    dead.push((idle.conn.meta.clone(), r));
+                    continue;
+                }
+                return Some(Grant::H1(idle.conn));
             }
-            if let Some(r) = sh.s.expired(&idle.conn.meta, idle.since, now) {
-                dead.push((idle.conn.meta.clone(), r));
-                continue;
-            }
-            return Some(Grant::H1(idle.conn));
         }
         if st.open + st.connecting >= sh.s.per_host {
             return None;

@@ -195,9 +195,10 @@ pub const DEFAULT_URGENCY: u8 = 3;
 /// mean [`DEFAULT_URGENCY`], as the RFC asks of a recipient.
 #[must_use]
 pub fn urgency(headers: &HeaderMap) -> u8 {
+    static PRIORITY: http::HeaderName = http::HeaderName::from_static("priority");
     let mut u = DEFAULT_URGENCY;
     // Several header lines form one dictionary; a later member overrides an earlier one.
-    for v in headers.get_all("priority") {
+    for v in headers.get_all(&PRIORITY) {
         let Ok(v) = v.to_str() else { continue };
         for member in v.split(',') {
             let member = member.trim();

@@ -246,7 +246,9 @@ impl Policies {
             }
             None => None,
         };
-        let t0 = Instant::now();
+        // Only the breaker, the limiter and hedging read the attempt's latency.
+        let timed = permit.is_some() || slot.is_some() || op.latency.is_some();
+        let t0 = timed.then(Instant::now);
         // The attempt's own deadline fires before the client's, so a total timeout is seen and
         // counted here (as a breaker failure and an overload signal) rather than dropped.
         // Only the breaker and the concurrency limit need to see it; without them the client's
@@ -258,12 +260,13 @@ impl Policies {
                 Err(_) => Err(crate::error::timeout(
                     ErrorKind::TimeoutTotal,
                     "request",
-                    u64::try_from(at.saturating_duration_since(t0).as_millis()).unwrap_or(0),
+                    u64::try_from(at.saturating_duration_since(t0.unwrap_or(at)).as_millis())
+                        .unwrap_or(0),
                 )),
             },
             None => send().await,
         };
-        let elapsed = t0.elapsed();
+        let elapsed = t0.map_or(Duration::ZERO, |t| t.elapsed());
         if let Some(p) = permit {
             p.record(self.breaker_outcome(&res));
         }
@@ -309,13 +312,15 @@ impl Policies {
     /// Retries `attempt` as the retry config allows: only what is safe (`idempotent`, or a
     /// failure that proves the request never left), only while `replayable`, with backoff or
     /// the server's `Retry-After` (up to its cap), within `deadline` and the origin's budget.
-    /// Each try is hedged when hedging is on.
+    /// Each try is hedged when hedging is on. `started` is when the request began (its first
+    /// attempt is counted in the budget's second of that time).
     pub(crate) async fn run<R, F, T>(
         &self,
         op: &OriginPolicy,
         idempotent: bool,
         replayable: bool,
         deadline: Option<Instant>,
+        started: Instant,
         mut attempt: F,
     ) -> Result<R, Error>
     where
@@ -330,7 +335,7 @@ impl Policies {
             1
         };
         if rc.enabled {
-            op.budget.deposit(Instant::now());
+            op.budget.deposit(started);
         }
         let may_repeat = idempotent || rc.non_idempotent;
         let hedge = rc.enabled && rc.hedge.enabled && idempotent && replayable;
