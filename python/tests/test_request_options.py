@@ -291,3 +291,81 @@ async def test_cancelling_a_streaming_upload_cancels_the_request(
     await asyncio.sleep(0.1)
     assert produced == n, "the source is no longer read after the cancel"
     _expect(await aclient.post(f"{srv.http}/upload", content=iter(_PIECES)))
+
+
+# --- multipart files, basic auth --------------------------------------------------------------
+
+
+def _parts(echo: dict[str, Any]) -> list[Any]:
+    import email.parser
+    import email.policy
+
+    ctype = echo["headers"]["content-type"]
+    raw = f"Content-Type: {ctype}\r\n\r\n".encode() + echo["body"].encode()
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
+    assert msg.is_multipart()
+    return list(msg.iter_parts())
+
+
+def test_files_are_sent_as_multipart(client: wirecore.Client, srv: Server, tmp_path: Any) -> None:
+    path = tmp_path / "report.csv"
+    path.write_bytes(b"a,b\n1,2\n" * 5000)
+    with open(path, "rb") as f:
+        r = client.post(
+            f"{srv.http}/echo",
+            data={"kind": "weekly", "tags": ["x", "y"]},
+            files=[
+                ("report", f),
+                ("note", ("note.txt", b"hello", "text/plain")),
+                ("blob", (None, "raw text")),
+            ],
+        )
+    echo = r.json()
+    assert echo["headers"]["content-type"].startswith("multipart/form-data; boundary=")
+    # Every part had a known size: a Content-Length, not chunked.
+    assert int(echo["headers"]["content-length"]) == echo["body_len"]
+    parts = _parts(echo)
+    got = [(p.get_param("name", header="content-disposition"), p.get_filename()) for p in parts]
+    assert got == [
+        ("kind", None),
+        ("tags", None),
+        ("tags", None),
+        ("report", "report.csv"),
+        ("note", "note.txt"),
+        ("blob", None),
+    ]
+    assert parts[3].get_content_type() == "text/csv"
+    assert parts[3].get_payload(decode=True) == path.read_bytes()
+    assert parts[4].get_payload(decode=True) == b"hello"
+    assert parts[0].get_payload() == "weekly"
+
+
+@pytest.mark.asyncio
+async def test_async_multipart_from_an_unsized_stream(
+    aclient: wirecore.AsyncClient, srv: Server
+) -> None:
+    class Pipe:
+        """A file-like object without a size (a pipe, a socket)."""
+
+        def __init__(self) -> None:
+            self.left = [b"chunk-1;", b"chunk-2"]
+
+        def read(self, n: int = -1) -> bytes:
+            return self.left.pop(0) if self.left else b""
+
+    r = await aclient.post(f"{srv.http}/echo", files={"f": ("p.bin", Pipe())})
+    echo = r.json()
+    assert echo["headers"]["transfer-encoding"] == "chunked"
+    [part] = _parts(echo)
+    assert part.get_payload(decode=True) == b"chunk-1;chunk-2"
+
+
+def test_basic_auth_and_bad_files(client: wirecore.Client, srv: Server) -> None:
+    h = client.get(f"{srv.http}/headers", auth=("alice", "s3cr:t")).json()["headers"]
+    assert h["authorization"] == "Basic YWxpY2U6czNjcjp0"
+    with pytest.raises(TypeError, match="auth"):
+        client.get(f"{srv.http}/headers", auth="alice")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="files"):
+        client.post(f"{srv.http}/echo", files={"f": 12})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match="at most one"):
+        client.post(f"{srv.http}/echo", files={"f": b"x"}, json={})

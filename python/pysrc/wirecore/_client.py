@@ -8,12 +8,11 @@ comes back. Async results arrive through a per-loop ``Completer`` that the engin
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime
-import io
 import json as _json
 import os
-import stat
 import threading
 from collections.abc import (
     AsyncIterable,
@@ -29,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple, Union
 from urllib.parse import urlencode
 
 from . import _wirecore
+from ._multipart import FileTypes, Multipart, _file_length
 from .config import Config
 from .exceptions import HTTPStatusError
 
@@ -72,9 +72,11 @@ if TYPE_CHECKING:
         idempotent: bool | None
         rate_limit_key: str | None
         priority: PriorityTypes
+        auth: tuple[str, str] | None
 
     class _BodyOptions(_Options, total=False):
         content: ContentTypes
+        files: FileTypes | None
         data: Mapping[str, Any] | None
         json: Any
 
@@ -263,7 +265,9 @@ def _prepare(
     headers: HeaderTypes,
     content: ContentTypes,
     data: Mapping[str, Any] | None,
+    files: FileTypes | None,
     json: Any,
+    auth: tuple[str, str] | None,
     options: dict[str, Any],
 ) -> _Prepared:
     if not isinstance(method, str):
@@ -274,12 +278,24 @@ def _prepare(
         query = params if isinstance(params, str) else urlencode(params, doseq=True)
         url = f"{url}{'&' if '?' in url else '?'}{query}"
     hs = _header_list(headers)
+    if auth is not None:
+        hs = _with_basic_auth(hs or [], auth)
     body: bytes | None = None
     source: Any = None
-    given = (content is not None) + (data is not None) + (json is not None)
+    given = (content is not None) + (data is not None or files is not None) + (json is not None)
     if given > 1:
-        raise TypeError("pass at most one of content=, data= and json=")
-    if content is not None:
+        raise TypeError("pass at most one of content=, data= (with files=) and json=")
+    if files is not None:
+        form = Multipart(data, files)
+        hs = hs or []
+        if not _has_header(hs, "content-type"):
+            hs.append(("content-type", form.content_type))
+        body = form.whole()
+        if body is None:
+            source = form
+            if form.length is not None and not _has_header(hs, "content-length"):
+                hs.append(("content-length", str(form.length)))
+    elif content is not None:
         if isinstance(content, str):
             body = content.encode()
         elif isinstance(content, (bytes, bytearray, memoryview)):
@@ -315,19 +331,19 @@ def _prepare(
     return _Prepared(method.upper(), url, hs, body, source, options)
 
 
-def _file_length(f: Any) -> int | None:
-    """Bytes left in a binary in-memory or regular file, or None when unknown."""
-    try:
-        if isinstance(f, io.BytesIO):
-            return len(f.getbuffer()) - f.tell()
-        if not isinstance(f, (io.RawIOBase, io.BufferedIOBase)):
-            return None  # text files: characters, not bytes
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        return max(st.st_size - f.tell(), 0)
-    except (OSError, ValueError, io.UnsupportedOperation):
-        return None
+def _with_basic_auth(hs: list[tuple[str, str]], auth: object) -> list[tuple[str, str]]:
+    if not (
+        isinstance(auth, tuple)
+        and len(auth) == 2
+        and all(isinstance(x, (str, bytes)) for x in auth)
+    ):
+        raise TypeError("auth must be a (username, password) tuple of str")
+    user, pw = (x.encode() if isinstance(x, str) else x for x in auth)
+    token = base64.b64encode(user + b":" + pw).decode()
+    return [
+        *(h for h in hs if h[0].lower() != "authorization"),
+        ("authorization", f"Basic {token}"),
+    ]
 
 
 def _chunk(c: object) -> bytes:
@@ -749,8 +765,10 @@ class Client(_BaseClient):
         headers: HeaderTypes = None,
         content: ContentTypes = None,
         data: Mapping[str, Any] | None = None,
+        files: FileTypes | None = None,
         json: Any = None,
         timeout: TimeoutTypes = None,
+        auth: tuple[str, str] | None = None,
         idempotent: bool | None = None,
         rate_limit_key: str | None = None,
         priority: PriorityTypes = None,
@@ -763,7 +781,9 @@ class Client(_BaseClient):
         ``Priority`` header, and it orders requests waiting for a connection).
         """
         o = _options(timeout, idempotent, rate_limit_key, priority)
-        return self._send(_prepare(method, url, params, headers, content, data, json, o), False)
+        return self._send(
+            _prepare(method, url, params, headers, content, data, files, json, auth, o), False
+        )
 
     @contextlib.contextmanager
     def stream(
@@ -775,15 +795,19 @@ class Client(_BaseClient):
         headers: HeaderTypes = None,
         content: ContentTypes = None,
         data: Mapping[str, Any] | None = None,
+        files: FileTypes | None = None,
         json: Any = None,
         timeout: TimeoutTypes = None,
+        auth: tuple[str, str] | None = None,
         idempotent: bool | None = None,
         rate_limit_key: str | None = None,
         priority: PriorityTypes = None,
     ) -> Iterator[Response]:
         """Sends the request; the body is read through ``iter_bytes()`` inside the block."""
         o = _options(timeout, idempotent, rate_limit_key, priority)
-        r = self._send(_prepare(method, url, params, headers, content, data, json, o), True)
+        r = self._send(
+            _prepare(method, url, params, headers, content, data, files, json, auth, o), True
+        )
         try:
             yield r
         finally:
@@ -899,15 +923,17 @@ class AsyncClient(_BaseClient):
         headers: HeaderTypes = None,
         content: ContentTypes = None,
         data: Mapping[str, Any] | None = None,
+        files: FileTypes | None = None,
         json: Any = None,
         timeout: TimeoutTypes = None,
+        auth: tuple[str, str] | None = None,
         idempotent: bool | None = None,
         rate_limit_key: str | None = None,
         priority: PriorityTypes = None,
     ) -> Response:
         """Sends a request and reads the whole response; see :meth:`Client.request`."""
         o = _options(timeout, idempotent, rate_limit_key, priority)
-        p = _prepare(method, url, params, headers, content, data, json, o)
+        p = _prepare(method, url, params, headers, content, data, files, json, auth, o)
         return await self._send(p, False)
 
     @contextlib.asynccontextmanager
@@ -920,15 +946,19 @@ class AsyncClient(_BaseClient):
         headers: HeaderTypes = None,
         content: ContentTypes = None,
         data: Mapping[str, Any] | None = None,
+        files: FileTypes | None = None,
         json: Any = None,
         timeout: TimeoutTypes = None,
+        auth: tuple[str, str] | None = None,
         idempotent: bool | None = None,
         rate_limit_key: str | None = None,
         priority: PriorityTypes = None,
     ) -> AsyncIterator[Response]:
         """Sends the request; the body is read through ``aiter_bytes()`` inside the block."""
         o = _options(timeout, idempotent, rate_limit_key, priority)
-        r = await self._send(_prepare(method, url, params, headers, content, data, json, o), True)
+        r = await self._send(
+            _prepare(method, url, params, headers, content, data, files, json, auth, o), True
+        )
         try:
             yield r
         finally:
