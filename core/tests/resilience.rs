@@ -517,3 +517,46 @@ async fn policies_compose_as_a_tower_layer() {
     assert_eq!(e.kind(), ErrorKind::CircuitOpen);
     assert_eq!(layer.stats().breaker_trips, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaker_ignores_cancelled_attempts_but_counts_deadline_cuts() {
+    let srv = server().await;
+    let c = client_with(&srv, |c| {
+        c.retry.enabled = false;
+        c.breaker.enabled = true;
+        c.breaker.consecutive_failures = 1;
+    });
+    // Cancelled by the caller before its deadline: not a failure of the origin.
+    let cancelled = {
+        let c = c.clone();
+        let url = srv.url("/delay/2000");
+        tokio::spawn(async move {
+            c.get(&url)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .map(|_| ())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cancelled.abort();
+    assert!(cancelled.await.unwrap_err().is_cancelled());
+    let r = c.get(&srv.url("/bytes/1")).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "a cancelled attempt does not trip the breaker"
+    );
+    r.bytes().await.unwrap();
+    // Cut by the total deadline: one failure, and consecutive_failures = 1 trips it.
+    let e = c
+        .get(&srv.url("/delay/2000"))
+        .timeout(Duration::from_millis(100))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimeoutTotal);
+    let e = c.get(&srv.url("/bytes/1")).send().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::CircuitOpen);
+    assert_eq!(c.stats().resilience.breaker_trips, 1);
+}

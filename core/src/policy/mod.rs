@@ -249,28 +249,20 @@ impl Policies {
         // Only the breaker, the limiter and hedging read the attempt's latency.
         let timed = permit.is_some() || slot.is_some() || op.latency.is_some();
         let t0 = timed.then(Instant::now);
-        // The attempt's own deadline fires before the client's, so a total timeout is seen and
-        // counted here (as a breaker failure and an overload signal) rather than dropped.
-        // Only the breaker and the concurrency limit need to see it; without them the client's
-        // own deadline is enough (one timer per request, not two).
-        let watched = deadline.filter(|_| permit.is_some() || slot.is_some());
-        let res = match watched {
-            Some(at) => match tokio::time::timeout_at(at, send()).await {
-                Ok(r) => r,
-                Err(_) => Err(crate::error::timeout(
-                    ErrorKind::TimeoutTotal,
-                    "request",
-                    u64::try_from(at.saturating_duration_since(t0.unwrap_or(at)).as_millis())
-                        .unwrap_or(0),
-                )),
-            },
-            None => send().await,
+        // An attempt the client's total deadline cuts short is dropped by the client's own timer;
+        // the guard reports it to the breaker and the limiter as a timeout then (one timer per
+        // request, not one more per attempt).
+        let mut cut = Cut {
+            permit,
+            slot,
+            deadline,
         };
+        let res = send().await;
         let elapsed = t0.map_or(Duration::ZERO, |t| t.elapsed());
-        if let Some(p) = permit {
+        if let Some(p) = cut.permit.take() {
             p.record(self.breaker_outcome(&res));
         }
-        if let Some(s) = slot {
+        if let Some(s) = cut.slot.take() {
             s.release(concurrency_signal(&res, elapsed));
         }
         if let (Some(h), Ok(_)) = (&op.latency, &res) {
@@ -499,6 +491,31 @@ impl Policies {
             overloaded,
             rate_limit: rate_limit.unwrap_or_default(),
             origins,
+        }
+    }
+}
+
+/// The breaker permit and concurrency slot of an attempt in flight. Dropped with them still
+/// inside (the attempt was dropped), it counts the attempt as timed out when the request's
+/// deadline has passed, and as cancelled (nothing recorded) otherwise.
+struct Cut<'a> {
+    permit: Option<breaker::Permit<'a>>,
+    slot: Option<limit::Slot>,
+    deadline: Option<Instant>,
+}
+
+impl Drop for Cut<'_> {
+    fn drop(&mut self) {
+        if self.permit.is_none() && self.slot.is_none() {
+            return;
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            if let Some(p) = self.permit.take() {
+                p.record(Outcome::Failure);
+            }
+            if let Some(s) = self.slot.take() {
+                s.release(Signal::Overload);
+            }
         }
     }
 }
