@@ -101,11 +101,11 @@ export declare function errorCodes(): Array<string>
 /** How many completions one batch (one JS call) holds at most. */
 export declare function maxBatch(): number
 
-/** Per-request overrides of the config's phase timeouts, in milliseconds. */
+/** Per-request overrides of the config's phase timeouts, each in milliseconds. */
 export interface PhaseTimeoutsMs {
-  connectMs?: number
-  readMs?: number
-  poolMs?: number
+  connect?: number
+  read?: number
+  pool?: number
 }
 
 /** The crate version. */

@@ -226,7 +226,7 @@ function normalize(input, init) {
         throw new TypeError(`wirecore: ${k} must be a finite positive number`)
       }
     }
-    phases = { connectMs: connectTimeoutMs, readMs: readTimeoutMs, poolMs: poolTimeoutMs }
+    phases = { connect: connectTimeoutMs, read: readTimeoutMs, pool: poolTimeoutMs }
   }
   if (idempotent !== undefined && typeof idempotent !== 'boolean') {
     throw new TypeError('wirecore: idempotent must be a boolean')

@@ -239,9 +239,9 @@ impl NativeClient {
         *req.rate_limit_key_mut() = rate_limit_key;
         if let Some(p) = phases {
             let o = req.phase_timeouts_mut();
-            o.connect = millis("connectTimeoutMs", p.connect_ms)?;
-            o.read_idle = millis("readTimeoutMs", p.read_ms)?;
-            o.pool = millis("poolTimeoutMs", p.pool_ms)?;
+            o.connect = millis("connectTimeoutMs", p.connect)?;
+            o.read_idle = millis("readTimeoutMs", p.read)?;
+            o.pool = millis("poolTimeoutMs", p.pool)?;
         }
         let shared = self.shared.clone();
         shared.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -474,13 +474,13 @@ async fn respond(shared: &Arc<Shared>, id: u32, resp: wirecore::Response) -> Com
     c
 }
 
-/// Per-request overrides of the config's phase timeouts, in milliseconds.
+/// Per-request overrides of the config's phase timeouts, each in milliseconds.
 #[napi(object)]
 #[derive(Debug)]
 pub struct PhaseTimeoutsMs {
-    pub connect_ms: Option<f64>,
-    pub read_ms: Option<f64>,
-    pub pool_ms: Option<f64>,
+    pub connect: Option<f64>,
+    pub read: Option<f64>,
+    pub pool: Option<f64>,
 }
 
 fn millis(what: &str, ms: Option<f64>) -> napi::Result<Option<Duration>> {
