@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "wirecore.h"
 
@@ -123,6 +125,32 @@ int main(int argc, char **argv) {
     if (wirecore_client_prometheus(client, &prom, NULL) != WIRECORE_OK) failures++;
     if (strstr(prom, "wirecore_") == NULL) failures++;
     wirecore_string_free(prom);
+
+    /* A forked child cannot use the parent's engine threads: it gets its own runtime (the
+     * library notices the fork) and a client made in the child works. */
+    fflush(NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        alarm(60); /* a child stuck on the parent's dead runtime fails instead of hanging */
+        wirecore_client *c2 = NULL;
+        wirecore_request *req = NULL;
+        wirecore_response *r2 = NULL;
+        if (wirecore_client_new(NULL, &c2, &err) != WIRECORE_OK) _exit(fail("child client", err));
+        if (wirecore_request_new("GET", 3, url, strlen(url), &req, &err) != WIRECORE_OK)
+            _exit(fail("child request", err));
+        if (wirecore_client_send(c2, req, &r2, &err) != WIRECORE_OK) _exit(fail("child send", err));
+        int bad = wirecore_response_status(r2) != 200;
+        printf("forked child: GET %s -> %u\n", url, wirecore_response_status(r2));
+        fflush(NULL);
+        wirecore_response_free(r2);
+        wirecore_client_free(c2);
+        _exit(bad);
+    }
+    int status = 0;
+    if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "blocking_get: the forked child failed (status %d)\n", status);
+        failures++;
+    }
 
     wirecore_client_close(client, 1000);
     wirecore_client_free(client);
