@@ -6,15 +6,13 @@
 //! because the parent's connections and runtime threads do not exist there.
 
 use std::future::Future;
-use std::sync::mpsc::RecvTimeoutError;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-
-use tokio::sync::oneshot;
 
 use crate::bridge::{Completer, Pending};
 use crate::error;
@@ -35,14 +33,39 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    let (rx, task) = spawn(fut);
+    match recv(py, rx) {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(PyRuntimeError::new_err(
+            "the engine task ended without a result",
+        )),
+        Err(e) => {
+            task.abort();
+            Err(e)
+        }
+    }
+}
+
+/// Spawns `fut` on the shared runtime; its output arrives on the returned channel.
+fn spawn<F>(fut: F) -> (Receiver<F::Output>, tokio::task::AbortHandle)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let task = wirecore::runtime::global().spawn(async move {
         let _ = tx.send(fut.await);
     });
-    let out = py.detach(move || {
+    (rx, task.abort_handle())
+}
+
+/// Waits (GIL released) for a value on `rx`, waking every [`SIGNAL_SLICE`] to run signal
+/// handlers; `None` when the task ended without sending (it was aborted).
+fn recv<T: Send>(py: Python<'_>, rx: Receiver<T>) -> PyResult<Option<T>> {
+    py.detach(move || {
         loop {
             match rx.recv_timeout(SIGNAL_SLICE) {
-                Ok(v) => return Ok(v),
+                Ok(v) => return Ok(Some(v)),
                 Err(RecvTimeoutError::Timeout) => {
                     // Not attaching while the interpreter exits: this thread keeps waiting.
                     #[expect(
@@ -53,18 +76,10 @@ where
                         return Err(e);
                     }
                 }
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(PyRuntimeError::new_err(
-                        "the engine task ended without a result",
-                    ));
-                }
+                Err(RecvTimeoutError::Disconnected) => return Ok(None),
             }
         }
-    });
-    if out.is_err() {
-        task.abort();
-    }
-    out
+    })
 }
 
 /// An engine client plus what it takes to rebuild it after `fork()`.
@@ -75,6 +90,29 @@ pub(crate) struct Client {
 }
 
 impl Client {
+    /// The engine client and the validated request (input errors raised before any I/O).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of a request as Python passes them"
+    )]
+    fn prepare(
+        &self,
+        py: Python<'_>,
+        method: &str,
+        url: &str,
+        headers: Option<Headers>,
+        body: Option<&[u8]>,
+        upload: Option<&Upload>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<(wirecore::Client, wirecore::Request)> {
+        let x = Extra::from_dict(options)?;
+        let req = error::check(
+            py,
+            body_of(body, upload).and_then(|b| build_request(method, url, headers, b, x)),
+        )?;
+        Ok((self.current(py)?, req))
+    }
+
     fn current(&self, py: Python<'_>) -> PyResult<wirecore::Client> {
         let pid = std::process::id();
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -191,7 +229,7 @@ fn body_of(
 /// Dropping it unawaited cancels the request.
 #[pyclass(frozen, module = "wirecore._wirecore")]
 pub(crate) struct Started {
-    rx: Mutex<Option<oneshot::Receiver<Outcome>>>,
+    rx: Mutex<Option<Receiver<Outcome>>>,
     abort: tokio::task::AbortHandle,
 }
 
@@ -207,9 +245,9 @@ impl Started {
         else {
             return Err(PyValueError::new_err("the response was already taken"));
         };
-        let out = match wait(py, rx) {
-            Ok(Ok(out)) => out,
-            Ok(Err(_)) => Outcome::Error(wirecore::Error::new(
+        let out = match recv(py, rx) {
+            Ok(Some(out)) => out,
+            Ok(None) => Outcome::Error(wirecore::Error::new(
                 wirecore::ErrorKind::Cancelled,
                 "the request was cancelled",
             )),
@@ -262,12 +300,7 @@ impl Client {
         stream: bool,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        let x = Extra::from_dict(options)?;
-        let req = error::check(
-            py,
-            body_of(body, None).and_then(|b| build_request(method, url, headers, b, x)),
-        )?;
-        let client = self.current(py)?;
+        let (client, req) = self.prepare(py, method, url, headers, body, None, options)?;
         let out = wait(py, run(client, req, stream))?;
         into_py_result(py, out)
     }
@@ -286,19 +319,11 @@ impl Client {
         stream: bool,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Started> {
-        let x = Extra::from_dict(options)?;
-        let req = error::check(
-            py,
-            body_of(None, Some(upload)).and_then(|b| build_request(method, url, headers, b, x)),
-        )?;
-        let client = self.current(py)?;
-        let (tx, rx) = oneshot::channel();
-        let task = wirecore::runtime::global().spawn(async move {
-            let _ = tx.send(run(client, req, stream).await);
-        });
+        let (client, req) = self.prepare(py, method, url, headers, None, Some(upload), options)?;
+        let (rx, abort) = spawn(run(client, req, stream));
         Ok(Started {
             rx: Mutex::new(Some(rx)),
-            abort: task.abort_handle(),
+            abort,
         })
     }
 
@@ -324,12 +349,7 @@ impl Client {
         options: Option<&Bound<'_, PyDict>>,
         upload: Option<&Upload>,
     ) -> PyResult<Pending> {
-        let x = Extra::from_dict(options)?;
-        let req = error::check(
-            py,
-            body_of(body, upload).and_then(|b| build_request(method, url, headers, b, x)),
-        )?;
-        let client = self.current(py)?;
+        let (client, req) = self.prepare(py, method, url, headers, body, upload, options)?;
         let done = completer.handle();
         let task = wirecore::runtime::global().spawn(async move {
             let out = run(client, req, stream).await;
