@@ -196,6 +196,29 @@ fn give_string(s: String, out: *mut *mut c_char, len: *mut usize) {
     }
 }
 
+/// Hands `text(client)` to C as an owned NUL-terminated string (see `wirecore_client_stats_json`).
+///
+/// # Safety
+/// `client` is NULL or a live client; `out` writable; `len` NULL or writable.
+unsafe fn client_text(
+    client: *const wirecore_client,
+    out: *mut *mut c_char,
+    len: *mut usize,
+    text: impl FnOnce(&wirecore::Client) -> String,
+) -> wirecore_code {
+    ffi_fn!(err = std::ptr::null_mut(), {
+        // SAFETY: NULL or a live client (magic checked).
+        let Some(c) = (unsafe { handle::get(client) }) else {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        };
+        if out.is_null() {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        }
+        give_string(text(&c.client), out, len);
+        wirecore_code::WIRECORE_OK
+    })
+}
+
 /// The stats snapshot as JSON (same field names in every language). On success `*out` owns a
 /// NUL-terminated string to free with `wirecore_string_free`; `*len` (when not NULL) is its
 /// length without the NUL.
@@ -208,17 +231,8 @@ pub unsafe extern "C" fn wirecore_client_stats_json(
     out: *mut *mut c_char,
     len: *mut usize,
 ) -> wirecore_code {
-    ffi_fn!(err = std::ptr::null_mut(), {
-        // SAFETY: NULL or a live client (magic checked).
-        let Some(c) = (unsafe { handle::get(client) }) else {
-            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
-        };
-        if out.is_null() {
-            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
-        }
-        give_string(c.client.stats().to_json(), out, len);
-        wirecore_code::WIRECORE_OK
-    })
+    // SAFETY: as this function's contract.
+    unsafe { client_text(client, out, len, |c| c.stats().to_json()) }
 }
 
 /// The stats in Prometheus text format. Ownership as `wirecore_client_stats_json`.
@@ -231,17 +245,8 @@ pub unsafe extern "C" fn wirecore_client_prometheus(
     out: *mut *mut c_char,
     len: *mut usize,
 ) -> wirecore_code {
-    ffi_fn!(err = std::ptr::null_mut(), {
-        // SAFETY: NULL or a live client (magic checked).
-        let Some(c) = (unsafe { handle::get(client) }) else {
-            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
-        };
-        if out.is_null() {
-            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
-        }
-        give_string(c.client.prometheus(), out, len);
-        wirecore_code::WIRECORE_OK
-    })
+    // SAFETY: as this function's contract.
+    unsafe { client_text(client, out, len, wirecore::Client::prometheus) }
 }
 
 /// Frees a string returned by wirecore (stats, Prometheus text). NULL is ignored.

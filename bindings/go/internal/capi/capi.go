@@ -243,10 +243,8 @@ func NewCompletionBuffer(n int) *CompletionBuffer {
 // Free releases the buffer.
 func (b *CompletionBuffer) Free() { C.free(unsafe.Pointer(&b.c[0])) }
 
-// Wait blocks (this OS thread) until at least one completion arrives, then moves up to the
-// buffer's size into out. It returns -1 once the queue is closed and empty.
-func Wait(q *Queue, b *CompletionBuffer, out []Completion, timeoutMs int64) int {
-	n := int(C.wirecore_queue_wait(q, &b.c[0], C.size_t(len(b.c)), C.int64_t(timeoutMs)))
+// copyOut converts the first n completions the engine wrote into out.
+func (b *CompletionBuffer) copyOut(out []Completion, n int) {
 	for i := 0; i < n; i++ {
 		c := &b.c[i]
 		out[i] = Completion{
@@ -256,6 +254,13 @@ func Wait(q *Queue, b *CompletionBuffer, out []Completion, timeoutMs int64) int 
 			Err:      c.error,
 		}
 	}
+}
+
+// Wait blocks (this OS thread) until at least one completion arrives, then moves up to the
+// buffer's size into out. It returns -1 once the queue is closed and empty.
+func Wait(q *Queue, b *CompletionBuffer, out []Completion, timeoutMs int64) int {
+	n := int(C.wirecore_queue_wait(q, &b.c[0], C.size_t(len(b.c)), C.int64_t(timeoutMs)))
+	b.copyOut(out, n)
 	return n
 }
 
@@ -266,15 +271,7 @@ func NotifyFD(q *Queue) int { return int(C.wirecore_queue_notify_fd(q)) }
 // -1 closed and empty.
 func TryTake(q *Queue, b *CompletionBuffer, out []Completion) int {
 	n := int(C.wirecore_queue_try_take(q, &b.c[0], C.size_t(len(b.c))))
-	for i := 0; i < n; i++ {
-		c := &b.c[i]
-		out[i] = Completion{
-			ID:       uintptr(C.wc_userdata(c)),
-			Code:     int(c.code),
-			Response: c.response,
-			Err:      c.error,
-		}
-	}
+	b.copyOut(out, n)
 	return n
 }
 
