@@ -63,3 +63,40 @@ fn global_slow(pid: u32) -> Arc<Runtime> {
 pub fn handle() -> Handle {
     Handle::try_current().unwrap_or_else(|_| global().handle().clone())
 }
+
+/// Runs `fut`, turning a panic inside it into an `internal` error, so a task spawned on behalf
+/// of a binding always completes its caller exactly once (a panic would otherwise drop the
+/// completion and strand the caller).
+pub async fn catch_panic<T, F>(fut: F) -> Result<T, crate::Error>
+where
+    F: std::future::Future<Output = Result<T, crate::Error>>,
+{
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(r) => r,
+        Err(p) => {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Err(crate::Error::new(
+                crate::ErrorKind::Internal,
+                format!("the engine panicked: {what}"),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn a_panicking_future_completes_with_internal() {
+        let r: Result<(), crate::Error> = super::catch_panic(async { panic!("boom") }).await;
+        let e = r.expect_err("a panic is an error");
+        assert_eq!(e.kind(), crate::ErrorKind::Internal);
+        assert!(e.message().contains("boom"), "{e}");
+        let ok = super::catch_panic(async { Ok::<_, crate::Error>(7) }).await;
+        assert_eq!(ok.ok(), Some(7));
+    }
+}
