@@ -185,6 +185,29 @@ struct Shared {
     handle: Handle,
     closed: AtomicBool,
     next_id: AtomicU64,
+    /// Dropped with the pool, which ends the reaper at once.
+    _reaper: oneshot::Sender<()>,
+}
+
+impl Drop for Shared {
+    /// The last client handle is gone: idle connections and sessions close now (their tasks
+    /// end when the sender drops). Connections lent to response bodies still being read stay
+    /// until those bodies end.
+    fn drop(&mut self) {
+        let hosts = self.hosts.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for (_, h) in hosts.drain() {
+            let (idle, sessions, waiters) = {
+                let mut st = lock(&h.state);
+                let idle = std::mem::take(&mut st.idle);
+                let (free, busy) = std::mem::take(&mut st.sessions)
+                    .into_iter()
+                    .partition::<Vec<_>, _>(|s| s.in_flight == 0);
+                st.sessions = busy;
+                (idle, free, std::mem::take(&mut st.waiters))
+            };
+            drop((idle, sessions, waiters));
+        }
+    }
 }
 
 /// The pool of one client.
@@ -329,7 +352,9 @@ impl Settings {
 
 impl Pool {
     pub(crate) fn new(cfg: &Config, connector: Connector, handle: &Handle) -> Self {
+        let (reaper_tx, mut reaper_rx) = oneshot::channel::<()>();
         let shared = Arc::new(Shared {
+            _reaper: reaper_tx,
             s: Settings::from(cfg),
             connector,
             hosts: Mutex::new(HashMap::new()),
@@ -354,7 +379,10 @@ impl Pool {
                 let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
-                    tick.tick().await;
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = &mut reaper_rx => return,
+                    }
                     let Some(shared) = weak.upgrade() else { return };
                     shared.reap();
                 }
@@ -554,6 +582,22 @@ impl Pool {
         }
     }
 
+    /// Drives a connection on the runtime. The task holds its host weakly: the host's idle list
+    /// holds the connection's sender, so a strong reference would keep both alive forever once
+    /// the client is gone.
+    fn spawn_conn<F>(&self, conn: F, host: &Arc<Host>, meta: &Arc<Meta>)
+    where
+        F: Future + Send + 'static,
+    {
+        let (h, m) = (Arc::downgrade(host), meta.clone());
+        self.shared.handle.spawn(async move {
+            let _ = conn.await;
+            if let Some(h) = h.upgrade() {
+                h.conn_ended(&m);
+            }
+        });
+    }
+
     async fn handshake_h1(
         &self,
         stream: crate::connect::Stream,
@@ -566,11 +610,7 @@ impl Pool {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| crate::error::from_hyper(e, &host.origin.key))?;
-        let (h, m) = (host.clone(), meta.clone());
-        self.shared.handle.spawn(async move {
-            let _ = conn.await;
-            h.conn_ended(&m);
-        });
+        self.spawn_conn(conn, host, meta);
         Ok(Some(H1 {
             tx,
             meta: meta.clone(),
@@ -603,11 +643,7 @@ impl Pool {
             .handshake(io)
             .await
             .map_err(|e| crate::error::from_hyper(e, &host.origin.key))?;
-        let (h, m) = (host.clone(), meta.clone());
-        self.shared.handle.spawn(async move {
-            let _ = conn.await;
-            h.conn_ended(&m);
-        });
+        self.spawn_conn(conn, host, meta);
         // The server's first SETTINGS tells how many streams it takes; it arrives with the
         // handshake, so this rarely waits. Don't wait forever for a silent server.
         let _ = tokio::time::timeout(Duration::from_secs(1), peer.first()).await;

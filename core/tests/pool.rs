@@ -449,3 +449,29 @@ async fn phase_timeouts_can_be_overridden_per_request() {
     let r = c.get(&srv.url("/delay/300")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_outlives_its_dropped_client() {
+    let srv = server().await;
+    for url in [
+        srv.url("/drip?bytes=4000&chunks=4&delay_ms=30"),
+        srv.tls_url("/drip?bytes=4000&chunks=4&delay_ms=30"),
+    ] {
+        let c = client(&srv);
+        // An idle connection to close at drop, besides the one the body is read from.
+        c.get(&srv.url("/bytes/1"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let r = c.get(&url).send().await.expect("send");
+        drop(c);
+        assert_eq!(r.bytes().await.expect("body").len(), 4000);
+    }
+    let k = srv
+        .wait_for(Duration::from_secs(5), |k| k.connections_active == 0)
+        .await;
+    assert_eq!(k.connections_active, 0, "{k:?}");
+}
