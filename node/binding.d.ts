@@ -39,7 +39,11 @@ export declare class NativeClient {
    * `openUpload`.
    */
   request(id: number, method: string, url: string, headers: Array<string> | undefined | null, body: string | Uint8Array | undefined | null, upload: number | undefined | null, timeoutMs: number | undefined | null, cancellable: boolean, idempotent?: boolean | undefined | null, rateLimitKey?: string | undefined | null, phases?: PhaseTimeoutsMs | undefined | null): void
-  /** Stops the operation `id` (request or body read); its completion never comes. */
+  /**
+   * Stops the operation `id` (request or body read); its completion never comes. A
+   * request whose head already arrived (completion queued, not yet delivered) also has its
+   * streaming body dropped, since nobody will ever read it.
+   */
   cancel(id: number): void
   /** Reads the next chunk of a streaming body into completion `id` (`body` absent at the end). */
   readBody(bodyId: number, id: number): void
@@ -51,6 +55,12 @@ export declare class NativeClient {
   writeUpload(uploadId: number, id: number, chunk: Uint8Array): void
   /** Ends a request-body stream, with an error message if the JS source failed. */
   endUpload(uploadId: number, error?: string | undefined | null): void
+  /**
+   * Panics on purpose, for the tests that check a panic never strands a caller: here at
+   * once (`id` absent: the call throws) or in the engine task of completion `id` (it
+   * completes with code `internal`). Not part of the API.
+   */
+  __panicForTests(id?: number | undefined | null): void
   /** A snapshot of every counter, keys in camelCase. */
   stats(): any
   /** The stats in Prometheus text format. */

@@ -82,10 +82,16 @@ function errorFor(code, message, options) {
 
 const NATIVE = /^\[wirecore:([a-z0-9_.]+)\] ([\s\S]*)$/
 
-/** Turns an error thrown by the addon (`[wirecore:code] message`) into its class. */
+/**
+ * Turns an error thrown by the addon (`[wirecore:code] message`) into its class; a panic the
+ * addon caught at its boundary (a bare `GenericFailure`) is an `InternalError`.
+ */
 function fromNative(e) {
-  const m = e instanceof Error ? NATIVE.exec(e.message) : null
-  return m ? errorFor(m[1], m[2]) : e
+  if (!(e instanceof Error)) return e
+  const m = NATIVE.exec(e.message)
+  if (m) return errorFor(m[1], m[2])
+  if (e.code === 'GenericFailure') return errorFor('internal', `wirecore panicked: ${e.message}`, { cause: e })
+  return e
 }
 
 module.exports = {

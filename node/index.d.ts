@@ -27,13 +27,17 @@ export interface RequestOptions {
   body?: BodyInit | null
   /** A value sent as a JSON body, with `content-type: application/json` unless set. */
   json?: unknown
-  /** Total deadline of this request (head and body), overriding `timeouts.totalMs`. */
+  /**
+   * Total deadline of this request (head and body), overriding `timeouts.totalMs`: 0 to
+   * `MAX_TIMEOUT_MS` (2^31 - 1, about 24.8 days); anything else (NaN, Infinity, negative, larger)
+   * throws a `RangeError` naming the option before any I/O, a non-number a `TypeError`.
+   */
   timeoutMs?: number
-  /** TCP connect of a connection this request opens, overriding `timeouts.connectMs`. */
+  /** TCP connect of a connection this request opens, overriding `timeouts.connectMs`: above 0, at most `MAX_TIMEOUT_MS`. */
   connectTimeoutMs?: number
-  /** Longest silence while waiting for response bytes, overriding `timeouts.readIdleMs`. */
+  /** Longest silence while waiting for response bytes, overriding `timeouts.readIdleMs`: above 0, at most `MAX_TIMEOUT_MS`. */
   readTimeoutMs?: number
-  /** Longest wait for a pooled connection, overriding `timeouts.poolAcquireMs`. */
+  /** Longest wait for a pooled connection, overriding `timeouts.poolAcquireMs`: above 0, at most `MAX_TIMEOUT_MS`. */
   poolTimeoutMs?: number
   /** Aborting cancels the request in the engine; the promise (or body read) rejects with `AbortError`. */
   signal?: AbortSignal | null
@@ -326,5 +330,7 @@ export declare const errorClasses: Readonly<Record<ErrorCode, typeof WirecoreErr
 export declare function errorFor(code: string, message: string, options?: ErrorOptions): WirecoreError
 /** Every error code the loaded engine can produce. */
 export declare function errorCodes(): string[]
+/** The longest per-request timeout in milliseconds: 2^31 - 1 (about 24.8 days, as `setTimeout`). */
+export declare const MAX_TIMEOUT_MS: 2147483647
 /** The addon version. */
 export declare const version: string

@@ -168,6 +168,19 @@ function toBytes(chunk) {
   throw new TypeError('wirecore: a request body stream must yield strings, Buffers or Uint8Arrays')
 }
 
+/** The longest timeout a request takes, in milliseconds: 2^31 - 1 (about 24.8 days, as `setTimeout`). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1
+
+/** Throws unless `v` is a number of milliseconds in 0 (or above 0) ..= MAX_TIMEOUT_MS. */
+function checkTimeout(name, v, zeroOk) {
+  if (typeof v !== 'number') throw new TypeError(`wirecore: ${name} must be a number of milliseconds, got ${typeof v}`)
+  if (!(zeroOk ? v >= 0 : v > 0) || !(v <= MAX_TIMEOUT_MS)) {
+    throw new RangeError(
+      `wirecore: ${name} must be a number of milliseconds ${zeroOk ? 'from 0' : 'above 0'} to ${MAX_TIMEOUT_MS}, got ${v}`,
+    )
+  }
+}
+
 function normalize(input, init) {
   let opts
   if (typeof input === 'string' || input instanceof URL) {
@@ -222,9 +235,7 @@ function normalize(input, init) {
   let phases = null
   if (connectTimeoutMs !== undefined || readTimeoutMs !== undefined || poolTimeoutMs !== undefined) {
     for (const [k, v] of Object.entries({ connectTimeoutMs, readTimeoutMs, poolTimeoutMs })) {
-      if (v !== undefined && (typeof v !== 'number' || !(v > 0) || v === Infinity)) {
-        throw new TypeError(`wirecore: ${k} must be a finite positive number`)
-      }
+      if (v !== undefined) checkTimeout(k, v, false)
     }
     phases = { connect: connectTimeoutMs, read: readTimeoutMs, pool: poolTimeoutMs }
   }
@@ -234,9 +245,7 @@ function normalize(input, init) {
   if (rateLimitKey !== undefined && typeof rateLimitKey !== 'string') {
     throw new TypeError('wirecore: rateLimitKey must be a string')
   }
-  if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0) || timeoutMs === Infinity)) {
-    throw new TypeError('wirecore: timeoutMs must be a finite non-negative number')
-  }
+  if (timeoutMs !== undefined) checkTimeout('timeoutMs', timeoutMs, true)
   if (signal != null && (typeof signal !== 'object' || typeof signal.aborted !== 'boolean')) {
     throw new TypeError('wirecore: signal must be an AbortSignal')
   }
@@ -299,6 +308,8 @@ class Response {
   #headers
   #used = false
   #stream = null
+  /** The signal that aborted the body, once it has: every later read rejects. */
+  #aborted = null
 
   constructor(nativeClient, head, signal, onAbort) {
     this.#native = nativeClient
@@ -365,6 +376,7 @@ class Response {
   /** Next chunk of a streaming body, or null at the end. */
   #next() {
     const id = this.#streamId
+    if (this.#aborted !== null) return Promise.reject(abortError(this.#aborted))
     if (id === null) {
       const b = this.#body
       this.#body = null
@@ -406,6 +418,7 @@ class Response {
 
   /** Called when the request's signal fires after the head arrived. */
   [kAbort](signal) {
+    this.#aborted = signal
     if (this.#reading !== 0) {
       const op = pending.get(this.#reading)
       untrack(this.#reading)
@@ -417,6 +430,7 @@ class Response {
   }
 
   async #all() {
+    if (this.#aborted !== null) throw abortError(this.#aborted)
     if (this.#streamId === null) {
       const b = this.#body ?? emptyBody()
       this.#body = null
@@ -833,5 +847,6 @@ module.exports = {
   Timings,
   ...publicErrors,
   errorCodes,
+  MAX_TIMEOUT_MS,
   version: native.version(),
 }

@@ -24,6 +24,7 @@ export const {
   errorClasses,
   errorFor,
   errorCodes,
+  MAX_TIMEOUT_MS,
   version,
 } = wirecore
 export default wirecore

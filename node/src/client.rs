@@ -97,20 +97,28 @@ impl Drop for InFlight {
 
 impl Shared {
     /// Runs `fut` on the engine runtime; a cancellable one can be stopped with `cancel(id)`,
-    /// which drops it (and so cancels the engine work under it).
+    /// which drops it (and so cancels the engine work under it). Exactly one completion comes
+    /// for an operation not cancelled, with code `internal` if the work panicked.
     fn spawn<F>(self: &Arc<Self>, id: u32, cancellable: bool, fut: F)
     where
         F: Future<Output = Completion> + Send + 'static,
     {
+        let fut = settled(id, fut);
         let shared = self.clone();
         if cancellable {
             let (handle, reg) = AbortHandle::new_pair();
             lock(&self.aborts).insert(id, handle);
-            let s = shared.clone();
             self.rt.spawn(async move {
-                if let Ok(c) = Abortable::new(fut, reg).await {
-                    lock(&s.aborts).remove(&id);
-                    s.completer.push(c);
+                let Ok(c) = Abortable::new(fut, reg).await else {
+                    return;
+                };
+                if lock(&shared.aborts).remove(&id).is_some() {
+                    shared.completer.push(c);
+                } else {
+                    // `cancel` came after the work finished: JS no longer waits for this
+                    // completion, so a streaming body it opened would hold its connection
+                    // forever.
+                    shared.forget_body(id);
                 }
             });
         } else {
@@ -119,6 +127,27 @@ impl Shared {
                 shared.completer.push(c);
             });
         }
+    }
+
+    /// Drops the engine side of a streaming body; a read in progress keeps it until it ends.
+    fn forget_body(&self, body_id: u32) {
+        if let Some(slot) = lock(&self.bodies).remove(&body_id) {
+            self.rt.spawn(async move {
+                slot.body.lock().await.take();
+            });
+        }
+    }
+}
+
+/// `fut`'s completion, or an `internal` one if it panics: a panic in the engine must settle
+/// the caller's Promise, never strand it.
+async fn settled<F>(id: u32, fut: F) -> Completion
+where
+    F: Future<Output = Completion> + Send + 'static,
+{
+    match wirecore::runtime::catch_panic(async move { Ok(fut.await) }).await {
+        Ok(c) => c,
+        Err(e) => error_completion(id, &e),
     }
 }
 
@@ -143,7 +172,7 @@ impl NativeClient {
     ///
     /// # Errors
     /// `invalid_config` naming the field as the caller spelled it.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(config: Option<serde_json::Value>, dispatcher: &Dispatcher) -> napi::Result<Self> {
         let renamed = config::config_from_js(config.unwrap_or(serde_json::Value::Null));
         let value = match renamed.value {
@@ -181,7 +210,7 @@ impl NativeClient {
     ///
     /// `headers` is a flat `[name, value, ...]` list; `upload` names a stream opened with
     /// `openUpload`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn request(
         &self,
         id: u32,
@@ -227,13 +256,7 @@ impl NativeClient {
             *req.body_mut() = wirecore::RequestBody::wrap_stream(stream);
         }
         if let Some(t) = timeout_ms {
-            if !(t.is_finite() && t >= 0.0) {
-                return Err(js_error(
-                    "invalid_request",
-                    "timeoutMs must be a non-negative number",
-                ));
-            }
-            *req.timeout_mut() = Some(Duration::from_secs_f64(t / 1000.0));
+            *req.timeout_mut() = Some(duration_ms("timeoutMs", t, 0.0)?);
         }
         *req.idempotent_mut() = idempotent;
         *req.rate_limit_key_mut() = rate_limit_key;
@@ -260,16 +283,20 @@ impl NativeClient {
         Ok(())
     }
 
-    /// Stops the operation `id` (request or body read); its completion never comes.
-    #[napi]
+    /// Stops the operation `id` (request or body read); its completion never comes. A
+    /// request whose head already arrived (completion queued, not yet delivered) also has its
+    /// streaming body dropped, since nobody will ever read it.
+    #[napi(catch_unwind)]
     pub fn cancel(&self, id: u32) {
-        if let Some(h) = lock(&self.shared.aborts).remove(&id) {
-            h.abort();
+        let handle = lock(&self.shared.aborts).remove(&id);
+        match handle {
+            Some(h) => h.abort(),
+            None => self.shared.forget_body(id),
         }
     }
 
     /// Reads the next chunk of a streaming body into completion `id` (`body` absent at the end).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn read_body(&self, body_id: u32, id: u32) {
         let slot = lock(&self.shared.bodies).get(&body_id).cloned();
         let shared = self.shared.clone();
@@ -309,17 +336,13 @@ impl NativeClient {
     }
 
     /// Drops a streaming body unread (an HTTP/1.1 connection is discarded, an h2 stream reset).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn drop_body(&self, body_id: u32) {
-        if let Some(slot) = lock(&self.shared.bodies).remove(&body_id) {
-            self.shared.rt.spawn(async move {
-                slot.body.lock().await.take();
-            });
-        }
+        self.shared.forget_body(body_id);
     }
 
     /// Opens a request-body stream; pass its id as `upload` to `request`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn open_upload(&self, upload_id: u32) {
         let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
         lock(&self.shared.uploads).insert(upload_id, tx);
@@ -327,7 +350,7 @@ impl NativeClient {
     }
 
     /// Queues one chunk; completion `id` comes once the engine has room for more.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn write_upload(&self, upload_id: u32, id: u32, chunk: Uint8Array) {
         let tx = lock(&self.shared.uploads).get(&upload_id).cloned();
         let bytes = Bytes::copy_from_slice(&chunk);
@@ -354,7 +377,7 @@ impl NativeClient {
     }
 
     /// Ends a request-body stream, with an error message if the JS source failed.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn end_upload(&self, upload_id: u32, error: Option<String>) {
         lock(&self.shared.upload_rx).remove(&upload_id);
         if let Some(tx) = lock(&self.shared.uploads).remove(&upload_id)
@@ -366,8 +389,19 @@ impl NativeClient {
         }
     }
 
+    /// Panics on purpose, for the tests that check a panic never strands a caller: here at
+    /// once (`id` absent: the call throws) or in the engine task of completion `id` (it
+    /// completes with code `internal`). Not part of the API.
+    #[napi(catch_unwind, js_name = "__panicForTests")]
+    pub fn panic_for_tests(&self, id: Option<u32>) {
+        match id {
+            None => panic!("wirecore: panic requested by a test"),
+            Some(id) => self.shared.spawn(id, false, panic_in_engine()),
+        }
+    }
+
     /// A snapshot of every counter, keys in camelCase.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn stats(&self) -> napi::Result<serde_json::Value> {
         let v = serde_json::to_value(self.shared.client.stats())
             .map_err(|e| js_error("internal", &e.to_string()))?;
@@ -375,13 +409,13 @@ impl NativeClient {
     }
 
     /// The stats in Prometheus text format.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn prometheus(&self) -> String {
         self.shared.client.prometheus()
     }
 
     /// A health report, keys in camelCase.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn diagnostics(&self) -> napi::Result<serde_json::Value> {
         let v = serde_json::to_value(self.shared.client.diagnostics())
             .map_err(|e| js_error("internal", &e.to_string()))?;
@@ -389,17 +423,23 @@ impl NativeClient {
     }
 
     /// The health report as text.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn diagnostics_text(&self) -> String {
         self.shared.client.diagnostics().to_string()
     }
 
     /// Refuses new requests, drains in-flight ones for up to `timeout_ms`, closes idle
     /// connections; completion `id` follows.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn close(&self, id: u32, timeout_ms: f64) {
         let shared = self.shared.clone();
-        let d = Duration::from_secs_f64(timeout_ms.max(0.0) / 1000.0);
+        // NaN and negatives mean 0; anything past the bound means the bound.
+        let ms = if timeout_ms >= 0.0 {
+            timeout_ms.min(MAX_TIMEOUT_MS)
+        } else {
+            0.0
+        };
+        let d = Duration::from_secs_f64(ms / 1000.0);
         shared.closing.store(true, Ordering::Release);
         self.shared.spawn(id, false, async move {
             let until = tokio::time::Instant::now() + d;
@@ -484,12 +524,35 @@ pub struct PhaseTimeoutsMs {
 }
 
 fn millis(what: &str, ms: Option<f64>) -> napi::Result<Option<Duration>> {
-    match ms {
-        None => Ok(None),
-        Some(t) if t.is_finite() && t > 0.0 => Ok(Some(Duration::from_secs_f64(t / 1000.0))),
-        Some(t) => Err(js_error(
+    ms.map(|t| duration_ms(what, t, f64::MIN_POSITIVE))
+        .transpose()
+}
+
+/// The longest timeout a request takes, in milliseconds (as `setTimeout`: about 24.8 days);
+/// `index.js` checks the same bound first.
+const MAX_TIMEOUT_MS: f64 = 2_147_483_647.0;
+
+/// A timeout from JS milliseconds: finite, at least `min` and at most [`MAX_TIMEOUT_MS`], so
+/// no deadline computed from it can overflow.
+fn duration_ms(what: &str, ms: f64, min: f64) -> napi::Result<Duration> {
+    if ms.is_finite() && ms >= min && ms <= MAX_TIMEOUT_MS {
+        Ok(Duration::from_secs_f64(ms / 1000.0))
+    } else {
+        let least = if min > 0.0 { "above 0" } else { "at least 0" };
+        Err(js_error(
             "invalid_request",
-            &format!("{what} must be a positive number of milliseconds, got {t}"),
-        )),
+            &format!(
+                "{what} must be a number of milliseconds {least} and at most {MAX_TIMEOUT_MS}, got {ms}"
+            ),
+        ))
     }
+}
+
+/// Panics on purpose: a test's way to check that no panic strands a caller.
+#[expect(
+    clippy::unused_async,
+    reason = "it must panic when the engine polls it, not when it is built"
+)]
+async fn panic_in_engine() -> Completion {
+    panic!("wirecore: panic requested by a test (in the engine)")
 }

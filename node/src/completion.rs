@@ -90,7 +90,11 @@ impl Completer {
             .build_threadsafe_function::<()>()
             .weak::<true>()
             .callee_handled::<false>()
-            .build_callback(move |_ctx| Ok(take(&q)))?;
+            // Runs on the JS thread outside any `#[napi(catch_unwind)]` entry.
+            .build_callback(move |_ctx| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| take(&q)))
+                    .map_err(napi::bindgen_prelude::panic_to_error)
+            })?;
         Ok(Self { queue, tsfn })
     }
 
@@ -124,7 +128,7 @@ impl std::fmt::Debug for Dispatcher {
 #[napi]
 impl Dispatcher {
     /// `on_complete` receives every batch of completions of this environment.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(on_complete: Function<'_, Vec<Completion>, ()>) -> napi::Result<Self> {
         Ok(Self {
             completer: Arc::new(Completer::new(&on_complete)?),
@@ -132,7 +136,7 @@ impl Dispatcher {
     }
 
     /// The next completions still queued after a full batch (at most `maxBatch`).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn take(&self) -> Vec<Completion> {
         take(&self.completer.queue)
     }

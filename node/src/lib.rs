@@ -11,25 +11,25 @@ mod config;
 use napi_derive::napi;
 
 /// Every error code of the core, so JS can check that each maps to an error class.
-#[napi]
+#[napi(catch_unwind)]
 pub fn error_codes() -> Vec<&'static str> {
     wirecore::ErrorKind::ALL.iter().map(|k| k.code()).collect()
 }
 
 /// Renames a camelCase config object to the core's snake_case keys (exposed for tests).
-#[napi]
+#[napi(catch_unwind)]
 pub fn config_to_core(config: serde_json::Value) -> serde_json::Value {
     config::config_from_js(config).value
 }
 
 /// How many completions one batch (one JS call) holds at most.
-#[napi]
+#[napi(catch_unwind)]
 pub fn max_batch() -> u32 {
     completion::MAX_BATCH as u32
 }
 
 /// The crate version.
-#[napi]
+#[napi(catch_unwind)]
 pub fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }

@@ -109,3 +109,83 @@ test('many aborted requests leave the client healthy', async () => {
   assert.equal(c.stats().requestsInFlight, 0)
   await c.close()
 })
+
+test('reading a streaming body after its signal fired rejects: never a silently truncated body', async () => {
+  const ac = new AbortController()
+  const r = await client.get(`${srv.http}/bytes/300000`, { signal: ac.signal })
+  ac.abort()
+  await assert.rejects(r.text(), wirecore.AbortError)
+  const ac2 = new AbortController()
+  const r2 = await client.get(`${srv.http}/bytes/300000`, { signal: ac2.signal })
+  const it = r2[Symbol.asyncIterator]()
+  assert.ok((await it.next()).value.length > 0)
+  ac2.abort()
+  await assert.rejects(it.next(), wirecore.AbortError)
+})
+
+/** A small seeded PRNG (mulberry32), so a failing plan can be replayed. */
+function prng(seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+test('1,000 aborts at random points (head, right after it, mid-body) leak no body slot or connection', async () => {
+  const seed = Number(process.env.WIRECORE_ABORT_SEED ?? 0x5eed)
+  const rand = prng(seed)
+  const c = new wirecore.Client({ pool: { maxConnectionsPerHost: 1 }, tls: { caFiles: [srv.ca] } })
+  // Bodies over the 64 KiB eager limit, so the head resolves first and the body streams.
+  const paths = ['/drip?bytes=100000&chunks=10&delay_ms=2', '/stream?chunks=20&size=8192&delay_ms=1', '/bytes/200000']
+  const plan = Array.from({ length: 1000 }, () => ({
+    origin: rand() < 0.5 ? srv.http : srv.https,
+    path: paths[Math.floor(rand() * paths.length)],
+    // 0: after a random delay; 1: before the head (next macrotask); 2: right after the head;
+    // 3: after some chunks; 4: AbortSignal.timeout.
+    mode: Math.floor(rand() * 5),
+    delayMs: Math.floor(rand() * 25),
+    chunks: Math.floor(rand() * 4),
+  }))
+  const outcomes = { aborted: 0, completed: 0 }
+  async function one(p) {
+    const ac = new AbortController()
+    const signal = p.mode === 4 ? AbortSignal.timeout(p.delayMs + 1) : ac.signal
+    let timer = null
+    if (p.mode === 0) timer = setTimeout(() => ac.abort(), p.delayMs)
+    if (p.mode === 1) setImmediate(() => ac.abort())
+    try {
+      const r = await c.get(p.origin + p.path, { signal })
+      if (p.mode === 2) ac.abort()
+      let n = 0
+      for await (const _ of r) if (p.mode === 3 && ++n > p.chunks) ac.abort()
+      outcomes.completed++
+    } catch (e) {
+      if (!(e instanceof wirecore.AbortError)) throw new Error(`${JSON.stringify(p)}: ${e.code} ${e.message}`)
+      outcomes.aborted++
+    } finally {
+      if (timer !== null) clearTimeout(timer)
+      ac.abort()
+    }
+  }
+  const deadline = Date.now() + 240_000
+  for (let i = 0; i < plan.length; i += 25) {
+    assert.ok(Date.now() < deadline, `only ${i} of ${plan.length} requests ran in time (seed ${seed})`)
+    await Promise.all(plan.slice(i, i + 25).map(one))
+  }
+  console.log(`1,000 random aborts (seed ${seed}): ${JSON.stringify(outcomes)}, pool ${JSON.stringify(c.stats().pool)}`)
+  assert.ok(outcomes.aborted > 500, JSON.stringify(outcomes))
+  const idle = await waitFor(() => {
+    const s = c.stats()
+    return s.pool.active === 0 && s.pool.pending === 0 && s.pool.h2OpenStreams === 0 && s.requestsInFlight === 0
+  }, 10_000)
+  assert.ok(idle, `pool after the aborts (seed ${seed}): ${JSON.stringify(c.stats().pool)}`)
+  for (const origin of [srv.http, srv.https]) {
+    const r = await c.get(`${origin}/bytes/100000`, { poolTimeoutMs: 5000 })
+    assert.equal((await r.buffer()).length, 100000)
+  }
+  await c.close()
+})

@@ -264,10 +264,42 @@ test('errors: bad input is a TypeError or an InvalidRequestError, before any I/O
   await assert.rejects(client.get(42), TypeError)
   await assert.rejects(client.get(`${srv.http}/`, { bogus: 1 }), (e) => e instanceof TypeError && /bogus/.test(e.message))
   await assert.rejects(client.post(`${srv.http}/`, { body: 12 }), TypeError)
-  await assert.rejects(client.get(`${srv.http}/`, { timeoutMs: -1 }), TypeError)
+  await assert.rejects(client.get(`${srv.http}/`, { timeoutMs: -1 }), RangeError)
   await assert.rejects(client.get(`${srv.http}/`, { signal: 'x' }), TypeError)
   await assert.rejects(client.get(`${srv.http}/`, { headers: 'x' }), TypeError)
   assert.equal((await counters(srv)).connections_accepted, 0)
+})
+
+test('timeouts out of range are refused before any I/O, naming the option; huge ones never hang or abort', async () => {
+  await reset(srv)
+  assert.equal(wirecore.MAX_TIMEOUT_MS, 2 ** 31 - 1)
+  const bad = [Number.MAX_VALUE, Infinity, -Infinity, NaN, -1, wirecore.MAX_TIMEOUT_MS + 1, 1e300]
+  for (const k of ['timeoutMs', 'connectTimeoutMs', 'readTimeoutMs', 'poolTimeoutMs']) {
+    for (const v of bad) {
+      await assert.rejects(
+        client.get(`${srv.http}/json`, { [k]: v }),
+        (e) => e instanceof RangeError && e.message.includes(k) && e.message.includes(String(wirecore.MAX_TIMEOUT_MS)),
+        `${k}: ${v}`,
+      )
+    }
+    await assert.rejects(client.get(`${srv.http}/json`, { [k]: '100' }), (e) => e instanceof TypeError && e.message.includes(k))
+    await assert.rejects(client.get(`${srv.http}/json`, { [k]: 10n }), (e) => e instanceof TypeError && e.message.includes(k))
+  }
+  await assert.rejects(client.fetch(`${srv.http}/json`, { timeoutMs: Number.MAX_VALUE }), TypeError)
+  assert.equal((await counters(srv)).requests, 0, 'no request reached the server')
+  // The bound itself is a valid timeout (the deadline is computed without overflow).
+  const r = await client.get(`${srv.http}/json`, {
+    timeoutMs: wirecore.MAX_TIMEOUT_MS,
+    connectTimeoutMs: wirecore.MAX_TIMEOUT_MS,
+    readTimeoutMs: wirecore.MAX_TIMEOUT_MS,
+    poolTimeoutMs: wirecore.MAX_TIMEOUT_MS,
+  })
+  assert.equal((await r.json()).n, 42)
+  for (const v of [Number.MAX_VALUE, Infinity, NaN]) {
+    const c = new Client()
+    if (Number.isNaN(v)) await assert.rejects(c.close({ timeoutMs: v }), TypeError)
+    else await c.close({ timeoutMs: v })
+  }
 })
 
 test('errors: network failures map to their classes', async () => {
@@ -349,15 +381,20 @@ test('stats, prometheus and diagnostics', async () => {
 })
 
 test('close(): drains in-flight requests, then refuses new ones with ClosedError', async () => {
-  await reset(srv)
-  const c = new Client()
-  const slow = c.get(`${srv.http}/delay/200`)
-  await new Promise((r) => setTimeout(r, 50))
-  await c.close({ timeoutMs: 5000 })
-  assert.equal((await slow).status, 200)
-  await assert.rejects(c.get(`${srv.http}/json`), (e) => e instanceof wirecore.ClosedError && e.code === 'closed')
-  assert.ok(await waitFor(() => c.stats().pool.connections === 0), 'the client closed its idle connection')
-  assert.ok(await waitFor(async () => (await counters(srv)).connections_closed === 1), 'the server saw the idle connection close')
+  // A server of its own: clients of other tests, collected meanwhile, close their connections too.
+  const own = await startServer(['--no-tls'])
+  try {
+    const c = new Client()
+    const slow = c.get(`${own.http}/delay/200`)
+    await new Promise((r) => setTimeout(r, 50))
+    await c.close({ timeoutMs: 5000 })
+    assert.equal((await slow).status, 200)
+    await assert.rejects(c.get(`${own.http}/json`), (e) => e instanceof wirecore.ClosedError && e.code === 'closed')
+    assert.ok(await waitFor(() => c.stats().pool.connections === 0), 'the client closed its idle connection')
+    assert.ok(await waitFor(async () => (await counters(own)).connections_closed === 1), 'the server saw the idle connection close')
+  } finally {
+    own.stop()
+  }
 })
 
 test('scripted replies through the control API', async () => {
@@ -443,6 +480,6 @@ test('connectTimeoutMs / readTimeoutMs / poolTimeoutMs override the config per r
   await assert.rejects(c.get(`http://${srv.blackhole}/`, { connectTimeoutMs: 100 }), (e) => e.code === 'timeout.connect')
   assert.ok(Date.now() - t < 1500, `connect override took ${Date.now() - t} ms`)
   assert.equal((await c.get(`${srv.http}/delay/300`)).status, 200)
-  await assert.rejects(c.get(`${srv.http}/`, { readTimeoutMs: 0 }), TypeError)
+  await assert.rejects(c.get(`${srv.http}/`, { readTimeoutMs: 0 }), RangeError)
   await c.close()
 })
