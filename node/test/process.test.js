@@ -4,7 +4,7 @@ const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const { spawn } = require('node:child_process')
 const { monitorEventLoopDelay } = require('node:perf_hooks')
-const { startServer, counters, reset } = require('./helpers.js')
+const { startServer, counters, reset, waitFor } = require('./helpers.js')
 const wirecore = require('wirecore')
 
 let srv
@@ -14,10 +14,10 @@ before(async () => {
 after(() => srv?.stop())
 
 /** Runs `code` in a child node (resolving `wirecore` from here); resolves with exit code and time. */
-function runChild(code, args = [], limitMs = 20_000) {
+function runChild(code, args = [], limitMs = 20_000, nodeArgs = []) {
   return new Promise((resolve, reject) => {
     const t0 = Date.now()
-    const child = spawn(process.execPath, ['-e', code, ...args], {
+    const child = spawn(process.execPath, [...nodeArgs, '-e', code, ...args], {
       cwd: __dirname,
       stdio: ['ignore', 'pipe', 'pipe'],
     })
@@ -64,6 +64,45 @@ test('a script exits by itself with a streaming body left unread', async () => {
   assert.equal(r.code, 0, r.out)
   assert.match(r.out, /head 200/)
   assert.ok(r.ms < 5000, `exited after ${r.ms} ms`)
+})
+
+test('200 clients used once and dropped without close() release their sockets; the process exits by itself', async () => {
+  await reset(srv)
+  // --expose-gc: the clients are collected on demand, so the check does not wait for V8's mood.
+  const code = `
+    const fs = require('node:fs')
+    const { Client } = require('wirecore')
+    const url = process.argv[1] + '/json'
+    const fds = () => fs.readdirSync('/proc/self/fd').length
+    ;(async () => {
+      // Warm up: the addon, the engine runtime and its threads exist before counting.
+      const w = new Client()
+      await (await w.get(url)).arrayBuffer()
+      await w.close()
+      global.gc()
+      const start = fds()
+      for (let i = 0; i < 200; i++) {
+        const c = new Client()
+        await (await c.get(url)).arrayBuffer()
+      }
+      const peak = fds()
+      const t0 = Date.now()
+      let now = peak
+      while (Math.abs(now - start) > 5 && Date.now() - t0 < 2000) {
+        global.gc()
+        await new Promise((r) => setTimeout(r, 20))
+        now = fds()
+      }
+      console.log(JSON.stringify({ start, peak, now, ms: Date.now() - t0 }))
+    })()`
+  const r = await runChild(code, [srv.http], 60_000, ['--expose-gc'])
+  assert.equal(r.signal, null, `the process did not exit by itself: ${r.out}`)
+  assert.equal(r.code, 0, r.out)
+  const m = JSON.parse(r.out.trim().split('\n').pop())
+  console.log(`fds: ${m.start} at start, ${m.peak} after 200 dropped clients, ${m.now} ${m.ms} ms later`)
+  assert.ok(Math.abs(m.now - m.start) <= 5, `open fds ${m.start} → ${m.now} within 2 s of dropping 200 clients`)
+  // The server saw every connection closed.
+  assert.ok(await waitFor(async () => (await counters(srv)).connections_active === 0), 'server connections closed')
 })
 
 test('a pending request keeps the process alive until it completes', async () => {
