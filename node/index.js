@@ -810,7 +810,9 @@ async function fetchWith(client, input, init = {}) {
     r = await client.request({ ...opts, url, method, headers, body, signal })
   } catch (e) {
     if (e instanceof AbortError) throw signal.reason ?? e
-    if (e instanceof errors.InvalidRequestError || e instanceof TypeError) throw new TypeError(e.message, { cause: e })
+    if (e instanceof errors.InvalidRequestError || e instanceof TypeError || e instanceof RangeError) {
+      throw new TypeError(e.message, { cause: e })
+    }
     throw new TypeError('fetch failed', { cause: e })
   }
   const nullBody = NULL_BODY_STATUS.has(r.status) || method.toUpperCase() === 'HEAD'

@@ -285,7 +285,10 @@ test('timeouts out of range are refused before any I/O, naming the option; huge 
     await assert.rejects(client.get(`${srv.http}/json`, { [k]: '100' }), (e) => e instanceof TypeError && e.message.includes(k))
     await assert.rejects(client.get(`${srv.http}/json`, { [k]: 10n }), (e) => e instanceof TypeError && e.message.includes(k))
   }
-  await assert.rejects(client.fetch(`${srv.http}/json`, { timeoutMs: Number.MAX_VALUE }), TypeError)
+  await assert.rejects(
+    client.fetch(`${srv.http}/json`, { timeoutMs: Number.MAX_VALUE }),
+    (e) => e instanceof TypeError && e.message.includes('timeoutMs') && e.cause instanceof RangeError,
+  )
   assert.equal((await counters(srv)).requests, 0, 'no request reached the server')
   // The bound itself is a valid timeout (the deadline is computed without overflow).
   const r = await client.get(`${srv.http}/json`, {
