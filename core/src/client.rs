@@ -671,6 +671,7 @@ impl Client {
         }
         let reused = lease.reused;
         let ct = lease.timings;
+        let tls = lease.tls();
         let limits = BodyLimits {
             max_bytes: cfg.limits.max_response_body_bytes,
             deadline: deadline.map(|d| (d, cfg.timeouts.total_ms)),
@@ -699,6 +700,7 @@ impl Client {
                 total: Duration::ZERO,
             },
             reused,
+            tls,
         }
     }
 }

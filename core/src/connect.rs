@@ -42,6 +42,8 @@ pub(crate) struct Connected {
     pub(crate) stream: Stream,
     pub(crate) h2: bool,
     pub(crate) timings: ConnectTimings,
+    /// What the TLS handshake agreed on (`None` over plain TCP).
+    pub(crate) tls: Option<Arc<crate::response::TlsInfo>>,
 }
 
 #[derive(Clone)]
@@ -115,6 +117,7 @@ impl Connector {
                     connect,
                     tls: Duration::ZERO,
                 },
+                tls: None,
             });
         }
         let t2 = Instant::now();
@@ -123,6 +126,7 @@ impl Connector {
         };
         let stream = tls::handshake(tls, &origin.host, tcp, self.tls_ms, &origin.key).await?;
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        let info = tls::info(&stream, &origin.host);
         Ok(Connected {
             stream: Stream::Tls(Box::new(stream)),
             h2,
@@ -131,6 +135,7 @@ impl Connector {
                 connect,
                 tls: t2.elapsed(),
             },
+            tls: Some(Arc::new(info)),
         })
     }
 }

@@ -31,5 +31,5 @@ pub use crate::request::{
     DEFAULT_URGENCY, PhaseTimeouts, Request, RequestBuilder, parse_header, parse_method, parse_url,
     urgency,
 };
-pub use crate::response::{Response, Timings};
+pub use crate::response::{Response, Timings, TlsInfo};
 pub use http::{HeaderMap, Method, StatusCode, Uri, Version};

@@ -90,6 +90,8 @@ struct Meta {
     id: u64,
     created: Instant,
     retired: AtomicBool,
+    /// The TLS handshake's outcome, for every response on this connection.
+    tls: Option<Arc<crate::response::TlsInfo>>,
 }
 
 struct H1 {
@@ -254,6 +256,15 @@ pub(crate) enum Sender<'a> {
 impl Lease {
     pub(crate) fn is_h2(&self) -> bool {
         matches!(self.conn, LeaseConn::H2(_))
+    }
+
+    /// The TLS handshake's outcome of the lent connection (reused or new).
+    pub(crate) fn tls(&self) -> Option<Arc<crate::response::TlsInfo>> {
+        match &self.conn {
+            LeaseConn::H1(Some(c)) => c.meta.tls.clone(),
+            LeaseConn::H2(Some(s)) => s.meta.tls.clone(),
+            _ => None,
+        }
     }
 
     pub(crate) fn sender(&mut self) -> Option<Sender<'_>> {
@@ -548,11 +559,13 @@ impl Pool {
             stream,
             h2,
             timings,
+            tls,
         } = connected;
         let meta = Arc::new(Meta {
             id: sh.next_id.fetch_add(1, Relaxed),
             created: Instant::now(),
             retired: AtomicBool::new(false),
+            tls,
         });
         let handshake = if h2 {
             self.handshake_h2(stream, &host, &meta)

@@ -1,5 +1,6 @@
 //! A response: head, timings, and a streaming body that returns its connection when read.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -26,6 +27,23 @@ pub struct Timings {
     pub total: Duration,
 }
 
+/// What the TLS handshake of a response's connection agreed on; every response on that
+/// connection shares it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsInfo {
+    /// The protocol version as its IANA number (`0x0303` TLS 1.2, `0x0304` TLS 1.3).
+    pub version: u16,
+    /// The cipher suite as its IANA number (`0x1301` `TLS_AES_128_GCM_SHA256`).
+    pub cipher_suite: u16,
+    /// The ALPN protocol agreed (`h2`, `http/1.1`), if any.
+    pub alpn: Option<Vec<u8>>,
+    /// The server name the certificate was checked against (also sent as SNI).
+    pub server_name: String,
+    /// The server's certificate chain as DER, leaf first.
+    pub peer_certificates: Vec<Vec<u8>>,
+}
+
 /// An HTTP response.
 #[derive(Debug)]
 pub struct Response {
@@ -36,6 +54,7 @@ pub struct Response {
     pub(crate) body: Body,
     pub(crate) timings: Timings,
     pub(crate) reused: bool,
+    pub(crate) tls: Option<Arc<TlsInfo>>,
 }
 
 impl Response {
@@ -67,6 +86,11 @@ impl Response {
     /// Whether the request went out on a pooled connection.
     pub fn reused(&self) -> bool {
         self.reused
+    }
+
+    /// What the connection's TLS handshake agreed on; `None` over plain TCP.
+    pub fn tls_info(&self) -> Option<Arc<TlsInfo>> {
+        self.tls.clone()
     }
 
     /// The next chunk of the body, or `None` at its end.

@@ -16,6 +16,7 @@ use tokio_rustls::client::TlsStream;
 
 use crate::config::{RootStore, TlsConfig, TlsVersion};
 use crate::error::{self, Error, ErrorKind};
+use crate::response::TlsInfo;
 
 fn pem_bytes(field: &str, value: &str) -> Result<Vec<u8>, Error> {
     if value.contains("-----BEGIN") {
@@ -145,6 +146,26 @@ pub(crate) async fn handshake(
             .with_source(e))
         }
         Ok(Ok(s)) => Ok(s),
+    }
+}
+
+/// What the handshake agreed on, kept with the connection for every response it serves.
+pub(crate) fn info(stream: &TlsStream<TcpStream>, host: &str) -> TlsInfo {
+    let conn = stream.get_ref().1;
+    TlsInfo {
+        version: conn.protocol_version().map_or(0, u16::from),
+        cipher_suite: conn
+            .negotiated_cipher_suite()
+            .map_or(0, |s| u16::from(s.suite())),
+        alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
+        server_name: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        peer_certificates: conn
+            .peer_certificates()
+            .map(|chain| chain.iter().map(|c| c.to_vec()).collect())
+            .unwrap_or_default(),
     }
 }
 
