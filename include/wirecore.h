@@ -150,6 +150,23 @@ typedef struct wirecore_response_head {
   struct wirecore_timings timings;
 } wirecore_response_head;
 
+// What the TLS handshake of a response's connection agreed on (`wirecore_response_tls`).
+// Every pointer is owned by the response and valid until `wirecore_response_free`.
+typedef struct wirecore_tls_info {
+  // The protocol version as its IANA number (`0x0303` TLS 1.2, `0x0304` TLS 1.3).
+  uint16_t version;
+  // The cipher suite as its IANA number (`0x1301` `TLS_AES_128_GCM_SHA256`).
+  uint16_t cipher_suite;
+  // The ALPN protocol agreed (`h2`, `http/1.1`), not NUL-terminated; NULL when none.
+  const uint8_t *alpn;
+  // The length of `alpn` in bytes (0 when none).
+  size_t alpn_len;
+  // The server name the certificate was checked against, NUL-terminated.
+  const char *server_name;
+  // How many certificates the server sent (`wirecore_response_tls_peer_cert`), leaf first.
+  size_t peer_cert_count;
+} wirecore_tls_info;
+
 // Called once per submitted request, on a wirecore engine thread, with the `userdata` given
 // at submit. It must not block (no `wirecore_client_send`, no `wirecore_response_read`).
 // `response` (NULL on failure) and `error` (NULL on success) become the callee's to free.
@@ -215,7 +232,11 @@ enum wirecore_code wirecore_client_send(const wirecore_client *client,
                                         wirecore_error **err);
 
 // Refuses new requests, waits (blocking the calling thread) until in-flight ones finish or
-// `deadline_ms` passes, then closes idle connections. The handle must still be freed.
+// `deadline_ms` passes, then cancels those still running (their completion carries
+// `WIRECORE_CANCELLED`) and closes idle connections. Returns only after the callback (or
+// queue completion) of every request submitted on this client was delivered, so callback
+// state may be freed right after. Never call it from a wirecore callback. The handle must
+// still be freed.
 //
 // # Safety
 // `client` is NULL or a live client.
@@ -279,10 +300,6 @@ enum wirecore_code wirecore_code_from_str(const char *code);
 // Every core error code, one per line (`"invalid_config\ninvalid_url\n..."`), in the core's
 // order, so a binding can test that it maps each one. Static storage: never free it.
 const char *wirecore_error_codes(void);
-
-extern int pthread_atfork(void (*prepare)(void),
-                          void (*parent)(void),
-                          void (*child)(void));
 
 // Starts a request. `method` and `url` are `len`-byte UTF-8 strings (no NUL needed).
 // On success `*out` owns a new request.
@@ -504,7 +521,9 @@ enum wirecore_code wirecore_response_read_queue(wirecore_response *resp,
                                                 wirecore_error **err);
 
 // Reads the rest of the body (blocking) and points `*data`/`*len` at it. The bytes are owned
-// by the response and stay valid until it is freed. Bytes already read are not included.
+// by the response and stay valid until it is freed. Bytes already read (by
+// `wirecore_response_read*`) before the first call are not included; a second call returns
+// the same bytes as the first.
 //
 // # Errors
 // The body's error.
@@ -515,6 +534,28 @@ enum wirecore_code wirecore_response_body(wirecore_response *resp,
                                           const uint8_t **data,
                                           size_t *len,
                                           wirecore_error **err);
+
+// Fills `*out` with what the TLS handshake of the response's connection agreed on and
+// returns true; returns false (leaving `*out` alone) for a response over plain TCP or an
+// invalid handle. A reused connection reports its original handshake.
+//
+// # Safety
+// `resp` is NULL or a live response; `out` writable.
+bool wirecore_response_tls(const wirecore_response *resp,
+                           struct wirecore_tls_info *out);
+
+// Points `*der`/`*len` at the server's certificate `index` (0 is the leaf), DER-encoded,
+// owned by the response until `wirecore_response_free`.
+//
+// # Errors
+// `WIRECORE_INVALID_ARGUMENT` for a bad handle, a plain-TCP response or an index out of range.
+//
+// # Safety
+// `resp` is NULL or a live response; `der` and `len` writable.
+enum wirecore_code wirecore_response_tls_peer_cert(const wirecore_response *resp,
+                                                   size_t index,
+                                                   const uint8_t **der,
+                                                   size_t *len);
 
 // Frees a response (an unread body is discarded, closing its HTTP/1 connection). NULL is
 // ignored.

@@ -4,7 +4,7 @@
 
 C_LIB := $(TARGET_DIR)/debug/libwirecore.a
 C_BIN := $(TARGET_DIR)/debug/c-examples
-C_EXAMPLES := blocking_get concurrent bad_input scenarios
+C_EXAMPLES := blocking_get concurrent bad_input lifecycle scenarios
 C_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -O1 -g -Iinclude
 CBINDGEN := cbindgen --quiet --config bindings/c/cbindgen.toml --output include/wirecore.h
 
@@ -13,16 +13,17 @@ LINT_TARGETS += lint-c
 TEST_TARGETS += test-c
 DEMO_TARGETS += demo-c
 
-setup-c:  ## Install cbindgen 0.29.4, valgrind and a C compiler when missing
+setup-c:  ## Install cbindgen 0.29.4, valgrind and C and C++ compilers when missing
 	@cbindgen --version 2>/dev/null | grep -q '0.29.4' || $(CARGO) install cbindgen --locked --version 0.29.4
-	@command -v valgrind >/dev/null && command -v cc >/dev/null || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind gcc)
+	@command -v valgrind >/dev/null && command -v cc >/dev/null && command -v g++ >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind gcc g++)
 
 header: setup-c  ## Regenerate include/wirecore.h from bindings/c
 	$(CBINDGEN) bindings/c
 
-lint-c: setup-c  ## Fail when include/wirecore.h is stale
+lint-c: setup-c  ## Fail when include/wirecore.h is stale, or does not compile as C and C++ in any include order
 	$(CBINDGEN) --verify bindings/c || (echo "include/wirecore.h is stale: run make header" >&2; exit 1)
+	bash bindings/c/check-header.sh include/wirecore.h
 
 build-c: setup-c
 	$(CARGO) build -p wirecore-ffi -p wirecore-testserver

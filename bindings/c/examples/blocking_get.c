@@ -60,6 +60,16 @@ int main(int argc, char **argv) {
                 failures++;
                 break;
             }
+        /* A second call returns the same bytes, still owned by the response. */
+        const uint8_t *again = NULL;
+        size_t again_len = 0;
+        if (wirecore_response_body(resp, &again, &again_len, &err) != WIRECORE_OK)
+            return fail("body, second call", err);
+        if (again_len != len || memcmp(again, body, len) != 0) {
+            fprintf(stderr, "blocking_get: the second body call gave %zu bytes, the first %zu\n",
+                    again_len, len);
+            failures++;
+        }
         wirecore_timings t;
         wirecore_response_timings(resp, &t);
         const char *ct = NULL;
@@ -79,6 +89,28 @@ int main(int argc, char **argv) {
             const char *n, *v;
             size_t nl, vl;
             if (wirecore_response_header_at(resp, i, &n, &nl, &v, &vl) != WIRECORE_OK) failures++;
+        }
+        wirecore_response_free(resp);
+    }
+
+    /* A streamed body (no Content-Length) read whole twice: the same bytes both times. */
+    {
+        char surl[512];
+        snprintf(surl, sizeof surl, "%s/stream?chunks=5&size=1000", argv[1]);
+        wirecore_request *req = NULL;
+        if (wirecore_request_new("GET", 3, surl, strlen(surl), &req, &err) != WIRECORE_OK)
+            return fail("request", err);
+        wirecore_response *resp = NULL;
+        if (wirecore_client_send(client, req, &resp, &err) != WIRECORE_OK) return fail("send", err);
+        const uint8_t *first = NULL, *second = NULL;
+        size_t first_len = 0, second_len = 0;
+        if (wirecore_response_body(resp, &first, &first_len, &err) != WIRECORE_OK ||
+            wirecore_response_body(resp, &second, &second_len, &err) != WIRECORE_OK)
+            return fail("streamed body", err);
+        printf("GET %s -> body of %zu bytes, then %zu bytes again\n", surl, first_len, second_len);
+        if (first_len != 5000 || second_len != first_len || memcmp(first, second, first_len) != 0) {
+            fprintf(stderr, "blocking_get: streamed body %zu then %zu bytes\n", first_len, second_len);
+            failures++;
         }
         wirecore_response_free(resp);
     }
@@ -116,8 +148,8 @@ int main(int argc, char **argv) {
     size_t stats_len = 0;
     if (wirecore_client_stats_json(client, &stats, &stats_len) != WIRECORE_OK) failures++;
     printf("stats: %s\n", stats);
-    if (strstr(stats, "\"requests_total\":5") == NULL) {
-        fprintf(stderr, "blocking_get: expected requests_total 5\n");
+    if (strstr(stats, "\"requests_total\":6") == NULL) {
+        fprintf(stderr, "blocking_get: expected requests_total 6\n");
         failures++;
     }
     wirecore_string_free(stats);

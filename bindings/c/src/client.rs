@@ -2,6 +2,8 @@
 //! and the stats snapshot (JSON and Prometheus text).
 
 use std::ffi::{CString, c_char};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use wirecore::{Config, Error, ErrorKind};
@@ -21,9 +23,64 @@ use crate::response::{self, wirecore_response};
 pub struct wirecore_client {
     magic: Magic,
     pub(crate) client: wirecore::Client,
+    pub(crate) outstanding: Arc<Outstanding>,
 }
 
 tagged!(wirecore_client, CLIENT);
+
+/// Submissions whose completion is not delivered yet, so `wirecore_client_close` can return
+/// only after the last callback.
+#[derive(Debug)]
+pub(crate) struct Outstanding {
+    count: AtomicUsize,
+    lock: Mutex<()>,
+    zero: Condvar,
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+/// One submission in flight; dropped once its completion is delivered.
+#[derive(Debug)]
+pub(crate) struct Pending(Arc<Outstanding>);
+
+impl Outstanding {
+    fn new() -> Self {
+        Self {
+            count: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            zero: Condvar::new(),
+            closing: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    pub(crate) fn enter(self: &Arc<Self>) -> Pending {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        Pending(self.clone())
+    }
+
+    /// Becomes true when `wirecore_client_close` gives up waiting: submissions still running
+    /// are cancelled.
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Blocks until every submission's completion was delivered.
+    fn wait_idle(&self) {
+        let mut g = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while self.count.load(Ordering::Acquire) != 0 {
+            g = self.zero.wait(g).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Under the lock, so a closer between its check and its wait cannot miss it.
+            let _g = self.0.lock.lock().unwrap_or_else(PoisonError::into_inner);
+            self.0.zero.notify_all();
+        }
+    }
+}
 
 /// Builds a client from `config_json`, the core's config as JSON (`{"pool":{"max_idle_per_host":8}}`);
 /// NULL or `""` means every default. On success `*out` owns the client.
@@ -62,6 +119,7 @@ pub unsafe extern "C" fn wirecore_client_new(
                 let h = handle::give(wirecore_client {
                     magic: Magic::CLIENT,
                     client,
+                    outstanding: Arc::new(Outstanding::new()),
                 });
                 // SAFETY: checked non-NULL.
                 unsafe { handle::put(out, h) };
@@ -117,8 +175,8 @@ pub unsafe extern "C" fn wirecore_client_send(
         let client = c.client.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         // The request runs on the engine; this thread only waits for its outcome.
-        crate::handle::runtime().spawn(async move {
-            let _ = tx.send(response::fetch(client, request).await);
+        crate::task::spawn_once(response::fetch(client, request), move |r| {
+            let _ = tx.send(r);
         });
         let res = rx.recv().unwrap_or_else(|_| {
             Err(Error::new(
@@ -138,7 +196,11 @@ pub unsafe extern "C" fn wirecore_client_send(
 }
 
 /// Refuses new requests, waits (blocking the calling thread) until in-flight ones finish or
-/// `deadline_ms` passes, then closes idle connections. The handle must still be freed.
+/// `deadline_ms` passes, then cancels those still running (their completion carries
+/// `WIRECORE_CANCELLED`) and closes idle connections. Returns only after the callback (or
+/// queue completion) of every request submitted on this client was delivered, so callback
+/// state may be freed right after. Never call it from a wirecore callback. The handle must
+/// still be freed.
 ///
 /// # Safety
 /// `client` is NULL or a live client.
@@ -154,11 +216,18 @@ pub unsafe extern "C" fn wirecore_client_close(
         };
         let client = c.client.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        crate::handle::runtime().spawn(async move {
-            client.close(Duration::from_millis(deadline_ms)).await;
-            let _ = tx.send(());
-        });
+        crate::task::spawn_once(
+            async move {
+                client.close(Duration::from_millis(deadline_ms)).await;
+                Ok(())
+            },
+            move |r| {
+                let _ = tx.send(r);
+            },
+        );
         let _ = rx.recv();
+        c.outstanding.closing.send_replace(true);
+        c.outstanding.wait_idle();
         wirecore_code::WIRECORE_OK
     })
 }

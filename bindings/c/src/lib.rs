@@ -24,7 +24,9 @@ use std::ffi::c_char;
 pub use crate::client::wirecore_client;
 pub use crate::error::{wirecore_code, wirecore_error};
 pub use crate::request::{wirecore_body_writer, wirecore_request};
-pub use crate::response::{wirecore_response, wirecore_response_head, wirecore_timings};
+pub use crate::response::{
+    wirecore_response, wirecore_response_head, wirecore_timings, wirecore_tls_info,
+};
 pub use crate::task::{wirecore_callback, wirecore_completion, wirecore_queue, wirecore_task};
 
 /// The ABI version of this header. It changes whenever a signature, a struct layout or a

@@ -322,10 +322,10 @@ pub unsafe extern "C" fn wirecore_body_writer_write_queue(
             Err(mpsc::error::TrySendError::Closed(_)) => target.deliver_read(Err(gone())),
             Err(mpsc::error::TrySendError::Full(chunk)) => {
                 let tx = w.tx.clone();
-                crate::handle::runtime().spawn(async move {
-                    let r = tx.send(chunk).await.map_err(|_| gone());
-                    target.deliver_read(r);
-                });
+                crate::task::spawn_once(
+                    async move { tx.send(chunk).await.map_err(|_| gone()) },
+                    move |r| target.deliver_read(r),
+                );
             }
         }
         wirecore_code::WIRECORE_OK

@@ -53,8 +53,12 @@ pub struct wirecore_response {
     timings: wirecore_timings,
     reused: bool,
     pub(crate) body: Arc<BodyState>,
-    whole: Bytes,
+    /// The body `wirecore_response_body` returned; later calls return it again.
+    whole: Option<Bytes>,
     packed: OnceLock<Vec<u8>>,
+    tls: Option<Arc<wirecore::TlsInfo>>,
+    /// `tls.server_name` as a C string, made on first ask.
+    server_name_c: OnceLock<CString>,
 }
 
 tagged!(wirecore_response, RESPONSE);
@@ -131,6 +135,7 @@ pub(crate) async fn fetch(
     let t = resp.timings();
     let url = resp.url().clone();
     let reused = resp.reused();
+    let tls = resp.tls_info();
     let (parts, mut stream) = resp.into_http().into_parts();
     let out = Box::new(wirecore_response {
         magic: Magic::RESPONSE,
@@ -157,8 +162,10 @@ pub(crate) async fn fetch(
             }),
             closing: Notify::new(),
         }),
-        whole: Bytes::new(),
+        whole: None,
         packed: OnceLock::new(),
+        tls,
+        server_name_c: OnceLock::new(),
     });
     let mut inner = Inner {
         stream: None,
@@ -628,25 +635,39 @@ pub unsafe extern "C" fn wirecore_response_read_queue(
         inner.reading = true;
         drop(inner);
         let body = r.body.clone();
-        crate::handle::runtime().spawn(async move {
-            let res = next_chunk(&mut stream, &body.closing).await;
-            let out = match &res {
-                Err(e) => Err(Error::new(e.kind(), e.full_message())),
-                Ok(_) => Ok(()),
-            };
-            {
+        let after = r.body.clone();
+        crate::task::spawn_once(
+            async move {
+                let res = next_chunk(&mut stream, &body.closing).await;
+                let out = match &res {
+                    Err(e) => Err(Error::new(e.kind(), e.full_message())),
+                    Ok(_) => Ok(()),
+                };
                 let mut inner = body.lock();
                 inner.reading = false;
                 store(&mut inner, stream, res);
-            }
-            target.deliver_read(out);
-        });
+                out
+            },
+            move |out| {
+                if let Err(e) = &out {
+                    let mut inner = after.lock();
+                    if inner.reading {
+                        // The read panicked: the stream is gone, the body fails from here on.
+                        inner.reading = false;
+                        inner.error = Some(Error::new(e.kind(), e.full_message()));
+                    }
+                }
+                target.deliver_read(out);
+            },
+        );
         wirecore_code::WIRECORE_OK
     })
 }
 
 /// Reads the rest of the body (blocking) and points `*data`/`*len` at it. The bytes are owned
-/// by the response and stay valid until it is freed. Bytes already read are not included.
+/// by the response and stay valid until it is freed. Bytes already read (by
+/// `wirecore_response_read*`) before the first call are not included; a second call returns
+/// the same bytes as the first.
 ///
 /// # Errors
 /// The body's error.
@@ -667,6 +688,14 @@ pub unsafe extern "C" fn wirecore_response_body(
         };
         if data.is_null() || len.is_null() {
             return error::invalid(err, "wirecore_response_body: data or len is NULL");
+        }
+        if let Some(whole) = &r.whole {
+            // SAFETY: checked non-NULL.
+            unsafe {
+                handle::put(data, whole.as_ptr());
+                handle::put(len, whole.len());
+            }
+            return wirecore_code::WIRECORE_OK;
         }
         let body = r.body.clone();
         let mut inner = body.lock();
@@ -700,11 +729,98 @@ pub unsafe extern "C" fn wirecore_response_body(
             store(&mut inner, stream, res);
         }
         drop(inner);
-        r.whole = single.unwrap_or_else(|| acc.freeze());
+        let whole = r.whole.insert(single.unwrap_or_else(|| acc.freeze()));
         // SAFETY: checked non-NULL.
         unsafe {
-            handle::put(data, r.whole.as_ptr());
-            handle::put(len, r.whole.len());
+            handle::put(data, whole.as_ptr());
+            handle::put(len, whole.len());
+        }
+        wirecore_code::WIRECORE_OK
+    })
+}
+
+/// What the TLS handshake of a response's connection agreed on (`wirecore_response_tls`).
+/// Every pointer is owned by the response and valid until `wirecore_response_free`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wirecore_tls_info {
+    /// The protocol version as its IANA number (`0x0303` TLS 1.2, `0x0304` TLS 1.3).
+    pub version: u16,
+    /// The cipher suite as its IANA number (`0x1301` `TLS_AES_128_GCM_SHA256`).
+    pub cipher_suite: u16,
+    /// The ALPN protocol agreed (`h2`, `http/1.1`), not NUL-terminated; NULL when none.
+    pub alpn: *const u8,
+    /// The length of `alpn` in bytes (0 when none).
+    pub alpn_len: usize,
+    /// The server name the certificate was checked against, NUL-terminated.
+    pub server_name: *const c_char,
+    /// How many certificates the server sent (`wirecore_response_tls_peer_cert`), leaf first.
+    pub peer_cert_count: usize,
+}
+
+/// Fills `*out` with what the TLS handshake of the response's connection agreed on and
+/// returns true; returns false (leaving `*out` alone) for a response over plain TCP or an
+/// invalid handle. A reused connection reports its original handshake.
+///
+/// # Safety
+/// `resp` is NULL or a live response; `out` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_tls(
+    resp: *const wirecore_response,
+    out: *mut wirecore_tls_info,
+) -> bool {
+    ffi_fn!(or = false, {
+        let r = resp_or!(resp, false);
+        let Some(tls) = &r.tls else {
+            return false;
+        };
+        if out.is_null() {
+            return false;
+        }
+        let name = r
+            .server_name_c
+            .get_or_init(|| CString::new(tls.server_name.clone()).unwrap_or_default());
+        let info = wirecore_tls_info {
+            version: tls.version,
+            cipher_suite: tls.cipher_suite,
+            alpn: tls.alpn.as_ref().map_or(std::ptr::null(), Vec::as_ptr),
+            alpn_len: tls.alpn.as_ref().map_or(0, Vec::len),
+            server_name: name.as_ptr(),
+            peer_cert_count: tls.peer_certificates.len(),
+        };
+        // SAFETY: checked non-NULL.
+        unsafe { handle::put(out, info) };
+        true
+    })
+}
+
+/// Points `*der`/`*len` at the server's certificate `index` (0 is the leaf), DER-encoded,
+/// owned by the response until `wirecore_response_free`.
+///
+/// # Errors
+/// `WIRECORE_INVALID_ARGUMENT` for a bad handle, a plain-TCP response or an index out of range.
+///
+/// # Safety
+/// `resp` is NULL or a live response; `der` and `len` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_tls_peer_cert(
+    resp: *const wirecore_response,
+    index: usize,
+    der: *mut *const u8,
+    len: *mut usize,
+) -> wirecore_code {
+    ffi_fn!(err = std::ptr::null_mut(), {
+        let r = resp_or!(resp, wirecore_code::WIRECORE_INVALID_ARGUMENT);
+        let Some(cert) = r.tls.as_ref().and_then(|t| t.peer_certificates.get(index)) else {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        };
+        if der.is_null() || len.is_null() {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        }
+        // SAFETY: checked non-NULL.
+        unsafe {
+            handle::put(der, cert.as_ptr());
+            handle::put(len, cert.len());
         }
         wirecore_code::WIRECORE_OK
     })

@@ -191,6 +191,17 @@ impl Target {
     }
 }
 
+/// Spawns `work` on the engine and passes its outcome to `deliver` exactly once, even when
+/// `work` panics (then as an `internal` error).
+pub(crate) fn spawn_once<T: Send + 'static>(
+    work: impl Future<Output = Result<T, Error>> + Send + 'static,
+    deliver: impl FnOnce(Result<T, Error>) + Send + 'static,
+) {
+    crate::handle::runtime().spawn(async move {
+        deliver(wirecore::runtime::catch_panic(work).await);
+    });
+}
+
 unsafe fn submit(
     client: *const wirecore_client,
     req: *mut wirecore_request,
@@ -221,17 +232,32 @@ unsafe fn submit(
         unsafe { handle::put(task, t) };
     }
     let client = c.client.clone();
-    crate::handle::runtime().spawn(async move {
-        let res = match cancel {
-            Some(cancel) => tokio::select! {
+    // Counted until its completion is delivered: wirecore_client_close waits for that.
+    let pending = c.outstanding.enter();
+    let mut closing = c.outstanding.closing();
+    spawn_once(
+        async move {
+            let cancelled = async {
+                match &cancel {
+                    Some(cancel) => cancel.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
                 biased;
-                () = cancel.notified() => Err(Error::new(ErrorKind::Cancelled, "the request was cancelled")),
+                () = cancelled => Err(Error::new(ErrorKind::Cancelled, "the request was cancelled")),
+                _ = closing.wait_for(|closed| *closed) => Err(Error::new(
+                    ErrorKind::Cancelled,
+                    "the client was closed before the request finished",
+                )),
                 r = response::fetch(client, request) => r,
-            },
-            None => response::fetch(client, request).await,
-        };
-        target.deliver_response(res);
-    });
+            }
+        },
+        move |res| {
+            target.deliver_response(res);
+            drop(pending);
+        },
+    );
     wirecore_code::WIRECORE_OK
 }
 
