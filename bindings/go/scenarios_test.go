@@ -40,7 +40,8 @@ type step struct {
 }
 
 // TestScenarios replays tests/scenarios through Transport.RoundTrip (not http.Client, whose
-// own redirect handling would hide the engine's).
+// own redirect handling would hide the engine's), on a Transport that keeps the engine's
+// redirects on (NewTransportEngineRedirects, test-only: a Transport leaves them to http.Client).
 func TestScenarios(t *testing.T) {
 	files, _ := filepath.Glob("../../tests/scenarios/*.json")
 	if len(files) == 0 {
@@ -87,7 +88,7 @@ func runScenario(t *testing.T, path, name string) {
 		sc.Config["tls"] = map[string]any{"ca_files": []string{server.CA}}
 	}
 	cfg, _ := json.Marshal(sc.Config)
-	tr, err := wirecore.NewTransportJSON(string(cfg))
+	tr, err := wirecore.NewTransportEngineRedirects(string(cfg))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

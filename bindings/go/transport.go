@@ -3,6 +3,9 @@
 //	t, err := wirecore.NewTransport(wirecore.Config{Pool: wirecore.PoolConfig{MaxIdlePerHost: 8}})
 //	client := &http.Client{Transport: t}
 //
+// The Transport never follows redirects: http.Client does (CheckRedirect, Jar, resp.Request of
+// the last hop), so the engine's redirect.max is always 0 under a Transport.
+//
 // No OS thread waits per request: one cgo call submits a request, and one poller goroutine
 // per Transport drains a completion queue in batches and wakes the waiting goroutines; when
 // the queue is empty the poller parks in Go's netpoller on the queue's wake-up pipe.
@@ -10,6 +13,7 @@ package wirecore
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,6 +21,7 @@ import (
 	"net/textproto"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +34,10 @@ import (
 // bufferedBodyMax is the largest request body (with a known length) sent as one buffer, which
 // the engine can replay for retries and redirects; larger or unknown-length bodies stream.
 const bufferedBodyMax = 1 << 20
+
+// maxEngineTimeout caps the per-request timeout handed to the engine: a context deadline
+// further away (context.WithTimeout(ctx, math.MaxInt64)) is still enforced here, by ctx.
+const maxEngineTimeout = 10 * 365 * 24 * time.Hour
 
 // deadlineGrace is how long a request whose context deadline passed waits for the engine's
 // own timeout (it got the same deadline) before it is cancelled.
@@ -43,7 +52,7 @@ const gateSize = 8
 
 // Transport is an http.RoundTripper over one wirecore client (a pool, a DNS cache, counters).
 // It is safe for concurrent use. Call Close when done; a Transport that becomes unreachable
-// is closed by a cleanup.
+// is closed by a cleanup once its last open response body is closed (or itself collected).
 type Transport struct {
 	*transport
 	cleanup runtime.Cleanup
@@ -57,6 +66,8 @@ type transport struct {
 	pending map[uintptr]chan capi.Completion
 	nextID  uintptr
 	closed  bool
+	// orphaned: the Transport was collected; the last unregister closes the engine.
+	orphaned bool
 
 	// life guards client and queue: every cgo call on them holds it for reading; close frees
 	// them under the write lock.
@@ -68,13 +79,15 @@ type transport struct {
 	// the gate caps that at its size, whatever the number of goroutines.
 	gate chan struct{}
 
+	tls       tlsStates
 	inflight  atomic.Int64
 	takeHint  atomic.Int64 // buffer size for a response head and small body (capi.Take)
 	pollerEnd chan struct{}
 	closeOnce sync.Once
 }
 
-// NewTransport builds a Transport from cfg.
+// NewTransport builds a Transport from cfg. cfg.Redirect.Max is ignored: http.Client follows
+// redirects (see the package doc).
 //
 // Errors: an *Error with code "invalid_config" naming the field.
 func NewTransport(cfg Config) (*Transport, error) {
@@ -85,8 +98,39 @@ func NewTransport(cfg Config) (*Transport, error) {
 	return NewTransportJSON(js)
 }
 
-// NewTransportJSON builds a Transport from the core's JSON config ("" for every default).
+// NewTransportJSON builds a Transport from the core's JSON config ("" for every default), with
+// redirect.max forced to 0 (http.Client follows redirects).
 func NewTransportJSON(config string) (*Transport, error) {
+	return newTransport(withoutRedirects(config))
+}
+
+// withoutRedirects sets redirect.max to 0 in a JSON config; JSON that is not an object is
+// left for the engine to reject with its own message.
+func withoutRedirects(config string) string {
+	if strings.TrimSpace(config) == "" {
+		return `{"redirect":{"max":0}}`
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal([]byte(config), &top) != nil || top == nil {
+		return config
+	}
+	redirect := map[string]json.RawMessage{}
+	if raw, ok := top["redirect"]; ok && json.Unmarshal(raw, &redirect) != nil {
+		return config
+	}
+	if redirect == nil {
+		redirect = map[string]json.RawMessage{}
+	}
+	redirect["max"] = json.RawMessage("0")
+	top["redirect"], _ = json.Marshal(redirect)
+	out, err := json.Marshal(top)
+	if err != nil {
+		return config
+	}
+	return string(out)
+}
+
+func newTransport(config string) (*Transport, error) {
 	c, rc, e := capi.NewClient(config)
 	if rc != capi.OK {
 		code, msg := capi.ErrorInfo(e)
@@ -102,9 +146,9 @@ func NewTransportJSON(config string) (*Transport, error) {
 	in.takeHint.Store(2048)
 	go in.poll()
 	t := &Transport{transport: in}
-	// The poller holds only the inner transport, so an unreachable Transport is collected
-	// and its native client freed.
-	t.cleanup = runtime.AddCleanup(t, func(in *transport) { in.close(0) }, in)
+	// The poller and open bodies hold only the inner transport, so an unreachable Transport
+	// is collected; its native client is freed once no body is open any more.
+	t.cleanup = runtime.AddCleanup(t, func(in *transport) { in.orphan() }, in)
 	return t, nil
 }
 
@@ -210,7 +254,7 @@ func (t *transport) register() (uintptr, chan capi.Completion, bool) {
 	ch := chanPool.Get().(chan capi.Completion)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed {
+	if t.closed || t.orphaned {
 		return 0, nil, false
 	}
 	t.nextID++
@@ -225,7 +269,36 @@ func (t *transport) unregister(id uintptr) {
 		delete(t.pending, id)
 		t.inflight.Add(-1)
 	}
+	last := t.orphaned && t.inflight.Load() == 0
 	t.mu.Unlock()
+	if last {
+		go t.close(0)
+	}
+}
+
+// orphan runs when the Transport was collected: the engine lives on while a response body
+// (or a request body pump) still uses it, and the last one to finish closes it.
+func (t *transport) orphan() {
+	t.mu.Lock()
+	t.orphaned = true
+	idle := t.inflight.Load() == 0
+	t.mu.Unlock()
+	if idle {
+		t.close(0)
+	}
+}
+
+// reqBody closes a request body once, whoever gets there first (RoundTrip on a failure, or
+// the pump when the body ends): net/http's RoundTripper contract.
+type reqBody struct {
+	body io.ReadCloser
+	once sync.Once
+}
+
+func (r *reqBody) close() {
+	if r.body != nil {
+		r.once.Do(func() { r.body.Close() })
+	}
 }
 
 func errorOf(code int, e *capi.Err) *Error {
@@ -246,11 +319,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	closeBody := func() {
-		if req.Body != nil {
-			req.Body.Close()
-		}
-	}
+	rb := &reqBody{body: req.Body}
+	closeBody := rb.close
 	if req.URL == nil {
 		closeBody()
 		return nil, &Error{Code: "invalid_url", Message: "the request has no URL"}
@@ -280,7 +350,12 @@ func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 			closeBody()
 			return nil, fromContext(ctx)
 		}
-		timeoutMs = uint64((left + time.Millisecond - 1) / time.Millisecond)
+		timeoutMs = engineTimeoutMs(left)
+	}
+	if mode == capi.BodyStream && req.ContentLength > 0 {
+		// A known length goes out as Content-Length, not chunked (S3 presigned PUTs
+		// refuse chunked uploads).
+		hdrs, count = appendHeader(hdrs, count, "content-length", strconv.FormatInt(req.ContentLength, 10))
 	}
 	t.life.RLock()
 	id, ch, ok := t.register()
@@ -289,6 +364,18 @@ func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 		closeBody()
 		return nil, errClosed
 	}
+	var pumpID uintptr
+	var pumpCh chan capi.Completion
+	if mode == capi.BodyStream {
+		// Registered now, while the Transport is surely reachable: an orphaned transport
+		// refuses new ids.
+		if pumpID, pumpCh, ok = t.register(); !ok {
+			t.unregister(id)
+			t.life.RUnlock()
+			closeBody()
+			return nil, errClosed
+		}
+	}
 	t.gate <- struct{}{}
 	task, writer, rc, e := capi.Submit(t.client, t.queue, id, method, req.URL.String(), hdrs,
 		count, body, mode, timeoutMs, ctx.Done() != nil)
@@ -296,12 +383,19 @@ func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 	t.life.RUnlock()
 	if rc != capi.OK {
 		t.unregister(id)
+		if pumpCh != nil {
+			t.unregister(pumpID)
+		}
 		closeBody()
 		return nil, errorOf(rc, e)
 	}
-	if writer != nil {
-		go t.pump(req.Body, writer)
-	} else if mode != capi.BodyStream {
+	switch {
+	case writer != nil:
+		go t.pump(rb, writer, pumpID, pumpCh)
+	case pumpCh != nil:
+		t.unregister(pumpID)
+		closeBody()
+	default:
 		closeBody()
 	}
 	var c capi.Completion
@@ -333,11 +427,14 @@ done:
 		t.unregister(id)
 		capi.FreeResponse(c.Response)
 		capi.FreeErr(c.Err)
+		// A pump blocked in Read is woken by the close.
+		closeBody()
 		return nil, ctxErr
 	}
 	if c.Code != capi.OK {
 		t.unregister(id)
 		recycle(ch)
+		closeBody()
 		err := errorOf(c.Code, c.Err)
 		if err.Timeout() && ctx.Err() != nil {
 			err.cause = ctx.Err()
@@ -345,6 +442,24 @@ done:
 		return nil, err
 	}
 	return t.response(req, c.Response, id, ch), nil
+}
+
+// engineTimeoutMs converts the time left before a context deadline to whole milliseconds
+// (rounded up), capped at maxEngineTimeout.
+func engineTimeoutMs(left time.Duration) uint64 {
+	if left >= maxEngineTimeout {
+		return uint64(maxEngineTimeout / time.Millisecond)
+	}
+	return uint64((left + time.Millisecond - 1) / time.Millisecond)
+}
+
+// appendHeader adds one packed header field (see packHeaders).
+func appendHeader(b []byte, count int, name, value string) ([]byte, int) {
+	b = append(b, name...)
+	b = append(b, 0)
+	b = append(b, value...)
+	b = append(b, 0)
+	return b, count + 1
 }
 
 // packHeaders packs the request's headers as name NUL value NUL (plus Host when set).
@@ -413,17 +528,12 @@ func requestBody(req *http.Request) ([]byte, int, error) {
 
 // pump streams a request body into the engine, one queued write at a time, so no OS thread
 // blocks on back-pressure.
-func (t *transport) pump(body io.ReadCloser, w *capi.Writer) {
-	defer body.Close()
-	id, ch, ok := t.register()
-	if !ok {
-		capi.CloseWriter(w, true)
-		return
-	}
+func (t *transport) pump(rb *reqBody, w *capi.Writer, id uintptr, ch chan capi.Completion) {
+	defer rb.close()
 	defer t.unregister(id)
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := body.Read(buf)
+		n, err := rb.body.Read(buf)
 		if n > 0 {
 			rc, e := t.writeQueue(w, buf[:n], id)
 			if rc != capi.OK {
@@ -451,7 +561,14 @@ func (t *transport) pump(body io.ReadCloser, w *capi.Writer) {
 
 func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch chan capi.Completion) *http.Response {
 	hint := int(t.takeHint.Load())
+	var state *tls.ConnectionState
 	t.gate <- struct{}{}
+	if req.URL.Scheme == "https" {
+		// Before Take, which frees a response whose body came whole.
+		if info, ok := capi.TLS(r); ok {
+			state = t.tls.state(&info)
+		}
+	}
 	h := capi.Take(r, hint)
 	<-t.gate
 	if n := len(h.Headers) + len(h.Body); n > hint || n < hint/4 {
@@ -501,6 +618,7 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 		Header:        header,
 		ContentLength: contentLength,
 		Request:       req,
+		TLS:           state,
 	}
 	switch {
 	case h.Complete:
@@ -515,7 +633,7 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 		}
 	default:
 		b := &body{t: t, resp: r, id: id, ch: ch, ctx: req.Context()}
-		b.cleanup = runtime.AddCleanup(b, func(c bodyCleanup) { c.t.unregister(c.id); capi.FreeResponse(c.r) },
+		b.cleanup = runtime.AddCleanup(b, func(c bodyCleanup) { capi.FreeResponse(c.r); c.t.unregister(c.id) },
 			bodyCleanup{t: t, r: r, id: id})
 		resp.Body = b
 		if req.Method == http.MethodHead {
@@ -549,13 +667,17 @@ func statusLine(code int) string {
 	return itoa(code) + " " + http.StatusText(code)
 }
 
-// bytesBody is a response body that arrived whole with the head.
+// bytesBody is a response body that arrived whole with the head. Close may race Read (as with
+// net/http's bodies).
 type bytesBody struct {
+	mu     sync.Mutex
 	b      []byte
 	closed bool
 }
 
 func (b *bytesBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.closed {
 		return 0, errBodyClosed
 	}
@@ -569,6 +691,8 @@ func (b *bytesBody) Read(p []byte) (int, error) {
 
 // WriteTo lets io.Copy write the body without an intermediate buffer.
 func (b *bytesBody) WriteTo(w io.Writer) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.closed {
 		return 0, errBodyClosed
 	}
@@ -578,6 +702,8 @@ func (b *bytesBody) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (b *bytesBody) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.closed = true
 	b.b = nil
 	return nil
@@ -618,6 +744,9 @@ type bodyCleanup struct {
 
 // body streams a response body: bytes already received are copied without waiting; for more,
 // a queued read wakes this goroutine through the poller.
+//
+// A queued read's completion has exactly one receiver, the Read that queued it; Close only
+// frees the response (which cancels that read) and leaves the id to that Read to release.
 type body struct {
 	t       *transport
 	id      uintptr
@@ -627,7 +756,7 @@ type body struct {
 
 	mu      sync.Mutex
 	resp    *capi.Response // nil once closed
-	reading bool           // a queued read is in flight
+	reading bool           // a queued read is in flight; its Read releases the id
 	err     error          // sticky
 }
 
@@ -679,19 +808,25 @@ func (b *body) Read(p []byte) (int, error) {
 		case c = <-b.ch:
 		case <-b.ctx.Done():
 			b.mu.Lock()
-			b.err = fromContext(b.ctx)
+			if b.err == nil {
+				b.err = fromContext(b.ctx)
+			}
 			b.mu.Unlock()
-			b.Close() // cancels the queued read
-			return 0, b.err
+			b.free() // cancels the queued read, whose completion still comes here
+			c = <-b.ch
 		}
 		b.mu.Lock()
 		b.reading = false
 		closed := b.resp == nil
+		err := b.err
 		b.mu.Unlock()
 		if closed {
-			b.t.unregister(b.id)
 			capi.FreeErr(c.Err)
-			return 0, errBodyClosed
+			b.t.unregister(b.id)
+			if err == nil || err == io.EOF {
+				err = errBodyClosed
+			}
+			return 0, err
 		}
 		if c.Code != capi.OK {
 			err := errorOf(c.Code, c.Err)
@@ -705,13 +840,20 @@ func (b *body) Read(p []byte) (int, error) {
 
 // Close frees the native response; an unread body closes its HTTP/1 connection.
 func (b *body) Close() error {
+	b.free()
+	return nil
+}
+
+// free frees the native response once; the id is released here unless a queued read is in
+// flight (its Read releases it when the cancelled read completes).
+func (b *body) free() {
 	b.mu.Lock()
 	r := b.resp
 	b.resp = nil
 	reading := b.reading
 	b.mu.Unlock()
 	if r == nil {
-		return nil
+		return
 	}
 	b.cleanup.Stop()
 	b.t.gate <- struct{}{}
@@ -719,15 +861,7 @@ func (b *body) Close() error {
 	<-b.t.gate
 	if !reading {
 		b.t.unregister(b.id)
-	} else {
-		// The cancelled read still completes: drain it so its id is released.
-		go func() {
-			c := <-b.ch
-			capi.FreeErr(c.Err)
-			b.t.unregister(b.id)
-		}()
 	}
-	return nil
 }
 
 func (t *transport) readQueue(r *capi.Response, id uintptr) (int, *capi.Err) {

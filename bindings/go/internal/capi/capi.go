@@ -106,6 +106,29 @@ static size_t wc_take(wirecore_response *r, uint8_t *buf, size_t cap, wc_taken *
 	return 0;
 }
 
+// A response's TLS handshake and up to 8 peer certificates, in one crossing.
+#define WC_TLS_CERTS 8
+typedef struct {
+	wirecore_tls_info info;
+	size_t n;
+	const uint8_t *der[WC_TLS_CERTS];
+	size_t len[WC_TLS_CERTS];
+	size_t name_len;
+} wc_tls;
+
+static bool wc_tls_get(const wirecore_response *r, wc_tls *t) {
+	if (!wirecore_response_tls(r, &t->info)) return false;
+	t->n = t->info.peer_cert_count < WC_TLS_CERTS ? t->info.peer_cert_count : WC_TLS_CERTS;
+	for (size_t i = 0; i < t->n; i++) {
+		if (wirecore_response_tls_peer_cert(r, i, &t->der[i], &t->len[i]) != WIRECORE_OK) {
+			t->n = i;
+			break;
+		}
+	}
+	t->name_len = strlen(t->info.server_name);
+	return true;
+}
+
 static uintptr_t wc_userdata(const wirecore_completion *c) { return (uintptr_t)c->userdata; }
 */
 import "C"
@@ -372,6 +395,47 @@ func Take(r *Response, sizeHint int) Taken {
 		Body:     buf[hl : hl+int(t.body_len)],
 		Complete: t.complete != 0,
 	}
+}
+
+// TLSCerts is the most peer certificates TLS reports (leaf first).
+const TLSCerts = C.WC_TLS_CERTS
+
+// TLSInfo is the TLS handshake of a response's connection. ALPN, ServerName and Certs point
+// into C memory owned by the response: valid until FreeResponse; copy what you keep.
+type TLSInfo struct {
+	Version     uint16
+	CipherSuite uint16
+	ALPN        []byte
+	ServerName  []byte
+	Certs       [TLSCerts][]byte // DER, leaf first; NCerts are set
+	NCerts      int
+}
+
+func cBytes(p unsafe.Pointer, n C.size_t) []byte {
+	if p == nil || n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(p), int(n))
+}
+
+// TLS reads what the response's TLS handshake agreed on, in one cgo call; false over plain
+// TCP.
+func TLS(r *Response) (TLSInfo, bool) {
+	var t C.wc_tls
+	if !C.wc_tls_get(r, &t) {
+		return TLSInfo{}, false
+	}
+	info := TLSInfo{
+		Version:     uint16(t.info.version),
+		CipherSuite: uint16(t.info.cipher_suite),
+		ALPN:        cBytes(unsafe.Pointer(t.info.alpn), t.info.alpn_len),
+		ServerName:  cBytes(unsafe.Pointer(t.info.server_name), t.name_len),
+		NCerts:      int(t.n),
+	}
+	for i := range info.NCerts {
+		info.Certs[i] = cBytes(unsafe.Pointer(t.der[i]), t.len[i])
+	}
+	return info, true
 }
 
 // CloseIdle closes the client's idle pooled connections.
