@@ -84,7 +84,8 @@ static void close_waits_for_callbacks(const char *base) {
     printf("close: %d submitted, %d callbacks delivered when close returned (%d cancelled), %.2f s\n",
            submitted, at_return, atomic_load(&cancelled), now_s() - t0);
     CHECK(at_return == submitted, "close returned with %d of %d callbacks delivered", at_return, submitted);
-    CHECK(atomic_load(&cancelled) == HANGING, "%d requests cancelled at the deadline, want %d",
+    /* At least the hanging ones (under valgrind some fast ones miss the deadline too). */
+    CHECK(atomic_load(&cancelled) >= HANGING, "%d requests cancelled at the deadline, want %d or more",
           atomic_load(&cancelled), HANGING);
     wirecore_client_free(client);
 }
