@@ -535,3 +535,24 @@ pub unsafe extern "C" fn wirecore_queue_free(queue: *mut wirecore_queue) {
         drop(unsafe { handle::take(queue) });
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use wirecore::{Error, ErrorKind};
+
+    #[test]
+    fn a_panicking_task_delivers_internal_exactly_once() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        super::spawn_once(async { panic!("boom") }, move |r: Result<u8, Error>| {
+            tx.send(r).expect("the test waits");
+        });
+        let r = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("one delivery");
+        assert_eq!(r.expect_err("a panic").kind(), ErrorKind::Internal);
+        // The deliverer is gone: no second delivery can follow.
+        assert!(rx.recv_timeout(Duration::from_secs(1)).is_err());
+    }
+}
