@@ -314,7 +314,10 @@ var errClosed = &Error{Code: "closed", Message: "the transport is closed"}
 
 // RoundTrip sends one request: http.Client calls it.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.roundTrip(req)
+	resp, err := t.roundTrip(req)
+	// A Transport mid-request is not orphaned (its cleanup would refuse the body pump's id).
+	runtime.KeepAlive(t)
+	return resp, err
 }
 
 func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
