@@ -152,9 +152,23 @@ where
 }
 
 /// The native half of `Client` (see `index.js`).
-#[napi]
+#[napi(custom_finalize)]
 pub struct NativeClient {
     shared: Arc<Shared>,
+}
+
+impl napi::bindgen_prelude::ObjectFinalize for NativeClient {
+    /// Runs when V8 collects the client: dropping the last handle closes its idle connections,
+    /// and a panic there must not unwind into the garbage collector.
+    fn finalize(self, _env: napi::Env) -> napi::Result<()> {
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            drop(self);
+        })) {
+            // Its own `Drop` could panic again: nobody is left to report it to.
+            std::mem::forget(payload);
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for NativeClient {
