@@ -8,19 +8,22 @@
 //! (GIL released) until no such thread is inside, so none attaches to an interpreter that is
 //! finalizing (TOOLCHAIN pitfall 1).
 
+use std::future::Future;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, SeqCst};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use pyo3::intern;
 use pyo3::prelude::*;
 
-use crate::response::{Outcome, into_py_result};
+use crate::response::{INTERRUPTED, Outcome, Stream, fail_stream, into_py_result};
 
 static CLOSING: AtomicBool = AtomicBool::new(false);
 static ATTACHING: AtomicUsize = AtomicUsize::new(0);
@@ -203,15 +206,75 @@ impl CompleteHandle {
     }
 }
 
-/// A request in flight; `cancel()` drops the engine future, which cancels the request.
+/// Runs `fut`, turning a panic into an `internal` error: whoever waits for the task gets exactly
+/// one answer even if the engine has a bug.
+pub(crate) async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, wirecore::Error> {
+    AssertUnwindSafe(fut).catch_unwind().await.map_err(|p| {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        wirecore::Error::new(
+            wirecore::ErrorKind::Internal,
+            format!("wirecore panicked (a bug): {what}"),
+        )
+    })
+}
+
+/// Spawns `work` on the engine runtime; its outcome (an `internal` error if it panics)
+/// completes `fut` on the completer's loop.
+pub(crate) fn spawn_completing<F>(completer: &Completer, fut: Py<PyAny>, work: F) -> Pending
+where
+    F: Future<Output = Outcome> + Send + 'static,
+{
+    let done = completer.handle();
+    let task = wirecore::runtime::global().spawn(async move {
+        let out = catch_panic(work).await.unwrap_or_else(Outcome::Error);
+        done.complete(fut, out);
+    });
+    Pending {
+        abort: task.abort_handle(),
+        stream: None,
+    }
+}
+
+/// Panics inside an engine task, for the tests of [`catch_panic`]: blocking (no arguments) or
+/// completing `fut` on the completer's loop. Either way the caller gets `InternalError`.
+#[pyfunction]
+#[pyo3(name = "_panic_in_engine", signature = (completer=None, fut=None))]
+pub(crate) fn panic_in_engine(
+    py: Python<'_>,
+    completer: Option<&Completer>,
+    fut: Option<Py<PyAny>>,
+) -> PyResult<Option<Pending>> {
+    let boom = async {
+        #[expect(clippy::manual_assert, reason = "the point of this test hook")]
+        if std::hint::black_box(true) {
+            panic!("a test panic");
+        }
+        Outcome::Unit
+    };
+    match (completer, fut) {
+        (Some(c), Some(f)) => Ok(Some(spawn_completing(c, f, boom))),
+        _ => crate::client::wait(py, boom).map(|_| None),
+    }
+}
+
+/// Engine work in flight; `cancel()` drops the engine future, which cancels the request.
 #[pyclass(frozen, module = "wirecore._wirecore")]
 pub(crate) struct Pending {
-    pub(crate) abort: tokio::task::AbortHandle,
+    abort: tokio::task::AbortHandle,
+    /// For a body read: the body, left failed (incomplete) when the read is cancelled.
+    pub(crate) stream: Option<Stream>,
 }
 
 #[pymethods]
 impl Pending {
     fn cancel(&self) {
         self.abort.abort();
+        if let Some(s) = &self.stream {
+            fail_stream(s, INTERRUPTED);
+        }
     }
 }

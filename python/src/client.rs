@@ -14,7 +14,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::bridge::{Completer, Pending};
+use crate::bridge::{Completer, Pending, catch_panic, spawn_completing};
 use crate::error;
 use crate::response::{Outcome, into_py_result, run};
 use crate::upload::Upload;
@@ -35,7 +35,8 @@ where
 {
     let (rx, task) = spawn(fut);
     match recv(py, rx) {
-        Ok(Some(v)) => Ok(v),
+        Ok(Some(Ok(v))) => Ok(v),
+        Ok(Some(Err(e))) => Err(error::to_py(py, &e)),
         Ok(None) => Err(PyRuntimeError::new_err(
             "the engine task ended without a result",
         )),
@@ -46,15 +47,19 @@ where
     }
 }
 
-/// Spawns `fut` on the shared runtime; its output arrives on the returned channel.
-fn spawn<F>(fut: F) -> (Receiver<F::Output>, tokio::task::AbortHandle)
+/// Where a spawned task's output (or its panic, as an `internal` error) arrives.
+type Answer<T> = Receiver<Result<T, wirecore::Error>>;
+
+/// Spawns `fut` on the shared runtime; its output (an `internal` error if it panics) arrives
+/// on the returned channel.
+fn spawn<F>(fut: F) -> (Answer<F::Output>, tokio::task::AbortHandle)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let task = wirecore::runtime::global().spawn(async move {
-        let _ = tx.send(fut.await);
+        let _ = tx.send(catch_panic(fut).await);
     });
     (rx, task.abort_handle())
 }
@@ -64,6 +69,9 @@ where
 fn recv<T: Send>(py: Python<'_>, rx: Receiver<T>) -> PyResult<Option<T>> {
     py.detach(move || {
         loop {
+            // Returning re-attaches; on a daemon thread while the interpreter finalizes,
+            // pyo3-ffi's `PyEval_RestoreThread` parks the thread for good instead of letting
+            // CPython's `pthread_exit` unwind through these frames (an abort).
             match rx.recv_timeout(SIGNAL_SLICE) {
                 Ok(v) => return Ok(Some(v)),
                 Err(RecvTimeoutError::Timeout) => {
@@ -161,15 +169,35 @@ impl Extra {
     }
 }
 
-fn seconds(what: &str, t: f64) -> Result<Duration, wirecore::Error> {
-    if t.is_finite() && t > 0.0 {
-        Ok(Duration::from_secs_f64(t))
-    } else {
-        Err(wirecore::Error::new(
+/// The longest timeout a caller may give (365 days): longer is surely a mistake, and a deadline
+/// that far out cannot overflow the clock.
+const MAX_TIMEOUT_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// Seconds to a `Duration`, checked: NaN, infinite, non-positive (unless `zero_ok`) or above
+/// [`MAX_TIMEOUT_SECS`] is an `invalid_request` error naming `what` (a `ValueError` in Python).
+fn checked_seconds(what: &str, t: f64, zero_ok: bool) -> Result<Duration, wirecore::Error> {
+    let positive = if zero_ok { t >= 0.0 } else { t > 0.0 };
+    let bad = |why: &str| {
+        wirecore::Error::new(
             wirecore::ErrorKind::InvalidRequest,
-            format!("{what} must be a positive number of seconds, got {t}"),
-        ))
+            format!("{what} must be {why} seconds, got {t}"),
+        )
+    };
+    if !positive || t.is_nan() {
+        return Err(bad(if zero_ok {
+            "a non-negative number of"
+        } else {
+            "a positive number of"
+        }));
     }
+    if t > MAX_TIMEOUT_SECS {
+        return Err(bad("at most 31536000 (365 days) of"));
+    }
+    Duration::try_from_secs_f64(t).map_err(|_| bad("a number of"))
+}
+
+fn seconds(what: &str, t: f64) -> Result<Duration, wirecore::Error> {
+    checked_seconds(what, t, false)
 }
 
 fn build_request(
@@ -196,9 +224,9 @@ fn build_request(
     }
     if let Some((connect, read, pool)) = x.phases {
         let p = req.phase_timeouts_mut();
-        p.connect = connect.map(|t| seconds("connect timeout", t)).transpose()?;
-        p.read_idle = read.map(|t| seconds("read timeout", t)).transpose()?;
-        p.pool = pool.map(|t| seconds("pool timeout", t)).transpose()?;
+        p.connect = connect.map(|t| seconds("timeout.connect", t)).transpose()?;
+        p.read_idle = read.map(|t| seconds("timeout.read", t)).transpose()?;
+        p.pool = pool.map(|t| seconds("timeout.pool", t)).transpose()?;
     }
     *req.idempotent_mut() = x.idempotent;
     *req.rate_limit_key_mut() = x.rate_limit_key;
@@ -229,7 +257,7 @@ fn body_of(
 /// Dropping it unawaited cancels the request.
 #[pyclass(frozen, module = "wirecore._wirecore")]
 pub(crate) struct Started {
-    rx: Mutex<Option<Receiver<Outcome>>>,
+    rx: Mutex<Option<Answer<Outcome>>>,
     abort: tokio::task::AbortHandle,
 }
 
@@ -246,7 +274,7 @@ impl Started {
             return Err(PyValueError::new_err("the response was already taken"));
         };
         let out = match recv(py, rx) {
-            Ok(Some(out)) => out,
+            Ok(Some(out)) => out.unwrap_or_else(Outcome::Error),
             Ok(None) => Outcome::Error(wirecore::Error::new(
                 wirecore::ErrorKind::Cancelled,
                 "the request was cancelled",
@@ -350,21 +378,14 @@ impl Client {
         upload: Option<&Upload>,
     ) -> PyResult<Pending> {
         let (client, req) = self.prepare(py, method, url, headers, body, upload, options)?;
-        let done = completer.handle();
-        let task = wirecore::runtime::global().spawn(async move {
-            let out = run(client, req, stream).await;
-            done.complete(fut, out);
-        });
-        Ok(Pending {
-            abort: task.abort_handle(),
-        })
+        Ok(spawn_completing(completer, fut, run(client, req, stream)))
     }
 
     /// Refuses new requests, waits up to `timeout` seconds for in-flight ones, closes idle
     /// connections.
     #[pyo3(signature = (timeout=5.0))]
     fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
-        let d = secs(timeout)?;
+        let d = secs(py, timeout)?;
         let client = self.current(py)?;
         wait(py, async move { client.close(d).await })
     }
@@ -378,16 +399,12 @@ impl Client {
         fut: Py<PyAny>,
         timeout: f64,
     ) -> PyResult<Pending> {
-        let d = secs(timeout)?;
+        let d = secs(py, timeout)?;
         let client = self.current(py)?;
-        let done = completer.handle();
-        let task = wirecore::runtime::global().spawn(async move {
+        Ok(spawn_completing(completer, fut, async move {
             client.close(d).await;
-            done.complete(fut, Outcome::Unit);
-        });
-        Ok(Pending {
-            abort: task.abort_handle(),
-        })
+            Outcome::Unit
+        }))
     }
 
     /// Every counter, as the core's JSON (`Stats::to_json`).
@@ -423,12 +440,6 @@ impl Client {
     }
 }
 
-fn secs(t: f64) -> PyResult<Duration> {
-    if t.is_finite() && t >= 0.0 {
-        Ok(Duration::from_secs_f64(t))
-    } else {
-        Err(PyTypeError::new_err(format!(
-            "timeout must be a non-negative number of seconds, got {t}"
-        )))
-    }
+fn secs(py: Python<'_>, t: f64) -> PyResult<Duration> {
+    error::check(py, checked_seconds("timeout", t, true))
 }

@@ -23,6 +23,7 @@ fn _wirecore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<upload::Upload>()?;
     m.add_function(wrap_pyfunction!(bridge::shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(bridge::after_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(bridge::panic_in_engine, m)?)?;
     m.add_function(wrap_pyfunction!(error::error_for_code, m)?)?;
     let codes: Vec<&str> = wirecore::ErrorKind::ALL.iter().map(|k| k.code()).collect();
     m.add("ERROR_CODES", PyTuple::new(py, codes)?)?;

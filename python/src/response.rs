@@ -11,7 +11,9 @@ use futures_util::StreamExt;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use crate::bridge::{Completer, Pending};
+use pyo3::exceptions::PyRuntimeError;
+
+use crate::bridge::{Completer, Pending, spawn_completing};
 use crate::error;
 
 /// What an engine task hands back to Python.
@@ -94,7 +96,37 @@ pub(crate) fn into_py_result(py: Python<'_>, outcome: Outcome) -> PyResult<Py<Py
     }
 }
 
-type Stream = Arc<Mutex<Option<wirecore::Body>>>;
+/// Where a streamed body stands. A read takes the body out (`Reading`) and puts it back only
+/// if nobody gave up on it meanwhile, so a chunk is never lost silently: a read that was
+/// interrupted or cancelled leaves `Failed`, and every later read raises.
+pub(crate) enum BodyState {
+    Open(wirecore::Body),
+    /// A read in flight owns the body.
+    Reading,
+    /// Read to its end.
+    Ended,
+    /// An error, an interrupted or cancelled read, or `close()` before the end: the body is
+    /// incomplete, and every later read raises this.
+    Failed(wirecore::ErrorKind, String),
+}
+
+pub(crate) type Stream = Arc<Mutex<BodyState>>;
+
+fn lock(s: &Stream) -> std::sync::MutexGuard<'_, BodyState> {
+    s.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Marks the body incomplete unless it failed already (the first failure is the one to report).
+pub(crate) fn fail_stream(s: &Stream, message: &str) {
+    let mut st = lock(s);
+    if !matches!(*st, BodyState::Failed(..)) {
+        *st = BodyState::Failed(wirecore::ErrorKind::Cancelled, message.to_owned());
+    }
+}
+
+/// Why a read was given up, as later reads report it.
+pub(crate) const INTERRUPTED: &str =
+    "reading the response body was interrupted or cancelled; the body is incomplete";
 
 /// The engine's response; `wirecore.Response` wraps it.
 #[pyclass(frozen, module = "wirecore._wirecore")]
@@ -124,27 +156,60 @@ impl RawResponse {
             elapsed: p.elapsed,
             version: p.version,
             content: p.content.map(|b| PyBytes::new(py, &b).unbind()),
-            stream: Arc::new(Mutex::new(p.stream)),
+            stream: Arc::new(Mutex::new(
+                p.stream.map_or(BodyState::Ended, BodyState::Open),
+            )),
         }
     }
 
-    fn take_stream(&self) -> Option<wirecore::Body> {
-        self.stream
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+    /// The body for one read: `None` at its end; raises once it failed or while another read
+    /// is in flight.
+    fn begin_read(&self, py: Python<'_>) -> PyResult<Option<wirecore::Body>> {
+        let mut st = lock(&self.stream);
+        match std::mem::replace(&mut *st, BodyState::Reading) {
+            BodyState::Open(body) => Ok(Some(body)),
+            other => {
+                let r = match &other {
+                    BodyState::Ended => Ok(None),
+                    BodyState::Failed(kind, msg) => {
+                        Err(error::to_py(py, &wirecore::Error::new(*kind, msg.clone())))
+                    }
+                    BodyState::Reading | BodyState::Open(_) => Err(PyRuntimeError::new_err(
+                        "another read of this response body is in progress",
+                    )),
+                };
+                *st = other;
+                r
+            }
+        }
     }
 }
 
+/// Reads one chunk; the body goes back only if the read is still wanted (see [`BodyState`]).
 async fn next_chunk(stream: Stream, mut body: wirecore::Body) -> Outcome {
-    match body.next().await {
+    let item = body.next().await;
+    let mut st = lock(&stream);
+    let wanted = matches!(*st, BodyState::Reading);
+    match item {
         Some(Ok(b)) => {
-            *stream.lock().unwrap_or_else(PoisonError::into_inner) = Some(body);
+            if wanted {
+                *st = BodyState::Open(body);
+            }
             Outcome::Chunk(Some(b))
         }
         // At the end (or on error) the body is dropped: the connection goes back or is discarded.
-        None => Outcome::Chunk(None),
-        Some(Err(e)) => Outcome::Error(e),
+        None => {
+            if wanted {
+                *st = BodyState::Ended;
+            }
+            Outcome::Chunk(None)
+        }
+        Some(Err(e)) => {
+            if wanted {
+                *st = BodyState::Failed(e.kind(), e.full_message());
+            }
+            Outcome::Error(e)
+        }
     }
 }
 
@@ -198,12 +263,19 @@ impl RawResponse {
     }
 
     /// The next chunk of a streamed body, or `None` at its end; blocks with the GIL released.
+    /// An interrupted read (Ctrl-C) leaves the body failed: later reads raise.
     fn next_chunk(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
-        let Some(body) = self.take_stream() else {
+        let Some(body) = self.begin_read(py)? else {
             return Ok(None);
         };
         let stream = self.stream.clone();
-        let out = crate::client::wait(py, next_chunk(stream, body))?;
+        let out = match crate::client::wait(py, next_chunk(stream, body)) {
+            Ok(out) => out,
+            Err(e) => {
+                fail_stream(&self.stream, INTERRUPTED);
+                return Err(e);
+            }
+        };
         match out {
             Outcome::Chunk(Some(b)) => Ok(Some(PyBytes::new(py, &b).unbind())),
             Outcome::Error(e) => Err(error::to_py(py, &e)),
@@ -211,32 +283,53 @@ impl RawResponse {
         }
     }
 
-    /// Like `next_chunk`, completing `fut` on its loop.
-    /// Returns `None` (and leaves `fut` alone) when the body is closed or at its end.
-    fn next_chunk_async(&self, completer: &Completer, fut: Py<PyAny>) -> Option<Pending> {
-        let done = completer.handle();
-        let body = self.take_stream()?;
+    /// Like `next_chunk`, completing `fut` on its loop; cancelling the returned `Pending`
+    /// leaves the body failed. Returns `None` (and leaves `fut` alone) at the body's end.
+    fn next_chunk_async(
+        &self,
+        py: Python<'_>,
+        completer: &Completer,
+        fut: Py<PyAny>,
+    ) -> PyResult<Option<Pending>> {
+        let Some(body) = self.begin_read(py)? else {
+            return Ok(None);
+        };
         let stream = self.stream.clone();
-        let task = wirecore::runtime::global().spawn(async move {
-            let out = next_chunk(stream, body).await;
-            done.complete(fut, out);
-        });
-        Some(Pending {
-            abort: task.abort_handle(),
-        })
+        let mut pending = spawn_completing(completer, fut, next_chunk(stream, body));
+        pending.stream = Some(self.stream.clone());
+        Ok(Some(pending))
+    }
+
+    /// Marks an unfinished body incomplete: the Python layer lost chunks it had read to an
+    /// exception, so later reads must raise.
+    fn fail(&self, message: &str) {
+        fail_stream(&self.stream, message);
+    }
+
+    /// Raises the error that left the body incomplete, if any.
+    fn check(&self, py: Python<'_>) -> PyResult<()> {
+        match &*lock(&self.stream) {
+            BodyState::Failed(kind, msg) => {
+                Err(error::to_py(py, &wirecore::Error::new(*kind, msg.clone())))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Whether a streamed body is still open.
     #[getter]
     fn is_stream_open(&self) -> bool {
-        self.stream
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some()
+        matches!(*lock(&self.stream), BodyState::Open(_) | BodyState::Reading)
     }
 
-    /// Drops an unread streamed body (its connection is discarded).
+    /// Drops an unread streamed body (its connection is discarded); later reads raise.
     fn close(&self) {
-        drop(self.take_stream());
+        let mut st = lock(&self.stream);
+        if matches!(*st, BodyState::Open(_) | BodyState::Reading) {
+            *st = BodyState::Failed(
+                wirecore::ErrorKind::Cancelled,
+                "the response was closed before its body was read to the end".to_owned(),
+            );
+        }
     }
 }

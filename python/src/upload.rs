@@ -9,7 +9,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use tokio::sync::mpsc;
 
-use crate::bridge::{Completer, Pending};
+use crate::bridge::{Completer, Pending, spawn_completing};
 use crate::response::Outcome;
 
 type Chunk = Result<Bytes, std::io::Error>;
@@ -119,16 +119,12 @@ impl Upload {
         let Some(tx) = self.sender() else {
             return Err(PyRuntimeError::new_err("the upload is finished"));
         };
-        let done = completer.handle();
-        let task = wirecore::runtime::global().spawn(async move {
+        Ok(spawn_completing(completer, fut, async move {
             // The permit is released at once: this producer is the only one, so the slot stays
             // free for its next try_send.
             drop(tx.reserve().await);
-            done.complete(fut, Outcome::Unit);
-        });
-        Ok(Pending {
-            abort: task.abort_handle(),
-        })
+            Outcome::Unit
+        }))
     }
 
     /// Ends the body after the queued chunks.

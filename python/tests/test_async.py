@@ -177,3 +177,60 @@ def test_loops_without_add_reader_complete_through_call_soon(
         assert loop.run_until_complete(main()) == list(range(10))
     finally:
         loop.close()
+
+
+async def _read_started(r: wirecore.Response, task: asyncio.Task[Any]) -> None:
+    """Waits (bounded) until `task` reads the body of `r`."""
+    for _ in range(10_000):
+        if r._iterated or task.done():
+            return
+        await asyncio.sleep(0.001)
+
+
+@pytest.mark.asyncio
+async def test_cancelled_aread_never_caches_a_truncated_body(
+    aclient: wirecore.AsyncClient, srv: Server
+) -> None:
+    url = f"{srv.http}/drip?bytes=100&chunks=100&delay_ms=100"
+    async with aclient.stream("GET", url) as r:
+        task = asyncio.ensure_future(r.aread())
+        await _read_started(r, task)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with pytest.raises(wirecore.RequestCancelled, match="incomplete"):
+            await r.aread()
+        with pytest.raises(wirecore.RequestCancelled, match="incomplete"):
+            _ = r.content
+        with pytest.raises(wirecore.RequestCancelled):
+            _ = [c async for c in r.aiter_bytes()]
+    c = await asyncio.to_thread(srv.wait_for, lambda c: c["requests_cancelled"] == 1)
+    assert c["requests_cancelled"] == 1
+
+
+@pytest.mark.asyncio
+async def test_cancelled_aiter_bytes_leaves_the_body_failed(
+    aclient: wirecore.AsyncClient, srv: Server
+) -> None:
+    url = f"{srv.http}/drip?bytes=100&chunks=100&delay_ms=100"
+    got = bytearray()
+    first = asyncio.Event()
+
+    async def consume(r: wirecore.Response) -> None:
+        async for chunk in r.aiter_bytes():
+            got.extend(chunk)
+            first.set()
+
+    async with aclient.stream("GET", url) as r:
+        task = asyncio.ensure_future(consume(r))
+        await asyncio.wait_for(first.wait(), 30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert 0 < len(got) < 100
+        # Neither the rest of the body nor an empty one may pass for the whole.
+        with pytest.raises(wirecore.RequestCancelled):
+            await r.aread()
+        with pytest.raises(wirecore.RequestCancelled):
+            _ = [c async for c in r.aiter_bytes()]

@@ -214,3 +214,36 @@ def test_bad_arguments_raise_clear_errors(client: wirecore.Client, srv: Server) 
     with pytest.raises(wirecore.InvalidRequest, match="timeout"):
         client.get(f"{srv.http}/json", timeout=-1)
     assert srv.counters()["connections_accepted"] == 0
+
+
+def test_a_failed_body_read_raises_again_instead_of_returning_a_part(
+    client: wirecore.Client, srv: Server
+) -> None:
+    # Headers and half the body, then a reset.
+    with client.stream("GET", f"{srv.http}/reset?bytes=100000") as r:
+        assert r.status_code == 200
+        with pytest.raises(wirecore.WirecoreError) as first:
+            r.read()
+        for again in (r.read, lambda: r.content, lambda: list(r.iter_bytes())):
+            with pytest.raises(type(first.value)) as e:
+                again()
+            assert e.value.code == first.value.code
+
+
+def test_read_after_partial_iteration_or_close_raises(client: wirecore.Client, srv: Server) -> None:
+    with client.stream("GET", f"{srv.http}/stream?chunks=50&size=1000&delay_ms=5") as r:
+        it = r.iter_bytes()
+        assert next(it)
+        with pytest.raises(wirecore._client.StreamConsumed):
+            r.read()
+    # Closed before the end: later reads raise rather than return nothing.
+    with client.stream("GET", f"{srv.http}/drip?bytes=10&chunks=10&delay_ms=200") as r:
+        pass
+    with pytest.raises(wirecore.RequestCancelled, match="closed"):
+        r.read()
+    with pytest.raises(wirecore.RequestCancelled, match="closed"):
+        list(r.iter_bytes())
+    # A whole body read stays readable after the block.
+    with client.stream("GET", f"{srv.http}/bytes/300") as r:
+        assert len(r.read()) == 300
+    assert len(r.read()) == 300 and len(r.content) == 300

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
+import sys
 import threading
 import time
 import zlib
@@ -155,7 +157,7 @@ def test_timeout_phases(srv: Server, tls_config: dict[str, Any]) -> None:
         assert time.monotonic() - t < 0.45
         busy.join()
         assert c.get(f"{srv.http}/delay/200").status_code == 200
-        with pytest.raises(wirecore.InvalidRequest, match="read timeout"):
+        with pytest.raises(wirecore.InvalidRequest, match=r"timeout\.read"):
             c.get(f"{srv.http}/bytes/1", timeout=wirecore.Timeout(read=0))
         with pytest.raises(TypeError, match=r"timeout\.connect"):
             c.get(f"{srv.http}/bytes/1", timeout=wirecore.Timeout(connect="1"))  # type: ignore[arg-type]
@@ -369,3 +371,42 @@ def test_basic_auth_and_bad_files(client: wirecore.Client, srv: Server) -> None:
         client.post(f"{srv.http}/echo", files={"f": 12})  # type: ignore[dict-item]
     with pytest.raises(TypeError, match="at most one"):
         client.post(f"{srv.http}/echo", files={"f": b"x"}, json={})
+
+
+_HUGE = [
+    pytest.param("timeout", sys.maxsize, id="maxsize"),
+    pytest.param("timeout", float("inf"), id="inf"),
+    pytest.param("timeout", float("nan"), id="nan"),
+    pytest.param("timeout", 10**400, id="beyond-float"),
+    pytest.param("timeout.connect", wirecore.Timeout(connect=sys.maxsize), id="connect-maxsize"),
+    pytest.param("timeout.read", wirecore.Timeout(read=float("inf")), id="read-inf"),
+    pytest.param("timeout.pool", wirecore.Timeout(pool=1e300), id="pool-1e300"),
+    pytest.param("timeout", wirecore.Timeout(total=sys.maxsize), id="total-maxsize"),
+]
+
+
+@pytest.mark.parametrize(("name", "timeout"), _HUGE)
+def test_huge_timeouts_raise_value_error_naming_the_argument(
+    client: wirecore.Client, srv: Server, name: str, timeout: Any
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(name)) as e:
+        client.get(f"{srv.http}/bytes/1", timeout=timeout)
+    assert isinstance(e.value, wirecore.InvalidRequest)
+    assert srv.counters()["requests"] == 0
+    with pytest.raises(ValueError, match="timeout"):
+        client.close(timeout=sys.maxsize)
+    # The largest allowed value is a working timeout.
+    assert client.get(f"{srv.http}/bytes/1", timeout=365 * 24 * 3600).status_code == 200
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("name", "timeout"), _HUGE)
+async def test_huge_timeouts_never_hang_an_async_call(
+    aclient: wirecore.AsyncClient, srv: Server, name: str, timeout: Any
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(name)):
+        await asyncio.wait_for(aclient.get(f"{srv.http}/bytes/1", timeout=timeout), 30)
+    with pytest.raises(ValueError, match="timeout"):
+        await asyncio.wait_for(aclient.aclose(timeout=float("inf")), 30)
+    r = await asyncio.wait_for(aclient.get(f"{srv.http}/bytes/1", timeout=365 * 24 * 3600), 30)
+    assert r.status_code == 200

@@ -205,3 +205,123 @@ def test_client_survives_many_sequential_event_loops(
         return (await c.get(f"{srv.https}/bytes/{n}")).status_code
 
     assert [asyncio.run(one()) for _ in range(10)] == [200] * 10
+
+
+INTERRUPTED_READ_SCRIPT = textwrap.dedent(
+    """
+    import signal, sys, threading, time, wirecore
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    main = threading.main_thread()
+
+    def interrupt_once_reading():
+        # SIGINT while the main thread is inside read(): in its chunk loop, most likely
+        # blocked in the engine with the GIL released.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            f = sys._current_frames().get(main.ident)
+            if f is not None and f.f_code.co_name == "chunks":
+                break
+            time.sleep(0.005)
+        signal.pthread_kill(main.ident, signal.SIGINT)
+
+    with wirecore.Client() as c:
+        url = sys.argv[1] + "/drip?bytes=100&chunks=100&delay_ms=100"
+        with c.stream("GET", url) as r:
+            threading.Thread(target=interrupt_once_reading, daemon=True).start()
+            try:
+                r.read()
+                sys.exit("read() finished: the interrupt came too late")
+            except KeyboardInterrupt:
+                pass
+            for again in (r.read, lambda: r.content, lambda: b"".join(r.iter_bytes())):
+                try:
+                    got = again()
+                except wirecore.RequestCancelled as e:
+                    assert "incomplete" in str(e), e
+                    continue
+                sys.exit(f"a later read returned {len(got)} bytes as if whole")
+    sys.exit(42)
+    """
+)
+
+
+def test_ctrl_c_during_read_never_caches_a_truncated_body(srv: Server) -> None:
+    p = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_READ_SCRIPT, srv.http],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 42, p.stderr[-2000:]
+    c = srv.wait_for(lambda c: c["requests_cancelled"] == 1)
+    assert c["requests_cancelled"] == 1, c
+
+
+# A daemon thread's blocking request that completes while the interpreter exits: a destructor
+# that blocks at exit (as a flush or a socket close may) releases the GIL while the interpreter
+# finalizes, and the daemon's response arrives meanwhile. Re-attaching then must not abort.
+DAEMON_EXIT_SCRIPT = textwrap.dedent(
+    """
+    import sys, threading, types, wirecore
+    from time import sleep
+    delay_ms = int(sys.argv[2])
+
+    class ClosesSlowly:
+        def __del__(self, sleep=sleep, seconds=(delay_ms + 200) / 1000):
+            sleep(seconds)
+
+    # Collected while the interpreter finalizes (a daemon thread's frames keep __main__ alive).
+    holder = types.ModuleType("holder")
+    holder.resource = ClosesSlowly()
+    sys.modules["holder"] = holder
+    del holder
+
+    client = wirecore.Client()
+    client.get(sys.argv[1] + "/bytes/1")
+    sent = threading.Event()
+
+    def request():
+        sent.set()
+        client.get(sys.argv[1] + "/delay/%d" % delay_ms)
+
+    threading.Thread(target=request, daemon=True).start()
+    sent.wait(10)
+    """
+)
+
+
+def test_daemon_thread_finishing_during_exit_does_not_abort(srv: Server, tmp_path: Any) -> None:
+    script = tmp_path / "daemon_exit.py"
+    script.write_text(DAEMON_EXIT_SCRIPT)
+
+    def run(i: int) -> tuple[int, str]:
+        p = subprocess.run(
+            [sys.executable, str(script), srv.http, str(i % 10 * 10)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return p.returncode, p.stderr
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, range(30)))
+    failures = [(rc, err[-500:]) for rc, err in results if rc != 0 or "Fatal Python error" in err]
+    assert not failures, f"{len(failures)}/30 runs failed: {failures[:3]}"
+
+
+def test_a_panic_in_the_engine_fails_the_call(srv: Server) -> None:
+    import asyncio
+
+    with pytest.raises(wirecore.InternalError, match="panicked") as e:
+        wirecore._wirecore._panic_in_engine()
+    assert e.value.code == "internal"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        completer = wirecore._client._completer(loop)
+        assert wirecore._wirecore._panic_in_engine(completer, fut) is not None
+        with pytest.raises(wirecore.InternalError, match="panicked"):
+            await asyncio.wait_for(fut, 30)
+
+    asyncio.run(main())

@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 from . import _wirecore
 from ._multipart import FileTypes, Multipart, _file_length
 from .config import Config
-from .exceptions import HTTPStatusError
+from .exceptions import HTTPStatusError, InvalidRequest
 
 __all__ = ["AsyncClient", "Client", "Headers", "Response", "Timeout", "Timings"]
 
@@ -208,7 +208,12 @@ def _seconds(v: object, what: str) -> float | None:
         return None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise TypeError(f"{what} must be seconds as a number, not {type(v).__name__}")
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:  # an int beyond float range; the engine checks the rest
+        raise InvalidRequest(
+            f"{what} must be at most 31536000 (365 days) seconds, got {v}", "invalid_request"
+        ) from None
 
 
 def _urgency(priority: object) -> int | None:
@@ -485,10 +490,18 @@ class ResponseNotRead(RuntimeError):
     """``content`` of a streamed response was used before ``read()``."""
 
 
+class StreamConsumed(RuntimeError):
+    """``read()`` after the body was iterated: the bytes already handed out are gone."""
+
+
+#: What ``read()`` reports when an exception (Ctrl-C, a cancelled task) cut it short.
+_READ_CUT = "reading the response body was interrupted by {}; the body is incomplete"
+
+
 class Response:
     """An HTTP response; bodies are read already unless it came from ``stream()``."""
 
-    __slots__ = ("_content", "_headers", "_raw", "request_method", "status_code")
+    __slots__ = ("_content", "_headers", "_iterated", "_raw", "request_method", "status_code")
 
     def __init__(self, raw: _wirecore.RawResponse, method: str) -> None:
         self._raw = raw
@@ -496,6 +509,8 @@ class Response:
         self.request_method = method
         self._content: bytes | None = raw.content
         self._headers: Headers | None = None
+        #: Whether chunks of a streamed body were handed out (``read()`` can no longer be whole).
+        self._iterated = False
 
     def __repr__(self) -> str:
         return f"<Response [{self.status_code} {self.reason_phrase}]>"
@@ -574,6 +589,7 @@ class Response:
     @property
     def content(self) -> bytes:
         if self._content is None:
+            self._raw.check()  # a read that failed or was cut short raises its error again
             raise ResponseNotRead("a streamed response's content needs read() or aread() first")
         return self._content
 
@@ -608,6 +624,7 @@ class Response:
             return
 
         def chunks() -> Iterator[bytes]:
+            self._iterated = True
             while (c := self._raw.next_chunk()) is not None:
                 yield c
 
@@ -620,6 +637,7 @@ class Response:
                 yield part
             return
         buf = bytearray()
+        self._iterated = True
         while True:
             c: bytes | None = await _await(self._raw.next_chunk_async)
             if c is None:
@@ -636,14 +654,34 @@ class Response:
             yield bytes(buf)
 
     def read(self) -> bytes:
+        """The whole body. A read cut short (Ctrl-C, an error) leaves the response failed:
+        ``read()`` and ``content`` raise again rather than return part of the body."""
         if self._content is None:
-            self._content = b"".join(self.iter_bytes())
+            self._check_unread()
+            try:
+                self._content = b"".join(self.iter_bytes())
+            except BaseException as e:
+                self._raw.fail(_READ_CUT.format(type(e).__name__))
+                raise
         return self._content
 
     async def aread(self) -> bytes:
+        """The whole body; like :meth:`read`, a cancelled or failed read is never cached."""
         if self._content is None:
-            self._content = b"".join([c async for c in self.aiter_bytes()])
+            self._check_unread()
+            try:
+                self._content = b"".join([c async for c in self.aiter_bytes()])
+            except BaseException as e:
+                self._raw.fail(_READ_CUT.format(type(e).__name__))
+                raise
         return self._content
+
+    def _check_unread(self) -> None:
+        self._raw.check()
+        if self._iterated:
+            raise StreamConsumed(
+                "the body was already iterated; read() needs a response whose body is unread"
+            )
 
     def close(self) -> None:
         """Drops an unread streamed body (its connection is not reused)."""

@@ -16,6 +16,7 @@ __all__ = [
     "__version__",
     "_after_fork",
     "_error_for_code",
+    "_panic_in_engine",
     "_shutdown",
 ]
 
@@ -25,6 +26,9 @@ ERROR_CODES: tuple[str, ...]
 def _shutdown() -> None: ...
 def _after_fork() -> None: ...
 def _error_for_code(code: str, message: str) -> WirecoreError: ...
+def _panic_in_engine(
+    completer: Completer | None = None, fut: asyncio.Future[Any] | None = None
+) -> Pending | None: ...
 
 @final
 class Completer:
@@ -76,6 +80,8 @@ class RawResponse:
     def next_chunk_async(
         self, completer: Completer, fut: asyncio.Future[Any]
     ) -> Pending | None: ...
+    def fail(self, message: str) -> None: ...
+    def check(self) -> None: ...
     def close(self) -> None: ...
 
 @final
