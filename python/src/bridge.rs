@@ -12,14 +12,12 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, SeqCst};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use pyo3::intern;
 use pyo3::prelude::*;
 
@@ -206,22 +204,6 @@ impl CompleteHandle {
     }
 }
 
-/// Runs `fut`, turning a panic into an `internal` error: whoever waits for the task gets exactly
-/// one answer even if the engine has a bug.
-pub(crate) async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, wirecore::Error> {
-    AssertUnwindSafe(fut).catch_unwind().await.map_err(|p| {
-        let what = p
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        wirecore::Error::new(
-            wirecore::ErrorKind::Internal,
-            format!("wirecore panicked (a bug): {what}"),
-        )
-    })
-}
-
 /// Spawns `work` on the engine runtime; its outcome (an `internal` error if it panics)
 /// completes `fut` on the completer's loop.
 pub(crate) fn spawn_completing<F>(completer: &Completer, fut: Py<PyAny>, work: F) -> Pending
@@ -230,7 +212,9 @@ where
 {
     let done = completer.handle();
     let task = wirecore::runtime::global().spawn(async move {
-        let out = catch_panic(work).await.unwrap_or_else(Outcome::Error);
+        let out = wirecore::runtime::catch_panic(async { Ok(work.await) })
+            .await
+            .unwrap_or_else(Outcome::Error);
         done.complete(fut, out);
     });
     Pending {
@@ -239,7 +223,7 @@ where
     }
 }
 
-/// Panics inside an engine task, for the tests of [`catch_panic`]: blocking (no arguments) or
+/// Panics inside an engine task, for the tests of `catch_panic`: blocking (no arguments) or
 /// completing `fut` on the completer's loop. Either way the caller gets `InternalError`.
 #[pyfunction]
 #[pyo3(name = "_panic_in_engine", signature = (completer=None, fut=None))]

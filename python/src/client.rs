@@ -14,7 +14,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::bridge::{Completer, Pending, catch_panic, spawn_completing};
+use crate::bridge::{Completer, Pending, spawn_completing};
 use crate::error;
 use crate::response::{Outcome, into_py_result, run};
 use crate::upload::Upload;
@@ -59,7 +59,7 @@ where
 {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let task = wirecore::runtime::global().spawn(async move {
-        let _ = tx.send(catch_panic(fut).await);
+        let _ = tx.send(wirecore::runtime::catch_panic(async { Ok(fut.await) }).await);
     });
     (rx, task.abort_handle())
 }
