@@ -48,7 +48,10 @@ export interface Config {
  * go through; `success_threshold` successes close it, one failure opens it again for longer.
  */
 export interface BreakerConfig {
-  /** Failures in a row that open the breaker (0 disables this rule). Default: 5. */
+  /**
+   * Failures in a row that open the breaker (0 disables this rule). At most 1_000_000.
+   * Default: 5.
+   */
   consecutiveFailures?: number
   /** Use breakers. Default: false. */
   enabled?: boolean
@@ -56,19 +59,25 @@ export interface BreakerConfig {
   failureOn429?: boolean
   /** A 5xx response counts as a failure. Default: true. */
   failureOn5xx?: boolean
-  /** Failure percentage over the window that opens the breaker (0 disables). Default: 50. */
+  /**
+   * Failure percentage over the window that opens the breaker (0 disables). At most 100.
+   * Default: 50.
+   */
   failureRatioPercent?: number
-  /** Requests let through while half-open. Default: 1. */
+  /** Requests let through while half-open. At most 10_000. Default: 1. */
   halfOpenProbes?: number
-  /** Open time doubles per consecutive trip up to this. Default: 60_000. */
+  /** Open time doubles per consecutive trip up to this. At most one year. Default: 60_000. */
   maxOpenMs?: number
-  /** Requests needed in the window before the ratio rule applies. Default: 20. */
+  /**
+   * Requests needed in the window before the ratio rule applies. At most 1_000_000.
+   * Default: 20.
+   */
   minRequests?: number
-  /** How long the breaker stays open after its first trip. Default: 5_000. */
+  /** How long the breaker stays open after its first trip. At most one year. Default: 5_000. */
   openMs?: number
-  /** Successful probes that close the breaker. Default: 1. */
+  /** Successful probes that close the breaker. At most `half_open_probes`. Default: 1. */
   successThreshold?: number
-  /** Sliding window of the ratio rule. Default: 10_000. */
+  /** Sliding window of the ratio rule, from 1_000 to 600_000. Default: 10_000. */
   windowMs?: number
 }
 
@@ -83,7 +92,7 @@ export interface CompressionConfig {
   requestEncoding?: Encoding | null
   /** Hosts that accept encoded request bodies (opt-in: most servers do not). */
   requestHosts?: Array<string>
-  /** Encode request bodies at least this large. Default: 1024. */
+  /** Encode request bodies at least this large. At most 2^53-1. Default: 1024. */
   requestMinBytes?: number
 }
 
@@ -98,43 +107,49 @@ export interface ConcurrencyConfig {
   backoffRatio?: number
   /** Limit at all. Default: false. */
   enabled?: boolean
-  /** Limit at start. Default: 20. */
+  /** Limit at start. At most 1_000_000. Default: 20. */
   initialLimit?: number
   /** Latency above this multiple of the lowest seen counts as overload. Default: 2.0. */
   latencyTolerance?: number
-  /** Largest limit. Default: 1_000. */
+  /** Largest limit. At most 1_000_000. Default: 1_000. */
   maxLimit?: number
-  /** Requests allowed to wait for a slot; beyond it they fail with `overloaded`. Default: 1_000. */
+  /**
+   * Requests allowed to wait for a slot; beyond it they fail with `overloaded`. At most
+   * 1_000_000. Default: 1_000.
+   */
   maxQueue?: number
-  /** Smallest limit. Default: 1. */
+  /** Smallest limit. At most 1_000_000. Default: 1. */
   minLimit?: number
 }
 
 /** DNS resolver and cache. */
 export interface DnsConfig {
-  /** Cached names (LRU). 0 disables the cache. Default: 1000. */
+  /**
+   * Cached names (LRU). 0 disables the cache. At most 100_000 (the cache's table is allocated
+   * up front). Default: 1000.
+   */
   cacheSize?: number
-  /** Upper clamp on a record's TTL. Default: 300_000. */
+  /** Upper clamp on a record's TTL. At most one year. Default: 300_000. */
   maxTtlMs?: number
-  /** Lower clamp on a record's TTL. Default: 1_000. */
+  /** Lower clamp on a record's TTL. At most one year. Default: 1_000. */
   minTtlMs?: number
   /** Name servers (`"ip:port"`) instead of the system's `/etc/resolv.conf`. */
   nameservers?: Array<string>
   /**
    * How long a failed lookup (NXDOMAIN, no records) is remembered when the server gives no
-   * SOA TTL; also its upper clamp. Default: 5_000.
+   * SOA TTL; also its upper clamp. At most one year. Default: 5_000.
    */
   negativeTtlMs?: number
-  /** Timeout of one DNS query. Default: 5_000. */
+  /** Timeout of one DNS query. At most one year. Default: 5_000. */
   queryTimeoutMs?: number
   /**
    * Refresh an entry in the background when less than this fraction (percent) of its TTL is
-   * left and it is used. 0 disables. Default: 10.
+   * left and it is used. 0 disables. At most 100. Default: 10.
    */
   refreshBeforeExpiryPercent?: number
   /**
-   * Serve an expired entry for this long when the resolver fails. 0 disables.
-   * Default: 300_000.
+   * Serve an expired entry for this long when the resolver fails. 0 disables. At most one
+   * year. Default: 300_000.
    */
   serveStaleMs?: number
   /** Consult `/etc/hosts`. Default: true. */
@@ -150,13 +165,19 @@ export type Encoding = "gzip" | "deflate" | "br" | "zstd"
  * Hedges spend the retry budget.
  */
 export interface HedgeConfig {
-  /** Fixed delay before the hedge; 0 uses the origin's latency `percentile`. Default: 0. */
+  /**
+   * Fixed delay before the hedge; 0 uses the origin's latency `percentile`. At most one year.
+   * Default: 0.
+   */
   delayMs?: number
   /** Hedge at all. Default: false. */
   enabled?: boolean
-  /** Smallest delay when derived from the percentile. Default: 5. */
+  /** Smallest delay when derived from the percentile. At most one year. Default: 5. */
   minDelayMs?: number
-  /** Responses of the origin needed before a percentile is trusted. Default: 20. */
+  /**
+   * Responses of the origin needed before a percentile is trusted. At most 1_000_000.
+   * Default: 20.
+   */
   minSamples?: number
   /** Latency percentile of the origin used as delay when `delay_ms` is 0. Default: 95.0. */
   percentile?: number
@@ -166,23 +187,26 @@ export interface HedgeConfig {
 export interface Http2Config {
   /** Offer `h2` in ALPN over TLS. Default: true. */
   enabled?: boolean
-  /** Initial flow-control window of the connection. Default: 4 MiB. */
+  /** Initial flow-control window of the connection, from 65_535 to 2^31-1. Default: 4 MiB. */
   initialConnectionWindowBytes?: number
   /**
-   * Initial flow-control window of each stream. Default: 2 MiB (hyper's 64 KiB stalls
-   * throughput on any latency).
+   * Initial flow-control window of each stream, from 65_535 to 2^31-1. Default: 2 MiB
+   * (hyper's 64 KiB stalls throughput on any latency).
    */
   initialStreamWindowBytes?: number
-  /** Interval of keep-alive PINGs; 0 disables. Default: 30_000. */
+  /** Interval of keep-alive PINGs; 0 disables. At most one year. Default: 30_000. */
   keepAliveIntervalMs?: number
-  /** Close the connection when a PING is not answered within this time. Default: 20_000. */
+  /**
+   * Close the connection when a PING is not answered within this time. At most one year.
+   * Default: 20_000.
+   */
   keepAliveTimeoutMs?: number
   /**
    * Streams opened per connection before the pool opens another, also capped by the server's
-   * `SETTINGS_MAX_CONCURRENT_STREAMS`. Default: 256.
+   * `SETTINGS_MAX_CONCURRENT_STREAMS`. At most 2^31-1. Default: 256.
    */
   maxConcurrentStreams?: number
-  /** Largest frame accepted. Default: 16_384. */
+  /** Largest frame accepted, from 16_384 to 16_777_215. Default: 16_384. */
   maxFrameBytes?: number
   /** Speak HTTP/2 over cleartext without negotiation (h2c). Default: false. */
   priorKnowledge?: boolean
@@ -191,29 +215,39 @@ export interface Http2Config {
 /** Size limits. */
 export interface LimitsConfig {
   /**
-   * Largest response body after decoding (`body_too_large`); 0 means no limit.
+   * Largest ratio of decoded to compressed bytes of a response body (`body_too_large`), checked
+   * once 1 MiB has been decoded, so small bodies that compress well are never refused;
+   * 0 means no limit. At most 1_000_000. Default: 100.
+   */
+  maxDecompressionRatio?: number
+  /**
+   * Largest response body after decoding (`body_too_large`); 0 means no limit. At most 2^53-1.
    * Default: 1 GiB.
    */
   maxResponseBodyBytes?: number
-  /** Largest response head (status line and headers). Default: 64 KiB. */
+  /** Largest response head (status line and headers). At most 16 MiB. Default: 64 KiB. */
   maxResponseHeaderBytes?: number
 }
 
 /** Connection pool limits and lifetimes. */
 export interface PoolConfig {
-  /** Close a connection idle this long. Default: 90_000. */
+  /** Close a connection idle this long. At most one year. Default: 90_000. */
   idleTimeoutMs?: number
-  /** Open connections across all origins. Default: 100. */
+  /** Open connections across all origins. At most 1_000_000. Default: 100. */
   maxConnections?: number
-  /** Open connections to one origin (scheme, host, port). Default: 50. */
+  /** Open connections to one origin (scheme, host, port). At most 1_000_000. Default: 50. */
   maxConnectionsPerHost?: number
-  /** Idle HTTP/1.1 connections kept per origin. Default: 10. */
+  /**
+   * Idle HTTP/1.1 connections kept per origin once traffic calms down. Connections over it
+   * are closed after 1 s idle (not at once, so a burst wider than the cap does not reconnect
+   * on every wave). 0 turns HTTP/1.1 keep-alive off. At most 1_000_000. Default: 10.
+   */
   maxIdlePerHost?: number
-  /** Close a connection this old once it is idle. 0 disables. Default: 0. */
+  /** Close a connection this old once it is idle. 0 disables. At most one year. Default: 0. */
   maxLifetimeMs?: number
   /**
    * Requests allowed to wait for a connection per origin; beyond it they fail with
-   * `timeout.pool` at once. Default: 10_000.
+   * `timeout.pool` at once. At most 1_000_000. Default: 10_000.
    */
   maxPendingPerHost?: number
 }
@@ -225,19 +259,23 @@ export type RateLimitBackend = "local" | "redis"
 export interface RateLimitConfig {
   /** Local or Redis. Default: "local". */
   backend?: RateLimitBackend
-  /** Requests allowed at once after a quiet period; 0 means `requests`. Default: 0. */
+  /**
+   * Requests allowed at once after a quiet period; 0 means `requests`. At most 1_000_000_000,
+   * and refilling a whole burst (`burst` × `per_ms` / `requests`) takes at most one year.
+   * Default: 0.
+   */
   burst?: number
   /** Limit at all. Default: false. */
   enabled?: boolean
-  /** Longest wait in `wait` mode. Default: 1_000. */
+  /** Longest wait in `wait` mode. At most one year. Default: 1_000. */
   maxWaitMs?: number
   /** Wait or fail fast. Default: "wait". */
   mode?: RateLimitMode
-  /** The period of `requests`. Default: 1_000. */
+  /** The period of `requests`. At most one year. Default: 1_000. */
   perMs?: number
   /** Redis settings when `backend` is "redis". */
   redis?: RedisLimitConfig
-  /** Requests allowed per `per_ms`. Default: 100. */
+  /** Requests allowed per `per_ms`. At most 1_000_000_000. Default: 100. */
   requests?: number
   /** What the limit is counted per. Default: "origin". */
   scope?: RateLimitScope
@@ -253,7 +291,7 @@ export type RateLimitScope = "origin" | "client" | "key"
 export interface RedirectConfig {
   /**
    * Redirects followed before `too_many_redirects`; 0 returns 3xx responses as they are.
-   * Default: 10.
+   * At most 1_000. Default: 10.
    */
   max?: number
 }
@@ -272,9 +310,15 @@ export interface RedisLimitConfig {
   keyPrefix?: string
   /** Behaviour when Redis fails. Default: "fail_open". */
   onError?: RedisFailure
-  /** Longest wait for Redis per check; beyond it counts as a failure. Default: 100. */
+  /**
+   * Longest wait for Redis per check; beyond it counts as a failure. At most one year.
+   * Default: 100.
+   */
   timeoutMs?: number
-  /** `redis://host:port/db`. Default: "redis://127.0.0.1:6379". */
+  /**
+   * `redis://host:port/db`, or `rediss://` for TLS (verified with the same roots as `tls`).
+   * Default: "redis://127.0.0.1:6379".
+   */
   url?: string
 }
 
@@ -285,11 +329,14 @@ export interface RedisLimitConfig {
 export interface RetryBudgetConfig {
   /** Enforce the budget. Default: true. */
   enabled?: boolean
-  /** Retries always allowed per second, so a quiet origin can still retry. Default: 10. */
+  /**
+   * Retries always allowed per second, so a quiet origin can still retry. At most 1_000_000.
+   * Default: 10.
+   */
   minPerSecond?: number
-  /** Retries allowed as a percentage of requests in the window. Default: 20. */
+  /** Retries allowed as a percentage of requests in the window. At most 1_000. Default: 20. */
   ratioPercent?: number
-  /** Length of the sliding window. Default: 10_000. */
+  /** Length of the sliding window, from 1_000 to 600_000. Default: 10_000. */
   windowMs?: number
 }
 
@@ -303,10 +350,10 @@ export interface RetryBudgetConfig {
 export interface RetryConfig {
   /**
    * Backoff before the first retry; later ones multiply it, each with full jitter.
-   * Default: 50.
+   * At most one year. Default: 50.
    */
   backoffBaseMs?: number
-  /** Largest backoff. Default: 2_000. */
+  /** Largest backoff. At most one year. Default: 2_000. */
   backoffMaxMs?: number
   /** Growth of the backoff per retry. Default: 2.0. */
   backoffMultiplier?: number
@@ -316,11 +363,11 @@ export interface RetryConfig {
   enabled?: boolean
   /** Send a second attempt when the first is slow. */
   hedge?: HedgeConfig
-  /** Attempts per request, the first included (1 disables retries). Default: 3. */
+  /** Attempts per request, the first included (1 disables retries). At most 100. Default: 3. */
   maxAttempts?: number
   /**
    * Request bodies up to this size are kept to be replayed; larger and streamed bodies are
-   * sent once. Default: 1 MiB.
+   * sent once. At most 2^53-1. Default: 1 MiB.
    */
   maxReplayBodyBytes?: number
   /**
@@ -328,7 +375,10 @@ export interface RetryConfig {
    * alone with `idempotent(true)`. Default: false.
    */
   nonIdempotent?: boolean
-  /** Longest `Retry-After` honoured; a longer one returns the response at once. Default: 10_000. */
+  /**
+   * Longest `Retry-After` honoured; a longer one returns the response at once. At most one
+   * year. Default: 10_000.
+   */
   retryAfterMaxMs?: number
   /**
    * Retry 429 Too Many Requests, waiting as `Retry-After`/`RateLimit-Reset` says.
@@ -344,33 +394,41 @@ export type RootStore = "webpki" | "native" | "none"
 
 /** TCP socket options and Happy Eyeballs. */
 export interface TcpConfig {
-  /** Delay before racing the next address (RFC 8305 "connection attempt delay"). Default: 250. */
+  /**
+   * Delay before racing the next address (RFC 8305 "connection attempt delay"). At most one
+   * year. Default: 250.
+   */
   happyEyeballsDelayMs?: number
-  /** TCP keep-alive idle time; 0 disables. Default: 30_000. */
+  /** TCP keep-alive idle time; 0 disables. At most 32_767_000 (Linux's limit). Default: 30_000. */
   keepaliveMs?: number
   /** Disable Nagle's algorithm. Default: true. */
   nodelay?: boolean
 }
 
-/** Deadlines for each phase of a request. Each expiry is a distinct error code. */
+/**
+ * Deadlines for each phase of a request. Each expiry is a distinct error code. Every field is at
+ * most `MAX_DURATION_MS` (one year); a per-request timeout (`RequestBuilder::timeout` and the
+ * phase overrides) has no upper bound, and one too large to represent as a deadline means no
+ * limit.
+ */
 export interface TimeoutConfig {
-  /** TCP connect, across all addresses (`timeout.connect`). Default: 10_000. */
+  /** TCP connect, across all addresses (`timeout.connect`). At most one year. Default: 10_000. */
   connectMs?: number
   /**
    * Longest wait for a connection from the pool when its limits are reached (`timeout.pool`).
-   * Default: 10_000.
+   * At most one year. Default: 10_000.
    */
   poolAcquireMs?: number
   /**
    * Longest wait for the next byte of the response head or body (`timeout.read`). 0 disables.
-   * Default: 0.
+   * At most one year. Default: 0.
    */
   readIdleMs?: number
-  /** TLS handshake (`timeout.tls`). Default: 10_000. */
+  /** TLS handshake (`timeout.tls`). At most one year. Default: 10_000. */
   tlsHandshakeMs?: number
   /**
    * Whole request, including redirects and reading the body (`timeout.total`). 0 disables.
-   * Default: 30_000.
+   * At most one year. Default: 30_000.
    */
   totalMs?: number
 }

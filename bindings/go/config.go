@@ -105,6 +105,8 @@ type RedirectConfig struct {
 type LimitsConfig struct {
 	MaxResponseBodyBytes   uint64 `json:"max_response_body_bytes,omitempty"`
 	MaxResponseHeaderBytes uint64 `json:"max_response_header_bytes,omitempty"`
+	// Largest decoded/compressed ratio of a body (checked past 1 MiB); nil keeps 100, 0 disables.
+	MaxDecompressionRatio *uint32 `json:"max_decompression_ratio,omitempty"`
 }
 
 // RetryConfig: retries with backoff and a budget.

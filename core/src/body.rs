@@ -5,6 +5,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -197,6 +198,8 @@ pub struct Body {
     meter: Option<Meter>,
     limit: u64,
     seen: u64,
+    /// Compressed bytes read so far and the largest decoded/compressed ratio, when decoding.
+    ratio: Option<(Arc<AtomicU64>, u64)>,
     deadline: Option<Deadline>,
     idle: Option<(Pin<Box<Sleep>>, Duration)>,
 }
@@ -239,7 +242,13 @@ enum Source {
     Done,
     Incoming(hyper::body::Incoming),
     Decoded(BoxStream),
+    /// A body that cannot be decoded: the first read fails with this.
+    Failed(Error),
 }
+
+/// Decoded bytes below which `limits.max_decompression_ratio` is not checked, so small bodies
+/// that compress well (a page of whitespace, a sparse JSON array) are never refused.
+pub(crate) const RATIO_FLOOR: u64 = 1 << 20;
 
 /// Counts wire bytes and decoded bytes into the client's metrics.
 #[derive(Clone)]
@@ -258,6 +267,8 @@ impl std::fmt::Debug for Body {
 
 pub(crate) struct BodyLimits {
     pub(crate) max_bytes: u64,
+    /// `limits.max_decompression_ratio`; 0 disables.
+    pub(crate) max_ratio: u32,
     pub(crate) deadline: Option<(Instant, u64)>,
     pub(crate) read_idle: Option<Duration>,
 }
@@ -266,21 +277,30 @@ impl Body {
     pub(crate) fn incoming(
         incoming: hyper::body::Incoming,
         lease: Lease,
-        decoder: Option<crate::config::Encoding>,
+        decoder: Option<crate::compress::Decoder>,
         meter: Meter,
         limits: &BodyLimits,
     ) -> Self {
+        use crate::compress::Decoder;
         let mut lease = Some(lease);
-        let source = if incoming.is_end_stream() {
-            if let Some(l) = lease.take() {
-                l.release();
+        let mut ratio = None;
+        let source = match decoder {
+            _ if incoming.is_end_stream() => {
+                if let Some(l) = lease.take() {
+                    l.release();
+                }
+                Source::Done
             }
-            Source::Done
-        } else if let Some(enc) = decoder {
-            let wire = meter.metrics.clone();
-            Source::Decoded(crate::compress::decode(incoming, enc, wire))
-        } else {
-            Source::Incoming(incoming)
+            Some(Decoder::Layers(layers)) => {
+                let wire = Arc::new(AtomicU64::new(0));
+                if limits.max_ratio > 0 {
+                    ratio = Some((wire.clone(), u64::from(limits.max_ratio)));
+                }
+                let metrics = meter.metrics.clone();
+                Source::Decoded(crate::compress::decode(incoming, &layers, metrics, wire))
+            }
+            Some(Decoder::Refused(why)) => Source::Failed(Error::new(ErrorKind::Decode, why)),
+            None => Source::Incoming(incoming),
         };
         Self {
             source,
@@ -288,6 +308,7 @@ impl Body {
             meter: Some(meter),
             limit: limits.max_bytes,
             seen: 0,
+            ratio,
             deadline: limits.deadline.map(|(at, ms)| Deadline {
                 at,
                 ms,
@@ -349,6 +370,13 @@ impl Body {
                     Some(Ok(d)) => Some(Ok(d)),
                     Some(Err(e)) => Some(Err(crate::compress::classify(e))),
                 },
+                Source::Failed(_) => {
+                    let Source::Failed(e) = std::mem::replace(&mut self.source, Source::Done)
+                    else {
+                        return Poll::Ready(None);
+                    };
+                    Some(Err(e))
+                }
             };
             return Poll::Ready(polled);
         }
@@ -392,7 +420,7 @@ impl HttpBody for Body {
                 if let Some((sleep, d)) = &mut this.idle
                     && sleep.as_mut().poll(cx).is_ready()
                 {
-                    let ms = d.as_millis() as u64;
+                    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
                     return this.fail(crate::error::timeout(
                         ErrorKind::TimeoutRead,
                         "reading the response body",
@@ -420,8 +448,24 @@ impl HttpBody for Body {
                         format!("response body exceeds limits.max_response_body_bytes ({limit})"),
                     ));
                 }
+                if let Some((wire, max)) = &this.ratio
+                    && this.seen > RATIO_FLOOR
+                    && this.seen / *max > wire.load(Relaxed)
+                {
+                    let (max, wire, seen) = (*max, wire.load(Relaxed), this.seen);
+                    return this.fail(Error::new(
+                        ErrorKind::BodyTooLarge,
+                        format!(
+                            "response body decodes to more than {max}x its compressed size ({seen} bytes from {wire}; limits.max_decompression_ratio)"
+                        ),
+                    ));
+                }
                 if let Some((sleep, d)) = &mut this.idle {
-                    sleep.as_mut().reset(Instant::now() + *d);
+                    // An idle timeout too large to represent as a deadline means no limit.
+                    match Instant::now().checked_add(*d) {
+                        Some(at) => sleep.as_mut().reset(at),
+                        None => this.idle = None,
+                    }
                 }
                 Poll::Ready(Some(Ok(Frame::data(data))))
             }
@@ -436,7 +480,7 @@ impl HttpBody for Body {
         match &self.source {
             Source::Done => SizeHint::with_exact(0),
             Source::Incoming(i) => i.size_hint(),
-            Source::Decoded(_) => SizeHint::default(),
+            Source::Decoded(_) | Source::Failed(_) => SizeHint::default(),
         }
     }
 }

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::body::{Body, BodyLimits, Meter, RequestBody};
 use crate::compress;
-use crate::config::{Config, Encoding, ms};
+use crate::config::{Config, ms};
 use crate::connect::Connector;
 use crate::error::{self, Error, ErrorKind};
 use crate::metrics::{Diagnostics, Metrics, Stats};
@@ -280,14 +280,20 @@ impl Client {
     pub async fn close(&self, deadline: Duration) {
         let inner = &self.inner;
         inner.closed.store(true, Relaxed);
-        let until = Instant::now() + deadline;
+        // A deadline too far to represent waits without a limit.
+        let until = Instant::now().checked_add(deadline);
         loop {
             let notified = inner.drained.notified();
             if inner.metrics.in_flight.load(Relaxed) == 0 {
                 break;
             }
-            if tokio::time::timeout_at(until, notified).await.is_err() {
-                break;
+            match until {
+                Some(at) => {
+                    if tokio::time::timeout_at(at, notified).await.is_err() {
+                        break;
+                    }
+                }
+                None => notified.await,
             }
         }
         inner.pool.close();
@@ -345,7 +351,8 @@ impl Client {
         let _guard = InFlight(self);
         let start = Instant::now();
         let total = req.timeout.or_else(|| ms(inner.cfg.timeouts.total_ms));
-        let deadline = total.map(|t| start + t);
+        // A timeout too large to represent as a deadline means no limit.
+        let deadline = total.and_then(|t| start.checked_add(t));
         // Boxed: the request state machine is large (TLS connect, retries), and moving it by value
         // into timeout_at and the caller's task costs more than one allocation.
         let fut = Box::pin(self.run(req, start, deadline));
@@ -581,7 +588,7 @@ impl Client {
                         return Err(error::timeout(
                             ErrorKind::TimeoutRead,
                             &format!("waiting for the response from {}", origin.key),
-                            t.as_millis() as u64,
+                            millis(t),
                         ));
                     }
                 },
@@ -661,11 +668,8 @@ impl Client {
         let inner = &self.inner;
         let cfg = &inner.cfg;
         let (mut parts, incoming) = res.into_parts();
-        let decoder: Option<Encoding> = parts
-            .headers
-            .get(header::CONTENT_ENCODING)
-            .and_then(|v| compress::parse_encoding(v, &cfg.compression.accept));
-        if decoder.is_some() {
+        let decoder = compress::decoder(&parts.headers, &cfg.compression.accept);
+        if matches!(decoder, Some(compress::Decoder::Layers(_))) {
             parts.headers.remove(header::CONTENT_ENCODING);
             parts.headers.remove(header::CONTENT_LENGTH);
         }
@@ -674,6 +678,7 @@ impl Client {
         let tls = lease.tls();
         let limits = BodyLimits {
             max_bytes: cfg.limits.max_response_body_bytes,
+            max_ratio: cfg.limits.max_decompression_ratio,
             deadline: deadline.map(|d| (d, cfg.timeouts.total_ms)),
             read_idle,
         };

@@ -1,9 +1,12 @@
 //! Content codings: streaming response decoding and request-body encoding.
 //!
 //! Decoding streams chunk by chunk (async-compression), so a decompression bomb is stopped by the
-//! body's size limit after at most one chunk beyond it, never allocated whole.
+//! body's size or ratio limit after at most one chunk beyond it, never allocated whole. Several
+//! codings (`Content-Encoding: gzip, br`) are undone last to first, all of them or none.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
 use async_compression::tokio::bufread::{
@@ -11,9 +14,9 @@ use async_compression::tokio::bufread::{
 };
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue, header};
 use http_body_util::BodyExt;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncReadExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::config::{CompressionConfig, Encoding};
@@ -47,47 +50,101 @@ pub(crate) fn accept_header(cfg: &CompressionConfig) -> Option<HeaderValue> {
     HeaderValue::from_str(&v.join(", ")).ok()
 }
 
-/// The coding named by a `Content-Encoding` value, if it is one we decode.
-pub(crate) fn parse_encoding(v: &HeaderValue, accepted: &[Encoding]) -> Option<Encoding> {
-    let s = v.to_str().ok()?.trim();
-    let enc = if s.eq_ignore_ascii_case("gzip") || s.eq_ignore_ascii_case("x-gzip") {
-        Encoding::Gzip
-    } else if s.eq_ignore_ascii_case("deflate") {
-        Encoding::Deflate
-    } else if s.eq_ignore_ascii_case("br") {
-        Encoding::Br
-    } else if s.eq_ignore_ascii_case("zstd") {
-        Encoding::Zstd
-    } else {
-        return None;
-    };
-    accepted.contains(&enc).then_some(enc)
+/// Most codings undone on one body; a longer list is refused (real servers apply one, rarely two).
+const MAX_LAYERS: usize = 4;
+
+/// How a response body with these headers is decoded.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Decoder {
+    /// Undo these codings, listed in the order the server applied them.
+    Layers(Vec<Encoding>),
+    /// Fail the body with a `decode` error saying why.
+    Refused(String),
 }
 
-/// A stream of decoded chunks from an encoded body; wire bytes are counted as they arrive.
+/// How to decode a body with these headers: `None` when it has no `Content-Encoding` (or only
+/// `identity`), or names a coding not in `accepted` (the body is then handed over as it came,
+/// header included, never half-decoded).
+pub(crate) fn decoder(headers: &HeaderMap, accepted: &[Encoding]) -> Option<Decoder> {
+    let mut layers = Vec::new();
+    for v in headers.get_all(header::CONTENT_ENCODING) {
+        for token in v.to_str().ok()?.split(',').map(str::trim) {
+            if token.is_empty() || token.eq_ignore_ascii_case("identity") {
+                continue;
+            }
+            let enc = parse_token(token).filter(|e| accepted.contains(e))?;
+            layers.push(enc);
+        }
+    }
+    if layers.len() > MAX_LAYERS {
+        return Some(Decoder::Refused(format!(
+            "the response body has {} content codings (Content-Encoding); at most {MAX_LAYERS} are decoded",
+            layers.len()
+        )));
+    }
+    (!layers.is_empty()).then_some(Decoder::Layers(layers))
+}
+
+/// The coding a `Content-Encoding` token names, if it is one we decode.
+fn parse_token(s: &str) -> Option<Encoding> {
+    if s.eq_ignore_ascii_case("gzip") || s.eq_ignore_ascii_case("x-gzip") {
+        Some(Encoding::Gzip)
+    } else if s.eq_ignore_ascii_case("deflate") {
+        Some(Encoding::Deflate)
+    } else if s.eq_ignore_ascii_case("br") {
+        Some(Encoding::Br)
+    } else if s.eq_ignore_ascii_case("zstd") {
+        Some(Encoding::Zstd)
+    } else {
+        None
+    }
+}
+
+type Reader = Pin<Box<dyn AsyncBufRead + Send>>;
+
+/// A decoder of one coding reading from `r`.
+fn layer(enc: Encoding, r: Reader) -> Pin<Box<dyn AsyncRead + Send>> {
+    match enc {
+        Encoding::Gzip => {
+            let mut d = GzipDecoder::new(r);
+            d.multiple_members(true);
+            Box::pin(d)
+        }
+        Encoding::Deflate => Box::pin(ZlibDecoder::new(r)),
+        Encoding::Br => Box::pin(BrotliDecoder::new(r)),
+        Encoding::Zstd => Box::pin(ZstdDecoder::new(r)),
+    }
+}
+
+/// A stream of decoded chunks from a body encoded with `layers` (in the order applied); wire
+/// bytes are counted into the metrics and into `wire` as they arrive.
 pub(crate) fn decode(
     incoming: hyper::body::Incoming,
-    enc: Encoding,
+    layers: &[Encoding],
     metrics: Arc<Metrics>,
-) -> std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send>> {
-    let wire = incoming
+    wire: Arc<AtomicU64>,
+) -> Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send>> {
+    let stream = incoming
         .into_data_stream()
         .inspect_ok(move |b| {
             metrics.bytes_received.fetch_add(b.len() as u64, Relaxed);
+            wire.fetch_add(b.len() as u64, Relaxed);
         })
         .map_err(|e| std::io::Error::other(Transport(e)));
-    let reader = StreamReader::new(wire);
-    let reader = tokio::io::BufReader::with_capacity(CHUNK, reader);
-    match enc {
-        Encoding::Gzip => {
-            let mut d = GzipDecoder::new(reader);
-            d.multiple_members(true);
-            ReaderStream::with_capacity(d, CHUNK).boxed()
+    let mut reader: Reader = Box::pin(tokio::io::BufReader::with_capacity(
+        CHUNK,
+        StreamReader::new(stream),
+    ));
+    // The last coding applied is the first undone.
+    let mut rest = layers.iter().rev().peekable();
+    while let Some(&enc) = rest.next() {
+        let d = layer(enc, reader);
+        if rest.peek().is_none() {
+            return ReaderStream::with_capacity(d, CHUNK).boxed();
         }
-        Encoding::Deflate => ReaderStream::with_capacity(ZlibDecoder::new(reader), CHUNK).boxed(),
-        Encoding::Br => ReaderStream::with_capacity(BrotliDecoder::new(reader), CHUNK).boxed(),
-        Encoding::Zstd => ReaderStream::with_capacity(ZstdDecoder::new(reader), CHUNK).boxed(),
+        reader = Box::pin(tokio::io::BufReader::with_capacity(CHUNK, d));
     }
+    ReaderStream::with_capacity(reader, CHUNK).boxed()
 }
 
 /// Sorts a decoding-stream error into transport failure or corrupt data.
@@ -113,4 +170,45 @@ pub(crate) async fn encode(body: &[u8], enc: Encoding) -> Result<Bytes, Error> {
         Error::new(ErrorKind::InvalidRequest, "cannot encode the request body").with_source(e)
     })?;
     Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoder_of(values: &[&str], accepted: &[Encoding]) -> Option<Decoder> {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::CONTENT_ENCODING, HeaderValue::from_str(v).unwrap());
+        }
+        decoder(&h, accepted)
+    }
+
+    #[test]
+    fn codings_are_listed_in_the_order_applied() {
+        use Encoding::{Br, Deflate, Gzip, Zstd};
+        let all = [Gzip, Deflate, Br, Zstd];
+        assert_eq!(decoder_of(&[], &all), None);
+        assert_eq!(decoder_of(&["identity"], &all), None);
+        assert_eq!(
+            decoder_of(&["GZIP"], &all),
+            Some(Decoder::Layers(vec![Gzip]))
+        );
+        assert_eq!(
+            decoder_of(&["gzip, identity,br"], &all),
+            Some(Decoder::Layers(vec![Gzip, Br]))
+        );
+        // Several header lines are one list.
+        assert_eq!(
+            decoder_of(&["x-gzip", "zstd"], &all),
+            Some(Decoder::Layers(vec![Gzip, Zstd]))
+        );
+        // Unknown or not accepted: nothing is decoded.
+        assert_eq!(decoder_of(&["gzip, compress"], &all), None);
+        assert_eq!(decoder_of(&["gzip, br"], &[Gzip]), None);
+        assert!(matches!(
+            decoder_of(&["gzip, gzip, gzip, gzip, gzip"], &all),
+            Some(Decoder::Refused(_))
+        ));
+    }
 }

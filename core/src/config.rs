@@ -54,22 +54,25 @@ pub struct Config {
     pub user_agent: String,
 }
 
-/// Deadlines for each phase of a request. Each expiry is a distinct error code.
+/// Deadlines for each phase of a request. Each expiry is a distinct error code. Every field is at
+/// most [`MAX_DURATION_MS`] (one year); a per-request timeout (`RequestBuilder::timeout` and the
+/// phase overrides) has no upper bound, and one too large to represent as a deadline means no
+/// limit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeoutConfig {
     /// Whole request, including redirects and reading the body (`timeout.total`). 0 disables.
-    /// Default: 30_000.
+    /// At most one year. Default: 30_000.
     pub total_ms: u64,
-    /// TCP connect, across all addresses (`timeout.connect`). Default: 10_000.
+    /// TCP connect, across all addresses (`timeout.connect`). At most one year. Default: 10_000.
     pub connect_ms: u64,
-    /// TLS handshake (`timeout.tls`). Default: 10_000.
+    /// TLS handshake (`timeout.tls`). At most one year. Default: 10_000.
     pub tls_handshake_ms: u64,
     /// Longest wait for the next byte of the response head or body (`timeout.read`). 0 disables.
-    /// Default: 0.
+    /// At most one year. Default: 0.
     pub read_idle_ms: u64,
     /// Longest wait for a connection from the pool when its limits are reached (`timeout.pool`).
-    /// Default: 10_000.
+    /// At most one year. Default: 10_000.
     pub pool_acquire_ms: u64,
 }
 
@@ -89,20 +92,20 @@ impl Default for TimeoutConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PoolConfig {
-    /// Open connections across all origins. Default: 100.
+    /// Open connections across all origins. At most 1_000_000. Default: 100.
     pub max_connections: usize,
-    /// Open connections to one origin (scheme, host, port). Default: 50.
+    /// Open connections to one origin (scheme, host, port). At most 1_000_000. Default: 50.
     pub max_connections_per_host: usize,
     /// Idle HTTP/1.1 connections kept per origin once traffic calms down. Connections over it
     /// are closed after 1 s idle (not at once, so a burst wider than the cap does not reconnect
-    /// on every wave). 0 turns HTTP/1.1 keep-alive off. Default: 10.
+    /// on every wave). 0 turns HTTP/1.1 keep-alive off. At most 1_000_000. Default: 10.
     pub max_idle_per_host: usize,
-    /// Close a connection idle this long. Default: 90_000.
+    /// Close a connection idle this long. At most one year. Default: 90_000.
     pub idle_timeout_ms: u64,
-    /// Close a connection this old once it is idle. 0 disables. Default: 0.
+    /// Close a connection this old once it is idle. 0 disables. At most one year. Default: 0.
     pub max_lifetime_ms: u64,
     /// Requests allowed to wait for a connection per origin; beyond it they fail with
-    /// `timeout.pool` at once. Default: 10_000.
+    /// `timeout.pool` at once. At most 1_000_000. Default: 10_000.
     pub max_pending_per_host: usize,
 }
 
@@ -127,19 +130,20 @@ pub struct Http2Config {
     pub enabled: bool,
     /// Speak HTTP/2 over cleartext without negotiation (h2c). Default: false.
     pub prior_knowledge: bool,
-    /// Initial flow-control window of each stream. Default: 2 MiB (hyper's 64 KiB stalls
-    /// throughput on any latency).
+    /// Initial flow-control window of each stream, from 65_535 to 2^31-1. Default: 2 MiB
+    /// (hyper's 64 KiB stalls throughput on any latency).
     pub initial_stream_window_bytes: u32,
-    /// Initial flow-control window of the connection. Default: 4 MiB.
+    /// Initial flow-control window of the connection, from 65_535 to 2^31-1. Default: 4 MiB.
     pub initial_connection_window_bytes: u32,
     /// Streams opened per connection before the pool opens another, also capped by the server's
-    /// `SETTINGS_MAX_CONCURRENT_STREAMS`. Default: 256.
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`. At most 2^31-1. Default: 256.
     pub max_concurrent_streams: u32,
-    /// Interval of keep-alive PINGs; 0 disables. Default: 30_000.
+    /// Interval of keep-alive PINGs; 0 disables. At most one year. Default: 30_000.
     pub keep_alive_interval_ms: u64,
-    /// Close the connection when a PING is not answered within this time. Default: 20_000.
+    /// Close the connection when a PING is not answered within this time. At most one year.
+    /// Default: 20_000.
     pub keep_alive_timeout_ms: u64,
-    /// Largest frame accepted. Default: 16_384.
+    /// Largest frame accepted, from 16_384 to 16_777_215. Default: 16_384.
     pub max_frame_bytes: u32,
 }
 
@@ -164,9 +168,10 @@ impl Default for Http2Config {
 pub struct TcpConfig {
     /// Disable Nagle's algorithm. Default: true.
     pub nodelay: bool,
-    /// TCP keep-alive idle time; 0 disables. Default: 30_000.
+    /// TCP keep-alive idle time; 0 disables. At most 32_767_000 (Linux's limit). Default: 30_000.
     pub keepalive_ms: u64,
-    /// Delay before racing the next address (RFC 8305 "connection attempt delay"). Default: 250.
+    /// Delay before racing the next address (RFC 8305 "connection attempt delay"). At most one
+    /// year. Default: 250.
     pub happy_eyeballs_delay_ms: u64,
 }
 
@@ -237,24 +242,25 @@ impl TlsConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DnsConfig {
-    /// Cached names (LRU). 0 disables the cache. Default: 1000.
+    /// Cached names (LRU). 0 disables the cache. At most 100_000 (the cache's table is allocated
+    /// up front). Default: 1000.
     pub cache_size: usize,
-    /// Lower clamp on a record's TTL. Default: 1_000.
+    /// Lower clamp on a record's TTL. At most one year. Default: 1_000.
     pub min_ttl_ms: u64,
-    /// Upper clamp on a record's TTL. Default: 300_000.
+    /// Upper clamp on a record's TTL. At most one year. Default: 300_000.
     pub max_ttl_ms: u64,
     /// How long a failed lookup (NXDOMAIN, no records) is remembered when the server gives no
-    /// SOA TTL; also its upper clamp. Default: 5_000.
+    /// SOA TTL; also its upper clamp. At most one year. Default: 5_000.
     pub negative_ttl_ms: u64,
     /// Refresh an entry in the background when less than this fraction (percent) of its TTL is
-    /// left and it is used. 0 disables. Default: 10.
+    /// left and it is used. 0 disables. At most 100. Default: 10.
     pub refresh_before_expiry_percent: u8,
-    /// Serve an expired entry for this long when the resolver fails. 0 disables.
-    /// Default: 300_000.
+    /// Serve an expired entry for this long when the resolver fails. 0 disables. At most one
+    /// year. Default: 300_000.
     pub serve_stale_ms: u64,
     /// Name servers (`"ip:port"`) instead of the system's `/etc/resolv.conf`.
     pub nameservers: Vec<String>,
-    /// Timeout of one DNS query. Default: 5_000.
+    /// Timeout of one DNS query. At most one year. Default: 5_000.
     pub query_timeout_ms: u64,
     /// Consult `/etc/hosts`. Default: true.
     pub use_hosts_file: bool,
@@ -311,7 +317,7 @@ pub struct CompressionConfig {
     pub accept: Vec<Encoding>,
     /// Coding for request bodies (`gzip` or `zstd`); none by default.
     pub request_encoding: Option<Encoding>,
-    /// Encode request bodies at least this large. Default: 1024.
+    /// Encode request bodies at least this large. At most 2^53-1. Default: 1024.
     pub request_min_bytes: usize,
     /// Hosts that accept encoded request bodies (opt-in: most servers do not).
     pub request_hosts: Vec<String>,
@@ -338,7 +344,7 @@ impl Default for CompressionConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct RedirectConfig {
     /// Redirects followed before `too_many_redirects`; 0 returns 3xx responses as they are.
-    /// Default: 10.
+    /// At most 1_000. Default: 10.
     pub max: u32,
 }
 
@@ -352,11 +358,15 @@ impl Default for RedirectConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Largest response body after decoding (`body_too_large`); 0 means no limit.
+    /// Largest response body after decoding (`body_too_large`); 0 means no limit. At most 2^53-1.
     /// Default: 1 GiB.
     pub max_response_body_bytes: u64,
-    /// Largest response head (status line and headers). Default: 64 KiB.
+    /// Largest response head (status line and headers). At most 16 MiB. Default: 64 KiB.
     pub max_response_header_bytes: usize,
+    /// Largest ratio of decoded to compressed bytes of a response body (`body_too_large`), checked
+    /// once 1 MiB has been decoded, so small bodies that compress well are never refused;
+    /// 0 means no limit. At most 1_000_000. Default: 100.
+    pub max_decompression_ratio: u32,
 }
 
 impl Default for LimitsConfig {
@@ -364,8 +374,172 @@ impl Default for LimitsConfig {
         Self {
             max_response_body_bytes: 1 << 30,
             max_response_header_bytes: 64 * 1024,
+            max_decompression_ratio: 100,
         }
     }
+}
+
+/// Largest value of every duration field (`*_ms`): one year. Anything longer is a mistake, and
+/// it keeps every deadline computed from config far from overflow.
+pub const MAX_DURATION_MS: u64 = 365 * 24 * 3_600 * 1_000;
+
+/// Largest value of byte counts that allocate nothing: 2^53-1, exact in every binding's numbers.
+const MAX_EXACT: u64 = (1 << 53) - 1;
+
+/// Largest value of the numeric fields, name by name (`make schema` documents each in its field's
+/// doc comment). A test sets each field to its maximum and one beyond, and fails when a numeric
+/// field is missing here.
+#[expect(
+    clippy::many_single_char_names,
+    reason = "one letter per section keeps rows on one line"
+)]
+fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 59] {
+    const D: u64 = MAX_DURATION_MS;
+    const WINDOW: u64 = resilience::MAX_WINDOW_MS;
+    let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+    let (t, p, h2, dns) = (&c.timeouts, &c.pool, &c.http2, &c.dns);
+    let (r, b, l, a) = (&c.retry, &c.breaker, &c.rate_limit, &c.concurrency);
+    [
+        ("timeouts.total_ms", t.total_ms, D),
+        ("timeouts.connect_ms", t.connect_ms, D),
+        ("timeouts.tls_handshake_ms", t.tls_handshake_ms, D),
+        ("timeouts.read_idle_ms", t.read_idle_ms, D),
+        ("timeouts.pool_acquire_ms", t.pool_acquire_ms, D),
+        ("pool.max_connections", n(p.max_connections), 1_000_000),
+        (
+            "pool.max_connections_per_host",
+            n(p.max_connections_per_host),
+            1_000_000,
+        ),
+        ("pool.max_idle_per_host", n(p.max_idle_per_host), 1_000_000),
+        ("pool.idle_timeout_ms", p.idle_timeout_ms, D),
+        ("pool.max_lifetime_ms", p.max_lifetime_ms, D),
+        (
+            "pool.max_pending_per_host",
+            n(p.max_pending_per_host),
+            1_000_000,
+        ),
+        (
+            "http2.initial_stream_window_bytes",
+            h2.initial_stream_window_bytes.into(),
+            (1 << 31) - 1,
+        ),
+        (
+            "http2.initial_connection_window_bytes",
+            h2.initial_connection_window_bytes.into(),
+            (1 << 31) - 1,
+        ),
+        (
+            "http2.max_concurrent_streams",
+            h2.max_concurrent_streams.into(),
+            (1 << 31) - 1,
+        ),
+        ("http2.keep_alive_interval_ms", h2.keep_alive_interval_ms, D),
+        ("http2.keep_alive_timeout_ms", h2.keep_alive_timeout_ms, D),
+        (
+            "http2.max_frame_bytes",
+            h2.max_frame_bytes.into(),
+            16_777_215,
+        ),
+        ("tcp.keepalive_ms", c.tcp.keepalive_ms, 32_767_000),
+        (
+            "tcp.happy_eyeballs_delay_ms",
+            c.tcp.happy_eyeballs_delay_ms,
+            D,
+        ),
+        ("dns.cache_size", n(dns.cache_size), 100_000),
+        ("dns.min_ttl_ms", dns.min_ttl_ms, D),
+        ("dns.max_ttl_ms", dns.max_ttl_ms, D),
+        ("dns.negative_ttl_ms", dns.negative_ttl_ms, D),
+        (
+            "dns.refresh_before_expiry_percent",
+            dns.refresh_before_expiry_percent.into(),
+            100,
+        ),
+        ("dns.serve_stale_ms", dns.serve_stale_ms, D),
+        ("dns.query_timeout_ms", dns.query_timeout_ms, D),
+        (
+            "compression.request_min_bytes",
+            n(c.compression.request_min_bytes),
+            MAX_EXACT,
+        ),
+        ("redirect.max", c.redirect.max.into(), 1_000),
+        (
+            "limits.max_response_body_bytes",
+            c.limits.max_response_body_bytes,
+            MAX_EXACT,
+        ),
+        (
+            "limits.max_response_header_bytes",
+            n(c.limits.max_response_header_bytes),
+            16 << 20,
+        ),
+        (
+            "limits.max_decompression_ratio",
+            c.limits.max_decompression_ratio.into(),
+            1_000_000,
+        ),
+        ("retry.max_attempts", r.max_attempts.into(), 100),
+        ("retry.backoff_base_ms", r.backoff_base_ms, D),
+        ("retry.backoff_max_ms", r.backoff_max_ms, D),
+        ("retry.retry_after_max_ms", r.retry_after_max_ms, D),
+        (
+            "retry.max_replay_body_bytes",
+            n(r.max_replay_body_bytes),
+            MAX_EXACT,
+        ),
+        (
+            "retry.budget.ratio_percent",
+            r.budget.ratio_percent.into(),
+            1_000,
+        ),
+        (
+            "retry.budget.min_per_second",
+            r.budget.min_per_second.into(),
+            1_000_000,
+        ),
+        ("retry.budget.window_ms", r.budget.window_ms, WINDOW),
+        ("retry.hedge.delay_ms", r.hedge.delay_ms, D),
+        ("retry.hedge.min_delay_ms", r.hedge.min_delay_ms, D),
+        ("retry.hedge.min_samples", r.hedge.min_samples, 1_000_000),
+        (
+            "breaker.consecutive_failures",
+            b.consecutive_failures.into(),
+            1_000_000,
+        ),
+        (
+            "breaker.failure_ratio_percent",
+            b.failure_ratio_percent.into(),
+            100,
+        ),
+        ("breaker.min_requests", b.min_requests.into(), 1_000_000),
+        ("breaker.window_ms", b.window_ms, WINDOW),
+        ("breaker.open_ms", b.open_ms, D),
+        ("breaker.max_open_ms", b.max_open_ms, D),
+        (
+            "breaker.half_open_probes",
+            b.half_open_probes.into(),
+            10_000,
+        ),
+        (
+            "breaker.success_threshold",
+            b.success_threshold.into(),
+            10_000,
+        ),
+        ("rate_limit.requests", l.requests.into(), 1_000_000_000),
+        ("rate_limit.per_ms", l.per_ms, D),
+        ("rate_limit.burst", l.burst.into(), 1_000_000_000),
+        ("rate_limit.max_wait_ms", l.max_wait_ms, D),
+        ("rate_limit.redis.timeout_ms", l.redis.timeout_ms, D),
+        (
+            "concurrency.initial_limit",
+            a.initial_limit.into(),
+            1_000_000,
+        ),
+        ("concurrency.min_limit", a.min_limit.into(), 1_000_000),
+        ("concurrency.max_limit", a.max_limit.into(), 1_000_000),
+        ("concurrency.max_queue", n(a.max_queue), 1_000_000),
+    ]
 }
 
 pub(crate) fn ms(v: u64) -> Option<Duration> {
@@ -405,6 +579,14 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The largest value of every numeric field, by dotted name (`dns.cache_size`);
+    /// [`Config::validate`] refuses anything larger, naming the field.
+    pub fn upper_bounds() -> impl Iterator<Item = (&'static str, u64)> {
+        upper_bounds(&Config::default())
+            .into_iter()
+            .map(|(field, _, max)| (field, max))
+    }
+
     /// The JSON Schema of this config (committed as `core/config.schema.json`).
     pub fn json_schema() -> serde_json::Value {
         serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
@@ -417,6 +599,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), Error> {
         fn bad(field: &str, why: &str) -> Result<(), Error> {
             Err(error::config(format!("{field}: {why}")))
+        }
+        if let Some((field, _, max)) = upper_bounds(self).into_iter().find(|(_, v, max)| v > max) {
+            return bad(field, &format!("must be at most {max}"));
         }
         let p = &self.pool;
         if p.max_connections == 0 {
@@ -574,6 +759,128 @@ mod tests {
         let c = Config::default();
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(Config::from_json(&json).unwrap(), c);
+    }
+
+    /// Sets the field at dotted `path` of a config's JSON.
+    fn set(v: &mut serde_json::Value, path: &str, n: u64) {
+        let mut at = v;
+        for key in path.split('.') {
+            at = &mut at[key];
+        }
+        assert!(at.is_u64(), "{path} is not a number");
+        *at = n.into();
+    }
+
+    /// Every numeric field at its maximum, with the policies that read them enabled.
+    fn all_at_max() -> serde_json::Value {
+        let mut v = serde_json::to_value(Config::default()).unwrap();
+        for (field, max) in Config::upper_bounds() {
+            set(&mut v, field, max);
+        }
+        for section in ["breaker", "rate_limit", "concurrency"] {
+            v[section]["enabled"] = true.into();
+        }
+        v["retry"]["hedge"]["enabled"] = true.into();
+        v
+    }
+
+    /// Dotted names of every integer leaf of a config's JSON.
+    fn integer_fields(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let name = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    integer_fields(v, &name, out);
+                }
+            }
+            serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => out.push(prefix.to_owned()),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_numeric_field_has_an_upper_bound() {
+        let mut fields = Vec::new();
+        integer_fields(
+            &serde_json::to_value(Config::default()).unwrap(),
+            "",
+            &mut fields,
+        );
+        let bounded: Vec<&str> = Config::upper_bounds().map(|(f, _)| f).collect();
+        for f in &fields {
+            assert!(
+                bounded.contains(&f.as_str()),
+                "{f} has no upper bound in upper_bounds()"
+            );
+        }
+        assert_eq!(
+            bounded.len(),
+            fields.len(),
+            "upper_bounds() names a field twice"
+        );
+    }
+
+    #[test]
+    fn each_field_beyond_its_bound_is_refused_by_name() {
+        let base = all_at_max();
+        Config::from_value(base.clone()).unwrap();
+        for (field, max) in Config::upper_bounds() {
+            for mut v in [
+                base.clone(),
+                serde_json::to_value(Config::default()).unwrap(),
+            ] {
+                set(&mut v, field, max + 1);
+                let e = Config::from_value(v).unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{field}");
+                let want = format!("{field}: must be at most {max}");
+                assert!(e.to_string().contains(&want), "{field}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_client_builds_with_every_field_at_its_maximum() {
+        fn rss_kib() -> u64 {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        }
+        let cfg = Config::from_value(all_at_max()).unwrap();
+        let before = rss_kib();
+        let client = crate::Client::from_config(cfg).unwrap();
+        let grown = rss_kib().saturating_sub(before);
+        assert!(grown < 64 * 1024, "building the client took {grown} KiB");
+        drop(client);
+    }
+
+    #[test]
+    fn rate_limit_bursts_refill_within_a_year() {
+        let e = Config::from_json(
+            r#"{"rate_limit": {"requests": 1, "per_ms": 31536000000, "burst": 2}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("rate_limit.burst"), "{e}");
+    }
+
+    #[test]
+    fn redis_urls_may_use_tls() {
+        for url in ["redis://127.0.0.1:6379", "rediss://localhost:6380/0"] {
+            let json =
+                format!(r#"{{"rate_limit": {{"backend": "redis", "redis": {{"url": "{url}"}}}}}}"#);
+            Config::from_json(&json).unwrap();
+        }
+        let e = Config::from_json(
+            r#"{"rate_limit": {"backend": "redis", "redis": {"url": "http://x"}}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("rate_limit.redis.url"), "{e}");
     }
 
     #[test]

@@ -83,7 +83,9 @@ impl Connector {
         origin: &Origin,
         timeout: Option<Duration>,
     ) -> Result<Connected, Error> {
-        let connect_ms = timeout.map_or(self.connect_ms, |t| t.as_millis() as u64);
+        let connect_ms = timeout.map_or(self.connect_ms, |t| {
+            u64::try_from(t.as_millis()).unwrap_or(u64::MAX)
+        });
         let t0 = Instant::now();
         let addrs = self.dns.resolve(&origin.host).await?;
         let dns = t0.elapsed();

@@ -455,7 +455,7 @@ impl Pool {
         let host = host.0.clone();
         let origin = &host.origin;
         // A dead idle connection found by `ready()` costs one more round; bounded for safety.
-        for _ in 0..(sh.s.per_host + 2) {
+        for _ in 0..sh.s.per_host.saturating_add(2) {
             let (step, dead) = host.try_acquire(urgency);
             host.retire_all(dead);
             let grant = match step {
@@ -490,7 +490,7 @@ impl Pool {
                             return Err(crate::error::timeout(
                                 ErrorKind::TimeoutPool,
                                 &format!("waiting for a connection to {}", origin.key),
-                                wait.as_millis() as u64,
+                                u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                             ));
                         }
                     }

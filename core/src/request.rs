@@ -28,7 +28,8 @@ pub struct Request {
 }
 
 /// Per-request overrides of the phase timeouts under `timeouts.*`; `None` keeps the config's.
-/// (The total timeout is [`Request::timeout_mut`].)
+/// (The total timeout is [`Request::timeout_mut`].) A duration too large to represent as a
+/// deadline (`Duration::MAX`) means no limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PhaseTimeouts {
     /// TCP connect of a connection this request opens (`timeouts.connect_ms`).
@@ -330,7 +331,8 @@ impl RequestBuilder {
         self.header("authorization", &format!("Bearer {token}"))
     }
 
-    /// Overrides the total timeout for this request.
+    /// Overrides the total timeout for this request. A timeout too large to represent as a
+    /// deadline (`Duration::MAX`) means no limit; so do the phase timeouts below.
     pub fn timeout(self, d: Duration) -> Self {
         self.map(|r| {
             r.timeout = Some(d);

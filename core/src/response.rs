@@ -12,6 +12,9 @@ use serde::de::DeserializeOwned;
 use crate::body::Body;
 use crate::error::{Error, ErrorKind};
 
+/// Most bytes reserved for a whole body before they arrive.
+const PREALLOC_MAX: u64 = 8 << 20;
+
 /// Where the time of a request went. Connection phases are zero on a reused connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Timings {
@@ -122,7 +125,8 @@ impl Response {
         let Some(second) = self.chunk().await? else {
             return Ok(first);
         };
-        let hint = usize::try_from(self.body.size_hint_lower()).unwrap_or(0);
+        // The hint is the server's Content-Length: never trusted for more than a few MiB up front.
+        let hint = usize::try_from(self.body.size_hint_lower().min(PREALLOC_MAX)).unwrap_or(0);
         let mut buf = BytesMut::with_capacity(first.len() + second.len() + hint);
         buf.extend_from_slice(&first);
         buf.extend_from_slice(&second);

@@ -231,3 +231,107 @@ async fn killing_redis_follows_the_configured_fallback() {
     );
     assert_eq!(closed.stats().resilience.rate_limit.redis_errors, 3);
 }
+
+/// A Redis that speaks only TLS, with a certificate for `localhost` signed by a fresh CA:
+/// (the server, the CA's PEM).
+fn start_redis_tls() -> (Redis, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("wirecore-rediss-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key, ca_file) = (
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("ca.pem"),
+    );
+    std::fs::write(&cert, leaf_cert.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--tls-cert-file",
+            &path(&cert),
+            "--tls-key-file",
+            &path(&key),
+        ])
+        .args([
+            "--tls-ca-cert-file",
+            &path(&ca_file),
+            "--tls-auth-clients",
+            "no",
+        ])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is not installed: run `make setup`");
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (Redis { child, port }, ca_cert.pem());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("redis-server did not start with TLS on port {port}");
+}
+
+fn rediss_client(srv: &TestServer, port: u16, ca: Option<&str>) -> Client {
+    client_with(srv, |c| {
+        c.retry.enabled = false;
+        if let Some(ca) = ca {
+            c.tls.extra_ca_pem.push(ca.to_owned());
+        }
+        let l = &mut c.rate_limit;
+        l.enabled = true;
+        l.requests = 3;
+        l.per_ms = 3_600_000;
+        l.mode = RateLimitMode::Fail;
+        l.scope = RateLimitScope::Client;
+        l.backend = RateLimitBackend::Redis;
+        l.redis.url = format!("rediss://127.0.0.1:{port}");
+        l.redis.key_prefix = format!("wc-tls:{port}:");
+        l.redis.on_error = RedisFailure::FailClosed;
+        l.redis.timeout_ms = 5_000;
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_urls_reach_redis_over_tls() {
+    let (redis, ca) = start_redis_tls();
+    let srv = server().await;
+    // Trusting the Redis CA: the limit is kept in Redis.
+    let c = rediss_client(&srv, redis.port, Some(&ca));
+    for _ in 0..3 {
+        c.get(&srv.url("/bytes/1")).send().await.unwrap();
+    }
+    let e = c.get(&srv.url("/bytes/1")).send().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+    let s = c.stats().resilience.rate_limit;
+    assert_eq!(s.redis_errors, 0, "{s:?}");
+    // Without it, the certificate is refused: fail closed.
+    let c = rediss_client(&srv, redis.port, None);
+    let e = c.get(&srv.url("/bytes/1")).send().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+    assert!(e.to_string().contains("unavailable"), "{e}");
+    assert_eq!(c.stats().resilience.rate_limit.redis_errors, 1);
+}

@@ -4,6 +4,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Longest sliding window (`retry.budget.window_ms`, `breaker.window_ms`): 10 minutes. Each
+/// origin keeps one slot per second of it.
+pub(super) const MAX_WINDOW_MS: u64 = 600_000;
+
 /// Retries with exponential backoff, `Retry-After`, a per-origin budget, and optional hedging.
 ///
 /// Only what is safe is retried: idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE, TRACE, or a
@@ -14,27 +18,28 @@ use serde::{Deserialize, Serialize};
 pub struct RetryConfig {
     /// Retry at all. Default: true.
     pub enabled: bool,
-    /// Attempts per request, the first included (1 disables retries). Default: 3.
+    /// Attempts per request, the first included (1 disables retries). At most 100. Default: 3.
     pub max_attempts: u32,
     /// Backoff before the first retry; later ones multiply it, each with full jitter.
-    /// Default: 50.
+    /// At most one year. Default: 50.
     pub backoff_base_ms: u64,
     /// Growth of the backoff per retry. Default: 2.0.
     pub backoff_multiplier: f64,
-    /// Largest backoff. Default: 2_000.
+    /// Largest backoff. At most one year. Default: 2_000.
     pub backoff_max_ms: u64,
     /// Response statuses retried (for idempotent requests). Default: [502, 503, 504].
     pub retry_on_status: Vec<u16>,
     /// Retry 429 Too Many Requests, waiting as `Retry-After`/`RateLimit-Reset` says.
     /// Default: true.
     pub retry_on_429: bool,
-    /// Longest `Retry-After` honoured; a longer one returns the response at once. Default: 10_000.
+    /// Longest `Retry-After` honoured; a longer one returns the response at once. At most one
+    /// year. Default: 10_000.
     pub retry_after_max_ms: u64,
     /// Retry non-idempotent requests (POST, PATCH) on the same rules as GET. A request can opt in
     /// alone with `idempotent(true)`. Default: false.
     pub non_idempotent: bool,
     /// Request bodies up to this size are kept to be replayed; larger and streamed bodies are
-    /// sent once. Default: 1 MiB.
+    /// sent once. At most 2^53-1. Default: 1 MiB.
     pub max_replay_body_bytes: usize,
     /// Caps retries per origin so they cannot multiply load during an outage.
     pub budget: RetryBudgetConfig,
@@ -68,11 +73,12 @@ impl Default for RetryConfig {
 pub struct RetryBudgetConfig {
     /// Enforce the budget. Default: true.
     pub enabled: bool,
-    /// Retries allowed as a percentage of requests in the window. Default: 20.
+    /// Retries allowed as a percentage of requests in the window. At most 1_000. Default: 20.
     pub ratio_percent: u32,
-    /// Retries always allowed per second, so a quiet origin can still retry. Default: 10.
+    /// Retries always allowed per second, so a quiet origin can still retry. At most 1_000_000.
+    /// Default: 10.
     pub min_per_second: u32,
-    /// Length of the sliding window. Default: 10_000.
+    /// Length of the sliding window, from 1_000 to 600_000. Default: 10_000.
     pub window_ms: u64,
 }
 
@@ -95,13 +101,15 @@ impl Default for RetryBudgetConfig {
 pub struct HedgeConfig {
     /// Hedge at all. Default: false.
     pub enabled: bool,
-    /// Fixed delay before the hedge; 0 uses the origin's latency `percentile`. Default: 0.
+    /// Fixed delay before the hedge; 0 uses the origin's latency `percentile`. At most one year.
+    /// Default: 0.
     pub delay_ms: u64,
     /// Latency percentile of the origin used as delay when `delay_ms` is 0. Default: 95.0.
     pub percentile: f64,
-    /// Smallest delay when derived from the percentile. Default: 5.
+    /// Smallest delay when derived from the percentile. At most one year. Default: 5.
     pub min_delay_ms: u64,
-    /// Responses of the origin needed before a percentile is trusted. Default: 20.
+    /// Responses of the origin needed before a percentile is trusted. At most 1_000_000.
+    /// Default: 20.
     pub min_samples: u64,
 }
 
@@ -128,21 +136,24 @@ impl Default for HedgeConfig {
 pub struct BreakerConfig {
     /// Use breakers. Default: false.
     pub enabled: bool,
-    /// Failures in a row that open the breaker (0 disables this rule). Default: 5.
+    /// Failures in a row that open the breaker (0 disables this rule). At most 1_000_000.
+    /// Default: 5.
     pub consecutive_failures: u32,
-    /// Failure percentage over the window that opens the breaker (0 disables). Default: 50.
+    /// Failure percentage over the window that opens the breaker (0 disables). At most 100.
+    /// Default: 50.
     pub failure_ratio_percent: u32,
-    /// Requests needed in the window before the ratio rule applies. Default: 20.
+    /// Requests needed in the window before the ratio rule applies. At most 1_000_000.
+    /// Default: 20.
     pub min_requests: u32,
-    /// Sliding window of the ratio rule. Default: 10_000.
+    /// Sliding window of the ratio rule, from 1_000 to 600_000. Default: 10_000.
     pub window_ms: u64,
-    /// How long the breaker stays open after its first trip. Default: 5_000.
+    /// How long the breaker stays open after its first trip. At most one year. Default: 5_000.
     pub open_ms: u64,
-    /// Open time doubles per consecutive trip up to this. Default: 60_000.
+    /// Open time doubles per consecutive trip up to this. At most one year. Default: 60_000.
     pub max_open_ms: u64,
-    /// Requests let through while half-open. Default: 1.
+    /// Requests let through while half-open. At most 10_000. Default: 1.
     pub half_open_probes: u32,
-    /// Successful probes that close the breaker. Default: 1.
+    /// Successful probes that close the breaker. At most `half_open_probes`. Default: 1.
     pub success_threshold: u32,
     /// A 5xx response counts as a failure. Default: true.
     pub failure_on_5xx: bool,
@@ -228,17 +239,19 @@ pub enum RedisFailure {
 pub struct RateLimitConfig {
     /// Limit at all. Default: false.
     pub enabled: bool,
-    /// Requests allowed per `per_ms`. Default: 100.
+    /// Requests allowed per `per_ms`. At most 1_000_000_000. Default: 100.
     pub requests: u32,
-    /// The period of `requests`. Default: 1_000.
+    /// The period of `requests`. At most one year. Default: 1_000.
     pub per_ms: u64,
-    /// Requests allowed at once after a quiet period; 0 means `requests`. Default: 0.
+    /// Requests allowed at once after a quiet period; 0 means `requests`. At most 1_000_000_000,
+    /// and refilling a whole burst (`burst` × `per_ms` / `requests`) takes at most one year.
+    /// Default: 0.
     pub burst: u32,
     /// What the limit is counted per. Default: "origin".
     pub scope: RateLimitScope,
     /// Wait or fail fast. Default: "wait".
     pub mode: RateLimitMode,
-    /// Longest wait in `wait` mode. Default: 1_000.
+    /// Longest wait in `wait` mode. At most one year. Default: 1_000.
     pub max_wait_ms: u64,
     /// Local or Redis. Default: "local".
     pub backend: RateLimitBackend,
@@ -266,7 +279,8 @@ impl Default for RateLimitConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisLimitConfig {
-    /// `redis://host:port/db`. Default: "redis://127.0.0.1:6379".
+    /// `redis://host:port/db`, or `rediss://` for TLS (verified with the same roots as `tls`).
+    /// Default: "redis://127.0.0.1:6379".
     pub url: String,
     /// Default: "token_bucket".
     pub algorithm: RedisAlgorithm,
@@ -274,7 +288,8 @@ pub struct RedisLimitConfig {
     pub key_prefix: String,
     /// Behaviour when Redis fails. Default: "fail_open".
     pub on_error: RedisFailure,
-    /// Longest wait for Redis per check; beyond it counts as a failure. Default: 100.
+    /// Longest wait for Redis per check; beyond it counts as a failure. At most one year.
+    /// Default: 100.
     pub timeout_ms: u64,
 }
 
@@ -299,17 +314,18 @@ impl Default for RedisLimitConfig {
 pub struct ConcurrencyConfig {
     /// Limit at all. Default: false.
     pub enabled: bool,
-    /// Limit at start. Default: 20.
+    /// Limit at start. At most 1_000_000. Default: 20.
     pub initial_limit: u32,
-    /// Smallest limit. Default: 1.
+    /// Smallest limit. At most 1_000_000. Default: 1.
     pub min_limit: u32,
-    /// Largest limit. Default: 1_000.
+    /// Largest limit. At most 1_000_000. Default: 1_000.
     pub max_limit: u32,
     /// Factor applied to the limit on an overload signal. Default: 0.9.
     pub backoff_ratio: f64,
     /// Latency above this multiple of the lowest seen counts as overload. Default: 2.0.
     pub latency_tolerance: f64,
-    /// Requests allowed to wait for a slot; beyond it they fail with `overloaded`. Default: 1_000.
+    /// Requests allowed to wait for a slot; beyond it they fail with `overloaded`. At most
+    /// 1_000_000. Default: 1_000.
     pub max_queue: usize,
 }
 
@@ -395,8 +411,22 @@ pub(super) fn validate(cfg: &super::Config) -> Result<(), (String, &'static str)
     if l.per_ms == 0 {
         return bad("rate_limit.per_ms", "must be at least 1");
     }
-    if l.backend == RateLimitBackend::Redis && !l.redis.url.starts_with("redis://") {
-        return bad("rate_limit.redis.url", "must start with redis://");
+    let burst = if l.burst == 0 { l.requests } else { l.burst };
+    if u128::from(burst) * u128::from(l.per_ms) / u128::from(l.requests)
+        > u128::from(super::MAX_DURATION_MS)
+    {
+        return bad(
+            "rate_limit.burst",
+            "refilling a whole burst (burst * per_ms / requests) must take at most one year",
+        );
+    }
+    if l.backend == RateLimitBackend::Redis
+        && !(l.redis.url.starts_with("redis://") || l.redis.url.starts_with("rediss://"))
+    {
+        return bad(
+            "rate_limit.redis.url",
+            "must start with redis:// or rediss://",
+        );
     }
     if l.redis.timeout_ms == 0 {
         return bad("rate_limit.redis.timeout_ms", "must be at least 1");

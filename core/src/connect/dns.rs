@@ -103,7 +103,7 @@ impl DnsCache {
                     m.hits.fetch_add(1, Relaxed);
                     let left = *expires - now;
                     let pct = u32::from(inner.cfg.refresh_before_expiry_percent);
-                    if pct > 0 && !*refreshing && left < *ttl * pct / 100 {
+                    if pct > 0 && !*refreshing && left < *ttl / 100 * pct {
                         *refreshing = true;
                         let this = self.clone();
                         let name = host.to_owned();
@@ -132,7 +132,7 @@ impl DnsCache {
                     host,
                     Entry::Found {
                         addrs: addrs.clone(),
-                        expires: Instant::now() + ttl,
+                        expires: expires_in(ttl),
                         ttl,
                         refreshing: false,
                     },
@@ -147,7 +147,7 @@ impl DnsCache {
                     self.store(
                         host,
                         Entry::Missing {
-                            expires: Instant::now() + ttl,
+                            expires: expires_in(ttl),
                             why: Arc::from(why.as_str()),
                         },
                     );
@@ -164,7 +164,7 @@ impl DnsCache {
                         host,
                         Entry::Found {
                             addrs: addrs.clone(),
-                            expires: Instant::now() + pause,
+                            expires: expires_in(pause),
                             ttl: pause,
                             refreshing: false,
                         },
@@ -183,7 +183,7 @@ impl DnsCache {
                 &host,
                 Entry::Found {
                     addrs: Arc::from(addrs),
-                    expires: Instant::now() + ttl,
+                    expires: expires_in(ttl),
                     ttl,
                     refreshing: false,
                 },
@@ -267,6 +267,14 @@ impl DnsCache {
             Err(e) => Lookup::Failed(e.to_string()),
         }
     }
+}
+
+/// When an entry stored now with `ttl` expires. TTLs are clamped by the validated config; a
+/// far future stands for "never" should one still not fit.
+fn expires_in(ttl: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(ttl)
+        .unwrap_or_else(|| now + Duration::from_hours(30 * 365 * 24))
 }
 
 fn dns_error(host: &str, why: &str) -> Error {

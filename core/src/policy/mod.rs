@@ -117,7 +117,7 @@ impl std::fmt::Debug for Policies {
 impl Policies {
     pub(crate) fn new(cfg: &Config) -> Result<Self, Error> {
         let rate = if cfg.rate_limit.enabled {
-            Some(RateLimiter::new(&cfg.rate_limit)?)
+            Some(RateLimiter::with_roots(&cfg.rate_limit, &cfg.tls)?)
         } else {
             None
         };
@@ -237,7 +237,7 @@ impl Policies {
         let slot = match &op.concurrency {
             Some(c) => {
                 let wait = crate::config::ms(self.cfg.timeouts.pool_acquire_ms)
-                    .map(|d| Instant::now() + d);
+                    .and_then(|d| Instant::now().checked_add(d));
                 let until = match (wait, deadline) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -361,7 +361,8 @@ impl Policies {
                 None => retry::backoff(rc, n, fastrand::f64()),
             };
             let now = Instant::now();
-            if deadline.is_some_and(|d| now + delay >= d) {
+            // A delay past any representable time is past the deadline too.
+            if deadline.is_some_and(|d| now.checked_add(delay).is_none_or(|t| t >= d)) {
                 return res;
             }
             if !op.budget.try_withdraw(now) {

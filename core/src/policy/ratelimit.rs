@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::config::{
-    RateLimitBackend, RateLimitConfig, RateLimitMode, RedisAlgorithm, RedisFailure,
+    RateLimitBackend, RateLimitConfig, RateLimitMode, RedisAlgorithm, RedisFailure, TlsConfig,
 };
 use crate::error::{Error, ErrorKind};
 
@@ -121,6 +121,11 @@ pub(crate) enum Verdict {
 
 impl RateLimiter {
     pub(crate) fn new(cfg: &RateLimitConfig) -> Result<Self, Error> {
+        Self::with_roots(cfg, &TlsConfig::default())
+    }
+
+    /// A limiter; a `rediss://` Redis is verified with `tls`'s extra roots when it has some.
+    pub(crate) fn with_roots(cfg: &RateLimitConfig, tls: &TlsConfig) -> Result<Self, Error> {
         let burst = if cfg.burst == 0 {
             cfg.requests
         } else {
@@ -134,8 +139,7 @@ impl RateLimiter {
             .ok_or_else(|| crate::error::config("rate_limit.per_ms: too small"))?
             .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
         let redis = if cfg.backend == RateLimitBackend::Redis {
-            let client = redis::Client::open(cfg.redis.url.as_str())
-                .map_err(|e| crate::error::config(format!("rate_limit.redis.url: {e}")))?;
+            let client = redis_client(&cfg.redis.url, tls)?;
             let src = match cfg.redis.algorithm {
                 RedisAlgorithm::TokenBucket => TOKEN_BUCKET,
                 RedisAlgorithm::SlidingWindow => SLIDING_WINDOW,
@@ -187,11 +191,15 @@ impl RateLimiter {
                 Verdict::Wait(d) => d,
             };
             let now = Instant::now();
-            let until = now + wait;
+            let first = *start.get_or_insert(now);
+            // A wait past any representable time is too long.
+            let until = now.checked_add(wait);
             let too_long = self.cfg.mode == RateLimitMode::Fail
-                || until > *start.get_or_insert(now) + max_wait
-                || deadline.is_some_and(|d| until >= d);
-            if too_long {
+                || until.is_none_or(|u| {
+                    first.checked_add(max_wait).is_some_and(|m| u > m)
+                        || deadline.is_some_and(|d| u >= d)
+                });
+            let (false, Some(until)) = (too_long, until) else {
                 self.counters.rejected.fetch_add(1, Relaxed);
                 return Err(Error::new(
                     ErrorKind::RateLimited,
@@ -202,7 +210,7 @@ impl RateLimiter {
                         wait.as_millis()
                     ),
                 ));
-            }
+            };
             waited = true;
             tokio::time::sleep_until(until).await;
         }
@@ -306,6 +314,36 @@ impl RateLimiter {
     fn retain_recent(&self) {
         self.local.retain_recent();
     }
+}
+
+/// A Redis client for `url`. Over TLS (`rediss://`) it trusts `tls.extra_ca_pem` and
+/// `tls.ca_files` when given, else the system's roots.
+fn redis_client(url: &str, tls: &TlsConfig) -> Result<redis::Client, Error> {
+    let bad =
+        |e: &dyn std::fmt::Display| crate::error::config(format!("rate_limit.redis.url: {e}"));
+    if !url.starts_with("rediss://") {
+        return redis::Client::open(url).map_err(|e| bad(&e));
+    }
+    // redis builds its rustls config with the process default provider: make sure there is one,
+    // so a process that links two providers does not panic (TOOLCHAIN.md pitfall 2).
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let mut pem = tls.extra_ca_pem.join("\n").into_bytes();
+    for (i, path) in tls.ca_files.iter().enumerate() {
+        let text = std::fs::read(path)
+            .map_err(|e| crate::error::config(format!("tls.ca_files[{i}]: {path}: {e}")))?;
+        pem.push(b'\n');
+        pem.extend(text);
+    }
+    if pem.iter().all(u8::is_ascii_whitespace) {
+        return redis::Client::open(url).map_err(|e| bad(&e));
+    }
+    let certs = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    };
+    redis::Client::build_with_tls(url, certs).map_err(|e| bad(&e))
 }
 
 #[cfg(test)]

@@ -99,7 +99,8 @@ pub(crate) fn backoff(cfg: &RetryConfig, n: u32, unit: f64) -> Duration {
     let exp = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
     let cap = (cfg.backoff_base_ms as f64 * cfg.backoff_multiplier.powi(exp))
         .min(cfg.backoff_max_ms as f64);
-    Duration::from_secs_f64(cap * unit.clamp(0.0, 1.0) / 1000.0)
+    Duration::try_from_secs_f64(cap * unit.clamp(0.0, 1.0) / 1000.0)
+        .unwrap_or_else(|_| Duration::from_millis(cfg.backoff_max_ms))
 }
 
 /// How long the server asked to wait: `Retry-After` (seconds or HTTP-date), else

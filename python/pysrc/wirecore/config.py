@@ -123,7 +123,8 @@ class BreakerConfig(TypedDict, total=False):
     go through; `success_threshold` successes close it, one failure opens it again for longer.
     """
 
-    #: Failures in a row that open the breaker (0 disables this rule). Default: 5.
+    #: Failures in a row that open the breaker (0 disables this rule). At most 1_000_000.
+    #: Default: 5.
     consecutive_failures: int
 
     #: Use breakers. Default: false.
@@ -135,25 +136,27 @@ class BreakerConfig(TypedDict, total=False):
     #: A 5xx response counts as a failure. Default: true.
     failure_on_5xx: bool
 
-    #: Failure percentage over the window that opens the breaker (0 disables). Default: 50.
+    #: Failure percentage over the window that opens the breaker (0 disables). At most 100.
+    #: Default: 50.
     failure_ratio_percent: int
 
-    #: Requests let through while half-open. Default: 1.
+    #: Requests let through while half-open. At most 10_000. Default: 1.
     half_open_probes: int
 
-    #: Open time doubles per consecutive trip up to this. Default: 60_000.
+    #: Open time doubles per consecutive trip up to this. At most one year. Default: 60_000.
     max_open_ms: int
 
-    #: Requests needed in the window before the ratio rule applies. Default: 20.
+    #: Requests needed in the window before the ratio rule applies. At most 1_000_000.
+    #: Default: 20.
     min_requests: int
 
-    #: How long the breaker stays open after its first trip. Default: 5_000.
+    #: How long the breaker stays open after its first trip. At most one year. Default: 5_000.
     open_ms: int
 
-    #: Successful probes that close the breaker. Default: 1.
+    #: Successful probes that close the breaker. At most `half_open_probes`. Default: 1.
     success_threshold: int
 
-    #: Sliding window of the ratio rule. Default: 10_000.
+    #: Sliding window of the ratio rule, from 1_000 to 600_000. Default: 10_000.
     window_ms: int
 
 
@@ -170,7 +173,7 @@ class CompressionConfig(TypedDict, total=False):
     #: Hosts that accept encoded request bodies (opt-in: most servers do not).
     request_hosts: list[str]
 
-    #: Encode request bodies at least this large. Default: 1024.
+    #: Encode request bodies at least this large. At most 2^53-1. Default: 1024.
     request_min_bytes: int
 
 
@@ -187,50 +190,52 @@ class ConcurrencyConfig(TypedDict, total=False):
     #: Limit at all. Default: false.
     enabled: bool
 
-    #: Limit at start. Default: 20.
+    #: Limit at start. At most 1_000_000. Default: 20.
     initial_limit: int
 
     #: Latency above this multiple of the lowest seen counts as overload. Default: 2.0.
     latency_tolerance: float
 
-    #: Largest limit. Default: 1_000.
+    #: Largest limit. At most 1_000_000. Default: 1_000.
     max_limit: int
 
-    #: Requests allowed to wait for a slot; beyond it they fail with `overloaded`. Default: 1_000.
+    #: Requests allowed to wait for a slot; beyond it they fail with `overloaded`. At most
+    #: 1_000_000. Default: 1_000.
     max_queue: int
 
-    #: Smallest limit. Default: 1.
+    #: Smallest limit. At most 1_000_000. Default: 1.
     min_limit: int
 
 
 class DnsConfig(TypedDict, total=False):
     """DNS resolver and cache."""
 
-    #: Cached names (LRU). 0 disables the cache. Default: 1000.
+    #: Cached names (LRU). 0 disables the cache. At most 100_000 (the cache's table is allocated
+    #: up front). Default: 1000.
     cache_size: int
 
-    #: Upper clamp on a record's TTL. Default: 300_000.
+    #: Upper clamp on a record's TTL. At most one year. Default: 300_000.
     max_ttl_ms: int
 
-    #: Lower clamp on a record's TTL. Default: 1_000.
+    #: Lower clamp on a record's TTL. At most one year. Default: 1_000.
     min_ttl_ms: int
 
     #: Name servers (`"ip:port"`) instead of the system's `/etc/resolv.conf`.
     nameservers: list[str]
 
     #: How long a failed lookup (NXDOMAIN, no records) is remembered when the server gives no
-    #: SOA TTL; also its upper clamp. Default: 5_000.
+    #: SOA TTL; also its upper clamp. At most one year. Default: 5_000.
     negative_ttl_ms: int
 
-    #: Timeout of one DNS query. Default: 5_000.
+    #: Timeout of one DNS query. At most one year. Default: 5_000.
     query_timeout_ms: int
 
     #: Refresh an entry in the background when less than this fraction (percent) of its TTL is
-    #: left and it is used. 0 disables. Default: 10.
+    #: left and it is used. 0 disables. At most 100. Default: 10.
     refresh_before_expiry_percent: int
 
-    #: Serve an expired entry for this long when the resolver fails. 0 disables.
-    #: Default: 300_000.
+    #: Serve an expired entry for this long when the resolver fails. 0 disables. At most one
+    #: year. Default: 300_000.
     serve_stale_ms: int
 
     #: Consult `/etc/hosts`. Default: true.
@@ -243,16 +248,18 @@ class HedgeConfig(TypedDict, total=False):
     Hedges spend the retry budget.
     """
 
-    #: Fixed delay before the hedge; 0 uses the origin's latency `percentile`. Default: 0.
+    #: Fixed delay before the hedge; 0 uses the origin's latency `percentile`. At most one year.
+    #: Default: 0.
     delay_ms: int
 
     #: Hedge at all. Default: false.
     enabled: bool
 
-    #: Smallest delay when derived from the percentile. Default: 5.
+    #: Smallest delay when derived from the percentile. At most one year. Default: 5.
     min_delay_ms: int
 
-    #: Responses of the origin needed before a percentile is trusted. Default: 20.
+    #: Responses of the origin needed before a percentile is trusted. At most 1_000_000.
+    #: Default: 20.
     min_samples: int
 
     #: Latency percentile of the origin used as delay when `delay_ms` is 0. Default: 95.0.
@@ -265,24 +272,25 @@ class Http2Config(TypedDict, total=False):
     #: Offer `h2` in ALPN over TLS. Default: true.
     enabled: bool
 
-    #: Initial flow-control window of the connection. Default: 4 MiB.
+    #: Initial flow-control window of the connection, from 65_535 to 2^31-1. Default: 4 MiB.
     initial_connection_window_bytes: int
 
-    #: Initial flow-control window of each stream. Default: 2 MiB (hyper's 64 KiB stalls
-    #: throughput on any latency).
+    #: Initial flow-control window of each stream, from 65_535 to 2^31-1. Default: 2 MiB
+    #: (hyper's 64 KiB stalls throughput on any latency).
     initial_stream_window_bytes: int
 
-    #: Interval of keep-alive PINGs; 0 disables. Default: 30_000.
+    #: Interval of keep-alive PINGs; 0 disables. At most one year. Default: 30_000.
     keep_alive_interval_ms: int
 
-    #: Close the connection when a PING is not answered within this time. Default: 20_000.
+    #: Close the connection when a PING is not answered within this time. At most one year.
+    #: Default: 20_000.
     keep_alive_timeout_ms: int
 
     #: Streams opened per connection before the pool opens another, also capped by the server's
-    #: `SETTINGS_MAX_CONCURRENT_STREAMS`. Default: 256.
+    #: `SETTINGS_MAX_CONCURRENT_STREAMS`. At most 2^31-1. Default: 256.
     max_concurrent_streams: int
 
-    #: Largest frame accepted. Default: 16_384.
+    #: Largest frame accepted, from 16_384 to 16_777_215. Default: 16_384.
     max_frame_bytes: int
 
     #: Speak HTTP/2 over cleartext without negotiation (h2c). Default: false.
@@ -292,36 +300,41 @@ class Http2Config(TypedDict, total=False):
 class LimitsConfig(TypedDict, total=False):
     """Size limits."""
 
-    #: Largest response body after decoding (`body_too_large`); 0 means no limit.
+    #: Largest ratio of decoded to compressed bytes of a response body (`body_too_large`), checked
+    #: once 1 MiB has been decoded, so small bodies that compress well are never refused;
+    #: 0 means no limit. At most 1_000_000. Default: 100.
+    max_decompression_ratio: int
+
+    #: Largest response body after decoding (`body_too_large`); 0 means no limit. At most 2^53-1.
     #: Default: 1 GiB.
     max_response_body_bytes: int
 
-    #: Largest response head (status line and headers). Default: 64 KiB.
+    #: Largest response head (status line and headers). At most 16 MiB. Default: 64 KiB.
     max_response_header_bytes: int
 
 
 class PoolConfig(TypedDict, total=False):
     """Connection pool limits and lifetimes."""
 
-    #: Close a connection idle this long. Default: 90_000.
+    #: Close a connection idle this long. At most one year. Default: 90_000.
     idle_timeout_ms: int
 
-    #: Open connections across all origins. Default: 100.
+    #: Open connections across all origins. At most 1_000_000. Default: 100.
     max_connections: int
 
-    #: Open connections to one origin (scheme, host, port). Default: 50.
+    #: Open connections to one origin (scheme, host, port). At most 1_000_000. Default: 50.
     max_connections_per_host: int
 
     #: Idle HTTP/1.1 connections kept per origin once traffic calms down. Connections over it
     #: are closed after 1 s idle (not at once, so a burst wider than the cap does not reconnect
-    #: on every wave). 0 turns HTTP/1.1 keep-alive off. Default: 10.
+    #: on every wave). 0 turns HTTP/1.1 keep-alive off. At most 1_000_000. Default: 10.
     max_idle_per_host: int
 
-    #: Close a connection this old once it is idle. 0 disables. Default: 0.
+    #: Close a connection this old once it is idle. 0 disables. At most one year. Default: 0.
     max_lifetime_ms: int
 
     #: Requests allowed to wait for a connection per origin; beyond it they fail with
-    #: `timeout.pool` at once. Default: 10_000.
+    #: `timeout.pool` at once. At most 1_000_000. Default: 10_000.
     max_pending_per_host: int
 
 
@@ -331,25 +344,27 @@ class RateLimitConfig(TypedDict, total=False):
     #: Local or Redis. Default: "local".
     backend: RateLimitBackend
 
-    #: Requests allowed at once after a quiet period; 0 means `requests`. Default: 0.
+    #: Requests allowed at once after a quiet period; 0 means `requests`. At most 1_000_000_000,
+    #: and refilling a whole burst (`burst` × `per_ms` / `requests`) takes at most one year.
+    #: Default: 0.
     burst: int
 
     #: Limit at all. Default: false.
     enabled: bool
 
-    #: Longest wait in `wait` mode. Default: 1_000.
+    #: Longest wait in `wait` mode. At most one year. Default: 1_000.
     max_wait_ms: int
 
     #: Wait or fail fast. Default: "wait".
     mode: RateLimitMode
 
-    #: The period of `requests`. Default: 1_000.
+    #: The period of `requests`. At most one year. Default: 1_000.
     per_ms: int
 
     #: Redis settings when `backend` is "redis".
     redis: RedisLimitConfig
 
-    #: Requests allowed per `per_ms`. Default: 100.
+    #: Requests allowed per `per_ms`. At most 1_000_000_000. Default: 100.
     requests: int
 
     #: What the limit is counted per. Default: "origin".
@@ -360,7 +375,7 @@ class RedirectConfig(TypedDict, total=False):
     """Redirect following."""
 
     #: Redirects followed before `too_many_redirects`; 0 returns 3xx responses as they are.
-    #: Default: 10.
+    #: At most 1_000. Default: 10.
     max: int
 
 
@@ -376,10 +391,12 @@ class RedisLimitConfig(TypedDict, total=False):
     #: Behaviour when Redis fails. Default: "fail_open".
     on_error: RedisFailure
 
-    #: Longest wait for Redis per check; beyond it counts as a failure. Default: 100.
+    #: Longest wait for Redis per check; beyond it counts as a failure. At most one year.
+    #: Default: 100.
     timeout_ms: int
 
-    #: `redis://host:port/db`. Default: "redis://127.0.0.1:6379".
+    #: `redis://host:port/db`, or `rediss://` for TLS (verified with the same roots as `tls`).
+    #: Default: "redis://127.0.0.1:6379".
     url: str
 
 
@@ -391,13 +408,14 @@ class RetryBudgetConfig(TypedDict, total=False):
     #: Enforce the budget. Default: true.
     enabled: bool
 
-    #: Retries always allowed per second, so a quiet origin can still retry. Default: 10.
+    #: Retries always allowed per second, so a quiet origin can still retry. At most 1_000_000.
+    #: Default: 10.
     min_per_second: int
 
-    #: Retries allowed as a percentage of requests in the window. Default: 20.
+    #: Retries allowed as a percentage of requests in the window. At most 1_000. Default: 20.
     ratio_percent: int
 
-    #: Length of the sliding window. Default: 10_000.
+    #: Length of the sliding window, from 1_000 to 600_000. Default: 10_000.
     window_ms: int
 
 
@@ -410,10 +428,10 @@ class RetryConfig(TypedDict, total=False):
     """
 
     #: Backoff before the first retry; later ones multiply it, each with full jitter.
-    #: Default: 50.
+    #: At most one year. Default: 50.
     backoff_base_ms: int
 
-    #: Largest backoff. Default: 2_000.
+    #: Largest backoff. At most one year. Default: 2_000.
     backoff_max_ms: int
 
     #: Growth of the backoff per retry. Default: 2.0.
@@ -428,18 +446,19 @@ class RetryConfig(TypedDict, total=False):
     #: Send a second attempt when the first is slow.
     hedge: HedgeConfig
 
-    #: Attempts per request, the first included (1 disables retries). Default: 3.
+    #: Attempts per request, the first included (1 disables retries). At most 100. Default: 3.
     max_attempts: int
 
     #: Request bodies up to this size are kept to be replayed; larger and streamed bodies are
-    #: sent once. Default: 1 MiB.
+    #: sent once. At most 2^53-1. Default: 1 MiB.
     max_replay_body_bytes: int
 
     #: Retry non-idempotent requests (POST, PATCH) on the same rules as GET. A request can opt in
     #: alone with `idempotent(true)`. Default: false.
     non_idempotent: bool
 
-    #: Longest `Retry-After` honoured; a longer one returns the response at once. Default: 10_000.
+    #: Longest `Retry-After` honoured; a longer one returns the response at once. At most one
+    #: year. Default: 10_000.
     retry_after_max_ms: int
 
     #: Retry 429 Too Many Requests, waiting as `Retry-After`/`RateLimit-Reset` says.
@@ -453,10 +472,11 @@ class RetryConfig(TypedDict, total=False):
 class TcpConfig(TypedDict, total=False):
     """TCP socket options and Happy Eyeballs."""
 
-    #: Delay before racing the next address (RFC 8305 "connection attempt delay"). Default: 250.
+    #: Delay before racing the next address (RFC 8305 "connection attempt delay"). At most one
+    #: year. Default: 250.
     happy_eyeballs_delay_ms: int
 
-    #: TCP keep-alive idle time; 0 disables. Default: 30_000.
+    #: TCP keep-alive idle time; 0 disables. At most 32_767_000 (Linux's limit). Default: 30_000.
     keepalive_ms: int
 
     #: Disable Nagle's algorithm. Default: true.
@@ -464,24 +484,28 @@ class TcpConfig(TypedDict, total=False):
 
 
 class TimeoutConfig(TypedDict, total=False):
-    """Deadlines for each phase of a request. Each expiry is a distinct error code."""
+    """Deadlines for each phase of a request. Each expiry is a distinct error code. Every field is at
+    most `MAX_DURATION_MS` (one year); a per-request timeout (`RequestBuilder::timeout` and the
+    phase overrides) has no upper bound, and one too large to represent as a deadline means no
+    limit.
+    """
 
-    #: TCP connect, across all addresses (`timeout.connect`). Default: 10_000.
+    #: TCP connect, across all addresses (`timeout.connect`). At most one year. Default: 10_000.
     connect_ms: int
 
     #: Longest wait for a connection from the pool when its limits are reached (`timeout.pool`).
-    #: Default: 10_000.
+    #: At most one year. Default: 10_000.
     pool_acquire_ms: int
 
     #: Longest wait for the next byte of the response head or body (`timeout.read`). 0 disables.
-    #: Default: 0.
+    #: At most one year. Default: 0.
     read_idle_ms: int
 
-    #: TLS handshake (`timeout.tls`). Default: 10_000.
+    #: TLS handshake (`timeout.tls`). At most one year. Default: 10_000.
     tls_handshake_ms: int
 
     #: Whole request, including redirects and reading the body (`timeout.total`). 0 disables.
-    #: Default: 30_000.
+    #: At most one year. Default: 30_000.
     total_ms: int
 
 

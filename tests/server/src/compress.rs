@@ -164,6 +164,18 @@ pub(crate) async fn bomb(coding: Coding, size: u64) -> io::Result<Bytes> {
     .await
 }
 
+/// A bomb of zeros whose compressed form is about `wire` bytes (at least one MiB of zeros).
+pub(crate) async fn bomb_of_wire_size(coding: Coding, wire: u64) -> io::Result<Bytes> {
+    const MIB: u64 = SPLICE as u64;
+    // Spliced bombs grow by the same block per MiB of zeros: measure it once.
+    let per_mib = match coding {
+        Coding::Zstd => rle_zstd(2 * MIB).len() - rle_zstd(MIB).len(),
+        _ => bomb(coding, 3 * MIB).await?.len() - bomb(coding, 2 * MIB).await?.len(),
+    };
+    let mibs = (wire / per_mib.max(1) as u64).max(1);
+    bomb(coding, mibs * MIB).await
+}
+
 /// Streams `size` zeros through the encoder, a buffer at a time.
 async fn encode_zeros(coding: Coding, size: u64) -> io::Result<Vec<u8>> {
     let zeros = BufReader::with_capacity(1 << 20, tokio::io::repeat(0).take(size));

@@ -180,6 +180,7 @@ async fn route(ctx: &Arc<ConnCtx>, req: &Req) -> Handled {
         "/redirect-to" => redirect_to(req),
         "/retry-after" => retry_after(req),
         "/bomb" => bomb(req).await,
+        "/layers" => layers(req).await,
         "/hang" => std::future::pending().await,
         _ if path.starts_with("/_control/") => Err(Reject::new(
             StatusCode::NOT_FOUND,
@@ -327,18 +328,52 @@ async fn compressed(req: &Req, coding: Coding) -> Handled {
 }
 
 async fn bomb(req: &Req) -> Handled {
-    let size = req.num("size", 1u64 << 30)?;
     let coding = param(req.query(), "encoding");
     let coding = Coding::parse(coding.as_deref().unwrap_or("gzip"))
         .ok_or_else(|| bad_request("encoding must be gzip, deflate, br or zstd"))?;
-    let body = compress::bomb(coding, size)
-        .await
-        .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+    let internal =
+        |e: std::io::Error| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+    let body = if param(req.query(), "wire").is_some() {
+        let wire = req.num("wire", 0u64)?;
+        if wire > 64 << 20 {
+            return Err(bad_request("wire must be at most 64 MiB"));
+        }
+        compress::bomb_of_wire_size(coding, wire)
+            .await
+            .map_err(internal)?
+    } else {
+        let size = req.num("size", 1u64 << 30)?;
+        compress::bomb(coding, size).await.map_err(internal)?
+    };
     let mut resp = with_type("application/octet-stream", Body::full(body));
     resp.headers_mut().insert(
         header::CONTENT_ENCODING,
         HeaderValue::from_static(coding.as_str()),
     );
+    Ok(resp)
+}
+
+/// The JSON document of `size` bytes, encoded with each coding of `codings` in turn (so
+/// `Content-Encoding` lists them in that order).
+async fn layers(req: &Req) -> Handled {
+    let size = req.num("size", 256u64)?;
+    if size > 16 << 20 {
+        return Err(bad_request("size must be at most 16 MiB"));
+    }
+    let list = param(req.query(), "codings").unwrap_or(Cow::Borrowed("gzip"));
+    let mut names = Vec::new();
+    let mut body = compress::json_of_size("layers", size);
+    for name in list.split(',') {
+        let coding = Coding::parse(name)
+            .ok_or_else(|| bad_request("codings must list gzip, deflate, br or zstd"))?;
+        body = compress::encode(coding, &body)
+            .await
+            .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+        names.push(coding.as_str());
+    }
+    let mut resp = with_type("application/json", Body::full(Bytes::from(body)));
+    let value = HeaderValue::from_str(&names.join(", ")).map_err(|_| bad_request("codings"))?;
+    resp.headers_mut().insert(header::CONTENT_ENCODING, value);
     Ok(resp)
 }
 
