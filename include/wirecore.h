@@ -109,6 +109,8 @@ typedef enum wirecore_code {
   WIRECORE_OVERLOADED = 22,
   // `internal` (a bug in wirecore, e.g. a caught panic)
   WIRECORE_INTERNAL = 23,
+  // `redirect_downgrade`: an https → http redirect while `redirect.allow_downgrade` is false.
+  WIRECORE_REDIRECT_DOWNGRADE = 24,
   // `invalid_argument`: misuse of the C ABI (NULL pointer, stale handle, invalid UTF-8).
   WIRECORE_INVALID_ARGUMENT = 100,
 } wirecore_code;

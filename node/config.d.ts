@@ -159,6 +159,20 @@ export interface DnsConfig {
 /** A content coding. */
 export type Encoding = "gzip" | "deflate" | "br" | "zstd"
 
+/** Headers a redirect may carry to one origin (`redirect.forward_headers`). */
+export interface ForwardHeaders {
+  /**
+   * Header names (from the request, or from `default_headers`) sent to that origin after a
+   * redirect.
+   */
+  headers?: Array<string>
+  /**
+   * The target origin, `scheme://host[:port]` (no path); a missing port is the scheme's
+   * default.
+   */
+  origin?: string
+}
+
 /**
  * Hedging: for idempotent requests with a replayable body, a second attempt starts when the
  * first has not answered within a delay; the first good answer wins and the other is cancelled.
@@ -289,6 +303,18 @@ export type RateLimitScope = "origin" | "client" | "key"
 
 /** Redirect following. */
 export interface RedirectConfig {
+  /**
+   * Follows a redirect from `https` to `http`; `false` fails it with `redirect_downgrade`.
+   * Credentials and default headers never follow such a hop either way. Default: true (as
+   * curl, browsers and OkHttp).
+   */
+  allowDowngrade?: boolean
+  /**
+   * Headers that may follow a redirect to another origin. Otherwise a cross-origin hop drops
+   * `Authorization`, `Cookie`, `Proxy-Authorization`, URL userinfo and every
+   * `default_headers` entry for the rest of the chain. Default: none.
+   */
+  forwardHeaders?: Array<ForwardHeaders>
   /**
    * Redirects followed before `too_many_redirects`; 0 returns 3xx responses as they are.
    * At most 1_000. Default: 10.

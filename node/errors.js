@@ -37,7 +37,7 @@ class TransportError extends WirecoreError {}
 class TimeoutError extends WirecoreError {}
 /** `decode`, `body_too_large`: the response body could not be delivered as asked. */
 class BodyError extends WirecoreError {}
-/** `too_many_redirects`. */
+/** `too_many_redirects`, `redirect_downgrade` (https → http refused). */
 class RedirectError extends WirecoreError {}
 /** `circuit_open`, `rate_limited`, `overloaded`: the client refused to send the request. */
 class RejectedError extends WirecoreError {}
@@ -66,6 +66,7 @@ const CLASSES = {
   decode: BodyError,
   body_too_large: BodyError,
   too_many_redirects: RedirectError,
+  redirect_downgrade: RedirectError,
   circuit_open: RejectedError,
   rate_limited: RejectedError,
   overloaded: RejectedError,

@@ -283,6 +283,7 @@ export type ErrorCode =
   | 'decode'
   | 'body_too_large'
   | 'too_many_redirects'
+  | 'redirect_downgrade'
   | 'closed'
   | 'cancelled'
   | 'circuit_open'
@@ -313,7 +314,7 @@ export declare class TransportError extends WirecoreError {}
 export declare class TimeoutError extends WirecoreError {}
 /** `decode`, `body_too_large` */
 export declare class BodyError extends WirecoreError {}
-/** `too_many_redirects` */
+/** `too_many_redirects`, `redirect_downgrade` */
 export declare class RedirectError extends WirecoreError {}
 /** `circuit_open`, `rate_limited`, `overloaded` */
 export declare class RejectedError extends WirecoreError {}

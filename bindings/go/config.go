@@ -99,6 +99,16 @@ type CompressionConfig struct {
 // RedirectConfig: redirects followed by the engine.
 type RedirectConfig struct {
 	Max *uint32 `json:"max,omitempty"`
+	// AllowDowngrade false refuses https → http redirects (ErrRedirectDowngrade).
+	AllowDowngrade *bool `json:"allow_downgrade,omitempty"`
+	// ForwardHeaders lets the named headers follow a redirect to another origin.
+	ForwardHeaders []ForwardHeaders `json:"forward_headers,omitempty"`
+}
+
+// ForwardHeaders: headers a redirect may carry to one origin (scheme://host[:port]).
+type ForwardHeaders struct {
+	Origin  string   `json:"origin"`
+	Headers []string `json:"headers"`
 }
 
 // LimitsConfig: response size limits.

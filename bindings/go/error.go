@@ -82,7 +82,9 @@ var (
 	ErrCircuitOpen      error = &sentinel{"circuit_open"}
 	ErrRateLimited      error = &sentinel{"rate_limited"}
 	ErrOverloaded       error = &sentinel{"overloaded"}
-	ErrInternal         error = &sentinel{"internal"}
+	// ErrRedirectDowngrade is an https → http redirect refused by Redirect.AllowDowngrade.
+	ErrRedirectDowngrade error = &sentinel{"redirect_downgrade"}
+	ErrInternal          error = &sentinel{"internal"}
 	// ErrInvalidArgument is misuse of the C ABI; the Go API never causes it.
 	ErrInvalidArgument error = &sentinel{"invalid_argument"}
 )
@@ -91,7 +93,8 @@ var sentinels = []error{
 	ErrInvalidConfig, ErrInvalidURL, ErrInvalidHeader, ErrInvalidRequest, ErrDNS, ErrConnect,
 	ErrTLS, ErrIO, ErrProtocol, ErrTimeoutTotal, ErrTimeoutConnect, ErrTimeoutTLS, ErrTimeoutRead,
 	ErrTimeoutPool, ErrDecode, ErrBodyTooLarge, ErrTooManyRedirects, ErrClosed, ErrCancelled,
-	ErrCircuitOpen, ErrRateLimited, ErrOverloaded, ErrInternal, ErrInvalidArgument,
+	ErrCircuitOpen, ErrRateLimited, ErrOverloaded, ErrRedirectDowngrade, ErrInternal,
+	ErrInvalidArgument,
 }
 
 // Sentinel returns the sentinel for a code, or nil for an unknown code.

@@ -179,6 +179,17 @@ func runStep(tr *wirecore.Transport, st step) error {
 			return fmt.Errorf("JSON %.300s does not contain %v", b, v)
 		}
 	}
+	if ps, ok := out["json_absent"].([]any); ok {
+		var have any
+		if err := json.Unmarshal(b, &have); err != nil {
+			return fmt.Errorf("body is not JSON: %v", err)
+		}
+		for _, p := range ps {
+			if hasPath(have, p.(string)) {
+				return fmt.Errorf("%s should be absent: %.300s", p, b)
+			}
+		}
+	}
 	if hs, ok := out["headers"].(map[string]any); ok {
 		for k, v := range hs {
 			if got := resp.Header.Values(k); len(got) == 0 || got[0] != v {
@@ -242,4 +253,18 @@ func checkServer(t *testing.T, want map[string]json.RawMessage) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal(last)
+}
+
+// hasPath reports whether the dotted path a.b.c names a key of the JSON document.
+func hasPath(doc any, dotted string) bool {
+	for _, key := range strings.Split(dotted, ".") {
+		m, ok := doc.(map[string]any)
+		if !ok {
+			return false
+		}
+		if doc, ok = m[key]; !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, StatusCode, Uri, Version};
+use http::{Method, Uri, Version};
 use tokio::time::Instant;
 
 use crate::body::{Body, BodyLimits, Meter, RequestBody};
@@ -25,6 +25,7 @@ use crate::policy::OriginPolicy;
 use crate::policy::retry;
 use crate::policy::{BreakerEvent, Policies};
 use crate::pool::{HostRef, Origin, Pool, Sender};
+use crate::redirect::{self, Hop};
 use crate::request::{Request, RequestBuilder};
 use crate::response::{Response, Timings};
 
@@ -39,7 +40,11 @@ struct Inner {
     pool: Pool,
     metrics: Arc<Metrics>,
     policies: Policies,
+    /// `default_headers` and `User-Agent`.
     default_headers: HeaderMap,
+    /// `User-Agent` alone: what a redirect chain sends once it has crossed origins.
+    engine_headers: HeaderMap,
+    redirect: redirect::Rules,
     accept_encoding: Option<HeaderValue>,
     routes: Routes,
     closed: std::sync::atomic::AtomicBool,
@@ -192,7 +197,10 @@ impl Client {
             HeaderValue::from_str(&cfg.user_agent)
                 .map_err(|_| error::config("user_agent: is not a valid header value"))?
         };
+        let mut engine_headers = HeaderMap::new();
+        engine_headers.insert(header::USER_AGENT, ua.clone());
         default_headers.entry(header::USER_AGENT).or_insert(ua);
+        let redirect = redirect::Rules::new(&cfg.redirect)?;
         let accept_encoding = compress::accept_header(&cfg.compression);
         let policies = Policies::new(&cfg)?;
         Ok(Client {
@@ -202,6 +210,8 @@ impl Client {
                 metrics,
                 policies,
                 default_headers,
+                engine_headers,
+                redirect,
                 accept_encoding,
                 routes: Routes::default(),
                 closed: std::sync::atomic::AtomicBool::new(false),
@@ -397,8 +407,16 @@ impl Client {
             rate_limit_key,
             phases,
         } = req;
-        let max = self.inner.cfg.redirect.max;
+        let inner = &*self.inner;
+        // Userinfo is a credential: it goes out as `Authorization`, never in `Host`.
+        if has_userinfo(&uri) {
+            take_userinfo(&mut uri, &mut headers)?;
+        }
+        let max = inner.cfg.redirect.max;
         let mut hops = 0u32;
+        // Set at the first cross-origin hop: from then on credentials and default headers stay
+        // behind (see `redirect`).
+        let mut stripped: Option<redirect::Stripped> = None;
         loop {
             let replay = if max > 0 { body.try_clone() } else { None };
             let opts = Opts {
@@ -407,14 +425,21 @@ impl Client {
                 deadline,
                 start,
                 phases,
+                defaults: if stripped.is_some() {
+                    &inner.engine_headers
+                } else {
+                    &inner.default_headers
+                },
             };
             let resp = self
                 .send_resilient(&method, &uri, &headers, body, &opts)
                 .await?;
-            let status = resp.status;
-            if max == 0 || !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
+            if max == 0 {
                 return Ok(resp);
             }
+            let Some(rule) = redirect::hop(resp.status, &method) else {
+                return Ok(resp);
+            };
             let Some(location) = resp
                 .headers
                 .get(header::LOCATION)
@@ -422,22 +447,25 @@ impl Client {
             else {
                 return Ok(resp);
             };
-            let Ok(next) = resolve_location(&uri, location) else {
+            let Ok(mut next) = resolve_location(&uri, location) else {
                 return Ok(resp);
             };
-            // 307/308 resend the body; a streamed body cannot be, so hand back the redirect.
-            let keep_method = matches!(
-                status,
-                StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
-            );
-            let next_body = if keep_method {
-                match replay {
-                    Some(b) => b,
-                    None => return Ok(resp),
-                }
-            } else {
-                RequestBody::empty()
+            let next_body = match (rule, replay) {
+                (Hop::Keep, Some(b)) => b,
+                // A streamed body cannot be sent again: hand back the redirect.
+                (Hop::Keep, None) => return Ok(resp),
+                (Hop::Get | Hop::DropBody, _) => RequestBody::empty(),
             };
+            if !inner.redirect.allow_downgrade && redirect::is_downgrade(&uri, &next) {
+                return Err(Error::new(
+                    ErrorKind::RedirectDowngrade,
+                    format!(
+                        "refused the redirect from {} to {}: redirect.allow_downgrade is false",
+                        error::redact(&uri),
+                        error::redact(&next)
+                    ),
+                ));
+            }
             if hops >= max {
                 return Err(Error::new(
                     ErrorKind::TooManyRedirects,
@@ -448,21 +476,33 @@ impl Client {
                 ));
             }
             hops += 1;
-            self.inner.metrics.redirects.fetch_add(1, Relaxed);
+            inner.metrics.redirects.fetch_add(1, Relaxed);
             resp.drain().await;
-            if !keep_method
-                && (status == StatusCode::SEE_OTHER || method == Method::POST)
-                && method != Method::HEAD
-            {
-                method = Method::GET;
-                headers.remove(header::CONTENT_TYPE);
-                headers.remove(header::CONTENT_LENGTH);
-                headers.remove(header::CONTENT_ENCODING);
+            match rule {
+                Hop::Keep => {}
+                Hop::Get => {
+                    method = Method::GET;
+                    redirect::drop_body_headers(&mut headers);
+                }
+                Hop::DropBody => redirect::drop_body_headers(&mut headers),
             }
-            if !same_origin(&uri, &next) {
-                headers.remove(header::AUTHORIZATION);
-                headers.remove(header::COOKIE);
-                headers.remove(header::PROXY_AUTHORIZATION);
+            let mut next_headers = HeaderMap::new();
+            if has_userinfo(&next) {
+                take_userinfo(&mut next, &mut next_headers)?;
+            }
+            if stripped.is_some() || !redirect::same_origin(&uri, &next) {
+                // A `Host` the caller set names the first origin.
+                headers.remove(header::HOST);
+                stripped.get_or_insert_with(Default::default).apply(
+                    &mut headers,
+                    &inner.redirect,
+                    &inner.default_headers,
+                    &next,
+                );
+            }
+            // Userinfo in the Location is that hop's own credential.
+            if let Some(auth) = next_headers.remove(header::AUTHORIZATION) {
+                headers.entry(header::AUTHORIZATION).or_insert(auth);
             }
             uri = next;
             body = next_body;
@@ -541,7 +581,9 @@ impl Client {
         let origin = &route.origin;
         let (deadline, phases) = (opts.deadline, opts.phases);
         let read_idle = phases.read_idle.or_else(|| ms(cfg.timeouts.read_idle_ms));
-        let (body, encoding, sent_len) = self.prepare(origin, user_headers, body).await?;
+        let (body, encoding, sent_len) = self
+            .prepare(origin, user_headers, opts.defaults, body)
+            .await?;
         let replay = body.try_clone();
         let mut body = Some(body);
         let urgency = crate::request::urgency(user_headers);
@@ -562,7 +604,7 @@ impl Client {
                 method,
                 uri,
                 user: user_headers,
-                defaults: &inner.default_headers,
+                defaults: opts.defaults,
                 accept_encoding: inner.accept_encoding.as_ref(),
                 content_encoding: encoding.as_ref(),
                 host: route.host_header.as_ref(),
@@ -632,6 +674,7 @@ impl Client {
         &self,
         origin: &Origin,
         user: &HeaderMap,
+        defaults: &HeaderMap,
         body: RequestBody,
     ) -> Result<(RequestBody, Option<HeaderValue>, Option<u64>), Error> {
         let inner = &self.inner;
@@ -640,7 +683,7 @@ impl Client {
         let mut encoding = None;
         if let Some(enc) = c.request_encoding
             && !user.contains_key(header::CONTENT_ENCODING)
-            && !inner.default_headers.contains_key(header::CONTENT_ENCODING)
+            && !defaults.contains_key(header::CONTENT_ENCODING)
             && c.request_hosts
                 .iter()
                 .any(|h| h.eq_ignore_ascii_case(&origin.host))
@@ -740,6 +783,9 @@ struct Opts<'a> {
     /// When the request began.
     start: Instant,
     phases: crate::request::PhaseTimeouts,
+    /// The default headers merged into this hop (none but `User-Agent` after a cross-origin
+    /// redirect).
+    defaults: &'a HeaderMap,
 }
 
 struct InFlight<'a>(&'a Client);
@@ -753,8 +799,17 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn same_origin(a: &Uri, b: &Uri) -> bool {
-    a.scheme() == b.scheme() && a.host() == b.host() && a.port_u16() == b.port_u16()
+fn has_userinfo(uri: &Uri) -> bool {
+    uri.authority().is_some_and(|a| a.as_str().contains('@'))
+}
+
+/// Moves `uri`'s userinfo into `Authorization: Basic`, unless `headers` has one already.
+fn take_userinfo(uri: &mut Uri, headers: &mut HeaderMap) -> Result<(), Error> {
+    if let Some((clean, auth)) = redirect::take_userinfo(uri)? {
+        *uri = clean;
+        headers.entry(header::AUTHORIZATION).or_insert(auth);
+    }
+    Ok(())
 }
 
 fn resolve_location(base: &Uri, location: &str) -> Result<Uri, Error> {

@@ -346,12 +346,36 @@ pub struct RedirectConfig {
     /// Redirects followed before `too_many_redirects`; 0 returns 3xx responses as they are.
     /// At most 1_000. Default: 10.
     pub max: u32,
+    /// Follows a redirect from `https` to `http`; `false` fails it with `redirect_downgrade`.
+    /// Credentials and default headers never follow such a hop either way. Default: true (as
+    /// curl, browsers and OkHttp).
+    pub allow_downgrade: bool,
+    /// Headers that may follow a redirect to another origin. Otherwise a cross-origin hop drops
+    /// `Authorization`, `Cookie`, `Proxy-Authorization`, URL userinfo and every
+    /// `default_headers` entry for the rest of the chain. Default: none.
+    pub forward_headers: Vec<ForwardHeaders>,
 }
 
 impl Default for RedirectConfig {
     fn default() -> Self {
-        Self { max: 10 }
+        Self {
+            max: 10,
+            allow_downgrade: true,
+            forward_headers: Vec::new(),
+        }
     }
+}
+
+/// Headers a redirect may carry to one origin (`redirect.forward_headers`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardHeaders {
+    /// The target origin, `scheme://host[:port]` (no path); a missing port is the scheme's
+    /// default.
+    pub origin: String,
+    /// Header names (from the request, or from `default_headers`) sent to that origin after a
+    /// redirect.
+    pub headers: Vec<String>,
 }
 
 /// Size limits.
@@ -688,6 +712,7 @@ impl Config {
                 );
             }
         }
+        crate::redirect::Rules::new(&self.redirect)?;
         if !self.user_agent.is_empty() && http::HeaderValue::from_str(&self.user_agent).is_err() {
             return bad("user_agent", "is not a valid header value");
         }

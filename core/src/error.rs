@@ -96,6 +96,8 @@ kinds! {
     RateLimited => "rate_limited",
     /// The concurrency limit refused the request.
     Overloaded => "overloaded",
+    /// A redirect from https to http while `redirect.allow_downgrade` is false.
+    RedirectDowngrade => "redirect_downgrade",
     /// A bug in wirecore (a caught panic, a broken invariant).
     Internal => "internal",
 }
@@ -260,6 +262,7 @@ pub(crate) fn timeout(kind: ErrorKind, what: &str, ms: u64) -> Error {
 pub(crate) fn redact(uri: &http::Uri) -> String {
     match uri.authority() {
         Some(a) if a.as_str().contains('@') => {
+            // The host follows the last `@`: a password may contain raw `@`s.
             let host = a.as_str().rsplit('@').next().unwrap_or_default();
             format!(
                 "{}://{}{}",
@@ -270,6 +273,29 @@ pub(crate) fn redact(uri: &http::Uri) -> String {
             )
         }
         _ => uri.to_string(),
+    }
+}
+
+/// Removes userinfo from URL text that may not parse, before it is kept in an error message.
+/// What cannot be parsed loses everything between `://` and the last `@` before any `?` or `#`.
+pub(crate) fn redact_str(url: &str) -> String {
+    if let Ok(mut u) = url::Url::parse(url) {
+        if u.username().is_empty() && u.password().is_none() {
+            return url.to_owned();
+        }
+        if u.set_username("").is_ok() && u.set_password(None).is_ok() {
+            return u.into();
+        }
+    }
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let end = url[start..]
+        .find(['?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..start], &url[start + at + 1..]),
+        None => url.to_owned(),
     }
 }
 
@@ -354,6 +380,28 @@ mod tests {
     fn redact_strips_userinfo() {
         let u: http::Uri = "http://user:secret@example.com/x?y=1".parse().unwrap();
         assert_eq!(redact(&u), "http://example.com/x?y=1");
+        let u: http::Uri = "http://user:p%40ss@example.com/".parse().unwrap();
+        assert_eq!(redact(&u), "http://example.com/");
+        let u: http::Uri = "https://example.com:8443/a@b".parse().unwrap();
+        assert_eq!(redact(&u), "https://example.com:8443/a@b");
+    }
+
+    #[test]
+    fn redact_str_strips_passwords_with_at_signs() {
+        for (url, want) in [
+            ("http://u:p@ss@host/x", "http://host/x"),
+            ("http://u:p%40ss@host:81/", "http://host:81/"),
+            ("http://u:p@ss@@host/", "http://host/"),
+            ("ftp://user:pw@host/", "ftp://host/"),
+            ("http://host/users/@me", "http://host/users/@me"),
+            // Unparsable: everything up to the last `@` goes.
+            ("http://u:p@ss@host:99999/", "http://host:99999/"),
+            ("http://u:p/ss@host:x/?a=@b", "http://host:x/?a=@b"),
+        ] {
+            let got = redact_str(url);
+            assert_eq!(got, want, "{url}");
+            assert!(!got.contains("ss@") && !got.contains("pw"), "{got}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod layer;
 pub mod metrics;
 mod policy;
 mod pool;
+mod redirect;
 mod request;
 mod response;
 pub mod runtime;

@@ -46,12 +46,13 @@ pub fn parse_url(url: &str) -> Result<Uri, Error> {
     let uri = match url.parse::<Uri>() {
         Ok(u) if u.scheme().is_some() => u,
         _ => {
-            let parsed = url::Url::parse(url)
-                .map_err(|e| error::url(format!("invalid URL {:?}: {e}", redact_str(url))))?;
+            let parsed = url::Url::parse(url).map_err(|e| {
+                error::url(format!("invalid URL {:?}: {e}", error::redact_str(url)))
+            })?;
             parsed
                 .as_str()
                 .parse::<Uri>()
-                .map_err(|e| error::url(format!("invalid URL {:?}: {e}", redact_str(url))))?
+                .map_err(|e| error::url(format!("invalid URL {:?}: {e}", error::redact_str(url))))?
         }
     };
     match uri.scheme_str() {
@@ -59,27 +60,23 @@ pub fn parse_url(url: &str) -> Result<Uri, Error> {
         Some(s) => {
             return Err(error::url(format!(
                 "unsupported URL scheme {s:?} in {:?} (http and https only)",
-                redact_str(url)
+                error::redact_str(url)
             )));
         }
         None => {
             return Err(error::url(format!(
                 "URL {:?} has no scheme",
-                redact_str(url)
+                error::redact_str(url)
             )));
         }
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err(error::url(format!("URL {:?} has no host", redact_str(url))));
+        return Err(error::url(format!(
+            "URL {:?} has no host",
+            error::redact_str(url)
+        )));
     }
     Ok(uri)
-}
-
-fn redact_str(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}{}", &url[..s + 3], &url[at + 1..]),
-        _ => url.to_owned(),
-    }
 }
 
 impl Request {

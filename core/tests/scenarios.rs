@@ -39,6 +39,18 @@ fn subset(want: &Value, have: &Value) -> bool {
     }
 }
 
+/// Whether the dotted path `a.b.c` names a key of the JSON document.
+fn has_path(doc: &Value, dotted: &str) -> bool {
+    let mut cur = doc;
+    for key in dotted.split('.') {
+        match cur.get(key) {
+            Some(v) if cur.is_object() => cur = v,
+            _ => return false,
+        }
+    }
+    true
+}
+
 fn version_str(v: wirecore::Version) -> &'static str {
     match v {
         wirecore::Version::HTTP_2 => "HTTP/2.0",
@@ -127,6 +139,15 @@ async fn run_step(client: &Client, step: &Value, name: &str, i: usize) -> Result
                         "{ctx}: JSON {have} does not contain {}",
                         out["json"]
                     ));
+                }
+            }
+            if let Some(paths) = out["json_absent"].as_array() {
+                let have: Value = serde_json::from_slice(&body)
+                    .map_err(|e| format!("{ctx}: body is not JSON: {e}"))?;
+                for p in paths.iter().filter_map(Value::as_str) {
+                    if has_path(&have, p) {
+                        return Err(format!("{ctx}: {p} should be absent: {text:.300}"));
+                    }
                 }
             }
             if let Some(h) = out["headers"].as_object() {

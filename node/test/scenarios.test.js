@@ -20,6 +20,7 @@ const OUTCOME_KEYS = new Set([
   'body_contains',
   'body_len',
   'json',
+  'json_absent',
   'headers',
   'absent_headers',
   'version',
@@ -97,8 +98,20 @@ async function runStep(client, step, where) {
   if (outcome.body_contains !== undefined) assert.ok(text.includes(outcome.body_contains), `${where}: body contains`)
   if (outcome.body_len !== undefined) assert.equal(body.length, outcome.body_len, `${where}: body_len`)
   if (outcome.json !== undefined) subset(JSON.parse(text), outcome.json, `${where}: json`)
+  for (const p of outcome.json_absent ?? []) {
+    assert.equal(hasPath(JSON.parse(text), p), false, `${where}: ${p} should be absent: ${text.slice(0, 300)}`)
+  }
   for (const [k, v] of Object.entries(outcome.headers ?? {})) assert.equal(resp.headers.get(k), v, `${where}: header ${k}`)
   for (const k of outcome.absent_headers ?? []) assert.equal(resp.headers.has(k), false, `${where}: header ${k} absent`)
+}
+
+/** Whether the dotted path `a.b.c` names a key of the JSON document. */
+function hasPath(doc, dotted) {
+  for (const key of dotted.split('.')) {
+    if (doc === null || typeof doc !== 'object' || Array.isArray(doc) || !Object.hasOwn(doc, key)) return false
+    doc = doc[key]
+  }
+  return true
 }
 
 function checkCounter(actual, want) {

@@ -24,6 +24,7 @@ OUTCOME_KEYS = {
     "body_contains",
     "body_len",
     "json",
+    "json_absent",
     "headers",
     "absent_headers",
     "version",
@@ -62,6 +63,14 @@ def subset(expected: Any, actual: Any, path: str = "$") -> None:
         assert expected == actual, f"{path}: expected {expected!r}, got {actual!r}"
 
 
+def has_path(doc: Any, path: str) -> bool:
+    for key in path.split("."):
+        if not isinstance(doc, dict) or key not in doc:
+            return False
+        doc = doc[key]
+    return True
+
+
 def check_outcome(outcome: dict[str, Any], result: wirecore.Response | BaseException) -> None:
     unknown = set(outcome) - OUTCOME_KEYS
     assert not unknown, f"the Python runner does not know outcome keys {unknown}"
@@ -85,6 +94,8 @@ def check_outcome(outcome: dict[str, Any], result: wirecore.Response | BaseExcep
         assert len(r.content) == outcome["body_len"]
     if "json" in outcome:
         subset(outcome["json"], r.json())
+    for path in outcome.get("json_absent", []):
+        assert not has_path(r.json(), path), f"{path} should be absent: {r.text[:300]}"
     for name, value in outcome.get("headers", {}).items():
         assert r.headers.get(name) == value, f"header {name}: {r.headers!r}"
     for name in outcome.get("absent_headers", []):

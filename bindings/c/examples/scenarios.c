@@ -212,6 +212,23 @@ static const char *jstr(const json *j, const char *key) {
     return v && v->type == J_STR ? v->str : NULL;
 }
 
+/* Whether the dotted path `a.b.c` names a key of the JSON document. */
+static int has_path(const json *doc, const char *dotted) {
+    char key[256];
+    const char *p = dotted;
+    while (doc) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (n >= sizeof key) return 0;
+        memcpy(key, p, n);
+        key[n] = 0;
+        doc = jget(doc, key);
+        if (!dot) return doc != NULL;
+        p = dot + 1;
+    }
+    return 0;
+}
+
 /* Every key of `want` is in `have` with an equal value (recursively for objects). */
 static int subset(const json *want, const json *have) {
     if (!have) return 0;
@@ -391,6 +408,16 @@ static int check_outcome(const json *out, wirecore_code code, wirecore_error *er
         jfree(have);
         if (!ok) return failf("JSON %.*s does not contain %.*s", (int)(body_len > 300 ? 300 : body_len),
                               (const char *)body, (int)v->raw_len, v->raw);
+    }
+    if ((v = jget(out, "json_absent"))) {
+        json *have = jparse((const char *)body, body_len);
+        for (size_t i = 0; i < v->n; i++)
+            if (!have || has_path(have, v->items[i]->str)) {
+                jfree(have);
+                return failf("%s should be absent: %.*s", v->items[i]->str,
+                             (int)(body_len > 300 ? 300 : body_len), (const char *)body);
+            }
+        jfree(have);
     }
     if ((v = jget(out, "headers")))
         for (size_t i = 0; i < v->n; i++) {

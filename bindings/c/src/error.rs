@@ -61,6 +61,8 @@ pub enum wirecore_code {
     WIRECORE_OVERLOADED = 22,
     /// `internal` (a bug in wirecore, e.g. a caught panic)
     WIRECORE_INTERNAL = 23,
+    /// `redirect_downgrade`: an https → http redirect while `redirect.allow_downgrade` is false.
+    WIRECORE_REDIRECT_DOWNGRADE = 24,
     /// `invalid_argument`: misuse of the C ABI (NULL pointer, stale handle, invalid UTF-8).
     WIRECORE_INVALID_ARGUMENT = 100,
 }
@@ -93,6 +95,7 @@ pub(crate) fn code_of(kind: ErrorKind) -> wirecore_code {
         ErrorKind::CircuitOpen => C::WIRECORE_CIRCUIT_OPEN,
         ErrorKind::RateLimited => C::WIRECORE_RATE_LIMITED,
         ErrorKind::Overloaded => C::WIRECORE_OVERLOADED,
+        ErrorKind::RedirectDowngrade => C::WIRECORE_REDIRECT_DOWNGRADE,
         _ => C::WIRECORE_INTERNAL,
     }
 }
@@ -122,6 +125,7 @@ const ALL_CODES: &[wirecore_code] = &[
     C::WIRECORE_RATE_LIMITED,
     C::WIRECORE_OVERLOADED,
     C::WIRECORE_INTERNAL,
+    C::WIRECORE_REDIRECT_DOWNGRADE,
     C::WIRECORE_INVALID_ARGUMENT,
 ];
 

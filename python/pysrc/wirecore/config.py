@@ -17,6 +17,7 @@ __all__ = [
     "Config",
     "DnsConfig",
     "Encoding",
+    "ForwardHeaders",
     "HedgeConfig",
     "Http2Config",
     "LimitsConfig",
@@ -242,6 +243,18 @@ class DnsConfig(TypedDict, total=False):
     use_hosts_file: bool
 
 
+class ForwardHeaders(TypedDict, total=False):
+    """Headers a redirect may carry to one origin (`redirect.forward_headers`)."""
+
+    #: Header names (from the request, or from `default_headers`) sent to that origin after a
+    #: redirect.
+    headers: list[str]
+
+    #: The target origin, `scheme://host[:port]` (no path); a missing port is the scheme's
+    #: default.
+    origin: str
+
+
 class HedgeConfig(TypedDict, total=False):
     """Hedging: for idempotent requests with a replayable body, a second attempt starts when the
     first has not answered within a delay; the first good answer wins and the other is cancelled.
@@ -373,6 +386,16 @@ class RateLimitConfig(TypedDict, total=False):
 
 class RedirectConfig(TypedDict, total=False):
     """Redirect following."""
+
+    #: Follows a redirect from `https` to `http`; `false` fails it with `redirect_downgrade`.
+    #: Credentials and default headers never follow such a hop either way. Default: true (as
+    #: curl, browsers and OkHttp).
+    allow_downgrade: bool
+
+    #: Headers that may follow a redirect to another origin. Otherwise a cross-origin hop drops
+    #: `Authorization`, `Cookie`, `Proxy-Authorization`, URL userinfo and every
+    #: `default_headers` entry for the rest of the chain. Default: none.
+    forward_headers: list[ForwardHeaders]
 
     #: Redirects followed before `too_many_redirects`; 0 returns 3xx responses as they are.
     #: At most 1_000. Default: 10.

@@ -33,6 +33,7 @@ __all__ = [
     "ProtocolError",
     "RateLimitedError",
     "ReadTimeout",
+    "RedirectDowngradeError",
     "RequestCancelled",
     "TLSError",
     "TLSTimeout",
@@ -133,6 +134,11 @@ class TooManyRedirects(WirecoreError):
     """More than ``redirect.max`` redirects (``too_many_redirects``)."""
 
 
+class RedirectDowngradeError(WirecoreError):
+    """A redirect from https to http while ``redirect.allow_downgrade`` is false
+    (``redirect_downgrade``)."""
+
+
 class ClientClosedError(WirecoreError, RuntimeError):
     """The client was closed (``closed``)."""
 
@@ -190,5 +196,6 @@ BY_CODE: dict[str, type[WirecoreError]] = {
     "circuit_open": CircuitOpenError,
     "rate_limited": RateLimitedError,
     "overloaded": OverloadedError,
+    "redirect_downgrade": RedirectDowngradeError,
     "internal": InternalError,
 }

@@ -422,7 +422,27 @@ async fn echo(ctx: &ConnCtx, req: &Req) -> Handled {
         "connection_id": ctx.stats.id,
         "tls": ctx.tls,
     });
-    Ok(json_response(StatusCode::OK, &doc))
+    let mut resp = json_response(StatusCode::OK, &doc);
+    // The same facts in headers, so a HEAD request (no response body) can be checked too.
+    let h = resp.headers_mut();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    };
+    set("x-echo-method", req.parts.method.to_string());
+    set("x-echo-body-len", req.body.len().to_string());
+    set("x-echo-body-crc32", crc32fast::hash(&req.body).to_string());
+    for (name, echo) in [
+        (header::CONTENT_LENGTH, "x-echo-content-length"),
+        (header::CONTENT_TYPE, "x-echo-content-type"),
+        (header::TRANSFER_ENCODING, "x-echo-transfer-encoding"),
+    ] {
+        if let Some(v) = req.parts.headers.get(name).and_then(|v| v.to_str().ok()) {
+            set(echo, v.to_owned());
+        }
+    }
+    Ok(resp)
 }
 
 /// Adds `value` under `key`, turning the entry into an array on the second value.
