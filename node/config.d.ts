@@ -260,10 +260,21 @@ export interface PoolConfig {
   /** Close a connection this old once it is idle. 0 disables. At most one year. Default: 0. */
   maxLifetimeMs?: number
   /**
+   * Origins whose state (pool, breaker, limiter, retry budget, metrics labels) is kept.
+   * Beyond it the least recently used origin without connections or requests in flight is
+   * forgotten. At least 1, at most 1_000_000. Default: 1_024.
+   */
+  maxOrigins?: number
+  /**
    * Requests allowed to wait for a connection per origin; beyond it they fail with
    * `timeout.pool` at once. At most 1_000_000. Default: 10_000.
    */
   maxPendingPerHost?: number
+  /**
+   * Forget an origin's state once it has had no connection and no request for this long;
+   * 0 keeps it until `max_origins` pushes it out. Default: 300_000.
+   */
+  originIdleTimeoutMs?: number
 }
 
 /** Where the limit is kept. */

@@ -24,7 +24,7 @@ use crate::metrics::{Diagnostics, Metrics, Stats};
 use crate::policy::OriginPolicy;
 use crate::policy::retry;
 use crate::policy::{BreakerEvent, Policies};
-use crate::pool::{HostRef, Origin, Pool, Sender};
+use crate::pool::{HostRef, Origin, Pool, Using};
 use crate::redirect::{self, Hop};
 use crate::request::{Request, RequestBuilder};
 use crate::response::{Response, Timings};
@@ -203,8 +203,17 @@ impl Client {
         let redirect = redirect::Rules::new(&cfg.redirect)?;
         let accept_encoding = compress::accept_header(&cfg.compression);
         let policies = Policies::new(&cfg)?;
-        Ok(Client {
-            inner: Arc::new(Inner {
+        let routes = Routes::new(cfg.pool.max_origins);
+        let inner = Arc::new_cyclic(|me: &std::sync::Weak<Inner>| {
+            // An origin the pool forgets loses its policy state and routes at the same time.
+            let me = me.clone();
+            pool.on_forget(Box::new(move |keys| {
+                if let Some(inner) = me.upgrade() {
+                    inner.policies.forget(keys);
+                    inner.routes.forget(keys);
+                }
+            }));
+            Inner {
                 cfg,
                 pool,
                 metrics,
@@ -213,11 +222,12 @@ impl Client {
                 engine_headers,
                 redirect,
                 accept_encoding,
-                routes: Routes::default(),
+                routes,
                 closed: std::sync::atomic::AtomicBool::new(false),
                 drained: tokio::sync::Notify::new(),
-            }),
-        })
+            }
+        });
+        Ok(Client { inner })
     }
 
     /// The config this client was built from.
@@ -309,31 +319,53 @@ impl Client {
         inner.pool.close();
     }
 
+    /// Origins tracked by the pool (all, with connections, without), by the policies and by
+    /// the route cache. For tests of the bounded per-origin state.
+    #[doc(hidden)]
+    pub fn tracked_origins(&self) -> [usize; 5] {
+        let (all, live, spare) = self.inner.pool.origin_counts();
+        [
+            all,
+            live,
+            spare,
+            self.inner.policies.origin_count(),
+            self.inner.routes.len(),
+        ]
+    }
+
+    /// The route of `uri`'s origin, marked in use until the guard drops (so the origin's
+    /// state is not forgotten meanwhile).
+    fn route_in_use(&self, uri: &Uri) -> Result<(Arc<Route>, Option<Using>), Error> {
+        // A route found just as the pool forgot its origin is dropped and looked up again;
+        // past a few races the request goes on unmarked (the pool still counts it).
+        for _ in 0..3 {
+            let r = self.route(uri)?;
+            if let Some(u) = r.host.enter() {
+                return Ok((r, Some(u)));
+            }
+            self.inner.routes.remove(uri, &r);
+        }
+        Ok((self.route(uri)?, None))
+    }
+
     /// The route of `uri`'s origin, cached by scheme and authority.
     fn route(&self, uri: &Uri) -> Result<Arc<Route>, Error> {
-        use std::sync::PoisonError;
-        let slot = match uri.scheme_str() {
-            Some("http") => 0,
-            Some("https") => 1,
-            _ => return self.new_route(uri).map(Arc::new),
-        };
-        let Some(auth) = uri.authority().map(http::uri::Authority::as_str) else {
+        let Some((slot, auth)) = Routes::key(uri) else {
             return self.new_route(uri).map(Arc::new);
         };
-        let map = &self.inner.routes.0[slot];
-        if let Some(r) = map.read().unwrap_or_else(PoisonError::into_inner).get(auth) {
+        let routes = &self.inner.routes;
+        if let Some(r) = read(&routes.maps[slot]).by_authority.get(auth) {
             return Ok(r.clone());
         }
         let r = Arc::new(self.new_route(uri)?);
-        let mut m = map.write().unwrap_or_else(PoisonError::into_inner);
-        if m.len() < MAX_ROUTES {
-            return Ok(m.entry(auth.into()).or_insert(r).clone());
-        }
-        Ok(r)
+        Ok(routes.insert(slot, auth, r))
     }
 
     fn new_route(&self, uri: &Uri) -> Result<Route, Error> {
         let origin = Origin::from_uri(uri)?;
+        // The pool's state first: policy state forgotten after this is forgotten with it, and
+        // a forgotten host is refused by `HostRef::enter`.
+        let host = self.inner.pool.host_ref(&origin);
         let policy = self.inner.policies.origin(&origin.key);
         let host_header = uri.authority().and_then(|a| {
             let host = a.as_str();
@@ -342,7 +374,7 @@ impl Client {
         Ok(Route {
             origin,
             policy,
-            host: std::sync::OnceLock::new(),
+            host,
             host_header,
         })
     }
@@ -521,7 +553,7 @@ impl Client {
     ) -> Result<Response, Error> {
         let p = &self.inner.policies;
         let rc = &p.cfg.retry;
-        let route = self.route(uri)?;
+        let (route, _using) = self.route_in_use(uri)?;
         let idem = opts
             .idempotent
             .unwrap_or_else(|| retry::idempotent(method, headers));
@@ -591,7 +623,7 @@ impl Client {
         for attempt in 0..2 {
             let mut lease = inner
                 .pool
-                .acquire_at(route.host(&inner.pool), deadline, urgency, phases)
+                .acquire_at(&route.host, deadline, urgency, phases)
                 .await?;
             let h2 = lease.is_h2();
             let Some(b) = body.take() else {
@@ -611,18 +643,7 @@ impl Client {
             };
             let req = build_http(&head, b, h2)?;
             let t0 = Instant::now();
-            let fut = match lease.sender() {
-                Some(Sender::H1(tx)) => futures_util::future::Either::Left(tx.send_request(req)),
-                Some(Sender::H2(mut tx)) => {
-                    futures_util::future::Either::Right(async move { tx.send_request(req).await })
-                }
-                None => {
-                    return Err(Error::new(
-                        ErrorKind::Internal,
-                        "lease without a connection",
-                    ));
-                }
-            };
+            let fut = lease.send(req)?;
             let head = match read_idle {
                 Some(t) => match tokio::time::timeout(t, fut).await {
                     Ok(r) => r,
@@ -717,7 +738,7 @@ impl Client {
             parts.headers.remove(header::CONTENT_LENGTH);
         }
         let reused = lease.reused;
-        let ct = lease.timings;
+        let ct = lease.timings();
         let tls = lease.tls();
         let limits = BodyLimits {
             max_bytes: cfg.limits.max_response_body_bytes,
@@ -754,26 +775,114 @@ impl Client {
 }
 
 /// What every attempt to one URL authority shares, looked up once: the parsed origin, its
-/// policy state, its pool state (taken on first use) and the `Host` header HTTP/1.1 sends.
+/// policy state, its pool state and the `Host` header HTTP/1.1 sends.
 struct Route {
     origin: Origin,
     policy: Arc<OriginPolicy>,
-    host: std::sync::OnceLock<HostRef>,
+    host: HostRef,
     host_header: Option<HeaderValue>,
 }
 
-impl Route {
-    fn host(&self, pool: &Pool) -> &HostRef {
-        self.host.get_or_init(|| pool.host_ref(&self.origin))
+/// Cached routes of one scheme, by URL authority, and the authorities of each origin (so the
+/// routes of a forgotten origin go without a scan).
+#[derive(Default)]
+struct RouteTable {
+    by_authority: HashMap<Box<str>, Arc<Route>>,
+    by_origin: HashMap<Arc<str>, Vec<Box<str>>>,
+}
+
+impl RouteTable {
+    fn remove(&mut self, auth: &str) {
+        if let Some(r) = self.by_authority.remove(auth)
+            && let Some(list) = self.by_origin.get_mut(&r.origin.key)
+        {
+            list.retain(|a| &**a != auth);
+            if list.is_empty() {
+                self.by_origin.remove(&r.origin.key);
+            }
+        }
     }
 }
 
-/// Routes kept per scheme; URLs to more authorities than this are resolved per request.
-const MAX_ROUTES: usize = 256;
+type RouteMap = std::sync::RwLock<RouteTable>;
 
-/// Routes by URL authority, for `http` (0) and `https` (1).
-#[derive(Default)]
-struct Routes([std::sync::RwLock<HashMap<Box<str>, Arc<Route>>>; 2]);
+fn read(m: &RouteMap) -> std::sync::RwLockReadGuard<'_, RouteTable> {
+    m.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write(m: &RouteMap) -> std::sync::RwLockWriteGuard<'_, RouteTable> {
+    m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Routes by URL authority, for `http` (0) and `https` (1), at most `cap` per scheme (URLs to
+/// more authorities are resolved per request). Entries go when the pool forgets their origin.
+struct Routes {
+    maps: [RouteMap; 2],
+    cap: usize,
+}
+
+impl Routes {
+    fn new(cap: usize) -> Self {
+        Self {
+            maps: Default::default(),
+            cap,
+        }
+    }
+
+    /// The map and key of a URL, if it is cached at all.
+    fn key(uri: &Uri) -> Option<(usize, &str)> {
+        let slot = match uri.scheme_str() {
+            Some("http") => 0,
+            Some("https") => 1,
+            _ => return None,
+        };
+        Some((slot, uri.authority()?.as_str()))
+    }
+
+    fn len(&self) -> usize {
+        self.maps.iter().map(|m| read(m).by_authority.len()).sum()
+    }
+
+    /// Caches `r` for `auth` unless full; returns the cached route.
+    fn insert(&self, slot: usize, auth: &str, r: Arc<Route>) -> Arc<Route> {
+        let mut t = write(&self.maps[slot]);
+        if let Some(old) = t.by_authority.get(auth) {
+            return old.clone();
+        }
+        if t.by_authority.len() >= self.cap {
+            return r;
+        }
+        let auth: Box<str> = auth.into();
+        t.by_origin
+            .entry(r.origin.key.clone())
+            .or_default()
+            .push(auth.clone());
+        t.by_authority.insert(auth, r.clone());
+        r
+    }
+
+    /// Drops `uri`'s cached route if it is still `r`.
+    fn remove(&self, uri: &Uri, r: &Arc<Route>) {
+        if let Some((slot, auth)) = Self::key(uri) {
+            let mut t = write(&self.maps[slot]);
+            if t.by_authority.get(auth).is_some_and(|x| Arc::ptr_eq(x, r)) {
+                t.remove(auth);
+            }
+        }
+    }
+
+    /// Drops the routes of forgotten origins.
+    fn forget(&self, keys: &[Arc<str>]) {
+        for m in &self.maps {
+            let mut t = write(m);
+            for k in keys {
+                for a in t.by_origin.remove(k).unwrap_or_default() {
+                    t.by_authority.remove(&a);
+                }
+            }
+        }
+    }
+}
 
 /// Per-request options of the resilience policies.
 struct Opts<'a> {

@@ -107,6 +107,13 @@ pub struct PoolConfig {
     /// Requests allowed to wait for a connection per origin; beyond it they fail with
     /// `timeout.pool` at once. At most 1_000_000. Default: 10_000.
     pub max_pending_per_host: usize,
+    /// Origins whose state (pool, breaker, limiter, retry budget, metrics labels) is kept.
+    /// Beyond it the least recently used origin without connections or requests in flight is
+    /// forgotten. At least 1, at most 1_000_000. Default: 1_024.
+    pub max_origins: usize,
+    /// Forget an origin's state once it has had no connection and no request for this long;
+    /// 0 keeps it until `max_origins` pushes it out. Default: 300_000.
+    pub origin_idle_timeout_ms: u64,
 }
 
 impl Default for PoolConfig {
@@ -118,6 +125,8 @@ impl Default for PoolConfig {
             idle_timeout_ms: 90_000,
             max_lifetime_ms: 0,
             max_pending_per_host: 10_000,
+            max_origins: 1_024,
+            origin_idle_timeout_ms: 300_000,
         }
     }
 }
@@ -417,7 +426,7 @@ const MAX_EXACT: u64 = (1 << 53) - 1;
     clippy::many_single_char_names,
     reason = "one letter per section keeps rows on one line"
 )]
-fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 59] {
+fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 61] {
     const D: u64 = MAX_DURATION_MS;
     const WINDOW: u64 = resilience::MAX_WINDOW_MS;
     let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
@@ -443,6 +452,8 @@ fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 59] {
             n(p.max_pending_per_host),
             1_000_000,
         ),
+        ("pool.max_origins", n(p.max_origins), 1_000_000),
+        ("pool.origin_idle_timeout_ms", p.origin_idle_timeout_ms, D),
         (
             "http2.initial_stream_window_bytes",
             h2.initial_stream_window_bytes.into(),
@@ -640,6 +651,9 @@ impl Config {
                 "must not exceed pool.max_connections",
             );
         }
+        if p.max_origins == 0 {
+            return bad("pool.max_origins", "must be at least 1");
+        }
         if self.timeouts.connect_ms == 0 {
             return bad("timeouts.connect_ms", "must be at least 1");
         }
@@ -777,6 +791,21 @@ mod tests {
         );
         let e = Config::from_json(r#"{"dns": {"nameservers": ["nope"]}}"#).unwrap_err();
         assert!(e.to_string().contains("dns.nameservers[0]"), "{e}");
+    }
+
+    #[test]
+    fn origin_bounds_are_validated() {
+        for (json, field) in [
+            (r#"{"pool": {"max_origins": 0}}"#, "pool.max_origins"),
+            (r#"{"pool": {"max_origins": 1000001}}"#, "pool.max_origins"),
+            (
+                r#"{"pool": {"origin_idle_timeout_ms": 18446744073709551615}}"#,
+                "pool.origin_idle_timeout_ms",
+            ),
+        ] {
+            let e = Config::from_json(json).unwrap_err();
+            assert!(e.to_string().contains(field), "{e}");
+        }
     }
 
     #[test]

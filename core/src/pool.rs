@@ -9,11 +9,12 @@
 mod h2;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
+use http_body::Body as _;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::runtime::Handle;
@@ -95,12 +96,12 @@ struct Meta {
 }
 
 struct H1 {
-    tx: http1::SendRequest<RequestBody>,
+    tx: http1::SendRequest<Upload>,
     meta: Arc<Meta>,
 }
 
 struct Session {
-    tx: http2::SendRequest<RequestBody>,
+    tx: http2::SendRequest<Upload>,
     meta: Arc<Meta>,
     peer: Arc<h2::PeerSettings>,
 }
@@ -133,6 +134,30 @@ struct Counters {
     closed_by_peer: AtomicU64,
 }
 
+impl Counters {
+    fn add(&self, o: &Counters) {
+        for (a, b) in [
+            (&self.connects, &o.connects),
+            (&self.reuses, &o.reuses),
+            (&self.idle, &o.idle),
+            (&self.lifetime, &o.lifetime),
+            (&self.error, &o.error),
+            (&self.closed_by_peer, &o.closed_by_peer),
+        ] {
+            a.fetch_add(b.load(Relaxed), Relaxed);
+        }
+    }
+
+    fn stats(&self, p: &mut PoolStats) {
+        p.connects += self.connects.load(Relaxed);
+        p.reuses += self.reuses.load(Relaxed);
+        p.evictions.idle += self.idle.load(Relaxed);
+        p.evictions.lifetime += self.lifetime.load(Relaxed);
+        p.evictions.error += self.error.load(Relaxed);
+        p.evictions.closed_by_peer += self.closed_by_peer.load(Relaxed);
+    }
+}
+
 struct State {
     proto: Proto,
     idle: Vec<Idle>,
@@ -162,6 +187,19 @@ struct Host {
     shared: Weak<Shared>,
     state: Mutex<State>,
     c: Counters,
+    /// The pool's clock origin, for `last_used`.
+    base: Instant,
+    /// Requests using this origin now (see [`HostRef::enter`]).
+    users: AtomicUsize,
+    /// When the last request ended, in ms since `base`.
+    last_used: AtomicU64,
+    /// In `Shared::live` (it has connections); changed under the state lock.
+    live: AtomicBool,
+    /// In `Shared::spare`; changed under the state lock, or before the host is shared.
+    queued: AtomicBool,
+    /// Forgotten by the pool: requests must look the origin up again. Set under the state
+    /// lock and the hosts lock.
+    removed: AtomicBool,
 }
 
 struct Settings {
@@ -176,6 +214,9 @@ struct Settings {
     h2_streams: u32,
     h2: crate::config::Http2Config,
     max_header_bytes: usize,
+    max_origins: usize,
+    /// 0: origins are forgotten only past `max_origins`.
+    origin_idle_ms: u64,
 }
 
 struct Shared {
@@ -189,6 +230,44 @@ struct Shared {
     next_id: AtomicU64,
     /// Dropped with the pool, which ends the reaper at once.
     _reaper: oneshot::Sender<()>,
+    base: Instant,
+    /// Hosts with connections: the only ones the reaper visits on every tick.
+    live: Mutex<Vec<Weak<Host>>>,
+    /// Hosts without connections, with when they were last used, oldest first (roughly): the
+    /// candidates to forget.
+    spare: Mutex<VecDeque<(Weak<Host>, u64)>>,
+    /// Counters of forgotten origins, so that totals never go down.
+    gone: Counters,
+    /// Told which origins were forgotten (under the hosts lock), to forget their other state.
+    on_forget: OnceLock<Forget>,
+}
+
+/// See [`Pool::on_forget`].
+pub(crate) type Forget = Box<dyn Fn(&[Arc<str>]) + Send + Sync>;
+
+/// What became of a host taken from the spare queue.
+enum Spare {
+    /// Gone, forgotten already, or back in use with connections: not spare any more.
+    Drop,
+    /// Still wanted: back in the queue with this time of last use.
+    Requeue(u64),
+    /// Forgotten now.
+    Forgot(Arc<str>),
+}
+
+/// A request using an origin: while any exists, the origin is not forgotten.
+pub(crate) struct Using(Arc<Host>);
+
+impl Drop for Using {
+    fn drop(&mut self) {
+        let h = &self.0;
+        h.last_used.store(ms_since(h.base), Relaxed);
+        h.users.fetch_sub(1, SeqCst);
+    }
+}
+
+fn ms_since(base: Instant) -> u64 {
+    u64::try_from(Instant::now().saturating_duration_since(base).as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Drop for Shared {
@@ -234,12 +313,29 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Clone)]
 pub(crate) struct HostRef(Arc<Host>);
 
+impl HostRef {
+    /// Marks a request using this origin until the guard drops, so the origin is not
+    /// forgotten meanwhile. `None` when it was forgotten already: look it up again.
+    pub(crate) fn enter(&self) -> Option<Using> {
+        let h = &self.0;
+        h.users.fetch_add(1, SeqCst);
+        if h.removed.load(SeqCst) {
+            h.users.fetch_sub(1, SeqCst);
+            return None;
+        }
+        Some(Using(h.clone()))
+    }
+}
+
 /// A connection (HTTP/1.1) or a stream slot (HTTP/2) lent to one request.
 pub(crate) struct Lease {
     host: Arc<Host>,
     conn: LeaseConn,
+    /// The request body on its way out, once sent.
+    upload: Option<Arc<UploadState>>,
     pub(crate) reused: bool,
-    pub(crate) timings: ConnectTimings,
+    /// Boxed: only new connections have them, and a response body carries its lease.
+    timings: Option<Box<ConnectTimings>>,
 }
 
 enum LeaseConn {
@@ -247,15 +343,86 @@ enum LeaseConn {
     H2(Option<Arc<Session>>),
 }
 
-/// The sender a request goes out on.
-pub(crate) enum Sender<'a> {
-    H1(&'a mut http1::SendRequest<RequestBody>),
-    H2(http2::SendRequest<RequestBody>),
+/// Whether a request body is still being written (hyper writes it from the connection task,
+/// possibly after the whole response has arrived), and a way to stop it.
+#[derive(Default)]
+struct UploadState {
+    done: AtomicBool,
+    abort: AtomicBool,
+    waker: futures_util::task::AtomicWaker,
 }
+
+impl UploadState {
+    fn done(&self) -> bool {
+        self.done.load(Acquire)
+    }
+
+    /// Fails the body's next read, so hyper stops writing it: an HTTP/1.1 connection closes,
+    /// an HTTP/2 stream is reset.
+    fn abort(&self) {
+        if !self.done() {
+            self.abort.store(true, Release);
+            self.waker.wake();
+        }
+    }
+}
+
+/// A request body as the connection sends it: it says when it has been written in full and
+/// fails when its request was abandoned.
+pub(crate) struct Upload {
+    body: RequestBody,
+    state: Arc<UploadState>,
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        // hyper drops the body once written (or once the connection failed).
+        self.state.done.store(true, Release);
+    }
+}
+
+impl http_body::Body for Upload {
+    type Data = bytes::Bytes;
+    type Error = crate::error::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        this.state.waker.register(cx.waker());
+        if this.state.abort.load(Acquire) {
+            return Poll::Ready(Some(Err("the request was abandoned".into())));
+        }
+        let polled = std::pin::Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(r) = &polled
+            && (r.is_none() || this.body.is_end_stream())
+        {
+            this.state.done.store(true, Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+type ResponseHead = hyper::Result<http::Response<hyper::body::Incoming>>;
 
 impl Lease {
     pub(crate) fn is_h2(&self) -> bool {
         matches!(self.conn, LeaseConn::H2(_))
+    }
+
+    /// How long the connection took to open (zero when reused).
+    pub(crate) fn timings(&self) -> ConnectTimings {
+        self.timings.as_deref().copied().unwrap_or_default()
     }
 
     /// The TLS handshake's outcome of the lent connection (reused or new).
@@ -267,21 +434,57 @@ impl Lease {
         }
     }
 
-    pub(crate) fn sender(&mut self) -> Option<Sender<'_>> {
-        match &mut self.conn {
-            LeaseConn::H1(Some(c)) => Some(Sender::H1(&mut c.tx)),
-            LeaseConn::H2(Some(s)) => Some(Sender::H2(s.tx.clone())),
-            _ => None,
+    /// Sends `req` on the leased connection; the future does not borrow the lease.
+    pub(crate) fn send(
+        &mut self,
+        req: http::Request<RequestBody>,
+    ) -> Result<impl Future<Output = ResponseHead> + Send + 'static, Error> {
+        use futures_util::future::Either;
+        let state = Arc::new(UploadState::default());
+        let (parts, body) = req.into_parts();
+        if body.is_end_stream() {
+            state.done.store(true, Release);
         }
+        let req = http::Request::from_parts(
+            parts,
+            Upload {
+                body,
+                state: state.clone(),
+            },
+        );
+        let fut = match &mut self.conn {
+            LeaseConn::H1(Some(c)) => Either::Left(c.tx.send_request(req)),
+            LeaseConn::H2(Some(s)) => {
+                let mut tx = s.tx.clone();
+                Either::Right(async move { tx.send_request(req).await })
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    "lease without a connection",
+                ));
+            }
+        };
+        self.upload = Some(state);
+        Ok(fut)
     }
 
-    /// The request completed and its body was read: the connection may serve another.
+    /// The request completed and its body was read: the connection may serve another, unless
+    /// its request body is still being written (the server answered early), which rules out
+    /// reusing an HTTP/1.1 connection.
     pub(crate) fn release(mut self) {
+        let writing = self.upload.take().filter(|u| !u.done());
+        if let Some(u) = &writing {
+            u.abort();
+        }
         match &mut self.conn {
             LeaseConn::H1(c) => {
-                if let Some(c) = c.take() {
+                if writing.is_none()
+                    && let Some(c) = c.take()
+                {
                     self.host.put_back(c);
                 }
+                // Otherwise `drop` retires it.
             }
             LeaseConn::H2(s) => {
                 if let Some(s) = s.take() {
@@ -294,6 +497,9 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        if let Some(u) = self.upload.take() {
+            u.abort();
+        }
         match &mut self.conn {
             // Not released: failed, timed out, cancelled or read only in part. Never reuse.
             LeaseConn::H1(c) => {
@@ -328,6 +534,21 @@ impl Drop for WaitGuard {
     }
 }
 
+/// An idle HTTP/1.1 connection granted to a request that has not yet found it ready; dropped
+/// with the connection inside (the request was cancelled), it goes back to the pool.
+struct Held {
+    host: Arc<Host>,
+    conn: Option<H1>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.host.undo(Grant::H1(c));
+        }
+    }
+}
+
 /// A reserved connect slot; dropped without `done` it frees the slot for the next waiter.
 struct ConnectGuard {
     host: Arc<Host>,
@@ -357,6 +578,8 @@ impl Settings {
             h2_streams: cfg.http2.max_concurrent_streams,
             h2: cfg.http2.clone(),
             max_header_bytes: cfg.limits.max_response_header_bytes,
+            max_origins: p.max_origins,
+            origin_idle_ms: p.origin_idle_timeout_ms,
         }
     }
 }
@@ -374,6 +597,11 @@ impl Pool {
             handle: handle.clone(),
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
+            base: Instant::now(),
+            live: Mutex::new(Vec::new()),
+            spare: Mutex::new(VecDeque::new()),
+            gone: Counters::default(),
+            on_forget: OnceLock::new(),
         });
         // The reaper also trims idle connections over `max_idle_per_host`, so it always runs.
         let every = [shared.s.idle_timeout, shared.s.lifetime]
@@ -402,17 +630,34 @@ impl Pool {
         Self { shared }
     }
 
-    /// The pool's state of `origin`, for callers that look it up once and acquire many times
-    /// (origins are never removed, so the handle stays valid for the pool's life).
+    /// The pool's state of `origin`, for callers that look it up once and acquire many times.
+    /// The pool may forget the origin later (see [`HostRef::enter`]); acquiring through a stale
+    /// handle looks the origin up again.
     pub(crate) fn host_ref(&self, origin: &Origin) -> HostRef {
         HostRef(self.host(origin))
     }
 
+    /// Sets what learns of forgotten origins (once; later calls are ignored).
+    pub(crate) fn on_forget(&self, f: Forget) {
+        let _ = self.shared.on_forget.set(f);
+    }
+
+    /// Origins tracked: (all, with connections, without), for tests of the bookkeeping.
+    pub(crate) fn origin_counts(&self) -> (usize, usize, usize) {
+        let sh = &self.shared;
+        let all = lock(&sh.hosts).len();
+        let live = lock(&sh.live).len();
+        let spare = lock(&sh.spare).len();
+        (all, live, spare)
+    }
+
     fn host(&self, origin: &Origin) -> Arc<Host> {
-        let mut hosts = lock(&self.shared.hosts);
+        let sh = &self.shared;
+        let mut hosts = lock(&sh.hosts);
         if let Some(h) = hosts.get(&origin.key) {
             return h.clone();
         }
+        let now = ms_since(sh.base);
         let h1_only = if origin.https {
             !self.shared.s.h2_enabled
         } else {
@@ -433,8 +678,20 @@ impl Pool {
                 blocked: false,
             }),
             c: Counters::default(),
+            base: sh.base,
+            users: AtomicUsize::new(0),
+            last_used: AtomicU64::new(now),
+            live: AtomicBool::new(false),
+            queued: AtomicBool::new(true),
+            removed: AtomicBool::new(false),
         });
         hosts.insert(origin.key.clone(), h.clone());
+        lock(&sh.spare).push_back((Arc::downgrade(&h), now));
+        if hosts.len() > sh.s.max_origins {
+            let mut forgot = Vec::new();
+            sh.evict_over_cap(&mut hosts, now, Some(&h), &mut forgot);
+            sh.forget(&forgot);
+        }
         h
     }
 
@@ -452,14 +709,19 @@ impl Pool {
         if sh.closed.load(Relaxed) {
             return Err(Error::new(ErrorKind::Closed, "the client is closed"));
         }
-        let host = host.0.clone();
-        let origin = &host.origin;
+        let mut host = host.0.clone();
         // A dead idle connection found by `ready()` costs one more round; bounded for safety.
         for _ in 0..sh.s.per_host.saturating_add(2) {
             let (step, dead) = host.try_acquire(urgency);
             host.retire_all(dead);
+            let origin = &host.origin;
             let grant = match step {
                 Step::Now(g) => g,
+                Step::Moved => {
+                    // Forgotten since the caller looked it up: use the pool's current state.
+                    host = self.host(&origin.clone());
+                    continue;
+                }
                 Step::Full => {
                     return Err(Error::new(
                         ErrorKind::TimeoutPool,
@@ -497,11 +759,19 @@ impl Pool {
                 }
             };
             match grant {
-                Grant::H1(mut c) => {
-                    if futures_util::future::poll_fn(|cx| c.tx.poll_ready(cx))
-                        .await
-                        .is_err()
-                    {
+                Grant::H1(c) => {
+                    // Held by a guard across the wait: a request dropped here puts it back.
+                    let mut held = Held {
+                        host: host.clone(),
+                        conn: Some(c),
+                    };
+                    let ready = futures_util::future::poll_fn(|cx| match &mut held.conn {
+                        Some(c) => c.tx.poll_ready(cx).map(|r| r.is_ok()),
+                        None => std::task::Poll::Ready(false),
+                    })
+                    .await;
+                    let Some(c) = held.conn.take() else { continue };
+                    if !ready {
                         let meta = c.meta.clone();
                         drop(c);
                         host.retire(&meta, Reason::ClosedByPeer);
@@ -511,8 +781,9 @@ impl Pool {
                     return Ok(Lease {
                         host,
                         conn: LeaseConn::H1(Some(c)),
+                        upload: None,
                         reused: true,
-                        timings: ConnectTimings::default(),
+                        timings: None,
                     });
                 }
                 Grant::H2(s) => {
@@ -520,8 +791,9 @@ impl Pool {
                     return Ok(Lease {
                         host,
                         conn: LeaseConn::H2(Some(s)),
+                        upload: None,
                         reused: true,
-                        timings: ConnectTimings::default(),
+                        timings: None,
                     });
                 }
                 Grant::Failed(kind, msg) => return Err(Error::new(kind, msg)),
@@ -536,7 +808,7 @@ impl Pool {
         }
         Err(Error::new(
             ErrorKind::Io,
-            format!("every pooled connection to {} was dead", origin.key),
+            format!("every pooled connection to {} was dead", host.origin.key),
         ))
     }
 
@@ -588,8 +860,9 @@ impl Pool {
                 Ok(Lease {
                     host,
                     conn,
+                    upload: None,
                     reused: false,
-                    timings,
+                    timings: Some(Box::new(timings)),
                 })
             }
         }
@@ -671,6 +944,7 @@ impl Pool {
     pub(crate) fn stats(&self) -> (PoolStats, std::collections::BTreeMap<String, OriginStats>) {
         let hosts: Vec<Arc<Host>> = lock(&self.shared.hosts).values().cloned().collect();
         let mut total = PoolStats::default();
+        self.shared.gone.stats(&mut total);
         let mut per = std::collections::BTreeMap::new();
         for h in hosts {
             let o = h.stats();
@@ -726,6 +1000,8 @@ impl Pool {
 
 enum Step {
     Now(Grant),
+    /// The host was forgotten; look the origin up again.
+    Moved,
     Wait(oneshot::Receiver<Grant>, bool),
     Full,
 }
@@ -758,7 +1034,7 @@ impl Shared {
     /// Closes the longest-idle HTTP/1.1 connection of any origin, to make room under the
     /// global cap.
     fn evict_one_idle(&self) {
-        let hosts: Vec<Arc<Host>> = lock(&self.hosts).values().cloned().collect();
+        let hosts = self.live_hosts();
         let mut best: Option<(Arc<Host>, Instant)> = None;
         for h in hosts {
             let st = lock(&h.state);
@@ -783,11 +1059,17 @@ impl Shared {
         }
     }
 
+    /// The hosts with connections.
+    fn live_hosts(&self) -> Vec<Arc<Host>> {
+        lock(&self.live).iter().filter_map(Weak::upgrade).collect()
+    }
+
     fn reap(&self) {
         let now = Instant::now();
-        let hosts: Vec<Arc<Host>> = lock(&self.hosts).values().cloned().collect();
-        for h in hosts {
-            let dead = {
+        let now_ms = ms_since(self.base);
+        let mut spare = Vec::new();
+        for h in self.live_hosts() {
+            let (dead, to_spare) = {
                 let mut st = lock(&h.state);
                 let mut dead = Vec::new();
                 let s = &self.s;
@@ -821,9 +1103,139 @@ impl Shared {
                         None => true,
                     }
                 });
-                dead
+                // Without connections: spare from now on (from the next tick when some
+                // close now).
+                let to_spare = dead.is_empty() && st.open == 0 && st.connecting == 0 && {
+                    h.live.store(false, Relaxed);
+                    !h.queued.swap(true, Relaxed)
+                };
+                (dead, to_spare)
             };
             h.retire_all(dead);
+            if to_spare {
+                spare.push((Arc::downgrade(&h), h.last_used.load(Relaxed)));
+            }
+        }
+        // Hosts without connections leave the live list (once each).
+        {
+            let mut seen = std::collections::HashSet::new();
+            lock(&self.live).retain(|w| {
+                w.upgrade()
+                    .is_some_and(|h| h.live.load(Relaxed) && seen.insert(Arc::as_ptr(&h)))
+            });
+        }
+        lock(&self.spare).extend(spare);
+        self.reap_spare(now_ms);
+    }
+
+    /// Forgets origins unused for `origin_idle_timeout_ms`, and the least recently used ones
+    /// over `max_origins`. Only spare hosts due (or needed for the cap) are looked at.
+    fn reap_spare(&self, now: u64) {
+        let idle = self.s.origin_idle_ms;
+        let mut due = Vec::new();
+        if idle > 0 {
+            let mut q = lock(&self.spare);
+            while q
+                .front()
+                .is_some_and(|(_, at)| at.saturating_add(idle) <= now)
+            {
+                due.extend(q.pop_front());
+            }
+        }
+        let mut back = Vec::new();
+        let mut forgot = Vec::new();
+        {
+            let mut hosts = lock(&self.hosts);
+            for (w, at) in due {
+                let Some(h) = w.upgrade() else { continue };
+                match self.consider(&mut hosts, &h, at, now) {
+                    Spare::Drop => {}
+                    Spare::Requeue(at) => back.push((w, at)),
+                    Spare::Forgot(k) => forgot.push(k),
+                }
+            }
+            lock(&self.spare).extend(back);
+            self.evict_over_cap(&mut hosts, now, None, &mut forgot);
+            self.forget(&forgot);
+        }
+    }
+
+    /// Forgets least recently used spare hosts while there are more than `max_origins`; hosts
+    /// in use stay (over the cap) until they are done, and so does `fresh`, just created for a
+    /// request. Looks at a bounded number of hosts, so a pool over the cap only because its
+    /// origins are busy does not rescan them on every new origin.
+    fn evict_over_cap(
+        &self,
+        hosts: &mut HashMap<Arc<str>, Arc<Host>>,
+        now: u64,
+        fresh: Option<&Arc<Host>>,
+        forgot: &mut Vec<Arc<str>>,
+    ) {
+        let bound = if fresh.is_some() { 16 } else { 1024 };
+        let mut tries = lock(&self.spare).len().min(bound);
+        while hosts.len() > self.s.max_origins && tries > 0 {
+            tries -= 1;
+            let Some((w, at)) = lock(&self.spare).pop_front() else {
+                return;
+            };
+            let Some(h) = w.upgrade() else { continue };
+            if fresh.is_some_and(|f| Arc::ptr_eq(f, &h)) {
+                lock(&self.spare).push_back((w, at));
+                continue;
+            }
+            match self.consider(hosts, &h, at, now) {
+                Spare::Drop => {}
+                Spare::Requeue(at) => lock(&self.spare).push_back((w, at)),
+                Spare::Forgot(k) => forgot.push(k),
+            }
+        }
+    }
+
+    /// Forgets `h` unless it is in use or was used after `at` (under the hosts lock).
+    fn consider(
+        &self,
+        hosts: &mut HashMap<Arc<str>, Arc<Host>>,
+        h: &Arc<Host>,
+        at: u64,
+        now: u64,
+    ) -> Spare {
+        let mut st = lock(&h.state);
+        if h.removed.load(SeqCst) {
+            return Spare::Drop;
+        }
+        if h.live.load(Relaxed) {
+            h.queued.store(false, Relaxed);
+            return Spare::Drop;
+        }
+        st.waiters.retain(|w| !w.is_closed());
+        if st.open + st.connecting > 0 || !st.waiters.is_empty() || h.users.load(SeqCst) > 0 {
+            return Spare::Requeue(now);
+        }
+        let last = h.last_used.load(Relaxed);
+        if last > at {
+            return Spare::Requeue(last);
+        }
+        // A request may be entering right now (`HostRef::enter`): one of the two sees the other.
+        h.removed.store(true, SeqCst);
+        if h.users.load(SeqCst) > 0 {
+            h.removed.store(false, SeqCst);
+            return Spare::Requeue(now);
+        }
+        drop(st);
+        if hosts.get(&h.origin.key).is_some_and(|x| Arc::ptr_eq(x, h)) {
+            hosts.remove(&h.origin.key);
+        }
+        self.gone.add(&h.c);
+        Spare::Forgot(h.origin.key.clone())
+    }
+
+    /// Tells the client which origins were forgotten (called under the hosts lock, so a
+    /// request looking an origin up sees either all of its old state or none).
+    fn forget(&self, keys: &[Arc<str>]) {
+        if !keys.is_empty()
+            && let Some(f) = self.on_forget.get()
+        {
+            f(keys);
         }
     }
 }
@@ -874,6 +1286,9 @@ impl Host {
         };
         let mut dead = Vec::new();
         let mut st = lock(&self.state);
+        if self.removed.load(SeqCst) {
+            return (Step::Moved, dead);
+        }
         while st.waiters.front().is_some_and(Waiter::is_closed) {
             st.waiters.pop_front();
         }
@@ -1035,10 +1450,11 @@ impl Host {
     fn connected(&self, conn: &LeaseConn) {
         let Some(sh) = self.shared() else { return };
         let mut dead = Vec::new();
-        {
+        let newly_live = {
             let mut st = lock(&self.state);
             st.connecting -= 1;
             st.open += 1;
+            let newly_live = !self.live.swap(true, Relaxed);
             match conn {
                 LeaseConn::H1(_) => st.proto = Proto::H1,
                 LeaseConn::H2(Some(s)) => {
@@ -1052,6 +1468,10 @@ impl Host {
                 LeaseConn::H2(None) => {}
             }
             self.pump(&sh, &mut st, &mut dead);
+            newly_live
+        };
+        if newly_live {
+            lock(&sh.live).push(self.me.clone());
         }
         self.retire_all(dead);
     }
@@ -1224,5 +1644,77 @@ impl Host {
                 },
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(max_origins: usize, idle_ms: u64) -> Pool {
+        let mut cfg = Config::default();
+        cfg.pool.max_origins = max_origins;
+        cfg.pool.origin_idle_timeout_ms = idle_ms;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let connector = Connector::new(&cfg, metrics).unwrap();
+        Pool::new(&cfg, connector, &Handle::current())
+    }
+
+    fn host(p: &Pool, port: u16) -> HostRef {
+        let uri: http::Uri = format!("http://127.0.0.1:{port}").parse().unwrap();
+        p.host_ref(&Origin::from_uri(&uri).unwrap())
+    }
+
+    fn known(h: &HostRef) -> bool {
+        h.enter().is_some()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_least_recently_used_origin_goes_first_and_one_in_use_never() {
+        let p = pool(3, 0);
+        let [h1, h2, h3] = [1, 2, 3].map(|port| host(&p, port));
+        tokio::time::advance(Duration::from_millis(5)).await;
+        drop(h1.enter());
+        let h4 = host(&p, 4);
+        assert_eq!(p.origin_counts().0, 3);
+        assert!(!known(&h2), "the least recently used is forgotten");
+        assert!(known(&h1) && known(&h3) && known(&h4));
+        // In use: kept, even over the cap.
+        let using: Vec<Using> = [&h1, &h3, &h4].map(|h| h.enter().unwrap()).into();
+        let h5 = host(&p, 5);
+        assert_eq!(p.origin_counts().0, 4, "nothing idle to forget");
+        assert!(
+            [&h1, &h3, &h4, &h5]
+                .iter()
+                .all(|h| !h.0.removed.load(SeqCst))
+        );
+        drop(using);
+        tokio::time::advance(Duration::from_millis(5)).await;
+        p.shared.reap();
+        assert_eq!(p.origin_counts().0, 3, "back to the cap once they are done");
+        assert!(known(&h5), "the newest stays");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_origin_idle_past_the_timeout_is_forgotten() {
+        let p = pool(100, 100);
+        let (a, b) = (host(&p, 1), host(&p, 2));
+        let held = b.enter().unwrap();
+        tokio::time::advance(Duration::from_millis(150)).await;
+        p.shared.reap();
+        assert!(!known(&a));
+        assert!(known(&b), "a request in flight keeps its origin");
+        drop(held);
+        tokio::time::advance(Duration::from_millis(50)).await;
+        p.shared.reap();
+        assert!(known(&b), "idle for less than the timeout");
+        tokio::time::advance(Duration::from_millis(150)).await;
+        p.shared.reap();
+        p.shared.reap();
+        assert_eq!(p.origin_counts(), (0, 0, 0));
+        // A stale handle looks the origin up again.
+        let fresh = host(&p, 2);
+        assert!(!Arc::ptr_eq(&fresh.0, &b.0));
+        assert_eq!(p.origin_counts().0, 1);
     }
 }

@@ -61,6 +61,30 @@ impl Drop for Slot {
     }
 }
 
+/// A request counted in `waiting`.
+struct Queued<'a> {
+    limiter: &'a Limiter,
+    counted: bool,
+}
+
+impl Queued<'_> {
+    /// Stops waiting, under the lock the caller already holds.
+    fn leave(mut self, s: &mut State) {
+        self.counted = false;
+        s.waiting -= 1;
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.limiter.lock().waiting -= 1;
+            // A wake-up this waiter may have taken goes to the next one.
+            self.limiter.notify.notify_one();
+        }
+    }
+}
+
 impl Limiter {
     pub(crate) fn new(cfg: &ConcurrencyConfig) -> Self {
         Self {
@@ -92,28 +116,32 @@ impl Limiter {
         origin: &str,
         until: Option<Instant>,
     ) -> Result<Slot, Error> {
-        let mut queued = false;
+        // Counted in `waiting` while set; dropped with the request, it uncounts itself.
+        let mut queued: Option<Queued<'_>> = None;
         loop {
             let notified = self.notify.notified();
             {
                 let mut s = self.lock();
                 if f64::from(s.in_flight) < s.limit.floor() {
                     s.in_flight += 1;
-                    if queued {
-                        s.waiting -= 1;
+                    if let Some(q) = queued.take() {
+                        q.leave(&mut s);
                     }
                     return Ok(Slot {
                         limiter: self.clone(),
                         done: false,
                     });
                 }
-                if !queued {
+                if queued.is_none() {
                     if s.waiting >= self.cfg.max_queue {
                         s.rejected += 1;
                         return Err(Self::overloaded(origin, &s));
                     }
                     s.waiting += 1;
-                    queued = true;
+                    queued = Some(Queued {
+                        limiter: self,
+                        counted: true,
+                    });
                 }
             }
             let expired = if let Some(at) = until {
@@ -124,7 +152,9 @@ impl Limiter {
             };
             if expired {
                 let mut s = self.lock();
-                s.waiting -= 1;
+                if let Some(q) = queued.take() {
+                    q.leave(&mut s);
+                }
                 s.rejected += 1;
                 return Err(Self::overloaded(origin, &s));
             }
@@ -218,6 +248,31 @@ mod tests {
             2,
             "latency 5× the best is an overload signal"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_waiter_leaves_the_queue() {
+        let l = limiter(1, 4);
+        let a = l.acquire("o", None).await.unwrap();
+        for _ in 0..3 {
+            let wait = l.acquire("o", None);
+            assert!(
+                tokio::time::timeout(Duration::from_millis(10), wait)
+                    .await
+                    .is_err()
+            );
+        }
+        assert_eq!(l.snapshot().2, 0, "cancelled waiters are not counted");
+        let l2 = l.clone();
+        let waiter = tokio::spawn(async move { l2.acquire("o", None).await.map(drop) });
+        tokio::task::yield_now().await;
+        assert_eq!(l.snapshot().2, 1);
+        waiter.abort();
+        assert!(waiter.await.unwrap_err().is_cancelled());
+        assert_eq!(l.snapshot().2, 0);
+        drop(a);
+        let _b = l.acquire("o", None).await.unwrap();
+        assert_eq!(l.snapshot().1, 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -81,6 +81,9 @@ pub(crate) struct Counters {
     pub(crate) budget_exhausted: AtomicU64,
     pub(crate) hedges_sent: AtomicU64,
     pub(crate) hedges_won: AtomicU64,
+    /// Breaker trips, breaker rejections and `overloaded` of forgotten origins, so that totals
+    /// never go down.
+    gone: [AtomicU64; 3],
 }
 
 /// State of one origin.
@@ -104,6 +107,8 @@ pub(crate) struct Policies {
     events: broadcast::Sender<BreakerEvent>,
     base: Instant,
     client_key: Arc<str>,
+    /// Origins in the map that trigger a sweep of unused ones.
+    prune_at: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Policies {
@@ -129,6 +134,7 @@ impl Policies {
             events: broadcast::channel(256).0,
             base: Instant::now(),
             client_key: Arc::from("*"),
+            prune_at: std::sync::atomic::AtomicUsize::new(cfg.pool.max_origins),
         })
     }
 
@@ -137,7 +143,8 @@ impl Policies {
         self.events.subscribe()
     }
 
-    /// The state of `origin`, created on first use.
+    /// The state of `origin`, created on first use. Past `pool.max_origins` origins, those
+    /// nobody holds are forgotten first (the client forgets the rest with the pool's).
     pub(crate) fn origin(&self, key: &Arc<str>) -> Arc<OriginPolicy> {
         if let Some(p) = self
             .origins
@@ -148,9 +155,53 @@ impl Policies {
             return p.clone();
         }
         let mut map = self.origins.write().unwrap_or_else(PoisonError::into_inner);
+        // Amortised: after a sweep, the next waits until the map has doubled.
+        if map.len() >= self.prune_at.load(Relaxed) && !map.contains_key(key) {
+            let unused: Vec<Arc<str>> = map
+                .iter()
+                .filter(|(_, p)| Arc::strong_count(p) == 1)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in unused {
+                if let Some(p) = map.remove(&k) {
+                    self.count_gone(&p);
+                }
+            }
+            let cap = self.cfg.pool.max_origins;
+            self.prune_at.store(cap.max(map.len() * 2), Relaxed);
+        }
         map.entry(key.clone())
             .or_insert_with(|| Arc::new(self.new_origin(key)))
             .clone()
+    }
+
+    /// Forgets the state of these origins.
+    pub(crate) fn forget(&self, keys: &[Arc<str>]) {
+        let mut map = self.origins.write().unwrap_or_else(PoisonError::into_inner);
+        for k in keys {
+            if let Some(p) = map.remove(k) {
+                self.count_gone(&p);
+            }
+        }
+    }
+
+    fn count_gone(&self, p: &OriginPolicy) {
+        let g = &self.counters.gone;
+        if let Some(b) = &p.breaker {
+            g[0].fetch_add(b.trips.load(Relaxed), Relaxed);
+            g[1].fetch_add(b.rejected.load(Relaxed), Relaxed);
+        }
+        if let Some(l) = &p.concurrency {
+            g[2].fetch_add(l.snapshot().3, Relaxed);
+        }
+    }
+
+    /// Origins with state.
+    pub(crate) fn origin_count(&self) -> usize {
+        self.origins
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     fn new_origin(&self, key: &Arc<str>) -> OriginPolicy {
@@ -441,9 +492,9 @@ impl Policies {
         let c = &self.counters;
         let now = Instant::now();
         let map = self.origins.read().unwrap_or_else(PoisonError::into_inner);
-        let mut breaker_trips = 0;
-        let mut breaker_rejected = 0;
-        let mut overloaded = 0;
+        let mut breaker_trips = c.gone[0].load(Relaxed);
+        let mut breaker_rejected = c.gone[1].load(Relaxed);
+        let mut overloaded = c.gone[2].load(Relaxed);
         let origins: BTreeMap<String, OriginResilience> = map
             .iter()
             .map(|(k, p)| {

@@ -87,6 +87,9 @@ pub(crate) async fn handle(
         guard.finish();
     }
     let (parts, body) = req.into_parts();
+    if parts.uri.path() == "/early" {
+        return Ok(early(&parts, body).map(|b| b.with_guard(guard)));
+    }
     let mut upload = None;
     let body = if body.is_end_stream() {
         Bytes::new()
@@ -122,6 +125,27 @@ pub(crate) async fn handle(
         .await
         .unwrap_or_else(Reject::into_response);
     Ok(resp.map(|b| b.with_guard(guard)))
+}
+
+/// `/early?status=200&drain=0`: answers before reading the request body (a server refusing an
+/// upload with 413, or answering at once). With `drain=1` the body is read afterwards, so an
+/// HTTP/1.1 connection stays open; otherwise it is dropped unread.
+fn early(parts: &http::request::Parts, body: Incoming) -> Response<Body> {
+    let query = parts.uri.query().unwrap_or("");
+    let code = param(query, "status")
+        .and_then(|s| s.parse::<u16>().ok())
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .unwrap_or(StatusCode::OK);
+    if param(query, "drain").is_some_and(|d| d == "1") {
+        tokio::spawn(async move {
+            let _ = body.collect().await;
+        });
+    } else {
+        drop(body);
+    }
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = code;
+    resp
 }
 
 async fn route(ctx: &Arc<ConnCtx>, req: &Req) -> Handled {
