@@ -111,6 +111,9 @@ export declare function errorCodes(): Array<string>
 /** How many completions one batch (one JS call) holds at most. */
 export declare function maxBatch(): number
 
+/** The longest per-request timeout in milliseconds (one year, the core's bound on durations). */
+export declare function maxTimeoutMs(): number
+
 /** Per-request overrides of the config's phase timeouts, each in milliseconds. */
 export interface PhaseTimeoutsMs {
   connect?: number

@@ -840,4 +840,5 @@ module.exports.NativeClient = nativeBinding.NativeClient
 module.exports.configToCore = nativeBinding.configToCore
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.maxBatch = nativeBinding.maxBatch
+module.exports.maxTimeoutMs = nativeBinding.maxTimeoutMs
 module.exports.version = nativeBinding.version

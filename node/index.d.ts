@@ -29,7 +29,7 @@ export interface RequestOptions {
   json?: unknown
   /**
    * Total deadline of this request (head and body), overriding `timeouts.totalMs`: 0 to
-   * `MAX_TIMEOUT_MS` (2^31 - 1, about 24.8 days); anything else (NaN, Infinity, negative, larger)
+   * `MAX_TIMEOUT_MS` (one year: 31 536 000 000); anything else (NaN, Infinity, negative, larger)
    * throws a `RangeError` naming the option before any I/O, a non-number a `TypeError`.
    */
   timeoutMs?: number
@@ -331,7 +331,7 @@ export declare const errorClasses: Readonly<Record<ErrorCode, typeof WirecoreErr
 export declare function errorFor(code: string, message: string, options?: ErrorOptions): WirecoreError
 /** Every error code the loaded engine can produce. */
 export declare function errorCodes(): string[]
-/** The longest per-request timeout in milliseconds: 2^31 - 1 (about 24.8 days, as `setTimeout`). */
-export declare const MAX_TIMEOUT_MS: 2147483647
+/** The longest per-request timeout in milliseconds: one year (31 536 000 000), the core's bound on every duration. */
+export declare const MAX_TIMEOUT_MS: number
 /** The addon version. */
 export declare const version: string

@@ -168,8 +168,8 @@ function toBytes(chunk) {
   throw new TypeError('wirecore: a request body stream must yield strings, Buffers or Uint8Arrays')
 }
 
-/** The longest timeout a request takes, in milliseconds: 2^31 - 1 (about 24.8 days, as `setTimeout`). */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1
+/** The longest timeout a request takes, in milliseconds: one year (the core's bound on durations). */
+const MAX_TIMEOUT_MS = native.maxTimeoutMs()
 
 /** Throws unless `v` is a number of milliseconds in 0 (or above 0) ..= MAX_TIMEOUT_MS. */
 function checkTimeout(name, v, zeroOk) {
@@ -729,7 +729,7 @@ class Client {
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
       throw new TypeError('wirecore: timeoutMs must be a non-negative number')
     }
-    await operation((id) => this.#native.close(id, Math.min(timeoutMs, 2 ** 31)))
+    await operation((id) => this.#native.close(id, Math.min(timeoutMs, MAX_TIMEOUT_MS)))
   }
 }
 

@@ -542,9 +542,13 @@ fn millis(what: &str, ms: Option<f64>) -> napi::Result<Option<Duration>> {
         .transpose()
 }
 
-/// The longest timeout a request takes, in milliseconds (as `setTimeout`: about 24.8 days);
-/// `index.js` checks the same bound first.
-const MAX_TIMEOUT_MS: f64 = 2_147_483_647.0;
+/// The longest timeout a request takes, in milliseconds: the core's bound on every duration
+/// (one year); `index.js` checks the same bound first (`maxTimeoutMs`).
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "3.15e10 is far below 2^53: exact as f64"
+)]
+pub(crate) const MAX_TIMEOUT_MS: f64 = wirecore::config::MAX_DURATION_MS as f64;
 
 /// A timeout from JS milliseconds: finite, at least `min` and at most [`MAX_TIMEOUT_MS`], so
 /// no deadline computed from it can overflow.

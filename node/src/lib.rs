@@ -28,6 +28,12 @@ pub fn max_batch() -> u32 {
     completion::MAX_BATCH as u32
 }
 
+/// The longest per-request timeout in milliseconds (one year, the core's bound on durations).
+#[napi(catch_unwind)]
+pub fn max_timeout_ms() -> f64 {
+    client::MAX_TIMEOUT_MS
+}
+
 /// The crate version.
 #[napi(catch_unwind)]
 pub fn version() -> &'static str {
