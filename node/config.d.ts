@@ -272,7 +272,7 @@ export interface PoolConfig {
   maxPendingPerHost?: number
   /**
    * Forget an origin's state once it has had no connection and no request for this long;
-   * 0 keeps it until `max_origins` pushes it out. Default: 300_000.
+   * 0 keeps it until `max_origins` pushes it out. At most one year. Default: 300_000.
    */
   originIdleTimeoutMs?: number
 }

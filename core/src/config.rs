@@ -112,7 +112,7 @@ pub struct PoolConfig {
     /// forgotten. At least 1, at most 1_000_000. Default: 1_024.
     pub max_origins: usize,
     /// Forget an origin's state once it has had no connection and no request for this long;
-    /// 0 keeps it until `max_origins` pushes it out. Default: 300_000.
+    /// 0 keeps it until `max_origins` pushes it out. At most one year. Default: 300_000.
     pub origin_idle_timeout_ms: u64,
 }
 

@@ -356,7 +356,7 @@ class PoolConfig(TypedDict, total=False):
     max_pending_per_host: int
 
     #: Forget an origin's state once it has had no connection and no request for this long;
-    #: 0 keeps it until `max_origins` pushes it out. Default: 300_000.
+    #: 0 keeps it until `max_origins` pushes it out. At most one year. Default: 300_000.
     origin_idle_timeout_ms: int
 
 
