@@ -371,13 +371,16 @@ impl UploadState {
 /// fails when its request was abandoned.
 pub(crate) struct Upload {
     body: RequestBody,
-    state: Arc<UploadState>,
+    /// None for an empty body (nothing to track; no allocation for a GET).
+    state: Option<Arc<UploadState>>,
 }
 
 impl Drop for Upload {
     fn drop(&mut self) {
         // hyper drops the body once written (or once the connection failed).
-        self.state.done.store(true, Release);
+        if let Some(s) = &self.state {
+            s.done.store(true, Release);
+        }
     }
 }
 
@@ -391,15 +394,18 @@ impl http_body::Body for Upload {
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         use std::task::Poll;
         let this = &mut *self;
-        this.state.waker.register(cx.waker());
-        if this.state.abort.load(Acquire) {
+        let Some(state) = &this.state else {
+            return std::pin::Pin::new(&mut this.body).poll_frame(cx);
+        };
+        state.waker.register(cx.waker());
+        if state.abort.load(Acquire) {
             return Poll::Ready(Some(Err("the request was abandoned".into())));
         }
         let polled = std::pin::Pin::new(&mut this.body).poll_frame(cx);
         if let Poll::Ready(r) = &polled
             && (r.is_none() || this.body.is_end_stream())
         {
-            this.state.done.store(true, Release);
+            state.done.store(true, Release);
         }
         polled
     }
@@ -440,11 +446,8 @@ impl Lease {
         req: http::Request<RequestBody>,
     ) -> Result<impl Future<Output = ResponseHead> + Send + 'static, Error> {
         use futures_util::future::Either;
-        let state = Arc::new(UploadState::default());
         let (parts, body) = req.into_parts();
-        if body.is_end_stream() {
-            state.done.store(true, Release);
-        }
+        let state = (!body.is_end_stream()).then(|| Arc::new(UploadState::default()));
         let req = http::Request::from_parts(
             parts,
             Upload {
@@ -465,7 +468,7 @@ impl Lease {
                 ));
             }
         };
-        self.upload = Some(state);
+        self.upload = state;
         Ok(fut)
     }
 
