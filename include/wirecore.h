@@ -349,6 +349,16 @@ enum wirecore_code wirecore_request_set_body(wirecore_request *req,
 enum wirecore_code wirecore_request_set_timeout_ms(wirecore_request *req,
                                                    uint64_t ms);
 
+// Whether the client's `default_headers` go out with this request (default true;
+// `User-Agent` always does). A caller that follows redirects itself turns them off for every
+// hop after its redirect chain left the first request's origin, as the engine does when it
+// follows redirects.
+//
+// # Safety
+// `req` is a live request.
+enum wirecore_code wirecore_request_set_default_headers(wirecore_request *req,
+                                                        bool send);
+
 // Makes the body a stream the caller writes after submitting the request. On success `*out`
 // owns a writer: write chunks with `wirecore_body_writer_write`, then call
 // `wirecore_body_writer_close` exactly once. A streamed body is never replayed.

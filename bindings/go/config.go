@@ -96,7 +96,8 @@ type CompressionConfig struct {
 	RequestHosts    []string `json:"request_hosts,omitempty"`
 }
 
-// RedirectConfig: redirects followed by the engine.
+// RedirectConfig: redirects. Under a Transport, http.Client follows them (Max is ignored);
+// AllowDowngrade and ForwardHeaders still apply to its hops.
 type RedirectConfig struct {
 	Max *uint32 `json:"max,omitempty"`
 	// AllowDowngrade false refuses https → http redirects (ErrRedirectDowngrade).

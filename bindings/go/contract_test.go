@@ -465,3 +465,69 @@ func TestResponseTLSConnectionState(t *testing.T) {
 		}
 	}
 }
+
+// http.Client follows redirects, so the Transport keeps the client's default headers (often
+// credentials) with their origin: none on a hop after the chain left it, even back home.
+func TestDefaultHeadersStayWithTheirOrigin(t *testing.T) {
+	tr := newTransport(t, wirecore.Config{DefaultHeaders: map[string]string{"Authorization": "Bearer SECRET", "X-Team": "blue"}})
+	c := &http.Client{Transport: tr}
+	home := server.HTTP + "/headers"
+	hop := func(base, to string) string { return base + "/redirect-to?status=302&url=" + url.QueryEscape(to) }
+	for _, tc := range []struct {
+		name string
+		url  string
+		sent bool
+	}{
+		{"no redirect", home, true},
+		{"same-origin redirect", hop(server.HTTP, home), true},
+		{"cross-origin redirect", hop(server.HTTP, server.HTTPS+"/headers"), false},
+		{"out and back home", hop(server.HTTP, hop(server.HTTPS, home)), false},
+	} {
+		resp, b := get(t, c, tc.url)
+		var got struct {
+			Headers map[string]any `json:"headers"`
+		}
+		if err := json.Unmarshal(b, &got); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", tc.name, resp.StatusCode, b)
+		}
+		_, auth := got.Headers["authorization"]
+		_, team := got.Headers["x-team"]
+		if auth != tc.sent || team != tc.sent || got.Headers["user-agent"] == nil {
+			t.Errorf("%s (last hop %s): default headers sent %v/%v, want %v; headers %v",
+				tc.name, resp.Request.URL, auth, team, tc.sent, got.Headers)
+		}
+	}
+}
+
+// redirect.* beyond max still applies to http.Client's hops: forward_headers lets a default
+// header follow to a named origin, allow_downgrade false refuses https → http.
+func TestRedirectConfigAppliesToHTTPClientHops(t *testing.T) {
+	other := server.HTTPS
+	tr := newTransport(t, wirecore.Config{
+		DefaultHeaders: map[string]string{"Authorization": "Bearer SECRET", "X-Team": "blue"},
+		Redirect: wirecore.RedirectConfig{
+			AllowDowngrade: wirecore.Bool(false),
+			ForwardHeaders: []wirecore.ForwardHeaders{{Origin: other, Headers: []string{"x-team"}}},
+		},
+	})
+	c := &http.Client{Transport: tr}
+	resp, b := get(t, c, server.HTTP+"/redirect-to?status=302&url="+url.QueryEscape(other+"/headers"))
+	var got struct {
+		Headers map[string]any `json:"headers"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	if got.Headers["x-team"] != "blue" || got.Headers["authorization"] != nil {
+		t.Fatalf("forwarded hop: %v", got.Headers)
+	}
+	_, err := c.Get(server.HTTPS + "/redirect-to?status=302&url=" + url.QueryEscape(server.HTTP+"/json"))
+	if !errors.Is(err, wirecore.ErrRedirectDowngrade) {
+		t.Fatalf("https → http with allow_downgrade false: %v", err)
+	}
+	// The default allows it.
+	c = &http.Client{Transport: newTransport(t, wirecore.Config{})}
+	if resp, _ := get(t, c, server.HTTPS+"/redirect-to?status=302&url="+url.QueryEscape(server.HTTP+"/json")); resp.StatusCode != 200 {
+		t.Fatalf("https → http by default: %d", resp.StatusCode)
+	}
+}

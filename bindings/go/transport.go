@@ -19,6 +19,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"os"
 	"runtime"
 	"strconv"
@@ -79,11 +80,13 @@ type transport struct {
 	// the gate caps that at its size, whatever the number of goroutines.
 	gate chan struct{}
 
-	tls       tlsStates
-	inflight  atomic.Int64
-	takeHint  atomic.Int64 // buffer size for a response head and small body (capi.Take)
-	pollerEnd chan struct{}
-	closeOnce sync.Once
+	tls tlsStates
+	// refuseDowngrade: redirect.allow_downgrade is false (http.Client's hops are checked here).
+	refuseDowngrade bool
+	inflight        atomic.Int64
+	takeHint        atomic.Int64 // buffer size for a response head and small body (capi.Take)
+	pollerEnd       chan struct{}
+	closeOnce       sync.Once
 }
 
 // NewTransport builds a Transport from cfg. cfg.Redirect.Max is ignored: http.Client follows
@@ -99,35 +102,46 @@ func NewTransport(cfg Config) (*Transport, error) {
 }
 
 // NewTransportJSON builds a Transport from the core's JSON config ("" for every default), with
-// redirect.max forced to 0 (http.Client follows redirects).
+// redirect.max forced to 0 (http.Client follows redirects). The rest of redirect.* still
+// applies to the hops http.Client makes: allow_downgrade false fails an https → http hop, and
+// the client's default headers stay with their origin unless forward_headers lets them go.
 func NewTransportJSON(config string) (*Transport, error) {
-	return newTransport(withoutRedirects(config))
+	js, refuseDowngrade := withoutRedirects(config)
+	t, err := newTransport(js)
+	if err == nil {
+		t.refuseDowngrade = refuseDowngrade
+	}
+	return t, err
 }
 
-// withoutRedirects sets redirect.max to 0 in a JSON config; JSON that is not an object is
-// left for the engine to reject with its own message.
-func withoutRedirects(config string) string {
+// withoutRedirects sets redirect.max to 0 in a JSON config and reads allow_downgrade; JSON
+// that is not an object is left for the engine to reject with its own message.
+func withoutRedirects(config string) (string, bool) {
 	if strings.TrimSpace(config) == "" {
-		return `{"redirect":{"max":0}}`
+		return `{"redirect":{"max":0}}`, false
 	}
 	var top map[string]json.RawMessage
 	if json.Unmarshal([]byte(config), &top) != nil || top == nil {
-		return config
+		return config, false
 	}
 	redirect := map[string]json.RawMessage{}
 	if raw, ok := top["redirect"]; ok && json.Unmarshal(raw, &redirect) != nil {
-		return config
+		return config, false
 	}
 	if redirect == nil {
 		redirect = map[string]json.RawMessage{}
+	}
+	var allow *bool
+	if raw, ok := redirect["allow_downgrade"]; ok && json.Unmarshal(raw, &allow) != nil {
+		return config, false
 	}
 	redirect["max"] = json.RawMessage("0")
 	top["redirect"], _ = json.Marshal(redirect)
 	out, err := json.Marshal(top)
 	if err != nil {
-		return config
+		return config, false
 	}
-	return string(out)
+	return string(out), allow != nil && !*allow
 }
 
 func newTransport(config string) (*Transport, error) {
@@ -332,6 +346,12 @@ func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 		closeBody()
 		return nil, fromContext(ctx)
 	}
+	if t.refuseDowngrade && req.Response != nil && req.Response.Request != nil &&
+		strings.EqualFold(req.Response.Request.URL.Scheme, "https") && strings.EqualFold(req.URL.Scheme, "http") {
+		closeBody()
+		return nil, &Error{Code: "redirect_downgrade", Message: "refused the redirect from " +
+			req.Response.Request.URL.Redacted() + " to " + req.URL.Redacted() + " (redirect.allow_downgrade is false)"}
+	}
 	method := req.Method
 	if method == "" {
 		method = http.MethodGet
@@ -381,7 +401,7 @@ func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	t.gate <- struct{}{}
 	task, writer, rc, e := capi.Submit(t.client, t.queue, id, method, req.URL.String(), hdrs,
-		count, body, mode, timeoutMs, ctx.Done() != nil)
+		count, body, mode, timeoutMs, ctx.Done() != nil, leftOrigin(req))
 	<-t.gate
 	t.life.RUnlock()
 	if rc != capi.OK {
@@ -445,6 +465,44 @@ done:
 		return nil, err
 	}
 	return t.response(req, c.Response, id, ch), nil
+}
+
+// leftOrigin reports whether req is a redirect hop (http.Client sets req.Response) of a chain
+// that has left its first request's origin: from then on the client's default headers stay
+// behind, even back at the first origin, as when the engine follows redirects itself.
+func leftOrigin(req *http.Request) bool {
+	if req.Response == nil {
+		return false
+	}
+	first := req
+	for first.Response != nil && first.Response.Request != nil && first.Response.Request != first {
+		first = first.Response.Request
+	}
+	for r := req; r != first && r.Response != nil && r.Response.Request != nil; r = r.Response.Request {
+		if !sameOrigin(r.URL, first.URL) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameOrigin compares scheme, host and port (a default port written out or not).
+func sameOrigin(a, b *url.URL) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) &&
+		effectivePort(a) == effectivePort(b)
+}
+
+func effectivePort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
 }
 
 // engineTimeoutMs converts the time left before a context deadline to whole milliseconds

@@ -438,6 +438,7 @@ impl Client {
             idempotent,
             rate_limit_key,
             phases,
+            default_headers: send_defaults,
         } = req;
         let inner = &*self.inner;
         // Userinfo is a credential: it goes out as `Authorization`, never in `Host`.
@@ -448,7 +449,9 @@ impl Client {
         let mut hops = 0u32;
         // Set at the first cross-origin hop: from then on credentials and default headers stay
         // behind (see `redirect`).
-        let mut stripped: Option<redirect::Stripped> = None;
+        let mut stripped: Option<redirect::Stripped> = (!send_defaults).then(|| {
+            redirect::Stripped::entered(&mut headers, &inner.redirect, &inner.default_headers, &uri)
+        });
         loop {
             let replay = if max > 0 { body.try_clone() } else { None };
             let opts = Opts {

@@ -181,6 +181,33 @@ pub(crate) struct Stripped {
 }
 
 impl Stripped {
+    /// The state of a chain that left its first origin before this request, as a binding whose
+    /// host follows redirects itself reports it: of the configured defaults, only those
+    /// forwarded to `to` go into `headers`. The request's own headers are its host's business
+    /// (Go's `http.Client` strips credentials and fills cookies from its jar per hop).
+    pub(crate) fn entered(
+        headers: &mut HeaderMap,
+        rules: &Rules,
+        defaults: &HeaderMap,
+        to: &Uri,
+    ) -> Self {
+        let mut s = Self::default();
+        for name in rules.forwarded(to) {
+            if headers.contains_key(name) {
+                continue;
+            }
+            let mut any = false;
+            for v in defaults.get_all(name) {
+                headers.append(name.clone(), v.clone());
+                any = true;
+            }
+            if any {
+                s.restored.push(name.clone());
+            }
+        }
+        s
+    }
+
     /// Sets `headers` for a hop to `to` once the chain has crossed origins: no credentials and
     /// no configured defaults (the caller stops merging them), except those forwarded to `to`.
     pub(crate) fn apply(

@@ -25,6 +25,8 @@ pub struct Request {
     pub(crate) rate_limit_key: Option<String>,
     /// Overrides of the config's phase timeouts.
     pub(crate) phases: PhaseTimeouts,
+    /// Whether the client's `default_headers` go out with this request.
+    pub(crate) default_headers: bool,
 }
 
 /// Per-request overrides of the phase timeouts under `timeouts.*`; `None` keeps the config's.
@@ -94,6 +96,7 @@ impl Request {
             idempotent: None,
             rate_limit_key: None,
             phases: PhaseTimeouts::default(),
+            default_headers: true,
         })
     }
 
@@ -110,6 +113,7 @@ impl Request {
             idempotent: None,
             rate_limit_key: None,
             phases: PhaseTimeouts::default(),
+            default_headers: true,
         })
     }
 
@@ -157,6 +161,14 @@ impl Request {
     /// The rate-limit key (see [`RequestBuilder::rate_limit_key`]).
     pub fn rate_limit_key_mut(&mut self) -> &mut Option<String> {
         &mut self.rate_limit_key
+    }
+
+    /// Whether the client's `default_headers` go out with this request (default true;
+    /// `User-Agent` always does). A binding whose host follows redirects itself (Go's
+    /// `http.Client`, httpx) turns them off once a redirect chain has left its first origin,
+    /// as the engine does when it follows redirects.
+    pub fn default_headers_mut(&mut self) -> &mut bool {
+        &mut self.default_headers
     }
 
     /// Sets the RFC 9218 `Priority` header (`u=<urgency>`, plus `, i` when `incremental`).

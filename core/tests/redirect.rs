@@ -443,3 +443,32 @@ fn base64(input: &[u8]) -> String {
     }
     out
 }
+
+/// A hop of a chain a binding's host follows (Go's `http.Client`) that left its first origin:
+/// the defaults stay behind except those forwarded to this origin; the request's own headers
+/// (its host's business) and `User-Agent` go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_default_headers_gets_only_forwarded_ones() {
+    let srv = server().await;
+    let (http, https) = (url(&srv, "http"), url(&srv, "https"));
+    let client = with_defaults(&srv, |c| {
+        c.redirect
+            .forward_headers
+            .push(wirecore::config::ForwardHeaders {
+                origin: https.clone(),
+                headers: vec!["x-team".into()],
+            });
+    });
+    for (base, team) in [(&http, None), (&https, Some("core"))] {
+        let mut req = wirecore::Request::new(Method::GET, &format!("{base}/echo")).unwrap();
+        *req.default_headers_mut() = false;
+        req.headers_mut()
+            .insert("x-request", "kept".parse().unwrap());
+        let doc: Value = client.execute(req).await.unwrap().json().await.unwrap();
+        let h = &doc["headers"];
+        assert!(h.get("authorization").is_none(), "{base}: {h}");
+        assert_eq!(h.get("x-team").and_then(Value::as_str), team, "{base}: {h}");
+        assert_eq!(h["x-request"], "kept");
+        assert_eq!(h["user-agent"], "redirect-test/1");
+    }
+}

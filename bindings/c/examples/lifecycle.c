@@ -47,13 +47,13 @@ static void pause_ms(long ms) {
 }
 
 static atomic_int delivered;
-static atomic_int cancelled;
+static atomic_int failed;
 
 /* Runs on an engine thread: count, free, return. */
 static void on_done(void *userdata, wirecore_code code, wirecore_response *resp,
                     wirecore_error *err) {
     (void)userdata;
-    if (code == WIRECORE_CANCELLED) atomic_fetch_add(&cancelled, 1);
+    if (code != WIRECORE_OK) atomic_fetch_add(&failed, 1);
     wirecore_response_free(resp);
     wirecore_error_free(err);
     atomic_fetch_add(&delivered, 1);
@@ -70,7 +70,7 @@ static void close_waits_for_callbacks(const char *base) {
         exit(1);
     }
     atomic_store(&delivered, 0);
-    atomic_store(&cancelled, 0);
+    atomic_store(&failed, 0);
     int submitted = 0;
     for (int i = 0; i < FAST + HANGING; i++) {
         wirecore_request *req = make(base, i < FAST ? "/delay/50" : "/hang");
@@ -81,12 +81,13 @@ static void close_waits_for_callbacks(const char *base) {
     double t0 = now_s();
     wirecore_client_close(client, 1000);
     int at_return = atomic_load(&delivered);
-    printf("close: %d submitted, %d callbacks delivered when close returned (%d cancelled), %.2f s\n",
-           submitted, at_return, atomic_load(&cancelled), now_s() - t0);
+    printf("close: %d submitted, %d callbacks delivered when close returned (%d failed), %.2f s\n",
+           submitted, at_return, atomic_load(&failed), now_s() - t0);
     CHECK(at_return == submitted, "close returned with %d of %d callbacks delivered", at_return, submitted);
-    /* At least the hanging ones (under valgrind some fast ones miss the deadline too). */
-    CHECK(atomic_load(&cancelled) >= HANGING, "%d requests cancelled at the deadline, want %d or more",
-          atomic_load(&cancelled), HANGING);
+    /* At least the hanging ones failed: cancelled at the deadline, or refused as "closed" when
+     * they had not started yet (under valgrind some fast ones miss the deadline too). */
+    CHECK(atomic_load(&failed) >= HANGING, "%d requests failed, want %d or more",
+          atomic_load(&failed), HANGING);
     wirecore_client_free(client);
 }
 

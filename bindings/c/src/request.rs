@@ -182,6 +182,28 @@ pub unsafe extern "C" fn wirecore_request_set_timeout_ms(
     })
 }
 
+/// Whether the client's `default_headers` go out with this request (default true;
+/// `User-Agent` always does). A caller that follows redirects itself turns them off for every
+/// hop after its redirect chain left the first request's origin, as the engine does when it
+/// follows redirects.
+///
+/// # Safety
+/// `req` is a live request.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_set_default_headers(
+    req: *mut wirecore_request,
+    send: bool,
+) -> wirecore_code {
+    ffi_fn!(err = std::ptr::null_mut(), {
+        // SAFETY: NULL or a live request (magic checked).
+        let Some(r) = (unsafe { handle::get_mut(req) }) else {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        };
+        *r.req.default_headers_mut() = send;
+        wirecore_code::WIRECORE_OK
+    })
+}
+
 /// Makes the body a stream the caller writes after submitting the request. On success `*out`
 /// owns a writer: write chunks with `wirecore_body_writer_write`, then call
 /// `wirecore_body_writer_close` exactly once. A streamed body is never replayed.

@@ -20,7 +20,7 @@ package capi
 static wirecore_code wc_submit(const wirecore_client *c, const wirecore_queue *q, uintptr_t ud,
 		const char *method, size_t method_len, const char *url, size_t url_len,
 		const char *hdrs, size_t hdrs_len, size_t nh,
-		const uint8_t *body, size_t body_len, int body_mode, uint64_t timeout_ms,
+		const uint8_t *body, size_t body_len, int body_mode, uint64_t timeout_ms, bool no_defaults,
 		wirecore_task **task, wirecore_body_writer **writer, wirecore_error **err) {
 	wirecore_request *req = NULL;
 	wirecore_code rc = wirecore_request_new(method, method_len, url, url_len, &req, err);
@@ -48,6 +48,7 @@ static wirecore_code wc_submit(const wirecore_client *c, const wirecore_queue *q
 		return rc;
 	}
 	if (timeout_ms > 0) wirecore_request_set_timeout_ms(req, timeout_ms);
+	if (no_defaults) wirecore_request_set_default_headers(req, false);
 	return wirecore_client_submit_queue(c, req, q, (void *)ud, task, err);
 }
 
@@ -320,11 +321,11 @@ func bytesPtr(b []byte) *C.uint8_t {
 }
 
 // Submit builds a request and submits it to q with id as userdata, in one cgo call. Only a
-// cancellable request gets a task handle.
+// cancellable request gets a task handle; noDefaults keeps the client's default headers off.
 // headers packs count fields as name NUL value NUL. With BodyStream, the returned writer
 // streams the body.
 func Submit(c *Client, q *Queue, id uintptr, method, url string, headers []byte, count int,
-	body []byte, bodyMode int, timeoutMs uint64, cancellable bool) (*Task, *Writer, int, *Err) {
+	body []byte, bodyMode int, timeoutMs uint64, cancellable, noDefaults bool) (*Task, *Writer, int, *Err) {
 	var task *Task
 	taskOut := &task
 	if !cancellable {
@@ -339,7 +340,7 @@ func Submit(c *Client, q *Queue, id uintptr, method, url string, headers []byte,
 	rc := C.wc_submit(c, q, C.uintptr_t(id), strPtr(method), C.size_t(len(method)),
 		strPtr(url), C.size_t(len(url)), hp, C.size_t(len(headers)), C.size_t(count),
 		bytesPtr(body), C.size_t(len(body)), C.int(bodyMode), C.uint64_t(timeoutMs),
-		taskOut, &w, &e)
+		C.bool(noDefaults), taskOut, &w, &e)
 	return task, w, int(rc), e
 }
 
