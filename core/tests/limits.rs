@@ -251,12 +251,3 @@ async fn codings_beyond_what_is_decoded_are_never_half_decoded() {
         raw.len()
     );
 }
-
-/// Waits until `cond` holds, for at most 10 s.
-async fn wait_until(what: &str, cond: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}

@@ -146,7 +146,7 @@ async fn retry_after_is_honoured_up_to_the_cap() {
     assert_eq!(r.status(), 200);
     let took = t.elapsed();
     assert!(
-        took >= Duration::from_millis(950) && took < Duration::from_secs(3),
+        took >= Duration::from_millis(950) && took < Duration::from_secs(10),
         "{took:?}"
     );
     assert_eq!(c.stats().resilience.retries["429"], 1);
@@ -158,7 +158,10 @@ async fn retry_after_is_honoured_up_to_the_cap() {
     let t = Instant::now();
     let r = c.get(&srv.url("/s/429long")).send().await.unwrap();
     assert_eq!(r.status(), 429, "a wait beyond the cap returns the 429");
-    assert!(t.elapsed() < Duration::from_millis(500));
+    assert!(
+        t.elapsed() < Duration::from_millis(1_900),
+        "no wait up to the 2 s cap"
+    );
     assert_eq!(srv.counters().requests, 3);
 
     // RateLimit-Reset works the same way.
@@ -212,11 +215,12 @@ async fn retries_can_be_disabled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hedging_cuts_the_tail_and_cancels_the_loser() {
     let srv = server().await;
-    // Every tenth reply is slow. A hedge takes the next (fast) reply from the queue.
+    // Every tenth reply is slow (1 s: far above what a hedged request takes even on a loaded
+    // machine). A hedge takes the next (fast) reply from the queue.
     let pattern = |n: usize| -> Vec<Reply> {
         (0..n)
             .map(|i| Reply {
-                delay_ms: if i % 10 == 0 { 400 } else { 0 },
+                delay_ms: if i % 10 == 0 { 1_000 } else { 0 },
                 body: Some("x".to_owned()),
                 ..Reply::default()
             })
@@ -235,7 +239,7 @@ async fn hedging_cuts_the_tail_and_cancels_the_loser() {
     let plain = client(&srv);
     srv.script("/s/tail", pattern(40));
     let worst_plain = measure(plain, srv.url("/s/tail")).await;
-    assert!(worst_plain >= Duration::from_millis(400), "{worst_plain:?}");
+    assert!(worst_plain >= Duration::from_secs(1), "{worst_plain:?}");
 
     srv.reset();
     let hedged = client_with(&srv, |c| {
@@ -245,7 +249,7 @@ async fn hedging_cuts_the_tail_and_cancels_the_loser() {
     srv.script("/s/tail", pattern(40));
     let worst_hedged = measure(hedged.clone(), srv.url("/s/tail")).await;
     assert!(
-        worst_hedged < Duration::from_millis(300),
+        worst_hedged < Duration::from_millis(800),
         "hedged worst {worst_hedged:?} vs plain {worst_plain:?}"
     );
     let s = hedged.stats().resilience;
@@ -285,7 +289,12 @@ async fn breaker_opens_fails_fast_probes_and_closes() {
     let t = Instant::now();
     let e = c.get(&srv.url("/bytes/10")).send().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::CircuitOpen);
-    assert!(t.elapsed() < Duration::from_millis(50), "fails fast");
+    // The kind and the request count prove no contact; the bound only catches a stall.
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "fails fast: {:?}",
+        t.elapsed()
+    );
     assert_eq!(
         srv.counters().requests,
         seen,
@@ -469,12 +478,13 @@ async fn adaptive_concurrency_shrinks_on_overload_and_recovers() {
         c.concurrency.initial_limit = 1;
         c.concurrency.max_queue = 0;
     });
+    let seen = srv.counters().requests;
     let slow = {
         let tight = tight.clone();
         let url = srv.url("/delay/300");
         tokio::spawn(async move { tight.get(&url).send().await.map(|_| ()) })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_arrived(&srv, seen).await;
     let e = tight.get(&srv.url("/bytes/1")).send().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Overloaded);
     slow.await.unwrap().unwrap();
@@ -527,6 +537,7 @@ async fn breaker_ignores_cancelled_attempts_but_counts_deadline_cuts() {
         c.breaker.consecutive_failures = 1;
     });
     // Cancelled by the caller before its deadline: not a failure of the origin.
+    let seen = srv.counters().requests;
     let cancelled = {
         let c = c.clone();
         let url = srv.url("/delay/2000");
@@ -538,7 +549,7 @@ async fn breaker_ignores_cancelled_attempts_but_counts_deadline_cuts() {
                 .map(|_| ())
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_arrived(&srv, seen).await;
     cancelled.abort();
     assert!(cancelled.await.unwrap_err().is_cancelled());
     let r = c.get(&srv.url("/bytes/1")).send().await.unwrap();

@@ -213,8 +213,9 @@ async fn run_file(srv: &TestServer, path: &std::path::Path) -> Result<(), String
     client.close(Duration::from_secs(2)).await;
     drop(client);
     if let Some(want) = sc["server"].as_object() {
-        // Connection closes reach the server asynchronously; counters asserted are monotonic.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Connection closes reach the server asynchronously: wait until it has seen them all.
+        srv.wait_for(Duration::from_secs(5), |k| k.connections_active == 0)
+            .await;
         let have = serde_json::to_value(srv.counters()).map_err(|e| e.to_string())?;
         for (k, v) in want {
             let got = have[k]

@@ -8,14 +8,31 @@ async fn smoke() {
     let r = c.get(&srv.url("/bytes/1000")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().len(), 1000);
+
     let r = c.get(&srv.tls_url("/json")).send().await.unwrap();
-    println!("{:?} {:?}", r.version(), r.timings());
-    let t = r.text().await.unwrap();
-    println!("{t}");
+    assert_eq!(r.version(), http::Version::HTTP_2, "ALPN picks h2 over TLS");
+    let t = r.timings();
+    assert!(t.tls > std::time::Duration::ZERO, "{t:?}");
+    assert!(t.total >= t.ttfb, "{t:?}");
+    let doc: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert!(doc.is_object(), "{doc}");
+
     let r = c.get(&srv.url("/gzip")).send().await.unwrap();
-    println!("{}", r.text().await.unwrap().len());
-    println!("{}", c.prometheus());
-    println!("{}", c.diagnostics());
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert_eq!(text.len(), 256, "decoded to the requested size");
+    serde_json::from_str::<serde_json::Value>(&text).expect("decoded gzip is JSON");
+
+    let prom = c.prometheus();
+    assert!(
+        prom.contains("wirecore_requests_total{outcome=\"ok\",status_class=\"2xx\"} 3"),
+        "{prom}"
+    );
+    let d = c.diagnostics();
+    assert_eq!(d.requests_total, 3, "{d}");
+    assert!(d.error_rate < 1e-9, "{d}");
+    assert!(d.compression_ratio > 1.0, "gzip was decoded: {d}");
+    assert_eq!(d.origins.len(), 2, "plain and TLS origins: {d}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

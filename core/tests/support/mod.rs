@@ -39,3 +39,23 @@ pub fn free_port() -> u16 {
         .expect("local addr")
         .port()
 }
+
+/// Polls `cond` every 5 ms until it holds; panics naming `what` after 10 s. The way tests wait
+/// for something the client or server does asynchronously (never a bare sleep).
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until the test server has received a request after the `seen` it had counted (a slow
+/// request has reached it). Counting arrivals, not requests in flight: the server goes on
+/// sleeping on requests that the client gave up on earlier.
+pub async fn wait_arrived(srv: &TestServer, seen: u64) {
+    wait_until("a request reached the server", || {
+        srv.counters().requests > seen
+    })
+    .await;
+}

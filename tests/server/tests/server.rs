@@ -508,7 +508,10 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let mut c = plain(s.addr(), Proto::H2).await;
     let pending = tokio::spawn(async move { c.get("/delay/200").await.status });
     let addr = s.addr();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let k = s
+        .wait_for(Duration::from_secs(10), |k| k.requests_in_flight == 1)
+        .await;
+    assert_eq!(k.requests_in_flight, 1, "the request reached the server");
     s.shutdown().await;
     assert_eq!(pending.await.unwrap(), StatusCode::OK);
     assert!(TcpStream::connect(addr).await.is_err());
