@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::metrics::Metrics;
-use crate::pool::Origin;
+use crate::origin::Origin;
 
 pub(crate) use dns::DnsCache;
 

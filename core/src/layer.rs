@@ -17,8 +17,8 @@ use tower::ServiceExt as _;
 use crate::config::{BreakerConfig, ConcurrencyConfig, Config, RateLimitConfig, RetryConfig};
 use crate::error::Error;
 use crate::metrics::ResilienceStats;
+use crate::origin::Origin;
 use crate::policy::{BreakerEvent, Policies, retry};
-use crate::pool::Origin;
 
 /// Retries, hedging, rate limits, circuit breakers and adaptive concurrency around an inner
 /// HTTP service. Request bodies must be `Clone` to be replayed; request extensions are not

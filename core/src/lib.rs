@@ -14,6 +14,7 @@ mod connect;
 mod error;
 pub mod layer;
 pub mod metrics;
+mod origin;
 mod policy;
 mod pool;
 mod redirect;
