@@ -146,6 +146,7 @@ struct Extra {
     idempotent: Option<bool>,
     rate_limit_key: Option<String>,
     priority: Option<u8>,
+    default_headers: Option<bool>,
 }
 
 impl Extra {
@@ -158,6 +159,7 @@ impl Extra {
                 "idempotent" => x.idempotent = v.extract()?,
                 "rate_limit_key" => x.rate_limit_key = v.extract()?,
                 "priority" => x.priority = v.extract()?,
+                "default_headers" => x.default_headers = v.extract()?,
                 other => {
                     return Err(PyTypeError::new_err(format!(
                         "unknown request option {other:?}"
@@ -230,6 +232,9 @@ fn build_request(
     }
     *req.idempotent_mut() = x.idempotent;
     *req.rate_limit_key_mut() = x.rate_limit_key;
+    if let Some(d) = x.default_headers {
+        *req.default_headers_mut() = d;
+    }
     if let Some(u) = x.priority {
         req.set_priority(u, false)?;
     }

@@ -130,3 +130,45 @@ async def test_async_httpx_timeouts_and_streamed_bodies(
         assert r.json() == {"body_len": len(whole), "crc32": zlib.crc32(whole)}
         with pytest.raises(httpx.ReadTimeout):
             await c.get(f"{srv.http}/delay/2000")
+
+
+def _redirect_to(base: str, target: str) -> str:
+    from urllib.parse import quote
+
+    return f"{base}/redirect-to?url={quote(target, safe='')}&status=302"
+
+
+def test_httpx_redirects_keep_engine_default_headers_with_their_origin(
+    srv: Server, tls_config: dict[str, Any]
+) -> None:
+    cfg = {**tls_config, "default_headers": {"Authorization": "Bearer SECRET", "x-team": "a"}}
+    with httpx.Client(transport=wirecore.httpx.Transport(cfg), follow_redirects=True) as c:
+        # Same origin: the defaults go along.
+        r = c.get(_redirect_to(srv.http, f"{srv.http}/headers"))
+        assert r.json()["headers"].get("authorization") == "Bearer SECRET"
+        # httpx follows the 302 to another origin: the engine's defaults stay behind, also on
+        # a hop back to the first origin.
+        r = c.get(_redirect_to(srv.http, f"{srv.https}/headers"))
+        assert str(r.url).startswith(srv.https)
+        headers = r.json()["headers"]
+        assert "authorization" not in headers and "x-team" not in headers, headers
+        back = _redirect_to(srv.https, f"{srv.http}/headers")
+        r = c.get(_redirect_to(srv.http, back))
+        assert len(r.history) == 2
+        assert "authorization" not in r.json()["headers"]
+        # A new request starts a new chain.
+        assert c.get(f"{srv.https}/headers").json()["headers"]["authorization"] == "Bearer SECRET"
+
+
+@pytest.mark.asyncio
+async def test_async_httpx_redirects_keep_engine_default_headers_with_their_origin(
+    srv: Server, tls_config: dict[str, Any]
+) -> None:
+    cfg = {**tls_config, "default_headers": {"Authorization": "Bearer SECRET"}}
+    transport = wirecore.httpx.AsyncTransport(cfg)
+    async with httpx.AsyncClient(transport=transport, follow_redirects=True) as c:
+        r = await c.get(_redirect_to(srv.http, f"{srv.https}/headers"))
+        assert str(r.url).startswith(srv.https)
+        assert "authorization" not in r.json()["headers"]
+        r = await c.get(_redirect_to(srv.http, f"{srv.http}/headers"))
+        assert r.json()["headers"].get("authorization") == "Bearer SECRET"

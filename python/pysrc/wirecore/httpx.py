@@ -92,6 +92,20 @@ def _phases(request: httpx.Request) -> dict[str, Any]:
     return {"phases": phases} if phases != (None, None, None) else {}
 
 
+def _hop(request: httpx.Request) -> dict[str, Any]:
+    """The engine's ``default_headers`` stay with the origin a redirect chain started at, as
+    they do when the engine follows redirects itself. httpx copies a request's extensions to
+    the next hop, so the first hop records its origin there and a later hop sees whether the
+    chain has left it (once left, also on the way back); ``redirect.forward_headers`` still
+    applies."""
+    ext = request.extensions
+    here = (request.url.scheme, request.url.host, request.url.port)
+    first = ext.setdefault("wirecore.origin", here)
+    if first != here:
+        ext["wirecore.left_origin"] = True
+    return {"default_headers": False} if ext.get("wirecore.left_origin") else {}
+
+
 def _is_read(request: httpx.Request) -> bool:
     """Whether the body is in memory already (bytes content, or read by httpx)."""
     return isinstance(request.stream, httpx.ByteStream) or hasattr(request, "_content")
@@ -158,7 +172,7 @@ class Transport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         client = self.client
         method, url, headers = request.method, str(request.url), _headers(request)
-        kw = _phases(request)
+        kw = {**_phases(request), **_hop(request)}
         try:
             if _is_read(request):
                 body = request.read() or None
@@ -191,7 +205,7 @@ class AsyncTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         client = self.client
         method, url, headers = request.method, str(request.url), _headers(request)
-        kw = _phases(request)
+        kw = {**_phases(request), **_hop(request)}
         try:
             if _is_read(request):
                 body = await request.aread() or None
