@@ -13,10 +13,10 @@ TEST_TARGETS += test-node
 # `npm install` (which installs the versions pinned in package-lock.json), not `npm ci`: npm 11's
 # `npm ci` rejects any lockfile holding @napi-rs/cli's unpublished optional wasm/platform
 # packages as "out of sync", even one it has just written (npm/cli#9846).
-setup-node:  ## npm install in node/ from package-lock.json (napi CLI, TypeScript, undici for the benchmark)
-	@cd $(NODE_DIR) && if [ ! -x node_modules/.bin/napi ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+setup-node:  ## npm install in node/ from package-lock.json (napi CLI, TypeScript, ESLint, undici for the benchmark)
+	@cd $(NODE_DIR) && if [ ! -x node_modules/.bin/napi ] || [ ! -x node_modules/.bin/eslint ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
 	  npm install --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true; fi
-	@test -x $(NODE_DIR)/node_modules/.bin/napi || { echo "setup-node: npm install failed" >&2; exit 1; }
+	@test -x $(NODE_DIR)/node_modules/.bin/napi && test -x $(NODE_DIR)/node_modules/.bin/eslint || { echo "setup-node: npm install failed" >&2; exit 1; }
 
 node: setup-node  ## Build the Node addon (debug) with the napi CLI; rewrites binding.js and binding.d.ts
 	$(NAPI) build --platform --js binding.js --dts binding.d.ts
@@ -27,10 +27,12 @@ node-types:  ## Rewrite node/config.d.ts from core/config.schema.json
 node-pack: node  ## npm pack → node/wirecore-<version>.tgz
 	cd $(NODE_DIR) && rm -f wirecore-*.tgz && npm pack --silent 2>&1 | grep -v 'Unknown user config'
 
-lint-node: node  ## Generated files current (binding.*, config.d.ts), .d.ts type-checks
+lint-node: node  ## Generated files current (binding.*, config.d.ts), ESLint, .d.ts and index.js type-check
 	node $(NODE_DIR)/scripts/gen-config-dts.mjs --check
 	git diff --exit-code -- $(NODE_DIR)/binding.js $(NODE_DIR)/binding.d.ts || { echo "node/binding.* is stale: run make node and commit" >&2; exit 1; }
+	cd $(NODE_DIR) && npx --no-install eslint --max-warnings 0 .
 	cd $(NODE_DIR) && npx --no-install tsc -p tsconfig.json
+	cd $(NODE_DIR) && npx --no-install tsc -p tsconfig.js.json
 
 test-node: node-pack  ## Install the packed tgz in a temp folder; run the node:test suite there
 	$(CARGO) build -q -p wirecore-testserver

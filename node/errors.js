@@ -91,7 +91,7 @@ function fromNative(e) {
   if (!(e instanceof Error)) return e
   const m = NATIVE.exec(e.message)
   if (m) return errorFor(m[1], m[2])
-  if (e.code === 'GenericFailure') return errorFor('internal', `wirecore panicked: ${e.message}`, { cause: e })
+  if (/** @type {Error & { code?: string }} */ (e).code === 'GenericFailure') return errorFor('internal', `wirecore panicked: ${e.message}`, { cause: e })
   return e
 }
 

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict'
 // The JS half of the addon: Promises, AbortSignal, streams and error classes over the native
 // `NativeClient`. Every operation gets an id; the engine answers through one weak threadsafe
@@ -281,7 +282,12 @@ class Timings {
   }
 }
 
+/**
+ * @param {string} text
+ * @returns {[string, string][]}
+ */
 function splitHeaders(text) {
+  /** @type {[string, string][]} */
   const pairs = []
   let start = 0
   while (start < text.length) {
@@ -307,6 +313,7 @@ class Response {
   #onAbort
   #headers
   #used = false
+  /** @type {ReadableStream<Uint8Array> | null} */
   #stream = null
   /** The signal that aborted the body, once it has: every later read rejects. */
   #aborted = null
@@ -479,7 +486,8 @@ class Response {
     try {
       return JSON.parse(t)
     } catch (e) {
-      throw errorFor('decode', `the response body is not valid JSON: ${e.message}`, { cause: e })
+      const why = e instanceof Error ? e.message : String(e)
+      throw errorFor('decode', `the response body is not valid JSON: ${why}`, { cause: e })
     }
   }
 
@@ -547,7 +555,7 @@ async function pumpUpload(nativeClient, id, stream) {
     }
   } catch (e) {
     // A write fails when the engine stopped reading (the request ended): not an error of the source.
-    if (!(e instanceof errors.WirecoreError)) error = String(e?.message ?? e)
+    if (!(e instanceof errors.WirecoreError)) error = String(e !== null && typeof e === 'object' && 'message' in e ? e.message : e)
   } finally {
     nativeClient.endUpload(id, error)
   }

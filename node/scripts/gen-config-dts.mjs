@@ -81,7 +81,9 @@ if (process.argv.includes('--check')) {
   let old = ''
   try {
     old = readFileSync(outPath, 'utf8')
-  } catch {}
+  } catch {
+    // no file yet: stale
+  }
   const types = (t) => t.replace(/^\s*\/\*\*[\s\S]*?\*\/\n/gm, '')
   if (types(old) !== types(out)) {
     console.error('node/config.d.ts is stale: run `make node-types`')

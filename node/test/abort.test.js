@@ -87,10 +87,11 @@ test('abort during a streamed upload stops the upload', async () => {
     }
   }
   const p = client.post(`${srv.http}/upload`, { body: slow(), signal: ac.signal })
-  setTimeout(() => ac.abort(), 150)
+  assert.ok(await waitFor(() => produced >= 5), 'the engine reads the upload')
+  ac.abort()
   await assert.rejects(p, wirecore.AbortError)
   const at = produced
-  await new Promise((r) => setTimeout(r, 200))
+  await new Promise((r) => setTimeout(r, 200)) // proving that nothing more is read takes a wait
   assert.ok(produced <= at + 2, `source stopped (${at} → ${produced})`)
   assert.ok(await waitFor(async () => (await counters(srv)).requests_in_flight === 0))
 })
@@ -164,7 +165,7 @@ test('1,000 aborts at random points (head, right after it, mid-body) leak no bod
       for await (const _ of r) if (p.mode === 3 && ++n > p.chunks) ac.abort()
       outcomes.completed++
     } catch (e) {
-      if (!(e instanceof wirecore.AbortError)) throw new Error(`${JSON.stringify(p)}: ${e.code} ${e.message}`)
+      if (!(e instanceof wirecore.AbortError)) throw new Error(`${JSON.stringify(p)}: ${e.code} ${e.message}`, { cause: e })
       outcomes.aborted++
     } finally {
       if (timer !== null) clearTimeout(timer)

@@ -37,7 +37,7 @@ test('the stats object has every field index.d.ts declares', () => {
   const block = (name) => {
     const m = new RegExp(`export interface ${name} (?:extends \\w+ )?\\{([\\s\\S]*?)\\n\\}`).exec(dts)
     assert.ok(m, `interface ${name} in index.d.ts`)
-    return [...m[1].matchAll(/^  (\w+)\??:/gm)].map((x) => x[1])
+    return [...m[1].matchAll(/^ {2}(\w+)\??:/gm)].map((x) => x[1])
   }
   const c = new Client()
   const s = c.stats()
