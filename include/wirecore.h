@@ -266,6 +266,17 @@ enum wirecore_code wirecore_client_stats_json(const wirecore_client *client,
                                               char **out,
                                               size_t *len);
 
+// The health report as JSON: `requests_total`, `error_rate`, latency percentiles,
+// `requests_per_second`, `compression_ratio`, `dns_hit_rate`, `connection_reuse_ratio` and
+// `origins` (each with `origin`, `protocol`, `health`, connection counts). Ownership as
+// `wirecore_client_stats_json`.
+//
+// # Safety
+// `client` is NULL or a live client; `out` writable; `len` NULL or writable.
+enum wirecore_code wirecore_client_diagnostics_json(const wirecore_client *client,
+                                                    char **out,
+                                                    size_t *len);
+
 // The stats in Prometheus text format. Ownership as `wirecore_client_stats_json`.
 //
 // # Safety
@@ -348,6 +359,81 @@ enum wirecore_code wirecore_request_set_body(wirecore_request *req,
 // `req` is a live request.
 enum wirecore_code wirecore_request_set_timeout_ms(wirecore_request *req,
                                                    uint64_t ms);
+
+// Declares the request safe (`true`) or unsafe (`false`) to repeat, for retries and hedging.
+// Without this call the method and an `Idempotency-Key` header decide (GET, HEAD, PUT, DELETE,
+// OPTIONS and TRACE are; POST and PATCH are not).
+//
+// # Safety
+// `req` is a live request.
+enum wirecore_code wirecore_request_set_idempotent(wirecore_request *req,
+                                                   bool idempotent);
+
+// Sets the key `rate_limit.scope = "key"` counts this request under (a tenant, a user); the
+// bytes are copied. `key` NULL (with `len` 0) clears it: the request then counts under its
+// origin.
+//
+// # Errors
+// `WIRECORE_INVALID_REQUEST` for an empty key; `WIRECORE_INVALID_ARGUMENT` for an invalid
+// handle, NULL with a length, or invalid UTF-8.
+//
+// # Safety
+// `req` is a live request; `key` NULL or valid for `len` bytes.
+enum wirecore_code wirecore_request_set_rate_limit_key(wirecore_request *req,
+                                                       const char *key,
+                                                       size_t len,
+                                                       wirecore_error **err);
+
+// Overrides `timeouts.connect_ms` for connections this request opens (`WIRECORE_TIMEOUT_CONNECT`
+// when it fires). 0 keeps the config's.
+//
+// # Errors
+// `WIRECORE_INVALID_REQUEST` above one year (`MAX_DURATION_MS`); `WIRECORE_INVALID_ARGUMENT`.
+//
+// # Safety
+// `req` is a live request.
+enum wirecore_code wirecore_request_set_connect_timeout_ms(wirecore_request *req,
+                                                           uint64_t ms,
+                                                           wirecore_error **err);
+
+// Overrides `timeouts.read_idle_ms`, the longest silence while waiting for response bytes
+// (`WIRECORE_TIMEOUT_READ` when it fires). 0 keeps the config's.
+//
+// # Errors
+// As `wirecore_request_set_connect_timeout_ms`.
+//
+// # Safety
+// `req` is a live request.
+enum wirecore_code wirecore_request_set_read_timeout_ms(wirecore_request *req,
+                                                        uint64_t ms,
+                                                        wirecore_error **err);
+
+// Overrides `timeouts.pool_acquire_ms`, the longest wait for a pooled connection
+// (`WIRECORE_TIMEOUT_POOL` when it fires). 0 keeps the config's.
+//
+// # Errors
+// As `wirecore_request_set_connect_timeout_ms`.
+//
+// # Safety
+// `req` is a live request.
+enum wirecore_code wirecore_request_set_pool_timeout_ms(wirecore_request *req,
+                                                        uint64_t ms,
+                                                        wirecore_error **err);
+
+// Sets the RFC 9218 priority: `urgency` 0 (most urgent) to 7 (least; 3 is the default), and
+// `incremental`. It is sent as the `Priority` header (`u=1`, `u=1, i`) and orders this request
+// among those waiting for a connection to its origin. A `Priority` header the caller adds
+// (before or after this call) wins: this setting is then ignored, as in Node and Go.
+//
+// # Errors
+// `WIRECORE_INVALID_REQUEST` for an urgency over 7; `WIRECORE_INVALID_ARGUMENT`.
+//
+// # Safety
+// `req` is a live request.
+enum wirecore_code wirecore_request_set_priority(wirecore_request *req,
+                                                 uint8_t urgency,
+                                                 bool incremental,
+                                                 wirecore_error **err);
 
 // Whether the client's `default_headers` go out with this request (default true;
 // `User-Agent` always does). A caller that follows redirects itself turns them off for every

@@ -30,6 +30,8 @@ for ex in blocking_get concurrent bad_input lifecycle; do
   echo "== $ex${vg:+ (valgrind)}"
   "${vg[@]}" "$bin/$ex" "$http"
 done
+echo "== request_options${vg:+ (valgrind)}"
+"${vg[@]}" "$bin/request_options" "$line"
 # Natively: several scenarios time 100 ms deadlines, which valgrind's slowdown would turn into
 # different outcomes. (Run it by hand under valgrind to check the runner itself.)
 echo "== scenarios"

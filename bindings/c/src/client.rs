@@ -304,6 +304,28 @@ pub unsafe extern "C" fn wirecore_client_stats_json(
     unsafe { client_text(client, out, len, |c| c.stats().to_json()) }
 }
 
+/// The health report as JSON: `requests_total`, `error_rate`, latency percentiles,
+/// `requests_per_second`, `compression_ratio`, `dns_hit_rate`, `connection_reuse_ratio` and
+/// `origins` (each with `origin`, `protocol`, `health`, connection counts). Ownership as
+/// `wirecore_client_stats_json`.
+///
+/// # Safety
+/// `client` is NULL or a live client; `out` writable; `len` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_client_diagnostics_json(
+    client: *const wirecore_client,
+    out: *mut *mut c_char,
+    len: *mut usize,
+) -> wirecore_code {
+    // SAFETY: as this function's contract.
+    unsafe {
+        client_text(client, out, len, |c| {
+            // Plain numbers and strings: serialising cannot fail.
+            serde_json::to_string(&c.diagnostics()).unwrap_or_default()
+        })
+    }
+}
+
 /// The stats in Prometheus text format. Ownership as `wirecore_client_stats_json`.
 ///
 /// # Safety

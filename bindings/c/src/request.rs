@@ -23,6 +23,9 @@ use crate::task::{Target, wirecore_queue};
 pub struct wirecore_request {
     magic: Magic,
     pub(crate) req: wirecore::Request,
+    /// From `wirecore_request_set_priority`; applied when the request is taken, unless the
+    /// caller added a `Priority` header (in either order).
+    priority: Option<(u8, bool)>,
 }
 
 tagged!(wirecore_request, REQUEST);
@@ -83,6 +86,7 @@ pub unsafe extern "C" fn wirecore_request_new(
                 let h = handle::give(wirecore_request {
                     magic: Magic::REQUEST,
                     req,
+                    priority: None,
                 });
                 // SAFETY: checked non-NULL above.
                 unsafe { handle::put(out, h) };
@@ -178,6 +182,208 @@ pub unsafe extern "C" fn wirecore_request_set_timeout_ms(
             return wirecore_code::WIRECORE_INVALID_ARGUMENT;
         };
         *r.req.timeout_mut() = (ms > 0).then(|| Duration::from_millis(ms));
+        wirecore_code::WIRECORE_OK
+    })
+}
+
+/// Declares the request safe (`true`) or unsafe (`false`) to repeat, for retries and hedging.
+/// Without this call the method and an `Idempotency-Key` header decide (GET, HEAD, PUT, DELETE,
+/// OPTIONS and TRACE are; POST and PATCH are not).
+///
+/// # Safety
+/// `req` is a live request.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_set_idempotent(
+    req: *mut wirecore_request,
+    idempotent: bool,
+) -> wirecore_code {
+    ffi_fn!(err = std::ptr::null_mut(), {
+        // SAFETY: NULL or a live request (magic checked).
+        let Some(r) = (unsafe { handle::get_mut(req) }) else {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        };
+        *r.req.idempotent_mut() = Some(idempotent);
+        wirecore_code::WIRECORE_OK
+    })
+}
+
+/// Sets the key `rate_limit.scope = "key"` counts this request under (a tenant, a user); the
+/// bytes are copied. `key` NULL (with `len` 0) clears it: the request then counts under its
+/// origin.
+///
+/// # Errors
+/// `WIRECORE_INVALID_REQUEST` for an empty key; `WIRECORE_INVALID_ARGUMENT` for an invalid
+/// handle, NULL with a length, or invalid UTF-8.
+///
+/// # Safety
+/// `req` is a live request; `key` NULL or valid for `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_set_rate_limit_key(
+    req: *mut wirecore_request,
+    key: *const c_char,
+    len: usize,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        // SAFETY: NULL or a live request (magic checked).
+        let Some(r) = (unsafe { handle::get_mut(req) }) else {
+            return error::invalid(
+                err,
+                "wirecore_request_set_rate_limit_key: invalid request handle",
+            );
+        };
+        if key.is_null() && len == 0 {
+            *r.req.rate_limit_key_mut() = None;
+            return wirecore_code::WIRECORE_OK;
+        }
+        let k = match utf8(key, len, "rate limit key") {
+            Ok(k) => k,
+            Err(e) => return error::invalid(err, &e),
+        };
+        if k.is_empty() {
+            return error::fail(
+                err,
+                &Error::new(
+                    ErrorKind::InvalidRequest,
+                    "rate limit key is empty (pass NULL to clear it)",
+                ),
+            );
+        }
+        *r.req.rate_limit_key_mut() = Some(k.to_owned());
+        wirecore_code::WIRECORE_OK
+    })
+}
+
+/// A phase timeout in ms: 0 keeps the config's, above one year is an error naming `what`.
+fn phase(ms: u64, what: &str) -> Result<Option<Duration>, Error> {
+    if ms > wirecore::config::MAX_DURATION_MS {
+        return Err(Error::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "{what} must be at most {} ms (one year), got {ms}",
+                wirecore::config::MAX_DURATION_MS
+            ),
+        ));
+    }
+    Ok((ms > 0).then(|| Duration::from_millis(ms)))
+}
+
+/// Sets one phase timeout of the request, or reports why not.
+///
+/// # Safety
+/// `req` NULL or a live request; `err` as every export.
+unsafe fn set_phase(
+    req: *mut wirecore_request,
+    ms: u64,
+    what: &str,
+    err: *mut *mut wirecore_error,
+    set: fn(&mut wirecore::PhaseTimeouts, Option<Duration>),
+) -> wirecore_code {
+    // SAFETY: NULL or a live request (magic checked).
+    let Some(r) = (unsafe { handle::get_mut(req) }) else {
+        return error::invalid(err, &format!("{what}: invalid request handle"));
+    };
+    match phase(ms, what) {
+        Ok(d) => {
+            set(r.req.phase_timeouts_mut(), d);
+            wirecore_code::WIRECORE_OK
+        }
+        Err(e) => error::fail(err, &e),
+    }
+}
+
+/// Overrides `timeouts.connect_ms` for connections this request opens (`WIRECORE_TIMEOUT_CONNECT`
+/// when it fires). 0 keeps the config's.
+///
+/// # Errors
+/// `WIRECORE_INVALID_REQUEST` above one year (`MAX_DURATION_MS`); `WIRECORE_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `req` is a live request.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_set_connect_timeout_ms(
+    req: *mut wirecore_request,
+    ms: u64,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        // SAFETY: as this function's contract.
+        unsafe { set_phase(req, ms, "connect_timeout_ms", err, |p, d| p.connect = d) }
+    })
+}
+
+/// Overrides `timeouts.read_idle_ms`, the longest silence while waiting for response bytes
+/// (`WIRECORE_TIMEOUT_READ` when it fires). 0 keeps the config's.
+///
+/// # Errors
+/// As `wirecore_request_set_connect_timeout_ms`.
+///
+/// # Safety
+/// `req` is a live request.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_set_read_timeout_ms(
+    req: *mut wirecore_request,
+    ms: u64,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        // SAFETY: as this function's contract.
+        unsafe { set_phase(req, ms, "read_timeout_ms", err, |p, d| p.read_idle = d) }
+    })
+}
+
+/// Overrides `timeouts.pool_acquire_ms`, the longest wait for a pooled connection
+/// (`WIRECORE_TIMEOUT_POOL` when it fires). 0 keeps the config's.
+///
+/// # Errors
+/// As `wirecore_request_set_connect_timeout_ms`.
+///
+/// # Safety
+/// `req` is a live request.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_set_pool_timeout_ms(
+    req: *mut wirecore_request,
+    ms: u64,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        // SAFETY: as this function's contract.
+        unsafe { set_phase(req, ms, "pool_timeout_ms", err, |p, d| p.pool = d) }
+    })
+}
+
+/// Sets the RFC 9218 priority: `urgency` 0 (most urgent) to 7 (least; 3 is the default), and
+/// `incremental`. It is sent as the `Priority` header (`u=1`, `u=1, i`) and orders this request
+/// among those waiting for a connection to its origin. A `Priority` header the caller adds
+/// (before or after this call) wins: this setting is then ignored, as in Node and Go.
+///
+/// # Errors
+/// `WIRECORE_INVALID_REQUEST` for an urgency over 7; `WIRECORE_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `req` is a live request.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_set_priority(
+    req: *mut wirecore_request,
+    urgency: u8,
+    incremental: bool,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        // SAFETY: NULL or a live request (magic checked).
+        let Some(r) = (unsafe { handle::get_mut(req) }) else {
+            return error::invalid(err, "wirecore_request_set_priority: invalid request handle");
+        };
+        if urgency > 7 {
+            return error::fail(
+                err,
+                &Error::new(
+                    ErrorKind::InvalidRequest,
+                    format!("priority urgency must be 0 (most urgent) to 7 (least), got {urgency}"),
+                ),
+            );
+        }
+        r.priority = Some((urgency, incremental));
         wirecore_code::WIRECORE_OK
     })
 }
@@ -372,7 +578,17 @@ pub unsafe extern "C" fn wirecore_request_free(req: *mut wirecore_request) {
 /// `req` is NULL or a live request.
 pub(crate) unsafe fn take(req: *mut wirecore_request) -> Option<wirecore::Request> {
     // SAFETY: per the contract.
-    unsafe { handle::take(req) }.map(|b| b.req)
+    let b = unsafe { handle::take(req) }?;
+    let mut req = b.req;
+    if let Some((u, i)) = b.priority
+        && !req
+            .headers()
+            .contains_key(http::header::HeaderName::from_static("priority"))
+    {
+        // Cannot fail: the urgency was checked by the setter.
+        let _ = req.set_priority(u, i);
+    }
+    Some(req)
 }
 
 /// A raw pointer that may cross threads (userdata the caller promised to handle).

@@ -1,0 +1,414 @@
+/* Per-request options: idempotent, rate-limit key, phase timeouts, priority (header and queue
+ * order), their bad values, and the diagnostics report.
+ * Usage: request_options SERVER_INFO_JSON (the test server's first line) */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "wirecore.h"
+
+static int failures = 0;
+#define CHECK(cond, ...)                                      \
+    do {                                                      \
+        if (!(cond)) {                                        \
+            fprintf(stderr, "request_options: " __VA_ARGS__); \
+            fprintf(stderr, " (line %d)\n", __LINE__);        \
+            failures++;                                       \
+        }                                                     \
+    } while (0)
+
+static char http_url[256], control_url[256];
+
+/* The value of "KEY":"..." in the server's info line. */
+static void info_field(const char *info, const char *key, char *out, size_t cap) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = strstr(info, pat);
+    if (!p) {
+        fprintf(stderr, "request_options: no %s in %s\n", key, info);
+        exit(1);
+    }
+    p += strlen(pat);
+    size_t n = strcspn(p, "\"");
+    if (n >= cap) exit(1);
+    memcpy(out, p, n);
+    out[n] = 0;
+}
+
+static wirecore_client *client_new(const char *config) {
+    wirecore_client *c = NULL;
+    wirecore_error *err = NULL;
+    if (wirecore_client_new(config, &c, &err) != WIRECORE_OK) {
+        fprintf(stderr, "request_options: client %s: %s\n", config, wirecore_error_message(err));
+        exit(1);
+    }
+    return c;
+}
+
+static wirecore_request *make(const char *method, const char *base, const char *path) {
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    wirecore_request *req = NULL;
+    wirecore_error *err = NULL;
+    if (wirecore_request_new(method, strlen(method), url, strlen(url), &req, &err) != WIRECORE_OK) {
+        fprintf(stderr, "request_options: request %s: %s\n", url, wirecore_error_message(err));
+        exit(1);
+    }
+    return req;
+}
+
+/* Sends `req`; returns the status code (or the negated wirecore_code) and the body (to free). */
+static int send(wirecore_client *c, wirecore_request *req, char **body) {
+    wirecore_response *resp = NULL;
+    wirecore_error *err = NULL;
+    wirecore_code rc = wirecore_client_send(c, req, &resp, &err);
+    wirecore_error_free(err);
+    if (body) *body = NULL;
+    if (rc != WIRECORE_OK) return -(int)rc;
+    int status = wirecore_response_status(resp);
+    const uint8_t *data;
+    size_t len;
+    if (body && wirecore_response_body(resp, &data, &len, NULL) == WIRECORE_OK) {
+        *body = malloc(len + 1);
+        if (!*body) abort();
+        memcpy(*body, data, len);
+        (*body)[len] = 0;
+    }
+    wirecore_response_free(resp);
+    return status;
+}
+
+/* A call to the test server's control API; returns its body (to free). */
+static char *control(wirecore_client *c, const char *method, const char *path, const char *json) {
+    wirecore_request *req = make(method, control_url, path);
+    if (json) wirecore_request_set_body(req, (const uint8_t *)json, strlen(json), NULL);
+    char *body = NULL;
+    int status = send(c, req, &body);
+    CHECK(status == 200, "control %s: %d", path, status);
+    return body;
+}
+
+/* A counter from /_control/counters, e.g. "requests". */
+static long counter(wirecore_client *ctl, const char *name) {
+    char *body = control(ctl, "GET", "/_control/counters", NULL);
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", name);
+    const char *p = body ? strstr(body, pat) : NULL;
+    long n = p ? strtol(p + strlen(pat), NULL, 10) : -1;
+    free(body);
+    return n;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void pause_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void reset(wirecore_client *ctl) { free(control(ctl, "POST", "/_control/reset", "{}")); }
+
+static const char *SCRIPT_503_THEN_200 =
+    "{\"path\":\"/s/p\",\"replies\":[{\"status\":503},{\"status\":200,\"body\":\"ok\"}]}";
+
+/* A POST is retried only when declared idempotent; a GET declared non-idempotent is not. */
+static void idempotent(wirecore_client *ctl) {
+    wirecore_client *c = client_new("{\"retry\":{\"backoff_base_ms\":5,\"backoff_max_ms\":5}}");
+    reset(ctl);
+    free(control(ctl, "POST", "/_control/script", SCRIPT_503_THEN_200));
+    wirecore_request *req = make("POST", http_url, "/s/p");
+    wirecore_request_set_body(req, (const uint8_t *)"x", 1, NULL);
+    CHECK(send(c, req, NULL) == 503, "plain POST is not retried");
+    CHECK(counter(ctl, "requests") == 1, "plain POST sent once");
+
+    reset(ctl);
+    free(control(ctl, "POST", "/_control/script", SCRIPT_503_THEN_200));
+    req = make("POST", http_url, "/s/p");
+    wirecore_request_set_body(req, (const uint8_t *)"x", 1, NULL);
+    CHECK(wirecore_request_set_idempotent(req, true) == WIRECORE_OK, "set_idempotent");
+    char *body = NULL;
+    CHECK(send(c, req, &body) == 200, "idempotent POST is retried");
+    CHECK(body && strcmp(body, "ok") == 0, "retried body: %s", body ? body : "(none)");
+    free(body);
+    CHECK(counter(ctl, "requests") == 2, "idempotent POST sent twice");
+
+    reset(ctl);
+    free(control(ctl, "POST", "/_control/script", "{\"path\":\"/s/g\",\"replies\":[{\"status\":503},{\"status\":200}]}"));
+    req = make("GET", http_url, "/s/g");
+    wirecore_request_set_idempotent(req, false);
+    CHECK(send(c, req, NULL) == 503, "GET declared non-idempotent is not retried");
+    CHECK(counter(ctl, "requests") == 1, "GET sent once");
+    wirecore_client_free(c);
+}
+
+/* With scope "key", each key has its own bucket. */
+static void rate_limit_key(wirecore_client *ctl) {
+    wirecore_client *c = client_new(
+        "{\"rate_limit\":{\"enabled\":true,\"scope\":\"key\",\"requests\":1,\"per_ms\":60000,"
+        "\"mode\":\"fail\"}}");
+    reset(ctl);
+    const char *keys[] = {"alice", "alice", "bob", NULL};
+    const int want[] = {200, -WIRECORE_RATE_LIMITED, 200, 200};
+    for (int i = 0; i < 4; i++) {
+        wirecore_request *req = make("GET", http_url, "/bytes/1");
+        if (keys[i]) {
+            CHECK(wirecore_request_set_rate_limit_key(req, keys[i], strlen(keys[i]), NULL) == WIRECORE_OK,
+                  "set key");
+        } else {
+            /* Set then cleared: counts under the origin, a bucket of its own. */
+            wirecore_request_set_rate_limit_key(req, "alice", 5, NULL);
+            CHECK(wirecore_request_set_rate_limit_key(req, NULL, 0, NULL) == WIRECORE_OK, "clear key");
+        }
+        int got = send(c, req, NULL);
+        CHECK(got == want[i], "request %d (key %s): got %d, want %d", i, keys[i] ? keys[i] : "none",
+              got, want[i]);
+    }
+    CHECK(counter(ctl, "requests") == 3, "the limited request never reached the server");
+    wirecore_client_free(c);
+}
+
+static atomic_int finished;
+
+static void on_done(void *userdata, wirecore_code code, wirecore_response *resp, wirecore_error *err) {
+    (void)userdata;
+    (void)code;
+    wirecore_response_free(resp);
+    wirecore_error_free(err);
+    atomic_fetch_add(&finished, 1);
+}
+
+static void wait_finished(int n) {
+    double deadline = now_s() + 30;
+    while (atomic_load(&finished) < n && now_s() < deadline) pause_ms(5);
+    CHECK(atomic_load(&finished) == n, "callbacks: %d of %d", atomic_load(&finished), n);
+}
+
+/* The read and pool phase timeouts fire with their own codes; 0 keeps the config's. */
+static void phase_timeouts(wirecore_client *ctl) {
+    wirecore_client *c = client_new(
+        "{\"timeouts\":{\"read_idle_ms\":10000,\"pool_acquire_ms\":10000},"
+        "\"pool\":{\"max_connections_per_host\":1},\"retry\":{\"enabled\":false}}");
+    reset(ctl);
+    wirecore_request *req = make("GET", http_url, "/delay/3000");
+    CHECK(wirecore_request_set_read_timeout_ms(req, 100, NULL) == WIRECORE_OK, "set read");
+    double t = now_s();
+    int got = send(c, req, NULL);
+    CHECK(got == -WIRECORE_TIMEOUT_READ, "read timeout: got %d", got);
+    CHECK(now_s() - t < 2.5, "read timeout took %.2f s", now_s() - t);
+
+    atomic_store(&finished, 0);
+    wirecore_request *busy = make("GET", http_url, "/delay/1500");
+    CHECK(wirecore_client_submit(c, busy, on_done, NULL, NULL, NULL) == WIRECORE_OK, "submit");
+    double deadline = now_s() + 10;
+    while (counter(ctl, "requests_in_flight") != 1 && now_s() < deadline) pause_ms(5);
+    req = make("GET", http_url, "/bytes/1");
+    CHECK(wirecore_request_set_pool_timeout_ms(req, 50, NULL) == WIRECORE_OK, "set pool");
+    got = send(c, req, NULL);
+    CHECK(got == -WIRECORE_TIMEOUT_POOL, "pool timeout: got %d", got);
+    wait_finished(1);
+
+    /* Overrides of 0 keep the config's; a connect override leaves a loopback connect alone. */
+    req = make("GET", http_url, "/bytes/1");
+    wirecore_request_set_connect_timeout_ms(req, 5000, NULL);
+    wirecore_request_set_read_timeout_ms(req, 0, NULL);
+    wirecore_request_set_pool_timeout_ms(req, 0, NULL);
+    CHECK(send(c, req, NULL) == 200, "cleared overrides");
+    wirecore_client_free(c);
+}
+
+/* Sent as the Priority header unless the caller set one (in either order). */
+static void priority_header(void) {
+    wirecore_client *c = client_new(NULL);
+    struct {
+        int urgency, incremental;
+        const char *header, *want;
+        int header_first;
+    } cases[] = {
+        {0, 0, NULL, "\"priority\":\"u=0\"", 0},
+        {7, 1, NULL, "\"priority\":\"u=7, i\"", 0},
+        {1, 0, "u=6", "\"priority\":\"u=6\"", 0},
+        {1, 0, "u=6", "\"priority\":\"u=6\"", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        wirecore_request *req = make("GET", http_url, "/headers");
+        if (cases[i].header && cases[i].header_first)
+            wirecore_request_add_header(req, "Priority", 8, cases[i].header, strlen(cases[i].header), NULL);
+        CHECK(wirecore_request_set_priority(req, (uint8_t)cases[i].urgency, cases[i].incremental, NULL) ==
+                  WIRECORE_OK,
+              "set_priority");
+        if (cases[i].header && !cases[i].header_first)
+            wirecore_request_add_header(req, "Priority", 8, cases[i].header, strlen(cases[i].header), NULL);
+        char *body = NULL;
+        CHECK(send(c, req, &body) == 200, "priority %zu", i);
+        CHECK(body && strstr(body, cases[i].want), "case %zu: want %s in %s", i, cases[i].want,
+              body ? body : "(none)");
+        free(body);
+    }
+    char *body = NULL;
+    CHECK(send(c, make("GET", http_url, "/headers"), &body) == 200, "no priority");
+    CHECK(body && !strstr(body, "\"priority\""), "no priority header unless asked: %s", body ? body : "");
+    free(body);
+    wirecore_client_free(c);
+}
+
+static char order[8][16];
+static atomic_int order_len;
+
+static void on_ordered(void *userdata, wirecore_code code, wirecore_response *resp, wirecore_error *err) {
+    (void)code;
+    int i = atomic_fetch_add(&order_len, 1);
+    if (i < 8) snprintf(order[i], sizeof order[i], "%s", (const char *)userdata);
+    wirecore_response_free(resp);
+    wirecore_error_free(err);
+    atomic_fetch_add(&finished, 1);
+}
+
+static long pending(wirecore_client *c) {
+    char *s = NULL;
+    if (wirecore_client_stats_json(c, &s, NULL) != WIRECORE_OK) return -1;
+    const char *p = strstr(s, "\"pending\":");
+    long n = p ? strtol(p + 10, NULL, 10) : -1;
+    wirecore_string_free(s);
+    return n;
+}
+
+/* Requests waiting for the one connection go out most urgent first, in order within an urgency. */
+static void priority_orders_the_queue(void) {
+    wirecore_client *c = client_new("{\"pool\":{\"max_connections_per_host\":1}}");
+    atomic_store(&finished, 0);
+    atomic_store(&order_len, 0);
+    static const struct {
+        const char *name, *path;
+        int urgency; /* -1: none */
+    } reqs[] = {
+        {"busy", "/delay/1500", -1}, {"low-0", "/delay/5", 7}, {"low-1", "/delay/5", 7},
+        {"default", "/delay/5", -1}, {"urgent", "/delay/5", 0},
+    };
+    for (int i = 0; i < 5; i++) {
+        wirecore_request *req = make("GET", http_url, reqs[i].path);
+        if (reqs[i].urgency >= 0) wirecore_request_set_priority(req, (uint8_t)reqs[i].urgency, false, NULL);
+        CHECK(wirecore_client_submit(c, req, on_ordered, (void *)reqs[i].name, NULL, NULL) == WIRECORE_OK,
+              "submit %s", reqs[i].name);
+        /* The busy request holds the connection; each next one waits behind it. */
+        double deadline = now_s() + 10;
+        while (pending(c) != i && now_s() < deadline) pause_ms(2);
+        CHECK(pending(c) == i, "waiting: %ld, want %d", pending(c), i);
+    }
+    wait_finished(5);
+    const char *want[] = {"busy", "urgent", "default", "low-0", "low-1"};
+    for (int i = 0; i < 5; i++)
+        CHECK(strcmp(order[i], want[i]) == 0, "order[%d] = %s, want %s", i, order[i], want[i]);
+    wirecore_client_free(c);
+}
+
+static void check_code(const char *what, wirecore_code got, wirecore_error *err, wirecore_code want,
+                       const char *in_message) {
+    CHECK(got == want, "%s: got %s, want %s", what, wirecore_code_str(got), wirecore_code_str(want));
+    if (in_message) {
+        const char *m = err ? wirecore_error_message(err) : "";
+        CHECK(strstr(m, in_message), "%s: message %s lacks %s", what, m, in_message);
+        printf("%-26s -> %s\n", what, m);
+    }
+    wirecore_error_free(err);
+}
+
+/* Runs CALL (which may set `err`) before reading `err`. */
+#define expect_code(what, call, err_, want, in_message)      \
+    do {                                                      \
+        wirecore_code got_ = (call);                          \
+        check_code((what), got_, (err_), (want), (in_message)); \
+    } while (0)
+
+/* Bad values fail with a code and a message naming the argument, before any I/O. */
+static void bad_values(void) {
+    wirecore_request *req = make("GET", "http://127.0.0.1:1", "/");
+    wirecore_error *err = NULL;
+    expect_code("urgency 8", wirecore_request_set_priority(req, 8, false, &err), err,
+                WIRECORE_INVALID_REQUEST, "got 8");
+    err = NULL;
+    expect_code("connect > 1 year", wirecore_request_set_connect_timeout_ms(req, UINT64_MAX, &err), err,
+                WIRECORE_INVALID_REQUEST, "connect_timeout_ms");
+    err = NULL;
+    expect_code("read > 1 year", wirecore_request_set_read_timeout_ms(req, 31536000001ULL, &err), err,
+                WIRECORE_INVALID_REQUEST, "read_timeout_ms");
+    err = NULL;
+    expect_code("pool 1 year is fine", wirecore_request_set_pool_timeout_ms(req, 31536000000ULL, &err), err,
+                WIRECORE_OK, NULL);
+    err = NULL;
+    expect_code("pool > 1 year", wirecore_request_set_pool_timeout_ms(req, 31536000001ULL, &err), err,
+                WIRECORE_INVALID_REQUEST, "pool_timeout_ms");
+    err = NULL;
+    expect_code("empty key", wirecore_request_set_rate_limit_key(req, "", 0, &err), err,
+                WIRECORE_INVALID_REQUEST, "empty");
+    err = NULL;
+    expect_code("key NULL with a length", wirecore_request_set_rate_limit_key(req, NULL, 3, &err), err,
+                WIRECORE_INVALID_ARGUMENT, "NULL");
+    err = NULL;
+    expect_code("key invalid UTF-8", wirecore_request_set_rate_limit_key(req, "\xff", 1, &err), err,
+                WIRECORE_INVALID_ARGUMENT, "UTF-8");
+    err = NULL;
+    expect_code("priority: NULL request", wirecore_request_set_priority(NULL, 1, false, &err), err,
+                WIRECORE_INVALID_ARGUMENT, "handle");
+    err = NULL;
+    expect_code("key: NULL request", wirecore_request_set_rate_limit_key(NULL, "a", 1, &err), err,
+                WIRECORE_INVALID_ARGUMENT, "handle");
+    err = NULL;
+    expect_code("read: NULL request", wirecore_request_set_read_timeout_ms(NULL, 1, &err), err,
+                WIRECORE_INVALID_ARGUMENT, "handle");
+    expect_code("idempotent: NULL request", wirecore_request_set_idempotent(NULL, true), NULL,
+                WIRECORE_INVALID_ARGUMENT, NULL);
+    /* A wrong handle type is caught by its tag. */
+    wirecore_client *c = client_new(NULL);
+    expect_code("idempotent: a client", wirecore_request_set_idempotent((wirecore_request *)c, true), NULL,
+                WIRECORE_INVALID_ARGUMENT, NULL);
+    wirecore_client_free(c);
+    wirecore_request_free(req);
+}
+
+/* The health report is JSON with the documented fields. */
+static void diagnostics(void) {
+    wirecore_client *c = client_new(NULL);
+    CHECK(send(c, make("GET", http_url, "/bytes/1"), NULL) == 200, "get");
+    char *s = NULL;
+    size_t len = 0;
+    CHECK(wirecore_client_diagnostics_json(c, &s, &len) == WIRECORE_OK, "diagnostics");
+    CHECK(s && strlen(s) == len, "length");
+    const char *keys[] = {"\"requests_total\":1", "\"error_rate\":", "\"p99_latency_ms\":",
+                          "\"connection_reuse_ratio\":", "\"origins\":[{", "\"health\":"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        CHECK(s && strstr(s, keys[i]), "diagnostics lack %s: %s", keys[i], s ? s : "");
+    wirecore_string_free(s);
+    CHECK(wirecore_client_diagnostics_json(NULL, &s, NULL) == WIRECORE_INVALID_ARGUMENT, "NULL client");
+    CHECK(wirecore_client_diagnostics_json(c, NULL, NULL) == WIRECORE_INVALID_ARGUMENT, "NULL out");
+    wirecore_client_free(c);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: request_options SERVER_INFO_JSON\n");
+        return 2;
+    }
+    info_field(argv[1], "http", http_url, sizeof http_url);
+    info_field(argv[1], "control", control_url, sizeof control_url);
+    wirecore_client *ctl = client_new(NULL);
+    bad_values();
+    idempotent(ctl);
+    rate_limit_key(ctl);
+    phase_timeouts(ctl);
+    priority_header();
+    priority_orders_the_queue();
+    diagnostics();
+    wirecore_client_free(ctl);
+    if (failures) {
+        fprintf(stderr, "request_options: %d failure(s)\n", failures);
+        return 1;
+    }
+    printf("request_options: ok\n");
+    return 0;
+}
