@@ -65,7 +65,7 @@ type TCPConfig struct {
 
 // TLSConfig: roots, client certificates, versions.
 type TLSConfig struct {
-	Roots                    string   `json:"roots,omitempty"` // "webpki", "native", "none"
+	Roots                    string   `json:"roots,omitempty"` // "webpki", "native" or "none"
 	ExtraCAPEM               []string `json:"extra_ca_pem,omitempty"`
 	CAFiles                  []string `json:"ca_files,omitempty"`
 	ClientCert               string   `json:"client_cert,omitempty"`
@@ -90,8 +90,8 @@ type DNSConfig struct {
 
 // CompressionConfig: response decoding and request encoding.
 type CompressionConfig struct {
-	Accept          []string `json:"accept,omitempty"` // "gzip", "deflate", "br", "zstd"
-	RequestEncoding string   `json:"request_encoding,omitempty"`
+	Accept          []string `json:"accept,omitempty"`           // "gzip", "deflate", "br", "zstd"
+	RequestEncoding string   `json:"request_encoding,omitempty"` // "gzip" or "zstd"
 	RequestMinBytes uint64   `json:"request_min_bytes,omitempty"`
 	RequestHosts    []string `json:"request_hosts,omitempty"`
 }
@@ -168,15 +168,15 @@ type BreakerConfig struct {
 	FailureOn429        bool   `json:"failure_on_429,omitempty"`
 }
 
-// RateLimitConfig: a rate limit per origin or per client.
+// RateLimitConfig: a rate limit per origin, per client or per key.
 type RateLimitConfig struct {
 	Enabled   bool             `json:"enabled,omitempty"`
 	Requests  uint64           `json:"requests,omitempty"`
 	PerMs     uint64           `json:"per_ms,omitempty"`
 	Burst     uint64           `json:"burst,omitempty"`
-	Mode      string           `json:"mode,omitempty"` // "wait" or "fail_fast"
+	Mode      string           `json:"mode,omitempty"` // "wait" or "fail"
 	MaxWaitMs uint64           `json:"max_wait_ms,omitempty"`
-	Scope     string           `json:"scope,omitempty"`   // "origin" or "client"
+	Scope     string           `json:"scope,omitempty"`   // "origin", "client" or "key" (Options.RateLimitKey)
 	Backend   string           `json:"backend,omitempty"` // "local" or "redis"
 	Redis     RedisLimitConfig `json:"redis,omitzero"`
 }
@@ -185,9 +185,9 @@ type RateLimitConfig struct {
 type RedisLimitConfig struct {
 	URL       string `json:"url,omitempty"`
 	KeyPrefix string `json:"key_prefix,omitempty"`
-	Algorithm string `json:"algorithm,omitempty"`
+	Algorithm string `json:"algorithm,omitempty"` // "token_bucket", "sliding_window" or "fixed_window"
 	TimeoutMs uint64 `json:"timeout_ms,omitempty"`
-	OnError   string `json:"on_error,omitempty"`
+	OnError   string `json:"on_error,omitempty"` // "fail_open" or "fail_closed"
 }
 
 // ConcurrencyConfig: an adaptive concurrency limit.

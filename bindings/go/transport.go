@@ -366,6 +366,11 @@ func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 		closeBody()
 		return nil, &Error{Code: "io", Message: "reading the request body: " + berr.Error(), cause: berr}
 	}
+	opts, oerr := engineOptions(ctx)
+	if oerr != nil {
+		closeBody()
+		return nil, oerr
+	}
 	var timeoutMs uint64
 	if dl, ok := ctx.Deadline(); ok {
 		left := time.Until(dl)
@@ -401,7 +406,7 @@ func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	t.gate <- struct{}{}
 	task, writer, rc, e := capi.Submit(t.client, t.queue, id, method, req.URL.String(), hdrs,
-		count, body, mode, timeoutMs, ctx.Done() != nil, leftOrigin(req))
+		count, body, mode, timeoutMs, ctx.Done() != nil, leftOrigin(req), opts)
 	<-t.gate
 	t.life.RUnlock()
 	if rc != capi.OK {

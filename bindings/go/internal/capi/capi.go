@@ -16,11 +16,34 @@ package capi
 #include <string.h>
 #include "wirecore.h"
 
+// Per-request options (wirecore_request_set_*); -1 leaves idempotent and urgency unset.
+typedef struct wc_opts {
+	int idempotent;
+	uint64_t connect_ms, read_ms, pool_ms;
+	int urgency;
+	bool incremental;
+} wc_opts;
+
+static wirecore_code wc_apply(wirecore_request *req, const wc_opts *o, const char *key,
+		size_t key_len, wirecore_error **err) {
+	wirecore_code rc = WIRECORE_OK;
+	if (o->idempotent >= 0) rc = wirecore_request_set_idempotent(req, o->idempotent == 1);
+	if (rc == WIRECORE_OK && key_len > 0) rc = wirecore_request_set_rate_limit_key(req, key, key_len, err);
+	if (rc == WIRECORE_OK) rc = wirecore_request_set_connect_timeout_ms(req, o->connect_ms, err);
+	if (rc == WIRECORE_OK) rc = wirecore_request_set_read_timeout_ms(req, o->read_ms, err);
+	if (rc == WIRECORE_OK) rc = wirecore_request_set_pool_timeout_ms(req, o->pool_ms, err);
+	if (rc == WIRECORE_OK && o->urgency >= 0)
+		rc = wirecore_request_set_priority(req, (uint8_t)o->urgency, o->incremental, err);
+	return rc;
+}
+
 // Builds and submits a request in one crossing. `hdrs` packs `nh` headers as name NUL value NUL.
+// `o` is NULL without per-request options; `key` is the rate-limit key.
 static wirecore_code wc_submit(const wirecore_client *c, const wirecore_queue *q, uintptr_t ud,
 		const char *method, size_t method_len, const char *url, size_t url_len,
 		const char *hdrs, size_t hdrs_len, size_t nh,
 		const uint8_t *body, size_t body_len, int body_mode, uint64_t timeout_ms, bool no_defaults,
+		const wc_opts *o, const char *key, size_t key_len,
 		wirecore_task **task, wirecore_body_writer **writer, wirecore_error **err) {
 	wirecore_request *req = NULL;
 	wirecore_code rc = wirecore_request_new(method, method_len, url, url_len, &req, err);
@@ -37,6 +60,11 @@ static wirecore_code wc_submit(const wirecore_client *c, const wirecore_queue *q
 			return rc;
 		}
 		p = v + vl + 1;
+	}
+	if (o) rc = wc_apply(req, o, key, key_len, err);
+	if (rc != WIRECORE_OK) {
+		wirecore_request_free(req);
+		return rc;
 	}
 	if (body_mode == 1) {
 		rc = wirecore_request_set_body(req, body, body_len, err);
@@ -234,6 +262,16 @@ func StatsJSON(c *Client) string {
 	return takeString(p, n)
 }
 
+// DiagnosticsJSON returns the client's health report as JSON.
+func DiagnosticsJSON(c *Client) string {
+	var p *C.char
+	var n C.size_t
+	if C.wirecore_client_diagnostics_json(c, &p, &n) != OK {
+		return ""
+	}
+	return takeString(p, n)
+}
+
 // Prometheus is the client's stats in Prometheus text format.
 func Prometheus(c *Client) string {
 	var p *C.char
@@ -320,12 +358,22 @@ func bytesPtr(b []byte) *C.uint8_t {
 	return (*C.uint8_t)(unsafe.Pointer(&b[0]))
 }
 
+// Options are per-request options; Idempotent and Urgency -1 leave them unset, 0 ms keeps the
+// config's timeout, an empty RateLimitKey counts the request under its origin.
+type Options struct {
+	Idempotent                int
+	RateLimitKey              string
+	ConnectMs, ReadMs, PoolMs uint64
+	Urgency                   int
+	Incremental               bool
+}
+
 // Submit builds a request and submits it to q with id as userdata, in one cgo call. Only a
 // cancellable request gets a task handle; noDefaults keeps the client's default headers off.
 // headers packs count fields as name NUL value NUL. With BodyStream, the returned writer
-// streams the body.
+// streams the body. opts is nil without per-request options.
 func Submit(c *Client, q *Queue, id uintptr, method, url string, headers []byte, count int,
-	body []byte, bodyMode int, timeoutMs uint64, cancellable, noDefaults bool) (*Task, *Writer, int, *Err) {
+	body []byte, bodyMode int, timeoutMs uint64, cancellable, noDefaults bool, opts *Options) (*Task, *Writer, int, *Err) {
 	var task *Task
 	taskOut := &task
 	if !cancellable {
@@ -337,10 +385,18 @@ func Submit(c *Client, q *Queue, id uintptr, method, url string, headers []byte,
 	if len(headers) > 0 {
 		hp = (*C.char)(unsafe.Pointer(&headers[0]))
 	}
+	var o *C.wc_opts
+	var key string
+	if opts != nil {
+		o = &C.wc_opts{idempotent: C.int(opts.Idempotent), connect_ms: C.uint64_t(opts.ConnectMs),
+			read_ms: C.uint64_t(opts.ReadMs), pool_ms: C.uint64_t(opts.PoolMs),
+			urgency: C.int(opts.Urgency), incremental: C.bool(opts.Incremental)}
+		key = opts.RateLimitKey
+	}
 	rc := C.wc_submit(c, q, C.uintptr_t(id), strPtr(method), C.size_t(len(method)),
 		strPtr(url), C.size_t(len(url)), hp, C.size_t(len(headers)), C.size_t(count),
 		bytesPtr(body), C.size_t(len(body)), C.int(bodyMode), C.uint64_t(timeoutMs),
-		C.bool(noDefaults), taskOut, &w, &e)
+		C.bool(noDefaults), o, strPtr(key), C.size_t(len(key)), taskOut, &w, &e)
 	return task, w, int(rc), e
 }
 

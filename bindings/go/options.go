@@ -1,0 +1,130 @@
+package wirecore
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/wirecore/wirecore/bindings/go/internal/capi"
+)
+
+// Options are per-request engine options, the ones Python and Node take as keyword options.
+// Attach them to a request's context:
+//
+//	ctx := wirecore.WithOptions(req.Context(), wirecore.Options{RateLimitKey: tenant})
+//	resp, err := client.Do(req.WithContext(ctx))
+//
+// The zero value changes nothing. The total timeout is the context's deadline.
+type Options struct {
+	// Idempotent declares the request safe (true) or unsafe (false) to repeat, for retries
+	// and hedging; nil decides by method and an Idempotency-Key header.
+	Idempotent *bool
+	// RateLimitKey is the bucket under rate_limit.scope "key" (a tenant, a user); "" counts
+	// the request under its origin.
+	RateLimitKey string
+	// ConnectTimeout, ReadTimeout and PoolTimeout override timeouts.connect_ms,
+	// timeouts.read_idle_ms and timeouts.pool_acquire_ms; 0 keeps the config's. Each fails
+	// with its own code (ErrTimeoutConnect, ErrTimeoutRead, ErrTimeoutPool).
+	ConnectTimeout time.Duration
+	ReadTimeout    time.Duration
+	PoolTimeout    time.Duration
+	// Priority is the RFC 9218 priority: sent as the Priority header, and it orders requests
+	// waiting for a connection to their origin, most urgent first. A Priority header already
+	// on the request wins (as in Node and C); nil leaves the default urgency 3.
+	Priority *Priority
+}
+
+// Priority is an RFC 9218 priority.
+type Priority struct {
+	// Urgency is 0 (most urgent) to 7 (least); 3 is the default.
+	Urgency uint8
+	// Incremental tells the server the response is useful in pieces (", i").
+	Incremental bool
+}
+
+type optionsKey struct{}
+
+// WithOptions returns a copy of ctx whose requests carry o (replacing options set on a parent
+// context). http.Client's redirect hops keep the request's context, so they carry o too.
+func WithOptions(ctx context.Context, o Options) context.Context {
+	return context.WithValue(ctx, optionsKey{}, o)
+}
+
+// maxOptionTimeout is the longest per-request timeout the engine takes (one year).
+const maxOptionTimeout = 365 * 24 * time.Hour
+
+// engineOptions converts the context's options, checked before any I/O; nil when none.
+func engineOptions(ctx context.Context) (*capi.Options, *Error) {
+	o, ok := ctx.Value(optionsKey{}).(Options)
+	if !ok {
+		return nil, nil
+	}
+	c := &capi.Options{Idempotent: -1, Urgency: -1, RateLimitKey: o.RateLimitKey}
+	if o.Idempotent != nil {
+		c.Idempotent = 0
+		if *o.Idempotent {
+			c.Idempotent = 1
+		}
+	}
+	for _, p := range []struct {
+		name string
+		d    time.Duration
+		ms   *uint64
+	}{{"ConnectTimeout", o.ConnectTimeout, &c.ConnectMs}, {"ReadTimeout", o.ReadTimeout, &c.ReadMs},
+		{"PoolTimeout", o.PoolTimeout, &c.PoolMs}} {
+		if p.d < 0 || p.d > maxOptionTimeout {
+			return nil, &Error{Code: "invalid_request", Message: "wirecore.Options." + p.name +
+				" must be 0 (the config's) to one year, got " + p.d.String()}
+		}
+		// Rounded up, so a positive duration never becomes 0 (the config's).
+		*p.ms = uint64((p.d + time.Millisecond - 1) / time.Millisecond)
+	}
+	if o.Priority != nil {
+		if o.Priority.Urgency > 7 {
+			return nil, &Error{Code: "invalid_request", Message: "wirecore.Options.Priority.Urgency must be 0 " +
+				"(most urgent) to 7 (least), got " + strconv.Itoa(int(o.Priority.Urgency))}
+		}
+		c.Urgency = int(o.Priority.Urgency)
+		c.Incremental = o.Priority.Incremental
+	}
+	return c, nil
+}
+
+// Diagnostics is the engine's health report (the same fields as in every other language).
+type Diagnostics struct {
+	RequestsTotal        uint64         `json:"requests_total"`
+	ErrorRate            float64        `json:"error_rate"` // errors / requests
+	MeanLatencyMs        float64        `json:"mean_latency_ms"`
+	P95LatencyMs         float64        `json:"p95_latency_ms"`
+	P99LatencyMs         float64        `json:"p99_latency_ms"`
+	RequestsPerSecond    float64        `json:"requests_per_second"` // over the last 10 s
+	CompressionRatio     float64        `json:"compression_ratio"`   // decoded / received bytes
+	DNSHitRate           float64        `json:"dns_hit_rate"`
+	ConnectionReuseRatio float64        `json:"connection_reuse_ratio"`
+	Origins              []OriginHealth `json:"origins"`
+}
+
+// OriginHealth is one origin in Diagnostics.
+type OriginHealth struct {
+	Origin      string  `json:"origin"`   // scheme://host:port
+	Protocol    string  `json:"protocol"` // "h1", "h2" or "unknown"
+	Health      string  `json:"health"`   // "healthy", "saturated" (requests waiting) or "degraded"
+	Connections uint64  `json:"connections"`
+	Pending     uint64  `json:"pending"`
+	ReuseRatio  float64 `json:"reuse_ratio"`
+}
+
+// Diagnostics returns the transport's health report.
+func (t *Transport) Diagnostics() (Diagnostics, error) {
+	var d Diagnostics
+	t.life.RLock()
+	if t.freed {
+		t.life.RUnlock()
+		return d, errClosed
+	}
+	js := capi.DiagnosticsJSON(t.client)
+	t.life.RUnlock()
+	err := json.Unmarshal([]byte(js), &d)
+	return d, err
+}
