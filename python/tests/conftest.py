@@ -3,6 +3,7 @@ control port with the standard library, so the client under test never checks it
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -17,6 +18,17 @@ import pytest_asyncio
 import wirecore
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+async def await_until(cond: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Polls `cond` until it holds, letting the event loop run in between; fails naming `what`
+    after `timeout` seconds. Tests wait for what the engine or the server does asynchronously
+    with this (or `Server.wait_for`), never with a bare sleep."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s: {what}")
+        await asyncio.sleep(0.005)
 
 
 class Server:

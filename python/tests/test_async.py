@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import wirecore
-from conftest import Server
+from conftest import Server, await_until
 from wirecore import _wirecore
 
 
@@ -150,8 +150,10 @@ def test_completion_for_a_closed_loop_is_dropped(srv: Server, tls_config: dict[s
 def test_async_client_closes_gracefully(srv: Server, tls_config: dict[str, Any]) -> None:
     async def main() -> None:
         c = wirecore.AsyncClient(tls_config)
+        # Arrivals, not requests in flight: the server still sleeps on requests others gave up on.
+        seen = srv.counters()["requests"]
         slow = asyncio.ensure_future(c.get(f"{srv.http}/delay/200"))
-        await asyncio.sleep(0.05)
+        await await_until(lambda: srv.counters()["requests"] > seen, "the request arrived")
         await c.aclose()
         assert (await slow).status_code == 200  # in-flight requests finish
         with pytest.raises(wirecore.ClientClosedError):

@@ -94,7 +94,7 @@ def test_httpx_timeouts_become_engine_overrides(srv: Server, tls_config: dict[st
         t = time.monotonic()
         with pytest.raises(httpx.ReadTimeout):
             c.get(f"{srv.http}/delay/2000")
-        assert time.monotonic() - t < 1.5
+        assert time.monotonic() - t < 5  # below the engine's 10 s; slack for a loaded machine
         # Per request, and `None` leaves the engine's 10 s read timeout in charge.
         assert c.get(f"{srv.http}/delay/300", timeout=None).status_code == 200
         with pytest.raises(httpx.ReadTimeout):
