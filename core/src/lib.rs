@@ -23,15 +23,14 @@ mod response;
 pub mod runtime;
 
 pub use crate::body::{Body, RequestBody};
-pub use crate::client::{Client, ClientBuilder};
+pub use crate::client::{Client, ClientBuilder, RequestBuilder};
 pub use crate::config::Config;
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::layer::ResilienceLayer;
 pub use crate::metrics::{Diagnostics, Stats};
 pub use crate::policy::{Answer, BreakerEvent, BreakerState};
 pub use crate::request::{
-    DEFAULT_URGENCY, PhaseTimeouts, Request, RequestBuilder, parse_header, parse_method, parse_url,
-    urgency,
+    DEFAULT_URGENCY, PhaseTimeouts, Request, parse_header, parse_method, parse_url, urgency,
 };
 pub use crate::response::{Response, Timings, TlsInfo};
 pub use http::{HeaderMap, Method, StatusCode, Uri, Version};

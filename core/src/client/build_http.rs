@@ -1,0 +1,98 @@
+//! The request as hyper sends it: headers merged in one pass, the URI in origin form (h1) or
+//! absolute form (h2), connection-specific headers dropped on h2.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Uri, Version};
+
+use crate::body::RequestBody;
+use crate::error::{self, Error};
+
+/// What the outgoing request is made of: the user's headers win over the client's defaults.
+pub(super) struct Head<'a> {
+    pub(super) method: &'a Method,
+    pub(super) uri: &'a Uri,
+    pub(super) user: &'a HeaderMap,
+    pub(super) defaults: &'a HeaderMap,
+    pub(super) accept_encoding: Option<&'a HeaderValue>,
+    pub(super) content_encoding: Option<&'a HeaderValue>,
+    /// The `Host` header of this URL's authority, when valid (h1 only).
+    pub(super) host: Option<&'a HeaderValue>,
+}
+
+/// Connection-specific headers, illegal in HTTP/2 (RFC 9113 §8.2.2), and `Host`, which h2
+/// carries as `:authority`.
+fn h2_illegal(name: &header::HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || *name == header::HOST
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+/// The request as hyper sends it, its headers merged in one pass (user headers, then defaults
+/// the user did not set, then `Accept-Encoding` and `Content-Encoding`, then `Host` on h1).
+pub(super) fn build_http(
+    head: &Head<'_>,
+    body: RequestBody,
+    h2: bool,
+) -> Result<http::Request<RequestBody>, Error> {
+    let (uri, user) = (head.uri, head.user);
+    let mut req = http::Request::new(body);
+    *req.method_mut() = head.method.clone();
+    if h2 {
+        *req.uri_mut() = uri.clone();
+        *req.version_mut() = Version::HTTP_2;
+    } else {
+        // Origin form: the path and query, shared with the URL (no copy, no re-parse).
+        match uri.path_and_query() {
+            Some(pq) if pq.as_str().starts_with('/') => {
+                let mut parts = http::uri::Parts::default();
+                parts.path_and_query = Some(pq.clone());
+                *req.uri_mut() =
+                    Uri::from_parts(parts).map_err(|e| error::url(format!("invalid path: {e}")))?;
+            }
+            pq => {
+                let pq = pq.map_or("/", http::uri::PathAndQuery::as_str);
+                *req.uri_mut() = pq
+                    .parse()
+                    .map_err(|_| error::url(format!("invalid path {pq:?}")))?;
+            }
+        }
+    }
+    let h = req.headers_mut();
+    h.reserve(user.len() + head.defaults.len() + 3);
+    let skip = |k: &header::HeaderName| h2 && h2_illegal(k);
+    for (k, v) in user {
+        if !skip(k) {
+            h.append(k.clone(), v.clone());
+        }
+    }
+    for (k, v) in head.defaults {
+        // The first value of a default the user did not set.
+        if !skip(k) && !h.contains_key(k) {
+            h.insert(k.clone(), v.clone());
+        }
+    }
+    if let Some(ae) = head.accept_encoding
+        && !h.contains_key(header::ACCEPT_ENCODING)
+    {
+        h.insert(header::ACCEPT_ENCODING, ae.clone());
+    }
+    if let Some(ce) = head.content_encoding {
+        h.insert(header::CONTENT_ENCODING, ce.clone());
+    }
+    if !h2
+        && !h.contains_key(header::HOST)
+        && let Some(v) = head.host
+    {
+        h.insert(header::HOST, v.clone());
+    } else if !h2 && !h.contains_key(header::HOST) {
+        let host = uri.authority().map_or("", http::uri::Authority::as_str);
+        let host = host.rsplit('@').next().unwrap_or(host);
+        let v = HeaderValue::from_str(host)
+            .map_err(|_| error::url(format!("invalid host {host:?}")))?;
+        h.insert(header::HOST, v);
+    }
+    Ok(req)
+}

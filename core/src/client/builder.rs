@@ -1,0 +1,103 @@
+//! [`ClientBuilder`]: sugar over [`Config`].
+
+use std::time::Duration;
+
+use super::{Client, millis};
+use crate::config::Config;
+use crate::error::Error;
+
+/// Sugar over [`Config`]: setters never fail; [`build`](ClientBuilder::build) reports the first
+/// bad value, naming the field.
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct ClientBuilder {
+    config: Config,
+}
+
+impl ClientBuilder {
+    /// Replaces the whole config.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Total timeout per request, including redirects and the body. Default: 30 s.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.config.timeouts.total_ms = millis(d);
+        self
+    }
+
+    /// TCP connect timeout. Default: 10 s.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.config.timeouts.connect_ms = millis(d);
+        self
+    }
+
+    /// Longest wait for the next byte of a response. Default: off.
+    pub fn read_timeout(mut self, d: Duration) -> Self {
+        self.config.timeouts.read_idle_ms = millis(d);
+        self
+    }
+
+    /// Longest wait for a pooled connection. Default: 10 s.
+    pub fn pool_acquire_timeout(mut self, d: Duration) -> Self {
+        self.config.timeouts.pool_acquire_ms = millis(d);
+        self
+    }
+
+    /// Open connections per origin. Default: 50.
+    pub fn max_connections_per_host(mut self, n: usize) -> Self {
+        self.config.pool.max_connections_per_host = n;
+        self
+    }
+
+    /// Open connections in all. Default: 100.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.pool.max_connections = n;
+        self
+    }
+
+    /// Idle HTTP/1.1 connections kept per origin. Default: 10.
+    pub fn max_idle_per_host(mut self, n: usize) -> Self {
+        self.config.pool.max_idle_per_host = n;
+        self
+    }
+
+    /// Closes connections idle this long. Default: 90 s.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.config.pool.idle_timeout_ms = millis(d);
+        self
+    }
+
+    /// Speak h2c to cleartext origins without negotiation.
+    pub fn http2_prior_knowledge(mut self) -> Self {
+        self.config.http2.prior_knowledge = true;
+        self
+    }
+
+    /// Trusts an extra CA certificate (PEM).
+    pub fn add_root_certificate_pem(mut self, pem: impl Into<String>) -> Self {
+        self.config.tls.extra_ca_pem.push(pem.into());
+        self
+    }
+
+    /// Accepts any server certificate. Dangerous; for tests only.
+    pub fn danger_accept_invalid_certs(mut self, yes: bool) -> Self {
+        self.config.tls.danger_accept_invalid_certs = yes;
+        self
+    }
+
+    /// Redirects followed; 0 disables. Default: 10.
+    pub fn max_redirects(mut self, n: u32) -> Self {
+        self.config.redirect.max = n;
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    /// `invalid_config` naming the first bad field.
+    pub fn build(self) -> Result<Client, Error> {
+        Client::from_config(self.config)
+    }
+}

@@ -1,0 +1,160 @@
+//! The redirect loop: each hop is sent through the policies (`send.rs`); the rules for what a
+//! hop keeps (method, body, credentials, default headers) live in [`crate::redirect`].
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use http::header::{self, HeaderMap};
+use http::{Method, Uri};
+use tokio::time::Instant;
+
+use super::Client;
+use super::send::Opts;
+use crate::body::RequestBody;
+use crate::error::{self, Error, ErrorKind};
+use crate::redirect::{self, Hop};
+use crate::request::Request;
+use crate::response::Response;
+
+impl Client {
+    pub(super) async fn run(
+        &self,
+        req: Request,
+        start: Instant,
+        deadline: Option<Instant>,
+    ) -> Result<Response, Error> {
+        let Request {
+            mut method,
+            mut uri,
+            mut headers,
+            mut body,
+            timeout: _,
+            idempotent,
+            rate_limit_key,
+            phases,
+            default_headers: send_defaults,
+        } = req;
+        let inner = &*self.inner;
+        // Userinfo is a credential: it goes out as `Authorization`, never in `Host`.
+        if has_userinfo(&uri) {
+            take_userinfo(&mut uri, &mut headers)?;
+        }
+        let max = inner.cfg.redirect.max;
+        let mut hops = 0u32;
+        // Set at the first cross-origin hop: from then on credentials and default headers stay
+        // behind (see `redirect`).
+        let mut stripped: Option<redirect::Stripped> = (!send_defaults).then(|| {
+            redirect::Stripped::entered(&mut headers, &inner.redirect, &inner.default_headers, &uri)
+        });
+        loop {
+            let replay = if max > 0 { body.try_clone() } else { None };
+            let opts = Opts {
+                idempotent,
+                rate_limit_key: rate_limit_key.as_deref(),
+                deadline,
+                start,
+                phases,
+                defaults: if stripped.is_some() {
+                    &inner.engine_headers
+                } else {
+                    &inner.default_headers
+                },
+            };
+            let resp = self
+                .send_resilient(&method, &uri, &headers, body, &opts)
+                .await?;
+            if max == 0 {
+                return Ok(resp);
+            }
+            let Some(rule) = redirect::hop(resp.status, &method) else {
+                return Ok(resp);
+            };
+            let Some(location) = resp
+                .headers
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+            else {
+                return Ok(resp);
+            };
+            let Ok(mut next) = resolve_location(&uri, location) else {
+                return Ok(resp);
+            };
+            let next_body = match (rule, replay) {
+                (Hop::Keep, Some(b)) => b,
+                // A streamed body cannot be sent again: hand back the redirect.
+                (Hop::Keep, None) => return Ok(resp),
+                (Hop::Get | Hop::DropBody, _) => RequestBody::empty(),
+            };
+            if !inner.redirect.allow_downgrade && redirect::is_downgrade(&uri, &next) {
+                return Err(Error::new(
+                    ErrorKind::RedirectDowngrade,
+                    format!(
+                        "refused the redirect from {} to {}: redirect.allow_downgrade is false",
+                        error::redact(&uri),
+                        error::redact(&next)
+                    ),
+                ));
+            }
+            if hops >= max {
+                return Err(Error::new(
+                    ErrorKind::TooManyRedirects,
+                    format!(
+                        "more than {max} redirects (last to {})",
+                        error::redact(&next)
+                    ),
+                ));
+            }
+            hops += 1;
+            inner.metrics.redirects.fetch_add(1, Relaxed);
+            resp.drain().await;
+            match rule {
+                Hop::Keep => {}
+                Hop::Get => {
+                    method = Method::GET;
+                    redirect::drop_body_headers(&mut headers);
+                }
+                Hop::DropBody => redirect::drop_body_headers(&mut headers),
+            }
+            let mut next_headers = HeaderMap::new();
+            if has_userinfo(&next) {
+                take_userinfo(&mut next, &mut next_headers)?;
+            }
+            if stripped.is_some() || !redirect::same_origin(&uri, &next) {
+                // A `Host` the caller set names the first origin.
+                headers.remove(header::HOST);
+                stripped.get_or_insert_with(Default::default).apply(
+                    &mut headers,
+                    &inner.redirect,
+                    &inner.default_headers,
+                    &next,
+                );
+            }
+            // Userinfo in the Location is that hop's own credential.
+            if let Some(auth) = next_headers.remove(header::AUTHORIZATION) {
+                headers.entry(header::AUTHORIZATION).or_insert(auth);
+            }
+            uri = next;
+            body = next_body;
+        }
+    }
+}
+
+fn has_userinfo(uri: &Uri) -> bool {
+    uri.authority().is_some_and(|a| a.as_str().contains('@'))
+}
+
+/// Moves `uri`'s userinfo into `Authorization: Basic`, unless `headers` has one already.
+fn take_userinfo(uri: &mut Uri, headers: &mut HeaderMap) -> Result<(), Error> {
+    if let Some((clean, auth)) = redirect::take_userinfo(uri)? {
+        *uri = clean;
+        headers.entry(header::AUTHORIZATION).or_insert(auth);
+    }
+    Ok(())
+}
+
+fn resolve_location(base: &Uri, location: &str) -> Result<Uri, Error> {
+    let base = url::Url::parse(&base.to_string()).map_err(|e| error::url(e.to_string()))?;
+    let next = base
+        .join(location)
+        .map_err(|e| error::url(format!("bad Location {location:?}: {e}")))?;
+    crate::request::parse_url(next.as_str())
+}
