@@ -132,9 +132,7 @@ func TestStreamedResponseBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if head := time.Since(start); head > 300*time.Millisecond {
-		t.Fatalf("the head waited for the body (%v)", head)
-	}
+	head := time.Since(start)
 	buf := make([]byte, 100000)
 	total, reads := 0, 0
 	for {
@@ -151,6 +149,11 @@ func TestStreamedResponseBody(t *testing.T) {
 	if total != 5000 || reads < 3 {
 		t.Fatalf("%d bytes in %d reads", total, reads)
 	}
+	// Four 100 ms gaps come after the first chunk: a head that waited for the body would leave
+	// almost nothing for the reads. A lower bound only, so a slow machine cannot break it.
+	if body := time.Since(start) - head; body < 300*time.Millisecond {
+		t.Fatalf("the head waited for the body (head %v, body %v)", head, body)
+	}
 }
 
 func TestContextCancelReachesTheServer(t *testing.T) {
@@ -164,8 +167,8 @@ func TestContextCancelReachesTheServer(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || !errors.Is(err, wirecore.ErrCancelled) {
 		t.Fatalf("err = %v", err)
 	}
-	if time.Since(start) > 2*time.Second {
-		t.Fatal("cancel took too long")
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("cancel took %v", d)
 	}
 	for i := 0; ; i++ {
 		if counters(t)["requests_cancelled"].(float64) >= 1 {
