@@ -1,0 +1,55 @@
+//! Metric names: a contract with every binding and every dashboard.
+
+/// Requests finished, labelled `outcome` (`ok`/`error`) and `status_class` or `code`.
+pub const REQUESTS_TOTAL: &str = "wirecore_requests_total";
+/// Requests currently in flight.
+pub const REQUESTS_IN_FLIGHT: &str = "wirecore_requests_in_flight";
+/// Latency from send to response head, a summary with quantiles 0.5/0.95/0.99.
+pub const REQUEST_DURATION: &str = "wirecore_request_duration_seconds";
+/// Response body bytes as received on the wire.
+pub const BYTES_RECEIVED: &str = "wirecore_bytes_received_total";
+/// Response body bytes after decoding.
+pub const BYTES_DECODED: &str = "wirecore_bytes_decoded_total";
+/// Request body bytes sent.
+pub const BYTES_SENT: &str = "wirecore_bytes_sent_total";
+/// Redirects followed.
+pub const REDIRECTS: &str = "wirecore_redirects_total";
+/// Open connections per origin, labelled `state` (`active`/`idle`/`connecting`).
+pub const POOL_CONNECTIONS: &str = "wirecore_pool_connections";
+/// Requests waiting for a connection, per origin.
+pub const POOL_PENDING: &str = "wirecore_pool_pending";
+/// New connections established, per origin.
+pub const POOL_CONNECTS: &str = "wirecore_pool_connects_total";
+/// Requests served on an existing connection, per origin.
+pub const POOL_REUSES: &str = "wirecore_pool_reuses_total";
+/// Connections closed, per origin, labelled `reason` (`idle`/`lifetime`/`error`/`closed_by_peer`).
+pub const POOL_EVICTIONS: &str = "wirecore_pool_evictions_total";
+/// Open HTTP/2 sessions, per origin.
+pub const H2_SESSIONS: &str = "wirecore_h2_sessions";
+/// Open HTTP/2 streams, per origin.
+pub const H2_STREAMS: &str = "wirecore_h2_open_streams";
+/// DNS cache lookups, labelled `result` (`hit`/`miss`/`stale`/`negative`).
+pub const DNS_LOOKUPS: &str = "wirecore_dns_cache_lookups_total";
+/// Background DNS refreshes.
+pub const DNS_REFRESHES: &str = "wirecore_dns_refreshes_total";
+
+/// Attempts sent (first tries, retries and hedges).
+pub const ATTEMPTS: &str = "wirecore_attempts_total";
+/// Retries, labelled `reason` (`unsent`/`reset`/`status`/`429`).
+pub const RETRIES: &str = "wirecore_retries_total";
+/// Retries refused by the retry budget.
+pub const RETRY_BUDGET_EXHAUSTED: &str = "wirecore_retry_budget_exhausted_total";
+/// Hedged attempts, labelled `result` (`sent`/`won`).
+pub const HEDGES: &str = "wirecore_hedges_total";
+/// Circuit breaker state per origin: 0 closed, 1 open, 2 half-open.
+pub const BREAKER_STATE: &str = "wirecore_breaker_state";
+/// Circuit breaker trips (closed or half-open → open).
+pub const BREAKER_TRIPS: &str = "wirecore_breaker_trips_total";
+/// Requests failed fast by an open breaker.
+pub const BREAKER_REJECTED: &str = "wirecore_breaker_rejected_total";
+/// Rate-limit checks, labelled `result` (`allowed`/`waited`/`rejected`/`redis_error`/`fallback`).
+pub const RATE_LIMIT: &str = "wirecore_rate_limit_total";
+/// Adaptive concurrency limit per origin.
+pub const CONCURRENCY_LIMIT: &str = "wirecore_concurrency_limit";
+/// Requests refused by the adaptive concurrency limit.
+pub const OVERLOADED: &str = "wirecore_overloaded_total";

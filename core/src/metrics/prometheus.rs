@@ -1,0 +1,237 @@
+//! [`Stats`] in Prometheus text exposition format.
+
+use std::fmt::Write as _;
+
+use super::names::{
+    ATTEMPTS, BREAKER_REJECTED, BREAKER_STATE, BREAKER_TRIPS, BYTES_DECODED, BYTES_RECEIVED,
+    BYTES_SENT, CONCURRENCY_LIMIT, DNS_LOOKUPS, DNS_REFRESHES, H2_SESSIONS, H2_STREAMS, HEDGES,
+    OVERLOADED, POOL_CONNECTIONS, POOL_CONNECTS, POOL_EVICTIONS, POOL_PENDING, POOL_REUSES,
+    RATE_LIMIT, REDIRECTS, REQUEST_DURATION, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, RETRIES,
+    RETRY_BUDGET_EXHAUSTED,
+};
+use super::{PoolStats, Stats};
+
+/// A per-origin series: name, type, help, and how to read it.
+type Gauge = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&PoolStats) -> u64,
+);
+pub(super) fn head(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+impl Stats {
+    /// The snapshot in Prometheus text exposition format.
+    pub fn prometheus(&self) -> String {
+        let mut o = String::with_capacity(4096);
+        self.prometheus_requests(&mut o);
+        self.prometheus_dns(&mut o);
+        self.prometheus_pool(&mut o);
+        self.prometheus_resilience(&mut o);
+        o
+    }
+
+    fn prometheus_resilience(&self, o: &mut String) {
+        let r = &self.resilience;
+        head(
+            o,
+            ATTEMPTS,
+            "counter",
+            "Attempts sent (first tries, retries, hedges).",
+        );
+        let _ = writeln!(o, "{ATTEMPTS} {}", r.attempts);
+        head(o, RETRIES, "counter", "Retries by reason.");
+        for (reason, v) in &r.retries {
+            let _ = writeln!(o, "{RETRIES}{{reason=\"{reason}\"}} {v}");
+        }
+        for (name, help, v) in [
+            (
+                RETRY_BUDGET_EXHAUSTED,
+                "Retries refused by the retry budget.",
+                r.retry_budget_exhausted,
+            ),
+            (BREAKER_TRIPS, "Circuit breaker trips.", r.breaker_trips),
+            (
+                BREAKER_REJECTED,
+                "Requests failed fast by an open breaker.",
+                r.breaker_rejected,
+            ),
+            (
+                OVERLOADED,
+                "Requests refused by the adaptive concurrency limit.",
+                r.overloaded,
+            ),
+        ] {
+            head(o, name, "counter", help);
+            let _ = writeln!(o, "{name} {v}");
+        }
+        head(o, HEDGES, "counter", "Hedged attempts sent and won.");
+        let _ = writeln!(o, "{HEDGES}{{result=\"sent\"}} {}", r.hedges_sent);
+        let _ = writeln!(o, "{HEDGES}{{result=\"won\"}} {}", r.hedges_won);
+        head(o, RATE_LIMIT, "counter", "Rate-limit checks by result.");
+        let l = &r.rate_limit;
+        for (k, v) in [
+            ("allowed", l.allowed),
+            ("waited", l.waited),
+            ("rejected", l.rejected),
+            ("redis_error", l.redis_errors),
+            ("fallback", l.fallbacks),
+        ] {
+            let _ = writeln!(o, "{RATE_LIMIT}{{result=\"{k}\"}} {v}");
+        }
+        head(
+            o,
+            BREAKER_STATE,
+            "gauge",
+            "Breaker state: 0 closed, 1 open, 2 half-open.",
+        );
+        for (origin, s) in &r.origins {
+            if let Some(state) = &s.breaker_state {
+                let v = match state.as_str() {
+                    "open" => 1,
+                    "half_open" => 2,
+                    _ => 0,
+                };
+                let _ = writeln!(o, "{BREAKER_STATE}{{origin=\"{origin}\"}} {v}");
+            }
+        }
+        head(o, CONCURRENCY_LIMIT, "gauge", "Adaptive concurrency limit.");
+        for (origin, s) in &r.origins {
+            if let Some(v) = s.concurrency_limit {
+                let _ = writeln!(o, "{CONCURRENCY_LIMIT}{{origin=\"{origin}\"}} {v}");
+            }
+        }
+    }
+
+    fn prometheus_requests(&self, o: &mut String) {
+        head(o, REQUESTS_TOTAL, "counter", "Requests finished.");
+        for (class, v) in &self.responses_by_status_class {
+            let _ = writeln!(
+                o,
+                "{REQUESTS_TOTAL}{{outcome=\"ok\",status_class=\"{class}\"}} {v}"
+            );
+        }
+        for (code, v) in &self.errors_by_code {
+            let _ = writeln!(
+                o,
+                "{REQUESTS_TOTAL}{{outcome=\"error\",code=\"{code}\"}} {v}"
+            );
+        }
+        head(o, REQUESTS_IN_FLIGHT, "gauge", "Requests in flight.");
+        let _ = writeln!(o, "{REQUESTS_IN_FLIGHT} {}", self.requests_in_flight);
+        head(o, REQUEST_DURATION, "summary", "Time to response head.");
+        let l = &self.latency;
+        for (q, v) in [("0.5", l.p50_ms), ("0.95", l.p95_ms), ("0.99", l.p99_ms)] {
+            let _ = writeln!(o, "{REQUEST_DURATION}{{quantile=\"{q}\"}} {}", v / 1000.0);
+        }
+        let _ = writeln!(
+            o,
+            "{REQUEST_DURATION}_sum {}",
+            l.mean_ms * l.count as f64 / 1000.0
+        );
+        let _ = writeln!(o, "{REQUEST_DURATION}_count {}", l.count);
+        for (name, help, v) in [
+            (BYTES_SENT, "Request body bytes sent.", self.bytes_sent),
+            (
+                BYTES_RECEIVED,
+                "Response body bytes received.",
+                self.bytes_received,
+            ),
+            (
+                BYTES_DECODED,
+                "Response body bytes after decoding.",
+                self.bytes_decoded,
+            ),
+            (REDIRECTS, "Redirects followed.", self.redirects_followed),
+            (
+                DNS_REFRESHES,
+                "Background DNS refreshes.",
+                self.dns.refreshes,
+            ),
+        ] {
+            head(o, name, "counter", help);
+            let _ = writeln!(o, "{name} {v}");
+        }
+    }
+
+    fn prometheus_dns(&self, o: &mut String) {
+        head(o, DNS_LOOKUPS, "counter", "DNS cache lookups by result.");
+        let d = &self.dns;
+        for (r, v) in [
+            ("hit", d.hits),
+            ("miss", d.misses),
+            ("stale", d.stale_served),
+            ("negative", d.negative_hits),
+            ("failure", d.failures),
+        ] {
+            let _ = writeln!(o, "{DNS_LOOKUPS}{{result=\"{r}\"}} {v}");
+        }
+    }
+
+    fn prometheus_pool(&self, o: &mut String) {
+        head(o, POOL_CONNECTIONS, "gauge", "Open connections by state.");
+        for (origin, s) in &self.origins {
+            for (state, v) in [
+                ("active", s.pool.active),
+                ("idle", s.pool.idle),
+                ("connecting", s.pool.connecting),
+            ] {
+                let _ = writeln!(
+                    o,
+                    "{POOL_CONNECTIONS}{{origin=\"{origin}\",state=\"{state}\"}} {v}"
+                );
+            }
+        }
+        let per_origin: [Gauge; 5] = [
+            (
+                POOL_PENDING,
+                "gauge",
+                "Requests waiting for a connection.",
+                |p| p.pending,
+            ),
+            (POOL_CONNECTS, "counter", "Connections established.", |p| {
+                p.connects
+            }),
+            (
+                POOL_REUSES,
+                "counter",
+                "Requests on a reused connection.",
+                |p| p.reuses,
+            ),
+            (H2_SESSIONS, "gauge", "Open HTTP/2 sessions.", |p| {
+                p.h2_sessions
+            }),
+            (H2_STREAMS, "gauge", "Open HTTP/2 streams.", |p| {
+                p.h2_open_streams
+            }),
+        ];
+        for (name, kind, help, get) in per_origin {
+            head(o, name, kind, help);
+            for (origin, s) in &self.origins {
+                let _ = writeln!(o, "{name}{{origin=\"{origin}\"}} {}", get(&s.pool));
+            }
+        }
+        head(
+            o,
+            POOL_EVICTIONS,
+            "counter",
+            "Connections closed by reason.",
+        );
+        for (origin, s) in &self.origins {
+            let e = &s.pool.evictions;
+            for (reason, v) in [
+                ("idle", e.idle),
+                ("lifetime", e.lifetime),
+                ("error", e.error),
+                ("closed_by_peer", e.closed_by_peer),
+            ] {
+                let _ = writeln!(
+                    o,
+                    "{POOL_EVICTIONS}{{origin=\"{origin}\",reason=\"{reason}\"}} {v}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The [`Stats`] snapshot: plain data, serialised as JSON for the bindings (field names are
+//! the same in every language).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Latency from send to response head.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    /// Responses measured.
+    pub count: u64,
+    /// Mean, milliseconds.
+    pub mean_ms: f64,
+    /// Median, milliseconds.
+    pub p50_ms: f64,
+    /// 95th percentile, milliseconds.
+    pub p95_ms: f64,
+    /// 99th percentile, milliseconds.
+    pub p99_ms: f64,
+    /// Slowest, milliseconds.
+    pub max_ms: f64,
+}
+
+/// DNS cache counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DnsStats {
+    /// Lookups answered from a fresh entry.
+    pub hits: u64,
+    /// Lookups that went to the resolver.
+    pub misses: u64,
+    /// Expired entries served because the resolver failed.
+    pub stale_served: u64,
+    /// Lookups answered from a cached failure.
+    pub negative_hits: u64,
+    /// Background refreshes before expiry.
+    pub refreshes: u64,
+    /// Resolver failures.
+    pub failures: u64,
+}
+
+/// Connections closed, by reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Evictions {
+    /// Idle longer than `pool.idle_timeout_ms`, or beyond `pool.max_idle_per_host`.
+    pub idle: u64,
+    /// Older than `pool.max_lifetime_ms`.
+    pub lifetime: u64,
+    /// Failed, timed out or cancelled mid-request (never reused).
+    pub error: u64,
+    /// Closed by the server.
+    pub closed_by_peer: u64,
+}
+
+/// Pool gauges and counters, for one origin or summed over all.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PoolStats {
+    /// Open connections (active + idle) and connects in progress.
+    pub connections: u64,
+    /// Connections serving a request.
+    pub active: u64,
+    /// Connections waiting for a request.
+    pub idle: u64,
+    /// Connects in progress.
+    pub connecting: u64,
+    /// Requests waiting for a connection.
+    pub pending: u64,
+    /// Connections established.
+    pub connects: u64,
+    /// Requests sent on an existing connection.
+    pub reuses: u64,
+    /// HTTP/2 sessions open.
+    pub h2_sessions: u64,
+    /// HTTP/2 streams open.
+    pub h2_open_streams: u64,
+    /// Connections closed, by reason.
+    pub evictions: Evictions,
+}
+
+impl PoolStats {
+    pub(crate) fn add(&mut self, o: &PoolStats) {
+        self.connections += o.connections;
+        self.active += o.active;
+        self.idle += o.idle;
+        self.connecting += o.connecting;
+        self.pending += o.pending;
+        self.connects += o.connects;
+        self.reuses += o.reuses;
+        self.h2_sessions += o.h2_sessions;
+        self.h2_open_streams += o.h2_open_streams;
+        self.evictions.idle += o.evictions.idle;
+        self.evictions.lifetime += o.evictions.lifetime;
+        self.evictions.error += o.evictions.error;
+        self.evictions.closed_by_peer += o.evictions.closed_by_peer;
+    }
+}
+
+/// One origin's pool, with the protocol it speaks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct OriginStats {
+    /// `"h1"`, `"h2"` or `"unknown"` (no connection yet).
+    pub protocol: String,
+    /// Pool gauges and counters.
+    #[serde(flatten)]
+    pub pool: PoolStats,
+}
+
+/// A snapshot of every counter of a client. Bindings return it as native data; field names are
+/// the same in every language (camelCase in Node).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Stats {
+    /// Requests finished (responses + errors).
+    pub requests_total: u64,
+    /// Requests in flight now.
+    pub requests_in_flight: u64,
+    /// Responses by status class (`"2xx"` ...).
+    pub responses_by_status_class: BTreeMap<String, u64>,
+    /// Errors by code (only codes seen).
+    pub errors_by_code: BTreeMap<String, u64>,
+    /// Latency to response head.
+    pub latency: LatencySummary,
+    /// Requests finished per second over the last 10 s.
+    pub requests_per_second: f64,
+    /// Request body bytes sent.
+    pub bytes_sent: u64,
+    /// Response body bytes received on the wire.
+    pub bytes_received: u64,
+    /// Response body bytes after decoding.
+    pub bytes_decoded: u64,
+    /// `bytes_decoded / bytes_received` (1.0 when nothing was compressed).
+    pub compression_ratio: f64,
+    /// Redirects followed.
+    pub redirects_followed: u64,
+    /// DNS cache counters.
+    pub dns: DnsStats,
+    /// Pool totals over all origins.
+    pub pool: PoolStats,
+    /// Pool per origin (`https://host:port`).
+    pub origins: BTreeMap<String, OriginStats>,
+    /// Retries, hedges, breakers, rate limits and concurrency limits.
+    pub resilience: ResilienceStats,
+}
+
+/// Counters of the resilience policies.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ResilienceStats {
+    /// Attempts sent: first tries, retries and hedges.
+    pub attempts: u64,
+    /// Retries by reason (`unsent`, `reset`, `status`, `429`).
+    pub retries: BTreeMap<String, u64>,
+    /// Retries the budget refused.
+    pub retry_budget_exhausted: u64,
+    /// Hedged attempts sent.
+    pub hedges_sent: u64,
+    /// Hedged attempts that answered first.
+    pub hedges_won: u64,
+    /// Breaker trips over all origins.
+    pub breaker_trips: u64,
+    /// Requests failed fast by open breakers.
+    pub breaker_rejected: u64,
+    /// Requests refused by adaptive concurrency limits (`overloaded`).
+    pub overloaded: u64,
+    /// Rate limiter counters.
+    pub rate_limit: RateLimitStats,
+    /// Per origin.
+    pub origins: BTreeMap<String, OriginResilience>,
+}
+
+/// Rate limiter counters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RateLimitStats {
+    /// Requests admitted.
+    pub allowed: u64,
+    /// Requests admitted after waiting.
+    pub waited: u64,
+    /// Requests refused (`rate_limited`).
+    pub rejected: u64,
+    /// Redis checks that failed or timed out.
+    pub redis_errors: u64,
+    /// Checks answered by the local limiter because Redis failed (`fail_open`).
+    pub fallbacks: u64,
+}
+
+/// Resilience state of one origin.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct OriginResilience {
+    /// `closed`, `open` or `half_open`; absent when breakers are off.
+    pub breaker_state: Option<String>,
+    /// Retries the budget would allow now.
+    pub retry_budget_available: u64,
+    /// The adaptive concurrency limit; absent when off.
+    pub concurrency_limit: Option<u32>,
+    /// Requests in flight under the limit.
+    pub concurrency_in_flight: Option<u32>,
+    /// Requests waiting for the limit.
+    pub concurrency_waiting: Option<u64>,
+}
+
+impl Stats {
+    /// The snapshot as JSON (what the C ABI and bindings hand out).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
