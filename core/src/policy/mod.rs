@@ -1,6 +1,6 @@
 //! Resilience policies, in request order: retry (with budget and hedging) → rate limit →
 //! circuit breaker → adaptive concurrency → the pool. State is kept per origin; the client's
-//! attempt loop (`client.rs`) drives them, and [`crate::layer`] offers them as tower layers.
+//! attempt loop (`client/send.rs`) drives them, and [`crate::layer`] offers them as tower layers.
 
 pub(crate) mod breaker;
 pub(crate) mod limit;
