@@ -56,7 +56,7 @@ py-test-venv: wheel
 		--find-links $(PY_WHEELHOUSE) -r $(PY_DIR)/requirements-test.txt $(PY_DIST)/wirecore-*.whl
 
 test-python: py-test-venv  ## Install the wheel into a fresh venv; pytest against the test server; stubtest
-	cd $(PY_DIR) && WIRECORE_TESTSERVER=$(PY_TESTSERVER) .venv-test/bin/python -m pytest -q -p no:cacheprovider tests
+	cd $(PY_DIR) && WIRECORE_TESTSERVER=$(PY_TESTSERVER) .venv-test/bin/python -m pytest -q -rs -p no:cacheprovider tests
 	cd $(PY_DIR) && .venv-test/bin/python -m mypy.stubtest --mypy-config-file pyproject.toml wirecore._wirecore
 
 demo-python: py-test-venv  ## Python example against a freshly started test server; prints its stats

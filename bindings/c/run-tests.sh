@@ -32,7 +32,5 @@ for ex in blocking_get concurrent bad_input lifecycle; do
 done
 echo "== request_options${vg:+ (valgrind)}"
 "${vg[@]}" "$bin/request_options" "$line"
-# Natively: several scenarios time 100 ms deadlines, which valgrind's slowdown would turn into
-# different outcomes. (Run it by hand under valgrind to check the runner itself.)
-echo "== scenarios"
-"$bin/scenarios" "$line" tests/scenarios/*.json
+echo "== scenarios${vg:+ (valgrind)}"
+"${vg[@]}" "$bin/scenarios" "$line" tests/scenarios/*.json

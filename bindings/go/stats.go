@@ -17,6 +17,39 @@ type Stats struct {
 	DNS                    DNSStats               `json:"dns"`
 	Pool                   PoolStats              `json:"pool"`
 	Origins                map[string]OriginStats `json:"origins"`
+	Resilience             ResilienceStats        `json:"resilience"`
+}
+
+// ResilienceStats are the counters of the resilience policies.
+type ResilienceStats struct {
+	Attempts             uint64                      `json:"attempts"`
+	Retries              map[string]uint64           `json:"retries"`
+	RetryBudgetExhausted uint64                      `json:"retry_budget_exhausted"`
+	HedgesSent           uint64                      `json:"hedges_sent"`
+	HedgesWon            uint64                      `json:"hedges_won"`
+	BreakerTrips         uint64                      `json:"breaker_trips"`
+	BreakerRejected      uint64                      `json:"breaker_rejected"`
+	Overloaded           uint64                      `json:"overloaded"`
+	RateLimit            RateLimitStats              `json:"rate_limit"`
+	Origins              map[string]OriginResilience `json:"origins"`
+}
+
+// RateLimitStats are the rate limiter's counters.
+type RateLimitStats struct {
+	Allowed     uint64 `json:"allowed"`
+	Waited      uint64 `json:"waited"`
+	Rejected    uint64 `json:"rejected"`
+	RedisErrors uint64 `json:"redis_errors"`
+	Fallbacks   uint64 `json:"fallbacks"`
+}
+
+// OriginResilience is one origin's resilience state; a nil field is a policy that is off.
+type OriginResilience struct {
+	BreakerState         *string `json:"breaker_state"` // "closed", "open" or "half_open"
+	RetryBudgetAvailable uint64  `json:"retry_budget_available"`
+	ConcurrencyLimit     *uint32 `json:"concurrency_limit"`
+	ConcurrencyInFlight  *uint32 `json:"concurrency_in_flight"`
+	ConcurrencyWaiting   *uint64 `json:"concurrency_waiting"`
 }
 
 // LatencySummary is the latency to the response head, in milliseconds.

@@ -628,6 +628,8 @@ func (t *transport) pump(rb *reqBody, w *capi.Writer, id uintptr, ch chan capi.C
 func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch chan capi.Completion) *http.Response {
 	hint := int(t.takeHint.Load())
 	var state *tls.ConnectionState
+	hook := responseInfoHook(req.Context())
+	var timings capi.Timings
 	t.gate <- struct{}{}
 	if req.URL.Scheme == "https" {
 		// Before Take, which frees a response whose body came whole.
@@ -635,8 +637,14 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 			state = t.tls.state(&info)
 		}
 	}
+	if hook != nil {
+		timings = capi.ResponseTimings(r)
+	}
 	h := capi.Take(r, hint)
 	<-t.gate
+	if hook != nil {
+		hook(responseInfo(h.Reused, timings))
+	}
 	if n := len(h.Headers) + len(h.Body); n > hint || n < hint/4 {
 		t.takeHint.Store(int64(min(max(n+n/4, 512), takeHintMax)))
 	}

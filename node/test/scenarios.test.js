@@ -13,6 +13,15 @@ const files = fs
   .filter((f) => f.endsWith('.json'))
   .sort()
 
+// Every key a scenario file may use, per object; any other key fails the file.
+const TOP_KEYS = new Set(['name', 'description', 'config', 'script', 'dns', 'steps', 'stats', 'server', 'skip'])
+const STEP_KEYS = new Set(['request', 'outcome', 'concurrency', 'dns', 'wait_ms'])
+const SCRIPT_KEYS = new Set(['path', 'replies'])
+const DNS_KEYS = new Set(['name', 'ips', 'ttl', 'fail', 'remove', 'negative_ttl'])
+const RANGE_KEYS = new Set(['min', 'max'])
+const LANGUAGES = new Set(['rust', 'python', 'node', 'go', 'c'])
+// Stats maps whose keys are data (origins, codes), not field names: Node keeps them as they are.
+const STATS_DATA_MAPS = new Set(['origins', 'errors_by_code', 'responses_by_status_class', 'retries'])
 const OUTCOME_KEYS = new Set([
   'status',
   'error',
@@ -25,18 +34,72 @@ const OUTCOME_KEYS = new Set([
   'absent_headers',
   'version',
   'reused',
+  'any_of',
 ])
 const REQUEST_KEYS = new Set(['method', 'url', 'headers', 'body', 'timeout_ms'])
 
 let srv
+const passed = []
+const skipped = []
 before(async () => {
   srv = await startServer()
 })
-after(() => srv?.stop())
+after(() => {
+  srv?.stop()
+  const why = skipped.map(([f, r]) => `${f}: ${r}`).join('; ')
+  console.log(`scenarios (node): ${passed.length} passed, ${skipped.length} skipped (${why})`)
+})
 
 test('the scenario directory is not empty', () => {
-  assert.ok(files.length >= 30, `${files.length} scenarios in ${dir}`)
+  assert.ok(files.length >= 80, `${files.length} scenarios in ${dir}`)
 })
+
+function keys(obj, allowed, what) {
+  if (obj === undefined) return
+  assert.ok(obj !== null && typeof obj === 'object' && !Array.isArray(obj), `${what} must be an object`)
+  for (const k of Object.keys(obj)) assert.ok(allowed.has(k), `unknown key ${what}.${k}`)
+}
+
+/** Checks every key of the file before anything runs. */
+function validate(sc) {
+  keys(sc, TOP_KEYS, 'scenario')
+  keys(sc.skip, LANGUAGES, 'skip')
+  for (const e of sc.script ?? []) keys(e, SCRIPT_KEYS, 'script[]')
+  for (const e of sc.dns ?? []) keys(e, DNS_KEYS, 'dns[]')
+  for (const [k, v] of Object.entries(sc.server ?? {})) if (typeof v === 'object') keys(v, RANGE_KEYS, `server.${k}`)
+  assert.ok(sc.steps?.length > 0, 'no steps')
+  const alts = new Set([...OUTCOME_KEYS].filter((k) => k !== 'any_of'))
+  for (const [i, st] of sc.steps.entries()) {
+    keys(st, STEP_KEYS, `steps[${i}]`)
+    for (const e of st.dns ?? []) keys(e, DNS_KEYS, `steps[${i}].dns[]`)
+    assert.equal(st.request === undefined, st.outcome === undefined, `steps[${i}]: request and outcome go together`)
+    keys(st.request, REQUEST_KEYS, `steps[${i}].request`)
+    keys(st.outcome, OUTCOME_KEYS, `steps[${i}].outcome`)
+    for (const a of st.outcome?.any_of ?? []) keys(a, alts, `steps[${i}].outcome.any_of[]`)
+  }
+}
+
+const camel = (k) => k.replace(/_(.)/g, (_, c) => c.toUpperCase())
+const isRange = (v) =>
+  v !== null && typeof v === 'object' && Object.keys(v).length > 0 && Object.keys(v).every((k) => RANGE_KEYS.has(k))
+
+/** The `stats` outcome against Node's camelCase stats: the scenario's names mapped mechanically. */
+function checkStats(want, have, where, dataMap = false) {
+  if (isRange(want)) {
+    assert.equal(typeof have, 'number', `stats ${where}: ${have} is not a number`)
+    assert.ok((want.min === undefined || have >= want.min) && (want.max === undefined || have <= want.max), `stats ${where}: ${have} not in ${JSON.stringify(want)}`)
+  } else if (want !== null && typeof want === 'object') {
+    assert.ok(have !== null && typeof have === 'object', `stats ${where}: expected an object, got ${have}`)
+    for (const [k, v] of Object.entries(want)) {
+      const name = dataMap ? k : camel(k)
+      const p = where ? `${where}.${k}` : k
+      assert.ok(Object.hasOwn(have, name), `stats ${p}: no such field (${name})`)
+      checkStats(v, have[name], p, !dataMap && STATS_DATA_MAPS.has(k))
+    }
+  } else {
+    assert.deepEqual(have, want, `stats ${where}`)
+  }
+}
 
 function substitute(text) {
   const hostPort = (u) => u.replace(/^[a-z]+:\/\//, '')
@@ -51,6 +114,7 @@ function substitute(text) {
     blackhole: hostPort(srv.blackhole),
     silent: hostPort(srv.silent),
     dns: hostPort(srv.dns),
+    http_port: new URL(srv.http).port,
   }
   return text.replace(/\{([a-z_]+)\}/g, (m, k) => (Object.hasOwn(map, k) ? map[k] : m))
 }
@@ -82,6 +146,22 @@ async function runStep(client, step, where) {
     body = await resp.buffer()
   } catch (e) {
     error = e
+  }
+  checkOutcome(outcome, resp, body, error, where)
+}
+
+function checkOutcome(outcome, resp, body, error, where) {
+  if (outcome.any_of !== undefined) {
+    const why = []
+    for (const alt of outcome.any_of) {
+      try {
+        checkOutcome(alt, resp, body, error, where)
+        return
+      } catch (e) {
+        why.push(e.message)
+      }
+    }
+    assert.fail(`${where}: no outcome of any_of matched: ${why.join('; ')}`)
   }
   if (outcome.error !== undefined) {
     assert.ok(error, `${where}: expected error ${outcome.error}, got status ${resp?.status}`)
@@ -124,24 +204,35 @@ function checkCounter(actual, want) {
 for (const file of files) {
   const raw = fs.readFileSync(path.join(dir, file), 'utf8')
   const skip = JSON.parse(raw).skip?.node
+  if (skip !== undefined) skipped.push([file, skip])
+  // A skip is printed with its reason by node:test and counted in the summary above.
   test(`scenario ${file}`, { skip }, async () => {
     const sc = JSON.parse(substitute(raw))
     assert.equal(`${sc.name}.json`, file)
+    validate(sc)
     await reset(srv)
     for (const s of sc.script ?? []) await control(srv, 'POST', '/_control/script', s)
+    for (const d of sc.dns ?? []) await control(srv, 'POST', '/_control/dns', d)
     const config = structuredClone(sc.config ?? {})
     if (config.tls === undefined) config.tls = { ca_files: [srv.ca] }
     const client = new wirecore.Client(config)
     try {
       for (const [i, step] of sc.steps.entries()) {
         const where = `${sc.name} step ${i}`
+        for (const d of step.dns ?? []) await control(srv, 'POST', '/_control/dns', d)
+        // Time passing is the behaviour under test here (a breaker's open time).
+        if (step.wait_ms !== undefined) await new Promise((r) => setTimeout(r, step.wait_ms))
+        if (step.request === undefined) continue
         const n = step.concurrency ?? 1
         await Promise.all(Array.from({ length: n }, () => runStep(client, step, where)))
       }
+      if (sc.stats !== undefined) checkStats(sc.stats, client.stats(), '')
     } finally {
       await client.close({ timeoutMs: 2000 })
     }
     if (sc.server) {
+      const known = await counters(srv)
+      for (const k of Object.keys(sc.server)) assert.ok(Object.hasOwn(known, k), `${sc.name}: unknown server counter ${k}`)
       // Events the server sees after the client (closes, cancels) may need a short poll.
       const ok = await waitFor(async () => {
         const c = await counters(srv)
@@ -152,5 +243,6 @@ for (const file of files) {
         for (const [k, v] of Object.entries(sc.server)) assert.ok(checkCounter(c[k], v), `${sc.name}: server ${k} = ${c[k]}, want ${JSON.stringify(v)}`)
       }
     }
+    passed.push(file)
   })
 }

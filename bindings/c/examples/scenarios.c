@@ -274,6 +274,7 @@ static void bput(buf *b, const char *s, size_t n) {
 static void bputs(buf *b, const char *s) { bput(b, s, strlen(s)); }
 
 static char fail_msg[1024];
+static char skip_msg[512]; /* set by run_file when the file skips C */
 static int failf(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -328,8 +329,10 @@ static char *read_file(const char *path, size_t *len) {
     return b.p;
 }
 
-/* Replaces {name} placeholders with values from the server's info line. */
+/* Replaces {name} placeholders with values from the server's info line, and {http_port}. */
 static char *substitute(const char *raw, const json *info) {
+    const char *http = jstr(info, "http");
+    const char *port = http ? strrchr(http, ':') : NULL;
     static const char *names[] = {"http",  "https",     "bad_tls",    "mtls",      "ca",
                                   "client_cert", "client_key", "blackhole", "silent", "dns"};
     buf b = {0};
@@ -348,9 +351,116 @@ static char *substitute(const char *raw, const json *info) {
                     break;
                 }
             }
+        if (!done && port && !strncmp(p, "{http_port}", 11)) {
+            bputs(&b, port + 1);
+            p += 11;
+            done = 1;
+        }
         if (!done) bput(&b, p++, 1);
     }
     return b.p;
+}
+
+/* ---- strictness ---------------------------------------------------------------------- */
+
+/* Every key a scenario file may use, per object; any other key fails the file. */
+static const char *TOP_KEYS[] = {"name", "description", "config", "script", "dns",
+                                 "steps", "stats", "server", "skip", NULL};
+static const char *STEP_KEYS[] = {"request", "outcome", "concurrency", "dns", "wait_ms", NULL};
+static const char *REQUEST_KEYS[] = {"method", "url", "headers", "body", "timeout_ms", NULL};
+static const char *OUTCOME_KEYS[] = {"status", "error", "body", "body_contains", "body_len",
+                                     "json", "json_absent", "headers", "absent_headers",
+                                     "version", "reused", "any_of", NULL};
+static const char *ALT_KEYS[] = {"status", "error", "body", "body_contains", "body_len",
+                                 "json", "json_absent", "headers", "absent_headers",
+                                 "version", "reused", NULL};
+static const char *SCRIPT_KEYS[] = {"path", "replies", NULL};
+static const char *DNS_KEYS[] = {"name", "ips", "ttl", "fail", "remove", "negative_ttl", NULL};
+static const char *RANGE_KEYS[] = {"min", "max", NULL};
+static const char *LANGUAGES[] = {"rust", "python", "node", "go", "c", NULL};
+
+static int listed(const char **names, const char *k) {
+    for (; *names; names++)
+        if (!strcmp(*names, k)) return 1;
+    return 0;
+}
+
+/* Fails when `j` (an object, if given) has a key outside `allowed`. */
+static int keys(const json *j, const char **allowed, const char *what) {
+    if (!j) return 0;
+    if (j->type != J_OBJ) return failf("%s must be an object", what);
+    for (size_t i = 0; i < j->n; i++)
+        if (!listed(allowed, j->keys[i])) return failf("unknown key %s.%s", what, j->keys[i]);
+    return 0;
+}
+
+static int keys_each(const json *list, const char **allowed, const char *what) {
+    for (size_t i = 0; list && list->type == J_ARR && i < list->n; i++)
+        if (keys(list->items[i], allowed, what)) return 1;
+    return 0;
+}
+
+/* Checks every key of the file before anything runs. */
+static int validate(const json *sc) {
+    if (keys(sc, TOP_KEYS, "scenario") || keys(jget(sc, "skip"), LANGUAGES, "skip") ||
+        keys_each(jget(sc, "script"), SCRIPT_KEYS, "script[]") ||
+        keys_each(jget(sc, "dns"), DNS_KEYS, "dns[]"))
+        return 1;
+    const json *server = jget(sc, "server");
+    for (size_t i = 0; server && i < server->n; i++)
+        if (server->items[i]->type == J_OBJ && keys(server->items[i], RANGE_KEYS, "server.*"))
+            return 1;
+    const json *steps = jget(sc, "steps");
+    if (!steps || steps->type != J_ARR || !steps->n) return failf("no steps");
+    for (size_t i = 0; i < steps->n; i++) {
+        const json *st = steps->items[i];
+        if (keys(st, STEP_KEYS, "steps[]") || keys_each(jget(st, "dns"), DNS_KEYS, "steps[].dns[]") ||
+            keys(jget(st, "request"), REQUEST_KEYS, "steps[].request") ||
+            keys(jget(st, "outcome"), OUTCOME_KEYS, "steps[].outcome") ||
+            keys_each(jget(jget(st, "outcome"), "any_of"), ALT_KEYS, "steps[].outcome.any_of[]"))
+            return 1;
+        if (!jget(st, "request") != !jget(st, "outcome"))
+            return failf("steps[%zu]: request and outcome go together", i);
+    }
+    return 0;
+}
+
+/* An object whose keys are all min/max: a range for a number. */
+static int is_range(const json *j) {
+    if (!j || j->type != J_OBJ || !j->n) return 0;
+    for (size_t i = 0; i < j->n; i++)
+        if (!listed(RANGE_KEYS, j->keys[i])) return 0;
+    return 1;
+}
+
+static int in_range(const json *range, double got) {
+    json *mn = jget(range, "min"), *mx = jget(range, "max");
+    return !(mn && got < mn->num) && !(mx && got > mx->num);
+}
+
+/* The `stats` outcome: every key given must exist; leaves compare exactly or by range. */
+static int check_stats(const json *want, const json *have, const char *path) {
+    if (is_range(want)) {
+        if (!have || have->type != J_NUM) return failf("stats %s: not a number", path);
+        if (!in_range(want, have->num))
+            return failf("stats %s: %g not in %.*s", path, have->num, (int)want->raw_len, want->raw);
+        return 0;
+    }
+    if (want->type == J_OBJ) {
+        if (!have || have->type != J_OBJ) return failf("stats %s: expected an object", path);
+        for (size_t i = 0; i < want->n; i++) {
+            char p[512];
+            snprintf(p, sizeof p, "%s%s%s", path, *path ? "." : "", want->keys[i]);
+            const json *h = jget(have, want->keys[i]);
+            if (!h) return failf("stats %s: no such field", p);
+            if (check_stats(want->items[i], h, p)) return 1;
+        }
+        return 0;
+    }
+    if (!subset(want, have))
+        return failf("stats %s: want %.*s, got %.*s", path, (int)want->raw_len, want->raw,
+                     have ? (int)have->raw_len : 4, have ? have->raw : "null");
+    return 0;
 }
 
 /* ---- one scenario -------------------------------------------------------------------- */
@@ -361,6 +471,16 @@ static const char *version_str(int v) {
 
 static int check_outcome(const json *out, wirecore_code code, wirecore_error *err,
                          wirecore_response *resp) {
+    const json *alts = jget(out, "any_of");
+    if (alts) {
+        char why[1024] = "";
+        for (size_t i = 0; i < alts->n; i++) {
+            if (!check_outcome(alts->items[i], code, err, resp)) return 0;
+            size_t used = strlen(why);
+            snprintf(why + used, sizeof why - used, "%s%.300s", i ? "; " : "", fail_msg);
+        }
+        return failf("no outcome of any_of matched: %s", why);
+    }
     const char *want_err = jstr(out, "error");
     const uint8_t *body = NULL;
     size_t body_len = 0;
@@ -493,12 +613,15 @@ static int check_server(wirecore_client *ctl, const char *control_url, const jso
         int bad = 0;
         for (size_t i = 0; i < want->n && !bad; i++) {
             json *h = jget(have, want->keys[i]), *w = want->items[i];
+            if (have && !h) {
+                jfree(have);
+                return failf("unknown server counter %s", want->keys[i]);
+            }
             double got = h ? h->num : -1;
             if (w->type == J_NUM && got != w->num)
                 bad = failf("server %s: want %g, got %g", want->keys[i], w->num, got);
             if (w->type == J_OBJ) {
-                json *mn = jget(w, "min"), *mx = jget(w, "max");
-                if ((mn && got < mn->num) || (mx && got > mx->num))
+                if (!in_range(w, got))
                     bad = failf("server %s: %g not in %.*s", want->keys[i], got, (int)w->raw_len,
                                 w->raw);
             }
@@ -509,6 +632,18 @@ static int check_server(wirecore_client *ctl, const char *control_url, const jso
         nanosleep(&ts, NULL);
     }
     return 1;
+}
+
+/* Posts each entry of a `dns` list to the control API. */
+static int post_dns(wirecore_client *ctl, const char *control_url, const json *list) {
+    char url[512];
+    snprintf(url, sizeof url, "%s/_control/dns", control_url);
+    for (size_t i = 0; list && i < list->n; i++) {
+        char *r = control(ctl, "POST", url, list->items[i]->raw, list->items[i]->raw_len);
+        if (!r) return failf("dns entry %zu refused", i);
+        free(r);
+    }
+    return 0;
 }
 
 static int run_file(const char *path, const json *info, wirecore_client *ctl) {
@@ -524,9 +659,14 @@ static int run_file(const char *path, const json *info, wirecore_client *ctl) {
     }
     int failures = 0;
     const char *control_url = jstr(info, "control");
+    if (validate(sc)) {
+        failures = 1;
+        goto done;
+    }
     json *skip = jget(jget(sc, "skip"), "c");
     if (skip) {
         printf("skip  %s: %s\n", jstr(sc, "name"), skip->str);
+        snprintf(skip_msg, sizeof skip_msg, "%s: %s", jstr(sc, "name"), skip->str);
         goto done;
     }
     char url[512];
@@ -539,6 +679,7 @@ static int run_file(const char *path, const json *info, wirecore_client *ctl) {
         if (!r) failures += failf("script %zu refused", i);
         free(r);
     }
+    failures += post_dns(ctl, control_url, jget(sc, "dns"));
     /* The config as given; the server's CA is added unless it sets `tls` itself. */
     json *cfg = jget(sc, "config");
     buf config = {0};
@@ -563,12 +704,30 @@ static int run_file(const char *path, const json *info, wirecore_client *ctl) {
     wirecore_queue *q = wirecore_queue_new();
     json *steps = jget(sc, "steps");
     for (size_t i = 0; steps && i < steps->n && !failures; i++) {
-        failures += run_step(client, q, steps->items[i]);
+        const json *st = steps->items[i];
+        failures += post_dns(ctl, control_url, jget(st, "dns"));
+        json *wait = jget(st, "wait_ms");
+        if (wait) { /* time passing is the behaviour under test here (a breaker's open time) */
+            struct timespec ts = {(time_t)(wait->num / 1000), (long)fmod(wait->num, 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (!failures && jget(st, "request")) failures += run_step(client, q, st);
         if (failures) {
             char m[1100];
             snprintf(m, sizeof m, "step %zu: %s", i, fail_msg);
             snprintf(fail_msg, sizeof fail_msg, "%.1000s", m);
         }
+    }
+    json *want_stats = jget(sc, "stats");
+    if (!failures && want_stats) {
+        char *stats = NULL;
+        size_t stats_len = 0;
+        json *have = NULL;
+        if (wirecore_client_stats_json(client, &stats, &stats_len) == WIRECORE_OK)
+            have = jparse(stats, stats_len);
+        failures += have ? check_stats(want_stats, have, "") : failf("no stats");
+        jfree(have);
+        wirecore_string_free(stats);
     }
     wirecore_client_close(client, 2000);
     wirecore_client_free(client);
@@ -593,17 +752,26 @@ int main(int argc, char **argv) {
     }
     wirecore_client *ctl = NULL;
     if (wirecore_client_new(NULL, &ctl, NULL) != WIRECORE_OK) return 1;
-    int failed = 0;
+    int failed = 0, passed = 0, skipped = 0;
+    buf reasons = {0};
+    bput(&reasons, "", 0);
     for (int i = 2; i < argc; i++) {
         fail_msg[0] = 0;
+        skip_msg[0] = 0;
         if (run_file(argv[i], info, ctl)) {
             printf("FAIL  %s: %s\n", argv[i], fail_msg);
             failed++;
+        } else if (skip_msg[0]) {
+            if (skipped++) bputs(&reasons, "; ");
+            bputs(&reasons, skip_msg);
         } else {
             printf("ok    %s\n", argv[i]);
+            passed++;
         }
     }
-    printf("%d scenarios, %d failed\n", argc - 2, failed);
+    printf("scenarios (c): %d passed, %d skipped (%s), %d failed\n", passed, skipped, reasons.p,
+           failed);
+    free(reasons.p);
     wirecore_client_free(ctl);
     jfree(info);
     return failed ? 1 : 0;

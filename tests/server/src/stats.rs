@@ -44,6 +44,9 @@ pub struct Counters {
     pub max_concurrent_requests_per_connection: u64,
     /// Requests served per connection id, for connections used since the last reset.
     pub per_connection_requests: BTreeMap<u64, u64>,
+    /// The most requests served by one connection since the last reset (the largest value
+    /// of `per_connection_requests`): how a scenario sees which connection the pool reuses.
+    pub max_requests_per_connection: u64,
     /// Connections accepted by the silent port.
     pub silent_connections: u64,
 }
@@ -181,13 +184,15 @@ impl Stats {
     }
 
     pub(crate) fn snapshot(&self) -> Counters {
-        let per_connection_requests = lock(&self.conns)
+        let per_connection_requests: BTreeMap<u64, u64> = lock(&self.conns)
             .iter()
             .filter_map(|c| {
                 let n = c.requests.load(Relaxed);
                 (n > 0 || !c.pre_reset.load(Relaxed)).then_some((c.id, n))
             })
             .collect();
+        let max_requests_per_connection =
+            per_connection_requests.values().copied().max().unwrap_or(0);
         Counters {
             connections_accepted: self.connections_accepted.load(Relaxed),
             connections_active: self.connections_active.load(Relaxed),
@@ -206,6 +211,7 @@ impl Stats {
                 .max_concurrent_requests_per_connection
                 .load(Relaxed),
             per_connection_requests,
+            max_requests_per_connection,
             silent_connections: self.silent_connections.load(Relaxed),
         }
     }

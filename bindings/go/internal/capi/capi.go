@@ -475,6 +475,20 @@ func cBytes(p unsafe.Pointer, n C.size_t) []byte {
 	return unsafe.Slice((*byte)(p), int(n))
 }
 
+// Timings are a response's phase timings in microseconds (zero for phases a reused
+// connection skipped).
+type Timings struct{ DNS, Connect, TLS, TTFB, Total uint64 }
+
+// ResponseTimings reads a response's phase timings in one cgo call.
+func ResponseTimings(r *Response) Timings {
+	var t C.wirecore_timings
+	if C.wirecore_response_timings(r, &t) != OK {
+		return Timings{}
+	}
+	return Timings{DNS: uint64(t.dns_us), Connect: uint64(t.connect_us), TLS: uint64(t.tls_us),
+		TTFB: uint64(t.ttfb_us), Total: uint64(t.total_us)}
+}
+
 // TLS reads what the response's TLS handshake agreed on, in one cgo call; false over plain
 // TCP.
 func TLS(r *Response) (TLSInfo, bool) {
