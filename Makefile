@@ -6,7 +6,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 TARGET_DIR := $(CARGO_TARGET_DIR)/x86_64-unknown-linux-gnu
 
-.PHONY: help setup fmt lint lint-rust schema test test-rust ready demo bench
+.PHONY: help setup setup-rust fmt lint lint-rust schema test test-rust ready demo bench
 
 # Each binding owns mk/<lang>.mk and appends its targets to these lists.
 SETUP_TARGETS :=
@@ -19,8 +19,11 @@ BENCH_TARGETS :=
 help:  ## List targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "%-16s %s\n", $$1, $$2}'
 
-setup: $(SETUP_TARGETS)  ## Install what the build and tests need (idempotent: apt-get, pip, npm, cargo, go)
+setup: setup-rust $(SETUP_TARGETS)  ## Install what the build and tests need (idempotent: apt-get, pip, npm, cargo, go)
 	@bash scripts/setup.sh
+
+setup-rust:  ## Install cargo-deny 0.20.2 when missing (licenses, bans and sources in lint-rust)
+	@cargo-deny --version 2>/dev/null | grep -q ' 0\.20\.2$$' || $(CARGO) install --locked cargo-deny --version 0.20.2
 
 fmt:  ## Format Rust
 	$(CARGO) fmt --all
@@ -34,6 +37,11 @@ lint-rust: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test -p wirecore --lib -q config::tests::committed_schema_is_current
+	@# Two runs: the C ABI's lib is named `wirecore` too, and rustdoc writes both to one path.
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --exclude wirecore-ffi --no-deps -q
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p wirecore-ffi --no-deps -q
+	@# Advisories need the network (the advisory database): licenses, bans and sources do not.
+	$(CARGO) deny --offline check --hide-inclusion-graph bans licenses sources
 
 test-rust: setup  ## Rust unit and integration tests (core + test server), replaying tests/scenarios
 	$(CARGO) test --workspace

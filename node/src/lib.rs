@@ -1,7 +1,7 @@
 //! Node.js addon for wirecore: a thin napi-rs skin over the core engine.
 //!
 //! JS calls hand a whole request over in one call; the engine runs it on
-//! `wirecore::runtime::global()` and the result comes back through [`completion`]. The
+//! `wirecore::runtime::global()` and the result comes back through the `completion` module. The
 //! hand-written `index.js` turns those completions into Promises, `Response`s and errors.
 
 mod client;

@@ -1,7 +1,8 @@
 //! `wirecore._wirecore`: the PyO3 glue between the engine and the `wirecore` Python package.
 //!
 //! It converts types, errors and async, nothing more. Blocking calls release the GIL; async
-//! calls complete asyncio futures through [`bridge`], which never enters a finalizing interpreter.
+//! calls complete asyncio futures through the `bridge` module, which never enters a finalizing
+//! interpreter.
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
