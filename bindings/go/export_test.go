@@ -1,5 +1,14 @@
 package wirecore
 
+import "github.com/wirecore/wirecore/bindings/go/internal/capi"
+
 // NewTransportEngineRedirects is NewTransportJSON without redirect.max forced to 0: the
 // scenario runner replays the engine's own redirect rules, which http.Client users never meet.
 var NewTransportEngineRedirects = newTransport
+
+// StatsJSON is the engine's raw stats snapshot, to check the typed Stats against.
+func StatsJSON(t *Transport) string {
+	t.life.RLock()
+	defer t.life.RUnlock()
+	return capi.StatsJSON(t.client)
+}
