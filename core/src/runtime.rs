@@ -48,6 +48,7 @@ fn global_slow(pid: u32) -> Arc<Runtime> {
         Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("wirecore-rt")
+            .on_thread_start(ignore_sigpipe)
             .enable_all()
             .build()
             .expect("wirecore: cannot start the runtime"),
@@ -57,6 +58,20 @@ fn global_slow(pid: u32) -> Arc<Runtime> {
         std::mem::forget(old);
     }
     rt
+}
+
+/// Blocks SIGPIPE on an engine thread. A write to a socket the peer has closed raises SIGPIPE on
+/// the writing thread, and a C or Go host that does not ignore it (Python, Node and Rust
+/// programs do) would be killed; blocked, the write fails with EPIPE and the request with an
+/// error instead.
+fn ignore_sigpipe() {
+    #[cfg(unix)]
+    {
+        use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGPIPE);
+        let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+    }
 }
 
 /// The caller's runtime if there is one, else the shared runtime's handle.
