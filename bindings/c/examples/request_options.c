@@ -287,7 +287,7 @@ static void priority_orders_the_queue(void) {
         const char *name, *path;
         int urgency; /* -1: none */
     } reqs[] = {
-        {"busy", "/delay/1500", -1}, {"low-0", "/delay/5", 7}, {"low-1", "/delay/5", 7},
+        {"busy", "/delay/5000", -1}, {"low-0", "/delay/5", 7}, {"low-1", "/delay/5", 7},
         {"default", "/delay/5", -1}, {"urgent", "/delay/5", 0},
     };
     for (int i = 0; i < 5; i++) {
@@ -295,7 +295,8 @@ static void priority_orders_the_queue(void) {
         if (reqs[i].urgency >= 0) wirecore_request_set_priority(req, (uint8_t)reqs[i].urgency, false, NULL);
         CHECK(wirecore_client_submit(c, req, on_ordered, (void *)reqs[i].name, NULL, NULL) == WIRECORE_OK,
               "submit %s", reqs[i].name);
-        /* The busy request holds the connection; each next one waits behind it. */
+        /* The busy request holds the connection (5 s: valgrind slows each submit and stats
+         * call) while each next one queues behind it. */
         double deadline = now_s() + 10;
         while (pending(c) != i && now_s() < deadline) pause_ms(2);
         CHECK(pending(c) == i, "waiting: %ld, want %d", pending(c), i);
