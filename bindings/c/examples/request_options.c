@@ -269,14 +269,19 @@ static void on_ordered(void *userdata, wirecore_code code, wirecore_response *re
     atomic_fetch_add(&finished, 1);
 }
 
-static long pending(wirecore_client *c) {
+/* A gauge of the pool's totals ("pending", "active") from the stats snapshot. */
+static long pool_gauge(wirecore_client *c, const char *name) {
     char *s = NULL;
     if (wirecore_client_stats_json(c, &s, NULL) != WIRECORE_OK) return -1;
-    const char *p = strstr(s, "\"pending\":");
-    long n = p ? strtol(p + 10, NULL, 10) : -1;
+    char key[32];
+    snprintf(key, sizeof key, "\"%s\":", name);
+    const char *p = strstr(s, key);
+    long n = p ? strtol(p + strlen(key), NULL, 10) : -1;
     wirecore_string_free(s);
     return n;
 }
+
+static long pending(wirecore_client *c) { return pool_gauge(c, "pending"); }
 
 /* Requests waiting for the one connection go out most urgent first, in order within an urgency. */
 static void priority_orders_the_queue(void) {
@@ -287,7 +292,7 @@ static void priority_orders_the_queue(void) {
         const char *name, *path;
         int urgency; /* -1: none */
     } reqs[] = {
-        {"busy", "/delay/5000", -1}, {"low-0", "/delay/5", 7}, {"low-1", "/delay/5", 7},
+        {"busy", "/delay/3000", -1}, {"low-0", "/delay/5", 7}, {"low-1", "/delay/5", 7},
         {"default", "/delay/5", -1}, {"urgent", "/delay/5", 0},
     };
     for (int i = 0; i < 5; i++) {
@@ -295,9 +300,14 @@ static void priority_orders_the_queue(void) {
         if (reqs[i].urgency >= 0) wirecore_request_set_priority(req, (uint8_t)reqs[i].urgency, false, NULL);
         CHECK(wirecore_client_submit(c, req, on_ordered, (void *)reqs[i].name, NULL, NULL) == WIRECORE_OK,
               "submit %s", reqs[i].name);
-        /* The busy request holds the connection (5 s: valgrind slows each submit and stats
+        /* The busy request holds the connection (3 s: valgrind slows each submit and stats
          * call) while each next one queues behind it. */
         double deadline = now_s() + 10;
+        if (i == 0) {
+            /* Submission is asynchronous: wait until the busy request holds the connection. */
+            while (pool_gauge(c, "active") != 1 && now_s() < deadline) pause_ms(2);
+            CHECK(pool_gauge(c, "active") == 1, "busy holds the connection");
+        }
         while (pending(c) != i && now_s() < deadline) pause_ms(2);
         CHECK(pending(c) == i, "waiting: %ld, want %d", pending(c), i);
     }
