@@ -19,6 +19,7 @@ mod policy;
 mod pool;
 mod redirect;
 mod request;
+mod request_body;
 mod response;
 pub mod runtime;
 

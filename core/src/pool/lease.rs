@@ -9,9 +9,9 @@ use std::sync::atomic::Ordering::{Acquire, Release};
 use http_body::Body as _;
 
 use super::host::{H1, Host, Reason, Session};
-use crate::body::RequestBody;
 use crate::connect::ConnectTimings;
 use crate::error::{Error, ErrorKind};
+use crate::request_body::RequestBody;
 
 /// A connection (HTTP/1.1) or a stream slot (HTTP/2) lent to one request.
 pub(crate) struct Lease {
