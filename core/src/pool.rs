@@ -20,6 +20,8 @@ mod host;
 mod lease;
 mod reaper;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;

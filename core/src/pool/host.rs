@@ -236,6 +236,10 @@ impl Host {
         // cap, responses finish in waves and closing at once would reconnect on every wave
         // (Go's MaxIdleConnsPerHost churn). The reaper trims them once idle for `IDLE_GRACE`.
         self.retire_all(dead);
+        // But an idle connection must not hold a global slot another origin is waiting for.
+        if sh.others_blocked() {
+            sh.evict_one_idle();
+        }
     }
 
     pub(super) fn stream_done(&self, s: &Arc<Session>) {
@@ -268,6 +272,9 @@ impl Host {
             self.pump(&sh, &mut st, &mut dead);
         }
         self.retire_all(dead);
+        if sh.others_blocked() {
+            sh.evict_one_idle();
+        }
     }
 
     pub(super) fn conn_ended(&self, meta: &Arc<Meta>) {

@@ -26,32 +26,54 @@ pub(super) enum Spare {
 }
 
 impl Shared {
-    /// Closes the longest-idle HTTP/1.1 connection of any origin, to make room under the
-    /// global cap.
+    /// Closes the longest-idle connection of any origin (an HTTP/1.1 connection, or an HTTP/2
+    /// session without open streams), to make room under the global cap.
     pub(super) fn evict_one_idle(&self) {
         let hosts = self.live_hosts();
         let mut best: Option<(Arc<Host>, Instant)> = None;
         for h in hosts {
             let st = lock(&h.state);
-            if let Some(first) = st.idle.first()
-                && best.as_ref().is_none_or(|(_, t)| first.since < *t)
+            let h1 = st.idle.first().map(|i| i.since);
+            let h2 = st
+                .sessions
+                .iter()
+                .filter(|s| s.in_flight == 0)
+                .map(|s| s.idle_since)
+                .min();
+            if let Some(since) = h1.into_iter().chain(h2).min()
+                && best.as_ref().is_none_or(|(_, t)| since < *t)
             {
-                let since = first.since;
                 drop(st);
                 best = Some((h, since));
             }
         }
-        if let Some((h, _)) = best {
-            let victim = {
-                let mut st = lock(&h.state);
-                (!st.idle.is_empty()).then(|| st.idle.remove(0))
-            };
-            if let Some(v) = victim {
-                let meta = v.conn.meta.clone();
-                drop(v);
-                h.retire(&meta, Reason::Idle);
+        let Some((h, _)) = best else { return };
+        let victim = {
+            let mut st = lock(&h.state);
+            let h1 = st.idle.first().map(|i| i.since);
+            let h2 = st
+                .sessions
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.in_flight == 0)
+                .min_by_key(|(_, s)| s.idle_since)
+                .map(|(i, s)| (i, s.idle_since));
+            match (h1, h2) {
+                (Some(a), Some((_, b))) if a <= b => Some(st.idle.remove(0).conn.meta.clone()),
+                (Some(_), None) => Some(st.idle.remove(0).conn.meta.clone()),
+                (_, Some((i, _))) => Some(st.sessions.swap_remove(i).session.meta.clone()),
+                (None, None) => None,
             }
+        };
+        if let Some(meta) = victim {
+            h.retire(&meta, Reason::Idle);
         }
+    }
+
+    /// Whether some origin waits for a slot under the global cap (then a connection that goes
+    /// idle is closed at once rather than kept for its own origin).
+    pub(super) fn others_blocked(&self) -> bool {
+        !lock(&self.blocked).is_empty()
     }
 
     /// The hosts with connections.
