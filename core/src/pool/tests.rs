@@ -46,7 +46,8 @@ fn host(p: &Pool, port: u16) -> HostRef {
 }
 
 async fn lease(p: &Pool, h: &HostRef, urgency: u8) -> Result<Lease, crate::Error> {
-    p.acquire_at(h, None, urgency, Default::default()).await
+    p.acquire_at(h, None, urgency, crate::request::PhaseTimeouts::default())
+        .await
 }
 
 fn origin(p: &Pool, h: &HostRef) -> OriginStats {
@@ -71,83 +72,86 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
 
 #[tokio::test]
 async fn every_connection_is_counted_once_whatever_ends_it() {
-    let p = pool(|_| {});
-    let h = host(&p, peer().await);
-    let a = lease(&p, &h, 3).await.unwrap();
-    let b = lease(&p, &h, 3).await.unwrap();
-    assert!(!a.reused && !b.reused);
-    let s = origin(&p, &h).pool;
-    assert_eq!((s.connections, s.active, s.idle, s.connects), (2, 2, 0, 2));
-    assert_eq!(total(&p), 2);
+    let pl = pool(|_| {});
+    let ho = host(&pl, peer().await);
+    let first = lease(&pl, &ho, 3).await.unwrap();
+    let second = lease(&pl, &ho, 3).await.unwrap();
+    assert!(!first.reused && !second.reused);
+    let st = origin(&pl, &ho).pool;
+    assert_eq!(
+        (st.connections, st.active, st.idle, st.connects),
+        (2, 2, 0, 2)
+    );
+    assert_eq!(total(&pl), 2);
 
-    a.release();
-    let s = origin(&p, &h).pool;
-    assert_eq!((s.connections, s.active, s.idle), (2, 1, 1));
+    first.release();
+    let st = origin(&pl, &ho).pool;
+    assert_eq!((st.connections, st.active, st.idle), (2, 1, 1));
 
     // Dropped without release (failed, cancelled or read in part): retired, never reused.
-    let meta = match &b.conn {
+    let meta = match &second.conn {
         super::lease::LeaseConn::H1(Some(c)) => c.meta.clone(),
         _ => unreachable!("an http: origin without prior knowledge speaks HTTP/1.1"),
     };
-    drop(b);
-    let s = origin(&p, &h).pool;
-    assert_eq!((s.connections, s.idle, s.evictions.error), (1, 1, 1));
-    assert_eq!(total(&p), 1);
+    drop(second);
+    let st = origin(&pl, &ho).pool;
+    assert_eq!((st.connections, st.idle, st.evictions.error), (1, 1, 1));
+    assert_eq!(total(&pl), 1);
     // A second retirement of the same connection (a racing peer close) changes nothing.
-    h.0.retire(&meta, Reason::ClosedByPeer);
-    let s = origin(&p, &h).pool;
-    assert_eq!((s.connections, s.evictions.closed_by_peer), (1, 0));
-    assert_eq!(total(&p), 1);
+    ho.0.retire(&meta, Reason::ClosedByPeer);
+    let st = origin(&pl, &ho).pool;
+    assert_eq!((st.connections, st.evictions.closed_by_peer), (1, 0));
+    assert_eq!(total(&pl), 1);
 
     // The idle one is reused, then closed with the rest.
-    let c = lease(&p, &h, 3).await.unwrap();
-    assert!(c.reused);
-    c.release();
-    p.close_idle(false);
-    let s = origin(&p, &h).pool;
-    assert_eq!((s.connections, s.idle, s.evictions.idle), (0, 0, 1));
-    assert_eq!(total(&p), 0);
+    let third = lease(&pl, &ho, 3).await.unwrap();
+    assert!(third.reused);
+    third.release();
+    pl.close_idle(false);
+    let st = origin(&pl, &ho).pool;
+    assert_eq!((st.connections, st.idle, st.evictions.idle), (0, 0, 1));
+    assert_eq!(total(&pl), 0);
 }
 
 #[tokio::test]
 async fn a_failed_connect_gives_back_its_slot() {
-    let p = pool(|c| c.pool.max_connections = 1);
+    let pl = pool(|c| c.pool.max_connections = 1);
     // A port nothing listens on: bind, read the port, close.
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let dead = host(&p, port);
+    let dead = host(&pl, port);
     for _ in 0..3 {
-        let Err(e) = lease(&p, &dead, 3).await else {
+        let Err(e) = lease(&pl, &dead, 3).await else {
             panic!("nothing listens there")
         };
         assert_eq!(e.kind().code(), "connect", "{e}");
     }
-    let s = origin(&p, &dead).pool;
-    assert_eq!((s.connections, s.connecting, s.pending), (0, 0, 0));
-    assert_eq!(total(&p), 0, "the only global slot is free again");
+    let st = origin(&pl, &dead).pool;
+    assert_eq!((st.connections, st.connecting, st.pending), (0, 0, 0));
+    assert_eq!(total(&pl), 0, "the only global slot is free again");
     // ... which another origin can now take.
-    let live = host(&p, peer().await);
-    lease(&p, &live, 3).await.unwrap().release();
-    assert_eq!(total(&p), 1);
+    let live = host(&pl, peer().await);
+    lease(&pl, &live, 3).await.unwrap().release();
+    assert_eq!(total(&pl), 1);
 }
 
 #[tokio::test]
 async fn waiters_are_served_most_urgent_first() {
-    let p = pool(|c| c.pool.max_connections_per_host = 1);
-    let h = host(&p, peer().await);
-    let held = lease(&p, &h, 3).await.unwrap();
+    let pl = pool(|c| c.pool.max_connections_per_host = 1);
+    let ho = host(&pl, peer().await);
+    let held = lease(&pl, &ho, 3).await.unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
     for (n, urgency) in [5u8, 0, 7, 3].into_iter().enumerate() {
-        let (p2, h2, tx) = (p.clone(), HostRef(h.0.clone()), tx.clone());
+        let (p2, h2, tx) = (pl.clone(), HostRef(ho.0.clone()), tx.clone());
         tokio::spawn(async move {
             let l = lease(&p2, &h2, urgency).await.unwrap();
             tx.send(urgency).unwrap();
             l.release();
         });
         until("the waiter to queue", || {
-            origin(&p, &h).pool.pending == n as u64 + 1
+            origin(&pl, &ho).pool.pending == n as u64 + 1
         })
         .await;
     }
@@ -162,43 +166,43 @@ async fn waiters_are_served_most_urgent_first() {
         );
     }
     assert_eq!(order, [0, 3, 5, 7]);
-    let s = origin(&p, &h).pool;
+    let st = origin(&pl, &ho).pool;
     assert_eq!(
-        (s.connections, s.connects, s.reuses, s.pending),
+        (st.connections, st.connects, st.reuses, st.pending),
         (1, 1, 4, 0)
     );
 }
 
 #[tokio::test]
 async fn a_grant_to_a_request_that_stopped_waiting_goes_back() {
-    let p = pool(|c| c.pool.max_connections_per_host = 1);
-    let h = host(&p, peer().await);
-    let held = lease(&p, &h, 3).await.unwrap();
-    let (p2, h2) = (p.clone(), HostRef(h.0.clone()));
+    let pl = pool(|c| c.pool.max_connections_per_host = 1);
+    let ho = host(&pl, peer().await);
+    let held = lease(&pl, &ho, 3).await.unwrap();
+    let (p2, h2) = (pl.clone(), HostRef(ho.0.clone()));
     let waiter = tokio::spawn(async move { lease(&p2, &h2, 3).await.map(drop) });
-    until("the waiter to queue", || origin(&p, &h).pool.pending == 1).await;
+    until("the waiter to queue", || origin(&pl, &ho).pool.pending == 1).await;
     waiter.abort();
     assert!(waiter.await.unwrap_err().is_cancelled());
     held.release();
-    let s = origin(&p, &h).pool;
-    assert_eq!((s.connections, s.idle, s.pending), (1, 1, 0), "not lost");
-    let again = lease(&p, &h, 3).await.unwrap();
+    let st = origin(&pl, &ho).pool;
+    assert_eq!((st.connections, st.idle, st.pending), (1, 1, 0), "not lost");
+    let again = lease(&pl, &ho, 3).await.unwrap();
     assert!(again.reused);
-    assert_eq!(total(&p), 1);
+    assert_eq!(total(&pl), 1);
 }
 
 #[tokio::test]
 async fn the_global_cap_holds_across_origins() {
-    let p = pool(|c| c.pool.max_connections = 1);
-    let (a, b) = (host(&p, peer().await), host(&p, peer().await));
-    let la = lease(&p, &a, 3).await.unwrap();
-    let (p2, b2) = (p.clone(), HostRef(b.0.clone()));
+    let pl = pool(|c| c.pool.max_connections = 1);
+    let (a, b) = (host(&pl, peer().await), host(&pl, peer().await));
+    let la = lease(&pl, &a, 3).await.unwrap();
+    let (p2, b2) = (pl.clone(), HostRef(b.0.clone()));
     let waiting = tokio::spawn(async move { lease(&p2, &b2, 3).await });
     until("b to wait for the global cap", || {
-        origin(&p, &b).pool.pending == 1
+        origin(&pl, &b).pool.pending == 1
     })
     .await;
-    assert_eq!(total(&p), 1);
+    assert_eq!(total(&pl), 1);
     // Back in the pool, `a`'s idle connection is evicted to make room for `b`.
     la.release();
     let lb = tokio::time::timeout(WAIT, waiting)
@@ -207,8 +211,8 @@ async fn the_global_cap_holds_across_origins() {
         .unwrap()
         .unwrap();
     assert!(!lb.reused);
-    assert_eq!(total(&p), 1, "never above the cap");
-    assert_eq!(origin(&p, &a).pool.connections, 0);
-    assert_eq!(origin(&p, &b).pool.connections, 1);
+    assert_eq!(total(&pl), 1, "never above the cap");
+    assert_eq!(origin(&pl, &a).pool.connections, 0);
+    assert_eq!(origin(&pl, &b).pool.connections, 1);
     lb.release();
 }
