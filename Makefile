@@ -6,7 +6,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 TARGET_DIR := $(CARGO_TARGET_DIR)/x86_64-unknown-linux-gnu
 
-.PHONY: help setup setup-rust fmt lint lint-rust schema test test-rust ready demo bench
+.PHONY: help setup setup-rust fmt lint lint-version lint-rust schema test test-rust ready demo bench
 
 # Each binding owns mk/<lang>.mk and appends its targets to these lists.
 SETUP_TARGETS :=
@@ -31,7 +31,10 @@ fmt:  ## Format Rust
 schema:  ## Rewrite core/config.schema.json from wirecore::Config
 	WIRECORE_BLESS=1 $(CARGO) test -p wirecore --lib config::tests::committed_schema_is_current -q
 
-lint: lint-rust $(LINT_TARGETS)  ## Formatting, clippy -D warnings, stale generated files; no tests
+lint: lint-version lint-rust $(LINT_TARGETS)  ## Formatting, clippy -D warnings, stale generated files; no tests
+
+lint-version:  ## One version in Cargo.toml, pyproject.toml, package.json and CHANGELOG.md
+	python3 scripts/check-version.py
 
 lint-rust: setup
 	$(CARGO) fmt --all -- --check

@@ -35,3 +35,6 @@ pub use crate::request::{
 };
 pub use crate::response::{Response, Timings, TlsInfo};
 pub use http::{HeaderMap, Method, StatusCode, Uri, Version};
+
+/// The engine's version, the one number every artifact carries (see CHANGELOG.md).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
