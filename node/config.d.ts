@@ -9,6 +9,8 @@
 export interface Config {
   /** Circuit breakers per origin. */
   breaker?: BreakerConfig
+  /** The response cache (off by default). */
+  cache?: CacheConfig
   /** Response decoding and request-body encoding. */
   compression?: CompressionConfig
   /** Adaptive concurrency limits per origin. */
@@ -79,6 +81,32 @@ export interface BreakerConfig {
   successThreshold?: number
   /** Sliding window of the ratio rule, from 1_000 to 600_000. Default: 10_000. */
   windowMs?: number
+}
+
+/** The RFC 9111 response cache (GET and HEAD), in memory. Off by default. */
+export interface CacheConfig {
+  /** Cache responses at all. Default: false. */
+  enabled?: boolean
+  /**
+   * Freshness of a response with `Last-Modified` but no explicit lifetime, as a percentage
+   * of its age when received (RFC 9111 §4.2.2). At most 100. Default: 10.
+   */
+  heuristicPercent?: number
+  /**
+   * Memory for cached responses, bodies and headers; the least useful entries are evicted
+   * beyond it. At most 2^53-1. Default: 64 MiB.
+   */
+  maxBytes?: number
+  /**
+   * Largest response body stored; larger responses pass through uncached. At most 64 MiB and
+   * at most `max_bytes`. Default: 1 MiB.
+   */
+  maxEntryBytes?: number
+  /**
+   * Shared-cache rules (`s-maxage`, `private` not stored), as a proxy would apply them;
+   * otherwise a private cache (one user's client). Default: false.
+   */
+  shared?: boolean
 }
 
 /** Response decoding and request-body encoding. */

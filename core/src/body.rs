@@ -77,6 +77,9 @@ enum Source {
     Decoded(BoxStream),
     /// A body that cannot be decoded: the first read fails with this.
     Failed(Error),
+    /// Bytes in memory (a cached or shared response), then `rest` if any: the part of a body
+    /// read ahead before it turned out too large to buffer.
+    Buffered(Option<Bytes>, Option<Box<Body>>),
 }
 
 /// Decoded bytes below which `limits.max_decompression_ratio` is not checked, so small bodies
@@ -154,6 +157,26 @@ impl Body {
         }
     }
 
+    /// A body already in memory; `rest`, if given, follows it (its limits still apply to it).
+    pub(crate) fn buffered(bytes: Bytes, rest: Option<Body>) -> Self {
+        let first = (!bytes.is_empty()).then_some(bytes);
+        let source = if first.is_none() && rest.is_none() {
+            Source::Done
+        } else {
+            Source::Buffered(first, rest.map(Box::new))
+        };
+        Self {
+            source,
+            lease: None,
+            meter: None,
+            limit: 0,
+            seen: 0,
+            ratio: None,
+            deadline: None,
+            idle: None,
+        }
+    }
+
     /// Bytes of body read so far (after decoding).
     pub fn bytes_read(&self) -> u64 {
         self.seen
@@ -209,6 +232,22 @@ impl Body {
                         return Poll::Ready(None);
                     };
                     Some(Err(e))
+                }
+                Source::Buffered(first, rest) => {
+                    if let Some(b) = first.take() {
+                        return Poll::Ready(Some(Ok(b)));
+                    }
+                    let Some(rest) = rest else {
+                        return Poll::Ready(None);
+                    };
+                    match ready!(Pin::new(&mut **rest).poll_frame(cx)) {
+                        None => None,
+                        Some(Ok(frame)) => match frame.into_data() {
+                            Ok(d) => Some(Ok(d)),
+                            Err(_) => continue,
+                        },
+                        Some(Err(e)) => Some(Err(e)),
+                    }
                 }
             };
             return Poll::Ready(polled);
@@ -313,7 +352,10 @@ impl HttpBody for Body {
         match &self.source {
             Source::Done => SizeHint::with_exact(0),
             Source::Incoming(i) => i.size_hint(),
-            Source::Decoded(_) | Source::Failed(_) => SizeHint::default(),
+            Source::Buffered(first, None) => {
+                SizeHint::with_exact(first.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Source::Decoded(_) | Source::Failed(_) | Source::Buffered(..) => SizeHint::default(),
         }
     }
 }

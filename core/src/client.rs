@@ -14,6 +14,7 @@
 
 mod build_http;
 mod builder;
+mod cached;
 mod redirects;
 mod request_builder;
 mod route;
@@ -63,6 +64,8 @@ struct Inner {
     redirect: redirect::Rules,
     accept_encoding: Option<HeaderValue>,
     routes: Routes,
+    /// The response cache, when `cache.enabled`.
+    cache: Option<crate::cache::Cache>,
     closed: std::sync::atomic::AtomicBool,
     drained: tokio::sync::Notify,
 }
@@ -124,6 +127,7 @@ impl Client {
         let accept_encoding = compress::accept_header(&cfg.compression);
         let policies = Policies::new(&cfg)?;
         let routes = Routes::new(cfg.pool.max_origins);
+        let cache = crate::cache::Cache::new(&cfg.cache);
         let inner = Arc::new_cyclic(|me: &std::sync::Weak<Inner>| {
             // An origin the pool forgets loses its policy state and routes at the same time.
             let me = me.clone();
@@ -143,6 +147,7 @@ impl Client {
                 redirect,
                 accept_encoding,
                 routes,
+                cache,
                 closed: std::sync::atomic::AtomicBool::new(false),
                 drained: tokio::sync::Notify::new(),
             }

@@ -4,10 +4,11 @@
 //! of the wrong type is an error naming the field (`pool.idle_timeout_ms`), never a silent default.
 //!
 //! Sections: `transport.rs` (pool, HTTP/2, TCP, TLS, DNS), `exchange.rs` (timeouts, compression,
-//! redirects, limits), `resilience.rs` (retry, breaker, rate limit, concurrency); `bounds.rs`
+//! redirects, limits), `resilience.rs` (retry, breaker, rate limit, concurrency), `cache.rs`; `bounds.rs`
 //! holds every numeric field's upper bound.
 
 mod bounds;
+mod cache;
 mod exchange;
 mod resilience;
 #[cfg(test)]
@@ -20,6 +21,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use self::bounds::upper_bounds;
+pub use self::cache::CacheConfig;
 pub use self::exchange::{
     CompressionConfig, Encoding, ForwardHeaders, LimitsConfig, RedirectConfig, TimeoutConfig,
 };
@@ -64,6 +66,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Adaptive concurrency limits per origin.
     pub concurrency: ConcurrencyConfig,
+    /// The response cache (off by default).
+    pub cache: CacheConfig,
     /// Headers sent with every request unless the request sets them.
     pub default_headers: std::collections::BTreeMap<String, String>,
     /// The `User-Agent` header. Default: `wirecore/<version>`.
@@ -224,6 +228,9 @@ impl Config {
         crate::redirect::Rules::new(&self.redirect)?;
         if !self.user_agent.is_empty() && http::HeaderValue::from_str(&self.user_agent).is_err() {
             return bad("user_agent", "is not a valid header value");
+        }
+        if self.cache.max_entry_bytes > self.cache.max_bytes {
+            return bad("cache.max_entry_bytes", "must not exceed cache.max_bytes");
         }
         if let Err((field, why)) = resilience::validate(self) {
             return bad(&field, why);

@@ -7,6 +7,7 @@
 #[doc(hidden)]
 pub mod bench_support;
 mod body;
+mod cache;
 mod client;
 mod compress;
 pub mod config;
@@ -24,6 +25,7 @@ mod response;
 pub mod runtime;
 
 pub use crate::body::{Body, RequestBody};
+pub use crate::cache::CacheStatus;
 pub use crate::client::{Client, ClientBuilder, RequestBuilder};
 pub use crate::config::Config;
 pub use crate::error::{Error, ErrorKind, Result};

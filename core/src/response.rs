@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::body::Body;
+use crate::cache::CacheStatus;
 use crate::error::{Error, ErrorKind};
 
 /// Most bytes reserved for a whole body before they arrive.
@@ -58,6 +59,7 @@ pub struct Response {
     pub(crate) timings: Timings,
     pub(crate) reused: bool,
     pub(crate) tls: Option<Arc<TlsInfo>>,
+    pub(crate) cache: Option<CacheStatus>,
 }
 
 impl Response {
@@ -89,6 +91,12 @@ impl Response {
     /// Whether the request went out on a pooled connection.
     pub fn reused(&self) -> bool {
         self.reused
+    }
+
+    /// Where the response came from when the client has a cache (`cache.enabled`) and the
+    /// request was one it considers (GET or HEAD without conditional headers); else `None`.
+    pub fn cache_status(&self) -> Option<CacheStatus> {
+        self.cache
     }
 
     /// What the connection's TLS handshake agreed on; `None` over plain TCP.

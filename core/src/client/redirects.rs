@@ -60,7 +60,7 @@ impl Client {
                 },
             };
             let resp = self
-                .send_resilient(&method, &uri, &headers, body, &opts)
+                .send_cached(&method, &uri, &headers, body, &opts)
                 .await?;
             if max == 0 {
                 return Ok(resp);

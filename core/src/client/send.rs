@@ -250,6 +250,7 @@ impl Client {
             },
             reused,
             tls,
+            cache: None,
         }
     }
 }

@@ -13,12 +13,18 @@ const MAX_EXACT: u64 = (1 << 53) - 1;
     clippy::many_single_char_names,
     reason = "one letter per section keeps rows on one line"
 )]
-pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 61] {
+#[expect(
+    clippy::too_many_lines,
+    reason = "one row per numeric field of the config"
+)]
+pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 64] {
     const D: u64 = MAX_DURATION_MS;
     const WINDOW: u64 = resilience::MAX_WINDOW_MS;
+    const CE: u64 = super::cache::MAX_ENTRY_BYTES;
     let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
     let (t, p, h2, dns) = (&c.timeouts, &c.pool, &c.http2, &c.dns);
     let (r, b, l, a) = (&c.retry, &c.breaker, &c.rate_limit, &c.concurrency);
+    let k = &c.cache;
     [
         ("timeouts.total_ms", t.total_ms, D),
         ("timeouts.connect_ms", t.connect_ms, D),
@@ -161,5 +167,8 @@ pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 61] {
         ("concurrency.min_limit", a.min_limit.into(), 1_000_000),
         ("concurrency.max_limit", a.max_limit.into(), 1_000_000),
         ("concurrency.max_queue", n(a.max_queue), 1_000_000),
+        ("cache.max_bytes", k.max_bytes, MAX_EXACT),
+        ("cache.max_entry_bytes", k.max_entry_bytes, CE),
+        ("cache.heuristic_percent", k.heuristic_percent.into(), 100),
     ]
 }

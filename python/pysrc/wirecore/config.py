@@ -12,6 +12,7 @@ from typing import Literal, TypedDict
 
 __all__ = [
     "BreakerConfig",
+    "CacheConfig",
     "CompressionConfig",
     "ConcurrencyConfig",
     "Config",
@@ -71,6 +72,9 @@ class Config(TypedDict, total=False):
 
     #: Circuit breakers per origin.
     breaker: BreakerConfig
+
+    #: The response cache (off by default).
+    cache: CacheConfig
 
     #: Response decoding and request-body encoding.
     compression: CompressionConfig
@@ -159,6 +163,29 @@ class BreakerConfig(TypedDict, total=False):
 
     #: Sliding window of the ratio rule, from 1_000 to 600_000. Default: 10_000.
     window_ms: int
+
+
+class CacheConfig(TypedDict, total=False):
+    """The RFC 9111 response cache (GET and HEAD), in memory. Off by default."""
+
+    #: Cache responses at all. Default: false.
+    enabled: bool
+
+    #: Freshness of a response with `Last-Modified` but no explicit lifetime, as a percentage
+    #: of its age when received (RFC 9111 §4.2.2). At most 100. Default: 10.
+    heuristic_percent: int
+
+    #: Memory for cached responses, bodies and headers; the least useful entries are evicted
+    #: beyond it. At most 2^53-1. Default: 64 MiB.
+    max_bytes: int
+
+    #: Largest response body stored; larger responses pass through uncached. At most 64 MiB and
+    #: at most `max_bytes`. Default: 1 MiB.
+    max_entry_bytes: int
+
+    #: Shared-cache rules (`s-maxage`, `private` not stored), as a proxy would apply them;
+    #: otherwise a private cache (one user's client). Default: false.
+    shared: bool
 
 
 class CompressionConfig(TypedDict, total=False):

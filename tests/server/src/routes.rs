@@ -59,6 +59,8 @@ struct Req {
     h2: bool,
     /// For `/upload`: the body's length and CRC-32, counted as it streamed by.
     upload: Option<(u64, u32)>,
+    /// Requests to this path so far, this one included (0 without a request log).
+    served: u64,
 }
 
 impl Req {
@@ -100,7 +102,9 @@ pub(crate) async fn handle(
         body.collect().await?.to_bytes()
     };
     let shared = &ctx.shared;
+    let mut served = 0;
     if shared.log.enabled() {
+        served = shared.stats.path_requested(parts.uri.path());
         shared.log.push(LogEntry {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
@@ -120,6 +124,7 @@ pub(crate) async fn handle(
         body,
         h2,
         upload,
+        served,
     };
     let resp = route(&ctx, &req)
         .await
@@ -201,6 +206,7 @@ async fn route(ctx: &Arc<ConnCtx>, req: &Req) -> Handled {
             ))
         }
         "/etag" => Ok(etag(req)),
+        _ if path.starts_with("/cache/") => cached(req).await,
         "/redirect-to" => redirect_to(req),
         "/retry-after" => retry_after(req),
         "/bomb" => bomb(req).await,
@@ -336,6 +342,98 @@ fn etag(req: &Req) -> Response<Body> {
         resp.headers_mut().insert(header::CACHE_CONTROL, v);
     }
     resp
+}
+
+/// `/cache/NAME`: a response with the caching headers the query asks for. `cache_control`,
+/// `vary` and `age` are sent as given; `etag=T` sends `ETag: "T"` and answers 304 to a matching
+/// `If-None-Match`; `last_modified=S` sends the HTTP date S seconds after the epoch and answers
+/// 304 to an `If-Modified-Since` at or after it; `expires=S` sends a date S seconds from now
+/// (negative: past); `delay_ms` waits first. Every answer carries `x-served: N` (the Nth
+/// request to this path); the body is `{"path", "served", "vary": {header: value}}`.
+async fn cached(req: &Req) -> Handled {
+    let q = req.query();
+    let delay = req.num("delay_ms", 0u64)?;
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let headers = &req.parts.headers;
+    let etag = param(q, "etag").map(|t| format!("\"{t}\""));
+    let last_modified = match param(q, "last_modified") {
+        None => None,
+        Some(s) => Some(
+            s.parse::<u64>()
+                .map_err(|_| bad_request("last_modified must be seconds since the epoch"))?,
+        ),
+    };
+    let etag_matches = etag.as_ref().is_some_and(|tag| {
+        headers
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == "*" || t == tag)
+    });
+    let unmodified = !headers.contains_key(header::IF_NONE_MATCH)
+        && last_modified.is_some_and(|lm| {
+            headers
+                .get(header::IF_MODIFIED_SINCE)
+                .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok())
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .is_some_and(|since| since.as_secs() >= lm)
+        });
+    let vary = param(q, "vary");
+    let mut resp = if etag_matches || unmodified {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let mut seen = Map::new();
+        for name in vary.as_deref().unwrap_or("").split(',') {
+            let name = name.trim().to_ascii_lowercase();
+            if name.is_empty() || name == "*" {
+                continue;
+            }
+            let v = headers.get(&name).and_then(|v| v.to_str().ok());
+            seen.insert(name, v.map_or(Value::Null, |v| Value::String(v.to_owned())));
+        }
+        let doc = json!({ "path": req.parts.uri.path(), "served": req.served, "vary": seen });
+        json_response(StatusCode::OK, &doc)
+    };
+    let h = resp.headers_mut();
+    let mut set = |name: HeaderName, value: &str| -> Result<(), Reject> {
+        let v = HeaderValue::from_str(value).map_err(|_| bad_request("bad header value"))?;
+        h.insert(name, v);
+        Ok(())
+    };
+    set(HeaderName::from_static("x-served"), &req.served.to_string())?;
+    if let Some(cc) = param(q, "cache_control") {
+        set(header::CACHE_CONTROL, &cc)?;
+    }
+    if let Some(v) = &vary {
+        set(header::VARY, v)?;
+    }
+    if let Some(age) = param(q, "age") {
+        set(header::AGE, &age)?;
+    }
+    if let Some(tag) = &etag {
+        set(header::ETAG, tag)?;
+    }
+    if let Some(lm) = last_modified {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(lm);
+        set(header::LAST_MODIFIED, &httpdate::fmt_http_date(at))?;
+    }
+    if param(q, "expires").is_some() {
+        let secs = req.num("expires", 0i64)?;
+        let now = SystemTime::now();
+        let at = if secs >= 0 {
+            now + Duration::from_secs(secs.unsigned_abs())
+        } else {
+            now - Duration::from_secs(secs.unsigned_abs())
+        };
+        set(header::EXPIRES, &httpdate::fmt_http_date(at))?;
+    }
+    Ok(resp)
 }
 
 async fn compressed(req: &Req, coding: Coding) -> Handled {

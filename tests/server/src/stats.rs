@@ -49,6 +49,9 @@ pub struct Counters {
     pub max_requests_per_connection: u64,
     /// Connections accepted by the silent port.
     pub silent_connections: u64,
+    /// Requests received per path (without query), since the last reset; not counted with
+    /// `--no-request-log`.
+    pub per_path_requests: BTreeMap<String, u64>,
 }
 
 /// One logged request.
@@ -105,6 +108,7 @@ pub(crate) struct Stats {
     max_concurrent_requests_per_connection: AtomicU64,
     silent_connections: AtomicU64,
     conns: Mutex<Vec<Arc<ConnStats>>>,
+    per_path: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Stats {
@@ -175,6 +179,14 @@ impl Stats {
             .fetch_max(here, Relaxed);
     }
 
+    /// Counts a request to `path`; returns how many it has had, this one included.
+    pub(crate) fn path_requested(&self, path: &str) -> u64 {
+        let mut map = lock(&self.per_path);
+        let n = map.entry(path.to_owned()).or_insert(0);
+        *n += 1;
+        *n
+    }
+
     pub(crate) fn request_ended(&self, conn: &ConnStats, cancelled: bool) {
         self.requests_in_flight.fetch_sub(1, Relaxed);
         conn.in_flight.fetch_sub(1, Relaxed);
@@ -213,11 +225,13 @@ impl Stats {
             per_connection_requests,
             max_requests_per_connection,
             silent_connections: self.silent_connections.load(Relaxed),
+            per_path_requests: lock(&self.per_path).clone(),
         }
     }
 
     /// Zeroes the counters; gauges (active connections, requests in flight) keep their value.
     pub(crate) fn reset(&self) {
+        lock(&self.per_path).clear();
         let mut conns = lock(&self.conns);
         conns.retain(|c| !c.closed.load(Relaxed));
         let mut max_here = 0;

@@ -1,0 +1,241 @@
+//! The RFC 9111 response cache: GET and HEAD responses kept in memory (`moka`, bounded by
+//! bytes), reused while fresh and revalidated once stale; the rules (freshness, `Vary`,
+//! validators) come from `http-cache-semantics`. The client consults it around each redirect
+//! hop, outside retries (`client/cached.rs`), so a hit costs no attempt, token or connection.
+//!
+//! Invariant: only complete bodies are stored; a response is put in the store once its whole
+//! body has been read, never a prefix.
+
+pub(crate) mod entry;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime};
+
+use http::header::{self, HeaderMap};
+use http::{Method, Uri};
+use http_cache_semantics::{BeforeRequest, CacheOptions};
+
+pub(crate) use self::entry::Entry;
+use crate::config::CacheConfig;
+
+/// Where a response came from, when the cache was consulted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CacheStatus {
+    /// A fresh stored response; the server was not asked.
+    Hit,
+    /// No usable stored response: the server answered (and the answer may have been stored).
+    Miss,
+    /// A stale stored response the server confirmed (`304 Not Modified`), with updated headers.
+    Revalidated,
+    /// A stale stored response served without asking the server (`only-if-cached` or
+    /// `force-cache`, and later stale-while-revalidate / stale-if-error).
+    Stale,
+}
+
+impl CacheStatus {
+    /// `"hit"`, `"miss"`, `"revalidated"` or `"stale"`: the same word in every binding.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Revalidated => "revalidated",
+            Self::Stale => "stale",
+        }
+    }
+}
+
+impl std::fmt::Display for CacheStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The stored responses of one URL and method: one per `Vary` variant, newest last.
+type Variants = Arc<[Arc<Entry>]>;
+
+/// Variants kept per URL; the oldest goes first.
+const MAX_VARIANTS: usize = 8;
+
+/// Fixed cost of an entry besides its body and headers, so that many tiny entries still fill
+/// `cache.max_bytes`.
+const ENTRY_OVERHEAD: u64 = 512;
+
+/// A client's response cache.
+pub(crate) struct Cache {
+    store: moka::sync::Cache<String, Variants>,
+    pub(crate) opts: CacheOptions,
+    pub(crate) max_entry_bytes: u64,
+    pub(crate) counters: Counters,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("entries", &self.store.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters of the cache, read into `Stats`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) revalidations: AtomicU64,
+    pub(crate) not_modified: AtomicU64,
+    pub(crate) stores: AtomicU64,
+    pub(crate) invalidations: AtomicU64,
+}
+
+/// What the store holds for a request.
+pub(crate) enum Lookup {
+    /// Usable as is.
+    Fresh(Arc<Entry>),
+    /// Matches the request but must be revalidated before use.
+    Stale(Arc<Entry>),
+    /// Nothing for this request.
+    Missing,
+}
+
+impl Cache {
+    /// The cache `cfg` asks for; `None` when it is off.
+    pub(crate) fn new(cfg: &CacheConfig) -> Option<Cache> {
+        if !cfg.enabled {
+            return None;
+        }
+        let store = moka::sync::Cache::builder()
+            .max_capacity(cfg.max_bytes)
+            .weigher(|key: &String, v: &Variants| {
+                let bytes = v.iter().map(|e| e.weight()).sum::<u64>() + key.len() as u64;
+                u32::try_from(bytes).unwrap_or(u32::MAX)
+            })
+            .build();
+        Some(Cache {
+            store,
+            opts: CacheOptions {
+                shared: cfg.shared,
+                cache_heuristic: cfg.heuristic_percent as f32 / 100.0,
+                immutable_min_time_to_live: Duration::from_hours(24),
+                ignore_cargo_cult: false,
+            },
+            max_entry_bytes: cfg.max_entry_bytes,
+            counters: Counters::default(),
+        })
+    }
+
+    /// The stored response for `req`, if any matches (URL, method and `Vary`).
+    pub(crate) fn lookup(&self, key: &str, req: &http::request::Parts, now: SystemTime) -> Lookup {
+        let Some(variants) = self.store.get(key) else {
+            return Lookup::Missing;
+        };
+        let mut stale = None;
+        // Newest first: a later variant replaces an earlier one for the same request.
+        for e in variants.iter().rev() {
+            match e.policy.before_request(req, now) {
+                BeforeRequest::Fresh(_) => return Lookup::Fresh(e.clone()),
+                BeforeRequest::Stale { matches: true, .. } if stale.is_none() => {
+                    stale = Some(e.clone());
+                }
+                BeforeRequest::Stale { .. } => {}
+            }
+        }
+        stale.map_or(Lookup::Missing, Lookup::Stale)
+    }
+
+    /// Stores `entry` for `req`, replacing the variants `req` selects.
+    pub(crate) fn put(&self, key: String, req: &http::request::Parts, entry: Entry) {
+        let now = SystemTime::now();
+        let mut list: Vec<Arc<Entry>> = match self.store.get(&key) {
+            // A concurrent put of another variant may be lost here: the cache is best effort.
+            Some(old) => old
+                .iter()
+                .filter(|e| {
+                    !matches!(
+                        e.policy.before_request(req, now),
+                        BeforeRequest::Fresh(_) | BeforeRequest::Stale { matches: true, .. }
+                    )
+                })
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        if list.len() >= MAX_VARIANTS {
+            list.remove(0);
+        }
+        list.push(Arc::new(entry));
+        self.counters.stores.fetch_add(1, Relaxed);
+        self.store.insert(key, list.into());
+    }
+
+    /// Forgets the stored responses of `uri` and of the `Location` / `Content-Location` of an
+    /// unsafe method's response on the same origin (RFC 9111 §4.4).
+    pub(crate) fn invalidate(&self, uri: &Uri, resp_headers: &HeaderMap) {
+        self.forget(uri);
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            let Some(loc) = resp_headers.get(name).and_then(|v| v.to_str().ok()) else {
+                continue;
+            };
+            let Some(target) = resolve(uri, loc) else {
+                continue;
+            };
+            if target.scheme() == uri.scheme() && target.authority() == uri.authority() {
+                self.forget(&target);
+            }
+        }
+    }
+
+    fn forget(&self, uri: &Uri) {
+        for m in [Method::GET, Method::HEAD] {
+            self.store.invalidate(&key(&m, uri));
+        }
+        self.counters.invalidations.fetch_add(1, Relaxed);
+    }
+}
+
+/// The primary key of a request: method and URL.
+pub(crate) fn key(method: &Method, uri: &Uri) -> String {
+    format!("{method} {uri}")
+}
+
+/// Requests the cache leaves alone: conditional and range requests carry the caller's own
+/// validators, and their answers (304, 206) are the caller's to interpret.
+pub(crate) fn bypasses(headers: &HeaderMap) -> bool {
+    [
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+        header::IF_MATCH,
+        header::IF_UNMODIFIED_SINCE,
+        header::IF_RANGE,
+        header::RANGE,
+    ]
+    .iter()
+    .any(|h| headers.contains_key(h))
+}
+
+/// The request as the cache judges it: the default headers overlaid by the request's own.
+pub(crate) fn request_parts(
+    method: &Method,
+    uri: &Uri,
+    defaults: &HeaderMap,
+    headers: &HeaderMap,
+) -> http::request::Parts {
+    let mut merged = headers.clone();
+    for name in defaults.keys() {
+        if !merged.contains_key(name) {
+            for v in defaults.get_all(name) {
+                merged.append(name.clone(), v.clone());
+            }
+        }
+    }
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = method.clone();
+    parts.uri = uri.clone();
+    parts.headers = merged;
+    parts
+}
+
+fn resolve(base: &Uri, location: &str) -> Option<Uri> {
+    let base = url::Url::parse(&base.to_string()).ok()?;
+    base.join(location).ok()?.as_str().parse().ok()
+}

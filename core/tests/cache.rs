@@ -1,0 +1,280 @@
+//! The response cache against the test server's `/cache/NAME` endpoint, which sends the caching
+//! headers a test asks for and counts requests per path (`x-served`, `per_path_requests`).
+
+mod support;
+
+use support::*;
+use wirecore::{CacheStatus, Client, HeaderMap, StatusCode};
+
+fn cached_client(srv: &TestServer) -> Client {
+    client_with(srv, |c| c.cache.enabled = true)
+}
+
+/// Requests the server has answered on `path`.
+fn served(srv: &TestServer, path: &str) -> u64 {
+    srv.counters()
+        .per_path_requests
+        .get(path)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// What a test checks of a response besides its body.
+struct Head {
+    status: StatusCode,
+    headers: HeaderMap,
+    cache: Option<CacheStatus>,
+}
+
+impl Head {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+    fn cache_status(&self) -> Option<CacheStatus> {
+        self.cache
+    }
+}
+
+async fn get(c: &Client, url: &str, headers: &[(&str, &str)]) -> (Head, serde_json::Value) {
+    let mut b = c.get(url);
+    for (k, v) in headers {
+        b = b.header(k, v);
+    }
+    let r = b.send().await.unwrap();
+    let head = Head {
+        status: r.status(),
+        headers: r.headers().clone(),
+        cache: r.cache_status(),
+    };
+    let json = r.json().await.unwrap();
+    (head, json)
+}
+
+#[tokio::test]
+async fn a_fresh_response_is_served_without_the_server() {
+    let srv = server().await;
+    let c = cached_client(&srv);
+    let url = srv.url("/cache/fresh?cache_control=max-age=60");
+    let (first, body1) = get(&c, &url, &[]).await;
+    assert_eq!(first.cache_status(), Some(CacheStatus::Miss));
+    assert!(
+        first.headers().get("age").is_none(),
+        "{:?}",
+        first.headers()
+    );
+    let (second, body2) = get(&c, &url, &[]).await;
+    assert_eq!(second.cache_status(), Some(CacheStatus::Hit));
+    assert_eq!(second.status(), 200);
+    assert_eq!(body1, body2);
+    assert_eq!(body2["served"], 1);
+    assert_eq!(second.headers()["x-served"], "1");
+    let age: u64 = second.headers()["age"].to_str().unwrap().parse().unwrap();
+    assert!(age < 60, "{age}");
+    assert_eq!(served(&srv, "/cache/fresh"), 1);
+}
+
+#[tokio::test]
+async fn a_stale_response_is_revalidated_and_a_304_updates_headers_but_keeps_the_body() {
+    let srv = server().await;
+    let c = cached_client(&srv);
+    // max-age=0: stored (it has a validator) but stale at once.
+    let url = srv.url("/cache/etag?cache_control=max-age=0&etag=v1");
+    let (first, body1) = get(&c, &url, &[]).await;
+    assert_eq!(first.cache_status(), Some(CacheStatus::Miss));
+    assert_eq!(body1["served"], 1);
+    for n in 2..=3 {
+        let (again, body) = get(&c, &url, &[]).await;
+        assert_eq!(again.cache_status(), Some(CacheStatus::Revalidated));
+        assert_eq!(
+            again.status(),
+            200,
+            "the 304 is the cache's, not the caller's"
+        );
+        assert_eq!(body, body1, "the stored body is kept");
+        assert_eq!(again.headers()["x-served"], n.to_string().as_str());
+        assert_eq!(again.headers()["etag"], "\"v1\"");
+        assert!(again.headers().contains_key("age"));
+    }
+    let log = srv.requests();
+    assert_eq!(log.len(), 3);
+    assert!(!log[0].headers.contains_key("if-none-match"));
+    assert_eq!(log[1].headers["if-none-match"], "\"v1\"");
+    assert_eq!(served(&srv, "/cache/etag"), 3);
+}
+
+#[tokio::test]
+async fn last_modified_revalidates_with_if_modified_since() {
+    let srv = server().await;
+    let c = cached_client(&srv);
+    let url = srv.url("/cache/lm?cache_control=no-cache&last_modified=1000000000");
+    let (first, body1) = get(&c, &url, &[]).await;
+    assert_eq!(first.cache_status(), Some(CacheStatus::Miss));
+    let (again, body) = get(&c, &url, &[]).await;
+    assert_eq!(again.cache_status(), Some(CacheStatus::Revalidated));
+    assert_eq!(body, body1);
+    let log = srv.requests();
+    assert_eq!(
+        log[1].headers["if-modified-since"],
+        "Sun, 09 Sep 2001 01:46:40 GMT"
+    );
+}
+
+#[tokio::test]
+async fn heuristic_freshness_comes_from_last_modified() {
+    let srv = server().await;
+    let c = cached_client(&srv);
+    // Modified in 2001, no explicit lifetime: fresh for 10% of its age.
+    let url = srv.url("/cache/heuristic?last_modified=1000000000");
+    get(&c, &url, &[]).await;
+    let (again, _) = get(&c, &url, &[]).await;
+    assert_eq!(again.cache_status(), Some(CacheStatus::Hit));
+    assert_eq!(served(&srv, "/cache/heuristic"), 1);
+}
+
+#[tokio::test]
+async fn vary_keeps_variants_apart() {
+    let srv = server().await;
+    let c = cached_client(&srv);
+    let url = srv.url("/cache/vary?cache_control=max-age=60&vary=accept-language");
+    let (en, en_body) = get(&c, &url, &[("accept-language", "en")]).await;
+    let (fr, fr_body) = get(&c, &url, &[("accept-language", "fr")]).await;
+    assert_eq!(en.cache_status(), Some(CacheStatus::Miss));
+    assert_eq!(fr.cache_status(), Some(CacheStatus::Miss));
+    assert_eq!(en_body["vary"]["accept-language"], "en");
+    assert_eq!(fr_body["vary"]["accept-language"], "fr");
+    let (en_again, en_again_body) = get(&c, &url, &[("accept-language", "en")]).await;
+    let (fr_again, fr_again_body) = get(&c, &url, &[("accept-language", "fr")]).await;
+    assert_eq!(en_again.cache_status(), Some(CacheStatus::Hit));
+    assert_eq!(fr_again.cache_status(), Some(CacheStatus::Hit));
+    assert_eq!(en_again_body, en_body);
+    assert_eq!(fr_again_body, fr_body);
+    let (none, _) = get(&c, &url, &[]).await;
+    assert_eq!(none.cache_status(), Some(CacheStatus::Miss));
+    assert_eq!(served(&srv, "/cache/vary"), 3);
+}
+
+#[tokio::test]
+async fn no_store_is_never_stored() {
+    let srv = server().await;
+    let c = cached_client(&srv);
+    let url = srv.url("/cache/nostore?cache_control=no-store,max-age=60&etag=v1");
+    for _ in 0..3 {
+        let (r, _) = get(&c, &url, &[]).await;
+        assert_eq!(r.cache_status(), Some(CacheStatus::Miss));
+    }
+    assert_eq!(served(&srv, "/cache/nostore"), 3);
+    assert!(
+        srv.requests()
+            .iter()
+            .all(|r| !r.headers.contains_key("if-none-match"))
+    );
+    // The request's own no-store keeps a storable answer out too.
+    let url = srv.url("/cache/reqnostore?cache_control=max-age=60");
+    for _ in 0..2 {
+        get(&c, &url, &[("cache-control", "no-store")]).await;
+    }
+    let (r, _) = get(&c, &url, &[]).await;
+    assert_eq!(r.cache_status(), Some(CacheStatus::Miss));
+    assert_eq!(served(&srv, "/cache/reqnostore"), 3);
+}
+
+#[tokio::test]
+async fn an_unsafe_method_invalidates_the_url() {
+    let srv = server().await;
+    let c = cached_client(&srv);
+    let url = srv.url("/cache/inv?cache_control=max-age=60");
+    get(&c, &url, &[]).await;
+    let (hit, _) = get(&c, &url, &[]).await;
+    assert_eq!(hit.cache_status(), Some(CacheStatus::Hit));
+    let post = c.post(&url).body("x").send().await.unwrap();
+    assert_eq!(post.status(), 200);
+    assert_eq!(
+        post.cache_status(),
+        None,
+        "an unsafe method is not looked up"
+    );
+    post.bytes().await.unwrap();
+    let (after, body) = get(&c, &url, &[]).await;
+    assert_eq!(after.cache_status(), Some(CacheStatus::Miss));
+    assert_eq!(body["served"], 3);
+    // A failed unsafe request (4xx) leaves the entry alone.
+    let url404 = srv.url("/status/404");
+    let e = c.delete(&url404).send().await.unwrap();
+    assert_eq!(e.status(), 404);
+    let (still, _) = get(&c, &url, &[]).await;
+    assert_eq!(still.cache_status(), Some(CacheStatus::Hit));
+}
+
+#[tokio::test]
+async fn an_answer_to_authorization_is_stored_only_when_its_directives_allow() {
+    let srv = server().await;
+    let c = cached_client(&srv);
+    let auth = [("authorization", "Bearer t")];
+    let url = srv.url("/cache/auth?cache_control=max-age=60");
+    get(&c, &url, &auth).await;
+    let (r, _) = get(&c, &url, &auth).await;
+    assert_eq!(r.cache_status(), Some(CacheStatus::Miss));
+    let url = srv.url("/cache/authpublic?cache_control=public,max-age=60");
+    get(&c, &url, &auth).await;
+    let (r, _) = get(&c, &url, &auth).await;
+    assert_eq!(r.cache_status(), Some(CacheStatus::Hit));
+}
+
+#[tokio::test]
+async fn a_shared_cache_does_not_store_private_answers() {
+    let srv = server().await;
+    let url = srv.url("/cache/private?cache_control=private,max-age=60");
+    let private = cached_client(&srv);
+    get(&private, &url, &[]).await;
+    let (r, _) = get(&private, &url, &[]).await;
+    assert_eq!(r.cache_status(), Some(CacheStatus::Hit));
+    let shared = client_with(&srv, |c| {
+        c.cache.enabled = true;
+        c.cache.shared = true;
+    });
+    get(&shared, &url, &[]).await;
+    let (r, _) = get(&shared, &url, &[]).await;
+    assert_eq!(r.cache_status(), Some(CacheStatus::Miss));
+}
+
+#[tokio::test]
+async fn a_body_over_max_entry_bytes_passes_through_unstored() {
+    let srv = server().await;
+    let c = client_with(&srv, |c| {
+        c.cache.enabled = true;
+        c.cache.max_entry_bytes = 8;
+    });
+    let url = srv.url("/cache/big?cache_control=max-age=60");
+    let (first, body) = get(&c, &url, &[]).await;
+    assert_eq!(first.cache_status(), Some(CacheStatus::Miss));
+    assert_eq!(body["path"], "/cache/big");
+    let (again, _) = get(&c, &url, &[]).await;
+    assert_eq!(again.cache_status(), Some(CacheStatus::Miss));
+    assert_eq!(served(&srv, "/cache/big"), 2);
+}
+
+#[tokio::test]
+async fn without_a_cache_nothing_is_stored_and_no_status_is_reported() {
+    let srv = server().await;
+    let c = client(&srv);
+    let url = srv.url("/cache/off?cache_control=max-age=60");
+    for _ in 0..2 {
+        let (r, _) = get(&c, &url, &[]).await;
+        assert_eq!(r.cache_status(), None);
+    }
+    assert_eq!(served(&srv, "/cache/off"), 2);
+}
+
+#[test]
+fn cache_config_is_checked() {
+    let e = wirecore::Config::from_json(
+        r#"{"cache": {"enabled": true, "max_bytes": 10, "max_entry_bytes": 100}}"#,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("cache.max_entry_bytes"), "{e}");
+    let e = wirecore::Config::from_json(r#"{"cache": {"size": 1}}"#).unwrap_err();
+    assert!(e.to_string().contains("size"), "{e}");
+}
