@@ -31,6 +31,11 @@ export interface Config {
   redirect?: RedirectConfig
   /** Retries, backoff, retry budget and hedging. */
   retry?: RetryConfig
+  /**
+   * Load-balanced services by name: a request to `http://NAME/...` goes to one of
+   * `services.NAME`'s endpoints; other URLs are unaffected. At most 1_000. Default: none.
+   */
+  services?: Record<string, ServiceConfig>
   /** TCP socket options and Happy Eyeballs. */
   tcp?: TcpConfig
   /** Deadlines for each phase of a request. */
@@ -187,6 +192,20 @@ export interface DnsConfig {
 /** A content coding. */
 export type Encoding = "gzip" | "deflate" | "br" | "zstd"
 
+/** One endpoint of a service. */
+export interface EndpointConfig {
+  /**
+   * Base URL: `http` or `https`, a host, an optional port and path prefix; no query,
+   * fragment or userinfo.
+   */
+  url?: string
+  /**
+   * Share of requests relative to the other endpoints (`weighted_round_robin`,
+   * `p2c_peak_ewma`, `consistent_hash`). From 1 to 1_000. Default: 1.
+   */
+  weight?: number
+}
+
 /** Headers a redirect may carry to one origin (`redirect.forward_headers`). */
 export interface ForwardHeaders {
   /**
@@ -199,6 +218,14 @@ export interface ForwardHeaders {
    * default.
    */
   origin?: string
+}
+
+/** Where a `consistent_hash` service reads a request's key. */
+export interface HashKeyConfig {
+  /** A cookie (in the request's `Cookie` header) whose value is the key. Default: none. */
+  cookie?: string | null
+  /** A request header whose value is the key. Default: none. */
+  header?: string | null
 }
 
 /**
@@ -456,6 +483,49 @@ export interface RetryConfig {
 
 /** Which root certificates verify servers. */
 export type RootStore = "webpki" | "native" | "none"
+
+/**
+ * A named service: several endpoints, one balancing strategy.
+ *
+ * Addressing: a URL whose scheme is `http` or `https`, whose host is the service name and which
+ * has no port (`http://payments/charge?id=1`) is sent to an endpoint: the endpoint's scheme,
+ * host, port and path prefix replace the URL's scheme and authority, the URL's path and query
+ * follow. Every other URL is sent as it is. Each endpoint is its own origin (pool, breaker,
+ * stats); a retry goes to another endpoint when one is available.
+ */
+export interface ServiceConfig {
+  /**
+   * The endpoints: base URLs (`http://10.0.0.1:8080`, optionally with a path prefix) with
+   * weights. At least one; at most 10_000.
+   */
+  endpoints?: Array<EndpointConfig>
+  /**
+   * Decay time of `p2c_peak_ewma`'s latency average: a peak is forgotten over about this
+   * long. From 1 to one year. Default: 10_000.
+   */
+  ewmaDecayMs?: number
+  /**
+   * Latency `p2c_peak_ewma` assumes for an endpoint not yet measured (low, so new endpoints
+   * are tried). At most one year. Default: 1.
+   */
+  ewmaDefaultRttMs?: number
+  /**
+   * Where `consistent_hash` finds a request's key: its explicit balancing key first, then
+   * this header, then this cookie; a request without a key goes to a random endpoint.
+   */
+  hash?: HashKeyConfig
+  /**
+   * `consistent_hash` never gives an endpoint more than this percentage of the average
+   * number of requests in flight per endpoint (bounded load; the key moves on along the
+   * ring). From 100 to 1_000. Default: 125.
+   */
+  hashLoadFactorPercent?: number
+  /** How an endpoint is picked. Default: `p2c_peak_ewma`. */
+  strategy?: Strategy
+}
+
+/** How an endpoint is picked for a request. */
+export type Strategy = "round_robin" | "weighted_round_robin" | "least_outstanding" | "p2c_peak_ewma" | "consistent_hash"
 
 /** TCP socket options and Happy Eyeballs. */
 export interface TcpConfig {

@@ -9,9 +9,11 @@
 //!    connections through the connector), the send under the read-idle timeout, and the
 //!    response body (decompression and limits, `crate::body`).
 //!
+//! `balanced.rs` is `send.rs` for a URL that names a load-balanced service (`crate::balance`).
 //! `route.rs` caches per-authority lookups (origin, policy and pool state); `build_http.rs`
 //! merges the headers into what hyper sends; `builder.rs` and `request_builder.rs` are sugar.
 
+mod balanced;
 mod build_http;
 mod builder;
 mod cached;
@@ -66,6 +68,8 @@ struct Inner {
     routes: Routes,
     /// The response cache, when `cache.enabled`.
     cache: Option<crate::cache::Cache>,
+    /// Load-balanced services (`Config.services`).
+    balancer: crate::balance::Balancer,
     closed: std::sync::atomic::AtomicBool,
     drained: tokio::sync::Notify,
 }
@@ -128,6 +132,7 @@ impl Client {
         let policies = Policies::new(&cfg)?;
         let routes = Routes::new(cfg.pool.max_origins);
         let cache = crate::cache::Cache::new(&cfg.cache);
+        let balancer = crate::balance::Balancer::new(&cfg, &policies)?;
         let inner = Arc::new_cyclic(|me: &std::sync::Weak<Inner>| {
             // An origin the pool forgets loses its policy state and routes at the same time.
             let me = me.clone();
@@ -148,6 +153,7 @@ impl Client {
                 accept_encoding,
                 routes,
                 cache,
+                balancer,
                 closed: std::sync::atomic::AtomicBool::new(false),
                 drained: tokio::sync::Notify::new(),
             }

@@ -4,9 +4,11 @@
 //! of the wrong type is an error naming the field (`pool.idle_timeout_ms`), never a silent default.
 //!
 //! Sections: `transport.rs` (pool, HTTP/2, TCP, TLS, DNS), `exchange.rs` (timeouts, compression,
-//! redirects, limits), `resilience.rs` (retry, breaker, rate limit, concurrency), `cache.rs`; `bounds.rs`
-//! holds every numeric field's upper bound.
+//! redirects, limits), `resilience.rs` (retry, breaker, rate limit, concurrency), `cache.rs`,
+//! `balance.rs` (load-balanced services); `bounds.rs` holds every numeric field's upper bound (the
+//! services' own are checked in `balance.rs`, as a map has no fixed field names).
 
+mod balance;
 mod bounds;
 mod cache;
 mod exchange;
@@ -20,6 +22,8 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub(crate) use self::balance::endpoint_url as balance_endpoint_url;
+pub use self::balance::{EndpointConfig, HashKeyConfig, ServiceConfig, Strategy};
 use self::bounds::upper_bounds;
 pub use self::cache::CacheConfig;
 pub use self::exchange::{
@@ -72,6 +76,9 @@ pub struct Config {
     pub default_headers: std::collections::BTreeMap<String, String>,
     /// The `User-Agent` header. Default: `wirecore/<version>`.
     pub user_agent: String,
+    /// Load-balanced services by name: a request to `http://NAME/...` goes to one of
+    /// `services.NAME`'s endpoints; other URLs are unaffected. At most 1_000. Default: none.
+    pub services: std::collections::BTreeMap<String, ServiceConfig>,
 }
 /// Largest value of every duration field (`*_ms`): one year. Anything longer is a mistake, and
 /// it keeps every deadline computed from config far from overflow.
@@ -234,6 +241,9 @@ impl Config {
         }
         if let Err((field, why)) = resilience::validate(self) {
             return bad(&field, why);
+        }
+        if let Err((field, why)) = balance::validate(&self.services) {
+            return bad(&field, &why);
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::unwrap_used, clippy::dbg_macro, clippy::print_stdout)]
 
+mod balance;
 #[doc(hidden)]
 pub mod bench_support;
 mod body;

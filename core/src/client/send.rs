@@ -31,37 +31,23 @@ impl Client {
         body: RequestBody,
         opts: &Opts<'_>,
     ) -> Result<Response, Error> {
+        if let Some(svc) = self.inner.balancer.service_of(uri) {
+            return self
+                .send_balanced(svc, method, uri, headers, body, opts)
+                .await;
+        }
         let p = &self.inner.policies;
         let rc = &p.cfg.retry;
         let (route, _using) = self.route_in_use(uri)?;
         let idem = opts
             .idempotent
             .unwrap_or_else(|| retry::idempotent(method, headers));
-        // Kept to replay: small in-memory bodies only.
-        let template = if rc.enabled
-            && rc.max_attempts > 1
-            && body
-                .len()
-                .is_some_and(|n| n <= rc.max_replay_body_bytes as u64)
-        {
-            body.try_clone()
-        } else {
-            None
-        };
-        // The body of the first try, and the copy later tries clone from (behind a mutex, as a
-        // request body is `Send` but not `Sync`).
-        let replayable = template.is_some();
-        let bodies = std::sync::Mutex::new((Some(body), template));
+        let bodies = Bodies::new(body, rc);
+        let replayable = bodies.replayable;
         let route = &*route;
         let (op, origin) = (&*route.policy, &route.origin);
-        let next_body = || {
-            let mut g = bodies
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            g.0.take().or_else(|| g.1.as_ref()?.try_clone())
-        };
         let attempt = || {
-            let body = next_body();
+            let body = bodies.next();
             async move {
                 let Some(body) = body else {
                     return Err(Error::new(
@@ -79,7 +65,7 @@ impl Client {
             .await
     }
 
-    async fn send_once(
+    pub(super) async fn send_once(
         &self,
         route: &Route,
         method: &Method,
@@ -252,6 +238,41 @@ impl Client {
             tls,
             cache: None,
         }
+    }
+}
+
+/// The body of a request's first try, and the copy later tries clone from (small in-memory
+/// bodies only; behind a mutex, as a request body is `Send` but not `Sync`).
+pub(super) struct Bodies {
+    slots: std::sync::Mutex<(Option<RequestBody>, Option<RequestBody>)>,
+    pub(super) replayable: bool,
+}
+
+impl Bodies {
+    pub(super) fn new(body: RequestBody, rc: &crate::config::RetryConfig) -> Self {
+        let template = if rc.enabled
+            && rc.max_attempts > 1
+            && body
+                .len()
+                .is_some_and(|n| n <= rc.max_replay_body_bytes as u64)
+        {
+            body.try_clone()
+        } else {
+            None
+        };
+        Self {
+            replayable: template.is_some(),
+            slots: std::sync::Mutex::new((Some(body), template)),
+        }
+    }
+
+    /// The body of the next try, if there is one.
+    pub(super) fn next(&self) -> Option<RequestBody> {
+        let mut g = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.0.take().or_else(|| g.1.as_ref()?.try_clone())
     }
 }
 

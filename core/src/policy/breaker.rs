@@ -137,6 +137,17 @@ impl Breaker {
         BreakerState::from_u8(self.state.load(Ordering::Acquire))
     }
 
+    /// How much longer the breaker stays open (`None` when it lets attempts through), without
+    /// counting a rejection: the balancer skips such an endpoint.
+    pub(crate) fn open_for(&self) -> Option<Duration> {
+        if self.state.load(Ordering::Acquire) != OPEN {
+            return None;
+        }
+        let now_ms = self.ms(Instant::now());
+        let until = self.open_until_ms.load(Ordering::Acquire);
+        (now_ms < until).then(|| Duration::from_millis(until - now_ms))
+    }
+
     fn ms(&self, now: Instant) -> u64 {
         u64::try_from(now.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX)
     }

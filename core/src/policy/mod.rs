@@ -175,6 +175,12 @@ impl Policies {
             .clone()
     }
 
+    /// State for `key` kept by its caller, outside the map (never forgotten with the pool's):
+    /// a balanced service's retry budget and hedge latencies.
+    pub(crate) fn detached(&self, key: &Arc<str>) -> Arc<OriginPolicy> {
+        Arc::new(self.new_origin(key))
+    }
+
     /// Forgets the state of these origins.
     pub(crate) fn forget(&self, keys: &[Arc<str>]) {
         let mut map = self.origins.write().unwrap_or_else(PoisonError::into_inner);

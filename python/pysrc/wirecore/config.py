@@ -18,7 +18,9 @@ __all__ = [
     "Config",
     "DnsConfig",
     "Encoding",
+    "EndpointConfig",
     "ForwardHeaders",
+    "HashKeyConfig",
     "HedgeConfig",
     "Http2Config",
     "LimitsConfig",
@@ -34,6 +36,8 @@ __all__ = [
     "RetryBudgetConfig",
     "RetryConfig",
     "RootStore",
+    "ServiceConfig",
+    "Strategy",
     "TcpConfig",
     "TimeoutConfig",
     "TlsConfig",
@@ -60,6 +64,9 @@ RedisFailure = Literal["fail_open", "fail_closed"]
 
 #: Which root certificates verify servers.
 RootStore = Literal["webpki", "native", "none"]
+
+#: How an endpoint is picked for a request.
+Strategy = Literal["round_robin", "weighted_round_robin", "least_outstanding", "p2c_peak_ewma", "consistent_hash"]
 
 #: Lowest TLS version offered.
 TlsVersion = Literal["1.2", "1.3"]
@@ -105,6 +112,10 @@ class Config(TypedDict, total=False):
 
     #: Retries, backoff, retry budget and hedging.
     retry: RetryConfig
+
+    #: Load-balanced services by name: a request to `http://NAME/...` goes to one of
+    #: `services.NAME`'s endpoints; other URLs are unaffected. At most 1_000. Default: none.
+    services: dict[str, ServiceConfig]
 
     #: TCP socket options and Happy Eyeballs.
     tcp: TcpConfig
@@ -270,6 +281,18 @@ class DnsConfig(TypedDict, total=False):
     use_hosts_file: bool
 
 
+class EndpointConfig(TypedDict, total=False):
+    """One endpoint of a service."""
+
+    #: Base URL: `http` or `https`, a host, an optional port and path prefix; no query,
+    #: fragment or userinfo.
+    url: str
+
+    #: Share of requests relative to the other endpoints (`weighted_round_robin`,
+    #: `p2c_peak_ewma`, `consistent_hash`). From 1 to 1_000. Default: 1.
+    weight: int
+
+
 class ForwardHeaders(TypedDict, total=False):
     """Headers a redirect may carry to one origin (`redirect.forward_headers`)."""
 
@@ -280,6 +303,16 @@ class ForwardHeaders(TypedDict, total=False):
     #: The target origin, `scheme://host[:port]` (no path); a missing port is the scheme's
     #: default.
     origin: str
+
+
+class HashKeyConfig(TypedDict, total=False):
+    """Where a `consistent_hash` service reads a request's key."""
+
+    #: A cookie (in the request's `Cookie` header) whose value is the key. Default: none.
+    cookie: str | None
+
+    #: A request header whose value is the key. Default: none.
+    header: str | None
 
 
 class HedgeConfig(TypedDict, total=False):
@@ -526,6 +559,41 @@ class RetryConfig(TypedDict, total=False):
 
     #: Response statuses retried (for idempotent requests). Default: [502, 503, 504].
     retry_on_status: list[int]
+
+
+class ServiceConfig(TypedDict, total=False):
+    """A named service: several endpoints, one balancing strategy.
+
+    Addressing: a URL whose scheme is `http` or `https`, whose host is the service name and which
+    has no port (`http://payments/charge?id=1`) is sent to an endpoint: the endpoint's scheme,
+    host, port and path prefix replace the URL's scheme and authority, the URL's path and query
+    follow. Every other URL is sent as it is. Each endpoint is its own origin (pool, breaker,
+    stats); a retry goes to another endpoint when one is available.
+    """
+
+    #: The endpoints: base URLs (`http://10.0.0.1:8080`, optionally with a path prefix) with
+    #: weights. At least one; at most 10_000.
+    endpoints: list[EndpointConfig]
+
+    #: Decay time of `p2c_peak_ewma`'s latency average: a peak is forgotten over about this
+    #: long. From 1 to one year. Default: 10_000.
+    ewma_decay_ms: int
+
+    #: Latency `p2c_peak_ewma` assumes for an endpoint not yet measured (low, so new endpoints
+    #: are tried). At most one year. Default: 1.
+    ewma_default_rtt_ms: int
+
+    #: Where `consistent_hash` finds a request's key: its explicit balancing key first, then
+    #: this header, then this cookie; a request without a key goes to a random endpoint.
+    hash: HashKeyConfig
+
+    #: `consistent_hash` never gives an endpoint more than this percentage of the average
+    #: number of requests in flight per endpoint (bounded load; the key moves on along the
+    #: ring). From 100 to 1_000. Default: 125.
+    hash_load_factor_percent: int
+
+    #: How an endpoint is picked. Default: `p2c_peak_ewma`.
+    strategy: Strategy
 
 
 class TcpConfig(TypedDict, total=False):

@@ -1,0 +1,114 @@
+//! The picking strategies, each over a slice of endpoints and a predicate saying which may be
+//! picked now (not ejected, not already tried by this request, breaker not open).
+//!
+//! P2C over peak-EWMA is written here rather than taken from `tower::balance::p2c` and
+//! `tower::load::PeakEwma`: those balance `tower::Service`s with `poll_ready`, and measure
+//! latency by wrapping each endpoint's service and its response future. The engine's request
+//! path is plain async functions over one pool (no service per endpoint to wrap, no readiness),
+//! and the strategy must skip endpoints a request already tried; the algorithm itself is a few
+//! lines (`Endpoint::cost`, `p2c`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use super::endpoint::Endpoint;
+
+/// Each endpoint in turn, starting after the last pick.
+pub(crate) fn round_robin(
+    eps: &[Arc<Endpoint>],
+    next: &AtomicUsize,
+    ok: impl Fn(&Endpoint) -> bool,
+) -> Option<usize> {
+    let n = eps.len();
+    let start = next.fetch_add(1, Relaxed);
+    (0..n).map(|k| (start + k) % n).find(|&i| ok(&eps[i]))
+}
+
+/// nginx's smooth weighted round robin: each pick adds every candidate's weight to its
+/// current weight, takes the largest, and subtracts the candidates' total from it. Over
+/// W = Σ weights picks each endpoint gets exactly its weight, interleaved.
+pub(crate) fn smooth_weighted(
+    eps: &[Arc<Endpoint>],
+    current: &std::sync::Mutex<Vec<i64>>,
+    ok: impl Fn(&Endpoint) -> bool,
+) -> Option<usize> {
+    let mut cur = current
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut total = 0i64;
+    let mut best: Option<usize> = None;
+    for (i, e) in eps.iter().enumerate() {
+        if !ok(e) {
+            continue;
+        }
+        let w = i64::from(e.weight);
+        cur[i] += w;
+        total += w;
+        if best.is_none_or(|b| cur[i] > cur[b]) {
+            best = Some(i);
+        }
+    }
+    let b = best?;
+    cur[b] -= total;
+    Some(b)
+}
+
+/// The candidate with the fewest requests in flight; the scan starts at a rotating index so
+/// ties go round.
+pub(crate) fn least_outstanding(
+    eps: &[Arc<Endpoint>],
+    next: &AtomicUsize,
+    ok: impl Fn(&Endpoint) -> bool,
+) -> Option<usize> {
+    let n = eps.len();
+    let start = next.fetch_add(1, Relaxed);
+    let mut best: Option<(usize, u64)> = None;
+    for k in 0..n {
+        let i = (start + k) % n;
+        let e = &eps[i];
+        if !ok(e) {
+            continue;
+        }
+        let load = e.outstanding.load(Relaxed);
+        if best.is_none_or(|(_, b)| load < b) {
+            best = Some((i, load));
+            if load == 0 {
+                break;
+            }
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+/// Power of two choices: two distinct endpoints at random, the lower cost wins. When a draw
+/// hits endpoints that may not be picked, a few more draws, then a scan for the cheapest.
+pub(crate) fn p2c(
+    eps: &[Arc<Endpoint>],
+    cost: impl Fn(&Endpoint) -> f64,
+    ok: impl Fn(&Endpoint) -> bool,
+) -> Option<usize> {
+    let n = eps.len();
+    match n {
+        0 => return None,
+        1 => return ok(&eps[0]).then_some(0),
+        _ => {}
+    }
+    for _ in 0..3 {
+        let a = fastrand::usize(..n);
+        let mut b = fastrand::usize(..n - 1);
+        if b >= a {
+            b += 1;
+        }
+        match (ok(&eps[a]), ok(&eps[b])) {
+            (true, true) => return Some(if cost(&eps[b]) < cost(&eps[a]) { b } else { a }),
+            (true, false) => return Some(a),
+            (false, true) => return Some(b),
+            (false, false) => {}
+        }
+    }
+    eps.iter()
+        .enumerate()
+        .filter(|(_, e)| ok(e))
+        .min_by(|(_, x), (_, y)| cost(x).total_cmp(&cost(y)))
+        .map(|(i, _)| i)
+}

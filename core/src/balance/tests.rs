@@ -1,0 +1,247 @@
+use std::collections::HashMap;
+
+use super::*;
+use crate::config::{EndpointConfig, ServiceConfig, Strategy};
+
+fn service(strategy: Strategy, weights: &[u32]) -> Service {
+    let sc = ServiceConfig {
+        endpoints: weights
+            .iter()
+            .enumerate()
+            .map(|(i, &weight)| EndpointConfig {
+                url: format!("http://10.0.0.{}:80", i + 1),
+                weight,
+            })
+            .collect(),
+        strategy,
+        ..ServiceConfig::default()
+    };
+    let policies = Policies::new(&Config::default()).unwrap();
+    Service::new("svc", &sc, &policies).unwrap()
+}
+
+fn picks(s: &Service, n: usize) -> Vec<usize> {
+    let eps = s.all();
+    (0..n)
+        .map(|_| {
+            let e = s.pick(None, &[]).unwrap();
+            eps.iter().position(|x| x.id == e.id).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn smooth_weighted_round_robin_interleaves_like_nginx() {
+    let s = service(Strategy::WeightedRoundRobin, &[5, 1, 1]);
+    // nginx's documented sequence for weights 5, 1, 1: a a b a c a a.
+    assert_eq!(picks(&s, 7), [0, 0, 1, 0, 2, 0, 0]);
+    assert_eq!(picks(&s, 7), [0, 0, 1, 0, 2, 0, 0]);
+}
+
+#[test]
+fn round_robin_visits_each_in_turn() {
+    let s = service(Strategy::RoundRobin, &[1, 1, 1]);
+    let p = picks(&s, 9);
+    for w in p.windows(2) {
+        assert_eq!((w[0] + 1) % 3, w[1], "{p:?}");
+    }
+}
+
+#[test]
+fn a_retry_avoids_the_endpoints_already_tried() {
+    for strategy in [
+        Strategy::RoundRobin,
+        Strategy::WeightedRoundRobin,
+        Strategy::LeastOutstanding,
+        Strategy::P2cPeakEwma,
+        Strategy::ConsistentHash,
+    ] {
+        let s = service(strategy, &[1, 1, 1]);
+        let ids: Vec<u64> = s.all().iter().map(|e| e.id).collect();
+        for _ in 0..50 {
+            let e = s.pick(Some(42), &ids[..2]).unwrap();
+            assert_eq!(e.id, ids[2], "{strategy:?}");
+        }
+        // With all tried, any may be picked again.
+        assert!(s.pick(Some(42), &ids).is_some());
+    }
+}
+
+#[test]
+fn least_outstanding_takes_the_idlest() {
+    let s = service(Strategy::LeastOutstanding, &[1, 1, 1]);
+    let eps = s.all();
+    let _a = InFlight::start(eps[0].clone(), 0);
+    let _b = InFlight::start(eps[2].clone(), 0);
+    for _ in 0..10 {
+        assert_eq!(s.pick(None, &[]).unwrap().id, eps[1].id);
+    }
+}
+
+#[test]
+fn p2c_avoids_a_slow_endpoint() {
+    let s = service(Strategy::P2cPeakEwma, &[1, 1, 1]);
+    let eps = s.all();
+    let now = s.now_ns();
+    for (i, e) in eps.iter().enumerate() {
+        let f = InFlight::start(e.clone(), now);
+        let rtt = if i == 0 { 50_000_000 } else { 1_000_000 };
+        f.finish(Outcome::Success, now + rtt, s.decay_ns);
+    }
+    let p = picks(&s, 300);
+    assert!(!p.contains(&0), "the slow endpoint was picked");
+}
+
+#[test]
+fn a_transport_failure_makes_an_endpoint_expensive() {
+    let s = service(Strategy::P2cPeakEwma, &[1, 1]);
+    let eps = s.all();
+    let now = s.now_ns();
+    InFlight::start(eps[0].clone(), now).finish(Outcome::Transport, now + 1000, s.decay_ns);
+    InFlight::start(eps[1].clone(), now).finish(Outcome::Success, now + 5_000_000, s.decay_ns);
+    assert!(eps[0].cost(now, s.decay_ns) > eps[1].cost(now, s.decay_ns));
+    assert_eq!(
+        eps[0].failures.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[test]
+fn consistent_hash_moves_only_the_keys_of_a_leaving_endpoint() {
+    let s3 = service(Strategy::ConsistentHash, &[1, 1, 1]);
+    let urls3: Vec<Arc<str>> = s3.all().iter().map(|e| e.url.clone()).collect();
+    // The same endpoints without the second.
+    let sc = ServiceConfig {
+        endpoints: vec![
+            EndpointConfig {
+                url: urls3[0].to_string(),
+                weight: 1,
+            },
+            EndpointConfig {
+                url: urls3[2].to_string(),
+                weight: 1,
+            },
+        ],
+        strategy: Strategy::ConsistentHash,
+        ..ServiceConfig::default()
+    };
+    let s2 = Service::new("svc", &sc, &Policies::new(&Config::default()).unwrap()).unwrap();
+    let n = 3000;
+    let (mut moved, mut per) = (0, HashMap::<Arc<str>, usize>::new());
+    for k in 0..n {
+        let key = ring::hash(format!("user-{k}").as_bytes());
+        let a = s3.pick(Some(key), &[]).unwrap().url.clone();
+        let b = s2.pick(Some(key), &[]).unwrap().url.clone();
+        *per.entry(a.clone()).or_default() += 1;
+        if a != b {
+            assert_eq!(a, urls3[1], "a key of a staying endpoint moved");
+            moved += 1;
+        }
+        // Sticky: the same key, the same endpoint.
+        assert_eq!(s3.pick(Some(key), &[]).unwrap().url, a);
+    }
+    assert!(moved <= n / 3 + n / 20, "{moved} of {n} keys moved");
+    for (u, c) in &per {
+        assert!((700..=1300).contains(c), "{u}: {c} of {n} keys");
+    }
+}
+
+#[test]
+fn consistent_hash_bounds_the_load_of_a_hot_key() {
+    let s = service(Strategy::ConsistentHash, &[1, 1, 1]);
+    let mut held = Vec::new();
+    for _ in 0..30 {
+        let e = s.pick(Some(7), &[]).unwrap();
+        held.push(InFlight::start(e, 0));
+    }
+    for e in s.all() {
+        let load = e.outstanding.load(std::sync::atomic::Ordering::Relaxed);
+        // ≤ 1.25 × the average of 10, rounded up.
+        assert!(load <= 13, "{}: {load} in flight", e.url);
+    }
+}
+
+#[test]
+fn a_service_url_is_rewritten_to_the_endpoint() {
+    let e = Endpoint::new("http://10.0.0.1:8080/api/", 1, 0.0).unwrap();
+    let u: Uri = "http://payments/charge?id=1".parse().unwrap();
+    assert_eq!(
+        e.uri_for(&u).unwrap().to_string(),
+        "http://10.0.0.1:8080/api/charge?id=1"
+    );
+    let e = Endpoint::new("https://pay.example", 1, 0.0).unwrap();
+    assert_eq!(
+        e.uri_for(&"http://payments".parse().unwrap())
+            .unwrap()
+            .to_string(),
+        "https://pay.example/"
+    );
+}
+
+#[test]
+fn only_portless_urls_naming_a_service_are_balanced() {
+    let mut cfg = Config::default();
+    cfg.services
+        .insert("payments".into(), service_config("http://127.0.0.1:1"));
+    let b = Balancer::new(&cfg, &Policies::new(&cfg).unwrap()).unwrap();
+    for (url, balanced) in [
+        ("http://payments/x", true),
+        ("https://PAYMENTS/x", true),
+        ("http://payments:80/x", false),
+        ("http://user@payments/x", false),
+        ("http://payments.example/x", false),
+        ("http://127.0.0.1:1/x", false),
+    ] {
+        let u: Uri = url.parse().unwrap();
+        assert_eq!(b.service_of(&u).is_some(), balanced, "{url}");
+    }
+}
+
+fn service_config(url: &str) -> ServiceConfig {
+    ServiceConfig {
+        endpoints: vec![EndpointConfig {
+            url: url.into(),
+            weight: 1,
+        }],
+        ..ServiceConfig::default()
+    }
+}
+
+#[test]
+fn bad_services_are_refused_by_name() {
+    for (json, field) in [
+        (
+            r#"{"services": {"Pay": {"endpoints": [{"url": "http://a"}]}}}"#,
+            "services.Pay",
+        ),
+        (r#"{"services": {"pay": {}}}"#, "services.pay.endpoints"),
+        (
+            r#"{"services": {"pay": {"endpoints": [{"url": "ftp://a"}]}}}"#,
+            "services.pay.endpoints[0].url",
+        ),
+        (
+            r#"{"services": {"pay": {"endpoints": [{"url": "http://a?x=1"}]}}}"#,
+            "services.pay.endpoints[0].url",
+        ),
+        (
+            r#"{"services": {"pay": {"endpoints": [{"url": "http://a", "weight": 0}]}}}"#,
+            "services.pay.endpoints[0].weight",
+        ),
+        (
+            r#"{"services": {"pay": {"endpoints": [{"url": "http://a"}], "hash_load_factor_percent": 99}}}"#,
+            "services.pay.hash_load_factor_percent",
+        ),
+        (
+            r#"{"services": {"pay": {"endpoints": [{"url": "http://a"}], "strategy": "random"}}}"#,
+            "services.pay.strategy",
+        ),
+        (
+            r#"{"services": {"pay": {"endpoints": [{"url": "http://a", "port": 1}]}}}"#,
+            "services.pay.endpoints[0]",
+        ),
+    ] {
+        let e = Config::from_json(json).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidConfig, "{json}");
+        assert!(e.to_string().contains(field), "{json}: {e}");
+    }
+}

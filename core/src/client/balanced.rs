@@ -1,0 +1,115 @@
+//! One hop to a load-balanced service: retries and hedging as for any origin, with the
+//! service's own retry budget; each attempt picks an endpoint (`crate::balance`), avoiding
+//! endpoints this request already tried and endpoints whose breaker is open, then runs the
+//! endpoint origin's policies (rate limit, breaker, concurrency) and `send_once`.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use http::{HeaderMap, Method, Uri};
+
+use super::Client;
+use super::route::Route;
+use super::send::{Bodies, Opts};
+use crate::balance::{Endpoint, InFlight, Outcome, Service};
+use crate::body::RequestBody;
+use crate::error::{Error, ErrorKind};
+use crate::policy::retry;
+use crate::pool::Using;
+use crate::response::Response;
+
+/// An attempt's endpoint, its route (marked in use) and the request's URL on it.
+type Picked = (Arc<Endpoint>, Arc<Route>, Option<Using>, Uri);
+
+impl Client {
+    pub(super) async fn send_balanced(
+        &self,
+        svc: &Arc<Service>,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: RequestBody,
+        opts: &Opts<'_>,
+    ) -> Result<Response, Error> {
+        let p = &self.inner.policies;
+        let idem = opts
+            .idempotent
+            .unwrap_or_else(|| retry::idempotent(method, headers));
+        let bodies = Bodies::new(body, &p.cfg.retry);
+        let key = svc.key_hash(None, headers);
+        // Endpoints this request's attempts went to, so a retry goes elsewhere.
+        let tried = Mutex::new(Vec::<u64>::new());
+        let attempt = || {
+            let body = bodies.next();
+            let tried = &tried;
+            async move {
+                let Some(body) = body else {
+                    return Err(Error::new(
+                        ErrorKind::Internal,
+                        "request body already consumed",
+                    ));
+                };
+                let (ep, route, _using, ep_uri) = self.pick_endpoint(svc, uri, key, tried)?;
+                let route = &*route;
+                let flight = InFlight::start(ep, svc.now_ns());
+                let res = p
+                    .attempt(
+                        &route.policy,
+                        &route.origin.key,
+                        opts.rate_limit_key,
+                        opts.deadline,
+                        || self.send_once(route, method, &ep_uri, headers, body, opts),
+                    )
+                    .await;
+                flight.finish(Outcome::of(&res), svc.now_ns(), svc.decay_ns);
+                res
+            }
+        };
+        p.run(
+            &svc.policy,
+            idem,
+            bodies.replayable,
+            opts.deadline,
+            opts.start,
+            attempt,
+        )
+        .await
+    }
+
+    /// An endpoint for the next attempt, with its route and the request rewritten to it.
+    /// An endpoint whose breaker is open is skipped (for as long as it stays open) and the
+    /// next one picked, so a tripped endpoint costs no attempt while others are left.
+    fn pick_endpoint(
+        &self,
+        svc: &Service,
+        uri: &Uri,
+        key: Option<u64>,
+        tried: &Mutex<Vec<u64>>,
+    ) -> Result<Picked, Error> {
+        let lock = || tried.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut last = None;
+        for _ in 0..svc.len().max(1) {
+            let ep = {
+                let t = lock();
+                svc.pick(key, &t)
+            };
+            let Some(ep) = ep else { break };
+            let uri = ep.uri_for(uri)?;
+            let (route, using) = self.route_in_use(&uri)?;
+            lock().push(ep.id);
+            match route.policy.breaker.as_ref().and_then(|b| b.open_for()) {
+                Some(wait) => {
+                    ep.skip_for(svc.now_ns(), wait);
+                    last = Some((ep, route, using, uri));
+                }
+                None => return Ok((ep, route, using, uri)),
+            }
+        }
+        // Every endpoint is open: the attempt goes on and fails fast in the breaker.
+        last.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Connect,
+                format!("service {} has no endpoints", svc.name),
+            )
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! Config of load-balanced services (`Config.services`): a request to `http://NAME/path`, where
+//! `services.NAME` exists, goes to one of that service's endpoints (see `crate::balance`).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Most services in one config.
+pub(super) const MAX_SERVICES: usize = 1_000;
+/// Most endpoints of one service.
+pub(super) const MAX_ENDPOINTS: usize = 10_000;
+/// Largest endpoint weight.
+pub(super) const MAX_WEIGHT: u32 = 1_000;
+
+/// A named service: several endpoints, one balancing strategy.
+///
+/// Addressing: a URL whose scheme is `http` or `https`, whose host is the service name and which
+/// has no port (`http://payments/charge?id=1`) is sent to an endpoint: the endpoint's scheme,
+/// host, port and path prefix replace the URL's scheme and authority, the URL's path and query
+/// follow. Every other URL is sent as it is. Each endpoint is its own origin (pool, breaker,
+/// stats); a retry goes to another endpoint when one is available.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The endpoints: base URLs (`http://10.0.0.1:8080`, optionally with a path prefix) with
+    /// weights. At least one; at most 10_000.
+    pub endpoints: Vec<EndpointConfig>,
+    /// How an endpoint is picked. Default: `p2c_peak_ewma`.
+    pub strategy: Strategy,
+    /// Where `consistent_hash` finds a request's key: its explicit balancing key first, then
+    /// this header, then this cookie; a request without a key goes to a random endpoint.
+    pub hash: HashKeyConfig,
+    /// `consistent_hash` never gives an endpoint more than this percentage of the average
+    /// number of requests in flight per endpoint (bounded load; the key moves on along the
+    /// ring). From 100 to 1_000. Default: 125.
+    pub hash_load_factor_percent: u32,
+    /// Decay time of `p2c_peak_ewma`'s latency average: a peak is forgotten over about this
+    /// long. From 1 to one year. Default: 10_000.
+    pub ewma_decay_ms: u64,
+    /// Latency `p2c_peak_ewma` assumes for an endpoint not yet measured (low, so new endpoints
+    /// are tried). At most one year. Default: 1.
+    pub ewma_default_rtt_ms: u64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            endpoints: Vec::new(),
+            strategy: Strategy::P2cPeakEwma,
+            hash: HashKeyConfig::default(),
+            hash_load_factor_percent: 125,
+            ewma_decay_ms: 10_000,
+            ewma_default_rtt_ms: 1,
+        }
+    }
+}
+
+/// One endpoint of a service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// Base URL: `http` or `https`, a host, an optional port and path prefix; no query,
+    /// fragment or userinfo.
+    pub url: String,
+    /// Share of requests relative to the other endpoints (`weighted_round_robin`,
+    /// `p2c_peak_ewma`, `consistent_hash`). From 1 to 1_000. Default: 1.
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// How an endpoint is picked for a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Each endpoint in turn.
+    RoundRobin,
+    /// Each endpoint in turn, `weight` times as often, interleaved (nginx's smooth weighted
+    /// round robin).
+    WeightedRoundRobin,
+    /// The endpoint with the fewest requests in flight (ties broken in turn).
+    LeastOutstanding,
+    /// Two endpoints at random, the one with the lower peak-EWMA latency × (requests in flight
+    /// + 1) / weight (linkerd, Finagle).
+    P2cPeakEwma,
+    /// A hash ring with virtual nodes over the request's key, with bounded load.
+    ConsistentHash,
+}
+
+/// Where a `consistent_hash` service reads a request's key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct HashKeyConfig {
+    /// A request header whose value is the key. Default: none.
+    pub header: Option<String>,
+    /// A cookie (in the request's `Cookie` header) whose value is the key. Default: none.
+    pub cookie: Option<String>,
+}
+
+/// Checks the services: names, endpoint URLs, numbers.
+pub(super) fn validate(
+    services: &std::collections::BTreeMap<String, ServiceConfig>,
+) -> Result<(), (String, String)> {
+    let bad = |field: String, why: &str| Err((field, why.to_owned()));
+    if services.len() > MAX_SERVICES {
+        return bad(
+            "services".into(),
+            &format!("at most {MAX_SERVICES} services"),
+        );
+    }
+    for (name, s) in services {
+        let at = |f: &str| format!("services.{name}{f}");
+        if !valid_name(name) {
+            return bad(
+                at(""),
+                "a service name is a lower-case host name (letters, digits, '-' and '.')",
+            );
+        }
+        if s.endpoints.is_empty() {
+            return bad(at(".endpoints"), "must list at least one endpoint");
+        }
+        if s.endpoints.len() > MAX_ENDPOINTS {
+            return bad(
+                at(".endpoints"),
+                &format!("must list at most {MAX_ENDPOINTS} endpoints"),
+            );
+        }
+        for (i, e) in s.endpoints.iter().enumerate() {
+            if let Err(why) = endpoint_url(&e.url) {
+                return bad(at(&format!(".endpoints[{i}].url")), &why);
+            }
+            if !(1..=MAX_WEIGHT).contains(&e.weight) {
+                return bad(
+                    at(&format!(".endpoints[{i}].weight")),
+                    &format!("must be between 1 and {MAX_WEIGHT}"),
+                );
+            }
+        }
+        if !(100..=1_000).contains(&s.hash_load_factor_percent) {
+            return bad(
+                at(".hash_load_factor_percent"),
+                "must be between 100 and 1000",
+            );
+        }
+        if !(1..=super::MAX_DURATION_MS).contains(&s.ewma_decay_ms) {
+            return bad(
+                at(".ewma_decay_ms"),
+                &format!("must be between 1 and {}", super::MAX_DURATION_MS),
+            );
+        }
+        if s.ewma_default_rtt_ms > super::MAX_DURATION_MS {
+            return bad(
+                at(".ewma_default_rtt_ms"),
+                &format!("must be at most {}", super::MAX_DURATION_MS),
+            );
+        }
+        if let Some(h) = &s.hash.header
+            && http::HeaderName::from_bytes(h.as_bytes()).is_err()
+        {
+            return bad(at(".hash.header"), "is not a valid header name");
+        }
+        if s.hash.cookie.as_ref().is_some_and(String::is_empty) {
+            return bad(at(".hash.cookie"), "must not be empty");
+        }
+    }
+    Ok(())
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && !name.starts_with(['.', '-'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
+/// Parses an endpoint's base URL, or says what is wrong with it.
+pub(crate) fn endpoint_url(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(format!("{url:?}: the scheme must be http or https"));
+    }
+    let Some(auth) = uri.authority() else {
+        return Err(format!("{url:?} has no host"));
+    };
+    if auth.host().is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if auth.as_str().contains('@') {
+        return Err(format!("{url:?}: userinfo is not allowed"));
+    }
+    if uri.query().is_some() || url.contains('#') {
+        return Err(format!("{url:?}: a query or fragment is not allowed"));
+    }
+    Ok(uri)
+}

@@ -1,0 +1,287 @@
+//! Load-balanced services (`Config.services`) against several test servers: each strategy's
+//! distribution, weights, P2C away from a slow endpoint, consistent-hash stickiness, retries on
+//! another endpoint, and an endpoint killed under load.
+
+#![allow(
+    clippy::many_single_char_names,
+    reason = "c, i, k, n, r read well in short test bodies"
+)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use support::*;
+use wirecore::config::{EndpointConfig, ServiceConfig, Strategy};
+use wirecore::{Client, Config};
+
+async fn servers(n: usize) -> Vec<TestServer> {
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(
+            server_with(Options {
+                tls: false,
+                ..Options::default()
+            })
+            .await,
+        );
+    }
+    v
+}
+
+fn service(srvs: &[TestServer], weights: &[u32], strategy: Strategy) -> ServiceConfig {
+    ServiceConfig {
+        endpoints: srvs
+            .iter()
+            .zip(weights)
+            .map(|(s, &weight)| EndpointConfig {
+                url: s.url(""),
+                weight,
+            })
+            .collect(),
+        strategy,
+        ..ServiceConfig::default()
+    }
+}
+
+fn client_for(svc: ServiceConfig, f: impl FnOnce(&mut Config)) -> Client {
+    let mut c = Config::default();
+    c.services.insert("svc".into(), svc);
+    f(&mut c);
+    Client::from_config(c).expect("client")
+}
+
+/// Sends `n` GETs to `path` of the service from `workers` tasks; `key(i)` gives request i's
+/// `x-user` header. Returns how many succeeded (status 200).
+async fn load(
+    c: &Client,
+    path: &str,
+    n: u64,
+    workers: u64,
+    key: impl Fn(u64) -> Option<String> + Send + Sync + 'static,
+) -> u64 {
+    let next = Arc::new(AtomicU64::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let key = Arc::new(key);
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (c, next, ok, key) = (c.clone(), next.clone(), ok.clone(), key.clone());
+        let url = format!("http://svc{path}");
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Relaxed);
+                if i >= n {
+                    break;
+                }
+                let mut r = c.get(&url);
+                if let Some(k) = key(i) {
+                    r = r.header("x-user", &k);
+                }
+                match r.send().await {
+                    Ok(resp) if resp.status() == 200 => {
+                        resp.bytes().await.expect("body");
+                        ok.fetch_add(1, Relaxed);
+                    }
+                    Ok(resp) => eprintln!("request {i}: status {}", resp.status()),
+                    Err(e) => eprintln!("request {i}: {e}"),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("worker");
+    }
+    ok.load(Relaxed)
+}
+
+fn counts(srvs: &[TestServer]) -> Vec<u64> {
+    srvs.iter().map(|s| s.counters().requests).collect()
+}
+
+fn assert_near(got: &[u64], want: &[u64], tolerance: f64) {
+    for (g, w) in got.iter().zip(want) {
+        let (g, w) = (*g as f64, *w as f64);
+        assert!(
+            (g - w).abs() <= w * tolerance,
+            "got {got:?}, want {want:?} ± {}%",
+            tolerance * 100.0
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_strategy_spreads_3000_requests_as_configured() {
+    let srvs = servers(3).await;
+    for (strategy, weights, want, tolerance) in [
+        (Strategy::RoundRobin, [1, 1, 1], [1000, 1000, 1000], 0.02),
+        (
+            Strategy::WeightedRoundRobin,
+            [1, 2, 3],
+            [500, 1000, 1500],
+            0.02,
+        ),
+        (
+            Strategy::LeastOutstanding,
+            [1, 1, 1],
+            [1000, 1000, 1000],
+            0.2,
+        ),
+        (Strategy::P2cPeakEwma, [1, 1, 1], [1000, 1000, 1000], 0.3),
+        (Strategy::ConsistentHash, [1, 1, 1], [1000, 1000, 1000], 0.2),
+    ] {
+        for s in &srvs {
+            s.reset();
+        }
+        let mut svc = service(&srvs, &weights, strategy);
+        svc.hash.header = Some("x-user".into());
+        let c = client_for(svc, |_| {});
+        let ok = load(&c, "/bytes/10", 3000, 8, |i| Some(format!("user-{i}"))).await;
+        assert_eq!(ok, 3000, "{strategy:?}");
+        let got = counts(&srvs);
+        assert_eq!(got.iter().sum::<u64>(), 3000, "{strategy:?}: {got:?}");
+        assert_near(&got, &want, tolerance);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p2c_sends_little_to_a_slow_endpoint() {
+    let srvs = servers(3).await;
+    let slow = Reply {
+        delay_ms: 150,
+        ..Reply::default()
+    };
+    srvs[0].script("/json", vec![slow; 1000]);
+    let c = client_for(service(&srvs, &[1, 1, 1], Strategy::P2cPeakEwma), |_| {});
+    assert_eq!(load(&c, "/json", 300, 8, |_| None).await, 300);
+    let got = counts(&srvs);
+    // Round robin would send it 100.
+    assert!(got[0] * 10 <= 300, "the slow endpoint got {got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_hash_keeps_a_key_on_one_endpoint() {
+    let srvs = servers(3).await;
+    let mut svc = service(&srvs, &[1, 1, 1], Strategy::ConsistentHash);
+    svc.hash.cookie = Some("session".into());
+    let c = client_for(svc, |_| {});
+    for user in ["alice", "bob", "carol", "dave"] {
+        let before = counts(&srvs);
+        for _ in 0..20 {
+            let r = c
+                .get("http://svc/json")
+                .header("cookie", &format!("theme=dark; session={user}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap();
+        }
+        let grew: Vec<u64> = counts(&srvs)
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| a - b)
+            .collect();
+        assert_eq!(grew.iter().filter(|&&g| g == 20).count(), 1, "{grew:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_hash_moves_at_most_a_third_of_the_keys_when_one_of_three_leaves() {
+    let srvs = servers(3).await;
+    let owner = |c: &Client, k: u64| {
+        let c = c.clone();
+        async move {
+            let r = c
+                .get("http://svc/json")
+                .header("x-user", &format!("user-{k}"))
+                .send()
+                .await
+                .unwrap();
+            let url = r.url().to_string();
+            r.bytes().await.unwrap();
+            url
+        }
+    };
+    let mut three = service(&srvs, &[1, 1, 1], Strategy::ConsistentHash);
+    three.hash.header = Some("x-user".into());
+    let mut two = three.clone();
+    let gone = two.endpoints.remove(1).url;
+    let (c3, c2) = (client_for(three, |_| {}), client_for(two, |_| {}));
+    let n = 300;
+    let mut moved = 0;
+    for k in 0..n {
+        let (a, b) = (owner(&c3, k).await, owner(&c2, k).await);
+        if a != b {
+            assert!(a.starts_with(&gone), "key {k} moved from {a}, which stayed");
+            moved += 1;
+        }
+    }
+    assert!(moved > 0 && moved <= n / 3 + n / 20, "{moved} of {n} moved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_goes_to_another_endpoint() {
+    let srvs = servers(2).await;
+    // Consistent hashing sends every attempt with this key to one endpoint, unless the retry
+    // avoids the endpoint it already tried.
+    let mut svc = service(&srvs, &[1, 1], Strategy::ConsistentHash);
+    svc.hash.header = Some("x-user".into());
+    let c = client_for(svc, |c| {
+        c.retry.max_attempts = 2;
+        c.retry.backoff_base_ms = 1;
+    });
+    let send = || c.get("http://svc/json").header("x-user", "k").send();
+    let first = send().await.unwrap();
+    let owner = srvs
+        .iter()
+        .position(|s| first.url().to_string().starts_with(&s.url("")))
+        .unwrap();
+    first.bytes().await.unwrap();
+    srvs[owner].script("/json", vec![Reply::status(503); 10]);
+    for _ in 0..10 {
+        let r = send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.url().to_string().starts_with(&srvs[1 - owner].url("")));
+        r.bytes().await.unwrap();
+    }
+    let got = counts(&srvs);
+    assert_eq!(got[owner], 11, "{got:?}");
+    assert_eq!(got[1 - owner], 10, "{got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_one_of_three_endpoints_under_load_loses_no_idempotent_request() {
+    let mut srvs = servers(3).await;
+    let c = client_for(service(&srvs, &[1, 1, 1], Strategy::P2cPeakEwma), |_| {});
+    let n = 900;
+    let run = {
+        let c = c.clone();
+        tokio::spawn(async move { load(&c, "/delay/2", n, 12, |_| None).await })
+    };
+    let seen = srvs[2].counters().requests;
+    wait_until("the doomed endpoint has served some requests", || {
+        srvs[2].counters().requests >= seen + 50
+    })
+    .await;
+    drop(srvs.remove(2));
+    let ok = run.await.unwrap();
+    assert_eq!(ok, n, "requests were lost");
+    let survivors: u64 = counts(&srvs).iter().sum();
+    assert!(survivors > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_urls_are_not_balanced() {
+    let srvs = servers(2).await;
+    let c = client_for(service(&srvs, &[1, 1], Strategy::RoundRobin), |_| {});
+    for _ in 0..4 {
+        let r = c.get(&srvs[0].url("/json")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+    }
+    assert_eq!(counts(&srvs), [4, 0]);
+    // A port makes it a plain URL too: nothing listens on svc:1.
+    let e = c.get("http://svc:1/json").send().await.unwrap_err();
+    assert!(e.to_string().contains("svc"), "{e}");
+}
