@@ -56,6 +56,7 @@ ready: lint test  ## What CI runs: lint + every test suite
 demo: setup  ## Start a local server, run the example in every language, print stats
 	$(CARGO) run -q -p wirecore --example demo
 	@for t in $(DEMO_TARGETS); do $(MAKE) --no-print-directory $$t || exit 1; done
+	@$(MAKE) --no-print-directory demo-cli
 
 bench: setup  ## Benchmarks vs peers; results in bench/results/
 	@bash bench/run-core.sh

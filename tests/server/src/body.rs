@@ -114,6 +114,19 @@ impl Body {
         self
     }
 
+    /// The bytes of a whole (not streamed) body.
+    pub(crate) fn full_bytes(&self) -> Option<&Bytes> {
+        match &self.kind {
+            Kind::Full(b) => b.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Replaces the content with `bytes`, keeping the guard.
+    pub(crate) fn set_full(&mut self, bytes: Bytes) {
+        self.kind = Kind::Full((!bytes.is_empty()).then_some(bytes));
+    }
+
     fn finished(&mut self) {
         if let Some(g) = &mut self.guard {
             g.finished = true;
@@ -195,6 +208,7 @@ pub(crate) struct RequestGuard {
 impl RequestGuard {
     pub(crate) fn new(ctx: Arc<ConnCtx>, h2: bool) -> Self {
         ctx.shared.stats.request_started(&ctx.stats, h2);
+        ctx.touch();
         Self {
             ctx,
             finished: false,
@@ -209,6 +223,7 @@ impl RequestGuard {
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
+        self.ctx.touch();
         self.ctx
             .shared
             .stats

@@ -7,21 +7,21 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rustls::HandshakeKind;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use crate::Options;
 use crate::Shared;
 use crate::stats::ConnStats;
 
@@ -41,9 +41,52 @@ pub(crate) struct ConnCtx {
     abort: Arc<AtomicBool>,
     abort_now: Notify,
     close: Notify,
+    /// For a site's idle and write timeouts; `None` on the test server.
+    activity: Option<Arc<Activity>>,
+}
+
+/// When a connection last started or ended a request, and since when a write is blocked.
+pub(crate) struct Activity {
+    epoch: Instant,
+    /// Milliseconds since `epoch`.
+    last_request: AtomicU64,
+    /// Milliseconds since `epoch` plus one; 0 while no write is blocked.
+    write_blocked_since: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            last_request: AtomicU64::new(0),
+            write_blocked_since: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn wrote(&self, blocked: bool) {
+        if blocked {
+            if self.write_blocked_since.load(Ordering::Relaxed) == 0 {
+                self.write_blocked_since
+                    .store(self.now_ms() + 1, Ordering::Relaxed);
+            }
+        } else if self.write_blocked_since.load(Ordering::Relaxed) != 0 {
+            self.write_blocked_since.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 impl ConnCtx {
+    /// Marks request activity (for the idle timeout).
+    pub(crate) fn touch(&self) {
+        if let Some(a) = &self.activity {
+            a.last_request.store(a.now_ms(), Ordering::Relaxed);
+        }
+    }
+
     /// Drops the connection at once with a TCP RST.
     pub(crate) fn abort(&self) {
         self.abort.store(true, Ordering::SeqCst);
@@ -57,8 +100,18 @@ impl ConnCtx {
 }
 
 /// Builds the hyper connection builder every port uses.
-pub(crate) fn builder(opts: &Options) -> auto::Builder<TokioExecutor> {
+pub(crate) fn builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
+    let opts = &shared.opts;
     let mut b = auto::Builder::new(TokioExecutor::new());
+    if let Some(site) = &shared.site {
+        b.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(site.header_read_timeout)
+            .max_buf_size(site.max_header_bytes);
+        b.http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(site.max_header_bytes).unwrap_or(u32::MAX));
+    }
     b.http1().keep_alive(opts.h1_keep_alive);
     b.http2()
         .max_concurrent_streams(opts.max_concurrent_streams)
@@ -78,7 +131,7 @@ pub(crate) async fn accept_loop(
     tls: Option<TlsAcceptor>,
     mut phase: watch::Receiver<Phase>,
 ) {
-    let builder = Arc::new(builder(&shared.opts));
+    let builder = Arc::new(builder(&shared));
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -98,10 +151,15 @@ pub(crate) async fn accept_loop(
             abort: Arc::new(AtomicBool::new(false)),
             abort_now: Notify::new(),
             close: Notify::new(),
+            activity: shared.site.as_ref().and_then(|s| {
+                (s.idle_timeout.is_some() || s.write_timeout.is_some())
+                    .then(|| Arc::new(Activity::new()))
+            }),
         });
         let io = RstOnAbort {
             inner: tcp,
             abort: ctx.abort.clone(),
+            activity: ctx.activity.clone(),
         };
         let tls = tls.clone();
         let builder = builder.clone();
@@ -130,7 +188,15 @@ async fn handshake_and_serve(
     let Some(acceptor) = tls else {
         return serve(builder, io, ctx, phase).await;
     };
-    let Ok(stream) = acceptor.accept(io).await else {
+    let limit = ctx.shared.site.as_ref().and_then(|s| s.header_read_timeout);
+    let handshake = acceptor.accept(io);
+    let accepted = match limit {
+        Some(d) => tokio::time::timeout(d, handshake)
+            .await
+            .unwrap_or_else(|_| Err(io::Error::from(io::ErrorKind::TimedOut))),
+        None => handshake.await,
+    };
+    let Ok(stream) = accepted else {
         ctx.shared.stats.tls_handshake_failed();
         return;
     };
@@ -167,9 +233,26 @@ async fn serve<I>(
     tokio::pin!(conn);
     let mut close_all = ctx.shared.close_all.subscribe();
     let mut closing = false;
+    let limits = ctx
+        .shared
+        .site
+        .as_ref()
+        .map(|s| (s.idle_timeout, s.write_timeout));
+    let period = limits.and_then(|(idle, write)| {
+        let shortest = idle.into_iter().chain(write).min()?;
+        Some((shortest / 4).max(Duration::from_millis(50)))
+    });
     loop {
         tokio::select! {
             _ = conn.as_mut() => return,
+            () = tick(period) => match check(&ctx, limits) {
+                Check::Idle if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                Check::Fine | Check::Idle => {}
+                Check::WriteStalled => return,
+            },
             () = ctx.abort_now.notified() => return,
             () = ctx.close.notified(), if !closing => {
                 closing = true;
@@ -190,6 +273,43 @@ async fn serve<I>(
             }
         }
     }
+}
+
+/// Sleeps `period`, or forever when there is nothing to check.
+async fn tick(period: Option<Duration>) {
+    match period {
+        Some(p) => tokio::time::sleep(p).await,
+        None => std::future::pending().await,
+    }
+}
+
+enum Check {
+    Fine,
+    /// No request for the idle timeout: close gracefully.
+    Idle,
+    /// A write blocked for the write timeout: drop the connection.
+    WriteStalled,
+}
+
+fn check(ctx: &ConnCtx, limits: Option<(Option<Duration>, Option<Duration>)>) -> Check {
+    let (Some(a), Some((idle, write))) = (&ctx.activity, limits) else {
+        return Check::Fine;
+    };
+    let now = a.now_ms();
+    let blocked = a.write_blocked_since.load(Ordering::Relaxed);
+    if let Some(w) = write
+        && blocked != 0
+        && now.saturating_sub(blocked - 1) >= w.as_millis() as u64
+    {
+        return Check::WriteStalled;
+    }
+    if let Some(i) = idle
+        && ctx.stats.in_flight() == 0
+        && now.saturating_sub(a.last_request.load(Ordering::Relaxed)) >= i.as_millis() as u64
+    {
+        return Check::Idle;
+    }
+    Check::Fine
 }
 
 /// Accepts connections and never writes to them; reads are discarded.
@@ -252,6 +372,15 @@ pub(crate) async fn blackhole() -> io::Result<(socket2::Socket, SocketAddr, Vec<
 pub(crate) struct RstOnAbort {
     inner: TcpStream,
     abort: Arc<AtomicBool>,
+    activity: Option<Arc<Activity>>,
+}
+
+impl RstOnAbort {
+    fn note_write<T>(&self, r: &Poll<io::Result<T>>) {
+        if let Some(a) = &self.activity {
+            a.wrote(r.is_pending());
+        }
+    }
 }
 
 impl Drop for RstOnAbort {
@@ -278,7 +407,9 @@ impl AsyncWrite for RstOnAbort {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note_write(&r);
+        r
     }
 
     fn poll_write_vectored(
@@ -286,7 +417,9 @@ impl AsyncWrite for RstOnAbort {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note_write(&r);
+        r
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -12,8 +12,10 @@ mod compress;
 mod conn;
 mod control;
 mod dns;
+mod files;
 mod routes;
 mod script;
+mod site;
 mod stats;
 mod tls;
 
@@ -30,6 +32,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub use crate::dns::{DnsMode, DnsServer};
 pub use crate::script::{Action, Reply};
+pub use crate::site::{Drained, Site, SiteOptions, SiteTls};
 pub use crate::stats::{Counters, RecordedRequest};
 
 use crate::conn::Phase;
@@ -72,6 +75,8 @@ pub(crate) struct Shared {
     pub(crate) live: Arc<()>,
     /// Bumped to close every open connection gracefully.
     pub(crate) close_all: watch::Sender<u64>,
+    /// Files, timeouts and metrics of a [`Site`]; `None` on the test server.
+    pub(crate) site: Option<site::SiteState>,
 }
 
 impl Shared {
@@ -132,6 +137,7 @@ impl TestServer {
             live: Arc::new(()),
             close_all: watch::Sender::new(0),
             opts,
+            site: None,
         });
         let mut tasks = Vec::new();
 

@@ -88,18 +88,39 @@ pub(crate) async fn handle(
         // Nobody reads a HEAD response's body, so its end says nothing about cancellation.
         guard.finish();
     }
+    if ctx.shared.site.is_some() {
+        return crate::site::handle(ctx, guard, req).await;
+    }
     let (parts, body) = req.into_parts();
+    endpoints(ctx, guard, parts, body).await
+}
+
+/// The endpoints (and scripted replies) for a request whose accounting has begun.
+pub(crate) async fn endpoints(
+    ctx: Arc<ConnCtx>,
+    guard: RequestGuard,
+    parts: http::request::Parts,
+    body: Incoming,
+) -> Result<Response<Body>, BoxError> {
+    let h2 = parts.version == Version::HTTP_2;
     if parts.uri.path() == "/early" {
         return Ok(early(&parts, body).map(|b| b.with_guard(guard)));
     }
     let mut upload = None;
+    let read_timeout = ctx.shared.site.as_ref().and_then(|s| s.read_timeout);
     let body = if body.is_end_stream() {
         Bytes::new()
     } else if parts.uri.path() == "/upload" {
-        upload = Some(consume(body).await?);
+        match within(read_timeout, consume(body)).await {
+            Some(r) => upload = Some(r?),
+            None => return Ok(request_timeout().map(|b| b.with_guard(guard))),
+        }
         Bytes::new()
     } else {
-        body.collect().await?.to_bytes()
+        match within(read_timeout, body.collect()).await {
+            Some(r) => r?.to_bytes(),
+            None => return Ok(request_timeout().map(|b| b.with_guard(guard))),
+        }
     };
     let shared = &ctx.shared;
     let mut served = 0;
@@ -130,6 +151,25 @@ pub(crate) async fn handle(
         .await
         .unwrap_or_else(Reject::into_response);
     Ok(resp.map(|b| b.with_guard(guard)))
+}
+
+/// Runs `fut` to its end, or until `limit` passes (`None`).
+async fn within<F: Future>(limit: Option<Duration>, fut: F) -> Option<F::Output> {
+    match limit {
+        Some(d) => tokio::time::timeout(d, fut).await.ok(),
+        None => Some(fut.await),
+    }
+}
+
+/// 408, closing the connection: the rest of a slow body would be read as the next request.
+fn request_timeout() -> Response<Body> {
+    let mut resp = json_response(
+        StatusCode::REQUEST_TIMEOUT,
+        &json!({ "error": "request body not received within the read timeout" }),
+    );
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 /// `/early?status=200&drain=0`: answers before reading the request body (a server refusing an

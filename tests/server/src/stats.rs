@@ -109,9 +109,26 @@ pub(crate) struct Stats {
     silent_connections: AtomicU64,
     conns: Mutex<Vec<Arc<ConnStats>>>,
     per_path: Mutex<BTreeMap<String, u64>>,
+    /// No per-connection list (a long-running site would grow it without bound).
+    untracked: bool,
+}
+
+impl ConnStats {
+    /// Requests in progress on this connection now.
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.in_flight.load(Relaxed)
+    }
 }
 
 impl Stats {
+    /// Counters without `per_connection_requests`.
+    pub(crate) fn untracked() -> Self {
+        Self {
+            untracked: true,
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn connection_opened(&self) -> Arc<ConnStats> {
         let conn = Arc::new(ConnStats {
             id: self.next_conn_id.fetch_add(1, Relaxed) + 1,
@@ -121,7 +138,9 @@ impl Stats {
             closed: AtomicBool::new(false),
             pre_reset: AtomicBool::new(false),
         });
-        lock(&self.conns).push(conn.clone());
+        if !self.untracked {
+            lock(&self.conns).push(conn.clone());
+        }
         self.connections_accepted.fetch_add(1, Relaxed);
         let active = self.connections_active.fetch_add(1, Relaxed) + 1;
         self.max_connections_active.fetch_max(active, Relaxed);

@@ -81,6 +81,56 @@ impl Drop for Pki {
     }
 }
 
+/// A CA certificate written to a temp file, removed on drop.
+pub(crate) struct TempCa {
+    pub(crate) path: PathBuf,
+}
+
+impl Drop for TempCa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// A site's config with a fresh CA and a leaf for the loopback names and `ip`.
+pub(crate) fn site_generated(ip: std::net::IpAddr) -> io::Result<(Arc<ServerConfig>, TempCa)> {
+    let ca = Ca::new("wirecore serve CA")?;
+    let mut names: Vec<String> = LEAF_NAMES.iter().map(|s| (*s).to_owned()).collect();
+    if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
+        names.push(ip.to_string());
+    }
+    let (chain, key) = ca.leaf_for(names)?;
+    let cfg = Arc::new(server_config(chain, key, None)?);
+    let path = temp_dir()?.join("ca.pem");
+    std::fs::write(&path, ca.cert.pem())?;
+    Ok((cfg, TempCa { path }))
+}
+
+/// A site's config from a PEM certificate chain and private key.
+pub(crate) fn site_from_files(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> io::Result<Arc<ServerConfig>> {
+    use rustls_pki_types::pem::PemObject;
+    let named = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
+        io::Error::other(format!("{what} {}: {e}", path.display()))
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| named("certificate", cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| named("certificate", cert, &e))?;
+    if chain.is_empty() {
+        return Err(named("certificate", cert, &"no CERTIFICATE block"));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| named("key", key, &e))?;
+    server_config(chain, key_der, None)
+        .map(Arc::new)
+        .map_err(|e| named("certificate and key", cert, &e))
+}
+
 /// A self-signed CA that signs leaves.
 struct Ca {
     cert: rcgen::Certificate,
@@ -107,7 +157,14 @@ impl Ca {
 
     /// A server leaf for [`LEAF_NAMES`]: the chain (leaf, CA) and the leaf's key.
     fn leaf(&self) -> io::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
-        let names: Vec<String> = LEAF_NAMES.iter().map(|s| (*s).to_owned()).collect();
+        self.leaf_for(LEAF_NAMES.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    /// A server leaf for `names`: the chain (leaf, CA) and the leaf's key.
+    fn leaf_for(
+        &self,
+        names: Vec<String>,
+    ) -> io::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
         let mut params = CertificateParams::new(names).map_err(other)?;
         params
             .distinguished_name

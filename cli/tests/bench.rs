@@ -1,0 +1,368 @@
+//! `wirecore bench` against `wirecore serve` and nginx on loopback: the JSON report's counts
+//! add up, `--rate` holds its rate, Ctrl-C prints a partial report, bad arguments fail early.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{BIN, Serve, TempDir, bench, free_port, sum, wait_exit};
+
+/// Every count of a report agrees with the others.
+fn assert_adds_up(r: &Value, requests: u64) {
+    let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} in {r}"));
+    assert_eq!(n("requests"), requests, "{r}");
+    assert_eq!(n("responses") + n("errors"), n("requests"));
+    assert_eq!(sum(&r["status"]), n("responses"));
+    assert_eq!(sum(&r["error_codes"]), n("errors"));
+    assert_eq!(sum(&r["versions"]), n("responses"));
+    let hist: u64 = r["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(hist, n("responses"));
+    let l = &r["latency_ms"];
+    let ms = |k: &str| l[k].as_f64().unwrap_or_else(|| panic!("latency_ms.{k}"));
+    let order = ["min", "p50", "p90", "p95", "p99", "p99_9", "max"];
+    for w in order.windows(2) {
+        assert!(ms(w[0]) <= ms(w[1]), "{} > {}: {l}", w[0], w[1]);
+    }
+    assert!(ms("min") > 0.0);
+    assert!(r["req_per_s"].as_f64().unwrap() > 0.0);
+    let c = &r["connections"];
+    assert!(c["opened"].as_u64().unwrap() >= 1);
+    assert!(c["opened"].as_u64().unwrap() + c["reused"].as_u64().unwrap() >= n("requests"));
+    let timeline: f64 = r["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["req_per_s"].as_f64().unwrap())
+        .sum();
+    assert!(timeline > 0.0);
+}
+
+#[test]
+fn json_report_counts_add_up_against_serve() {
+    let srv = Serve::start(&[]);
+    let plot = TempDir::new("plot");
+    let svg = plot.path().join("out.svg");
+    let (status, r, _) = bench(&[
+        "-n",
+        "300",
+        "-c",
+        "8",
+        "--plot",
+        svg.to_str().unwrap(),
+        &format!("{}/json", srv.url),
+        &format!("{}/status/503", srv.url),
+    ]);
+    assert!(status.success());
+    assert_adds_up(&r, 300);
+    assert_eq!(r["status"]["200"], 150);
+    assert_eq!(r["status"]["503"], 150);
+    assert_eq!(r["errors"], 0);
+    assert_eq!(r["interrupted"], false);
+    assert!(r["bytes"]["body"].as_u64().unwrap() >= 150 * 100);
+    let svg = std::fs::read_to_string(svg).unwrap();
+    assert!(svg.starts_with("<svg"));
+    for label in [
+        "latency (ms)",
+        "responses",
+        "time (s)",
+        "requests / s",
+        "p99",
+    ] {
+        assert!(svg.contains(label), "plot lacks {label}");
+    }
+}
+
+#[test]
+fn errors_are_counted_by_code() {
+    // Nothing listens on this port: every request fails to connect.
+    let url = format!("http://127.0.0.1:{}/", free_port());
+    let (status, r, _) = bench(&["-n", "20", "-c", "2", &url]);
+    assert!(status.success());
+    assert_adds_up_errors(&r, 20);
+    assert_eq!(r["error_codes"]["connect"], 20, "{r}");
+}
+
+fn assert_adds_up_errors(r: &Value, n: u64) {
+    assert_eq!(r["requests"], n);
+    assert_eq!(r["responses"], 0);
+    assert_eq!(r["errors"], n);
+    assert_eq!(sum(&r["error_codes"]), n);
+}
+
+#[test]
+fn h2_over_tls_and_h2c_against_serve() {
+    let tls = Serve::start(&["--tls"]);
+    let ca = tls.info["ca"].as_str().unwrap().to_owned();
+    let (status, r, _) = bench(&[
+        "-n",
+        "100",
+        "-c",
+        "10",
+        "--h2",
+        "--cacert",
+        &ca,
+        &format!("{}/json", tls.url),
+    ]);
+    assert!(status.success());
+    assert_adds_up(&r, 100);
+    assert_eq!(r["versions"]["HTTP/2"], 100, "{r}");
+    assert_eq!(r["connections"]["opened"], 1, "one h2 connection: {r}");
+
+    let plain = Serve::start(&[]);
+    let (_, r, _) = bench(&[
+        "-n",
+        "50",
+        "-c",
+        "5",
+        "--h2c",
+        &format!("{}/json", plain.url),
+    ]);
+    assert_adds_up(&r, 50);
+    assert_eq!(r["versions"]["HTTP/2"], 50, "{r}");
+    let (_, r, _) = bench(&[
+        "-n",
+        "50",
+        "-c",
+        "5",
+        "--h1",
+        &format!("{}/json", tls.url),
+        "-k",
+    ]);
+    assert_eq!(r["versions"]["HTTP/1.1"], 50, "{r}");
+}
+
+#[test]
+fn open_loop_rate_holds_within_five_percent() {
+    let srv = Serve::start(&[]);
+    let (status, r, _) = bench(&[
+        "--rate",
+        "200",
+        "-d",
+        "3s",
+        "-c",
+        "32",
+        &format!("{}/json", srv.url),
+    ]);
+    assert!(status.success());
+    let n = r["requests"].as_u64().unwrap();
+    assert_adds_up(&r, n);
+    let rate = r["req_per_s"].as_f64().unwrap();
+    assert!((rate - 200.0).abs() <= 10.0, "achieved {rate} req/s: {r}");
+    assert!((570..=600).contains(&n), "{n} requests in 3 s at 200/s");
+    assert_eq!(r["rate"], 200.0);
+}
+
+#[test]
+fn ctrl_c_prints_a_partial_report() {
+    let srv = Serve::start(&[]);
+    let mut child = Command::new(BIN)
+        .args(["bench", "-d", "60s", "-c", "4", "--json"])
+        .arg(format!("{}/delay/20", srv.url))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first progress line (after one second) shows the run is under way.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("done"), "{line}");
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(130));
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["interrupted"], true);
+    let n = r["requests"].as_u64().unwrap();
+    assert!(n > 0);
+    assert_adds_up(&r, n);
+    assert!(r["duration_s"].as_f64().unwrap() < 30.0);
+}
+
+#[test]
+fn bad_arguments_fail_before_any_request_with_one_line() {
+    for (args, want) in [
+        (
+            vec!["-H", "no-colon", "http://127.0.0.1:9/"],
+            "expected NAME: VALUE",
+        ),
+        (vec!["--h2", "http://127.0.0.1:9/"], "use --h2c"),
+        (vec!["not a url"], "URL"),
+        (
+            vec!["--body-file", "/nonexistent/x", "http://127.0.0.1:9/"],
+            "--body-file",
+        ),
+        (
+            vec!["--config", "/nonexistent/x.json", "http://127.0.0.1:9/"],
+            "--config",
+        ),
+    ] {
+        let out = Command::new(BIN).arg("bench").args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("wirecore: ") && err.contains(want),
+            "{args:?}: {err}"
+        );
+    }
+    let dir = TempDir::new("cfg");
+    let cfg = dir.path().join("c.json");
+    std::fs::write(&cfg, r#"{"pool":{"max_conections":4}}"#).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "--config",
+            cfg.to_str().unwrap(),
+            "http://127.0.0.1:9/",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_conections"), "{err}");
+    for sub in ["bench", "serve"] {
+        let out = Command::new(BIN).args([sub, "--help"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("Examples:"),
+            "{sub}: {text}"
+        );
+    }
+}
+
+/// nginx on private loopback ports (HTTP/1.1 and TLS with h2), serving a 1 KiB file.
+struct Nginx {
+    child: Child,
+    http: u16,
+    https: u16,
+    dir: TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nginx_bin() -> PathBuf {
+    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("nginx is not installed: run `make setup`")
+}
+
+fn start_nginx() -> Nginx {
+    let dir = TempDir::new("nginx");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("www")).unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &rcgen::Issuer::new(ca_params, ca_key))
+        .unwrap();
+    std::fs::write(d.join("cert.pem"), leaf.pem()).unwrap();
+    std::fs::write(d.join("key.pem"), leaf_key.serialize_pem()).unwrap();
+    std::fs::write(d.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(d.join("www/1k"), vec![b'x'; 1024]).unwrap();
+    let (http, https) = (free_port(), free_port());
+    let d = d.display();
+    let conf = format!(
+        "user root;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\ndaemon off;\n\
+         events {{ worker_connections 512; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/cb; proxy_temp_path {d}/px; fastcgi_temp_path {d}/fc; uwsgi_temp_path {d}/uw; scgi_temp_path {d}/sc;\n\
+           default_type application/octet-stream;\n  keepalive_requests 100000;\n\
+           server {{\n    listen 127.0.0.1:{http};\n    listen 127.0.0.1:{https} ssl http2;\n\
+             ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem;\n    root {d}/www;\n  }}\n}}\n"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let child = Command::new(nginx_bin())
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    // At most 10 s.
+    let up = (0..500).any(|_| {
+        let ok = std::net::TcpStream::connect(("127.0.0.1", https)).is_ok();
+        if !ok {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ok
+    });
+    assert!(up, "nginx did not start");
+    Nginx {
+        child,
+        http,
+        https,
+        dir,
+    }
+}
+
+fn ca_of(n: &Nginx) -> String {
+    Path::new(n.dir.path()).join("ca.pem").display().to_string()
+}
+
+#[test]
+fn bench_against_nginx_over_h1_and_h2() {
+    let nginx = start_nginx();
+    let (status, r, _) = bench(&[
+        "-n",
+        "400",
+        "-c",
+        "8",
+        "--h1",
+        &format!("http://127.0.0.1:{}/1k", nginx.http),
+    ]);
+    assert!(status.success());
+    assert_adds_up(&r, 400);
+    assert_eq!(r["status"]["200"], 400);
+    assert_eq!(r["bytes"]["body"], 400 * 1024);
+    assert_eq!(r["versions"]["HTTP/1.1"], 400);
+    assert!(r["connections"]["opened"].as_u64().unwrap() <= 8, "{r}");
+
+    let (status, r, _) = bench(&[
+        "-n",
+        "400",
+        "-c",
+        "8",
+        "--h2",
+        "--cacert",
+        &ca_of(&nginx),
+        &format!("https://localhost:{}/1k", nginx.https),
+    ]);
+    assert!(status.success());
+    assert_adds_up(&r, 400);
+    assert_eq!(r["versions"]["HTTP/2"], 400, "{r}");
+    assert_eq!(r["connections"]["opened"], 1);
+}
