@@ -36,7 +36,7 @@ pub use crate::policy::{Answer, BreakerEvent, BreakerState};
 pub use crate::request::{
     DEFAULT_URGENCY, PhaseTimeouts, Request, parse_header, parse_method, parse_url, urgency,
 };
-pub use crate::response::{Response, Timings, TlsInfo};
+pub use crate::response::{Response, SMALL_BODY_BYTES, Timings, TlsInfo};
 pub use http::{HeaderMap, Method, StatusCode, Uri, Version};
 
 /// The engine's version, the one number every artifact carries (see CHANGELOG.md).

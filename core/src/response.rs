@@ -16,6 +16,10 @@ use crate::error::{Error, ErrorKind};
 /// Most bytes reserved for a whole body before they arrive.
 const PREALLOC_MAX: u64 = 8 << 20;
 
+/// A body this small (by its declared length) is read along with the head: the bindings hand
+/// it over with the response, and a redirect drains it so its connection can be reused.
+pub const SMALL_BODY_BYTES: u64 = 64 * 1024;
+
 /// Where the time of a request went. Connection phases are zero on a reused connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Timings {
@@ -167,14 +171,14 @@ impl Response {
         })
     }
 
-    /// Reads a small body (≤ 64 KiB by `Content-Length`) so its connection can be reused;
+    /// Reads a small body (≤ [`SMALL_BODY_BYTES`] by `Content-Length`) so its connection can be reused;
     /// a large or unknown-length one is dropped, closing an HTTP/1.1 connection.
     pub(crate) async fn drain(self) {
         let small = self
             .headers
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-            .is_some_and(|n| n <= 64 * 1024);
+            .is_some_and(|n| n <= SMALL_BODY_BYTES);
         if small {
             let _ = self.bytes().await;
         }

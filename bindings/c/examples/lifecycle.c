@@ -1,5 +1,5 @@
-/* Lifetimes: wirecore_client_close returns after every callback; clients freed without close
- * give back their sockets; a huge timeout still completes.
+/* Lifetimes: wirecore_client_close returns after every callback and waits for body reads;
+ * clients freed without close give back their sockets; a huge timeout still completes.
  * Usage: lifecycle BASE_URL */
 #include <dirent.h>
 #include <pthread.h>
@@ -192,12 +192,95 @@ static void huge_timeout_completes(const char *base) {
     wirecore_client_free(client);
 }
 
+static wirecore_client *new_client(void) {
+    wirecore_client *client = NULL;
+    wirecore_error *err = NULL;
+    if (wirecore_client_new(NULL, &client, &err) != WIRECORE_OK) {
+        fprintf(stderr, "lifecycle: client: %s\n", wirecore_error_message(err));
+        exit(1);
+    }
+    return client;
+}
+
+/* Waits (at most 30 s) until the client has the heads of `n` requests: the engine counts a
+ * request until its head, so from then on only its body is in flight. */
+static int wait_heads(wirecore_client *client, int n) {
+    char want[64];
+    snprintf(want, sizeof want, "\"requests_total\":%d,\"requests_in_flight\":0", n);
+    for (int i = 0; i < 15000; i++) {
+        char *json = NULL;
+        if (wirecore_client_stats_json(client, &json, NULL) == WIRECORE_OK) {
+            int ok = strstr(json, want) != NULL;
+            wirecore_string_free(json);
+            if (ok) return 1;
+        }
+        pause_ms(2);
+    }
+    return 0;
+}
+
+/* A small body is read along with its head; wirecore_client_close waits for it instead of
+ * cancelling the request once the head is in. */
+static void close_waits_for_a_small_body_after_its_head(const char *base) {
+    wirecore_client *client = new_client();
+    wirecore_queue *q = wirecore_queue_new();
+    wirecore_error *err = NULL;
+    wirecore_request *req = make(base, "/drip?bytes=1000&chunks=4&delay_ms=150");
+    CHECK(wirecore_client_submit_queue(client, req, q, NULL, NULL, &err) == WIRECORE_OK, "submit");
+    CHECK(wait_heads(client, 1), "the head never arrived");
+    wirecore_client_close(client, 10000);
+    wirecore_completion c;
+    ptrdiff_t n = wirecore_queue_try_take(q, &c, 1);
+    CHECK(n == 1, "close returned before the request completed (%td)", n);
+    if (n == 1) {
+        CHECK(c.code == WIRECORE_OK, "the request failed: %s", wirecore_error_message(c.error));
+        size_t len = 0;
+        bool eof = false;
+        if (c.response) wirecore_response_buffered(c.response, &len, &eof);
+        CHECK(len == 1000 && eof, "the whole body came with the response (%zu, %d)", len, eof);
+        wirecore_response_free(c.response);
+        wirecore_error_free(c.error);
+    }
+    wirecore_queue_free(q);
+    wirecore_client_free(client);
+}
+
+/* A queued read of a streamed body: wirecore_client_close returns after its completion. */
+static void close_waits_for_a_queued_body_read(const char *base) {
+    wirecore_client *client = new_client();
+    wirecore_queue *q = wirecore_queue_new();
+    wirecore_error *err = NULL;
+    wirecore_request *req = make(base, "/drip?bytes=200000&chunks=2&delay_ms=300");
+    CHECK(wirecore_client_submit_queue(client, req, q, NULL, NULL, &err) == WIRECORE_OK, "submit");
+    wirecore_completion c;
+    CHECK(wirecore_queue_wait(q, &c, 1, 30000) == 1, "no response");
+    CHECK(c.code == WIRECORE_OK && c.response, "the request failed");
+    wirecore_response *resp = c.response;
+    CHECK(wirecore_response_read_queue(resp, q, (void *)1, &err) == WIRECORE_OK, "read_queue");
+    wirecore_client_close(client, 10000);
+    ptrdiff_t n = wirecore_queue_try_take(q, &c, 1);
+    CHECK(n == 1, "close returned before the body read completed (%td)", n);
+    if (n == 1) {
+        CHECK(c.userdata == (void *)1 && c.code == WIRECORE_OK, "the read failed");
+        size_t len = 0;
+        bool eof = false;
+        wirecore_response_buffered(resp, &len, &eof);
+        CHECK(len > 0, "the read left no bytes");
+        wirecore_error_free(c.error);
+    }
+    wirecore_response_free(resp);
+    wirecore_queue_free(q);
+    wirecore_client_free(client);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s BASE_URL\n", argv[0]);
         return 2;
     }
     close_waits_for_callbacks(argv[1]);
+    close_waits_for_a_small_body_after_its_head(argv[1]);
+    close_waits_for_a_queued_body_read(argv[1]);
     huge_timeout_completes(argv[1]);
     freed_clients_return_their_fds(argv[1]);
     if (failures) fprintf(stderr, "lifecycle: %d failures\n", failures);

@@ -2,11 +2,11 @@
 //! and the stats snapshot (JSON and Prometheus text).
 
 use std::ffi::{CString, c_char};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use wirecore::{Config, Error, ErrorKind};
+use wirecore_bridge::{Kind, Tracker};
 
 use crate::error::{self, wirecore_code, wirecore_error};
 use crate::handle::{self, Magic};
@@ -23,64 +23,11 @@ use crate::response::{self, wirecore_response};
 pub struct wirecore_client {
     magic: Magic,
     pub(crate) client: wirecore::Client,
-    pub(crate) outstanding: Arc<Outstanding>,
+    /// Requests and body reads in flight, so `wirecore_client_close` waits for them.
+    pub(crate) tracker: Arc<Tracker>,
 }
 
 tagged!(wirecore_client, CLIENT);
-
-/// Submissions whose completion is not delivered yet, so `wirecore_client_close` can return
-/// only after the last callback.
-#[derive(Debug)]
-pub(crate) struct Outstanding {
-    count: AtomicUsize,
-    lock: Mutex<()>,
-    zero: Condvar,
-    closing: tokio::sync::watch::Sender<bool>,
-}
-
-/// One submission in flight; dropped once its completion is delivered.
-#[derive(Debug)]
-pub(crate) struct Pending(Arc<Outstanding>);
-
-impl Outstanding {
-    fn new() -> Self {
-        Self {
-            count: AtomicUsize::new(0),
-            lock: Mutex::new(()),
-            zero: Condvar::new(),
-            closing: tokio::sync::watch::Sender::new(false),
-        }
-    }
-
-    pub(crate) fn enter(self: &Arc<Self>) -> Pending {
-        self.count.fetch_add(1, Ordering::AcqRel);
-        Pending(self.clone())
-    }
-
-    /// Becomes true when `wirecore_client_close` gives up waiting: submissions still running
-    /// are cancelled.
-    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.closing.subscribe()
-    }
-
-    /// Blocks until every submission's completion was delivered.
-    fn wait_idle(&self) {
-        let mut g = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        while self.count.load(Ordering::Acquire) != 0 {
-            g = self.zero.wait(g).unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // Under the lock, so a closer between its check and its wait cannot miss it.
-            let _g = self.0.lock.lock().unwrap_or_else(PoisonError::into_inner);
-            self.0.zero.notify_all();
-        }
-    }
-}
 
 /// Builds a client from `config_json`, the core's config as JSON (`{"pool":{"max_idle_per_host":8}}`);
 /// NULL or `""` means every default. On success `*out` owns the client.
@@ -119,7 +66,7 @@ pub unsafe extern "C" fn wirecore_client_new(
                 let h = handle::give(wirecore_client {
                     magic: Magic::CLIENT,
                     client,
-                    outstanding: Arc::new(Outstanding::new()),
+                    tracker: Tracker::new(),
                 });
                 // SAFETY: checked non-NULL.
                 unsafe { handle::put(out, h) };
@@ -172,10 +119,10 @@ pub unsafe extern "C" fn wirecore_client_send(
         if out.is_null() {
             return error::invalid(err, "wirecore_client_send: out is NULL");
         }
-        let client = c.client.clone();
+        let work = response::fetch(c.client.clone(), c.tracker.clone(), request);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         // The request runs on the engine; this thread only waits for its outcome.
-        crate::task::spawn_once(response::fetch(client, request), move |r| {
+        c.tracker.spawn(Kind::Request, None, work, move |r| {
             let _ = tx.send(r);
         });
         let res = rx.recv().unwrap_or_else(|_| {
@@ -195,9 +142,9 @@ pub unsafe extern "C" fn wirecore_client_send(
     })
 }
 
-/// Refuses new requests, waits (blocking the calling thread) until in-flight ones finish or
-/// `deadline_ms` passes, then cancels those still running (their completion carries
-/// `WIRECORE_CANCELLED`) and closes idle connections. Returns only after the callback (or
+/// Refuses new requests, waits (blocking the calling thread) until in-flight ones (and body
+/// reads in flight) finish or `deadline_ms` passes, then cancels the requests still running
+/// (their completion carries `WIRECORE_CANCELLED`) and closes idle connections. Returns only after the callback (or
 /// queue completion) of every request submitted on this client was delivered, so callback
 /// state may be freed right after. Never call it from a wirecore callback. The handle must
 /// still be freed.
@@ -214,20 +161,20 @@ pub unsafe extern "C" fn wirecore_client_close(
         let Some(c) = (unsafe { handle::get(client) }) else {
             return wirecore_code::WIRECORE_INVALID_ARGUMENT;
         };
-        let client = c.client.clone();
+        let (client, tracker) = (c.client.clone(), c.tracker.clone());
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        crate::task::spawn_once(
+        let d = Duration::from_millis(deadline_ms);
+        wirecore_bridge::spawn(
             async move {
-                client.close(Duration::from_millis(deadline_ms)).await;
+                tracker.close(&client, d, true).await;
                 Ok(())
             },
-            move |r| {
+            move |r: Result<(), Error>| {
                 let _ = tx.send(r);
             },
         );
         let _ = rx.recv();
-        c.outstanding.closing.send_replace(true);
-        c.outstanding.wait_idle();
+        c.tracker.wait_requests();
         wirecore_code::WIRECORE_OK
     })
 }

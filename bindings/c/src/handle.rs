@@ -108,50 +108,5 @@ pub(crate) unsafe fn put<T>(out: *mut T, v: T) {
     }
 }
 
-/// How many times this process image has been forked into a child (counted in the child by a
-/// `pthread_atfork` handler), so the per-thread runtime cache can tell a forked child without
-/// a `getpid` system call per request.
-static FORKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-extern "C" fn forked_child() {
-    FORKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-}
-
-unsafe extern "C" {
-    fn pthread_atfork(
-        prepare: Option<extern "C" fn()>,
-        parent: Option<extern "C" fn()>,
-        child: Option<extern "C" fn()>,
-    ) -> std::ffi::c_int;
-}
-
-/// The engine's runtime, cached per thread: the core's lookup takes a process-wide lock, which
-/// thousands of submitting threads would contend on. A fork (counted by a `pthread_atfork`
-/// child handler, registered before the first lookup) invalidates every cache, so a forked
-/// child gets its own runtime; no system call on the hot path.
-pub(crate) fn runtime() -> std::sync::Arc<tokio::runtime::Runtime> {
-    use std::cell::RefCell;
-    use std::sync::Arc;
-    use std::sync::atomic::Ordering;
-    thread_local! {
-        static RT: RefCell<Option<(u64, Arc<tokio::runtime::Runtime>)>> = const { RefCell::new(None) };
-    }
-    static ATFORK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    // SAFETY: registers a handler that only bumps an atomic (async-signal-safe).
-    let counted =
-        *ATFORK.get_or_init(|| unsafe { pthread_atfork(None, None, Some(forked_child)) } == 0);
-    // Without the handler (registration refused), fall back to comparing pids.
-    let generation = if counted {
-        FORKS.load(Ordering::Relaxed)
-    } else {
-        u64::from(std::process::id()) | 1 << 63
-    };
-    RT.with_borrow_mut(|slot| match slot {
-        Some((g, rt)) if *g == generation => rt.clone(),
-        _ => {
-            let rt = wirecore::runtime::global();
-            *slot = Some((generation, rt.clone()));
-            rt
-        }
-    })
-}
+/// The engine runtime, cached per thread and rebuilt in a forked child.
+pub(crate) use wirecore_bridge::fork::runtime;

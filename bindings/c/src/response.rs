@@ -2,21 +2,16 @@
 //! then read blocking or through a queue).
 
 use std::ffi::{CString, c_char};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 
-use bytes::{Buf, Bytes, BytesMut};
-use futures_util::StreamExt;
+use bytes::Bytes;
 use http::{HeaderMap, Uri};
-use tokio::sync::Notify;
-use wirecore::{Body, Error, ErrorKind};
+use wirecore::Error;
+use wirecore_bridge::{Begin, BodySlot, Copied, Kind, Prefetch, Tracker};
 
 use crate::error::{self, wirecore_code, wirecore_error};
 use crate::handle::{self, Magic};
 use crate::task::{Target, wirecore_queue};
-
-/// Bodies with a Content-Length up to this size arrive with the response, so a small
-/// response crosses the boundary once.
-const PREFETCH_MAX: u64 = 64 * 1024;
 
 /// Durations of the phases of a request, in microseconds (0 when the phase did not happen,
 /// e.g. DNS/connect/TLS on a reused connection).
@@ -52,7 +47,11 @@ pub struct wirecore_response {
     url_c: OnceLock<CString>,
     timings: wirecore_timings,
     reused: bool,
-    pub(crate) body: Arc<BodyState>,
+    /// Small bodies (`wirecore::SMALL_BODY_BYTES`) arrive with the response, so a small
+    /// response crosses the boundary once.
+    body: Arc<BodySlot>,
+    /// The client's, so a close waits for body reads in flight.
+    tracker: Arc<Tracker>,
     /// The body `wirecore_response_body` returned; later calls return it again.
     whole: Option<Bytes>,
     packed: OnceLock<Vec<u8>>,
@@ -81,27 +80,8 @@ impl wirecore_response {
 
 impl Drop for wirecore_response {
     fn drop(&mut self) {
-        // Aborts a queued read, which then completes with WIRECORE_CANCELLED.
-        self.body.closing.notify_one();
-    }
-}
-
-pub(crate) struct BodyState {
-    inner: Mutex<Inner>,
-    closing: Notify,
-}
-
-struct Inner {
-    stream: Option<Body>,
-    buf: Bytes,
-    eof: bool,
-    error: Option<Error>,
-    reading: bool,
-}
-
-impl BodyState {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        // Stops a queued read, which then completes with WIRECORE_CANCELLED.
+        self.body.close("the response was freed");
     }
 }
 
@@ -122,27 +102,17 @@ fn version_num(v: wirecore::Version) -> i32 {
 /// Sends `req` and reads a small body ahead. Runs on the engine runtime.
 pub(crate) async fn fetch(
     client: wirecore::Client,
+    tracker: Arc<Tracker>,
     req: wirecore::Request,
 ) -> Result<Box<wirecore_response>, Error> {
-    // Boxed: the engine's future is ~12 KiB, and every spawn would otherwise copy it.
-    let resp = Box::pin(client.execute(req)).await?;
-    let small = resp
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n <= PREFETCH_MAX);
-    let t = resp.timings();
-    let url = resp.url().clone();
-    let reused = resp.reused();
-    let tls = resp.tls_info();
-    let (parts, mut stream) = resp.into_http().into_parts();
-    let out = Box::new(wirecore_response {
+    let (head, body) = wirecore_bridge::fetch(client, req, Prefetch::Small).await?;
+    let t = head.timings;
+    Ok(Box::new(wirecore_response {
         magic: Magic::RESPONSE,
-        status: parts.status.as_u16(),
-        version: version_num(parts.version),
-        headers: parts.headers,
-        url,
+        status: head.status.as_u16(),
+        version: version_num(head.version),
+        headers: head.headers,
+        url: head.url,
         url_c: OnceLock::new(),
         timings: wirecore_timings {
             dns_us: micros(t.dns),
@@ -151,99 +121,14 @@ pub(crate) async fn fetch(
             ttfb_us: micros(t.ttfb),
             total_us: micros(t.total),
         },
-        reused,
-        body: Arc::new(BodyState {
-            inner: Mutex::new(Inner {
-                stream: None,
-                buf: Bytes::new(),
-                eof: false,
-                error: None,
-                reading: false,
-            }),
-            closing: Notify::new(),
-        }),
+        reused: head.reused,
+        body: BodySlot::new(body),
+        tracker,
         whole: None,
         packed: OnceLock::new(),
-        tls,
+        tls: head.tls,
         server_name_c: OnceLock::new(),
-    });
-    let mut inner = Inner {
-        stream: None,
-        buf: Bytes::new(),
-        eof: false,
-        error: None,
-        reading: false,
-    };
-    if small {
-        let mut acc: Option<BytesMut> = None;
-        loop {
-            match stream.next().await {
-                None => {
-                    inner.eof = true;
-                    break;
-                }
-                Some(Err(e)) => {
-                    inner.error = Some(e);
-                    break;
-                }
-                Some(Ok(c)) if c.is_empty() => {}
-                Some(Ok(c)) => {
-                    if inner.buf.is_empty() && acc.is_none() {
-                        inner.buf = c;
-                    } else {
-                        let a = acc.get_or_insert_with(|| BytesMut::from(&inner.buf[..]));
-                        a.extend_from_slice(&c);
-                    }
-                }
-            }
-        }
-        if let Some(a) = acc {
-            inner.buf = a.freeze();
-        }
-    }
-    if !inner.eof && inner.error.is_none() {
-        inner.stream = Some(stream);
-    }
-    *out.body.lock() = inner;
-    Ok(out)
-}
-
-/// Next non-empty chunk, or `None` at the end; aborts when the response is freed.
-async fn next_chunk(stream: &mut Body, closing: &Notify) -> Result<Option<Bytes>, Error> {
-    loop {
-        let item = tokio::select! {
-            biased;
-            () = closing.notified() => {
-                return Err(Error::new(ErrorKind::Cancelled, "the response was freed"));
-            }
-            item = stream.next() => item,
-        };
-        match item {
-            None => return Ok(None),
-            Some(Err(e)) => return Err(e),
-            Some(Ok(c)) if c.is_empty() => {}
-            Some(Ok(c)) => return Ok(Some(c)),
-        }
-    }
-}
-
-fn store(inner: &mut Inner, stream: Body, r: Result<Option<Bytes>, Error>) {
-    match r {
-        Ok(Some(c)) => {
-            inner.buf = c;
-            inner.stream = Some(stream);
-        }
-        Ok(None) => inner.eof = true,
-        Err(e) => inner.error = Some(e),
-    }
-}
-
-/// Copies buffered bytes into `out`; returns how many.
-fn drain(inner: &mut Inner, out: &mut [u8]) -> usize {
-    let n = inner.buf.len().min(out.len());
-    out[..n].copy_from_slice(&inner.buf[..n]);
-    inner.buf.advance(n);
-    n
+    }))
 }
 
 /// Borrows a response handle or returns `WIRECORE_INVALID_ARGUMENT` from the caller.
@@ -487,30 +372,34 @@ pub unsafe extern "C" fn wirecore_response_read(
         } else {
             unsafe { std::slice::from_raw_parts_mut(buf, cap) }
         };
-        let mut inner = r.body.lock();
+        if cap == 0 {
+            // SAFETY: checked non-NULL.
+            unsafe { handle::put(n, 0) };
+            return wirecore_code::WIRECORE_OK;
+        }
         loop {
-            if !inner.buf.is_empty() || cap == 0 {
-                let k = drain(&mut inner, out);
-                // SAFETY: checked non-NULL.
-                unsafe { handle::put(n, k) };
-                return wirecore_code::WIRECORE_OK;
-            }
-            if let Some(e) = inner.error.take() {
-                let code = error::fail(err, &e);
-                inner.error = Some(e);
-                return code;
-            }
-            if inner.eof {
-                // SAFETY: checked non-NULL.
-                unsafe { handle::put(n, 0) };
-                return wirecore_code::WIRECORE_OK;
-            }
-            let Some(mut stream) = inner.stream.take() else {
-                return error::invalid(err, "wirecore_response_read: a queued read is in flight");
+            let k = match r.body.copy_into(out) {
+                Copied::Bytes { n, .. } => n,
+                Copied::End => 0,
+                Copied::Failed(e) => return error::fail(err, &e),
+                Copied::Busy => {
+                    return error::invalid(
+                        err,
+                        "wirecore_response_read: a queued read is in flight",
+                    );
+                }
+                Copied::Empty => {
+                    if let Begin::Read(reader) = r.body.begin() {
+                        let _busy = r.tracker.enter(Kind::Read);
+                        // Its outcome is in the body now: the next turn reports it.
+                        let _ = crate::handle::runtime().block_on(reader.fill());
+                    }
+                    continue;
+                }
             };
-            let rt = crate::handle::runtime();
-            let res = rt.block_on(next_chunk(&mut stream, &r.body.closing));
-            store(&mut inner, stream, res);
+            // SAFETY: checked non-NULL.
+            unsafe { handle::put(n, k) };
+            return wirecore_code::WIRECORE_OK;
         }
     })
 }
@@ -550,22 +439,21 @@ pub unsafe extern "C" fn wirecore_response_read_nowait(
         } else {
             unsafe { std::slice::from_raw_parts_mut(buf, cap) }
         };
-        let mut inner = r.body.lock();
-        let k = drain(&mut inner, out);
-        let done = inner.buf.is_empty() && inner.eof;
+        let (k, done, failure) = match r.body.copy_into(out) {
+            Copied::Bytes { n, end } => (n, end, None),
+            Copied::Empty | Copied::Busy => (0, false, None),
+            Copied::End => (0, true, None),
+            Copied::Failed(e) => (0, false, Some(e)),
+        };
         // SAFETY: checked non-NULL.
         unsafe {
             handle::put(n, k);
             handle::put(eof, done);
         }
-        if k == 0
-            && let Some(e) = inner.error.take()
-        {
-            let code = error::fail(err, &e);
-            inner.error = Some(e);
-            return code;
+        match failure {
+            Some(e) => error::fail(err, &e),
+            None => wirecore_code::WIRECORE_OK,
         }
-        wirecore_code::WIRECORE_OK
     })
 }
 
@@ -583,11 +471,11 @@ pub unsafe extern "C" fn wirecore_response_buffered(
 ) -> wirecore_code {
     ffi_fn!(err = std::ptr::null_mut(), {
         let r = resp_or!(resp, wirecore_code::WIRECORE_INVALID_ARGUMENT);
-        let inner = r.body.lock();
+        let (buffered, end) = r.body.buffered();
         // SAFETY: NULL or writable.
         unsafe {
-            handle::put(len, inner.buf.len());
-            handle::put(eof, inner.eof);
+            handle::put(len, buffered);
+            handle::put(eof, end);
         }
         wirecore_code::WIRECORE_OK
     })
@@ -617,50 +505,21 @@ pub unsafe extern "C" fn wirecore_response_read_queue(
             return error::invalid(err, "wirecore_response_read_queue: invalid queue handle");
         };
         let target = Target::Queue(q.inner.clone(), crate::request::SendPtr(userdata));
-        let mut inner = r.body.lock();
-        if inner.reading {
-            return error::invalid(err, "wirecore_response_read_queue: a read is in flight");
+        match r.body.begin() {
+            Begin::Busy => error::invalid(err, "wirecore_response_read_queue: a read is in flight"),
+            // Bytes, the end or the error are there already.
+            Begin::Ready => {
+                target.deliver_read(Ok(()));
+                wirecore_code::WIRECORE_OK
+            }
+            Begin::Read(reader) => {
+                r.tracker
+                    .spawn(Kind::Read, None, reader.fill(), move |out| {
+                        target.deliver_read(out);
+                    });
+                wirecore_code::WIRECORE_OK
+            }
         }
-        let Some(mut stream) = inner.stream.take() else {
-            drop(inner);
-            target.deliver_read(Ok(()));
-            return wirecore_code::WIRECORE_OK;
-        };
-        if !inner.buf.is_empty() {
-            inner.stream = Some(stream);
-            drop(inner);
-            target.deliver_read(Ok(()));
-            return wirecore_code::WIRECORE_OK;
-        }
-        inner.reading = true;
-        drop(inner);
-        let body = r.body.clone();
-        let after = r.body.clone();
-        crate::task::spawn_once(
-            async move {
-                let res = next_chunk(&mut stream, &body.closing).await;
-                let out = match &res {
-                    Err(e) => Err(Error::new(e.kind(), e.full_message())),
-                    Ok(_) => Ok(()),
-                };
-                let mut inner = body.lock();
-                inner.reading = false;
-                store(&mut inner, stream, res);
-                out
-            },
-            move |out| {
-                if let Err(e) = &out {
-                    let mut inner = after.lock();
-                    if inner.reading {
-                        // The read panicked: the stream is gone, the body fails from here on.
-                        inner.reading = false;
-                        inner.error = Some(Error::new(e.kind(), e.full_message()));
-                    }
-                }
-                target.deliver_read(out);
-            },
-        );
-        wirecore_code::WIRECORE_OK
     })
 }
 
@@ -697,39 +556,19 @@ pub unsafe extern "C" fn wirecore_response_body(
             }
             return wirecore_code::WIRECORE_OK;
         }
-        let body = r.body.clone();
-        let mut inner = body.lock();
-        let mut acc = BytesMut::new();
-        let mut single: Option<Bytes> = None;
-        loop {
-            let chunk = std::mem::take(&mut inner.buf);
-            if !chunk.is_empty() {
-                if single.is_none() && acc.is_empty() {
-                    single = Some(chunk);
-                } else {
-                    if let Some(s) = single.take() {
-                        acc.extend_from_slice(&s);
-                    }
-                    acc.extend_from_slice(&chunk);
-                }
-            }
-            if let Some(e) = inner.error.take() {
-                let code = error::fail(err, &e);
-                inner.error = Some(e);
-                return code;
-            }
-            if inner.eof {
-                break;
-            }
-            let Some(mut stream) = inner.stream.take() else {
-                return error::invalid(err, "wirecore_response_body: a queued read is in flight");
-            };
-            let rt = crate::handle::runtime();
-            let res = rt.block_on(next_chunk(&mut stream, &body.closing));
-            store(&mut inner, stream, res);
+        if r.body.is_busy() {
+            return error::invalid(err, "wirecore_response_body: a queued read is in flight");
         }
-        drop(inner);
-        let whole = r.whole.insert(single.unwrap_or_else(|| acc.freeze()));
+        let body = r.body.clone();
+        let read = {
+            let _busy = r.tracker.enter(Kind::Read);
+            crate::handle::runtime().block_on(body.rest())
+        };
+        let whole: Bytes = match read {
+            Ok(b) => b,
+            Err(e) => return error::fail(err, &e),
+        };
+        let whole = r.whole.insert(whole);
         // SAFETY: checked non-NULL.
         unsafe {
             handle::put(data, whole.as_ptr());

@@ -4,15 +4,14 @@
 //! Every submitted operation delivers exactly one completion, whether it succeeds, fails or
 //! is cancelled; ownership of the response and error in it passes to the caller.
 
-use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::Notify;
-use wirecore::{Error, ErrorKind};
+use wirecore::Error;
+use wirecore_bridge::{AbortHandle, Batch, Kind};
 
 use crate::client::wirecore_client;
 use crate::error::{self, wirecore_code, wirecore_error};
@@ -65,11 +64,9 @@ impl Drop for Done {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct QueueInner {
-    /// Completions, closed flag, and how many threads wait on `ready`.
-    state: Mutex<(VecDeque<Done>, bool, usize)>,
-    ready: Condvar,
+    batch: Batch<Done>,
     /// The pipe of `wirecore_queue_notify_fd`, and whether a `try_take` that found the queue
     /// empty asked for one byte on it.
     signal: OnceLock<(std::io::PipeReader, Mutex<std::io::PipeWriter>)>,
@@ -89,19 +86,9 @@ impl QueueInner {
                 .write_all(&[1]);
         }
     }
-}
 
-impl QueueInner {
     fn push(&self, c: wirecore_completion) {
-        let mut g = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        g.0.push_back(Done(c));
-        // A waiter already awake drains this completion too: waking it again would be a
-        // syscall per completion and would break batches into singles.
-        let wake = g.2 > 0;
-        drop(g);
-        if wake {
-            self.ready.notify_one();
-        }
+        self.batch.push(Done(c));
         self.signal();
     }
 }
@@ -128,7 +115,7 @@ tagged!(wirecore_queue, QUEUE);
 #[derive(Debug)]
 pub struct wirecore_task {
     magic: Magic,
-    cancel: Arc<Notify>,
+    cancel: AbortHandle,
 }
 
 tagged!(wirecore_task, TASK);
@@ -191,16 +178,9 @@ impl Target {
     }
 }
 
-/// Spawns `work` on the engine and passes its outcome to `deliver` exactly once, even when
-/// `work` panics (then as an `internal` error).
-pub(crate) fn spawn_once<T: Send + 'static>(
-    work: impl Future<Output = Result<T, Error>> + Send + 'static,
-    deliver: impl FnOnce(Result<T, Error>) + Send + 'static,
-) {
-    crate::handle::runtime().spawn(async move {
-        deliver(wirecore::runtime::catch_panic(work).await);
-    });
-}
+/// Runs work on the engine outside any client; its outcome (`internal` if it panics) reaches
+/// the deliverer exactly once.
+pub(crate) use wirecore_bridge::spawn as spawn_once;
 
 unsafe fn submit(
     client: *const wirecore_client,
@@ -221,43 +201,23 @@ unsafe fn submit(
     let Some(target) = target else {
         return error::invalid(err, "wirecore_client_submit: no callback or queue");
     };
-    // Only a request the caller can cancel pays for a cancel signal.
-    let cancel = (!task.is_null()).then(|| Arc::new(Notify::new()));
-    if let Some(cancel) = &cancel {
+    // Only a request the caller can cancel pays for a cancel handle.
+    let abort = (!task.is_null()).then(|| {
+        let (cancel, reg) = AbortHandle::new_pair();
         let t = handle::give(wirecore_task {
             magic: Magic::TASK,
-            cancel: cancel.clone(),
+            cancel,
         });
         // SAFETY: checked non-NULL.
         unsafe { handle::put(task, t) };
-    }
-    let client = c.client.clone();
-    // Counted until its completion is delivered: wirecore_client_close waits for that.
-    let pending = c.outstanding.enter();
-    let mut closing = c.outstanding.closing();
-    spawn_once(
-        async move {
-            let cancelled = async {
-                match &cancel {
-                    Some(cancel) => cancel.notified().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                biased;
-                () = cancelled => Err(Error::new(ErrorKind::Cancelled, "the request was cancelled")),
-                _ = closing.wait_for(|closed| *closed) => Err(Error::new(
-                    ErrorKind::Cancelled,
-                    "the client was closed before the request finished",
-                )),
-                r = response::fetch(client, request) => r,
-            }
-        },
-        move |res| {
-            target.deliver_response(res);
-            drop(pending);
-        },
-    );
+        reg
+    });
+    // Counted until its completion is delivered: wirecore_client_close waits for that, and
+    // cancels it when its deadline passes.
+    let work = response::fetch(c.client.clone(), c.tracker.clone(), request);
+    c.tracker.spawn(Kind::Request, abort, work, move |res| {
+        target.deliver_response(res);
+    });
     wirecore_code::WIRECORE_OK
 }
 
@@ -322,7 +282,7 @@ pub unsafe extern "C" fn wirecore_task_cancel(task: *const wirecore_task) -> wir
         let Some(t) = (unsafe { handle::get(task) }) else {
             return wirecore_code::WIRECORE_INVALID_ARGUMENT;
         };
-        t.cancel.notify_one();
+        t.cancel.abort();
         wirecore_code::WIRECORE_OK
     })
 }
@@ -345,12 +305,7 @@ pub extern "C" fn wirecore_queue_new() -> *mut wirecore_queue {
     ffi_fn!(or = std::ptr::null_mut(), {
         handle::give(wirecore_queue {
             magic: Magic::QUEUE,
-            inner: Arc::new(QueueInner {
-                state: Mutex::new((VecDeque::new(), false, 0)),
-                ready: Condvar::new(),
-                signal: OnceLock::new(),
-                armed: AtomicBool::new(false),
-            }),
+            inner: Arc::default(),
         })
     })
 }
@@ -363,10 +318,6 @@ pub extern "C" fn wirecore_queue_new() -> *mut wirecore_queue {
 /// # Safety
 /// `queue` is NULL or a live queue; `out` writable for `max` completions.
 #[unsafe(no_mangle)]
-#[expect(
-    clippy::disallowed_types,
-    reason = "a C thread waiting on a condvar has no tokio clock"
-)]
 pub unsafe extern "C" fn wirecore_queue_wait(
     queue: *const wirecore_queue,
     out: *mut wirecore_completion,
@@ -381,42 +332,12 @@ pub unsafe extern "C" fn wirecore_queue_wait(
         if out.is_null() || max == 0 {
             return -2;
         }
-        let q = &q.inner;
-        let deadline = u64::try_from(timeout_ms)
-            .ok()
-            .map(|ms| std::time::Instant::now() + Duration::from_millis(ms));
-        let mut g = q.state.lock().unwrap_or_else(PoisonError::into_inner);
-        while g.0.is_empty() {
-            if g.1 {
-                return -1;
-            }
-            g.2 += 1;
-            match deadline {
-                None => g = q.ready.wait(g).unwrap_or_else(PoisonError::into_inner),
-                Some(d) => {
-                    let now = std::time::Instant::now();
-                    if now >= d {
-                        g.2 -= 1;
-                        return 0;
-                    }
-                    g = q
-                        .ready
-                        .wait_timeout(g, d - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
-            }
-            g.2 -= 1;
+        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+        let mut w = Writer { out, n: 0 };
+        match q.inner.batch.wait_with(max, timeout, |d| w.write(d)) {
+            Some(n) => isize::try_from(n).unwrap_or(isize::MAX),
+            None => -1,
         }
-        let n = g.0.len().min(max);
-        for (i, done) in g.0.drain(..n).enumerate() {
-            let done = std::mem::ManuallyDrop::new(done);
-            // SAFETY: `out` is writable for `max > i` completions; ownership moves to it.
-            unsafe {
-                out.add(i).write(std::ptr::read(&raw const done.0));
-            }
-        }
-        isize::try_from(n).unwrap_or(isize::MAX)
     })
 }
 
@@ -430,12 +351,7 @@ pub unsafe extern "C" fn wirecore_queue_close(queue: *const wirecore_queue) {
     ffi_fn!(or = (), {
         // SAFETY: NULL or a live queue (magic checked).
         if let Some(q) = unsafe { handle::get(queue) } {
-            q.inner
-                .state
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .1 = true;
-            q.inner.ready.notify_all();
+            q.inner.batch.close();
             q.inner.signal();
         }
     });
@@ -489,38 +405,35 @@ pub unsafe extern "C" fn wirecore_queue_try_take(
         if out.is_null() || max == 0 {
             return -2;
         }
-        let mut g = q.inner.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if g.0.is_empty() {
-            if g.1 {
-                return -1;
-            }
-            // Armed under the lock: a push after this sees it and writes the byte.
-            q.inner.armed.store(true, Ordering::Release);
-            return 0;
+        let inner = &q.inner;
+        let mut w = Writer { out, n: 0 };
+        // Armed under the queue's lock: a push after this sees it and writes the byte.
+        let armed = || inner.armed.store(true, Ordering::Release);
+        match inner.batch.try_take_with(max, armed, |d| w.write(d)) {
+            Some(n) => isize::try_from(n).unwrap_or(isize::MAX),
+            None => -1,
         }
-        // SAFETY: `out` is writable for `max` completions.
-        unsafe { drain_into(&mut g.0, out, max) }
     })
 }
 
-/// Moves up to `max` completions from `queue` into `out`; ownership moves to `out`.
-///
-/// # Safety
-/// `out` is writable for `max` completions.
-unsafe fn drain_into(
-    queue: &mut VecDeque<Done>,
+/// Moves completions into the caller's array, one after the other.
+struct Writer {
     out: *mut wirecore_completion,
-    max: usize,
-) -> isize {
-    let n = queue.len().min(max);
-    for (i, done) in queue.drain(..n).enumerate() {
+    n: usize,
+}
+
+impl Writer {
+    fn write(&mut self, done: Done) {
         let done = std::mem::ManuallyDrop::new(done);
-        // SAFETY: `out` is writable for `max > i` completions; ownership moves to it.
+        // SAFETY: the queue hands over at most `max` completions and the caller made `out`
+        // writable for `max`; ownership moves to it.
         unsafe {
-            out.add(i).write(std::ptr::read(&raw const done.0));
+            self.out
+                .add(self.n)
+                .write(std::ptr::read(&raw const done.0));
         }
+        self.n += 1;
     }
-    isize::try_from(n).unwrap_or(isize::MAX)
 }
 
 /// Frees the queue. Completions not yet taken (and ones arriving later) are freed by
@@ -534,25 +447,4 @@ pub unsafe extern "C" fn wirecore_queue_free(queue: *mut wirecore_queue) {
         // SAFETY: NULL or a live queue, freed once.
         drop(unsafe { handle::take(queue) });
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use wirecore::{Error, ErrorKind};
-
-    #[test]
-    fn a_panicking_task_delivers_internal_exactly_once() {
-        let (tx, rx) = std::sync::mpsc::channel();
-        super::spawn_once(async { panic!("boom") }, move |r: Result<u8, Error>| {
-            tx.send(r).expect("the test waits");
-        });
-        let r = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("one delivery");
-        assert_eq!(r.expect_err("a panic").kind(), ErrorKind::Internal);
-        // The deliverer is gone: no second delivery can follow.
-        assert!(rx.recv_timeout(Duration::from_secs(1)).is_err());
-    }
 }

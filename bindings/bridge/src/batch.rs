@@ -1,0 +1,237 @@
+//! A completion queue between engine threads (producers) and one binding's consumer.
+//!
+//! Completions are delivered in batches: [`Batch::push`] says when the queue was empty, and
+//! only then does the producer wake the consumer (a byte on a socket, a call into JS), which
+//! takes everything queued meanwhile in one crossing. Consumers that block (C threads) wait on
+//! it directly; ones that poll arm a wake-up when they find it empty.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// A completion queue; see the module docs.
+#[derive(Debug)]
+pub struct Batch<T> {
+    state: Mutex<State<T>>,
+    ready: Condvar,
+}
+
+#[derive(Debug)]
+struct State<T> {
+    items: VecDeque<T>,
+    closed: bool,
+    /// Threads blocked in [`Batch::wait_with`].
+    waiters: usize,
+}
+
+impl<T> Default for Batch<T> {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                closed: false,
+                waiters: 0,
+            }),
+            ready: Condvar::new(),
+        }
+    }
+}
+
+impl<T> Batch<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `item`; true when the queue was empty, i.e. this item starts a batch and the
+    /// consumer must be woken (a later push of the same batch is taken along).
+    pub fn push(&self, item: T) -> bool {
+        let mut g = self.lock();
+        let first = g.items.is_empty();
+        g.items.push_back(item);
+        // A waiter already awake takes this one too: waking it again would be a syscall per
+        // completion and would break batches into singles.
+        let wake = g.waiters > 0;
+        drop(g);
+        if wake {
+            self.ready.notify_one();
+        }
+        first
+    }
+
+    /// Moves up to `max` queued items, oldest first, into `f`; returns how many.
+    pub fn take_with(&self, max: usize, f: impl FnMut(T)) -> usize {
+        let mut g = self.lock();
+        drain(&mut g.items, max, f)
+    }
+
+    /// Up to `max` queued items, oldest first.
+    pub fn take(&self, max: usize) -> Vec<T> {
+        let mut g = self.lock();
+        if g.items.len() <= max {
+            return Vec::from(std::mem::take(&mut g.items));
+        }
+        g.items.drain(..max).collect()
+    }
+
+    /// Like [`Batch::take_with`], but `None` once the queue is closed and empty, and
+    /// `on_empty` runs (under the queue's lock, so no push can slip in between) when there is
+    /// nothing to take: a poller arms its wake-up there.
+    pub fn try_take_with(
+        &self,
+        max: usize,
+        on_empty: impl FnOnce(),
+        f: impl FnMut(T),
+    ) -> Option<usize> {
+        let mut g = self.lock();
+        if g.items.is_empty() {
+            if g.closed {
+                return None;
+            }
+            on_empty();
+            return Some(0);
+        }
+        Some(drain(&mut g.items, max, f))
+    }
+
+    /// Blocks until at least one item is queued (then moves up to `max` into `f`), `timeout`
+    /// passes (`Some(0)`; `None` waits forever) or the queue is closed and empty (`None`).
+    #[expect(
+        clippy::disallowed_types,
+        reason = "a host thread waiting on a condvar has no tokio clock"
+    )]
+    pub fn wait_with(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+        f: impl FnMut(T),
+    ) -> Option<usize> {
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+        let mut g = self.lock();
+        while g.items.is_empty() {
+            if g.closed {
+                return None;
+            }
+            g.waiters += 1;
+            match (timeout, deadline) {
+                (Some(_), Some(d)) => {
+                    let now = std::time::Instant::now();
+                    if now >= d {
+                        g.waiters -= 1;
+                        return Some(0);
+                    }
+                    g = self
+                        .ready
+                        .wait_timeout(g, d - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                _ => g = self.ready.wait(g).unwrap_or_else(PoisonError::into_inner),
+            }
+            g.waiters -= 1;
+        }
+        Some(drain(&mut g.items, max, f))
+    }
+
+    /// Closes the queue: waiters wake, and takes report `None` once it is empty. Items pushed
+    /// after close are still queued.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// How many items are queued.
+    pub fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn drain<T>(items: &mut VecDeque<T>, max: usize, f: impl FnMut(T)) -> usize {
+    let n = items.len().min(max);
+    items.drain(..n).for_each(f);
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Batch;
+
+    #[test]
+    fn only_the_first_push_of_a_batch_wakes() {
+        let b = Batch::default();
+        assert!(b.push(1), "the first item wakes the consumer");
+        assert!(!b.push(2), "the second joins its batch");
+        assert_eq!(b.take(usize::MAX), vec![1, 2]);
+        assert!(b.push(3), "after a take the next item starts a batch");
+        assert!(!b.push(4));
+        assert_eq!(b.take(1), vec![3], "at most max, oldest first");
+        assert!(
+            !b.push(5),
+            "items left behind: the consumer is still taking"
+        );
+        assert_eq!(b.take(9), vec![4, 5]);
+    }
+
+    #[test]
+    fn polling_arms_only_when_empty_and_reports_close() {
+        let b = Batch::default();
+        let mut armed = 0;
+        assert_eq!(b.try_take_with(4, || armed += 1, |_: u8| {}), Some(0));
+        assert_eq!(armed, 1);
+        b.push(7);
+        let mut got = Vec::new();
+        assert_eq!(b.try_take_with(4, || armed += 1, |x| got.push(x)), Some(1));
+        assert_eq!((armed, got), (1, vec![7]));
+        b.close();
+        b.push(8);
+        assert_eq!(
+            b.try_take_with(4, || {}, drop),
+            Some(1),
+            "items after close still come"
+        );
+        assert_eq!(b.try_take_with(4, || {}, drop), None);
+    }
+
+    /// Spins until a thread is blocked in `wait_with` (bounded: 30 s).
+    fn until_blocked(b: &Batch<u8>) {
+        for _ in 0..30_000 {
+            if b.lock().waiters > 0 {
+                return;
+            }
+            std::thread::park_timeout(Duration::from_millis(1));
+        }
+        panic!("the waiter never blocked");
+    }
+
+    #[test]
+    fn a_blocked_waiter_wakes_for_a_push_and_for_close() {
+        let b = Arc::new(Batch::default());
+        let wait = |b: &Arc<Batch<u8>>| {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                (b.wait_with(8, None, |x| got.push(x)), got)
+            })
+        };
+        let first = wait(&b);
+        until_blocked(&b);
+        b.push(1);
+        assert_eq!(first.join().expect("no panic"), (Some(1), vec![1]));
+        let second = wait(&b);
+        until_blocked(&b);
+        b.close();
+        assert_eq!(second.join().expect("no panic"), (None, vec![]));
+        let open = Batch::<u8>::default();
+        assert_eq!(
+            open.wait_with(8, Some(Duration::from_millis(1)), drop),
+            Some(0)
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! What every binding of wirecore needs besides converting types: the Python (PyO3), Node
+//! (napi-rs) and C ABI crates build on this crate and keep only their conversions.
+//!
+//! - [`Tracker`]: runs engine work on the shared runtime inside `catch_panic` and hands the
+//!   outcome to a binding's sink exactly once; counts requests and body reads so a close waits
+//!   for both (and, for the C ABI, cancels what is left when its deadline passes).
+//! - [`Registry`]: cancellation by the id a binding gave an operation.
+//! - [`Batch`]: a completion queue that tells the producer when to wake its consumer.
+//! - [`fetch`] and [`BodySlot`]: a request with its small body prefetched (one threshold,
+//!   [`wirecore::SMALL_BODY_BYTES`]), whole-body reads, and a body one reader at a time reads.
+//! - [`fork`]: fork detection and the engine runtime as the bindings reach it.
+
+mod batch;
+mod body;
+pub mod fork;
+mod registry;
+mod tracker;
+
+pub use crate::batch::Batch;
+pub use crate::body::{
+    Begin, BodySlot, Copied, Head, INTERRUPTED, Prefetch, Prefetched, Reader, fetch, is_small,
+    read_all,
+};
+pub use crate::registry::Registry;
+pub use crate::tracker::{Busy, Kind, Tracker, spawn};
+pub use futures_util::future::{AbortHandle, AbortRegistration};
