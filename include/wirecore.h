@@ -233,9 +233,9 @@ enum wirecore_code wirecore_client_send(const wirecore_client *client,
                                         wirecore_response **out,
                                         wirecore_error **err);
 
-// Refuses new requests, waits (blocking the calling thread) until in-flight ones finish or
-// `deadline_ms` passes, then cancels those still running (their completion carries
-// `WIRECORE_CANCELLED`) and closes idle connections. Returns only after the callback (or
+// Refuses new requests, waits (blocking the calling thread) until in-flight ones (and body
+// reads in flight) finish or `deadline_ms` passes, then cancels the requests still running
+// (their completion carries `WIRECORE_CANCELLED`) and closes idle connections. Returns only after the callback (or
 // queue completion) of every request submitted on this client was delivered, so callback
 // state may be freed right after. Never call it from a wirecore callback. The handle must
 // still be freed.
