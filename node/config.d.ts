@@ -90,6 +90,12 @@ export interface BreakerConfig {
 
 /** The RFC 9111 response cache (GET and HEAD), in memory. Off by default. */
 export interface CacheConfig {
+  /**
+   * Identical concurrent GETs that miss share one upstream request, each caller getting
+   * its own body (answers up to `max_entry_bytes`; not for requests with
+   * `Cache-Control: no-store`). Default: true.
+   */
+  coalesce?: boolean
   /** Cache responses at all. Default: false. */
   enabled?: boolean
   /**

@@ -173,6 +173,22 @@ export interface ResilienceStats {
   origins: Record<string, OriginResilience>
 }
 
+/** The response cache's counters (all zero when the cache is off). */
+export interface CacheStats {
+  hits: number
+  misses: number
+  /** Conditional requests sent for stale stored responses. */
+  revalidations: number
+  /** Revalidations answered 304 (the stored body reused). */
+  notModified: number
+  /** Callers that shared an identical in-flight request's answer. */
+  coalesced: number
+  stores: number
+  invalidations: number
+  l1Entries: number
+  l1Bytes: number
+}
+
 /** The core's stats snapshot; names are the core's metric names in camelCase. */
 export interface Stats {
   requestsTotal: number
@@ -193,6 +209,7 @@ export interface Stats {
   /** Keyed by origin (`https://host:port`). */
   origins: Record<string, OriginStats>
   resilience: ResilienceStats
+  cache: CacheStats
   [more: string]: unknown
 }
 

@@ -18,6 +18,20 @@ type Stats struct {
 	Pool                   PoolStats              `json:"pool"`
 	Origins                map[string]OriginStats `json:"origins"`
 	Resilience             ResilienceStats        `json:"resilience"`
+	Cache                  CacheStats             `json:"cache"`
+}
+
+// CacheStats are the response cache's counters (all zero when the cache is off).
+type CacheStats struct {
+	Hits          uint64 `json:"hits"`
+	Misses        uint64 `json:"misses"`
+	Revalidations uint64 `json:"revalidations"`
+	NotModified   uint64 `json:"not_modified"`
+	Coalesced     uint64 `json:"coalesced"`
+	Stores        uint64 `json:"stores"`
+	Invalidations uint64 `json:"invalidations"`
+	L1Entries     uint64 `json:"l1_entries"`
+	L1Bytes       uint64 `json:"l1_bytes"`
 }
 
 // ResilienceStats are the counters of the resilience policies.

@@ -6,6 +6,7 @@
 //! Invariant: only complete bodies are stored; a response is put in the store once its whole
 //! body has been read, never a prefix.
 
+pub(crate) mod coalesce;
 pub(crate) mod entry;
 
 use std::sync::Arc;
@@ -66,6 +67,9 @@ pub(crate) struct Cache {
     store: moka::sync::Cache<String, Variants>,
     pub(crate) opts: CacheOptions,
     pub(crate) max_entry_bytes: u64,
+    /// `cache.coalesce`.
+    pub(crate) coalesce: bool,
+    pub(crate) flights: coalesce::Flights,
     pub(crate) counters: Counters,
 }
 
@@ -86,6 +90,8 @@ pub(crate) struct Counters {
     pub(crate) not_modified: AtomicU64,
     pub(crate) stores: AtomicU64,
     pub(crate) invalidations: AtomicU64,
+    /// Callers that joined another's flight instead of sending their own request.
+    pub(crate) coalesced: AtomicU64,
 }
 
 /// What the store holds for a request.
@@ -120,6 +126,8 @@ impl Cache {
                 ignore_cargo_cult: false,
             },
             max_entry_bytes: cfg.max_entry_bytes,
+            coalesce: cfg.coalesce,
+            flights: coalesce::Flights::default(),
             counters: Counters::default(),
         })
     }
@@ -182,6 +190,23 @@ impl Cache {
             if target.scheme() == uri.scheme() && target.authority() == uri.authority() {
                 self.forget(&target);
             }
+        }
+    }
+
+    /// The counters and the store's size (after pending evictions).
+    pub(crate) fn stats(&self) -> crate::metrics::CacheStats {
+        self.store.run_pending_tasks();
+        let c = &self.counters;
+        crate::metrics::CacheStats {
+            hits: c.hits.load(Relaxed),
+            misses: c.misses.load(Relaxed),
+            revalidations: c.revalidations.load(Relaxed),
+            not_modified: c.not_modified.load(Relaxed),
+            coalesced: c.coalesced.load(Relaxed),
+            stores: c.stores.load(Relaxed),
+            invalidations: c.invalidations.load(Relaxed),
+            l1_entries: self.store.entry_count(),
+            l1_bytes: self.store.weighted_size(),
         }
     }
 

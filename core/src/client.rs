@@ -199,9 +199,14 @@ impl Client {
     /// A snapshot of every counter.
     pub fn stats(&self) -> Stats {
         let (pool, origins) = self.inner.pool.stats();
-        self.inner
+        let mut s = self
+            .inner
             .metrics
-            .snapshot(pool, origins, self.inner.policies.stats())
+            .snapshot(pool, origins, self.inner.policies.stats());
+        if let Some(c) = &self.inner.cache {
+            s.cache = c.stats();
+        }
+        s
     }
 
     /// Circuit breaker state changes of this client, for logging or alerts. A receiver that

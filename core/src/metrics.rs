@@ -20,8 +20,8 @@ use hdrhistogram::Histogram;
 pub use self::diagnostics::{Diagnostics, OriginHealth};
 pub use self::names::*;
 pub use self::stats::{
-    DnsStats, Evictions, LatencySummary, OriginResilience, OriginStats, PoolStats, RateLimitStats,
-    ResilienceStats, Stats,
+    CacheStats, DnsStats, Evictions, LatencySummary, OriginResilience, OriginStats, PoolStats,
+    RateLimitStats, ResilienceStats, Stats,
 };
 use crate::error::ErrorKind;
 
@@ -179,6 +179,7 @@ impl Metrics {
             pool,
             origins,
             resilience,
+            cache: CacheStats::default(),
         }
     }
 }

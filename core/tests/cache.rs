@@ -278,3 +278,116 @@ fn cache_config_is_checked() {
     let e = wirecore::Config::from_json(r#"{"cache": {"size": 1}}"#).unwrap_err();
     assert!(e.to_string().contains("size"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_identical_concurrent_gets_make_one_request() {
+    let srv = server().await;
+    let c = cached_client(&srv);
+    // The first answer takes 500 ms: every other caller arrives while it is in the air (and
+    // one arriving after it landed is a cache hit: still one request).
+    let url = srv.url("/cache/herd?cache_control=max-age=60&delay_ms=500");
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (c, url) = (c.clone(), url.clone());
+            tokio::spawn(async move {
+                let r = c.get(&url).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                assert!(matches!(
+                    r.cache_status(),
+                    Some(CacheStatus::Miss | CacheStatus::Hit)
+                ));
+                r.json::<serde_json::Value>().await.unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        let body = t.await.unwrap();
+        assert_eq!(body["path"], "/cache/herd");
+        assert_eq!(body["served"], 1);
+    }
+    assert_eq!(served(&srv, "/cache/herd"), 1);
+    let s = c.stats().cache;
+    assert_eq!(s.coalesced + s.hits, 99, "{s:?}");
+    assert_eq!(s.misses, 1 + s.coalesced, "{s:?}");
+    assert!(s.coalesced > 0, "{s:?}");
+    assert_eq!((s.stores, s.l1_entries), (1, 1), "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_caller_leaves_the_others_of_its_flight_intact() {
+    let srv = server().await;
+    let c = cached_client(&srv);
+    let url = srv.url("/cache/cancel?cache_control=max-age=60&delay_ms=3000");
+    let send = |c: &Client| {
+        let (c, url) = (c.clone(), url.clone());
+        tokio::spawn(async move {
+            let r = c.get(&url).send().await.unwrap();
+            r.json::<serde_json::Value>().await.unwrap()
+        })
+    };
+    let first = send(&c);
+    wait_arrived(&srv, 0).await;
+    let others = [send(&c), send(&c)];
+    wait_until("two callers joined the flight", || {
+        c.stats().cache.coalesced == 2
+    })
+    .await;
+    // The caller that started the flight goes away; its request goes on for the others.
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    for t in others {
+        let body = t.await.unwrap();
+        assert_eq!(body["served"], 1);
+    }
+    assert_eq!(served(&srv, "/cache/cancel"), 1);
+    assert_eq!(srv.counters().requests_cancelled, 0);
+    let (again, _) = get(&c, &url, &[]).await;
+    assert_eq!(again.cache_status(), Some(CacheStatus::Hit));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_of_a_failed_flight_all_get_its_error() {
+    let srv = server().await;
+    let c = client_with(&srv, |c| {
+        c.cache.enabled = true;
+        c.retry.enabled = false;
+    });
+    let reset = Reply {
+        delay_ms: 500,
+        action: Some(wirecore_testserver::Action::Reset),
+        ..Reply::default()
+    };
+    srv.script("/s/herd-fails", vec![reset; 10]);
+    let url = srv.url("/s/herd-fails");
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (c, url) = (c.clone(), url.clone());
+            tokio::spawn(async move { c.get(&url).send().await.unwrap_err() })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().code(), "io");
+    }
+    let s = c.stats().cache;
+    assert!(s.coalesced > 0, "{s:?}");
+    assert_eq!(srv.counters().requests, 10 - s.coalesced, "{s:?}");
+}
+
+#[tokio::test]
+async fn a_large_answer_streams_to_one_caller_without_a_second_request() {
+    let srv = server().await;
+    let c = client_with(&srv, |c| {
+        c.cache.enabled = true;
+        c.cache.max_entry_bytes = 1000;
+    });
+    // Unknown length (chunked), past max_entry_bytes: read ahead, then handed over streaming.
+    let r = c
+        .get(&srv.url("/stream?chunks=8&size=512"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), 8 * 512);
+    let r = c.get(&srv.url("/bytes/5000")).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), 5000);
+    assert_eq!(srv.counters().requests, 2);
+}

@@ -36,8 +36,13 @@ fn normalise(text: &str, server: &str, closed: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_text_matches_the_golden_file() {
     let srv = server().await;
-    let c = client_with(&srv, |cfg| cfg.retry.enabled = false);
+    let c = client_with(&srv, |cfg| {
+        cfg.retry.enabled = false;
+        cfg.cache.enabled = true;
+    });
     for path in [
+        "/cache/golden?cache_control=max-age=60",
+        "/cache/golden?cache_control=max-age=60",
         "/bytes/100",
         "/bytes/100",
         "/status/404",

@@ -1,20 +1,26 @@
 //! One hop through the response cache (`crate::cache`): a fresh stored response answers without
 //! the server; a stale one is revalidated with its validators; a storable answer is read whole
-//! (up to `cache.max_entry_bytes`) and stored; an unsafe method's success invalidates the URL.
+//! (up to `cache.max_entry_bytes`) and stored; an unsafe method's success invalidates the URL;
+//! identical concurrent misses share one upstream request (`crate::cache::coalesce`).
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode, Uri};
 use http_cache_semantics::CachePolicy;
+use tokio::time::Instant;
 
 use super::Client;
 use super::send::Opts;
 use crate::body::{Body, RequestBody};
+use crate::cache::coalesce::{self, Landing, Whole};
 use crate::cache::{self, Cache, CacheStatus, Entry, Lookup};
 use crate::error::Error;
+use crate::request::PhaseTimeouts;
 use crate::response::Response;
 
 impl Client {
@@ -67,6 +73,14 @@ impl Client {
             }
             Lookup::Missing => {
                 c.misses.fetch_add(1, Relaxed);
+                // Off for a request that may not be stored: it asked not to share anything.
+                if cache.coalesce
+                    && body.as_bytes().is_some_and(<[u8]>::is_empty)
+                    && !no_store(&req.headers)
+                    && let Some(r) = self.coalesced(cache, &key, &req, headers, opts).await
+                {
+                    return r;
+                }
                 let resp = self
                     .send_resilient(method, uri, headers, body, opts)
                     .await?;
@@ -74,6 +88,154 @@ impl Client {
             }
         }
     }
+
+    /// Joins or starts the flight of this request; `None` when its answer was too large to
+    /// share and this caller must ask on its own.
+    async fn coalesced(
+        &self,
+        cache: &Cache,
+        key: &str,
+        req: &http::request::Parts,
+        headers: &HeaderMap,
+        opts: &Opts<'_>,
+    ) -> Option<Result<Response, Error>> {
+        let fkey = coalesce::key(req);
+        let (flight, joined) = cache.flights.join(&fkey, || {
+            let client = self.clone();
+            let owned = Owned {
+                key: key.to_owned(),
+                req: req.clone(),
+                headers: headers.clone(),
+                idempotent: opts.idempotent,
+                rate_limit_key: opts.rate_limit_key.map(str::to_owned),
+                deadline: opts.deadline,
+                start: opts.start,
+                phases: opts.phases,
+                engine_headers: std::ptr::eq(opts.defaults, &raw const self.inner.engine_headers),
+            };
+            let fkey = fkey.clone();
+            async move {
+                let landing = client.fly(owned).await;
+                if let Some(c) = &client.inner.cache {
+                    c.flights.land(&fkey);
+                }
+                landing
+            }
+            .boxed()
+        });
+        if joined {
+            cache.counters.coalesced.fetch_add(1, Relaxed);
+        }
+        flight.await.to_response(&req.uri)
+    }
+
+    /// The one upstream request of a flight, its answer read whole and stored when allowed.
+    async fn fly(&self, o: Owned) -> Landing {
+        let inner = &*self.inner;
+        let Some(cache) = &inner.cache else {
+            return Landing::failed(&Error::new(
+                crate::error::ErrorKind::Internal,
+                "a flight without a cache",
+            ));
+        };
+        let opts = Opts {
+            idempotent: o.idempotent,
+            rate_limit_key: o.rate_limit_key.as_deref(),
+            deadline: o.deadline,
+            start: o.start,
+            phases: o.phases,
+            defaults: if o.engine_headers {
+                &inner.engine_headers
+            } else {
+                &inner.default_headers
+            },
+        };
+        let (method, uri) = (&o.req.method, &o.req.uri);
+        let sent = self
+            .send_resilient(method, uri, &o.headers, RequestBody::empty(), &opts)
+            .await;
+        let mut resp = match sent {
+            Ok(r) => r,
+            Err(e) => return Landing::failed(&e),
+        };
+        resp.cache = Some(CacheStatus::Miss);
+        if declared_len(&resp.headers).is_some_and(|n| n > cache.max_entry_bytes) {
+            return Landing::too_large(resp);
+        }
+        let bytes = match read_up_to(&mut resp, cache.max_entry_bytes).await {
+            Ok((b, true)) => b,
+            Ok((ahead, false)) => {
+                let unread = std::mem::replace(&mut resp.body, Body::buffered(Bytes::new(), None));
+                resp.body = Body::buffered(ahead, Some(unread));
+                return Landing::too_large(resp);
+            }
+            Err(e) => return Landing::failed(&e),
+        };
+        let now = SystemTime::now();
+        if let Some(policy) = policy_if_storable(cache, &o.req, &resp, now) {
+            cache.put(
+                o.key,
+                &o.req,
+                Entry {
+                    policy,
+                    status: resp.status,
+                    version: resp.version,
+                    headers: resp.headers.clone(),
+                    body: bytes.clone(),
+                },
+            );
+        }
+        Landing::Whole(Arc::new(Whole {
+            status: resp.status,
+            version: resp.version,
+            headers: resp.headers,
+            body: bytes,
+            timings: resp.timings,
+            reused: resp.reused,
+            tls: resp.tls,
+        }))
+    }
+}
+
+/// A flight's own copy of what its request needs (it may outlive the caller that started it).
+struct Owned {
+    key: String,
+    req: http::request::Parts,
+    headers: HeaderMap,
+    idempotent: Option<bool>,
+    rate_limit_key: Option<String>,
+    deadline: Option<Instant>,
+    start: Instant,
+    phases: PhaseTimeouts,
+    engine_headers: bool,
+}
+
+/// Whether the request carries `Cache-Control: no-store`.
+fn no_store(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.trim().eq_ignore_ascii_case("no-store"))
+}
+
+fn declared_len(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+}
+
+/// The policy of `resp` when it may be stored.
+fn policy_if_storable(
+    cache: &Cache,
+    req: &http::request::Parts,
+    resp: &Response,
+    now: SystemTime,
+) -> Option<CachePolicy> {
+    let head = cache::entry::response_parts(resp.status, &resp.headers);
+    let policy = CachePolicy::new_options(req, &head, now, cache.opts);
+    cache::entry::storable(&policy, req, &resp.headers, now).then_some(policy)
 }
 
 /// Stores `resp` when its rules allow, reading its body first (a body larger than
@@ -86,17 +248,11 @@ async fn store(
     now: SystemTime,
 ) -> Result<Response, Error> {
     resp.cache = Some(CacheStatus::Miss);
-    let head = cache::entry::response_parts(resp.status, &resp.headers);
-    let policy = CachePolicy::new_options(req, &head, now, cache.opts);
-    if !cache::entry::storable(&policy, req, &resp.headers, now) {
+    let Some(policy) = policy_if_storable(cache, req, &resp, now) else {
         return Ok(resp);
-    }
+    };
     let max = cache.max_entry_bytes;
-    let declared = resp
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
+    if declared_len(&resp.headers).is_some_and(|n| n > max) {
         return Ok(resp);
     }
     let (bytes, complete) = read_up_to(&mut resp, max).await?;

@@ -24,6 +24,10 @@ pub struct CacheConfig {
     /// Freshness of a response with `Last-Modified` but no explicit lifetime, as a percentage
     /// of its age when received (RFC 9111 §4.2.2). At most 100. Default: 10.
     pub heuristic_percent: u32,
+    /// Identical concurrent GETs that miss share one upstream request, each caller getting
+    /// its own body (answers up to `max_entry_bytes`; not for requests with
+    /// `Cache-Control: no-store`). Default: true.
+    pub coalesce: bool,
 }
 
 impl Default for CacheConfig {
@@ -34,6 +38,7 @@ impl Default for CacheConfig {
             max_bytes: 64 << 20,
             max_entry_bytes: 1 << 20,
             heuristic_percent: 10,
+            coalesce: true,
         }
     }
 }

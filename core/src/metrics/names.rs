@@ -53,3 +53,18 @@ pub const RATE_LIMIT: &str = "wirecore_rate_limit_total";
 pub const CONCURRENCY_LIMIT: &str = "wirecore_concurrency_limit";
 /// Requests refused by the adaptive concurrency limit.
 pub const OVERLOADED: &str = "wirecore_overloaded_total";
+
+/// Response cache lookups, labelled `result` (`hit`/`miss`/`stale`: stale ones are revalidated).
+pub const CACHE_LOOKUPS: &str = "wirecore_cache_lookups_total";
+/// Revalidations answered `304 Not Modified`.
+pub const CACHE_NOT_MODIFIED: &str = "wirecore_cache_not_modified_total";
+/// Callers that shared an identical in-flight request's answer.
+pub const CACHE_COALESCED: &str = "wirecore_cache_coalesced_total";
+/// Responses stored.
+pub const CACHE_STORES: &str = "wirecore_cache_stores_total";
+/// URLs invalidated by an unsafe method's success.
+pub const CACHE_INVALIDATIONS: &str = "wirecore_cache_invalidations_total";
+/// Stored responses in memory.
+pub const CACHE_ENTRIES: &str = "wirecore_cache_entries";
+/// Bytes of stored responses in memory.
+pub const CACHE_BYTES: &str = "wirecore_cache_bytes";

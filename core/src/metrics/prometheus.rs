@@ -4,10 +4,11 @@ use std::fmt::Write as _;
 
 use super::names::{
     ATTEMPTS, BREAKER_REJECTED, BREAKER_STATE, BREAKER_TRIPS, BYTES_DECODED, BYTES_RECEIVED,
-    BYTES_SENT, CONCURRENCY_LIMIT, DNS_LOOKUPS, DNS_REFRESHES, H2_SESSIONS, H2_STREAMS, HEDGES,
-    OVERLOADED, POOL_CONNECTIONS, POOL_CONNECTS, POOL_EVICTIONS, POOL_PENDING, POOL_REUSES,
-    RATE_LIMIT, REDIRECTS, REQUEST_DURATION, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, RETRIES,
-    RETRY_BUDGET_EXHAUSTED,
+    BYTES_SENT, CACHE_BYTES, CACHE_COALESCED, CACHE_ENTRIES, CACHE_INVALIDATIONS, CACHE_LOOKUPS,
+    CACHE_NOT_MODIFIED, CACHE_STORES, CONCURRENCY_LIMIT, DNS_LOOKUPS, DNS_REFRESHES, H2_SESSIONS,
+    H2_STREAMS, HEDGES, OVERLOADED, POOL_CONNECTIONS, POOL_CONNECTS, POOL_EVICTIONS, POOL_PENDING,
+    POOL_REUSES, RATE_LIMIT, REDIRECTS, REQUEST_DURATION, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL,
+    RETRIES, RETRY_BUDGET_EXHAUSTED,
 };
 use super::{PoolStats, Stats};
 
@@ -30,7 +31,61 @@ impl Stats {
         self.prometheus_dns(&mut o);
         self.prometheus_pool(&mut o);
         self.prometheus_resilience(&mut o);
+        self.prometheus_cache(&mut o);
         o
+    }
+
+    fn prometheus_cache(&self, o: &mut String) {
+        let c = &self.cache;
+        head(
+            o,
+            CACHE_LOOKUPS,
+            "counter",
+            "Response cache lookups by result.",
+        );
+        for (r, v) in [
+            ("hit", c.hits),
+            ("miss", c.misses),
+            ("stale", c.revalidations),
+        ] {
+            let _ = writeln!(o, "{CACHE_LOOKUPS}{{result=\"{r}\"}} {v}");
+        }
+        for (name, kind, help, v) in [
+            (
+                CACHE_NOT_MODIFIED,
+                "counter",
+                "Revalidations answered 304.",
+                c.not_modified,
+            ),
+            (
+                CACHE_COALESCED,
+                "counter",
+                "Callers that shared an identical in-flight request.",
+                c.coalesced,
+            ),
+            (CACHE_STORES, "counter", "Responses stored.", c.stores),
+            (
+                CACHE_INVALIDATIONS,
+                "counter",
+                "URLs invalidated by unsafe methods.",
+                c.invalidations,
+            ),
+            (
+                CACHE_ENTRIES,
+                "gauge",
+                "Stored responses in memory.",
+                c.l1_entries,
+            ),
+            (
+                CACHE_BYTES,
+                "gauge",
+                "Bytes of stored responses in memory.",
+                c.l1_bytes,
+            ),
+        ] {
+            head(o, name, kind, help);
+            let _ = writeln!(o, "{name} {v}");
+        }
     }
 
     fn prometheus_resilience(&self, o: &mut String) {

@@ -139,6 +139,31 @@ pub struct Stats {
     pub origins: BTreeMap<String, OriginStats>,
     /// Retries, hedges, breakers, rate limits and concurrency limits.
     pub resilience: ResilienceStats,
+    /// The response cache (all zero when `cache.enabled` is false).
+    pub cache: CacheStats,
+}
+
+/// Counters of the response cache.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CacheStats {
+    /// Lookups answered by a fresh stored response.
+    pub hits: u64,
+    /// Lookups that found nothing usable (the server was asked).
+    pub misses: u64,
+    /// Conditional requests sent to revalidate a stale stored response.
+    pub revalidations: u64,
+    /// Revalidations the server answered `304 Not Modified` (the stored body was reused).
+    pub not_modified: u64,
+    /// Callers that shared another identical request's answer instead of sending their own.
+    pub coalesced: u64,
+    /// Responses stored.
+    pub stores: u64,
+    /// URLs invalidated by an unsafe method's success.
+    pub invalidations: u64,
+    /// Stored responses in memory (URL and method pairs).
+    pub l1_entries: u64,
+    /// Their weight in bytes (bodies, headers and a fixed overhead each).
+    pub l1_bytes: u64,
 }
 
 /// Counters of the resilience policies.

@@ -179,6 +179,11 @@ class BreakerConfig(TypedDict, total=False):
 class CacheConfig(TypedDict, total=False):
     """The RFC 9111 response cache (GET and HEAD), in memory. Off by default."""
 
+    #: Identical concurrent GETs that miss share one upstream request, each caller getting
+    #: its own body (answers up to `max_entry_bytes`; not for requests with
+    #: `Cache-Control: no-store`). Default: true.
+    coalesce: bool
+
     #: Cache responses at all. Default: false.
     enabled: bool
 

@@ -1,0 +1,139 @@
+//! Request coalescing: identical concurrent GETs that miss the cache share one upstream request.
+//!
+//! A flight is a shared future that every caller of the same request polls; whichever caller
+//! drops, the others keep driving it, so a cancelled caller never cancels the request for the
+//! rest. Only when every caller is gone is the upstream request dropped. The answer is read whole
+//! (up to `cache.max_entry_bytes`) so each caller gets its own body; a larger answer cannot be
+//! shared: one caller gets it, streaming, and the others send their own requests.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use futures_util::future::{BoxFuture, FutureExt, Shared, WeakShared};
+use http::{HeaderMap, StatusCode, Uri, Version};
+
+use crate::body::Body;
+use crate::error::{Error, ErrorKind};
+use crate::response::{Response, Timings, TlsInfo};
+
+use super::CacheStatus;
+
+/// What a flight ends with, cloned to every caller.
+#[derive(Clone)]
+pub(crate) enum Landing {
+    /// The whole answer.
+    Whole(Arc<Whole>),
+    /// The body exceeds `cache.max_entry_bytes`: the first caller to look takes the response
+    /// (its body streams on, the part read ahead first); the others ask on their own.
+    TooLarge(Arc<Mutex<Option<Response>>>),
+    /// The request failed: every caller gets the same error.
+    Failed(Arc<(ErrorKind, String, bool)>),
+}
+
+/// A complete response, shared by the callers of one flight.
+pub(crate) struct Whole {
+    pub(crate) status: StatusCode,
+    pub(crate) version: Version,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) timings: Timings,
+    pub(crate) reused: bool,
+    pub(crate) tls: Option<Arc<TlsInfo>>,
+}
+
+impl Landing {
+    pub(crate) fn too_large(resp: Response) -> Landing {
+        Landing::TooLarge(Arc::new(Mutex::new(Some(resp))))
+    }
+
+    pub(crate) fn failed(e: &Error) -> Landing {
+        Landing::Failed(Arc::new((e.kind(), e.message().to_owned(), e.is_unsent())))
+    }
+
+    /// This caller's copy: its own body over the shared bytes, or its own error.
+    pub(crate) fn to_response(&self, url: &Uri) -> Option<Result<Response, Error>> {
+        match self {
+            Landing::Whole(w) => Some(Ok(Response {
+                status: w.status,
+                version: w.version,
+                headers: w.headers.clone(),
+                url: url.clone(),
+                body: Body::buffered(w.body.clone(), None),
+                timings: w.timings,
+                reused: w.reused,
+                tls: w.tls.clone(),
+                cache: Some(CacheStatus::Miss),
+            })),
+            Landing::TooLarge(one) => one
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .map(Ok),
+            Landing::Failed(f) => {
+                let (kind, message, unsent) = &**f;
+                let e = Error::new(*kind, message.clone());
+                Some(Err(if *unsent { e.unsent() } else { e }))
+            }
+        }
+    }
+}
+
+type Flight = Shared<BoxFuture<'static, Landing>>;
+
+/// Flights in the air, by request.
+#[derive(Default)]
+pub(crate) struct Flights {
+    map: Mutex<HashMap<String, WeakShared<BoxFuture<'static, Landing>>>>,
+}
+
+impl std::fmt::Debug for Flights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flights").finish_non_exhaustive()
+    }
+}
+
+/// Flights kept before dead ones (every caller cancelled) are swept.
+const SWEEP_AT: usize = 1024;
+
+impl Flights {
+    /// The flight for `key`: an existing one (`true`: joined) or `start()`, now in the air.
+    pub(crate) fn join(
+        &self,
+        key: &str,
+        start: impl FnOnce() -> BoxFuture<'static, Landing>,
+    ) -> (Flight, bool) {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(f) = map.get(key).and_then(WeakShared::upgrade) {
+            return (f, true);
+        }
+        if map.len() >= SWEEP_AT {
+            map.retain(|_, f| f.upgrade().is_some());
+        }
+        let flight = start().shared();
+        if let Some(weak) = flight.downgrade() {
+            map.insert(key.to_owned(), weak);
+        }
+        (flight, false)
+    }
+
+    /// Forgets `key`'s flight once it has landed, so later requests start afresh.
+    pub(crate) fn land(&self, key: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+}
+
+/// What makes two requests identical: method, URL and every header, in order.
+pub(crate) fn key(req: &http::request::Parts) -> String {
+    let mut k = format!("{} {}\n", req.method, req.uri);
+    for (name, value) in &req.headers {
+        let _ = write!(k, "{name}:");
+        k.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        k.push('\n');
+    }
+    k
+}
