@@ -14,14 +14,15 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::Ordering::{AcqRel, SeqCst};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use pyo3::intern;
 use pyo3::prelude::*;
+use wirecore_bridge::{AbortHandle, Batch, BodySlot, INTERRUPTED, Kind, Tracker};
 
-use crate::response::{INTERRUPTED, Outcome, Stream, fail_stream, into_py_result};
+use crate::response::{Outcome, into_py_result};
 
 static CLOSING: AtomicBool = AtomicBool::new(false);
 static ATTACHING: AtomicUsize = AtomicUsize::new(0);
@@ -78,8 +79,7 @@ enum Wake {
 }
 
 struct Queue {
-    items: Mutex<Vec<Done>>,
-    scheduled: AtomicBool,
+    items: Batch<Done>,
     wake: Wake,
 }
 
@@ -107,8 +107,7 @@ impl Completer {
         };
         Ok(Self {
             q: Arc::new(Queue {
-                items: Mutex::new(Vec::new()),
-                scheduled: AtomicBool::new(false),
+                items: Batch::default(),
                 wake,
             }),
         })
@@ -128,15 +127,12 @@ impl Completer {
     /// (the loop reports it to its exception handler).
     fn drain(&self, py: Python<'_>) -> PyResult<()> {
         if let Wake::Socket { rx, .. } = &self.q.wake {
-            // Consume wake-ups before clearing the flag: a push that sets the flag after the
-            // clear writes a byte this drain has not read, so the loop wakes again.
+            // Consume wake-ups before taking: a push that finds the queue empty after the take
+            // writes a byte this drain has not read, so the loop wakes again.
             let mut buf = [0u8; 256];
             while matches!((&*rx).read(&mut buf), Ok(n) if n > 0) {}
         }
-        // Clear the flag before taking: a push after the take schedules another drain.
-        self.q.scheduled.store(false, SeqCst);
-        let items =
-            std::mem::take(&mut *self.q.items.lock().unwrap_or_else(PoisonError::into_inner));
+        let items = self.q.items.take(usize::MAX);
         let mut first_err = None;
         for d in items {
             if let Err(e) = settle(py, d) {
@@ -174,12 +170,7 @@ pub(crate) struct CompleteHandle {
 impl CompleteHandle {
     /// Queues the outcome for `fut` and wakes the loop if no drain is pending.
     pub(crate) fn complete(&self, fut: Py<PyAny>, outcome: Outcome) {
-        self.q
-            .items
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Done { fut, outcome });
-        if self.q.scheduled.swap(true, AcqRel) {
+        if !self.q.items.push(Done { fut, outcome }) {
             return;
         }
         let sent = match &self.q.wake {
@@ -197,30 +188,45 @@ impl CompleteHandle {
         };
         if !matches!(sent, Some(Ok(()))) {
             // The loop is closed or the interpreter is exiting: nobody awaits these any more.
-            let dropped =
-                std::mem::take(&mut *self.q.items.lock().unwrap_or_else(PoisonError::into_inner));
-            drop(dropped);
+            drop(self.q.items.take(usize::MAX));
         }
     }
 }
 
-/// Spawns `work` on the engine runtime; its outcome (an `internal` error if it panics)
-/// completes `fut` on the completer's loop.
+/// For work no client counts (upload waits, test hooks).
+pub(crate) static UNTRACKED: LazyLock<Arc<Tracker>> = LazyLock::new(Tracker::new);
+
+/// Spawns `work` on the engine runtime as one operation of `kind` on `tracker`; its outcome
+/// (an `internal` error if it panics) completes `fut` on the completer's loop.
+pub(crate) fn spawn_on<F>(
+    completer: &Completer,
+    fut: Py<PyAny>,
+    tracker: &Arc<Tracker>,
+    kind: Kind,
+    work: F,
+) -> Pending
+where
+    F: Future<Output = Result<Outcome, wirecore::Error>> + Send + 'static,
+{
+    let done = completer.handle();
+    let (abort, reg) = AbortHandle::new_pair();
+    tracker.spawn(kind, Some(reg), work, move |r| {
+        done.complete(fut, r.unwrap_or_else(Outcome::Error));
+    });
+    Pending {
+        abort,
+        stream: None,
+    }
+}
+
+/// [`spawn_on`] for work no client counts.
 pub(crate) fn spawn_completing<F>(completer: &Completer, fut: Py<PyAny>, work: F) -> Pending
 where
     F: Future<Output = Outcome> + Send + 'static,
 {
-    let done = completer.handle();
-    let task = wirecore::runtime::global().spawn(async move {
-        let out = wirecore::runtime::catch_panic(async { Ok(work.await) })
-            .await
-            .unwrap_or_else(Outcome::Error);
-        done.complete(fut, out);
-    });
-    Pending {
-        abort: task.abort_handle(),
-        stream: None,
-    }
+    spawn_on(completer, fut, &UNTRACKED, Kind::Other, async move {
+        Ok(work.await)
+    })
 }
 
 /// Panics inside an engine task, for the tests of `catch_panic`: blocking (no arguments) or
@@ -248,9 +254,9 @@ pub(crate) fn panic_in_engine(
 /// Engine work in flight; `cancel()` drops the engine future, which cancels the request.
 #[pyclass(frozen, module = "wirecore._wirecore")]
 pub(crate) struct Pending {
-    abort: tokio::task::AbortHandle,
+    abort: AbortHandle,
     /// For a body read: the body, left failed (incomplete) when the read is cancelled.
-    pub(crate) stream: Option<Stream>,
+    pub(crate) stream: Option<Arc<BodySlot>>,
 }
 
 #[pymethods]
@@ -258,7 +264,7 @@ impl Pending {
     fn cancel(&self) {
         self.abort.abort();
         if let Some(s) = &self.stream {
-            fail_stream(s, INTERRUPTED);
+            s.fail(wirecore::ErrorKind::Cancelled, INTERRUPTED);
         }
     }
 }

@@ -1,20 +1,22 @@
 //! The engine client as Python sees it: one object for both `wirecore.Client` and
 //! `wirecore.AsyncClient`.
 //!
-//! Fork safety: the client remembers the pid it was built in; in a forked child the first call
-//! rebuilds the engine client from the same config (the core runtime rebuilds itself likewise),
-//! because the parent's connections and runtime threads do not exist there.
+//! Fork safety: in a forked child the first call rebuilds the engine client and its tracker
+//! from the same config (`wirecore_bridge::fork`), because the parent's connections, runtime
+//! threads and in-flight work do not exist there.
 
 use std::future::Future;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use wirecore_bridge::fork::PerProcess;
+use wirecore_bridge::{AbortHandle, Kind, Tracker};
 
-use crate::bridge::{Completer, Pending, spawn_completing};
+use crate::bridge::{Completer, Pending, UNTRACKED, spawn_on};
 use crate::error;
 use crate::response::{Outcome, into_py_result, run};
 use crate::upload::Upload;
@@ -33,7 +35,21 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let (rx, task) = spawn(fut);
+    wait_on(py, &UNTRACKED, Kind::Other, async move { Ok(fut.await) })
+}
+
+/// [`wait`] for one operation of `kind` on `tracker`; an engine error raises.
+pub(crate) fn wait_on<T, F>(
+    py: Python<'_>,
+    tracker: &Arc<Tracker>,
+    kind: Kind,
+    work: F,
+) -> PyResult<T>
+where
+    F: Future<Output = Result<T, wirecore::Error>> + Send + 'static,
+    T: Send + 'static,
+{
+    let (rx, task) = spawn(tracker, kind, work);
     match recv(py, rx) {
         Ok(Some(Ok(v))) => Ok(v),
         Ok(Some(Err(e))) => Err(error::to_py(py, &e)),
@@ -50,18 +66,18 @@ where
 /// Where a spawned task's output (or its panic, as an `internal` error) arrives.
 type Answer<T> = Receiver<Result<T, wirecore::Error>>;
 
-/// Spawns `fut` on the shared runtime; its output (an `internal` error if it panics) arrives
-/// on the returned channel.
-fn spawn<F>(fut: F) -> (Answer<F::Output>, tokio::task::AbortHandle)
+/// Spawns `work` as one operation of `kind`; its outcome arrives on the returned channel.
+fn spawn<T, F>(tracker: &Arc<Tracker>, kind: Kind, work: F) -> (Answer<T>, AbortHandle)
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future<Output = Result<T, wirecore::Error>> + Send + 'static,
+    T: Send + 'static,
 {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let task = wirecore::runtime::global().spawn(async move {
-        let _ = tx.send(wirecore::runtime::catch_panic(async { Ok(fut.await) }).await);
+    let (abort, reg) = AbortHandle::new_pair();
+    tracker.spawn(kind, Some(reg), work, move |r| {
+        let _ = tx.send(r);
     });
-    (rx, task.abort_handle())
+    (rx, abort)
 }
 
 /// Waits (GIL released) for a value on `rx`, waking every [`SIGNAL_SLICE`] to run signal
@@ -90,11 +106,11 @@ fn recv<T: Send>(py: Python<'_>, rx: Receiver<T>) -> PyResult<Option<T>> {
     })
 }
 
-/// An engine client plus what it takes to rebuild it after `fork()`.
+/// An engine client and its tracker, plus what it takes to rebuild them after `fork()`.
 #[pyclass(frozen, module = "wirecore._wirecore")]
 pub(crate) struct Client {
     config: wirecore::Config,
-    state: Mutex<(u32, wirecore::Client)>,
+    state: PerProcess<(wirecore::Client, Arc<Tracker>)>,
 }
 
 impl Client {
@@ -112,23 +128,25 @@ impl Client {
         body: Option<&[u8]>,
         upload: Option<&Upload>,
         options: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<(wirecore::Client, wirecore::Request)> {
+    ) -> PyResult<(wirecore::Client, Arc<Tracker>, wirecore::Request)> {
         let x = Extra::from_dict(options)?;
         let req = error::check(
             py,
             body_of(body, upload).and_then(|b| build_request(method, url, headers, b, x)),
         )?;
-        Ok((self.current(py)?, req))
+        let (client, tracker) = self.current(py)?;
+        Ok((client, tracker, req))
     }
 
-    fn current(&self, py: Python<'_>) -> PyResult<wirecore::Client> {
-        let pid = std::process::id();
-        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if s.0 != pid {
+    fn current(&self, py: Python<'_>) -> PyResult<(wirecore::Client, Arc<Tracker>)> {
+        self.state.get(|| {
             let c = error::check(py, wirecore::Client::from_config(self.config.clone()))?;
-            *s = (pid, c);
-        }
-        Ok(s.1.clone())
+            Ok((c, Tracker::new()))
+        })
+    }
+
+    fn client(&self, py: Python<'_>) -> PyResult<wirecore::Client> {
+        Ok(self.current(py)?.0)
     }
 }
 
@@ -263,7 +281,7 @@ fn body_of(
 #[pyclass(frozen, module = "wirecore._wirecore")]
 pub(crate) struct Started {
     rx: Mutex<Option<Answer<Outcome>>>,
-    abort: tokio::task::AbortHandle,
+    abort: AbortHandle,
 }
 
 #[pymethods]
@@ -315,7 +333,7 @@ impl Client {
         let client = error::check(py, wirecore::Client::from_config(config.clone()))?;
         Ok(Self {
             config,
-            state: Mutex::new((std::process::id(), client)),
+            state: PerProcess::new((client, Tracker::new())),
         })
     }
 
@@ -333,8 +351,9 @@ impl Client {
         stream: bool,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        let (client, req) = self.prepare(py, method, url, headers, body, None, options)?;
-        let out = wait(py, run(client, req, stream))?;
+        let (client, tracker, req) = self.prepare(py, method, url, headers, body, None, options)?;
+        let work = run(client, tracker.clone(), req, stream);
+        let out = wait_on(py, &tracker, Kind::Request, work)?;
         into_py_result(py, out)
     }
 
@@ -352,8 +371,10 @@ impl Client {
         stream: bool,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Started> {
-        let (client, req) = self.prepare(py, method, url, headers, None, Some(upload), options)?;
-        let (rx, abort) = spawn(run(client, req, stream));
+        let (client, tracker, req) =
+            self.prepare(py, method, url, headers, None, Some(upload), options)?;
+        let work = run(client, tracker.clone(), req, stream);
+        let (rx, abort) = spawn(&tracker, Kind::Request, work);
         Ok(Started {
             rx: Mutex::new(Some(rx)),
             abort,
@@ -382,17 +403,19 @@ impl Client {
         options: Option<&Bound<'_, PyDict>>,
         upload: Option<&Upload>,
     ) -> PyResult<Pending> {
-        let (client, req) = self.prepare(py, method, url, headers, body, upload, options)?;
-        Ok(spawn_completing(completer, fut, run(client, req, stream)))
+        let (client, tracker, req) =
+            self.prepare(py, method, url, headers, body, upload, options)?;
+        let work = run(client, tracker.clone(), req, stream);
+        Ok(spawn_on(completer, fut, &tracker, Kind::Request, work))
     }
 
-    /// Refuses new requests, waits up to `timeout` seconds for in-flight ones, closes idle
-    /// connections.
+    /// Refuses new requests, waits up to `timeout` seconds for in-flight ones and their body
+    /// reads, closes idle connections.
     #[pyo3(signature = (timeout=5.0))]
     fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
         let d = secs(py, timeout)?;
-        let client = self.current(py)?;
-        wait(py, async move { client.close(d).await })
+        let (client, tracker) = self.current(py)?;
+        wait(py, async move { tracker.close(&client, d, false).await })
     }
 
     /// Like `close`, completing `fut` on the completer's loop.
@@ -405,37 +428,41 @@ impl Client {
         timeout: f64,
     ) -> PyResult<Pending> {
         let d = secs(py, timeout)?;
-        let client = self.current(py)?;
-        Ok(spawn_completing(completer, fut, async move {
-            client.close(d).await;
-            Outcome::Unit
-        }))
+        let (client, tracker) = self.current(py)?;
+        Ok(crate::bridge::spawn_completing(
+            completer,
+            fut,
+            async move {
+                tracker.close(&client, d, false).await;
+                Outcome::Unit
+            },
+        ))
     }
 
     /// Every counter, as the core's JSON (`Stats::to_json`).
     fn stats_json(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(self.current(py)?.stats().to_json())
+        Ok(self.client(py)?.stats().to_json())
     }
 
     /// The stats in Prometheus text format.
     fn prometheus(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(self.current(py)?.prometheus())
+        Ok(self.client(py)?.prometheus())
     }
 
     /// The health report as JSON.
     fn diagnostics_json(&self, py: Python<'_>) -> PyResult<String> {
-        let d = self.current(py)?.diagnostics();
+        let d = self.client(py)?.diagnostics();
         serde_json::to_string(&d).map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
     /// The health report as text.
     fn diagnostics_text(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(self.current(py)?.diagnostics().to_string())
+        Ok(self.client(py)?.diagnostics().to_string())
     }
 
     /// Closes every idle pooled connection now; in-flight requests and the client go on.
     fn close_idle_connections(&self, py: Python<'_>) -> PyResult<()> {
-        self.current(py)?.close_idle_connections();
+        self.client(py)?.close_idle_connections();
         Ok(())
     }
 

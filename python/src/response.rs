@@ -3,17 +3,17 @@
 //! The non-streaming path reads the body inside the same engine future, so a request crosses
 //! into Python once; the body is copied exactly once, into the `bytes` object.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
+use wirecore_bridge::{Begin, BodySlot, INTERRUPTED, Kind, Prefetch, Prefetched, Tracker};
 
 use pyo3::exceptions::PyRuntimeError;
 
-use crate::bridge::{Completer, Pending, spawn_completing};
+use crate::bridge::{Completer, Pending, spawn_completing, spawn_on};
 use crate::error;
 
 /// What an engine task hands back to Python.
@@ -34,56 +34,42 @@ pub(crate) struct Parts {
     elapsed: Duration,
     content: Option<Bytes>,
     stream: Option<wirecore::Body>,
+    tracker: Arc<Tracker>,
 }
 
 /// Sends `req` and, unless `stream`, reads the whole body.
-pub(crate) async fn run(client: wirecore::Client, req: wirecore::Request, stream: bool) -> Outcome {
+pub(crate) async fn run(
+    client: wirecore::Client,
+    tracker: Arc<Tracker>,
+    req: wirecore::Request,
+    stream: bool,
+) -> Result<Outcome, wirecore::Error> {
     let start = tokio::time::Instant::now();
-    let resp = match client.execute(req).await {
-        Ok(r) => r,
-        Err(e) => return Outcome::Error(e),
+    let how = if stream {
+        Prefetch::Stream
+    } else {
+        Prefetch::Whole
     };
-    let url = resp.url().to_string();
-    let timings = resp.timings();
-    let reused = resp.reused();
-    let (head, body) = resp.into_http().into_parts();
+    let (head, body) = wirecore_bridge::fetch(client, req, how).await?;
     let mut parts = Parts {
         status: head.status.as_u16(),
         version: head.version,
         headers: head.headers,
-        url,
-        timings,
-        reused,
+        url: head.url.to_string(),
+        timings: head.timings,
+        reused: head.reused,
         elapsed: Duration::ZERO,
         content: None,
         stream: None,
+        tracker,
     };
-    if stream {
-        parts.stream = Some(body);
-    } else {
-        match read_all(body).await {
-            Ok(b) => parts.content = Some(b),
-            Err(e) => return Outcome::Error(e),
-        }
+    match body {
+        Prefetched::Whole(b) => parts.content = Some(b),
+        Prefetched::Cut(_, e) => return Err(e),
+        Prefetched::Stream(b) => parts.stream = Some(b),
     }
     parts.elapsed = start.elapsed();
-    Outcome::Response(Box::new(parts))
-}
-
-async fn read_all(mut body: wirecore::Body) -> Result<Bytes, wirecore::Error> {
-    let Some(first) = body.next().await.transpose()? else {
-        return Ok(Bytes::new());
-    };
-    let Some(second) = body.next().await.transpose()? else {
-        return Ok(first);
-    };
-    let mut buf = BytesMut::with_capacity(first.len() + second.len());
-    buf.extend_from_slice(&first);
-    buf.extend_from_slice(&second);
-    while let Some(c) = body.next().await.transpose()? {
-        buf.extend_from_slice(&c);
-    }
-    Ok(buf.freeze())
+    Ok(Outcome::Response(Box::new(parts)))
 }
 
 /// Builds the Python value of an outcome (on a thread attached to the interpreter).
@@ -95,38 +81,6 @@ pub(crate) fn into_py_result(py: Python<'_>, outcome: Outcome) -> PyResult<Py<Py
         Outcome::Error(e) => Err(error::to_py(py, &e)),
     }
 }
-
-/// Where a streamed body stands. A read takes the body out (`Reading`) and puts it back only
-/// if nobody gave up on it meanwhile, so a chunk is never lost silently: a read that was
-/// interrupted or cancelled leaves `Failed`, and every later read raises.
-pub(crate) enum BodyState {
-    Open(wirecore::Body),
-    /// A read in flight owns the body.
-    Reading,
-    /// Read to its end.
-    Ended,
-    /// An error, an interrupted or cancelled read, or `close()` before the end: the body is
-    /// incomplete, and every later read raises this.
-    Failed(wirecore::ErrorKind, String),
-}
-
-pub(crate) type Stream = Arc<Mutex<BodyState>>;
-
-fn lock(s: &Stream) -> std::sync::MutexGuard<'_, BodyState> {
-    s.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Marks the body incomplete unless it failed already (the first failure is the one to report).
-pub(crate) fn fail_stream(s: &Stream, message: &str) {
-    let mut st = lock(s);
-    if !matches!(*st, BodyState::Failed(..)) {
-        *st = BodyState::Failed(wirecore::ErrorKind::Cancelled, message.to_owned());
-    }
-}
-
-/// Why a read was given up, as later reads report it.
-pub(crate) const INTERRUPTED: &str =
-    "reading the response body was interrupted or cancelled; the body is incomplete";
 
 /// The engine's response; `wirecore.Response` wraps it.
 #[pyclass(frozen, module = "wirecore._wirecore")]
@@ -142,7 +96,10 @@ pub(crate) struct RawResponse {
     elapsed: Duration,
     version: http::Version,
     content: Option<Py<PyBytes>>,
-    stream: Stream,
+    /// A streamed body, one read at a time (an ended one when the body came whole).
+    stream: Arc<BodySlot>,
+    /// The client's, so its close waits for body reads.
+    tracker: Arc<Tracker>,
 }
 
 impl RawResponse {
@@ -156,61 +113,17 @@ impl RawResponse {
             elapsed: p.elapsed,
             version: p.version,
             content: p.content.map(|b| PyBytes::new(py, &b).unbind()),
-            stream: Arc::new(Mutex::new(
-                p.stream.map_or(BodyState::Ended, BodyState::Open),
-            )),
-        }
-    }
-
-    /// The body for one read: `None` at its end; raises once it failed or while another read
-    /// is in flight.
-    fn begin_read(&self, py: Python<'_>) -> PyResult<Option<wirecore::Body>> {
-        let mut st = lock(&self.stream);
-        match std::mem::replace(&mut *st, BodyState::Reading) {
-            BodyState::Open(body) => Ok(Some(body)),
-            other => {
-                let r = match &other {
-                    BodyState::Ended => Ok(None),
-                    BodyState::Failed(kind, msg) => {
-                        Err(error::to_py(py, &wirecore::Error::new(*kind, msg.clone())))
-                    }
-                    BodyState::Reading | BodyState::Open(_) => Err(PyRuntimeError::new_err(
-                        "another read of this response body is in progress",
-                    )),
-                };
-                *st = other;
-                r
-            }
+            stream: BodySlot::new(match p.stream {
+                Some(body) => Prefetched::Stream(body),
+                None => Prefetched::Whole(Bytes::new()),
+            }),
+            tracker: p.tracker,
         }
     }
 }
 
-/// Reads one chunk; the body goes back only if the read is still wanted (see [`BodyState`]).
-async fn next_chunk(stream: Stream, mut body: wirecore::Body) -> Outcome {
-    let item = body.next().await;
-    let mut st = lock(&stream);
-    let wanted = matches!(*st, BodyState::Reading);
-    match item {
-        Some(Ok(b)) => {
-            if wanted {
-                *st = BodyState::Open(body);
-            }
-            Outcome::Chunk(Some(b))
-        }
-        // At the end (or on error) the body is dropped: the connection goes back or is discarded.
-        None => {
-            if wanted {
-                *st = BodyState::Ended;
-            }
-            Outcome::Chunk(None)
-        }
-        Some(Err(e)) => {
-            if wanted {
-                *st = BodyState::Failed(e.kind(), e.full_message());
-            }
-            Outcome::Error(e)
-        }
-    }
+fn busy() -> PyErr {
+    PyRuntimeError::new_err("another read of this response body is in progress")
 }
 
 #[pymethods]
@@ -265,22 +178,21 @@ impl RawResponse {
     /// The next chunk of a streamed body, or `None` at its end; blocks with the GIL released.
     /// An interrupted read (Ctrl-C) leaves the body failed: later reads raise.
     fn next_chunk(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
-        let Some(body) = self.begin_read(py)? else {
-            return Ok(None);
+        let chunk = match self.stream.begin() {
+            Begin::Busy => return Err(busy()),
+            Begin::Ready => error::check(py, self.stream.take_next())?,
+            Begin::Read(r) => match crate::client::wait_on(py, &self.tracker, Kind::Read, r.next())
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    // Failed already when the engine failed; else the read was interrupted.
+                    self.stream
+                        .fail(wirecore::ErrorKind::Cancelled, INTERRUPTED);
+                    return Err(e);
+                }
+            },
         };
-        let stream = self.stream.clone();
-        let out = match crate::client::wait(py, next_chunk(stream, body)) {
-            Ok(out) => out,
-            Err(e) => {
-                fail_stream(&self.stream, INTERRUPTED);
-                return Err(e);
-            }
-        };
-        match out {
-            Outcome::Chunk(Some(b)) => Ok(Some(PyBytes::new(py, &b).unbind())),
-            Outcome::Error(e) => Err(error::to_py(py, &e)),
-            _ => Ok(None),
-        }
+        Ok(chunk.map(|b| PyBytes::new(py, &b).unbind()))
     }
 
     /// Like `next_chunk`, completing `fut` on its loop; cancelling the returned `Pending`
@@ -291,11 +203,17 @@ impl RawResponse {
         completer: &Completer,
         fut: Py<PyAny>,
     ) -> PyResult<Option<Pending>> {
-        let Some(body) = self.begin_read(py)? else {
-            return Ok(None);
+        let mut pending = match self.stream.begin() {
+            Begin::Busy => return Err(busy()),
+            Begin::Ready => match error::check(py, self.stream.take_next())? {
+                None => return Ok(None),
+                Some(b) => spawn_completing(completer, fut, async move { Outcome::Chunk(Some(b)) }),
+            },
+            Begin::Read(r) => {
+                let work = async move { r.next().await.map(Outcome::Chunk) };
+                spawn_on(completer, fut, &self.tracker, Kind::Read, work)
+            }
         };
-        let stream = self.stream.clone();
-        let mut pending = spawn_completing(completer, fut, next_chunk(stream, body));
         pending.stream = Some(self.stream.clone());
         Ok(Some(pending))
     }
@@ -303,33 +221,26 @@ impl RawResponse {
     /// Marks an unfinished body incomplete: the Python layer lost chunks it had read to an
     /// exception, so later reads must raise.
     fn fail(&self, message: &str) {
-        fail_stream(&self.stream, message);
+        self.stream.fail(wirecore::ErrorKind::Cancelled, message);
     }
 
     /// Raises the error that left the body incomplete, if any.
     fn check(&self, py: Python<'_>) -> PyResult<()> {
-        match &*lock(&self.stream) {
-            BodyState::Failed(kind, msg) => {
-                Err(error::to_py(py, &wirecore::Error::new(*kind, msg.clone())))
-            }
-            _ => Ok(()),
+        match self.stream.failure() {
+            Some(e) => Err(error::to_py(py, &e)),
+            None => Ok(()),
         }
     }
 
     /// Whether a streamed body is still open.
     #[getter]
     fn is_stream_open(&self) -> bool {
-        matches!(*lock(&self.stream), BodyState::Open(_) | BodyState::Reading)
+        self.stream.is_open()
     }
 
     /// Drops an unread streamed body (its connection is discarded); later reads raise.
     fn close(&self) {
-        let mut st = lock(&self.stream);
-        if matches!(*st, BodyState::Open(_) | BodyState::Reading) {
-            *st = BodyState::Failed(
-                wirecore::ErrorKind::Cancelled,
-                "the response was closed before its body was read to the end".to_owned(),
-            );
-        }
+        self.stream
+            .close("the response was closed before its body was read to the end");
     }
 }

@@ -236,3 +236,20 @@ async def test_cancelled_aiter_bytes_leaves_the_body_failed(
             await r.aread()
         with pytest.raises(wirecore.RequestCancelled):
             _ = [c async for c in r.aiter_bytes()]
+
+
+def test_aclose_waits_for_a_body_being_read(srv: Server, tls_config: dict[str, Any]) -> None:
+    async def main() -> None:
+        c = wirecore.AsyncClient(tls_config)
+        slow = asyncio.ensure_future(c.get(f"{srv.http}/drip?bytes=1000&chunks=4&delay_ms=150"))
+        # The engine counts a request only until its head: from then on only the body is read.
+        await await_until(
+            lambda: c.stats()["requests_total"] == 1 and c.stats()["requests_in_flight"] == 0,
+            "the head arrived",
+            timeout=30,
+        )
+        await c.aclose(timeout=30)
+        assert c.stats()["bytes_received"] == 1000, "aclose returned before the body was read"
+        assert len((await slow).content) == 1000
+
+    asyncio.run(main())

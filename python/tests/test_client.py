@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import json
+import time
 from typing import Any
 
 import pytest
@@ -247,3 +249,27 @@ def test_read_after_partial_iteration_or_close_raises(client: wirecore.Client, s
     with client.stream("GET", f"{srv.http}/bytes/300") as r:
         assert len(r.read()) == 300
     assert len(r.read()) == 300 and len(r.content) == 300
+
+
+def _heads_arrived(c: wirecore.Client, n: int) -> None:
+    """Waits (at most 30 s) until the engine has the heads of `n` requests: it counts a request
+    only until its head, so from then on only the body is in flight."""
+    deadline = time.monotonic() + 30
+    while True:
+        s = c.stats()
+        if s["requests_total"] == n and s["requests_in_flight"] == 0:
+            return
+        assert time.monotonic() < deadline, f"the heads never arrived: {s}"
+        time.sleep(0.002)
+
+
+def test_close_waits_for_a_body_being_read(srv: Server, tls_config: dict[str, Any]) -> None:
+    # A whole body read after its head arrived (600 ms of drip): close() waits for it (a
+    # streamed body's reads count the same way; the C runner checks that case).
+    c = wirecore.Client(tls_config)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        got = pool.submit(c.get, f"{srv.http}/drip?bytes=1000&chunks=4&delay_ms=150")
+        _heads_arrived(c, 1)
+        c.close(timeout=30)
+        assert c.stats()["bytes_received"] == 1000, "close returned before the body was read"
+        assert len(got.result(timeout=30).content) == 1000
