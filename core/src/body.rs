@@ -213,11 +213,7 @@ impl Body {
                         Err(_) => continue,
                     },
                     Some(Err(e)) => {
-                        let kind = if e.is_timeout() {
-                            ErrorKind::TimeoutRead
-                        } else {
-                            ErrorKind::Io
-                        };
+                        let kind = crate::error::body_kind(&e);
                         Some(Err(Error::new(kind, "response body failed").with_source(e)))
                     }
                 },

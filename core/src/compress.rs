@@ -151,9 +151,10 @@ pub(crate) fn decode(
 pub(crate) fn classify(e: std::io::Error) -> Error {
     let transport = e
         .get_ref()
-        .is_some_and(|inner| inner.downcast_ref::<Transport>().is_some());
-    if transport {
-        Error::new(ErrorKind::Io, "response body failed").with_source(e)
+        .and_then(|inner| inner.downcast_ref::<Transport>())
+        .map(|t| crate::error::body_kind(&t.0));
+    if let Some(kind) = transport {
+        Error::new(kind, "response body failed").with_source(e)
     } else {
         Error::new(ErrorKind::Decode, "cannot decode the response body").with_source(e)
     }

@@ -301,19 +301,10 @@ pub(crate) fn redact_str(url: &str) -> String {
 
 /// Classifies a hyper error on an established connection.
 pub(crate) fn from_hyper(e: hyper::Error, origin: &str) -> Error {
-    let kind = if e.is_parse() || e.is_parse_status() || e.is_user() {
+    let kind = if e.is_parse() || e.is_parse_status() || e.is_user() || is_h2_violation(&e) {
         ErrorKind::Protocol
     } else if e.is_timeout() {
         ErrorKind::TimeoutRead
-    } else if let Some(h2) = find_source::<h2::Error>(&e) {
-        match h2.reason() {
-            Some(
-                h2::Reason::PROTOCOL_ERROR
-                | h2::Reason::FRAME_SIZE_ERROR
-                | h2::Reason::COMPRESSION_ERROR,
-            ) => ErrorKind::Protocol,
-            _ => ErrorKind::Io,
-        }
     } else {
         ErrorKind::Io
     };
@@ -324,9 +315,50 @@ pub(crate) fn from_hyper(e: hyper::Error, origin: &str) -> Error {
     Error::new(kind, msg).with_source(e)
 }
 
-/// Whether the server refused an h2 stream without processing it (safe to retry any method).
+/// The kind of a hyper error met while reading a response body: a malformed chunk or an
+/// HTTP/2 protocol violation is `protocol`, a connection cut short is `io`.
+pub(crate) fn body_kind(e: &hyper::Error) -> ErrorKind {
+    // hyper's HTTP/1.1 body decoder reports bad framing (chunk sizes, missing CRLF) as these
+    // I/O kinds; a socket never does.
+    let bad_framing = find_source::<std::io::Error>(e).is_some_and(|io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+        )
+    });
+    if e.is_timeout() {
+        ErrorKind::TimeoutRead
+    } else if bad_framing || is_h2_violation(e) {
+        ErrorKind::Protocol
+    } else {
+        ErrorKind::Io
+    }
+}
+
+/// Whether an HTTP/2 error says the peer broke the protocol (malformed frames or headers,
+/// flow control, a flood answered with ENHANCE_YOUR_CALM).
+fn is_h2_violation(e: &(dyn std::error::Error + 'static)) -> bool {
+    find_source::<h2::Error>(e).is_some_and(|h2| {
+        matches!(
+            h2.reason(),
+            Some(
+                h2::Reason::PROTOCOL_ERROR
+                    | h2::Reason::FRAME_SIZE_ERROR
+                    | h2::Reason::COMPRESSION_ERROR
+                    | h2::Reason::FLOW_CONTROL_ERROR
+                    | h2::Reason::ENHANCE_YOUR_CALM
+            )
+        )
+    })
+}
+
+/// Whether the server provably did not process an h2 stream, so it is safe to retry any
+/// method: it refused the stream (RST_STREAM REFUSED_STREAM), or sent GOAWAY with a last
+/// stream id below it (h2 fails only those streams with the peer's GOAWAY; RFC 9113 §6.8).
 pub(crate) fn is_refused_stream(e: &(dyn std::error::Error + 'static)) -> bool {
-    find_source::<h2::Error>(e).is_some_and(|h| h.reason() == Some(h2::Reason::REFUSED_STREAM))
+    find_source::<h2::Error>(e).is_some_and(|h| {
+        h.is_remote() && (h.is_go_away() || h.reason() == Some(h2::Reason::REFUSED_STREAM))
+    })
 }
 
 fn find_source<'a, T: std::error::Error + 'static>(

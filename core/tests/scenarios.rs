@@ -58,6 +58,7 @@ fn substitute(text: &str, info: &Value) -> String {
         "dns",
         "blackhole",
         "silent",
+        "torture",
     ] {
         if let Some(v) = info[key].as_str() {
             out = out.replace(&format!("{{{key}}}"), v);

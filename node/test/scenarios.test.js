@@ -115,6 +115,7 @@ function substitute(text) {
     silent: hostPort(srv.silent),
     dns: hostPort(srv.dns),
     http_port: new URL(srv.http).port,
+    torture: srv.torture,
   }
   return text.replace(/\{([a-z_]+)\}/g, (m, k) => (Object.hasOwn(map, k) ? map[k] : m))
 }

@@ -81,7 +81,7 @@ def validate(sc: dict[str, Any]) -> None:
 def load(path: pathlib.Path, server: Server) -> dict[str, Any]:
     text = path.read_text()
     info = server.info
-    for key in ("http", "https", "bad_tls", "mtls", "ca", "client_cert", "client_key"):
+    for key in ("http", "https", "bad_tls", "mtls", "ca", "client_cert", "client_key", "torture"):
         text = text.replace("{" + key + "}", str(info[key]))
     for key in ("blackhole", "silent", "dns"):
         text = text.replace("{" + key + "}", str(info[key]))

@@ -143,6 +143,15 @@ impl Client {
                     return Err(if unsent { err.unsent() } else { err });
                 }
             };
+            // The engine never asks to switch protocols: a 101 leaves nothing to read.
+            if res.status() == http::StatusCode::SWITCHING_PROTOCOLS
+                && !user_headers.contains_key(header::UPGRADE)
+            {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("{} switched protocols without being asked", origin.key),
+                ));
+            }
             let ttfb = t0.elapsed();
             if let Some(n) = sent_len {
                 inner.metrics.bytes_sent.fetch_add(n, Relaxed);

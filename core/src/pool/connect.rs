@@ -99,6 +99,8 @@ impl Pool {
     ) -> Result<Option<H1>, Error> {
         let mut b = http1::Builder::new();
         b.max_buf_size(self.shared.s.max_header_bytes.max(8192));
+        // RFC 9112 §5.2: a user agent replaces an obs-fold in a response with spaces.
+        b.allow_obsolete_multiline_headers_in_responses(true);
         let (tx, conn) = b
             .handshake(TokioIo::new(stream))
             .await

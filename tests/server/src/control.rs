@@ -96,7 +96,7 @@ async fn handle(control: &Control, req: Request<Incoming>) -> Response<Body> {
     };
     let shared = &control.shared;
     match (&parts.method, parts.uri.path()) {
-        (&Method::GET, "/_control/counters") => to_json(&shared.stats.snapshot()),
+        (&Method::GET, "/_control/counters") => to_json(&shared.counters()),
         (&Method::POST, "/_control/reset") => {
             shared.reset();
             control.dns.reset_queries();

@@ -77,13 +77,29 @@ pub(crate) struct Shared {
     pub(crate) close_all: watch::Sender<u64>,
     /// Files, timeouts and metrics of a [`Site`]; `None` on the test server.
     pub(crate) site: Option<site::SiteState>,
+    /// The torture port (tests/torture), counted and reset with the rest; `None` on a [`Site`].
+    pub(crate) torture: Option<wirecore_torture::Torture>,
 }
 
 impl Shared {
     fn reset(&self) {
         self.stats.reset();
+        if let Some(t) = &self.torture {
+            t.reset();
+        }
         self.scripts.clear();
         self.log.clear();
+    }
+
+    /// The counters, the torture port's included.
+    pub(crate) fn counters(&self) -> Counters {
+        let mut c = self.stats.snapshot();
+        if let Some(t) = &self.torture {
+            let t = t.counters();
+            c.torture_connections = t.connections;
+            c.torture_requests = t.requests;
+        }
+        c
     }
 
     fn close_connections(&self) {
@@ -136,6 +152,7 @@ impl TestServer {
             log: RequestLog::new(opts.request_log_capacity),
             live: Arc::new(()),
             close_all: watch::Sender::new(0),
+            torture: Some(wirecore_torture::Torture::start().await?),
             opts,
             site: None,
         });
@@ -358,7 +375,7 @@ impl TestServer {
 
     /// A snapshot of the counters.
     pub fn counters(&self) -> Counters {
-        self.shared.stats.snapshot()
+        self.shared.counters()
     }
 
     /// Polls the counters every 5 ms until `done` holds, for events the server sees
@@ -411,6 +428,7 @@ impl TestServer {
             "dns": self.dns.addr().to_string(),
             "blackhole": self.blackhole_addr.to_string(),
             "silent": self.silent_addr.to_string(),
+            "torture": self.shared.torture.as_ref().map(wirecore_torture::Torture::url),
         })
     }
 

@@ -211,6 +211,7 @@ impl Site {
             log: RequestLog::new(0),
             live: Arc::new(()),
             close_all: watch::Sender::new(0),
+            torture: None,
             site: Some(site),
         });
         let (phase, phase_rx) = watch::channel(Phase::Running);

@@ -52,6 +52,10 @@ pub struct Counters {
     /// Requests received per path (without query), since the last reset; not counted with
     /// `--no-request-log`.
     pub per_path_requests: BTreeMap<String, u64>,
+    /// Connections accepted by the torture port.
+    pub torture_connections: u64,
+    /// Request heads the torture port read (HTTP/1.1 heads and HTTP/2 HEADERS).
+    pub torture_requests: u64,
 }
 
 /// One logged request.
@@ -245,6 +249,9 @@ impl Stats {
             max_requests_per_connection,
             silent_connections: self.silent_connections.load(Relaxed),
             per_path_requests: lock(&self.per_path).clone(),
+            // Filled in by `Shared::counters`.
+            torture_connections: 0,
+            torture_requests: 0,
         }
     }
 
