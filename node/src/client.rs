@@ -12,25 +12,19 @@
 )]
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use futures_util::future::{AbortHandle, Abortable};
 use napi::Status;
 use napi::bindgen_prelude::{Buffer, Either, Uint8Array};
 use napi_derive::napi;
-use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
+use wirecore_bridge::{BodySlot, Head, Kind, Prefetch, Prefetched, Registry, Tracker};
 
 use crate::completion::{Completer, Completion, Dispatcher};
 use crate::config;
 
-/// Bodies up to this declared length are read before the response resolves, so status,
-/// headers and body cross into JS together.
-const EAGER_BODY_BYTES: u64 = 64 * 1024;
 /// Request-body chunks buffered between JS and the engine.
 const UPLOAD_QUEUE: usize = 8;
 
@@ -65,89 +59,49 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-struct BodySlot {
-    body: tokio::sync::Mutex<Option<wirecore::Body>>,
-}
-
 struct Shared {
     client: wirecore::Client,
-    rt: Arc<Runtime>,
     completer: Arc<Completer>,
-    aborts: Mutex<HashMap<u32, AbortHandle>>,
+    /// Operations JS can cancel, by id.
+    aborts: Registry,
+    /// Requests and body reads in flight, so `close` waits for them.
+    tracker: Arc<Tracker>,
+    /// Streamed bodies by the id of their request. Small bodies (`wirecore::SMALL_BODY_BYTES`)
+    /// come with the head instead, so status, headers and body cross into JS together.
     bodies: Mutex<HashMap<u32, Arc<BodySlot>>>,
     uploads: Mutex<HashMap<u32, mpsc::Sender<UploadItem>>>,
     upload_rx: Mutex<HashMap<u32, mpsc::Receiver<UploadItem>>>,
-    /// Requests not yet answered, counting the read of an eager body, which the core no
-    /// longer sees as in flight: `close` waits for these before it closes the pool.
-    in_flight: AtomicUsize,
-    closing: AtomicBool,
-    drained: tokio::sync::Notify,
-}
-
-/// Counts one request of the binding while it lives (also when it is aborted).
-struct InFlight(Arc<Shared>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.drained.notify_waiters();
-        }
-    }
 }
 
 impl Shared {
-    /// Runs `fut` on the engine runtime; a cancellable one can be stopped with `cancel(id)`,
-    /// which drops it (and so cancels the engine work under it). Exactly one completion comes
-    /// for an operation not cancelled, with code `internal` if the work panicked.
-    fn spawn<F>(self: &Arc<Self>, id: u32, cancellable: bool, fut: F)
+    /// Runs `fut` on the engine runtime as one operation of `kind`; a cancellable one can be
+    /// stopped with `cancel(id)`, which drops it (and so cancels the engine work under it).
+    /// Exactly one completion comes for an operation not cancelled, with code `internal` if
+    /// the work panicked.
+    fn spawn<F>(self: &Arc<Self>, id: u32, kind: Kind, cancellable: bool, fut: F)
     where
-        F: Future<Output = Completion> + Send + 'static,
+        F: Future<Output = Result<Completion, wirecore::Error>> + Send + 'static,
     {
-        let fut = settled(id, fut);
+        let abort = cancellable.then(|| self.aborts.register(u64::from(id)));
         let shared = self.clone();
-        if cancellable {
-            let (handle, reg) = AbortHandle::new_pair();
-            lock(&self.aborts).insert(id, handle);
-            self.rt.spawn(async move {
-                let Ok(c) = Abortable::new(fut, reg).await else {
-                    return;
-                };
-                if lock(&shared.aborts).remove(&id).is_some() {
-                    shared.completer.push(c);
-                } else {
-                    // `cancel` came after the work finished: JS no longer waits for this
-                    // completion, so a streaming body it opened would hold its connection
-                    // forever.
-                    shared.forget_body(id);
-                }
-            });
-        } else {
-            self.rt.spawn(async move {
-                let c = fut.await;
-                shared.completer.push(c);
-            });
-        }
+        self.tracker.spawn(kind, abort, fut, move |r| {
+            if cancellable && !shared.aborts.finish(u64::from(id)) {
+                // Cancelled: JS no longer waits for this completion, so a streaming body the
+                // request opened would hold its connection forever.
+                shared.forget_body(id);
+                return;
+            }
+            shared
+                .completer
+                .push(r.unwrap_or_else(|e| error_completion(id, &e)));
+        });
     }
 
-    /// Drops the engine side of a streaming body; a read in progress keeps it until it ends.
+    /// Drops the engine side of a streaming body (a read in progress stops).
     fn forget_body(&self, body_id: u32) {
         if let Some(slot) = lock(&self.bodies).remove(&body_id) {
-            self.rt.spawn(async move {
-                slot.body.lock().await.take();
-            });
+            slot.close("the response body was dropped");
         }
-    }
-}
-
-/// `fut`'s completion, or an `internal` one if it panics: a panic in the engine must settle
-/// the caller's Promise, never strand it.
-async fn settled<F>(id: u32, fut: F) -> Completion
-where
-    F: Future<Output = Completion> + Send + 'static,
-{
-    match wirecore::runtime::catch_panic(async move { Ok(fut.await) }).await {
-        Ok(c) => c,
-        Err(e) => error_completion(id, &e),
     }
 }
 
@@ -205,15 +159,12 @@ impl NativeClient {
         Ok(Self {
             shared: Arc::new(Shared {
                 client,
-                rt,
                 completer,
-                aborts: Mutex::default(),
+                aborts: Registry::default(),
+                tracker: Tracker::new(),
                 bodies: Mutex::default(),
                 uploads: Mutex::default(),
                 upload_rx: Mutex::default(),
-                in_flight: AtomicUsize::new(0),
-                closing: AtomicBool::new(false),
-                drained: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -281,19 +232,12 @@ impl NativeClient {
             o.pool = millis("poolTimeoutMs", p.pool)?;
         }
         let shared = self.shared.clone();
-        shared.in_flight.fetch_add(1, Ordering::AcqRel);
-        let guard = InFlight(shared.clone());
-        self.shared.spawn(id, cancellable, async move {
-            let _guard = guard;
-            if shared.closing.load(Ordering::Acquire) {
-                let e = wirecore::Error::new(wirecore::ErrorKind::Closed, "the client is closed");
-                return error_completion(id, &e);
-            }
-            match shared.client.execute(req).await {
-                Ok(resp) => respond(&shared, id, resp).await,
-                Err(e) => error_completion(id, &e),
-            }
-        });
+        let work = async move {
+            let fetched = wirecore_bridge::fetch(shared.client.clone(), req, Prefetch::Small);
+            let (head, body) = fetched.await?;
+            respond(&shared, id, head, body)
+        };
+        self.shared.spawn(id, Kind::Request, cancellable, work);
         Ok(())
     }
 
@@ -302,10 +246,8 @@ impl NativeClient {
     /// streaming body dropped, since nobody will ever read it.
     #[napi(catch_unwind)]
     pub fn cancel(&self, id: u32) {
-        let handle = lock(&self.shared.aborts).remove(&id);
-        match handle {
-            Some(h) => h.abort(),
-            None => self.shared.forget_body(id),
+        if !self.shared.aborts.cancel(u64::from(id)) {
+            self.shared.forget_body(id);
         }
     }
 
@@ -314,38 +256,19 @@ impl NativeClient {
     pub fn read_body(&self, body_id: u32, id: u32) {
         let slot = lock(&self.shared.bodies).get(&body_id).cloned();
         let shared = self.shared.clone();
-        self.shared.spawn(id, true, async move {
-            let Some(slot) = slot else {
-                return Completion {
-                    id,
-                    ..Completion::default()
-                };
+        self.shared.spawn(id, Kind::Read, true, async move {
+            let chunk = match slot {
+                Some(slot) => slot.next().await,
+                None => Ok(None),
             };
-            let mut guard = slot.body.lock().await;
-            let next = match guard.as_mut() {
-                Some(b) => b.next().await,
-                None => None,
-            };
-            match next {
-                Some(Ok(chunk)) => Completion {
-                    id,
-                    body: Some(Buffer::from(chunk.to_vec())),
-                    ..Completion::default()
-                },
-                Some(Err(e)) => {
-                    *guard = None;
-                    lock(&shared.bodies).remove(&body_id);
-                    error_completion(id, &e)
-                }
-                None => {
-                    *guard = None;
-                    lock(&shared.bodies).remove(&body_id);
-                    Completion {
-                        id,
-                        ..Completion::default()
-                    }
-                }
+            if !matches!(chunk, Ok(Some(_))) {
+                lock(&shared.bodies).remove(&body_id);
             }
+            Ok(Completion {
+                id,
+                body: chunk?.map(|c| Buffer::from(Vec::from(c))),
+                ..Completion::default()
+            })
         });
     }
 
@@ -368,24 +291,21 @@ impl NativeClient {
     pub fn write_upload(&self, upload_id: u32, id: u32, chunk: Uint8Array) {
         let tx = lock(&self.shared.uploads).get(&upload_id).cloned();
         let bytes = Bytes::copy_from_slice(&chunk);
-        self.shared.spawn(id, false, async move {
+        self.shared.spawn(id, Kind::Other, false, async move {
             let sent = match tx {
                 Some(tx) => tx.send(Ok(bytes)).await.is_ok(),
                 None => false,
             };
             if sent {
-                Completion {
+                Ok(Completion {
                     id,
                     ..Completion::default()
-                }
+                })
             } else {
-                error_completion(
-                    id,
-                    &wirecore::Error::new(
-                        wirecore::ErrorKind::Io,
-                        "the request no longer reads its body",
-                    ),
-                )
+                Err(wirecore::Error::new(
+                    wirecore::ErrorKind::Io,
+                    "the request no longer reads its body",
+                ))
             }
         });
     }
@@ -397,7 +317,7 @@ impl NativeClient {
         if let Some(tx) = lock(&self.shared.uploads).remove(&upload_id)
             && let Some(msg) = error
         {
-            self.shared.rt.spawn(async move {
+            wirecore_bridge::fork::runtime().spawn(async move {
                 let _ = tx.send(Err(std::io::Error::other(msg))).await;
             });
         }
@@ -410,7 +330,7 @@ impl NativeClient {
     pub fn panic_for_tests(&self, id: Option<u32>) {
         match id {
             None => panic!("wirecore: panic requested by a test"),
-            Some(id) => self.shared.spawn(id, false, panic_in_engine()),
+            Some(id) => self.shared.spawn(id, Kind::Other, false, panic_in_engine()),
         }
     }
 
@@ -454,34 +374,27 @@ impl NativeClient {
             0.0
         };
         let d = Duration::from_secs_f64(ms / 1000.0);
-        shared.closing.store(true, Ordering::Release);
-        self.shared.spawn(id, false, async move {
-            let until = tokio::time::Instant::now() + d;
-            loop {
-                let drained = shared.drained.notified();
-                tokio::pin!(drained);
-                drained.as_mut().enable();
-                if shared.in_flight.load(Ordering::Acquire) == 0
-                    || tokio::time::timeout_at(until, drained).await.is_err()
-                {
-                    break;
-                }
-            }
-            let left = until.saturating_duration_since(tokio::time::Instant::now());
-            shared.client.close(left).await;
-            Completion {
+        shared.tracker.begin_close();
+        self.shared.spawn(id, Kind::Other, false, async move {
+            shared.tracker.close(&shared.client, d, false).await;
+            Ok(Completion {
                 id,
                 ..Completion::default()
-            }
+            })
         });
     }
 }
 
 /// The response head, plus the body when it is small: one crossing for the common case.
-async fn respond(shared: &Arc<Shared>, id: u32, resp: wirecore::Response) -> Completion {
-    let t = resp.timings();
-    let mut headers = String::with_capacity(resp.headers().len() * 32);
-    for (n, v) in resp.headers() {
+fn respond(
+    shared: &Shared,
+    id: u32,
+    head: Head,
+    body: Prefetched,
+) -> Result<Completion, wirecore::Error> {
+    let t = head.timings;
+    let mut headers = String::with_capacity(head.headers.len() * 32);
+    for (n, v) in &head.headers {
         headers.push_str(n.as_str());
         headers.push('\n');
         headers.push_str(&String::from_utf8_lossy(v.as_bytes()));
@@ -489,11 +402,11 @@ async fn respond(shared: &Arc<Shared>, id: u32, resp: wirecore::Response) -> Com
     }
     let mut c = Completion {
         id,
-        status: Some(u32::from(resp.status().as_u16())),
-        version: Some(format!("{:?}", resp.version())),
+        status: Some(u32::from(head.status.as_u16())),
+        version: Some(format!("{:?}", head.version)),
         headers: Some(headers),
-        url: Some(resp.url().to_string()),
-        reused: Some(resp.reused()),
+        url: Some(head.url.to_string()),
+        reused: Some(head.reused),
         timings: Some(vec![
             ms(t.dns),
             ms(t.connect),
@@ -503,29 +416,16 @@ async fn respond(shared: &Arc<Shared>, id: u32, resp: wirecore::Response) -> Com
         ]),
         ..Completion::default()
     };
-    let mut body = resp.into_body();
-    let hint = http_body::Body::size_hint(&body);
-    if http_body::Body::is_end_stream(&body) {
-        c.body = Some(Buffer::from(Vec::new()));
-    } else if hint.upper().is_some_and(|n| n <= EAGER_BODY_BYTES) {
-        let mut buf = Vec::with_capacity(usize::try_from(hint.lower()).unwrap_or(0));
-        while let Some(chunk) = body.next().await {
-            match chunk {
-                Ok(b) => buf.extend_from_slice(&b),
-                Err(e) => return error_completion(id, &e),
-            }
+    match body {
+        Prefetched::Whole(b) => c.body = Some(Buffer::from(Vec::from(b))),
+        Prefetched::Cut(_, e) => return Err(e),
+        Prefetched::Stream(body) => {
+            let slot = BodySlot::new(Prefetched::Stream(body));
+            lock(&shared.bodies).insert(id, slot);
+            c.streaming = Some(true);
         }
-        c.body = Some(Buffer::from(buf));
-    } else {
-        lock(&shared.bodies).insert(
-            id,
-            Arc::new(BodySlot {
-                body: tokio::sync::Mutex::new(Some(body)),
-            }),
-        );
-        c.streaming = Some(true);
     }
-    c
+    Ok(c)
 }
 
 /// Per-request overrides of the config's phase timeouts, each in milliseconds.
@@ -571,6 +471,6 @@ fn duration_ms(what: &str, ms: f64, min: f64) -> napi::Result<Duration> {
     clippy::unused_async,
     reason = "it must panic when the engine polls it, not when it is built"
 )]
-async fn panic_in_engine() -> Completion {
+async fn panic_in_engine() -> Result<Completion, wirecore::Error> {
     panic!("wirecore: panic requested by a test (in the engine)")
 }

@@ -13,12 +13,13 @@
     reason = "napi hands arguments over by value"
 )]
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use napi::Status;
 use napi::bindgen_prelude::{Buffer, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
+use wirecore_bridge::Batch;
 
 /// One finished operation, keyed by the id JS gave it.
 #[napi(object)]
@@ -61,17 +62,11 @@ impl std::fmt::Debug for Completion {
 /// Completions handed to JS per call.
 pub(crate) const MAX_BATCH: usize = 256;
 
-type Queue = Arc<Mutex<Vec<Completion>>>;
+type Queue = Arc<Batch<Completion>>;
 
 /// The oldest `MAX_BATCH` completions; the rest stay queued (JS takes them next).
 fn take(queue: &Queue) -> Vec<Completion> {
-    let mut q = queue.lock().unwrap_or_else(PoisonError::into_inner);
-    if q.len() <= MAX_BATCH {
-        std::mem::take(&mut *q)
-    } else {
-        let rest = q.split_off(MAX_BATCH);
-        std::mem::replace(&mut *q, rest)
-    }
+    queue.take(MAX_BATCH)
 }
 
 type Tsfn = ThreadsafeFunction<(), (), Vec<Completion>, Status, false, true>;
@@ -100,12 +95,7 @@ impl Completer {
 
     /// Queues a completion; the first of a batch schedules the JS call.
     pub(crate) fn push(&self, c: Completion) {
-        let first = {
-            let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            q.push(c);
-            q.len() == 1
-        };
-        if first {
+        if self.queue.push(c) {
             // Fails only while the JS environment shuts down: nobody is left to tell.
             let _ = self.tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
         }
