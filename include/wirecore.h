@@ -355,10 +355,14 @@ enum wirecore_code wirecore_request_set_body(wirecore_request *req,
 
 // Sets a total timeout for this request, overriding `timeouts.total_ms`. 0 clears it.
 //
+// # Errors
+// `WIRECORE_INVALID_REQUEST` above one year (`MAX_DURATION_MS`); `WIRECORE_INVALID_ARGUMENT`.
+//
 // # Safety
 // `req` is a live request.
 enum wirecore_code wirecore_request_set_timeout_ms(wirecore_request *req,
-                                                   uint64_t ms);
+                                                   uint64_t ms,
+                                                   wirecore_error **err);
 
 // Declares the request safe (`true`) or unsafe (`false`) to repeat, for retries and hedging.
 // Without this call the method and an `Idempotency-Key` header decide (GET, HEAD, PUT, DELETE,

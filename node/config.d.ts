@@ -548,9 +548,8 @@ export interface TcpConfig {
 
 /**
  * Deadlines for each phase of a request. Each expiry is a distinct error code. Every field is at
- * most `MAX_DURATION_MS` (one year); a per-request timeout (`RequestBuilder::timeout` and the
- * phase overrides) has no upper bound, and one too large to represent as a deadline means no
- * limit.
+ * most `MAX_DURATION_MS` (one year), and so is each per-request override
+ * (`wirecore::RequestOptions`).
  */
 export interface TimeoutConfig {
   /** TCP connect, across all addresses (`timeout.connect`). At most one year. Default: 10_000. */

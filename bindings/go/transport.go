@@ -38,7 +38,7 @@ const bufferedBodyMax = 1 << 20
 
 // maxEngineTimeout caps the per-request timeout handed to the engine: a context deadline
 // further away (context.WithTimeout(ctx, math.MaxInt64)) is still enforced here, by ctx.
-const maxEngineTimeout = 10 * 365 * 24 * time.Hour
+const maxEngineTimeout = 365 * 24 * time.Hour // the engine's bound on every duration
 
 // deadlineGrace is how long a request whose context deadline passed waits for the engine's
 // own timeout (it got the same deadline) before it is cancelled.

@@ -273,17 +273,29 @@ impl Client {
     ///
     /// # Errors
     /// Any [`ErrorKind`]; input errors are reported before any I/O.
-    pub async fn execute(&self, req: Request) -> Result<Response, Error> {
+    pub async fn execute(&self, mut req: Request) -> Result<Response, Error> {
         let inner = &self.inner;
         if inner.closed.load(Relaxed) {
             return Err(Error::new(ErrorKind::Closed, "the client is closed"));
+        }
+        req.options.validate()?;
+        // The precedence rule (see `RequestOptions`): an explicit priority replaces the caller's
+        // header, which the pool then reads the urgency from like any other.
+        if let Some(p) = req.options.priority {
+            req.headers.insert(
+                header::HeaderName::from_static("priority"),
+                p.header_value(),
+            );
         }
         let m = &inner.metrics;
         m.in_flight.fetch_add(1, Relaxed);
         let _guard = InFlight(self);
         let start = Instant::now();
-        let total = req.timeout.or_else(|| ms(inner.cfg.timeouts.total_ms));
-        // A timeout too large to represent as a deadline means no limit.
+        let total = req
+            .options
+            .timeout
+            .or_else(|| ms(inner.cfg.timeouts.total_ms));
+        // Bounded by `validate` and the config's bounds; checked all the same.
         let deadline = total.and_then(|t| start.checked_add(t));
         // Boxed: the request state machine is large (TLS connect, retries), and moving it by value
         // into timeout_at and the caller's task costs more than one allocation.

@@ -8,6 +8,10 @@ use http::{HeaderMap, Method, Uri};
 use crate::body::RequestBody;
 use crate::error::{self, Error, ErrorKind};
 
+mod options;
+
+pub use options::{MAX_RATE_LIMIT_KEY_BYTES, PRIORITY_WORDS, Priority, RequestOptions};
+
 /// One HTTP request.
 #[derive(Debug)]
 pub struct Request {
@@ -15,28 +19,28 @@ pub struct Request {
     pub(crate) uri: Uri,
     pub(crate) headers: HeaderMap,
     pub(crate) body: RequestBody,
-    pub(crate) timeout: Option<Duration>,
-    /// Overrides the idempotency guess from the method (retries and hedging).
-    pub(crate) idempotent: Option<bool>,
-    /// The key of `rate_limit.scope = "key"`.
-    pub(crate) rate_limit_key: Option<String>,
-    /// Overrides of the config's phase timeouts.
-    pub(crate) phases: PhaseTimeouts,
+    pub(crate) options: RequestOptions,
     /// Whether the client's `default_headers` go out with this request.
     pub(crate) default_headers: bool,
 }
 
-/// Per-request overrides of the phase timeouts under `timeouts.*`; `None` keeps the config's.
-/// (The total timeout is [`Request::timeout_mut`].) A duration too large to represent as a
-/// deadline (`Duration::MAX`) means no limit.
+/// The request's overrides of the phase timeouts under `timeouts.*` (from its
+/// [`RequestOptions`]); `None` keeps the config's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PhaseTimeouts {
-    /// TCP connect of a connection this request opens (`timeouts.connect_ms`).
-    pub connect: Option<Duration>,
-    /// Longest silence while waiting for response bytes, head or body (`timeouts.read_idle_ms`).
-    pub read_idle: Option<Duration>,
-    /// Longest wait for a pooled connection (`timeouts.pool_acquire_ms`).
-    pub pool: Option<Duration>,
+pub(crate) struct PhaseTimeouts {
+    pub(crate) connect: Option<Duration>,
+    pub(crate) read_idle: Option<Duration>,
+    pub(crate) pool: Option<Duration>,
+}
+
+impl From<&RequestOptions> for PhaseTimeouts {
+    fn from(o: &RequestOptions) -> Self {
+        Self {
+            connect: o.connect_timeout,
+            read_idle: o.read_timeout,
+            pool: o.pool_timeout,
+        }
+    }
 }
 
 /// Parses and checks a URL: absolute, http or https, with a host. Accepts what browsers accept
@@ -89,10 +93,7 @@ impl Request {
             uri: parse_url(url)?,
             headers: HeaderMap::new(),
             body: RequestBody::empty(),
-            timeout: None,
-            idempotent: None,
-            rate_limit_key: None,
-            phases: PhaseTimeouts::default(),
+            options: RequestOptions::default(),
             default_headers: true,
         })
     }
@@ -106,10 +107,7 @@ impl Request {
             uri,
             headers: parts.headers,
             body: body.into(),
-            timeout: None,
-            idempotent: None,
-            rate_limit_key: None,
-            phases: PhaseTimeouts::default(),
+            options: RequestOptions::default(),
             default_headers: true,
         })
     }
@@ -139,25 +137,15 @@ impl Request {
         &mut self.body
     }
 
-    /// The per-request total timeout, overriding `timeouts.total_ms`.
-    pub fn timeout_mut(&mut self) -> &mut Option<Duration> {
-        &mut self.timeout
+    /// The per-request engine options (timeouts, idempotency, rate-limit key, priority).
+    pub fn options(&self) -> &RequestOptions {
+        &self.options
     }
 
-    /// Per-request overrides of the connect, read-idle and pool timeouts.
-    pub fn phase_timeouts_mut(&mut self) -> &mut PhaseTimeouts {
-        &mut self.phases
-    }
-
-    /// Declares the request safe (`Some(true)`) or unsafe to repeat; `None` decides by method
-    /// and `Idempotency-Key`.
-    pub fn idempotent_mut(&mut self) -> &mut Option<bool> {
-        &mut self.idempotent
-    }
-
-    /// The rate-limit key (see [`crate::RequestBuilder::rate_limit_key`]).
-    pub fn rate_limit_key_mut(&mut self) -> &mut Option<String> {
-        &mut self.rate_limit_key
+    /// The per-request engine options, to change; checked by [`RequestOptions::validate`] when
+    /// the request is executed.
+    pub fn options_mut(&mut self) -> &mut RequestOptions {
+        &mut self.options
     }
 
     /// Whether the client's `default_headers` go out with this request (default true;
@@ -166,31 +154,6 @@ impl Request {
     /// as the engine does when it follows redirects.
     pub fn default_headers_mut(&mut self) -> &mut bool {
         &mut self.default_headers
-    }
-
-    /// Sets the RFC 9218 `Priority` header (`u=<urgency>`, plus `, i` when `incremental`).
-    /// Urgency 0 is the most urgent, 7 the least; 3 is the default. Besides telling the server,
-    /// the urgency orders this request among those waiting for a connection to its origin.
-    ///
-    /// # Errors
-    /// `invalid_request` when `urgency` is over 7.
-    pub fn set_priority(&mut self, urgency: u8, incremental: bool) -> Result<(), Error> {
-        if urgency > 7 {
-            return Err(Error::new(
-                ErrorKind::InvalidRequest,
-                format!("priority urgency must be 0 (most urgent) to 7 (least), got {urgency}"),
-            ));
-        }
-        let v = if incremental {
-            format!("u={urgency}, i")
-        } else {
-            format!("u={urgency}")
-        };
-        self.headers.insert(
-            http::header::HeaderName::from_static("priority"),
-            HeaderValue::try_from(v).map_err(|_| error::header("invalid priority".to_owned()))?,
-        );
-        Ok(())
     }
 }
 
@@ -287,13 +250,6 @@ mod tests {
         assert_eq!(of(&["u=9"]), 3, "out of range means the default");
         assert_eq!(of(&["u=high"]), 3);
         assert_eq!(of(&["u=1", "u=5"]), 5, "the last member wins");
-        let mut r = Request::new(Method::GET, "http://h/").unwrap();
-        r.set_priority(0, true).unwrap();
-        assert_eq!(r.headers()["priority"], "u=0, i");
-        assert_eq!(urgency(r.headers()), 0);
-        let e = r.set_priority(8, false).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::InvalidRequest);
-        assert!(e.to_string().contains("got 8"), "{e}");
     }
 
     #[test]

@@ -9,40 +9,50 @@ use std::time::Duration;
 use support::*;
 use wirecore::{Client, Config, ErrorKind, RequestBuilder};
 
-/// Timeouts too large to add to an instant (`Duration::MAX`) and the largest in milliseconds.
-const HUGE: [Duration; 2] = [Duration::MAX, Duration::from_millis(u64::MAX)];
+/// The longest per-request timeout (one year, the bound of every duration).
+const YEAR: Duration = Duration::from_millis(wirecore::config::MAX_DURATION_MS);
 
 type Setter = fn(RequestBuilder, Duration) -> RequestBuilder;
 
+const SETTERS: [(&str, Setter); 4] = [
+    ("timeout", RequestBuilder::timeout),
+    ("connect_timeout", RequestBuilder::connect_timeout),
+    ("read_timeout", RequestBuilder::read_timeout),
+    ("pool_timeout", RequestBuilder::pool_timeout),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn huge_request_timeouts_mean_no_limit() {
+async fn one_year_request_timeouts_work() {
     let srv = server().await;
     let c = client(&srv);
-    let setters: [(&str, Setter); 5] = [
-        ("total", RequestBuilder::timeout),
-        ("connect", RequestBuilder::connect_timeout),
-        ("read", RequestBuilder::read_timeout),
-        ("pool", RequestBuilder::pool_timeout),
-        ("all", |r, d| {
-            r.timeout(d)
-                .connect_timeout(d)
-                .read_timeout(d)
-                .pool_timeout(d)
-        }),
-    ];
-    for d in HUGE {
-        for (name, set) in setters {
-            // Several body chunks, so the read timer is re-armed after each.
-            let url = srv.url("/drip?bytes=40&chunks=4&delay_ms=5");
-            let r = set(c.get(&url), d).send().await;
-            let r = r.unwrap_or_else(|e| panic!("{name} {d:?}: {e}"));
-            let body = r
-                .bytes()
-                .await
-                .unwrap_or_else(|e| panic!("{name} {d:?}: {e}"));
-            assert_eq!(body.len(), 40, "{name} {d:?}");
+    let all: Setter = |r, d| {
+        r.timeout(d)
+            .connect_timeout(d)
+            .read_timeout(d)
+            .pool_timeout(d)
+    };
+    for (name, set) in SETTERS.into_iter().chain([("all", all)]) {
+        // Several body chunks, so the read timer is re-armed after each.
+        let url = srv.url("/drip?bytes=40&chunks=4&delay_ms=5");
+        let r = set(c.get(&url), YEAR).send().await;
+        let r = r.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let body = r.bytes().await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(body.len(), 40, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_timeouts_over_a_year_are_refused_by_name_before_io() {
+    let srv = server().await;
+    let c = client(&srv);
+    for (name, set) in SETTERS {
+        for d in [YEAR + Duration::from_millis(1), Duration::MAX] {
+            let e = set(c.get(&srv.url("/")), d).send().await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidRequest, "{name} {d:?}");
+            assert!(e.to_string().contains(name), "{e}");
         }
     }
+    assert_eq!(srv.counters().requests, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,11 +70,7 @@ async fn a_huge_pool_timeout_waits_for_the_connection() {
             c.stats().pool.active == 1
         })
         .await;
-        let r = c
-            .get(&quick)
-            .pool_timeout(Duration::MAX)
-            .timeout(Duration::MAX)
-            .send();
+        let r = c.get(&quick).pool_timeout(YEAR).timeout(YEAR).send();
         r.await?.bytes().await
     };
     let (a, b) = tokio::join!(first, second);

@@ -356,8 +356,12 @@ async fn urgent_requests_overtake_queued_ones() {
     let srv = server().await;
     let c = client_with(&srv, |cfg| cfg.pool.max_connections_per_host = 1);
     let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let send = |name: &'static str, path: &str, urgency: Option<u8>| {
+    // `header` is a caller's own Priority header; `urgency` the explicit option, which wins.
+    let send = |name: &'static str, path: &str, urgency: Option<u8>, header: Option<&str>| {
         let mut b = c.get(&srv.url(path));
+        if let Some(h) = header {
+            b = b.header("priority", h);
+        }
         if let Some(u) = urgency {
             b = b.priority(u, false);
         }
@@ -381,24 +385,62 @@ async fn urgent_requests_overtake_queued_ones() {
     };
     // The only connection is busy; the others queue in this order.
     let seen = srv.counters().requests;
-    let mut tasks = vec![send("busy", "/delay/300", None)];
+    let mut tasks = vec![send("busy", "/delay/300", None, None)];
     wait_arrived(&srv, seen).await;
     for (i, name) in ["low-1", "low-2", "low-3"].into_iter().enumerate() {
-        tasks.push(send(name, "/delay/5", Some(7)));
+        tasks.push(send(name, "/delay/5", Some(7), None));
         queued(i as u64 + 1).await;
     }
-    tasks.push(send("default", "/delay/5", None));
+    tasks.push(send("demoted", "/delay/5", Some(7), Some("u=0")));
     queued(4).await;
-    tasks.push(send("urgent", "/delay/5", Some(0)));
+    tasks.push(send("default", "/delay/5", None, None));
     queued(5).await;
+    tasks.push(send("header-urgent", "/delay/5", None, Some("u=1, i")));
+    queued(6).await;
+    tasks.push(send("urgent", "/delay/5", Some(0), None));
+    queued(7).await;
     for t in tasks {
         t.await.unwrap();
     }
     assert_eq!(
         *order.lock().unwrap(),
-        ["busy", "urgent", "default", "low-1", "low-2", "low-3"]
+        [
+            "busy",
+            "urgent",
+            "header-urgent",
+            "default",
+            "low-1",
+            "low-2",
+            "low-3",
+            "demoted"
+        ]
     );
     assert_eq!(srv.counters().connections_accepted, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_priority_replaces_the_callers_priority_header() {
+    let srv = server().await;
+    let c = client(&srv);
+    let sent = |b: wirecore::RequestBuilder| async move {
+        let r = b.send().await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        v["headers"]["priority"].clone()
+    };
+    let url = srv.url("/headers");
+    let both = c.get(&url).priority(1, true).header("priority", "u=6");
+    assert_eq!(sent(both).await, "u=1, i", "the option replaces the header");
+    let header = c.get(&url).header("priority", "u=6;x, i");
+    assert_eq!(
+        sent(header).await,
+        "u=6;x, i",
+        "a caller's header goes unchanged"
+    );
+    let mut req = c.get(&url).header("priority", "u=0").build().unwrap();
+    req.options_mut().priority = Some(wirecore::Priority::parse("lowest").unwrap());
+    let r = c.execute(req).await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["headers"]["priority"], "u=7");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

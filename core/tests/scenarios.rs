@@ -226,7 +226,7 @@ async fn send(client: &Client, req: &Value) -> Result<Got, wirecore::Error> {
         *r.body_mut() = RequestBody::from(b.to_owned());
     }
     if let Some(t) = req["timeout_ms"].as_u64() {
-        *r.timeout_mut() = Some(Duration::from_millis(t));
+        r.options_mut().timeout = Some(Duration::from_millis(t));
     }
     let resp = client.execute(r).await?;
     let status = resp.status().as_u16();

@@ -220,17 +220,19 @@ impl NativeClient {
             });
             *req.body_mut() = wirecore::RequestBody::wrap_stream(stream);
         }
+        let o = req.options_mut();
         if let Some(t) = timeout_ms {
-            *req.timeout_mut() = Some(duration_ms("timeoutMs", t, 0.0)?);
+            o.timeout = Some(duration_ms("timeoutMs", t, 0.0)?);
         }
-        *req.idempotent_mut() = idempotent;
-        *req.rate_limit_key_mut() = rate_limit_key;
+        o.idempotent = idempotent;
+        o.rate_limit_key = rate_limit_key;
         if let Some(p) = phases {
-            let o = req.phase_timeouts_mut();
-            o.connect = millis("connectTimeoutMs", p.connect)?;
-            o.read_idle = millis("readTimeoutMs", p.read)?;
-            o.pool = millis("poolTimeoutMs", p.pool)?;
+            o.connect_timeout = millis("connectTimeoutMs", p.connect)?;
+            o.read_timeout = millis("readTimeoutMs", p.read)?;
+            o.pool_timeout = millis("poolTimeoutMs", p.pool)?;
         }
+        // Here, not when sent: a bad value throws where it was given, before any I/O.
+        o.validate().map_err(|e| core_error(&e))?;
         let shared = self.shared.clone();
         let work = async move {
             let fetched = wirecore_bridge::fetch(shared.client.clone(), req, Prefetch::Small);

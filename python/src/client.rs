@@ -216,7 +216,13 @@ fn checked_seconds(what: &str, t: f64, zero_ok: bool) -> Result<Duration, wireco
     Duration::try_from_secs_f64(t).map_err(|_| bad("a number of"))
 }
 
+/// A per-request timeout: positive seconds (NaN and non-positive fail here, naming `what`);
+/// one too long for a `Duration` saturates, and the core's `RequestOptions::validate` reports
+/// anything over its one-year bound by the option's name.
 fn seconds(what: &str, t: f64) -> Result<Duration, wirecore::Error> {
+    if t > MAX_TIMEOUT_SECS {
+        return Ok(Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX));
+    }
     checked_seconds(what, t, false)
 }
 
@@ -239,22 +245,24 @@ fn build_request(
     if let Some(b) = body {
         *req.body_mut() = b;
     }
+    let o = req.options_mut();
     if let Some(t) = x.timeout {
-        *req.timeout_mut() = Some(seconds("timeout", t)?);
+        o.timeout = Some(seconds("timeout", t)?);
     }
     if let Some((connect, read, pool)) = x.phases {
-        let p = req.phase_timeouts_mut();
-        p.connect = connect.map(|t| seconds("timeout.connect", t)).transpose()?;
-        p.read_idle = read.map(|t| seconds("timeout.read", t)).transpose()?;
-        p.pool = pool.map(|t| seconds("timeout.pool", t)).transpose()?;
+        o.connect_timeout = connect.map(|t| seconds("timeout.connect", t)).transpose()?;
+        o.read_timeout = read.map(|t| seconds("timeout.read", t)).transpose()?;
+        o.pool_timeout = pool.map(|t| seconds("timeout.pool", t)).transpose()?;
     }
-    *req.idempotent_mut() = x.idempotent;
-    *req.rate_limit_key_mut() = x.rate_limit_key;
+    o.idempotent = x.idempotent;
+    o.rate_limit_key = x.rate_limit_key;
+    if let Some(u) = x.priority {
+        o.priority = Some(wirecore::Priority::new(u, false)?);
+    }
+    // Here, not when sent: a bad value raises where it was given, before any I/O.
+    o.validate()?;
     if let Some(d) = x.default_headers {
         *req.default_headers_mut() = d;
-    }
-    if let Some(u) = x.priority {
-        req.set_priority(u, false)?;
     }
     Ok(req)
 }

@@ -344,16 +344,30 @@ static void bad_values(void) {
                 WIRECORE_INVALID_REQUEST, "got 8");
     err = NULL;
     expect_code("connect > 1 year", wirecore_request_set_connect_timeout_ms(req, UINT64_MAX, &err), err,
-                WIRECORE_INVALID_REQUEST, "connect_timeout_ms");
+                WIRECORE_INVALID_REQUEST, "request option connect_timeout must be at most");
     err = NULL;
     expect_code("read > 1 year", wirecore_request_set_read_timeout_ms(req, 31536000001ULL, &err), err,
-                WIRECORE_INVALID_REQUEST, "read_timeout_ms");
+                WIRECORE_INVALID_REQUEST, "request option read_timeout");
     err = NULL;
     expect_code("pool 1 year is fine", wirecore_request_set_pool_timeout_ms(req, 31536000000ULL, &err), err,
                 WIRECORE_OK, NULL);
     err = NULL;
     expect_code("pool > 1 year", wirecore_request_set_pool_timeout_ms(req, 31536000001ULL, &err), err,
-                WIRECORE_INVALID_REQUEST, "pool_timeout_ms");
+                WIRECORE_INVALID_REQUEST, "request option pool_timeout");
+    err = NULL;
+    expect_code("total > 1 year", wirecore_request_set_timeout_ms(req, 31536000001ULL, &err), err,
+                WIRECORE_INVALID_REQUEST, "request option timeout must be at most 31536000000 ms");
+    err = NULL;
+    expect_code("total 1 year is fine", wirecore_request_set_timeout_ms(req, 31536000000ULL, &err), err,
+                WIRECORE_OK, NULL);
+    err = NULL;
+    expect_code("total: NULL request", wirecore_request_set_timeout_ms(NULL, 1, &err), err,
+                WIRECORE_INVALID_ARGUMENT, "handle");
+    err = NULL;
+    char long_key[1026];
+    memset(long_key, 'k', sizeof long_key);
+    expect_code("key > 1024 bytes", wirecore_request_set_rate_limit_key(req, long_key, 1025, &err), err,
+                WIRECORE_INVALID_REQUEST, "rate_limit_key must be at most 1024 bytes");
     err = NULL;
     expect_code("empty key", wirecore_request_set_rate_limit_key(req, "", 0, &err), err,
                 WIRECORE_INVALID_REQUEST, "empty");

@@ -575,7 +575,7 @@ static int run_step(wirecore_client *client, wirecore_queue *q, const json *step
         if (r && !err && (v = jget(req, "body")))
             wirecore_request_set_body(r, (const uint8_t *)v->str, v->len, &err);
         if (r && !err && (v = jget(req, "timeout_ms")))
-            wirecore_request_set_timeout_ms(r, (uint64_t)v->num);
+            wirecore_request_set_timeout_ms(r, (uint64_t)v->num, NULL);
         if (err) { /* rejected before any I/O: that is the outcome */
             wirecore_request_free(r);
             failures += check_outcome(out, wirecore_error_kind(err), err, NULL);

@@ -167,7 +167,41 @@ pub unsafe extern "C" fn wirecore_request_set_body(
     })
 }
 
+/// Changes the request's options through `f`, keeping the change only when the core's
+/// `RequestOptions::validate` accepts it (its message names the option).
+///
+/// # Safety
+/// `req` NULL or a live request; `err` as every export.
+unsafe fn set_option(
+    req: *mut wirecore_request,
+    func: &str,
+    err: *mut *mut wirecore_error,
+    f: impl FnOnce(&mut wirecore::RequestOptions),
+) -> wirecore_code {
+    // SAFETY: NULL or a live request (magic checked).
+    let Some(r) = (unsafe { handle::get_mut(req) }) else {
+        return error::invalid(err, &format!("{func}: invalid request handle"));
+    };
+    let mut o = r.req.options().clone();
+    f(&mut o);
+    match o.validate() {
+        Ok(()) => {
+            *r.req.options_mut() = o;
+            wirecore_code::WIRECORE_OK
+        }
+        Err(e) => error::fail(err, &e),
+    }
+}
+
+/// Milliseconds to an override: 0 keeps the config's.
+fn ms_option(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
 /// Sets a total timeout for this request, overriding `timeouts.total_ms`. 0 clears it.
+///
+/// # Errors
+/// `WIRECORE_INVALID_REQUEST` above one year (`MAX_DURATION_MS`); `WIRECORE_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `req` is a live request.
@@ -175,14 +209,15 @@ pub unsafe extern "C" fn wirecore_request_set_body(
 pub unsafe extern "C" fn wirecore_request_set_timeout_ms(
     req: *mut wirecore_request,
     ms: u64,
+    err: *mut *mut wirecore_error,
 ) -> wirecore_code {
-    ffi_fn!(err = std::ptr::null_mut(), {
-        // SAFETY: NULL or a live request (magic checked).
-        let Some(r) = (unsafe { handle::get_mut(req) }) else {
-            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
-        };
-        *r.req.timeout_mut() = (ms > 0).then(|| Duration::from_millis(ms));
-        wirecore_code::WIRECORE_OK
+    ffi_fn!(err = err, {
+        // SAFETY: as this function's contract.
+        unsafe {
+            set_option(req, "wirecore_request_set_timeout_ms", err, |o| {
+                o.timeout = ms_option(ms);
+            })
+        }
     })
 }
 
@@ -202,7 +237,7 @@ pub unsafe extern "C" fn wirecore_request_set_idempotent(
         let Some(r) = (unsafe { handle::get_mut(req) }) else {
             return wirecore_code::WIRECORE_INVALID_ARGUMENT;
         };
-        *r.req.idempotent_mut() = Some(idempotent);
+        r.req.options_mut().idempotent = Some(idempotent);
         wirecore_code::WIRECORE_OK
     })
 }
@@ -233,63 +268,20 @@ pub unsafe extern "C" fn wirecore_request_set_rate_limit_key(
             );
         };
         if key.is_null() && len == 0 {
-            *r.req.rate_limit_key_mut() = None;
+            r.req.options_mut().rate_limit_key = None;
             return wirecore_code::WIRECORE_OK;
         }
         let k = match utf8(key, len, "rate limit key") {
-            Ok(k) => k,
+            Ok(k) => k.to_owned(),
             Err(e) => return error::invalid(err, &e),
         };
-        if k.is_empty() {
-            return error::fail(
-                err,
-                &Error::new(
-                    ErrorKind::InvalidRequest,
-                    "rate limit key is empty (pass NULL to clear it)",
-                ),
-            );
+        // SAFETY: as this function's contract.
+        unsafe {
+            set_option(req, "wirecore_request_set_rate_limit_key", err, |o| {
+                o.rate_limit_key = Some(k);
+            })
         }
-        *r.req.rate_limit_key_mut() = Some(k.to_owned());
-        wirecore_code::WIRECORE_OK
     })
-}
-
-/// A phase timeout in ms: 0 keeps the config's, above one year is an error naming `what`.
-fn phase(ms: u64, what: &str) -> Result<Option<Duration>, Error> {
-    if ms > wirecore::config::MAX_DURATION_MS {
-        return Err(Error::new(
-            ErrorKind::InvalidRequest,
-            format!(
-                "{what} must be at most {} ms (one year), got {ms}",
-                wirecore::config::MAX_DURATION_MS
-            ),
-        ));
-    }
-    Ok((ms > 0).then(|| Duration::from_millis(ms)))
-}
-
-/// Sets one phase timeout of the request, or reports why not.
-///
-/// # Safety
-/// `req` NULL or a live request; `err` as every export.
-unsafe fn set_phase(
-    req: *mut wirecore_request,
-    ms: u64,
-    what: &str,
-    err: *mut *mut wirecore_error,
-    set: fn(&mut wirecore::PhaseTimeouts, Option<Duration>),
-) -> wirecore_code {
-    // SAFETY: NULL or a live request (magic checked).
-    let Some(r) = (unsafe { handle::get_mut(req) }) else {
-        return error::invalid(err, &format!("{what}: invalid request handle"));
-    };
-    match phase(ms, what) {
-        Ok(d) => {
-            set(r.req.phase_timeouts_mut(), d);
-            wirecore_code::WIRECORE_OK
-        }
-        Err(e) => error::fail(err, &e),
-    }
 }
 
 /// Overrides `timeouts.connect_ms` for connections this request opens (`WIRECORE_TIMEOUT_CONNECT`
@@ -308,7 +300,11 @@ pub unsafe extern "C" fn wirecore_request_set_connect_timeout_ms(
 ) -> wirecore_code {
     ffi_fn!(err = err, {
         // SAFETY: as this function's contract.
-        unsafe { set_phase(req, ms, "connect_timeout_ms", err, |p, d| p.connect = d) }
+        unsafe {
+            set_option(req, "wirecore_request_set_connect_timeout_ms", err, |o| {
+                o.connect_timeout = ms_option(ms);
+            })
+        }
     })
 }
 
@@ -328,7 +324,11 @@ pub unsafe extern "C" fn wirecore_request_set_read_timeout_ms(
 ) -> wirecore_code {
     ffi_fn!(err = err, {
         // SAFETY: as this function's contract.
-        unsafe { set_phase(req, ms, "read_timeout_ms", err, |p, d| p.read_idle = d) }
+        unsafe {
+            set_option(req, "wirecore_request_set_read_timeout_ms", err, |o| {
+                o.read_timeout = ms_option(ms);
+            })
+        }
     })
 }
 
@@ -348,7 +348,11 @@ pub unsafe extern "C" fn wirecore_request_set_pool_timeout_ms(
 ) -> wirecore_code {
     ffi_fn!(err = err, {
         // SAFETY: as this function's contract.
-        unsafe { set_phase(req, ms, "pool_timeout_ms", err, |p, d| p.pool = d) }
+        unsafe {
+            set_option(req, "wirecore_request_set_pool_timeout_ms", err, |o| {
+                o.pool_timeout = ms_option(ms);
+            })
+        }
     })
 }
 
@@ -585,8 +589,10 @@ pub(crate) unsafe fn take(req: *mut wirecore_request) -> Option<wirecore::Reques
             .headers()
             .contains_key(http::header::HeaderName::from_static("priority"))
     {
-        // Cannot fail: the urgency was checked by the setter.
-        let _ = req.set_priority(u, i);
+        req.options_mut().priority = Some(wirecore::Priority {
+            urgency: u,
+            incremental: i,
+        });
     }
     Some(req)
 }

@@ -27,12 +27,10 @@ impl Client {
             mut uri,
             mut headers,
             mut body,
-            timeout: _,
-            idempotent,
-            rate_limit_key,
-            phases,
+            options,
             default_headers: send_defaults,
         } = req;
+        let phases = crate::request::PhaseTimeouts::from(&options);
         let inner = &*self.inner;
         // Userinfo is a credential: it goes out as `Authorization`, never in `Host`.
         if has_userinfo(&uri) {
@@ -48,8 +46,8 @@ impl Client {
         loop {
             let replay = if max > 0 { body.try_clone() } else { None };
             let opts = Opts {
-                idempotent,
-                rate_limit_key: rate_limit_key.as_deref(),
+                idempotent: options.idempotent,
+                rate_limit_key: options.rate_limit_key.as_deref(),
                 deadline,
                 start,
                 phases,

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::Client;
 use crate::body::RequestBody;
 use crate::error::{self, Error, ErrorKind};
-use crate::request::{Request, parse_header, parse_url};
+use crate::request::{Priority, Request, RequestOptions, parse_header, parse_url};
 use crate::response::Response;
 
 /// Builds a request; the first error is kept and returned by [`send`](RequestBuilder::send).
@@ -106,11 +106,12 @@ impl RequestBuilder {
         self.header("authorization", &format!("Bearer {token}"))
     }
 
-    /// Overrides the total timeout for this request. A timeout too large to represent as a
-    /// deadline (`Duration::MAX`) means no limit; so do the phase timeouts below.
+    /// Overrides the total timeout for this request. This and the phase timeouts below are at
+    /// most one year (`config::MAX_DURATION_MS`); a longer one fails the request with
+    /// `invalid_request` before any I/O.
     pub fn timeout(self, d: Duration) -> Self {
         self.map(|r| {
-            r.timeout = Some(d);
+            r.options.timeout = Some(d);
             Ok(())
         })
     }
@@ -118,7 +119,7 @@ impl RequestBuilder {
     /// Overrides `timeouts.connect_ms` for a connection this request opens.
     pub fn connect_timeout(self, d: Duration) -> Self {
         self.map(|r| {
-            r.phases.connect = Some(d);
+            r.options.connect_timeout = Some(d);
             Ok(())
         })
     }
@@ -126,7 +127,7 @@ impl RequestBuilder {
     /// Overrides `timeouts.read_idle_ms`: the longest silence while waiting for response bytes.
     pub fn read_timeout(self, d: Duration) -> Self {
         self.map(|r| {
-            r.phases.read_idle = Some(d);
+            r.options.read_timeout = Some(d);
             Ok(())
         })
     }
@@ -134,7 +135,7 @@ impl RequestBuilder {
     /// Overrides `timeouts.pool_acquire_ms`: the longest wait for a pooled connection.
     pub fn pool_timeout(self, d: Duration) -> Self {
         self.map(|r| {
-            r.phases.pool = Some(d);
+            r.options.pool_timeout = Some(d);
             Ok(())
         })
     }
@@ -143,21 +144,34 @@ impl RequestBuilder {
     /// marked idempotent is retried and hedged like a GET.
     pub fn idempotent(self, yes: bool) -> Self {
         self.map(|r| {
-            r.idempotent = Some(yes);
+            r.options.idempotent = Some(yes);
             Ok(())
         })
     }
 
-    /// Sets the request's priority (RFC 9218): see [`Request::set_priority`].
+    /// Sets the request's RFC 9218 priority: urgency 0 (most urgent) to 7 (least), sent as the
+    /// `Priority` header (replacing one set by hand) and ordering this request among those
+    /// waiting for a connection to its origin. See [`RequestOptions`] for the precedence rule.
     pub fn priority(self, urgency: u8, incremental: bool) -> Self {
-        self.map(|r| r.set_priority(urgency, incremental))
+        self.map(|r| {
+            r.options.priority = Some(Priority::new(urgency, incremental)?);
+            Ok(())
+        })
+    }
+
+    /// Replaces all per-request options at once.
+    pub fn options(self, options: RequestOptions) -> Self {
+        self.map(|r| {
+            r.options = options;
+            Ok(())
+        })
     }
 
     /// The key this request is rate limited under when `rate_limit.scope` is `"key"` (a user,
     /// a tenant, an API key).
     pub fn rate_limit_key(self, key: &str) -> Self {
         self.map(|r| {
-            r.rate_limit_key = Some(key.to_owned());
+            r.options.rate_limit_key = Some(key.to_owned());
             Ok(())
         })
     }

@@ -7,9 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::MAX_DURATION_MS;
 
 /// Deadlines for each phase of a request. Each expiry is a distinct error code. Every field is at
-/// most [`MAX_DURATION_MS`] (one year); a per-request timeout (`RequestBuilder::timeout` and the
-/// phase overrides) has no upper bound, and one too large to represent as a deadline means no
-/// limit.
+/// most [`MAX_DURATION_MS`] (one year), and so is each per-request override
+/// (`wirecore::RequestOptions`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeoutConfig {

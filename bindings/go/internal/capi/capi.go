@@ -75,7 +75,11 @@ static wirecore_code wc_submit(const wirecore_client *c, const wirecore_queue *q
 		wirecore_request_free(req);
 		return rc;
 	}
-	if (timeout_ms > 0) wirecore_request_set_timeout_ms(req, timeout_ms);
+	if (timeout_ms > 0) rc = wirecore_request_set_timeout_ms(req, timeout_ms, err);
+	if (rc != WIRECORE_OK) {
+		wirecore_request_free(req);
+		return rc;
+	}
 	if (no_defaults) wirecore_request_set_default_headers(req, false);
 	return wirecore_client_submit_queue(c, req, q, (void *)ud, task, err);
 }

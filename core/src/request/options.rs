@@ -1,0 +1,291 @@
+//! [`RequestOptions`]: everything a request carries besides method, URL, headers and body, and
+//! the one place its values are checked (so every binding reports the same message).
+
+use std::time::Duration;
+
+use http::HeaderValue;
+
+use crate::config::MAX_DURATION_MS;
+use crate::error::{Error, ErrorKind};
+
+/// Per-request engine options: the knobs a request may set that are not part of HTTP itself.
+/// Every binding maps its idiom onto these fields (Python and Node keyword options, Go
+/// `wirecore.Options`, C `wirecore_request_set_*`) and passes the values through unchecked;
+/// [`RequestOptions::validate`] checks them, before any I/O, with a message naming the field.
+///
+/// This is also the home of the next per-request knobs (cache mode, balancing key, redirect
+/// policy): add a field here, not a setter on [`Request`](crate::Request).
+///
+/// # Priority precedence
+/// An explicit [`priority`](Self::priority) replaces any `Priority` header the caller set: it is
+/// what goes on the wire and what orders the request among those waiting for a connection.
+/// Without it, a caller's own `Priority` header is sent unchanged and its `u=` member decides the
+/// queue order (see [`urgency`](crate::urgency)).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestOptions {
+    /// Whole request, overriding `timeouts.total_ms`. At most one year.
+    pub timeout: Option<Duration>,
+    /// TCP connect of a connection this request opens, overriding `timeouts.connect_ms`.
+    /// At most one year.
+    pub connect_timeout: Option<Duration>,
+    /// Longest silence while waiting for response bytes, head or body, overriding
+    /// `timeouts.read_idle_ms`. At most one year.
+    pub read_timeout: Option<Duration>,
+    /// Longest wait for a pooled connection, overriding `timeouts.pool_acquire_ms`.
+    /// At most one year.
+    pub pool_timeout: Option<Duration>,
+    /// Declares the request safe (`Some(true)`) or unsafe to repeat, for retries and hedging;
+    /// `None` decides by method and an `Idempotency-Key` header.
+    pub idempotent: Option<bool>,
+    /// The key this request is rate limited under when `rate_limit.scope` is `"key"` (a user, a
+    /// tenant, an API key). Non-empty, at most [`MAX_RATE_LIMIT_KEY_BYTES`] bytes.
+    pub rate_limit_key: Option<String>,
+    /// The RFC 9218 priority; see the precedence rule above.
+    pub priority: Option<Priority>,
+}
+
+/// The longest rate-limit key, in bytes: keys name tenants or users, and each one is kept in
+/// memory (or in Redis) while in use.
+pub const MAX_RATE_LIMIT_KEY_BYTES: usize = 1024;
+
+impl RequestOptions {
+    /// Checks every field: durations at most [`MAX_DURATION_MS`] (one year), a priority's
+    /// urgency 0 to 7, a rate-limit key non-empty and at most [`MAX_RATE_LIMIT_KEY_BYTES`].
+    /// [`Client::execute`](crate::Client::execute) calls it before any I/O; bindings call it to
+    /// report a bad value where it was given.
+    ///
+    /// # Errors
+    /// `invalid_request`, naming the field.
+    pub fn validate(&self) -> Result<(), Error> {
+        for (name, d) in [
+            ("timeout", self.timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("read_timeout", self.read_timeout),
+            ("pool_timeout", self.pool_timeout),
+        ] {
+            if let Some(d) = d
+                && d > Duration::from_millis(MAX_DURATION_MS)
+            {
+                return Err(invalid(format!(
+                    "request option {name} must be at most {MAX_DURATION_MS} ms (one year), got {} ms",
+                    d.as_millis()
+                )));
+            }
+        }
+        if let Some(k) = &self.rate_limit_key {
+            if k.is_empty() {
+                return Err(invalid(
+                    "request option rate_limit_key must not be empty".to_owned(),
+                ));
+            }
+            if k.len() > MAX_RATE_LIMIT_KEY_BYTES {
+                return Err(invalid(format!(
+                    "request option rate_limit_key must be at most {MAX_RATE_LIMIT_KEY_BYTES} bytes, got {}",
+                    k.len()
+                )));
+            }
+        }
+        if let Some(p) = self.priority
+            && p.urgency > 7
+        {
+            return Err(urgency_error(p.urgency));
+        }
+        Ok(())
+    }
+}
+
+/// An RFC 9218 priority: urgency 0 (most urgent) to 7 (least; [`DEFAULT_URGENCY`] 3 is the
+/// default), and whether the response is useful in pieces (`incremental`).
+///
+/// [`DEFAULT_URGENCY`]: crate::DEFAULT_URGENCY
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Priority {
+    /// 0 (most urgent) to 7 (least).
+    pub urgency: u8,
+    /// Sent as the `i` member.
+    pub incremental: bool,
+}
+
+/// The priority words every binding accepts, and their urgencies.
+pub const PRIORITY_WORDS: [(&str, u8); 5] = [
+    ("highest", 0),
+    ("high", 1),
+    ("normal", 3),
+    ("low", 5),
+    ("lowest", 7),
+];
+
+impl Priority {
+    /// A priority with the given urgency.
+    ///
+    /// # Errors
+    /// `invalid_request` when `urgency` is over 7.
+    pub fn new(urgency: u8, incremental: bool) -> Result<Self, Error> {
+        if urgency > 7 {
+            return Err(urgency_error(urgency));
+        }
+        Ok(Self {
+            urgency,
+            incremental,
+        })
+    }
+
+    /// Parses the forms every binding accepts: an urgency `"0"` to `"7"`, a word (`highest` 0,
+    /// `high` 1, `normal` 3, `low` 5, `lowest` 7; any case), or an RFC 9218 value (`"u=1"`,
+    /// `"u=1, i"`, `"i"`).
+    ///
+    /// # Errors
+    /// `invalid_request` naming the value and the accepted forms.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let t = s.trim();
+        if let Some(&(_, u)) = PRIORITY_WORDS
+            .iter()
+            .find(|(w, _)| w.eq_ignore_ascii_case(t))
+        {
+            return Ok(Self {
+                urgency: u,
+                incremental: false,
+            });
+        }
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            return match t.parse::<u8>() {
+                Ok(u) => Self::new(u, false),
+                Err(_) => Err(urgency_error(t)),
+            };
+        }
+        Self::parse_rfc(t).ok_or_else(|| {
+            let words: Vec<&str> = PRIORITY_WORDS.iter().map(|(w, _)| *w).collect();
+            invalid(format!(
+                "request option priority must be an urgency 0 (most urgent) to 7 (least), one of {}, or an RFC 9218 value like \"u=1, i\"; got {s:?}",
+                words.join(", ")
+            ))
+        })
+    }
+
+    /// `u=N` and `i` members (strictly: unknown members or bad values are refused, since the
+    /// caller wrote this value for us, unlike a header from elsewhere).
+    fn parse_rfc(t: &str) -> Option<Self> {
+        let mut p = Self {
+            urgency: crate::request::DEFAULT_URGENCY,
+            incremental: false,
+        };
+        for member in t.split(',') {
+            match member.trim() {
+                "i" | "i=?1" => p.incremental = true,
+                "i=?0" => p.incremental = false,
+                m => {
+                    let u = m.strip_prefix("u=")?.parse::<u8>().ok()?;
+                    (u <= 7).then_some(())?;
+                    p.urgency = u;
+                }
+            }
+        }
+        Some(p)
+    }
+
+    /// The `Priority` header value: `u=1`, or `u=1, i`.
+    #[must_use]
+    pub fn header_value(self) -> HeaderValue {
+        let v = if self.incremental {
+            format!("u={}, i", self.urgency)
+        } else {
+            format!("u={}", self.urgency)
+        };
+        HeaderValue::try_from(v).unwrap_or(HeaderValue::from_static("u=3"))
+    }
+}
+
+fn urgency_error(got: impl std::fmt::Display) -> Error {
+    invalid(format!(
+        "request option priority urgency must be 0 (most urgent) to 7 (least), got {got}"
+    ))
+}
+
+fn invalid(msg: String) -> Error {
+    Error::new(ErrorKind::InvalidRequest, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked_naming_the_field() {
+        let year = Duration::from_millis(MAX_DURATION_MS);
+        let mut o = RequestOptions {
+            timeout: Some(year),
+            connect_timeout: Some(year),
+            read_timeout: Some(Duration::ZERO),
+            pool_timeout: Some(year),
+            idempotent: Some(true),
+            rate_limit_key: Some("k".repeat(MAX_RATE_LIMIT_KEY_BYTES)),
+            priority: Some(Priority {
+                urgency: 7,
+                incremental: true,
+            }),
+        };
+        o.validate().unwrap();
+        let err = |o: &RequestOptions| {
+            let e = o.validate().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+            e.to_string()
+        };
+        for (name, f) in [
+            (
+                "timeout",
+                (|o, d| o.timeout = d) as fn(&mut RequestOptions, _),
+            ),
+            ("connect_timeout", |o, d| o.connect_timeout = d),
+            ("read_timeout", |o, d| o.read_timeout = d),
+            ("pool_timeout", |o, d| o.pool_timeout = d),
+        ] {
+            let mut bad = o.clone();
+            f(&mut bad, Some(year + Duration::from_millis(1)));
+            let m = err(&bad);
+            assert!(m.contains(name) && m.contains("31536000001 ms"), "{m}");
+            f(&mut bad, Some(Duration::MAX));
+            assert!(err(&bad).contains(name));
+        }
+        o.rate_limit_key = Some(String::new());
+        assert!(err(&o).contains("rate_limit_key must not be empty"));
+        o.rate_limit_key = Some("k".repeat(MAX_RATE_LIMIT_KEY_BYTES + 1));
+        assert!(err(&o).contains("rate_limit_key must be at most 1024 bytes, got 1025"));
+        o.rate_limit_key = None;
+        o.priority = Some(Priority {
+            urgency: 8,
+            incremental: false,
+        });
+        assert!(err(&o).contains("priority urgency must be 0 (most urgent) to 7 (least), got 8"));
+    }
+
+    #[test]
+    fn priority_forms() {
+        let p = |s: &str| Priority::parse(s).map(|p| (p.urgency, p.incremental));
+        assert_eq!(p("0").unwrap(), (0, false));
+        assert_eq!(p("7").unwrap(), (7, false));
+        assert_eq!(p("highest").unwrap(), (0, false));
+        assert_eq!(p("High").unwrap(), (1, false));
+        assert_eq!(p("normal").unwrap(), (3, false));
+        assert_eq!(p("LOW").unwrap(), (5, false));
+        assert_eq!(p("lowest").unwrap(), (7, false));
+        assert_eq!(p("u=2").unwrap(), (2, false));
+        assert_eq!(p("u=6, i").unwrap(), (6, true));
+        assert_eq!(p("i").unwrap(), (3, true));
+        let m = p("8").unwrap_err().to_string();
+        assert!(m.contains("got 8"), "{m}");
+        let m = p("99999999999999999999999").unwrap_err().to_string();
+        assert!(m.contains("urgency must be 0"), "{m}");
+        for bad in ["", "u=8", "u=high", "auto", "1.5", "-1", "u=1, x", "urgent"] {
+            let e = Priority::parse(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidRequest, "{bad:?}");
+            assert!(e.to_string().contains("request option priority"), "{e}");
+        }
+        assert_eq!(
+            Priority::new(8, false).unwrap_err().kind(),
+            ErrorKind::InvalidRequest
+        );
+        assert_eq!(Priority::new(1, true).unwrap().header_value(), "u=1, i");
+        assert_eq!(Priority::new(4, false).unwrap().header_value(), "u=4");
+    }
+}
