@@ -31,8 +31,11 @@ Examples:
   wirecore bench --rate 500 -d 30s -c 200 --json http://127.0.0.1:8080/ > after.json
       open loop: 500 requests/s whatever the latency; latencies from each scheduled start
   wirecore bench -m POST -H 'content-type: application/json' --body '{\"a\":1}' http://127.0.0.1:8080/echo
-  wirecore bench --config wirecore.json --plot out.svg http://a:8080/ http://b:8080/
-      engine config (pool, retries, breakers, ...) from a file; URLs taken in turn
+  wirecore bench --plot out.svg http://a:8080/ http://b:8080/
+      two URLs taken in turn; an SVG plot of latency and throughput
+  wirecore bench --config wirecore.json http://api/users
+      engine config from a file (pool, retries, breakers, ...); `api` may be one of its
+      load-balanced `services`
   wirecore bench --compare before.json after.json
       ratios of two --json reports
 
@@ -94,7 +97,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     body_file: Option<PathBuf>,
 
-    /// Engine config, a wirecore JSON config file (pool, timeouts, retries, breakers, ...).
+    /// Engine config, a wirecore JSON config file (pool, timeouts, retries, breakers, services);
+    /// laid over the bench's pool sizing.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -223,14 +227,18 @@ fn prepare(args: &BenchArgs) -> Result<Setup, String> {
         }
         (None, None) => None,
     };
-    let mut cfg = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("--config {}: {e}", path.display()))?;
-            Config::from_json(&text).map_err(|e| format!("--config {}: {e}", path.display()))?
-        }
-        None => bench_defaults(args.concurrency, args.urls.len()),
-    };
+    let mut cfg = bench_defaults(args.concurrency, args.urls.len());
+    if let Some(path) = &args.config {
+        let named = |e: &dyn std::fmt::Display| format!("--config {}: {e}", path.display());
+        let text = std::fs::read_to_string(path).map_err(|e| named(&e))?;
+        // Checked on its own first, so errors name the file's keys; then laid over the
+        // bench's pool sizing, so only what the file sets changes.
+        Config::from_json(&text).map_err(|e| named(&e))?;
+        let theirs: serde_json::Value = serde_json::from_str(&text).map_err(|e| named(&e))?;
+        let mut ours = serde_json::to_value(&cfg).map_err(|e| named(&e))?;
+        overlay(&mut ours, theirs);
+        cfg = Config::from_value(ours).map_err(|e| named(&e))?;
+    }
     if args.h1 {
         cfg.http2.enabled = false;
         cfg.http2.prior_knowledge = false;
@@ -315,6 +323,23 @@ fn bench_defaults(concurrency: u32, urls: usize) -> Config {
     cfg.pool.max_idle_per_host = c.max(cfg.pool.max_idle_per_host);
     cfg.pool.max_connections = (c * urls.max(1)).max(cfg.pool.max_connections);
     cfg
+}
+
+/// Lays `top` over `base`: objects merge key by key, anything else replaces.
+fn overlay(base: &mut serde_json::Value, top: serde_json::Value) {
+    match (base, top) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(t)) => {
+            for (k, v) in t {
+                match b.get_mut(&k) {
+                    Some(slot) => overlay(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
 }
 
 async fn run(args: &BenchArgs, setup: Setup) -> Result<ExitCode, String> {

@@ -141,6 +141,41 @@ fn h2_over_tls_and_h2c_against_serve() {
 }
 
 #[test]
+fn a_config_service_spreads_load_over_its_endpoints() {
+    let (a, b) = (Serve::start(&[]), Serve::start(&[]));
+    let dir = TempDir::new("svc");
+    let cfg = dir.path().join("wirecore.json");
+    let doc = serde_json::json!({"services": {"api": {
+        "strategy": "round_robin",
+        "endpoints": [{"url": a.url}, {"url": b.url}],
+    }}});
+    std::fs::write(&cfg, doc.to_string()).unwrap();
+    let (status, r, _) = bench(&[
+        "-n",
+        "100",
+        "-c",
+        "4",
+        "--config",
+        cfg.to_str().unwrap(),
+        "http://api/json",
+    ]);
+    assert!(status.success());
+    assert_adds_up(&r, 100);
+    assert_eq!(r["status"]["200"], 100, "{r}");
+    for srv in [&a, &b] {
+        let (_, _, body) = support::raw_get(&srv.addr(), "/metrics", &[]);
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let n: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("wirecore_serve_requests_total "))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        // Round robin: half each, plus this /metrics request.
+        assert_eq!(n, 51, "{text}");
+    }
+}
+
+#[test]
 fn open_loop_rate_holds_within_five_percent() {
     let srv = Serve::start(&[]);
     let (status, r, _) = bench(&[

@@ -144,7 +144,7 @@ impl Files {
                 .map(|name| path.join(name))
                 .find(|p| p.is_file())?;
         }
-        let entry = match self.entry(&path).await {
+        let entry = match self.entry(&path, meta).await {
             Ok(Some(e)) => e,
             Ok(None) => return None,
             Err(e) => {
@@ -158,9 +158,15 @@ impl Files {
 
     /// The cached entry for `path`, refreshed when its size or mtime changed; `None` when it
     /// is not a regular file inside the root.
-    async fn entry(&self, path: &Path) -> io::Result<Option<Arc<Entry>>> {
-        let Ok(meta) = std::fs::metadata(path) else {
-            return Ok(None);
+    async fn entry(&self, path: &Path, meta: std::fs::Metadata) -> io::Result<Option<Arc<Entry>>> {
+        let meta = if meta.is_dir() {
+            // An index file: stat it.
+            let Ok(m) = std::fs::metadata(path) else {
+                return Ok(None);
+            };
+            m
+        } else {
+            meta
         };
         if !meta.is_file() {
             return Ok(None);
