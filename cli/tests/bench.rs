@@ -194,6 +194,31 @@ fn open_loop_rate_holds_within_five_percent() {
     assert!((rate - 200.0).abs() <= 10.0, "achieved {rate} req/s: {r}");
     assert!((570..=600).contains(&n), "{n} requests in 3 s at 200/s");
     assert_eq!(r["rate"], 200.0);
+    assert_eq!(
+        r["cancelled"], 0,
+        "an open loop measures every request it started"
+    );
+}
+
+#[test]
+fn open_loop_latency_counts_the_wait_for_a_free_worker() {
+    // 40 requests due within 0.4 s, one worker, 50 ms each: they finish over about 2 s, so
+    // the last waited about 1.6 s past its scheduled start. Measured from the actual send
+    // (coordinated omission), every latency would be about 50 ms.
+    let srv = Serve::start(&[]);
+    let (status, r, _) = bench(&[
+        "--rate",
+        "100",
+        "-d",
+        "400ms",
+        "-c",
+        "1",
+        &format!("{}/delay/50", srv.url),
+    ]);
+    assert!(status.success());
+    assert_adds_up(&r, 40);
+    let p99 = r["latency_ms"]["p99"].as_f64().unwrap();
+    assert!(p99 > 1_000.0, "p99 {p99} ms: the queueing delay is missing");
 }
 
 #[test]

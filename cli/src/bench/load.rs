@@ -147,7 +147,11 @@ pub fn start(plan: &Arc<Plan>) -> Run {
             .map(|_| Mutex::new(Recorder::new()))
             .collect(),
     });
-    if let Limit::Duration(d) = plan.limit {
+    // A closed loop stops at the deadline, cancelling what is in flight. An open loop only
+    // stops scheduling there: every request it started is measured (a late one is the point).
+    if let Limit::Duration(d) = plan.limit
+        && plan.rate.is_none()
+    {
         let sh = shared.clone();
         tokio::spawn(async move {
             tokio::time::sleep_until(sh.start + d).await;

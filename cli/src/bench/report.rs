@@ -32,7 +32,8 @@ pub struct Report {
     pub responses: u64,
     /// Requests that failed without a response (codes in `error_codes`).
     pub errors: u64,
-    /// Requests in flight when the run stopped: dropped, in no other count.
+    /// Requests in flight when the run stopped (a closed loop's deadline, or Ctrl-C):
+    /// dropped, in no other count.
     pub cancelled: u64,
     pub req_per_s: f64,
     /// Responses only, to the last body byte; from the scheduled start with `--rate`.
