@@ -6,7 +6,7 @@ CLI_DEBUG := $(TARGET_DIR)/debug/wirecore
 
 BENCH_TARGETS += bench-cli
 
-cli:  ## Build the `wirecore` command (release): $(CARGO_TARGET_DIR)/x86_64-unknown-linux-gnu/release/wirecore
+cli:  ## Build the `wirecore` command (release; the path is printed)
 	$(CARGO) build --release -p wirecore-cli
 	@echo "built $(TARGET_DIR)/release/wirecore"
 
