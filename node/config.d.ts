@@ -25,6 +25,8 @@ export interface Config {
   limits?: LimitsConfig
   /** Connection pool limits and lifetimes. */
   pool?: PoolConfig
+  /** HTTP proxies, from here or from `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`. */
+  proxy?: ProxyConfig
   /** Rate limits, local or shared through Redis. */
   rateLimit?: RateLimitConfig
   /** Redirect following. */
@@ -336,6 +338,35 @@ export interface PoolConfig {
    * 0 keeps it until `max_origins` pushes it out. At most one year. Default: 300_000.
    */
   originIdleTimeoutMs?: number
+}
+
+/**
+ * HTTP proxies: absolute-form requests for `http://` URLs, `CONNECT` tunnels for `https://`.
+ * Credentials in a proxy URL's userinfo go to the proxy as `Proxy-Authorization: Basic`, never
+ * to the origin.
+ */
+export interface ProxyConfig {
+  /**
+   * Read `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` (lowercase first, as curl does) when the
+   * client is built, for the schemes not set here. Default: true.
+   */
+  fromEnv?: boolean
+  /**
+   * Proxy for `http://` URLs, as `http://[user:password@]host[:port]` (port 80 when absent).
+   * Overrides `HTTP_PROXY`. At most 2048 bytes. Default: none.
+   */
+  http?: string | null
+  /**
+   * Proxy for `https://` URLs (a `CONNECT` tunnel; TLS to the origin inside it), same form.
+   * Overrides `HTTPS_PROXY`. At most 2048 bytes. Default: none.
+   */
+  https?: string | null
+  /**
+   * Hosts reached directly, as `NO_PROXY`: `*` (every host), a domain (`example.com` or
+   * `.example.com`: it and its subdomains), an IP address, any of these with `:port`.
+   * Added to `NO_PROXY`. At most 1_000 entries of 2048 bytes. Default: none.
+   */
+  noProxy?: Array<string>
 }
 
 /** Where the limit is kept. */

@@ -12,6 +12,7 @@ mod balance;
 mod bounds;
 mod cache;
 mod exchange;
+mod proxy;
 mod resilience;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ pub use self::cache::CacheConfig;
 pub use self::exchange::{
     CompressionConfig, Encoding, ForwardHeaders, LimitsConfig, RedirectConfig, TimeoutConfig,
 };
+pub use self::proxy::ProxyConfig;
 pub use self::resilience::{
     BreakerConfig, ConcurrencyConfig, HedgeConfig, RateLimitBackend, RateLimitConfig,
     RateLimitMode, RateLimitScope, RedisAlgorithm, RedisFailure, RedisLimitConfig,
@@ -79,6 +81,8 @@ pub struct Config {
     /// Load-balanced services by name: a request to `http://NAME/...` goes to one of
     /// `services.NAME`'s endpoints; other URLs are unaffected. At most 1_000. Default: none.
     pub services: std::collections::BTreeMap<String, ServiceConfig>,
+    /// HTTP proxies, from here or from `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`.
+    pub proxy: ProxyConfig,
 }
 /// Largest value of every duration field (`*_ms`): one year. Anything longer is a mistake, and
 /// it keeps every deadline computed from config far from overflow.
@@ -241,6 +245,9 @@ impl Config {
         }
         if let Err((field, why)) = resilience::validate(self) {
             return bad(&field, why);
+        }
+        if let Err((field, why)) = proxy::validate(&self.proxy) {
+            return bad(&field, &why);
         }
         if let Err((field, why)) = balance::validate(&self.services) {
             return bad(&field, &why);

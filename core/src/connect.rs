@@ -4,6 +4,7 @@
 //! response can say where its time went.
 
 mod dns;
+mod proxy;
 mod tcp;
 mod tls;
 
@@ -23,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::origin::Origin;
 
 pub(crate) use dns::DnsCache;
+pub(crate) use proxy::{Proxy, check_url as check_proxy_url};
 
 /// A connected byte stream, plain or TLS.
 pub(crate) enum Stream {
@@ -54,6 +56,7 @@ pub(crate) struct Connector {
     connect_ms: u64,
     tls_ms: u64,
     pub(crate) prior_knowledge: bool,
+    proxies: Arc<proxy::Proxies>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -74,6 +77,7 @@ impl Connector {
             connect_ms: cfg.timeouts.connect_ms,
             tls_ms: cfg.timeouts.tls_handshake_ms,
             prior_knowledge: cfg.http2.prior_knowledge,
+            proxies: Arc::new(proxy::Proxies::new(&cfg.proxy, &|k| std::env::var(k).ok())?),
         })
     }
 
@@ -86,34 +90,50 @@ impl Connector {
         let connect_ms = timeout.map_or(self.connect_ms, |t| {
             u64::try_from(t.as_millis()).unwrap_or(u64::MAX)
         });
+        let via = self.proxies.for_origin(origin);
+        let (host, port) = via.map_or((origin.host.as_str(), origin.port), |p| {
+            (p.host.as_str(), p.port)
+        });
         let t0 = Instant::now();
-        let addrs = self.dns.resolve(&origin.host).await?;
+        let addrs = self.dns.resolve(host).await?;
         let dns = t0.elapsed();
         let t1 = Instant::now();
-        let tcp = tokio::time::timeout(
-            Duration::from_millis(connect_ms),
-            tcp::connect(&addrs, origin.port, &self.tcp),
-        )
-        .await
-        .map_err(|_| {
-            crate::error::timeout(
-                ErrorKind::TimeoutConnect,
-                &format!("connecting to {}", origin.key),
-                connect_ms,
-            )
-        })?
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Connect,
-                format!("cannot connect to {}", origin.key),
-            )
-            .with_source(e)
-        })?;
+        // Through a proxy, the CONNECT exchange is part of connecting.
+        let dial = async {
+            let tcp = tcp::connect(&addrs, port, &self.tcp)
+                .await
+                .map_err(|e| match via {
+                    Some(p) => Error::new(
+                        ErrorKind::Connect,
+                        format!("cannot connect to proxy {} for {}", p.key, origin.key),
+                    )
+                    .with_source(e),
+                    None => Error::new(
+                        ErrorKind::Connect,
+                        format!("cannot connect to {}", origin.key),
+                    )
+                    .with_source(e),
+                })?;
+            match via {
+                Some(p) if origin.https => proxy::tunnel(tcp, p, origin).await,
+                _ => Ok(tcp),
+            }
+        };
+        let tcp = tokio::time::timeout(Duration::from_millis(connect_ms), dial)
+            .await
+            .map_err(|_| {
+                crate::error::timeout(
+                    ErrorKind::TimeoutConnect,
+                    &format!("connecting to {}", origin.key),
+                    connect_ms,
+                )
+            })??;
         let connect = t1.elapsed();
         if !origin.https {
             return Ok(Connected {
                 stream: Stream::Plain(tcp),
-                h2: self.prior_knowledge,
+                // A forwarding proxy speaks HTTP/1.1 to the client.
+                h2: self.prior_knowledge && via.is_none(),
                 timings: ConnectTimings {
                     dns,
                     connect,
@@ -139,6 +159,16 @@ impl Connector {
             },
             tls: Some(Arc::new(info)),
         })
+    }
+}
+
+impl Connector {
+    /// The forwarding proxy of a plain-HTTP origin: requests to it take the absolute form.
+    pub(crate) fn http_proxy(&self, origin: &Origin) -> Option<&Proxy> {
+        if origin.https {
+            return None;
+        }
+        self.proxies.for_origin(origin).map(|p| &**p)
     }
 }
 

@@ -205,6 +205,11 @@ impl Pool {
     }
 
     /// Sets what learns of forgotten origins (once; later calls are ignored).
+    /// The forwarding proxy of a plain-HTTP origin (requests to it take the absolute form).
+    pub(crate) fn http_proxy(&self, origin: &Origin) -> Option<&crate::connect::Proxy> {
+        self.shared.connector.http_proxy(origin)
+    }
+
     pub(crate) fn on_forget(&self, f: Forget) {
         let _ = self.shared.on_forget.set(f);
     }

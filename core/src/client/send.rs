@@ -107,7 +107,15 @@ impl Client {
                 content_encoding: encoding.as_ref(),
                 host: route.host_header.as_ref(),
             };
-            let req = build_http(&head, b, h2)?;
+            let mut req = build_http(&head, b, h2)?;
+            if !h2 && let Some(proxy) = inner.pool.http_proxy(origin) {
+                // RFC 9112 §3.2.2: absolute form to a proxy; its credentials go to it alone.
+                *req.uri_mut() = uri.clone();
+                if let Some(auth) = &proxy.auth {
+                    req.headers_mut()
+                        .insert(http::header::PROXY_AUTHORIZATION, auth.clone());
+                }
+            }
             let t0 = Instant::now();
             let fut = lease.send(req)?;
             let head = match read_idle {

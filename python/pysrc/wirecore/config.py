@@ -25,6 +25,7 @@ __all__ = [
     "Http2Config",
     "LimitsConfig",
     "PoolConfig",
+    "ProxyConfig",
     "RateLimitBackend",
     "RateLimitConfig",
     "RateLimitMode",
@@ -103,6 +104,9 @@ class Config(TypedDict, total=False):
 
     #: Connection pool limits and lifetimes.
     pool: PoolConfig
+
+    #: HTTP proxies, from here or from `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`.
+    proxy: ProxyConfig
 
     #: Rate limits, local or shared through Redis.
     rate_limit: RateLimitConfig
@@ -423,6 +427,30 @@ class PoolConfig(TypedDict, total=False):
     #: Forget an origin's state once it has had no connection and no request for this long;
     #: 0 keeps it until `max_origins` pushes it out. At most one year. Default: 300_000.
     origin_idle_timeout_ms: int
+
+
+class ProxyConfig(TypedDict, total=False):
+    """HTTP proxies: absolute-form requests for `http://` URLs, `CONNECT` tunnels for `https://`.
+    Credentials in a proxy URL's userinfo go to the proxy as `Proxy-Authorization: Basic`, never
+    to the origin.
+    """
+
+    #: Read `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` (lowercase first, as curl does) when the
+    #: client is built, for the schemes not set here. Default: true.
+    from_env: bool
+
+    #: Proxy for `http://` URLs, as `http://[user:password@]host[:port]` (port 80 when absent).
+    #: Overrides `HTTP_PROXY`. At most 2048 bytes. Default: none.
+    http: str | None
+
+    #: Proxy for `https://` URLs (a `CONNECT` tunnel; TLS to the origin inside it), same form.
+    #: Overrides `HTTPS_PROXY`. At most 2048 bytes. Default: none.
+    https: str | None
+
+    #: Hosts reached directly, as `NO_PROXY`: `*` (every host), a domain (`example.com` or
+    #: `.example.com`: it and its subdomains), an IP address, any of these with `:port`.
+    #: Added to `NO_PROXY`. At most 1_000 entries of 2048 bytes. Default: none.
+    no_proxy: list[str]
 
 
 class RateLimitConfig(TypedDict, total=False):

@@ -1,0 +1,427 @@
+//! HTTP proxies: which origin goes through which proxy (config, then `HTTP_PROXY`,
+//! `HTTPS_PROXY`, `NO_PROXY`), and the `CONNECT` tunnel for `https://` origins.
+//!
+//! The choice depends on the origin only, fixed when the client is built, so one pooled origin
+//! is always reached the same way: proxied and direct connections never share a pool entry.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::HeaderValue;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::config::ProxyConfig;
+use crate::error::{self, Error, ErrorKind};
+use crate::origin::Origin;
+
+/// Largest `CONNECT` response head read from a proxy.
+const MAX_CONNECT_HEAD: usize = 16 * 1024;
+
+/// One proxy server.
+#[derive(Debug)]
+pub(crate) struct Proxy {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// `http://host:port`, without credentials (for messages).
+    pub(crate) key: String,
+    /// `Proxy-Authorization` from the URL's userinfo.
+    pub(crate) auth: Option<HeaderValue>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Rule {
+    All,
+    Domain(String, Option<u16>),
+    Ip(IpAddr, Option<u16>),
+}
+
+/// The proxies of one client.
+#[derive(Debug, Default)]
+pub(crate) struct Proxies {
+    http: Option<Arc<Proxy>>,
+    https: Option<Arc<Proxy>>,
+    bypass: Vec<Rule>,
+}
+
+impl Proxies {
+    /// From the config, and from `env` (a variable lookup) for what the config leaves unset.
+    pub(crate) fn new(
+        cfg: &ProxyConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
+        // Lowercase first, as curl; an empty variable counts as unset.
+        let var = |name: &str| {
+            [name.to_ascii_lowercase(), name.to_owned()]
+                .into_iter()
+                .find_map(|n| env(&n).filter(|v| !v.trim().is_empty()).map(|v| (n, v)))
+        };
+        let pick = |field: &str, set: &Option<String>, name: &str| -> Result<_, Error> {
+            if let Some(url) = set {
+                return parse_proxy(url)
+                    .map(|p| Some(Arc::new(p)))
+                    .map_err(|why| error::config(format!("proxy.{field}: {why}")));
+            }
+            if !cfg.from_env {
+                return Ok(None);
+            }
+            match var(name) {
+                Some((n, url)) => parse_proxy(&url)
+                    .map(|p| Some(Arc::new(p)))
+                    .map_err(|why| error::config(format!("environment variable {n}: {why}"))),
+                None => Ok(None),
+            }
+        };
+        let http = pick("http", &cfg.http, "HTTP_PROXY")?;
+        let https = pick("https", &cfg.https, "HTTPS_PROXY")?;
+        let mut bypass: Vec<Rule> = cfg.no_proxy.iter().filter_map(|e| parse_rule(e)).collect();
+        if cfg.from_env
+            && let Some((_, list)) = var("NO_PROXY")
+        {
+            bypass.extend(list.split(',').filter_map(parse_rule));
+        }
+        Ok(Self {
+            http,
+            https,
+            bypass,
+        })
+    }
+
+    /// The proxy `origin` goes through, if any.
+    pub(crate) fn for_origin(&self, origin: &Origin) -> Option<&Arc<Proxy>> {
+        let p = if origin.https {
+            self.https.as_ref()
+        } else {
+            self.http.as_ref()
+        }?;
+        let host = origin.host.trim_start_matches('[').trim_end_matches(']');
+        let ip = host.parse::<IpAddr>().ok();
+        let port_ok = |want: &Option<u16>| want.is_none_or(|w| w == origin.port);
+        let bypassed = self.bypass.iter().any(|r| match r {
+            Rule::All => true,
+            Rule::Ip(a, port) => ip == Some(*a) && port_ok(port),
+            Rule::Domain(d, port) => {
+                port_ok(port)
+                    && (host == d
+                        || (host.len() > d.len()
+                            && host.ends_with(d.as_str())
+                            && host.as_bytes()[host.len() - d.len() - 1] == b'.'))
+            }
+        });
+        (!bypassed).then_some(p)
+    }
+}
+
+/// Checks a proxy URL of the config (used by `Config::validate`).
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    parse_proxy(url).map(|_| ())
+}
+
+fn parse_proxy(url: &str) -> Result<Proxy, String> {
+    let url = url.trim();
+    // A bare `host:port`, as curl accepts, is an HTTP proxy.
+    let full = if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    };
+    let uri: http::Uri = full
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(s) => return Err(format!("unsupported proxy scheme {s:?} (http only)")),
+        None => return Err(format!("{url:?} has no scheme")),
+    }
+    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return Err(format!("{url:?} must not have a path or query"));
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("{url:?} has no host"))?;
+    let host = authority.host().to_ascii_lowercase();
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    let port = authority.port_u16().unwrap_or(80);
+    let auth = match authority.as_str().rsplit_once('@') {
+        None => None,
+        Some((userinfo, _)) => {
+            let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            let creds = format!("{}:{}", percent_decode(user)?, percent_decode(pass)?);
+            let v = HeaderValue::try_from(format!("Basic {}", base64(creds.as_bytes())))
+                .map_err(|_| "invalid credentials".to_owned())?;
+            Some(v)
+        }
+    };
+    Ok(Proxy {
+        key: format!("http://{host}:{port}"),
+        host,
+        port,
+        auth,
+    })
+}
+
+fn parse_rule(entry: &str) -> Option<Rule> {
+    let e = entry.trim().to_ascii_lowercase();
+    if e.is_empty() {
+        return None;
+    }
+    if e == "*" {
+        return Some(Rule::All);
+    }
+    if let Ok(sa) = e.parse::<std::net::SocketAddr>() {
+        return Some(Rule::Ip(sa.ip(), Some(sa.port())));
+    }
+    let bare = e.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Some(Rule::Ip(ip, None));
+    }
+    let (host, port) = match e.rsplit_once(':') {
+        Some((h, p)) => (h.to_owned(), Some(p.parse::<u16>().ok()?)),
+        None => (e.clone(), None),
+    };
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Some(Rule::Ip(ip, port));
+    }
+    let host = host.trim_start_matches("*.").trim_start_matches('.');
+    (!host.is_empty()).then(|| Rule::Domain(host.trim_end_matches('.').to_owned(), port))
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| "bad percent-encoding in the credentials".to_owned())?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "credentials are not UTF-8".to_owned())
+}
+
+fn base64(input: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Opens a `CONNECT` tunnel to `origin` through the proxy at the other end of `tcp`.
+pub(crate) async fn tunnel(
+    mut tcp: TcpStream,
+    proxy: &Proxy,
+    origin: &Origin,
+) -> Result<TcpStream, Error> {
+    let target = format!("{}:{}", origin.host, origin.port);
+    let mut head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+    if let Some(auth) = &proxy.auth {
+        head.push_str("Proxy-Authorization: ");
+        head.push_str(auth.to_str().unwrap_or_default());
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    let io_err = |e: std::io::Error| {
+        Error::new(
+            ErrorKind::Connect,
+            format!("proxy {} failed during CONNECT to {target}", proxy.key),
+        )
+        .with_source(e)
+    };
+    tcp.write_all(head.as_bytes()).await.map_err(io_err)?;
+    // Read the response head byte-exact: anything after it belongs to the tunnel (TLS).
+    let mut buf = Vec::with_capacity(256);
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if buf.len() >= MAX_CONNECT_HEAD {
+            return Err(Error::new(
+                ErrorKind::Connect,
+                format!(
+                    "proxy {} sent a CONNECT response head over 16 KiB",
+                    proxy.key
+                ),
+            ));
+        }
+        if tcp.read(&mut byte).await.map_err(io_err)? == 0 {
+            return Err(Error::new(
+                ErrorKind::Connect,
+                format!(
+                    "proxy {} closed the connection during CONNECT to {target}",
+                    proxy.key
+                ),
+            ));
+        }
+        buf.push(byte[0]);
+    }
+    let line = String::from_utf8_lossy(&buf);
+    let line = line.lines().next().unwrap_or_default();
+    let status = line
+        .strip_prefix("HTTP/1.")
+        .and_then(|r| r.get(2..5))
+        .and_then(|s| s.parse::<u16>().ok());
+    match status {
+        Some(200..=299) => Ok(tcp),
+        Some(407) => Err(Error::new(
+            ErrorKind::Connect,
+            format!(
+                "proxy {} requires authentication (407 Proxy Authentication Required){}",
+                proxy.key,
+                if proxy.auth.is_some() {
+                    ": the credentials in the proxy URL were refused"
+                } else {
+                    ": give user:password in the proxy URL"
+                }
+            ),
+        )),
+        _ => Err(Error::new(
+            ErrorKind::Connect,
+            format!("proxy {} refused CONNECT to {target}: {line:?}", proxy.key),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn origin(url: &str) -> Origin {
+        Origin::from_uri(&url.parse().unwrap()).unwrap()
+    }
+
+    fn proxies(cfg: &ProxyConfig, env: &[(&str, &str)]) -> Proxies {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Proxies::new(cfg, &|k| env.get(k).cloned()).unwrap()
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn parses_urls_and_credentials() {
+        let p = parse_proxy("http://us%40r:p%3Ass@Proxy.test:3128").unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("proxy.test", 3128));
+        assert_eq!(p.key, "http://proxy.test:3128");
+        assert_eq!(
+            p.auth.unwrap(),
+            format!("Basic {}", base64(b"us@r:p:ss")).as_str()
+        );
+        assert_eq!(parse_proxy("proxy.test").unwrap().port, 80);
+        assert!(
+            parse_proxy("socks5://proxy.test:1080")
+                .unwrap_err()
+                .contains("socks5")
+        );
+        assert!(
+            parse_proxy("http://proxy.test/x")
+                .unwrap_err()
+                .contains("path")
+        );
+        assert!(parse_proxy("http://").is_err());
+    }
+
+    #[test]
+    fn env_lowercase_wins_and_config_overrides_env() {
+        let env = [
+            ("HTTP_PROXY", "http://upper:1"),
+            ("http_proxy", "http://lower:2"),
+            ("HTTPS_PROXY", "upper:3"),
+        ];
+        let p = proxies(&ProxyConfig::default(), &env);
+        assert_eq!(
+            p.for_origin(&origin("http://a.test/")).unwrap().key,
+            "http://lower:2"
+        );
+        assert_eq!(
+            p.for_origin(&origin("https://a.test/")).unwrap().key,
+            "http://upper:3"
+        );
+        let cfg = ProxyConfig {
+            https: Some("http://cfg:4".into()),
+            ..ProxyConfig::default()
+        };
+        let p = proxies(&cfg, &env);
+        assert_eq!(
+            p.for_origin(&origin("https://a.test/")).unwrap().key,
+            "http://cfg:4"
+        );
+        let off = ProxyConfig {
+            from_env: false,
+            ..ProxyConfig::default()
+        };
+        assert!(
+            proxies(&off, &env)
+                .for_origin(&origin("http://a.test/"))
+                .is_none()
+        );
+        let bad = HashMap::from([("HTTPS_PROXY".to_owned(), "socks5://x:1".to_owned())]);
+        let e = Proxies::new(&ProxyConfig::default(), &|k| bad.get(k).cloned()).unwrap_err();
+        assert!(e.to_string().contains("HTTPS_PROXY"), "{e}");
+    }
+
+    #[test]
+    fn no_proxy_suffixes_wildcard_ips_and_ports() {
+        let env = [
+            ("HTTP_PROXY", "http://p:1"),
+            (
+                "NO_PROXY",
+                " .internal.test, exact.test,10.0.0.1, [::1]:8080,ported.test:81",
+            ),
+        ];
+        let p = proxies(&ProxyConfig::default(), &env);
+        let via = |u: &str| p.for_origin(&origin(u)).is_some();
+        assert!(!via("http://a.internal.test/"));
+        assert!(!via("http://internal.test/"));
+        assert!(via("http://xinternal.test/"));
+        assert!(!via("http://exact.test/"));
+        assert!(!via("http://sub.exact.test/"));
+        assert!(via("http://exact.test.evil/"));
+        assert!(!via("http://10.0.0.1/"));
+        assert!(via("http://10.0.0.2/"));
+        assert!(!via("http://[::1]:8080/"));
+        assert!(via("http://[::1]:8081/"));
+        assert!(!via("http://ported.test:81/"));
+        assert!(via("http://ported.test/"));
+        let all = [("HTTP_PROXY", "p:1"), ("no_proxy", "*")];
+        assert!(
+            proxies(&ProxyConfig::default(), &all)
+                .for_origin(&origin("http://a.test/"))
+                .is_none()
+        );
+    }
+}
