@@ -165,7 +165,7 @@ func TestOptionsPriorityOrdersTheQueue(t *testing.T) {
 	reqs := []struct {
 		name, path string
 		urgency    int // -1: none
-	}{{"busy", "/delay/1500", -1}, {"low-0", "/delay/5", 7}, {"low-1", "/delay/5", 7},
+	}{{"busy", "/delay/5000", -1}, {"low-0", "/delay/5", 7}, {"low-1", "/delay/5", 7},
 		{"default", "/delay/5", -1}, {"urgent", "/delay/5", 0}}
 	for i, r := range reqs {
 		o := wirecore.Options{}
@@ -182,10 +182,12 @@ func TestOptionsPriorityOrdersTheQueue(t *testing.T) {
 			order = append(order, r.name)
 			mu.Unlock()
 		}()
-		// The busy request holds the one connection; each next one waits behind it.
+		// The busy request holds the one connection (submission is asynchronous: wait until it
+		// does, or a later request could take the connection first); each next one waits
+		// behind it. 5 s leaves room for a loaded machine to queue the other four.
 		waitFor(t, "the queue to grow", func() bool {
 			s, _ := tr.Stats()
-			return s.Pool.Pending == uint64(i)
+			return s.Pool.Active == 1 && s.Pool.Pending == uint64(i)
 		})
 	}
 	wg.Wait()
