@@ -1,6 +1,6 @@
 # C ABI: the header (cbindgen), the examples and the scenario runner, run under valgrind.
 # Link line for users: libwirecore.a -ldl -lm -lpthread (brotli needs -lm).
-.PHONY: setup-c header lint-c build-c test-c demo-c
+.PHONY: setup-c header lint-c build-c test-c test-c-asan demo-c
 
 C_LIB := $(TARGET_DIR)/debug/libwirecore.a
 C_BIN := $(TARGET_DIR)/debug/c-examples
@@ -38,3 +38,16 @@ test-c: build-c  ## C examples and tests/scenarios through the C ABI, under valg
 
 demo-c: build-c  ## The blocking C example against a fresh test server, with stats
 	@bash bindings/c/run-tests.sh $(TARGET_DIR)/debug/wirecore-testserver $(C_BIN) --demo
+
+C_ASAN_BIN := $(TARGET_DIR)/debug/c-examples-asan
+# The C side is instrumented; the Rust staticlib is not (valgrind in test-c covers both).
+C_ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+test-c-asan: build-c  ## C examples and the scenario runner built with ASan+UBSan against the Rust staticlib
+	@mkdir -p $(C_ASAN_BIN)
+	@for ex in $(C_EXAMPLES); do \
+		echo "cc (asan, ubsan) bindings/c/examples/$$ex.c"; \
+		cc $(C_CFLAGS) $(C_ASAN_FLAGS) -o $(C_ASAN_BIN)/$$ex bindings/c/examples/$$ex.c $(C_LIB) -ldl -lm -lpthread || exit 1; \
+	done
+	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		bash bindings/c/run-tests.sh $(TARGET_DIR)/debug/wirecore-testserver $(C_ASAN_BIN)
