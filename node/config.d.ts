@@ -44,6 +44,12 @@ export interface Config {
   timeouts?: TimeoutConfig
   /** TLS verification, roots and client certificates. */
   tls?: TlsConfig
+  /**
+   * Path of a Unix domain socket every connection goes to instead of TCP (as undici's
+   * `socketPath`); URLs still name the host and port sent in `Host`. `http://` URLs only
+   * (h2c with `http2.prior_knowledge`). Default: none.
+   */
+  unixSocket?: string | null
   /** The `User-Agent` header. Default: `wirecore/<version>`. */
   userAgent?: string
 }
@@ -181,6 +187,11 @@ export interface DnsConfig {
    * SOA TTL; also its upper clamp. At most one year. Default: 5_000.
    */
   negativeTtlMs?: number
+  /**
+   * Static addresses, as curl `--resolve`: `"host:port"` or `"host"` → IP address, used
+   * instead of DNS (`host:port` first). At most 1_000 entries. Default: none.
+   */
+  overrides?: Record<string, string>
   /** Timeout of one DNS query. At most one year. Default: 5_000. */
   queryTimeoutMs?: number
   /**

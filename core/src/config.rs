@@ -83,6 +83,10 @@ pub struct Config {
     pub services: std::collections::BTreeMap<String, ServiceConfig>,
     /// HTTP proxies, from here or from `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`.
     pub proxy: ProxyConfig,
+    /// Path of a Unix domain socket every connection goes to instead of TCP (as undici's
+    /// `socketPath`); URLs still name the host and port sent in `Host`. `http://` URLs only
+    /// (h2c with `http2.prior_knowledge`). Default: none.
+    pub unix_socket: Option<String>,
 }
 /// Largest value of every duration field (`*_ms`): one year. Anything longer is a mistake, and
 /// it keeps every deadline computed from config far from overflow.
@@ -245,6 +249,25 @@ impl Config {
         }
         if let Err((field, why)) = resilience::validate(self) {
             return bad(&field, why);
+        }
+        if self.dns.overrides.len() > 1_000 {
+            return bad("dns.overrides", "must have at most 1000 entries");
+        }
+        for (k, v) in &self.dns.overrides {
+            if v.parse::<std::net::IpAddr>().is_err() {
+                return bad(
+                    &format!("dns.overrides.{k}"),
+                    &format!("{v:?} is not an IP address"),
+                );
+            }
+            if k.is_empty() || k.contains('/') {
+                return bad(&format!("dns.overrides.{k}"), "is not a host or host:port");
+            }
+        }
+        if let Some(path) = &self.unix_socket
+            && (path.is_empty() || path.len() > 107)
+        {
+            return bad("unix_socket", "must be a path of 1 to 107 bytes");
         }
         if let Err((field, why)) = proxy::validate(&self.proxy) {
             return bad(&field, &why);

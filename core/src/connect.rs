@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
 
 use crate::config::Config;
@@ -30,6 +30,7 @@ pub(crate) use proxy::{Proxy, check_url as check_proxy_url};
 pub(crate) enum Stream {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Unix(UnixStream),
 }
 
 /// What a new connection cost, phase by phase.
@@ -57,6 +58,9 @@ pub(crate) struct Connector {
     tls_ms: u64,
     pub(crate) prior_knowledge: bool,
     proxies: Arc<proxy::Proxies>,
+    /// `dns.overrides`, keys lowercased.
+    overrides: Arc<std::collections::HashMap<String, std::net::IpAddr>>,
+    unix: Option<Arc<std::path::Path>>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -78,6 +82,17 @@ impl Connector {
             tls_ms: cfg.timeouts.tls_handshake_ms,
             prior_knowledge: cfg.http2.prior_knowledge,
             proxies: Arc::new(proxy::Proxies::new(&cfg.proxy, &|k| std::env::var(k).ok())?),
+            overrides: Arc::new(
+                cfg.dns
+                    .overrides
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.parse().ok()?)))
+                    .collect(),
+            ),
+            unix: cfg
+                .unix_socket
+                .as_deref()
+                .map(|p| Arc::from(std::path::Path::new(p))),
         })
     }
 
@@ -90,12 +105,22 @@ impl Connector {
         let connect_ms = timeout.map_or(self.connect_ms, |t| {
             u64::try_from(t.as_millis()).unwrap_or(u64::MAX)
         });
+        if let Some(path) = &self.unix {
+            return self.connect_unix(path, origin, connect_ms).await;
+        }
         let via = self.proxies.for_origin(origin);
         let (host, port) = via.map_or((origin.host.as_str(), origin.port), |p| {
             (p.host.as_str(), p.port)
         });
         let t0 = Instant::now();
-        let addrs = self.dns.resolve(host).await?;
+        let fixed = self
+            .overrides
+            .get(&format!("{host}:{port}"))
+            .or_else(|| self.overrides.get(host));
+        let addrs = match fixed {
+            Some(ip) => Arc::from([*ip]),
+            None => self.dns.resolve(host).await?,
+        };
         let dns = t0.elapsed();
         let t1 = Instant::now();
         // Through a proxy, the CONNECT exchange is part of connecting.
@@ -163,6 +188,47 @@ impl Connector {
 }
 
 impl Connector {
+    async fn connect_unix(
+        &self,
+        path: &std::path::Path,
+        origin: &Origin,
+        connect_ms: u64,
+    ) -> Result<Connected, Error> {
+        if origin.https {
+            return Err(Error::new(
+                ErrorKind::Connect,
+                format!("unix_socket carries http:// URLs only, not {}", origin.key),
+            ));
+        }
+        let t0 = Instant::now();
+        let s = tokio::time::timeout(Duration::from_millis(connect_ms), UnixStream::connect(path))
+            .await
+            .map_err(|_| {
+                crate::error::timeout(
+                    ErrorKind::TimeoutConnect,
+                    &format!("connecting to unix socket {}", path.display()),
+                    connect_ms,
+                )
+            })?
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Connect,
+                    format!("cannot connect to unix socket {}", path.display()),
+                )
+                .with_source(e)
+            })?;
+        Ok(Connected {
+            stream: Stream::Unix(s),
+            h2: self.prior_knowledge,
+            timings: ConnectTimings {
+                dns: Duration::ZERO,
+                connect: t0.elapsed(),
+                tls: Duration::ZERO,
+            },
+            tls: None,
+        })
+    }
+
     /// The forwarding proxy of a plain-HTTP origin: requests to it take the absolute form.
     pub(crate) fn http_proxy(&self, origin: &Origin) -> Option<&Proxy> {
         if origin.https {
@@ -181,6 +247,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -194,6 +261,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -205,6 +273,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
+            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -212,6 +281,7 @@ impl AsyncWrite for Stream {
         match self {
             Stream::Plain(s) => s.is_write_vectored(),
             Stream::Tls(s) => s.is_write_vectored(),
+            Stream::Unix(s) => s.is_write_vectored(),
         }
     }
 
@@ -219,6 +289,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -226,6 +297,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

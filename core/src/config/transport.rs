@@ -188,6 +188,9 @@ pub struct DnsConfig {
     pub query_timeout_ms: u64,
     /// Consult `/etc/hosts`. Default: true.
     pub use_hosts_file: bool,
+    /// Static addresses, as curl `--resolve`: `"host:port"` or `"host"` → IP address, used
+    /// instead of DNS (`host:port` first). At most 1_000 entries. Default: none.
+    pub overrides: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for DnsConfig {
@@ -202,6 +205,7 @@ impl Default for DnsConfig {
             nameservers: Vec::new(),
             query_timeout_ms: 5_000,
             use_hosts_file: true,
+            overrides: std::collections::BTreeMap::new(),
         }
     }
 }

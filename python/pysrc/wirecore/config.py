@@ -130,6 +130,11 @@ class Config(TypedDict, total=False):
     #: TLS verification, roots and client certificates.
     tls: TlsConfig
 
+    #: Path of a Unix domain socket every connection goes to instead of TCP (as undici's
+    #: `socketPath`); URLs still name the host and port sent in `Host`. `http://` URLs only
+    #: (h2c with `http2.prior_knowledge`). Default: none.
+    unix_socket: str | None
+
     #: The `User-Agent` header. Default: `wirecore/<version>`.
     user_agent: str
 
@@ -274,6 +279,10 @@ class DnsConfig(TypedDict, total=False):
     #: How long a failed lookup (NXDOMAIN, no records) is remembered when the server gives no
     #: SOA TTL; also its upper clamp. At most one year. Default: 5_000.
     negative_ttl_ms: int
+
+    #: Static addresses, as curl `--resolve`: `"host:port"` or `"host"` → IP address, used
+    #: instead of DNS (`host:port` first). At most 1_000 entries. Default: none.
+    overrides: dict[str, str]
 
     #: Timeout of one DNS query. At most one year. Default: 5_000.
     query_timeout_ms: int
