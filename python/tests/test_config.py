@@ -39,6 +39,8 @@ def test_kwargs_override_top_level_sections() -> None:
         ({"no_such_section": {}}, "no_such_section"),
         ({"timeouts": {"connect_ms": "soon"}}, "timeouts.connect_ms"),
         ({"timeouts": {"connect_ms": -1}}, "timeouts.connect_ms"),
+        ({"proxy": {"http": "socks5://h:1"}}, "proxy.http"),
+        ({"dns": {"overrides": {"a.test": "not-an-ip"}}}, "dns.overrides.a.test"),
     ],
 )
 def test_bad_config_names_the_field(config: dict[str, object], named: str) -> None:
@@ -65,3 +67,15 @@ def test_config_reaches_the_engine(srv: Server) -> None:
         headers = c.get(f"{srv.http}/headers").json()["headers"]
     assert headers["x-team"] == "py"
     assert headers["user-agent"] == "wc-test/1"
+
+
+def test_proxy_overrides_and_socket_round_trip() -> None:
+    proxy = {"https": "http://u:p@127.0.0.1:3128", "no_proxy": [".internal"], "from_env": False}
+    overrides = {"api.test:443": "127.0.0.1"}
+    got = wirecore.Client(
+        proxy=proxy, dns={"overrides": overrides}, unix_socket="/tmp/wirecore-test.sock"
+    ).config
+    assert got["proxy"] == {**proxy, "http": None}
+    assert got["dns"]["overrides"] == overrides
+    assert got["unix_socket"] == "/tmp/wirecore-test.sock"
+    assert wirecore.Client().config["proxy"]["from_env"] is True
