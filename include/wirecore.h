@@ -55,7 +55,7 @@ typedef struct wirecore_task wirecore_task;
 
 // The ABI version of this header. It changes whenever a signature, a struct layout or a
 // status value changes; compare it with `wirecore_abi_version()` at startup.
-#define WIRECORE_ABI_VERSION 1
+#define WIRECORE_ABI_VERSION 2
 
 // The status every fallible call returns. `WIRECORE_OK` is 0; each other value is one
 // stable core error code (`wirecore_code_str`), plus `WIRECORE_INVALID_ARGUMENT` for misuse
@@ -425,9 +425,11 @@ enum wirecore_code wirecore_request_set_pool_timeout_ms(wirecore_request *req,
                                                         wirecore_error **err);
 
 // Sets the RFC 9218 priority: `urgency` 0 (most urgent) to 7 (least; 3 is the default), and
-// `incremental`. It is sent as the `Priority` header (`u=1`, `u=1, i`) and orders this request
-// among those waiting for a connection to its origin. A `Priority` header the caller adds
-// (before or after this call) wins: this setting is then ignored, as in Node and Go.
+// `incremental`. It is sent as the `Priority` header (`u=1`, `u=1, i`), replacing any
+// `Priority` header the caller added (before or after this call), and orders this request
+// among those waiting for a connection to its origin. Without this call a caller's own
+// `Priority` header goes out unchanged and its `u=` orders the queue. The same rule holds in
+// every language.
 //
 // # Errors
 // `WIRECORE_INVALID_REQUEST` for an urgency over 7; `WIRECORE_INVALID_ARGUMENT`.
@@ -438,6 +440,23 @@ enum wirecore_code wirecore_request_set_priority(wirecore_request *req,
                                                  uint8_t urgency,
                                                  bool incremental,
                                                  wirecore_error **err);
+
+// Parses a priority in the forms every language accepts: an urgency `"0"` to `"7"`, a word
+// (`highest` 0, `high` 1, `normal` 3, `low` 5, `lowest` 7; any case) or an RFC 9218 value
+// (`"u=1, i"`). `s` is `len` bytes of UTF-8. On success writes `*urgency` and `*incremental`
+// (for `wirecore_request_set_priority`).
+//
+// # Errors
+// `WIRECORE_INVALID_REQUEST` naming the value and the accepted forms; `WIRECORE_INVALID_ARGUMENT`
+// for NULL pointers or invalid UTF-8.
+//
+// # Safety
+// `s` valid for `len` bytes; `urgency` and `incremental` writable.
+enum wirecore_code wirecore_priority_parse(const char *s,
+                                           size_t len,
+                                           uint8_t *urgency,
+                                           bool *incremental,
+                                           wirecore_error **err);
 
 // Whether the client's `default_headers` go out with this request (default true;
 // `User-Agent` always does). A caller that follows redirects itself turns them off for every

@@ -46,11 +46,29 @@ export interface RequestOptions {
   /** The key of `rateLimit.scope: 'key'` limits. */
   rateLimitKey?: string
   /**
-   * RFC 9218 urgency, 0 (most urgent) to 7, or 'high' (1), 'normal' (3), 'low' (5): sent as the
-   * `Priority` header, and requests waiting for a connection to an origin go most urgent first.
+   * RFC 9218 priority: an urgency 0 (most urgent) to 7, 'highest' (0), 'high' (1), 'normal' (3),
+   * 'low' (5), 'lowest' (7) or a value like 'u=1, i' (the forms every wirecore language takes).
+   * Sent as the `Priority` header, replacing one in `headers` (without it a `Priority` header
+   * goes unchanged), and requests waiting for a connection to an origin go most urgent first.
+   * A bad value rejects with an `InvalidRequestError`.
    */
-  priority?: 'high' | 'normal' | 'low' | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7
+  priority?: Priority
 }
+
+/** An RFC 9218 urgency: 0 (most urgent) to 7 (least; 3 is the default). */
+export type Urgency = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7
+
+/** The priority forms every wirecore language accepts. */
+export type Priority =
+  | Urgency
+  | `${Urgency}`
+  | 'highest'
+  | 'high'
+  | 'normal'
+  | 'low'
+  | 'lowest'
+  | `u=${Urgency}`
+  | `u=${Urgency}, i`
 
 export interface RequestInit extends RequestOptions {
   url: string | URL

@@ -99,8 +99,6 @@ const REQUEST_KEYS = new Set([
   'readTimeoutMs',
   'poolTimeoutMs',
 ])
-// RFC 9218 urgencies (0 most urgent .. 7); the words follow fetch()'s `priority`.
-const PRIORITY_WORDS = { high: 1, normal: 3, low: 5 }
 const VERSIONS = { 'HTTP/0.9': '0.9', 'HTTP/1.0': '1.0', 'HTTP/1.1': '1.1', 'HTTP/2.0': '2.0', 'HTTP/3.0': '3.0' }
 
 function flatHeaders(headers) {
@@ -250,13 +248,10 @@ function normalize(input, init) {
   if (signal != null && (typeof signal !== 'object' || typeof signal.aborted !== 'boolean')) {
     throw new TypeError('wirecore: signal must be an AbortSignal')
   }
-  if (priority !== undefined) {
-    const u = typeof priority === 'string' ? PRIORITY_WORDS[priority] : priority
-    if (!Number.isInteger(u) || u < 0 || u > 7) {
-      throw new TypeError("wirecore: priority must be 'high', 'normal', 'low' or an urgency 0 (most urgent) to 7")
-    }
-    // Sent as the Priority header; the engine also orders requests waiting for a connection by it.
-    if (!hasHeader(headers, 'priority')) (headers ??= []).push('priority', `u=${u}`)
+  // Only the type is checked here: the engine parses the value (wirecore::Priority::parse), so
+  // every language takes the same forms, and it replaces a Priority header in `headers`.
+  if (priority !== undefined && typeof priority !== 'string' && typeof priority !== 'number') {
+    throw new TypeError('wirecore: priority must be a string or an urgency number 0 (most urgent) to 7')
   }
   return {
     method,
@@ -269,6 +264,7 @@ function normalize(input, init) {
     idempotent: idempotent ?? null,
     rateLimitKey: rateLimitKey ?? null,
     phases,
+    priority: priority === undefined ? null : String(priority),
   }
 }
 
@@ -613,7 +609,20 @@ class Client {
     const { signal } = r
     if (signal === null && r.stream === null) {
       return operation((id) =>
-        nativeClient.request(id, r.method, r.url, r.headers, r.body, null, r.timeoutMs, false, r.idempotent, r.rateLimitKey, r.phases),
+        nativeClient.request(
+          id,
+          r.method,
+          r.url,
+          r.headers,
+          r.body,
+          null,
+          r.timeoutMs,
+          false,
+          r.idempotent,
+          r.rateLimitKey,
+          r.phases,
+          r.priority,
+        ),
       ).then((c) => new Response(nativeClient, c, null, null))
     }
     if (signal?.aborted) return Promise.reject(abortError(signal))
@@ -660,6 +669,7 @@ class Client {
           r.idempotent,
           r.rateLimitKey,
           r.phases,
+          r.priority,
         )
       } catch (e) {
         untrack(id)

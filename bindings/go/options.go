@@ -3,7 +3,6 @@ package wirecore
 import (
 	"context"
 	"encoding/json"
-	"strconv"
 	"time"
 
 	"github.com/wirecore/wirecore/bindings/go/internal/capi"
@@ -29,9 +28,11 @@ type Options struct {
 	ConnectTimeout time.Duration
 	ReadTimeout    time.Duration
 	PoolTimeout    time.Duration
-	// Priority is the RFC 9218 priority: sent as the Priority header, and it orders requests
-	// waiting for a connection to their origin, most urgent first. A Priority header already
-	// on the request wins (as in Node and C); nil leaves the default urgency 3.
+	// Priority is the RFC 9218 priority: sent as the Priority header, replacing one already on
+	// the request, and it orders requests waiting for a connection to their origin, most urgent
+	// first. nil sends a Priority header of the request unchanged (its u= orders the queue) or
+	// leaves the default urgency 3. The same rule holds in every language. ParsePriority reads
+	// the forms the other languages take ("high", "2", "u=1, i").
 	Priority *Priority
 }
 
@@ -43,6 +44,17 @@ type Priority struct {
 	Incremental bool
 }
 
+// ParsePriority parses the priority forms every wirecore language accepts: an urgency "0" to
+// "7", a word ("highest" 0, "high" 1, "normal" 3, "low" 5, "lowest" 7; any case) or an
+// RFC 9218 value ("u=1, i"). The error is an *Error with code "invalid_request".
+func ParsePriority(s string) (Priority, error) {
+	u, i, rc, e := capi.ParsePriority(s)
+	if rc != capi.OK {
+		return Priority{}, errorOf(rc, e)
+	}
+	return Priority{Urgency: u, Incremental: i}, nil
+}
+
 type optionsKey struct{}
 
 // WithOptions returns a copy of ctx whose requests carry o (replacing options set on a parent
@@ -50,9 +62,6 @@ type optionsKey struct{}
 func WithOptions(ctx context.Context, o Options) context.Context {
 	return context.WithValue(ctx, optionsKey{}, o)
 }
-
-// maxOptionTimeout is the longest per-request timeout the engine takes (one year).
-const maxOptionTimeout = 365 * 24 * time.Hour
 
 // engineOptions converts the context's options, checked before any I/O; nil when none.
 func engineOptions(ctx context.Context) (*capi.Options, *Error) {
@@ -73,18 +82,15 @@ func engineOptions(ctx context.Context) (*capi.Options, *Error) {
 		ms   *uint64
 	}{{"ConnectTimeout", o.ConnectTimeout, &c.ConnectMs}, {"ReadTimeout", o.ReadTimeout, &c.ReadMs},
 		{"PoolTimeout", o.PoolTimeout, &c.PoolMs}} {
-		if p.d < 0 || p.d > maxOptionTimeout {
+		if p.d < 0 {
 			return nil, &Error{Code: "invalid_request", Message: "wirecore.Options." + p.name +
-				" must be 0 (the config's) to one year, got " + p.d.String()}
+				" must be 0 (the config's) or positive, got " + p.d.String()}
 		}
-		// Rounded up, so a positive duration never becomes 0 (the config's).
+		// Rounded up, so a positive duration never becomes 0 (the config's); the engine checks
+		// the upper bound (one year) and names the option.
 		*p.ms = uint64((p.d + time.Millisecond - 1) / time.Millisecond)
 	}
 	if o.Priority != nil {
-		if o.Priority.Urgency > 7 {
-			return nil, &Error{Code: "invalid_request", Message: "wirecore.Options.Priority.Urgency must be 0 " +
-				"(most urgent) to 7 (least), got " + strconv.Itoa(int(o.Priority.Urgency))}
-		}
 		c.Urgency = int(o.Priority.Urgency)
 		c.Incremental = o.Priority.Incremental
 	}

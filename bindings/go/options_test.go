@@ -126,7 +126,9 @@ func TestOptionsPhaseTimeoutsFireWithTheirCodes(t *testing.T) {
 	wg.Wait()
 }
 
-func TestOptionsPrioritySetsTheHeaderUnlessTheCallerDid(t *testing.T) {
+// An explicit priority replaces the caller's Priority header; without one the header goes
+// unchanged (the core's one rule, the same in every language).
+func TestOptionsPriorityReplacesTheCallersHeader(t *testing.T) {
 	c := &http.Client{Transport: newTransport(t, wirecore.Config{})}
 	for _, tc := range []struct {
 		p      *wirecore.Priority
@@ -135,7 +137,8 @@ func TestOptionsPrioritySetsTheHeaderUnlessTheCallerDid(t *testing.T) {
 	}{
 		{&wirecore.Priority{Urgency: 0}, "", "u=0"},
 		{&wirecore.Priority{Urgency: 7, Incremental: true}, "", "u=7, i"},
-		{&wirecore.Priority{Urgency: 1}, "u=6", "u=6"},
+		{&wirecore.Priority{Urgency: 1}, "u=6", "u=1"},
+		{nil, "u=6, i", "u=6, i"},
 		{nil, "", ""},
 	} {
 		req, _ := http.NewRequest("GET", server.HTTP+"/headers", nil)
@@ -152,6 +155,25 @@ func TestOptionsPrioritySetsTheHeaderUnlessTheCallerDid(t *testing.T) {
 		resp.Body.Close()
 		if got.Headers["priority"] != tc.want {
 			t.Errorf("priority %+v, header %q: sent %q, want %q", tc.p, tc.header, got.Headers["priority"], tc.want)
+		}
+	}
+}
+
+func TestParsePriorityTakesTheFormsOfEveryLanguage(t *testing.T) {
+	for s, want := range map[string]wirecore.Priority{
+		"0": {Urgency: 0}, "7": {Urgency: 7}, "highest": {Urgency: 0}, "High": {Urgency: 1},
+		"normal": {Urgency: 3}, "LOW": {Urgency: 5}, "lowest": {Urgency: 7},
+		"u=6, i": {Urgency: 6, Incremental: true},
+	} {
+		got, err := wirecore.ParsePriority(s)
+		if err != nil || got != want {
+			t.Errorf("ParsePriority(%q) = %+v, %v; want %+v", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"8", "u=9", "urgent", "", "1.5"} {
+		_, err := wirecore.ParsePriority(s)
+		if !errors.Is(err, wirecore.ErrInvalidRequest) || !strings.Contains(err.Error(), "request option priority") {
+			t.Errorf("ParsePriority(%q): %v, want invalid_request naming the option", s, err)
 		}
 	}
 }
@@ -204,10 +226,11 @@ func TestOptionsBadValuesFailBeforeIO(t *testing.T) {
 		o    wirecore.Options
 		name string
 	}{
-		{wirecore.Options{Priority: &wirecore.Priority{Urgency: 8}}, "Urgency"},
+		// Bounds are the engine's, named as wirecore::RequestOptions names them.
+		{wirecore.Options{Priority: &wirecore.Priority{Urgency: 8}}, "priority urgency must be 0"},
 		{wirecore.Options{ReadTimeout: -time.Second}, "ReadTimeout"},
-		{wirecore.Options{ConnectTimeout: 366 * 24 * time.Hour}, "ConnectTimeout"},
-		{wirecore.Options{PoolTimeout: 1 << 62}, "PoolTimeout"},
+		{wirecore.Options{ConnectTimeout: 366 * 24 * time.Hour}, "connect_timeout"},
+		{wirecore.Options{PoolTimeout: 1 << 62}, "pool_timeout"},
 	} {
 		_, _, err := do(t, c, "GET", server.HTTP+"/bytes/1", nil, &tc.o)
 		if !errors.Is(err, wirecore.ErrInvalidRequest) || !strings.Contains(err.Error(), tc.name) {

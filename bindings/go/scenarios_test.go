@@ -25,7 +25,7 @@ import (
 var (
 	topKeys     = []string{"name", "description", "config", "script", "dns", "steps", "stats", "server", "skip"}
 	stepKeys    = []string{"request", "outcome", "concurrency", "dns", "wait_ms"}
-	requestKeys = []string{"method", "url", "headers", "body", "timeout_ms"}
+	requestKeys = []string{"method", "url", "headers", "body", "timeout_ms", "priority"}
 	outcomeKeys = []string{"status", "error", "body", "body_contains", "body_len", "json", "json_absent",
 		"headers", "absent_headers", "version", "reused", "any_of"}
 	scriptKeys = []string{"path", "replies"}
@@ -299,6 +299,13 @@ func send(tr *wirecore.Transport, rq object) result {
 	}
 	var r result
 	ctx := wirecore.WithResponseInfo(context.Background(), func(i wirecore.ResponseInfo) { r.info = i })
+	if s, ok := rq["priority"].(string); ok {
+		p, err := wirecore.ParsePriority(s)
+		if err != nil {
+			return result{err: err}
+		}
+		ctx = wirecore.WithOptions(ctx, wirecore.Options{Priority: &p})
+	}
 	if ms, ok := rq["timeout_ms"].(float64); ok && ms > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)

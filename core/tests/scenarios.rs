@@ -24,7 +24,7 @@ const TOP_KEYS: &[&str] = &[
     "skip",
 ];
 const STEP_KEYS: &[&str] = &["request", "outcome", "concurrency", "dns", "wait_ms"];
-const REQUEST_KEYS: &[&str] = &["method", "url", "headers", "body", "timeout_ms"];
+const REQUEST_KEYS: &[&str] = &["method", "url", "headers", "body", "timeout_ms", "priority"];
 const OUTCOME_KEYS: &[&str] = &[
     "status",
     "error",
@@ -227,6 +227,9 @@ async fn send(client: &Client, req: &Value) -> Result<Got, wirecore::Error> {
     }
     if let Some(t) = req["timeout_ms"].as_u64() {
         r.options_mut().timeout = Some(Duration::from_millis(t));
+    }
+    if let Some(p) = req["priority"].as_str() {
+        r.options_mut().priority = Some(wirecore::Priority::parse(p)?);
     }
     let resp = client.execute(r).await?;
     let status = resp.status().as_u16();

@@ -189,6 +189,7 @@ impl NativeClient {
         idempotent: Option<bool>,
         rate_limit_key: Option<String>,
         phases: Option<PhaseTimeoutsMs>,
+        priority: Option<String>,
     ) -> napi::Result<()> {
         let method = wirecore::parse_method(&method).map_err(|e| core_error(&e))?;
         let mut req = wirecore::Request::new(method, &url).map_err(|e| core_error(&e))?;
@@ -230,6 +231,9 @@ impl NativeClient {
             o.connect_timeout = millis("connectTimeoutMs", p.connect)?;
             o.read_timeout = millis("readTimeoutMs", p.read)?;
             o.pool_timeout = millis("poolTimeoutMs", p.pool)?;
+        }
+        if let Some(p) = priority {
+            o.priority = Some(wirecore::Priority::parse(&p).map_err(|e| core_error(&e))?);
         }
         // Here, not when sent: a bad value throws where it was given, before any I/O.
         o.validate().map_err(|e| core_error(&e))?;

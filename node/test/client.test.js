@@ -437,9 +437,23 @@ test('priority: sent as the RFC 9218 header; urgent requests overtake queued one
   assert.equal(await h({ priority: 'high' }), 'u=1')
   assert.equal(await h({ priority: 'low' }), 'u=5')
   assert.equal(await h({}), undefined)
-  assert.equal(await h({ priority: 7, headers: { priority: 'u=2, i' } }), 'u=2, i')
-  await assert.rejects(client.get(`${srv.http}/headers`, { priority: 8 }), TypeError)
-  await assert.rejects(client.get(`${srv.http}/headers`, { priority: 'urgent' }), TypeError)
+  // The engine's rule: an explicit priority replaces the caller's header, which otherwise goes unchanged.
+  assert.equal(await h({ priority: 7, headers: { priority: 'u=2, i' } }), 'u=7')
+  assert.equal(await h({ headers: { priority: 'u=2, i' } }), 'u=2, i')
+  // The engine's forms, the same in every language.
+  assert.equal(await h({ priority: 'highest' }), 'u=0')
+  assert.equal(await h({ priority: 'lowest' }), 'u=7')
+  assert.equal(await h({ priority: '2' }), 'u=2')
+  assert.equal(await h({ priority: 'u=6, i' }), 'u=6, i')
+  for (const bad of [8, 'urgent', 1.5]) {
+    await assert.rejects(client.get(`${srv.http}/headers`, { priority: bad }), (e) => {
+      assert.ok(e instanceof wirecore.InvalidRequestError, String(e))
+      assert.equal(e.code, 'invalid_request')
+      assert.match(e.message, /request option priority/)
+      return true
+    })
+  }
+  await assert.rejects(client.get(`${srv.http}/headers`, { priority: {} }), TypeError)
   const viaFetch = await (await wirecore.fetch(`${srv.http}/headers`, { priority: 'low' })).json()
   assert.equal(viaFetch.headers.priority, 'u=5')
 

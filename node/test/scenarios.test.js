@@ -36,7 +36,7 @@ const OUTCOME_KEYS = new Set([
   'reused',
   'any_of',
 ])
-const REQUEST_KEYS = new Set(['method', 'url', 'headers', 'body', 'timeout_ms'])
+const REQUEST_KEYS = new Set(['method', 'url', 'headers', 'body', 'timeout_ms', 'priority'])
 
 let srv
 const passed = []
@@ -143,6 +143,7 @@ async function runStep(client, step, where) {
       headers: rq.headers,
       body: rq.body,
       timeoutMs: rq.timeout_ms,
+      priority: rq.priority,
     })
     body = await resp.buffer()
   } catch (e) {

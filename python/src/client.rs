@@ -163,8 +163,15 @@ struct Extra {
     phases: Option<Phases>,
     idempotent: Option<bool>,
     rate_limit_key: Option<String>,
-    priority: Option<u8>,
+    priority: Option<PriorityArg>,
     default_headers: Option<bool>,
+}
+
+/// `priority=` as given (the Python layer checked the type); the core parses both forms.
+#[derive(FromPyObject)]
+enum PriorityArg {
+    Int(i64),
+    Str(String),
 }
 
 impl Extra {
@@ -256,8 +263,11 @@ fn build_request(
     }
     o.idempotent = x.idempotent;
     o.rate_limit_key = x.rate_limit_key;
-    if let Some(u) = x.priority {
-        o.priority = Some(wirecore::Priority::new(u, false)?);
+    if let Some(p) = x.priority {
+        o.priority = Some(match p {
+            PriorityArg::Int(u) => wirecore::Priority::parse(&u.to_string())?,
+            PriorityArg::Str(s) => wirecore::Priority::parse(&s)?,
+        });
     }
     // Here, not when sent: a bad value raises where it was given, before any I/O.
     o.validate()?;

@@ -82,11 +82,26 @@ def test_priority_is_sent_as_the_rfc_9218_header(client: wirecore.Client, srv: S
     assert "priority" not in client.get(f"{srv.http}/headers").json()["headers"]
 
 
+def test_priority_takes_every_languages_forms_and_replaces_the_header(
+    client: wirecore.Client, srv: Server
+) -> None:
+    # The forms and the rule are the engine's (wirecore::Priority::parse, RequestOptions).
+    for given, sent in [("2", "u=2"), ("highest", "u=0"), ("lowest", "u=7"), ("u=6, i", "u=6, i")]:
+        r = client.get(f"{srv.http}/headers", priority=given)
+        assert r.json()["headers"]["priority"] == sent, given
+    r = client.get(f"{srv.http}/headers", headers={"Priority": "u=6"}, priority="high")
+    assert r.json()["headers"]["priority"] == "u=1"
+    r = client.get(f"{srv.http}/headers", headers={"Priority": "u=6;x, i"})
+    assert r.json()["headers"]["priority"] == "u=6;x, i"
+
+
 def test_bad_priorities_fail_before_io(client: wirecore.Client, srv: Server) -> None:
     with pytest.raises(ValueError, match="got 8"):
         client.get(f"{srv.http}/headers", priority=8)
     with pytest.raises(ValueError, match="urgent"):
         client.get(f"{srv.http}/headers", priority="urgent")
+    with pytest.raises(ValueError, match="request option priority"):
+        client.get(f"{srv.http}/headers", priority=-1)
     with pytest.raises(TypeError, match="priority"):
         client.get(f"{srv.http}/headers", priority=1.5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="priority"):

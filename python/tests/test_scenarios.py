@@ -24,7 +24,7 @@ SCRIPT_KEYS = {"path", "replies"}
 DNS_KEYS = {"name", "ips", "ttl", "fail", "remove", "negative_ttl"}
 RANGE_KEYS = {"min", "max"}
 LANGUAGES = {"rust", "python", "node", "go", "c"}
-REQUEST_KEYS = {"method", "url", "headers", "body", "timeout_ms"}
+REQUEST_KEYS = {"method", "url", "headers", "body", "timeout_ms", "priority"}
 OUTCOME_KEYS = {
     "status",
     "error",
@@ -191,6 +191,8 @@ def request_args(req: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         kw["content"] = req["body"]
     if "timeout_ms" in req:
         kw["timeout"] = req["timeout_ms"] / 1000
+    if "priority" in req:
+        kw["priority"] = req["priority"]
     return req["method"], req["url"], kw
 
 

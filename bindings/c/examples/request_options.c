@@ -222,7 +222,8 @@ static void phase_timeouts(wirecore_client *ctl) {
     wirecore_client_free(c);
 }
 
-/* Sent as the Priority header unless the caller set one (in either order). */
+/* Sent as the Priority header, replacing one the caller set (in either order); without
+ * set_priority the caller's header goes unchanged (urgency -1: no call). */
 static void priority_header(void) {
     wirecore_client *c = client_new(NULL);
     struct {
@@ -232,16 +233,18 @@ static void priority_header(void) {
     } cases[] = {
         {0, 0, NULL, "\"priority\":\"u=0\"", 0},
         {7, 1, NULL, "\"priority\":\"u=7, i\"", 0},
-        {1, 0, "u=6", "\"priority\":\"u=6\"", 0},
-        {1, 0, "u=6", "\"priority\":\"u=6\"", 1},
+        {1, 0, "u=6", "\"priority\":\"u=1\"", 0},
+        {1, 0, "u=6", "\"priority\":\"u=1\"", 1},
+        {-1, 0, "u=6, i", "\"priority\":\"u=6, i\"", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         wirecore_request *req = make("GET", http_url, "/headers");
         if (cases[i].header && cases[i].header_first)
             wirecore_request_add_header(req, "Priority", 8, cases[i].header, strlen(cases[i].header), NULL);
-        CHECK(wirecore_request_set_priority(req, (uint8_t)cases[i].urgency, cases[i].incremental, NULL) ==
-                  WIRECORE_OK,
-              "set_priority");
+        if (cases[i].urgency >= 0)
+            CHECK(wirecore_request_set_priority(req, (uint8_t)cases[i].urgency, cases[i].incremental, NULL) ==
+                      WIRECORE_OK,
+                  "set_priority");
         if (cases[i].header && !cases[i].header_first)
             wirecore_request_add_header(req, "Priority", 8, cases[i].header, strlen(cases[i].header), NULL);
         char *body = NULL;
@@ -250,6 +253,35 @@ static void priority_header(void) {
               body ? body : "(none)");
         free(body);
     }
+    /* The forms every language accepts, through the core's one parser. */
+    struct {
+        const char *s;
+        wirecore_code code;
+        int urgency, incremental;
+    } forms[] = {
+        {"0", WIRECORE_OK, 0, 0},         {"7", WIRECORE_OK, 7, 0},      {"highest", WIRECORE_OK, 0, 0},
+        {"High", WIRECORE_OK, 1, 0},      {"normal", WIRECORE_OK, 3, 0}, {"LOW", WIRECORE_OK, 5, 0},
+        {"lowest", WIRECORE_OK, 7, 0},    {"u=6, i", WIRECORE_OK, 6, 1}, {"8", WIRECORE_INVALID_REQUEST, 0, 0},
+        {"u=9", WIRECORE_INVALID_REQUEST, 0, 0}, {"urgent", WIRECORE_INVALID_REQUEST, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        uint8_t u = 99;
+        bool inc = false;
+        wirecore_error *err = NULL;
+        wirecore_code rc = wirecore_priority_parse(forms[i].s, strlen(forms[i].s), &u, &inc, &err);
+        CHECK(rc == forms[i].code, "parse %s: %s", forms[i].s, wirecore_code_str(rc));
+        if (rc == WIRECORE_OK)
+            CHECK(u == forms[i].urgency && inc == (bool)forms[i].incremental, "parse %s: u=%u i=%d", forms[i].s,
+                  u, inc);
+        else
+            CHECK(err && strstr(wirecore_error_message(err), "request option priority"), "parse %s: message %s",
+                  forms[i].s, err ? wirecore_error_message(err) : "(none)");
+        wirecore_error_free(err);
+    }
+    uint8_t u;
+    bool inc;
+    CHECK(wirecore_priority_parse("1", 1, NULL, &inc, NULL) == WIRECORE_INVALID_ARGUMENT, "parse NULL out");
+    CHECK(wirecore_priority_parse(NULL, 1, &u, &inc, NULL) == WIRECORE_INVALID_ARGUMENT, "parse NULL s");
     char *body = NULL;
     CHECK(send(c, make("GET", http_url, "/headers"), &body) == 200, "no priority");
     CHECK(body && !strstr(body, "\"priority\""), "no priority header unless asked: %s", body ? body : "");

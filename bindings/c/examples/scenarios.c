@@ -368,7 +368,7 @@ static char *substitute(const char *raw, const json *info) {
 static const char *TOP_KEYS[] = {"name", "description", "config", "script", "dns",
                                  "steps", "stats", "server", "skip", NULL};
 static const char *STEP_KEYS[] = {"request", "outcome", "concurrency", "dns", "wait_ms", NULL};
-static const char *REQUEST_KEYS[] = {"method", "url", "headers", "body", "timeout_ms", NULL};
+static const char *REQUEST_KEYS[] = {"method", "url", "headers", "body", "timeout_ms", "priority", NULL};
 static const char *OUTCOME_KEYS[] = {"status", "error", "body", "body_contains", "body_len",
                                      "json", "json_absent", "headers", "absent_headers",
                                      "version", "reused", "any_of", NULL};
@@ -575,7 +575,13 @@ static int run_step(wirecore_client *client, wirecore_queue *q, const json *step
         if (r && !err && (v = jget(req, "body")))
             wirecore_request_set_body(r, (const uint8_t *)v->str, v->len, &err);
         if (r && !err && (v = jget(req, "timeout_ms")))
-            wirecore_request_set_timeout_ms(r, (uint64_t)v->num, NULL);
+            wirecore_request_set_timeout_ms(r, (uint64_t)v->num, &err);
+        if (r && !err && (v = jget(req, "priority"))) {
+            uint8_t u;
+            bool inc;
+            if (wirecore_priority_parse(v->str, v->len, &u, &inc, &err) == WIRECORE_OK)
+                wirecore_request_set_priority(r, u, inc, &err);
+        }
         if (err) { /* rejected before any I/O: that is the outcome */
             wirecore_request_free(r);
             failures += check_outcome(out, wirecore_error_kind(err), err, NULL);

@@ -31,7 +31,7 @@ pub use crate::task::{wirecore_callback, wirecore_completion, wirecore_queue, wi
 
 /// The ABI version of this header. It changes whenever a signature, a struct layout or a
 /// status value changes; compare it with `wirecore_abi_version()` at startup.
-pub const WIRECORE_ABI_VERSION: u32 = 1;
+pub const WIRECORE_ABI_VERSION: u32 = 2;
 
 /// The ABI version the linked library was built with (`WIRECORE_ABI_VERSION`).
 #[unsafe(no_mangle)]

@@ -23,9 +23,6 @@ use crate::task::{Target, wirecore_queue};
 pub struct wirecore_request {
     magic: Magic,
     pub(crate) req: wirecore::Request,
-    /// From `wirecore_request_set_priority`; applied when the request is taken, unless the
-    /// caller added a `Priority` header (in either order).
-    priority: Option<(u8, bool)>,
 }
 
 tagged!(wirecore_request, REQUEST);
@@ -86,7 +83,6 @@ pub unsafe extern "C" fn wirecore_request_new(
                 let h = handle::give(wirecore_request {
                     magic: Magic::REQUEST,
                     req,
-                    priority: None,
                 });
                 // SAFETY: checked non-NULL above.
                 unsafe { handle::put(out, h) };
@@ -357,9 +353,11 @@ pub unsafe extern "C" fn wirecore_request_set_pool_timeout_ms(
 }
 
 /// Sets the RFC 9218 priority: `urgency` 0 (most urgent) to 7 (least; 3 is the default), and
-/// `incremental`. It is sent as the `Priority` header (`u=1`, `u=1, i`) and orders this request
-/// among those waiting for a connection to its origin. A `Priority` header the caller adds
-/// (before or after this call) wins: this setting is then ignored, as in Node and Go.
+/// `incremental`. It is sent as the `Priority` header (`u=1`, `u=1, i`), replacing any
+/// `Priority` header the caller added (before or after this call), and orders this request
+/// among those waiting for a connection to its origin. Without this call a caller's own
+/// `Priority` header goes out unchanged and its `u=` orders the queue. The same rule holds in
+/// every language.
 ///
 /// # Errors
 /// `WIRECORE_INVALID_REQUEST` for an urgency over 7; `WIRECORE_INVALID_ARGUMENT`.
@@ -374,21 +372,56 @@ pub unsafe extern "C" fn wirecore_request_set_priority(
     err: *mut *mut wirecore_error,
 ) -> wirecore_code {
     ffi_fn!(err = err, {
-        // SAFETY: NULL or a live request (magic checked).
-        let Some(r) = (unsafe { handle::get_mut(req) }) else {
-            return error::invalid(err, "wirecore_request_set_priority: invalid request handle");
-        };
-        if urgency > 7 {
-            return error::fail(
-                err,
-                &Error::new(
-                    ErrorKind::InvalidRequest,
-                    format!("priority urgency must be 0 (most urgent) to 7 (least), got {urgency}"),
-                ),
-            );
+        // SAFETY: as this function's contract.
+        unsafe {
+            set_option(req, "wirecore_request_set_priority", err, |o| {
+                o.priority = Some(wirecore::Priority {
+                    urgency,
+                    incremental,
+                });
+            })
         }
-        r.priority = Some((urgency, incremental));
-        wirecore_code::WIRECORE_OK
+    })
+}
+
+/// Parses a priority in the forms every language accepts: an urgency `"0"` to `"7"`, a word
+/// (`highest` 0, `high` 1, `normal` 3, `low` 5, `lowest` 7; any case) or an RFC 9218 value
+/// (`"u=1, i"`). `s` is `len` bytes of UTF-8. On success writes `*urgency` and `*incremental`
+/// (for `wirecore_request_set_priority`).
+///
+/// # Errors
+/// `WIRECORE_INVALID_REQUEST` naming the value and the accepted forms; `WIRECORE_INVALID_ARGUMENT`
+/// for NULL pointers or invalid UTF-8.
+///
+/// # Safety
+/// `s` valid for `len` bytes; `urgency` and `incremental` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_priority_parse(
+    s: *const c_char,
+    len: usize,
+    urgency: *mut u8,
+    incremental: *mut bool,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        if urgency.is_null() || incremental.is_null() {
+            return error::invalid(err, "wirecore_priority_parse: an out pointer is NULL");
+        }
+        let s = match utf8(s, len, "priority") {
+            Ok(s) => s,
+            Err(e) => return error::invalid(err, &e),
+        };
+        match wirecore::Priority::parse(s) {
+            Ok(p) => {
+                // SAFETY: both checked non-NULL above; writable per the contract.
+                unsafe {
+                    urgency.write(p.urgency);
+                    incremental.write(p.incremental);
+                }
+                wirecore_code::WIRECORE_OK
+            }
+            Err(e) => error::fail(err, &e),
+        }
     })
 }
 
@@ -582,19 +615,7 @@ pub unsafe extern "C" fn wirecore_request_free(req: *mut wirecore_request) {
 /// `req` is NULL or a live request.
 pub(crate) unsafe fn take(req: *mut wirecore_request) -> Option<wirecore::Request> {
     // SAFETY: per the contract.
-    let b = unsafe { handle::take(req) }?;
-    let mut req = b.req;
-    if let Some((u, i)) = b.priority
-        && !req
-            .headers()
-            .contains_key(http::header::HeaderName::from_static("priority"))
-    {
-        req.options_mut().priority = Some(wirecore::Priority {
-            urgency: u,
-            incremental: i,
-        });
-    }
-    Some(req)
+    unsafe { handle::take(req) }.map(|b| b.req)
 }
 
 /// A raw pointer that may cross threads (userdata the caller promised to handle).

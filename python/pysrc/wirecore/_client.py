@@ -197,8 +197,6 @@ def _has_header(headers: list[tuple[str, str]], name: str) -> bool:
     return any(n.lower() == name for n, _ in headers)
 
 
-_PRIORITY_WORDS = {"highest": 0, "high": 1, "normal": 3, "low": 5, "lowest": 7}
-
 #: Bytes read from a file per chunk of a streamed body.
 _FILE_CHUNK = 64 * 1024
 
@@ -216,19 +214,13 @@ def _seconds(v: object, what: str) -> float | None:
         ) from None
 
 
-def _urgency(priority: object) -> int | None:
-    if priority is None:
-        return None
-    if isinstance(priority, str):
-        u = _PRIORITY_WORDS.get(priority.lower())
-        if u is None:
-            words = ", ".join(_PRIORITY_WORDS)
-            raise ValueError(f"priority must be 0 to 7 or one of {words}; got {priority!r}")
-        return u
+def _priority(priority: object) -> int | str | None:
+    # Only the type is checked here: the engine parses the value (wirecore::Priority::parse),
+    # so every language accepts the same forms with the same message.
+    if priority is None or isinstance(priority, str):
+        return priority
     if isinstance(priority, bool) or not isinstance(priority, int):
-        raise TypeError(f"priority must be an int 0-7 or a word, not {type(priority).__name__}")
-    if not 0 <= priority <= 7:
-        raise ValueError(f"priority urgency must be 0 (most urgent) to 7 (least), got {priority}")
+        raise TypeError(f"priority must be an int 0-7 or a str, not {type(priority).__name__}")
     return priority
 
 
@@ -257,9 +249,9 @@ def _options(
         if not isinstance(rate_limit_key, str):
             raise TypeError(f"rate_limit_key must be str, not {type(rate_limit_key).__name__}")
         kw["rate_limit_key"] = rate_limit_key
-    u = _urgency(priority)
-    if u is not None:
-        kw["priority"] = u
+    p = _priority(priority)
+    if p is not None:
+        kw["priority"] = p
     return kw
 
 
@@ -815,8 +807,10 @@ class Client(_BaseClient):
 
         ``timeout`` is seconds for the whole request or a :class:`Timeout`; ``idempotent``
         overrides the method's retry safety; ``rate_limit_key`` is the key of
-        ``rate_limit.scope = "key"``; ``priority`` is the RFC 9218 urgency (sent as the
-        ``Priority`` header, and it orders requests waiting for a connection).
+        ``rate_limit.scope = "key"``; ``priority`` is the RFC 9218 priority: an urgency 0-7,
+        ``"highest"``/``"high"``/``"normal"``/``"low"``/``"lowest"`` or ``"u=1, i"``, sent as the
+        ``Priority`` header (replacing one in ``headers``) and ordering requests waiting for a
+        connection; without it a ``Priority`` header in ``headers`` goes unchanged.
         """
         o = _options(timeout, idempotent, rate_limit_key, priority)
         return self._send(

@@ -362,6 +362,14 @@ func bytesPtr(b []byte) *C.uint8_t {
 	return (*C.uint8_t)(unsafe.Pointer(&b[0]))
 }
 
+// ParsePriority parses a priority with the core's one parser (the forms every language takes).
+func ParsePriority(s string) (urgency uint8, incremental bool, rc int, e *Err) {
+	var u C.uint8_t
+	var i C.bool
+	r := C.wirecore_priority_parse(strPtr(s), C.size_t(len(s)), &u, &i, &e)
+	return uint8(u), bool(i), int(r), e
+}
+
 // Options are per-request options; Idempotent and Urgency -1 leave them unset, 0 ms keeps the
 // config's timeout, an empty RateLimitKey counts the request under its origin.
 type Options struct {
