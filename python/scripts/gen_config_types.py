@@ -80,6 +80,18 @@ def _typeddict(name: str, s: dict[str, Any]) -> str:
     return out
 
 
+def _alias(name: str, typ: str) -> str:
+    """`name = typ`, wrapped as ruff format wraps a subscript over the 100-column line."""
+    line = f"{name} = {typ}"
+    if len(line) <= 100 or not typ.startswith("Literal[") or not typ.endswith("]"):
+        return line
+    inner = typ[len("Literal[") : -1]
+    if len(inner) + 4 <= 100:
+        return f"{name} = Literal[\n    {inner}\n]"
+    items = "".join(f"    {v.strip()},\n" for v in inner.split(", "))
+    return f"{name} = Literal[\n{items}]"
+
+
 def render() -> str:
     schema = json.loads(SCHEMA.read_text())
     defs: dict[str, Any] = schema.get("$defs", {})
@@ -96,7 +108,7 @@ def render() -> str:
     )
     aliases = {n: s for n, s in defs.items() if "properties" not in s}
     for name, s in aliases.items():
-        out += f"\n{_comment(s.get('description'), '')}{name} = {_type(s)}\n"
+        out += f"\n{_comment(s.get('description'), '')}{_alias(name, _type(s))}\n"
     out += _typeddict("Config", schema)
     for name, s in defs.items():
         if name not in aliases:

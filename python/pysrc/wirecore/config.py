@@ -67,7 +67,9 @@ RedisFailure = Literal["fail_open", "fail_closed"]
 RootStore = Literal["webpki", "native", "none"]
 
 #: How an endpoint is picked for a request.
-Strategy = Literal["round_robin", "weighted_round_robin", "least_outstanding", "p2c_peak_ewma", "consistent_hash"]
+Strategy = Literal[
+    "round_robin", "weighted_round_robin", "least_outstanding", "p2c_peak_ewma", "consistent_hash"
+]
 
 #: Lowest TLS version offered.
 TlsVersion = Literal["1.2", "1.3"]
@@ -445,7 +447,9 @@ class ProxyConfig(TypedDict, total=False):
     """
 
     #: Read `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` (lowercase first, as curl does) when the
-    #: client is built, for the schemes not set here. Default: true.
+    #: client is built, for the schemes not set here; a proxy from the environment is never
+    #: used for loopback (`localhost`, `*.localhost`, 127.0.0.0/8, `::1`), as Go does.
+    #: Default: true.
     from_env: bool
 
     #: Proxy for `http://` URLs, as `http://[user:password@]host[:port]` (port 80 when absent).
