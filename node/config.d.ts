@@ -359,7 +359,9 @@ export interface PoolConfig {
 export interface ProxyConfig {
   /**
    * Read `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` (lowercase first, as curl does) when the
-   * client is built, for the schemes not set here. Default: true.
+   * client is built, for the schemes not set here; a proxy from the environment is never
+   * used for loopback (`localhost`, `*.localhost`, 127.0.0.0/8, `::1`), as Go does.
+   * Default: true.
    */
   fromEnv?: boolean
   /**

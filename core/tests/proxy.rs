@@ -147,6 +147,8 @@ fn bad_proxy_config_is_refused_before_any_io() {
 
 /// Run by `environment_variables_are_honoured_and_can_be_switched_off` in a child process
 /// whose environment it sets; asserts the status named by `WIRECORE_PROXY_CHILD_STATUS`.
+const ENV_HOST: &str = "wirecore-proxy-env.test";
+
 #[test]
 #[ignore = "run in a child process by environment_variables_are_honoured_and_can_be_switched_off"]
 fn env_child() {
@@ -156,6 +158,11 @@ fn env_child() {
     rt.block_on(async {
         let mut cfg = wirecore::Config::default();
         cfg.proxy.from_env = from_env;
+        // A name that is not loopback (a proxy from the environment skips loopback), reached
+        // directly through this override or through the proxy's fixed upstream.
+        cfg.dns
+            .overrides
+            .insert(ENV_HOST.to_owned(), "127.0.0.1".to_owned());
         let c = wirecore::Client::from_config(cfg).unwrap();
         let r = c.get(&url).send().await.unwrap();
         assert_eq!(r.status(), 200);
@@ -165,8 +172,9 @@ fn env_child() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn environment_variables_are_honoured_and_can_be_switched_off() {
     let srv = server().await;
-    let proxy = TestProxy::start(None).await.unwrap();
-    let run = |vars: Vec<(&'static str, String)>, from_env: bool| {
+    let proxy = TestProxy::start_to(None, Some(srv.addr())).await.unwrap();
+    let named = srv.url("/bytes/1").replace("127.0.0.1", ENV_HOST);
+    let run = |url: &str, vars: Vec<(&'static str, String)>, from_env: bool| {
         let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
         cmd.args(["env_child", "--exact", "--ignored", "--test-threads=1"]);
         for k in [
@@ -179,7 +187,7 @@ async fn environment_variables_are_honoured_and_can_be_switched_off() {
         ] {
             cmd.env_remove(k);
         }
-        cmd.env("WIRECORE_PROXY_CHILD_URL", srv.url("/bytes/1"));
+        cmd.env("WIRECORE_PROXY_CHILD_URL", url);
         cmd.env(
             "WIRECORE_PROXY_CHILD_FROM_ENV",
             if from_env { "1" } else { "0" },
@@ -194,22 +202,28 @@ async fn environment_variables_are_honoured_and_can_be_switched_off() {
         );
     };
     let url = proxy.url(None);
-    let run = |v, e| tokio::task::block_in_place(|| run(v, e));
-    run(vec![("HTTP_PROXY", url.clone())], true);
+    let run = |u: &str, v, e| tokio::task::block_in_place(|| run(u, v, e));
+    run(&named, vec![("HTTP_PROXY", url.clone())], true);
     assert_eq!(proxy.counters().forwarded, 1, "HTTP_PROXY honoured");
-    run(vec![("http_proxy", url.clone())], true);
+    run(&named, vec![("http_proxy", url.clone())], true);
     assert_eq!(proxy.counters().forwarded, 2, "http_proxy honoured");
     run(
-        vec![
-            ("HTTP_PROXY", url.clone()),
-            ("no_proxy", "localhost,127.0.0.1".into()),
-        ],
+        &named,
+        vec![("HTTP_PROXY", url.clone()), ("no_proxy", ".test".into())],
         true,
     );
-    run(vec![("HTTP_PROXY", url.clone())], false);
+    run(&named, vec![("HTTP_PROXY", url.clone())], false);
     assert_eq!(
         proxy.counters().forwarded,
         2,
         "NO_PROXY and from_env: false go direct"
     );
+    // Loopback never goes through a proxy from the environment (as Go's net/http).
+    for u in [
+        srv.url("/bytes/1"),
+        srv.url("/bytes/1").replace("127.0.0.1", "localhost"),
+    ] {
+        run(&u, vec![("HTTP_PROXY", url.clone())], true);
+    }
+    assert_eq!(proxy.counters().forwarded, 2, "loopback goes direct");
 }

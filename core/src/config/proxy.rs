@@ -23,7 +23,9 @@ pub struct ProxyConfig {
     /// Added to `NO_PROXY`. At most 1_000 entries of 2048 bytes. Default: none.
     pub no_proxy: Vec<String>,
     /// Read `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` (lowercase first, as curl does) when the
-    /// client is built, for the schemes not set here. Default: true.
+    /// client is built, for the schemes not set here; a proxy from the environment is never
+    /// used for loopback (`localhost`, `*.localhost`, 127.0.0.0/8, `::1`), as Go does.
+    /// Default: true.
     pub from_env: bool,
 }
 

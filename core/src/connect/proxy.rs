@@ -3,6 +3,11 @@
 //!
 //! The choice depends on the origin only, fixed when the client is built, so one pooled origin
 //! is always reached the same way: proxied and direct connections never share a pool entry.
+//!
+//! A proxy taken from the environment is never used for a loopback destination (`localhost`,
+//! `*.localhost`, 127.0.0.0/8, `::1`), as Go's net/http does: a machine-wide `HTTP_PROXY` set for
+//! package downloads must not send a service's calls to its own sidecar or a test server through
+//! that proxy. A proxy set in the config applies to every origin it is not bypassed for.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -42,6 +47,8 @@ pub(crate) struct Proxies {
     http: Option<Arc<Proxy>>,
     https: Option<Arc<Proxy>>,
     bypass: Vec<Rule>,
+    /// Which of `http`, `https` came from the environment (then loopback goes direct).
+    from_env: (bool, bool),
 }
 
 impl Proxies {
@@ -74,6 +81,10 @@ impl Proxies {
         };
         let http = pick("http", &cfg.http, "HTTP_PROXY")?;
         let https = pick("https", &cfg.https, "HTTPS_PROXY")?;
+        let from_env = (
+            http.is_some() && cfg.http.is_none(),
+            https.is_some() && cfg.https.is_none(),
+        );
         let mut bypass: Vec<Rule> = cfg.no_proxy.iter().filter_map(|e| parse_rule(e)).collect();
         if cfg.from_env
             && let Some((_, list)) = var("NO_PROXY")
@@ -84,6 +95,7 @@ impl Proxies {
             http,
             https,
             bypass,
+            from_env,
         })
     }
 
@@ -96,6 +108,21 @@ impl Proxies {
         }?;
         let host = origin.host.trim_start_matches('[').trim_end_matches(']');
         let ip = host.parse::<IpAddr>().ok();
+        let env = if origin.https {
+            self.from_env.1
+        } else {
+            self.from_env.0
+        };
+        let loopback = ip.map_or_else(
+            || {
+                host.eq_ignore_ascii_case("localhost")
+                    || host.to_ascii_lowercase().ends_with(".localhost")
+            },
+            |a| a.is_loopback(),
+        );
+        if env && loopback {
+            return None;
+        }
         let port_ok = |want: &Option<u16>| want.is_none_or(|w| w == origin.port);
         let bypassed = self.bypass.iter().any(|r| match r {
             Rule::All => true,
@@ -356,6 +383,46 @@ mod tests {
     }
 
     #[test]
+    fn a_proxy_from_the_environment_is_never_used_for_loopback() {
+        let env = [
+            ("HTTP_PROXY", "http://env:1"),
+            ("HTTPS_PROXY", "http://env:2"),
+        ];
+        let p = proxies(&ProxyConfig::default(), &env);
+        for url in [
+            "http://localhost:8080/",
+            "http://LOCALHOST/",
+            "http://api.localhost/",
+            "http://127.0.0.1/",
+            "http://127.3.2.1:81/",
+            "https://[::1]:8443/",
+        ] {
+            assert!(p.for_origin(&origin(url)).is_none(), "{url} goes direct");
+        }
+        for url in [
+            "http://a.test/",
+            "http://10.0.0.1/",
+            "https://localhost.a.test/",
+        ] {
+            assert!(p.for_origin(&origin(url)).is_some(), "{url} is proxied");
+        }
+        // A proxy the config names applies to loopback too (a local debugging proxy).
+        let cfg = ProxyConfig {
+            http: Some("http://cfg:3".into()),
+            ..ProxyConfig::default()
+        };
+        let p = proxies(&cfg, &env);
+        assert_eq!(
+            p.for_origin(&origin("http://127.0.0.1/")).unwrap().key,
+            "http://cfg:3"
+        );
+        assert!(
+            p.for_origin(&origin("https://127.0.0.1/")).is_none(),
+            "https: from env"
+        );
+    }
+
+    #[test]
     fn env_lowercase_wins_and_config_overrides_env() {
         let env = [
             ("HTTP_PROXY", "http://upper:1"),
@@ -400,7 +467,7 @@ mod tests {
             ("HTTP_PROXY", "http://p:1"),
             (
                 "NO_PROXY",
-                " .internal.test, exact.test,10.0.0.1, [::1]:8080,ported.test:81",
+                " .internal.test, exact.test,10.0.0.1, [2001:db8::1]:8080,ported.test:81",
             ),
         ];
         let p = proxies(&ProxyConfig::default(), &env);
@@ -413,8 +480,8 @@ mod tests {
         assert!(via("http://exact.test.evil/"));
         assert!(!via("http://10.0.0.1/"));
         assert!(via("http://10.0.0.2/"));
-        assert!(!via("http://[::1]:8080/"));
-        assert!(via("http://[::1]:8081/"));
+        assert!(!via("http://[2001:db8::1]:8080/"));
+        assert!(via("http://[2001:db8::1]:8081/"));
         assert!(!via("http://ported.test:81/"));
         assert!(via("http://ported.test/"));
         let all = [("HTTP_PROXY", "p:1"), ("no_proxy", "*")];

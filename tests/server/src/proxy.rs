@@ -52,6 +52,15 @@ impl TestProxy {
     /// Starts on 127.0.0.1. With `credentials` (`user:password`), requests without a matching
     /// `Proxy-Authorization: Basic` get 407.
     pub async fn start(credentials: Option<&str>) -> std::io::Result<TestProxy> {
+        Self::start_to(credentials, None).await
+    }
+
+    /// As [`TestProxy::start`]; with `upstream`, every request and tunnel goes there whatever
+    /// host it names (so a test can proxy a name nothing resolves).
+    pub async fn start_to(
+        credentials: Option<&str>,
+        upstream: Option<SocketAddr>,
+    ) -> std::io::Result<TestProxy> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
         let counts = Arc::new(Counts::default());
@@ -61,7 +70,7 @@ impl TestProxy {
             while let Ok((s, _)) = listener.accept().await {
                 let (c, want) = (c.clone(), want.clone());
                 tokio::spawn(async move {
-                    let _ = serve(s, &c, want.as_deref()).await;
+                    let _ = serve(s, &c, want.as_deref(), upstream).await;
                 });
             }
         });
@@ -91,7 +100,12 @@ impl TestProxy {
     }
 }
 
-async fn serve(mut client: TcpStream, c: &Counts, want: Option<&str>) -> std::io::Result<()> {
+async fn serve(
+    mut client: TcpStream,
+    c: &Counts,
+    want: Option<&str>,
+    upstream: Option<SocketAddr>,
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let end = loop {
@@ -132,7 +146,11 @@ async fn serve(mut client: TcpStream, c: &Counts, want: Option<&str>) -> std::io
         return Ok(());
     }
     if method == "CONNECT" {
-        let Ok(mut up) = TcpStream::connect(target).await else {
+        let up = match upstream {
+            Some(a) => TcpStream::connect(a).await,
+            None => TcpStream::connect(target).await,
+        };
+        let Ok(mut up) = up else {
             client
                 .write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
                 .await?;
@@ -156,7 +174,10 @@ async fn serve(mut client: TcpStream, c: &Counts, want: Option<&str>) -> std::io
     };
     let (authority, path) = after.split_at(after.find('/').unwrap_or(after.len()));
     let path = if path.is_empty() { "/" } else { path };
-    let mut up = TcpStream::connect(authority).await?;
+    let mut up = match upstream {
+        Some(a) => TcpStream::connect(a).await?,
+        None => TcpStream::connect(authority).await?,
+    };
     c.forwarded.fetch_add(1, Relaxed);
     let version = parts.next().unwrap_or("HTTP/1.1");
     let mut out = format!("{method} {path} {version}\r\n");
