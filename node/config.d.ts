@@ -248,6 +248,40 @@ export interface HashKeyConfig {
 }
 
 /**
+ * Active health checks: every `interval_ms` (± `jitter_percent`), a GET of `path` on each
+ * endpoint; `unhealthy_threshold` failures in a row take it out, `healthy_threshold`
+ * successes in a row bring it back. They run on the engine's runtime and stop when the
+ * client closes.
+ */
+export interface HealthCheckConfig {
+  /** Check at all. Default: false. */
+  enabled?: boolean
+  /** Statuses that pass. Default: `[200]`. */
+  expectedStatuses?: Array<number>
+  /**
+   * Successes in a row that make an unhealthy endpoint healthy. From 1 to 1_000.
+   * Default: 2.
+   */
+  healthyThreshold?: number
+  /** Time between checks of an endpoint. From 1 to one year. Default: 10_000. */
+  intervalMs?: number
+  /**
+   * Each wait is the interval ± up to this percentage, so checks of many clients spread
+   * out. At most 100. Default: 10.
+   */
+  jitterPercent?: number
+  /**
+   * Path (and query) requested on each endpoint, after its path prefix. Default:
+   * `/health`.
+   */
+  path?: string
+  /** A check not answered within this fails. From 1 to one year. Default: 1_000. */
+  timeoutMs?: number
+  /** Failures in a row that make a healthy endpoint unhealthy. From 1 to 1_000. Default: 3. */
+  unhealthyThreshold?: number
+}
+
+/**
  * Hedging: for idempotent requests with a replayable body, a second attempt starts when the
  * first has not answered within a delay; the first good answer wins and the other is cancelled.
  * Hedges spend the retry budget.
@@ -315,6 +349,60 @@ export interface LimitsConfig {
   maxResponseBodyBytes?: number
   /** Largest response head (status line and headers). At most 16 MiB. Default: 64 KiB. */
   maxResponseHeaderBytes?: number
+}
+
+/**
+ * Passive outlier ejection (Envoy's model): an endpoint is ejected after consecutive
+ * failures, or when its success rate falls far below the others'; it returns after
+ * `base_ejection_ms` × (times ejected), at most `max_ejection_ms`.
+ */
+export interface OutlierConfig {
+  /**
+   * First ejection time; the n-th lasts n times as long. From 1 to one year. Default:
+   * 30_000.
+   */
+  baseEjectionMs?: number
+  /** Consecutive 5xx answers that eject; 0 disables the rule. At most 1_000_000. Default: 5. */
+  consecutive5xx?: number
+  /**
+   * Consecutive transport failures (refused, reset, timed out) that eject; 0 disables the
+   * rule. At most 1_000_000. Default: 5.
+   */
+  consecutiveConnectFailures?: number
+  /**
+   * Consecutive 502, 503 or 504 answers that eject; 0 disables the rule. At most
+   * 1_000_000. Default: 0.
+   */
+  consecutiveGatewayErrors?: number
+  /** Eject at all. Default: true. */
+  enabled?: boolean
+  /**
+   * Length of the success-rate window; the rule is evaluated at its end. From 1 to one
+   * year. Default: 10_000.
+   */
+  intervalMs?: number
+  /** Longest ejection. At most one year. Default: 300_000. */
+  maxEjectionMs?: number
+  /**
+   * At most this percentage of the endpoints is ejected at once (always at least one).
+   * At most 100. Default: 10.
+   */
+  maxEjectionPercent?: number
+  /**
+   * Endpoints with that volume needed before the success-rate rule applies. At most
+   * 10_000. Default: 5.
+   */
+  successRateMinEndpoints?: number
+  /**
+   * Requests an endpoint needs in a window to be judged by its success rate; 0 disables
+   * the success-rate rule. At most 1_000_000. Default: 100.
+   */
+  successRateMinRequests?: number
+  /**
+   * An endpoint is ejected when its success rate is below mean − this / 100 × standard
+   * deviation of the endpoints' rates. At most 100_000. Default: 190.
+   */
+  successRateStdevFactorPercent?: number
 }
 
 /** Connection pool limits and lifetimes. */
@@ -570,6 +658,19 @@ export interface ServiceConfig {
    * ring). From 100 to 1_000. Default: 125.
    */
   hashLoadFactorPercent?: number
+  /**
+   * Active health checks: endpoints that fail a periodic probe are left out until it
+   * passes again.
+   */
+  healthCheck?: HealthCheckConfig
+  /** Passive outlier ejection: endpoints that fail are left out for a while. */
+  outlier?: OutlierConfig
+  /**
+   * When fewer than this percentage of the endpoints are available (not ejected, not
+   * unhealthy), requests are balanced over all of them rather than over the few (Envoy's
+   * panic threshold). At most 100; 0 never panics. Default: 50.
+   */
+  panicThresholdPercent?: number
   /** How an endpoint is picked. Default: `p2c_peak_ewma`. */
   strategy?: Strategy
 }

@@ -228,7 +228,32 @@ export interface Stats {
   origins: Record<string, OriginStats>
   resilience: ResilienceStats
   cache: CacheStats
+  /** Keyed by service name (`Config.services`). */
+  services: Record<string, ServiceStats>
   [more: string]: unknown
+}
+
+/** One load-balanced service. */
+export interface ServiceStats {
+  strategy: 'round_robin' | 'weighted_round_robin' | 'least_outstanding' | 'p2c_peak_ewma' | 'consistent_hash'
+  /** Picks over every endpoint because fewer than the panic threshold were available. */
+  panicPicks: number
+  /** Keyed by the endpoint's base URL. */
+  endpoints: Record<string, EndpointStats>
+}
+
+/** One endpoint of a service. */
+export interface EndpointStats {
+  state: 'healthy' | 'ejected' | 'unhealthy'
+  weight: number
+  /** Peak-EWMA latency to response head. */
+  ewmaMs: number
+  outstanding: number
+  requests: number
+  failures: number
+  ejections: number
+  healthChecks: number
+  healthCheckFailures: number
 }
 
 export interface OriginHealth {
@@ -251,7 +276,24 @@ export interface Diagnostics {
   dnsHitRate: number
   connectionReuseRatio: number
   origins: OriginHealth[]
+  services: ServiceHealth[]
   [more: string]: unknown
+}
+
+export interface ServiceHealth {
+  service: string
+  strategy: string
+  endpoints: EndpointHealth[]
+}
+
+export interface EndpointHealth {
+  endpoint: string
+  state: 'healthy' | 'ejected' | 'unhealthy'
+  ewmaMs: number
+  outstanding: number
+  requests: number
+  failures: number
+  ejections: number
 }
 
 export declare class Client {

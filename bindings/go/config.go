@@ -23,6 +23,62 @@ type Config struct {
 	Concurrency    ConcurrencyConfig `json:"concurrency,omitzero"`
 	DefaultHeaders map[string]string `json:"default_headers,omitempty"`
 	UserAgent      string            `json:"user_agent,omitempty"`
+	// Services are load-balanced services by name: a request to http://NAME/... goes to one of
+	// the service's endpoints (see the core's ServiceConfig).
+	Services map[string]ServiceConfig `json:"services,omitempty"`
+}
+
+// ServiceConfig is one load-balanced service. Strategy: "round_robin", "weighted_round_robin",
+// "least_outstanding", "p2c_peak_ewma" (default) or "consistent_hash".
+type ServiceConfig struct {
+	Endpoints             []EndpointConfig  `json:"endpoints"`
+	Strategy              string            `json:"strategy,omitempty"`
+	Hash                  HashKeyConfig     `json:"hash,omitzero"`
+	HashLoadFactorPercent uint32            `json:"hash_load_factor_percent,omitempty"`
+	EwmaDecayMs           uint64            `json:"ewma_decay_ms,omitempty"`
+	EwmaDefaultRttMs      *uint64           `json:"ewma_default_rtt_ms,omitempty"`
+	Outlier               OutlierConfig     `json:"outlier,omitzero"`
+	HealthCheck           HealthCheckConfig `json:"health_check,omitzero"`
+	PanicThresholdPercent *uint32           `json:"panic_threshold_percent,omitempty"`
+}
+
+// EndpointConfig is one endpoint: a base URL and a weight (default 1).
+type EndpointConfig struct {
+	URL    string `json:"url"`
+	Weight uint32 `json:"weight,omitempty"`
+}
+
+// HashKeyConfig says where consistent_hash reads a request's key.
+type HashKeyConfig struct {
+	Header string `json:"header,omitempty"`
+	Cookie string `json:"cookie,omitempty"`
+}
+
+// OutlierConfig is passive outlier ejection (on by default).
+type OutlierConfig struct {
+	Enabled                       *bool   `json:"enabled,omitempty"`
+	Consecutive5xx                *uint32 `json:"consecutive_5xx,omitempty"`
+	ConsecutiveGatewayErrors      *uint32 `json:"consecutive_gateway_errors,omitempty"`
+	ConsecutiveConnectFailures    *uint32 `json:"consecutive_connect_failures,omitempty"`
+	IntervalMs                    uint64  `json:"interval_ms,omitempty"`
+	SuccessRateMinRequests        *uint32 `json:"success_rate_min_requests,omitempty"`
+	SuccessRateMinEndpoints       *uint32 `json:"success_rate_min_endpoints,omitempty"`
+	SuccessRateStdevFactorPercent uint32  `json:"success_rate_stdev_factor_percent,omitempty"`
+	BaseEjectionMs                uint64  `json:"base_ejection_ms,omitempty"`
+	MaxEjectionMs                 uint64  `json:"max_ejection_ms,omitempty"`
+	MaxEjectionPercent            *uint32 `json:"max_ejection_percent,omitempty"`
+}
+
+// HealthCheckConfig is active health checking (off by default).
+type HealthCheckConfig struct {
+	Enabled            bool     `json:"enabled,omitempty"`
+	Path               string   `json:"path,omitempty"`
+	IntervalMs         uint64   `json:"interval_ms,omitempty"`
+	TimeoutMs          uint64   `json:"timeout_ms,omitempty"`
+	HealthyThreshold   uint32   `json:"healthy_threshold,omitempty"`
+	UnhealthyThreshold uint32   `json:"unhealthy_threshold,omitempty"`
+	ExpectedStatuses   []uint16 `json:"expected_statuses,omitempty"`
+	JitterPercent      *uint32  `json:"jitter_percent,omitempty"`
 }
 
 // TimeoutConfig: each timeout is a distinct error code.

@@ -99,16 +99,35 @@ func engineOptions(ctx context.Context) (*capi.Options, *Error) {
 
 // Diagnostics is the engine's health report (the same fields as in every other language).
 type Diagnostics struct {
-	RequestsTotal        uint64         `json:"requests_total"`
-	ErrorRate            float64        `json:"error_rate"` // errors / requests
-	MeanLatencyMs        float64        `json:"mean_latency_ms"`
-	P95LatencyMs         float64        `json:"p95_latency_ms"`
-	P99LatencyMs         float64        `json:"p99_latency_ms"`
-	RequestsPerSecond    float64        `json:"requests_per_second"` // over the last 10 s
-	CompressionRatio     float64        `json:"compression_ratio"`   // decoded / received bytes
-	DNSHitRate           float64        `json:"dns_hit_rate"`
-	ConnectionReuseRatio float64        `json:"connection_reuse_ratio"`
-	Origins              []OriginHealth `json:"origins"`
+	RequestsTotal        uint64          `json:"requests_total"`
+	ErrorRate            float64         `json:"error_rate"` // errors / requests
+	MeanLatencyMs        float64         `json:"mean_latency_ms"`
+	P95LatencyMs         float64         `json:"p95_latency_ms"`
+	P99LatencyMs         float64         `json:"p99_latency_ms"`
+	RequestsPerSecond    float64         `json:"requests_per_second"` // over the last 10 s
+	CompressionRatio     float64         `json:"compression_ratio"`   // decoded / received bytes
+	DNSHitRate           float64         `json:"dns_hit_rate"`
+	ConnectionReuseRatio float64         `json:"connection_reuse_ratio"`
+	Origins              []OriginHealth  `json:"origins"`
+	Services             []ServiceHealth `json:"services"`
+}
+
+// ServiceHealth is one load-balanced service in Diagnostics.
+type ServiceHealth struct {
+	Service   string           `json:"service"`
+	Strategy  string           `json:"strategy"`
+	Endpoints []EndpointHealth `json:"endpoints"`
+}
+
+// EndpointHealth is one endpoint of a service in Diagnostics.
+type EndpointHealth struct {
+	Endpoint    string  `json:"endpoint"` // base URL
+	State       string  `json:"state"`    // "healthy", "ejected" or "unhealthy"
+	EwmaMs      float64 `json:"ewma_ms"`
+	Outstanding uint64  `json:"outstanding"`
+	Requests    uint64  `json:"requests"`
+	Failures    uint64  `json:"failures"`
+	Ejections   uint64  `json:"ejections"`
 }
 
 // OriginHealth is one origin in Diagnostics.

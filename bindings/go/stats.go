@@ -19,6 +19,8 @@ type Stats struct {
 	Origins                map[string]OriginStats `json:"origins"`
 	Resilience             ResilienceStats        `json:"resilience"`
 	Cache                  CacheStats             `json:"cache"`
+	// Services are the load-balanced services (Config.Services), by name.
+	Services map[string]ServiceStats `json:"services"`
 }
 
 // CacheStats are the response cache's counters (all zero when the cache is off).
@@ -32,6 +34,26 @@ type CacheStats struct {
 	Invalidations uint64 `json:"invalidations"`
 	L1Entries     uint64 `json:"l1_entries"`
 	L1Bytes       uint64 `json:"l1_bytes"`
+}
+
+// ServiceStats is one load-balanced service.
+type ServiceStats struct {
+	Strategy   string                   `json:"strategy"`
+	PanicPicks uint64                   `json:"panic_picks"` // picks over every endpoint (panic threshold)
+	Endpoints  map[string]EndpointStats `json:"endpoints"`   // by base URL
+}
+
+// EndpointStats is one endpoint of a service.
+type EndpointStats struct {
+	State               string  `json:"state"` // "healthy", "ejected" or "unhealthy"
+	Weight              uint32  `json:"weight"`
+	EwmaMs              float64 `json:"ewma_ms"` // peak-EWMA latency to response head
+	Outstanding         uint64  `json:"outstanding"`
+	Requests            uint64  `json:"requests"`
+	Failures            uint64  `json:"failures"`
+	Ejections           uint64  `json:"ejections"`
+	HealthChecks        uint64  `json:"health_checks"`
+	HealthCheckFailures uint64  `json:"health_check_failures"`
 }
 
 // ResilienceStats are the counters of the resilience policies.

@@ -17,11 +17,14 @@ func TestStatsHasEveryKeyOfTheSnapshot(t *testing.T) {
 		RateLimit:   wirecore.RateLimitConfig{Enabled: true, Requests: 1000, PerMs: 1000},
 		Breaker:     wirecore.BreakerConfig{Enabled: true, ConsecutiveFailures: 3},
 		Concurrency: wirecore.ConcurrencyConfig{Enabled: true, InitialLimit: 10},
+		Services: map[string]wirecore.ServiceConfig{
+			"svc": {Endpoints: []wirecore.EndpointConfig{{URL: server.HTTP}}},
+		},
 	})
 	c := &http.Client{Transport: tr}
 	control(t, "POST", "/_control/script", `{"path":"/s/st","replies":[{"status":503},{"status":200}]}`)
-	for _, path := range []string{"/bytes/1", "/s/st"} {
-		resp, err := c.Get(server.HTTP + path)
+	for _, url := range []string{server.HTTP + "/bytes/1", server.HTTP + "/s/st", "http://svc/bytes/1"} {
+		resp, err := c.Get(url)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,11 +6,13 @@
 //! across an await; only `weighted_round_robin` takes a short mutex.
 
 mod endpoint;
+mod outlier;
 mod ring;
 mod strategy;
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use http::{HeaderMap, Uri};
@@ -18,14 +20,23 @@ use tokio::time::Instant;
 
 pub(crate) use self::endpoint::{Endpoint, InFlight, Outcome};
 use self::ring::Ring;
-use crate::config::{Config, ServiceConfig, Strategy};
+use crate::config::{Config, HealthCheckConfig, OutlierConfig, ServiceConfig, Strategy};
 use crate::error::Error;
+use crate::metrics::{EndpointStats, ServiceStats};
 use crate::policy::{OriginPolicy, Policies};
 
 /// Every service of a client, by name.
 #[derive(Debug, Default)]
 pub(crate) struct Balancer {
     services: HashMap<Box<str>, Arc<Service>>,
+    /// Cancelled when the client closes or goes: health checks stop.
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl Balancer {
@@ -37,7 +48,20 @@ impl Balancer {
                 Arc::new(Service::new(name, sc, policies)?),
             );
         }
-        Ok(Self { services })
+        Ok(Self {
+            services,
+            stop: tokio_util::sync::CancellationToken::new(),
+        })
+    }
+
+    /// Stops the health checks.
+    pub(crate) fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Cancelled when the health checks must stop.
+    pub(crate) fn stopped(&self) -> tokio_util::sync::CancellationToken {
+        self.stop.clone()
     }
 
     /// The service `uri` addresses: scheme http or https, no port, no userinfo, and a host
@@ -61,6 +85,18 @@ impl Balancer {
             }
             None => None,
         }
+    }
+
+    /// The services with health checks on.
+    pub(crate) fn checked(&self) -> impl Iterator<Item = &Arc<Service>> {
+        self.services.values().filter(|s| s.health.is_some())
+    }
+
+    pub(crate) fn stats(&self) -> BTreeMap<String, ServiceStats> {
+        self.services
+            .iter()
+            .map(|(k, s)| (k.to_string(), s.stats()))
+            .collect()
     }
 }
 
@@ -98,6 +134,16 @@ pub(crate) struct Service {
     load_factor: f64,
     pub(crate) decay_ns: f64,
     base: Instant,
+    outlier: OutlierConfig,
+    pub(crate) health: Option<HealthCheckConfig>,
+    panic_percent: usize,
+    /// Set when an endpoint goes down (ejected, unhealthy), cleared by a pick that finds all
+    /// available: only then do picks count the available endpoints for the panic threshold.
+    down: AtomicBool,
+    /// When the success-rate rule is next evaluated (ns since base).
+    next_eval: AtomicU64,
+    /// Picks made in panic (too few available endpoints: balanced over all).
+    panics: AtomicU64,
     /// Retry budget and hedging state of the service as a whole (an endpoint's breaker and
     /// limits are its origin's).
     pub(crate) policy: Arc<OriginPolicy>,
@@ -126,6 +172,12 @@ impl Service {
             load_factor: f64::from(sc.hash_load_factor_percent) / 100.0,
             decay_ns: sc.ewma_decay_ms as f64 * 1e6,
             base: Instant::now(),
+            outlier: sc.outlier.clone(),
+            health: sc.health_check.enabled.then(|| sc.health_check.clone()),
+            panic_percent: sc.panic_threshold_percent as usize,
+            down: AtomicBool::new(false),
+            next_eval: AtomicU64::new(sc.outlier.interval_ms.saturating_mul(1_000_000)),
+            panics: AtomicU64::new(0),
             policy: policies.detached(&key),
         })
     }
@@ -148,7 +200,6 @@ impl Service {
     }
 
     /// Every endpoint now.
-    #[cfg(test)]
     pub(crate) fn all(&self) -> Vec<Arc<Endpoint>> {
         self.endpoints().endpoints.clone()
     }
@@ -180,16 +231,97 @@ impl Service {
 
     /// Picks an endpoint for an attempt, avoiding those in `tried` (this request's earlier
     /// attempts) and those whose breaker is open, unless nothing else is left.
+    /// Ejected and unhealthy endpoints are left out unless fewer than the panic threshold
+    /// are available; then all are candidates.
     pub(crate) fn pick(&self, key: Option<u64>, tried: &[u64]) -> Option<Arc<Endpoint>> {
         let set = self.endpoints();
         let now = self.now_ns();
-        let fresh = |e: &Endpoint| !tried.contains(&e.id) && !e.skipped(now);
-        let untried = |e: &Endpoint| !tried.contains(&e.id);
+        let panic = self.down.load(Relaxed) && self.panicking(&set.endpoints, now);
+        let usable = |e: &Endpoint| !e.skipped(now) && (panic || e.available(now));
         let i = self
-            .pick_in(&set, key, now, fresh)
-            .or_else(|| self.pick_in(&set, key, now, untried))
+            .pick_in(&set, key, now, |e| usable(e) && !tried.contains(&e.id))
+            .or_else(|| self.pick_in(&set, key, now, usable))
             .or_else(|| self.pick_in(&set, key, now, |_| true))?;
         Some(set.endpoints[i].clone())
+    }
+
+    /// Whether too few endpoints are available to balance over them alone.
+    fn panicking(&self, eps: &[Arc<Endpoint>], now: u64) -> bool {
+        let up = eps.iter().filter(|e| e.available(now)).count();
+        if up == eps.len() {
+            self.down.store(false, Relaxed);
+            return false;
+        }
+        let panic = up * 100 < self.panic_percent * eps.len();
+        if panic {
+            self.panics.fetch_add(1, Relaxed);
+        }
+        panic
+    }
+
+    /// Records how an attempt to an endpoint ended: its latency and counters, then the
+    /// outlier rules (which may eject it, or others at the end of a success-rate window).
+    pub(crate) fn finish(&self, flight: InFlight, outcome: Outcome) {
+        let now = self.now_ns();
+        let ep = flight.ep.clone();
+        flight.finish(outcome, now, self.decay_ns);
+        let o = &self.outlier;
+        if !o.enabled {
+            return;
+        }
+        if outlier::record(o, &ep, outcome) && outlier::eject(o, &self.all(), &ep, now) {
+            self.down.store(true, Relaxed);
+        }
+        let due = self.next_eval.load(Relaxed);
+        let next = now.saturating_add(o.interval_ms.saturating_mul(1_000_000));
+        if now >= due
+            && self
+                .next_eval
+                .compare_exchange(due, next, Relaxed, Relaxed)
+                .is_ok()
+            && outlier::evaluate(o, &self.all(), now) > 0
+        {
+            self.down.store(true, Relaxed);
+        }
+    }
+
+    /// Counts a health check of `ep`.
+    pub(crate) fn health_result(&self, ep: &Endpoint, passed: bool) {
+        if let Some(h) = &self.health
+            && outlier::health(h, ep, passed) == Some(false)
+        {
+            self.down.store(true, Relaxed);
+        }
+    }
+
+    fn stats(&self) -> ServiceStats {
+        let now = self.now_ns();
+        let endpoints = self
+            .all()
+            .iter()
+            .map(|e| {
+                let s = EndpointStats {
+                    state: e.state(now).to_owned(),
+                    weight: e.weight,
+                    ewma_ms: e.rtt_ns(now, self.decay_ns) / 1e6,
+                    outstanding: e.outstanding.load(Relaxed),
+                    requests: e.requests.load(Relaxed),
+                    failures: e.failures.load(Relaxed),
+                    ejections: e.ejections.load(Relaxed),
+                    health_checks: e.health_checks.load(Relaxed),
+                    health_check_failures: e.health_failures.load(Relaxed),
+                };
+                (e.url.to_string(), s)
+            })
+            .collect();
+        ServiceStats {
+            strategy: serde_json::to_value(self.strategy)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            panic_picks: self.panics.load(Relaxed),
+            endpoints,
+        }
     }
 
     fn pick_in(

@@ -158,6 +158,7 @@ impl Client {
                 drained: tokio::sync::Notify::new(),
             }
         });
+        Self::start_health_checks(&inner, &handle);
         Ok(Client { inner })
     }
 
@@ -206,6 +207,7 @@ impl Client {
         if let Some(c) = &self.inner.cache {
             s.cache = c.stats();
         }
+        s.services = self.inner.balancer.stats();
         s
     }
 
@@ -252,6 +254,7 @@ impl Client {
                 None => notified.await,
             }
         }
+        inner.balancer.stop();
         inner.pool.close();
     }
 

@@ -24,7 +24,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use self::balance::endpoint_url as balance_endpoint_url;
-pub use self::balance::{EndpointConfig, HashKeyConfig, ServiceConfig, Strategy};
+pub use self::balance::{
+    EndpointConfig, HashKeyConfig, HealthCheckConfig, OutlierConfig, ServiceConfig, Strategy,
+};
 use self::bounds::upper_bounds;
 pub use self::cache::CacheConfig;
 pub use self::exchange::{

@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-pub use self::diagnostics::{Diagnostics, OriginHealth};
+pub use self::diagnostics::{Diagnostics, EndpointHealth, OriginHealth, ServiceHealth};
 pub use self::names::*;
 pub use self::stats::{
-    CacheStats, DnsStats, Evictions, LatencySummary, OriginResilience, OriginStats, PoolStats,
-    RateLimitStats, ResilienceStats, Stats,
+    CacheStats, DnsStats, EndpointStats, Evictions, LatencySummary, OriginResilience, OriginStats,
+    PoolStats, RateLimitStats, ResilienceStats, ServiceStats, Stats,
 };
 use crate::error::ErrorKind;
 
@@ -180,6 +180,7 @@ impl Metrics {
             origins,
             resilience,
             cache: CacheStats::default(),
+            services: BTreeMap::new(),
         }
     }
 }

@@ -22,7 +22,8 @@ fn normalise(text: &str, server: &str, closed: &str) -> String {
             continue;
         }
         let timed = line.starts_with("wirecore_request_duration_seconds{")
-            || line.starts_with("wirecore_request_duration_seconds_sum ");
+            || line.starts_with("wirecore_request_duration_seconds_sum ")
+            || line.starts_with("wirecore_endpoint_ewma_seconds{");
         match line.rsplit_once(' ') {
             Some((series, _)) if timed => samples.push(format!("{series} <duration>")),
             _ => samples.push(line),
@@ -39,6 +40,14 @@ async fn prometheus_text_matches_the_golden_file() {
     let c = client_with(&srv, |cfg| {
         cfg.retry.enabled = false;
         cfg.cache.enabled = true;
+        let svc = wirecore::config::ServiceConfig {
+            endpoints: vec![wirecore::config::EndpointConfig {
+                url: srv.url(""),
+                weight: 1,
+            }],
+            ..Default::default()
+        };
+        cfg.services.insert("svc".into(), svc);
     });
     for path in [
         "/cache/golden?cache_control=max-age=60",
@@ -53,6 +62,8 @@ async fn prometheus_text_matches_the_golden_file() {
         let r = c.get(&srv.url(path)).send().await.unwrap();
         r.bytes().await.unwrap();
     }
+    let r = c.get("http://svc/status/503").send().await.unwrap();
+    r.bytes().await.unwrap();
     let r = c.post(&srv.url("/upload")).body("hello").send().await;
     r.unwrap().bytes().await.unwrap();
     let closed = format!("127.0.0.1:{}", free_port());

@@ -7,12 +7,16 @@ use serde_json::{Map, Value};
 
 /// Config fields whose keys are data, not field names.
 const CONFIG_DATA_MAPS: &[&str] = &["default_headers"];
+/// Config fields whose keys are data (service names) and whose values are records again.
+const CONFIG_RECORD_MAPS: &[&str] = &["services"];
 /// Stats fields whose keys are data.
 const STATS_DATA_MAPS: &[&str] = &[
     "origins",
     "errors_by_code",
     "responses_by_status_class",
     "retries",
+    "services",
+    "endpoints",
 ];
 
 /// `maxIdlePerHost` → `max_idle_per_host`; snake_case input is returned unchanged.
@@ -120,7 +124,19 @@ fn rename(
             renames.push((sp.clone(), jp.clone()));
         }
         let inner_rename = rename_keys && !CONFIG_DATA_MAPS.contains(&s.as_str());
-        let v = rename(v, &sp, &jp, renames, inner_rename);
+        let v = match v {
+            Value::Object(m) if rename_keys && CONFIG_RECORD_MAPS.contains(&s.as_str()) => {
+                Value::Object(
+                    m.into_iter()
+                        .map(|(name, rec)| {
+                            let (sp, jp) = (join(&sp, &name), join(&jp, &name));
+                            (name, rename(rec, &sp, &jp, renames, true))
+                        })
+                        .collect(),
+                )
+            }
+            v => rename(v, &sp, &jp, renames, inner_rename),
+        };
         out.insert(s, v);
     }
     Value::Object(out)

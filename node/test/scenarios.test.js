@@ -21,7 +21,7 @@ const DNS_KEYS = new Set(['name', 'ips', 'ttl', 'fail', 'remove', 'negative_ttl'
 const RANGE_KEYS = new Set(['min', 'max'])
 const LANGUAGES = new Set(['rust', 'python', 'node', 'go', 'c'])
 // Stats maps whose keys are data (origins, codes), not field names: Node keeps them as they are.
-const STATS_DATA_MAPS = new Set(['origins', 'errors_by_code', 'responses_by_status_class', 'retries'])
+const STATS_DATA_MAPS = new Set(['origins', 'errors_by_code', 'responses_by_status_class', 'retries', 'services', 'endpoints'])
 const OUTCOME_KEYS = new Set([
   'status',
   'error',

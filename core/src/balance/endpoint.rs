@@ -2,7 +2,7 @@
 //! (requests in flight, peak-EWMA latency), plus its counters. All atomics: a pick takes no lock.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use http::Uri;
@@ -36,6 +36,17 @@ pub(crate) struct Endpoint {
     skip_until: AtomicU64,
     pub(crate) requests: AtomicU64,
     pub(crate) failures: AtomicU64,
+    /// Passive outlier state: consecutive 5xx, gateway errors and transport failures; the
+    /// success-rate window (successes, total); ejected until (ns since base); ejections.
+    pub(crate) consecutive: [AtomicU32; 3],
+    pub(crate) window: [AtomicU64; 2],
+    pub(crate) ejected_until: AtomicU64,
+    pub(crate) ejections: AtomicU64,
+    /// Active health: failed its checks; the current run of passes (> 0) or failures (< 0).
+    pub(crate) unhealthy: AtomicBool,
+    pub(crate) health_run: std::sync::atomic::AtomicI32,
+    pub(crate) health_checks: AtomicU64,
+    pub(crate) health_failures: AtomicU64,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -68,6 +79,14 @@ impl Endpoint {
             skip_until: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            consecutive: Default::default(),
+            window: Default::default(),
+            ejected_until: AtomicU64::new(0),
+            ejections: AtomicU64::new(0),
+            unhealthy: AtomicBool::new(false),
+            health_run: std::sync::atomic::AtomicI32::new(0),
+            health_checks: AtomicU64::new(0),
+            health_failures: AtomicU64::new(0),
         })
     }
 
@@ -118,6 +137,31 @@ impl Endpoint {
         self.rtt_at.store(now_ns, Relaxed);
     }
 
+    /// The base URL `path` is requested at (health checks).
+    pub(crate) fn url_of(&self, path: &str) -> Result<Uri, Error> {
+        self.uri_for(&Uri::try_from(path).map_err(|e| crate::error::url(e.to_string()))?)
+    }
+
+    pub(crate) fn ejected(&self, now_ns: u64) -> bool {
+        self.ejected_until.load(Relaxed) > now_ns
+    }
+
+    /// Neither ejected nor failing its health checks.
+    pub(crate) fn available(&self, now_ns: u64) -> bool {
+        !self.ejected(now_ns) && !self.unhealthy.load(Relaxed)
+    }
+
+    /// `healthy`, `ejected` or `unhealthy`.
+    pub(crate) fn state(&self, now_ns: u64) -> &'static str {
+        if self.ejected(now_ns) {
+            "ejected"
+        } else if self.unhealthy.load(Relaxed) {
+            "unhealthy"
+        } else {
+            "healthy"
+        }
+    }
+
     pub(crate) fn skipped(&self, now_ns: u64) -> bool {
         self.skip_until.load(Relaxed) > now_ns
     }
@@ -134,8 +178,8 @@ impl Endpoint {
 pub(crate) enum Outcome {
     /// An answer (any status but 5xx).
     Success,
-    /// A 5xx answer.
-    ServerError,
+    /// A 5xx answer (its status).
+    ServerError(u16),
     /// No answer: refused, reset, timed out.
     Transport,
     /// Not the endpoint's doing (cancelled, rejected before sending): nothing recorded.
@@ -145,7 +189,7 @@ pub(crate) enum Outcome {
 impl Outcome {
     pub(crate) fn of(res: &Result<crate::Response, Error>) -> Self {
         match res {
-            Ok(r) if r.status().is_server_error() => Outcome::ServerError,
+            Ok(r) if r.status().is_server_error() => Outcome::ServerError(r.status().as_u16()),
             Ok(_) => Outcome::Success,
             Err(e) => match e.kind() {
                 ErrorKind::Dns
@@ -180,13 +224,13 @@ impl InFlight {
         }
     }
 
-    /// Records how the attempt ended, at `now_ns`.
+    /// Records how the attempt ended, at `now_ns`, in the endpoint's latency and counters.
     pub(crate) fn finish(self, outcome: Outcome, now_ns: u64, decay_ns: f64) {
         let ep = &self.ep;
         let rtt = now_ns.saturating_sub(self.started_ns) as f64;
         match outcome {
             Outcome::Success => ep.observe(rtt, now_ns, decay_ns),
-            Outcome::ServerError => {
+            Outcome::ServerError(_) => {
                 ep.failures.fetch_add(1, Relaxed);
                 ep.observe(rtt, now_ns, decay_ns);
             }

@@ -245,3 +245,34 @@ fn bad_services_are_refused_by_name() {
         assert!(e.to_string().contains(field), "{json}: {e}");
     }
 }
+
+#[test]
+fn at_most_max_ejection_percent_is_ejected_but_always_one() {
+    let s = service(Strategy::RoundRobin, &[1, 1, 1]);
+    let eps = s.all();
+    let cfg = crate::config::OutlierConfig::default();
+    assert!(outlier::eject(&cfg, &eps, &eps[0], 0));
+    assert!(!outlier::eject(&cfg, &eps, &eps[1], 0), "10% of 3 is one");
+    // The second ejection of an endpoint lasts twice as long.
+    let later = 31_000_000_000;
+    assert!(!eps[0].ejected(later));
+    assert!(outlier::eject(&cfg, &eps, &eps[0], later));
+    assert!(eps[0].ejected(later + 59_000_000_000));
+    assert!(!eps[0].ejected(later + 60_000_000_000));
+}
+
+#[test]
+fn health_thresholds_count_runs() {
+    let s = service(Strategy::RoundRobin, &[1]);
+    let e = &s.all()[0];
+    let h = crate::config::HealthCheckConfig::default();
+    assert_eq!(outlier::health(&h, e, false), None);
+    assert_eq!(outlier::health(&h, e, false), None);
+    assert_eq!(outlier::health(&h, e, true), None, "a pass breaks the run");
+    for _ in 0..2 {
+        assert_eq!(outlier::health(&h, e, false), None);
+    }
+    assert_eq!(outlier::health(&h, e, false), Some(false));
+    assert_eq!(outlier::health(&h, e, true), None);
+    assert_eq!(outlier::health(&h, e, true), Some(true));
+}

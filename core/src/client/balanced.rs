@@ -3,15 +3,18 @@
 //! endpoints this request already tried and endpoints whose breaker is open, then runs the
 //! endpoint origin's policies (rate limit, breaker, concurrency) and `send_once`.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use http::{HeaderMap, Method, Uri};
+use tokio::time::Instant;
 
-use super::Client;
 use super::route::Route;
 use super::send::{Bodies, Opts};
+use super::{Client, Inner};
 use crate::balance::{Endpoint, InFlight, Outcome, Service};
 use crate::body::RequestBody;
+use crate::config::HealthCheckConfig;
 use crate::error::{Error, ErrorKind};
 use crate::policy::retry;
 use crate::pool::Using;
@@ -60,7 +63,7 @@ impl Client {
                         || self.send_once(route, method, &ep_uri, headers, body, opts),
                     )
                     .await;
-                flight.finish(Outcome::of(&res), svc.now_ns(), svc.decay_ns);
+                svc.finish(flight, Outcome::of(&res));
                 res
             }
         };
@@ -111,5 +114,81 @@ impl Client {
                 format!("service {} has no endpoints", svc.name),
             )
         })
+    }
+}
+
+impl Client {
+    /// Starts the health checks of every service that has them, one task per service on the
+    /// engine's runtime; each stops when the client closes or is dropped.
+    pub(super) fn start_health_checks(inner: &Arc<Inner>, rt: &tokio::runtime::Handle) {
+        for svc in inner.balancer.checked() {
+            let (svc, weak, stop) = (svc.clone(), Arc::downgrade(inner), inner.balancer.stopped());
+            rt.spawn(async move {
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = health_loop(weak, svc) => {}
+                }
+            });
+        }
+    }
+
+    /// One check of `ep`: a GET of the check path straight through the pool (no retries,
+    /// breaker or request metrics), passed when the status is expected within the timeout.
+    async fn health_check(&self, svc: &Service, ep: &Endpoint, h: &HealthCheckConfig) {
+        let timeout = Duration::from_millis(h.timeout_ms);
+        let start = Instant::now();
+        let deadline = start.checked_add(timeout);
+        let check = async {
+            let uri = ep.url_of(&h.path)?;
+            let (route, _using) = self.route_in_use(&uri)?;
+            let opts = Opts {
+                idempotent: Some(true),
+                rate_limit_key: None,
+                deadline,
+                start,
+                phases: crate::request::PhaseTimeouts::default(),
+                defaults: &self.inner.engine_headers,
+            };
+            let empty = HeaderMap::new();
+            let r = self
+                .send_once(
+                    &route,
+                    &Method::GET,
+                    &uri,
+                    &empty,
+                    RequestBody::empty(),
+                    &opts,
+                )
+                .await?;
+            let status = r.status().as_u16();
+            r.drain().await;
+            Ok::<u16, Error>(status)
+        };
+        let passed = matches!(
+            tokio::time::timeout(timeout, check).await,
+            Ok(Ok(s)) if h.expected_statuses.contains(&s)
+        );
+        svc.health_result(ep, passed);
+    }
+}
+
+/// Checks every endpoint of `svc` at once, then waits the jittered interval; ends when the
+/// client is gone or closed.
+async fn health_loop(weak: Weak<Inner>, svc: Arc<Service>) {
+    let Some(h) = svc.health.clone() else { return };
+    loop {
+        {
+            let Some(inner) = weak.upgrade() else { return };
+            if inner.closed.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            let client = Client { inner };
+            let eps = svc.all();
+            futures_util::future::join_all(eps.iter().map(|ep| client.health_check(&svc, ep, &h)))
+                .await;
+        }
+        let spread = h.interval_ms as f64 * f64::from(h.jitter_percent) / 100.0;
+        let ms = h.interval_ms as f64 + spread * (2.0 * fastrand::f64() - 1.0);
+        tokio::time::sleep(Duration::from_millis(ms.max(1.0) as u64)).await;
     }
 }

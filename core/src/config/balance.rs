@@ -39,6 +39,15 @@ pub struct ServiceConfig {
     /// Latency `p2c_peak_ewma` assumes for an endpoint not yet measured (low, so new endpoints
     /// are tried). At most one year. Default: 1.
     pub ewma_default_rtt_ms: u64,
+    /// Passive outlier ejection: endpoints that fail are left out for a while.
+    pub outlier: OutlierConfig,
+    /// Active health checks: endpoints that fail a periodic probe are left out until it
+    /// passes again.
+    pub health_check: HealthCheckConfig,
+    /// When fewer than this percentage of the endpoints are available (not ejected, not
+    /// unhealthy), requests are balanced over all of them rather than over the few (Envoy's
+    /// panic threshold). At most 100; 0 never panics. Default: 50.
+    pub panic_threshold_percent: u32,
 }
 
 impl Default for ServiceConfig {
@@ -50,6 +59,108 @@ impl Default for ServiceConfig {
             hash_load_factor_percent: 125,
             ewma_decay_ms: 10_000,
             ewma_default_rtt_ms: 1,
+            outlier: OutlierConfig::default(),
+            health_check: HealthCheckConfig::default(),
+            panic_threshold_percent: 50,
+        }
+    }
+}
+
+/// Passive outlier ejection (Envoy's model): an endpoint is ejected after consecutive
+/// failures, or when its success rate falls far below the others'; it returns after
+/// `base_ejection_ms` × (times ejected), at most `max_ejection_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutlierConfig {
+    /// Eject at all. Default: true.
+    pub enabled: bool,
+    /// Consecutive 5xx answers that eject; 0 disables the rule. At most 1_000_000. Default: 5.
+    pub consecutive_5xx: u32,
+    /// Consecutive 502, 503 or 504 answers that eject; 0 disables the rule. At most
+    /// 1_000_000. Default: 0.
+    pub consecutive_gateway_errors: u32,
+    /// Consecutive transport failures (refused, reset, timed out) that eject; 0 disables the
+    /// rule. At most 1_000_000. Default: 5.
+    pub consecutive_connect_failures: u32,
+    /// Length of the success-rate window; the rule is evaluated at its end. From 1 to one
+    /// year. Default: 10_000.
+    pub interval_ms: u64,
+    /// Requests an endpoint needs in a window to be judged by its success rate; 0 disables
+    /// the success-rate rule. At most 1_000_000. Default: 100.
+    pub success_rate_min_requests: u32,
+    /// Endpoints with that volume needed before the success-rate rule applies. At most
+    /// 10_000. Default: 5.
+    pub success_rate_min_endpoints: u32,
+    /// An endpoint is ejected when its success rate is below mean − this / 100 × standard
+    /// deviation of the endpoints' rates. At most 100_000. Default: 190.
+    pub success_rate_stdev_factor_percent: u32,
+    /// First ejection time; the n-th lasts n times as long. From 1 to one year. Default:
+    /// 30_000.
+    pub base_ejection_ms: u64,
+    /// Longest ejection. At most one year. Default: 300_000.
+    pub max_ejection_ms: u64,
+    /// At most this percentage of the endpoints is ejected at once (always at least one).
+    /// At most 100. Default: 10.
+    pub max_ejection_percent: u32,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            consecutive_5xx: 5,
+            consecutive_gateway_errors: 0,
+            consecutive_connect_failures: 5,
+            interval_ms: 10_000,
+            success_rate_min_requests: 100,
+            success_rate_min_endpoints: 5,
+            success_rate_stdev_factor_percent: 190,
+            base_ejection_ms: 30_000,
+            max_ejection_ms: 300_000,
+            max_ejection_percent: 10,
+        }
+    }
+}
+
+/// Active health checks: every `interval_ms` (± `jitter_percent`), a GET of `path` on each
+/// endpoint; `unhealthy_threshold` failures in a row take it out, `healthy_threshold`
+/// successes in a row bring it back. They run on the engine's runtime and stop when the
+/// client closes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// Check at all. Default: false.
+    pub enabled: bool,
+    /// Path (and query) requested on each endpoint, after its path prefix. Default:
+    /// `/health`.
+    pub path: String,
+    /// Time between checks of an endpoint. From 1 to one year. Default: 10_000.
+    pub interval_ms: u64,
+    /// A check not answered within this fails. From 1 to one year. Default: 1_000.
+    pub timeout_ms: u64,
+    /// Successes in a row that make an unhealthy endpoint healthy. From 1 to 1_000.
+    /// Default: 2.
+    pub healthy_threshold: u32,
+    /// Failures in a row that make a healthy endpoint unhealthy. From 1 to 1_000. Default: 3.
+    pub unhealthy_threshold: u32,
+    /// Statuses that pass. Default: `[200]`.
+    pub expected_statuses: Vec<u16>,
+    /// Each wait is the interval ± up to this percentage, so checks of many clients spread
+    /// out. At most 100. Default: 10.
+    pub jitter_percent: u32,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            path: "/health".to_owned(),
+            interval_ms: 10_000,
+            timeout_ms: 1_000,
+            healthy_threshold: 2,
+            unhealthy_threshold: 3,
+            expected_statuses: vec![200],
+            jitter_percent: 10,
         }
     }
 }
@@ -156,6 +267,12 @@ pub(super) fn validate(
                 &format!("must be at most {}", super::MAX_DURATION_MS),
             );
         }
+        if s.panic_threshold_percent > 100 {
+            return bad(at(".panic_threshold_percent"), "must be at most 100");
+        }
+        validate_outlier(&s.outlier).map_err(|(f, why)| (at(&format!(".outlier.{f}")), why))?;
+        validate_health(&s.health_check)
+            .map_err(|(f, why)| (at(&format!(".health_check.{f}")), why))?;
         if let Some(h) = &s.hash.header
             && http::HeaderName::from_bytes(h.as_bytes()).is_err()
         {
@@ -164,6 +281,94 @@ pub(super) fn validate(
         if s.hash.cookie.as_ref().is_some_and(String::is_empty) {
             return bad(at(".hash.cookie"), "must not be empty");
         }
+    }
+    Ok(())
+}
+
+fn validate_outlier(o: &OutlierConfig) -> Result<(), (&'static str, String)> {
+    const D: u64 = super::MAX_DURATION_MS;
+    let counts = [
+        ("consecutive_5xx", o.consecutive_5xx, 1_000_000),
+        (
+            "consecutive_gateway_errors",
+            o.consecutive_gateway_errors,
+            1_000_000,
+        ),
+        (
+            "consecutive_connect_failures",
+            o.consecutive_connect_failures,
+            1_000_000,
+        ),
+        (
+            "success_rate_min_requests",
+            o.success_rate_min_requests,
+            1_000_000,
+        ),
+        (
+            "success_rate_min_endpoints",
+            o.success_rate_min_endpoints,
+            10_000,
+        ),
+        (
+            "success_rate_stdev_factor_percent",
+            o.success_rate_stdev_factor_percent,
+            100_000,
+        ),
+        ("max_ejection_percent", o.max_ejection_percent, 100),
+    ];
+    for (f, v, max) in counts {
+        if v > max {
+            return Err((f, format!("must be at most {max}")));
+        }
+    }
+    for (f, v) in [
+        ("interval_ms", o.interval_ms),
+        ("base_ejection_ms", o.base_ejection_ms),
+    ] {
+        if !(1..=D).contains(&v) {
+            return Err((f, format!("must be between 1 and {D}")));
+        }
+    }
+    if o.max_ejection_ms > D {
+        return Err(("max_ejection_ms", format!("must be at most {D}")));
+    }
+    if o.max_ejection_ms < o.base_ejection_ms {
+        return Err((
+            "max_ejection_ms",
+            "must not be less than base_ejection_ms".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_health(h: &HealthCheckConfig) -> Result<(), (&'static str, String)> {
+    const D: u64 = super::MAX_DURATION_MS;
+    if !h.path.starts_with('/') || h.path.parse::<http::uri::PathAndQuery>().is_err() {
+        return Err(("path", "must be a path starting with '/'".to_owned()));
+    }
+    for (f, v) in [("interval_ms", h.interval_ms), ("timeout_ms", h.timeout_ms)] {
+        if !(1..=D).contains(&v) {
+            return Err((f, format!("must be between 1 and {D}")));
+        }
+    }
+    for (f, v) in [
+        ("healthy_threshold", h.healthy_threshold),
+        ("unhealthy_threshold", h.unhealthy_threshold),
+    ] {
+        if !(1..=1_000).contains(&v) {
+            return Err((f, "must be between 1 and 1000".to_owned()));
+        }
+    }
+    if h.expected_statuses.is_empty()
+        || h.expected_statuses.iter().any(|s| !(100..=599).contains(s))
+    {
+        return Err((
+            "expected_statuses",
+            "must list statuses within 100..=599".to_owned(),
+        ));
+    }
+    if h.jitter_percent > 100 {
+        return Err(("jitter_percent", "must be at most 100".to_owned()));
     }
     Ok(())
 }

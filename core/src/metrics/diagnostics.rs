@@ -43,6 +43,27 @@ impl Stats {
             dns_hit_rate: ratio(self.dns.hits, lookups),
             connection_reuse_ratio: ratio(self.pool.reuses, self.pool.reuses + self.pool.connects),
             origins,
+            services: self
+                .services
+                .iter()
+                .map(|(name, s)| ServiceHealth {
+                    service: name.clone(),
+                    strategy: s.strategy.clone(),
+                    endpoints: s
+                        .endpoints
+                        .iter()
+                        .map(|(url, e)| EndpointHealth {
+                            endpoint: url.clone(),
+                            state: e.state.clone(),
+                            ewma_ms: e.ewma_ms,
+                            outstanding: e.outstanding,
+                            requests: e.requests,
+                            failures: e.failures,
+                            ejections: e.ejections,
+                        })
+                        .collect(),
+                })
+                .collect(),
         }
     }
 }
@@ -74,6 +95,38 @@ pub struct Diagnostics {
     pub connection_reuse_ratio: f64,
     /// Per origin.
     pub origins: Vec<OriginHealth>,
+    /// Load-balanced services and the state of their endpoints.
+    pub services: Vec<ServiceHealth>,
+}
+
+/// One load-balanced service in [`Diagnostics`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ServiceHealth {
+    /// Its name (`Config.services`).
+    pub service: String,
+    /// Its balancing strategy.
+    pub strategy: String,
+    /// Its endpoints.
+    pub endpoints: Vec<EndpointHealth>,
+}
+
+/// One endpoint of a service in [`Diagnostics`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct EndpointHealth {
+    /// Base URL.
+    pub endpoint: String,
+    /// `healthy`, `ejected` or `unhealthy`.
+    pub state: String,
+    /// Peak-EWMA latency, ms.
+    pub ewma_ms: f64,
+    /// Attempts in flight.
+    pub outstanding: u64,
+    /// Attempts sent.
+    pub requests: u64,
+    /// Attempts failed.
+    pub failures: u64,
+    /// Times ejected.
+    pub ejections: u64,
 }
 
 /// One origin in [`Diagnostics`].
@@ -123,6 +176,22 @@ impl std::fmt::Display for Diagnostics {
                 o.pending,
                 o.reuse_ratio * 100.0
             )?;
+        }
+        for s in &self.services {
+            writeln!(f, "  service {} ({})", s.service, s.strategy)?;
+            for e in &s.endpoints {
+                writeln!(
+                    f,
+                    "    {} {}: ewma {:.2} ms, {} in flight, {} requests, {} failed, {} ejections",
+                    e.endpoint,
+                    e.state,
+                    e.ewma_ms,
+                    e.outstanding,
+                    e.requests,
+                    e.failures,
+                    e.ejections
+                )?;
+            }
         }
         Ok(())
     }

@@ -68,3 +68,20 @@ pub const CACHE_INVALIDATIONS: &str = "wirecore_cache_invalidations_total";
 pub const CACHE_ENTRIES: &str = "wirecore_cache_entries";
 /// Bytes of stored responses in memory.
 pub const CACHE_BYTES: &str = "wirecore_cache_bytes";
+/// State of each endpoint of a load-balanced service (`service`, `endpoint` labels): 0 healthy,
+/// 1 ejected, 2 unhealthy.
+pub const ENDPOINT_STATE: &str = "wirecore_endpoint_state";
+/// Peak-EWMA latency of each endpoint, seconds.
+pub const ENDPOINT_EWMA: &str = "wirecore_endpoint_ewma_seconds";
+/// Attempts in flight to each endpoint.
+pub const ENDPOINT_OUTSTANDING: &str = "wirecore_endpoint_outstanding";
+/// Attempts sent to each endpoint.
+pub const ENDPOINT_REQUESTS: &str = "wirecore_endpoint_requests_total";
+/// Attempts to each endpoint that failed (5xx or no answer).
+pub const ENDPOINT_FAILURES: &str = "wirecore_endpoint_failures_total";
+/// Outlier ejections of each endpoint.
+pub const ENDPOINT_EJECTIONS: &str = "wirecore_endpoint_ejections_total";
+/// Health checks of each endpoint, labelled `result` (`pass`/`fail`).
+pub const ENDPOINT_HEALTH_CHECKS: &str = "wirecore_endpoint_health_checks_total";
+/// Picks over every endpoint of a service because too few were available (panic threshold).
+pub const SERVICE_PANIC_PICKS: &str = "wirecore_service_panic_picks_total";

@@ -10,7 +10,19 @@ use super::names::{
     POOL_REUSES, RATE_LIMIT, REDIRECTS, REQUEST_DURATION, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL,
     RETRIES, RETRY_BUDGET_EXHAUSTED,
 };
-use super::{PoolStats, Stats};
+use super::names::{
+    ENDPOINT_EJECTIONS, ENDPOINT_EWMA, ENDPOINT_FAILURES, ENDPOINT_HEALTH_CHECKS,
+    ENDPOINT_OUTSTANDING, ENDPOINT_REQUESTS, ENDPOINT_STATE, SERVICE_PANIC_PICKS,
+};
+use super::{EndpointStats, PoolStats, Stats};
+
+/// A per-endpoint series: name, type, help, and how to read it.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&EndpointStats) -> f64,
+);
 
 /// A per-origin series: name, type, help, and how to read it.
 type Gauge = (
@@ -32,6 +44,7 @@ impl Stats {
         self.prometheus_pool(&mut o);
         self.prometheus_resilience(&mut o);
         self.prometheus_cache(&mut o);
+        self.prometheus_services(&mut o);
         o
     }
 
@@ -85,6 +98,84 @@ impl Stats {
         ] {
             head(o, name, kind, help);
             let _ = writeln!(o, "{name} {v}");
+        }
+    }
+
+    fn prometheus_services(&self, o: &mut String) {
+        head(
+            o,
+            SERVICE_PANIC_PICKS,
+            "counter",
+            "Picks over every endpoint because too few were available.",
+        );
+        for (name, s) in &self.services {
+            let _ = writeln!(
+                o,
+                "{SERVICE_PANIC_PICKS}{{service=\"{name}\"}} {}",
+                s.panic_picks
+            );
+        }
+        let series: [Series; 6] = [
+            (
+                ENDPOINT_STATE,
+                "gauge",
+                "Endpoint state: 0 healthy, 1 ejected, 2 unhealthy.",
+                |e| match e.state.as_str() {
+                    "ejected" => 1.0,
+                    "unhealthy" => 2.0,
+                    _ => 0.0,
+                },
+            ),
+            (
+                ENDPOINT_EWMA,
+                "gauge",
+                "Peak-EWMA latency to response head.",
+                |e| e.ewma_ms / 1000.0,
+            ),
+            (ENDPOINT_OUTSTANDING, "gauge", "Attempts in flight.", |e| {
+                e.outstanding as f64
+            }),
+            (ENDPOINT_REQUESTS, "counter", "Attempts sent.", |e| {
+                e.requests as f64
+            }),
+            (
+                ENDPOINT_FAILURES,
+                "counter",
+                "Attempts failed (5xx or no answer).",
+                |e| e.failures as f64,
+            ),
+            (ENDPOINT_EJECTIONS, "counter", "Outlier ejections.", |e| {
+                e.ejections as f64
+            }),
+        ];
+        for (metric, kind, help, value) in series {
+            head(o, metric, kind, help);
+            for (name, s) in &self.services {
+                for (url, e) in &s.endpoints {
+                    let _ = writeln!(
+                        o,
+                        "{metric}{{service=\"{name}\",endpoint=\"{url}\"}} {}",
+                        value(e)
+                    );
+                }
+            }
+        }
+        head(
+            o,
+            ENDPOINT_HEALTH_CHECKS,
+            "counter",
+            "Health checks by result.",
+        );
+        for (name, s) in &self.services {
+            for (url, e) in &s.endpoints {
+                let pass = e.health_checks.saturating_sub(e.health_check_failures);
+                for (result, v) in [("pass", pass), ("fail", e.health_check_failures)] {
+                    let _ = writeln!(
+                        o,
+                        "{ENDPOINT_HEALTH_CHECKS}{{service=\"{name}\",endpoint=\"{url}\",result=\"{result}\"}} {v}"
+                    );
+                }
+            }
         }
     }
 

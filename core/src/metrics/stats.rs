@@ -141,6 +141,8 @@ pub struct Stats {
     pub resilience: ResilienceStats,
     /// The response cache (all zero when `cache.enabled` is false).
     pub cache: CacheStats,
+    /// Load-balanced services by name (`Config.services`).
+    pub services: BTreeMap<String, ServiceStats>,
 }
 
 /// Counters of the response cache.
@@ -164,6 +166,40 @@ pub struct CacheStats {
     pub l1_entries: u64,
     /// Their weight in bytes (bodies, headers and a fixed overhead each).
     pub l1_bytes: u64,
+}
+
+/// One load-balanced service.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ServiceStats {
+    /// The strategy (`p2c_peak_ewma` ...).
+    pub strategy: String,
+    /// Picks made over every endpoint because fewer than the panic threshold were available.
+    pub panic_picks: u64,
+    /// Per endpoint, by base URL.
+    pub endpoints: BTreeMap<String, EndpointStats>,
+}
+
+/// One endpoint of a service.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct EndpointStats {
+    /// `healthy`, `ejected` (outlier detection) or `unhealthy` (health checks).
+    pub state: String,
+    /// Its configured weight.
+    pub weight: u32,
+    /// Peak-EWMA latency to response head, milliseconds (decayed to now).
+    pub ewma_ms: f64,
+    /// Attempts in flight.
+    pub outstanding: u64,
+    /// Attempts sent.
+    pub requests: u64,
+    /// Attempts that failed (5xx or no answer).
+    pub failures: u64,
+    /// Times ejected.
+    pub ejections: u64,
+    /// Health checks sent.
+    pub health_checks: u64,
+    /// Health checks failed.
+    pub health_check_failures: u64,
 }
 
 /// Counters of the resilience policies.

@@ -21,9 +21,11 @@ __all__ = [
     "EndpointConfig",
     "ForwardHeaders",
     "HashKeyConfig",
+    "HealthCheckConfig",
     "HedgeConfig",
     "Http2Config",
     "LimitsConfig",
+    "OutlierConfig",
     "PoolConfig",
     "ProxyConfig",
     "RateLimitBackend",
@@ -335,6 +337,41 @@ class HashKeyConfig(TypedDict, total=False):
     header: str | None
 
 
+class HealthCheckConfig(TypedDict, total=False):
+    """Active health checks: every `interval_ms` (± `jitter_percent`), a GET of `path` on each
+    endpoint; `unhealthy_threshold` failures in a row take it out, `healthy_threshold`
+    successes in a row bring it back. They run on the engine's runtime and stop when the
+    client closes.
+    """
+
+    #: Check at all. Default: false.
+    enabled: bool
+
+    #: Statuses that pass. Default: `[200]`.
+    expected_statuses: list[int]
+
+    #: Successes in a row that make an unhealthy endpoint healthy. From 1 to 1_000.
+    #: Default: 2.
+    healthy_threshold: int
+
+    #: Time between checks of an endpoint. From 1 to one year. Default: 10_000.
+    interval_ms: int
+
+    #: Each wait is the interval ± up to this percentage, so checks of many clients spread
+    #: out. At most 100. Default: 10.
+    jitter_percent: int
+
+    #: Path (and query) requested on each endpoint, after its path prefix. Default:
+    #: `/health`.
+    path: str
+
+    #: A check not answered within this fails. From 1 to one year. Default: 1_000.
+    timeout_ms: int
+
+    #: Failures in a row that make a healthy endpoint unhealthy. From 1 to 1_000. Default: 3.
+    unhealthy_threshold: int
+
+
 class HedgeConfig(TypedDict, total=False):
     """Hedging: for idempotent requests with a replayable body, a second attempt starts when the
     first has not answered within a delay; the first good answer wins and the other is cancelled.
@@ -404,6 +441,54 @@ class LimitsConfig(TypedDict, total=False):
 
     #: Largest response head (status line and headers). At most 16 MiB. Default: 64 KiB.
     max_response_header_bytes: int
+
+
+class OutlierConfig(TypedDict, total=False):
+    """Passive outlier ejection (Envoy's model): an endpoint is ejected after consecutive
+    failures, or when its success rate falls far below the others'; it returns after
+    `base_ejection_ms` × (times ejected), at most `max_ejection_ms`.
+    """
+
+    #: First ejection time; the n-th lasts n times as long. From 1 to one year. Default:
+    #: 30_000.
+    base_ejection_ms: int
+
+    #: Consecutive 5xx answers that eject; 0 disables the rule. At most 1_000_000. Default: 5.
+    consecutive_5xx: int
+
+    #: Consecutive transport failures (refused, reset, timed out) that eject; 0 disables the
+    #: rule. At most 1_000_000. Default: 5.
+    consecutive_connect_failures: int
+
+    #: Consecutive 502, 503 or 504 answers that eject; 0 disables the rule. At most
+    #: 1_000_000. Default: 0.
+    consecutive_gateway_errors: int
+
+    #: Eject at all. Default: true.
+    enabled: bool
+
+    #: Length of the success-rate window; the rule is evaluated at its end. From 1 to one
+    #: year. Default: 10_000.
+    interval_ms: int
+
+    #: Longest ejection. At most one year. Default: 300_000.
+    max_ejection_ms: int
+
+    #: At most this percentage of the endpoints is ejected at once (always at least one).
+    #: At most 100. Default: 10.
+    max_ejection_percent: int
+
+    #: Endpoints with that volume needed before the success-rate rule applies. At most
+    #: 10_000. Default: 5.
+    success_rate_min_endpoints: int
+
+    #: Requests an endpoint needs in a window to be judged by its success rate; 0 disables
+    #: the success-rate rule. At most 1_000_000. Default: 100.
+    success_rate_min_requests: int
+
+    #: An endpoint is ejected when its success rate is below mean − this / 100 × standard
+    #: deviation of the endpoints' rates. At most 100_000. Default: 190.
+    success_rate_stdev_factor_percent: int
 
 
 class PoolConfig(TypedDict, total=False):
@@ -637,6 +722,18 @@ class ServiceConfig(TypedDict, total=False):
     #: number of requests in flight per endpoint (bounded load; the key moves on along the
     #: ring). From 100 to 1_000. Default: 125.
     hash_load_factor_percent: int
+
+    #: Active health checks: endpoints that fail a periodic probe are left out until it
+    #: passes again.
+    health_check: HealthCheckConfig
+
+    #: Passive outlier ejection: endpoints that fail are left out for a while.
+    outlier: OutlierConfig
+
+    #: When fewer than this percentage of the endpoints are available (not ejected, not
+    #: unhealthy), requests are balanced over all of them rather than over the few (Envoy's
+    #: panic threshold). At most 100; 0 never panics. Default: 50.
+    panic_threshold_percent: int
 
     #: How an endpoint is picked. Default: `p2c_peak_ewma`.
     strategy: Strategy
