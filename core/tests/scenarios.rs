@@ -48,6 +48,8 @@ fn substitute(text: &str, info: &Value) -> String {
     let mut out = text.to_owned();
     for key in [
         "http",
+        "http2",
+        "http3",
         "https",
         "bad_tls",
         "mtls",

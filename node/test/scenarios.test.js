@@ -105,6 +105,8 @@ function substitute(text) {
   const hostPort = (u) => u.replace(/^[a-z]+:\/\//, '')
   const map = {
     http: srv.http,
+    http2: srv.http2,
+    http3: srv.http3,
     https: srv.https,
     bad_tls: srv.bad_tls,
     mtls: srv.mtls,
@@ -117,7 +119,7 @@ function substitute(text) {
     http_port: new URL(srv.http).port,
     torture: srv.torture,
   }
-  return text.replace(/\{([a-z_]+)\}/g, (m, k) => (Object.hasOwn(map, k) ? map[k] : m))
+  return text.replace(/\{([a-z0-9_]+)\}/g, (m, k) => (Object.hasOwn(map, k) ? map[k] : m))
 }
 
 function subset(actual, expected, where) {

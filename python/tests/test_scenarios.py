@@ -81,7 +81,9 @@ def validate(sc: dict[str, Any]) -> None:
 def load(path: pathlib.Path, server: Server) -> dict[str, Any]:
     text = path.read_text()
     info = server.info
-    for key in ("http", "https", "bad_tls", "mtls", "ca", "client_cert", "client_key", "torture"):
+    for key in ("http", "http2", "http3", "https", "bad_tls", "mtls", "ca"):
+        text = text.replace("{" + key + "}", str(info[key]))
+    for key in ("client_cert", "client_key", "torture"):
         text = text.replace("{" + key + "}", str(info[key]))
     for key in ("blackhole", "silent", "dns"):
         text = text.replace("{" + key + "}", str(info[key]))

@@ -333,9 +333,9 @@ static char *read_file(const char *path, size_t *len) {
 static char *substitute(const char *raw, const json *info) {
     const char *http = jstr(info, "http");
     const char *port = http ? strrchr(http, ':') : NULL;
-    static const char *names[] = {"http",        "https",      "bad_tls",   "mtls",   "ca",
-                                  "client_cert", "client_key", "blackhole", "silent", "dns",
-                                  "torture"};
+    static const char *names[] = {"http",       "http2",       "http3",      "https",     "bad_tls",
+                                  "mtls",       "ca",          "client_cert", "client_key", "blackhole",
+                                  "silent",     "dns",         "torture"};
     buf b = {0};
     bput(&b, "", 0);
     for (const char *p = raw; *p;) {

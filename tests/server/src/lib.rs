@@ -114,6 +114,8 @@ impl Shared {
 pub struct TestServer {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    /// More plain ports of the same server (`http2`, `http3` in the info line).
+    extra_addrs: [SocketAddr; 2],
     tls_addr: Option<SocketAddr>,
     bad_tls_addr: Option<SocketAddr>,
     mtls_addr: Option<SocketAddr>,
@@ -169,6 +171,20 @@ impl TestServer {
             phase_rx.clone(),
         )));
 
+        // More plain ports sharing routes, scripts and counters: several endpoints of one
+        // load-balanced service in a scenario.
+        let mut extra_addrs = [addr; 2];
+        for a in &mut extra_addrs {
+            let listener = bind().await?;
+            *a = listener.local_addr()?;
+            tasks.push(tokio::spawn(conn::accept_loop(
+                shared.clone(),
+                listener,
+                None,
+                phase_rx.clone(),
+            )));
+        }
+
         let (pki, tls_addrs) = if shared.opts.tls {
             let pki = tls::Pki::generate()?;
             let mut addrs = Vec::new();
@@ -217,6 +233,7 @@ impl TestServer {
         let mut server = TestServer {
             shared: shared.clone(),
             addr,
+            extra_addrs,
             tls_addr: tls_addrs.first().copied(),
             bad_tls_addr: tls_addrs.get(1).copied(),
             mtls_addr: tls_addrs.get(2).copied(),
@@ -264,6 +281,16 @@ impl TestServer {
     /// `http://127.0.0.1:PORT{path}` on the plain port.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the `i`-th extra plain port (0 or 1: `http2`, `http3`):
+    /// the same server (routes, scripts, counters) on another address.
+    ///
+    /// # Panics
+    ///
+    /// If `i` is not 0 or 1.
+    pub fn extra_url(&self, i: usize, path: &str) -> String {
+        format!("http://{}{path}", self.extra_addrs[i])
     }
 
     /// The TLS port (ALPN h2 and http/1.1).
@@ -420,6 +447,8 @@ impl TestServer {
         let tls = |f: &dyn Fn() -> String| self.pki.as_ref().map(|_| f());
         json!({
             "http": format!("http://{}", self.addr),
+            "http2": self.extra_url(0, ""),
+            "http3": self.extra_url(1, ""),
             "https": tls(&|| self.tls_url("")),
             "bad_tls": tls(&|| self.bad_tls_url("")),
             "control": format!("http://{}", self.control_addr),

@@ -695,6 +695,8 @@ fn binary_prints_addresses_and_exits_on_stdin_eof() {
     let info: serde_json::Value = serde_json::from_str(&line).unwrap();
     for key in [
         "http",
+        "http2",
+        "http3",
         "https",
         "bad_tls",
         "control",
