@@ -61,4 +61,5 @@ demo: setup  ## Start a local server, run the example in every language, print s
 bench: setup  ## Benchmarks vs peers; results in bench/results/
 	@bash bench/run-core.sh
 	WIRECORE_BENCH_REPORT=$(CURDIR)/bench/results/$$(date -u +%F)-policy.md $(CARGO) bench -p wirecore --bench policy
+	WIRECORE_BENCH_REPORT=$(CURDIR)/bench/results/$$(date -u +%F)-balance.md $(CARGO) bench -p wirecore --bench balance
 	@for t in $(BENCH_TARGETS); do $(MAKE) --no-print-directory $$t || exit 1; done

@@ -150,7 +150,7 @@ pub(crate) struct Service {
 }
 
 impl Service {
-    fn new(name: &str, sc: &ServiceConfig, policies: &Policies) -> Result<Self, Error> {
+    pub(crate) fn new(name: &str, sc: &ServiceConfig, policies: &Policies) -> Result<Self, Error> {
         let default_rtt_ns = sc.ewma_default_rtt_ms as f64 * 1e6;
         let endpoints = sc
             .endpoints
@@ -262,7 +262,10 @@ impl Service {
     /// Records how an attempt to an endpoint ended: its latency and counters, then the
     /// outlier rules (which may eject it, or others at the end of a success-rate window).
     pub(crate) fn finish(&self, flight: InFlight, outcome: Outcome) {
-        let now = self.now_ns();
+        self.finish_at(flight, outcome, self.now_ns());
+    }
+
+    pub(crate) fn finish_at(&self, flight: InFlight, outcome: Outcome, now: u64) {
         let ep = flight.ep.clone();
         flight.finish(outcome, now, self.decay_ns);
         let o = &self.outlier;

@@ -74,3 +74,42 @@ impl Default for LimiterCheck {
         Self::new()
     }
 }
+
+/// A load-balanced service of `n` endpoints (10.0.0.x) and one strategy, for pick-cost
+/// benchmarks; every endpoint has a measured latency, as in steady state.
+#[derive(Debug)]
+pub struct BalancePick(crate::balance::Service);
+
+impl BalancePick {
+    /// `strategy` as in config (`round_robin`, ..., `consistent_hash`).
+    ///
+    /// # Panics
+    /// On an unknown strategy.
+    pub fn new(strategy: &str, n: usize) -> Self {
+        let svc = serde_json::json!({
+            "strategy": strategy,
+            "endpoints": (0..n)
+                .map(|i| serde_json::json!({"url": format!("http://10.0.{}.{}:80", i / 250, i % 250 + 1)}))
+                .collect::<Vec<_>>(),
+        });
+        let cfg: crate::config::ServiceConfig =
+            serde_json::from_value(svc).expect("service config");
+        let policies = crate::policy::Policies::new(&crate::Config::default()).expect("policies");
+        let s = crate::balance::Service::new("bench", &cfg, &policies).expect("service");
+        for (i, e) in s.all().into_iter().enumerate() {
+            let t = s.now_ns();
+            let f = crate::balance::InFlight::start(e, t);
+            s.finish_at(
+                f,
+                crate::balance::Outcome::Success,
+                t + 1_000_000 + i as u64 * 1000,
+            );
+        }
+        Self(s)
+    }
+
+    /// One pick (with `key` for `consistent_hash`), released at once.
+    pub fn pick(&self, key: u64) -> bool {
+        self.0.pick(Some(key), &[]).is_some()
+    }
+}
