@@ -287,3 +287,39 @@ async fn plain_urls_are_not_balanced() {
     let e = c.get("http://svc:1/json").send().await.unwrap_err();
     assert!(e.to_string().contains("svc"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_balance_key_wins_over_the_header() {
+    let srvs = servers(3).await;
+    let mut svc = service(&srvs, &[1, 1, 1], Strategy::ConsistentHash);
+    svc.hash.header = Some("x-user".into());
+    let c = client_for(svc, |_| {});
+    let owner = |r: &wirecore::Response| r.url().authority().unwrap().to_string();
+    let first = c
+        .get("http://svc/json")
+        .balance_key("tenant-7")
+        .send()
+        .await
+        .unwrap();
+    let want = owner(&first);
+    first.bytes().await.unwrap();
+    // Whatever the header says, the explicit key decides.
+    for i in 0..20 {
+        let r = c
+            .get("http://svc/json")
+            .header("x-user", &format!("user-{i}"))
+            .balance_key("tenant-7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(owner(&r), want);
+        r.bytes().await.unwrap();
+    }
+    let e = c
+        .get("http://svc/json")
+        .balance_key("")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("balance_key"), "{e}");
+}

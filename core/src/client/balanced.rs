@@ -38,7 +38,7 @@ impl Client {
             .idempotent
             .unwrap_or_else(|| retry::idempotent(method, headers));
         let bodies = Bodies::new(body, &p.cfg.retry);
-        let key = svc.key_hash(None, headers);
+        let key = svc.key_hash(opts.balance_key, headers);
         // Endpoints this request's attempts went to, so a retry goes elsewhere.
         let tried = Mutex::new(Vec::<u64>::new());
         let attempt = || {
@@ -144,6 +144,7 @@ impl Client {
             let opts = Opts {
                 idempotent: Some(true),
                 rate_limit_key: None,
+                balance_key: None,
                 deadline,
                 start,
                 phases: crate::request::PhaseTimeouts::default(),

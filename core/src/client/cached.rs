@@ -108,6 +108,7 @@ impl Client {
                 headers: headers.clone(),
                 idempotent: opts.idempotent,
                 rate_limit_key: opts.rate_limit_key.map(str::to_owned),
+                balance_key: opts.balance_key.map(str::to_owned),
                 deadline: opts.deadline,
                 start: opts.start,
                 phases: opts.phases,
@@ -141,6 +142,7 @@ impl Client {
         let opts = Opts {
             idempotent: o.idempotent,
             rate_limit_key: o.rate_limit_key.as_deref(),
+            balance_key: o.balance_key.as_deref(),
             deadline: o.deadline,
             start: o.start,
             phases: o.phases,
@@ -204,6 +206,7 @@ struct Owned {
     headers: HeaderMap,
     idempotent: Option<bool>,
     rate_limit_key: Option<String>,
+    balance_key: Option<String>,
     deadline: Option<Instant>,
     start: Instant,
     phases: PhaseTimeouts,

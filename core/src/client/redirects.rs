@@ -48,6 +48,7 @@ impl Client {
             let opts = Opts {
                 idempotent: options.idempotent,
                 rate_limit_key: options.rate_limit_key.as_deref(),
+                balance_key: options.balance_key.as_deref(),
                 deadline,
                 start,
                 phases,

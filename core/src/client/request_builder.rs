@@ -176,6 +176,15 @@ impl RequestBuilder {
         })
     }
 
+    /// The key a `consistent_hash` service places this request by (a user, a session), ahead of
+    /// the service's header or cookie key.
+    pub fn balance_key(self, key: &str) -> Self {
+        self.map(|r| {
+            r.options.balance_key = Some(key.to_owned());
+            Ok(())
+        })
+    }
+
     /// The request, or the first error met while building it.
     pub fn build(self) -> Result<Request, Error> {
         self.req

@@ -297,6 +297,8 @@ impl Bodies {
 pub(super) struct Opts<'a> {
     pub(super) idempotent: Option<bool>,
     pub(super) rate_limit_key: Option<&'a str>,
+    /// The explicit key of a `consistent_hash` service.
+    pub(super) balance_key: Option<&'a str>,
     pub(super) deadline: Option<Instant>,
     /// When the request began.
     pub(super) start: Instant,

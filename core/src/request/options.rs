@@ -43,6 +43,10 @@ pub struct RequestOptions {
     pub rate_limit_key: Option<String>,
     /// The RFC 9218 priority; see the precedence rule above.
     pub priority: Option<Priority>,
+    /// The key a `consistent_hash` service (`Config.services`) places this request by, ahead of
+    /// the service's header or cookie key (a user, a session, a shard). Non-empty, at most
+    /// [`MAX_RATE_LIMIT_KEY_BYTES`] bytes.
+    pub balance_key: Option<String>,
 }
 
 /// The longest rate-limit key, in bytes: keys name tenants or users, and each one is kept in
@@ -73,15 +77,17 @@ impl RequestOptions {
                 )));
             }
         }
-        if let Some(k) = &self.rate_limit_key {
+        for (name, key) in [
+            ("rate_limit_key", &self.rate_limit_key),
+            ("balance_key", &self.balance_key),
+        ] {
+            let Some(k) = key else { continue };
             if k.is_empty() {
-                return Err(invalid(
-                    "request option rate_limit_key must not be empty".to_owned(),
-                ));
+                return Err(invalid(format!("request option {name} must not be empty")));
             }
             if k.len() > MAX_RATE_LIMIT_KEY_BYTES {
                 return Err(invalid(format!(
-                    "request option rate_limit_key must be at most {MAX_RATE_LIMIT_KEY_BYTES} bytes, got {}",
+                    "request option {name} must be at most {MAX_RATE_LIMIT_KEY_BYTES} bytes, got {}",
                     k.len()
                 )));
             }
@@ -224,6 +230,7 @@ mod tests {
                 urgency: 7,
                 incremental: true,
             }),
+            balance_key: Some("b".repeat(MAX_RATE_LIMIT_KEY_BYTES)),
         };
         o.validate().unwrap();
         let err = |o: &RequestOptions| {
@@ -252,6 +259,11 @@ mod tests {
         o.rate_limit_key = Some("k".repeat(MAX_RATE_LIMIT_KEY_BYTES + 1));
         assert!(err(&o).contains("rate_limit_key must be at most 1024 bytes, got 1025"));
         o.rate_limit_key = None;
+        o.balance_key = Some(String::new());
+        assert!(err(&o).contains("balance_key must not be empty"));
+        o.balance_key = Some("b".repeat(MAX_RATE_LIMIT_KEY_BYTES + 1));
+        assert!(err(&o).contains("balance_key must be at most 1024 bytes, got 1025"));
+        o.balance_key = None;
         o.priority = Some(Priority {
             urgency: 8,
             incremental: false,
