@@ -18,6 +18,7 @@ mod build_http;
 mod builder;
 mod cached;
 mod redirects;
+pub(crate) use redirects::resolve_location;
 mod request_builder;
 mod route;
 mod send;

@@ -14,6 +14,8 @@ mod compress;
 pub mod config;
 mod connect;
 mod error;
+#[doc(hidden)]
+pub mod fuzz_support;
 pub mod layer;
 pub mod metrics;
 mod origin;

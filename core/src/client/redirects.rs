@@ -150,7 +150,7 @@ fn take_userinfo(uri: &mut Uri, headers: &mut HeaderMap) -> Result<(), Error> {
     Ok(())
 }
 
-fn resolve_location(base: &Uri, location: &str) -> Result<Uri, Error> {
+pub(crate) fn resolve_location(base: &Uri, location: &str) -> Result<Uri, Error> {
     let base = url::Url::parse(&base.to_string()).map_err(|e| error::url(e.to_string()))?;
     let next = base
         .join(location)
