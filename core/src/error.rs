@@ -23,6 +23,8 @@ struct Inner {
     source: Option<BoxError>,
     /// The request provably never reached the server (safe to retry whatever the method).
     unsent: bool,
+    /// A definitive refusal (a proxy's 407): retrying at once would only repeat it.
+    definitive: bool,
 }
 
 macro_rules! kinds {
@@ -117,8 +119,19 @@ impl Error {
                 message: message.into(),
                 source: None,
                 unsent: false,
+                definitive: false,
             }),
         }
+    }
+
+    /// Marks a refusal that a retry would only repeat (see `policy::retry::classify_error`).
+    pub(crate) fn definitive(mut self) -> Error {
+        self.inner.definitive = true;
+        self
+    }
+
+    pub(crate) fn is_definitive(&self) -> bool {
+        self.inner.definitive
     }
 
     pub(crate) fn unsent(mut self) -> Error {

@@ -72,8 +72,8 @@ async fn proxy_auth_required_is_a_clear_connect_error() {
     let proxy = TestProxy::start(Some("alice:right")).await.unwrap();
     for userinfo in [None, Some("alice:wrong")] {
         let c = proxied(&srv, |c| {
+            // Retries stay on (the default): a 407 is definitive and not retried.
             c.proxy.https = Some(proxy.url(userinfo));
-            c.retry.enabled = false;
         });
         let e = c.get(&srv.tls_url("/bytes/1")).send().await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Connect, "{e}");

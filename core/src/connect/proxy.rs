@@ -319,7 +319,9 @@ pub(crate) async fn tunnel(
                     ": give user:password in the proxy URL"
                 }
             ),
-        )),
+        )
+        // The same credentials would be refused again: not retried.
+        .definitive()),
         _ => Err(Error::new(
             ErrorKind::Connect,
             format!("proxy {} refused CONNECT to {target}: {line:?}", proxy.key),

@@ -59,6 +59,9 @@ pub(crate) fn idempotent(method: &Method, headers: &HeaderMap) -> bool {
 
 /// Whether a failed attempt may be retried, and why.
 pub(crate) fn classify_error(e: &Error, idempotent: bool) -> Option<Reason> {
+    if e.is_definitive() {
+        return None;
+    }
     if matches!(
         e.kind(),
         ErrorKind::Dns
