@@ -16,20 +16,6 @@ use support::*;
 use wirecore::config::{EndpointConfig, ServiceConfig, Strategy};
 use wirecore::{Client, Config};
 
-async fn servers(n: usize) -> Vec<TestServer> {
-    let mut v = Vec::new();
-    for _ in 0..n {
-        v.push(
-            server_with(Options {
-                tls: false,
-                ..Options::default()
-            })
-            .await,
-        );
-    }
-    v
-}
-
 fn service(srvs: &[TestServer], weights: &[u32], strategy: Strategy) -> ServiceConfig {
     ServiceConfig {
         endpoints: srvs
@@ -112,7 +98,7 @@ fn assert_near(got: &[u64], want: &[u64], tolerance: f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_strategy_spreads_3000_requests_as_configured() {
-    let srvs = servers(3).await;
+    let srvs = plain_servers(3).await;
     for (strategy, weights, want, tolerance) in [
         (Strategy::RoundRobin, [1, 1, 1], [1000, 1000, 1000], 0.02),
         (
@@ -146,7 +132,7 @@ async fn each_strategy_spreads_3000_requests_as_configured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn p2c_sends_little_to_a_slow_endpoint() {
-    let srvs = servers(3).await;
+    let srvs = plain_servers(3).await;
     let slow = Reply {
         delay_ms: 150,
         ..Reply::default()
@@ -161,7 +147,7 @@ async fn p2c_sends_little_to_a_slow_endpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consistent_hash_keeps_a_key_on_one_endpoint() {
-    let srvs = servers(3).await;
+    let srvs = plain_servers(3).await;
     let mut svc = service(&srvs, &[1, 1, 1], Strategy::ConsistentHash);
     svc.hash.cookie = Some("session".into());
     let c = client_for(svc, |_| {});
@@ -188,7 +174,7 @@ async fn consistent_hash_keeps_a_key_on_one_endpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consistent_hash_moves_at_most_a_third_of_the_keys_when_one_of_three_leaves() {
-    let srvs = servers(3).await;
+    let srvs = plain_servers(3).await;
     let owner = |c: &Client, k: u64| {
         let c = c.clone();
         async move {
@@ -222,7 +208,7 @@ async fn consistent_hash_moves_at_most_a_third_of_the_keys_when_one_of_three_lea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_goes_to_another_endpoint() {
-    let srvs = servers(2).await;
+    let srvs = plain_servers(2).await;
     // Consistent hashing sends every attempt with this key to one endpoint, unless the retry
     // avoids the endpoint it already tried.
     let mut svc = service(&srvs, &[1, 1], Strategy::ConsistentHash);
@@ -254,7 +240,7 @@ async fn a_retry_goes_to_another_endpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_one_of_three_endpoints_under_load_loses_no_idempotent_request() {
-    let mut srvs = servers(3).await;
+    let mut srvs = plain_servers(3).await;
     let c = client_for(service(&srvs, &[1, 1, 1], Strategy::P2cPeakEwma), |_| {});
     let n = 900;
     let run = {
@@ -275,7 +261,7 @@ async fn killing_one_of_three_endpoints_under_load_loses_no_idempotent_request()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_urls_are_not_balanced() {
-    let srvs = servers(2).await;
+    let srvs = plain_servers(2).await;
     let c = client_for(service(&srvs, &[1, 1], Strategy::RoundRobin), |_| {});
     for _ in 0..4 {
         let r = c.get(&srvs[0].url("/json")).send().await.unwrap();
@@ -290,7 +276,7 @@ async fn plain_urls_are_not_balanced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_explicit_balance_key_wins_over_the_header() {
-    let srvs = servers(3).await;
+    let srvs = plain_servers(3).await;
     let mut svc = service(&srvs, &[1, 1, 1], Strategy::ConsistentHash);
     svc.hash.header = Some("x-user".into());
     let c = client_for(svc, |_| {});

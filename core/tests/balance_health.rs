@@ -14,20 +14,6 @@ use support::*;
 use wirecore::config::{EndpointConfig, ServiceConfig, Strategy};
 use wirecore::{Client, Config};
 
-async fn servers(n: usize) -> Vec<TestServer> {
-    let mut v = Vec::new();
-    for _ in 0..n {
-        v.push(
-            server_with(Options {
-                tls: false,
-                ..Options::default()
-            })
-            .await,
-        );
-    }
-    v
-}
-
 fn service(srvs: &[TestServer], f: impl FnOnce(&mut ServiceConfig)) -> Client {
     let mut svc = ServiceConfig {
         endpoints: srvs
@@ -66,7 +52,7 @@ async fn get(c: &Client, path: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_failing_5xx_is_ejected_and_returns_after_the_ejection_time() {
-    let srvs = servers(3).await;
+    let srvs = plain_servers(3).await;
     srvs[0].script("/json", vec![Reply::status(503); 3]);
     let c = service(&srvs, |s| {
         s.outlier.consecutive_5xx = 3;
@@ -93,7 +79,7 @@ async fn an_endpoint_failing_5xx_is_ejected_and_returns_after_the_ejection_time(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_low_success_rate_ejects_an_endpoint() {
-    let srvs = servers(3).await;
+    let srvs = plain_servers(3).await;
     let mut replies = Vec::new();
     for _ in 0..200 {
         replies.push(Reply::status(500));
@@ -120,7 +106,7 @@ async fn a_low_success_rate_ejects_an_endpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_checks_take_an_endpoint_down_and_up_and_stop_on_close() {
-    let srvs = servers(3).await;
+    let srvs = plain_servers(3).await;
     srvs[0].script("/status/200", vec![Reply::status(503); 1000]);
     let c = service(&srvs, |s| {
         let h = &mut s.health_check;
@@ -161,7 +147,7 @@ async fn health_checks_take_an_endpoint_down_and_up_and_stop_on_close() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn below_the_panic_threshold_requests_use_every_endpoint() {
     for (panic, spread) in [(50, true), (0, false)] {
-        let srvs = servers(3).await;
+        let srvs = plain_servers(3).await;
         for s in &srvs[..2] {
             s.script("/status/200", vec![Reply::status(503); 1000]);
         }

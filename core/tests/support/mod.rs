@@ -14,6 +14,21 @@ pub async fn server_with(opts: Options) -> TestServer {
     TestServer::start(opts).await.expect("test server")
 }
 
+/// `n` test servers without TLS (the endpoints of a load-balanced service).
+pub async fn plain_servers(n: usize) -> Vec<TestServer> {
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(
+            server_with(Options {
+                tls: false,
+                ..Options::default()
+            })
+            .await,
+        );
+    }
+    v
+}
+
 /// A config that trusts the test server's CA.
 pub fn config(srv: &TestServer) -> Config {
     let mut c = Config::default();
