@@ -388,6 +388,25 @@ enum wirecore_code wirecore_request_set_rate_limit_key(wirecore_request *req,
                                                        size_t len,
                                                        wirecore_error **err);
 
+// Sets what a redirect (301, 302, 303, 307, 308) does to this request. `policy` is `len` bytes
+// of UTF-8: `"follow"` (follow `Location`, up to `max_redirects` hops, then
+// `WIRECORE_TOO_MANY_REDIRECTS`), `"manual"` (the 3xx is the response) or `"error"` (fail with
+// `WIRECORE_TOO_MANY_REDIRECTS`); NULL with `len` 0 keeps the default, follow. `max_redirects`
+// overrides `redirect.max` (0 returns the 3xx as it is; at most 1000); a negative value keeps
+// the config's.
+//
+// # Errors
+// `WIRECORE_INVALID_REQUEST` for another policy name or `max_redirects` over 1000;
+// `WIRECORE_INVALID_ARGUMENT` for an invalid handle, NULL with a length, or invalid UTF-8.
+//
+// # Safety
+// `req` is a live request; `policy` NULL or valid for `len` bytes.
+enum wirecore_code wirecore_request_set_redirect(wirecore_request *req,
+                                                 const char *policy,
+                                                 size_t len,
+                                                 int64_t max_redirects,
+                                                 wirecore_error **err);
+
 // Overrides `timeouts.connect_ms` for connections this request opens (`WIRECORE_TIMEOUT_CONNECT`
 // when it fires). 0 keeps the config's.
 //

@@ -53,7 +53,18 @@ export interface RequestOptions {
    * A bad value rejects with an `InvalidRequestError`.
    */
   priority?: Priority
+  /**
+   * What a redirect (301, 302, 303, 307, 308) does: 'follow' (the default) follows it, 'manual'
+   * resolves with the 3xx itself, 'error' rejects with a `RedirectError` (`too_many_redirects`).
+   * Another value rejects with an `InvalidRequestError`.
+   */
+  redirect?: RedirectMode
+  /** The most redirects followed, overriding `redirect.max`: 0 (the 3xx is returned) to 1000. */
+  maxRedirects?: number
 }
+
+/** What a redirect does to a request (as fetch's `redirect`). */
+export type RedirectMode = 'follow' | 'manual' | 'error'
 
 /** An RFC 9218 urgency: 0 (most urgent) to 7 (least; 3 is the default). */
 export type Urgency = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7
@@ -319,13 +330,17 @@ export declare class Client {
   close(options?: { timeoutMs?: number }): Promise<void>
 }
 
-/** `RequestInit` as `fetch` takes it, plus `timeoutMs`; `redirect` must be `'follow'` (redirects are Client config). */
+/**
+ * `RequestInit` as `fetch` takes it, plus `timeoutMs`. `redirect: 'manual'` resolves with the 3xx
+ * itself (as Node's fetch, not an opaque response); `'error'` rejects with `TypeError('fetch
+ * failed')` whose `cause` is a `RedirectError`.
+ */
 export interface FetchInit {
   method?: string
   headers?: HeadersInit
   body?: BodyInit | Blob | null
   signal?: AbortSignal | null
-  redirect?: 'follow'
+  redirect?: RedirectMode
   timeoutMs?: number
   cache?: string
   credentials?: string

@@ -98,6 +98,8 @@ const REQUEST_KEYS = new Set([
   'connectTimeoutMs',
   'readTimeoutMs',
   'poolTimeoutMs',
+  'redirect',
+  'maxRedirects',
 ])
 const VERSIONS = { 'HTTP/0.9': '0.9', 'HTTP/1.0': '1.0', 'HTTP/1.1': '1.1', 'HTTP/2.0': '2.0', 'HTTP/3.0': '3.0' }
 
@@ -230,7 +232,18 @@ function normalize(input, init) {
       'wirecore: body must be a string, Buffer, Uint8Array, ArrayBuffer, URLSearchParams, ReadableStream or async iterable',
     )
   }
-  const { timeoutMs, signal, priority, idempotent, rateLimitKey, connectTimeoutMs, readTimeoutMs, poolTimeoutMs } = opts
+  const {
+    timeoutMs,
+    signal,
+    priority,
+    idempotent,
+    rateLimitKey,
+    connectTimeoutMs,
+    readTimeoutMs,
+    poolTimeoutMs,
+    redirect,
+    maxRedirects,
+  } = opts
   let phases = null
   if (connectTimeoutMs !== undefined || readTimeoutMs !== undefined || poolTimeoutMs !== undefined) {
     for (const [k, v] of Object.entries({ connectTimeoutMs, readTimeoutMs, poolTimeoutMs })) {
@@ -253,6 +266,13 @@ function normalize(input, init) {
   if (priority !== undefined && typeof priority !== 'string' && typeof priority !== 'number') {
     throw new TypeError('wirecore: priority must be a string or an urgency number 0 (most urgent) to 7')
   }
+  // The engine checks the policy name and the hop bound (the same messages in every language).
+  if (redirect !== undefined && typeof redirect !== 'string') {
+    throw new TypeError("wirecore: redirect must be 'follow', 'manual' or 'error'")
+  }
+  if (maxRedirects !== undefined && !Number.isSafeInteger(maxRedirects)) {
+    throw new TypeError('wirecore: maxRedirects must be an integer')
+  }
   return {
     method,
     url,
@@ -265,6 +285,8 @@ function normalize(input, init) {
     rateLimitKey: rateLimitKey ?? null,
     phases,
     priority: priority === undefined ? null : String(priority),
+    redirect: redirect ?? null,
+    maxRedirects: maxRedirects ?? null,
   }
 }
 
@@ -622,6 +644,8 @@ class Client {
           r.rateLimitKey,
           r.phases,
           r.priority,
+          r.redirect,
+          r.maxRedirects,
         ),
       ).then((c) => new Response(nativeClient, c, null, null))
     }
@@ -670,6 +694,8 @@ class Client {
           r.rateLimitKey,
           r.phases,
           r.priority,
+          r.redirect,
+          r.maxRedirects,
         )
       } catch (e) {
         untrack(id)
@@ -773,6 +799,7 @@ async function fetchWith(client, input, init = {}) {
   let headers
   let body
   let signal = null
+  let redirect
   if (typeof input === 'string' || input instanceof URL) {
     url = String(input)
   } else if (typeof Request === 'function' && input instanceof Request) {
@@ -781,12 +808,13 @@ async function fetchWith(client, input, init = {}) {
     headers = input.headers
     body = input.body ?? undefined
     signal = input.signal
+    if (input.redirect !== 'follow') redirect = input.redirect
   } else if (input != null && typeof input.href === 'string') {
     url = input.href
   } else {
     throw new TypeError('wirecore: fetch needs a URL string, a URL or a Request')
   }
-  const opts = {}
+  const opts = redirect === undefined ? {} : { redirect }
   for (const k of Object.keys(init)) {
     const v = init[k]
     if (v === undefined || FETCH_IGNORED.has(k)) continue
@@ -804,9 +832,9 @@ async function fetchWith(client, input, init = {}) {
         signal = v
         break
       case 'redirect':
-        if (v !== 'follow') {
-          throw new TypeError(`wirecore: fetch redirect '${v}' is not supported per request; set redirect in the Client config`)
-        }
+        // 'manual' resolves with the 3xx itself (as Node's own fetch does, not an opaque
+        // response); 'error' rejects with TypeError('fetch failed'), cause a RedirectError.
+        opts.redirect = v
         break
       case 'timeoutMs':
         opts.timeoutMs = v

@@ -3,6 +3,8 @@ package wirecore
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/wirecore/wirecore/bindings/go/internal/capi"
@@ -34,6 +36,58 @@ type Options struct {
 	// leaves the default urgency 3. The same rule holds in every language. ParsePriority reads
 	// the forms the other languages take ("high", "2", "u=1, i").
 	Priority *Priority
+	// Redirect is what a redirect (301, 302, 303, 307, 308) does to the request: RedirectFollow
+	// (also ""), RedirectManual (the 3xx is the response) or RedirectError (ErrTooManyRedirects).
+	// Under a Transport, http.Client follows redirects: set its CheckRedirect to
+	// wirecore.CheckRedirect for RedirectManual and MaxRedirects to apply there; RedirectError
+	// applies either way. Another value fails with an *Error coded "invalid_request".
+	Redirect RedirectPolicy
+	// MaxRedirects is the most redirects followed, 0 (the 3xx is the response) to 1000; nil
+	// keeps the config's redirect.max (under http.Client with wirecore.CheckRedirect: 10 requests,
+	// as http.Client's default).
+	MaxRedirects *uint32
+}
+
+// RedirectPolicy is what a redirect does to a request (Options.Redirect), as fetch's redirect.
+type RedirectPolicy string
+
+// The redirect policies every wirecore language takes.
+const (
+	RedirectFollow RedirectPolicy = "follow"
+	RedirectManual RedirectPolicy = "manual"
+	RedirectError  RedirectPolicy = "error"
+)
+
+// CheckRedirect is an http.Client CheckRedirect that applies the request's Options (from its
+// context): RedirectManual and MaxRedirects 0 return the 3xx itself (http.ErrUseLastResponse),
+// RedirectError and more than MaxRedirects redirects fail with ErrTooManyRedirects. Without
+// options it stops after 10 requests, as http.Client's default does.
+//
+//	client := &http.Client{Transport: t, CheckRedirect: wirecore.CheckRedirect}
+func CheckRedirect(req *http.Request, via []*http.Request) error {
+	o, _ := req.Context().Value(optionsKey{}).(Options)
+	switch o.Redirect {
+	case RedirectManual:
+		return http.ErrUseLastResponse
+	case RedirectError:
+		return &Error{Code: "too_many_redirects", Message: "redirected to " + req.URL.Redacted() +
+			`: the request's redirect policy is "error"`}
+	}
+	if o.MaxRedirects == nil {
+		if len(via) >= 10 {
+			return &Error{Code: "too_many_redirects", Message: "stopped after 10 redirects"}
+		}
+		return nil
+	}
+	limit := int(*o.MaxRedirects)
+	if limit == 0 {
+		return http.ErrUseLastResponse
+	}
+	if len(via) > limit {
+		return &Error{Code: "too_many_redirects", Message: "more than " + strconv.Itoa(limit) +
+			" redirects (last to " + req.URL.Redacted() + ")"}
+	}
+	return nil
 }
 
 // Priority is an RFC 9218 priority.
@@ -64,12 +118,21 @@ func WithOptions(ctx context.Context, o Options) context.Context {
 }
 
 // engineOptions converts the context's options, checked before any I/O; nil when none.
-func engineOptions(ctx context.Context) (*capi.Options, *Error) {
+// hostRedirects: http.Client follows redirects, so the engine never does (a follow policy goes
+// down as "manual", still checked by the engine, and CheckRedirect applies it).
+func engineOptions(ctx context.Context, hostRedirects bool) (*capi.Options, *Error) {
 	o, ok := ctx.Value(optionsKey{}).(Options)
 	if !ok {
 		return nil, nil
 	}
-	c := &capi.Options{Idempotent: -1, Urgency: -1, RateLimitKey: o.RateLimitKey}
+	c := &capi.Options{Idempotent: -1, Urgency: -1, RateLimitKey: o.RateLimitKey,
+		Redirect: string(o.Redirect), MaxRedirects: -1}
+	if o.MaxRedirects != nil {
+		c.MaxRedirects = int64(*o.MaxRedirects)
+	}
+	if hostRedirects && (o.Redirect == RedirectFollow || o.Redirect == "" && o.MaxRedirects != nil) {
+		c.Redirect = string(RedirectManual)
+	}
 	if o.Idempotent != nil {
 		c.Idempotent = 0
 		if *o.Idempotent {

@@ -358,3 +358,47 @@ func TestDocumentedEnumValuesAreAcceptedByTheCore(t *testing.T) {
 		t.Fatalf("checked only %d documented values", checked)
 	}
 }
+
+// Options.Redirect and MaxRedirects under http.Client (which follows redirects, never the
+// engine): wirecore.CheckRedirect applies manual and the hop limit, RedirectError fails in the
+// Transport itself; a bad value is refused before any I/O.
+func TestOptionsRedirectPolicyUnderHTTPClient(t *testing.T) {
+	tr := newTransport(t, wirecore.Config{})
+	c := &http.Client{Transport: tr, CheckRedirect: wirecore.CheckRedirect}
+	chain := server.HTTP + "/redirect/3"
+	for _, step := range []struct {
+		name     string
+		client   *http.Client
+		o        *wirecore.Options
+		status   int
+		err      error
+		requests float64
+	}{
+		{"default", c, nil, 200, nil, 4},
+		{"manual", c, &wirecore.Options{Redirect: wirecore.RedirectManual, MaxRedirects: wirecore.Uint32(5)}, 302, nil, 1},
+		{"max 0", c, &wirecore.Options{MaxRedirects: wirecore.Uint32(0)}, 302, nil, 1},
+		{"max 2", c, &wirecore.Options{MaxRedirects: wirecore.Uint32(2)}, 0, wirecore.ErrTooManyRedirects, 3},
+		{"follow, max 3", c, &wirecore.Options{Redirect: wirecore.RedirectFollow, MaxRedirects: wirecore.Uint32(3)}, 200, nil, 4},
+		{"error", c, &wirecore.Options{Redirect: wirecore.RedirectError}, 0, wirecore.ErrTooManyRedirects, 1},
+		{"error, plain http.Client", &http.Client{Transport: tr}, &wirecore.Options{Redirect: wirecore.RedirectError}, 0, wirecore.ErrTooManyRedirects, 1},
+		{"bad policy", c, &wirecore.Options{Redirect: "sideways"}, 0, wirecore.ErrInvalidRequest, 0},
+		{"bad max", c, &wirecore.Options{MaxRedirects: wirecore.Uint32(1001)}, 0, wirecore.ErrInvalidRequest, 0},
+	} {
+		control(t, "POST", "/_control/reset", "{}")
+		status, _, err := do(t, step.client, "GET", chain, nil, step.o)
+		if status != step.status || !errors.Is(err, step.err) || (step.err == nil) != (err == nil) {
+			t.Fatalf("%s: status %d, error %v; want %d, %v", step.name, status, err, step.status, step.err)
+		}
+		if got := requestsSeen(t); got != step.requests {
+			t.Fatalf("%s: the server saw %v requests, want %v", step.name, got, step.requests)
+		}
+	}
+	var e *wirecore.Error
+	_, _, err := do(t, c, "GET", chain, nil, &wirecore.Options{Redirect: "sideways"})
+	if !errors.As(err, &e) || !strings.Contains(e.Message, `redirect must be "follow", "manual" or "error", got "sideways"`) {
+		t.Fatalf("bad policy: %v", err)
+	}
+	if s, _ := tr.Stats(); s.RedirectsFollowed != 0 {
+		t.Fatalf("the engine followed %d redirects under http.Client", s.RedirectsFollowed)
+	}
+}

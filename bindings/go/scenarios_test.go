@@ -25,7 +25,7 @@ import (
 var (
 	topKeys     = []string{"name", "description", "config", "script", "dns", "steps", "stats", "server", "skip"}
 	stepKeys    = []string{"request", "outcome", "concurrency", "dns", "wait_ms"}
-	requestKeys = []string{"method", "url", "headers", "body", "timeout_ms", "priority"}
+	requestKeys = []string{"method", "url", "headers", "body", "timeout_ms", "priority", "redirect", "max_redirects"}
 	outcomeKeys = []string{"status", "error", "body", "body_contains", "body_len", "json", "json_absent",
 		"headers", "absent_headers", "version", "reused", "any_of"}
 	scriptKeys = []string{"path", "replies"}
@@ -299,12 +299,22 @@ func send(tr *wirecore.Transport, rq object) result {
 	}
 	var r result
 	ctx := wirecore.WithResponseInfo(context.Background(), func(i wirecore.ResponseInfo) { r.info = i })
+	var o wirecore.Options
 	if s, ok := rq["priority"].(string); ok {
 		p, err := wirecore.ParsePriority(s)
 		if err != nil {
 			return result{err: err}
 		}
-		ctx = wirecore.WithOptions(ctx, wirecore.Options{Priority: &p})
+		o.Priority = &p
+	}
+	if s, ok := rq["redirect"].(string); ok {
+		o.Redirect = wirecore.RedirectPolicy(s)
+	}
+	if n, ok := rq["max_redirects"].(float64); ok {
+		o.MaxRedirects = wirecore.Uint32(uint32(n))
+	}
+	if o != (wirecore.Options{}) {
+		ctx = wirecore.WithOptions(ctx, o)
 	}
 	if ms, ok := rq["timeout_ms"].(float64); ok && ms > 0 {
 		var cancel context.CancelFunc

@@ -83,10 +83,12 @@ type transport struct {
 	tls tlsStates
 	// refuseDowngrade: redirect.allow_downgrade is false (http.Client's hops are checked here).
 	refuseDowngrade bool
-	inflight        atomic.Int64
-	takeHint        atomic.Int64 // buffer size for a response head and small body (capi.Take)
-	pollerEnd       chan struct{}
-	closeOnce       sync.Once
+	// hostRedirects: http.Client follows redirects, never the engine (see engineOptions).
+	hostRedirects bool
+	inflight      atomic.Int64
+	takeHint      atomic.Int64 // buffer size for a response head and small body (capi.Take)
+	pollerEnd     chan struct{}
+	closeOnce     sync.Once
 }
 
 // NewTransport builds a Transport from cfg. cfg.Redirect.Max is ignored: http.Client follows
@@ -110,6 +112,7 @@ func NewTransportJSON(config string) (*Transport, error) {
 	t, err := newTransport(js)
 	if err == nil {
 		t.refuseDowngrade = refuseDowngrade
+		t.hostRedirects = true
 	}
 	return t, err
 }
@@ -366,7 +369,7 @@ func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 		closeBody()
 		return nil, &Error{Code: "io", Message: "reading the request body: " + berr.Error(), cause: berr}
 	}
-	opts, oerr := engineOptions(ctx)
+	opts, oerr := engineOptions(ctx, t.hostRedirects)
 	if oerr != nil {
 		closeBody()
 		return nil, oerr

@@ -86,7 +86,8 @@ kinds! {
     Decode => "decode",
     /// The response body exceeded `limits.max_response_body_bytes`.
     BodyTooLarge => "body_too_large",
-    /// More than `redirect.max` redirects.
+    /// More than `redirect.max` (or `max_redirects`) redirects, or any redirect under the
+    /// request's `redirect` policy `"error"`.
     TooManyRedirects => "too_many_redirects",
     /// The client was closed.
     Closed => "closed",

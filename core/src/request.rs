@@ -10,7 +10,10 @@ use crate::error::{self, Error, ErrorKind};
 
 mod options;
 
-pub use options::{MAX_RATE_LIMIT_KEY_BYTES, PRIORITY_WORDS, Priority, RequestOptions};
+pub use options::{
+    MAX_RATE_LIMIT_KEY_BYTES, MAX_REDIRECTS, PRIORITY_WORDS, Priority, RedirectPolicy,
+    RequestOptions,
+};
 
 /// One HTTP request.
 #[derive(Debug)]

@@ -472,3 +472,80 @@ async fn a_request_without_default_headers_gets_only_forwarded_ones() {
         assert_eq!(h["user-agent"], "redirect-test/1");
     }
 }
+
+/// `RequestOptions::redirect` and `max_redirects`: follow (hops from the request, else the
+/// config), manual (the 3xx as it is) and error (`too_many_redirects`, connection kept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_request_redirect_policy() {
+    use wirecore::RedirectPolicy;
+    let srv = server().await;
+    let base = url(&srv, "http");
+    let chain = format!("{base}/redirect/3");
+    let client = client_with(&srv, |c| c.redirect.max = 2);
+
+    let r = client.get(&chain).send().await;
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::TooManyRedirects);
+    let r = client.get(&chain).max_redirects(3).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .get(&chain)
+        .redirect(RedirectPolicy::Follow)
+        .max_redirects(0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+
+    let r = client
+        .get(&chain)
+        .redirect(RedirectPolicy::Manual)
+        .max_redirects(5)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(header(&r, "location").as_deref(), Some("/redirect/2"));
+    r.bytes().await.unwrap();
+
+    let e = client
+        .get(&chain)
+        .redirect(RedirectPolicy::Error)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TooManyRedirects);
+    assert!(
+        e.to_string().contains("redirect policy is \"error\""),
+        "{e}"
+    );
+    // The refused 302's small body was read, so its connection went back to the pool.
+    let r = client
+        .get(&format!("{base}/bytes/3"))
+        .redirect(RedirectPolicy::Error)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.reused());
+
+    // The config's max 0 (every 3xx returned) yields to a request that asks to follow.
+    let off = client_with(&srv, |c| c.redirect.max = 0);
+    assert_eq!(off.get(&chain).send().await.unwrap().status(), 302);
+    let r = off.get(&chain).max_redirects(3).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(off.stats().redirects_followed, 3);
+
+    let before = srv.counters().requests;
+    let e = client
+        .get(&chain)
+        .max_redirects(1_001)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+    assert!(
+        e.to_string().contains("max_redirects must be 0 to 1000"),
+        "{e}"
+    );
+    assert_eq!(srv.counters().requests, before, "no I/O for a bad option");
+}

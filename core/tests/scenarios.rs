@@ -24,7 +24,16 @@ const TOP_KEYS: &[&str] = &[
     "skip",
 ];
 const STEP_KEYS: &[&str] = &["request", "outcome", "concurrency", "dns", "wait_ms"];
-const REQUEST_KEYS: &[&str] = &["method", "url", "headers", "body", "timeout_ms", "priority"];
+const REQUEST_KEYS: &[&str] = &[
+    "method",
+    "url",
+    "headers",
+    "body",
+    "timeout_ms",
+    "priority",
+    "redirect",
+    "max_redirects",
+];
 const OUTCOME_KEYS: &[&str] = &[
     "status",
     "error",
@@ -232,6 +241,12 @@ async fn send(client: &Client, req: &Value) -> Result<Got, wirecore::Error> {
     }
     if let Some(p) = req["priority"].as_str() {
         r.options_mut().priority = Some(wirecore::Priority::parse(p)?);
+    }
+    if let Some(p) = req["redirect"].as_str() {
+        r.options_mut().redirect = Some(wirecore::RedirectPolicy::parse(p)?);
+    }
+    if let Some(n) = req["max_redirects"].as_u64() {
+        r.options_mut().max_redirects = Some(u32::try_from(n).unwrap_or(u32::MAX));
     }
     let resp = client.execute(r).await?;
     let status = resp.status().as_u16();

@@ -190,6 +190,8 @@ impl NativeClient {
         rate_limit_key: Option<String>,
         phases: Option<PhaseTimeoutsMs>,
         priority: Option<String>,
+        redirect: Option<String>,
+        max_redirects: Option<i64>,
     ) -> napi::Result<()> {
         let method = wirecore::parse_method(&method).map_err(|e| core_error(&e))?;
         let mut req = wirecore::Request::new(method, &url).map_err(|e| core_error(&e))?;
@@ -234,6 +236,14 @@ impl NativeClient {
         }
         if let Some(p) = priority {
             o.priority = Some(wirecore::Priority::parse(&p).map_err(|e| core_error(&e))?);
+        }
+        if let Some(p) = redirect {
+            o.redirect = Some(wirecore::RedirectPolicy::parse(&p).map_err(|e| core_error(&e))?);
+        }
+        if let Some(n) = max_redirects {
+            o.max_redirects = Some(
+                wirecore::RequestOptions::checked_max_redirects(n).map_err(|e| core_error(&e))?,
+            );
         }
         // Here, not when sent: a bad value throws where it was given, before any I/O.
         o.validate().map_err(|e| core_error(&e))?;

@@ -58,7 +58,11 @@ test('fetch errors follow the spec: TypeError with the WirecoreError as cause; a
     return true
   })
   await assert.rejects(client.fetch('not a url'), (e) => e instanceof TypeError && e.cause?.code === 'invalid_url')
-  await assert.rejects(client.fetch(`${srv.http}/json`, { redirect: 'manual' }), TypeError)
+  await assert.rejects(client.fetch(`${srv.http}/json`, { redirect: 'sideways' }), (e) => {
+    assert.equal(e.constructor, TypeError)
+    assert.match(e.message, /redirect must be "follow", "manual" or "error"/)
+    return true
+  })
   await reset(srv)
   const ac = new AbortController()
   const p = client.fetch(`${srv.http}/hang`, { signal: ac.signal })
@@ -66,4 +70,26 @@ test('fetch errors follow the spec: TypeError with the WirecoreError as cause; a
   ac.abort()
   await assert.rejects(p, (e) => e.name === 'AbortError' && e instanceof DOMException)
   assert.ok(await waitFor(async () => (await counters(srv)).requests_cancelled === 1))
+})
+
+test("fetch's redirect option: follow, manual (the 3xx itself), error (TypeError, cause RedirectError)", async () => {
+  const chain = `${srv.http}/redirect/2`
+  const followed = await client.fetch(chain, { redirect: 'follow' })
+  assert.equal(followed.status, 200)
+  assert.equal(followed.url, `${srv.http}/redirect/0`)
+  const manual = await client.fetch(chain, { redirect: 'manual' })
+  assert.equal(manual.status, 302)
+  assert.equal(manual.headers.get('location'), '/redirect/1')
+  assert.equal(manual.url, chain)
+  await manual.arrayBuffer()
+  await assert.rejects(client.fetch(chain, { redirect: 'error' }), (e) => {
+    assert.equal(e.constructor, TypeError)
+    assert.equal(e.message, 'fetch failed')
+    assert.ok(e.cause instanceof wirecore.RedirectError)
+    assert.equal(e.cause.code, 'too_many_redirects')
+    return true
+  })
+  const fromRequest = await client.fetch(new Request(chain, { redirect: 'manual' }))
+  assert.equal(fromRequest.status, 302)
+  await fromRequest.arrayBuffer()
 })

@@ -61,3 +61,32 @@ for (const headers of [undefined, { 'content-length': String(Buffer.byteLength(B
     assert.equal(doc.headers['content-length'], String(Buffer.byteLength(BODY)))
   })
 }
+
+test('per-request redirect policy: manual returns the 3xx, error rejects, maxRedirects overrides the config', async () => {
+  const chain = `${srv.http}/redirect/3`
+  const manual = await client.get(chain, { redirect: 'manual', maxRedirects: 5 })
+  assert.equal(manual.status, 302)
+  assert.equal(manual.headers.get('location'), '/redirect/2')
+  await assert.rejects(client.get(chain, { redirect: 'error' }), (e) => {
+    assert.ok(e instanceof wirecore.RedirectError)
+    assert.equal(e.code, 'too_many_redirects')
+    assert.match(e.message, /redirect policy is "error"/)
+    return true
+  })
+  await assert.rejects(client.get(chain, { maxRedirects: 2 }), (e) => e.code === 'too_many_redirects')
+  assert.equal((await client.get(chain, { redirect: 'follow', maxRedirects: 3 })).status, 200)
+  assert.equal((await client.get(chain, { maxRedirects: 0 })).status, 302)
+})
+
+test('bad redirect options throw before any I/O, naming the option', async () => {
+  const url = `${srv.http}/redirect/1`
+  await assert.rejects(client.get(url, { redirect: 'sideways' }), (e) => {
+    assert.ok(e instanceof wirecore.InvalidRequestError)
+    assert.match(e.message, /redirect must be "follow", "manual" or "error", got "sideways"/)
+    return true
+  })
+  await assert.rejects(client.get(url, { maxRedirects: 1001 }), /max_redirects must be 0 to 1000, got 1001/)
+  await assert.rejects(client.get(url, { maxRedirects: -1 }), /max_redirects must be 0 to 1000, got -1/)
+  await assert.rejects(client.get(url, { maxRedirects: 1.5 }), TypeError)
+  await assert.rejects(client.get(url, { redirect: 3 }), TypeError)
+})

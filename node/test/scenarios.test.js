@@ -36,7 +36,7 @@ const OUTCOME_KEYS = new Set([
   'reused',
   'any_of',
 ])
-const REQUEST_KEYS = new Set(['method', 'url', 'headers', 'body', 'timeout_ms', 'priority'])
+const REQUEST_KEYS = new Set(['method', 'url', 'headers', 'body', 'timeout_ms', 'priority', 'redirect', 'max_redirects'])
 
 let srv
 const passed = []
@@ -146,6 +146,8 @@ async function runStep(client, step, where) {
       body: rq.body,
       timeoutMs: rq.timeout_ms,
       priority: rq.priority,
+      redirect: rq.redirect,
+      maxRedirects: rq.max_redirects,
     })
     body = await resp.buffer()
   } catch (e) {

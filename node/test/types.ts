@@ -39,6 +39,10 @@ async function use(): Promise<void> {
   await client.get('http://127.0.0.1/', { method: 'POST' })
   // @ts-expect-error unknown option
   await client.get('http://127.0.0.1/', { bogus: 1 })
+  await client.get('http://127.0.0.1/', { redirect: 'manual', maxRedirects: 3 })
+  // @ts-expect-error not a redirect mode
+  await client.get('http://127.0.0.1/', { redirect: 'never' })
+  await fetch('http://127.0.0.1/', { redirect: 'error' })
   const f: globalThis.Response = await fetch('http://127.0.0.1/', { method: 'POST', body: 'x', signal: ac.signal })
   const g: globalThis.Response = await client.fetch(new URL('http://127.0.0.1/'))
   void f

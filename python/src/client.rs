@@ -165,6 +165,8 @@ struct Extra {
     rate_limit_key: Option<String>,
     priority: Option<PriorityArg>,
     default_headers: Option<bool>,
+    redirect: Option<String>,
+    max_redirects: Option<i64>,
 }
 
 /// `priority=` as given (the Python layer checked the type); the core parses both forms.
@@ -185,6 +187,8 @@ impl Extra {
                 "rate_limit_key" => x.rate_limit_key = v.extract()?,
                 "priority" => x.priority = v.extract()?,
                 "default_headers" => x.default_headers = v.extract()?,
+                "redirect" => x.redirect = v.extract()?,
+                "max_redirects" => x.max_redirects = v.extract()?,
                 other => {
                     return Err(PyTypeError::new_err(format!(
                         "unknown request option {other:?}"
@@ -268,6 +272,12 @@ fn build_request(
             PriorityArg::Int(u) => wirecore::Priority::parse(&u.to_string())?,
             PriorityArg::Str(s) => wirecore::Priority::parse(&s)?,
         });
+    }
+    if let Some(p) = x.redirect {
+        o.redirect = Some(wirecore::RedirectPolicy::parse(&p)?);
+    }
+    if let Some(n) = x.max_redirects {
+        o.max_redirects = Some(wirecore::RequestOptions::checked_max_redirects(n)?);
     }
     // Here, not when sent: a bad value raises where it was given, before any I/O.
     o.validate()?;

@@ -432,3 +432,50 @@ async def test_huge_timeouts_never_hang_an_async_call(
         await asyncio.wait_for(aclient.aclose(timeout=float("inf")), 30)
     r = await asyncio.wait_for(aclient.get(f"{srv.http}/bytes/1", timeout=365 * 24 * 3600), 30)
     assert r.status_code == 200
+
+
+# --- redirect policy ----------------------------------------------------------------------------
+
+
+def test_redirect_policy_per_request(client: wirecore.Client, srv: Server) -> None:
+    chain = f"{srv.http}/redirect/3"
+    assert client.get(chain).status_code == 200
+    for kw in ({"follow_redirects": False}, {"redirect": "manual"}):
+        r = client.get(chain, **kw)  # type: ignore[arg-type]
+        assert (r.status_code, r.headers["location"], r.is_redirect) == (302, "/redirect/2", True)
+    assert client.get(chain, follow_redirects=True, max_redirects=3).status_code == 200
+    with pytest.raises(wirecore.TooManyRedirects, match="redirect policy is \"error\""):
+        client.get(chain, redirect="error")
+    with pytest.raises(wirecore.TooManyRedirects, match="more than 2 redirects"):
+        client.get(chain, max_redirects=2)
+    with client.stream("GET", chain, follow_redirects=False) as r:
+        assert r.status_code == 302
+
+
+def test_redirect_policy_bad_values_raise_before_io(client: wirecore.Client, srv: Server) -> None:
+    before = srv.counters()["requests"]
+    url = f"{srv.http}/redirect/1"
+    with pytest.raises(ValueError, match="redirect must be \"follow\", \"manual\" or \"error\""):
+        client.get(url, redirect="sideways")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_redirects must be 0 to 1000, got 1001"):
+        client.get(url, max_redirects=1001)
+    with pytest.raises(ValueError, match="max_redirects must be 0 to 1000, got -1"):
+        client.get(url, max_redirects=-1)
+    with pytest.raises(TypeError, match="follow_redirects or redirect, not both"):
+        client.get(url, follow_redirects=False, redirect="error")
+    with pytest.raises(TypeError, match="follow_redirects must be a bool"):
+        client.get(url, follow_redirects="no")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="max_redirects must be an int"):
+        client.get(url, max_redirects=True)
+    assert srv.counters()["requests"] == before
+
+
+@pytest.mark.asyncio
+async def test_redirect_policy_async(aclient: wirecore.AsyncClient, srv: Server) -> None:
+    chain = f"{srv.http}/redirect/2"
+    assert (await aclient.get(chain, follow_redirects=False)).status_code == 302
+    with pytest.raises(wirecore.TooManyRedirects):
+        await aclient.get(chain, redirect="error")
+    async with aclient.stream("GET", chain, redirect="manual") as r:
+        assert r.status_code == 302
+    assert (await aclient.get(chain, redirect="follow")).status_code == 200

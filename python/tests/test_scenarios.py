@@ -24,7 +24,16 @@ SCRIPT_KEYS = {"path", "replies"}
 DNS_KEYS = {"name", "ips", "ttl", "fail", "remove", "negative_ttl"}
 RANGE_KEYS = {"min", "max"}
 LANGUAGES = {"rust", "python", "node", "go", "c"}
-REQUEST_KEYS = {"method", "url", "headers", "body", "timeout_ms", "priority"}
+REQUEST_KEYS = {
+    "method",
+    "url",
+    "headers",
+    "body",
+    "timeout_ms",
+    "priority",
+    "redirect",
+    "max_redirects",
+}
 OUTCOME_KEYS = {
     "status",
     "error",
@@ -195,6 +204,9 @@ def request_args(req: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         kw["timeout"] = req["timeout_ms"] / 1000
     if "priority" in req:
         kw["priority"] = req["priority"]
+    for k in ("redirect", "max_redirects"):
+        if k in req:
+            kw[k] = req[k]
     return req["method"], req["url"], kw
 
 

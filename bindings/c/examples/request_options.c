@@ -173,6 +173,40 @@ static void rate_limit_key(wirecore_client *ctl) {
     wirecore_client_free(c);
 }
 
+/* wirecore_request_set_redirect: follow (with a hop limit), manual, error; then the defaults again. */
+static void redirect_policy(wirecore_client *ctl) {
+    wirecore_client *c = client_new("{\"redirect\":{\"max\":2}}");
+    reset(ctl);
+    struct {
+        const char *policy;
+        int64_t max;
+        int want;
+    } cases[] = {
+        {NULL, -1, -WIRECORE_TOO_MANY_REDIRECTS}, /* the config's max 2 < 3 hops */
+        {NULL, 3, 200},
+        {"follow", 0, 302},
+        {"manual", 5, 302},
+        {"error", -1, -WIRECORE_TOO_MANY_REDIRECTS},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        wirecore_request *req = make("GET", http_url, "/redirect/3");
+        const char *p = cases[i].policy;
+        CHECK(wirecore_request_set_redirect(req, p, p ? strlen(p) : 0, cases[i].max, NULL) == WIRECORE_OK,
+              "set redirect %zu", i);
+        int got = send(c, req, NULL);
+        CHECK(got == cases[i].want, "redirect %s max %lld: got %d, want %d", p ? p : "(default)",
+              (long long)cases[i].max, got, cases[i].want);
+    }
+    /* 3 + 4 + 1 + 1 + 1 requests: manual and error stop at the first 302. */
+    CHECK(counter(ctl, "requests") == 10, "requests: %lld", (long long)counter(ctl, "requests"));
+    /* Set, then cleared with NULL and -1: the config's policy again. */
+    wirecore_request *req = make("GET", http_url, "/redirect/1");
+    wirecore_request_set_redirect(req, "manual", 6, 0, NULL);
+    CHECK(wirecore_request_set_redirect(req, NULL, 0, -1, NULL) == WIRECORE_OK, "clear redirect");
+    CHECK(send(c, req, NULL) == 200, "cleared policy follows");
+    wirecore_client_free(c);
+}
+
 static atomic_int finished;
 
 static void on_done(void *userdata, wirecore_code code, wirecore_response *resp, wirecore_error *err) {
@@ -410,6 +444,21 @@ static void bad_values(void) {
     expect_code("key invalid UTF-8", wirecore_request_set_rate_limit_key(req, "\xff", 1, &err), err,
                 WIRECORE_INVALID_ARGUMENT, "UTF-8");
     err = NULL;
+    expect_code("redirect name", wirecore_request_set_redirect(req, "sideways", 8, -1, &err), err,
+                WIRECORE_INVALID_REQUEST, "redirect must be \"follow\", \"manual\" or \"error\", got \"sideways\"");
+    err = NULL;
+    expect_code("max_redirects > 1000", wirecore_request_set_redirect(req, NULL, 0, 1001, &err), err,
+                WIRECORE_INVALID_REQUEST, "max_redirects must be 0 to 1000, got 1001");
+    err = NULL;
+    expect_code("max_redirects past 32 bits", wirecore_request_set_redirect(req, "follow", 6, 1LL << 40, &err),
+                err, WIRECORE_INVALID_REQUEST, "got 1099511627776");
+    err = NULL;
+    expect_code("redirect NULL with a length", wirecore_request_set_redirect(req, NULL, 3, -1, &err), err,
+                WIRECORE_INVALID_ARGUMENT, "NULL");
+    err = NULL;
+    expect_code("redirect: NULL request", wirecore_request_set_redirect(NULL, "error", 5, -1, &err), err,
+                WIRECORE_INVALID_ARGUMENT, "handle");
+    err = NULL;
     expect_code("priority: NULL request", wirecore_request_set_priority(NULL, 1, false, &err), err,
                 WIRECORE_INVALID_ARGUMENT, "handle");
     err = NULL;
@@ -457,6 +506,7 @@ int main(int argc, char **argv) {
     bad_values();
     idempotent(ctl);
     rate_limit_key(ctl);
+    redirect_policy(ctl);
     phase_timeouts(ctl);
     priority_header();
     priority_orders_the_queue();

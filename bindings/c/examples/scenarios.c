@@ -368,7 +368,8 @@ static char *substitute(const char *raw, const json *info) {
 static const char *TOP_KEYS[] = {"name", "description", "config", "script", "dns",
                                  "steps", "stats", "server", "skip", NULL};
 static const char *STEP_KEYS[] = {"request", "outcome", "concurrency", "dns", "wait_ms", NULL};
-static const char *REQUEST_KEYS[] = {"method", "url", "headers", "body", "timeout_ms", "priority", NULL};
+static const char *REQUEST_KEYS[] = {"method",   "url",      "headers",       "body", "timeout_ms",
+                                     "priority", "redirect", "max_redirects", NULL};
 static const char *OUTCOME_KEYS[] = {"status", "error", "body", "body_contains", "body_len",
                                      "json", "json_absent", "headers", "absent_headers",
                                      "version", "reused", "any_of", NULL};
@@ -582,6 +583,10 @@ static int run_step(wirecore_client *client, wirecore_queue *q, const json *step
             if (wirecore_priority_parse(v->str, v->len, &u, &inc, &err) == WIRECORE_OK)
                 wirecore_request_set_priority(r, u, inc, &err);
         }
+        json *redirect = jget(req, "redirect"), *max_redirects = jget(req, "max_redirects");
+        if (r && !err && (redirect || max_redirects))
+            wirecore_request_set_redirect(r, redirect ? redirect->str : NULL, redirect ? redirect->len : 0,
+                                          max_redirects ? (int64_t)max_redirects->num : -1, &err);
         if (err) { /* rejected before any I/O: that is the outcome */
             wirecore_request_free(r);
             failures += check_outcome(out, wirecore_error_kind(err), err, NULL);

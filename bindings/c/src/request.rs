@@ -280,6 +280,58 @@ pub unsafe extern "C" fn wirecore_request_set_rate_limit_key(
     })
 }
 
+/// Sets what a redirect (301, 302, 303, 307, 308) does to this request. `policy` is `len` bytes
+/// of UTF-8: `"follow"` (follow `Location`, up to `max_redirects` hops, then
+/// `WIRECORE_TOO_MANY_REDIRECTS`), `"manual"` (the 3xx is the response) or `"error"` (fail with
+/// `WIRECORE_TOO_MANY_REDIRECTS`); NULL with `len` 0 keeps the default, follow. `max_redirects`
+/// overrides `redirect.max` (0 returns the 3xx as it is; at most 1000); a negative value keeps
+/// the config's.
+///
+/// # Errors
+/// `WIRECORE_INVALID_REQUEST` for another policy name or `max_redirects` over 1000;
+/// `WIRECORE_INVALID_ARGUMENT` for an invalid handle, NULL with a length, or invalid UTF-8.
+///
+/// # Safety
+/// `req` is a live request; `policy` NULL or valid for `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_set_redirect(
+    req: *mut wirecore_request,
+    policy: *const c_char,
+    len: usize,
+    max_redirects: i64,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        let policy = if policy.is_null() && len == 0 {
+            None
+        } else {
+            let name = match utf8(policy, len, "redirect policy") {
+                Ok(s) => s,
+                Err(e) => return error::invalid(err, &e),
+            };
+            match wirecore::RedirectPolicy::parse(name) {
+                Ok(p) => Some(p),
+                Err(e) => return error::fail(err, &e),
+            }
+        };
+        let max = if max_redirects < 0 {
+            None
+        } else {
+            match wirecore::RequestOptions::checked_max_redirects(max_redirects) {
+                Ok(n) => Some(n),
+                Err(e) => return error::fail(err, &e),
+            }
+        };
+        // SAFETY: as this function's contract.
+        unsafe {
+            set_option(req, "wirecore_request_set_redirect", err, |o| {
+                o.redirect = policy;
+                o.max_redirects = max;
+            })
+        }
+    })
+}
+
 /// Overrides `timeouts.connect_ms` for connections this request opens (`WIRECORE_TIMEOUT_CONNECT`
 /// when it fires). 0 keeps the config's.
 ///

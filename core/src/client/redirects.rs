@@ -12,7 +12,7 @@ use super::send::Opts;
 use crate::body::RequestBody;
 use crate::error::{self, Error, ErrorKind};
 use crate::redirect::{self, Hop};
-use crate::request::Request;
+use crate::request::{RedirectPolicy, Request};
 use crate::response::Response;
 
 impl Client {
@@ -36,7 +36,10 @@ impl Client {
         if has_userinfo(&uri) {
             take_userinfo(&mut uri, &mut headers)?;
         }
-        let max = inner.cfg.redirect.max;
+        let policy = options.redirect.unwrap_or(RedirectPolicy::Follow);
+        let max = options.max_redirects.unwrap_or(inner.cfg.redirect.max);
+        // Whether a redirect is followed at all (so whether the body must be kept to replay).
+        let follow = policy == RedirectPolicy::Follow && max > 0;
         let mut hops = 0u32;
         // Set at the first cross-origin hop: from then on credentials and default headers stay
         // behind (see `redirect`).
@@ -44,7 +47,7 @@ impl Client {
             redirect::Stripped::entered(&mut headers, &inner.redirect, &inner.default_headers, &uri)
         });
         loop {
-            let replay = if max > 0 { body.try_clone() } else { None };
+            let replay = if follow { body.try_clone() } else { None };
             let opts = Opts {
                 idempotent: options.idempotent,
                 rate_limit_key: options.rate_limit_key.as_deref(),
@@ -61,12 +64,24 @@ impl Client {
             let resp = self
                 .send_cached(&method, &uri, &headers, body, &opts)
                 .await?;
-            if max == 0 {
-                return Ok(resp);
-            }
             let Some(rule) = redirect::hop(resp.status, &method) else {
                 return Ok(resp);
             };
+            if policy == RedirectPolicy::Error {
+                // As fetch's `redirect: "error"`: a redirect status fails, Location or not.
+                let status = resp.status;
+                resp.drain().await;
+                return Err(Error::new(
+                    ErrorKind::TooManyRedirects,
+                    format!(
+                        "{} answered {status}: the request's redirect policy is \"error\"",
+                        error::redact(&uri)
+                    ),
+                ));
+            }
+            if !follow {
+                return Ok(resp);
+            }
             let Some(location) = resp
                 .headers
                 .get(header::LOCATION)

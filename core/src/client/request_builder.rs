@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::Client;
 use crate::body::RequestBody;
 use crate::error::{self, Error, ErrorKind};
-use crate::request::{Priority, Request, RequestOptions, parse_header, parse_url};
+use crate::request::{Priority, RedirectPolicy, Request, RequestOptions, parse_header, parse_url};
 use crate::response::Response;
 
 /// Builds a request; the first error is kept and returned by [`send`](RequestBuilder::send).
@@ -181,6 +181,23 @@ impl RequestBuilder {
     pub fn balance_key(self, key: &str) -> Self {
         self.map(|r| {
             r.options.balance_key = Some(key.to_owned());
+            Ok(())
+        })
+    }
+
+    /// What a redirect does to this request: follow it (the default), return the 3xx as it is
+    /// ([`RedirectPolicy::Manual`]), or fail with `too_many_redirects` ([`RedirectPolicy::Error`]).
+    pub fn redirect(self, policy: RedirectPolicy) -> Self {
+        self.map(|r| {
+            r.options.redirect = Some(policy);
+            Ok(())
+        })
+    }
+
+    /// The most redirects this request follows, overriding `redirect.max` (at most 1_000).
+    pub fn max_redirects(self, max: u32) -> Self {
+        self.map(|r| {
+            r.options.max_redirects = Some(max);
             Ok(())
         })
     }

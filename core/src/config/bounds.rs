@@ -91,7 +91,11 @@ pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 64] {
             n(c.compression.request_min_bytes),
             MAX_EXACT,
         ),
-        ("redirect.max", c.redirect.max.into(), 1_000),
+        (
+            "redirect.max",
+            c.redirect.max.into(),
+            crate::request::MAX_REDIRECTS.into(),
+        ),
         (
             "limits.max_response_body_bytes",
             c.limits.max_response_body_bytes,

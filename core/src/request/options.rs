@@ -47,6 +47,55 @@ pub struct RequestOptions {
     /// the service's header or cookie key (a user, a session, a shard). Non-empty, at most
     /// [`MAX_RATE_LIMIT_KEY_BYTES`] bytes.
     pub balance_key: Option<String>,
+    /// What a redirect does to this request; `None` follows, as [`RedirectPolicy::Follow`].
+    pub redirect: Option<RedirectPolicy>,
+    /// Most redirects followed under [`RedirectPolicy::Follow`], overriding `redirect.max`
+    /// (0 returns the 3xx as it is). At most [`MAX_REDIRECTS`].
+    pub max_redirects: Option<u32>,
+}
+
+/// The most redirects a request may follow (`redirect.max`, `max_redirects`).
+pub const MAX_REDIRECTS: u32 = 1_000;
+
+/// What a request does with a redirect (a 301, 302, 303, 307 or 308 answer), as fetch's
+/// `redirect` option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RedirectPolicy {
+    /// Follows `Location`, up to `max_redirects` (or `redirect.max`) hops, then fails with
+    /// `too_many_redirects`.
+    Follow,
+    /// Returns the 3xx response as it is.
+    Manual,
+    /// Fails with `too_many_redirects`: this request allows no redirect at all.
+    Error,
+}
+
+impl RedirectPolicy {
+    /// Parses `"follow"`, `"manual"` or `"error"` (any case), the names every binding takes.
+    ///
+    /// # Errors
+    /// `invalid_request` naming the value and the accepted ones.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        [Self::Follow, Self::Manual, Self::Error]
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "request option redirect must be \"follow\", \"manual\" or \"error\", got {s:?}"
+                ))
+            })
+    }
+
+    /// The name: `"follow"`, `"manual"` or `"error"`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Follow => "follow",
+            Self::Manual => "manual",
+            Self::Error => "error",
+        }
+    }
 }
 
 /// The longest rate-limit key, in bytes: keys name tenants or users, and each one is kept in
@@ -97,7 +146,23 @@ impl RequestOptions {
         {
             return Err(urgency_error(p.urgency));
         }
+        if let Some(n) = self.max_redirects {
+            Self::checked_max_redirects(n.into())?;
+        }
         Ok(())
+    }
+
+    /// A `max_redirects` as a binding receives it (any integer): 0 to [`MAX_REDIRECTS`].
+    ///
+    /// # Errors
+    /// `invalid_request` naming the option and the value.
+    pub fn checked_max_redirects(n: i64) -> Result<u32, Error> {
+        match u32::try_from(n) {
+            Ok(m) if m <= MAX_REDIRECTS => Ok(m),
+            _ => Err(invalid(format!(
+                "request option max_redirects must be 0 to {MAX_REDIRECTS}, got {n}"
+            ))),
+        }
     }
 }
 
@@ -231,6 +296,8 @@ mod tests {
                 incremental: true,
             }),
             balance_key: Some("b".repeat(MAX_RATE_LIMIT_KEY_BYTES)),
+            redirect: Some(RedirectPolicy::Error),
+            max_redirects: Some(MAX_REDIRECTS),
         };
         o.validate().unwrap();
         let err = |o: &RequestOptions| {
@@ -269,6 +336,39 @@ mod tests {
             incremental: false,
         });
         assert!(err(&o).contains("priority urgency must be 0 (most urgent) to 7 (least), got 8"));
+        o.priority = None;
+        o.max_redirects = Some(MAX_REDIRECTS + 1);
+        assert!(err(&o).contains("max_redirects must be 0 to 1000, got 1001"));
+        let m = RequestOptions::checked_max_redirects(-1).unwrap_err();
+        assert!(
+            m.to_string()
+                .contains("max_redirects must be 0 to 1000, got -1")
+        );
+        assert_eq!(RequestOptions::checked_max_redirects(0).unwrap(), 0);
+    }
+
+    #[test]
+    fn redirect_policy_names() {
+        for p in [
+            RedirectPolicy::Follow,
+            RedirectPolicy::Manual,
+            RedirectPolicy::Error,
+        ] {
+            assert_eq!(RedirectPolicy::parse(p.as_str()).unwrap(), p);
+        }
+        assert_eq!(
+            RedirectPolicy::parse(" Manual ").unwrap(),
+            RedirectPolicy::Manual
+        );
+        for bad in ["", "follows", "none", "0"] {
+            let e = RedirectPolicy::parse(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+            assert!(
+                e.to_string()
+                    .contains("redirect must be \"follow\", \"manual\" or \"error\""),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ from collections.abc import (
     Sequence,
 )
 from http import HTTPStatus
-from typing import IO, TYPE_CHECKING, Any, NamedTuple, Union
+from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple, Union
 from urllib.parse import urlencode
 
 from . import _wirecore
@@ -61,6 +61,9 @@ TimeoutTypes = Union[float, Timeout, None]
 #: RFC 9218 urgency 0 (most urgent) to 7, or "highest" (0), "high" (1), "normal" (3),
 #: "low" (5), "lowest" (7).
 PriorityTypes = Union[int, str, None]
+#: What a redirect does: "follow" (the default), "manual" (the 3xx is the response) or "error"
+#: (raises TooManyRedirects).
+RedirectTypes = Literal["follow", "manual", "error"]
 
 if TYPE_CHECKING:
     from typing_extensions import TypedDict, Unpack
@@ -73,6 +76,9 @@ if TYPE_CHECKING:
         rate_limit_key: str | None
         priority: PriorityTypes
         auth: tuple[str, str] | None
+        follow_redirects: bool | None
+        redirect: RedirectTypes | None
+        max_redirects: int | None
 
     class _BodyOptions(_Options, total=False):
         content: ContentTypes
@@ -252,6 +258,32 @@ def _options(
     p = _priority(priority)
     if p is not None:
         kw["priority"] = p
+    return kw
+
+
+def _redirects(
+    kw: dict[str, Any], follow_redirects: object, redirect: object, max_redirects: object
+) -> dict[str, Any]:
+    """Adds the redirect options to ``kw``: httpx's ``follow_redirects`` (False returns the 3xx)
+    or the engine's three-way ``redirect``; the engine checks the names and the bound."""
+    if follow_redirects is not None:
+        if not isinstance(follow_redirects, bool):
+            raise TypeError(
+                f"follow_redirects must be a bool, not {type(follow_redirects).__name__}"
+            )
+        if redirect is not None:
+            raise TypeError("pass follow_redirects or redirect, not both")
+        redirect = "follow" if follow_redirects else "manual"
+    if redirect is not None:
+        if not isinstance(redirect, str):
+            raise TypeError(
+                f"redirect must be 'follow', 'manual' or 'error', not {type(redirect).__name__}"
+            )
+        kw["redirect"] = redirect
+    if max_redirects is not None:
+        if isinstance(max_redirects, bool) or not isinstance(max_redirects, int):
+            raise TypeError(f"max_redirects must be an int, not {type(max_redirects).__name__}")
+        kw["max_redirects"] = max_redirects
     return kw
 
 
@@ -802,6 +834,9 @@ class Client(_BaseClient):
         idempotent: bool | None = None,
         rate_limit_key: str | None = None,
         priority: PriorityTypes = None,
+        follow_redirects: bool | None = None,
+        redirect: RedirectTypes | None = None,
+        max_redirects: int | None = None,
     ) -> Response:
         """Sends a request and reads the whole response.
 
@@ -811,8 +846,16 @@ class Client(_BaseClient):
         ``"highest"``/``"high"``/``"normal"``/``"low"``/``"lowest"`` or ``"u=1, i"``, sent as the
         ``Priority`` header (replacing one in ``headers``) and ordering requests waiting for a
         connection; without it a ``Priority`` header in ``headers`` goes unchanged.
+        ``follow_redirects=False`` (as httpx) or ``redirect="manual"`` returns a 3xx as it is,
+        ``redirect="error"`` raises :class:`TooManyRedirects` at a redirect; ``max_redirects``
+        overrides the config's ``redirect.max`` for this request.
         """
-        o = _options(timeout, idempotent, rate_limit_key, priority)
+        o = _redirects(
+            _options(timeout, idempotent, rate_limit_key, priority),
+            follow_redirects,
+            redirect,
+            max_redirects,
+        )
         return self._send(
             _prepare(method, url, params, headers, content, data, files, json, auth, o), False
         )
@@ -834,9 +877,17 @@ class Client(_BaseClient):
         idempotent: bool | None = None,
         rate_limit_key: str | None = None,
         priority: PriorityTypes = None,
+        follow_redirects: bool | None = None,
+        redirect: RedirectTypes | None = None,
+        max_redirects: int | None = None,
     ) -> Iterator[Response]:
         """Sends the request; the body is read through ``iter_bytes()`` inside the block."""
-        o = _options(timeout, idempotent, rate_limit_key, priority)
+        o = _redirects(
+            _options(timeout, idempotent, rate_limit_key, priority),
+            follow_redirects,
+            redirect,
+            max_redirects,
+        )
         r = self._send(
             _prepare(method, url, params, headers, content, data, files, json, auth, o), True
         )
@@ -962,9 +1013,17 @@ class AsyncClient(_BaseClient):
         idempotent: bool | None = None,
         rate_limit_key: str | None = None,
         priority: PriorityTypes = None,
+        follow_redirects: bool | None = None,
+        redirect: RedirectTypes | None = None,
+        max_redirects: int | None = None,
     ) -> Response:
         """Sends a request and reads the whole response; see :meth:`Client.request`."""
-        o = _options(timeout, idempotent, rate_limit_key, priority)
+        o = _redirects(
+            _options(timeout, idempotent, rate_limit_key, priority),
+            follow_redirects,
+            redirect,
+            max_redirects,
+        )
         p = _prepare(method, url, params, headers, content, data, files, json, auth, o)
         return await self._send(p, False)
 
@@ -985,9 +1044,17 @@ class AsyncClient(_BaseClient):
         idempotent: bool | None = None,
         rate_limit_key: str | None = None,
         priority: PriorityTypes = None,
+        follow_redirects: bool | None = None,
+        redirect: RedirectTypes | None = None,
+        max_redirects: int | None = None,
     ) -> AsyncIterator[Response]:
         """Sends the request; the body is read through ``aiter_bytes()`` inside the block."""
-        o = _options(timeout, idempotent, rate_limit_key, priority)
+        o = _redirects(
+            _options(timeout, idempotent, rate_limit_key, priority),
+            follow_redirects,
+            redirect,
+            max_redirects,
+        )
         r = await self._send(
             _prepare(method, url, params, headers, content, data, files, json, auth, o), True
         )

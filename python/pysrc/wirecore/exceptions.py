@@ -131,7 +131,8 @@ class BodyTooLargeError(WirecoreError):
 
 
 class TooManyRedirects(WirecoreError):
-    """More than ``redirect.max`` redirects (``too_many_redirects``)."""
+    """More than ``redirect.max`` (or ``max_redirects``) redirects, or any redirect of a request
+    sent with ``redirect="error"`` (``too_many_redirects``)."""
 
 
 class RedirectDowngradeError(WirecoreError):

@@ -16,16 +16,18 @@ package capi
 #include <string.h>
 #include "wirecore.h"
 
-// Per-request options (wirecore_request_set_*); -1 leaves idempotent and urgency unset.
+// Per-request options (wirecore_request_set_*); -1 leaves idempotent, urgency and
+// max_redirects unset.
 typedef struct wc_opts {
 	int idempotent;
 	uint64_t connect_ms, read_ms, pool_ms;
 	int urgency;
 	bool incremental;
+	int64_t max_redirects;
 } wc_opts;
 
 static wirecore_code wc_apply(wirecore_request *req, const wc_opts *o, const char *key,
-		size_t key_len, wirecore_error **err) {
+		size_t key_len, const char *redirect, size_t redirect_len, wirecore_error **err) {
 	wirecore_code rc = WIRECORE_OK;
 	if (o->idempotent >= 0) rc = wirecore_request_set_idempotent(req, o->idempotent == 1);
 	if (rc == WIRECORE_OK && key_len > 0) rc = wirecore_request_set_rate_limit_key(req, key, key_len, err);
@@ -34,6 +36,9 @@ static wirecore_code wc_apply(wirecore_request *req, const wc_opts *o, const cha
 	if (rc == WIRECORE_OK) rc = wirecore_request_set_pool_timeout_ms(req, o->pool_ms, err);
 	if (rc == WIRECORE_OK && o->urgency >= 0)
 		rc = wirecore_request_set_priority(req, (uint8_t)o->urgency, o->incremental, err);
+	if (rc == WIRECORE_OK && (redirect_len > 0 || o->max_redirects >= 0))
+		rc = wirecore_request_set_redirect(req, redirect_len > 0 ? redirect : NULL, redirect_len,
+			o->max_redirects, err);
 	return rc;
 }
 
@@ -43,7 +48,7 @@ static wirecore_code wc_submit(const wirecore_client *c, const wirecore_queue *q
 		const char *method, size_t method_len, const char *url, size_t url_len,
 		const char *hdrs, size_t hdrs_len, size_t nh,
 		const uint8_t *body, size_t body_len, int body_mode, uint64_t timeout_ms, bool no_defaults,
-		const wc_opts *o, const char *key, size_t key_len,
+		const wc_opts *o, const char *key, size_t key_len, const char *redirect, size_t redirect_len,
 		wirecore_task **task, wirecore_body_writer **writer, wirecore_error **err) {
 	wirecore_request *req = NULL;
 	wirecore_code rc = wirecore_request_new(method, method_len, url, url_len, &req, err);
@@ -61,7 +66,7 @@ static wirecore_code wc_submit(const wirecore_client *c, const wirecore_queue *q
 		}
 		p = v + vl + 1;
 	}
-	if (o) rc = wc_apply(req, o, key, key_len, err);
+	if (o) rc = wc_apply(req, o, key, key_len, redirect, redirect_len, err);
 	if (rc != WIRECORE_OK) {
 		wirecore_request_free(req);
 		return rc;
@@ -370,14 +375,17 @@ func ParsePriority(s string) (urgency uint8, incremental bool, rc int, e *Err) {
 	return uint8(u), bool(i), int(r), e
 }
 
-// Options are per-request options; Idempotent and Urgency -1 leave them unset, 0 ms keeps the
-// config's timeout, an empty RateLimitKey counts the request under its origin.
+// Options are per-request options; Idempotent, Urgency and MaxRedirects -1 leave them unset,
+// 0 ms keeps the config's timeout, an empty RateLimitKey counts the request under its origin,
+// an empty Redirect keeps the default policy (follow).
 type Options struct {
 	Idempotent                int
 	RateLimitKey              string
 	ConnectMs, ReadMs, PoolMs uint64
 	Urgency                   int
 	Incremental               bool
+	Redirect                  string
+	MaxRedirects              int64
 }
 
 // Submit builds a request and submits it to q with id as userdata, in one cgo call. Only a
@@ -398,17 +406,20 @@ func Submit(c *Client, q *Queue, id uintptr, method, url string, headers []byte,
 		hp = (*C.char)(unsafe.Pointer(&headers[0]))
 	}
 	var o *C.wc_opts
-	var key string
+	var key, redirect string
 	if opts != nil {
 		o = &C.wc_opts{idempotent: C.int(opts.Idempotent), connect_ms: C.uint64_t(opts.ConnectMs),
 			read_ms: C.uint64_t(opts.ReadMs), pool_ms: C.uint64_t(opts.PoolMs),
-			urgency: C.int(opts.Urgency), incremental: C.bool(opts.Incremental)}
+			urgency: C.int(opts.Urgency), incremental: C.bool(opts.Incremental),
+			max_redirects: C.int64_t(opts.MaxRedirects)}
 		key = opts.RateLimitKey
+		redirect = opts.Redirect
 	}
 	rc := C.wc_submit(c, q, C.uintptr_t(id), strPtr(method), C.size_t(len(method)),
 		strPtr(url), C.size_t(len(url)), hp, C.size_t(len(headers)), C.size_t(count),
 		bytesPtr(body), C.size_t(len(body)), C.int(bodyMode), C.uint64_t(timeoutMs),
-		C.bool(noDefaults), o, strPtr(key), C.size_t(len(key)), taskOut, &w, &e)
+		C.bool(noDefaults), o, strPtr(key), C.size_t(len(key)), strPtr(redirect),
+		C.size_t(len(redirect)), taskOut, &w, &e)
 	return task, w, int(rc), e
 }
 
