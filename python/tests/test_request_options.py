@@ -444,7 +444,7 @@ def test_redirect_policy_per_request(client: wirecore.Client, srv: Server) -> No
         r = client.get(chain, **kw)  # type: ignore[arg-type]
         assert (r.status_code, r.headers["location"], r.is_redirect) == (302, "/redirect/2", True)
     assert client.get(chain, follow_redirects=True, max_redirects=3).status_code == 200
-    with pytest.raises(wirecore.TooManyRedirects, match="redirect policy is \"error\""):
+    with pytest.raises(wirecore.TooManyRedirects, match='redirect policy is "error"'):
         client.get(chain, redirect="error")
     with pytest.raises(wirecore.TooManyRedirects, match="more than 2 redirects"):
         client.get(chain, max_redirects=2)
@@ -455,7 +455,7 @@ def test_redirect_policy_per_request(client: wirecore.Client, srv: Server) -> No
 def test_redirect_policy_bad_values_raise_before_io(client: wirecore.Client, srv: Server) -> None:
     before = srv.counters()["requests"]
     url = f"{srv.http}/redirect/1"
-    with pytest.raises(ValueError, match="redirect must be \"follow\", \"manual\" or \"error\""):
+    with pytest.raises(ValueError, match='redirect must be "follow", "manual" or "error"'):
         client.get(url, redirect="sideways")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_redirects must be 0 to 1000, got 1001"):
         client.get(url, max_redirects=1001)
