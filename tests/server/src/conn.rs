@@ -12,9 +12,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::service::service_fn;
+use hyper::server::conn::{http1, http2};
+use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use rustls::HandshakeKind;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -23,6 +23,8 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::Shared;
+use crate::body::Body;
+use crate::routes::BoxError;
 use crate::stats::ConnStats;
 
 /// What the server as a whole is doing; connection tasks watch it.
@@ -99,29 +101,36 @@ impl ConnCtx {
     }
 }
 
-/// Builds the hyper connection builder every port uses.
-pub(crate) fn builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
+/// The hyper builders every port uses: HTTP/1.1, and HTTP/2 (by ALPN, or h2c by its preface).
+///
+/// Not hyper-util's auto builder: its sniffing hands hyper the first 24 bytes alone, which
+/// makes hyper grow its read buffer to 16 KiB on every connection, and its connection type
+/// holds both protocols' state inline. Here the chosen connection alone is boxed.
+pub(crate) struct Builders {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
+
+pub(crate) fn builders(shared: &Shared) -> Builders {
     let opts = &shared.opts;
-    let mut b = auto::Builder::new(TokioExecutor::new());
+    let mut h1 = http1::Builder::new();
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
     if let Some(site) = &shared.site {
-        b.http1()
-            .timer(TokioTimer::new())
+        h1.timer(TokioTimer::new())
             .header_read_timeout(site.header_read_timeout)
             .max_buf_size(site.max_header_bytes);
-        b.http2()
-            .timer(TokioTimer::new())
+        h2.timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(site.max_header_bytes).unwrap_or(u32::MAX));
     }
-    b.http1().keep_alive(opts.h1_keep_alive);
-    b.http2()
-        .max_concurrent_streams(opts.max_concurrent_streams)
+    h1.keep_alive(opts.h1_keep_alive);
+    h2.max_concurrent_streams(opts.max_concurrent_streams)
         .initial_stream_window_size(opts.h2_window)
         .initial_connection_window_size(opts.h2_window)
         .max_send_buf_size(opts.h2_window as usize)
         // Tests cancel many streams on purpose; don't treat that as an attack.
         .max_pending_accept_reset_streams(100_000)
         .max_local_error_reset_streams(None::<usize>);
-    b
+    Builders { h1, h2 }
 }
 
 /// Accepts connections on the plain, TLS or bad-TLS port until the server stops.
@@ -131,7 +140,7 @@ pub(crate) async fn accept_loop(
     tls: Option<TlsAcceptor>,
     mut phase: watch::Receiver<Phase>,
 ) {
-    let builder = Arc::new(builder(&shared));
+    let builders = Arc::new(builders(&shared));
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -162,14 +171,14 @@ pub(crate) async fn accept_loop(
             activity: ctx.activity.clone(),
         };
         let tls = tls.clone();
-        let builder = builder.clone();
+        let builders = builders.clone();
         let serve_phase = phase.clone();
         let mut phase = phase.clone();
         let live = shared.live.clone();
         tokio::spawn(async move {
             let closed = Closed(ctx.clone());
             tokio::select! {
-                () = handshake_and_serve(&builder, io, tls, ctx, serve_phase) => {}
+                () = handshake_and_serve(&builders, io, tls, ctx, serve_phase) => {}
                 // A client stuck in the TLS handshake must not outlive the server.
                 _ = phase.wait_for(|_| false) => {}
             }
@@ -179,15 +188,26 @@ pub(crate) async fn accept_loop(
 }
 
 async fn handshake_and_serve(
-    builder: &auto::Builder<TokioExecutor>,
+    builders: &Builders,
     io: RstOnAbort,
     tls: Option<TlsAcceptor>,
     ctx: Arc<ConnCtx>,
     phase: watch::Receiver<Phase>,
 ) {
-    let Some(acceptor) = tls else {
-        return serve(builder, io, ctx, phase).await;
-    };
+    match tls {
+        None => serve(builders, io, None, ctx, phase).await,
+        // Boxed: the handshake's state would otherwise size every plain connection's task.
+        Some(acceptor) => Box::pin(tls_serve(builders, io, acceptor, ctx, phase)).await,
+    }
+}
+
+async fn tls_serve(
+    builders: &Builders,
+    io: RstOnAbort,
+    acceptor: TlsAcceptor,
+    ctx: Arc<ConnCtx>,
+    phase: watch::Receiver<Phase>,
+) {
     let limit = ctx.shared.site.as_ref().and_then(|s| s.header_read_timeout);
     let handshake = acceptor.accept(io);
     let accepted = match limit {
@@ -202,10 +222,11 @@ async fn handshake_and_serve(
     };
     let (_, conn) = stream.get_ref();
     let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
-    let h2 = conn.alpn_protocol() == Some(b"h2");
+    // Without ALPN the first bytes decide, as on the plain port.
+    let alpn = conn.alpn_protocol().map(|p| p == b"h2");
     ctx.shared.stats.tls_handshake(resumed);
-    ctx.shared.stats.set_proto(&ctx.stats, h2);
-    serve(builder, stream, ctx, phase).await;
+    ctx.shared.stats.set_proto(&ctx.stats, alpn == Some(true));
+    serve(builders, stream, alpn, ctx, phase).await;
 }
 
 /// Marks the connection closed in the counters when its task ends, however it ends.
@@ -217,22 +238,76 @@ impl Drop for Closed {
     }
 }
 
+/// A request handler per connection; each request's future is boxed so that hyper's
+/// per-connection slot for it is a pointer, not the size of the largest route's state.
+#[derive(Clone)]
+struct Svc(Arc<ConnCtx>);
+
+type HandlerFuture =
+    Pin<Box<dyn Future<Output = Result<hyper::Response<Body>, BoxError>> + Send>>;
+
+impl Service<hyper::Request<Incoming>> for Svc {
+    type Response = hyper::Response<Body>;
+    type Error = BoxError;
+    type Future = HandlerFuture;
+
+    fn call(&self, req: hyper::Request<Incoming>) -> HandlerFuture {
+        Box::pin(crate::routes::handle(self.0.clone(), req))
+    }
+}
+
+/// The connection hyper serves, boxed at its own size.
+enum Serving<I> {
+    H1(Pin<Box<http1::Connection<TokioIo<Prefixed<I>>, Svc>>>),
+    H2(Pin<Box<http2::Connection<TokioIo<Prefixed<I>>, Svc, TokioExecutor>>>),
+}
+
+impl<I> Serving<I>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    fn new(builders: &Builders, h2: bool, io: Prefixed<I>, svc: Svc) -> Self {
+        let io = TokioIo::new(io);
+        if h2 {
+            Self::H2(Box::pin(builders.h2.serve_connection(io, svc)))
+        } else {
+            Self::H1(Box::pin(builders.h1.serve_connection(io, svc)))
+        }
+    }
+
+    fn graceful_shutdown(&mut self) {
+        match self {
+            Self::H1(c) => c.as_mut().graceful_shutdown(),
+            Self::H2(c) => c.as_mut().graceful_shutdown(),
+        }
+    }
+}
+
+impl<I> Future for Serving<I>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.get_mut() {
+            Self::H1(c) => c.as_mut().poll(cx).map(|_| ()),
+            Self::H2(c) => c.as_mut().poll(cx).map(|_| ()),
+        }
+    }
+}
+
+/// `h2`: what ALPN chose; `None` lets the first bytes decide (HTTP/2's preface or not).
 async fn serve<I>(
-    builder: &auto::Builder<TokioExecutor>,
+    builders: &Builders,
     io: I,
+    h2: Option<bool>,
     ctx: Arc<ConnCtx>,
     mut phase: watch::Receiver<Phase>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let svc_ctx = ctx.clone();
-    let svc = service_fn(move |req: hyper::Request<Incoming>| {
-        crate::routes::handle(svc_ctx.clone(), req)
-    });
-    let conn = builder.serve_connection(TokioIo::new(io), svc);
-    tokio::pin!(conn);
     let mut close_all = ctx.shared.close_all.subscribe();
-    let mut closing = false;
     let limits = ctx
         .shared
         .site
@@ -242,13 +317,40 @@ async fn serve<I>(
         let shortest = idle.into_iter().chain(write).min()?;
         Some((shortest / 4).max(Duration::from_millis(50)))
     });
+    // Until the client sends something the connection holds no hyper state at all; any
+    // reason to close it meanwhile just drops it (no request is in flight).
+    let header_timeout = ctx.shared.site.as_ref().and_then(|s| s.header_read_timeout);
+    let first = first_bytes(io, h2, header_timeout);
+    tokio::pin!(first);
+    let (h2, io) = loop {
+        tokio::select! {
+            r = first.as_mut() => match r {
+                Some(opened) => break opened,
+                None => return,
+            },
+            () = tick(period) => match check(&ctx, limits) {
+                Check::Fine => {}
+                Check::Idle | Check::WriteStalled => return,
+            },
+            () = ctx.abort_now.notified() => return,
+            () = ctx.close.notified() => return,
+            Ok(()) = close_all.changed() => return,
+            changed = phase.changed() => {
+                if changed.is_err() || *phase.borrow() == Phase::Draining {
+                    return;
+                }
+            }
+        }
+    };
+    let mut conn = Serving::new(builders, h2, io, Svc(ctx.clone()));
+    let mut closing = false;
     loop {
         tokio::select! {
-            _ = conn.as_mut() => return,
+            () = &mut conn => return,
             () = tick(period) => match check(&ctx, limits) {
                 Check::Idle if !closing => {
                     closing = true;
-                    conn.as_mut().graceful_shutdown();
+                    conn.graceful_shutdown();
                 }
                 Check::Fine | Check::Idle => {}
                 Check::WriteStalled => return,
@@ -256,11 +358,11 @@ async fn serve<I>(
             () = ctx.abort_now.notified() => return,
             () = ctx.close.notified(), if !closing => {
                 closing = true;
-                conn.as_mut().graceful_shutdown();
+                conn.graceful_shutdown();
             }
             Ok(()) = close_all.changed(), if !closing => {
                 closing = true;
-                conn.as_mut().graceful_shutdown();
+                conn.graceful_shutdown();
             }
             changed = phase.changed() => {
                 if changed.is_err() {
@@ -268,11 +370,53 @@ async fn serve<I>(
                 }
                 if *phase.borrow() == Phase::Draining && !closing {
                     closing = true;
-                    conn.as_mut().graceful_shutdown();
+                    conn.graceful_shutdown();
                 }
             }
         }
     }
+}
+
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Waits for the client's first bytes (within the header timeout) and tells HTTP/2 from
+/// HTTP/1.1 when ALPN did not. `None`: closed, failed or timed out before a request.
+async fn first_bytes<I>(
+    mut io: I,
+    h2: Option<bool>,
+    limit: Option<Duration>,
+) -> Option<(bool, Prefixed<I>)>
+where
+    I: AsyncRead + Unpin,
+{
+    let mut pre = [0u8; 24];
+    if let Some(h2) = h2 {
+        // ALPN decided; HTTP/2's server preface must not wait for the client.
+        return Some((h2, Prefixed::new(io, pre, 0)));
+    }
+    let read = async {
+        let mut n = 0;
+        loop {
+            // Reads at most the preface's length, so the request head mostly stays in the
+            // socket for hyper's own first read.
+            let got = io.read(&mut pre[n..]).await.ok()?;
+            if got == 0 {
+                return None;
+            }
+            n += got;
+            if pre[..n] != H2_PREFACE[..n] {
+                return Some((false, n));
+            }
+            if n == H2_PREFACE.len() {
+                return Some((true, n));
+            }
+        }
+    };
+    let (h2, len) = match limit {
+        Some(d) => tokio::time::timeout(d, read).await.ok()??,
+        None => read.await?,
+    };
+    Some((h2, Prefixed::new(io, pre, len)))
 }
 
 /// Sleeps `period`, or forever when there is nothing to check.
@@ -432,5 +576,78 @@ impl AsyncWrite for RstOnAbort {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A stream whose first bytes were read already (to see whether they are HTTP/2's
+/// preface). They come first, together with whatever the stream has ready, so that hyper's
+/// first read sees the whole request head as it would have without the peek.
+pub(crate) struct Prefixed<I> {
+    inner: I,
+    pre: [u8; 24],
+    pos: u8,
+    len: u8,
+}
+
+impl<I> Prefixed<I> {
+    fn new(inner: I, pre: [u8; 24], len: usize) -> Self {
+        Self {
+            inner,
+            pre,
+            pos: 0,
+            len: len as u8,
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.pos == this.len {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let (pos, len) = (usize::from(this.pos), usize::from(this.len));
+        let take = (len - pos).min(buf.remaining());
+        buf.put_slice(&this.pre[pos..pos + take]);
+        this.pos += take as u8;
+        if this.pos == this.len && buf.remaining() > 0 {
+            // Bytes were returned already: an error or EOF here shows on the next read.
+            let _ = Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
