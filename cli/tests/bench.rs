@@ -4,8 +4,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -311,98 +310,16 @@ fn bad_arguments_fail_before_any_request_with_one_line() {
     }
 }
 
-/// nginx on private loopback ports (HTTP/1.1 and TLS with h2), serving a 1 KiB file.
-struct Nginx {
-    child: Child,
-    http: u16,
-    https: u16,
-    dir: TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn nginx_bin() -> PathBuf {
-    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("nginx is not installed: run `make setup`")
-}
-
-fn start_nginx() -> Nginx {
-    let dir = TempDir::new("nginx");
-    let d = dir.path();
-    std::fs::create_dir_all(d.join("www")).unwrap();
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    let leaf = leaf_params
-        .signed_by(&leaf_key, &rcgen::Issuer::new(ca_params, ca_key))
-        .unwrap();
-    std::fs::write(d.join("cert.pem"), leaf.pem()).unwrap();
-    std::fs::write(d.join("key.pem"), leaf_key.serialize_pem()).unwrap();
-    std::fs::write(d.join("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(d.join("www/1k"), vec![b'x'; 1024]).unwrap();
-    let (http, https) = (free_port(), free_port());
-    let d = d.display();
-    let conf = format!(
-        "user root;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\ndaemon off;\n\
-         events {{ worker_connections 512; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/cb; proxy_temp_path {d}/px; fastcgi_temp_path {d}/fc; uwsgi_temp_path {d}/uw; scgi_temp_path {d}/sc;\n\
-           default_type application/octet-stream;\n  keepalive_requests 100000;\n\
-           server {{\n    listen 127.0.0.1:{http};\n    listen 127.0.0.1:{https} ssl http2;\n\
-             ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem;\n    root {d}/www;\n  }}\n}}\n"
-    );
-    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let child = Command::new(nginx_bin())
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    // At most 10 s.
-    let up = (0..500).any(|_| {
-        let ok = std::net::TcpStream::connect(("127.0.0.1", https)).is_ok();
-        if !ok {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        ok
-    });
-    assert!(up, "nginx did not start");
-    Nginx {
-        child,
-        http,
-        https,
-        dir,
-    }
-}
-
-fn ca_of(n: &Nginx) -> String {
-    Path::new(n.dir.path()).join("ca.pem").display().to_string()
-}
-
 #[test]
 fn bench_against_nginx_over_h1_and_h2() {
-    let nginx = start_nginx();
+    let nginx = wirecore_testserver::TestNginx::start().expect("nginx");
     let (status, r, _) = bench(&[
         "-n",
         "400",
         "-c",
         "8",
         "--h1",
-        &format!("http://127.0.0.1:{}/1k", nginx.http),
+        &nginx.url("/1k"),
     ]);
     assert!(status.success());
     assert_adds_up(&r, 400);
@@ -418,8 +335,8 @@ fn bench_against_nginx_over_h1_and_h2() {
         "8",
         "--h2",
         "--cacert",
-        &ca_of(&nginx),
-        &format!("https://localhost:{}/1k", nginx.https),
+        &nginx.ca_path().display().to_string(),
+        &nginx.tls_url("/1k"),
     ]);
     assert!(status.success());
     assert_adds_up(&r, 400);

@@ -13,6 +13,7 @@ mod conn;
 mod control;
 mod dns;
 mod files;
+mod nginx;
 mod proxy;
 mod routes;
 mod script;
@@ -32,6 +33,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 pub use crate::dns::{DnsMode, DnsServer};
+pub use crate::nginx::TestNginx;
 pub use crate::proxy::{ProxyCounters, TestProxy};
 pub use crate::script::{Action, Reply};
 pub use crate::site::{Drained, Site, SiteOptions, SiteTls};
