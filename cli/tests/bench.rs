@@ -313,14 +313,7 @@ fn bad_arguments_fail_before_any_request_with_one_line() {
 #[test]
 fn bench_against_nginx_over_h1_and_h2() {
     let nginx = wirecore_testserver::TestNginx::start().expect("nginx");
-    let (status, r, _) = bench(&[
-        "-n",
-        "400",
-        "-c",
-        "8",
-        "--h1",
-        &nginx.url("/1k"),
-    ]);
+    let (status, r, _) = bench(&["-n", "400", "-c", "8", "--h1", &nginx.url("/1k")]);
     assert!(status.success());
     assert_adds_up(&r, 400);
     assert_eq!(r["status"]["200"], 400);

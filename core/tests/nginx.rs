@@ -19,19 +19,11 @@ async fn nginx_h1_keepalive_and_gzip() {
     let nginx = start();
     let c = client(&nginx);
     for _ in 0..50 {
-        let r = c
-            .get(&nginx.url("/1k"))
-            .send()
-            .await
-            .unwrap();
+        let r = c.get(&nginx.url("/1k")).send().await.unwrap();
         assert_eq!(r.version(), Version::HTTP_11);
         assert_eq!(r.bytes().await.unwrap().len(), 1024);
     }
-    let r = c
-        .get(&nginx.url("/data.json"))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(&nginx.url("/data.json")).send().await.unwrap();
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["items"].as_array().unwrap().len(), 400);
     let s = c.stats();
@@ -72,11 +64,7 @@ async fn nginx_h1_over_tls_when_h2_is_off() {
     cfg.tls.extra_ca_pem.push(nginx.ca_pem().to_owned());
     cfg.http2.enabled = false;
     let c = Client::from_config(cfg).unwrap();
-    let r = c
-        .get(&nginx.tls_url("/1k"))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(&nginx.tls_url("/1k")).send().await.unwrap();
     assert_eq!(r.version(), Version::HTTP_11);
     assert_eq!(r.bytes().await.unwrap().len(), 1024);
 }

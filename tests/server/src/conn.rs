@@ -243,8 +243,7 @@ impl Drop for Closed {
 #[derive(Clone)]
 struct Svc(Arc<ConnCtx>);
 
-type HandlerFuture =
-    Pin<Box<dyn Future<Output = Result<hyper::Response<Body>, BoxError>> + Send>>;
+type HandlerFuture = Pin<Box<dyn Future<Output = Result<hyper::Response<Body>, BoxError>> + Send>>;
 
 impl Service<hyper::Request<Incoming>> for Svc {
     type Response = hyper::Response<Body>;
