@@ -255,10 +255,13 @@ impl Service<hyper::Request<Incoming>> for Svc {
     }
 }
 
+type H1Conn<I> = http1::Connection<TokioIo<Prefixed<I>>, Svc>;
+type H2Conn<I> = http2::Connection<TokioIo<Prefixed<I>>, Svc, TokioExecutor>;
+
 /// The connection hyper serves, boxed at its own size.
 enum Serving<I> {
-    H1(Pin<Box<http1::Connection<TokioIo<Prefixed<I>>, Svc>>>),
-    H2(Pin<Box<http2::Connection<TokioIo<Prefixed<I>>, Svc, TokioExecutor>>>),
+    H1(Pin<Box<H1Conn<I>>>),
+    H2(Pin<Box<H2Conn<I>>>),
 }
 
 impl<I> Serving<I>

@@ -19,19 +19,22 @@ static LIVE: AtomicIsize = AtomicIsize::new(0);
 )]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Relaxed);
+        LIVE.fetch_add(layout.size().cast_signed(), Relaxed);
         // SAFETY: forwarded unchanged.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Relaxed);
+        LIVE.fetch_sub(layout.size().cast_signed(), Relaxed);
         // SAFETY: forwarded unchanged.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
+        LIVE.fetch_add(
+            new_size.cast_signed() - layout.size().cast_signed(),
+            Relaxed,
+        );
         // SAFETY: forwarded unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -89,7 +92,7 @@ async fn an_idle_keep_alive_connection_holds_under_24_kib() {
     })
     .await
     .unwrap();
-    let per = (after - before) / CONNECTIONS as isize;
+    let per = (after - before) / CONNECTIONS.cast_signed();
     eprintln!("heap per idle keep-alive connection: {per} bytes");
     // hyper's own floor is 16 KiB (8 KiB read buffer, 8 KiB header write buffer).
     assert!(
