@@ -208,6 +208,24 @@ export interface DnsConfig {
   useHostsFile?: boolean
 }
 
+/**
+ * A service whose endpoints are the addresses of a DNS name: each A and AAAA answer is an
+ * endpoint `http://ADDRESS:PORT`. The name is resolved through the client's DNS cache (and
+ * its `dns` settings) when the client starts and again each time the answer's TTL runs out
+ * (clamped by `dns.min_ttl_ms` and `dns.max_ttl_ms`, at least every 100 ms): endpoints
+ * appear and go live. Requests in flight finish on the endpoint they picked; an address that
+ * stays keeps its stats, breaker and connections. When a lookup fails the endpoints stay as
+ * they were. Plain `http` only: TLS would check the certificate against the address.
+ */
+export interface DnsEndpointsConfig {
+  /** The host name to resolve (`payments.internal`). */
+  name?: string
+  /** The port of every endpoint, 1 to 65535. */
+  port?: number
+  /** Weight of every endpoint. From 1 to 1_000. Default: 1. */
+  weight?: number
+}
+
 /** A content coding. */
 export type Encoding = "gzip" | "deflate" | "br" | "zstd"
 
@@ -633,8 +651,13 @@ export type RootStore = "webpki" | "native" | "none"
  */
 export interface ServiceConfig {
   /**
+   * Endpoints from DNS instead of a list: every address of a name is an endpoint. Default:
+   * none.
+   */
+  dns?: DnsEndpointsConfig | null
+  /**
    * The endpoints: base URLs (`http://10.0.0.1:8080`, optionally with a path prefix) with
-   * weights. At least one; at most 10_000.
+   * weights. At most 10_000. Either these or `dns`.
    */
   endpoints?: Array<EndpointConfig>
   /**

@@ -31,7 +31,8 @@ type Config struct {
 // ServiceConfig is one load-balanced service. Strategy: "round_robin", "weighted_round_robin",
 // "least_outstanding", "p2c_peak_ewma" (default) or "consistent_hash".
 type ServiceConfig struct {
-	Endpoints             []EndpointConfig  `json:"endpoints"`
+	Endpoints             []EndpointConfig  `json:"endpoints,omitempty"`
+	DNS                   *DNSEndpoints     `json:"dns,omitempty"`
 	Strategy              string            `json:"strategy,omitempty"`
 	Hash                  HashKeyConfig     `json:"hash,omitzero"`
 	HashLoadFactorPercent uint32            `json:"hash_load_factor_percent,omitempty"`
@@ -45,6 +46,14 @@ type ServiceConfig struct {
 // EndpointConfig is one endpoint: a base URL and a weight (default 1).
 type EndpointConfig struct {
 	URL    string `json:"url"`
+	Weight uint32 `json:"weight,omitempty"`
+}
+
+// DNSEndpoints makes every A/AAAA answer of Name an endpoint http://ADDRESS:Port, looked up
+// again as the answer's TTL runs out (instead of Endpoints).
+type DNSEndpoints struct {
+	Name   string `json:"name"`
+	Port   uint16 `json:"port"`
 	Weight uint32 `json:"weight,omitempty"`
 }
 

@@ -87,6 +87,11 @@ impl Balancer {
         }
     }
 
+    /// The services whose endpoints come from DNS.
+    pub(crate) fn dns_backed(&self) -> impl Iterator<Item = &Arc<Service>> {
+        self.services.values().filter(|s| s.dns.is_some())
+    }
+
     /// The services with health checks on.
     pub(crate) fn checked(&self) -> impl Iterator<Item = &Arc<Service>> {
         self.services.values().filter(|s| s.health.is_some())
@@ -147,6 +152,22 @@ pub(crate) struct Service {
     /// Retry budget and hedging state of the service as a whole (an endpoint's breaker and
     /// limits are its origin's).
     pub(crate) policy: Arc<OriginPolicy>,
+    /// Where the endpoints come from when they are a DNS name's addresses.
+    pub(crate) dns: Option<DnsSource>,
+    default_rtt_ns: f64,
+}
+
+/// The DNS name a service's endpoints come from, and whether it has been looked up yet.
+#[derive(Debug)]
+pub(crate) struct DnsSource {
+    pub(crate) name: String,
+    port: u16,
+    weight: u32,
+    /// The first lookup has ended (found or not); `ready` waits for it.
+    looked_up: AtomicBool,
+    notify: tokio::sync::Notify,
+    /// Why the last lookup failed, while no endpoint is known.
+    error: Mutex<Option<String>>,
 }
 
 impl Service {
@@ -158,6 +179,14 @@ impl Service {
             .map(|e| Endpoint::new(&e.url, e.weight, default_rtt_ns).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let key: Arc<str> = Arc::from(format!("service:{name}"));
+        let dns = sc.dns.as_ref().map(|d| DnsSource {
+            name: d.name.clone(),
+            port: d.port,
+            weight: d.weight,
+            looked_up: AtomicBool::new(false),
+            notify: tokio::sync::Notify::new(),
+            error: Mutex::new(None),
+        });
         Ok(Self {
             name: Arc::from(name),
             strategy: sc.strategy,
@@ -179,7 +208,86 @@ impl Service {
             next_eval: AtomicU64::new(sc.outlier.interval_ms.saturating_mul(1_000_000)),
             panics: AtomicU64::new(0),
             policy: policies.detached(&key),
+            dns,
+            default_rtt_ns,
         })
+    }
+
+    /// Waits (until `deadline`) for the first lookup of a DNS-backed service, so the first
+    /// requests do not find it without endpoints; at once for every other service.
+    pub(crate) async fn ready(&self, deadline: Option<Instant>) {
+        let Some(d) = &self.dns else { return };
+        loop {
+            let looked_up = d.notify.notified();
+            if d.looked_up.load(Relaxed) {
+                return;
+            }
+            match deadline {
+                Some(at) => {
+                    if tokio::time::timeout_at(at, looked_up).await.is_err() {
+                        return;
+                    }
+                }
+                None => looked_up.await,
+            }
+        }
+    }
+
+    /// Why a DNS-backed service has no endpoints, when it has none because its lookups fail.
+    pub(crate) fn dns_error(&self) -> Option<String> {
+        let d = self.dns.as_ref()?;
+        d.error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Takes the result of a lookup of a DNS-backed service's name: on success each address
+    /// is an endpoint, and an address already known keeps its endpoint (stats, ejection,
+    /// latency; its origin keeps breaker and connections); on failure the endpoints stay.
+    /// Requests in flight keep the endpoint they picked.
+    pub(crate) fn dns_answer(&self, answer: Result<&[std::net::IpAddr], &Error>) {
+        let Some(d) = &self.dns else { return };
+        match answer {
+            Ok(addrs) => {
+                let mut urls: Vec<String> = addrs
+                    .iter()
+                    .map(|ip| match ip {
+                        std::net::IpAddr::V4(v4) => format!("http://{v4}:{}", d.port),
+                        std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{}", d.port),
+                    })
+                    .collect();
+                urls.sort_unstable();
+                urls.dedup();
+                let old = self.endpoints();
+                let same = old.endpoints.len() == urls.len()
+                    && old.endpoints.iter().zip(&urls).all(|(e, u)| *e.url == **u);
+                if !same {
+                    let eps = urls
+                        .iter()
+                        .map(|u| match old.endpoints.iter().find(|e| *e.url == **u) {
+                            Some(e) => Ok(e.clone()),
+                            None => Endpoint::new(u, d.weight, self.default_rtt_ns).map(Arc::new),
+                        })
+                        .collect::<Result<Vec<_>, _>>();
+                    // Addresses always make valid URLs; should one not, the set stays.
+                    if let Ok(eps) = eps {
+                        let set = Arc::new(EndpointSet::new(eps, self.strategy));
+                        *self.set.write().unwrap_or_else(PoisonError::into_inner) = set;
+                    }
+                }
+                *d.error.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            }
+            Err(e) => {
+                if self.len() == 0 {
+                    *d.error.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Some(e.message().to_owned());
+                }
+            }
+        }
+        if !d.looked_up.swap(true, Relaxed) {
+            d.notify.notify_waiters();
+        }
     }
 
     /// Nanoseconds since this service was built: the clock of its endpoints' state.

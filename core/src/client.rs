@@ -160,6 +160,7 @@ impl Client {
             }
         });
         Self::start_health_checks(&inner, &handle);
+        Self::start_service_lookups(&inner, &handle);
         Ok(Client { inner })
     }
 

@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use self::balance::endpoint_url as balance_endpoint_url;
 pub use self::balance::{
-    EndpointConfig, HashKeyConfig, HealthCheckConfig, OutlierConfig, ServiceConfig, Strategy,
+    DnsEndpointsConfig, EndpointConfig, HashKeyConfig, HealthCheckConfig, OutlierConfig,
+    ServiceConfig, Strategy,
 };
 use self::bounds::upper_bounds;
 pub use self::cache::CacheConfig;

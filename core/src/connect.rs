@@ -96,6 +96,11 @@ impl Connector {
         })
     }
 
+    /// The DNS cache every connection resolves through.
+    pub(crate) fn dns(&self) -> &DnsCache {
+        &self.dns
+    }
+
     /// Resolves, connects (within `timeout`, else `timeouts.connect_ms`) and handshakes.
     pub(crate) async fn connect(
         &self,

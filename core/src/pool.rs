@@ -210,6 +210,11 @@ impl Pool {
         self.shared.connector.http_proxy(origin)
     }
 
+    /// The connector's DNS cache (DNS-backed services resolve through it).
+    pub(crate) fn dns(&self) -> &crate::connect::DnsCache {
+        self.shared.connector.dns()
+    }
+
     pub(crate) fn on_forget(&self, f: Forget) {
         let _ = self.shared.on_forget.set(f);
     }

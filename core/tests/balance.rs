@@ -309,3 +309,100 @@ async fn an_explicit_balance_key_wins_over_the_header() {
         .unwrap_err();
     assert!(e.to_string().contains("balance_key"), "{e}");
 }
+
+/// Two test servers on the same port of 127.0.0.2 and 127.0.0.3 (Linux serves all of 127/8
+/// on lo): the two addresses of one DNS name.
+async fn servers_on_one_port() -> (TestServer, TestServer) {
+    let on = |addr: &str| Options {
+        tls: false,
+        plain_addr: Some(addr.parse().unwrap()),
+        ..Options::default()
+    };
+    for _ in 0..20 {
+        let a = server_with(on("127.0.0.2:0")).await;
+        let b = format!("127.0.0.3:{}", a.addr().port());
+        if let Ok(b) = TestServer::start(on(&b)).await {
+            return (a, b);
+        }
+    }
+    panic!("no port free on both 127.0.0.2 and 127.0.0.3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dns_backed_service_follows_a_changed_answer() {
+    let (a, b) = servers_on_one_port().await;
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let dns = a.dns().clone();
+    dns.set("svc.test", &[ip("127.0.0.2")], 1);
+    let mut c = Config::default();
+    c.dns.nameservers = vec![dns.addr().to_string()];
+    c.dns.min_ttl_ms = 0;
+    c.dns.use_hosts_file = false;
+    let mut svc: ServiceConfig = serde_json::from_value(serde_json::json!({
+        "dns": {"name": "svc.test", "port": a.addr().port()},
+        "strategy": "round_robin",
+    }))
+    .unwrap();
+    svc.outlier.enabled = false;
+    c.services.insert("svc".into(), svc);
+    let c = Client::from_config(c).unwrap();
+    let endpoints = |c: &Client| -> Vec<String> {
+        c.stats().services["svc"]
+            .endpoints
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let url_a = format!("http://127.0.0.2:{}", a.addr().port());
+    let url_b = format!("http://127.0.0.3:{}", a.addr().port());
+    let get = |c: &Client, path: &'static str| {
+        let c = c.clone();
+        async move {
+            let r = c.get(&format!("http://svc{path}")).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap();
+        }
+    };
+    // The very first request waits for the first lookup.
+    for _ in 0..10 {
+        get(&c, "/json").await;
+    }
+    assert_eq!((a.counters().requests, b.counters().requests), (10, 0));
+    assert_eq!(endpoints(&c), [url_a.as_str()]);
+
+    // The answer grows: both addresses get requests; the staying endpoint keeps its counts.
+    dns.set("svc.test", &[ip("127.0.0.2"), ip("127.0.0.3")], 1);
+    wait_until("the new address is an endpoint", || {
+        endpoints(&c).len() == 2
+    })
+    .await;
+    assert_eq!(endpoints(&c), [url_a.as_str(), url_b.as_str()]);
+    assert!(c.stats().services["svc"].endpoints[&url_a].requests >= 10);
+    for _ in 0..10 {
+        get(&c, "/json").await;
+    }
+    assert_eq!((a.counters().requests, b.counters().requests), (15, 5));
+
+    // The answer shrinks while a request is in flight on each address (round robin sends two
+    // in a row to both): the one on the leaving address finishes there.
+    let slow: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(get(&c, "/delay/3000")))
+        .collect();
+    wait_until("both slow requests reached their endpoint", || {
+        a.counters().requests + b.counters().requests == 22
+    })
+    .await;
+    assert_eq!((a.counters().requests, b.counters().requests), (16, 6));
+    dns.set("svc.test", &[ip("127.0.0.3")], 1);
+    wait_until("the gone address is no endpoint", || {
+        endpoints(&c) == [url_b.as_str()]
+    })
+    .await;
+    for t in slow {
+        t.await.unwrap();
+    }
+    for _ in 0..10 {
+        get(&c, "/json").await;
+    }
+    assert_eq!((a.counters().requests, b.counters().requests), (16, 16));
+}

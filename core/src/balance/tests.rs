@@ -247,6 +247,81 @@ fn bad_services_are_refused_by_name() {
 }
 
 #[test]
+fn bad_dns_services_are_refused_by_name_before_any_lookup() {
+    for (json, field, why) in [
+        (
+            r#"{"services": {"pay": {"dns": {"name": "", "port": 80}}}}"#,
+            "services.pay.dns.name",
+            "must not be empty",
+        ),
+        (
+            r#"{"services": {"pay": {"dns": {"name": "pay.internal"}}}}"#,
+            "services.pay.dns",
+            "missing field `port`",
+        ),
+        (
+            r#"{"services": {"pay": {"dns": {"name": "pay.internal", "port": 0}}}}"#,
+            "services.pay.dns.port",
+            "between 1 and 65535",
+        ),
+        (
+            r#"{"services": {"pay": {"dns": {"name": "pay internal", "port": 80}}}}"#,
+            "services.pay.dns.name",
+            "is not a host name",
+        ),
+        (
+            r#"{"services": {"pay": {"dns": {"name": "a", "port": 80}, "endpoints": [{"url": "http://a"}]}}}"#,
+            "services.pay.dns",
+            "not both",
+        ),
+        (
+            r#"{"services": {"pay": {"dns": {"name": "a", "port": 80, "scheme": "https"}}}}"#,
+            "services.pay.dns",
+            "unknown field `scheme`",
+        ),
+    ] {
+        let e = Config::from_json(json).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidConfig, "{json}");
+        let msg = e.to_string();
+        assert!(msg.contains(field) && msg.contains(why), "{json}: {e}");
+    }
+}
+
+#[test]
+fn a_dns_answer_keeps_the_endpoints_of_addresses_that_stay() {
+    let sc: ServiceConfig =
+        serde_json::from_str(r#"{"dns": {"name": "pay.internal", "port": 8080}}"#).unwrap();
+    let s = Service::new("pay", &sc, &Policies::new(&Config::default()).unwrap()).unwrap();
+    assert_eq!(s.len(), 0);
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    s.dns_answer(Ok(&[ip("10.0.0.2"), ip("10.0.0.1")]));
+    let first = s.all();
+    let urls: Vec<&str> = first.iter().map(|e| &*e.url).collect();
+    assert_eq!(urls, ["http://10.0.0.1:8080", "http://10.0.0.2:8080"]);
+    first[1]
+        .requests
+        .fetch_add(7, std::sync::atomic::Ordering::Relaxed);
+    s.dns_answer(Ok(&[ip("10.0.0.2"), ip("::1")]));
+    let second = s.all();
+    let urls: Vec<&str> = second.iter().map(|e| &*e.url).collect();
+    assert_eq!(urls, ["http://10.0.0.2:8080", "http://[::1]:8080"]);
+    assert!(
+        Arc::ptr_eq(&first[1], &second[0]),
+        "10.0.0.2 kept its endpoint"
+    );
+    assert_eq!(
+        second[0]
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        7
+    );
+    // A failed lookup leaves the endpoints as they were.
+    s.dns_answer(Err(&crate::Error::new(crate::ErrorKind::Dns, "servfail")));
+    assert_eq!(s.len(), 2);
+    assert_eq!(s.dns_error(), None);
+}
+
+#[test]
 fn at_most_max_ejection_percent_is_ejected_but_always_one() {
     let s = service(Strategy::RoundRobin, &[1, 1, 1]);
     let eps = s.all();

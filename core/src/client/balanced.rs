@@ -37,6 +37,7 @@ impl Client {
         let idem = opts
             .idempotent
             .unwrap_or_else(|| retry::idempotent(method, headers));
+        svc.ready(opts.deadline).await;
         let bodies = Bodies::new(body, &p.cfg.retry);
         let key = svc.key_hash(opts.balance_key, headers);
         // Endpoints this request's attempts went to, so a retry goes elsewhere.
@@ -108,11 +109,15 @@ impl Client {
             }
         }
         // Every endpoint is open: the attempt goes on and fails fast in the breaker.
-        last.ok_or_else(|| {
-            Error::new(
+        last.ok_or_else(|| match svc.dns_error() {
+            Some(why) => Error::new(
+                ErrorKind::Dns,
+                format!("service {} has no endpoints: {why}", svc.name),
+            ),
+            None => Error::new(
                 ErrorKind::Connect,
                 format!("service {} has no endpoints", svc.name),
-            )
+            ),
         })
     }
 }
@@ -127,6 +132,20 @@ impl Client {
                 tokio::select! {
                     () = stop.cancelled() => {}
                     () = health_loop(weak, svc) => {}
+                }
+            });
+        }
+    }
+
+    /// Starts the lookups of every DNS-backed service, one task per service on the engine's
+    /// runtime; each stops when the client closes or is dropped.
+    pub(super) fn start_service_lookups(inner: &Arc<Inner>, rt: &tokio::runtime::Handle) {
+        for svc in inner.balancer.dns_backed() {
+            let (svc, weak, stop) = (svc.clone(), Arc::downgrade(inner), inner.balancer.stopped());
+            rt.spawn(async move {
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = lookup_loop(weak, svc) => {}
                 }
             });
         }
@@ -191,5 +210,37 @@ async fn health_loop(weak: Weak<Inner>, svc: Arc<Service>) {
         let spread = h.interval_ms as f64 * f64::from(h.jitter_percent) / 100.0;
         let ms = h.interval_ms as f64 + spread * (2.0 * fastrand::f64() - 1.0);
         tokio::time::sleep(Duration::from_millis(ms.max(1.0) as u64)).await;
+    }
+}
+
+/// Looks a DNS-backed service's name up through the client's DNS cache, again each time the
+/// answer expires (at least 100 ms apart; 1 s after a failure or when nothing says when it
+/// expires); ends when the client is gone or closed.
+async fn lookup_loop(weak: Weak<Inner>, svc: Arc<Service>) {
+    const MIN_WAIT: Duration = Duration::from_millis(100);
+    const RETRY: Duration = Duration::from_secs(1);
+    let Some(name) = svc.dns.as_ref().map(|d| d.name.clone()) else {
+        return;
+    };
+    loop {
+        let wait = {
+            let Some(inner) = weak.upgrade() else { return };
+            if inner.closed.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            let dns = inner.pool.dns().clone();
+            drop(inner);
+            match dns.resolve_expiring(&name).await {
+                Ok((addrs, expires)) => {
+                    svc.dns_answer(Ok(&addrs));
+                    expires.map_or(RETRY, |at| at.saturating_duration_since(Instant::now()))
+                }
+                Err(e) => {
+                    svc.dns_answer(Err(&e));
+                    RETRY
+                }
+            }
+        };
+        tokio::time::sleep(wait.max(MIN_WAIT)).await;
     }
 }

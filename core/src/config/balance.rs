@@ -22,8 +22,11 @@ pub(super) const MAX_WEIGHT: u32 = 1_000;
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceConfig {
     /// The endpoints: base URLs (`http://10.0.0.1:8080`, optionally with a path prefix) with
-    /// weights. At least one; at most 10_000.
+    /// weights. At most 10_000. Either these or `dns`.
     pub endpoints: Vec<EndpointConfig>,
+    /// Endpoints from DNS instead of a list: every address of a name is an endpoint. Default:
+    /// none.
+    pub dns: Option<DnsEndpointsConfig>,
     /// How an endpoint is picked. Default: `p2c_peak_ewma`.
     pub strategy: Strategy,
     /// Where `consistent_hash` finds a request's key: its explicit balancing key first, then
@@ -54,6 +57,7 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
             endpoints: Vec::new(),
+            dns: None,
             strategy: Strategy::P2cPeakEwma,
             hash: HashKeyConfig::default(),
             hash_load_factor_percent: 125,
@@ -165,6 +169,25 @@ impl Default for HealthCheckConfig {
     }
 }
 
+/// A service whose endpoints are the addresses of a DNS name: each A and AAAA answer is an
+/// endpoint `http://ADDRESS:PORT`. The name is resolved through the client's DNS cache (and
+/// its `dns` settings) when the client starts and again each time the answer's TTL runs out
+/// (clamped by `dns.min_ttl_ms` and `dns.max_ttl_ms`, at least every 100 ms): endpoints
+/// appear and go live. Requests in flight finish on the endpoint they picked; an address that
+/// stays keeps its stats, breaker and connections. When a lookup fails the endpoints stay as
+/// they were. Plain `http` only: TLS would check the certificate against the address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsEndpointsConfig {
+    /// The host name to resolve (`payments.internal`).
+    pub name: String,
+    /// The port of every endpoint, 1 to 65535.
+    pub port: u16,
+    /// Weight of every endpoint. From 1 to 1_000. Default: 1.
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
 /// One endpoint of a service.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -229,8 +252,18 @@ pub(super) fn validate(
                 "a service name is a lower-case host name (letters, digits, '-' and '.')",
             );
         }
-        if s.endpoints.is_empty() {
-            return bad(at(".endpoints"), "must list at least one endpoint");
+        match &s.dns {
+            None if s.endpoints.is_empty() => {
+                return bad(
+                    at(".endpoints"),
+                    "must list at least one endpoint (or give dns)",
+                );
+            }
+            None => {}
+            Some(_) if !s.endpoints.is_empty() => {
+                return bad(at(".dns"), "give either endpoints or dns, not both");
+            }
+            Some(d) => validate_dns(d).map_err(|(f, why)| (at(&format!(".dns.{f}")), why))?,
         }
         if s.endpoints.len() > MAX_ENDPOINTS {
             return bad(
@@ -281,6 +314,28 @@ pub(super) fn validate(
         if s.hash.cookie.as_ref().is_some_and(String::is_empty) {
             return bad(at(".hash.cookie"), "must not be empty");
         }
+    }
+    Ok(())
+}
+
+fn validate_dns(d: &DnsEndpointsConfig) -> Result<(), (&'static str, String)> {
+    let name = d.name.trim_end_matches('.');
+    if name.is_empty() {
+        return Err(("name", "must not be empty".to_owned()));
+    }
+    if name.len() > 253
+        || name.starts_with(['.', '-'])
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    {
+        return Err(("name", format!("{:?} is not a host name", d.name)));
+    }
+    if d.port == 0 {
+        return Err(("port", "must be between 1 and 65535".to_owned()));
+    }
+    if !(1..=MAX_WEIGHT).contains(&d.weight) {
+        return Err(("weight", format!("must be between 1 and {MAX_WEIGHT}")));
     }
     Ok(())
 }

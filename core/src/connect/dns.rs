@@ -176,6 +176,26 @@ impl DnsCache {
         }
     }
 
+    /// Addresses of `host` as `resolve` finds them, and when the cached answer expires (`None`
+    /// when nothing is cached: an address literal, or no cache).
+    pub(crate) async fn resolve_expiring(
+        &self,
+        host: &str,
+    ) -> Result<(Arc<[IpAddr]>, Option<Instant>), Error> {
+        let addrs = self.resolve(host).await?;
+        let expires = self.inner.cache.as_ref().and_then(|cache| {
+            match cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .peek(host)
+            {
+                Some(Entry::Found { expires, .. }) => Some(*expires),
+                _ => None,
+            }
+        });
+        Ok((addrs, expires))
+    }
+
     async fn refresh(&self, host: String) {
         self.inner.metrics.dns.refreshes.fetch_add(1, Relaxed);
         match self.lookup(&host).await {

@@ -17,6 +17,7 @@ __all__ = [
     "ConcurrencyConfig",
     "Config",
     "DnsConfig",
+    "DnsEndpointsConfig",
     "Encoding",
     "EndpointConfig",
     "ForwardHeaders",
@@ -301,6 +302,26 @@ class DnsConfig(TypedDict, total=False):
 
     #: Consult `/etc/hosts`. Default: true.
     use_hosts_file: bool
+
+
+class DnsEndpointsConfig(TypedDict, total=False):
+    """A service whose endpoints are the addresses of a DNS name: each A and AAAA answer is an
+    endpoint `http://ADDRESS:PORT`. The name is resolved through the client's DNS cache (and
+    its `dns` settings) when the client starts and again each time the answer's TTL runs out
+    (clamped by `dns.min_ttl_ms` and `dns.max_ttl_ms`, at least every 100 ms): endpoints
+    appear and go live. Requests in flight finish on the endpoint they picked; an address that
+    stays keeps its stats, breaker and connections. When a lookup fails the endpoints stay as
+    they were. Plain `http` only: TLS would check the certificate against the address.
+    """
+
+    #: The host name to resolve (`payments.internal`).
+    name: str
+
+    #: The port of every endpoint, 1 to 65535.
+    port: int
+
+    #: Weight of every endpoint. From 1 to 1_000. Default: 1.
+    weight: int
 
 
 class EndpointConfig(TypedDict, total=False):
@@ -702,8 +723,12 @@ class ServiceConfig(TypedDict, total=False):
     stats); a retry goes to another endpoint when one is available.
     """
 
+    #: Endpoints from DNS instead of a list: every address of a name is an endpoint. Default:
+    #: none.
+    dns: DnsEndpointsConfig | None
+
     #: The endpoints: base URLs (`http://10.0.0.1:8080`, optionally with a path prefix) with
-    #: weights. At least one; at most 10_000.
+    #: weights. At most 10_000. Either these or `dns`.
     endpoints: list[EndpointConfig]
 
     #: Decay time of `p2c_peak_ewma`'s latency average: a peak is forgotten over about this

@@ -55,6 +55,9 @@ pub struct Options {
     pub h2_window: u32,
     /// Requests kept in the log; 0 disables logging. Default: 10,000.
     pub request_log_capacity: usize,
+    /// Where the plain port listens (e.g. `127.0.0.2:P` beside `127.0.0.3:P`: the addresses
+    /// of one DNS name). Default: `None`, 127.0.0.1 with a kernel-chosen port.
+    pub plain_addr: Option<SocketAddr>,
 }
 
 impl Default for Options {
@@ -65,6 +68,7 @@ impl Default for Options {
             h1_keep_alive: true,
             h2_window: 4 << 20,
             request_log_capacity: 10_000,
+            plain_addr: None,
         }
     }
 }
@@ -164,7 +168,10 @@ impl TestServer {
         });
         let mut tasks = Vec::new();
 
-        let plain = bind().await?;
+        let plain = match shared.opts.plain_addr {
+            Some(a) => TcpListener::bind(a).await?,
+            None => bind().await?,
+        };
         let addr = plain.local_addr()?;
         tasks.push(tokio::spawn(conn::accept_loop(
             shared.clone(),

@@ -205,6 +205,7 @@ impl Site {
                 h1_keep_alive: true,
                 h2_window: opts.h2_window,
                 request_log_capacity: 0,
+                plain_addr: None,
             },
             stats: Stats::untracked(),
             scripts: script::Scripts::default(),
