@@ -90,10 +90,38 @@ export interface BreakerConfig {
   minRequests?: number
   /** How long the breaker stays open after its first trip. At most one year. Default: 5_000. */
   openMs?: number
+  /** Share open breakers with other processes (any language) through Redis. Default: off. */
+  redis?: BreakerRedisConfig
   /** Successful probes that close the breaker. At most `half_open_probes`. Default: 1. */
   successThreshold?: number
   /** Sliding window of the ratio rule, from 1_000 to 600_000. Default: 10_000. */
   windowMs?: number
+}
+
+/**
+ * Open breakers shared through Redis: when a breaker opens, its origin and open time are
+ * written to Redis (a sorted set `{key_prefix}open`, scored by Redis's own clock, so the
+ * processes' clocks do not matter); every process reads the set every `refresh_ms` in the
+ * background and fails requests to an origin open there with `circuit_open`, sending nothing.
+ * A half-open probe that succeeds removes the origin. The request path never waits for Redis:
+ * a process learns of a breaker opened elsewhere within about `refresh_ms`. Redis down or
+ * slow: breakers are local only (what was read last expires with its open time), counted in
+ * `stats().resilience.breaker_redis.redis_errors`; requests are not affected.
+ */
+export interface BreakerRedisConfig {
+  /** Share breakers at all (needs `breaker.enabled`). Default: false. */
+  enabled?: boolean
+  /** Prefix of the key, so the processes sharing it share breakers. Default: "wirecore:cb:". */
+  keyPrefix?: string
+  /** How often the open breakers are read from Redis. From 10 to 60_000. Default: 500. */
+  refreshMs?: number
+  /** Longest wait for Redis per read or write. From 1 to one year. Default: 1_000. */
+  timeoutMs?: number
+  /**
+   * `redis://host:port/db`, or `rediss://` for TLS (verified with the same roots as `tls`).
+   * Default: "redis://127.0.0.1:6379".
+   */
+  url?: string
 }
 
 /** The RFC 9111 response cache (GET and HEAD), in memory. Off by default. */

@@ -198,8 +198,18 @@ export interface ResilienceStats {
   breakerRejected: number
   overloaded: number
   rateLimit: RateLimitStats
+  /** Breakers shared through Redis (`breaker.redis`); all zero when off. */
+  breakerRedis: BreakerRedisStats
   /** Keyed by origin. */
   origins: Record<string, OriginResilience>
+}
+
+export interface BreakerRedisStats {
+  published: number
+  refreshes: number
+  redisErrors: number
+  /** Origins open elsewhere, as last read. */
+  openRemotely: number
 }
 
 /** The response cache's counters (all zero when the cache is off). */

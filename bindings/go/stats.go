@@ -67,7 +67,16 @@ type ResilienceStats struct {
 	BreakerRejected      uint64                      `json:"breaker_rejected"`
 	Overloaded           uint64                      `json:"overloaded"`
 	RateLimit            RateLimitStats              `json:"rate_limit"`
+	BreakerRedis         BreakerRedisStats           `json:"breaker_redis"`
 	Origins              map[string]OriginResilience `json:"origins"`
+}
+
+// BreakerRedisStats count the breakers shared through Redis (breaker.redis).
+type BreakerRedisStats struct {
+	Published    uint64 `json:"published"`
+	Refreshes    uint64 `json:"refreshes"`
+	RedisErrors  uint64 `json:"redis_errors"`
+	OpenRemotely uint64 `json:"open_remotely"`
 }
 
 // RateLimitStats are the rate limiter's counters.

@@ -161,7 +161,29 @@ impl Client {
         });
         Self::start_health_checks(&inner, &handle);
         Self::start_service_lookups(&inner, &handle);
+        Self::start_shared_breakers(&inner, &handle);
         Ok(Client { inner })
+    }
+
+    /// Starts the exchange of open breakers with Redis (`breaker.redis`) on the engine's
+    /// runtime; it stops when the client closes or is dropped.
+    fn start_shared_breakers(inner: &Arc<Inner>, rt: &tokio::runtime::Handle) {
+        let Some(shared) = inner.policies.shared.clone() else {
+            return;
+        };
+        let (weak, stop) = (Arc::downgrade(inner), inner.balancer.stopped());
+        rt.spawn(async move {
+            let apply = |s: &crate::policy::shared::SharedBreakers| {
+                weak.upgrade().is_some_and(|inner| {
+                    inner.policies.apply_remote(s);
+                    !inner.closed.load(Relaxed)
+                })
+            };
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = shared.run(apply) => {}
+            }
+        });
     }
 
     /// The config this client was built from.

@@ -35,8 +35,8 @@ pub use self::exchange::{
 };
 pub use self::proxy::ProxyConfig;
 pub use self::resilience::{
-    BreakerConfig, ConcurrencyConfig, HedgeConfig, RateLimitBackend, RateLimitConfig,
-    RateLimitMode, RateLimitScope, RedisAlgorithm, RedisFailure, RedisLimitConfig,
+    BreakerConfig, BreakerRedisConfig, ConcurrencyConfig, HedgeConfig, RateLimitBackend,
+    RateLimitConfig, RateLimitMode, RateLimitScope, RedisAlgorithm, RedisFailure, RedisLimitConfig,
     RetryBudgetConfig, RetryConfig,
 };
 pub use self::transport::{

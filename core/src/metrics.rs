@@ -20,8 +20,8 @@ use hdrhistogram::Histogram;
 pub use self::diagnostics::{Diagnostics, EndpointHealth, OriginHealth, ServiceHealth};
 pub use self::names::*;
 pub use self::stats::{
-    CacheStats, DnsStats, EndpointStats, Evictions, LatencySummary, OriginResilience, OriginStats,
-    PoolStats, RateLimitStats, ResilienceStats, ServiceStats, Stats,
+    BreakerRedisStats, CacheStats, DnsStats, EndpointStats, Evictions, LatencySummary,
+    OriginResilience, OriginStats, PoolStats, RateLimitStats, ResilienceStats, ServiceStats, Stats,
 };
 use crate::error::ErrorKind;
 

@@ -1,6 +1,7 @@
-//! Rate limits shared through a real Redis (installed by `make setup`), started on a private
-//! loopback port with persistence off and stopped by its pid: two processes share one limit,
-//! and a dead Redis follows the configured fallback.
+//! Rate limits and open circuit breakers shared through a real Redis (installed by `make
+//! setup`), started on a private loopback port with persistence off and stopped by its pid: two
+//! processes share one limit and one open breaker, and a dead Redis follows the configured
+//! fallback (breakers: local only, counted).
 
 mod support;
 
@@ -334,4 +335,121 @@ async fn rediss_urls_reach_redis_over_tls() {
     assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
     assert!(e.to_string().contains("unavailable"), "{e}");
     assert_eq!(c.stats().resilience.rate_limit.redis_errors, 1);
+}
+
+/// A client whose breaker opens on 3 failures for a minute, shared through the Redis on `port`.
+fn shared_breaker_client(port: u16, prefix: &str) -> Client {
+    let mut c = wirecore::Config::default();
+    c.retry.enabled = false;
+    let b = &mut c.breaker;
+    b.enabled = true;
+    b.consecutive_failures = 3;
+    b.open_ms = 60_000;
+    b.max_open_ms = 60_000;
+    b.redis.enabled = true;
+    b.redis.url = format!("redis://127.0.0.1:{port}");
+    prefix.clone_into(&mut b.redis.key_prefix);
+    b.redis.refresh_ms = 50;
+    Client::from_config(c).unwrap()
+}
+
+/// The second process of the test below (`WIRECORE_BREAKER_CHILD` = "port,prefix,url"): waits
+/// until it has read the open breaker from Redis, then requests the failing URL once.
+async fn breaker_child(spec: &str) {
+    let mut parts = spec.splitn(3, ',');
+    let port: u16 = parts.next().unwrap().parse().unwrap();
+    let prefix = parts.next().unwrap();
+    let url = parts.next().unwrap();
+    let c = shared_breaker_client(port, prefix);
+    wait_until("the open breaker was read from Redis", || {
+        c.stats().resilience.breaker_redis.open_remotely == 1
+    })
+    .await;
+    let kind = match c.get(url).send().await {
+        Ok(r) => format!("status {}", r.status()),
+        Err(e) => e.kind().code().to_owned(),
+    };
+    println!("kind={kind}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_an_open_breaker_through_redis() {
+    if let Ok(spec) = std::env::var("WIRECORE_BREAKER_CHILD") {
+        return breaker_child(&spec).await;
+    }
+    let redis = start_redis();
+    let srv = server().await;
+    let failing = srv.url("/status/503");
+    let prefix = "wc-test:cb:";
+    let a = shared_breaker_client(redis.port, prefix);
+    for _ in 0..3 {
+        assert_eq!(a.get(&failing).send().await.unwrap().status(), 503);
+    }
+    let e = a.get(&failing).send().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::CircuitOpen, "{e}");
+    wait_until("the opening was written to Redis", || {
+        a.stats().resilience.breaker_redis.published == 1
+    })
+    .await;
+    let sent = srv.counters().requests;
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "two_processes_share_an_open_breaker_through_redis",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                "WIRECORE_BREAKER_CHILD",
+                format!("{},{prefix},{failing}", redis.port),
+            )
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "the child process failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("kind=circuit_open"),
+        "the second process failed fast: {stdout}"
+    );
+    assert_eq!(
+        srv.counters().requests,
+        sent,
+        "the second process sent nothing to the failing server"
+    );
+    let s = a.stats().resilience.breaker_redis;
+    assert_eq!(s.redis_errors, 0, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_breakers_stay_local_and_errors_are_counted() {
+    let srv = server().await;
+    let redis = start_redis();
+    let c = shared_breaker_client(redis.port, "wc-test:cb-down:");
+    wait_until("a first read from Redis", || {
+        c.stats().resilience.breaker_redis.refreshes >= 1
+    })
+    .await;
+    drop(redis);
+    wait_until("Redis errors are counted", || {
+        c.stats().resilience.breaker_redis.redis_errors >= 1
+    })
+    .await;
+    // Requests are unaffected, and the breaker still opens locally.
+    let r = c.get(&srv.url("/bytes/1")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let failing = srv.extra_url(0, "/status/503");
+    for _ in 0..3 {
+        assert_eq!(c.get(&failing).send().await.unwrap().status(), 503);
+    }
+    let e = c.get(&failing).send().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::CircuitOpen, "{e}");
+    let r = c.get(&srv.url("/bytes/1")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(c.stats().resilience.breaker_trips, 1);
 }

@@ -48,6 +48,7 @@ test('the stats object has every field index.d.ts declares', () => {
   assert.deepEqual(Object.keys(s.pool.evictions).sort(), block('Evictions').sort())
   assert.deepEqual(Object.keys(s.resilience).sort(), block('ResilienceStats').sort())
   assert.deepEqual(Object.keys(s.resilience.rateLimit).sort(), block('RateLimitStats').sort())
+  assert.deepEqual(Object.keys(s.resilience.breakerRedis).sort(), block('BreakerRedisStats').sort())
   assert.deepEqual(Object.keys(s.cache).sort(), block('CacheStats').sort())
   const d = c.diagnostics()
   assert.deepEqual(Object.keys(d).sort(), block('Diagnostics').sort())

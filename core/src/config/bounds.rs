@@ -17,7 +17,7 @@ const MAX_EXACT: u64 = (1 << 53) - 1;
     clippy::too_many_lines,
     reason = "one row per numeric field of the config"
 )]
-pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 64] {
+pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 66] {
     const D: u64 = MAX_DURATION_MS;
     const WINDOW: u64 = resilience::MAX_WINDOW_MS;
     const CE: u64 = super::cache::MAX_ENTRY_BYTES;
@@ -158,6 +158,8 @@ pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 64] {
             b.success_threshold.into(),
             10_000,
         ),
+        ("breaker.redis.refresh_ms", b.redis.refresh_ms, 60_000),
+        ("breaker.redis.timeout_ms", b.redis.timeout_ms, D),
         ("rate_limit.requests", l.requests.into(), 1_000_000_000),
         ("rate_limit.per_ms", l.per_ms, D),
         ("rate_limit.burst", l.burst.into(), 1_000_000_000),

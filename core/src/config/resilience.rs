@@ -159,6 +159,44 @@ pub struct BreakerConfig {
     pub failure_on_5xx: bool,
     /// A 429 response counts as a failure. Default: false.
     pub failure_on_429: bool,
+    /// Share open breakers with other processes (any language) through Redis. Default: off.
+    pub redis: BreakerRedisConfig,
+}
+
+/// Open breakers shared through Redis: when a breaker opens, its origin and open time are
+/// written to Redis (a sorted set `{key_prefix}open`, scored by Redis's own clock, so the
+/// processes' clocks do not matter); every process reads the set every `refresh_ms` in the
+/// background and fails requests to an origin open there with `circuit_open`, sending nothing.
+/// A half-open probe that succeeds removes the origin. The request path never waits for Redis:
+/// a process learns of a breaker opened elsewhere within about `refresh_ms`. Redis down or
+/// slow: breakers are local only (what was read last expires with its open time), counted in
+/// `stats().resilience.breaker_redis.redis_errors`; requests are not affected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerRedisConfig {
+    /// Share breakers at all (needs `breaker.enabled`). Default: false.
+    pub enabled: bool,
+    /// `redis://host:port/db`, or `rediss://` for TLS (verified with the same roots as `tls`).
+    /// Default: "redis://127.0.0.1:6379".
+    pub url: String,
+    /// Prefix of the key, so the processes sharing it share breakers. Default: "wirecore:cb:".
+    pub key_prefix: String,
+    /// How often the open breakers are read from Redis. From 10 to 60_000. Default: 500.
+    pub refresh_ms: u64,
+    /// Longest wait for Redis per read or write. From 1 to one year. Default: 1_000.
+    pub timeout_ms: u64,
+}
+
+impl Default for BreakerRedisConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            url: "redis://127.0.0.1:6379".to_owned(),
+            key_prefix: "wirecore:cb:".to_owned(),
+            refresh_ms: 500,
+            timeout_ms: 1_000,
+        }
+    }
 }
 
 impl Default for BreakerConfig {
@@ -175,6 +213,7 @@ impl Default for BreakerConfig {
             success_threshold: 1,
             failure_on_5xx: true,
             failure_on_429: false,
+            redis: BreakerRedisConfig::default(),
         }
     }
 }
@@ -403,6 +442,16 @@ pub(super) fn validate(cfg: &super::Config) -> Result<(), (String, &'static str)
     }
     if b.window_ms < 1_000 {
         return bad("breaker.window_ms", "must be at least 1000");
+    }
+    let br = &b.redis;
+    if !(br.url.starts_with("redis://") || br.url.starts_with("rediss://")) {
+        return bad("breaker.redis.url", "must start with redis:// or rediss://");
+    }
+    if br.refresh_ms < 10 {
+        return bad("breaker.redis.refresh_ms", "must be at least 10");
+    }
+    if br.timeout_ms == 0 {
+        return bad("breaker.redis.timeout_ms", "must be at least 1");
     }
     let l = &cfg.rate_limit;
     if l.requests == 0 {

@@ -223,8 +223,23 @@ pub struct ResilienceStats {
     pub overloaded: u64,
     /// Rate limiter counters.
     pub rate_limit: RateLimitStats,
+    /// Breakers shared through Redis (`breaker.redis`; all zero when off).
+    pub breaker_redis: BreakerRedisStats,
     /// Per origin.
     pub origins: BTreeMap<String, OriginResilience>,
+}
+
+/// Counters of the breakers shared through Redis.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct BreakerRedisStats {
+    /// Openings and closings written to Redis.
+    pub published: u64,
+    /// Reads of the open breakers.
+    pub refreshes: u64,
+    /// Reads, writes and connections that failed or timed out (breakers then stay local).
+    pub redis_errors: u64,
+    /// Origins open elsewhere, as last read.
+    pub open_remotely: u64,
 }
 
 /// Rate limiter counters.

@@ -57,6 +57,10 @@ pub(crate) struct Breaker {
     pub(crate) rejected: AtomicU64,
     inner: Mutex<Inner>,
     on_change: OnChange,
+    /// Where opening and closing are told to other processes (`breaker.redis`).
+    shared: Option<Arc<super::shared::SharedBreakers>>,
+    /// Open elsewhere until then (ms since `base`; 0: not open elsewhere), as read from Redis.
+    remote_until_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Breaker {
@@ -130,7 +134,35 @@ impl Breaker {
                 ..Inner::default()
             }),
             on_change,
+            shared: None,
+            remote_until_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Tells `shared` when this breaker opens or closes, and starts from what it last read.
+    pub(crate) fn with_shared(mut self, shared: Arc<super::shared::SharedBreakers>) -> Self {
+        self.set_remote(shared.remote(&self.origin));
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Open elsewhere until `until` (`None`: not open elsewhere).
+    pub(crate) fn set_remote(&self, until: Option<Instant>) {
+        let ms = until.map_or(0, |t| self.ms(t).max(1));
+        self.remote_until_ms.store(ms, Ordering::Release);
+    }
+
+    /// How long the breaker is open elsewhere, counting a rejection; forgets an expired mark.
+    fn remote_wait(&self, until: u64) -> Option<Duration> {
+        let now_ms = self.ms(Instant::now());
+        if now_ms < until {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            return Some(Duration::from_millis(until - now_ms));
+        }
+        let _ =
+            self.remote_until_ms
+                .compare_exchange(until, 0, Ordering::AcqRel, Ordering::Relaxed);
+        None
     }
 
     pub(crate) fn state(&self) -> BreakerState {
@@ -140,11 +172,17 @@ impl Breaker {
     /// How much longer the breaker stays open (`None` when it lets attempts through), without
     /// counting a rejection: the balancer skips such an endpoint.
     pub(crate) fn open_for(&self) -> Option<Duration> {
-        if self.state.load(Ordering::Acquire) != OPEN {
+        let remote = self.remote_until_ms.load(Ordering::Acquire);
+        let local = if self.state.load(Ordering::Acquire) == OPEN {
+            self.open_until_ms.load(Ordering::Acquire)
+        } else {
+            0
+        };
+        let until = remote.max(local);
+        if until == 0 {
             return None;
         }
         let now_ms = self.ms(Instant::now());
-        let until = self.open_until_ms.load(Ordering::Acquire);
         (now_ms < until).then(|| Duration::from_millis(until - now_ms))
     }
 
@@ -152,9 +190,16 @@ impl Breaker {
         u64::try_from(now.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Lets an attempt through, or says how long the breaker stays open. Closed, this is one
-    /// atomic load: no clock, no lock, no reference count.
+    /// Lets an attempt through, or says how long the breaker stays open (here or, through
+    /// Redis, elsewhere). Closed and not open elsewhere, this is two atomic loads: no clock, no
+    /// lock, no reference count.
     pub(crate) fn check(&self) -> Result<Permit<'_>, Duration> {
+        let remote = self.remote_until_ms.load(Ordering::Acquire);
+        if remote != 0
+            && let Some(wait) = self.remote_wait(remote)
+        {
+            return Err(wait);
+        }
         if self.state.load(Ordering::Acquire) == CLOSED {
             return Ok(Permit {
                 breaker: self,
@@ -227,6 +272,9 @@ impl Breaker {
                         }
                         self.consecutive.store(0, Ordering::Relaxed);
                         self.set_state(HALF_OPEN, CLOSED);
+                        if let Some(s) = &self.shared {
+                            s.closed(&self.origin);
+                        }
                     }
                 }
                 Outcome::Failure => self.trip(&mut g, HALF_OPEN, Instant::now()),
@@ -299,6 +347,9 @@ impl Breaker {
         self.consecutive.store(0, Ordering::Relaxed);
         self.trips.fetch_add(1, Ordering::Relaxed);
         self.set_state(from, OPEN);
+        if let Some(s) = &self.shared {
+            s.opened(&self.origin, Duration::from_millis(open_for));
+        }
     }
 }
 
@@ -409,6 +460,20 @@ mod tests {
         assert_eq!(b.state(), BreakerState::Closed, "a success never trips");
         fail(&b);
         assert_eq!(b.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_elsewhere_rejects_until_then_without_touching_the_local_state() {
+        let (b, log) = breaker(&cfg());
+        b.set_remote(Some(Instant::now() + Duration::from_millis(500)));
+        assert_eq!(b.check().unwrap_err(), Duration::from_millis(500));
+        assert_eq!(b.open_for(), Some(Duration::from_millis(500)));
+        assert_eq!(b.state(), BreakerState::Closed);
+        tokio::time::advance(Duration::from_millis(501)).await;
+        b.check().unwrap().record(Outcome::Success);
+        assert_eq!(b.open_for(), None);
+        assert_eq!(b.rejected.load(Ordering::Relaxed), 1);
+        assert!(log.lock().unwrap().is_empty(), "no local state change");
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,6 +6,7 @@ pub(crate) mod breaker;
 pub(crate) mod limit;
 pub(crate) mod ratelimit;
 pub(crate) mod retry;
+pub(crate) mod shared;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -24,7 +25,7 @@ use self::ratelimit::{Local, RateLimiter};
 use self::retry::{Budget, Reason};
 use crate::config::{Config, RateLimitScope};
 use crate::error::{Error, ErrorKind};
-use crate::metrics::{OriginResilience, RateLimitStats, ResilienceStats};
+use crate::metrics::{BreakerRedisStats, OriginResilience, RateLimitStats, ResilienceStats};
 
 /// A circuit breaker changed state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +104,8 @@ pub(crate) struct Policies {
     pub(crate) cfg: Config,
     origins: RwLock<HashMap<Arc<str>, Arc<OriginPolicy>>>,
     pub(crate) rate: Option<RateLimiter>,
+    /// Breakers shared through Redis (`breaker.redis`).
+    pub(crate) shared: Option<Arc<shared::SharedBreakers>>,
     pub(crate) counters: Counters,
     events: broadcast::Sender<BreakerEvent>,
     base: Instant,
@@ -126,10 +129,19 @@ impl Policies {
         } else {
             None
         };
+        let shared = if cfg.breaker.enabled && cfg.breaker.redis.enabled {
+            Some(Arc::new(shared::SharedBreakers::new(
+                &cfg.breaker.redis,
+                &cfg.tls,
+            )?))
+        } else {
+            None
+        };
         Ok(Self {
             cfg: cfg.clone(),
             origins: RwLock::new(HashMap::new()),
             rate,
+            shared,
             counters: Counters::default(),
             events: broadcast::channel(256).0,
             base: Instant::now(),
@@ -202,6 +214,16 @@ impl Policies {
         }
     }
 
+    /// Hands what was last read from Redis to every breaker.
+    pub(crate) fn apply_remote(&self, shared: &shared::SharedBreakers) {
+        let map = self.origins.read().unwrap_or_else(PoisonError::into_inner);
+        for (k, p) in map.iter() {
+            if let Some(b) = &p.breaker {
+                b.set_remote(shared.remote(k));
+            }
+        }
+    }
+
     /// Origins with state.
     pub(crate) fn origin_count(&self) -> usize {
         self.origins
@@ -221,7 +243,11 @@ impl Policies {
                     to,
                 });
             });
-            Arc::new(Breaker::new(&cfg.breaker, key.clone(), on))
+            let b = Breaker::new(&cfg.breaker, key.clone(), on);
+            Arc::new(match &self.shared {
+                Some(s) => b.with_shared(s.clone()),
+                None => b,
+            })
         });
         let latency = cfg.retry.hedge.enabled.then(|| {
             #[expect(clippy::expect_used, reason = "constant bounds are valid")]
@@ -548,6 +574,16 @@ impl Policies {
             breaker_rejected,
             overloaded,
             rate_limit: rate_limit.unwrap_or_default(),
+            breaker_redis: self
+                .shared
+                .as_ref()
+                .map(|s| BreakerRedisStats {
+                    published: s.counters.published.load(Relaxed),
+                    refreshes: s.counters.refreshes.load(Relaxed),
+                    redis_errors: s.counters.redis_errors.load(Relaxed),
+                    open_remotely: s.open_remotely(),
+                })
+                .unwrap_or_default(),
             origins,
         }
     }

@@ -139,7 +139,7 @@ impl RateLimiter {
             .ok_or_else(|| crate::error::config("rate_limit.per_ms: too small"))?
             .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
         let redis = if cfg.backend == RateLimitBackend::Redis {
-            let client = redis_client(&cfg.redis.url, tls)?;
+            let client = redis_client(&cfg.redis.url, tls, "rate_limit.redis.url")?;
             let src = match cfg.redis.algorithm {
                 RedisAlgorithm::TokenBucket => TOKEN_BUCKET,
                 RedisAlgorithm::SlidingWindow => SLIDING_WINDOW,
@@ -318,9 +318,13 @@ impl RateLimiter {
 
 /// A Redis client for `url`. Over TLS (`rediss://`) it trusts `tls.extra_ca_pem` and
 /// `tls.ca_files` when given, else the system's roots.
-fn redis_client(url: &str, tls: &TlsConfig) -> Result<redis::Client, Error> {
-    let bad =
-        |e: &dyn std::fmt::Display| crate::error::config(format!("rate_limit.redis.url: {e}"));
+/// `field` names the URL's config field in errors.
+pub(crate) fn redis_client(
+    url: &str,
+    tls: &TlsConfig,
+    field: &str,
+) -> Result<redis::Client, Error> {
+    let bad = |e: &dyn std::fmt::Display| crate::error::config(format!("{field}: {e}"));
     if !url.starts_with("rediss://") {
         return redis::Client::open(url).map_err(|e| bad(&e));
     }
