@@ -148,7 +148,7 @@ fn main() {
     let report = format!(
         "# Load-balancing benchmarks\n\n\
          Command: `make bench` (`cargo bench -p wirecore --bench balance`), release build, {} CPUs.\n\n\
-         Cost of one pick (the endpoint's in-flight guard included for none: pick only):\n\n\
+         Cost of one pick alone (no request and no in-flight guard):\n\n\
          | strategy | 10 endpoints | 100 endpoints |\n| --- | --- | --- |\n{rows}\n\
          Targets at 10 endpoints: ≤ 50 ns round robin / least outstanding, ≤ 100 ns P2C, \
          ≤ 150 ns consistent hash.\n\n\

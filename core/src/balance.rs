@@ -113,16 +113,25 @@ struct EndpointSet {
     ring: Option<Ring>,
     /// Current weights of `weighted_round_robin`, by endpoint index.
     wrr: Mutex<Vec<i64>>,
+    /// `weighted_round_robin`'s whole cycle when every endpoint may be picked, precomputed so
+    /// a pick is one atomic step, not a scan; `None` when the cycle is too long to keep.
+    wrr_cycle: Option<Box<[u16]>>,
+    wrr_next: AtomicUsize,
 }
 
 impl EndpointSet {
     fn new(endpoints: Vec<Arc<Endpoint>>, strategy: Strategy) -> Self {
         let ring = (strategy == Strategy::ConsistentHash).then(|| Ring::new(&endpoints));
+        let wrr_cycle = (strategy == Strategy::WeightedRoundRobin)
+            .then(|| strategy::smooth_weighted_cycle(&endpoints))
+            .flatten();
         let wrr = Mutex::new(vec![0; endpoints.len()]);
         Self {
             endpoints,
             ring,
             wrr,
+            wrr_cycle,
+            wrr_next: AtomicUsize::new(0),
         }
     }
 }
@@ -445,7 +454,17 @@ impl Service {
         let eps = &set.endpoints;
         match self.strategy {
             Strategy::RoundRobin => strategy::round_robin(eps, &self.next, ok),
-            Strategy::WeightedRoundRobin => strategy::smooth_weighted(eps, &set.wrr, ok),
+            Strategy::WeightedRoundRobin => {
+                // The next step of the cycle when it may be picked, else a scan over those
+                // that may (an endpoint is out or already tried).
+                if let Some(cycle) = &set.wrr_cycle {
+                    let i = usize::from(cycle[set.wrr_next.fetch_add(1, Relaxed) % cycle.len()]);
+                    if ok(&eps[i]) {
+                        return Some(i);
+                    }
+                }
+                strategy::smooth_weighted(eps, &set.wrr, ok)
+            }
             Strategy::LeastOutstanding => strategy::least_outstanding(eps, &self.next, ok),
             Strategy::P2cPeakEwma => strategy::p2c(eps, |e| e.cost(now, self.decay_ns), ok),
             Strategy::ConsistentHash => {

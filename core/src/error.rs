@@ -105,6 +105,25 @@ kinds! {
     Internal => "internal",
 }
 
+impl ErrorKind {
+    /// The exchange with the peer failed: no usable answer came (name, connect, TLS, I/O,
+    /// protocol, or a connect, TLS or read timeout). What balancing counts against an endpoint
+    /// and what a breaker counts as a failure (the breaker adds `timeout.total`).
+    pub fn is_transport(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Dns
+                | ErrorKind::Connect
+                | ErrorKind::Tls
+                | ErrorKind::Io
+                | ErrorKind::Protocol
+                | ErrorKind::TimeoutConnect
+                | ErrorKind::TimeoutTls
+                | ErrorKind::TimeoutRead
+        )
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())
@@ -420,6 +439,28 @@ mod tests {
             assert_eq!(ErrorKind::from_code(k.code()), Some(*k));
         }
         assert!(ErrorKind::ALL.len() >= 20);
+    }
+
+    #[test]
+    fn transport_kinds_are_the_peer_failures() {
+        let t: Vec<&str> = ErrorKind::ALL
+            .iter()
+            .filter(|k| k.is_transport())
+            .map(|k| k.code())
+            .collect();
+        assert_eq!(
+            t,
+            [
+                "dns",
+                "connect",
+                "tls",
+                "io",
+                "protocol",
+                "timeout.connect",
+                "timeout.tls",
+                "timeout.read"
+            ]
+        );
     }
 
     #[test]

@@ -191,17 +191,8 @@ impl Outcome {
         match res {
             Ok(r) if r.status().is_server_error() => Outcome::ServerError(r.status().as_u16()),
             Ok(_) => Outcome::Success,
-            Err(e) => match e.kind() {
-                ErrorKind::Dns
-                | ErrorKind::Connect
-                | ErrorKind::Tls
-                | ErrorKind::Io
-                | ErrorKind::Protocol
-                | ErrorKind::TimeoutConnect
-                | ErrorKind::TimeoutTls
-                | ErrorKind::TimeoutRead => Outcome::Transport,
-                _ => Outcome::Ignore,
-            },
+            Err(e) if e.kind().is_transport() => Outcome::Transport,
+            Err(_) => Outcome::Ignore,
         }
     }
 }

@@ -53,6 +53,23 @@ pub(crate) fn smooth_weighted(
     Some(b)
 }
 
+/// Longest `weighted_round_robin` cycle kept precomputed (2 bytes a step).
+const MAX_CYCLE: u64 = 1 << 16;
+
+/// One whole cycle of [`smooth_weighted`] over all of `eps` (Σ weights picks, after which the
+/// current weights are back to zero), or `None` when it would be longer than [`MAX_CYCLE`] or
+/// there are more endpoints than a `u16` indexes.
+pub(crate) fn smooth_weighted_cycle(eps: &[Arc<Endpoint>]) -> Option<Box<[u16]>> {
+    let total: u64 = eps.iter().map(|e| u64::from(e.weight)).sum();
+    if eps.is_empty() || total > MAX_CYCLE || eps.len() > usize::from(u16::MAX) {
+        return None;
+    }
+    let current = std::sync::Mutex::new(vec![0; eps.len()]);
+    (0..total)
+        .map(|_| smooth_weighted(eps, &current, |_| true).and_then(|i| u16::try_from(i).ok()))
+        .collect()
+}
+
 /// The candidate with the fewest requests in flight; the scan starts at a rotating index so
 /// ties go round.
 pub(crate) fn least_outstanding(

@@ -39,6 +39,28 @@ fn smooth_weighted_round_robin_interleaves_like_nginx() {
 }
 
 #[test]
+fn the_precomputed_weighted_cycle_is_the_smooth_sequence() {
+    let weights = [3, 1, 2, 5, 1];
+    let s = service(Strategy::WeightedRoundRobin, &weights);
+    let eps = s.all();
+    let current = std::sync::Mutex::new(vec![0; eps.len()]);
+    let want: Vec<usize> = (0..36)
+        .map(|_| strategy::smooth_weighted(&eps, &current, |_| true).unwrap())
+        .collect();
+    assert_eq!(picks(&s, 36), want);
+    // With one endpoint tried, the others still share by weight (the scan decides).
+    let skip = [eps[3].id];
+    let mut n = [0; 5];
+    for _ in 0..70 {
+        let e = s.pick(None, &skip).unwrap();
+        n[eps.iter().position(|x| x.id == e.id).unwrap()] += 1;
+    }
+    assert_eq!(n[3], 0, "{n:?}");
+    assert_eq!(n.iter().sum::<u32>(), 70);
+    assert!(n[0] > n[1] && n[2] > n[1], "{n:?}");
+}
+
+#[test]
 fn round_robin_visits_each_in_turn() {
     let s = service(Strategy::RoundRobin, &[1, 1, 1]);
     let p = picks(&s, 9);

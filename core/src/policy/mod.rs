@@ -369,18 +369,10 @@ impl Policies {
             }
             Ok(r) if r.status().is_server_error() && b.failure_on_5xx => Outcome::Failure,
             Ok(_) => Outcome::Success,
-            Err(e) => match e.kind() {
-                ErrorKind::Dns
-                | ErrorKind::Connect
-                | ErrorKind::Tls
-                | ErrorKind::Io
-                | ErrorKind::Protocol
-                | ErrorKind::TimeoutTotal
-                | ErrorKind::TimeoutConnect
-                | ErrorKind::TimeoutTls
-                | ErrorKind::TimeoutRead => Outcome::Failure,
-                _ => Outcome::Ignore,
-            },
+            Err(e) if e.kind().is_transport() || e.kind() == ErrorKind::TimeoutTotal => {
+                Outcome::Failure
+            }
+            Err(_) => Outcome::Ignore,
         }
     }
 
