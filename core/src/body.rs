@@ -35,6 +35,8 @@ pub struct Body {
     ratio: Option<(Arc<AtomicU64>, u64)>,
     deadline: Option<Deadline>,
     idle: Option<(Pin<Box<Sleep>>, Duration)>,
+    /// How to reconnect, for the body of an event stream answering a `GET`.
+    resume: Option<Box<crate::sse::Resume>>,
 }
 
 /// The total deadline of the request, which the body outlives. The timer is created only when
@@ -154,6 +156,7 @@ impl Body {
             idle: limits
                 .read_idle
                 .map(|d| (Box::pin(tokio::time::sleep(d)), d)),
+            resume: None,
         }
     }
 
@@ -174,12 +177,27 @@ impl Body {
             ratio: None,
             deadline: None,
             idle: None,
+            resume: None,
         }
     }
 
     /// Bytes of body read so far (after decoding).
     pub fn bytes_read(&self) -> u64 {
         self.seen
+    }
+
+    /// The body's events (Server-Sent Events), after `prefix` (bytes of it already read);
+    /// see [`EventStream`](crate::sse::EventStream).
+    pub fn events(self, prefix: &[u8]) -> crate::sse::EventStream {
+        crate::sse::EventStream::new(prefix, self)
+    }
+
+    pub(crate) fn set_resume(&mut self, r: crate::sse::Resume) {
+        self.resume = Some(Box::new(r));
+    }
+
+    pub(crate) fn take_resume(&mut self) -> Option<Box<crate::sse::Resume>> {
+        self.resume.take()
     }
 
     fn finish(&mut self) {

@@ -26,6 +26,7 @@ mod request;
 mod request_body;
 mod response;
 pub mod runtime;
+pub mod sse;
 
 pub use crate::body::{Body, RequestBody};
 pub use crate::cache::CacheStatus;

@@ -184,6 +184,13 @@ impl Response {
         }
     }
 
+    /// The body as Server-Sent Events. An event stream answering a `GET` reconnects when it
+    /// ends or breaks, with `Last-Event-ID` and after the server's `retry:` (see
+    /// [`EventStream`](crate::sse::EventStream)).
+    pub fn events(self) -> crate::sse::EventStream {
+        crate::sse::EventStream::new(&[], self.body)
+    }
+
     /// The body, to stream (`http_body::Body` and `futures::Stream`).
     pub fn into_body(self) -> Body {
         self.body

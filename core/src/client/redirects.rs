@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use http::header::{self, HeaderMap};
-use http::{Method, Uri};
+use http::{Method, StatusCode, Uri};
 use tokio::time::Instant;
 
 use super::Client;
@@ -12,7 +12,7 @@ use super::send::Opts;
 use crate::body::RequestBody;
 use crate::error::{self, Error, ErrorKind};
 use crate::redirect::{self, Hop};
-use crate::request::{RedirectPolicy, Request};
+use crate::request::{RedirectPolicy, Request, RequestOptions};
 use crate::response::Response;
 
 impl Client {
@@ -65,7 +65,15 @@ impl Client {
                 .send_cached(&method, &uri, &headers, body, &opts)
                 .await?;
             let Some(rule) = redirect::hop(resp.status, &method) else {
-                return Ok(resp);
+                // Only here: an event stream is a 200.
+                return Ok(self.resumable(
+                    resp,
+                    &method,
+                    &uri,
+                    &headers,
+                    &options,
+                    stripped.is_none(),
+                ));
             };
             if policy == RedirectPolicy::Error {
                 // As fetch's `redirect: "error"`: a redirect status fails, Location or not.
@@ -149,6 +157,33 @@ impl Client {
             uri = next;
             body = next_body;
         }
+    }
+}
+
+impl Client {
+    /// An event stream answering a `GET` keeps what a reconnection sends (see `sse`).
+    fn resumable(
+        &self,
+        mut resp: Response,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        options: &RequestOptions,
+        default_headers: bool,
+    ) -> Response {
+        if *method == Method::GET
+            && resp.status == StatusCode::OK
+            && crate::sse::is_event_stream(&resp.headers)
+        {
+            resp.body.set_resume(crate::sse::Resume {
+                client: self.clone(),
+                uri: uri.clone(),
+                headers: headers.clone(),
+                options: options.clone(),
+                default_headers,
+            });
+        }
+        resp
     }
 }
 

@@ -682,18 +682,61 @@ fn chunked_stream(req: &Req) -> Handled {
     ))
 }
 
+/// `/sse`: `events` events per connection (ids from 0, or after the request's `Last-Event-ID`),
+/// `delay_ms` before each; `retry=MS` sends a `retry:` first; `total=N` ends the whole stream at
+/// id N (then answers 204, as a server tells `EventSource` to stop); `cut=1` breaks the
+/// connection after the events instead of ending the body.
 fn sse(req: &Req) -> Handled {
     let events: u64 = req.num("events", 5)?;
     let delay = Duration::from_millis(req.num("delay_ms", 0)?);
-    let frames = stream::unfold(0, move |i| async move {
-        if i == events {
-            return None;
+    let retry: Option<u64> = param(req.query(), "retry")
+        .map(|_| req.num("retry", 0))
+        .transpose()?;
+    let total: Option<u64> = param(req.query(), "total")
+        .map(|_| req.num("total", 0))
+        .transpose()?;
+    let cut = req.num("cut", 0u8)? != 0;
+    let last = req
+        .parts
+        .headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let start = last
+        .as_deref()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(0, |n| n + 1);
+    let end = total.map_or(start + events, |t| t.min(start + events));
+    if total.is_some_and(|t| start >= t) {
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        return Ok(resp);
+    }
+    let resumed = last.map_or(String::new(), |l| {
+        format!(",\"last_event_id\":{}", json!(l))
+    });
+    let first = retry.map(|ms| Bytes::from(format!("retry: {ms}\n\n")));
+    let frames = stream::unfold((start, first), move |(i, first)| {
+        let resumed = resumed.clone();
+        async move {
+            if let Some(f) = first {
+                return Some((Ok(Frame::data(f)), (i, None)));
+            }
+            if i >= end {
+                if cut && i != u64::MAX {
+                    // Pending once, so hyper writes out the events before the cut.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let e = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut");
+                    return Some((Err(e), (u64::MAX, None)));
+                }
+                return None;
+            }
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let event = format!("id: {i}\nevent: message\ndata: {{\"n\":{i}{resumed}}}\n\n");
+            Some((Ok(Frame::data(Bytes::from(event))), (i + 1, None)))
         }
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        let event = format!("id: {i}\nevent: message\ndata: {{\"n\":{i}}}\n\n");
-        Some((Ok(Frame::data(Bytes::from(event))), i + 1))
     });
     let mut resp = with_type("text/event-stream", Body::stream(Box::pin(frames), None));
     resp.headers_mut()
