@@ -267,20 +267,11 @@ pub(crate) fn is_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
 }
 
-/// Failures after which a reconnection may succeed: the network, the peer, a deadline.
+/// Failures after which a reconnection may succeed: the peer ([`ErrorKind::is_transport`]; a
+/// TLS failure aside, which would only repeat), a deadline, a full pool.
 fn reconnectable(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::Io
-            | ErrorKind::Protocol
-            | ErrorKind::Connect
-            | ErrorKind::Dns
-            | ErrorKind::TimeoutConnect
-            | ErrorKind::TimeoutTls
-            | ErrorKind::TimeoutRead
-            | ErrorKind::TimeoutTotal
-            | ErrorKind::TimeoutPool
-    )
+    kind != ErrorKind::Tls
+        && (kind.is_transport() || matches!(kind, ErrorKind::TimeoutTotal | ErrorKind::TimeoutPool))
 }
 
 /// The events of a response body, reconnecting as `EventSource` does when the response answered
