@@ -405,4 +405,11 @@ async fn a_dns_backed_service_follows_a_changed_answer() {
         get(&c, "/json").await;
     }
     assert_eq!((a.counters().requests, b.counters().requests), (16, 16));
+
+    // Closing the client stops the lookups (one may be under way).
+    c.close(std::time::Duration::from_secs(1)).await;
+    let q = dns.queries("svc.test");
+    // Time passing is the behaviour: more than two TTLs without a lookup.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert!(dns.queries("svc.test") <= q + 1, "lookups went on");
 }
