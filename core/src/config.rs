@@ -181,6 +181,9 @@ impl Config {
         if h2.max_concurrent_streams == 0 {
             return bad("http2.max_concurrent_streams", "must be at least 1");
         }
+        if h2.busy_streams_per_session == 0 {
+            return bad("http2.busy_streams_per_session", "must be at least 1");
+        }
         if !(65_535..=(1 << 31) - 1).contains(&h2.initial_stream_window_bytes) {
             return bad(
                 "http2.initial_stream_window_bytes",

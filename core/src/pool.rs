@@ -54,6 +54,10 @@ struct Settings {
     acquire_timeout: Duration,
     h2_enabled: bool,
     h2_streams: u32,
+    /// HTTP/2 sessions opened for load (see `Http2Config::max_sessions_per_host`), resolved.
+    h2_sessions: usize,
+    /// In-flight streams on every session at which a new request opens another.
+    h2_busy: usize,
     h2: crate::config::Http2Config,
     max_header_bytes: usize,
     max_origins: usize,
@@ -131,7 +135,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Settings {
-    fn from(cfg: &Config) -> Self {
+    fn from(cfg: &Config, handle: &Handle) -> Self {
         let p = &cfg.pool;
         Self {
             max_total: p.max_connections,
@@ -143,6 +147,12 @@ impl Settings {
             acquire_timeout: Duration::from_millis(cfg.timeouts.pool_acquire_ms.max(1)),
             h2_enabled: cfg.http2.enabled,
             h2_streams: cfg.http2.max_concurrent_streams,
+            h2_sessions: match cfg.http2.max_sessions_per_host {
+                // More sessions than threads driving them would not add throughput.
+                0 => handle.metrics().num_workers().clamp(1, 8),
+                n => n as usize,
+            },
+            h2_busy: cfg.http2.busy_streams_per_session.max(1) as usize,
             h2: cfg.http2.clone(),
             max_header_bytes: cfg.limits.max_response_header_bytes,
             max_origins: p.max_origins,
@@ -156,7 +166,7 @@ impl Pool {
         let (reaper_tx, mut reaper_rx) = oneshot::channel::<()>();
         let shared = Arc::new(Shared {
             _reaper: reaper_tx,
-            s: Settings::from(cfg),
+            s: Settings::from(cfg, handle),
             connector,
             hosts: Mutex::new(HashMap::new()),
             total: AtomicUsize::new(0),

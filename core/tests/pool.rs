@@ -42,6 +42,67 @@ async fn cold_h2_burst_shares_one_connection() {
     assert_eq!(k.h2_connections, 1);
 }
 
+/// Under a config that pins one session, a warm origin keeps every stream on one connection
+/// however many run at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_h2_session_carries_200_concurrent_streams() {
+    let srv = server().await;
+    let c = client_with(&srv, |cfg| cfg.http2.max_sessions_per_host = 1);
+    let url = srv.tls_url("/delay/20");
+    c.get(&url).send().await.unwrap().bytes().await.unwrap();
+    let all = (0..200).map(|_| {
+        let c = c.clone();
+        let url = url.clone();
+        async move { c.get(&url).send().await?.bytes().await }
+    });
+    for r in futures_util::future::join_all(all).await {
+        r.unwrap();
+    }
+    let k = srv.counters();
+    assert_eq!(k.requests, 201);
+    assert_eq!(k.connections_accepted, 1, "{k:?}");
+}
+
+/// A busy origin gets more HTTP/2 sessions, up to the cap, with the load spread over them;
+/// once the load is gone the extra ones close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_h2_origin_opens_sessions_up_to_the_cap_and_closes_them_when_idle() {
+    let srv = server().await;
+    let c = client_with(&srv, |cfg| {
+        cfg.http2.max_sessions_per_host = 3;
+        cfg.http2.busy_streams_per_session = 4;
+    });
+    let url = srv.tls_url("/delay/10");
+    // 24 workers, 15 requests each: always more than 3 sessions x 4 streams in flight.
+    let workers = (0..24).map(|_| {
+        let c = c.clone();
+        let url = url.clone();
+        async move {
+            for _ in 0..15 {
+                c.get(&url).send().await?.bytes().await?;
+            }
+            Ok::<_, wirecore::Error>(())
+        }
+    });
+    for r in futures_util::future::join_all(workers).await {
+        r.unwrap();
+    }
+    let k = srv.counters();
+    assert_eq!(k.requests, 360);
+    assert_eq!(k.connections_accepted, 3, "the cap: {k:?}");
+    assert_eq!(k.h2_connections, 3);
+    // Least loaded first: every session carried a real share, not one stream.
+    for (conn, n) in &k.per_connection_requests {
+        assert!(*n >= 20, "connection {conn} served {n} of 360: {k:?}");
+    }
+    // Extra sessions close a second after going idle; the first stays.
+    wait_until("the extra sessions closed", || {
+        srv.counters().connections_active == 1
+    })
+    .await;
+    assert_eq!(c.stats().pool.h2_sessions, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_stream_limit_opens_more_connections_up_to_the_cap() {
     let srv = server_with(Options {

@@ -62,6 +62,16 @@ pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 66] {
             h2.max_concurrent_streams.into(),
             (1 << 31) - 1,
         ),
+        (
+            "http2.max_sessions_per_host",
+            h2.max_sessions_per_host.into(),
+            1_000_000,
+        ),
+        (
+            "http2.busy_streams_per_session",
+            h2.busy_streams_per_session.into(),
+            (1 << 31) - 1,
+        ),
         ("http2.keep_alive_interval_ms", h2.keep_alive_interval_ms, D),
         ("http2.keep_alive_timeout_ms", h2.keep_alive_timeout_ms, D),
         (

@@ -62,6 +62,16 @@ pub struct Http2Config {
     /// Streams opened per connection before the pool opens another, also capped by the server's
     /// `SETTINGS_MAX_CONCURRENT_STREAMS`. At most 2^31-1. Default: 256.
     pub max_concurrent_streams: u32,
+    /// HTTP/2 connections the pool opens to one origin for load: when every open one carries
+    /// `busy_streams_per_session` requests, a new request opens one more, and new streams go
+    /// to the least loaded. Each connection is driven by its own task, so throughput scales
+    /// with cores; extra connections close after a second idle. 1 keeps one connection until
+    /// `max_concurrent_streams` fills it. 0: one per engine worker thread, at most 8. Also
+    /// bounded by `pool.max_connections_per_host`. At most 1_000_000. Default: 0.
+    pub max_sessions_per_host: u32,
+    /// Requests in flight on every HTTP/2 connection to an origin at which the pool opens
+    /// another (see `max_sessions_per_host`), from 1 to 2^31-1. Default: 32.
+    pub busy_streams_per_session: u32,
     /// Interval of keep-alive PINGs; 0 disables. At most one year. Default: 30_000.
     pub keep_alive_interval_ms: u64,
     /// Close the connection when a PING is not answered within this time. At most one year.
@@ -79,6 +89,8 @@ impl Default for Http2Config {
             initial_stream_window_bytes: 2 * 1024 * 1024,
             initial_connection_window_bytes: 4 * 1024 * 1024,
             max_concurrent_streams: 256,
+            max_sessions_per_host: 0,
+            busy_streams_per_session: 32,
             keep_alive_interval_ms: 30_000,
             keep_alive_timeout_ms: 20_000,
             max_frame_bytes: 16_384,

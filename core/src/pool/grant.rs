@@ -235,7 +235,7 @@ impl Host {
         }
         // Requests queue behind earlier waiters unless something is free right now.
         if st.waiters.is_empty()
-            && let Some(g) = self.take(&sh, &mut st, &mut dead)
+            && let Some(g) = self.take(&sh, &mut st, &mut dead, true)
         {
             return (Step::Now(g), dead);
         }
@@ -255,28 +255,42 @@ impl Host {
         (Step::Wait(rx, blocked), dead)
     }
 
-    /// Something a request can use now, if anything.
+    /// Something a request can use now, if anything. `grow`: a request finding every HTTP/2
+    /// session busy may open another (up to `h2_sessions`).
     pub(super) fn take(
         &self,
         sh: &Shared,
         st: &mut State,
         dead: &mut Vec<(Arc<Meta>, Reason)>,
+        grow: bool,
     ) -> Option<Grant> {
-        // HTTP/2: the first live session with a free stream.
+        // HTTP/2. Sessions stay in the order they were opened (`remove`, not `swap_remove`).
         let mut i = 0;
         while i < st.sessions.len() {
-            let slot = &st.sessions[i];
-            if slot.session.tx.is_closed() {
-                let slot = st.sessions.swap_remove(i);
+            if st.sessions[i].session.tx.is_closed() {
+                let slot = st.sessions.remove(i);
                 dead.push((slot.session.meta.clone(), Reason::ClosedByPeer));
                 continue;
             }
-            if slot.in_flight < self.stream_limit(&slot.session) {
-                let slot = &mut st.sessions[i];
-                slot.in_flight += 1;
-                return Some(Grant::H2(slot.session.clone()));
-            }
             i += 1;
+        }
+        if let Some(i) = Self::pick_session(sh, st) {
+            let busy = st.sessions[i].in_flight >= sh.s.h2_busy;
+            if grow
+                && busy
+                && st.connecting == 0
+                && st.sessions.len() < sh.s.h2_sessions
+                && st.open < sh.s.per_host
+                && sh.reserve()
+            {
+                // This request opens the next session; the others keep using these.
+                st.connecting += 1;
+                st.blocked = false;
+                return Some(Grant::Connect);
+            }
+            let slot = &mut st.sessions[i];
+            slot.in_flight += 1;
+            return Some(Grant::H2(slot.session.clone()));
         }
         // HTTP/1.1: the most recently used idle connection (LIFO keeps few connections warm).
         if !st.idle.is_empty() {
@@ -312,6 +326,26 @@ impl Host {
         }
     }
 
+    /// The session for a new stream: the least loaded of the first sessions that hold the
+    /// current load at `h2_busy` streams each (later ones drain, then close when idle), or
+    /// else of any with a free stream. `None` when every session is full.
+    fn pick_session(sh: &Shared, st: &State) -> Option<usize> {
+        let total: usize = st.sessions.iter().map(|s| s.in_flight).sum();
+        let mut room = 0;
+        let mut best: Option<(usize, usize)> = None;
+        for (i, slot) in st.sessions.iter().enumerate() {
+            let limit = Host::stream_limit_of(sh, &slot.session);
+            if slot.in_flight < limit && best.is_none_or(|(_, n)| slot.in_flight < n) {
+                best = Some((i, slot.in_flight));
+            }
+            room += sh.s.h2_busy.min(limit);
+            if room > total && best.is_some() {
+                break;
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
     /// Hands whatever is free to waiters, in order. Returns whether a connect slot was granted.
     pub(super) fn pump(
         &self,
@@ -325,7 +359,9 @@ impl Host {
                 st.waiters.pop_front();
                 continue;
             }
-            let Some(g) = self.take(sh, st, dead) else {
+            // Waiters came as one burst (a cold start, or full sessions): they share what is
+            // there rather than each opening a session for load.
+            let Some(g) = self.take(sh, st, dead, false) else {
                 break;
             };
             let is_connect = matches!(g, Grant::Connect);

@@ -140,9 +140,8 @@ impl Host {
         self.shared.upgrade()
     }
 
-    pub(super) fn stream_limit(&self, s: &Session) -> usize {
-        let cap = self.shared().map_or(100, |sh| sh.s.h2_streams);
-        s.peer.max_streams().min(cap).max(1) as usize
+    pub(super) fn stream_limit_of(sh: &Shared, s: &Session) -> usize {
+        s.peer.max_streams().min(sh.s.h2_streams).max(1) as usize
     }
 
     pub(super) fn dedupe(st: &State) -> bool {

@@ -61,7 +61,7 @@ impl Shared {
             match (h1, h2) {
                 (Some(a), Some((_, b))) if a <= b => Some(st.idle.remove(0).conn.meta.clone()),
                 (Some(_), None) => Some(st.idle.remove(0).conn.meta.clone()),
-                (_, Some((i, _))) => Some(st.sessions.swap_remove(i).session.meta.clone()),
+                (_, Some((i, _))) => Some(st.sessions.remove(i).session.meta.clone()),
                 (None, None) => None,
             }
         };
@@ -108,16 +108,29 @@ impl Shared {
                         }
                         None => true,
                     });
+                // Sessions after the first that sat idle past the grace were opened for load
+                // that has passed: close them (the first stays until the idle timeout).
+                let mut kept = 0;
                 st.sessions.retain(|slot| {
                     if slot.in_flight > 0 {
+                        kept += 1;
                         return true;
                     }
-                    match s.expired(&slot.session.meta, slot.idle_since, now) {
+                    let r = s
+                        .expired(&slot.session.meta, slot.idle_since, now)
+                        .or_else(|| {
+                            (kept > 0 && now.duration_since(slot.idle_since) >= IDLE_GRACE)
+                                .then_some(Reason::Idle)
+                        });
+                    match r {
                         Some(r) => {
                             dead.push((slot.session.meta.clone(), r));
                             false
                         }
-                        None => true,
+                        None => {
+                            kept += 1;
+                            true
+                        }
                     }
                 });
                 // Without connections: spare from now on (from the next tick when some

@@ -452,6 +452,10 @@ class HedgeConfig(TypedDict, total=False):
 class Http2Config(TypedDict, total=False):
     """HTTP/2 settings."""
 
+    #: Requests in flight on every HTTP/2 connection to an origin at which the pool opens
+    #: another (see `max_sessions_per_host`), from 1 to 2^31-1. Default: 32.
+    busy_streams_per_session: int
+
     #: Offer `h2` in ALPN over TLS. Default: true.
     enabled: bool
 
@@ -475,6 +479,14 @@ class Http2Config(TypedDict, total=False):
 
     #: Largest frame accepted, from 16_384 to 16_777_215. Default: 16_384.
     max_frame_bytes: int
+
+    #: HTTP/2 connections the pool opens to one origin for load: when every open one carries
+    #: `busy_streams_per_session` requests, a new request opens one more, and new streams go
+    #: to the least loaded. Each connection is driven by its own task, so throughput scales
+    #: with cores; extra connections close after a second idle. 1 keeps one connection until
+    #: `max_concurrent_streams` fills it. 0: one per engine worker thread, at most 8. Also
+    #: bounded by `pool.max_connections_per_host`. At most 1_000_000. Default: 0.
+    max_sessions_per_host: int
 
     #: Speak HTTP/2 over cleartext without negotiation (h2c). Default: false.
     prior_knowledge: bool
