@@ -116,6 +116,8 @@ type HTTP2Config struct {
 	InitialStreamWindowBytes     uint32 `json:"initial_stream_window_bytes,omitempty"`
 	InitialConnectionWindowBytes uint32 `json:"initial_connection_window_bytes,omitempty"`
 	MaxConcurrentStreams         uint32 `json:"max_concurrent_streams,omitempty"`
+	MaxSessionsPerHost           uint32 `json:"max_sessions_per_host,omitempty"`
+	BusyStreamsPerSession        uint32 `json:"busy_streams_per_session,omitempty"`
 	KeepAliveIntervalMs          uint64 `json:"keep_alive_interval_ms,omitempty"`
 	KeepAliveTimeoutMs           uint64 `json:"keep_alive_timeout_ms,omitempty"`
 	MaxFrameBytes                uint32 `json:"max_frame_bytes,omitempty"`
