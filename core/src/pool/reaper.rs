@@ -122,15 +122,12 @@ impl Shared {
                             (kept > 0 && now.duration_since(slot.idle_since) >= IDLE_GRACE)
                                 .then_some(Reason::Idle)
                         });
-                    match r {
-                        Some(r) => {
-                            dead.push((slot.session.meta.clone(), r));
-                            false
-                        }
-                        None => {
-                            kept += 1;
-                            true
-                        }
+                    if let Some(r) = r {
+                        dead.push((slot.session.meta.clone(), r));
+                        false
+                    } else {
+                        kept += 1;
+                        true
                     }
                 });
                 // Without connections: spare from now on (from the next tick when some
