@@ -115,6 +115,22 @@ typedef enum wirecore_code {
   WIRECORE_INVALID_ARGUMENT = 100,
 } wirecore_code;
 
+// Where a response came from, when the client has a cache (`cache.enabled`): the same five
+// answers as every language's cache status.
+typedef enum wirecore_cache_status {
+  // The cache took no part: none configured, a method or request it does not store, or
+  // cache mode `no-store`.
+  WIRECORE_CACHE_NONE = 0,
+  // A fresh stored response; the server was not asked.
+  WIRECORE_CACHE_HIT = 1,
+  // Nothing usable was stored: the server answered (or, for `only-if-cached`, a 504).
+  WIRECORE_CACHE_MISS = 2,
+  // A stale stored response served without the server's confirmation.
+  WIRECORE_CACHE_STALE = 3,
+  // A stale stored response the server confirmed (304).
+  WIRECORE_CACHE_REVALIDATED = 4,
+} wirecore_cache_status;
+
 // Durations of the phases of a request, in microseconds (0 when the phase did not happen,
 // e.g. DNS/connect/TLS on a reused connection).
 typedef struct wirecore_timings {
@@ -477,6 +493,22 @@ enum wirecore_code wirecore_priority_parse(const char *s,
                                            bool *incremental,
                                            wirecore_error **err);
 
+// Sets how this request uses the client's response cache, as fetch's `cache` option: `mode`
+// is `len` bytes of UTF-8, one of `default`, `no-store`, `reload`, `no-cache`, `force-cache`,
+// `only-if-cached` (any case; the meanings are those of every language, see the C README).
+// `only-if-cached` without a stored response answers `504` without asking the server.
+//
+// # Errors
+// `WIRECORE_INVALID_REQUEST` for another word, naming the accepted ones;
+// `WIRECORE_INVALID_ARGUMENT` for an invalid handle, NULL or invalid UTF-8.
+//
+// # Safety
+// `req` is a live request; `mode` valid for `len` bytes.
+enum wirecore_code wirecore_request_set_cache_mode(wirecore_request *req,
+                                                   const char *mode,
+                                                   size_t len,
+                                                   wirecore_error **err);
+
 // Whether the client's `default_headers` go out with this request (default true;
 // `User-Agent` always does). A caller that follows redirects itself turns them off for every
 // hop after its redirect chain left the first request's origin, as the engine does when it
@@ -554,6 +586,12 @@ int32_t wirecore_response_version(const wirecore_response *resp);
 // # Safety
 // `resp` is NULL or a live response.
 bool wirecore_response_reused(const wirecore_response *resp);
+
+// Where the response came from (`WIRECORE_CACHE_NONE` for an invalid handle).
+//
+// # Safety
+// `resp` is NULL or a live response.
+enum wirecore_cache_status wirecore_response_cache_status(const wirecore_response *resp);
 
 // The final URL (after redirects), NUL-terminated. Owned by the response.
 //

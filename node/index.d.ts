@@ -61,10 +61,24 @@ export interface RequestOptions {
   redirect?: RedirectMode
   /** The most redirects followed, overriding `redirect.max`: 0 (the 3xx is returned) to 1000. */
   maxRedirects?: number
+  /**
+   * How this request uses the client's response cache (`cache.enabled`), as fetch's `cache`
+   * option: 'default', 'no-store' (no lookup, nothing stored), 'reload' (no lookup, the answer
+   * stored), 'no-cache' (a stored response only after the server confirms it), 'force-cache'
+   * (any stored response, however stale), 'only-if-cached' (never asks the server: a stored
+   * response or a 504). An unknown word rejects with an `InvalidRequestError`.
+   */
+  cache?: CacheMode
 }
 
 /** What a redirect does to a request (as fetch's `redirect`). */
 export type RedirectMode = 'follow' | 'manual' | 'error'
+
+/** fetch's cache modes. */
+export type CacheMode = 'default' | 'no-store' | 'reload' | 'no-cache' | 'force-cache' | 'only-if-cached'
+
+/** Where a response came from when the client has a cache. */
+export type CacheStatus = 'hit' | 'miss' | 'stale' | 'revalidated'
 
 /** An RFC 9218 urgency: 0 (most urgent) to 7 (least; 3 is the default). */
 export type Urgency = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7
@@ -106,6 +120,8 @@ export declare class Response implements AsyncIterable<Uint8Array> {
   readonly url: string
   /** The request went out on a pooled connection. */
   readonly reused: boolean
+  /** Where the response came from; null when the cache took no part (none configured, a request it does not store, cache 'no-store'). */
+  readonly cacheStatus: CacheStatus | null
   readonly timings: Timings
   readonly headers: Headers
   /** The body was (or is being) read. */
@@ -220,6 +236,8 @@ export interface CacheStats {
   revalidations: number
   /** Revalidations answered 304 (the stored body reused). */
   notModified: number
+  /** Stale stored responses served without revalidation (cache modes force-cache, only-if-cached). */
+  staleServed: number
   /** Callers that shared an identical in-flight request's answer. */
   coalesced: number
   stores: number
@@ -352,7 +370,8 @@ export interface FetchInit {
   signal?: AbortSignal | null
   redirect?: RedirectMode
   timeoutMs?: number
-  cache?: string
+  /** The client cache's mode (see `RequestOptions.cache`); 'only-if-cached' without a stored response gives a 504 `Response`, not a rejection. */
+  cache?: CacheMode
   credentials?: string
   integrity?: string
   keepalive?: boolean

@@ -100,6 +100,7 @@ const REQUEST_KEYS = new Set([
   'poolTimeoutMs',
   'redirect',
   'maxRedirects',
+  'cache',
 ])
 const VERSIONS = { 'HTTP/0.9': '0.9', 'HTTP/1.0': '1.0', 'HTTP/1.1': '1.1', 'HTTP/2.0': '2.0', 'HTTP/3.0': '3.0' }
 
@@ -243,6 +244,7 @@ function normalize(input, init) {
     poolTimeoutMs,
     redirect,
     maxRedirects,
+    cache,
   } = opts
   let phases = null
   if (connectTimeoutMs !== undefined || readTimeoutMs !== undefined || poolTimeoutMs !== undefined) {
@@ -273,6 +275,10 @@ function normalize(input, init) {
   if (maxRedirects !== undefined && !Number.isSafeInteger(maxRedirects)) {
     throw new TypeError('wirecore: maxRedirects must be an integer')
   }
+  // The engine parses the word (wirecore::CacheMode::parse), as in every language.
+  if (cache !== undefined && typeof cache !== 'string') {
+    throw new TypeError('wirecore: cache must be a string')
+  }
   return {
     method,
     url,
@@ -287,6 +293,7 @@ function normalize(input, init) {
     priority: priority === undefined ? null : String(priority),
     redirect: redirect ?? null,
     maxRedirects: maxRedirects ?? null,
+    cache: cache ?? null,
   }
 }
 
@@ -364,6 +371,11 @@ class Response {
   /** The request went out on a pooled connection. */
   get reused() {
     return this.#head.reused
+  }
+
+  /** Where the response came from: 'hit', 'miss', 'stale', 'revalidated'; null when the cache took no part. */
+  get cacheStatus() {
+    return this.#head.cacheStatus ?? null
   }
 
   get timings() {
@@ -646,6 +658,7 @@ class Client {
           r.priority,
           r.redirect,
           r.maxRedirects,
+          r.cache,
         ),
       ).then((c) => new Response(nativeClient, c, null, null))
     }
@@ -696,6 +709,7 @@ class Client {
           r.priority,
           r.redirect,
           r.maxRedirects,
+          r.cache,
         )
       } catch (e) {
         untrack(id)
@@ -779,7 +793,6 @@ class Client {
 
 // fetch(): the WHATWG signature over a Client, returning a standard `Response`.
 const FETCH_IGNORED = new Set([
-  'cache',
   'credentials',
   'integrity',
   'keepalive',
@@ -799,7 +812,7 @@ async function fetchWith(client, input, init = {}) {
   let headers
   let body
   let signal = null
-  let redirect
+  const opts = {}
   if (typeof input === 'string' || input instanceof URL) {
     url = String(input)
   } else if (typeof Request === 'function' && input instanceof Request) {
@@ -808,13 +821,13 @@ async function fetchWith(client, input, init = {}) {
     headers = input.headers
     body = input.body ?? undefined
     signal = input.signal
-    if (input.redirect !== 'follow') redirect = input.redirect
+    if (input.redirect !== 'follow') opts.redirect = input.redirect
+    if (input.cache !== 'default') opts.cache = input.cache
   } else if (input != null && typeof input.href === 'string') {
     url = input.href
   } else {
     throw new TypeError('wirecore: fetch needs a URL string, a URL or a Request')
   }
-  const opts = redirect === undefined ? {} : { redirect }
   for (const k of Object.keys(init)) {
     const v = init[k]
     if (v === undefined || FETCH_IGNORED.has(k)) continue
@@ -838,6 +851,10 @@ async function fetchWith(client, input, init = {}) {
         break
       case 'timeoutMs':
         opts.timeoutMs = v
+        break
+      case 'cache':
+        // The engine's modes are fetch's: only-if-cached without a stored response is a 504.
+        opts.cache = v
         break
       case 'priority':
         // fetch's 'high' | 'low' | 'auto' ('auto' leaves the default urgency).

@@ -46,6 +46,9 @@ type Options struct {
 	// keeps the config's redirect.max (under http.Client with wirecore.CheckRedirect: 10 requests,
 	// as http.Client's default).
 	MaxRedirects *uint32
+	// Cache is how the request uses the client's response cache (Config.Cache), fetch's cache
+	// option; "" is CacheDefault. An unknown word fails with code "invalid_request".
+	Cache CacheMode
 }
 
 // RedirectPolicy is what a redirect does to a request (Options.Redirect), as fetch's redirect.
@@ -90,6 +93,25 @@ func CheckRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
+// CacheMode is a request's cache mode: the meanings of fetch's cache option, in every language.
+type CacheMode string
+
+// The cache modes.
+const (
+	// CacheDefault follows RFC 9111: fresh stored responses answer, stale ones are revalidated.
+	CacheDefault CacheMode = "default"
+	// CacheNoStore keeps the cache out: no lookup, nothing stored (the status is "").
+	CacheNoStore CacheMode = "no-store"
+	// CacheReload skips the lookup but stores the answer.
+	CacheReload CacheMode = "reload"
+	// CacheNoCache uses a stored response only after the server confirms it (304).
+	CacheNoCache CacheMode = "no-cache"
+	// CacheForceCache uses any stored response, however stale; without one it asks.
+	CacheForceCache CacheMode = "force-cache"
+	// CacheOnlyIfCached never asks the server: a stored response, however stale, or a 504.
+	CacheOnlyIfCached CacheMode = "only-if-cached"
+)
+
 // Priority is an RFC 9218 priority.
 type Priority struct {
 	// Urgency is 0 (most urgent) to 7 (least); 3 is the default.
@@ -126,7 +148,7 @@ func engineOptions(ctx context.Context, hostRedirects bool) (*capi.Options, *Err
 		return nil, nil
 	}
 	c := &capi.Options{Idempotent: -1, Urgency: -1, RateLimitKey: o.RateLimitKey,
-		Redirect: string(o.Redirect), MaxRedirects: -1}
+		Redirect: string(o.Redirect), MaxRedirects: -1, Cache: string(o.Cache)}
 	if o.MaxRedirects != nil {
 		c.MaxRedirects = int64(*o.MaxRedirects)
 	}

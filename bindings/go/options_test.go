@@ -2,6 +2,7 @@ package wirecore_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"go/ast"
@@ -219,6 +220,54 @@ func TestOptionsPriorityOrdersTheQueue(t *testing.T) {
 	}
 }
 
+func TestOptionsCacheModeAndCacheStatus(t *testing.T) {
+	control(t, "POST", "/_control/reset", "{}")
+	// The cache section goes as the core's JSON (Config has no typed cache section yet).
+	tr, err := wirecore.NewTransportJSON(`{"cache": {"enabled": true}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	c := &http.Client{Transport: tr}
+	url := server.HTTP + "/cache/go?cache_control=max-age=0&etag=v1"
+	get := func(mode wirecore.CacheMode) (int, wirecore.CacheStatus) {
+		t.Helper()
+		var info wirecore.ResponseInfo
+		ctx := wirecore.WithResponseInfo(context.Background(), func(i wirecore.ResponseInfo) { info = i })
+		if mode != "" {
+			ctx = wirecore.WithOptions(ctx, wirecore.Options{Cache: mode})
+		}
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, info.CacheStatus
+	}
+	for _, tc := range []struct {
+		mode   wirecore.CacheMode
+		status int
+		cache  wirecore.CacheStatus
+	}{
+		{wirecore.CacheOnlyIfCached, 504, wirecore.CacheMiss},
+		{"", 200, wirecore.CacheMiss},
+		{wirecore.CacheForceCache, 200, wirecore.CacheStale},
+		{wirecore.CacheNoCache, 200, wirecore.CacheRevalidated},
+		{wirecore.CacheNoStore, 200, ""},
+		{wirecore.CacheReload, 200, wirecore.CacheMiss},
+		{wirecore.CacheOnlyIfCached, 200, wirecore.CacheStale},
+	} {
+		if status, cache := get(tc.mode); status != tc.status || cache != tc.cache {
+			t.Errorf("mode %q: %d %q, want %d %q", tc.mode, status, cache, tc.status, tc.cache)
+		}
+	}
+	if n := requestsSeen(t); n != 4 {
+		t.Fatalf("the server saw %v requests, want 4", n)
+	}
+}
+
 func TestOptionsBadValuesFailBeforeIO(t *testing.T) {
 	control(t, "POST", "/_control/reset", "{}")
 	c := &http.Client{Transport: newTransport(t, wirecore.Config{})}
@@ -231,6 +280,7 @@ func TestOptionsBadValuesFailBeforeIO(t *testing.T) {
 		{wirecore.Options{ReadTimeout: -time.Second}, "ReadTimeout"},
 		{wirecore.Options{ConnectTimeout: 366 * 24 * time.Hour}, "connect_timeout"},
 		{wirecore.Options{PoolTimeout: 1 << 62}, "pool_timeout"},
+		{wirecore.Options{Cache: "sometimes"}, "request option cache must be one of default, no-store"},
 	} {
 		_, _, err := do(t, c, "GET", server.HTTP+"/bytes/1", nil, &tc.o)
 		if !errors.Is(err, wirecore.ErrInvalidRequest) || !strings.Contains(err.Error(), tc.name) {

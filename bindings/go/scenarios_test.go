@@ -25,9 +25,10 @@ import (
 var (
 	topKeys     = []string{"name", "description", "config", "script", "dns", "steps", "stats", "server", "skip"}
 	stepKeys    = []string{"request", "outcome", "concurrency", "dns", "wait_ms"}
-	requestKeys = []string{"method", "url", "headers", "body", "timeout_ms", "priority", "redirect", "max_redirects"}
+	requestKeys = []string{"method", "url", "headers", "body", "timeout_ms", "priority", "redirect", "max_redirects",
+		"cache"}
 	outcomeKeys = []string{"status", "error", "body", "body_contains", "body_len", "json", "json_absent",
-		"headers", "absent_headers", "version", "reused", "any_of"}
+		"headers", "absent_headers", "version", "reused", "cache_status", "any_of"}
 	scriptKeys = []string{"path", "replies"}
 	dnsKeys    = []string{"name", "ips", "ttl", "fail", "remove", "negative_ttl"}
 	rangeKeys  = []string{"min", "max"}
@@ -313,6 +314,9 @@ func send(tr *wirecore.Transport, rq object) result {
 	if n, ok := rq["max_redirects"].(float64); ok {
 		o.MaxRedirects = wirecore.Uint32(uint32(n))
 	}
+	if s, ok := rq["cache"].(string); ok {
+		o.Cache = wirecore.CacheMode(s)
+	}
 	if o != (wirecore.Options{}) {
 		ctx = wirecore.WithOptions(ctx, o)
 	}
@@ -367,6 +371,15 @@ func check(out object, r result) error {
 	}
 	if v, ok := out["reused"].(bool); ok && v != r.info.Reused {
 		return fmt.Errorf("want reused=%v, got %v", v, r.info.Reused)
+	}
+	if v, ok := out["cache_status"].(string); ok {
+		got := string(r.info.CacheStatus)
+		if got == "" {
+			got = "none"
+		}
+		if v != got {
+			return fmt.Errorf("want cache_status %s, got %s", v, got)
+		}
 	}
 	if v, ok := out["body"].(string); ok && v != string(b) {
 		return fmt.Errorf("want body %q, got %q", v, b)

@@ -29,6 +29,7 @@ type CacheStats struct {
 	Misses        uint64 `json:"misses"`
 	Revalidations uint64 `json:"revalidations"`
 	NotModified   uint64 `json:"not_modified"`
+	StaleServed   uint64 `json:"stale_served"` // served stale without revalidation
 	Coalesced     uint64 `json:"coalesced"`
 	Stores        uint64 `json:"stores"`
 	Invalidations uint64 `json:"invalidations"`

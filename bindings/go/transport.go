@@ -633,6 +633,7 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 	var state *tls.ConnectionState
 	hook := responseInfoHook(req.Context())
 	var timings capi.Timings
+	var cache int
 	t.gate <- struct{}{}
 	if req.URL.Scheme == "https" {
 		// Before Take, which frees a response whose body came whole.
@@ -642,11 +643,12 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 	}
 	if hook != nil {
 		timings = capi.ResponseTimings(r)
+		cache = capi.CacheStatus(r)
 	}
 	h := capi.Take(r, hint)
 	<-t.gate
 	if hook != nil {
-		hook(responseInfo(h.Reused, timings))
+		hook(responseInfo(h.Reused, timings, cache))
 	}
 	if n := len(h.Headers) + len(h.Body); n > hint || n < hint/4 {
 		t.takeHint.Store(int64(min(max(n+n/4, 512), takeHintMax)))

@@ -88,6 +88,7 @@ pub(crate) struct Counters {
     pub(crate) misses: AtomicU64,
     pub(crate) revalidations: AtomicU64,
     pub(crate) not_modified: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
     pub(crate) stores: AtomicU64,
     pub(crate) invalidations: AtomicU64,
     /// Callers that joined another's flight instead of sending their own request.
@@ -202,6 +203,7 @@ impl Cache {
             misses: c.misses.load(Relaxed),
             revalidations: c.revalidations.load(Relaxed),
             not_modified: c.not_modified.load(Relaxed),
+            stale_served: c.stale_served.load(Relaxed),
             coalesced: c.coalesced.load(Relaxed),
             stores: c.stores.load(Relaxed),
             invalidations: c.invalidations.load(Relaxed),

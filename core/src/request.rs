@@ -11,7 +11,7 @@ use crate::error::{self, Error, ErrorKind};
 mod options;
 
 pub use options::{
-    MAX_RATE_LIMIT_KEY_BYTES, MAX_REDIRECTS, PRIORITY_WORDS, Priority, RedirectPolicy,
+    CacheMode, MAX_RATE_LIMIT_KEY_BYTES, MAX_REDIRECTS, PRIORITY_WORDS, Priority, RedirectPolicy,
     RequestOptions,
 };
 

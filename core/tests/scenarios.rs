@@ -33,6 +33,7 @@ const REQUEST_KEYS: &[&str] = &[
     "priority",
     "redirect",
     "max_redirects",
+    "cache",
 ];
 const OUTCOME_KEYS: &[&str] = &[
     "status",
@@ -46,6 +47,7 @@ const OUTCOME_KEYS: &[&str] = &[
     "absent_headers",
     "version",
     "reused",
+    "cache_status",
     "any_of",
 ];
 const SCRIPT_KEYS: &[&str] = &["path", "replies"];
@@ -219,6 +221,7 @@ struct Got {
     status: u16,
     version: &'static str,
     reused: bool,
+    cache_status: &'static str,
     headers: HeaderMap,
     body: Vec<u8>,
 }
@@ -248,16 +251,23 @@ async fn send(client: &Client, req: &Value) -> Result<Got, wirecore::Error> {
     if let Some(n) = req["max_redirects"].as_u64() {
         r.options_mut().max_redirects = Some(u32::try_from(n).unwrap_or(u32::MAX));
     }
+    if let Some(m) = req["cache"].as_str() {
+        r.options_mut().cache = wirecore::CacheMode::parse(m)?;
+    }
     let resp = client.execute(r).await?;
     let status = resp.status().as_u16();
     let version = version_str(resp.version());
     let reused = resp.reused();
+    let cache_status = resp
+        .cache_status()
+        .map_or("none", wirecore::CacheStatus::as_str);
     let headers = resp.headers().clone();
     let body = resp.bytes().await?.to_vec();
     Ok(Got {
         status,
         version,
         reused,
+        cache_status,
         headers,
         body,
     })
@@ -300,6 +310,11 @@ fn check(out: &Value, got: &Result<Got, wirecore::Error>) -> Result<(), String> 
         && r != g.reused
     {
         return Err(format!("want reused={r}, got {}", g.reused));
+    }
+    if let Some(c) = out["cache_status"].as_str()
+        && c != g.cache_status
+    {
+        return Err(format!("want cache_status {c}, got {}", g.cache_status));
     }
     let text = String::from_utf8_lossy(&g.body);
     if let Some(b) = out["body"].as_str()

@@ -192,6 +192,7 @@ impl NativeClient {
         priority: Option<String>,
         redirect: Option<String>,
         max_redirects: Option<i64>,
+        cache: Option<String>,
     ) -> napi::Result<()> {
         let method = wirecore::parse_method(&method).map_err(|e| core_error(&e))?;
         let mut req = wirecore::Request::new(method, &url).map_err(|e| core_error(&e))?;
@@ -244,6 +245,9 @@ impl NativeClient {
             o.max_redirects = Some(
                 wirecore::RequestOptions::checked_max_redirects(n).map_err(|e| core_error(&e))?,
             );
+        }
+        if let Some(m) = cache {
+            o.cache = wirecore::CacheMode::parse(&m).map_err(|e| core_error(&e))?;
         }
         // Here, not when sent: a bad value throws where it was given, before any I/O.
         o.validate().map_err(|e| core_error(&e))?;
@@ -423,6 +427,7 @@ fn respond(
         headers: Some(headers),
         url: Some(head.url.to_string()),
         reused: Some(head.reused),
+        cache_status: head.cache.map(|s| s.as_str().to_owned()),
         timings: Some(vec![
             ms(t.dns),
             ms(t.connect),

@@ -45,6 +45,9 @@ pub struct Completion {
     pub streaming: Option<bool>,
     /// The request went out on a pooled connection.
     pub reused: Option<bool>,
+    /// Where the response came from (`hit`, `miss`, `stale`, `revalidated`); absent when the
+    /// cache took no part.
+    pub cache_status: Option<String>,
     /// dns, connect, tls, ttfb, total in milliseconds.
     pub timings: Option<Vec<f64>>,
 }

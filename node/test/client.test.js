@@ -431,6 +431,37 @@ test('idempotent: true lets the engine retry a POST after a reset; rateLimitKey 
   await limited.close()
 })
 
+test('cache: the mode option, fetch(url, { cache }) and response.cacheStatus', async () => {
+  const c = new Client({ cache: { enabled: true } })
+  const url = `${srv.http}/cache/node?cache_control=max-age=0&etag=v1`
+  const only = await c.get(url, { cache: 'only-if-cached' })
+  assert.deepEqual([only.status, only.cacheStatus, (await only.buffer()).length], [504, 'miss', 0])
+  const status = async (opts) => {
+    const r = await c.get(url, opts)
+    await r.buffer()
+    return r.cacheStatus
+  }
+  assert.equal(await status({}), 'miss')
+  assert.equal(await status({ cache: 'force-cache' }), 'stale')
+  assert.equal(await status({ cache: 'no-cache' }), 'revalidated')
+  assert.equal(await status({ cache: 'no-store' }), null)
+  // fetch maps its cache option onto the same modes (a RequestInit key and a Request's own).
+  assert.equal((await c.fetch(url, { cache: 'only-if-cached' })).status, 200)
+  const viaRequest = await c.fetch(new Request(`${srv.http}/cache/node-req?cache_control=max-age=60`, { cache: 'no-store' }))
+  assert.equal((await viaRequest.json()).served, 1)
+  assert.equal((await c.fetch(`${srv.http}/cache/node-miss`, { cache: 'only-if-cached' })).status, 504)
+  assert.equal(c.stats().cache.staleServed, 2)
+  await assert.rejects(c.get(url, { cache: 'sometimes' }), (e) => {
+    assert.ok(e instanceof wirecore.InvalidRequestError, String(e))
+    assert.match(e.message, /request option cache must be one of default, no-store/)
+    return true
+  })
+  await assert.rejects(c.get(url, { cache: 1 }), TypeError)
+  await assert.rejects(c.fetch(url, { cache: 'sometimes' }), TypeError)
+  assert.equal((await client.get(`${srv.http}/json`)).cacheStatus, null)
+  await c.close()
+})
+
 test('priority: sent as the RFC 9218 header; urgent requests overtake queued ones', async () => {
   const h = async (opts) => (await (await client.get(`${srv.http}/headers`, opts)).json()).headers.priority
   assert.equal(await h({ priority: 0 }), 'u=0')

@@ -34,9 +34,20 @@ const OUTCOME_KEYS = new Set([
   'absent_headers',
   'version',
   'reused',
+  'cache_status',
   'any_of',
 ])
-const REQUEST_KEYS = new Set(['method', 'url', 'headers', 'body', 'timeout_ms', 'priority', 'redirect', 'max_redirects'])
+const REQUEST_KEYS = new Set([
+  'method',
+  'url',
+  'headers',
+  'body',
+  'timeout_ms',
+  'priority',
+  'redirect',
+  'max_redirects',
+  'cache',
+])
 
 let srv
 const passed = []
@@ -148,6 +159,7 @@ async function runStep(client, step, where) {
       priority: rq.priority,
       redirect: rq.redirect,
       maxRedirects: rq.max_redirects,
+      cache: rq.cache,
     })
     body = await resp.buffer()
   } catch (e) {
@@ -179,6 +191,9 @@ function checkOutcome(outcome, resp, body, error, where) {
   if (outcome.status !== undefined) assert.equal(resp.status, outcome.status, `${where}: status`)
   if (outcome.version !== undefined) assert.equal(`HTTP/${resp.httpVersion}`, outcome.version, `${where}: version`)
   if (outcome.reused !== undefined) assert.equal(resp.reused, outcome.reused, `${where}: reused`)
+  if (outcome.cache_status !== undefined) {
+    assert.equal(resp.cacheStatus ?? 'none', outcome.cache_status, `${where}: cache_status`)
+  }
   const text = body.toString('utf8')
   if (outcome.body !== undefined) assert.equal(text, outcome.body, `${where}: body`)
   if (outcome.body_contains !== undefined) assert.ok(text.includes(outcome.body_contains), `${where}: body contains`)

@@ -164,6 +164,7 @@ struct Extra {
     idempotent: Option<bool>,
     rate_limit_key: Option<String>,
     priority: Option<PriorityArg>,
+    cache: Option<String>,
     default_headers: Option<bool>,
     redirect: Option<String>,
     max_redirects: Option<i64>,
@@ -186,6 +187,7 @@ impl Extra {
                 "idempotent" => x.idempotent = v.extract()?,
                 "rate_limit_key" => x.rate_limit_key = v.extract()?,
                 "priority" => x.priority = v.extract()?,
+                "cache" => x.cache = v.extract()?,
                 "default_headers" => x.default_headers = v.extract()?,
                 "redirect" => x.redirect = v.extract()?,
                 "max_redirects" => x.max_redirects = v.extract()?,
@@ -278,6 +280,9 @@ fn build_request(
     }
     if let Some(n) = x.max_redirects {
         o.max_redirects = Some(wirecore::RequestOptions::checked_max_redirects(n)?);
+    }
+    if let Some(m) = x.cache {
+        o.cache = wirecore::CacheMode::parse(&m)?;
     }
     // Here, not when sent: a bad value raises where it was given, before any I/O.
     o.validate()?;

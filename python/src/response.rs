@@ -31,6 +31,7 @@ pub(crate) struct Parts {
     url: String,
     timings: wirecore::Timings,
     reused: bool,
+    cache: Option<wirecore::CacheStatus>,
     elapsed: Duration,
     content: Option<Bytes>,
     stream: Option<wirecore::Body>,
@@ -58,6 +59,7 @@ pub(crate) async fn run(
         url: head.url.to_string(),
         timings: head.timings,
         reused: head.reused,
+        cache: head.cache,
         elapsed: Duration::ZERO,
         content: None,
         stream: None,
@@ -93,6 +95,7 @@ pub(crate) struct RawResponse {
     timings: wirecore::Timings,
     #[pyo3(get)]
     reused: bool,
+    cache: Option<wirecore::CacheStatus>,
     elapsed: Duration,
     version: http::Version,
     content: Option<Py<PyBytes>>,
@@ -110,6 +113,7 @@ impl RawResponse {
             url: p.url,
             timings: p.timings,
             reused: p.reused,
+            cache: p.cache,
             elapsed: p.elapsed,
             version: p.version,
             content: p.content.map(|b| PyBytes::new(py, &b).unbind()),
@@ -148,6 +152,12 @@ impl RawResponse {
             list.append(PyTuple::new(py, [n.as_str(), v.as_str()])?)?;
         }
         Ok(list)
+    }
+
+    /// `"hit"`, `"miss"`, `"stale"` or `"revalidated"`; `None` when the cache took no part.
+    #[getter]
+    fn cache_status(&self) -> Option<&'static str> {
+        self.cache.map(wirecore::CacheStatus::as_str)
     }
 
     /// `(dns, connect, tls, ttfb, total)` in seconds.

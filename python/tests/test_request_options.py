@@ -1,4 +1,4 @@
-"""Per-request options: idempotent, rate_limit_key, priority, Timeout, streamed uploads."""
+"""Per-request options: idempotent, rate_limit_key, priority, cache, Timeout, streamed uploads."""
 
 from __future__ import annotations
 
@@ -110,6 +110,44 @@ def test_bad_priorities_fail_before_io(client: wirecore.Client, srv: Server) -> 
         client.post(f"{srv.http}/echo", idempotent="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="rate_limit_key"):
         client.get(f"{srv.http}/headers", rate_limit_key=1)  # type: ignore[arg-type]
+    assert srv.counters()["connections_accepted"] == 0
+
+
+# --- cache mode / cache status -------------------------------------------------------------
+
+
+def test_cache_mode_and_status_sync(srv: Server, tls_config: dict[str, Any]) -> None:
+    with wirecore.Client({**tls_config, "cache": {"enabled": True}}) as c:
+        url = f"{srv.http}/cache/py?cache_control=max-age=0&etag=v1"
+        r = c.get(url, cache="only-if-cached")
+        assert (r.status_code, r.cache_status) == (504, "miss")
+        assert c.get(url).cache_status == "miss"
+        assert c.get(url, cache="force-cache").cache_status == "stale"
+        assert c.get(url, cache="no-cache").cache_status == "revalidated"
+        assert c.get(url, cache="No-Store").cache_status is None
+        with c.stream("GET", url, cache="force-cache") as s:
+            assert s.cache_status == "stale"
+        assert srv.counters()["requests"] == 3
+    with wirecore.Client(tls_config) as plain:
+        assert plain.get(f"{srv.http}/json").cache_status is None
+
+
+@pytest.mark.asyncio
+async def test_cache_mode_and_status_async(srv: Server, tls_config: dict[str, Any]) -> None:
+    async with wirecore.AsyncClient({**tls_config, "cache": {"enabled": True}}) as c:
+        url = f"{srv.http}/cache/py-async?cache_control=max-age=60"
+        assert (await c.get(url, cache="only-if-cached")).status_code == 504
+        assert (await c.get(url)).cache_status == "miss"
+        assert (await c.get(url, cache="only-if-cached")).cache_status == "hit"
+        r = await c.request("GET", url, cache="reload")
+        assert (r.cache_status, r.json()["served"]) == ("miss", 2)
+
+
+def test_bad_cache_modes_fail_before_io(client: wirecore.Client, srv: Server) -> None:
+    with pytest.raises(ValueError, match="request option cache must be one of default, no-store"):
+        client.get(f"{srv.http}/json", cache="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="cache must be a str"):
+        client.get(f"{srv.http}/json", cache=1)  # type: ignore[arg-type]
     assert srv.counters()["connections_accepted"] == 0
 
 

@@ -33,6 +33,7 @@ REQUEST_KEYS = {
     "priority",
     "redirect",
     "max_redirects",
+    "cache",
 }
 OUTCOME_KEYS = {
     "status",
@@ -46,6 +47,7 @@ OUTCOME_KEYS = {
     "absent_headers",
     "version",
     "reused",
+    "cache_status",
     "any_of",
 }
 
@@ -190,6 +192,8 @@ def check_outcome(outcome: dict[str, Any], result: wirecore.Response | BaseExcep
         assert {"HTTP/2": "HTTP/2.0"}.get(r.http_version, r.http_version) == outcome["version"]
     if "reused" in outcome:
         assert r.reused is outcome["reused"]
+    if "cache_status" in outcome:
+        assert (r.cache_status or "none") == outcome["cache_status"], r.cache_status
 
 
 def request_args(req: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
@@ -207,6 +211,8 @@ def request_args(req: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     for k in ("redirect", "max_redirects"):
         if k in req:
             kw[k] = req[k]
+    if "cache" in req:
+        kw["cache"] = req["cache"]
     return req["method"], req["url"], kw
 
 

@@ -68,6 +68,8 @@ pub struct Head {
     pub timings: Timings,
     pub reused: bool,
     pub tls: Option<Arc<TlsInfo>>,
+    /// Where the response came from; `None` when the cache took no part.
+    pub cache: Option<wirecore::CacheStatus>,
 }
 
 /// How much of the body [`fetch`] reads along with the head.
@@ -104,6 +106,7 @@ pub async fn fetch(
     let timings = resp.timings();
     let reused = resp.reused();
     let tls = resp.tls_info();
+    let cache = resp.cache_status();
     let (parts, mut body) = resp.into_http().into_parts();
     let head = Head {
         status: parts.status,
@@ -113,6 +116,7 @@ pub async fn fetch(
         timings,
         reused,
         tls,
+        cache,
     };
     let read = match how {
         Prefetch::Stream => false,

@@ -467,6 +467,21 @@ static void bad_values(void) {
     err = NULL;
     expect_code("read: NULL request", wirecore_request_set_read_timeout_ms(NULL, 1, &err), err,
                 WIRECORE_INVALID_ARGUMENT, "handle");
+    expect_code("cache mode unknown", wirecore_request_set_cache_mode(req, "sometimes", 9, &err), err,
+                WIRECORE_INVALID_REQUEST, "request option cache must be one of default, no-store");
+    err = NULL;
+    expect_code("cache mode NULL", wirecore_request_set_cache_mode(req, NULL, 3, &err), err,
+                WIRECORE_INVALID_ARGUMENT, "NULL");
+    err = NULL;
+    expect_code("cache mode invalid UTF-8", wirecore_request_set_cache_mode(req, "\xff", 1, &err), err,
+                WIRECORE_INVALID_ARGUMENT, "UTF-8");
+    err = NULL;
+    expect_code("cache mode: NULL request", wirecore_request_set_cache_mode(NULL, "reload", 6, &err), err,
+                WIRECORE_INVALID_ARGUMENT, "handle");
+    err = NULL;
+    expect_code("cache mode any case", wirecore_request_set_cache_mode(req, "No-Cache", 8, &err), err,
+                WIRECORE_OK, NULL);
+    CHECK(wirecore_response_cache_status(NULL) == WIRECORE_CACHE_NONE, "cache status of NULL");
     expect_code("idempotent: NULL request", wirecore_request_set_idempotent(NULL, true), NULL,
                 WIRECORE_INVALID_ARGUMENT, NULL);
     /* A wrong handle type is caught by its tag. */
@@ -475,6 +490,32 @@ static void bad_values(void) {
                 WIRECORE_INVALID_ARGUMENT, NULL);
     wirecore_client_free(c);
     wirecore_request_free(req);
+}
+
+/* The cache mode and the cache status: only-if-cached answers 504 until a response is stored. */
+static void cache_mode(wirecore_client *ctl) {
+    reset(ctl);
+    wirecore_client *c = client_new("{\"cache\": {\"enabled\": true}}");
+    const char *path = "/cache/c?cache_control=max-age=60";
+    const char *modes[] = {"only-if-cached", "default", "only-if-cached", "no-store", "reload"};
+    int want_status[] = {504, 200, 200, 200, 200};
+    wirecore_cache_status want_cache[] = {WIRECORE_CACHE_MISS, WIRECORE_CACHE_MISS, WIRECORE_CACHE_HIT,
+                                          WIRECORE_CACHE_NONE, WIRECORE_CACHE_MISS};
+    for (int i = 0; i < 5; i++) {
+        wirecore_request *req = make("GET", http_url, path);
+        CHECK(wirecore_request_set_cache_mode(req, modes[i], strlen(modes[i]), NULL) == WIRECORE_OK, "set %s",
+              modes[i]);
+        wirecore_response *resp = NULL;
+        CHECK(wirecore_client_send(c, req, &resp, NULL) == WIRECORE_OK, "send %s", modes[i]);
+        if (!resp) continue;
+        CHECK(wirecore_response_status(resp) == want_status[i], "%s: status %d", modes[i],
+              wirecore_response_status(resp));
+        CHECK(wirecore_response_cache_status(resp) == want_cache[i], "%s: cache status %d", modes[i],
+              (int)wirecore_response_cache_status(resp));
+        wirecore_response_free(resp);
+    }
+    CHECK(counter(ctl, "requests") == 3, "the server saw %ld requests, want 3", counter(ctl, "requests"));
+    wirecore_client_free(c);
 }
 
 /* The health report is JSON with the documented fields. */
@@ -510,6 +551,7 @@ int main(int argc, char **argv) {
     phase_timeouts(ctl);
     priority_header();
     priority_orders_the_queue();
+    cache_mode(ctl);
     diagnostics();
     wirecore_client_free(ctl);
     if (failures) {

@@ -369,13 +369,13 @@ static const char *TOP_KEYS[] = {"name", "description", "config", "script", "dns
                                  "steps", "stats", "server", "skip", NULL};
 static const char *STEP_KEYS[] = {"request", "outcome", "concurrency", "dns", "wait_ms", NULL};
 static const char *REQUEST_KEYS[] = {"method",   "url",      "headers",       "body", "timeout_ms",
-                                     "priority", "redirect", "max_redirects", NULL};
+                                     "priority", "redirect", "max_redirects", "cache", NULL};
 static const char *OUTCOME_KEYS[] = {"status", "error", "body", "body_contains", "body_len",
                                      "json", "json_absent", "headers", "absent_headers",
-                                     "version", "reused", "any_of", NULL};
+                                     "version", "reused", "cache_status", "any_of", NULL};
 static const char *ALT_KEYS[] = {"status", "error", "body", "body_contains", "body_len",
                                  "json", "json_absent", "headers", "absent_headers",
-                                 "version", "reused", NULL};
+                                 "version", "reused", "cache_status", NULL};
 static const char *SCRIPT_KEYS[] = {"path", "replies", NULL};
 static const char *DNS_KEYS[] = {"name", "ips", "ttl", "fail", "remove", "negative_ttl", NULL};
 static const char *RANGE_KEYS[] = {"min", "max", NULL};
@@ -471,6 +471,16 @@ static const char *version_str(int v) {
     return v == 20 ? "HTTP/2.0" : v == 10 ? "HTTP/1.0" : "HTTP/1.1";
 }
 
+static const char *cache_status_str(wirecore_cache_status s) {
+    switch (s) {
+    case WIRECORE_CACHE_HIT: return "hit";
+    case WIRECORE_CACHE_MISS: return "miss";
+    case WIRECORE_CACHE_STALE: return "stale";
+    case WIRECORE_CACHE_REVALIDATED: return "revalidated";
+    default: return "none";
+    }
+}
+
 static int check_outcome(const json *out, wirecore_code code, wirecore_error *err,
                          wirecore_response *resp) {
     const json *alts = jget(out, "any_of");
@@ -510,6 +520,10 @@ static int check_outcome(const json *out, wirecore_code code, wirecore_error *er
         return failf("want version %s, got %s", ver, version_str(wirecore_response_version(resp)));
     if ((v = jget(out, "reused")) && (v->num != 0) != wirecore_response_reused(resp))
         return failf("want reused=%g", v->num);
+    const char *cs = jstr(out, "cache_status");
+    if (cs && strcmp(cs, cache_status_str(wirecore_response_cache_status(resp))))
+        return failf("want cache_status %s, got %s", cs,
+                     cache_status_str(wirecore_response_cache_status(resp)));
     if ((v = jget(out, "body")) && (v->len != body_len || memcmp(v->str, body, body_len)))
         return failf("want body \"%s\", got \"%.*s\"", v->str, (int)(body_len > 200 ? 200 : body_len),
                      (const char *)body);
@@ -587,6 +601,8 @@ static int run_step(wirecore_client *client, wirecore_queue *q, const json *step
         if (r && !err && (redirect || max_redirects))
             wirecore_request_set_redirect(r, redirect ? redirect->str : NULL, redirect ? redirect->len : 0,
                                           max_redirects ? (int64_t)max_redirects->num : -1, &err);
+        if (r && !err && (v = jget(req, "cache")))
+            wirecore_request_set_cache_mode(r, v->str, v->len, &err);
         if (err) { /* rejected before any I/O: that is the outcome */
             wirecore_request_free(r);
             failures += check_outcome(out, wirecore_error_kind(err), err, NULL);

@@ -477,6 +477,46 @@ pub unsafe extern "C" fn wirecore_priority_parse(
     })
 }
 
+/// Sets how this request uses the client's response cache, as fetch's `cache` option: `mode`
+/// is `len` bytes of UTF-8, one of `default`, `no-store`, `reload`, `no-cache`, `force-cache`,
+/// `only-if-cached` (any case; the meanings are those of every language, see the C README).
+/// `only-if-cached` without a stored response answers `504` without asking the server.
+///
+/// # Errors
+/// `WIRECORE_INVALID_REQUEST` for another word, naming the accepted ones;
+/// `WIRECORE_INVALID_ARGUMENT` for an invalid handle, NULL or invalid UTF-8.
+///
+/// # Safety
+/// `req` is a live request; `mode` valid for `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_set_cache_mode(
+    req: *mut wirecore_request,
+    mode: *const c_char,
+    len: usize,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        // SAFETY: NULL or a live request (magic checked).
+        let Some(r) = (unsafe { handle::get_mut(req) }) else {
+            return error::invalid(
+                err,
+                "wirecore_request_set_cache_mode: invalid request handle",
+            );
+        };
+        let m = match utf8(mode, len, "cache mode") {
+            Ok(m) => m,
+            Err(e) => return error::invalid(err, &e),
+        };
+        match wirecore::CacheMode::parse(m) {
+            Ok(m) => {
+                r.req.options_mut().cache = m;
+                wirecore_code::WIRECORE_OK
+            }
+            Err(e) => error::fail(err, &e),
+        }
+    })
+}
+
 /// Whether the client's `default_headers` go out with this request (default true;
 /// `User-Agent` always does). A caller that follows redirects itself turns them off for every
 /// hop after its redirect chain left the first request's origin, as the engine does when it

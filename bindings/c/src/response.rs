@@ -47,6 +47,7 @@ pub struct wirecore_response {
     url_c: OnceLock<CString>,
     timings: wirecore_timings,
     reused: bool,
+    cache: wirecore_cache_status,
     /// Small bodies (`wirecore::SMALL_BODY_BYTES`) arrive with the response, so a small
     /// response crosses the boundary once.
     body: Arc<BodySlot>,
@@ -122,6 +123,7 @@ pub(crate) async fn fetch(
             total_us: micros(t.total),
         },
         reused: head.reused,
+        cache: wirecore_cache_status::from(head.cache),
         body: BodySlot::new(body),
         tracker,
         whole: None,
@@ -167,6 +169,49 @@ pub unsafe extern "C" fn wirecore_response_version(resp: *const wirecore_respons
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn wirecore_response_reused(resp: *const wirecore_response) -> bool {
     ffi_fn!(or = false, { resp_or!(resp, false).reused })
+}
+
+/// Where a response came from, when the client has a cache (`cache.enabled`): the same five
+/// answers as every language's cache status.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum wirecore_cache_status {
+    /// The cache took no part: none configured, a method or request it does not store, or
+    /// cache mode `no-store`.
+    WIRECORE_CACHE_NONE = 0,
+    /// A fresh stored response; the server was not asked.
+    WIRECORE_CACHE_HIT = 1,
+    /// Nothing usable was stored: the server answered (or, for `only-if-cached`, a 504).
+    WIRECORE_CACHE_MISS = 2,
+    /// A stale stored response served without the server's confirmation.
+    WIRECORE_CACHE_STALE = 3,
+    /// A stale stored response the server confirmed (304).
+    WIRECORE_CACHE_REVALIDATED = 4,
+}
+
+impl From<Option<wirecore::CacheStatus>> for wirecore_cache_status {
+    fn from(s: Option<wirecore::CacheStatus>) -> Self {
+        match s {
+            None => Self::WIRECORE_CACHE_NONE,
+            Some(wirecore::CacheStatus::Hit) => Self::WIRECORE_CACHE_HIT,
+            Some(wirecore::CacheStatus::Miss) => Self::WIRECORE_CACHE_MISS,
+            Some(wirecore::CacheStatus::Stale) => Self::WIRECORE_CACHE_STALE,
+            Some(wirecore::CacheStatus::Revalidated) => Self::WIRECORE_CACHE_REVALIDATED,
+        }
+    }
+}
+
+/// Where the response came from (`WIRECORE_CACHE_NONE` for an invalid handle).
+///
+/// # Safety
+/// `resp` is NULL or a live response.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_response_cache_status(
+    resp: *const wirecore_response,
+) -> wirecore_cache_status {
+    ffi_fn!(or = wirecore_cache_status::WIRECORE_CACHE_NONE, {
+        resp_or!(resp, wirecore_cache_status::WIRECORE_CACHE_NONE).cache
+    })
 }
 
 /// The final URL (after redirects), NUL-terminated. Owned by the response.

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
-use http::header::{self, HeaderMap};
-use http::{Method, StatusCode, Uri};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode, Uri, Version};
 use http_cache_semantics::CachePolicy;
 use tokio::time::Instant;
 
@@ -20,11 +20,11 @@ use crate::body::{Body, RequestBody};
 use crate::cache::coalesce::{self, Landing, Whole};
 use crate::cache::{self, Cache, CacheStatus, Entry, Lookup};
 use crate::error::Error;
-use crate::request::PhaseTimeouts;
+use crate::request::{CacheMode, PhaseTimeouts};
 use crate::response::Response;
 
 impl Client {
-    /// Sends one hop, through the cache when the client has one.
+    /// Sends one hop, through the cache when the client has one, as `mode` asks.
     pub(super) async fn send_cached(
         &self,
         method: &Method,
@@ -32,7 +32,16 @@ impl Client {
         headers: &HeaderMap,
         body: RequestBody,
         opts: &Opts<'_>,
+        mode: CacheMode,
     ) -> Result<Response, Error> {
+        let cacheable = (*method == Method::GET || *method == Method::HEAD)
+            && !cache::bypasses(headers)
+            && self.inner.cache.is_some();
+        if mode == CacheMode::OnlyIfCached && !cacheable {
+            return Ok(only_if_cached_miss(uri));
+        }
+        let with_mode = mode_headers(mode, headers, opts.defaults);
+        let headers = with_mode.as_ref().unwrap_or(headers);
         let Some(cache) = self.inner.cache.as_ref() else {
             return self.send_resilient(method, uri, headers, body, opts).await;
         };
@@ -40,23 +49,26 @@ impl Client {
             let resp = self
                 .send_resilient(method, uri, headers, body, opts)
                 .await?;
+            // In every mode: the change the server made concerns every later request.
             if !method.is_safe() && (resp.status.is_success() || resp.status.is_redirection()) {
                 cache.invalidate(uri, &resp.headers);
             }
             return Ok(resp);
         }
-        if cache::bypasses(headers) {
+        if !cacheable || mode == CacheMode::NoStore {
             return self.send_resilient(method, uri, headers, body, opts).await;
         }
         let key = cache::key(method, uri);
         let req = cache::request_parts(method, uri, opts.defaults, headers);
         let c = &cache.counters;
-        match cache.lookup(&key, &req, SystemTime::now()) {
-            Lookup::Fresh(e) => {
-                c.hits.fetch_add(1, Relaxed);
-                Ok(e.response(uri, SystemTime::now(), CacheStatus::Hit))
-            }
-            Lookup::Stale(e) => {
+        let found = match mode {
+            CacheMode::Reload => Lookup::Missing,
+            _ => cache.lookup(&key, &req, SystemTime::now()),
+        };
+        // force-cache and only-if-cached take a matching entry however stale.
+        let any_age = matches!(mode, CacheMode::ForceCache | CacheMode::OnlyIfCached);
+        match (found, mode) {
+            (Lookup::Fresh(e), CacheMode::NoCache) | (Lookup::Stale(e), _) if !any_age => {
                 c.revalidations.fetch_add(1, Relaxed);
                 let cond = cache::entry::conditional(&e, headers);
                 let resp = self.send_resilient(method, uri, &cond, body, opts).await?;
@@ -71,7 +83,19 @@ impl Client {
                 cache.put(key, &req, fresh);
                 Ok(out)
             }
-            Lookup::Missing => {
+            (Lookup::Fresh(e), _) => {
+                c.hits.fetch_add(1, Relaxed);
+                Ok(e.response(uri, SystemTime::now(), CacheStatus::Hit))
+            }
+            (Lookup::Stale(e), _) => {
+                c.stale_served.fetch_add(1, Relaxed);
+                Ok(e.response(uri, SystemTime::now(), CacheStatus::Stale))
+            }
+            (Lookup::Missing, CacheMode::OnlyIfCached) => {
+                c.misses.fetch_add(1, Relaxed);
+                Ok(only_if_cached_miss(uri))
+            }
+            (Lookup::Missing, _) => {
                 c.misses.fetch_add(1, Relaxed);
                 // Off for a request that may not be stored: it asked not to share anything.
                 if cache.coalesce
@@ -211,6 +235,39 @@ struct Owned {
     start: Instant,
     phases: PhaseTimeouts,
     engine_headers: bool,
+}
+
+/// The answer of `only-if-cached` when nothing stored fits: RFC 9111's `504`, empty.
+fn only_if_cached_miss(uri: &Uri) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    Response {
+        status: StatusCode::GATEWAY_TIMEOUT,
+        version: Version::HTTP_11,
+        headers,
+        url: uri.clone(),
+        body: Body::buffered(Bytes::new(), None),
+        timings: crate::response::Timings::default(),
+        reused: false,
+        tls: None,
+        cache: Some(CacheStatus::Miss),
+    }
+}
+
+/// The request headers fetch adds for `mode` (unless the request, or the client's defaults,
+/// already say something about caching), so caches on the way behave alike; `None`: unchanged.
+fn mode_headers(mode: CacheMode, headers: &HeaderMap, defaults: &HeaderMap) -> Option<HeaderMap> {
+    let value = match mode {
+        CacheMode::NoStore | CacheMode::Reload => "no-cache",
+        CacheMode::NoCache => "max-age=0",
+        _ => return None,
+    };
+    if headers.contains_key(header::CACHE_CONTROL) || defaults.contains_key(header::CACHE_CONTROL) {
+        return None;
+    }
+    let mut h = headers.clone();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+    Some(h)
 }
 
 /// Whether the request carries `Cache-Control: no-store`.

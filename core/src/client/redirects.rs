@@ -62,7 +62,7 @@ impl Client {
                 },
             };
             let resp = self
-                .send_cached(&method, &uri, &headers, body, &opts)
+                .send_cached(&method, &uri, &headers, body, &opts, options.cache)
                 .await?;
             let Some(rule) = redirect::hop(resp.status, &method) else {
                 // Only here: an event stream is a 200.

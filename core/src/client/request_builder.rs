@@ -202,6 +202,15 @@ impl RequestBuilder {
         })
     }
 
+    /// How this request uses the client's response cache (fetch's `cache` option); see
+    /// [`CacheMode`](crate::CacheMode).
+    pub fn cache(self, mode: crate::CacheMode) -> Self {
+        self.map(|r| {
+            r.options.cache = mode;
+            Ok(())
+        })
+    }
+
     /// The request, or the first error met while building it.
     pub fn build(self) -> Result<Request, Error> {
         self.req

@@ -58,6 +58,8 @@ pub const OVERLOADED: &str = "wirecore_overloaded_total";
 pub const CACHE_LOOKUPS: &str = "wirecore_cache_lookups_total";
 /// Revalidations answered `304 Not Modified`.
 pub const CACHE_NOT_MODIFIED: &str = "wirecore_cache_not_modified_total";
+/// Stale stored responses served without the server's confirmation.
+pub const CACHE_STALE_SERVED: &str = "wirecore_cache_stale_served_total";
 /// Callers that shared an identical in-flight request's answer.
 pub const CACHE_COALESCED: &str = "wirecore_cache_coalesced_total";
 /// Responses stored.

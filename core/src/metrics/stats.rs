@@ -156,6 +156,9 @@ pub struct CacheStats {
     pub revalidations: u64,
     /// Revalidations the server answered `304 Not Modified` (the stored body was reused).
     pub not_modified: u64,
+    /// Stale stored responses served without the server's confirmation (`force-cache` and
+    /// `only-if-cached` modes).
+    pub stale_served: u64,
     /// Callers that shared another identical request's answer instead of sending their own.
     pub coalesced: u64,
     /// Responses stored.

@@ -13,8 +13,8 @@ use crate::error::{Error, ErrorKind};
 /// `wirecore.Options`, C `wirecore_request_set_*`) and passes the values through unchecked;
 /// [`RequestOptions::validate`] checks them, before any I/O, with a message naming the field.
 ///
-/// This is also the home of the next per-request knobs (cache mode, balancing key, redirect
-/// policy): add a field here, not a setter on [`Request`](crate::Request).
+/// This is also the home of the next per-request knobs: add a field here, not a setter on
+/// [`Request`](crate::Request).
 ///
 /// # Priority precedence
 /// An explicit [`priority`](Self::priority) replaces any `Priority` header the caller set: it is
@@ -52,6 +52,9 @@ pub struct RequestOptions {
     /// Most redirects followed under [`RedirectPolicy::Follow`], overriding `redirect.max`
     /// (0 returns the 3xx as it is). At most [`MAX_REDIRECTS`].
     pub max_redirects: Option<u32>,
+    /// How this request uses the client's response cache (`Config.cache`), as fetch's `cache`
+    /// option; see [`CacheMode`].
+    pub cache: CacheMode,
 }
 
 /// The most redirects a request may follow (`redirect.max`, `max_redirects`).
@@ -163,6 +166,87 @@ impl RequestOptions {
                 "request option max_redirects must be 0 to {MAX_REDIRECTS}, got {n}"
             ))),
         }
+    }
+}
+
+/// How a request uses the response cache: the meanings of fetch's `cache` option (WHATWG Fetch,
+/// "HTTP-network-or-cache fetch"). Methods the cache does not store (anything but GET and HEAD)
+/// and conditional or range requests are sent as usual in every mode but
+/// [`OnlyIfCached`](Self::OnlyIfCached).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CacheMode {
+    /// RFC 9111: a fresh stored response answers; a stale one is revalidated (or served stale
+    /// within its `stale-while-revalidate` / `stale-if-error` windows); answers are stored.
+    #[default]
+    Default,
+    /// The cache takes no part: no lookup, nothing stored, no coalescing (the response's cache
+    /// status is none); `Cache-Control: no-cache` goes out unless the request has its own.
+    NoStore,
+    /// No lookup, but the answer is stored; `Cache-Control: no-cache` goes out unless the
+    /// request has its own.
+    Reload,
+    /// A stored response, fresh or not, is used only after the server confirms it (a
+    /// conditional request); `Cache-Control: max-age=0` goes out unless the request has its
+    /// own.
+    NoCache,
+    /// Any stored response is used, however stale (status stale when it is); without one the
+    /// request goes out and its answer is stored.
+    ForceCache,
+    /// Any stored response is used, however stale; without one the server is not asked and the
+    /// answer is a `504 Gateway Timeout` with an empty body (cache status miss), as RFC 9111
+    /// §5.2.1.7 says for the `only-if-cached` directive. Fetch reports a network error here; a
+    /// status keeps this out of the error kinds and lets a caller tell "not cached" from a
+    /// failure.
+    OnlyIfCached,
+}
+
+impl CacheMode {
+    /// Every mode, in the order of fetch's list.
+    pub const ALL: [CacheMode; 6] = [
+        Self::Default,
+        Self::NoStore,
+        Self::Reload,
+        Self::NoCache,
+        Self::ForceCache,
+        Self::OnlyIfCached,
+    ];
+
+    /// Fetch's word for the mode: `default`, `no-store`, `reload`, `no-cache`, `force-cache`
+    /// or `only-if-cached`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::NoStore => "no-store",
+            Self::Reload => "reload",
+            Self::NoCache => "no-cache",
+            Self::ForceCache => "force-cache",
+            Self::OnlyIfCached => "only-if-cached",
+        }
+    }
+
+    /// Parses fetch's word for a mode (any case); every binding passes its caller's string here.
+    ///
+    /// # Errors
+    /// `invalid_request` naming the value and the accepted words.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                let words: Vec<&str> = Self::ALL.iter().map(|m| m.as_str()).collect();
+                invalid(format!(
+                    "request option cache must be one of {}; got {s:?}",
+                    words.join(", ")
+                ))
+            })
+    }
+}
+
+impl std::fmt::Display for CacheMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -298,6 +382,7 @@ mod tests {
             balance_key: Some("b".repeat(MAX_RATE_LIMIT_KEY_BYTES)),
             redirect: Some(RedirectPolicy::Error),
             max_redirects: Some(MAX_REDIRECTS),
+            cache: CacheMode::OnlyIfCached,
         };
         o.validate().unwrap();
         let err = |o: &RequestOptions| {
@@ -367,6 +452,28 @@ mod tests {
                 e.to_string()
                     .contains("redirect must be \"follow\", \"manual\" or \"error\""),
                 "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn cache_mode_words() {
+        for m in CacheMode::ALL {
+            assert_eq!(CacheMode::parse(m.as_str()).unwrap(), m);
+            assert_eq!(m.to_string(), m.as_str());
+        }
+        assert_eq!(
+            CacheMode::parse(" Only-If-Cached ").unwrap(),
+            CacheMode::OnlyIfCached
+        );
+        assert_eq!(CacheMode::default(), CacheMode::Default);
+        for bad in ["", "nostore", "no_store", "cache", "force"] {
+            let e = CacheMode::parse(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidRequest, "{bad:?}");
+            let m = e.to_string();
+            assert!(
+                m.contains("request option cache must be one of default, no-store, reload, no-cache, force-cache, only-if-cached"),
+                "{m}"
             );
         }
     }

@@ -64,6 +64,12 @@ PriorityTypes = Union[int, str, None]
 #: What a redirect does: "follow" (the default), "manual" (the 3xx is the response) or "error"
 #: (raises TooManyRedirects).
 RedirectTypes = Literal["follow", "manual", "error"]
+#: How a request uses the client's response cache: fetch's ``cache`` option (any case).
+CacheModeTypes = Union[
+    Literal["default", "no-store", "reload", "no-cache", "force-cache", "only-if-cached"], None
+]
+#: Where a response came from when the client has a cache (``Response.cache_status``).
+CacheStatus = Literal["hit", "miss", "stale", "revalidated"]
 
 if TYPE_CHECKING:
     from typing_extensions import TypedDict, Unpack
@@ -75,6 +81,7 @@ if TYPE_CHECKING:
         idempotent: bool | None
         rate_limit_key: str | None
         priority: PriorityTypes
+        cache: CacheModeTypes
         auth: tuple[str, str] | None
         follow_redirects: bool | None
         redirect: RedirectTypes | None
@@ -94,7 +101,8 @@ class _Prepared(NamedTuple):
     body: bytes | None
     #: A streamed body's source (iterable, async iterable or file), else None.
     source: Any
-    #: Keyword arguments for the engine call (timeouts, idempotent, rate_limit_key, priority).
+    #: Keyword arguments for the engine call (timeouts, idempotent, rate_limit_key, priority,
+    #: cache).
     options: dict[str, Any]
 
 
@@ -231,7 +239,11 @@ def _priority(priority: object) -> int | str | None:
 
 
 def _options(
-    timeout: object, idempotent: object, rate_limit_key: object, priority: object
+    timeout: object,
+    idempotent: object,
+    rate_limit_key: object,
+    priority: object,
+    cache: object = None,
 ) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     if isinstance(timeout, Timeout):
@@ -258,6 +270,11 @@ def _options(
     p = _priority(priority)
     if p is not None:
         kw["priority"] = p
+    if cache is not None:
+        # The engine parses the word (wirecore::CacheMode::parse), as in every language.
+        if not isinstance(cache, str):
+            raise TypeError(f"cache must be a str, not {type(cache).__name__}")
+        kw["cache"] = cache
     return kw
 
 
@@ -579,6 +596,13 @@ class Response:
         return self._raw.reused
 
     @property
+    def cache_status(self) -> CacheStatus | None:
+        """Where the response came from: ``"hit"``, ``"miss"``, ``"stale"`` or
+        ``"revalidated"``; ``None`` when the cache took no part (none configured, a request it
+        does not store, ``cache="no-store"``)."""
+        return self._raw.cache_status  # type: ignore[return-value]
+
+    @property
     def is_success(self) -> bool:
         return 200 <= self.status_code < 300
 
@@ -837,6 +861,7 @@ class Client(_BaseClient):
         follow_redirects: bool | None = None,
         redirect: RedirectTypes | None = None,
         max_redirects: int | None = None,
+        cache: CacheModeTypes = None,
     ) -> Response:
         """Sends a request and reads the whole response.
 
@@ -848,10 +873,13 @@ class Client(_BaseClient):
         connection; without it a ``Priority`` header in ``headers`` goes unchanged.
         ``follow_redirects=False`` (as httpx) or ``redirect="manual"`` returns a 3xx as it is,
         ``redirect="error"`` raises :class:`TooManyRedirects` at a redirect; ``max_redirects``
-        overrides the config's ``redirect.max`` for this request.
+        overrides the config's ``redirect.max`` for this request. ``cache`` is how the request
+        uses the client's response cache, fetch's ``cache`` option: ``"default"``,
+        ``"no-store"``, ``"reload"``, ``"no-cache"``, ``"force-cache"`` or ``"only-if-cached"``
+        (a 504 when nothing is stored); see ``Response.cache_status``.
         """
         o = _redirects(
-            _options(timeout, idempotent, rate_limit_key, priority),
+            _options(timeout, idempotent, rate_limit_key, priority, cache),
             follow_redirects,
             redirect,
             max_redirects,
@@ -880,10 +908,11 @@ class Client(_BaseClient):
         follow_redirects: bool | None = None,
         redirect: RedirectTypes | None = None,
         max_redirects: int | None = None,
+        cache: CacheModeTypes = None,
     ) -> Iterator[Response]:
         """Sends the request; the body is read through ``iter_bytes()`` inside the block."""
         o = _redirects(
-            _options(timeout, idempotent, rate_limit_key, priority),
+            _options(timeout, idempotent, rate_limit_key, priority, cache),
             follow_redirects,
             redirect,
             max_redirects,
@@ -1016,10 +1045,11 @@ class AsyncClient(_BaseClient):
         follow_redirects: bool | None = None,
         redirect: RedirectTypes | None = None,
         max_redirects: int | None = None,
+        cache: CacheModeTypes = None,
     ) -> Response:
         """Sends a request and reads the whole response; see :meth:`Client.request`."""
         o = _redirects(
-            _options(timeout, idempotent, rate_limit_key, priority),
+            _options(timeout, idempotent, rate_limit_key, priority, cache),
             follow_redirects,
             redirect,
             max_redirects,
@@ -1047,10 +1077,11 @@ class AsyncClient(_BaseClient):
         follow_redirects: bool | None = None,
         redirect: RedirectTypes | None = None,
         max_redirects: int | None = None,
+        cache: CacheModeTypes = None,
     ) -> AsyncIterator[Response]:
         """Sends the request; the body is read through ``aiter_bytes()`` inside the block."""
         o = _redirects(
-            _options(timeout, idempotent, rate_limit_key, priority),
+            _options(timeout, idempotent, rate_limit_key, priority, cache),
             follow_redirects,
             redirect,
             max_redirects,

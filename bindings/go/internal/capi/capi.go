@@ -27,7 +27,8 @@ typedef struct wc_opts {
 } wc_opts;
 
 static wirecore_code wc_apply(wirecore_request *req, const wc_opts *o, const char *key,
-		size_t key_len, const char *redirect, size_t redirect_len, wirecore_error **err) {
+		size_t key_len, const char *redirect, size_t redirect_len, const char *cache, size_t cache_len,
+		wirecore_error **err) {
 	wirecore_code rc = WIRECORE_OK;
 	if (o->idempotent >= 0) rc = wirecore_request_set_idempotent(req, o->idempotent == 1);
 	if (rc == WIRECORE_OK && key_len > 0) rc = wirecore_request_set_rate_limit_key(req, key, key_len, err);
@@ -39,16 +40,18 @@ static wirecore_code wc_apply(wirecore_request *req, const wc_opts *o, const cha
 	if (rc == WIRECORE_OK && (redirect_len > 0 || o->max_redirects >= 0))
 		rc = wirecore_request_set_redirect(req, redirect_len > 0 ? redirect : NULL, redirect_len,
 			o->max_redirects, err);
+	if (rc == WIRECORE_OK && cache_len > 0) rc = wirecore_request_set_cache_mode(req, cache, cache_len, err);
 	return rc;
 }
 
 // Builds and submits a request in one crossing. `hdrs` packs `nh` headers as name NUL value NUL.
-// `o` is NULL without per-request options; `key` is the rate-limit key.
+// `o` is NULL without per-request options; `key` is the rate-limit key, `cache` the cache mode.
 static wirecore_code wc_submit(const wirecore_client *c, const wirecore_queue *q, uintptr_t ud,
 		const char *method, size_t method_len, const char *url, size_t url_len,
 		const char *hdrs, size_t hdrs_len, size_t nh,
 		const uint8_t *body, size_t body_len, int body_mode, uint64_t timeout_ms, bool no_defaults,
 		const wc_opts *o, const char *key, size_t key_len, const char *redirect, size_t redirect_len,
+		const char *cache, size_t cache_len,
 		wirecore_task **task, wirecore_body_writer **writer, wirecore_error **err) {
 	wirecore_request *req = NULL;
 	wirecore_code rc = wirecore_request_new(method, method_len, url, url_len, &req, err);
@@ -66,7 +69,7 @@ static wirecore_code wc_submit(const wirecore_client *c, const wirecore_queue *q
 		}
 		p = v + vl + 1;
 	}
-	if (o) rc = wc_apply(req, o, key, key_len, redirect, redirect_len, err);
+	if (o) rc = wc_apply(req, o, key, key_len, redirect, redirect_len, cache, cache_len, err);
 	if (rc != WIRECORE_OK) {
 		wirecore_request_free(req);
 		return rc;
@@ -377,10 +380,11 @@ func ParsePriority(s string) (urgency uint8, incremental bool, rc int, e *Err) {
 
 // Options are per-request options; Idempotent, Urgency and MaxRedirects -1 leave them unset,
 // 0 ms keeps the config's timeout, an empty RateLimitKey counts the request under its origin,
-// an empty Redirect keeps the default policy (follow).
+// an empty Redirect keeps the default policy (follow), an empty Cache the default cache mode.
 type Options struct {
 	Idempotent                int
 	RateLimitKey              string
+	Cache                     string
 	ConnectMs, ReadMs, PoolMs uint64
 	Urgency                   int
 	Incremental               bool
@@ -406,7 +410,7 @@ func Submit(c *Client, q *Queue, id uintptr, method, url string, headers []byte,
 		hp = (*C.char)(unsafe.Pointer(&headers[0]))
 	}
 	var o *C.wc_opts
-	var key, redirect string
+	var key, redirect, cache string
 	if opts != nil {
 		o = &C.wc_opts{idempotent: C.int(opts.Idempotent), connect_ms: C.uint64_t(opts.ConnectMs),
 			read_ms: C.uint64_t(opts.ReadMs), pool_ms: C.uint64_t(opts.PoolMs),
@@ -414,12 +418,13 @@ func Submit(c *Client, q *Queue, id uintptr, method, url string, headers []byte,
 			max_redirects: C.int64_t(opts.MaxRedirects)}
 		key = opts.RateLimitKey
 		redirect = opts.Redirect
+		cache = opts.Cache
 	}
 	rc := C.wc_submit(c, q, C.uintptr_t(id), strPtr(method), C.size_t(len(method)),
 		strPtr(url), C.size_t(len(url)), hp, C.size_t(len(headers)), C.size_t(count),
 		bytesPtr(body), C.size_t(len(body)), C.int(bodyMode), C.uint64_t(timeoutMs),
 		C.bool(noDefaults), o, strPtr(key), C.size_t(len(key)), strPtr(redirect),
-		C.size_t(len(redirect)), taskOut, &w, &e)
+		C.size_t(len(redirect)), strPtr(cache), C.size_t(len(cache)), taskOut, &w, &e)
 	return task, w, int(rc), e
 }
 
@@ -510,6 +515,12 @@ func ResponseTimings(r *Response) Timings {
 	}
 	return Timings{DNS: uint64(t.dns_us), Connect: uint64(t.connect_us), TLS: uint64(t.tls_us),
 		TTFB: uint64(t.ttfb_us), Total: uint64(t.total_us)}
+}
+
+// CacheStatus is where a response came from: WIRECORE_CACHE_NONE (0), HIT, MISS, STALE or
+// REVALIDATED, as numbered in wirecore.h.
+func CacheStatus(r *Response) int {
+	return int(C.wirecore_response_cache_status(r))
 }
 
 // TLS reads what the response's TLS handshake agreed on, in one cgo call; false over plain
