@@ -236,8 +236,12 @@ export interface CacheStats {
   revalidations: number
   /** Revalidations answered 304 (the stored body reused). */
   notModified: number
-  /** Stale stored responses served without revalidation (cache modes force-cache, only-if-cached). */
+  /** Stale stored responses served unconfirmed (force-cache, only-if-cached, stale-while-revalidate, stale-if-error). */
   staleServed: number
+  /** Background revalidations started for stale-while-revalidate. */
+  backgroundRefreshes: number
+  /** Stale responses served because their revalidation failed (stale-if-error). */
+  staleIfError: number
   /** Callers that shared an identical in-flight request's answer. */
   coalesced: number
   stores: number

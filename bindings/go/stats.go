@@ -30,11 +30,14 @@ type CacheStats struct {
 	Revalidations uint64 `json:"revalidations"`
 	NotModified   uint64 `json:"not_modified"`
 	StaleServed   uint64 `json:"stale_served"` // served stale without revalidation
-	Coalesced     uint64 `json:"coalesced"`
-	Stores        uint64 `json:"stores"`
-	Invalidations uint64 `json:"invalidations"`
-	L1Entries     uint64 `json:"l1_entries"`
-	L1Bytes       uint64 `json:"l1_bytes"`
+	// BackgroundRefreshes are stale-while-revalidate refreshes started.
+	BackgroundRefreshes uint64 `json:"background_refreshes"`
+	StaleIfError        uint64 `json:"stale_if_error"` // served stale on a failed revalidation
+	Coalesced           uint64 `json:"coalesced"`
+	Stores              uint64 `json:"stores"`
+	Invalidations       uint64 `json:"invalidations"`
+	L1Entries           uint64 `json:"l1_entries"`
+	L1Bytes             uint64 `json:"l1_bytes"`
 }
 
 // ServiceStats is one load-balanced service.

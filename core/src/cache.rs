@@ -89,6 +89,12 @@ pub(crate) struct Counters {
     pub(crate) revalidations: AtomicU64,
     pub(crate) not_modified: AtomicU64,
     pub(crate) stale_served: AtomicU64,
+    /// Background revalidations started (stale-while-revalidate).
+    pub(crate) background_refreshes: AtomicU64,
+    /// Stale responses served because their revalidation failed (stale-if-error).
+    pub(crate) stale_if_error: AtomicU64,
+    /// Background refreshes in flight now (not a statistic: the client's close waits for 0).
+    pub(crate) refreshing: AtomicU64,
     pub(crate) stores: AtomicU64,
     pub(crate) invalidations: AtomicU64,
     /// Callers that joined another's flight instead of sending their own request.
@@ -204,6 +210,8 @@ impl Cache {
             revalidations: c.revalidations.load(Relaxed),
             not_modified: c.not_modified.load(Relaxed),
             stale_served: c.stale_served.load(Relaxed),
+            background_refreshes: c.background_refreshes.load(Relaxed),
+            stale_if_error: c.stale_if_error.load(Relaxed),
             coalesced: c.coalesced.load(Relaxed),
             stores: c.stores.load(Relaxed),
             invalidations: c.invalidations.load(Relaxed),

@@ -266,7 +266,12 @@ impl Client {
         let until = Instant::now().checked_add(deadline);
         loop {
             let notified = inner.drained.notified();
-            if inner.metrics.in_flight.load(Relaxed) == 0 {
+            // Background cache refreshes count as in flight (their answers are stored).
+            let refreshing = inner
+                .cache
+                .as_ref()
+                .map_or(0, |c| c.counters.refreshing.load(Relaxed));
+            if inner.metrics.in_flight.load(Relaxed) == 0 && refreshing == 0 {
                 break;
             }
             match until {

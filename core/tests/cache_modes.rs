@@ -192,3 +192,141 @@ async fn modes_send_fetchs_cache_control_unless_the_caller_set_one() {
         );
     }
 }
+
+// --- stale-while-revalidate, stale-if-error, coalesced revalidations --------------------------
+
+fn no_retries(srv: &TestServer) -> Client {
+    client_with(srv, |c| {
+        c.cache.enabled = true;
+        c.retry.enabled = false;
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_while_revalidate_serves_stale_and_refreshes_once_in_the_background() {
+    let srv = server().await;
+    let c = cached_client(&srv);
+    // Every answer takes 500 ms: the refresh is still in the air when the stale copies go out.
+    let url = srv
+        .url("/cache/swr?cache_control=max-age=0,stale-while-revalidate=60&etag=v1&delay_ms=500");
+    get(&c, &url, CacheMode::Default).await;
+    let (first, second) = tokio::join!(c.get(&url).send(), c.get(&url).send());
+    for r in [first.unwrap(), second.unwrap()] {
+        assert_eq!(r.cache_status(), Some(CacheStatus::Stale));
+        assert_eq!(r.headers()["x-served"], "1");
+    }
+    wait_until("the background refresh landed", || {
+        c.stats().cache.not_modified == 1
+    })
+    .await;
+    let s = c.stats().cache;
+    assert_eq!(
+        (s.background_refreshes, s.stale_served, s.revalidations),
+        (1, 2, 1),
+        "{s:?}"
+    );
+    assert_eq!(served(&srv, "/cache/swr"), 2);
+    // The 304 refreshed the stored headers: the next stale copy says so.
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.cache_status(), Some(CacheStatus::Stale));
+    assert_eq!(r.headers()["x-served"], "2");
+    // Close waits for that request's refresh.
+    c.close(std::time::Duration::from_secs(10)).await;
+    assert_eq!(served(&srv, "/cache/swr"), 3);
+    assert_eq!(c.stats().cache.not_modified, 2);
+}
+
+#[tokio::test]
+async fn must_revalidate_and_no_cache_modes_never_serve_stale_while_revalidating() {
+    let srv = server().await;
+    let c = cached_client(&srv);
+    let url = srv
+        .url("/cache/mr?cache_control=max-age=0,must-revalidate,stale-while-revalidate=60&etag=v1");
+    get(&c, &url, CacheMode::Default).await;
+    let r = get(&c, &url, CacheMode::Default).await;
+    assert_eq!(r, (StatusCode::OK, Some(CacheStatus::Revalidated), 1));
+    let url = srv.url("/cache/swr-nc?cache_control=max-age=0,stale-while-revalidate=60&etag=v1");
+    get(&c, &url, CacheMode::Default).await;
+    let r = get(&c, &url, CacheMode::NoCache).await;
+    assert_eq!(r, (StatusCode::OK, Some(CacheStatus::Revalidated), 1));
+    assert_eq!(c.stats().cache.background_refreshes, 0);
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_the_stale_entry_when_revalidation_fails() {
+    let srv = server().await;
+    let c = no_retries(&srv);
+    let url = srv.url("/cache/sie?cache_control=max-age=0,stale-if-error=60&etag=v1");
+    get(&c, &url, CacheMode::Default).await;
+    srv.script(
+        "/cache/sie",
+        vec![Reply {
+            status: 503,
+            ..Reply::default()
+        }],
+    );
+    let r = get(&c, &url, CacheMode::Default).await;
+    assert_eq!(r, (StatusCode::OK, Some(CacheStatus::Stale), 1));
+    // A failure without an answer: the server never answers within the read timeout.
+    let hang = Reply {
+        action: Some(wirecore_testserver::Action::Hang),
+        ..Reply::default()
+    };
+    srv.script("/cache/sie", vec![hang]);
+    let r = c
+        .get(&url)
+        .read_timeout(std::time::Duration::from_millis(200))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.cache_status(), Some(CacheStatus::Stale));
+    // The server is back: revalidated as usual.
+    let r = get(&c, &url, CacheMode::Default).await;
+    assert_eq!(r, (StatusCode::OK, Some(CacheStatus::Revalidated), 1));
+    // A 404 is an answer, not an error; and no-cache mode wants a confirmed answer.
+    srv.script(
+        "/cache/sie",
+        vec![Reply {
+            status: 503,
+            ..Reply::default()
+        }],
+    );
+    let r = c.get(&url).cache(CacheMode::NoCache).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let s = c.stats().cache;
+    assert_eq!((s.stale_if_error, s.stale_served), (2, 2), "{s:?}");
+    // Without the directive the error goes to the caller.
+    let plain = srv.url("/cache/no-sie?cache_control=max-age=0&etag=v1");
+    get(&c, &plain, CacheMode::Default).await;
+    srv.script(
+        "/cache/no-sie",
+        vec![Reply {
+            status: 502,
+            ..Reply::default()
+        }],
+    );
+    let r = c.get(&plain).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_revalidations_of_a_stale_entry_share_one_request() {
+    let srv = server().await;
+    let c = cached_client(&srv);
+    let url = srv.url("/cache/reval-herd?cache_control=max-age=0&etag=v1&delay_ms=300");
+    get(&c, &url, CacheMode::Default).await;
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (c, url) = (c.clone(), url.clone());
+            tokio::spawn(async move { c.get(&url).send().await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.cache_status(), Some(CacheStatus::Revalidated));
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["served"], 1);
+    }
+    assert_eq!(served(&srv, "/cache/reval-herd"), 2);
+    let s = c.stats().cache;
+    assert_eq!((s.revalidations, s.not_modified), (1, 1), "{s:?}");
+}

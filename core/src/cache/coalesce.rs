@@ -41,6 +41,29 @@ pub(crate) struct Whole {
     pub(crate) timings: Timings,
     pub(crate) reused: bool,
     pub(crate) tls: Option<Arc<TlsInfo>>,
+    /// Miss for an upstream answer; revalidated or stale for a stored one.
+    pub(crate) cache: CacheStatus,
+}
+
+impl Whole {
+    /// A stored response as every caller of a flight gets it, `Age` as of `now`.
+    pub(crate) fn stored(
+        entry: &super::Entry,
+        now: std::time::SystemTime,
+        cache: CacheStatus,
+    ) -> Self {
+        let r = entry.response(&Uri::default(), now, cache);
+        Whole {
+            status: r.status,
+            version: r.version,
+            headers: r.headers,
+            body: entry.body.clone(),
+            timings: Timings::default(),
+            reused: false,
+            tls: None,
+            cache,
+        }
+    }
 }
 
 impl Landing {
@@ -64,7 +87,7 @@ impl Landing {
                 timings: w.timings,
                 reused: w.reused,
                 tls: w.tls.clone(),
-                cache: Some(CacheStatus::Miss),
+                cache: Some(w.cache),
             })),
             Landing::TooLarge(one) => one
                 .lock()

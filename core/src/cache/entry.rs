@@ -90,6 +90,61 @@ impl Entry {
     }
 }
 
+/// The seconds of a `Cache-Control` directive of `headers` (`stale-while-revalidate=60`).
+pub(crate) fn directive_secs(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|d| {
+            let (n, v) = d.trim().split_once('=')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().trim_matches('"').parse().ok())?
+        })
+}
+
+impl Entry {
+    /// Whether this stale entry may still be served for `req` within its `directive` window
+    /// (`stale-while-revalidate`, `stale-if-error`; RFC 5861): the window counts from the
+    /// moment it went stale. The rules are the crate's `max-stale` ones (a request's `no-cache`
+    /// or `max-age`, a response's `must-revalidate` refuse it); a `no-cache` answer never is.
+    pub(crate) fn stale_usable(
+        &self,
+        req: &http::request::Parts,
+        directive: &str,
+        now: SystemTime,
+    ) -> bool {
+        let Some(secs) = directive_secs(&self.headers, directive).filter(|&s| s > 0) else {
+            return false;
+        };
+        let no_cache = self
+            .headers
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|d| {
+                let name = d.split('=').next().unwrap_or("");
+                name.trim().eq_ignore_ascii_case("no-cache")
+            });
+        if no_cache {
+            return false;
+        }
+        let mut r = req.clone();
+        r.headers.append(
+            header::CACHE_CONTROL,
+            HeaderValue::from_str(&format!("max-stale={secs}"))
+                .unwrap_or(HeaderValue::from_static("max-stale=0")),
+        );
+        matches!(
+            self.policy.before_request(&r, now),
+            http_cache_semantics::BeforeRequest::Fresh(_)
+        )
+    }
+}
+
 /// Whether the response may be stored for this request: storable by RFC 9111, worth keeping
 /// (fresh for a while, or revalidatable), and not an answer to `Authorization` unless its
 /// directives allow sharing it (`public`, `must-revalidate`, `s-maxage`), private cache or not:

@@ -1,7 +1,9 @@
 //! One hop through the response cache (`crate::cache`): a fresh stored response answers without
 //! the server; a stale one is revalidated with its validators; a storable answer is read whole
 //! (up to `cache.max_entry_bytes`) and stored; an unsafe method's success invalidates the URL;
-//! identical concurrent misses share one upstream request (`crate::cache::coalesce`).
+//! identical concurrent misses and revalidations share one upstream request
+//! (`crate::cache::coalesce`). Within `stale-while-revalidate` a stale entry is served while one
+//! background refresh runs; within `stale-if-error` it is served when revalidation fails.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -69,19 +71,43 @@ impl Client {
         let any_age = matches!(mode, CacheMode::ForceCache | CacheMode::OnlyIfCached);
         match (found, mode) {
             (Lookup::Fresh(e), CacheMode::NoCache) | (Lookup::Stale(e), _) if !any_age => {
-                c.revalidations.fetch_add(1, Relaxed);
-                let cond = cache::entry::conditional(&e, headers);
-                let resp = self.send_resilient(method, uri, &cond, body, opts).await?;
                 let now = SystemTime::now();
-                if resp.status != StatusCode::NOT_MODIFIED {
-                    return store(cache, key, &req, resp, now).await;
+                // stale-while-revalidate and stale-if-error belong to the default mode: the
+                // others asked for a confirmed or any-age answer.
+                let lenient = mode == CacheMode::Default;
+                if lenient && e.stale_usable(&req, "stale-while-revalidate", now) {
+                    if self.refresh_in_background(cache, &key, &req, headers, &e, opts) {
+                        c.background_refreshes.fetch_add(1, Relaxed);
+                    }
+                    c.stale_served.fetch_add(1, Relaxed);
+                    return Ok(e.response(uri, now, CacheStatus::Stale));
                 }
-                c.not_modified.fetch_add(1, Relaxed);
-                let fresh = e.refreshed(&req, &resp.headers, now, cache.opts);
-                resp.drain().await;
-                let out = fresh.response(uri, now, CacheStatus::Revalidated);
-                cache.put(key, &req, fresh);
-                Ok(out)
+                if cache.coalesce
+                    && body.as_bytes().is_some_and(<[u8]>::is_empty)
+                    && !no_store(&req.headers)
+                    && let Some(r) = self
+                        .coalesced(cache, &key, &req, headers, opts, Some(e.clone()), lenient)
+                        .await
+                {
+                    return r;
+                }
+                match self
+                    .revalidate(cache, &req, headers, &e, body, opts, lenient)
+                    .await
+                {
+                    Revalidation::NotModified(fresh) => {
+                        let out = fresh.response(uri, SystemTime::now(), CacheStatus::Revalidated);
+                        cache.put(key, &req, fresh);
+                        Ok(out)
+                    }
+                    Revalidation::Stale => {
+                        Ok(e.response(uri, SystemTime::now(), CacheStatus::Stale))
+                    }
+                    Revalidation::Answer(resp) => {
+                        store(cache, key, &req, resp, SystemTime::now()).await
+                    }
+                    Revalidation::Failed(err) => Err(err),
+                }
             }
             (Lookup::Fresh(e), _) => {
                 c.hits.fetch_add(1, Relaxed);
@@ -101,7 +127,9 @@ impl Client {
                 if cache.coalesce
                     && body.as_bytes().is_some_and(<[u8]>::is_empty)
                     && !no_store(&req.headers)
-                    && let Some(r) = self.coalesced(cache, &key, &req, headers, opts).await
+                    && let Some(r) = self
+                        .coalesced(cache, &key, &req, headers, opts, None, false)
+                        .await
                 {
                     return r;
                 }
@@ -113,8 +141,9 @@ impl Client {
         }
     }
 
-    /// Joins or starts the flight of this request; `None` when its answer was too large to
-    /// share and this caller must ask on its own.
+    /// Joins or starts the flight of this request (revalidating `stale` when given); `None`
+    /// when its answer was too large to share and this caller must ask on its own.
+    #[expect(clippy::too_many_arguments, reason = "one hop's state, passed through")]
     async fn coalesced(
         &self,
         cache: &Cache,
@@ -122,36 +151,131 @@ impl Client {
         req: &http::request::Parts,
         headers: &HeaderMap,
         opts: &Opts<'_>,
+        stale: Option<Arc<Entry>>,
+        if_error: bool,
     ) -> Option<Result<Response, Error>> {
         let fkey = coalesce::key(req);
         let (flight, joined) = cache.flights.join(&fkey, || {
-            let client = self.clone();
-            let owned = Owned {
-                key: key.to_owned(),
-                req: req.clone(),
-                headers: headers.clone(),
-                idempotent: opts.idempotent,
-                rate_limit_key: opts.rate_limit_key.map(str::to_owned),
-                balance_key: opts.balance_key.map(str::to_owned),
-                deadline: opts.deadline,
-                start: opts.start,
-                phases: opts.phases,
-                engine_headers: std::ptr::eq(opts.defaults, &raw const self.inner.engine_headers),
-            };
-            let fkey = fkey.clone();
-            async move {
-                let landing = client.fly(owned).await;
-                if let Some(c) = &client.inner.cache {
-                    c.flights.land(&fkey);
-                }
-                landing
-            }
-            .boxed()
+            self.start_flight(&fkey, key, req, headers, opts, stale, if_error)
         });
         if joined {
             cache.counters.coalesced.fetch_add(1, Relaxed);
         }
         flight.await.to_response(&req.uri)
+    }
+
+    /// Revalidates `stale` in a task of its own unless its flight is in the air already
+    /// (whether it started one). The client's close waits for it.
+    fn refresh_in_background(
+        &self,
+        cache: &Cache,
+        key: &str,
+        req: &http::request::Parts,
+        headers: &HeaderMap,
+        stale: &Arc<Entry>,
+        opts: &Opts<'_>,
+    ) -> bool {
+        if self.inner.closed.load(Relaxed) {
+            return false;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let fkey = coalesce::key(req);
+        let (flight, joined) = cache.flights.join(&fkey, || {
+            self.start_flight(&fkey, key, req, headers, opts, Some(stale.clone()), true)
+        });
+        if joined {
+            return false;
+        }
+        cache.counters.refreshing.fetch_add(1, Relaxed);
+        let done = Refreshing(self.clone());
+        rt.spawn(async move {
+            let _done = done;
+            flight.await;
+        });
+        true
+    }
+
+    /// The future of a flight: its own copy of the request, run once for every caller.
+    #[expect(clippy::too_many_arguments, reason = "one hop's state, passed through")]
+    fn start_flight(
+        &self,
+        fkey: &str,
+        key: &str,
+        req: &http::request::Parts,
+        headers: &HeaderMap,
+        opts: &Opts<'_>,
+        stale: Option<Arc<Entry>>,
+        if_error: bool,
+    ) -> futures_util::future::BoxFuture<'static, Landing> {
+        let client = self.clone();
+        let owned = Owned {
+            key: key.to_owned(),
+            req: req.clone(),
+            headers: headers.clone(),
+            idempotent: opts.idempotent,
+            rate_limit_key: opts.rate_limit_key.map(str::to_owned),
+            balance_key: opts.balance_key.map(str::to_owned),
+            deadline: opts.deadline,
+            start: opts.start,
+            phases: opts.phases,
+            engine_headers: std::ptr::eq(opts.defaults, &raw const self.inner.engine_headers),
+            stale,
+            if_error,
+        };
+        let fkey = fkey.to_owned();
+        async move {
+            let landing = client.fly(owned).await;
+            if let Some(c) = &client.inner.cache {
+                c.flights.land(&fkey);
+            }
+            landing
+        }
+        .boxed()
+    }
+
+    /// Sends `stale`'s validators: a 304 refreshes it; with `if_error`, a 500/502/503/504 or a
+    /// failure within its `stale-if-error` window serves it stale.
+    #[expect(clippy::too_many_arguments, reason = "one hop's state, passed through")]
+    async fn revalidate(
+        &self,
+        cache: &Cache,
+        req: &http::request::Parts,
+        headers: &HeaderMap,
+        stale: &Entry,
+        body: RequestBody,
+        opts: &Opts<'_>,
+        if_error: bool,
+    ) -> Revalidation {
+        let c = &cache.counters;
+        c.revalidations.fetch_add(1, Relaxed);
+        let cond = cache::entry::conditional(stale, headers);
+        let sent = self
+            .send_resilient(&req.method, &req.uri, &cond, body, opts)
+            .await;
+        let now = SystemTime::now();
+        let failed = sent
+            .as_ref()
+            .map_or(true, |r| matches!(r.status.as_u16(), 500 | 502 | 503 | 504));
+        if failed && if_error && stale.stale_usable(req, "stale-if-error", now) {
+            if let Ok(r) = sent {
+                r.drain().await;
+            }
+            c.stale_if_error.fetch_add(1, Relaxed);
+            c.stale_served.fetch_add(1, Relaxed);
+            return Revalidation::Stale;
+        }
+        match sent {
+            Err(e) => Revalidation::Failed(e),
+            Ok(resp) if resp.status == StatusCode::NOT_MODIFIED => {
+                c.not_modified.fetch_add(1, Relaxed);
+                let fresh = stale.refreshed(req, &resp.headers, now, cache.opts);
+                resp.drain().await;
+                Revalidation::NotModified(fresh)
+            }
+            Ok(resp) => Revalidation::Answer(resp),
+        }
     }
 
     /// The one upstream request of a flight, its answer read whole and stored when allowed.
@@ -177,9 +301,31 @@ impl Client {
             },
         };
         let (method, uri) = (&o.req.method, &o.req.uri);
-        let sent = self
-            .send_resilient(method, uri, &o.headers, RequestBody::empty(), &opts)
-            .await;
+        let sent = match &o.stale {
+            None => {
+                self.send_resilient(method, uri, &o.headers, RequestBody::empty(), &opts)
+                    .await
+            }
+            Some(e) => {
+                let empty = RequestBody::empty();
+                match self
+                    .revalidate(cache, &o.req, &o.headers, e, empty, &opts, o.if_error)
+                    .await
+                {
+                    Revalidation::NotModified(fresh) => {
+                        let w = Whole::stored(&fresh, SystemTime::now(), CacheStatus::Revalidated);
+                        cache.put(o.key, &o.req, fresh);
+                        return Landing::Whole(Arc::new(w));
+                    }
+                    Revalidation::Stale => {
+                        let w = Whole::stored(e, SystemTime::now(), CacheStatus::Stale);
+                        return Landing::Whole(Arc::new(w));
+                    }
+                    Revalidation::Answer(r) => Ok(r),
+                    Revalidation::Failed(err) => Err(err),
+                }
+            }
+        };
         let mut resp = match sent {
             Ok(r) => r,
             Err(e) => return Landing::failed(&e),
@@ -219,6 +365,7 @@ impl Client {
             timings: resp.timings,
             reused: resp.reused,
             tls: resp.tls,
+            cache: CacheStatus::Miss,
         }))
     }
 }
@@ -235,6 +382,34 @@ struct Owned {
     start: Instant,
     phases: PhaseTimeouts,
     engine_headers: bool,
+    /// The stored response to revalidate, when there is one.
+    stale: Option<Arc<Entry>>,
+    /// `stale-if-error` applies (the default mode).
+    if_error: bool,
+}
+
+/// How a revalidation ended.
+enum Revalidation {
+    /// 304: the entry with the answer's headers, fresh again (not yet stored).
+    NotModified(Entry),
+    /// The server failed within the entry's `stale-if-error` window: serve it stale.
+    Stale,
+    /// A new answer (to store when its rules allow).
+    Answer(Response),
+    Failed(Error),
+}
+
+/// A background refresh in flight; the client's close waits until none is.
+struct Refreshing(Client);
+
+impl Drop for Refreshing {
+    fn drop(&mut self) {
+        let i = &self.0.inner;
+        let Some(cache) = &i.cache else { return };
+        if cache.counters.refreshing.fetch_sub(1, Relaxed) == 1 && i.closed.load(Relaxed) {
+            i.drained.notify_waiters();
+        }
+    }
 }
 
 /// The answer of `only-if-cached` when nothing stored fits: RFC 9111's `504`, empty.

@@ -60,6 +60,10 @@ pub const CACHE_LOOKUPS: &str = "wirecore_cache_lookups_total";
 pub const CACHE_NOT_MODIFIED: &str = "wirecore_cache_not_modified_total";
 /// Stale stored responses served without the server's confirmation.
 pub const CACHE_STALE_SERVED: &str = "wirecore_cache_stale_served_total";
+/// Background revalidations started (`stale-while-revalidate`).
+pub const CACHE_BACKGROUND_REFRESHES: &str = "wirecore_cache_background_refreshes_total";
+/// Stale responses served because their revalidation failed (`stale-if-error`).
+pub const CACHE_STALE_IF_ERROR: &str = "wirecore_cache_stale_if_error_total";
 /// Callers that shared an identical in-flight request's answer.
 pub const CACHE_COALESCED: &str = "wirecore_cache_coalesced_total";
 /// Responses stored.

@@ -4,11 +4,12 @@ use std::fmt::Write as _;
 
 use super::names::{
     ATTEMPTS, BREAKER_REJECTED, BREAKER_STATE, BREAKER_TRIPS, BYTES_DECODED, BYTES_RECEIVED,
-    BYTES_SENT, CACHE_BYTES, CACHE_COALESCED, CACHE_ENTRIES, CACHE_INVALIDATIONS, CACHE_LOOKUPS,
-    CACHE_NOT_MODIFIED, CACHE_STALE_SERVED, CACHE_STORES, CONCURRENCY_LIMIT, DNS_LOOKUPS,
-    DNS_REFRESHES, H2_SESSIONS, H2_STREAMS, HEDGES, OVERLOADED, POOL_CONNECTIONS, POOL_CONNECTS,
-    POOL_EVICTIONS, POOL_PENDING, POOL_REUSES, RATE_LIMIT, REDIRECTS, REQUEST_DURATION,
-    REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, RETRIES, RETRY_BUDGET_EXHAUSTED,
+    BYTES_SENT, CACHE_BACKGROUND_REFRESHES, CACHE_BYTES, CACHE_COALESCED, CACHE_ENTRIES,
+    CACHE_INVALIDATIONS, CACHE_LOOKUPS, CACHE_NOT_MODIFIED, CACHE_STALE_IF_ERROR,
+    CACHE_STALE_SERVED, CACHE_STORES, CONCURRENCY_LIMIT, DNS_LOOKUPS, DNS_REFRESHES, H2_SESSIONS,
+    H2_STREAMS, HEDGES, OVERLOADED, POOL_CONNECTIONS, POOL_CONNECTS, POOL_EVICTIONS, POOL_PENDING,
+    POOL_REUSES, RATE_LIMIT, REDIRECTS, REQUEST_DURATION, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL,
+    RETRIES, RETRY_BUDGET_EXHAUSTED,
 };
 use super::names::{
     ENDPOINT_EJECTIONS, ENDPOINT_EWMA, ENDPOINT_FAILURES, ENDPOINT_HEALTH_CHECKS,
@@ -75,6 +76,18 @@ impl Stats {
                 "counter",
                 "Stale stored responses served without revalidation.",
                 c.stale_served,
+            ),
+            (
+                CACHE_BACKGROUND_REFRESHES,
+                "counter",
+                "Background revalidations started (stale-while-revalidate).",
+                c.background_refreshes,
+            ),
+            (
+                CACHE_STALE_IF_ERROR,
+                "counter",
+                "Stale responses served on a failed revalidation (stale-if-error).",
+                c.stale_if_error,
             ),
             (
                 CACHE_COALESCED,

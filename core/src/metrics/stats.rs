@@ -156,9 +156,14 @@ pub struct CacheStats {
     pub revalidations: u64,
     /// Revalidations the server answered `304 Not Modified` (the stored body was reused).
     pub not_modified: u64,
-    /// Stale stored responses served without the server's confirmation (`force-cache` and
-    /// `only-if-cached` modes).
+    /// Stale stored responses served without the server's confirmation: `force-cache` and
+    /// `only-if-cached` modes, `stale-while-revalidate`, `stale-if-error`.
     pub stale_served: u64,
+    /// Background revalidations started for `stale-while-revalidate` (one per stale entry at a
+    /// time).
+    pub background_refreshes: u64,
+    /// Stale responses served because their revalidation failed (`stale-if-error`).
+    pub stale_if_error: u64,
     /// Callers that shared another identical request's answer instead of sending their own.
     pub coalesced: u64,
     /// Responses stored.
