@@ -55,7 +55,7 @@ py-test-venv: wheel
 	$(PY_TEST_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-index \
 		--find-links $(PY_WHEELHOUSE) -r $(PY_DIR)/requirements-test.txt $(PY_DIST)/wirecore-*.whl
 
-test-python: py-test-venv  ## Install the wheel into a fresh venv; pytest against the test server; stubtest
+test-python: py-test-venv node  ## Install the wheel into a fresh venv; pytest against the test server (and the Node addon, for the shared-cache test); stubtest
 	cd $(PY_DIR) && WIRECORE_TESTSERVER=$(PY_TESTSERVER) .venv-test/bin/python -m pytest -q -rs -p no:cacheprovider tests
 	cd $(PY_DIR) && .venv-test/bin/python -m mypy.stubtest --mypy-config-file pyproject.toml wirecore._wirecore
 

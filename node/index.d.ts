@@ -248,6 +248,14 @@ export interface CacheStats {
   invalidations: number
   l1Entries: number
   l1Bytes: number
+  /** Memory misses answered by the Redis second level (`cache.l2`). */
+  l2Hits: number
+  l2Misses: number
+  l2Stores: number
+  /** Redis reads and writes that failed or timed out. */
+  l2Errors: number
+  /** Reads and writes that skipped Redis (after an error, or too many writes in flight). */
+  l2Bypassed: number
 }
 
 /** The core's stats snapshot; names are the core's metric names in camelCase. */

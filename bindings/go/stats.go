@@ -38,6 +38,14 @@ type CacheStats struct {
 	Invalidations       uint64 `json:"invalidations"`
 	L1Entries           uint64 `json:"l1_entries"`
 	L1Bytes             uint64 `json:"l1_bytes"`
+	// L2Hits are memory misses answered by the Redis second level (Config.Cache.L2).
+	L2Hits   uint64 `json:"l2_hits"`
+	L2Misses uint64 `json:"l2_misses"`
+	L2Stores uint64 `json:"l2_stores"`
+	// L2Errors are Redis reads and writes that failed or timed out.
+	L2Errors uint64 `json:"l2_errors"`
+	// L2Bypassed are reads and writes that skipped Redis (after an error, or too many writes).
+	L2Bypassed uint64 `json:"l2_bypassed"`
 }
 
 // ServiceStats is one load-balanced service.

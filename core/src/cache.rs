@@ -8,6 +8,7 @@
 
 pub(crate) mod coalesce;
 pub(crate) mod entry;
+pub(crate) mod l2;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -18,7 +19,8 @@ use http::{Method, Uri};
 use http_cache_semantics::{BeforeRequest, CacheOptions};
 
 pub(crate) use self::entry::Entry;
-use crate::config::CacheConfig;
+use crate::config::Config;
+use crate::error::Error;
 
 /// Where a response came from, when the cache was consulted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -71,6 +73,8 @@ pub(crate) struct Cache {
     pub(crate) coalesce: bool,
     pub(crate) flights: coalesce::Flights,
     pub(crate) counters: Counters,
+    /// The second level in Redis, when `cache.l2.url` is set.
+    pub(crate) l2: Option<Arc<l2::L2>>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -112,11 +116,13 @@ pub(crate) enum Lookup {
 }
 
 impl Cache {
-    /// The cache `cfg` asks for; `None` when it is off.
-    pub(crate) fn new(cfg: &CacheConfig) -> Option<Cache> {
+    /// The cache `config.cache` asks for; `None` when it is off.
+    pub(crate) fn new(config: &Config) -> Result<Option<Cache>, Error> {
+        let cfg = &config.cache;
         if !cfg.enabled {
-            return None;
+            return Ok(None);
         }
+        let l2 = l2::L2::new(&cfg.l2, &config.tls)?;
         let store = moka::sync::Cache::builder()
             .max_capacity(cfg.max_bytes)
             .weigher(|key: &String, v: &Variants| {
@@ -124,7 +130,7 @@ impl Cache {
                 u32::try_from(bytes).unwrap_or(u32::MAX)
             })
             .build();
-        Some(Cache {
+        Ok(Some(Cache {
             store,
             opts: CacheOptions {
                 shared: cfg.shared,
@@ -136,7 +142,8 @@ impl Cache {
             coalesce: cfg.coalesce,
             flights: coalesce::Flights::default(),
             counters: Counters::default(),
-        })
+            l2,
+        }))
     }
 
     /// The stored response for `req`, if any matches (URL, method and `Vary`).
@@ -158,9 +165,47 @@ impl Cache {
         stale.map_or(Lookup::Missing, Lookup::Stale)
     }
 
-    /// Stores `entry` for `req`, replacing the variants `req` selects.
+    /// The stored response for `req` in the second level, kept in memory when it matches;
+    /// `Missing` without a second level.
+    pub(crate) async fn lookup_l2(&self, key: &str, req: &http::request::Parts) -> Lookup {
+        let Some(l2) = &self.l2 else {
+            return Lookup::Missing;
+        };
+        let Some(entry) = l2.read(key, self.opts).await else {
+            return Lookup::Missing;
+        };
+        let now = SystemTime::now();
+        let fresh = match entry.policy.before_request(req, now) {
+            BeforeRequest::Fresh(_) => true,
+            BeforeRequest::Stale { matches: true, .. } => false,
+            BeforeRequest::Stale { .. } => {
+                l2.counters.misses.fetch_add(1, Relaxed);
+                return Lookup::Missing;
+            }
+        };
+        l2.counters.hits.fetch_add(1, Relaxed);
+        let entry = Arc::new(entry);
+        self.keep(key.to_owned(), req, entry.clone(), now);
+        if fresh {
+            Lookup::Fresh(entry)
+        } else {
+            Lookup::Stale(entry)
+        }
+    }
+
+    /// Stores `entry` for `req`, replacing the variants `req` selects, and writes it through to
+    /// the second level.
     pub(crate) fn put(&self, key: String, req: &http::request::Parts, entry: Entry) {
         let now = SystemTime::now();
+        let entry = Arc::new(entry);
+        if let Some(l2) = &self.l2 {
+            l2.write(&key, req, &entry, now);
+        }
+        self.keep(key, req, entry, now);
+    }
+
+    /// Stores `entry` in memory only.
+    fn keep(&self, key: String, req: &http::request::Parts, entry: Arc<Entry>, now: SystemTime) {
         let mut list: Vec<Arc<Entry>> = match self.store.get(&key) {
             // A concurrent put of another variant may be lost here: the cache is best effort.
             Some(old) => old
@@ -178,7 +223,7 @@ impl Cache {
         if list.len() >= MAX_VARIANTS {
             list.remove(0);
         }
-        list.push(Arc::new(entry));
+        list.push(entry);
         self.counters.stores.fetch_add(1, Relaxed);
         self.store.insert(key, list.into());
     }
@@ -204,7 +249,7 @@ impl Cache {
     pub(crate) fn stats(&self) -> crate::metrics::CacheStats {
         self.store.run_pending_tasks();
         let c = &self.counters;
-        crate::metrics::CacheStats {
+        let mut s = crate::metrics::CacheStats {
             hits: c.hits.load(Relaxed),
             misses: c.misses.load(Relaxed),
             revalidations: c.revalidations.load(Relaxed),
@@ -217,12 +262,26 @@ impl Cache {
             invalidations: c.invalidations.load(Relaxed),
             l1_entries: self.store.entry_count(),
             l1_bytes: self.store.weighted_size(),
+            ..Default::default()
+        };
+        if let Some(l2) = &self.l2 {
+            l2.stats(&mut s);
         }
+        s
+    }
+
+    /// Drops `key` from memory only.
+    pub(crate) fn forget_in_memory(&self, key: &str) {
+        self.store.invalidate(key);
     }
 
     fn forget(&self, uri: &Uri) {
-        for m in [Method::GET, Method::HEAD] {
-            self.store.invalidate(&key(&m, uri));
+        let keys = [key(&Method::GET, uri), key(&Method::HEAD, uri)];
+        for k in &keys {
+            self.store.invalidate(k);
+        }
+        if let Some(l2) = &self.l2 {
+            l2.forget(&keys);
         }
         self.counters.invalidations.fetch_add(1, Relaxed);
     }

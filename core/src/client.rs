@@ -132,7 +132,7 @@ impl Client {
         let accept_encoding = compress::accept_header(&cfg.compression);
         let policies = Policies::new(&cfg)?;
         let routes = Routes::new(cfg.pool.max_origins);
-        let cache = crate::cache::Cache::new(&cfg.cache);
+        let cache = crate::cache::Cache::new(&cfg)?;
         let balancer = crate::balance::Balancer::new(&cfg, &policies)?;
         let inner = Arc::new_cyclic(|me: &std::sync::Weak<Inner>| {
             // An origin the pool forgets loses its policy state and routes at the same time.
@@ -299,6 +299,15 @@ impl Client {
             self.inner.policies.origin_count(),
             self.inner.routes.len(),
         ]
+    }
+
+    /// Forgets what the memory cache holds for a GET of `url` (the Redis second level keeps
+    /// it). For the benchmark of a Redis hit.
+    #[doc(hidden)]
+    pub fn forget_cached_in_memory(&self, url: &str) {
+        if let (Some(c), Ok(uri)) = (&self.inner.cache, url.parse::<http::Uri>()) {
+            c.forget_in_memory(&crate::cache::key(&Method::GET, &uri));
+        }
     }
 
     /// Sends a request.

@@ -29,7 +29,7 @@ pub use self::balance::{
     ServiceConfig, Strategy,
 };
 use self::bounds::upper_bounds;
-pub use self::cache::CacheConfig;
+pub use self::cache::{CacheConfig, CacheL2Config};
 pub use self::exchange::{
     CompressionConfig, Encoding, ForwardHeaders, LimitsConfig, RedirectConfig, TimeoutConfig,
 };
@@ -250,8 +250,8 @@ impl Config {
         if !self.user_agent.is_empty() && http::HeaderValue::from_str(&self.user_agent).is_err() {
             return bad("user_agent", "is not a valid header value");
         }
-        if self.cache.max_entry_bytes > self.cache.max_bytes {
-            return bad("cache.max_entry_bytes", "must not exceed cache.max_bytes");
+        if let Err((field, why)) = cache::validate(&self.cache) {
+            return bad(field, why);
         }
         if let Err((field, why)) = resilience::validate(self) {
             return bad(&field, why);

@@ -63,10 +63,17 @@ impl Client {
         let key = cache::key(method, uri);
         let req = cache::request_parts(method, uri, opts.defaults, headers);
         let c = &cache.counters;
-        let found = match mode {
+        let mut found = match mode {
             CacheMode::Reload => Lookup::Missing,
             _ => cache.lookup(&key, &req, SystemTime::now()),
         };
+        // Memory missed or holds a stale copy: another process may have a fresher one.
+        if mode != CacheMode::Reload && cache.l2.is_some() && !matches!(found, Lookup::Fresh(_)) {
+            let shared = cache.lookup_l2(&key, &req).await;
+            if !matches!(shared, Lookup::Missing) {
+                found = shared;
+            }
+        }
         // force-cache and only-if-cached take a matching entry however stale.
         let any_age = matches!(mode, CacheMode::ForceCache | CacheMode::OnlyIfCached);
         match (found, mode) {

@@ -17,7 +17,7 @@ const MAX_EXACT: u64 = (1 << 53) - 1;
     clippy::too_many_lines,
     reason = "one row per numeric field of the config"
 )]
-pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 68] {
+pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 72] {
     const D: u64 = MAX_DURATION_MS;
     const WINDOW: u64 = resilience::MAX_WINDOW_MS;
     const CE: u64 = super::cache::MAX_ENTRY_BYTES;
@@ -186,5 +186,9 @@ pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 68] {
         ("cache.max_bytes", k.max_bytes, MAX_EXACT),
         ("cache.max_entry_bytes", k.max_entry_bytes, CE),
         ("cache.heuristic_percent", k.heuristic_percent.into(), 100),
+        ("cache.l2.max_entry_bytes", k.l2.max_entry_bytes, CE),
+        ("cache.l2.stale_ttl_ms", k.l2.stale_ttl_ms, D),
+        ("cache.l2.timeout_ms", k.l2.timeout_ms, D),
+        ("cache.l2.retry_after_ms", k.l2.retry_after_ms, D),
     ]
 }

@@ -74,6 +74,14 @@ pub const CACHE_INVALIDATIONS: &str = "wirecore_cache_invalidations_total";
 pub const CACHE_ENTRIES: &str = "wirecore_cache_entries";
 /// Bytes of stored responses in memory.
 pub const CACHE_BYTES: &str = "wirecore_cache_bytes";
+/// Reads of the cache's Redis second level, labelled `result` (`hit`/`miss`).
+pub const CACHE_L2_LOOKUPS: &str = "wirecore_cache_l2_lookups_total";
+/// Entries written to the Redis second level.
+pub const CACHE_L2_STORES: &str = "wirecore_cache_l2_stores_total";
+/// Redis reads and writes of the second level that failed or timed out.
+pub const CACHE_L2_ERRORS: &str = "wirecore_cache_l2_errors_total";
+/// Reads and writes that skipped the Redis second level (after an error, or too many writes).
+pub const CACHE_L2_BYPASSED: &str = "wirecore_cache_l2_bypassed_total";
 /// State of each endpoint of a load-balanced service (`service`, `endpoint` labels): 0 healthy,
 /// 1 ejected, 2 unhealthy.
 pub const ENDPOINT_STATE: &str = "wirecore_endpoint_state";

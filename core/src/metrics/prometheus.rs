@@ -11,6 +11,7 @@ use super::names::{
     POOL_REUSES, RATE_LIMIT, REDIRECTS, REQUEST_DURATION, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL,
     RETRIES, RETRY_BUDGET_EXHAUSTED,
 };
+use super::names::{CACHE_L2_BYPASSED, CACHE_L2_ERRORS, CACHE_L2_LOOKUPS, CACHE_L2_STORES};
 use super::names::{
     ENDPOINT_EJECTIONS, ENDPOINT_EWMA, ENDPOINT_FAILURES, ENDPOINT_HEALTH_CHECKS,
     ENDPOINT_OUTSTANDING, ENDPOINT_REQUESTS, ENDPOINT_STATE, SERVICE_PANIC_PICKS,
@@ -45,6 +46,7 @@ impl Stats {
         self.prometheus_pool(&mut o);
         self.prometheus_resilience(&mut o);
         self.prometheus_cache(&mut o);
+        self.prometheus_cache_l2(&mut o);
         self.prometheus_services(&mut o);
         o
     }
@@ -116,6 +118,35 @@ impl Stats {
             ),
         ] {
             head(o, name, kind, help);
+            let _ = writeln!(o, "{name} {v}");
+        }
+    }
+
+    fn prometheus_cache_l2(&self, o: &mut String) {
+        let c = &self.cache;
+        head(
+            o,
+            CACHE_L2_LOOKUPS,
+            "counter",
+            "Reads of the cache's Redis second level by result.",
+        );
+        for (r, v) in [("hit", c.l2_hits), ("miss", c.l2_misses)] {
+            let _ = writeln!(o, "{CACHE_L2_LOOKUPS}{{result=\"{r}\"}} {v}");
+        }
+        for (name, help, v) in [
+            (CACHE_L2_STORES, "Entries written to Redis.", c.l2_stores),
+            (
+                CACHE_L2_ERRORS,
+                "Redis reads and writes that failed or timed out.",
+                c.l2_errors,
+            ),
+            (
+                CACHE_L2_BYPASSED,
+                "Reads and writes that skipped Redis.",
+                c.l2_bypassed,
+            ),
+        ] {
+            head(o, name, "counter", help);
             let _ = writeln!(o, "{name} {v}");
         }
     }

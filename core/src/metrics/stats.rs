@@ -174,6 +174,17 @@ pub struct CacheStats {
     pub l1_entries: u64,
     /// Their weight in bytes (bodies, headers and a fixed overhead each).
     pub l1_bytes: u64,
+    /// Memory misses answered by the Redis second level (`cache.l2`).
+    pub l2_hits: u64,
+    /// Redis reads that found nothing usable.
+    pub l2_misses: u64,
+    /// Entries written to Redis.
+    pub l2_stores: u64,
+    /// Redis reads and writes that failed or timed out (Redis is then skipped for
+    /// `cache.l2.retry_after_ms`).
+    pub l2_errors: u64,
+    /// Reads and writes that skipped Redis: after an error, or too many writes in flight.
+    pub l2_bypassed: u64,
 }
 
 /// One load-balanced service.

@@ -1,6 +1,9 @@
 //! Shared helpers for the core's integration tests.
 #![allow(dead_code, unused_imports, reason = "each test binary uses a subset")]
 
+mod redis_server;
+
+pub use redis_server::{Redis, start_redis};
 use wirecore::{Client, Config};
 pub use wirecore_testserver::{Options, Reply, TestServer};
 

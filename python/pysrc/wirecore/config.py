@@ -14,6 +14,7 @@ __all__ = [
     "BreakerConfig",
     "BreakerRedisConfig",
     "CacheConfig",
+    "CacheL2Config",
     "CompressionConfig",
     "ConcurrencyConfig",
     "Config",
@@ -237,6 +238,10 @@ class CacheConfig(TypedDict, total=False):
     #: of its age when received (RFC 9111 §4.2.2). At most 100. Default: 10.
     heuristic_percent: int
 
+    #: A second level shared through Redis by every process with the same `l2.key_prefix`
+    #: (off while `l2.url` is empty).
+    l2: CacheL2Config
+
     #: Memory for cached responses, bodies and headers; the least useful entries are evicted
     #: beyond it. At most 2^53-1. Default: 64 MiB.
     max_bytes: int
@@ -248,6 +253,41 @@ class CacheConfig(TypedDict, total=False):
     #: Shared-cache rules (`s-maxage`, `private` not stored), as a proxy would apply them;
     #: otherwise a private cache (one user's client). Default: false.
     shared: bool
+
+
+class CacheL2Config(TypedDict, total=False):
+    """The cache's second level in Redis: read when memory misses (a hit fills memory), written
+    when a response is stored. Entries use a documented, language-neutral format
+    (`docs/cache-l2-format.md`). Only what a shared cache may keep goes there: no `private` or
+    `Set-Cookie` responses, none that vary on `Authorization` or `Cookie`. A failing or slow Redis
+    is skipped, counted in `stats().cache.l2_errors` and `l2_bypassed`; requests go on.
+    """
+
+    #: Prefix of every key; the rest is the method, a space and the URL. Default:
+    #: "wirecore:cache:".
+    key_prefix: str
+
+    #: Largest response body written to Redis; larger ones stay in memory only. At most 64 MiB.
+    #: Default: 256 KiB.
+    max_entry_bytes: int
+
+    #: After a Redis failure or timeout, the second level is skipped for this long before it is
+    #: tried again. At most one year. Default: 1_000.
+    retry_after_ms: int
+
+    #: How long Redis keeps an entry that has validators (`ETag`, `Last-Modified`) past its
+    #: freshness, so it can still be revalidated: its TTL is the freshness lifetime plus this
+    #: (or plus its `stale-while-revalidate` / `stale-if-error` window when longer). At most one
+    #: year. Default: 86_400_000 (a day).
+    stale_ttl_ms: int
+
+    #: Longest wait for one Redis read or write; beyond it the request goes on without the
+    #: second level. At least 1, at most one year. Default: 50.
+    timeout_ms: int
+
+    #: `redis://host:port/db`, or `rediss://` for TLS (verified with the same roots as `tls`);
+    #: empty: no second level. Default: "".
+    url: str
 
 
 class CompressionConfig(TypedDict, total=False):

@@ -1,0 +1,346 @@
+//! The cache's Redis second level against a real redis-server and the test server's
+//! `/cache/NAME` endpoint: an entry stored by one process is a hit in another, the entry is in the
+//! documented format, and a dead or silent Redis is bypassed while requests succeed.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use support::*;
+use wirecore::{CacheStatus, Client, Config};
+
+fn l2_client(
+    srv: &TestServer,
+    redis_url: &str,
+    prefix: &str,
+    f: impl FnOnce(&mut Config),
+) -> Client {
+    client_with(srv, |c| {
+        c.retry.enabled = false;
+        c.cache.enabled = true;
+        redis_url.clone_into(&mut c.cache.l2.url);
+        prefix.clone_into(&mut c.cache.l2.key_prefix);
+        c.cache.l2.timeout_ms = 2_000;
+        f(c);
+    })
+}
+
+/// Requests the server has answered on `path`.
+fn served(srv: &TestServer, path: &str) -> u64 {
+    srv.counters()
+        .per_path_requests
+        .get(path)
+        .copied()
+        .unwrap_or(0)
+}
+
+async fn get(c: &Client, url: &str) -> (Option<CacheStatus>, serde_json::Value) {
+    let r = c.get(url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let status = r.cache_status();
+    (status, r.json().await.unwrap())
+}
+
+/// Waits until `c` has written `n` entries to Redis (writes run in the background).
+async fn stored(c: &Client, n: u64) {
+    wait_until("the entry reached Redis", || c.stats().cache.l2_stores >= n).await;
+}
+
+fn redis_conn(redis: &Redis) -> redis::Connection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+/// The second process: started by the test below with `WIRECORE_L2_CHILD` set.
+async fn child(spec: &str) {
+    let (redis_url, rest) = spec.split_once(' ').unwrap();
+    let (prefix, url) = rest.split_once(' ').unwrap();
+    let c = Client::from_config({
+        let mut cfg = Config::default();
+        cfg.cache.enabled = true;
+        redis_url.clone_into(&mut cfg.cache.l2.url);
+        prefix.clone_into(&mut cfg.cache.l2.key_prefix);
+        cfg.cache.l2.timeout_ms = 2_000;
+        cfg
+    })
+    .unwrap();
+    let (status, body) = get(&c, url).await;
+    let s = c.stats().cache;
+    println!(
+        "status={} served={} l2_hits={}",
+        status.map_or("none", CacheStatus::as_str),
+        body["served"],
+        s.l2_hits
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_stored_by_one_process_is_a_hit_in_another() {
+    if let Ok(spec) = std::env::var("WIRECORE_L2_CHILD") {
+        return child(&spec).await;
+    }
+    let redis = start_redis();
+    let srv = server().await;
+    let prefix = "wc-test:two-processes:";
+    let url = srv.url("/cache/two?cache_control=max-age=600");
+    let c = l2_client(&srv, &redis.url(), prefix, |_| {});
+    let (status, body) = get(&c, &url).await;
+    assert_eq!(status, Some(CacheStatus::Miss));
+    assert_eq!(body["served"], 1);
+    stored(&c, 1).await;
+    let out = tokio::task::spawn_blocking(move || {
+        let kid = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "an_entry_stored_by_one_process_is_a_hit_in_another",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                "WIRECORE_L2_CHILD",
+                format!("{} {prefix} {url}", redis.url()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = kid.wait_with_output().unwrap();
+        assert!(out.status.success(), "the child process failed");
+        let lines: Vec<String> = BufReader::new(&out.stdout[..])
+            .lines()
+            .map_while(Result::ok)
+            .collect();
+        (lines, redis)
+    })
+    .await
+    .unwrap();
+    let (lines, _redis) = out;
+    let report = lines
+        .iter()
+        .find_map(|l| l.find("status=").map(|at| &l[at..]))
+        .expect("the child reported");
+    assert_eq!(report, "status=hit served=1 l2_hits=1", "{lines:?}");
+    assert_eq!(
+        served(&srv, "/cache/two"),
+        1,
+        "one upstream request for two processes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hit_from_redis_fills_memory_and_counts() {
+    let redis = start_redis();
+    let srv = server().await;
+    let url = srv.url("/cache/fill?cache_control=max-age=600");
+    let a = l2_client(&srv, &redis.url(), "wc-test:fill:", |_| {});
+    assert_eq!(get(&a, &url).await.0, Some(CacheStatus::Miss));
+    stored(&a, 1).await;
+    // Another client: its own memory, the same Redis.
+    let b = l2_client(&srv, &redis.url(), "wc-test:fill:", |_| {});
+    let (status, body) = get(&b, &url).await;
+    assert_eq!(status, Some(CacheStatus::Hit));
+    assert_eq!(body["served"], 1);
+    let (status, _) = get(&b, &url).await;
+    assert_eq!(status, Some(CacheStatus::Hit));
+    let s = b.stats().cache;
+    assert_eq!((s.hits, s.l2_hits, s.misses), (2, 1, 0), "{s:?}");
+    assert_eq!(s.l1_entries, 1, "{s:?}");
+    assert_eq!(served(&srv, "/cache/fill"), 1);
+    // A prefix is a namespace: another one shares nothing.
+    let other = l2_client(&srv, &redis.url(), "wc-test:other:", |_| {});
+    assert_eq!(get(&other, &url).await.0, Some(CacheStatus::Miss));
+    assert_eq!(other.stats().cache.l2_misses, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_entry_from_redis_is_revalidated_and_its_update_shared() {
+    let redis = start_redis();
+    let srv = server().await;
+    let url = srv.url("/cache/reval?cache_control=no-cache&etag=v1");
+    let a = l2_client(&srv, &redis.url(), "wc-test:reval:", |_| {});
+    get(&a, &url).await;
+    stored(&a, 1).await;
+    let b = l2_client(&srv, &redis.url(), "wc-test:reval:", |_| {});
+    let r = b.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.cache_status(), Some(CacheStatus::Revalidated));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["served"], 1, "the stored body, confirmed by a 304");
+    assert_eq!(served(&srv, "/cache/reval"), 2);
+    let s = b.stats().cache;
+    assert_eq!((s.l2_hits, s.not_modified), (1, 1), "{s:?}");
+    // The refreshed entry is written back.
+    stored(&b, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variants_and_private_answers_are_kept_apart() {
+    let redis = start_redis();
+    let srv = server().await;
+    let a = l2_client(&srv, &redis.url(), "wc-test:vary:", |_| {});
+    let b = l2_client(&srv, &redis.url(), "wc-test:vary:", |_| {});
+    let url = srv.url("/cache/vary?cache_control=max-age=600&vary=accept");
+    let r = a.get(&url).header("accept", "text/a").send().await.unwrap();
+    r.bytes().await.unwrap();
+    stored(&a, 1).await;
+    let r = b.get(&url).header("accept", "text/b").send().await.unwrap();
+    assert_eq!(r.cache_status(), Some(CacheStatus::Miss));
+    r.bytes().await.unwrap();
+    assert_eq!(
+        b.stats().cache.l2_misses,
+        1,
+        "text/a's entry does not answer text/b"
+    );
+    assert_eq!(served(&srv, "/cache/vary"), 2);
+    // `private` stays in memory.
+    let private = srv.url("/cache/private?cache_control=private,max-age=600");
+    assert_eq!(get(&a, &private).await.0, Some(CacheStatus::Miss));
+    assert_eq!(get(&a, &private).await.0, Some(CacheStatus::Hit));
+    let mut conn = redis_conn(&redis);
+    let key = format!("wc-test:vary:GET {private}");
+    let exists: bool = redis::cmd("EXISTS").arg(&key).query(&mut conn).unwrap();
+    assert!(!exists, "{key} is not in Redis");
+    assert_eq!(get(&b, &private).await.0, Some(CacheStatus::Miss));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_entry_in_redis_is_in_the_documented_format() {
+    let redis = start_redis();
+    let srv = server().await;
+    let url = srv.url("/cache/format?cache_control=max-age=600&etag=f1");
+    let a = l2_client(&srv, &redis.url(), "wc-test:format:", |c| {
+        c.cache.l2.stale_ttl_ms = 3_600_000;
+    });
+    let (_, body) = get(&a, &url).await;
+    stored(&a, 1).await;
+    let mut conn = redis_conn(&redis);
+    let key = format!("wc-test:format:GET {url}");
+    let raw: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut conn).unwrap();
+    assert_eq!(raw[0], 1, "format version");
+    let len = u32::from_be_bytes(raw[1..5].try_into().unwrap()) as usize;
+    let head: serde_json::Value = serde_json::from_slice(&raw[5..5 + len]).unwrap();
+    assert_eq!(head["status"], 200);
+    assert_eq!(head["method"], "GET");
+    assert_eq!(head["url"], url);
+    assert_eq!(head["version"], "HTTP/1.1");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let at = head["response_time_ms"].as_u64().unwrap();
+    assert!(at <= now_ms && now_ms - at < 600_000, "{at} vs {now_ms}");
+    let headers = head["headers"].as_array().unwrap();
+    assert!(
+        headers.contains(&serde_json::json!(["etag", "\"f1\""])),
+        "{headers:?}"
+    );
+    let stored_body: serde_json::Value = serde_json::from_slice(&raw[5 + len..]).unwrap();
+    assert_eq!(stored_body, body);
+    // TTL: 600 s of freshness plus the stale window (it has a validator).
+    let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
+    assert!(ttl > 3_600_000 && ttl <= 4_200_000, "{ttl}");
+    // An unsafe method deletes it.
+    let r = a.post(&url).send().await.unwrap();
+    r.bytes().await.unwrap();
+    wait_until("the entry was deleted", || {
+        !redis::cmd("EXISTS")
+            .arg(&key)
+            .query::<bool>(&mut conn)
+            .unwrap()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_redis_mid_test_bypasses_it_and_requests_succeed() {
+    let redis = start_redis();
+    let srv = server().await;
+    let url = redis.url();
+    let cfg = |c: &mut Config| c.cache.l2.retry_after_ms = 600_000;
+    let a = l2_client(&srv, &url, "wc-test:kill:", cfg);
+    get(&a, &srv.url("/cache/k0?cache_control=max-age=600")).await;
+    stored(&a, 1).await;
+    drop(redis);
+    for i in 1..=5 {
+        let (status, _) = get(
+            &a,
+            &srv.url(&format!("/cache/k{i}?cache_control=max-age=600")),
+        )
+        .await;
+        assert_eq!(status, Some(CacheStatus::Miss));
+    }
+    let s = a.stats().cache;
+    assert!(s.l2_errors >= 1, "{s:?}");
+    // Once failed, Redis is skipped for retry_after_ms: later reads and writes are bypassed.
+    assert!(s.l2_bypassed >= 4, "{s:?}");
+    assert_eq!(s.stores, 6, "memory still stores: {s:?}");
+    // A second client that never reached Redis also goes on.
+    let b = l2_client(&srv, &url, "wc-test:kill:", cfg);
+    let (status, body) = get(&b, &srv.url("/cache/k0?cache_control=max-age=600")).await;
+    assert_eq!(
+        (status, body["served"].as_u64()),
+        (Some(CacheStatus::Miss), Some(2))
+    );
+    assert!(b.stats().cache.l2_errors >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_never_answers_costs_one_timeout_then_is_bypassed() {
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            conns.push(s);
+        }
+    });
+    let srv = server().await;
+    let a = l2_client(&srv, &format!("redis://127.0.0.1:{port}"), "wc:", |c| {
+        c.cache.l2.timeout_ms = 100;
+        c.cache.l2.retry_after_ms = 600_000;
+    });
+    for i in 0..3 {
+        let (status, _) = get(
+            &a,
+            &srv.url(&format!("/cache/s{i}?cache_control=max-age=60")),
+        )
+        .await;
+        assert_eq!(status, Some(CacheStatus::Miss));
+    }
+    let s = a.stats().cache;
+    assert_eq!(s.l2_errors, 1, "{s:?}");
+    // The first read timed out; the first write, the two later reads and writes skip Redis.
+    assert_eq!(s.l2_bypassed, 5, "{s:?}");
+    held.abort();
+}
+
+#[test]
+fn l2_settings_are_checked_naming_the_field() {
+    for (json, field) in [
+        (
+            r#"{"cache": {"l2": {"url": "http://127.0.0.1:6379"}}}"#,
+            "cache.l2.url",
+        ),
+        (
+            r#"{"cache": {"l2": {"timeout_ms": 0}}}"#,
+            "cache.l2.timeout_ms",
+        ),
+        (
+            r#"{"cache": {"l2": {"max_entry_bytes": 67108865}}}"#,
+            "cache.l2.max_entry_bytes",
+        ),
+        (r#"{"cache": {"l2": {"bogus": 1}}}"#, "cache.l2"),
+    ] {
+        let e = Config::from_json(json).unwrap_err();
+        assert!(e.to_string().contains(field), "{json}: {e}");
+    }
+    let ok = Config::from_json(
+        r#"{"cache": {"enabled": true, "l2": {"url": "redis://127.0.0.1:1/0"}}}"#,
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+}
