@@ -131,6 +131,36 @@ typedef enum wirecore_cache_status {
   WIRECORE_CACHE_REVALIDATED = 4,
 } wirecore_cache_status;
 
+// A request that failed after every retry the policy allowed. Every pointer is valid only
+// during the callback it is passed to.
+typedef struct wirecore_dead_letter {
+  // `GET`, `POST` ... (NUL-terminated).
+  const char *method;
+  // The URL, without userinfo (NUL-terminated).
+  const char *url;
+  // The request's headers as a JSON array of `[name, value]`, without Authorization,
+  // Proxy-Authorization and Cookie (NUL-terminated).
+  const char *headers_json;
+  // The body when it was buffered and at most `dead_letter.max_body_bytes`; else NULL.
+  const uint8_t *body;
+  // The body's length (0 without one).
+  size_t body_len;
+  // The error's code (`connect`, `timeout.total` ...), or `status` (NUL-terminated).
+  const char *error_code;
+  // The error's message, or the status line (NUL-terminated).
+  const char *message;
+  // The last answer's status, or 0.
+  uint16_t status;
+  // Attempts sent.
+  uint32_t attempts;
+  // When it failed, milliseconds since the Unix epoch.
+  uint64_t time_ms;
+} wirecore_dead_letter;
+
+// Called with each dead letter on the thread that polls; must not keep `letter`'s pointers.
+typedef void (*wirecore_dead_letter_cb)(void *userdata,
+                                        const struct wirecore_dead_letter *letter);
+
 // Durations of the phases of a request, in microseconds (0 when the phase did not happen,
 // e.g. DNS/connect/TLS on a reused connection).
 typedef struct wirecore_timings {
@@ -306,6 +336,30 @@ enum wirecore_code wirecore_client_prometheus(const wirecore_client *client,
 // # Safety
 // `s` is NULL or a string from wirecore, freed once.
 void wirecore_string_free(char *s);
+
+// Starts keeping `client`'s dead letters for `wirecore_client_poll_dead_letters` (in a queue of
+// `dead_letter.queue`; more are dropped, counted in the stats). Calling it again does nothing.
+//
+// # Safety
+// `client` is NULL or a live client.
+enum wirecore_code wirecore_client_listen_dead_letters(const wirecore_client *client);
+
+// Waits up to `timeout_ms` for dead letters, then calls `cb(userdata, letter)` for each (at
+// most 64) on this thread; `*n` (when not NULL) receives how many. Returns `WIRECORE_OK` (with
+// 0 letters on timeout), `WIRECORE_CLOSED` once the client is closed and none are left.
+//
+// # Errors
+// `WIRECORE_INVALID_ARGUMENT` for a NULL client or callback, or a client that never called
+// `wirecore_client_listen_dead_letters`.
+//
+// # Safety
+// `client` is NULL or a live client; `cb` NULL or callable with `userdata`; `n` NULL or
+// writable.
+enum wirecore_code wirecore_client_poll_dead_letters(const wirecore_client *client,
+                                                     uint64_t timeout_ms,
+                                                     wirecore_dead_letter_cb cb,
+                                                     void *userdata,
+                                                     size_t *n);
 
 // The status of an error, or `WIRECORE_INVALID_ARGUMENT` for a NULL or stale handle.
 enum wirecore_code wirecore_error_kind(const wirecore_error *err);

@@ -15,6 +15,8 @@ export interface Config {
   compression?: CompressionConfig
   /** Adaptive concurrency limits per origin. */
   concurrency?: ConcurrencyConfig
+  /** Requests that failed after every retry: a callback and a Redis stream. */
+  deadLetter?: DeadLetterConfig
   /** Headers sent with every request unless the request sets them. */
   defaultHeaders?: Record<string, string>
   /** DNS resolver and cache. */
@@ -242,6 +244,57 @@ export interface ConcurrencyConfig {
   maxQueue?: number
   /** Smallest limit. At most 1_000_000. Default: 1. */
   minLimit?: number
+}
+
+/**
+ * Requests that failed after every retry (an error, or a status `retry.retry_on_status` lists),
+ * handed to a callback (each binding's `on_dead_letter`) and, with `redis.url`, to a Redis
+ * stream. The request path only queues them; a full queue drops them (counted).
+ */
+export interface DeadLetterConfig {
+  /**
+   * Largest request body kept with a dead letter; a larger or streamed body is left out.
+   * 0: never. At most 16 MiB. Default: 65_536.
+   */
+  maxBodyBytes?: number
+  /**
+   * Dead letters waiting for delivery; more are dropped. At least 1, at most 1_000_000.
+   * Default: 1_024.
+   */
+  queue?: number
+  /** The Redis stream sink (off while `redis.url` is empty). */
+  redis?: DeadLetterRedisConfig
+}
+
+/**
+ * Dead letters appended (`XADD`) to a Redis stream, one entry each with the fields `method`,
+ * `url`, `headers` (a JSON array of `[name, value]`, credentials left out), `body` (when kept),
+ * `error_code`, `message`, `status` (when it ended with a status), `attempts` and `time_ms`;
+ * readable with `XRANGE` / `XREAD` by any process, to replay them.
+ */
+export interface DeadLetterRedisConfig {
+  /**
+   * The stream is trimmed to about this many entries (`MAXLEN ~`); 0: never trimmed. At most
+   * 2^53-1. Default: 100_000.
+   */
+  maxLen?: number
+  /**
+   * After a Redis failure, letters are dropped (counted) for this long before Redis is tried
+   * again. At most one year. Default: 1_000.
+   */
+  retryAfterMs?: number
+  /** The stream's key. Default: "wirecore:dead-letters". */
+  stream?: string
+  /**
+   * Longest wait for one `XADD`; beyond it the letter is dropped (counted). At least 1, at
+   * most one year. Default: 200.
+   */
+  timeoutMs?: number
+  /**
+   * `redis://host:port/db`, or `rediss://` for TLS (verified with the same roots as `tls`);
+   * empty: no stream. Default: "".
+   */
+  url?: string
 }
 
 /** DNS resolver and cache. */

@@ -258,6 +258,35 @@ export interface CacheStats {
   l2Bypassed: number
 }
 
+/** A request that failed after every retry the policy allowed (`Client.onDeadLetter`). */
+export interface DeadLetter {
+  method: string
+  /** Without userinfo. */
+  url: string
+  /** `[name, value]` pairs, without Authorization, Proxy-Authorization and Cookie. */
+  headers: string[][]
+  /** The body when it was buffered and at most `deadLetter.maxBodyBytes`. */
+  body?: Buffer
+  /** The error's code (`connect`, `timeout.total` ...), or `status`. */
+  errorCode: string
+  message: string
+  /** The last answer's status, when there was one. */
+  status?: number
+  attempts: number
+  /** When it failed, milliseconds since the Unix epoch. */
+  timeMs: number
+}
+
+export interface DeadLetterStats {
+  /** Dead letters handed to the callback. */
+  delivered: number
+  /** Dead letters appended to the Redis stream. */
+  streamed: number
+  /** Dead letters lost: queue full, callback failed, Redis failed or skipped. */
+  dropped: number
+  redisErrors: number
+}
+
 /** The core's stats snapshot; names are the core's metric names in camelCase. */
 export interface Stats {
   requestsTotal: number
@@ -281,6 +310,8 @@ export interface Stats {
   cache: CacheStats
   /** Keyed by service name (`Config.services`). */
   services: Record<string, ServiceStats>
+  /** Requests that failed after every retry (`onDeadLetter`, `deadLetter.redis`). */
+  deadLetter: DeadLetterStats
   [more: string]: unknown
 }
 
@@ -361,6 +392,11 @@ export declare class Client {
   options(url: string | URL, options?: Omit<RequestOptions, 'method'>): Promise<Response>
   /** WHATWG `fetch` through this client: a standard `Response`; failures are `TypeError('fetch failed')` with the `WirecoreError` as `cause`. */
   fetch(input: string | URL | Request, init?: FetchInit): Promise<globalThis.Response>
+  /**
+   * Calls `callback` with each request that fails after every retry the policy allowed (an
+   * error, or a status `retry.retryOnStatus` lists), on the JS thread; replaces an earlier one.
+   */
+  onDeadLetter(callback: (letter: DeadLetter) => void): void
   stats(): Stats
   /** Prometheus text exposition (the core's snake_case metric names). */
   prometheus(): string

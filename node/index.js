@@ -762,6 +762,27 @@ class Client {
     return fetchWith(this, input, init)
   }
 
+  /**
+   * Calls `callback` with each request that fails after every retry the policy allowed (an
+   * error, or a status `retry.retryOnStatus` lists), on the JS thread; replaces an earlier one.
+   * A callback that throws is reported as an uncaught exception.
+   * @param {(letter: import('./index').DeadLetter) => void} callback
+   */
+  onDeadLetter(callback) {
+    if (typeof callback !== 'function') throw new TypeError('onDeadLetter needs a function')
+    this.#native.onDeadLetter((batch) => {
+      for (const letter of batch) {
+        try {
+          callback(letter)
+        } catch (e) {
+          queueMicrotask(() => {
+            throw e
+          })
+        }
+      }
+    })
+  }
+
   /** Every counter of this client, with the core's metric names in camelCase. */
   stats() {
     return this.#native.stats()

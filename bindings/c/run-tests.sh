@@ -32,5 +32,7 @@ for ex in blocking_get concurrent bad_input lifecycle; do
 done
 echo "== request_options${vg:+ (valgrind)}"
 "${vg[@]}" "$bin/request_options" "$line"
+echo "== dead_letter${vg:+ (valgrind)}"
+"${vg[@]}" "$bin/dead_letter" "$line"
 echo "== scenarios${vg:+ (valgrind)}"
 "${vg[@]}" "$bin/scenarios" "$line" tests/scenarios/*.json

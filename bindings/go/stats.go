@@ -19,6 +19,8 @@ type Stats struct {
 	Origins                map[string]OriginStats `json:"origins"`
 	Resilience             ResilienceStats        `json:"resilience"`
 	Cache                  CacheStats             `json:"cache"`
+	// DeadLetter counts requests that failed after every retry (Transport.OnDeadLetter).
+	DeadLetter DeadLetterStats `json:"dead_letter"`
 	// Services are the load-balanced services (Config.Services), by name.
 	Services map[string]ServiceStats `json:"services"`
 }
@@ -155,4 +157,15 @@ type PoolStats struct {
 type OriginStats struct {
 	Protocol string `json:"protocol"`
 	PoolStats
+}
+
+// DeadLetterStats are the dead-letter sinks' counters.
+type DeadLetterStats struct {
+	// Delivered are dead letters handed to the callback.
+	Delivered uint64 `json:"delivered"`
+	// Streamed are dead letters appended to the Redis stream.
+	Streamed uint64 `json:"streamed"`
+	// Dropped are dead letters lost: queue full, Redis failed or skipped.
+	Dropped     uint64 `json:"dropped"`
+	RedisErrors uint64 `json:"redis_errors"`
 }

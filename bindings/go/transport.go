@@ -89,6 +89,8 @@ type transport struct {
 	takeHint      atomic.Int64 // buffer size for a response head and small body (capi.Take)
 	pollerEnd     chan struct{}
 	closeOnce     sync.Once
+	// letters counts the OnDeadLetter goroutines; close waits for them.
+	letters sync.WaitGroup
 }
 
 // NewTransport builds a Transport from cfg. cfg.Redirect.Max is ignored: http.Client follows
@@ -1023,6 +1025,7 @@ func (t *transport) close(deadline time.Duration) {
 		t.mu.Unlock()
 		capi.CloseQueue(t.queue)
 		<-t.pollerEnd
+		t.letters.Wait()
 		t.life.Lock()
 		t.freed = true
 		capi.FreeQueue(t.queue)

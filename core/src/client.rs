@@ -71,6 +71,7 @@ struct Inner {
     cache: Option<crate::cache::Cache>,
     /// Load-balanced services (`Config.services`).
     balancer: crate::balance::Balancer,
+    dead_letters: crate::dead_letter::DeadLetters,
     closed: std::sync::atomic::AtomicBool,
     drained: tokio::sync::Notify,
 }
@@ -134,6 +135,7 @@ impl Client {
         let routes = Routes::new(cfg.pool.max_origins);
         let cache = crate::cache::Cache::new(&cfg)?;
         let balancer = crate::balance::Balancer::new(&cfg, &policies)?;
+        let dead_letters = crate::dead_letter::DeadLetters::new(&cfg)?;
         let inner = Arc::new_cyclic(|me: &std::sync::Weak<Inner>| {
             // An origin the pool forgets loses its policy state and routes at the same time.
             let me = me.clone();
@@ -155,6 +157,7 @@ impl Client {
                 routes,
                 cache,
                 balancer,
+                dead_letters,
                 closed: std::sync::atomic::AtomicBool::new(false),
                 drained: tokio::sync::Notify::new(),
             }
@@ -232,7 +235,29 @@ impl Client {
             s.cache = c.stats();
         }
         s.services = self.inner.balancer.stats();
+        s.dead_letter = self.inner.dead_letters.stats();
         s
+    }
+
+    /// Calls `sink` with every request that fails after every retry the policy allowed (an
+    /// error, or a status `retry.retry_on_status` lists), replacing an earlier sink. It runs on
+    /// an engine thread, after the request has returned, and should be quick: letters wait in
+    /// a queue of `dead_letter.queue` and more are dropped (counted in `stats().dead_letter`).
+    pub fn on_dead_letter(&self, sink: impl Fn(&crate::DeadLetter) + Send + Sync + 'static) {
+        self.inner.dead_letters.set_sink(Arc::new(move |l| {
+            sink(l);
+            true
+        }));
+    }
+
+    /// As [`Client::on_dead_letter`], for a binding's queue: `sink` returns false when it had
+    /// to drop the letter (its own queue full), counted in `stats().dead_letter.dropped`.
+    #[doc(hidden)]
+    pub fn on_dead_letter_or_drop(
+        &self,
+        sink: impl Fn(&crate::DeadLetter) -> bool + Send + Sync + 'static,
+    ) {
+        self.inner.dead_letters.set_sink(Arc::new(sink));
     }
 
     /// Circuit breaker state changes of this client, for logging or alerts. A receiver that
@@ -328,6 +353,7 @@ impl Client {
                 p.header_value(),
             );
         }
+        let letter = inner.dead_letters.pending(&req);
         let m = &inner.metrics;
         m.in_flight.fetch_add(1, Relaxed);
         let _guard = InFlight(self);
@@ -340,7 +366,11 @@ impl Client {
         let deadline = total.and_then(|t| start.checked_add(t));
         // Boxed: the request state machine is large (TLS connect, retries), and moving it by value
         // into timeout_at and the caller's task costs more than one allocation.
-        let fut = Box::pin(self.run(req, start, deadline));
+        let attempts = letter.as_ref().map(|l| l.attempts.clone());
+        let fut = Box::pin(crate::dead_letter::counting(
+            attempts,
+            self.run(req, start, deadline),
+        ));
         let res = match deadline {
             Some(at) => match tokio::time::timeout_at(at, fut).await {
                 Ok(r) => r,
@@ -362,6 +392,9 @@ impl Client {
                 m.record_response(r.status.as_u16(), elapsed, now);
             }
             Err(e) => m.record_error(e.kind()),
+        }
+        if let Some(l) = letter {
+            inner.dead_letters.offer(l, &res);
         }
         res
     }

@@ -11,6 +11,7 @@
 mod balance;
 mod bounds;
 mod cache;
+mod dead_letter;
 mod exchange;
 mod proxy;
 mod resilience;
@@ -30,6 +31,7 @@ pub use self::balance::{
 };
 use self::bounds::upper_bounds;
 pub use self::cache::{CacheConfig, CacheL2Config};
+pub use self::dead_letter::{DeadLetterConfig, DeadLetterRedisConfig};
 pub use self::exchange::{
     CompressionConfig, Encoding, ForwardHeaders, LimitsConfig, RedirectConfig, TimeoutConfig,
 };
@@ -77,6 +79,8 @@ pub struct Config {
     pub concurrency: ConcurrencyConfig,
     /// The response cache (off by default).
     pub cache: CacheConfig,
+    /// Requests that failed after every retry: a callback and a Redis stream.
+    pub dead_letter: DeadLetterConfig,
     /// Headers sent with every request unless the request sets them.
     pub default_headers: std::collections::BTreeMap<String, String>,
     /// The `User-Agent` header. Default: `wirecore/<version>`.
@@ -251,6 +255,9 @@ impl Config {
             return bad("user_agent", "is not a valid header value");
         }
         if let Err((field, why)) = cache::validate(&self.cache) {
+            return bad(field, why);
+        }
+        if let Err((field, why)) = dead_letter::validate(&self.dead_letter) {
             return bad(field, why);
         }
         if let Err((field, why)) = resilience::validate(self) {

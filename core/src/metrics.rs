@@ -19,6 +19,7 @@ use hdrhistogram::Histogram;
 
 pub use self::diagnostics::{Diagnostics, EndpointHealth, OriginHealth, ServiceHealth};
 pub use self::names::*;
+pub use self::stats::DeadLetterStats;
 pub use self::stats::{
     BreakerRedisStats, CacheStats, DnsStats, EndpointStats, Evictions, LatencySummary,
     OriginResilience, OriginStats, PoolStats, RateLimitStats, ResilienceStats, ServiceStats, Stats,
@@ -181,6 +182,7 @@ impl Metrics {
             resilience,
             cache: CacheStats::default(),
             services: BTreeMap::new(),
+            dead_letter: DeadLetterStats::default(),
         }
     }
 }

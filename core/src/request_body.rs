@@ -81,6 +81,14 @@ impl RequestBody {
         }
     }
 
+    /// The body when it is buffered (a cheap clone).
+    pub(crate) fn full_bytes(&self) -> Option<Bytes> {
+        match &self.kind {
+            ReqKind::Full(b) => Some(b.clone()),
+            ReqKind::Empty | ReqKind::Stream(_) => None,
+        }
+    }
+
     /// The bytes, if this body is in memory.
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match &self.kind {

@@ -354,6 +354,16 @@ impl NativeClient {
         }
     }
 
+    /// Hands every request that fails after every retry to `callback`, in batches, on the JS
+    /// thread (replacing an earlier callback).
+    #[napi(catch_unwind)]
+    pub fn on_dead_letter(
+        &self,
+        callback: napi::bindgen_prelude::Function<'_, Vec<crate::dead_letter::DeadLetter>, ()>,
+    ) -> napi::Result<()> {
+        crate::dead_letter::listen(&self.shared.client, callback)
+    }
+
     /// A snapshot of every counter, keys in camelCase.
     #[napi(catch_unwind)]
     pub fn stats(&self) -> napi::Result<serde_json::Value> {

@@ -7,6 +7,7 @@
 mod client;
 mod completion;
 mod config;
+mod dead_letter;
 
 use napi_derive::napi;
 

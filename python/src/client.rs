@@ -14,7 +14,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use wirecore_bridge::fork::PerProcess;
-use wirecore_bridge::{AbortHandle, Kind, Tracker};
+use wirecore_bridge::{AbortHandle, Kind, Letters, Tracker};
 
 use crate::bridge::{Completer, Pending, UNTRACKED, spawn_on};
 use crate::error;
@@ -111,6 +111,8 @@ fn recv<T: Send>(py: Python<'_>, rx: Receiver<T>) -> PyResult<Option<T>> {
 pub(crate) struct Client {
     config: wirecore::Config,
     state: PerProcess<(wirecore::Client, Arc<Tracker>)>,
+    /// Dead letters waiting for the Python thread that calls `on_dead_letter`'s callback.
+    letters: Mutex<Option<Arc<Letters>>>,
 }
 
 impl Client {
@@ -147,6 +149,13 @@ impl Client {
 
     fn client(&self, py: Python<'_>) -> PyResult<wirecore::Client> {
         Ok(self.current(py)?.0)
+    }
+
+    fn letters_now(&self) -> Option<Arc<Letters>> {
+        self.letters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -367,6 +376,7 @@ impl Client {
         Ok(Self {
             config,
             state: PerProcess::new((client, Tracker::new())),
+            letters: Mutex::new(None),
         })
     }
 
@@ -448,7 +458,11 @@ impl Client {
     fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
         let d = secs(py, timeout)?;
         let (client, tracker) = self.current(py)?;
-        wait(py, async move { tracker.close(&client, d, false).await })
+        let letters = self.letters_now();
+        wait(py, async move {
+            tracker.close(&client, d, false).await;
+            end(letters);
+        })
     }
 
     /// Like `close`, completing `fut` on the completer's loop.
@@ -462,14 +476,48 @@ impl Client {
     ) -> PyResult<Pending> {
         let d = secs(py, timeout)?;
         let (client, tracker) = self.current(py)?;
+        let letters = self.letters_now();
         Ok(crate::bridge::spawn_completing(
             completer,
             fut,
             async move {
                 tracker.close(&client, d, false).await;
+                end(letters);
                 Outcome::Unit
             },
         ))
+    }
+
+    /// Queues this client's dead letters for `next_dead_letters` (once).
+    fn listen_dead_letters(&self, py: Python<'_>) -> PyResult<()> {
+        let client = self.client(py)?;
+        let mut g = self.letters.lock().unwrap_or_else(PoisonError::into_inner);
+        if g.is_none() {
+            let l = Letters::new(&client);
+            // The Python thread blocks in `next_dead_letters`: nothing to wake but it.
+            l.listen(&client, || {});
+            *g = Some(l);
+        }
+        Ok(())
+    }
+
+    /// Up to 64 dead letters as dicts, waiting (GIL released) up to `timeout` seconds for the
+    /// first; `None` once the client is closed and none are left.
+    fn next_dead_letters(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<Vec<Py<PyDict>>>> {
+        let Some(l) = self.letters_now() else {
+            return Ok(None);
+        };
+        let wait = Duration::try_from_secs_f64(timeout)
+            .map_err(|_| PyValueError::new_err("timeout must be a number of seconds >= 0"))?;
+        let mut got = Vec::new();
+        let taken = py.detach(|| l.queue().wait_with(64, Some(wait), |x| got.push(x)));
+        if taken.is_none() {
+            return Ok(None);
+        }
+        got.iter()
+            .map(|x| letter_dict(py, x))
+            .collect::<PyResult<_>>()
+            .map(Some)
     }
 
     /// Every counter, as the core's JSON (`Stats::to_json`).
@@ -507,4 +555,29 @@ impl Client {
 
 fn secs(py: Python<'_>, t: f64) -> PyResult<Duration> {
     error::check(py, checked_seconds("timeout", t, true))
+}
+
+/// Ends the dead-letter thread once the letters queued so far are taken.
+fn end(letters: Option<Arc<Letters>>) {
+    if let Some(l) = letters {
+        l.queue().close();
+    }
+}
+
+/// A dead letter as the dict `wirecore.DeadLetter` is built from.
+fn letter_dict(py: Python<'_>, l: &wirecore::DeadLetter) -> PyResult<Py<PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("method", &l.method)?;
+    d.set_item("url", &l.url)?;
+    d.set_item("headers", l.headers.clone())?;
+    d.set_item(
+        "body",
+        l.body.as_ref().map(|b| pyo3::types::PyBytes::new(py, b)),
+    )?;
+    d.set_item("error_code", &l.error_code)?;
+    d.set_item("message", &l.message)?;
+    d.set_item("status", l.status)?;
+    d.set_item("attempts", l.attempts)?;
+    d.set_item("time_ms", l.time_ms)?;
+    Ok(d.unbind())
 }

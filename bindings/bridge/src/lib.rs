@@ -9,9 +9,11 @@
 //! - [`fetch`] and [`BodySlot`]: a request with its small body prefetched (one threshold,
 //!   [`wirecore::SMALL_BODY_BYTES`]), whole-body reads, and a body one reader at a time reads.
 //! - [`fork`]: fork detection and the engine runtime as the bindings reach it.
+//! - [`Letters`]: dead letters queued for a binding's callback, taken on the host's thread.
 
 mod batch;
 mod body;
+mod dead_letter;
 pub mod fork;
 mod registry;
 mod tracker;
@@ -21,6 +23,7 @@ pub use crate::body::{
     Begin, BodySlot, Copied, Head, INTERRUPTED, Prefetch, Prefetched, Reader, fetch, is_small,
     read_all,
 };
+pub use crate::dead_letter::Letters;
 pub use crate::registry::Registry;
 pub use crate::tracker::{Busy, Kind, Tracker, spawn};
 pub use futures_util::future::{AbortHandle, AbortRegistration};

@@ -25,6 +25,8 @@ pub struct wirecore_client {
     pub(crate) client: wirecore::Client,
     /// Requests and body reads in flight, so `wirecore_client_close` waits for them.
     pub(crate) tracker: Arc<Tracker>,
+    /// Dead letters kept for `wirecore_client_poll_dead_letters`, once asked for.
+    pub(crate) letters: std::sync::OnceLock<Arc<wirecore_bridge::Letters>>,
 }
 
 tagged!(wirecore_client, CLIENT);
@@ -67,6 +69,7 @@ pub unsafe extern "C" fn wirecore_client_new(
                     magic: Magic::CLIENT,
                     client,
                     tracker: Tracker::new(),
+                    letters: std::sync::OnceLock::new(),
                 });
                 // SAFETY: checked non-NULL.
                 unsafe { handle::put(out, h) };
@@ -175,6 +178,9 @@ pub unsafe extern "C" fn wirecore_client_close(
         );
         let _ = rx.recv();
         c.tracker.wait_requests();
+        if let Some(l) = c.letters.get() {
+            l.queue().close();
+        }
         wirecore_code::WIRECORE_OK
     })
 }

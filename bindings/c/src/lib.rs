@@ -13,6 +13,7 @@
 #[macro_use]
 mod macros;
 mod client;
+mod dead_letter;
 mod error;
 mod handle;
 mod request;
@@ -22,6 +23,7 @@ mod task;
 use std::ffi::c_char;
 
 pub use crate::client::wirecore_client;
+pub use crate::dead_letter::{wirecore_dead_letter, wirecore_dead_letter_cb};
 pub use crate::error::{wirecore_code, wirecore_error};
 pub use crate::request::{wirecore_body_writer, wirecore_request};
 pub use crate::response::{

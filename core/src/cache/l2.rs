@@ -2,9 +2,8 @@
 //! same key prefix. Entries are self-describing bytes (`docs/cache-l2-format.md`), rebuilt into
 //! a policy by the reader.
 //!
-//! Invariant: no request waits on Redis longer than `cache.l2.timeout_ms`. Writes run in the
-//! background (bounded), a failure or timeout skips Redis for `retry_after_ms`, and connecting
-//! happens in a task of its own that a caller's timeout never cancels.
+//! Invariant: no request waits on Redis longer than `cache.l2.timeout_ms` (`redis_link`: a
+//! failure skips Redis for `retry_after_ms`); writes run in the background, bounded.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -14,23 +13,20 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
 use http_cache_semantics::{CacheOptions, CachePolicy};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{OnceCell, Semaphore};
-use tokio::time::Instant;
+use tokio::sync::Semaphore;
 
 use super::Entry;
 use crate::config::{CacheL2Config, TlsConfig};
 use crate::error::Error;
+use crate::redis_link::Link;
 
 /// The first byte of every entry; a reader skips entries of another version as misses.
 pub(crate) const FORMAT_VERSION: u8 = 1;
 
 /// Writes and deletes in flight at once; more are dropped (counted as bypassed).
 const MAX_WRITES_IN_FLIGHT: usize = 64;
-
-/// A connection attempt may take this long (at least `timeout_ms`): it runs in the background.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Request headers never written to Redis, so a response that varies on them stays in memory.
 const CREDENTIALS: [HeaderName; 3] = [
@@ -39,28 +35,20 @@ const CREDENTIALS: [HeaderName; 3] = [
     header::COOKIE,
 ];
 
-/// Counters of the second level, read into `Stats`.
+/// Counters of the second level, read into `Stats` (errors and bypasses are the link's).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) stores: AtomicU64,
-    pub(crate) errors: AtomicU64,
-    pub(crate) bypassed: AtomicU64,
 }
 
 /// A client's connection to the second level.
 pub(crate) struct L2 {
-    client: redis::Client,
-    conn: OnceCell<ConnectionManager>,
+    link: Arc<Link>,
     prefix: String,
     max_entry_bytes: u64,
     stale_ttl: Duration,
-    timeout: Duration,
-    retry_after: Duration,
-    born: Instant,
-    /// Milliseconds after `born` until which Redis is skipped.
-    down_until_ms: AtomicU64,
     writes: Arc<Semaphore>,
     pub(crate) counters: Counters,
 }
@@ -71,17 +59,18 @@ impl L2 {
         if cfg.url.is_empty() {
             return Ok(None);
         }
-        let client = crate::policy::ratelimit::redis_client(&cfg.url, tls, "cache.l2.url")?;
+        let link = Link::new(
+            "cache.l2.url",
+            &cfg.url,
+            tls,
+            Duration::from_millis(cfg.timeout_ms),
+            Duration::from_millis(cfg.retry_after_ms),
+        )?;
         Ok(Some(Arc::new(L2 {
-            client,
-            conn: OnceCell::new(),
+            link,
             prefix: cfg.key_prefix.clone(),
             max_entry_bytes: cfg.max_entry_bytes,
             stale_ttl: Duration::from_millis(cfg.stale_ttl_ms),
-            timeout: Duration::from_millis(cfg.timeout_ms),
-            retry_after: Duration::from_millis(cfg.retry_after_ms),
-            born: Instant::now(),
-            down_until_ms: AtomicU64::new(0),
             writes: Arc::new(Semaphore::new(MAX_WRITES_IN_FLIGHT)),
             counters: Counters::default(),
         })))
@@ -92,6 +81,7 @@ impl L2 {
     pub(crate) async fn read(self: &Arc<Self>, primary: &str, opts: CacheOptions) -> Option<Entry> {
         let key = format!("{}{primary}", self.prefix);
         let got: Option<Vec<u8>> = self
+            .link
             .call(move |mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
             .await?;
         let Some(entry) = got.and_then(|raw| decode(&Bytes::from(raw), opts)) else {
@@ -152,8 +142,8 @@ impl L2 {
         s.l2_hits = c.hits.load(Relaxed);
         s.l2_misses = c.misses.load(Relaxed);
         s.l2_stores = c.stores.load(Relaxed);
-        s.l2_errors = c.errors.load(Relaxed);
-        s.l2_bypassed = c.bypassed.load(Relaxed);
+        s.l2_errors = self.link.errors.load(Relaxed);
+        s.l2_bypassed = self.link.bypassed.load(Relaxed);
     }
 
     /// How long past freshness Redis keeps an entry: `stale_ttl_ms` when it can be revalidated,
@@ -176,68 +166,6 @@ impl L2 {
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn is_down(&self) -> bool {
-        self.now_ms() < self.down_until_ms.load(Relaxed)
-    }
-
-    fn failed(&self) {
-        self.counters.errors.fetch_add(1, Relaxed);
-        let until = self
-            .now_ms()
-            .saturating_add(u64::try_from(self.retry_after.as_millis()).unwrap_or(u64::MAX));
-        self.down_until_ms.store(until, Relaxed);
-    }
-
-    /// The connection, opened in a task of its own: a caller that stops waiting leaves it to
-    /// finish for the next one.
-    async fn connection(self: &Arc<Self>) -> Result<ConnectionManager, String> {
-        if let Some(c) = self.conn.get() {
-            return Ok(c.clone());
-        }
-        let me = self.clone();
-        let task = tokio::spawn(async move {
-            me.conn
-                .get_or_try_init(|| async {
-                    let cfg = ConnectionManagerConfig::new()
-                        .set_connection_timeout(Some(CONNECT_TIMEOUT.max(me.timeout)))
-                        .set_response_timeout(Some(me.timeout))
-                        .set_number_of_retries(1)
-                        .set_max_delay(Duration::from_millis(200));
-                    me.client.get_connection_manager_with_config(cfg).await
-                })
-                .await
-                .cloned()
-                .map_err(|e| e.to_string())
-        });
-        task.await.map_err(|e| e.to_string())?
-    }
-
-    /// Runs one command within the timeout; `None` (counted) when Redis is skipped or fails.
-    async fn call<T, F, Fut>(self: &Arc<Self>, cmd: F) -> Option<T>
-    where
-        F: FnOnce(ConnectionManager) -> Fut,
-        Fut: Future<Output = redis::RedisResult<T>>,
-    {
-        if self.is_down() {
-            self.counters.bypassed.fetch_add(1, Relaxed);
-            return None;
-        }
-        let run = async {
-            let c = self.connection().await?;
-            cmd(c).await.map_err(|e| e.to_string())
-        };
-        if let Ok(Ok(v)) = tokio::time::timeout(self.timeout, run).await {
-            Some(v)
-        } else {
-            self.failed();
-            None
-        }
-    }
-
     /// Runs a write in the background, or drops it (counted) when Redis is skipped, too many
     /// writes are in flight, or there is no runtime to run it on.
     fn background<F, Fut>(self: &Arc<Self>, store: bool, cmd: F)
@@ -247,13 +175,13 @@ impl L2 {
     {
         let permit = self.writes.clone().try_acquire_owned();
         let rt = tokio::runtime::Handle::try_current();
-        let (Ok(permit), Ok(rt), false) = (permit, rt, self.is_down()) else {
-            self.counters.bypassed.fetch_add(1, Relaxed);
+        let (Ok(permit), Ok(rt), false) = (permit, rt, self.link.is_down()) else {
+            self.link.bypassed.fetch_add(1, Relaxed);
             return;
         };
         let me = self.clone();
         rt.spawn(async move {
-            if me.call(cmd).await.is_some() && store {
+            if me.link.call(cmd).await.is_some() && store {
                 me.counters.stores.fetch_add(1, Relaxed);
             }
             drop(permit);

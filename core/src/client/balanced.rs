@@ -43,6 +43,7 @@ impl Client {
         // Endpoints this request's attempts went to, so a retry goes elsewhere.
         let tried = Mutex::new(Vec::<u64>::new());
         let attempt = || {
+            crate::dead_letter::count_attempt();
             let body = bodies.next();
             let tried = &tried;
             async move {

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::{Client, millis};
 use crate::config::Config;
+use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::error::Error;
 
 /// Sugar over [`Config`]: setters never fail; [`build`](ClientBuilder::build) reports the first
@@ -12,6 +13,17 @@ use crate::error::Error;
 #[must_use]
 pub struct ClientBuilder {
     config: Config,
+    dead_letter: DeadLetterSlot,
+}
+
+/// The builder's dead-letter callback.
+#[derive(Clone, Default)]
+struct DeadLetterSlot(Option<DeadLetterSink>);
+
+impl std::fmt::Debug for DeadLetterSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
 }
 
 impl ClientBuilder {
@@ -98,6 +110,17 @@ impl ClientBuilder {
     /// # Errors
     /// `invalid_config` naming the first bad field.
     pub fn build(self) -> Result<Client, Error> {
-        Client::from_config(self.config)
+        let c = Client::from_config(self.config)?;
+        if let Some(sink) = self.dead_letter.0 {
+            c.on_dead_letter(move |l| sink(l));
+        }
+        Ok(c)
+    }
+
+    /// Calls `sink` with every request that fails after every retry (see
+    /// [`Client::on_dead_letter`]). Default: none.
+    pub fn on_dead_letter(mut self, sink: impl Fn(&DeadLetter) + Send + Sync + 'static) -> Self {
+        self.dead_letter = DeadLetterSlot(Some(std::sync::Arc::new(sink)));
+        self
     }
 }

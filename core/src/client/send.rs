@@ -47,6 +47,7 @@ impl Client {
         let route = &*route;
         let (op, origin) = (&*route.policy, &route.origin);
         let attempt = || {
+            crate::dead_letter::count_attempt();
             let body = bodies.next();
             async move {
                 let Some(body) = body else {

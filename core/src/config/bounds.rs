@@ -17,7 +17,7 @@ const MAX_EXACT: u64 = (1 << 53) - 1;
     clippy::too_many_lines,
     reason = "one row per numeric field of the config"
 )]
-pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 72] {
+pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 77] {
     const D: u64 = MAX_DURATION_MS;
     const WINDOW: u64 = resilience::MAX_WINDOW_MS;
     const CE: u64 = super::cache::MAX_ENTRY_BYTES;
@@ -190,5 +190,26 @@ pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 72] {
         ("cache.l2.stale_ttl_ms", k.l2.stale_ttl_ms, D),
         ("cache.l2.timeout_ms", k.l2.timeout_ms, D),
         ("cache.l2.retry_after_ms", k.l2.retry_after_ms, D),
+        (
+            "dead_letter.max_body_bytes",
+            c.dead_letter.max_body_bytes,
+            16 << 20,
+        ),
+        ("dead_letter.queue", c.dead_letter.queue, 1_000_000),
+        (
+            "dead_letter.redis.max_len",
+            c.dead_letter.redis.max_len,
+            MAX_EXACT,
+        ),
+        (
+            "dead_letter.redis.timeout_ms",
+            c.dead_letter.redis.timeout_ms,
+            D,
+        ),
+        (
+            "dead_letter.redis.retry_after_ms",
+            c.dead_letter.redis.retry_after_ms,
+            D,
+        ),
     ]
 }

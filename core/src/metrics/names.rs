@@ -82,6 +82,9 @@ pub const CACHE_L2_STORES: &str = "wirecore_cache_l2_stores_total";
 pub const CACHE_L2_ERRORS: &str = "wirecore_cache_l2_errors_total";
 /// Reads and writes that skipped the Redis second level (after an error, or too many writes).
 pub const CACHE_L2_BYPASSED: &str = "wirecore_cache_l2_bypassed_total";
+/// Dead letters (requests that failed after every retry), labelled `result`
+/// (`delivered`/`streamed`/`dropped`).
+pub const DEAD_LETTERS: &str = "wirecore_dead_letters_total";
 /// State of each endpoint of a load-balanced service (`service`, `endpoint` labels): 0 healthy,
 /// 1 ejected, 2 unhealthy.
 pub const ENDPOINT_STATE: &str = "wirecore_endpoint_state";

@@ -11,7 +11,9 @@ use super::names::{
     POOL_REUSES, RATE_LIMIT, REDIRECTS, REQUEST_DURATION, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL,
     RETRIES, RETRY_BUDGET_EXHAUSTED,
 };
-use super::names::{CACHE_L2_BYPASSED, CACHE_L2_ERRORS, CACHE_L2_LOOKUPS, CACHE_L2_STORES};
+use super::names::{
+    CACHE_L2_BYPASSED, CACHE_L2_ERRORS, CACHE_L2_LOOKUPS, CACHE_L2_STORES, DEAD_LETTERS,
+};
 use super::names::{
     ENDPOINT_EJECTIONS, ENDPOINT_EWMA, ENDPOINT_FAILURES, ENDPOINT_HEALTH_CHECKS,
     ENDPOINT_OUTSTANDING, ENDPOINT_REQUESTS, ENDPOINT_STATE, SERVICE_PANIC_PICKS,
@@ -47,6 +49,7 @@ impl Stats {
         self.prometheus_resilience(&mut o);
         self.prometheus_cache(&mut o);
         self.prometheus_cache_l2(&mut o);
+        self.prometheus_dead_letters(&mut o);
         self.prometheus_services(&mut o);
         o
     }
@@ -148,6 +151,23 @@ impl Stats {
         ] {
             head(o, name, "counter", help);
             let _ = writeln!(o, "{name} {v}");
+        }
+    }
+
+    fn prometheus_dead_letters(&self, o: &mut String) {
+        let d = &self.dead_letter;
+        head(
+            o,
+            DEAD_LETTERS,
+            "counter",
+            "Requests that failed after every retry, by what became of them.",
+        );
+        for (r, v) in [
+            ("delivered", d.delivered),
+            ("streamed", d.streamed),
+            ("dropped", d.dropped),
+        ] {
+            let _ = writeln!(o, "{DEAD_LETTERS}{{result=\"{r}\"}} {v}");
         }
     }
 

@@ -143,6 +143,22 @@ pub struct Stats {
     pub cache: CacheStats,
     /// Load-balanced services by name (`Config.services`).
     pub services: BTreeMap<String, ServiceStats>,
+    /// Dead letters (requests that failed after every retry).
+    pub dead_letter: DeadLetterStats,
+}
+
+/// Counters of the dead-letter sinks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DeadLetterStats {
+    /// Dead letters handed to the callback.
+    pub delivered: u64,
+    /// Dead letters appended to the Redis stream.
+    pub streamed: u64,
+    /// Dead letters lost: the queue was full, the callback panicked, or Redis failed or was
+    /// skipped.
+    pub dropped: u64,
+    /// `XADD`s that failed or timed out.
+    pub redis_errors: u64,
 }
 
 /// Counters of the response cache.

@@ -13,6 +13,7 @@ from typing import Any
 
 from . import _wirecore
 from ._client import AsyncClient, Client, Headers, Response, Timeout, Timings
+from ._dead_letter import DeadLetter
 from .config import Config
 from .exceptions import (
     BodyTooLargeError,
@@ -57,6 +58,7 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "DNSError",
+    "DeadLetter",
     "DecodingError",
     "HTTPStatusError",
     "Headers",

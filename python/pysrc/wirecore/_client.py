@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple, Union
 from urllib.parse import urlencode
 
 from . import _wirecore
+from ._dead_letter import DeadLetter, listen
 from ._multipart import FileTypes, Multipart, _file_length
 from .config import Config
 from .exceptions import HTTPStatusError, InvalidRequest
@@ -773,7 +774,7 @@ def _rechunk(chunks: Iterator[bytes], size: int | None) -> Iterator[bytes]:
 
 
 class _BaseClient:
-    __slots__ = ("_raw",)
+    __slots__ = ("_dead_letters", "_raw")
 
     def __init__(self, config: ConfigTypes = None, /, **kwargs: Unpack[Config]) -> None:
         """Builds a client from the engine's config: a dict, JSON text and/or keyword sections.
@@ -782,6 +783,7 @@ class _BaseClient:
         raises :class:`wirecore.ConfigError` naming the key.
         """
         self._raw = _wirecore.Client(_config_json(config, kwargs))
+        self._dead_letters = False
 
     @property
     def config(self) -> dict[str, Any]:
@@ -802,6 +804,19 @@ class _BaseClient:
         """The health report: pools, DNS cache, recent errors."""
         d: dict[str, Any] = _json.loads(self._raw.diagnostics_json())
         return d
+
+    def on_dead_letter(self, callback: Callable[[DeadLetter], object]) -> None:
+        """Calls ``callback`` with a :class:`DeadLetter` for each request that fails after every
+        retry the policy allowed, on a Python thread of its own (``wirecore-dead-letters``),
+        never on an engine thread; the thread ends when the client is closed. Letters wait in a
+        queue of ``dead_letter.queue``; more are dropped (``stats()["dead_letter"]["dropped"]``).
+        A callback that raises is reported through ``sys.excepthook``. Once per client."""
+        if self._dead_letters:
+            raise InvalidRequest(
+                "on_dead_letter was already called on this client", "invalid_request"
+            )
+        listen(self._raw, callback)
+        self._dead_letters = True
 
     def close_idle_connections(self) -> None:
         """Closes every idle pooled connection now (after a network change, or to rebalance);

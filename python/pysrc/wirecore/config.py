@@ -18,6 +18,8 @@ __all__ = [
     "CompressionConfig",
     "ConcurrencyConfig",
     "Config",
+    "DeadLetterConfig",
+    "DeadLetterRedisConfig",
     "DnsConfig",
     "DnsEndpointsConfig",
     "Encoding",
@@ -96,6 +98,9 @@ class Config(TypedDict, total=False):
 
     #: Adaptive concurrency limits per origin.
     concurrency: ConcurrencyConfig
+
+    #: Requests that failed after every retry: a callback and a Redis stream.
+    dead_letter: DeadLetterConfig
 
     #: Headers sent with every request unless the request sets them.
     default_headers: dict[str, str]
@@ -335,6 +340,51 @@ class ConcurrencyConfig(TypedDict, total=False):
 
     #: Smallest limit. At most 1_000_000. Default: 1.
     min_limit: int
+
+
+class DeadLetterConfig(TypedDict, total=False):
+    """Requests that failed after every retry (an error, or a status `retry.retry_on_status` lists),
+    handed to a callback (each binding's `on_dead_letter`) and, with `redis.url`, to a Redis
+    stream. The request path only queues them; a full queue drops them (counted).
+    """
+
+    #: Largest request body kept with a dead letter; a larger or streamed body is left out.
+    #: 0: never. At most 16 MiB. Default: 65_536.
+    max_body_bytes: int
+
+    #: Dead letters waiting for delivery; more are dropped. At least 1, at most 1_000_000.
+    #: Default: 1_024.
+    queue: int
+
+    #: The Redis stream sink (off while `redis.url` is empty).
+    redis: DeadLetterRedisConfig
+
+
+class DeadLetterRedisConfig(TypedDict, total=False):
+    """Dead letters appended (`XADD`) to a Redis stream, one entry each with the fields `method`,
+    `url`, `headers` (a JSON array of `[name, value]`, credentials left out), `body` (when kept),
+    `error_code`, `message`, `status` (when it ended with a status), `attempts` and `time_ms`;
+    readable with `XRANGE` / `XREAD` by any process, to replay them.
+    """
+
+    #: The stream is trimmed to about this many entries (`MAXLEN ~`); 0: never trimmed. At most
+    #: 2^53-1. Default: 100_000.
+    max_len: int
+
+    #: After a Redis failure, letters are dropped (counted) for this long before Redis is tried
+    #: again. At most one year. Default: 1_000.
+    retry_after_ms: int
+
+    #: The stream's key. Default: "wirecore:dead-letters".
+    stream: str
+
+    #: Longest wait for one `XADD`; beyond it the letter is dropped (counted). At least 1, at
+    #: most one year. Default: 200.
+    timeout_ms: int
+
+    #: `redis://host:port/db`, or `rediss://` for TLS (verified with the same roots as `tls`);
+    #: empty: no stream. Default: "".
+    url: str
 
 
 class DnsConfig(TypedDict, total=False):

@@ -171,10 +171,61 @@ static bool wc_tls_get(const wirecore_response *r, wc_tls *t) {
 }
 
 static uintptr_t wc_userdata(const wirecore_completion *c) { return (uintptr_t)c->userdata; }
+// Dead letters copied out of wirecore_client_poll_dead_letters' callback (its pointers die
+// with the call), for Go to read and then free with wc_free_letters.
+typedef struct wc_letter {
+	char *method, *url, *headers_json, *error_code, *message;
+	uint8_t *body;
+	size_t body_len;
+	uint16_t status;
+	uint32_t attempts;
+	uint64_t time_ms;
+} wc_letter;
+
+typedef struct wc_letters {
+	wc_letter items[64];
+	size_t n;
+} wc_letters;
+
+static void wc_keep_letter(void *ud, const wirecore_dead_letter *l) {
+	wc_letters *ls = ud;
+	if (ls->n >= 64) return;
+	wc_letter *o = &ls->items[ls->n++];
+	o->method = strdup(l->method);
+	o->url = strdup(l->url);
+	o->headers_json = strdup(l->headers_json);
+	o->error_code = strdup(l->error_code);
+	o->message = strdup(l->message);
+	o->body = NULL;
+	o->body_len = l->body_len;
+	if (l->body_len > 0) {
+		o->body = malloc(l->body_len);
+		if (o->body) memcpy(o->body, l->body, l->body_len);
+	}
+	o->status = l->status;
+	o->attempts = l->attempts;
+	o->time_ms = l->time_ms;
+}
+
+static wirecore_code wc_poll_letters(const wirecore_client *c, uint64_t ms, wc_letters *ls) {
+	ls->n = 0;
+	return wirecore_client_poll_dead_letters(c, ms, wc_keep_letter, ls, NULL);
+}
+
+static void wc_free_letters(wc_letters *ls) {
+	for (size_t i = 0; i < ls->n; i++) {
+		wc_letter *o = &ls->items[i];
+		free(o->method); free(o->url); free(o->headers_json); free(o->error_code);
+		free(o->message); free(o->body);
+	}
+	ls->n = 0;
+}
 */
+
 import "C"
 
 import (
+	"encoding/json"
 	"unsafe"
 )
 
@@ -577,3 +628,44 @@ func WriteQueue(w *Writer, p []byte, q *Queue, id uintptr) (int, *Err) {
 
 // CloseWriter ends the body (abort: fail it instead) and frees the writer.
 func CloseWriter(w *Writer, abort bool) { C.wirecore_body_writer_close(w, C.bool(abort)) }
+
+// DeadLetter is a request that failed after every retry (wirecore_dead_letter, copied).
+type DeadLetter struct {
+	Method, URL        string
+	Headers            [][2]string
+	Body               []byte
+	ErrorCode, Message string
+	Status             int
+	Attempts           int
+	TimeMs             uint64
+}
+
+// ListenDeadLetters makes the client keep its dead letters for PollDeadLetters.
+func ListenDeadLetters(c *Client) int { return int(C.wirecore_client_listen_dead_letters(c)) }
+
+// PollDeadLetters waits up to timeoutMs for dead letters; closed once the client is closed and
+// none are left.
+func PollDeadLetters(c *Client, timeoutMs uint64) (letters []DeadLetter, closed bool) {
+	ls := (*C.wc_letters)(C.malloc(C.size_t(unsafe.Sizeof(C.wc_letters{}))))
+	defer C.free(unsafe.Pointer(ls))
+	rc := C.wc_poll_letters(c, C.uint64_t(timeoutMs), ls)
+	for i := 0; i < int(ls.n); i++ {
+		o := &ls.items[i]
+		l := DeadLetter{
+			Method:    C.GoString(o.method),
+			URL:       C.GoString(o.url),
+			ErrorCode: C.GoString(o.error_code),
+			Message:   C.GoString(o.message),
+			Status:    int(o.status),
+			Attempts:  int(o.attempts),
+			TimeMs:    uint64(o.time_ms),
+		}
+		if o.body != nil {
+			l.Body = C.GoBytes(unsafe.Pointer(o.body), C.int(o.body_len))
+		}
+		_ = json.Unmarshal([]byte(C.GoString(o.headers_json)), &l.Headers)
+		letters = append(letters, l)
+	}
+	C.wc_free_letters(ls)
+	return letters, rc == C.WIRECORE_CLOSED
+}

@@ -1,0 +1,143 @@
+/* Dead letters through a C function pointer: wirecore_client_poll_dead_letters calls it on this
+ * thread with exactly the requests that failed after every retry (not the ones a retry fixed).
+ * Usage: dead_letter SERVER_INFO_JSON (the test server's first line) */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "wirecore.h"
+
+static int failures = 0;
+#define CHECK(cond, ...)                                  \
+    do {                                                  \
+        if (!(cond)) {                                    \
+            fprintf(stderr, "dead_letter: " __VA_ARGS__); \
+            fprintf(stderr, " (line %d)\n", __LINE__);    \
+            failures++;                                   \
+        }                                                 \
+    } while (0)
+
+static char http_url[256], control_url[256];
+
+static void info_field(const char *info, const char *key, char *out, size_t cap) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = strstr(info, pat);
+    if (!p) {
+        fprintf(stderr, "dead_letter: no %s in %s\n", key, info);
+        exit(1);
+    }
+    p += strlen(pat);
+    size_t n = strcspn(p, "\"");
+    if (n >= cap) exit(1);
+    memcpy(out, p, n);
+    out[n] = 0;
+}
+
+static wirecore_request *make(const char *method, const char *url) {
+    wirecore_request *req = NULL;
+    if (wirecore_request_new(method, strlen(method), url, strlen(url), &req, NULL) != WIRECORE_OK) {
+        fprintf(stderr, "dead_letter: bad request %s\n", url);
+        exit(1);
+    }
+    return req;
+}
+
+/* Sends; returns the status, or the negated wirecore_code. */
+static int send(wirecore_client *c, wirecore_request *req) {
+    wirecore_response *resp = NULL;
+    wirecore_code rc = wirecore_client_send(c, req, &resp, NULL);
+    if (rc != WIRECORE_OK) return -(int)rc;
+    int status = wirecore_response_status(resp);
+    wirecore_response_free(resp);
+    return status;
+}
+
+/* What the callback saw, copied out of the letters (their pointers die with the call). */
+#define MAX_SEEN 8
+static struct {
+    char url[256], code[32], method[16];
+    unsigned status, attempts;
+    size_t body_len;
+    int has_auth;
+} seen[MAX_SEEN];
+static int n_seen = 0;
+
+static void on_letter(void *ud, const wirecore_dead_letter *l) {
+    CHECK(ud == (void *)&seen, "userdata passed through");
+    if (n_seen == MAX_SEEN) return;
+    snprintf(seen[n_seen].url, sizeof seen[n_seen].url, "%s", l->url);
+    snprintf(seen[n_seen].code, sizeof seen[n_seen].code, "%s", l->error_code);
+    snprintf(seen[n_seen].method, sizeof seen[n_seen].method, "%s", l->method);
+    seen[n_seen].status = l->status;
+    seen[n_seen].attempts = l->attempts;
+    seen[n_seen].body_len = l->body_len;
+    seen[n_seen].has_auth = strstr(l->headers_json, "authorization") != NULL;
+    CHECK(l->time_ms > 1700000000000ULL, "time_ms %llu", (unsigned long long)l->time_ms);
+    n_seen++;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: dead_letter SERVER_INFO_JSON\n");
+        return 2;
+    }
+    info_field(argv[1], "http", http_url, sizeof http_url);
+    info_field(argv[1], "control", control_url, sizeof control_url);
+    wirecore_client *c = NULL;
+    const char *cfg = "{\"retry\":{\"max_attempts\":3,\"backoff_base_ms\":1,\"backoff_max_ms\":5}}";
+    if (wirecore_client_new(cfg, &c, NULL) != WIRECORE_OK) return 1;
+    size_t n = 0;
+    CHECK(wirecore_client_poll_dead_letters(c, 0, on_letter, &seen, &n) == WIRECORE_INVALID_ARGUMENT,
+          "polling before listening is refused");
+    CHECK(wirecore_client_listen_dead_letters(c) == WIRECORE_OK, "listen");
+    CHECK(wirecore_client_listen_dead_letters(c) == WIRECORE_OK, "listen twice");
+
+    char url[512];
+    /* Fixed by a retry: no letter. */
+    snprintf(url, sizeof url, "%s/_control/script", control_url);
+    wirecore_request *req = make("POST", url);
+    const char *script = "{\"path\":\"/s/flaky\",\"replies\":[{\"status\":503},{\"status\":200}]}";
+    wirecore_request_set_body(req, (const uint8_t *)script, strlen(script), NULL);
+    CHECK(send(c, req) == 200, "script");
+    snprintf(url, sizeof url, "%s/s/flaky", http_url);
+    CHECK(send(c, make("GET", url)) == 200, "flaky GET fixed by a retry");
+    /* Failed after 3 attempts. */
+    snprintf(url, sizeof url, "%s/status/503", http_url);
+    CHECK(send(c, make("GET", url)) == 503, "503");
+    /* An answer, not a failure. */
+    snprintf(url, sizeof url, "%s/status/404", http_url);
+    CHECK(send(c, make("GET", url)) == 404, "404");
+    /* Refused: nothing listens on port 9 of loopback here. */
+    req = make("POST", "http://127.0.0.1:9/x");
+    wirecore_request_set_body(req, (const uint8_t *)"payload", 7, NULL);
+    wirecore_request_add_header(req, "authorization", 13, "Bearer s", 8, NULL);
+    CHECK(send(c, req) == -(int)WIRECORE_CONNECT, "refused");
+
+    /* Letters arrive in order: poll (bounded) until both are in. */
+    for (int i = 0; i < 100 && n_seen < 2; i++) {
+        CHECK(wirecore_client_poll_dead_letters(c, 100, on_letter, &seen, &n) == WIRECORE_OK, "poll");
+    }
+    CHECK(n_seen == 2, "two letters, got %d", n_seen);
+    if (n_seen >= 2) {
+        snprintf(url, sizeof url, "%s/status/503", http_url);
+        CHECK(strcmp(seen[0].url, url) == 0, "first %s", seen[0].url);
+        CHECK(strcmp(seen[0].code, "status") == 0 && seen[0].status == 503, "503 letter");
+        CHECK(seen[0].attempts == 3, "503 attempts %u", seen[0].attempts);
+        CHECK(strcmp(seen[1].url, "http://127.0.0.1:9/x") == 0, "second %s", seen[1].url);
+        CHECK(strcmp(seen[1].code, "connect") == 0 && seen[1].status == 0, "connect letter");
+        CHECK(strcmp(seen[1].method, "POST") == 0 && seen[1].body_len == 7, "POST with its body");
+        CHECK(!seen[1].has_auth, "credentials are left out");
+    }
+    /* Nothing else comes. */
+    CHECK(wirecore_client_poll_dead_letters(c, 50, on_letter, &seen, &n) == WIRECORE_OK && n == 0,
+          "no third letter");
+    wirecore_client_close(c, 1000);
+    CHECK(wirecore_client_poll_dead_letters(c, 1000, on_letter, &seen, &n) == WIRECORE_CLOSED,
+          "closed once the client is");
+    wirecore_client_free(c);
+    if (failures) return 1;
+    printf("dead_letter: ok\n");
+    return 0;
+}

@@ -1,0 +1,126 @@
+//! A Redis connection that never holds a request up: every command is bounded by a timeout,
+//! a failure skips Redis for a while (counted), and connecting runs in a task of its own that
+//! a caller's timeout never cancels. Used by the cache's second level and the dead-letter stream.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use crate::config::TlsConfig;
+use crate::error::Error;
+
+/// A connection attempt may take this long (at least the command timeout): it runs in the
+/// background.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// See the module docs.
+pub(crate) struct Link {
+    client: redis::Client,
+    conn: OnceCell<ConnectionManager>,
+    timeout: Duration,
+    retry_after: Duration,
+    born: Instant,
+    /// Milliseconds after `born` until which Redis is skipped.
+    down_until_ms: AtomicU64,
+    /// Commands that failed or timed out.
+    pub(crate) errors: AtomicU64,
+    /// Commands skipped because Redis failed less than `retry_after` ago.
+    pub(crate) bypassed: AtomicU64,
+}
+
+impl Link {
+    /// A link to `url` (the config field `field`, named in errors); nothing connects yet.
+    pub(crate) fn new(
+        field: &str,
+        url: &str,
+        tls: &TlsConfig,
+        timeout: Duration,
+        retry_after: Duration,
+    ) -> Result<Arc<Link>, Error> {
+        Ok(Arc::new(Link {
+            client: crate::policy::ratelimit::redis_client(url, tls, field)?,
+            conn: OnceCell::new(),
+            timeout,
+            retry_after,
+            born: Instant::now(),
+            down_until_ms: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            bypassed: AtomicU64::new(0),
+        }))
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether Redis is being skipped after a failure.
+    pub(crate) fn is_down(&self) -> bool {
+        self.now_ms() < self.down_until_ms.load(Relaxed)
+    }
+
+    fn failed(&self) {
+        self.errors.fetch_add(1, Relaxed);
+        let until = self
+            .now_ms()
+            .saturating_add(u64::try_from(self.retry_after.as_millis()).unwrap_or(u64::MAX));
+        self.down_until_ms.store(until, Relaxed);
+    }
+
+    /// The connection, opened in a task of its own: a caller that stops waiting leaves it to
+    /// finish for the next one.
+    async fn connection(self: &Arc<Self>) -> Result<ConnectionManager, String> {
+        if let Some(c) = self.conn.get() {
+            return Ok(c.clone());
+        }
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            me.conn
+                .get_or_try_init(|| async {
+                    let cfg = ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(CONNECT_TIMEOUT.max(me.timeout)))
+                        .set_response_timeout(Some(me.timeout))
+                        .set_number_of_retries(1)
+                        .set_max_delay(Duration::from_millis(200));
+                    me.client.get_connection_manager_with_config(cfg).await
+                })
+                .await
+                .cloned()
+                .map_err(|e| e.to_string())
+        });
+        task.await.map_err(|e| e.to_string())?
+    }
+
+    /// Runs one command within the timeout; `None` (counted) when Redis is skipped or fails.
+    pub(crate) async fn call<T, F, Fut>(self: &Arc<Self>, cmd: F) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        if self.is_down() {
+            self.bypassed.fetch_add(1, Relaxed);
+            return None;
+        }
+        let run = async {
+            let c = self.connection().await?;
+            cmd(c).await.map_err(|e| e.to_string())
+        };
+        if let Ok(Ok(v)) = tokio::time::timeout(self.timeout, run).await {
+            Some(v)
+        } else {
+            self.failed();
+            None
+        }
+    }
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
