@@ -61,6 +61,11 @@ export declare class NativeClient {
    * completes with code `internal`). Not part of the API.
    */
   __panicForTests(id?: number | undefined | null): void
+  /**
+   * Hands every request that fails after every retry to `callback`, in batches, on the JS
+   * thread (replacing an earlier callback).
+   */
+  onDeadLetter(callback: (arg: Array<DeadLetter>) => void): void
   /** A snapshot of every counter, keys in camelCase. */
   stats(): any
   /** The stats in Prometheus text format. */
@@ -109,6 +114,24 @@ export interface Completion {
 
 /** Renames a camelCase config object to the core's snake_case keys (exposed for tests). */
 export declare function configToCore(config: any): any
+
+/** A request that failed after every retry the policy allowed. */
+export interface DeadLetter {
+  method: string
+  /** Without userinfo. */
+  url: string
+  /** `[name, value]` pairs, without Authorization, Proxy-Authorization and Cookie. */
+  headers: Array<Array<string>>
+  /** The body when it was buffered and at most `deadLetter.maxBodyBytes`. */
+  body?: Buffer
+  /** The error's code, or `status` when the last answer had a status the policy retries. */
+  errorCode: string
+  message: string
+  status?: number
+  attempts: number
+  /** When it failed, milliseconds since the Unix epoch. */
+  timeMs: number
+}
 
 /** Every error code of the core, so JS can check that each maps to an error class. */
 export declare function errorCodes(): Array<string>

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 import wirecore
-
 from conftest import Server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +34,8 @@ const [config, a, b] = [JSON.parse(process.argv[2]), process.argv[3], process.ar
     await new Promise((r) => setTimeout(r, 5))
   }
   const s = c.stats().cache
-  console.log(JSON.stringify({ a: ra.served, b: rb.served, l2Hits: s.l2Hits, l2Stores: s.l2Stores }))
+  const out = { a: ra.served, b: rb.served, l2Hits: s.l2Hits, l2Stores: s.l2Stores }
+  console.log(JSON.stringify(out))
   await c.close()
 })().catch((e) => { console.error(e); process.exit(1) })
 """

@@ -8,9 +8,9 @@ import threading
 import time
 
 import pytest
-from conftest import Server
 
 import wirecore
+from conftest import Server
 
 
 def _refused_url() -> str:

@@ -171,6 +171,7 @@ static bool wc_tls_get(const wirecore_response *r, wc_tls *t) {
 }
 
 static uintptr_t wc_userdata(const wirecore_completion *c) { return (uintptr_t)c->userdata; }
+
 // Dead letters copied out of wirecore_client_poll_dead_letters' callback (its pointers die
 // with the call), for Go to read and then free with wc_free_letters.
 typedef struct wc_letter {
@@ -221,7 +222,6 @@ static void wc_free_letters(wc_letters *ls) {
 	ls->n = 0;
 }
 */
-
 import "C"
 
 import (
