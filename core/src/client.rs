@@ -310,6 +310,9 @@ impl Client {
         }
         inner.balancer.stop();
         inner.pool.close();
+        if let Some(rate) = &inner.policies.rate {
+            rate.close();
+        }
     }
 
     /// Origins tracked by the pool (all, with connections, without), by the policies and by

@@ -410,3 +410,48 @@ async fn with_redis_down_breakers_stay_local_and_errors_are_counted() {
     assert_eq!(r.status(), 200);
     assert_eq!(c.stats().resilience.breaker_trips, 1);
 }
+
+/// `connected_clients` from Redis's `INFO clients`, asked on a connection of its own (counted).
+fn connected_clients(port: u16) -> u32 {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("redis");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(b"*2\r\n$4\r\nINFO\r\n$7\r\nclients\r\n")
+        .expect("write");
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    while !text.contains("connected_clients:") || !text.ends_with("\r\n") {
+        let n = s.read(&mut buf).expect("read");
+        assert!(n > 0, "redis closed the connection");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .expect("connected_clients");
+    line.trim().parse().expect("a number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_releases_the_redis_connection() {
+    let srv = server().await;
+    let redis = start_redis();
+    let c = limited_client(&srv, redis.port, RedisAlgorithm::TokenBucket, "close:");
+    let r = c.get(&srv.url("/bytes/1")).send().await.expect("request");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        connected_clients(redis.port),
+        2,
+        "the limiter's and this probe's"
+    );
+    c.close(Duration::from_secs(5)).await;
+    // The handle lives on, as a closed client does in a garbage-collected binding until it is
+    // collected; its Redis connection must not.
+    let port = redis.port;
+    wait_until("the closed client's Redis connection is closed", || {
+        connected_clients(port) == 1
+    })
+    .await;
+    drop(c);
+}

@@ -47,7 +47,10 @@ impl std::fmt::Debug for RateLimiter {
 
 struct Redis {
     client: redis::Client,
-    conn: OnceCell<redis::aio::ConnectionManager>,
+    /// The connection, made on the first check; `None` once the client is closed (dropping
+    /// the manager closes its socket: a closed client must not hold it until it is dropped,
+    /// which a garbage-collected binding does late).
+    conn: std::sync::Mutex<Option<Arc<OnceCell<redis::aio::ConnectionManager>>>>,
     script: redis::Script,
     seq: AtomicU64,
 }
@@ -147,7 +150,7 @@ impl RateLimiter {
             };
             Some(Redis {
                 client,
-                conn: OnceCell::new(),
+                conn: std::sync::Mutex::new(Some(Arc::new(OnceCell::new()))),
                 script: redis::Script::new(src),
                 seq: AtomicU64::new(0),
             })
@@ -256,9 +259,14 @@ impl RateLimiter {
 
     async fn check_redis(&self, r: &Redis, key: &str) -> Result<Verdict, String> {
         let timeout = Duration::from_millis(self.cfg.redis.timeout_ms);
+        let cell = r
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| "the client is closed".to_owned())?;
         let fut = async {
-            let conn = r
-                .conn
+            let conn = cell
                 .get_or_try_init(|| async {
                     let cfg = redis::aio::ConnectionManagerConfig::new()
                         .set_connection_timeout(Some(timeout))
@@ -307,6 +315,17 @@ impl RateLimiter {
                 "no answer from Redis within {} ms",
                 timeout.as_millis()
             )),
+        }
+    }
+
+    /// Closes the Redis connection (checks still running finish on it); later checks fail
+    /// over to the configured fallback.
+    pub(crate) fn close(&self) {
+        if let Some(r) = &self.redis {
+            r.conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
         }
     }
 
