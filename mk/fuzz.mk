@@ -2,7 +2,7 @@
 # New inputs go to fuzz/corpus/<target> (ignored); the committed seeds are fuzz/seeds/<target>.
 .PHONY: fuzz
 
-FUZZ_TARGETS := url_and_headers location config_json
+FUZZ_TARGETS := url_and_headers location config_json h2_settings decoders c_abi
 FUZZ_SECONDS ?= 60
 
 fuzz:  ## Run every cargo-fuzz target FUZZ_SECONDS (default 60) each; installs nightly and cargo-fuzz when missing
@@ -13,3 +13,18 @@ fuzz:  ## Run every cargo-fuzz target FUZZ_SECONDS (default 60) each; installs n
 		echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
 		(cd fuzz && cargo +nightly fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
 	done
+
+# Sanitizers and Miri beyond make test-c-asan (nightly; not part of make ready: each builds the
+# dependency tree again, instrumented).
+.PHONY: test-tsan test-miri
+TSAN_TARGET := x86_64-unknown-linux-gnu
+
+test-tsan:  ## The bridge's completion-queue tests and the C ABI's unit tests under ThreadSanitizer (nightly, -Zbuild-std)
+	@rustup component list --toolchain nightly --installed | grep -q '^rust-src' || rustup component add rust-src --toolchain nightly
+	RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread" TSAN_OPTIONS="halt_on_error=1" \
+		CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/tsan cargo +nightly test -Zbuild-std --target $(TSAN_TARGET) \
+		-p wirecore-bridge -p wirecore-ffi
+
+test-miri:  ## The C ABI's unsafe handle helpers (bindings/c/src/handle.rs tests) under Miri (nightly)
+	@rustup component list --toolchain nightly --installed | grep -q '^miri' || rustup component add miri rust-src --toolchain nightly
+	cargo +nightly miri test -p wirecore-ffi --lib handle::tests

@@ -160,6 +160,27 @@ impl Body {
         }
     }
 
+    /// A decoded stream under the limits of a response body, with no connection behind it
+    /// (`fuzz_support::decode_limited`); `wire` counts the compressed bytes read.
+    pub(crate) fn decoded(
+        stream: BoxStream,
+        wire: Arc<AtomicU64>,
+        max_bytes: u64,
+        max_ratio: u32,
+    ) -> Self {
+        Self {
+            source: Source::Decoded(stream),
+            lease: None,
+            meter: None,
+            limit: max_bytes,
+            seen: 0,
+            ratio: (max_ratio > 0).then(|| (wire, u64::from(max_ratio))),
+            deadline: None,
+            idle: None,
+            resume: None,
+        }
+    }
+
     /// A body already in memory; `rest`, if given, follows it (its limits still apply to it).
     pub(crate) fn buffered(bytes: Bytes, rest: Option<Body>) -> Self {
         let first = (!bytes.is_empty()).then_some(bytes);

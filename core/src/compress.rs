@@ -131,6 +131,14 @@ pub(crate) fn decode(
             wire.fetch_add(b.len() as u64, Relaxed);
         })
         .map_err(|e| std::io::Error::other(Transport(e)));
+    decode_stream(stream, layers)
+}
+
+/// Undoes `layers` (in the order applied) over a stream of wire chunks.
+pub(crate) fn decode_stream(
+    stream: impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    layers: &[Encoding],
+) -> Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send>> {
     let mut reader: Reader = Box::pin(tokio::io::BufReader::with_capacity(
         CHUNK,
         StreamReader::new(stream),

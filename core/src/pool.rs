@@ -23,6 +23,8 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use h2::scan_chunks as scan_h2_chunks;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};

@@ -110,6 +110,18 @@ impl Scan {
     }
 }
 
+/// Feeds `chunks` to a fresh scanner as successive reads; returns the
+/// `SETTINGS_MAX_CONCURRENT_STREAMS` learnt and whether a whole SETTINGS frame was seen
+/// (`fuzz_support::sniff_settings`).
+pub(crate) fn scan_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> (u32, bool) {
+    let out = PeerSettings::new();
+    let mut scan = Scan::default();
+    for c in chunks {
+        scan.feed(c, &out);
+    }
+    (out.max_streams(), out.seen.load(Ordering::Acquire))
+}
+
 /// An I/O wrapper that scans incoming frames for SETTINGS.
 pub(crate) struct Sniff<S> {
     inner: S,
