@@ -110,3 +110,91 @@ pub(crate) unsafe fn put<T>(out: *mut T, v: T) {
 
 /// The engine runtime, cached per thread and rebuilt in a forked child.
 pub(crate) use wirecore_bridge::fork::runtime;
+
+#[cfg(test)]
+mod tests {
+    //! Plain tests that `make test-miri` also runs under Miri (no I/O, no runtime).
+    use super::*;
+
+    #[repr(C)]
+    struct Small {
+        magic: Magic,
+    }
+
+    #[repr(C)]
+    struct Large {
+        magic: Magic,
+        payload: [u64; 8],
+    }
+
+    impl Tagged for Small {
+        const MAGIC: Magic = Magic::QUEUE;
+        fn magic(&self) -> Magic {
+            self.magic
+        }
+        fn kill(&mut self) {
+            self.magic = Magic::DEAD;
+        }
+    }
+
+    impl Tagged for Large {
+        const MAGIC: Magic = Magic::RESPONSE;
+        fn magic(&self) -> Magic {
+            self.magic
+        }
+        fn kill(&mut self) {
+            self.magic = Magic::DEAD;
+        }
+    }
+
+    #[test]
+    fn a_handle_of_a_smaller_type_is_refused_without_reading_past_it() {
+        let small = give(Small {
+            magic: Magic::QUEUE,
+        });
+        // SAFETY: a live handle passed as another type, as a C caller may; then freed once.
+        unsafe {
+            assert!(get::<Large>(small.cast()).is_none());
+            assert!(get_mut::<Large>(small.cast()).is_none());
+            assert!(take::<Large>(small.cast()).is_none());
+            assert!(get::<Small>(small).is_some());
+            assert!(take::<Small>(small).is_some());
+        }
+    }
+
+    #[test]
+    fn handles_round_trip_and_null_is_refused() {
+        let large = give(Large {
+            magic: Magic::RESPONSE,
+            payload: [7; 8],
+        });
+        // SAFETY: NULL, or the live handle just made, freed once.
+        unsafe {
+            assert!(get::<Large>(std::ptr::null()).is_none());
+            assert!(take::<Large>(std::ptr::null_mut()).is_none());
+            assert_eq!(get::<Large>(large).map(|l| l.payload[7]), Some(7));
+            if let Some(l) = get_mut::<Large>(large) {
+                l.payload[0] = 1;
+            }
+            let back = take::<Large>(large).map(|l| (l.payload[0], l.magic));
+            assert_eq!(back, Some((1, Magic::DEAD)));
+        }
+    }
+
+    #[test]
+    fn strings_bytes_and_out_pointers() {
+        // SAFETY: NULL or NUL-terminated strings; slices with their lengths; writable outs.
+        unsafe {
+            assert_eq!(cstr(std::ptr::null()), None);
+            assert_eq!(cstr(c"héllo".as_ptr()), Some("héllo"));
+            assert_eq!(cstr(c"\xff\xfe".as_ptr()), None);
+            assert_eq!(bytes(std::ptr::null(), 0), Some(&[][..]));
+            assert_eq!(bytes(std::ptr::null(), 3), None);
+            assert_eq!(bytes(b"abc".as_ptr(), 2), Some(&b"ab"[..]));
+            put(std::ptr::null_mut::<u32>(), 1);
+            let mut out = 0u32;
+            put(&raw mut out, 5);
+            assert_eq!(out, 5);
+        }
+    }
+}
