@@ -25,6 +25,6 @@ test-tsan:  ## The bridge's completion-queue tests and the C ABI's unit tests un
 		CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/tsan cargo +nightly test -Zbuild-std --target $(TSAN_TARGET) \
 		-p wirecore-bridge -p wirecore-ffi
 
-test-miri:  ## The C ABI's unsafe handle helpers (bindings/c/src/handle.rs tests) under Miri (nightly)
+test-miri:  ## The C ABI's unsafe handle helpers (bindings/c/src/handle.rs and its tests) under Miri (nightly)
 	@rustup component list --toolchain nightly --installed | grep -q '^miri' || rustup component add miri rust-src --toolchain nightly
-	cargo +nightly miri test -p wirecore-ffi --lib handle::tests
+	bash bindings/c/miri/run.sh

@@ -30,14 +30,24 @@ pub(crate) trait Tagged {
     fn kill(&mut self);
 }
 
+/// Whether `p` is a live `T` by its magic, read through the raw pointer: a handle of another
+/// type may be smaller than a `T`, so no `&T` may exist before the check (Miri: a reference
+/// past the end of the allocation is undefined behaviour even when only the magic is read).
+///
+/// # Safety
+/// `p` is NULL or points to a handle of this crate (every one starts with its magic).
+unsafe fn is<T: Tagged>(p: *const T) -> bool {
+    // SAFETY: per the contract, 8 readable bytes of magic at offset 0 (`repr(C)`).
+    !p.is_null() && unsafe { p.cast::<Magic>().read() } == T::MAGIC
+}
+
 /// Borrows a handle: `None` when NULL or tagged for another type (or freed).
 ///
 /// # Safety
-/// `p` is NULL or points to memory that was a `T` handed out by this crate.
+/// `p` is NULL or points to memory that was a handle handed out by this crate.
 pub(crate) unsafe fn get<'a, T: Tagged>(p: *const T) -> Option<&'a T> {
-    // SAFETY: per the contract; the magic check rejects most wrong or stale pointers.
-    let r = unsafe { p.as_ref()? };
-    (r.magic() == T::MAGIC).then_some(r)
+    // SAFETY: per the contract; the magic check rejects wrong and most stale pointers.
+    unsafe { is(p).then(|| &*p) }
 }
 
 /// Mutably borrows a handle.
@@ -46,20 +56,21 @@ pub(crate) unsafe fn get<'a, T: Tagged>(p: *const T) -> Option<&'a T> {
 /// As [`get`], and no other reference to it is live.
 pub(crate) unsafe fn get_mut<'a, T: Tagged>(p: *mut T) -> Option<&'a mut T> {
     // SAFETY: per the contract.
-    let r = unsafe { p.as_mut()? };
-    (r.magic() == T::MAGIC).then_some(r)
+    unsafe { is(p).then(|| &mut *p) }
 }
 
 /// Takes back ownership of a handle to free it; marks the memory dead first.
 ///
 /// # Safety
-/// `p` is NULL or a `T` from `Box::into_raw` in this crate, not freed before.
+/// `p` is NULL or a handle from `Box::into_raw` in this crate, not freed before.
 pub(crate) unsafe fn take<T: Tagged>(p: *mut T) -> Option<Box<T>> {
     // SAFETY: per the contract.
-    let r = unsafe { p.as_mut()? };
-    if r.magic() != T::MAGIC {
+    if !unsafe { is(p) } {
         return None;
     }
+    // SAFETY: a live `T` (checked above).
+    let r = unsafe { &mut *p };
+    debug_assert_eq!(r.magic(), T::MAGIC);
     r.kill();
     // SAFETY: allocated by `Box::into_raw` in this crate.
     Some(unsafe { Box::from_raw(p) })
