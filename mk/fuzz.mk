@@ -15,7 +15,8 @@ fuzz:  ## Run every cargo-fuzz target FUZZ_SECONDS (default 60) each; installs n
 	done
 
 # Sanitizers and Miri beyond make test-c-asan (nightly; not part of make ready: each builds the
-# dependency tree again, instrumented).
+# dependency tree again, instrumented). test-tsan has not yet been run to the end (issue 16): its
+# -Zbuild-std build of the whole tree did not fit the session that wrote it.
 .PHONY: test-tsan test-miri
 TSAN_TARGET := x86_64-unknown-linux-gnu
 
