@@ -131,8 +131,9 @@ impl<'a> Input<'a> {
     }
 }
 
-/// Checks a call's contract and frees the error.
-fn check(code: i32, err: H, what: &str) {
+/// Checks a call's contract, frees the error and resets `err` for the next call.
+fn check(code: i32, err: &mut H, what: &str) {
+    let err = std::mem::replace(err, null_mut());
     // SAFETY: `err` is NULL or an error handle from the call just made.
     unsafe {
         if code == 0 {
@@ -180,7 +181,7 @@ fn step(op: u8, inp: &mut Input, h: &mut Handles) {
                     cfg.as_ptr().cast()
                 };
                 let code = wirecore_client_new(p, &mut out, &mut err);
-                check(code, err, "client_new");
+                check(code, &mut err, "client_new");
                 if code == 0 {
                     assert!(!out.is_null());
                     h.clients.push(out);
@@ -210,7 +211,7 @@ fn step(op: u8, inp: &mut Input, h: &mut Handles) {
                     &mut out,
                     &mut err,
                 );
-                check(code, err, "request_new");
+                check(code, &mut err, "request_new");
                 if code == 0 {
                     h.requests.push(out);
                 }
@@ -226,14 +227,14 @@ fn step(op: u8, inp: &mut Input, h: &mut Handles) {
                     v.len(),
                     &mut err,
                 );
-                check(code, err, "add_header");
+                check(code, &mut err, "add_header");
             }
             4 => {
                 let r = inp.pick(&h.requests).map_or(null_mut(), |p| p.1);
                 let b = inp.bytes();
                 check(
                     wirecore_request_set_body(r, b.as_ptr(), b.len(), &mut err),
-                    err,
+                    &mut err,
                     "set_body",
                 );
             }
@@ -242,7 +243,7 @@ fn step(op: u8, inp: &mut Input, h: &mut Handles) {
                 let ms = inp.u64();
                 check(
                     wirecore_request_set_timeout_ms(r, ms, &mut err),
-                    err,
+                    &mut err,
                     "set_timeout",
                 );
                 let _ = wirecore_request_set_idempotent(r, ms & 1 == 1);
@@ -252,20 +253,20 @@ fn step(op: u8, inp: &mut Input, h: &mut Handles) {
                 let (u, i) = (inp.byte().unwrap_or(0), inp.byte().unwrap_or(0) & 1 == 1);
                 check(
                     wirecore_request_set_priority(r, u, i, &mut err),
-                    err,
+                    &mut err,
                     "set_priority",
                 );
                 let k = inp.bytes();
                 let code =
                     wirecore_request_set_rate_limit_key(r, k.as_ptr().cast(), k.len(), &mut err);
-                check(code, err, "rate_limit_key");
+                check(code, &mut err, "rate_limit_key");
             }
             7 => {
                 let s = inp.bytes();
                 let (mut u, mut i) = (0u8, false);
                 let code =
                     wirecore_priority_parse(s.as_ptr().cast(), s.len(), &mut u, &mut i, &mut err);
-                check(code, err, "priority_parse");
+                check(code, &mut err, "priority_parse");
                 if code == 0 {
                     assert!(u <= 7, "urgency {u}");
                 }
@@ -280,7 +281,7 @@ fn step(op: u8, inp: &mut Input, h: &mut Handles) {
                 let c = inp.pick(&h.clients).map_or(null_mut(), |p| p.1);
                 let r = take(&mut h.requests, inp).unwrap_or(null_mut());
                 let code = wirecore_client_send(c, r, &mut out, &mut err);
-                check(code, err, "send");
+                check(code, &mut err, "send");
                 if code == 0 {
                     assert!(!out.is_null());
                     h.responses.push(out);
@@ -299,7 +300,7 @@ fn step(op: u8, inp: &mut Input, h: &mut Handles) {
                 assert_eq!(code == 0, i < n, "header_at({i}) of {n}");
                 let (mut d, mut l) = (null(), 0usize);
                 let code = wirecore_response_body(r, &mut d, &mut l, &mut err);
-                check(code, err, "body");
+                check(code, &mut err, "body");
             }
             11 => {
                 if let Some(r) = take(&mut h.responses, inp) {
@@ -334,7 +335,7 @@ fn step(op: u8, inp: &mut Input, h: &mut Handles) {
                 let c = inp.pick(&h.clients).map_or(null_mut(), |p| p.1);
                 let r = inp.pick(&h.requests).map_or(null_mut(), |p| p.1);
                 let code = wirecore_request_set_body(c, b"x".as_ptr(), 1, &mut err);
-                check(code, err, "set_body(client)");
+                check(code, &mut err, "set_body(client)");
                 assert_ne!(code, 0);
                 assert_eq!(wirecore_response_status(r), 0);
                 assert_eq!(wirecore_response_header_count(c), 0);
