@@ -477,6 +477,21 @@ enum wirecore_code wirecore_request_set_redirect(wirecore_request *req,
                                                  int64_t max_redirects,
                                                  wirecore_error **err);
 
+// Sets the key a `consistent_hash` service (`services` in the config) places this request by
+// (a user, a session, a shard), ahead of the service's `hash.header` or `hash.cookie`; the
+// bytes are copied. `key` NULL (with `len` 0) clears it.
+//
+// # Errors
+// `WIRECORE_INVALID_REQUEST` for an empty key or one over 1024 bytes; `WIRECORE_INVALID_ARGUMENT`
+// for an invalid handle, NULL with a length, or invalid UTF-8.
+//
+// # Safety
+// `req` is a live request; `key` NULL or valid for `len` bytes.
+enum wirecore_code wirecore_request_set_balance_key(wirecore_request *req,
+                                                    const char *key,
+                                                    size_t len,
+                                                    wirecore_error **err);
+
 // Overrides `timeouts.connect_ms` for connections this request opens (`WIRECORE_TIMEOUT_CONNECT`
 // when it fires). 0 keeps the config's.
 //

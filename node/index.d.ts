@@ -46,6 +46,12 @@ export interface RequestOptions {
   /** The key of `rateLimit.scope: 'key'` limits. */
   rateLimitKey?: string
   /**
+   * The key a `consistent_hash` service (`services` in the config) places this request by (a
+   * user, a session, a shard), ahead of the service's `hash.header` or `hash.cookie`. Non-empty,
+   * at most 1024 bytes; a bad value rejects with an `InvalidRequestError`.
+   */
+  balanceKey?: string
+  /**
    * RFC 9218 priority: an urgency 0 (most urgent) to 7, 'highest' (0), 'high' (1), 'normal' (3),
    * 'low' (5), 'lowest' (7) or a value like 'u=1, i' (the forms every wirecore language takes).
    * Sent as the `Priority` header, replacing one in `headers` (without it a `Priority` header

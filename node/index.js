@@ -95,6 +95,7 @@ const REQUEST_KEYS = new Set([
   'priority',
   'idempotent',
   'rateLimitKey',
+  'balanceKey',
   'connectTimeoutMs',
   'readTimeoutMs',
   'poolTimeoutMs',
@@ -245,6 +246,7 @@ function normalize(input, init) {
     redirect,
     maxRedirects,
     cache,
+    balanceKey,
   } = opts
   let phases = null
   if (connectTimeoutMs !== undefined || readTimeoutMs !== undefined || poolTimeoutMs !== undefined) {
@@ -258,6 +260,9 @@ function normalize(input, init) {
   }
   if (rateLimitKey !== undefined && typeof rateLimitKey !== 'string') {
     throw new TypeError('wirecore: rateLimitKey must be a string')
+  }
+  if (balanceKey !== undefined && typeof balanceKey !== 'string') {
+    throw new TypeError('wirecore: balanceKey must be a string')
   }
   if (timeoutMs !== undefined) checkTimeout('timeoutMs', timeoutMs, true)
   if (signal != null && (typeof signal !== 'object' || typeof signal.aborted !== 'boolean')) {
@@ -289,6 +294,7 @@ function normalize(input, init) {
     signal: signal ?? null,
     idempotent: idempotent ?? null,
     rateLimitKey: rateLimitKey ?? null,
+    balanceKey: balanceKey ?? null,
     phases,
     priority: priority === undefined ? null : String(priority),
     redirect: redirect ?? null,
@@ -659,6 +665,7 @@ class Client {
           r.redirect,
           r.maxRedirects,
           r.cache,
+          r.balanceKey,
         ),
       ).then((c) => new Response(nativeClient, c, null, null))
     }
@@ -710,6 +717,7 @@ class Client {
           r.redirect,
           r.maxRedirects,
           r.cache,
+          r.balanceKey,
         )
       } catch (e) {
         untrack(id)

@@ -24,6 +24,10 @@ type Options struct {
 	// RateLimitKey is the bucket under rate_limit.scope "key" (a tenant, a user); "" counts
 	// the request under its origin.
 	RateLimitKey string
+	// BalanceKey is the key a consistent_hash service (Config.Services) places the request by
+	// (a user, a session, a shard), ahead of the service's hash header or cookie; "" leaves
+	// those to decide. At most 1024 bytes.
+	BalanceKey string
 	// ConnectTimeout, ReadTimeout and PoolTimeout override timeouts.connect_ms,
 	// timeouts.read_idle_ms and timeouts.pool_acquire_ms; 0 keeps the config's. Each fails
 	// with its own code (ErrTimeoutConnect, ErrTimeoutRead, ErrTimeoutPool).
@@ -148,7 +152,8 @@ func engineOptions(ctx context.Context, hostRedirects bool) (*capi.Options, *Err
 		return nil, nil
 	}
 	c := &capi.Options{Idempotent: -1, Urgency: -1, RateLimitKey: o.RateLimitKey,
-		Redirect: string(o.Redirect), MaxRedirects: -1, Cache: string(o.Cache)}
+		Redirect: string(o.Redirect), MaxRedirects: -1, Cache: string(o.Cache),
+		BalanceKey: o.BalanceKey}
 	if o.MaxRedirects != nil {
 		c.MaxRedirects = int64(*o.MaxRedirects)
 	}

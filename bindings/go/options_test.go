@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -450,5 +451,35 @@ func TestOptionsRedirectPolicyUnderHTTPClient(t *testing.T) {
 	}
 	if s, _ := tr.Stats(); s.RedirectsFollowed != 0 {
 		t.Fatalf("the engine followed %d redirects under http.Client", s.RedirectsFollowed)
+	}
+}
+
+func TestOptionsBalanceKeyKeepsOneEndpoint(t *testing.T) {
+	control(t, "POST", "/_control/reset", "{}")
+	var eps []wirecore.EndpointConfig
+	for _, k := range []string{"http", "http2", "http3"} {
+		eps = append(eps, wirecore.EndpointConfig{URL: server.raw[k].(string)})
+	}
+	tr := newTransport(t, wirecore.Config{Services: map[string]wirecore.ServiceConfig{"svc": {
+		Endpoints: eps, Strategy: "consistent_hash", Hash: wirecore.HashKeyConfig{Header: "x-user"}}}})
+	c := &http.Client{Transport: tr}
+	// The engine checks the key (RequestOptions::validate) before any I/O, naming the option.
+	_, _, err := do(t, c, "GET", "http://svc/json", nil, &wirecore.Options{BalanceKey: strings.Repeat("b", 1025)})
+	if !errors.Is(err, wirecore.ErrInvalidRequest) || !strings.Contains(err.Error(), "balance_key must be at most 1024 bytes, got 1025") {
+		t.Fatalf("long key: %v", err)
+	}
+	for i := range 8 {
+		req, _ := http.NewRequest("GET", "http://svc/json", nil)
+		req.Header.Set("x-user", fmt.Sprintf("user-%d", i))
+		req = req.WithContext(wirecore.WithOptions(req.Context(), wirecore.Options{BalanceKey: "alice"}))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if s, _ := tr.Stats(); s.Pool.Connects != 1 {
+		t.Fatalf("one balance key reached %d endpoints, want 1", s.Pool.Connects)
 	}
 }

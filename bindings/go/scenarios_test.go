@@ -26,7 +26,7 @@ var (
 	topKeys     = []string{"name", "description", "config", "script", "dns", "steps", "stats", "server", "skip"}
 	stepKeys    = []string{"request", "outcome", "concurrency", "dns", "wait_ms"}
 	requestKeys = []string{"method", "url", "headers", "body", "timeout_ms", "priority", "redirect", "max_redirects",
-		"cache"}
+		"cache", "balance_key"}
 	outcomeKeys = []string{"status", "error", "body", "body_contains", "body_len", "json", "json_absent",
 		"headers", "absent_headers", "version", "reused", "cache_status", "any_of"}
 	scriptKeys = []string{"path", "replies"}
@@ -316,6 +316,9 @@ func send(tr *wirecore.Transport, rq object) result {
 	}
 	if s, ok := rq["cache"].(string); ok {
 		o.Cache = wirecore.CacheMode(s)
+	}
+	if k, ok := rq["balance_key"].(string); ok {
+		o.BalanceKey = k
 	}
 	if o != (wirecore.Options{}) {
 		ctx = wirecore.WithOptions(ctx, o)

@@ -34,6 +34,7 @@ const REQUEST_KEYS: &[&str] = &[
     "redirect",
     "max_redirects",
     "cache",
+    "balance_key",
 ];
 const OUTCOME_KEYS: &[&str] = &[
     "status",
@@ -253,6 +254,9 @@ async fn send(client: &Client, req: &Value) -> Result<Got, wirecore::Error> {
     }
     if let Some(m) = req["cache"].as_str() {
         r.options_mut().cache = wirecore::CacheMode::parse(m)?;
+    }
+    if let Some(k) = req["balance_key"].as_str() {
+        r.options_mut().balance_key = Some(k.to_owned());
     }
     let resp = client.execute(r).await?;
     let status = resp.status().as_u16();

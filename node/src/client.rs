@@ -193,6 +193,7 @@ impl NativeClient {
         redirect: Option<String>,
         max_redirects: Option<i64>,
         cache: Option<String>,
+        balance_key: Option<String>,
     ) -> napi::Result<()> {
         let method = wirecore::parse_method(&method).map_err(|e| core_error(&e))?;
         let mut req = wirecore::Request::new(method, &url).map_err(|e| core_error(&e))?;
@@ -230,6 +231,7 @@ impl NativeClient {
         }
         o.idempotent = idempotent;
         o.rate_limit_key = rate_limit_key;
+        o.balance_key = balance_key;
         if let Some(p) = phases {
             o.connect_timeout = millis("connectTimeoutMs", p.connect)?;
             o.read_timeout = millis("readTimeoutMs", p.read)?;

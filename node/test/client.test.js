@@ -462,6 +462,24 @@ test('cache: the mode option, fetch(url, { cache }) and response.cacheStatus', a
   await c.close()
 })
 
+test('balanceKey: checked by the engine before any I/O; one key keeps one endpoint', async () => {
+  await reset(srv)
+  const bad = (balanceKey) => client.get(`${srv.http}/headers`, { balanceKey })
+  await assert.rejects(bad(''), (e) => e instanceof wirecore.InvalidRequestError && /balance_key must not be empty/.test(e.message))
+  await assert.rejects(bad('b'.repeat(1025)), (e) => e instanceof wirecore.InvalidRequestError && /balance_key must be at most 1024 bytes, got 1025/.test(e.message))
+  await assert.rejects(bad(7), TypeError)
+  assert.equal((await control(srv, 'GET', '/_control/counters')).connections_accepted, 0)
+  const endpoints = [srv.http, srv.http2, srv.http3].map((url) => ({ url }))
+  const c = new Client({ services: { svc: { endpoints, strategy: 'consistent_hash', hash: { header: 'x-user' } } } })
+  for (let i = 0; i < 8; i++) {
+    const r = await c.get('http://svc/json', { headers: { 'x-user': `u${i}` }, balanceKey: 'alice' })
+    assert.equal(r.status, 200)
+    await r.dump()
+  }
+  assert.equal(c.stats().pool.connects, 1)
+  await c.close()
+})
+
 test('priority: sent as the RFC 9218 header; urgent requests overtake queued ones', async () => {
   const h = async (opts) => (await (await client.get(`${srv.http}/headers`, opts)).json()).headers.priority
   assert.equal(await h({ priority: 0 }), 'u=0')

@@ -47,6 +47,7 @@ const REQUEST_KEYS = new Set([
   'redirect',
   'max_redirects',
   'cache',
+  'balance_key',
 ])
 
 let srv
@@ -160,6 +161,7 @@ async function runStep(client, step, where) {
       redirect: rq.redirect,
       maxRedirects: rq.max_redirects,
       cache: rq.cache,
+      balanceKey: rq.balance_key,
     })
     body = await resp.buffer()
   } catch (e) {

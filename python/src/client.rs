@@ -172,6 +172,7 @@ struct Extra {
     phases: Option<Phases>,
     idempotent: Option<bool>,
     rate_limit_key: Option<String>,
+    balance_key: Option<String>,
     priority: Option<PriorityArg>,
     cache: Option<String>,
     default_headers: Option<bool>,
@@ -195,6 +196,7 @@ impl Extra {
                 "phases" => x.phases = v.extract()?,
                 "idempotent" => x.idempotent = v.extract()?,
                 "rate_limit_key" => x.rate_limit_key = v.extract()?,
+                "balance_key" => x.balance_key = v.extract()?,
                 "priority" => x.priority = v.extract()?,
                 "cache" => x.cache = v.extract()?,
                 "default_headers" => x.default_headers = v.extract()?,
@@ -278,6 +280,7 @@ fn build_request(
     }
     o.idempotent = x.idempotent;
     o.rate_limit_key = x.rate_limit_key;
+    o.balance_key = x.balance_key;
     if let Some(p) = x.priority {
         o.priority = Some(match p {
             PriorityArg::Int(u) => wirecore::Priority::parse(&u.to_string())?,

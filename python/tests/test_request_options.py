@@ -1,4 +1,5 @@
-"""Per-request options: idempotent, rate_limit_key, priority, cache, Timeout, streamed uploads."""
+"""Per-request options: idempotent, rate_limit_key, balance_key, priority, cache, Timeout,
+uploads."""
 
 from __future__ import annotations
 
@@ -70,6 +71,34 @@ def test_rate_limit_key_limits_each_key_apart(srv: Server, tls_config: dict[str,
             c.get(f"{srv.http}/bytes/1", rate_limit_key="alice")
         assert c.get(f"{srv.http}/bytes/1", rate_limit_key="bob").status_code == 200
     assert srv.counters()["requests"] == 2
+
+
+def test_balance_key_is_checked_by_the_engine_before_io(
+    client: wirecore.Client, srv: Server
+) -> None:
+    # The same bounds and messages as every language (RequestOptions::validate).
+    with pytest.raises(wirecore.InvalidRequest, match="balance_key must not be empty"):
+        client.get(f"{srv.http}/headers", balance_key="")
+    with pytest.raises(ValueError, match="balance_key must be at most 1024 bytes, got 1025"):
+        client.get(f"{srv.http}/headers", balance_key="b" * 1025)
+    with pytest.raises(TypeError, match="balance_key"):
+        client.get(f"{srv.http}/headers", balance_key=7)  # type: ignore[arg-type]
+    assert srv.counters()["connections_accepted"] == 0
+    # A plain origin is not a service: the key changes nothing there.
+    assert client.get(f"{srv.http}/headers", balance_key="b" * 1024).status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_balance_key_async_places_one_key_on_one_endpoint(
+    srv: Server, tls_config: dict[str, Any]
+) -> None:
+    eps = [{"url": srv.info[k]} for k in ("http", "http2", "http3")]
+    svc = {"endpoints": eps, "strategy": "consistent_hash", "hash": {"header": "x-user"}}
+    async with wirecore.AsyncClient({**tls_config, "services": {"svc": svc}}) as c:
+        for i in range(8):
+            r = await c.get("http://svc/json", headers={"x-user": f"u{i}"}, balance_key="alice")
+            assert r.status_code == 200
+        assert c.stats()["pool"]["connects"] == 1
 
 
 # --- priority ---------------------------------------------------------------------------------

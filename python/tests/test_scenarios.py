@@ -34,6 +34,7 @@ REQUEST_KEYS = {
     "redirect",
     "max_redirects",
     "cache",
+    "balance_key",
 }
 OUTCOME_KEYS = {
     "status",
@@ -213,6 +214,8 @@ def request_args(req: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
             kw[k] = req[k]
     if "cache" in req:
         kw["cache"] = req["cache"]
+    if "balance_key" in req:
+        kw["balance_key"] = req["balance_key"]
     return req["method"], req["url"], kw
 
 

@@ -1,5 +1,5 @@
-/* Per-request options: idempotent, rate-limit key, phase timeouts, priority (header and queue
- * order), their bad values, and the diagnostics report.
+/* Per-request options: idempotent, rate-limit and balance keys, phase timeouts, priority
+ * (header and queue order), their bad values, and the diagnostics report.
  * Usage: request_options SERVER_INFO_JSON (the test server's first line) */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -458,6 +458,28 @@ static void bad_values(void) {
     err = NULL;
     expect_code("redirect: NULL request", wirecore_request_set_redirect(NULL, "error", 5, -1, &err), err,
                 WIRECORE_INVALID_ARGUMENT, "handle");
+    err = NULL;
+    /* The balance key has the rate-limit key's bounds and messages (RequestOptions::validate). */
+    expect_code("balance key > 1024 bytes", wirecore_request_set_balance_key(req, long_key, 1025, &err), err,
+                WIRECORE_INVALID_REQUEST, "balance_key must be at most 1024 bytes, got 1025");
+    err = NULL;
+    expect_code("balance key 1024 bytes is fine", wirecore_request_set_balance_key(req, long_key, 1024, &err),
+                err, WIRECORE_OK, NULL);
+    err = NULL;
+    expect_code("empty balance key", wirecore_request_set_balance_key(req, "", 0, &err), err,
+                WIRECORE_INVALID_REQUEST, "balance_key must not be empty");
+    err = NULL;
+    expect_code("balance key NULL with a length", wirecore_request_set_balance_key(req, NULL, 3, &err), err,
+                WIRECORE_INVALID_ARGUMENT, "NULL");
+    err = NULL;
+    expect_code("balance key invalid UTF-8", wirecore_request_set_balance_key(req, "\xff", 1, &err), err,
+                WIRECORE_INVALID_ARGUMENT, "UTF-8");
+    err = NULL;
+    expect_code("balance key: NULL request", wirecore_request_set_balance_key(NULL, "a", 1, &err), err,
+                WIRECORE_INVALID_ARGUMENT, "handle");
+    err = NULL;
+    expect_code("balance key cleared", wirecore_request_set_balance_key(req, NULL, 0, &err), err, WIRECORE_OK,
+                NULL);
     err = NULL;
     expect_code("priority: NULL request", wirecore_request_set_priority(NULL, 1, false, &err), err,
                 WIRECORE_INVALID_ARGUMENT, "handle");

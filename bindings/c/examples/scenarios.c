@@ -368,8 +368,9 @@ static char *substitute(const char *raw, const json *info) {
 static const char *TOP_KEYS[] = {"name", "description", "config", "script", "dns",
                                  "steps", "stats", "server", "skip", NULL};
 static const char *STEP_KEYS[] = {"request", "outcome", "concurrency", "dns", "wait_ms", NULL};
-static const char *REQUEST_KEYS[] = {"method",   "url",      "headers",       "body", "timeout_ms",
-                                     "priority", "redirect", "max_redirects", "cache", NULL};
+static const char *REQUEST_KEYS[] = {"method",   "url",           "headers", "body",        "timeout_ms",
+                                     "priority", "redirect",      "cache",   "balance_key", "max_redirects",
+                                     NULL};
 static const char *OUTCOME_KEYS[] = {"status", "error", "body", "body_contains", "body_len",
                                      "json", "json_absent", "headers", "absent_headers",
                                      "version", "reused", "cache_status", "any_of", NULL};
@@ -603,6 +604,8 @@ static int run_step(wirecore_client *client, wirecore_queue *q, const json *step
                                           max_redirects ? (int64_t)max_redirects->num : -1, &err);
         if (r && !err && (v = jget(req, "cache")))
             wirecore_request_set_cache_mode(r, v->str, v->len, &err);
+        if (r && !err && (v = jget(req, "balance_key")))
+            wirecore_request_set_balance_key(r, v->str, v->len, &err);
         if (err) { /* rejected before any I/O: that is the outcome */
             wirecore_request_free(r);
             failures += check_outcome(out, wirecore_error_kind(err), err, NULL);

@@ -332,6 +332,48 @@ pub unsafe extern "C" fn wirecore_request_set_redirect(
     })
 }
 
+/// Sets the key a `consistent_hash` service (`services` in the config) places this request by
+/// (a user, a session, a shard), ahead of the service's `hash.header` or `hash.cookie`; the
+/// bytes are copied. `key` NULL (with `len` 0) clears it.
+///
+/// # Errors
+/// `WIRECORE_INVALID_REQUEST` for an empty key or one over 1024 bytes; `WIRECORE_INVALID_ARGUMENT`
+/// for an invalid handle, NULL with a length, or invalid UTF-8.
+///
+/// # Safety
+/// `req` is a live request; `key` NULL or valid for `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_set_balance_key(
+    req: *mut wirecore_request,
+    key: *const c_char,
+    len: usize,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        // SAFETY: NULL or a live request (magic checked).
+        let Some(r) = (unsafe { handle::get_mut(req) }) else {
+            return error::invalid(
+                err,
+                "wirecore_request_set_balance_key: invalid request handle",
+            );
+        };
+        if key.is_null() && len == 0 {
+            r.req.options_mut().balance_key = None;
+            return wirecore_code::WIRECORE_OK;
+        }
+        let k = match utf8(key, len, "balance key") {
+            Ok(k) => k.to_owned(),
+            Err(e) => return error::invalid(err, &e),
+        };
+        // SAFETY: as this function's contract.
+        unsafe {
+            set_option(req, "wirecore_request_set_balance_key", err, |o| {
+                o.balance_key = Some(k);
+            })
+        }
+    })
+}
+
 /// Overrides `timeouts.connect_ms` for connections this request opens (`WIRECORE_TIMEOUT_CONNECT`
 /// when it fires). 0 keeps the config's.
 ///

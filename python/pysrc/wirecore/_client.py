@@ -83,6 +83,7 @@ if TYPE_CHECKING:
         rate_limit_key: str | None
         priority: PriorityTypes
         cache: CacheModeTypes
+        balance_key: str | None
         auth: tuple[str, str] | None
         follow_redirects: bool | None
         redirect: RedirectTypes | None
@@ -103,7 +104,7 @@ class _Prepared(NamedTuple):
     #: A streamed body's source (iterable, async iterable or file), else None.
     source: Any
     #: Keyword arguments for the engine call (timeouts, idempotent, rate_limit_key, priority,
-    #: cache).
+    #: cache, balance_key).
     options: dict[str, Any]
 
 
@@ -245,6 +246,7 @@ def _options(
     rate_limit_key: object,
     priority: object,
     cache: object = None,
+    balance_key: object = None,
 ) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     if isinstance(timeout, Timeout):
@@ -276,6 +278,10 @@ def _options(
         if not isinstance(cache, str):
             raise TypeError(f"cache must be a str, not {type(cache).__name__}")
         kw["cache"] = cache
+    if balance_key is not None:
+        if not isinstance(balance_key, str):
+            raise TypeError(f"balance_key must be str, not {type(balance_key).__name__}")
+        kw["balance_key"] = balance_key
     return kw
 
 
@@ -877,6 +883,7 @@ class Client(_BaseClient):
         redirect: RedirectTypes | None = None,
         max_redirects: int | None = None,
         cache: CacheModeTypes = None,
+        balance_key: str | None = None,
     ) -> Response:
         """Sends a request and reads the whole response.
 
@@ -891,10 +898,12 @@ class Client(_BaseClient):
         overrides the config's ``redirect.max`` for this request. ``cache`` is how the request
         uses the client's response cache, fetch's ``cache`` option: ``"default"``,
         ``"no-store"``, ``"reload"``, ``"no-cache"``, ``"force-cache"`` or ``"only-if-cached"``
-        (a 504 when nothing is stored); see ``Response.cache_status``.
+        (a 504 when nothing is stored); see ``Response.cache_status``. ``balance_key`` is the key
+        a ``consistent_hash`` service places the request by (ahead of the service's
+        ``hash.header`` or ``hash.cookie``).
         """
         o = _redirects(
-            _options(timeout, idempotent, rate_limit_key, priority, cache),
+            _options(timeout, idempotent, rate_limit_key, priority, cache, balance_key),
             follow_redirects,
             redirect,
             max_redirects,
@@ -924,10 +933,11 @@ class Client(_BaseClient):
         redirect: RedirectTypes | None = None,
         max_redirects: int | None = None,
         cache: CacheModeTypes = None,
+        balance_key: str | None = None,
     ) -> Iterator[Response]:
         """Sends the request; the body is read through ``iter_bytes()`` inside the block."""
         o = _redirects(
-            _options(timeout, idempotent, rate_limit_key, priority, cache),
+            _options(timeout, idempotent, rate_limit_key, priority, cache, balance_key),
             follow_redirects,
             redirect,
             max_redirects,
@@ -1061,10 +1071,11 @@ class AsyncClient(_BaseClient):
         redirect: RedirectTypes | None = None,
         max_redirects: int | None = None,
         cache: CacheModeTypes = None,
+        balance_key: str | None = None,
     ) -> Response:
         """Sends a request and reads the whole response; see :meth:`Client.request`."""
         o = _redirects(
-            _options(timeout, idempotent, rate_limit_key, priority, cache),
+            _options(timeout, idempotent, rate_limit_key, priority, cache, balance_key),
             follow_redirects,
             redirect,
             max_redirects,
@@ -1093,10 +1104,11 @@ class AsyncClient(_BaseClient):
         redirect: RedirectTypes | None = None,
         max_redirects: int | None = None,
         cache: CacheModeTypes = None,
+        balance_key: str | None = None,
     ) -> AsyncIterator[Response]:
         """Sends the request; the body is read through ``aiter_bytes()`` inside the block."""
         o = _redirects(
-            _options(timeout, idempotent, rate_limit_key, priority, cache),
+            _options(timeout, idempotent, rate_limit_key, priority, cache, balance_key),
             follow_redirects,
             redirect,
             max_redirects,
