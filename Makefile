@@ -6,7 +6,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 TARGET_DIR := $(CARGO_TARGET_DIR)/x86_64-unknown-linux-gnu
 
-.PHONY: help setup setup-rust fmt lint lint-version lint-rust schema test test-rust ready demo bench
+.PHONY: help setup setup-rust fmt lint lint-version lint-rust schema stats-fields test test-rust ready demo bench
 
 # Each binding owns mk/<lang>.mk and appends its targets to these lists.
 SETUP_TARGETS :=
@@ -31,6 +31,9 @@ fmt:  ## Format Rust
 schema:  ## Rewrite core/config.schema.json from wirecore::Config
 	WIRECORE_BLESS=1 $(CARGO) test -p wirecore --lib config::tests::committed_schema_is_current -q
 
+stats-fields:  ## Rewrite tests/stats-fields.json (the Stats field names every binding's stats test checks) from wirecore::Stats
+	WIRECORE_BLESS=1 $(CARGO) test -p wirecore --lib metrics::stats::tests::committed_stats_fields_are_current -q
+
 lint: lint-version lint-rust $(LINT_TARGETS)  ## Formatting, clippy -D warnings, stale generated files; no tests
 
 lint-version:  ## One version in Cargo.toml, pyproject.toml, package.json and CHANGELOG.md
@@ -40,6 +43,7 @@ lint-rust: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test -p wirecore --lib -q config::tests::committed_schema_is_current
+	$(CARGO) test -p wirecore --lib -q metrics::stats::tests::committed_stats_fields_are_current
 	@# Two runs: the C ABI's lib is named `wirecore` too, and rustdoc writes both to one path.
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --exclude wirecore-ffi --no-deps -q
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p wirecore-ffi --no-deps -q

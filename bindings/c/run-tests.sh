@@ -35,4 +35,4 @@ echo "== request_options${vg:+ (valgrind)}"
 echo "== dead_letter${vg:+ (valgrind)}"
 "${vg[@]}" "$bin/dead_letter" "$line"
 echo "== scenarios${vg:+ (valgrind)}"
-"${vg[@]}" "$bin/scenarios" "$line" tests/scenarios/*.json
+"${vg[@]}" "$bin/scenarios" "$line" --stats-fields=tests/stats-fields.json tests/scenarios/*.json

@@ -3,7 +3,9 @@ package wirecore_test
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -80,5 +82,75 @@ func TestStatsHasEveryKeyOfTheSnapshot(t *testing.T) {
 	walk(snapshot, reflect.TypeFor[wirecore.Stats](), "")
 	if _, ok := snapshot["resilience"]; !ok || keys < 40 {
 		t.Fatalf("checked %d keys; snapshot %v", keys, snapshot)
+	}
+}
+
+// The typed Stats declares exactly the core's fields: tests/stats-fields.json, generated from
+// wirecore::Stats (`make stats-fields`), where {"*": x} is a map keyed by data (origins, codes).
+func TestStatsDeclaresExactlyTheCoreFields(t *testing.T) {
+	raw, err := os.ReadFile("../../tests/stats-fields.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]any
+	if err := json.Unmarshal(raw, &want); err != nil {
+		t.Fatal(err)
+	}
+	var diff []string
+	var walk func(ty reflect.Type, shape any, path string)
+	walk = func(ty reflect.Type, shape any, path string) {
+		for ty.Kind() == reflect.Pointer {
+			ty = ty.Elem()
+		}
+		fields, ok := shape.(map[string]any)
+		if !ok {
+			if ty.Kind() == reflect.Struct || ty.Kind() == reflect.Map {
+				diff = append(diff, path+": Go has "+ty.Kind().String()+", the core a value")
+			}
+			return
+		}
+		if inner, ok := fields["*"]; ok && len(fields) == 1 {
+			if ty.Kind() != reflect.Map {
+				diff = append(diff, path+": the core has a map, Go "+ty.String())
+				return
+			}
+			walk(ty.Elem(), inner, path+"*.")
+			return
+		}
+		if ty.Kind() != reflect.Struct {
+			diff = append(diff, path+": the core has a record, Go "+ty.String())
+			return
+		}
+		declared := map[string]reflect.Type{}
+		var collect func(ty reflect.Type)
+		collect = func(ty reflect.Type) {
+			for i := range ty.NumField() {
+				f := ty.Field(i)
+				name := strings.Split(f.Tag.Get("json"), ",")[0]
+				if f.Anonymous && name == "" {
+					collect(f.Type)
+					continue
+				}
+				declared[name] = f.Type
+			}
+		}
+		collect(ty)
+		for k, v := range fields {
+			if ft, ok := declared[k]; ok {
+				walk(ft, v, path+k+".")
+			} else {
+				diff = append(diff, path+k+" is not declared in Go's "+ty.Name())
+			}
+		}
+		for k := range declared {
+			if _, ok := fields[k]; !ok {
+				diff = append(diff, path+k+" is declared in Go's "+ty.Name()+" but not a core field")
+			}
+		}
+	}
+	walk(reflect.TypeFor[wirecore.Stats](), want, "")
+	slices.Sort(diff)
+	if len(diff) > 0 {
+		t.Fatalf("Go's Stats differs from tests/stats-fields.json:\n%s", strings.Join(diff, "\n"))
 	}
 }

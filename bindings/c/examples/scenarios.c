@@ -771,9 +771,91 @@ done:
     return failures;
 }
 
+/* ---- stats field names ---------------------------------------------------------------- */
+
+/* Where the stats `have` differ from the core's field tree `shape` (tests/stats-fields.json,
+ * generated from wirecore::Stats): `{"*": x}` is a data map whose keys are data (origins, error
+ * codes), each value shaped `x`; a map of records must not be empty, or nothing was checked. */
+static int field_differences(const json *have, const json *shape, const char *path) {
+    if (shape->type != J_OBJ) return 0;
+    if (!have || have->type != J_OBJ) return failf("stats %s: not an object", path);
+    char p[512];
+    int f = 0;
+    const json *inner = jget(shape, "*");
+    if (inner && shape->n == 1) {
+        if (inner->type == J_OBJ && have->n == 0) return failf("stats %s: empty, nothing checked", path);
+        for (size_t i = 0; i < have->n; i++) {
+            snprintf(p, sizeof p, "%s%s%s", path, *path ? "." : "", have->keys[i]);
+            f += field_differences(have->items[i], inner, p);
+        }
+        return f;
+    }
+    for (size_t i = 0; i < shape->n; i++) {
+        snprintf(p, sizeof p, "%s%s%s", path, *path ? "." : "", shape->keys[i]);
+        const json *h = jget(have, shape->keys[i]);
+        if (!h) {
+            printf("      stats %s: missing\n", p);
+            f += failf("stats %s: missing", p);
+        } else {
+            f += field_differences(h, shape->items[i], p);
+        }
+    }
+    for (size_t i = 0; i < have->n; i++)
+        if (!jget(shape, have->keys[i])) {
+            printf("      stats %s%s%s: not a core field\n", path, *path ? "." : "", have->keys[i]);
+            f += failf("stats %s%s%s: not a core field", path, *path ? "." : "", have->keys[i]);
+        }
+    return f;
+}
+
+/* C's stats (wirecore_client_stats_json) carry the core's field names, every section filled. */
+static int stats_fields(const char *fields_path, const json *info) {
+    size_t len;
+    char *raw = read_file(fields_path, &len);
+    json *shape = raw ? jparse(raw, len) : NULL;
+    free(raw);
+    if (!shape) return failf("cannot read %s", fields_path);
+    const char *http = jstr(info, "http");
+    buf config = {0};
+    bputs(&config, "{\"rate_limit\":{\"enabled\":true,\"requests\":1000,\"per_ms\":1000},"
+                   "\"breaker\":{\"enabled\":true,\"consecutive_failures\":3},"
+                   "\"concurrency\":{\"enabled\":true,\"initial_limit\":10},"
+                   "\"services\":{\"svc\":{\"endpoints\":[{\"url\":\"");
+    bputs(&config, http);
+    bputs(&config, "\"}]}}}");
+    wirecore_client *client = NULL;
+    int f = 0;
+    if (wirecore_client_new(config.p, &client, NULL) != WIRECORE_OK) f = failf("stats client");
+    free(config.p);
+    wirecore_queue *q = wirecore_queue_new();
+    for (int i = 0; i < 2 && !f; i++) {
+        buf step = {0};
+        bputs(&step, "{\"request\":{\"method\":\"GET\",\"url\":\"");
+        bputs(&step, i ? "http://svc" : http);
+        bputs(&step, "/bytes/1\"},\"outcome\":{\"status\":200}}");
+        json *st = jparse(step.p, step.len);
+        f += st ? run_step(client, q, st) : failf("stats step");
+        jfree(st);
+        free(step.p);
+    }
+    char *stats = NULL;
+    size_t stats_len = 0;
+    json *have = NULL;
+    if (!f && wirecore_client_stats_json(client, &stats, &stats_len) == WIRECORE_OK)
+        have = jparse(stats, stats_len);
+    if (!f) f += have ? field_differences(have, shape, "") : failf("no stats");
+    jfree(have);
+    wirecore_string_free(stats);
+    wirecore_client_close(client, 2000);
+    wirecore_client_free(client);
+    wirecore_queue_free(q);
+    jfree(shape);
+    return f;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s SERVER_INFO_JSON FILE.json...\n", argv[0]);
+        fprintf(stderr, "usage: %s SERVER_INFO_JSON [--stats-fields=FILE] FILE.json...\n", argv[0]);
         return 2;
     }
     json *info = jparse(argv[1], strlen(argv[1]));
@@ -789,6 +871,16 @@ int main(int argc, char **argv) {
     for (int i = 2; i < argc; i++) {
         fail_msg[0] = 0;
         skip_msg[0] = 0;
+        const char *fields = "--stats-fields=";
+        if (!strncmp(argv[i], fields, strlen(fields))) {
+            if (stats_fields(argv[i] + strlen(fields), info)) {
+                printf("FAIL  stats field names: %s\n", fail_msg);
+                failed++;
+            } else {
+                printf("ok    stats field names (%s)\n", argv[i] + strlen(fields));
+            }
+            continue;
+        }
         if (run_file(argv[i], info, ctl)) {
             printf("FAIL  %s: %s\n", argv[i], fail_msg);
             failed++;

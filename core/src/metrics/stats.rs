@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// Latency from send to response head.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
 pub struct LatencySummary {
     /// Responses measured.
     pub count: u64,
@@ -23,7 +24,7 @@ pub struct LatencySummary {
 }
 
 /// DNS cache counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct DnsStats {
     /// Lookups answered from a fresh entry.
     pub hits: u64,
@@ -40,7 +41,7 @@ pub struct DnsStats {
 }
 
 /// Connections closed, by reason.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Evictions {
     /// Idle longer than `pool.idle_timeout_ms`, or beyond `pool.max_idle_per_host`.
     pub idle: u64,
@@ -53,7 +54,7 @@ pub struct Evictions {
 }
 
 /// Pool gauges and counters, for one origin or summed over all.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct PoolStats {
     /// Open connections (active + idle) and connects in progress.
     pub connections: u64,
@@ -96,7 +97,7 @@ impl PoolStats {
 }
 
 /// One origin's pool, with the protocol it speaks.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct OriginStats {
     /// `"h1"`, `"h2"` or `"unknown"` (no connection yet).
     pub protocol: String,
@@ -107,7 +108,7 @@ pub struct OriginStats {
 
 /// A snapshot of every counter of a client. Bindings return it as native data; field names are
 /// the same in every language (camelCase in Node).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
 pub struct Stats {
     /// Requests finished (responses + errors).
     pub requests_total: u64,
@@ -148,7 +149,7 @@ pub struct Stats {
 }
 
 /// Counters of the dead-letter sinks.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct DeadLetterStats {
     /// Dead letters handed to the callback.
     pub delivered: u64,
@@ -162,7 +163,7 @@ pub struct DeadLetterStats {
 }
 
 /// Counters of the response cache.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct CacheStats {
     /// Lookups answered by a fresh stored response.
     pub hits: u64,
@@ -204,7 +205,7 @@ pub struct CacheStats {
 }
 
 /// One load-balanced service.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
 pub struct ServiceStats {
     /// The strategy (`p2c_peak_ewma` ...).
     pub strategy: String,
@@ -215,7 +216,7 @@ pub struct ServiceStats {
 }
 
 /// One endpoint of a service.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
 pub struct EndpointStats {
     /// `healthy`, `ejected` (outlier detection) or `unhealthy` (health checks).
     pub state: String,
@@ -238,7 +239,7 @@ pub struct EndpointStats {
 }
 
 /// Counters of the resilience policies.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
 pub struct ResilienceStats {
     /// Attempts sent: first tries, retries and hedges.
     pub attempts: u64,
@@ -265,7 +266,7 @@ pub struct ResilienceStats {
 }
 
 /// Counters of the breakers shared through Redis.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
 pub struct BreakerRedisStats {
     /// Openings and closings written to Redis.
     pub published: u64,
@@ -278,7 +279,7 @@ pub struct BreakerRedisStats {
 }
 
 /// Rate limiter counters.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
 pub struct RateLimitStats {
     /// Requests admitted.
     pub allowed: u64,
@@ -293,7 +294,7 @@ pub struct RateLimitStats {
 }
 
 /// Resilience state of one origin.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
 pub struct OriginResilience {
     /// `closed`, `open` or `half_open`; absent when breakers are off.
     pub breaker_state: Option<String>,
@@ -311,5 +312,116 @@ impl Stats {
     /// The snapshot as JSON (what the C ABI and bindings hand out).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, Value};
+
+    use super::Stats;
+
+    /// The field tree of a schema: a struct is an object of its fields, a data map (origins,
+    /// error codes) `{"*": value}`, a leaf its JSON type (`"integer"`, `"string|null"`).
+    fn shape(s: &Value, defs: &Map<String, Value>) -> Value {
+        if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+            let name = r.trim_start_matches("#/$defs/");
+            return shape(&defs[name], defs);
+        }
+        let mut fields = Map::new();
+        for part in s
+            .get("allOf")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Value::Object(m) = shape(part, defs) {
+                fields.extend(m);
+            }
+        }
+        if let Some(props) = s.get("properties").and_then(Value::as_object) {
+            for (k, v) in props {
+                fields.insert(k.clone(), shape(v, defs));
+            }
+        }
+        if !fields.is_empty() {
+            return Value::Object(fields);
+        }
+        if let Some(v) = s.get("additionalProperties").filter(|v| v.is_object()) {
+            return serde_json::json!({ "*": shape(v, defs) });
+        }
+        let types: Vec<&str> = match &s["type"] {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        assert!(
+            !types.is_empty(),
+            "a stats schema the walker does not know: {s}"
+        );
+        Value::String(types.join("|"))
+    }
+
+    /// `tests/stats-fields.json`: the field names of [`Stats`], the reference every binding's
+    /// stats test compares a real client's snapshot with (and `scripts/parity.py` reads).
+    #[test]
+    fn committed_stats_fields_are_current() {
+        let schema = schemars::schema_for!(Stats).to_value();
+        let defs = schema
+            .get("$defs")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let want = serde_json::to_string_pretty(&shape(&schema, &defs)).unwrap() + "\n";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/stats-fields.json");
+        if std::env::var_os("WIRECORE_BLESS").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == want,
+            "tests/stats-fields.json is stale: run `make stats-fields`"
+        );
+    }
+
+    /// Asserts that `v` has exactly the fields of the tree `f` (data-map keys are free).
+    fn keys(v: &Value, f: &Value, path: &str) {
+        let (Value::Object(v), Value::Object(f)) = (v, f) else {
+            return;
+        };
+        if let Some(inner) = f.get("*") {
+            for (k, e) in v {
+                keys(e, inner, &format!("{path}{k}."));
+            }
+            return;
+        }
+        let got: Vec<&String> = v.keys().collect();
+        let want: Vec<&String> = f.keys().collect();
+        assert_eq!(got, want, "at {path}");
+        for (k, e) in v {
+            keys(e, &f[k], &format!("{path}{k}."));
+        }
+    }
+
+    #[test]
+    fn a_snapshot_has_exactly_the_committed_fields() {
+        // The schema walker above against serde's output: same keys, map entries included.
+        let fields: Value =
+            serde_json::from_str(include_str!("../../../tests/stats-fields.json")).unwrap();
+        let mut s = Stats::default();
+        s.origins
+            .insert("http://a".into(), super::OriginStats::default());
+        s.services
+            .insert("svc".into(), super::ServiceStats::default());
+        s.services
+            .get_mut("svc")
+            .unwrap()
+            .endpoints
+            .insert("http://b".into(), super::EndpointStats::default());
+        s.resilience
+            .origins
+            .insert("http://a".into(), super::OriginResilience::default());
+        s.errors_by_code.insert("connect".into(), 1);
+        keys(&serde_json::to_value(&s).unwrap(), &fields, "");
     }
 }
