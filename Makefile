@@ -6,7 +6,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 TARGET_DIR := $(CARGO_TARGET_DIR)/x86_64-unknown-linux-gnu
 
-.PHONY: help setup setup-rust fmt lint lint-version lint-rust schema stats-fields test test-rust ready demo bench
+.PHONY: help setup setup-rust fmt lint lint-version lint-parity lint-rust parity schema stats-fields test test-rust ready demo bench
 
 # Each binding owns mk/<lang>.mk and appends its targets to these lists.
 SETUP_TARGETS :=
@@ -34,7 +34,13 @@ schema:  ## Rewrite core/config.schema.json from wirecore::Config
 stats-fields:  ## Rewrite tests/stats-fields.json (the Stats field names every binding's stats test checks) from wirecore::Stats
 	WIRECORE_BLESS=1 $(CARGO) test -p wirecore --lib metrics::stats::tests::committed_stats_fields_are_current -q
 
-lint: lint-version lint-rust $(LINT_TARGETS)  ## Formatting, clippy -D warnings, stale generated files; no tests
+lint: lint-version lint-parity lint-rust $(LINT_TARGETS)  ## Formatting, clippy -D warnings, stale generated files; no tests
+
+parity:  ## Rewrite docs/parity.md (options, stats fields, error codes, methods x languages) from each binding's source
+	python3 scripts/parity.py
+
+lint-parity:  ## Fail when docs/parity.md is stale or a binding lacks an option, a stats field or an error code
+	python3 scripts/parity.py --check
 
 lint-version:  ## One version in Cargo.toml, pyproject.toml, package.json and CHANGELOG.md
 	python3 scripts/check-version.py
