@@ -423,7 +423,9 @@ enum wirecore_code wirecore_request_set_body(wirecore_request *req,
                                              size_t len,
                                              wirecore_error **err);
 
-// Sets a total timeout for this request, overriding `timeouts.total_ms`. 0 clears it.
+// Sets a total timeout for this request, overriding `timeouts.total_ms`. 0 clears it (the
+// config's applies): no request has a zero timeout in any language (`RequestOptions`), and C's
+// `uint64_t` has no other "unset". The phase setters below read 0 the same way.
 //
 // # Errors
 // `WIRECORE_INVALID_REQUEST` above one year (`MAX_DURATION_MS`); `WIRECORE_INVALID_ARGUMENT`.

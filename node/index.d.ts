@@ -28,9 +28,10 @@ export interface RequestOptions {
   /** A value sent as a JSON body, with `content-type: application/json` unless set. */
   json?: unknown
   /**
-   * Total deadline of this request (head and body), overriding `timeouts.totalMs`: 0 to
-   * `MAX_TIMEOUT_MS` (one year: 31 536 000 000); anything else (NaN, Infinity, negative, larger)
-   * throws a `RangeError` naming the option before any I/O, a non-number a `TypeError`.
+   * Total deadline of this request (head and body), overriding `timeouts.totalMs`: above 0, at
+   * most `MAX_TIMEOUT_MS` (one year: 31 536 000 000); anything else (0, NaN, Infinity, negative,
+   * larger) throws a `RangeError` naming the option before any I/O, a non-number a `TypeError`.
+   * Zero is refused in every language (`wirecore::RequestOptions`): leave it out for the config's.
    */
   timeoutMs?: number
   /** TCP connect of a connection this request opens, overriding `timeouts.connectMs`: above 0, at most `MAX_TIMEOUT_MS`. */

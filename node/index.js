@@ -174,13 +174,14 @@ function toBytes(chunk) {
 /** The longest timeout a request takes, in milliseconds: one year (the core's bound on durations). */
 const MAX_TIMEOUT_MS = native.maxTimeoutMs()
 
-/** Throws unless `v` is a number of milliseconds in 0 (or above 0) ..= MAX_TIMEOUT_MS. */
-function checkTimeout(name, v, zeroOk) {
+/**
+ * Throws unless `v` is a number of milliseconds above 0, at most MAX_TIMEOUT_MS. Zero is refused
+ * as in every language (`wirecore::RequestOptions`): leave the option out for the config's.
+ */
+function checkTimeout(name, v) {
   if (typeof v !== 'number') throw new TypeError(`wirecore: ${name} must be a number of milliseconds, got ${typeof v}`)
-  if (!(zeroOk ? v >= 0 : v > 0) || !(v <= MAX_TIMEOUT_MS)) {
-    throw new RangeError(
-      `wirecore: ${name} must be a number of milliseconds ${zeroOk ? 'from 0' : 'above 0'} to ${MAX_TIMEOUT_MS}, got ${v}`,
-    )
+  if (!(v > 0) || !(v <= MAX_TIMEOUT_MS)) {
+    throw new RangeError(`wirecore: ${name} must be a number of milliseconds above 0 to ${MAX_TIMEOUT_MS}, got ${v}`)
   }
 }
 
@@ -251,7 +252,7 @@ function normalize(input, init) {
   let phases = null
   if (connectTimeoutMs !== undefined || readTimeoutMs !== undefined || poolTimeoutMs !== undefined) {
     for (const [k, v] of Object.entries({ connectTimeoutMs, readTimeoutMs, poolTimeoutMs })) {
-      if (v !== undefined) checkTimeout(k, v, false)
+      if (v !== undefined) checkTimeout(k, v)
     }
     phases = { connect: connectTimeoutMs, read: readTimeoutMs, pool: poolTimeoutMs }
   }
@@ -264,7 +265,7 @@ function normalize(input, init) {
   if (balanceKey !== undefined && typeof balanceKey !== 'string') {
     throw new TypeError('wirecore: balanceKey must be a string')
   }
-  if (timeoutMs !== undefined) checkTimeout('timeoutMs', timeoutMs, true)
+  if (timeoutMs !== undefined) checkTimeout('timeoutMs', timeoutMs)
   if (signal != null && (typeof signal !== 'object' || typeof signal.aborted !== 'boolean')) {
     throw new TypeError('wirecore: signal must be an AbortSignal')
   }

@@ -483,3 +483,16 @@ func TestOptionsBalanceKeyKeepsOneEndpoint(t *testing.T) {
 		t.Fatalf("one balance key reached %d endpoints, want 1", s.Pool.Connects)
 	}
 }
+
+// The one rule (wirecore::RequestOptions): no request has a zero timeout; Go's zero Options
+// fields are "unset" and keep the config's, never a deadline that fails at once.
+func TestOptionsZeroTimeoutsKeepTheConfigs(t *testing.T) {
+	control(t, "POST", "/_control/reset", "{}")
+	tr := newTransport(t, wirecore.Config{})
+	c := &http.Client{Transport: tr}
+	status, _, err := do(t, c, "GET", server.HTTP+"/delay/50", nil,
+		&wirecore.Options{RateLimitKey: "k", ConnectTimeout: 0, ReadTimeout: 0, PoolTimeout: 0})
+	if err != nil || status != 200 {
+		t.Fatalf("zero timeouts: %d %v", status, err)
+	}
+}

@@ -227,7 +227,7 @@ impl NativeClient {
         }
         let o = req.options_mut();
         if let Some(t) = timeout_ms {
-            o.timeout = Some(duration_ms("timeoutMs", t, 0.0)?);
+            o.timeout = Some(duration_ms("timeoutMs", t, f64::MIN_POSITIVE)?);
         }
         o.idempotent = idempotent;
         o.rate_limit_key = rate_limit_key;

@@ -474,6 +474,23 @@ _HUGE = [
 ]
 
 
+def test_zero_timeouts_are_refused_before_io(client: wirecore.Client, srv: Server) -> None:
+    # The one rule of every language (wirecore::RequestOptions): no timeout is zero; leave it
+    # out (None) for the config's. C and Go, whose types have no "unset", read 0 as unset.
+    for name, timeout in [
+        ("timeout", 0),
+        ("timeout", 0.0),
+        ("timeout", wirecore.Timeout(total=0)),
+        ("timeout.connect", wirecore.Timeout(connect=0)),
+        ("timeout.read", wirecore.Timeout(read=0)),
+        ("timeout.pool", wirecore.Timeout(pool=0)),
+    ]:
+        with pytest.raises(wirecore.InvalidRequest, match=re.escape(name)):
+            client.get(f"{srv.http}/bytes/1", timeout=timeout)
+    assert srv.counters()["connections_accepted"] == 0
+    assert client.get(f"{srv.http}/bytes/1", timeout=None).status_code == 200
+
+
 @pytest.mark.parametrize(("name", "timeout"), _HUGE)
 def test_huge_timeouts_raise_value_error_naming_the_argument(
     client: wirecore.Client, srv: Server, name: str, timeout: Any

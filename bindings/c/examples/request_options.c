@@ -254,6 +254,16 @@ static void phase_timeouts(wirecore_client *ctl) {
     wirecore_request_set_pool_timeout_ms(req, 0, NULL);
     CHECK(send(c, req, NULL) == 200, "cleared overrides");
     wirecore_client_free(c);
+
+    /* The one rule (wirecore::RequestOptions): no request has a zero timeout; C's 0 is "unset".
+     * With the config's total off, a total of 0 must not fail the request at once. */
+    c = client_new("{\"timeouts\":{\"total_ms\":0}}");
+    req = make("GET", http_url, "/delay/50");
+    CHECK(wirecore_request_set_timeout_ms(req, 20, NULL) == WIRECORE_OK, "set total");
+    CHECK(wirecore_request_set_timeout_ms(req, 0, NULL) == WIRECORE_OK, "clear total");
+    got = send(c, req, NULL);
+    CHECK(got == 200, "a total of 0 is unset, not a zero deadline: got %d", got);
+    wirecore_client_free(c);
 }
 
 /* Sent as the Priority header, replacing one the caller set (in either order); without

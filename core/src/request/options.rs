@@ -16,6 +16,15 @@ use crate::error::{Error, ErrorKind};
 /// This is also the home of the next per-request knobs: add a field here, not a setter on
 /// [`Request`](crate::Request).
 ///
+/// # Timeouts
+/// Each timeout is above zero and at most one year ([`MAX_DURATION_MS`]). Zero is refused
+/// (`invalid_request`, naming the option), in every language: a zero deadline would fail the
+/// request before it starts, and "no deadline" is a config matter (`timeouts.total_ms: 0`,
+/// `timeouts.read_idle_ms: 0`). `None` keeps the config's value. Where a binding's type has no
+/// "unset" of its own, 0 is that unset: the C setters `wirecore_request_set_*_timeout_ms(req, 0)`
+/// clear the override and Go's zero `Options` changes nothing; Python (`timeout=0`,
+/// `Timeout(connect=0)`) and Node (`timeoutMs: 0`, `connectTimeoutMs: 0`) raise.
+///
 /// # Priority precedence
 /// An explicit [`priority`](Self::priority) replaces any `Priority` header the caller set: it is
 /// what goes on the wire and what orders the request among those waiting for a connection.
@@ -24,16 +33,16 @@ use crate::error::{Error, ErrorKind};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RequestOptions {
-    /// Whole request, overriding `timeouts.total_ms`. At most one year.
+    /// Whole request, overriding `timeouts.total_ms`. Above zero, at most one year.
     pub timeout: Option<Duration>,
     /// TCP connect of a connection this request opens, overriding `timeouts.connect_ms`.
-    /// At most one year.
+    /// Above zero, at most one year.
     pub connect_timeout: Option<Duration>,
     /// Longest silence while waiting for response bytes, head or body, overriding
-    /// `timeouts.read_idle_ms`. At most one year.
+    /// `timeouts.read_idle_ms`. Above zero, at most one year.
     pub read_timeout: Option<Duration>,
     /// Longest wait for a pooled connection, overriding `timeouts.pool_acquire_ms`.
-    /// At most one year.
+    /// Above zero, at most one year.
     pub pool_timeout: Option<Duration>,
     /// Declares the request safe (`Some(true)`) or unsafe to repeat, for retries and hedging;
     /// `None` decides by method and an `Idempotency-Key` header.
@@ -106,7 +115,7 @@ impl RedirectPolicy {
 pub const MAX_RATE_LIMIT_KEY_BYTES: usize = 1024;
 
 impl RequestOptions {
-    /// Checks every field: durations at most [`MAX_DURATION_MS`] (one year), a priority's
+    /// Checks every field: durations above zero and at most [`MAX_DURATION_MS`] (one year), a priority's
     /// urgency 0 to 7, a rate-limit key non-empty and at most [`MAX_RATE_LIMIT_KEY_BYTES`].
     /// [`Client::execute`](crate::Client::execute) calls it before any I/O; bindings call it to
     /// report a bad value where it was given.
@@ -120,6 +129,11 @@ impl RequestOptions {
             ("read_timeout", self.read_timeout),
             ("pool_timeout", self.pool_timeout),
         ] {
+            if d == Some(Duration::ZERO) {
+                return Err(invalid(format!(
+                    "request option {name} must be above 0 (leave it unset for the config's), got 0 ms"
+                )));
+            }
             if let Some(d) = d
                 && d > Duration::from_millis(MAX_DURATION_MS)
             {
@@ -371,7 +385,7 @@ mod tests {
         let mut o = RequestOptions {
             timeout: Some(year),
             connect_timeout: Some(year),
-            read_timeout: Some(Duration::ZERO),
+            read_timeout: Some(Duration::from_micros(1)),
             pool_timeout: Some(year),
             idempotent: Some(true),
             rate_limit_key: Some("k".repeat(MAX_RATE_LIMIT_KEY_BYTES)),
@@ -405,6 +419,10 @@ mod tests {
             assert!(m.contains(name) && m.contains("31536000001 ms"), "{m}");
             f(&mut bad, Some(Duration::MAX));
             assert!(err(&bad).contains(name));
+            // Zero is refused in every language (a binding without "unset" reads 0 as unset).
+            f(&mut bad, Some(Duration::ZERO));
+            let m = err(&bad);
+            assert!(m.contains(&format!("{name} must be above 0")), "{m}");
         }
         o.rate_limit_key = Some(String::new());
         assert!(err(&o).contains("rate_limit_key must not be empty"));
