@@ -259,7 +259,7 @@ pub(crate) struct Resume {
 }
 
 /// Whether a response's `Content-Type` is `text/event-stream`.
-pub(crate) fn is_event_stream(headers: &HeaderMap) -> bool {
+pub fn is_event_stream(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -307,6 +307,24 @@ impl EventStream {
         };
         if let Err(e) = s.parser.feed(prefix) {
             s.fail(e);
+        }
+        s
+    }
+
+    /// The events of a body already read whole (no reconnection).
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        let mut s = Self {
+            parser: Parser::default(),
+            body: None,
+            resume: None,
+            options: Options::default(),
+            reconnects: 0,
+            failure: None,
+            done: true,
+        };
+        if let Err(e) = s.parser.feed(bytes) {
+            s.parser.ready.clear();
+            s.failure = Some(e);
         }
         s
     }

@@ -120,6 +120,8 @@ pub async fn fetch(
     };
     let read = match how {
         Prefetch::Stream => false,
+        // An event stream is read as it comes, never whole (its reconnection rides the body).
+        _ if wirecore::sse::is_event_stream(&head.headers) => false,
         Prefetch::Small => is_small(&body),
         Prefetch::Whole => true,
     };
@@ -321,6 +323,34 @@ impl BodySlot {
         let body = r.body.take();
         self.settle(body, err.map_or(Ok(None), Err))?;
         Ok(bytes)
+    }
+
+    /// Hands the rest of the body (buffered bytes first) over to an event reader; the slot
+    /// reads nothing more.
+    ///
+    /// # Errors
+    /// `invalid_request` while a read is in flight; the body's failure.
+    pub fn into_events(&self) -> Result<wirecore::sse::EventStream, Error> {
+        let mut st = self.lock();
+        let given = Phase::Failed(
+            ErrorKind::InvalidRequest,
+            "the response body is being read as events".to_owned(),
+        );
+        match std::mem::replace(&mut st.phase, given) {
+            Phase::Open(body) => Ok(body.events(&std::mem::take(&mut st.buf))),
+            Phase::Ended => Ok(wirecore::sse::EventStream::from_bytes(&std::mem::take(
+                &mut st.buf,
+            ))),
+            Phase::Reading => {
+                st.phase = Phase::Reading;
+                Err(busy())
+            }
+            Phase::Failed(kind, msg) => {
+                let e = Error::new(kind, msg.clone());
+                st.phase = Phase::Failed(kind, msg);
+                Err(e)
+            }
+        }
     }
 
     /// Marks the body incomplete with `kind`/`message` unless it failed already (the first

@@ -8,12 +8,14 @@
 //! - [`Batch`]: a completion queue that tells the producer when to wake its consumer.
 //! - [`fetch`] and [`BodySlot`]: a request with its small body prefetched (one threshold,
 //!   [`wirecore::SMALL_BODY_BYTES`]), whole-body reads, and a body one reader at a time reads.
+//! - [`EventSlot`]: a response's Server-Sent Events, read one at a time, closable.
 //! - [`fork`]: fork detection and the engine runtime as the bindings reach it.
 //! - [`Letters`]: dead letters queued for a binding's callback, taken on the host's thread.
 
 mod batch;
 mod body;
 mod dead_letter;
+mod events;
 pub mod fork;
 mod registry;
 mod tracker;
@@ -24,6 +26,7 @@ pub use crate::body::{
     read_all,
 };
 pub use crate::dead_letter::Letters;
+pub use crate::events::EventSlot;
 pub use crate::registry::Registry;
 pub use crate::tracker::{Busy, Kind, Tracker, spawn};
 pub use futures_util::future::{AbortHandle, AbortRegistration};

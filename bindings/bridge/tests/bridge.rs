@@ -330,3 +330,63 @@ fn a_prefetched_body_cut_short_gives_its_bytes_then_the_error() {
         wirecore_bridge::Copied::Failed(_)
     ));
 }
+
+/// An event stream is never prefetched (whatever the prefetch asked), its events cross the
+/// reconnection, and a close stops a read waiting on the server.
+#[test]
+fn event_slot_reads_across_reconnections_and_closes() {
+    use wirecore_bridge::EventSlot;
+    let srv = server();
+    let c = client();
+    let t = Tracker::new();
+    let rt = fork::runtime();
+    let url = srv.url("/sse?events=2&total=4&retry=5");
+    let (_, body) = submit(&t, &c, &url, Prefetch::Whole, None)
+        .recv_timeout(WAIT)
+        .unwrap()
+        .unwrap();
+    assert!(matches!(body, Prefetched::Stream(_)), "{body:?}");
+    let slot = BodySlot::new(body);
+    let events = EventSlot::from_body(&slot).unwrap();
+    // The body slot gave its body away.
+    assert_eq!(
+        rt.block_on(slot.next()).unwrap_err().kind(),
+        ErrorKind::InvalidRequest
+    );
+    let mut ids = Vec::new();
+    while let Some(ev) = rt
+        .block_on(async { tokio::time::timeout(WAIT, events.next()).await })
+        .unwrap()
+        .unwrap()
+    {
+        ids.push(ev.id);
+    }
+    assert_eq!(ids, ["0", "1", "2", "3"]);
+    assert!(rt.block_on(events.next()).unwrap().is_none());
+
+    // A stream whose next event is far away: close() ends the read in flight.
+    let (_, body) = submit(
+        &t,
+        &c,
+        &srv.url("/sse?events=1&delay_ms=60000"),
+        Prefetch::Small,
+        None,
+    )
+    .recv_timeout(WAIT)
+    .unwrap()
+    .unwrap();
+    let events = EventSlot::from_body(&BodySlot::new(body)).unwrap();
+    let reader = events.clone();
+    let read = rt.spawn(async move { reader.next().await });
+    wait_until("the read holds the stream", || events.is_busy());
+    events.close();
+    let r = rt
+        .block_on(async { tokio::time::timeout(WAIT, read).await })
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::Cancelled);
+    assert_eq!(
+        rt.block_on(events.next()).unwrap_err().kind(),
+        ErrorKind::Cancelled
+    );
+}
