@@ -48,6 +48,9 @@ typedef struct wirecore_error wirecore_error;
 // submission may target it. Free with wirecore_queue_free.
 typedef struct wirecore_queue wirecore_queue;
 
+// The Server-Sent Events of a response (wirecore_response_events); free with wirecore_sse_free.
+typedef struct wirecore_sse wirecore_sse;
+
 // A handle on an in-flight request: cancel it, then free it with wirecore_task_free (freeing
 // does not cancel).
 typedef struct wirecore_task wirecore_task;
@@ -214,6 +217,23 @@ typedef struct wirecore_tls_info {
   // How many certificates the server sent (`wirecore_response_tls_peer_cert`), leaf first.
   size_t peer_cert_count;
 } wirecore_tls_info;
+
+// One event. The strings are NUL-terminated UTF-8 (their lengths exclude the NUL), owned by
+// the `wirecore_sse` and valid until its next read or its free. At the end of the stream
+// `event` is NULL.
+typedef struct wirecore_sse_event {
+  // The `event:` field; "message" when none was given.
+  const char *event;
+  size_t event_len;
+  // The `data:` lines joined with "\n".
+  const char *data;
+  size_t data_len;
+  // The last event ID ("" when none).
+  const char *id;
+  size_t id_len;
+  // A `retry:` given with this event, in milliseconds; -1 when none.
+  int64_t retry_ms;
+} wirecore_sse_event;
 
 // Called once per submitted request, on a wirecore engine thread, with the `userdata` given
 // at submit. It must not block (no `wirecore_client_send`, no `wirecore_response_read`).
@@ -812,6 +832,61 @@ enum wirecore_code wirecore_response_tls_peer_cert(const wirecore_response *resp
 // # Safety
 // `resp` is NULL or a live response, not used afterwards.
 void wirecore_response_free(wirecore_response *resp);
+
+// Reads the rest of `resp`'s body as Server-Sent Events; on success `*out` owns a new
+// `wirecore_sse` (the response stays valid, its body is no longer readable).
+//
+// # Errors
+// `WIRECORE_INVALID_REQUEST` while a body read is in flight; the body's failure;
+// `WIRECORE_INVALID_ARGUMENT`.
+//
+// # Safety
+// `resp` is a live response; `out` writable.
+enum wirecore_code wirecore_response_events(wirecore_response *resp,
+                                            wirecore_sse **out,
+                                            wirecore_error **err);
+
+// The next event, blocking the calling thread until it arrives (reconnections included);
+// at the end `ev->event` is NULL. Never call it from a wirecore callback.
+//
+// # Errors
+// The stream's failure (`WIRECORE_IO` when no reconnection is left, `WIRECORE_DECODE` for an
+// oversized event, `WIRECORE_PROTOCOL` for a reconnection answered with something else);
+// `WIRECORE_INVALID_ARGUMENT`.
+//
+// # Safety
+// `sse` is a live stream; `ev` writable.
+enum wirecore_code wirecore_sse_next(wirecore_sse *sse,
+                                     struct wirecore_sse_event *ev,
+                                     wirecore_error **err);
+
+// Fetches the next event on an engine thread and posts a completion to `queue` with
+// `userdata` (`response` NULL); then `wirecore_sse_take` hands it out. One read at a time.
+//
+// # Safety
+// `sse` is a live stream; `queue` a live queue.
+enum wirecore_code wirecore_sse_next_queue(wirecore_sse *sse,
+                                           const wirecore_queue *queue,
+                                           void *userdata,
+                                           wirecore_error **err);
+
+// Hands out what the last `wirecore_sse_next_queue` fetched (as `wirecore_sse_next` does).
+//
+// # Errors
+// The fetched failure; `WIRECORE_INVALID_REQUEST` when nothing was fetched.
+//
+// # Safety
+// `sse` is a live stream; `ev` writable.
+enum wirecore_code wirecore_sse_take(wirecore_sse *sse,
+                                     struct wirecore_sse_event *ev,
+                                     wirecore_error **err);
+
+// Closes the stream (a read in flight ends with `WIRECORE_CANCELLED`) and frees it. NULL is
+// ignored.
+//
+// # Safety
+// `sse` is NULL or a live stream, freed once.
+void wirecore_sse_free(wirecore_sse *sse);
 
 // Sends `req` (consumed, even on failure) on an engine thread and calls `callback` once with
 // the outcome (see `wirecore_callback`). When `task` is not NULL, `*task` receives a handle

@@ -47,6 +47,15 @@ export declare class NativeClient {
   cancel(id: number): void
   /** Reads the next chunk of a streaming body into completion `id` (`body` absent at the end). */
   readBody(bodyId: number, id: number): void
+  /**
+   * Reads the rest of streaming body `body_id` as Server-Sent Events (`readEvent`); a `GET`'s
+   * stream reconnects with `Last-Event-ID`. `dropBody` closes it.
+   */
+  openEvents(bodyId: number): void
+  /** Reads the next event of `body_id` into completion `id` (`event` absent at the end). */
+  readEvent(bodyId: number, id: number): void
+  /** The events of a body read whole (no reconnection), through the engine's one parser. */
+  parseEvents(body: Uint8Array): Array<SseEvent>
   /** Drops a streaming body unread (an HTTP/1.1 connection is discarded, an h2 stream reset). */
   dropBody(bodyId: number): void
   /** Opens a request-body stream; pass its id as `upload` to `request`. */
@@ -110,6 +119,8 @@ export interface Completion {
   cacheStatus?: string
   /** dns, connect, tls, ttfb, total in milliseconds. */
   timings?: Array<number>
+  /** One Server-Sent Event (`readEvent`); absent at the end of the stream. */
+  event?: SseEvent
 }
 
 /** Renames a camelCase config object to the core's snake_case keys (exposed for tests). */
@@ -147,6 +158,16 @@ export interface PhaseTimeoutsMs {
   connect?: number
   read?: number
   pool?: number
+}
+
+/** A Server-Sent Event (`wirecore::sse::Event`). */
+export interface SseEvent {
+  event: string
+  data: string
+  /** The last event ID ("" when none). */
+  id: string
+  /** A `retry:` given with this event, in milliseconds. */
+  retry?: number
 }
 
 /** The crate version. */

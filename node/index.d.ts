@@ -78,6 +78,18 @@ export interface RequestOptions {
   cache?: CacheMode
 }
 
+/** One Server-Sent Event. */
+export interface ServerSentEvent {
+  /** The `event:` field; `'message'` when none was given. */
+  event: string
+  /** The `data:` lines joined with `\n`. */
+  data: string
+  /** The last event ID at dispatch (`''` when none). */
+  id: string
+  /** A `retry:` (ms) given with this event. */
+  retry?: number | null
+}
+
 /** What a redirect does to a request (as fetch's `redirect`). */
 export type RedirectMode = 'follow' | 'manual' | 'error'
 
@@ -146,6 +158,12 @@ export declare class Response implements AsyncIterable<Uint8Array> {
   json<T = unknown>(): Promise<T>
   /** Discards the body. */
   dump(): Promise<void>
+  /**
+   * The body as Server-Sent Events, parsed by the engine. A `GET`'s event stream reconnects when
+   * it ends or breaks, after the server's `retry:`, with `Last-Event-ID`; breaking out of the
+   * loop closes it.
+   */
+  events(): AsyncGenerator<ServerSentEvent, void, undefined>
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array>
 }
 

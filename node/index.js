@@ -473,6 +473,46 @@ class Response {
     this.#finish()
   }
 
+  /**
+   * The body as Server-Sent Events, parsed by the engine: `for await (const ev of res.events())`.
+   * A `GET`'s event stream reconnects when it ends or breaks, after the server's `retry:`, with
+   * `Last-Event-ID`. Breaking out of the loop closes the stream.
+   */
+  async *events() {
+    if (this.#used) throw new TypeError('wirecore: the response body was already read')
+    this.#used = true
+    if (this.#aborted !== null) throw abortError(this.#aborted)
+    if (this.#streamId === null) {
+      const b = this.#body ?? emptyBody()
+      this.#body = null
+      this.#done()
+      yield* this.#native.parseEvents(b)
+      return
+    }
+    const id = this.#streamId
+    const nativeClient = this.#native
+    try {
+      try {
+        nativeClient.openEvents(id)
+      } catch (e) {
+        throw fromNative(e)
+      }
+      for (;;) {
+        if (this.#aborted !== null) throw abortError(this.#aborted)
+        const c = await operation((op) => {
+          this.#reading = op
+          nativeClient.readEvent(id, op)
+        })
+        this.#reading = 0
+        if (c.event == null) return
+        yield c.event
+      }
+    } finally {
+      this.#reading = 0
+      this.#finish()
+    }
+  }
+
   async #all() {
     if (this.#aborted !== null) throw abortError(this.#aborted)
     if (this.#streamId === null) {

@@ -20,9 +20,9 @@ use napi::Status;
 use napi::bindgen_prelude::{Buffer, Either, Uint8Array};
 use napi_derive::napi;
 use tokio::sync::mpsc;
-use wirecore_bridge::{BodySlot, Head, Kind, Prefetch, Prefetched, Registry, Tracker};
+use wirecore_bridge::{BodySlot, EventSlot, Head, Kind, Prefetch, Prefetched, Registry, Tracker};
 
-use crate::completion::{Completer, Completion, Dispatcher};
+use crate::completion::{Completer, Completion, Dispatcher, SseEvent};
 use crate::config;
 
 /// Request-body chunks buffered between JS and the engine.
@@ -69,6 +69,8 @@ struct Shared {
     /// Streamed bodies by the id of their request. Small bodies (`wirecore::SMALL_BODY_BYTES`)
     /// come with the head instead, so status, headers and body cross into JS together.
     bodies: Mutex<HashMap<u32, Arc<BodySlot>>>,
+    /// Bodies read as Server-Sent Events (`openEvents`), by the same ids.
+    events: Mutex<HashMap<u32, Arc<EventSlot>>>,
     uploads: Mutex<HashMap<u32, mpsc::Sender<UploadItem>>>,
     upload_rx: Mutex<HashMap<u32, mpsc::Receiver<UploadItem>>>,
 }
@@ -101,6 +103,9 @@ impl Shared {
     fn forget_body(&self, body_id: u32) {
         if let Some(slot) = lock(&self.bodies).remove(&body_id) {
             slot.close("the response body was dropped");
+        }
+        if let Some(events) = lock(&self.events).remove(&body_id) {
+            events.close();
         }
     }
 }
@@ -163,6 +168,7 @@ impl NativeClient {
                 aborts: Registry::default(),
                 tracker: Tracker::new(),
                 bodies: Mutex::default(),
+                events: Mutex::default(),
                 uploads: Mutex::default(),
                 upload_rx: Mutex::default(),
             }),
@@ -292,6 +298,45 @@ impl NativeClient {
                 ..Completion::default()
             })
         });
+    }
+
+    /// Reads the rest of streaming body `body_id` as Server-Sent Events (`readEvent`); a `GET`'s
+    /// stream reconnects with `Last-Event-ID`. `dropBody` closes it.
+    #[napi(catch_unwind)]
+    pub fn open_events(&self, body_id: u32) -> napi::Result<()> {
+        let Some(slot) = lock(&self.shared.bodies).remove(&body_id) else {
+            return Err(js_error("invalid_request", "unknown response body"));
+        };
+        let events = EventSlot::from_body(&slot).map_err(|e| core_error(&e))?;
+        lock(&self.shared.events).insert(body_id, events);
+        Ok(())
+    }
+
+    /// Reads the next event of `body_id` into completion `id` (`event` absent at the end).
+    #[napi(catch_unwind)]
+    pub fn read_event(&self, body_id: u32, id: u32) {
+        let slot = lock(&self.shared.events).get(&body_id).cloned();
+        self.shared.spawn(id, Kind::Read, true, async move {
+            let ev = match slot {
+                Some(slot) => slot.next().await?,
+                None => None,
+            };
+            Ok(Completion {
+                id,
+                event: ev.map(SseEvent::from),
+                ..Completion::default()
+            })
+        });
+    }
+
+    /// The events of a body read whole (no reconnection), through the engine's one parser.
+    #[napi(catch_unwind)]
+    pub fn parse_events(&self, body: Uint8Array) -> napi::Result<Vec<SseEvent>> {
+        let mut p = wirecore::sse::Parser::default();
+        p.feed(&body).map_err(|e| core_error(&e))?;
+        Ok(std::iter::from_fn(|| p.next_event())
+            .map(SseEvent::from)
+            .collect())
     }
 
     /// Drops a streaming body unread (an HTTP/1.1 connection is discarded, an h2 stream reset).

@@ -50,6 +50,35 @@ pub struct Completion {
     pub cache_status: Option<String>,
     /// dns, connect, tls, ttfb, total in milliseconds.
     pub timings: Option<Vec<f64>>,
+    /// One Server-Sent Event (`readEvent`); absent at the end of the stream.
+    pub event: Option<SseEvent>,
+}
+
+/// A Server-Sent Event (`wirecore::sse::Event`).
+#[napi(object)]
+#[derive(Debug)]
+pub struct SseEvent {
+    pub event: String,
+    pub data: String,
+    /// The last event ID ("" when none).
+    pub id: String,
+    /// A `retry:` given with this event, in milliseconds.
+    pub retry: Option<f64>,
+}
+
+impl From<wirecore::sse::Event> for SseEvent {
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "a retry past 2^53 ms is absurd; it stays huge"
+    )]
+    fn from(e: wirecore::sse::Event) -> Self {
+        Self {
+            retry: e.retry.map(|r| r as f64),
+            event: e.event,
+            data: e.data,
+            id: e.id,
+        }
+    }
 }
 
 impl std::fmt::Debug for Completion {

@@ -18,6 +18,7 @@ fn _wirecore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<client::Client>()?;
     m.add_class::<response::RawResponse>()?;
+    m.add_class::<response::RawEvents>()?;
     m.add_class::<bridge::Completer>()?;
     m.add_class::<bridge::Pending>()?;
     m.add_class::<client::Started>()?;

@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
-use wirecore_bridge::{Begin, BodySlot, INTERRUPTED, Kind, Prefetch, Prefetched, Tracker};
+use wirecore_bridge::{
+    Begin, BodySlot, EventSlot, INTERRUPTED, Kind, Prefetch, Prefetched, Tracker,
+};
 
 use pyo3::exceptions::PyRuntimeError;
 
@@ -20,6 +22,7 @@ use crate::error;
 pub(crate) enum Outcome {
     Response(Box<Parts>),
     Chunk(Option<Bytes>),
+    Event(Option<wirecore::sse::Event>),
     Unit,
     Error(wirecore::Error),
 }
@@ -79,7 +82,8 @@ pub(crate) fn into_py_result(py: Python<'_>, outcome: Outcome) -> PyResult<Py<Py
     match outcome {
         Outcome::Response(p) => Ok(Py::new(py, RawResponse::from_parts(py, *p))?.into_any()),
         Outcome::Chunk(Some(b)) => Ok(PyBytes::new(py, &b).into_any().unbind()),
-        Outcome::Chunk(None) | Outcome::Unit => Ok(py.None()),
+        Outcome::Event(Some(e)) => Ok(event_tuple(e).into_pyobject(py)?.into_any().unbind()),
+        Outcome::Chunk(None) | Outcome::Event(None) | Outcome::Unit => Ok(py.None()),
         Outcome::Error(e) => Err(error::to_py(py, &e)),
     }
 }
@@ -123,6 +127,48 @@ impl RawResponse {
             }),
             tracker: p.tracker,
         }
+    }
+}
+
+/// `(event, data, id, retry)`; the Python layer makes a `ServerSentEvent` of it.
+type EventTuple = (String, String, String, Option<u64>);
+
+fn event_tuple(e: wirecore::sse::Event) -> EventTuple {
+    (e.event, e.data, e.id, e.retry)
+}
+
+/// A response's Server-Sent Events (`Response.iter_events` / `aiter_events`).
+#[pyclass(frozen, module = "wirecore._wirecore")]
+pub(crate) struct RawEvents {
+    slot: Arc<EventSlot>,
+    tracker: Arc<Tracker>,
+}
+
+#[pymethods]
+impl RawEvents {
+    /// The next event, `None` at the end; blocks with the GIL released.
+    fn next(&self, py: Python<'_>) -> PyResult<Option<EventTuple>> {
+        let slot = self.slot.clone();
+        let ev =
+            crate::client::wait_on(
+                py,
+                &self.tracker,
+                Kind::Read,
+                async move { slot.next().await },
+            )?;
+        Ok(ev.map(event_tuple))
+    }
+
+    /// Like `next`, completing `fut` on its loop (with `None` at the end).
+    fn next_async(&self, completer: &Completer, fut: Py<PyAny>) -> Pending {
+        let slot = self.slot.clone();
+        let work = async move { slot.next().await.map(Outcome::Event) };
+        spawn_on(completer, fut, &self.tracker, Kind::Read, work)
+    }
+
+    /// Stops the stream (a read in flight raises); its connection is not reused.
+    fn close(&self) {
+        self.slot.close();
     }
 }
 
@@ -246,6 +292,19 @@ impl RawResponse {
     #[getter]
     fn is_stream_open(&self) -> bool {
         self.stream.is_open()
+    }
+
+    /// The rest of the body as Server-Sent Events, through the engine's parser; a `GET`'s
+    /// stream reconnects with `Last-Event-ID`.
+    fn events(&self, py: Python<'_>) -> PyResult<RawEvents> {
+        let slot = match &self.content {
+            Some(c) => EventSlot::new(wirecore::sse::EventStream::from_bytes(c.as_bytes(py))),
+            None => error::check(py, EventSlot::from_body(&self.stream))?,
+        };
+        Ok(RawEvents {
+            slot,
+            tracker: self.tracker.clone(),
+        })
     }
 
     /// Drops an unread streamed body (its connection is discarded); later reads raise.

@@ -207,6 +207,68 @@ static void redirect_policy(wirecore_client *ctl) {
     wirecore_client_free(c);
 }
 
+/* Server-Sent Events: blocking reads across reconnections (Last-Event-ID, the server's retry:),
+ * then the queued read. */
+static void sse_events(wirecore_client *ctl) {
+    wirecore_client *c = client_new(NULL);
+    reset(ctl);
+    wirecore_response *resp = NULL;
+    wirecore_error *err = NULL;
+    CHECK(wirecore_client_send(c, make("GET", http_url, "/sse?events=2&total=5&retry=10&cut=1"), &resp, &err) ==
+              WIRECORE_OK,
+          "sse send");
+    wirecore_sse *sse = NULL;
+    CHECK(wirecore_response_events(resp, &sse, &err) == WIRECORE_OK, "events");
+    char ids[16] = {0};
+    size_t n = 0;
+    for (int i = 0; i < 10 && sse; i++) {
+        wirecore_sse_event ev;
+        if (wirecore_sse_next(sse, &ev, &err) != WIRECORE_OK) {
+            CHECK(0, "sse_next: %s", wirecore_error_message(err));
+            wirecore_error_free(err);
+            err = NULL;
+            break;
+        }
+        if (!ev.event) break;
+        CHECK(strcmp(ev.event, "message") == 0 && ev.id_len == 1 && ev.retry_ms == -1, "event %d", i);
+        if (i == 2) CHECK(strstr(ev.data, "\"last_event_id\":\"1\"") != NULL, "resumed after id 1: %s", ev.data);
+        if (n + 1 < sizeof ids) ids[n++] = ev.id[0];
+    }
+    CHECK(strcmp(ids, "01234") == 0, "ids %s", ids);
+    CHECK(counter(ctl, "requests") == 4, "three connections and the 204");
+    wirecore_sse_free(sse);
+    /* The body now belongs to the events. */
+    uint8_t b[8];
+    size_t got = 0;
+    CHECK(wirecore_response_read(resp, b, sizeof b, &got, NULL) == WIRECORE_INVALID_REQUEST, "body given away");
+    wirecore_response_free(resp);
+
+    /* Queued: a completion per event, then wirecore_sse_take. */
+    resp = NULL;
+    CHECK(wirecore_client_send(c, make("GET", http_url, "/sse?events=2&total=2"), &resp, NULL) == WIRECORE_OK,
+          "sse send 2");
+    CHECK(wirecore_response_events(resp, &sse, NULL) == WIRECORE_OK, "events 2");
+    wirecore_queue *q = wirecore_queue_new();
+    int seen = 0;
+    for (int i = 0; i < 5; i++) {
+        CHECK(wirecore_sse_next_queue(sse, q, NULL, NULL) == WIRECORE_OK, "next_queue");
+        wirecore_completion done[1];
+        CHECK(wirecore_queue_wait(q, done, 1, 30000) == 1, "completion");
+        CHECK(done[0].code == WIRECORE_OK, "completion code %d", (int)done[0].code);
+        wirecore_sse_event ev;
+        CHECK(wirecore_sse_take(sse, &ev, NULL) == WIRECORE_OK, "take");
+        if (!ev.event) break;
+        seen++;
+    }
+    CHECK(seen == 2, "queued events: %d", seen);
+    CHECK(wirecore_sse_take(sse, &(wirecore_sse_event){0}, &err) == WIRECORE_INVALID_REQUEST, "nothing fetched");
+    wirecore_error_free(err);
+    wirecore_sse_free(sse);
+    wirecore_queue_free(q);
+    wirecore_response_free(resp);
+    wirecore_client_free(c);
+}
+
 static atomic_int finished;
 
 static void on_done(void *userdata, wirecore_code code, wirecore_response *resp, wirecore_error *err) {
@@ -580,6 +642,7 @@ int main(int argc, char **argv) {
     idempotent(ctl);
     rate_limit_key(ctl);
     redirect_policy(ctl);
+    sse_events(ctl);
     phase_timeouts(ctl);
     priority_header();
     priority_orders_the_queue();

@@ -20,6 +20,7 @@ impl Magic {
     pub(crate) const TASK: Magic = Magic(0x7763_7461_736b_2121);
     pub(crate) const QUEUE: Magic = Magic(0x7763_7175_6575_6521);
     pub(crate) const WRITER: Magic = Magic(0x7763_7772_6974_6572);
+    pub(crate) const SSE: Magic = Magic(0x7763_7373_6521_2121);
     pub(crate) const DEAD: Magic = Magic(0xdead_dead_dead_dead);
 }
 

@@ -18,6 +18,7 @@ mod error;
 mod handle;
 mod request;
 mod response;
+mod sse;
 mod task;
 
 use std::ffi::c_char;
@@ -29,6 +30,7 @@ pub use crate::request::{wirecore_body_writer, wirecore_request};
 pub use crate::response::{
     wirecore_response, wirecore_response_head, wirecore_timings, wirecore_tls_info,
 };
+pub use crate::sse::{wirecore_sse, wirecore_sse_event};
 pub use crate::task::{wirecore_callback, wirecore_completion, wirecore_queue, wirecore_task};
 
 /// The ABI version of this header. It changes whenever a signature, a struct layout or a

@@ -63,6 +63,19 @@ pub struct wirecore_response {
 
 tagged!(wirecore_response, RESPONSE);
 
+impl wirecore_response {
+    /// The rest of the body as events, and the tracker their reads count in.
+    pub(crate) fn events(
+        &self,
+    ) -> Result<(Arc<wirecore_bridge::EventSlot>, Arc<Tracker>), wirecore::Error> {
+        let slot = match &self.whole {
+            Some(b) => wirecore_bridge::EventSlot::new(wirecore::sse::EventStream::from_bytes(b)),
+            None => wirecore_bridge::EventSlot::from_body(&self.body)?,
+        };
+        Ok((slot, self.tracker.clone()))
+    }
+}
+
 impl std::fmt::Debug for wirecore_response {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("wirecore_response")

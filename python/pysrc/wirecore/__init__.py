@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from . import _wirecore
-from ._client import AsyncClient, Client, Headers, Response, Timeout, Timings
+from ._client import AsyncClient, Client, Headers, Response, ServerSentEvent, Timeout, Timings
 from ._dead_letter import DeadLetter
 from .config import Config
 from .exceptions import (
@@ -75,6 +75,7 @@ __all__ = [
     "RedirectDowngradeError",
     "RequestCancelled",
     "Response",
+    "ServerSentEvent",
     "TLSError",
     "TLSTimeout",
     "Timeout",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime
 import json as _json
 import os
@@ -534,6 +535,24 @@ class Timings(NamedTuple):
     total: float
 
 
+@dataclasses.dataclass(frozen=True)
+class ServerSentEvent:
+    """One Server-Sent Event."""
+
+    #: The ``event:`` field; ``"message"`` when none was given.
+    event: str = "message"
+    #: The ``data:`` lines joined with ``"\n"``.
+    data: str = ""
+    #: The last event ID at dispatch (``""`` when none).
+    id: str = ""
+    #: A ``retry:`` (milliseconds) given with this event.
+    retry: int | None = None
+
+    def json(self) -> Any:
+        """``data`` parsed as JSON."""
+        return _json.loads(self.data)
+
+
 class ResponseNotRead(RuntimeError):
     """``content`` of a streamed response was used before ``read()``."""
 
@@ -707,6 +726,32 @@ class Response:
                 del buf[:chunk_size]
         if buf:
             yield bytes(buf)
+
+    def iter_events(self) -> Iterator[ServerSentEvent]:
+        """The body as Server-Sent Events, parsed by the engine (blocking, GIL released while
+        waiting). A ``GET``'s event stream reconnects when it ends or breaks, after the
+        server's ``retry:``, with ``Last-Event-ID``; leaving the loop closes it."""
+        raw = self._events()
+        try:
+            while (t := raw.next()) is not None:
+                yield ServerSentEvent(*t)
+        finally:
+            raw.close()
+
+    async def aiter_events(self) -> AsyncIterator[ServerSentEvent]:
+        """Like :meth:`iter_events`; cancelling the task cancels the read."""
+        raw = self._events()
+        try:
+            while (t := await _await(raw.next_async)) is not None:
+                yield ServerSentEvent(*t)
+        finally:
+            raw.close()
+
+    def _events(self) -> _wirecore.RawEvents:
+        if self._iterated:
+            raise StreamConsumed("the body was already iterated")
+        self._iterated = True
+        return self._raw.events()
 
     def read(self) -> bytes:
         """The whole body. A read cut short (Ctrl-C, an error) leaves the response failed:

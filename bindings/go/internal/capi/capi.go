@@ -95,6 +95,11 @@ static wirecore_code wc_submit(const wirecore_client *c, const wirecore_queue *q
 	return wirecore_client_submit_queue(c, req, q, (void *)ud, task, err);
 }
 
+static wirecore_code wc_sse_next_queue(wirecore_sse *s, const wirecore_queue *q, uintptr_t ud,
+		wirecore_error **err) {
+	return wirecore_sse_next_queue(s, q, (void *)ud, err);
+}
+
 static wirecore_code wc_read_queue(wirecore_response *r, const wirecore_queue *q, uintptr_t ud,
 		wirecore_error **err) {
 	return wirecore_response_read_queue(r, q, (void *)ud, err);
@@ -618,6 +623,52 @@ func ReadQueue(r *Response, q *Queue, id uintptr) (int, *Err) {
 	rc := C.wc_read_queue(r, q, C.uintptr_t(id), &e)
 	return int(rc), e
 }
+
+// SSE is a response's Server-Sent Events (wirecore_sse).
+type SSE = C.wirecore_sse
+
+// Event is one Server-Sent Event; Retry is -1 without a retry: field.
+type Event struct {
+	Event, Data, ID string
+	Retry           int64
+}
+
+// ResponseEvents turns the rest of r's body into events.
+func ResponseEvents(r *Response) (*SSE, int, *Err) {
+	var s *SSE
+	var e *Err
+	rc := C.wirecore_response_events(r, &s, &e)
+	return s, int(rc), e
+}
+
+// SSENextQueue asks for the next event; a completion with id follows on q.
+func SSENextQueue(s *SSE, q *Queue, id uintptr) (int, *Err) {
+	var e *Err
+	rc := C.wc_sse_next_queue(s, q, C.uintptr_t(id), &e)
+	return int(rc), e
+}
+
+// SSETake hands out the fetched event (copied into Go strings); end at the end of the stream.
+func SSETake(s *SSE) (ev Event, end bool, rc int, e *Err) {
+	var c C.wirecore_sse_event
+	rc = int(C.wirecore_sse_take(s, &c, &e))
+	if rc != OK {
+		return ev, false, rc, e
+	}
+	if c.event == nil {
+		return ev, true, rc, nil
+	}
+	ev = Event{
+		Event: C.GoStringN(c.event, C.int(c.event_len)),
+		Data:  C.GoStringN(c.data, C.int(c.data_len)),
+		ID:    C.GoStringN(c.id, C.int(c.id_len)),
+		Retry: int64(c.retry_ms),
+	}
+	return ev, false, rc, nil
+}
+
+// SSEFree closes and frees the events (a read in flight completes with cancelled).
+func SSEFree(s *SSE) { C.wirecore_sse_free(s) }
 
 // FreeResponse frees a response (cancelling a queued read).
 func FreeResponse(r *Response) { C.wirecore_response_free(r) }
