@@ -54,8 +54,6 @@ export declare class NativeClient {
   openEvents(bodyId: number): void
   /** Reads the next event of `body_id` into completion `id` (`event` absent at the end). */
   readEvent(bodyId: number, id: number): void
-  /** The events of a body read whole (no reconnection), through the engine's one parser. */
-  parseEvents(body: Uint8Array): Array<SseEvent>
   /** Drops a streaming body unread (an HTTP/1.1 connection is discarded, an h2 stream reset). */
   dropBody(bodyId: number): void
   /** Opens a request-body stream; pass its id as `upload` to `request`. */
@@ -152,6 +150,9 @@ export declare function maxBatch(): number
 
 /** The longest per-request timeout in milliseconds (one year, the core's bound on durations). */
 export declare function maxTimeoutMs(): number
+
+/** The events of a body read whole (no reconnection), through the engine's one parser. */
+export declare function parseEvents(body: Uint8Array): Array<SseEvent>
 
 /** Per-request overrides of the config's phase timeouts, each in milliseconds. */
 export interface PhaseTimeoutsMs {

@@ -841,4 +841,5 @@ module.exports.configToCore = nativeBinding.configToCore
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.maxBatch = nativeBinding.maxBatch
 module.exports.maxTimeoutMs = nativeBinding.maxTimeoutMs
+module.exports.parseEvents = nativeBinding.parseEvents
 module.exports.version = nativeBinding.version

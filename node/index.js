@@ -486,7 +486,7 @@ class Response {
       const b = this.#body ?? emptyBody()
       this.#body = null
       this.#done()
-      yield* this.#native.parseEvents(b)
+      yield* native.parseEvents(b)
       return
     }
     const id = this.#streamId

@@ -38,7 +38,7 @@ pub(crate) fn js_error(code: &str, message: &str) -> napi::Error {
     )
 }
 
-fn core_error(e: &wirecore::Error) -> napi::Error {
+pub(crate) fn core_error(e: &wirecore::Error) -> napi::Error {
     js_error(e.code(), &e.full_message())
 }
 
@@ -327,16 +327,6 @@ impl NativeClient {
                 ..Completion::default()
             })
         });
-    }
-
-    /// The events of a body read whole (no reconnection), through the engine's one parser.
-    #[napi(catch_unwind)]
-    pub fn parse_events(&self, body: Uint8Array) -> napi::Result<Vec<SseEvent>> {
-        let mut p = wirecore::sse::Parser::default();
-        p.feed(&body).map_err(|e| core_error(&e))?;
-        Ok(std::iter::from_fn(|| p.next_event())
-            .map(SseEvent::from)
-            .collect())
     }
 
     /// Drops a streaming body unread (an HTTP/1.1 connection is discarded, an h2 stream reset).

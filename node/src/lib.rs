@@ -35,6 +35,20 @@ pub fn max_timeout_ms() -> f64 {
     client::MAX_TIMEOUT_MS
 }
 
+/// The events of a body read whole (no reconnection), through the engine's one parser.
+#[napi(catch_unwind)]
+pub fn parse_events(
+    body: napi::bindgen_prelude::Uint8Array,
+) -> napi::Result<Vec<completion::SseEvent>> {
+    let mut p = wirecore::sse::Parser::default();
+    let fed = p.feed(&body);
+    drop(body);
+    fed.map_err(|e| client::core_error(&e))?;
+    Ok(std::iter::from_fn(|| p.next_event())
+        .map(completion::SseEvent::from)
+        .collect())
+}
+
 /// The crate version.
 #[napi(catch_unwind)]
 pub fn version() -> &'static str {

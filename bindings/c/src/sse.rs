@@ -24,12 +24,15 @@ pub struct wirecore_sse {
     slot: Arc<EventSlot>,
     tracker: Arc<Tracker>,
     /// What a queued read fetched, until `wirecore_sse_take` takes it.
-    fetched: Arc<Mutex<Option<Result<Option<Event>, Error>>>>,
+    fetched: Arc<Mutex<Option<Fetched>>>,
     /// The event last handed out (its strings, NUL-terminated, live until the next read).
     current: [Vec<u8>; 3],
 }
 
 tagged!(wirecore_sse, SSE);
+
+/// What one read found: an event, the end, or the failure.
+type Fetched = Result<Option<Event>, Error>;
 
 impl std::fmt::Debug for wirecore_sse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -200,7 +203,7 @@ pub unsafe extern "C" fn wirecore_sse_next_queue(
             Kind::Read,
             None,
             async move { Ok(slot.next().await) },
-            move |r: Result<Result<Option<Event>, Error>, Error>| {
+            move |r: Result<Fetched, Error>| {
                 let r = r.and_then(|r| r);
                 let status = match &r {
                     Ok(_) => Ok(()),
