@@ -25,6 +25,8 @@ export interface Config {
   http2?: Http2Config
   /** Size limits and default headers. */
   limits?: LimitsConfig
+  /** Metrics: the latency histogram's buckets. */
+  metrics?: MetricsConfig
   /** Connection pool limits and lifetimes. */
   pool?: PoolConfig
   /** HTTP proxies, from here or from `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`. */
@@ -509,6 +511,16 @@ export interface LimitsConfig {
   maxResponseBodyBytes?: number
   /** Largest response head (status line and headers). At most 16 MiB. Default: 64 KiB. */
   maxResponseHeaderBytes?: number
+}
+
+/** Metrics: the Prometheus latency histogram. */
+export interface MetricsConfig {
+  /**
+   * Upper bounds (`le`) of the buckets of `wirecore_request_duration_seconds`, milliseconds,
+   * ascending; `+Inf` is implied. 1 to 64 values, each above 0 and at most one year.
+   * Default: [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000].
+   */
+  latencyBucketsMs?: Array<number>
 }
 
 /**

@@ -21,11 +21,19 @@ type Config struct {
 	Breaker        BreakerConfig     `json:"breaker,omitzero"`
 	RateLimit      RateLimitConfig   `json:"rate_limit,omitzero"`
 	Concurrency    ConcurrencyConfig `json:"concurrency,omitzero"`
+	Metrics        MetricsConfig     `json:"metrics,omitzero"`
 	DefaultHeaders map[string]string `json:"default_headers,omitempty"`
 	UserAgent      string            `json:"user_agent,omitempty"`
 	// Services are load-balanced services by name: a request to http://NAME/... goes to one of
 	// the service's endpoints (see the core's ServiceConfig).
 	Services map[string]ServiceConfig `json:"services,omitempty"`
+}
+
+// MetricsConfig sets the buckets of the Prometheus latency histogram.
+type MetricsConfig struct {
+	// LatencyBucketsMs are the upper bounds (le) of wirecore_request_duration_seconds'
+	// buckets in milliseconds, ascending; 1 to 64 values (default 1 ms .. 10 s).
+	LatencyBucketsMs []float64 `json:"latency_buckets_ms,omitempty"`
 }
 
 // ServiceConfig is one load-balanced service. Strategy: "round_robin", "weighted_round_robin",

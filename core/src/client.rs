@@ -108,7 +108,7 @@ impl Client {
     /// `invalid_config` naming the first bad field.
     pub fn from_config(cfg: Config) -> Result<Client, Error> {
         cfg.validate()?;
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::from_config(&cfg));
         let handle = crate::runtime::handle();
         // The resolver and pool timers need a runtime context while they are built.
         let _enter = handle.enter();
@@ -143,6 +143,7 @@ impl Client {
                 if let Some(inner) = me.upgrade() {
                     inner.policies.forget(keys);
                     inner.routes.forget(keys);
+                    inner.metrics.buckets.forget(keys);
                 }
             }));
             Inner {
@@ -358,6 +359,7 @@ impl Client {
         }
         let letter = inner.dead_letters.pending(&req);
         let m = &inner.metrics;
+        let series = m.buckets.series(&req.uri);
         m.in_flight.fetch_add(1, Relaxed);
         let _guard = InFlight(self);
         let start = Instant::now();
@@ -392,7 +394,7 @@ impl Client {
                 let now = Instant::now();
                 let elapsed = now.saturating_duration_since(start);
                 r.timings.total = elapsed;
-                m.record_response(r.status.as_u16(), elapsed, now);
+                m.record_response(series.as_ref(), r.status.as_u16(), elapsed, now);
             }
             Err(e) => m.record_error(e.kind()),
         }

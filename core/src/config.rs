@@ -5,7 +5,7 @@
 //!
 //! Sections: `transport.rs` (pool, HTTP/2, TCP, TLS, DNS), `exchange.rs` (timeouts, compression,
 //! redirects, limits), `resilience.rs` (retry, breaker, rate limit, concurrency), `cache.rs`,
-//! `balance.rs` (load-balanced services); `bounds.rs` holds every numeric field's upper bound (the
+//! `balance.rs` (load-balanced services), `metrics.rs`; `bounds.rs` holds every numeric field's upper bound (the
 //! services' own are checked in `balance.rs`, as a map has no fixed field names).
 
 mod balance;
@@ -13,6 +13,7 @@ mod bounds;
 mod cache;
 mod dead_letter;
 mod exchange;
+mod metrics;
 mod proxy;
 mod resilience;
 #[cfg(test)]
@@ -35,6 +36,7 @@ pub use self::dead_letter::{DeadLetterConfig, DeadLetterRedisConfig};
 pub use self::exchange::{
     CompressionConfig, Encoding, ForwardHeaders, LimitsConfig, RedirectConfig, TimeoutConfig,
 };
+pub use self::metrics::{MAX_LATENCY_BUCKETS, MetricsConfig};
 pub use self::proxy::ProxyConfig;
 pub use self::resilience::{
     BreakerConfig, BreakerRedisConfig, ConcurrencyConfig, HedgeConfig, RateLimitBackend,
@@ -81,6 +83,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Requests that failed after every retry: a callback and a Redis stream.
     pub dead_letter: DeadLetterConfig,
+    /// Metrics: the latency histogram's buckets.
+    pub metrics: MetricsConfig,
     /// Headers sent with every request unless the request sets them.
     pub default_headers: std::collections::BTreeMap<String, String>,
     /// The `User-Agent` header. Default: `wirecore/<version>`.
@@ -258,6 +262,9 @@ impl Config {
             return bad(field, why);
         }
         if let Err((field, why)) = dead_letter::validate(&self.dead_letter) {
+            return bad(field, why);
+        }
+        if let Err((field, why)) = metrics::validate(&self.metrics) {
             return bad(field, why);
         }
         if let Err((field, why)) = resilience::validate(self) {

@@ -6,6 +6,7 @@
 //! so recording never contends on a global lock. Names are a contract with every binding.
 
 mod diagnostics;
+mod histogram;
 mod names;
 mod prometheus;
 mod stats;
@@ -18,6 +19,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 pub use self::diagnostics::{Diagnostics, EndpointHealth, OriginHealth, ServiceHealth};
+pub use self::histogram::{HistogramSeries, LatencyHistogram};
+pub(crate) use self::histogram::{Latency, Series};
 pub use self::names::*;
 pub use self::stats::DeadLetterStats;
 pub use self::stats::{
@@ -42,6 +45,8 @@ pub(crate) struct Metrics {
     /// all eight up front cost 1.5 MiB, which garbage-collected bindings kept per closed client
     /// until a collection.
     latency: Vec<Mutex<Option<Histogram<u64>>>>,
+    /// The Prometheus histogram per origin and status class.
+    pub(crate) buckets: Latency,
     window: RateWindow,
 }
 
@@ -57,7 +62,12 @@ pub(crate) struct DnsCounters {
 }
 
 impl Metrics {
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
+        Self::from_config(&crate::Config::default())
+    }
+
+    pub(crate) fn from_config(cfg: &crate::Config) -> Self {
         let latency = (0..SHARDS).map(|_| Mutex::new(None)).collect();
         Self {
             status_class: Default::default(),
@@ -69,13 +79,16 @@ impl Metrics {
             redirects: AtomicU64::new(0),
             dns: DnsCounters::default(),
             latency,
+            buckets: Latency::new(&cfg.metrics.latency_buckets_ms, cfg.pool.max_origins),
             window: RateWindow::default(),
         }
     }
 
-    /// Counts a response that took `elapsed`, read from the clock at `now`.
+    /// Counts a response that took `elapsed`, read from the clock at `now`, in its origin's
+    /// histogram `series` (found before the request went out).
     pub(crate) fn record_response(
         &self,
+        series: Option<&Series>,
         status: u16,
         elapsed: Duration,
         now: tokio::time::Instant,
@@ -83,6 +96,9 @@ impl Metrics {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.status_class[class].fetch_add(1, Relaxed);
         self.record_latency(elapsed);
+        if let Some(s) = series {
+            self.buckets.record(s, status, elapsed);
+        }
         self.window.tick_at(now);
     }
 
@@ -157,6 +173,7 @@ impl Metrics {
             responses_by_status_class,
             errors_by_code,
             latency: self.latency_summary(),
+            latency_histogram: self.buckets.snapshot(),
             requests_per_second: self.window.rate(),
             bytes_sent: self.bytes_sent.load(Relaxed),
             bytes_received: received,
@@ -264,8 +281,10 @@ mod tests {
     #[test]
     fn snapshot_counts_and_renders() {
         let m = Metrics::new();
-        m.record_response(200, Duration::from_millis(3), tokio::time::Instant::now());
-        m.record_response(503, Duration::from_millis(7), tokio::time::Instant::now());
+        let now = tokio::time::Instant::now();
+        let a = m.buckets.series(&"http://a/".parse().unwrap());
+        m.record_response(a.as_ref(), 200, Duration::from_millis(3), now);
+        m.record_response(a.as_ref(), 503, Duration::from_millis(7), now);
         m.record_error(ErrorKind::TimeoutConnect);
         let s = m.snapshot(
             PoolStats::default(),

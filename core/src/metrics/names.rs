@@ -4,7 +4,8 @@
 pub const REQUESTS_TOTAL: &str = "wirecore_requests_total";
 /// Requests currently in flight.
 pub const REQUESTS_IN_FLIGHT: &str = "wirecore_requests_in_flight";
-/// Latency from send to response head, a summary with quantiles 0.5/0.95/0.99.
+/// Latency from send to response head, a histogram labelled `origin` and `status_class` (buckets:
+/// `metrics.latency_buckets_ms`).
 pub const REQUEST_DURATION: &str = "wirecore_request_duration_seconds";
 /// Response body bytes as received on the wire.
 pub const BYTES_RECEIVED: &str = "wirecore_bytes_received_total";

@@ -337,17 +337,7 @@ impl Stats {
         }
         head(o, REQUESTS_IN_FLIGHT, "gauge", "Requests in flight.");
         let _ = writeln!(o, "{REQUESTS_IN_FLIGHT} {}", self.requests_in_flight);
-        head(o, REQUEST_DURATION, "summary", "Time to response head.");
-        let l = &self.latency;
-        for (q, v) in [("0.5", l.p50_ms), ("0.95", l.p95_ms), ("0.99", l.p99_ms)] {
-            let _ = writeln!(o, "{REQUEST_DURATION}{{quantile=\"{q}\"}} {}", v / 1000.0);
-        }
-        let _ = writeln!(
-            o,
-            "{REQUEST_DURATION}_sum {}",
-            l.mean_ms * l.count as f64 / 1000.0
-        );
-        let _ = writeln!(o, "{REQUEST_DURATION}_count {}", l.count);
+        self.prometheus_latency(o);
         for (name, help, v) in [
             (BYTES_SENT, "Request body bytes sent.", self.bytes_sent),
             (
@@ -369,6 +359,27 @@ impl Stats {
         ] {
             head(o, name, "counter", help);
             let _ = writeln!(o, "{name} {v}");
+        }
+    }
+
+    fn prometheus_latency(&self, o: &mut String) {
+        head(
+            o,
+            REQUEST_DURATION,
+            "histogram",
+            "Time to response head, by origin and status class.",
+        );
+        let h = &self.latency_histogram;
+        for (origin, classes) in &h.series {
+            for (class, s) in classes {
+                let labels = format!("origin=\"{origin}\",status_class=\"{class}\"");
+                let bounds = h.bounds_seconds.iter().map(ToString::to_string);
+                for (le, n) in bounds.chain(["+Inf".to_owned()]).zip(&s.buckets) {
+                    let _ = writeln!(o, "{REQUEST_DURATION}_bucket{{{labels},le=\"{le}\"}} {n}");
+                }
+                let _ = writeln!(o, "{REQUEST_DURATION}_sum{{{labels}}} {}", s.sum_seconds);
+                let _ = writeln!(o, "{REQUEST_DURATION}_count{{{labels}}} {}", s.count());
+            }
         }
     }
 

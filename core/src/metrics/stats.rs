@@ -120,6 +120,11 @@ pub struct Stats {
     pub errors_by_code: BTreeMap<String, u64>,
     /// Latency to response head.
     pub latency: LatencySummary,
+    /// The same latencies as Prometheus histograms per origin and status class (the
+    /// `wirecore_request_duration_seconds` series); not in the JSON snapshot.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub latency_histogram: super::LatencyHistogram,
     /// Requests finished per second over the last 10 s.
     pub requests_per_second: f64,
     /// Request body bytes sent.

@@ -30,6 +30,7 @@ __all__ = [
     "HedgeConfig",
     "Http2Config",
     "LimitsConfig",
+    "MetricsConfig",
     "OutlierConfig",
     "PoolConfig",
     "ProxyConfig",
@@ -113,6 +114,9 @@ class Config(TypedDict, total=False):
 
     #: Size limits and default headers.
     limits: LimitsConfig
+
+    #: Metrics: the latency histogram's buckets.
+    metrics: MetricsConfig
 
     #: Connection pool limits and lifetimes.
     pool: PoolConfig
@@ -596,6 +600,15 @@ class LimitsConfig(TypedDict, total=False):
 
     #: Largest response head (status line and headers). At most 16 MiB. Default: 64 KiB.
     max_response_header_bytes: int
+
+
+class MetricsConfig(TypedDict, total=False):
+    """Metrics: the Prometheus latency histogram."""
+
+    #: Upper bounds (`le`) of the buckets of `wirecore_request_duration_seconds`, milliseconds,
+    #: ascending; `+Inf` is implied. 1 to 64 values, each above 0 and at most one year.
+    #: Default: [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000].
+    latency_buckets_ms: list[float]
 
 
 class OutlierConfig(TypedDict, total=False):
