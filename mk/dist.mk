@@ -1,8 +1,14 @@
-# Release artifacts (make dist → dist/, ignored by git), so far the C tarball (issue 17: the npm
-# tgz, the Python wheel + sdist and the Go module's prebuilt library follow). Not part of `make
-# ready` (release builds take minutes); `make test-dist` installs each artifact into a clean place
-# and runs a request against the test server. lint-dist (in `make lint`) checks metadata only.
-.PHONY: dist dist-lib dist-c lint-dist dist-testserver test-dist test-dist-c
+# Release artifacts (make dist → dist/, ignored by git): the C tarball, the npm tgz with a release
+# addon, the Python manylinux2014 abi3 wheel and sdist, and the Go module's prebuilt static
+# library. Not part of `make ready` (release builds take minutes); `make test-dist` installs each
+# into a clean place and runs a request against the test server. lint-dist (in `make lint`)
+# checks the metadata only: the pkg-config template, package.json, a prebuilt Go library's match.
+# One `cargo build --release` of the C ABI and the Node addon together serves the C tarball, the
+# Go library and the npm package. The wheel cannot share it: maturin --zig builds through
+# cargo-zigbuild (zig as linker and C compiler, for glibc 2.17, and the unstable
+# target-applies-to-host), which compiles every dependency again, host tools included.
+.PHONY: dist dist-lib dist-c dist-node lint-dist dist-testserver test-dist test-dist-c \
+	test-dist-node
 
 VERSION := $(shell sed -nE '/^\[workspace\.package\]/,/^\[/s/^version = "(.*)"/\1/p' Cargo.toml)
 DIST_DIR := $(CURDIR)/dist
@@ -12,7 +18,7 @@ DIST_TESTSERVER := $(TARGET_DIR)/debug/wirecore-testserver
 
 LINT_TARGETS += lint-dist
 
-dist: dist-c  ## Release artifacts in dist/ (so far the C tarball)
+dist: dist-c dist-node  ## Release artifacts: dist/ (C tarball, npm tgz)
 	@ls -l $(DIST_DIR)
 
 dist-lib:  ## One release build of the C ABI (libwirecore.a/.so) and the Node addon
@@ -22,13 +28,20 @@ dist-c: dist-lib  ## dist/wirecore-<version>-linux-x86_64.tar.gz: lib/libwirecor
 	@mkdir -p $(DIST_DIR)
 	bash scripts/dist/c.sh $(REL_DIR) $(VERSION) $(DIST_DIR)
 
-lint-dist:  ## The release metadata: the wirecore.pc template
+dist-node: dist-lib  ## dist/wirecore-<version>.tgz: the npm package with the release addon
+	@mkdir -p $(DIST_DIR)
+	bash scripts/dist/node.sh $(REL_DIR) $(DIST_DIR)
+
+lint-dist:  ## Release metadata: the wirecore.pc template, package.json's fields for npm users
 	python3 scripts/dist/check.py
 
-test-dist: test-dist-c  ## Install every artifact of make dist into a clean place; a request against the test server each
+test-dist: test-dist-c test-dist-node  ## Install every artifact of make dist into a clean place; a request against the test server each
 
 dist-testserver:
 	$(CARGO) build -q -p wirecore-testserver
 
 test-dist-c: dist-c dist-testserver  ## Compile an example with `pkg-config --cflags --libs wirecore` only against the unpacked tarball; run it (shared and static)
 	bash scripts/dist/test-c.sh $(C_TARBALL) $(DIST_TESTSERVER)
+
+test-dist-node: dist-node dist-testserver  ## npm install the tgz under a path with spaces; require + import it from a read-only node_modules; a GET
+	bash scripts/dist/test-node.sh $(DIST_DIR)/wirecore-$(VERSION).tgz $(DIST_TESTSERVER)

@@ -97,10 +97,11 @@ def check_package_json(errors: list[str]) -> None:
 def main() -> int:
     errors: list[str] = []
     check_pc(errors)
+    check_package_json(errors)
     for e in errors:
         print(f"lint-dist: {e}", file=sys.stderr)
     if not errors:
-        print("lint-dist: wirecore.pc.in has what a release needs")
+        print("lint-dist: wirecore.pc.in and node/package.json have what a release needs")
     return 1 if errors else 0
 
 
