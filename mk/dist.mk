@@ -7,8 +7,8 @@
 # Go library and the npm package. The wheel cannot share it: maturin --zig builds through
 # cargo-zigbuild (zig as linker and C compiler, for glibc 2.17, and the unstable
 # target-applies-to-host), which compiles every dependency again, host tools included.
-.PHONY: dist dist-lib dist-c dist-node lint-dist dist-testserver test-dist test-dist-c \
-	test-dist-node
+.PHONY: dist dist-lib dist-c dist-node go-vendor-lib lint-dist dist-testserver test-dist \
+	test-dist-c test-dist-node test-dist-go
 
 VERSION := $(shell sed -nE '/^\[workspace\.package\]/,/^\[/s/^version = "(.*)"/\1/p' Cargo.toml)
 DIST_DIR := $(CURDIR)/dist
@@ -18,7 +18,7 @@ DIST_TESTSERVER := $(TARGET_DIR)/debug/wirecore-testserver
 
 LINT_TARGETS += lint-dist
 
-dist: dist-c dist-node  ## Release artifacts: dist/ (C tarball, npm tgz)
+dist: dist-c dist-node go-vendor-lib  ## Release artifacts: dist/ (C tarball, npm tgz), the Go module's prebuilt lib
 	@ls -l $(DIST_DIR)
 
 dist-lib:  ## One release build of the C ABI (libwirecore.a/.so) and the Node addon
@@ -32,10 +32,14 @@ dist-node: dist-lib  ## dist/wirecore-<version>.tgz: the npm package with the re
 	@mkdir -p $(DIST_DIR)
 	bash scripts/dist/node.sh $(REL_DIR) $(DIST_DIR)
 
-lint-dist:  ## Release metadata: the wirecore.pc template, package.json's fields for npm users
-	python3 scripts/dist/check.py
+go-vendor-lib: dist-lib  ## Put the release libwirecore.a + header into bindings/go/internal/capi/prebuilt (recorded in its SOURCE)
+	python3 scripts/dist/go_lib.py vendor $(REL_DIR)/libwirecore.a
 
-test-dist: test-dist-c test-dist-node  ## Install every artifact of make dist into a clean place; a request against the test server each
+lint-dist:  ## Release metadata: the wirecore.pc template, package.json's fields for npm users, a prebuilt Go lib matching the sources
+	python3 scripts/dist/check.py
+	python3 scripts/dist/go_lib.py check
+
+test-dist: test-dist-c test-dist-node test-dist-go  ## Install every artifact of make dist into a clean place; a request against the test server each
 
 dist-testserver:
 	$(CARGO) build -q -p wirecore-testserver
@@ -45,3 +49,6 @@ test-dist-c: dist-c dist-testserver  ## Compile an example with `pkg-config --cf
 
 test-dist-node: dist-node dist-testserver  ## npm install the tgz under a path with spaces; require + import it from a read-only node_modules; a GET
 	bash scripts/dist/test-node.sh $(DIST_DIR)/wirecore-$(VERSION).tgz $(DIST_TESTSERVER)
+
+test-dist-go: go-vendor-lib dist-testserver  ## A fresh module using a copy of bindings/go by `replace`: builds with no cargo on PATH, runs a GET
+	bash scripts/dist/test-go.sh $(DIST_TESTSERVER) $(VERSION)

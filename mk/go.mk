@@ -1,6 +1,9 @@
 # Go module (bindings/go): an http.RoundTripper over the C ABI, linked statically.
 # bindings/go/lib/libwirecore.a is a symlink to the library cargo built (debug for tests,
-# release for bench-go); see bindings/go/README.md.
+# release for bench-go); see bindings/go/README.md. Every Go build here links that one (tag
+# wirecore_local); without the tag a build links the prebuilt library a released module carries
+# (make go-vendor-lib, mk/dist.mk).
+export GOFLAGS += -tags=wirecore_local
 .PHONY: setup-go build-go lint-go test-go demo-go bench-go
 
 GO ?= go

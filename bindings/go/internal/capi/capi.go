@@ -1,8 +1,9 @@
 // Package capi is the only package that imports "C": thin Go signatures over include/wirecore.h.
 //
-// Linking: the package links lib/libwirecore.a (relative to the module root) statically, with
-// -ldl -lm -lpthread. `make build-go` (mk/go.mk) points lib/libwirecore.a at the library cargo
-// built; outside this repository, put libwirecore.a there or set CGO_LDFLAGS.
+// Linking: the library is linked statically, with -ldl -lm -lpthread; which one, the cgo flags
+// of link_prebuilt.go (a released module's prebuilt/<goos>_<goarch>/libwirecore.a) or, with
+// -tags wirecore_local, link_local.go (lib/libwirecore.a, the library cargo built in this
+// repository: `make build-go`) say.
 //
 // Ownership: Go memory passed to C (URLs, headers, bodies) is only read during the call and
 // copied by wirecore. Pointers returned by C are owned as the header documents; each has one
@@ -10,8 +11,6 @@
 package capi
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../../../include
-#cgo LDFLAGS: ${SRCDIR}/../../lib/libwirecore.a -ldl -lm -lpthread
 #include <stdlib.h>
 #include <string.h>
 #include "wirecore.h"
