@@ -11,6 +11,12 @@ import tomllib
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+def pom_version(path: pathlib.Path) -> str | None:
+    """The project's own version in a pom.xml (the one right after its artifactId)."""
+    m = re.search(r"<artifactId>wirecore</artifactId>\s*<version>([^<]+)</version>", path.read_text())
+    return m.group(1) if m else None
+
+
 def main() -> int:
     cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())
     want = cargo["workspace"]["package"]["version"]
@@ -19,6 +25,7 @@ def main() -> int:
             "project"
         ]["version"],
         "node/package.json": json.loads((ROOT / "node/package.json").read_text())["version"],
+        "bindings/kotlin/pom.xml": pom_version(ROOT / "bindings/kotlin/pom.xml"),
     }
     errors = [
         f"{path}: version {got!r}, but Cargo.toml [workspace.package] says {want!r}"

@@ -1,0 +1,271 @@
+package wirecore
+
+import java.io.File
+import java.util.concurrent.TimeUnit
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+import kotlinx.serialization.json.Json
+import kotlinx.serialization.json.JsonElement
+import kotlinx.serialization.json.JsonObject
+import kotlinx.serialization.json.int
+import kotlinx.serialization.json.jsonObject
+import kotlinx.serialization.json.jsonPrimitive
+import kotlinx.serialization.json.long
+import org.junit.jupiter.api.AfterAll
+import org.junit.jupiter.api.Assertions.assertArrayEquals
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertNull
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.BeforeAll
+import org.junit.jupiter.api.BeforeEach
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.TestInstance
+import org.junit.jupiter.api.assertThrows
+
+/** `/bytes/N`'s body: byte i is i % 251. */
+fun pattern(n: Int): ByteArray = ByteArray(n) { (it % 251).toByte() }
+
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class ClientTest {
+    private lateinit var srv: TestServer
+
+    @BeforeAll
+    fun start() {
+        srv = TestServer.start()
+    }
+
+    @AfterAll
+    fun stop() = srv.close()
+
+    @BeforeEach
+    fun reset() = srv.reset()
+
+    private fun http(path: String) = srv.url("http") + path
+
+    /** Polls the server's counters until `ok` holds or 5 s pass; the last counters. */
+    private fun waitCounters(ok: (JsonObject) -> Boolean): JsonObject {
+        val until = System.nanoTime() + 5_000_000_000L
+        var c = srv.counters()
+        while (!ok(c) && System.nanoTime() < until) {
+            Thread.sleep(20)
+            c = srv.counters()
+        }
+        return c
+    }
+
+    private fun JsonObject.n(k: String) = getValue(k).jsonPrimitive.long
+
+    @Test
+    fun getReturnsStatusHeadersAndBody() = runBlocking {
+        Client("{}").use { c ->
+            val r = c.request("GET", http("/bytes/1000"), listOf(Header("x-test", "1")))
+            assertEquals(200, r.status())
+            assertEquals("HTTP/1.1", r.version())
+            assertEquals("1000", r.header("Content-Length"))
+            assertArrayEquals(pattern(1000), r.bytes())
+            assertArrayEquals(ByteArray(0), r.bytes(), "the body was taken")
+            c.close(5000)
+        }
+    }
+
+    @Test
+    fun largeBodyStreamsInChunks() = runBlocking {
+        Client("{}").use { c ->
+            val r = c.request("GET", http("/stream?chunks=8&size=65536"))
+            var total = 0L
+            var chunks = 0
+            while (true) {
+                val chunk = r.chunk() ?: break
+                total += chunk.size
+                chunks++
+            }
+            assertEquals(8L * 65536, total)
+            assertTrue(chunks >= 2, "$chunks chunks")
+            assertNull(r.chunk(), "the end stays the end")
+            c.close(5000)
+        }
+    }
+
+    @Test
+    fun postSendsTheBodyAndHeaders() = runBlocking {
+        Client("{}").use { c ->
+            val body = "{\"a\":1}".toByteArray()
+            val r = c.request("POST", http("/echo"), listOf(Header("content-type", "application/json")), body)
+            val echo = Json.parseToJsonElement(String(r.bytes())).jsonObject
+            assertEquals("POST", echo.getValue("method").jsonPrimitive.content)
+            assertEquals(body.size, echo.getValue("body_len").jsonPrimitive.int)
+            c.close(5000)
+        }
+    }
+
+    @Test
+    fun thousandConcurrentCoroutinesShareOneClient() = runBlocking(Dispatchers.Default) {
+        Client("{}").use { c ->
+            val statuses = (1..1000).map { i ->
+                async {
+                    val r = c.request("GET", http("/bytes/${i % 50 + 1}"))
+                    assertEquals(i % 50 + 1, r.bytes().size)
+                    r.status()
+                }
+            }.awaitAll()
+            assertEquals(List(1000) { 200 }, statuses)
+            val stats = Json.parseToJsonElement(c.stats()).jsonObject
+            assertEquals(1000L, stats.getValue("requests_total").jsonPrimitive.long, c.stats())
+            assertEquals(1000L, srv.counters().n("requests"))
+            c.close(5000)
+        }
+    }
+
+    @Test
+    fun cancellingTheCoroutineCancelsTheRequest() = runBlocking {
+        Client("{}").use { c ->
+            var thrown: Throwable? = null
+            val job = launch(Dispatchers.Default) {
+                try {
+                    c.request("GET", http("/hang"))
+                } catch (e: Throwable) {
+                    thrown = e
+                    throw e
+                }
+            }
+            val seen = waitCounters { it.n("requests_in_flight") == 1L }
+            assertEquals(1L, seen.n("requests_in_flight"), "the request reached the server")
+            job.cancel()
+            job.join()
+            assertTrue(thrown is CancellationException, "$thrown")
+            val after = waitCounters { it.n("requests_cancelled") == 1L && it.n("requests_in_flight") == 0L }
+            assertEquals(1L, after.n("requests_cancelled"), "server saw the cancellation: $after")
+            assertEquals(0L, after.n("requests_in_flight"))
+            val stats = Json.parseToJsonElement(c.stats()).jsonObject
+            assertEquals(0L, stats.getValue("requests_in_flight").jsonPrimitive.long, c.stats())
+            c.close(5000)
+        }
+    }
+
+    @Test
+    fun timeoutOptionThrowsTimeoutWithItsCode() = runBlocking {
+        Client("{}").use { c ->
+            val e = assertThrows<WirecoreException.Timeout> {
+                c.request("GET", http("/hang"), options = RequestOptions(timeoutMs = 100))
+            }
+            assertEquals("timeout.total", e.code)
+            c.close(5000)
+        }
+    }
+
+    @Test
+    fun useAfterCloseIsAClearError() = runBlocking {
+        val c = Client("{}")
+        assertEquals(200, c.request("GET", http("/bytes/1")).status())
+        c.close(5000)
+        val e = assertThrows<WirecoreException.Closed> { c.request("GET", http("/bytes/1")) }
+        assertEquals("closed", e.code)
+        assertTrue(e.detail.contains("closed"), e.detail)
+        val b = assertThrows<WirecoreException.Closed> { c.requestBlocking("GET", http("/bytes/1")) }
+        assertEquals("closed", b.code)
+        c.close(5000) // a second close is harmless
+        c.destroy()
+        val gone = assertThrows<IllegalStateException> { c.stats() }
+        assertTrue(gone.message!!.contains("destroyed"), gone.message)
+    }
+
+    @Test
+    fun badConfigNamesTheField() {
+        val e = assertThrows<WirecoreException.Config> { Client("{\"pool\": {\"no_such_knob\": 1}}") }
+        assertEquals("invalid_config", e.code)
+        assertTrue(e.detail.contains("no_such_knob"), e.detail)
+    }
+
+    @Test
+    fun badInputThrowsBeforeAnyIo() = runBlocking {
+        Client("{}").use { c ->
+            assertEquals("invalid_url", assertThrows<WirecoreException.InvalidUrl> { c.request("GET", "ftp://x/") }.code)
+            assertEquals(
+                "invalid_header",
+                assertThrows<WirecoreException.InvalidHeader> { c.request("GET", http("/"), listOf(Header("bad name", "v"))) }.code,
+            )
+            val bad = RequestOptions(timeoutMs = 0)
+            assertEquals("invalid_request", assertThrows<WirecoreException.InvalidRequest> { c.request("GET", http("/"), options = bad) }.code)
+            assertEquals(0L, srv.counters().n("requests"))
+            c.close(5000)
+        }
+    }
+
+    @Test
+    fun everyEngineErrorCodeHasAKotlinClass() {
+        val codes = errorCodes()
+        assertTrue(codes.size >= 20, "$codes")
+        for (code in codes) assertTrue(code in CLASS_BY_CODE, "no Kotlin class for $code")
+    }
+
+    @Test
+    fun statsUseTheCoreFieldNames() = runBlocking {
+        val cfg = """{"rate_limit": {"enabled": true, "requests": 1000, "per_ms": 1000},
+            "breaker": {"enabled": true, "consecutive_failures": 3},
+            "concurrency": {"enabled": true, "initial_limit": 10},
+            "services": {"svc": {"endpoints": [{"url": "${srv.url("http")}"}]}}}"""
+        Client(cfg).use { c ->
+            for (url in listOf(http("/bytes/1"), "http://svc/bytes/1")) assertEquals(200, c.request("GET", url).status())
+            val stats = Json.parseToJsonElement(c.stats())
+            val shape = Json.parseToJsonElement(REPO.resolve("tests/stats-fields.json").toFile().readText())
+            assertEquals(emptyList<String>(), differences(stats, shape, ""))
+            assertTrue(c.prometheus().contains("wirecore_requests_total"), c.prometheus().take(300))
+            assertTrue(Json.parseToJsonElement(c.diagnostics()) is JsonObject)
+            assertTrue(c.diagnosticsText().isNotEmpty())
+            c.close(5000)
+        }
+    }
+
+    /**
+     * Where `value` and the core's field tree differ. `{"*": x}` is a data map (origins, error
+     * codes): its keys are data, each value has shape `x`, and one of records must not be empty.
+     */
+    private fun differences(value: JsonElement, shape: JsonElement, path: String): List<String> {
+        if (shape !is JsonObject) return emptyList()
+        val where = path.trimEnd('.').ifEmpty { "stats" }
+        if (value !is JsonObject) return listOf("$where is not an object, the core has an object")
+        if (shape.keys == setOf("*")) {
+            val each = shape.getValue("*")
+            if (each is JsonObject && value.isEmpty()) return listOf("$where is empty: the test must fill it to check its records")
+            return value.flatMap { (k, v) -> differences(v, each, "$path$k.") }
+        }
+        val out = mutableListOf<String>()
+        (shape.keys - value.keys).sorted().forEach { out += "$path$it is missing" }
+        (value.keys - shape.keys).sorted().forEach { out += "$path$it is not a core field" }
+        (shape.keys intersect value.keys).sorted().forEach { out += differences(value.getValue(it), shape.getValue(it), "$path$it.") }
+        return out
+    }
+
+    @Test
+    fun jvmExitsCleanlyWithIdleConnections() {
+        val java = File(System.getProperty("java.home"), "bin/java").path
+        val p = ProcessBuilder(
+            java, "-cp", System.getProperty("java.class.path"),
+            "-Djna.library.path=" + System.getProperty("jna.library.path"),
+            "wirecore.IdleExitKt", http("/bytes/10"),
+        ).redirectErrorStream(true).start()
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the JVM did not exit")
+        val out = p.inputStream.bufferedReader().readText()
+        assertEquals(0, p.exitValue(), out)
+        assertTrue(out.contains("status 200"), out)
+        assertEquals(1L, waitCounters { it.n("connections_closed") == 1L }.n("connections_closed"), "the idle connection went away with the JVM")
+    }
+
+    @Test
+    fun withTimeoutCancelsTheRequestToo() = runBlocking {
+        Client("{}").use { c ->
+            assertThrows<kotlinx.coroutines.TimeoutCancellationException> {
+                withTimeout(200) { c.request("GET", http("/hang")) }
+            }
+            assertEquals(1L, waitCounters { it.n("requests_cancelled") == 1L }.n("requests_cancelled"))
+            delay(1)
+            c.close(5000)
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! `Client`: the engine client and its tracker, with every call as a Kotlin `suspend fun`
+//! and a blocking twin for Java.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wirecore_bridge::{AbortHandle, Kind, Prefetch, Tracker};
+
+use crate::error::WirecoreError;
+use crate::request::{Header, RequestOptions, request};
+use crate::response::Response;
+
+/// Aborts the engine work when dropped: the Kotlin coroutine awaiting it was cancelled (uniffi
+/// drops the Rust future), or the blocking caller went away.
+struct AbortOnDrop(AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn cancelled() -> WirecoreError {
+    WirecoreError::from(wirecore::Error::new(
+        wirecore::ErrorKind::Cancelled,
+        "the engine task ended without a result",
+    ))
+}
+
+/// Runs `work` as one operation of `kind` on the engine and awaits its outcome (from any
+/// executor: uniffi polls this future from Kotlin).
+pub(crate) async fn run<T, W>(
+    tracker: &Arc<Tracker>,
+    kind: Kind,
+    work: W,
+) -> Result<T, WirecoreError>
+where
+    T: Send + 'static,
+    W: Future<Output = Result<T, wirecore::Error>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (abort, reg) = AbortHandle::new_pair();
+    let _guard = AbortOnDrop(abort);
+    tracker.spawn(kind, Some(reg), work, move |r| {
+        let _ = tx.send(r);
+    });
+    rx.await
+        .map_err(|_| cancelled())?
+        .map_err(WirecoreError::from)
+}
+
+/// [`run`], blocking the calling (JVM) thread; never an engine thread.
+pub(crate) fn block<T, W>(tracker: &Arc<Tracker>, kind: Kind, work: W) -> Result<T, WirecoreError>
+where
+    T: Send + 'static,
+    W: Future<Output = Result<T, wirecore::Error>> + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let (abort, reg) = AbortHandle::new_pair();
+    let _guard = AbortOnDrop(abort);
+    tracker.spawn(kind, Some(reg), work, move |r| {
+        let _ = tx.send(r);
+    });
+    rx.recv()
+        .map_err(|_| cancelled())?
+        .map_err(WirecoreError::from)
+}
+
+/// One engine client: its pool, DNS cache, policies and metrics. Cheap to share between
+/// threads and coroutines; `close` it when done.
+#[derive(Debug, uniffi::Object)]
+pub struct Client {
+    client: wirecore::Client,
+    tracker: Arc<Tracker>,
+}
+
+impl Client {
+    fn start(
+        &self,
+        method: &str,
+        url: &str,
+        headers: Vec<Header>,
+        body: Option<Vec<u8>>,
+        options: Option<RequestOptions>,
+    ) -> Result<impl Future<Output = Result<Response, wirecore::Error>> + use<>, WirecoreError>
+    {
+        let req = request(method, url, headers, body, options)?;
+        let client = self.client.clone();
+        let tracker = self.tracker.clone();
+        Ok(async move {
+            let (head, body) = wirecore_bridge::fetch(client, req, Prefetch::Small).await?;
+            Response::new(head, body, tracker)
+        })
+    }
+}
+
+/// Freed by Kotlin (`close()`, `destroy()`, `use {}` or the cleaner) once no call holds it:
+/// refuse what might still come through a clone and close the pool without waiting.
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.tracker.is_closing() {
+            return;
+        }
+        self.tracker.begin_close();
+        let (client, tracker) = (self.client.clone(), self.tracker.clone());
+        wirecore_bridge::spawn(
+            async move {
+                tracker.close(&client, Duration::ZERO, false).await;
+                Ok(())
+            },
+            |_: Result<(), wirecore::Error>| {},
+        );
+    }
+}
+
+fn deadline(timeout_ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0))
+}
+
+#[uniffi::export]
+impl Client {
+    /// A client from the core's config as JSON (`"{}"` for every default).
+    ///
+    /// # Errors
+    /// `Config` (`invalid_config`) naming the offending field.
+    #[uniffi::constructor]
+    pub fn new(config_json: &str) -> Result<Arc<Self>, WirecoreError> {
+        let config = wirecore::Config::from_json(config_json)?;
+        let rt = wirecore_bridge::fork::runtime();
+        let _enter = rt.enter();
+        let client = wirecore::Client::from_config(config)?;
+        Ok(Arc::new(Self {
+            client,
+            tracker: Tracker::new(),
+        }))
+    }
+
+    /// Sends a request; returns once the head arrived (and the body, when small).
+    #[uniffi::method(default(headers = [], body = None, options = None))]
+    pub async fn request(
+        &self,
+        method: &str,
+        url: &str,
+        headers: Vec<Header>,
+        body: Option<Vec<u8>>,
+        options: Option<RequestOptions>,
+    ) -> Result<Arc<Response>, WirecoreError> {
+        let work = self.start(method, url, headers, body, options)?;
+        run(&self.tracker, Kind::Request, work).await.map(Arc::new)
+    }
+
+    /// [`Client::request`], blocking the calling thread.
+    #[uniffi::method(default(headers = [], body = None, options = None))]
+    pub fn request_blocking(
+        &self,
+        method: &str,
+        url: &str,
+        headers: Vec<Header>,
+        body: Option<Vec<u8>>,
+        options: Option<RequestOptions>,
+    ) -> Result<Arc<Response>, WirecoreError> {
+        let work = self.start(method, url, headers, body, options)?;
+        block(&self.tracker, Kind::Request, work).map(Arc::new)
+    }
+
+    /// Refuses new requests (`Closed`), waits up to `timeout_ms` for requests and body reads in
+    /// flight, and closes the pool. (`close()` without an argument is `AutoCloseable`'s: it
+    /// frees the object, closing at once once no call holds it; see [`Drop`] below.)
+    pub async fn close(&self, timeout_ms: i64) {
+        let (client, tracker) = (self.client.clone(), self.tracker.clone());
+        tracker.begin_close();
+        let work = async move {
+            tracker.close(&client, deadline(timeout_ms), false).await;
+            Ok(())
+        };
+        let _ = run(&self.tracker, Kind::Other, work).await;
+    }
+
+    /// [`Client::close`], blocking the calling thread.
+    pub fn close_blocking(&self, timeout_ms: i64) {
+        let (client, tracker) = (self.client.clone(), self.tracker.clone());
+        tracker.begin_close();
+        let work = async move {
+            tracker.close(&client, deadline(timeout_ms), false).await;
+            Ok(())
+        };
+        let _ = block(&self.tracker, Kind::Other, work);
+    }
+
+    /// Every counter as the core's JSON (`Stats`; field names in `tests/stats-fields.json`).
+    pub fn stats(&self) -> String {
+        self.client.stats().to_json()
+    }
+
+    /// The stats in Prometheus text format.
+    pub fn prometheus(&self) -> String {
+        self.client.prometheus()
+    }
+
+    /// The health report as JSON.
+    pub fn diagnostics(&self) -> String {
+        serde_json::to_string(&self.client.diagnostics()).unwrap_or_default()
+    }
+
+    /// The health report as text.
+    pub fn diagnostics_text(&self) -> String {
+        self.client.diagnostics().to_string()
+    }
+
+    /// Closes every idle pooled connection now; requests in flight and the client go on.
+    pub fn close_idle_connections(&self) {
+        self.client.close_idle_connections();
+    }
+}
