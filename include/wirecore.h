@@ -343,6 +343,26 @@ enum wirecore_code wirecore_client_diagnostics_json(const wirecore_client *clien
                                                     char **out,
                                                     size_t *len);
 
+// The cookie jar's unexpired cookies as a JSON array (`[]` while `cookies.enabled` is false),
+// each `{"name", "value", "domain", "host_only", "path", "secure", "http_only", "same_site",
+// "expires_ms"}` (`same_site` and `expires_ms` may be null). Ownership as
+// `wirecore_client_stats_json`.
+//
+// # Safety
+// `client` is NULL or a live client; `out` writable; `len` NULL or writable.
+enum wirecore_code wirecore_client_cookies_json(const wirecore_client *client,
+                                                char **out,
+                                                size_t *len);
+
+// Empties the client's cookie jar. Thread-safe.
+//
+// # Errors
+// `WIRECORE_INVALID_ARGUMENT` for an invalid handle.
+//
+// # Safety
+// `client` is NULL or a live client.
+enum wirecore_code wirecore_client_clear_cookies(const wirecore_client *client);
+
 // The stats in Prometheus text format. Ownership as `wirecore_client_stats_json`.
 //
 // # Safety

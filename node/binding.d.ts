@@ -75,6 +75,10 @@ export declare class NativeClient {
   onDeadLetter(callback: (arg: Array<DeadLetter>) => void): void
   /** A snapshot of every counter, keys in camelCase. */
   stats(): any
+  /** The cookie jar's unexpired cookies, keys in camelCase. */
+  cookies(): any
+  /** Empties the cookie jar. */
+  clearCookies(): void
   /** The stats in Prometheus text format. */
   prometheus(): string
   /** A health report, keys in camelCase. */

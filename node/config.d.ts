@@ -15,6 +15,8 @@ export interface Config {
   compression?: CompressionConfig
   /** Adaptive concurrency limits per origin. */
   concurrency?: ConcurrencyConfig
+  /** The cookie jar (off by default). */
+  cookies?: CookieConfig
   /** Requests that failed after every retry: a callback and a Redis stream. */
   deadLetter?: DeadLetterConfig
   /** Headers sent with every request unless the request sets them. */
@@ -246,6 +248,21 @@ export interface ConcurrencyConfig {
   maxQueue?: number
   /** Smallest limit. At most 1_000_000. Default: 1. */
   minLimit?: number
+}
+
+/**
+ * An RFC 6265 cookie jar per client: `Set-Cookie` from every response (each hop of a redirect
+ * chain too) is stored and matching cookies are sent (domain, path, `Secure`, expiry). Off by
+ * default, so a server-to-server client never carries one caller's cookies to another.
+ */
+export interface CookieConfig {
+  /** Keep and send cookies. Default: false. */
+  enabled?: boolean
+  /**
+   * Cookies kept; once full, expired ones are dropped and then new ones are ignored. At least
+   * 1, at most 100_000. Default: 3_000.
+   */
+  maxCookies?: number
 }
 
 /**

@@ -403,6 +403,22 @@ export interface EndpointHealth {
   ejections: number
 }
 
+/** One cookie of a client's jar (`Client.cookies()`). */
+export interface StoredCookie {
+  name: string
+  value: string
+  /** The host that set it (`hostOnly`) or its `Domain` attribute. */
+  domain: string
+  hostOnly: boolean
+  path: string
+  secure: boolean
+  httpOnly: boolean
+  /** `Strict`, `Lax` or `None` as the server gave it. */
+  sameSite: string | null
+  /** Milliseconds since the Unix epoch; `null` for a session cookie. */
+  expiresMs: number | null
+}
+
 export declare class Client {
   /** @throws {ConfigError} an unknown key or a bad value, named as you spelled it. */
   constructor(config?: Config | null)
@@ -423,6 +439,10 @@ export declare class Client {
    */
   onDeadLetter(callback: (letter: DeadLetter) => void): void
   stats(): Stats
+  /** The unexpired cookies in the engine's jar (`cookies.enabled`); empty while it is off. */
+  cookies(): StoredCookie[]
+  /** Empties the engine's cookie jar. */
+  clearCookies(): void
   /** Prometheus text exposition (the core's snake_case metric names). */
   prometheus(): string
   diagnostics(): Diagnostics

@@ -837,6 +837,19 @@ class Client {
     return this.#native.stats()
   }
 
+  /**
+   * The unexpired cookies in the engine's jar (`{ cookies: { enabled: true } }`; empty while it
+   * is off): `{ name, value, domain, hostOnly, path, secure, httpOnly, sameSite, expiresMs }`.
+   */
+  cookies() {
+    return this.#native.cookies()
+  }
+
+  /** Empties the engine's cookie jar. */
+  clearCookies() {
+    this.#native.clearCookies()
+  }
+
   /** The stats in Prometheus text format (the core's snake_case metric names). */
   prometheus() {
     return this.#native.prometheus()

@@ -412,7 +412,7 @@ def method_rows() -> list[list[str]]:
     for n in re.findall(r"^  (?:async )?([a-z]\w*)\([^)]*\) \{", node, re.M):
         if n != "constructor":
             by_lang["Node"][snake(n)] = f"`{n}`"
-    for src in ("bindings/go/transport.go", "bindings/go/options.go"):
+    for src in ("bindings/go/transport.go", "bindings/go/options.go", "bindings/go/cookies.go"):
         for n in re.findall(r"^func \(t \*Transport\) ([A-Z]\w*)\(", read(src), re.M):
             by_lang["Go"][snake(n)] = f"`{n}`"
     for f in sorted((ROOT / "bindings/c/src").glob("*.rs")):

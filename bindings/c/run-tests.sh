@@ -26,7 +26,7 @@ if [[ $demo == 1 ]]; then
   "$bin/blocking_get" "$http"
   exit 0
 fi
-for ex in blocking_get concurrent bad_input lifecycle; do
+for ex in blocking_get concurrent bad_input lifecycle cookies; do
   echo "== $ex${vg:+ (valgrind)}"
   "${vg[@]}" "$bin/$ex" "$http"
 done

@@ -22,6 +22,7 @@ type Config struct {
 	RateLimit      RateLimitConfig   `json:"rate_limit,omitzero"`
 	Concurrency    ConcurrencyConfig `json:"concurrency,omitzero"`
 	Metrics        MetricsConfig     `json:"metrics,omitzero"`
+	Cookies        CookieConfig      `json:"cookies,omitzero"`
 	DefaultHeaders map[string]string `json:"default_headers,omitempty"`
 	UserAgent      string            `json:"user_agent,omitempty"`
 	// Services are load-balanced services by name: a request to http://NAME/... goes to one of
@@ -286,4 +287,12 @@ func Uint32(v uint32) *uint32 { return &v }
 func (c Config) JSON() (string, error) {
 	b, err := json.Marshal(c)
 	return string(b), err
+}
+
+// CookieConfig is the engine's RFC 6265 cookie jar, off by default (see Transport.Cookies).
+// An http.Client's own Jar works without it.
+type CookieConfig struct {
+	Enabled bool `json:"enabled,omitempty"`
+	// MaxCookies bounds the jar; 0 means the core's default (3000).
+	MaxCookies uint64 `json:"max_cookies,omitempty"`
 }

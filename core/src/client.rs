@@ -69,6 +69,8 @@ struct Inner {
     routes: Routes,
     /// The response cache, when `cache.enabled`.
     cache: Option<crate::cache::Cache>,
+    /// The cookie jar, when `cookies.enabled`.
+    jar: Option<crate::cookies::Jar>,
     /// Load-balanced services (`Config.services`).
     balancer: crate::balance::Balancer,
     dead_letters: crate::dead_letter::DeadLetters,
@@ -134,6 +136,7 @@ impl Client {
         let policies = Policies::new(&cfg)?;
         let routes = Routes::new(cfg.pool.max_origins);
         let cache = crate::cache::Cache::new(&cfg)?;
+        let jar = crate::cookies::Jar::new(&cfg.cookies);
         let balancer = crate::balance::Balancer::new(&cfg, &policies)?;
         let dead_letters = crate::dead_letter::DeadLetters::new(&cfg)?;
         let inner = Arc::new_cyclic(|me: &std::sync::Weak<Inner>| {
@@ -157,6 +160,7 @@ impl Client {
                 accept_encoding,
                 routes,
                 cache,
+                jar,
                 balancer,
                 dead_letters,
                 closed: std::sync::atomic::AtomicBool::new(false),
@@ -223,6 +227,27 @@ impl Client {
     /// Starts a HEAD.
     pub fn head(&self, url: &str) -> RequestBuilder {
         self.request(Method::HEAD, url)
+    }
+
+    /// The cookies in this client's jar that have not expired (empty while `cookies.enabled`
+    /// is false).
+    pub fn cookies(&self) -> Vec<crate::Cookie> {
+        self.inner
+            .jar
+            .as_ref()
+            .map_or_else(Vec::new, crate::cookies::Jar::list)
+    }
+
+    /// [`Client::cookies`] as a JSON array (the same field names in every language).
+    pub fn cookies_json(&self) -> String {
+        serde_json::to_string(&self.cookies()).unwrap_or_else(|_| "[]".to_owned())
+    }
+
+    /// Empties this client's cookie jar.
+    pub fn clear_cookies(&self) {
+        if let Some(j) = &self.inner.jar {
+            j.clear();
+        }
     }
 
     /// A snapshot of every counter.

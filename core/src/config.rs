@@ -5,12 +5,14 @@
 //!
 //! Sections: `transport.rs` (pool, HTTP/2, TCP, TLS, DNS), `exchange.rs` (timeouts, compression,
 //! redirects, limits), `resilience.rs` (retry, breaker, rate limit, concurrency), `cache.rs`,
-//! `balance.rs` (load-balanced services), `metrics.rs`; `bounds.rs` holds every numeric field's upper bound (the
-//! services' own are checked in `balance.rs`, as a map has no fixed field names).
+//! `cookies.rs`, `balance.rs` (load-balanced services), `metrics.rs`; `bounds.rs` holds every
+//! numeric field's upper bound (the services' own are checked in `balance.rs`, as a map has no
+//! fixed field names).
 
 mod balance;
 mod bounds;
 mod cache;
+mod cookies;
 mod dead_letter;
 mod exchange;
 mod metrics;
@@ -32,6 +34,7 @@ pub use self::balance::{
 };
 use self::bounds::upper_bounds;
 pub use self::cache::{CacheConfig, CacheL2Config};
+pub use self::cookies::CookieConfig;
 pub use self::dead_letter::{DeadLetterConfig, DeadLetterRedisConfig};
 pub use self::exchange::{
     CompressionConfig, Encoding, ForwardHeaders, LimitsConfig, RedirectConfig, TimeoutConfig,
@@ -85,6 +88,8 @@ pub struct Config {
     pub dead_letter: DeadLetterConfig,
     /// Metrics: the latency histogram's buckets.
     pub metrics: MetricsConfig,
+    /// The cookie jar (off by default).
+    pub cookies: CookieConfig,
     /// Headers sent with every request unless the request sets them.
     pub default_headers: std::collections::BTreeMap<String, String>,
     /// The `User-Agent` header. Default: `wirecore/<version>`.
@@ -260,6 +265,9 @@ impl Config {
         }
         if let Err((field, why)) = cache::validate(&self.cache) {
             return bad(field, why);
+        }
+        if self.cookies.max_cookies == 0 {
+            return bad("cookies.max_cookies", "must be at least 1");
         }
         if let Err((field, why)) = dead_letter::validate(&self.dead_letter) {
             return bad(field, why);

@@ -13,6 +13,7 @@ mod client;
 mod compress;
 pub mod config;
 mod connect;
+mod cookies;
 mod dead_letter;
 mod error;
 #[doc(hidden)]
@@ -34,6 +35,7 @@ pub use crate::body::{Body, RequestBody};
 pub use crate::cache::CacheStatus;
 pub use crate::client::{Client, ClientBuilder, RequestBuilder};
 pub use crate::config::Config;
+pub use crate::cookies::Cookie;
 pub use crate::dead_letter::{DeadLetter, DeadLetterSink};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::layer::ResilienceLayer;

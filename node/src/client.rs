@@ -409,6 +409,20 @@ impl NativeClient {
         Ok(config::stats_to_js(v))
     }
 
+    /// The cookie jar's unexpired cookies, keys in camelCase.
+    #[napi(catch_unwind)]
+    pub fn cookies(&self) -> napi::Result<serde_json::Value> {
+        let v = serde_json::to_value(self.shared.client.cookies())
+            .map_err(|e| js_error("internal", &e.to_string()))?;
+        Ok(config::stats_to_js(v))
+    }
+
+    /// Empties the cookie jar.
+    #[napi(catch_unwind)]
+    pub fn clear_cookies(&self) {
+        self.shared.client.clear_cookies();
+    }
+
     /// The stats in Prometheus text format.
     #[napi(catch_unwind)]
     pub fn prometheus(&self) -> String {

@@ -528,6 +528,17 @@ impl Client {
         Ok(self.client(py)?.stats().to_json())
     }
 
+    /// The cookie jar's unexpired cookies, as the core's JSON (`Client::cookies_json`).
+    fn cookies_json(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.client(py)?.cookies_json())
+    }
+
+    /// Empties the cookie jar.
+    fn clear_cookies(&self, py: Python<'_>) -> PyResult<()> {
+        self.client(py)?.clear_cookies();
+        Ok(())
+    }
+
     /// The stats in Prometheus text format.
     fn prometheus(&self, py: Python<'_>) -> PyResult<String> {
         Ok(self.client(py)?.prometheus())

@@ -279,6 +279,44 @@ pub unsafe extern "C" fn wirecore_client_diagnostics_json(
     }
 }
 
+/// The cookie jar's unexpired cookies as a JSON array (`[]` while `cookies.enabled` is false),
+/// each `{"name", "value", "domain", "host_only", "path", "secure", "http_only", "same_site",
+/// "expires_ms"}` (`same_site` and `expires_ms` may be null). Ownership as
+/// `wirecore_client_stats_json`.
+///
+/// # Safety
+/// `client` is NULL or a live client; `out` writable; `len` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_client_cookies_json(
+    client: *const wirecore_client,
+    out: *mut *mut c_char,
+    len: *mut usize,
+) -> wirecore_code {
+    // SAFETY: as this function's contract.
+    unsafe { client_text(client, out, len, wirecore::Client::cookies_json) }
+}
+
+/// Empties the client's cookie jar. Thread-safe.
+///
+/// # Errors
+/// `WIRECORE_INVALID_ARGUMENT` for an invalid handle.
+///
+/// # Safety
+/// `client` is NULL or a live client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_client_clear_cookies(
+    client: *const wirecore_client,
+) -> wirecore_code {
+    ffi_fn!(err = std::ptr::null_mut(), {
+        // SAFETY: NULL or a live client (magic checked).
+        let Some(c) = (unsafe { handle::get(client) }) else {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        };
+        c.client.clear_cookies();
+        wirecore_code::WIRECORE_OK
+    })
+}
+
 /// The stats in Prometheus text format. Ownership as `wirecore_client_stats_json`.
 ///
 /// # Safety

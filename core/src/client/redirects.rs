@@ -61,9 +61,19 @@ impl Client {
                     &inner.default_headers
                 },
             };
+            // The jar's cookies are this hop's own: they never join `headers`, which the
+            // next hop (perhaps another host) starts from.
+            let with_cookies = inner
+                .jar
+                .as_ref()
+                .and_then(|j| j.headers_for(&uri, &headers));
+            let sent = with_cookies.as_ref().unwrap_or(&headers);
             let resp = self
-                .send_cached(&method, &uri, &headers, body, &opts, options.cache)
+                .send_cached(&method, &uri, sent, body, &opts, options.cache)
                 .await?;
+            if let Some(j) = &inner.jar {
+                j.store(&uri, &resp.headers);
+            }
             let Some(rule) = redirect::hop(resp.status, &method) else {
                 // Only here: an event stream is a 200.
                 return Ok(self.resumable(

@@ -847,6 +847,18 @@ class _BaseClient:
         stats: dict[str, Any] = _json.loads(self._raw.stats_json())
         return stats
 
+    def cookies(self) -> list[dict[str, Any]]:
+        """The unexpired cookies in the engine's jar (``cookies={"enabled": True}``; empty while
+        it is off), one dict each: ``name``, ``value``, ``domain``, ``host_only``, ``path``,
+        ``secure``, ``http_only``, ``same_site`` and ``expires_ms`` (``None``: a session
+        cookie)."""
+        cookies: list[dict[str, Any]] = _json.loads(self._raw.cookies_json())
+        return cookies
+
+    def clear_cookies(self) -> None:
+        """Empties the engine's cookie jar."""
+        self._raw.clear_cookies()
+
     def prometheus(self) -> str:
         """The stats in the Prometheus text format."""
         return self._raw.prometheus()

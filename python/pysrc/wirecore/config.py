@@ -18,6 +18,7 @@ __all__ = [
     "CompressionConfig",
     "ConcurrencyConfig",
     "Config",
+    "CookieConfig",
     "DeadLetterConfig",
     "DeadLetterRedisConfig",
     "DnsConfig",
@@ -99,6 +100,9 @@ class Config(TypedDict, total=False):
 
     #: Adaptive concurrency limits per origin.
     concurrency: ConcurrencyConfig
+
+    #: The cookie jar (off by default).
+    cookies: CookieConfig
 
     #: Requests that failed after every retry: a callback and a Redis stream.
     dead_letter: DeadLetterConfig
@@ -344,6 +348,20 @@ class ConcurrencyConfig(TypedDict, total=False):
 
     #: Smallest limit. At most 1_000_000. Default: 1.
     min_limit: int
+
+
+class CookieConfig(TypedDict, total=False):
+    """An RFC 6265 cookie jar per client: `Set-Cookie` from every response (each hop of a redirect
+    chain too) is stored and matching cookies are sent (domain, path, `Secure`, expiry). Off by
+    default, so a server-to-server client never carries one caller's cookies to another.
+    """
+
+    #: Keep and send cookies. Default: false.
+    enabled: bool
+
+    #: Cookies kept; once full, expired ones are dropped and then new ones are ignored. At least
+    #: 1, at most 100_000. Default: 3_000.
+    max_cookies: int
 
 
 class DeadLetterConfig(TypedDict, total=False):

@@ -2,8 +2,9 @@
 
     httpx.AsyncClient(transport=wirecore.httpx.AsyncTransport())
 
-httpx keeps its API, redirects, auth and cookies; the engine does the connections, pooling,
-HTTP/2, decompression, retries and limits. Redirects are left to httpx (the transport's engine
+httpx keeps its API, redirects, auth and cookies (its own jar: leave the engine's
+``cookies.enabled`` off here); the engine does the connections, pooling, HTTP/2, decompression,
+retries and limits. Redirects are left to httpx (the transport's engine
 client gets ``redirect.max = 0`` unless the config says otherwise). Engine errors are raised as
 the matching ``httpx`` exceptions, chained to the ``wirecore`` error.
 

@@ -248,6 +248,7 @@ async fn route(ctx: &Arc<ConnCtx>, req: &Req) -> Handled {
         "/etag" => Ok(etag(req)),
         _ if path.starts_with("/cache/") => cached(req).await,
         "/redirect-to" => redirect_to(req),
+        "/set-cookie" => set_cookie(req),
         "/retry-after" => retry_after(req),
         "/bomb" => bomb(req).await,
         "/layers" => layers(req).await,
@@ -326,6 +327,29 @@ fn redirect_to(req: &Req) -> Handled {
         .filter(StatusCode::is_redirection)
         .ok_or_else(|| bad_request("status must be a 3xx code"))?;
     Ok(redirect_response(code, &url))
+}
+
+/// One `Set-Cookie` per `c` parameter; a 302 to `redirect` when given, else the request's
+/// headers as `/headers` answers them (so one request shows the `Cookie` it carried).
+fn set_cookie(req: &Req) -> Handled {
+    let query = req.query();
+    let mut resp = match param(query, "redirect") {
+        Some(url) => redirect_response(StatusCode::FOUND, &url),
+        None => json_response(
+            StatusCode::OK,
+            &json!({ "headers": headers_json(&req.parts.headers) }),
+        ),
+    };
+    let values = query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .filter(|(k, _)| decode_component(k) == "c")
+        .map(|(_, v)| decode_component(v));
+    for v in values {
+        let v = HeaderValue::from_str(&v).map_err(|_| bad_request("c is not a header value"))?;
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
 }
 
 fn redirect_response(code: StatusCode, location: &str) -> Response<Body> {

@@ -342,6 +342,19 @@ func DiagnosticsJSON(c *Client) string {
 	return takeString(p, n)
 }
 
+// CookiesJSON is the client's cookie jar as a JSON array.
+func CookiesJSON(c *Client) string {
+	var p *C.char
+	var n C.size_t
+	if C.wirecore_client_cookies_json(c, &p, &n) != OK {
+		return "[]"
+	}
+	return takeString(p, n)
+}
+
+// ClearCookies empties the client's cookie jar.
+func ClearCookies(c *Client) { C.wirecore_client_clear_cookies(c) }
+
 // Prometheus is the client's stats in Prometheus text format.
 func Prometheus(c *Client) string {
 	var p *C.char
