@@ -7,8 +7,8 @@
 # Go library and the npm package. The wheel cannot share it: maturin --zig builds through
 # cargo-zigbuild (zig as linker and C compiler, for glibc 2.17, and the unstable
 # target-applies-to-host), which compiles every dependency again, host tools included.
-.PHONY: dist dist-lib dist-c dist-node go-vendor-lib lint-dist dist-testserver test-dist \
-	test-dist-c test-dist-node test-dist-go
+.PHONY: dist dist-lib dist-c dist-node dist-python go-vendor-lib lint-dist dist-testserver \
+	test-dist test-dist-c test-dist-node test-dist-python test-dist-go
 
 VERSION := $(shell sed -nE '/^\[workspace\.package\]/,/^\[/s/^version = "(.*)"/\1/p' Cargo.toml)
 DIST_DIR := $(CURDIR)/dist
@@ -18,7 +18,7 @@ DIST_TESTSERVER := $(TARGET_DIR)/debug/wirecore-testserver
 
 LINT_TARGETS += lint-dist
 
-dist: dist-c dist-node go-vendor-lib  ## Release artifacts: dist/ (C tarball, npm tgz), the Go module's prebuilt lib
+dist: dist-c dist-node dist-python go-vendor-lib  ## Release artifacts: dist/ (C tarball, npm tgz, Python wheel + sdist), the Go module's prebuilt lib
 	@ls -l $(DIST_DIR)
 
 dist-lib:  ## One release build of the C ABI (libwirecore.a/.so) and the Node addon
@@ -32,6 +32,10 @@ dist-node: dist-lib  ## dist/wirecore-<version>.tgz: the npm package with the re
 	@mkdir -p $(DIST_DIR)
 	bash scripts/dist/node.sh $(REL_DIR) $(DIST_DIR)
 
+dist-python: setup-python  ## dist/wirecore-<version>-cp39-abi3-manylinux*.whl (make wheel-portable) and dist/wirecore-<version>.tar.gz (maturin sdist)
+	$(MAKE) --no-print-directory wheel-portable PY_DIST=$(DIST_DIR)
+	cd $(PY_DIR) && .venv/bin/maturin sdist --out $(DIST_DIR)
+
 go-vendor-lib: dist-lib  ## Put the release libwirecore.a + header into bindings/go/internal/capi/prebuilt (recorded in its SOURCE)
 	python3 scripts/dist/go_lib.py vendor $(REL_DIR)/libwirecore.a
 
@@ -39,7 +43,7 @@ lint-dist:  ## Release metadata: the wirecore.pc template, package.json's fields
 	python3 scripts/dist/check.py
 	python3 scripts/dist/go_lib.py check
 
-test-dist: test-dist-c test-dist-node test-dist-go  ## Install every artifact of make dist into a clean place; a request against the test server each
+test-dist: test-dist-c test-dist-node test-dist-python test-dist-go  ## Install every artifact of make dist into a clean place; a request against the test server each
 
 dist-testserver:
 	$(CARGO) build -q -p wirecore-testserver
@@ -49,6 +53,10 @@ test-dist-c: dist-c dist-testserver  ## Compile an example with `pkg-config --cf
 
 test-dist-node: dist-node dist-testserver  ## npm install the tgz under a path with spaces; require + import it from a read-only node_modules; a GET
 	bash scripts/dist/test-node.sh $(DIST_DIR)/wirecore-$(VERSION).tgz $(DIST_TESTSERVER)
+
+test-dist-python: dist-python dist-testserver  ## The wheel's tags, glibc 2.17 and release build; installed in a fresh venv, sync + async GET; the sdist's crates and lock
+	PY_BOOT=$(PY_BOOT) bash scripts/dist/test-python.sh $(DIST_DIR)/wirecore-$(VERSION)-cp39-abi3-*.whl \
+		$(DIST_DIR)/wirecore-$(VERSION).tar.gz $(DIST_TESTSERVER)
 
 test-dist-go: go-vendor-lib dist-testserver  ## A fresh module using a copy of bindings/go by `replace`: builds with no cargo on PATH, runs a GET
 	bash scripts/dist/test-go.sh $(DIST_TESTSERVER) $(VERSION)

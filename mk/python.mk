@@ -39,7 +39,8 @@ PY_ZIG_VERSION := 0.17.1
 wheel-portable: setup-python  ## dist/wirecore-*-manylinux2014*.whl: release, runs on glibc >= 2.17 (zig linker)
 	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check ziglang==$(PY_ZIG_VERSION)
 	rm -f $(PY_DIST)/wirecore-*.whl
-	PATH=$(abspath $(PY_VENV))/bin:$$PATH $(PY_MATURIN) --profile release --zig --compatibility manylinux2014 --out $(abspath $(PY_DIST))
+	@# maturin finds zig through the venv's python (ziglang): PATH must reach maturin, not only the cd.
+	export PATH=$(abspath $(PY_VENV))/bin:$$PATH && $(PY_MATURIN) --profile release --zig --compatibility manylinux2014 --out $(abspath $(PY_DIST))
 
 lint-python: setup-python  ## ruff, mypy --strict on the package and the typed example, config.py current
 	$(PY_BOOT) $(PY_DIR)/scripts/gen_config_types.py --check

@@ -5,7 +5,7 @@
 # (`--static`, libwirecore.a from pkg-config's libdir) and runs that too.
 # Usage: test-c.sh TARBALL TESTSERVER
 set -euo pipefail
-tarball=$1 server=$2
+tarball=$(realpath "$1") server=$(realpath "$2")
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/wirecore-dist-c.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT

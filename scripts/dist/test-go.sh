@@ -5,7 +5,7 @@
 # and runs a GET against a fresh test server.
 # Usage: test-go.sh TESTSERVER VERSION
 set -euo pipefail
-server=$1 version=$2
+server=$(realpath "$1") version=$2
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 go=$(command -v "${GO:-go}")
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/wirecore-dist-go.XXXXXX")"

@@ -5,7 +5,7 @@
 # that the addon is a release build (no overflow checks).
 # Usage: test-node.sh TGZ TESTSERVER
 set -euo pipefail
-tgz=$1 server=$2
+tgz=$(realpath "$1") server=$(realpath "$2")
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/wirecore dist node.XXXXXX")"
 trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT
 chmod 755 "$tmp"
