@@ -47,3 +47,37 @@ test-kotlin: setup-kotlin kotlin-lib  ## JUnit suite on the JVM: every tests/sce
 demo-kotlin: setup-kotlin kotlin-lib  ## The Kotlin example against a fresh test server, with stats
 	$(KT_MVN) -q test-compile exec:java -Dexec.mainClass=wirecore.DemoKt -Dexec.classpathScope=test \
 		-Djna.library.path=$(KT_LIB_DIR) -Dwirecore.testserver=$(KT_LIB_DIR)/wirecore-testserver
+
+# Release build allowed here only (a bench, never part of `make ready`). The client JVM runs on
+# CPU 1 and the test server on CPU 0, as bench-go does.
+KT_REL_DIR := $(abspath $(TARGET_DIR))/release
+BENCH_KOTLIN_ARGS ?= 3 1,64,256
+.PHONY: bench-kotlin
+BENCH_TARGETS += bench-kotlin
+
+bench-kotlin: setup-kotlin  ## wirecore vs OkHttp 5.5.1 and the JDK HttpClient, GET /1k at C=1,64,256 over h1 and h2 (release) → bench/results/<date>-kotlin.md
+	$(CARGO) build --release -p wirecore-uniffi -p wirecore-testserver
+	@mkdir -p bench/results
+	mvn -B -q -ntp -f $(KT_DIR)/pom.xml -Dwirecore.lib.dir=$(KT_REL_DIR) test-compile exec:exec \
+		-Dexec.classpathScope=test -Dexec.executable=taskset \
+		-Dexec.outputFile=$(CURDIR)/bench/results/$$(date -u +%F)-kotlin.md \
+		-Dexec.args="-c 1 java -Djna.library.path=$(KT_REL_DIR) -Dwirecore.testserver=$(KT_REL_DIR)/wirecore-testserver -Dwirecore.server.cpu=0 -cp %classpath wirecore.BenchKt $(BENCH_KOTLIN_ARGS)"
+	@cat bench/results/$$(date -u +%F)-kotlin.md
+
+# `make dist` / `make test-dist` pick these up as extra prerequisites (mk/dist.mk owns the rest).
+KT_JAR := $(CURDIR)/dist/wirecore-$(shell sed -nE '/^\[workspace\.package\]/,/^\[/s/^version = "(.*)"/\1/p' Cargo.toml)-linux-x86_64.jar
+.PHONY: dist-kotlin test-dist-kotlin
+dist: dist-kotlin
+test-dist: test-dist-kotlin
+
+dist-kotlin: setup-kotlin  ## dist/wirecore-<version>-linux-x86_64.jar: the Kotlin/Java classes with the release native library inside
+	$(CARGO) build --release -p wirecore-uniffi
+	mvn -B -q -ntp -f $(KT_DIR)/pom.xml -Pdist -Dwirecore.native.dir=$(KT_REL_DIR) -Dmaven.test.skip=true clean package
+	@mkdir -p dist
+	cp $(KT_DIR)/target/wirecore-*.jar $(KT_JAR)
+
+test-dist-kotlin: dist-kotlin  ## Compile and run a plain Java GET against the jar and its runtime dependencies only
+	$(CARGO) build -q -p wirecore-testserver
+	mvn -B -q -ntp -f $(KT_DIR)/pom.xml org.apache.maven.plugins:maven-dependency-plugin:3.8.1:build-classpath \
+		-Dmdep.includeScope=runtime -Dmdep.outputFile=$(abspath $(TARGET_DIR))/kotlin-runtime.classpath
+	bash scripts/dist/test-kotlin.sh $(KT_JAR) $(abspath $(TARGET_DIR))/debug/wirecore-testserver $(abspath $(TARGET_DIR))/kotlin-runtime.classpath

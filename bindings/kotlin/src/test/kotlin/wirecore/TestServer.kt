@@ -48,10 +48,12 @@ class TestServer private constructor(private val process: Process, val info: Jso
     }
 
     companion object {
-        fun start(vararg args: String): TestServer {
+        /** Starts the server with `args`; `pin` prefixes the command (`taskset -c 0`). */
+        @JvmOverloads
+        fun start(vararg args: String, pin: List<String> = emptyList()): TestServer {
             val bin = System.getProperty("wirecore.testserver")
                 ?: error("set -Dwirecore.testserver to the wirecore-testserver binary (make test-kotlin does)")
-            val p = ProcessBuilder(listOf(bin, "--exit-on-stdin-eof") + args)
+            val p = ProcessBuilder(pin + listOf(bin, "--exit-on-stdin-eof") + args)
                 .redirectError(ProcessBuilder.Redirect.INHERIT)
                 .start()
             val line = p.inputStream.bufferedReader().readLine() ?: error("the test server printed nothing")
