@@ -208,6 +208,16 @@ impl Client {
         self.client.diagnostics().to_string()
     }
 
+    /// The cookie jar's unexpired cookies as the core's JSON (`[]` when `cookies.enabled` is off).
+    pub fn cookies(&self) -> String {
+        self.client.cookies_json()
+    }
+
+    /// Empties the cookie jar.
+    pub fn clear_cookies(&self) {
+        self.client.clear_cookies();
+    }
+
     /// Closes every idle pooled connection now; requests in flight and the client go on.
     pub fn close_idle_connections(&self) {
         self.client.close_idle_connections();

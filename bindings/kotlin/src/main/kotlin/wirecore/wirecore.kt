@@ -686,11 +686,15 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_wirecore_uniffi_checksum_func_version(
     ): Int
+    external fun uniffi_wirecore_uniffi_checksum_method_client_clear_cookies(
+    ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_client_close(
     ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_client_close_blocking(
     ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_client_close_idle_connections(
+    ): Int
+    external fun uniffi_wirecore_uniffi_checksum_method_client_cookies(
     ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_client_diagnostics(
     ): Int
@@ -758,12 +762,16 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_wirecore_uniffi_fn_constructor_client_new(`configJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_wirecore_uniffi_fn_method_client_clear_cookies(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_wirecore_uniffi_fn_method_client_close(`ptr`: Long,`timeoutMs`: Long,
     ): Long
     external fun uniffi_wirecore_uniffi_fn_method_client_close_blocking(`ptr`: Long,`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_wirecore_uniffi_fn_method_client_close_idle_connections(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_wirecore_uniffi_fn_method_client_cookies(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_wirecore_uniffi_fn_method_client_diagnostics(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_wirecore_uniffi_fn_method_client_diagnostics_text(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -939,6 +947,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_wirecore_uniffi_checksum_func_version() and 0xFFFF) != 21038) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_wirecore_uniffi_checksum_method_client_clear_cookies() and 0xFFFF) != 39425) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_wirecore_uniffi_checksum_method_client_close() and 0xFFFF) != 31716) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -946,6 +957,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_wirecore_uniffi_checksum_method_client_close_idle_connections() and 0xFFFF) != 54694) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_wirecore_uniffi_checksum_method_client_cookies() and 0xFFFF) != 14308) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_wirecore_uniffi_checksum_method_client_diagnostics() and 0xFFFF) != 55055) {
@@ -1476,6 +1490,11 @@ public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
 public interface ClientInterface {
     
     /**
+     * Empties the cookie jar.
+     */
+    fun `clearCookies`()
+    
+    /**
      * Refuses new requests (`Closed`), waits up to `timeout_ms` for requests and body reads in
      * flight, and closes the pool. (`close()` without an argument is `AutoCloseable`'s: it
      * frees the object, closing at once once no call holds it; see [`Drop`] below.)
@@ -1491,6 +1510,11 @@ public interface ClientInterface {
      * Closes every idle pooled connection now; requests in flight and the client go on.
      */
     fun `closeIdleConnections`()
+    
+    /**
+     * The cookie jar's unexpired cookies as the core's JSON (`[]` when `cookies.enabled` is off).
+     */
+    fun `cookies`(): kotlin.String
     
     /**
      * The health report as JSON.
@@ -1647,6 +1671,21 @@ open class Client: Disposable, AutoCloseable, ClientInterface
 
     
     /**
+     * Empties the cookie jar.
+     */override fun `clearCookies`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_wirecore_uniffi_fn_method_client_clear_cookies(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
      * Refuses new requests (`Closed`), waits up to `timeout_ms` for requests and body reads in
      * flight, and closes the pool. (`close()` without an argument is `AutoCloseable`'s: it
      * frees the object, closing at once once no call holds it; see [`Drop`] below.)
@@ -1701,6 +1740,22 @@ open class Client: Disposable, AutoCloseable, ClientInterface
 }
     }
     
+    
+
+    
+    /**
+     * The cookie jar's unexpired cookies as the core's JSON (`[]` when `cookies.enabled` is off).
+     */override fun `cookies`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_wirecore_uniffi_fn_method_client_cookies(
+        it,
+        _status)
+}
+    }
+    )
+    }
     
 
     

@@ -243,6 +243,27 @@ class ClientTest {
     }
 
     @Test
+    fun cookiesAreStoredListedAndCleared() = runBlocking {
+        Client("{}").use { off ->
+            off.request("GET", http("/set-cookie?c=a%3D1")).bytes()
+            assertEquals("[]", off.cookies(), "the jar is off by default")
+            off.close(5000)
+        }
+        Client("""{"cookies": {"enabled": true}}""").use { c ->
+            c.request("GET", http("/set-cookie?c=a%3D1&c=b%3D2%3B%20Path%3D%2Fx")).bytes()
+            val jar = Json.parseToJsonElement(c.cookies()) as kotlinx.serialization.json.JsonArray
+            val byName = jar.associate { it.jsonObject.getValue("name").jsonPrimitive.content to it.jsonObject }
+            assertEquals(setOf("a", "b"), byName.keys, c.cookies())
+            assertEquals("1", byName.getValue("a").getValue("value").jsonPrimitive.content)
+            val echo = Json.parseToJsonElement(String(c.request("GET", http("/headers")).bytes())).jsonObject
+            assertEquals("a=1", echo.getValue("headers").jsonObject.getValue("cookie").jsonPrimitive.content, "b's path is /x")
+            c.clearCookies()
+            assertEquals("[]", c.cookies())
+            c.close(5000)
+        }
+    }
+
+    @Test
     fun jvmExitsCleanlyWithIdleConnections() {
         val java = File(System.getProperty("java.home"), "bin/java").path
         val p = ProcessBuilder(
