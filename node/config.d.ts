@@ -7,6 +7,13 @@
  * Keys are the core's, in camelCase; snake_case is accepted too. An unknown key throws a ConfigError naming it.
  */
 export interface Config {
+  /**
+   * Absolute http(s) URL that a request URL starting with `/` is joined to, as httpx's
+   * `base_url`: the relative path is appended to this URL's path (`https://api/v1` and
+   * `/users` give `https://api/v1/users`). No query or fragment. Default: "" (none: a
+   * relative URL is `invalid_url`).
+   */
+  baseUrl?: string
   /** Circuit breakers per origin. */
   breaker?: BreakerConfig
   /** The response cache (off by default). */

@@ -16,6 +16,8 @@ export type BodyInit =
   | ArrayBuffer
   | ArrayBufferView
   | URLSearchParams
+  /** Sent as multipart/form-data (a generated boundary, files streamed), as fetch sends it. */
+  | FormData
   | ReadableStream<Uint8Array | string>
   | AsyncIterable<Uint8Array | string>
   | NodeJS.ReadableStream

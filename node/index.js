@@ -227,12 +227,21 @@ function normalize(input, init) {
     if (!hasHeader(headers, 'content-type')) {
       ;(headers ??= []).push('content-type', 'application/x-www-form-urlencoded;charset=UTF-8')
     }
+  } else if (typeof FormData === 'function' && body instanceof FormData) {
+    // multipart/form-data as fetch sends it: Node's own encoder (a generated boundary, files
+    // streamed from their Blobs), read here as a stream.
+    const encoded = new globalThis.Response(body)
+    if (!hasHeader(headers, 'content-type')) {
+      ;(headers ??= []).push('content-type', encoded.headers.get('content-type'))
+    }
+    stream = encoded.body
+    body = null
   } else if (isStream(body)) {
     stream = body
     body = null
   } else {
     throw new TypeError(
-      'wirecore: body must be a string, Buffer, Uint8Array, ArrayBuffer, URLSearchParams, ReadableStream or async iterable',
+      'wirecore: body must be a string, Buffer, Uint8Array, ArrayBuffer, URLSearchParams, FormData, ReadableStream or async iterable',
     )
   }
   const {
@@ -948,9 +957,6 @@ async function fetchWith(client, input, init = {}) {
     }
   }
   if (typeof Blob === 'function' && body instanceof Blob) body = new Uint8Array(await body.arrayBuffer())
-  if (typeof FormData === 'function' && body instanceof FormData) {
-    throw new TypeError('wirecore: FormData bodies are not supported; encode the body first')
-  }
   let r
   try {
     r = await client.request({ ...opts, url, method, headers, body, signal })

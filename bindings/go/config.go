@@ -28,6 +28,9 @@ type Config struct {
 	// Services are load-balanced services by name: a request to http://NAME/... goes to one of
 	// the service's endpoints (see the core's ServiceConfig).
 	Services map[string]ServiceConfig `json:"services,omitempty"`
+	// BaseURL is joined to a request URL that is a bare path (see the core's base_url); an
+	// http.Client needs absolute URLs, so this serves RoundTrip callers.
+	BaseURL string `json:"base_url,omitempty"`
 }
 
 // MetricsConfig sets the buckets of the Prometheus latency histogram.

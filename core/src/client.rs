@@ -71,6 +71,8 @@ struct Inner {
     cache: Option<crate::cache::Cache>,
     /// The cookie jar, when `cookies.enabled`.
     jar: Option<crate::cookies::Jar>,
+    /// `base_url`, which a relative request URL is joined to.
+    base_url: Option<http::Uri>,
     /// Load-balanced services (`Config.services`).
     balancer: crate::balance::Balancer,
     dead_letters: crate::dead_letter::DeadLetters,
@@ -137,6 +139,11 @@ impl Client {
         let routes = Routes::new(cfg.pool.max_origins);
         let cache = crate::cache::Cache::new(&cfg)?;
         let jar = crate::cookies::Jar::new(&cfg.cookies);
+        let base_url = if cfg.base_url.is_empty() {
+            None
+        } else {
+            Some(crate::request::parse_url(&cfg.base_url)?)
+        };
         let balancer = crate::balance::Balancer::new(&cfg, &policies)?;
         let dead_letters = crate::dead_letter::DeadLetters::new(&cfg)?;
         let inner = Arc::new_cyclic(|me: &std::sync::Weak<Inner>| {
@@ -161,6 +168,7 @@ impl Client {
                 routes,
                 cache,
                 jar,
+                base_url,
                 balancer,
                 dead_letters,
                 closed: std::sync::atomic::AtomicBool::new(false),
@@ -199,9 +207,29 @@ impl Client {
         &self.inner.cfg
     }
 
-    /// Starts a request.
+    /// Starts a request. `url` is absolute, or a path starting with `/` joined to
+    /// `base_url`.
     pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
-        RequestBuilder::new(self.clone(), Request::new(method, url))
+        let req = Request::new(method, url).and_then(|mut r| {
+            self.absolute(&mut r)?;
+            Ok(r)
+        });
+        RequestBuilder::new(self.clone(), req)
+    }
+
+    /// Joins a relative request URL to `base_url` (httpx's rule: appended to its path).
+    fn absolute(&self, req: &mut Request) -> Result<(), Error> {
+        if req.uri.scheme().is_some() {
+            return Ok(());
+        }
+        let Some(base) = &self.inner.base_url else {
+            return Err(error::url(format!(
+                "relative URL {:?} needs the client's base_url",
+                error::redact_str(&req.uri.to_string())
+            )));
+        };
+        req.uri = crate::request::join_base(base, &req.uri)?;
+        Ok(())
     }
 
     /// Starts a GET.
@@ -374,6 +402,7 @@ impl Client {
             return Err(Error::new(ErrorKind::Closed, "the client is closed"));
         }
         req.options.validate()?;
+        self.absolute(&mut req)?;
         // The precedence rule (see `RequestOptions`): an explicit priority replaces the caller's
         // header, which the pool then reads the urgency from like any other.
         if let Some(p) = req.options.priority {

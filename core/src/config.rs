@@ -103,6 +103,11 @@ pub struct Config {
     /// `socketPath`); URLs still name the host and port sent in `Host`. `http://` URLs only
     /// (h2c with `http2.prior_knowledge`). Default: none.
     pub unix_socket: Option<String>,
+    /// Absolute http(s) URL that a request URL starting with `/` is joined to, as httpx's
+    /// `base_url`: the relative path is appended to this URL's path (`https://api/v1` and
+    /// `/users` give `https://api/v1/users`). No query or fragment. Default: "" (none: a
+    /// relative URL is `invalid_url`).
+    pub base_url: String,
 }
 /// Largest value of every duration field (`*_ms`): one year. Anything longer is a mistake, and
 /// it keeps every deadline computed from config far from overflow.
@@ -290,6 +295,14 @@ impl Config {
             }
             if k.is_empty() || k.contains('/') {
                 return bad(&format!("dns.overrides.{k}"), "is not a host or host:port");
+            }
+        }
+        if !self.base_url.is_empty() {
+            if let Err(e) = crate::request::parse_url(&self.base_url) {
+                return bad("base_url", e.message());
+            }
+            if self.base_url.contains(['?', '#']) {
+                return bad("base_url", "must not have a query or fragment");
             }
         }
         if let Some(path) = &self.unix_socket

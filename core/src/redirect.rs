@@ -296,6 +296,15 @@ fn percent_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// `Basic base64(credentials)`, marked sensitive.
+pub(crate) fn basic(credentials: &[u8]) -> Option<HeaderValue> {
+    let mut token = b"Basic ".to_vec();
+    base64_into(credentials, &mut token);
+    let mut value = HeaderValue::from_bytes(&token).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
 fn base64_into(input: &[u8], out: &mut Vec<u8>) {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for chunk in input.chunks(3) {

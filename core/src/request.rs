@@ -85,15 +85,52 @@ pub fn parse_url(url: &str) -> Result<Uri, Error> {
     Ok(uri)
 }
 
+/// A request's URL: absolute (see [`parse_url`]), or a path starting with `/` (not `//`) that
+/// the client joins to its `base_url` when the request is executed.
+fn parse_target(url: &str) -> Result<Uri, Error> {
+    if !url.starts_with('/') || url.starts_with("//") {
+        return parse_url(url);
+    }
+    if let Ok(u) = url.parse::<Uri>()
+        && u.scheme().is_none()
+    {
+        return Ok(u);
+    }
+    // Percent-encode what `http::Uri` refuses (spaces), as `parse_url` does.
+    let bad = |e: &dyn std::fmt::Display| {
+        error::url(format!("invalid URL {:?}: {e}", error::redact_str(url)))
+    };
+    let joined = url::Url::parse("http://relative.invalid")
+        .and_then(|b| b.join(url))
+        .map_err(|e| bad(&e))?;
+    let pq = match joined.query() {
+        Some(q) => format!("{}?{q}", joined.path()),
+        None => joined.path().to_owned(),
+    };
+    pq.parse::<Uri>().map_err(|e| bad(&e))
+}
+
+/// `rel` (a path and query) appended to `base`'s path, as httpx's `base_url`.
+pub(crate) fn join_base(base: &Uri, rel: &Uri) -> Result<Uri, Error> {
+    let pq = rel
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let prefix = base.path().trim_end_matches('/');
+    let scheme = base.scheme_str().unwrap_or("http");
+    let authority = base.authority().map_or("", http::uri::Authority::as_str);
+    parse_url(&format!("{scheme}://{authority}{prefix}{pq}"))
+}
+
 impl Request {
-    /// A request without body.
+    /// A request without body. `url` is absolute, or a path starting with `/` that the client
+    /// joins to its `base_url`.
     ///
     /// # Errors
     /// `invalid_url` when the URL is malformed or not http/https.
     pub fn new(method: Method, url: &str) -> Result<Self, Error> {
         Ok(Self {
             method,
-            uri: parse_url(url)?,
+            uri: parse_target(url)?,
             headers: HeaderMap::new(),
             body: RequestBody::empty(),
             options: RequestOptions::default(),

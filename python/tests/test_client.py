@@ -273,3 +273,12 @@ def test_close_waits_for_a_body_being_read(srv: Server, tls_config: dict[str, An
         c.close(timeout=30)
         assert c.stats()["bytes_received"] == 1000, "close returned before the body was read"
         assert len(got.result(timeout=30).content) == 1000
+
+
+def test_base_url_joins_relative_urls(srv: Server, tls_config: dict[str, Any]) -> None:
+    with wirecore.Client(tls_config, base_url=f"{srv.http}/") as c:
+        r = c.get("/echo", params={"x": "1"})
+        assert r.url == f"{srv.http}/echo?x=1"
+        assert r.json()["query"] == "x=1"
+    with wirecore.Client(tls_config) as c, pytest.raises(wirecore.InvalidURL):
+        c.get("/echo")

@@ -30,6 +30,14 @@ fn h2_illegal(name: &header::HeaderName) -> bool {
         || name.as_str() == "proxy-connection"
 }
 
+fn with_authority(uri: &Uri, host: &HeaderValue) -> Result<Uri, Error> {
+    let bad = || error::url(format!("the Host header {host:?} is not a valid authority"));
+    let authority = http::uri::Authority::try_from(host.as_bytes()).map_err(|_| bad())?;
+    let mut parts = uri.clone().into_parts();
+    parts.authority = Some(authority);
+    Uri::from_parts(parts).map_err(|_| bad())
+}
+
 /// The request as hyper sends it, its headers merged in one pass (user headers, then defaults
 /// the user did not set, then `Accept-Encoding` and `Content-Encoding`, then `Host` on h1).
 pub(super) fn build_http(
@@ -41,7 +49,12 @@ pub(super) fn build_http(
     let mut req = http::Request::new(body);
     *req.method_mut() = head.method.clone();
     if h2 {
-        *req.uri_mut() = uri.clone();
+        *req.uri_mut() = match user.get(header::HOST) {
+            // A `Host` the caller set is h2's `:authority` (RFC 9113 §8.3.1), as Go's and
+            // curl's clients send it; the connection still goes to the URL's origin.
+            Some(host) => with_authority(uri, host)?,
+            None => uri.clone(),
+        };
         *req.version_mut() = Version::HTTP_2;
     } else {
         // Origin form: the path and query, shared with the URL (no copy, no re-parse).

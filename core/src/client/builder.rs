@@ -99,6 +99,13 @@ impl ClientBuilder {
         self
     }
 
+    /// The URL a request URL starting with `/` is joined to (appended to its path, as httpx's
+    /// `base_url`). Default: none.
+    pub fn base_url(mut self, url: &str) -> Self {
+        url.clone_into(&mut self.config.base_url);
+        self
+    }
+
     /// Redirects followed; 0 disables. Default: 10.
     pub fn max_redirects(mut self, n: u32) -> Self {
         self.config.redirect.max = n;

@@ -101,6 +101,18 @@ impl RequestBuilder {
         })
     }
 
+    /// Sets `Authorization: Basic base64(user:password)` (no password: `user:`).
+    pub fn basic_auth(self, user: &str, password: Option<&str>) -> Self {
+        self.map(|r| {
+            let creds = format!("{user}:{}", password.unwrap_or(""));
+            let v = crate::redirect::basic(creds.as_bytes()).ok_or_else(|| {
+                Error::new(ErrorKind::InvalidRequest, "basic_auth: not a header value")
+            })?;
+            r.headers.insert(http::header::AUTHORIZATION, v);
+            Ok(())
+        })
+    }
+
     /// Sets `Authorization: Bearer <token>`.
     pub fn bearer_auth(self, token: &str) -> Self {
         self.header("authorization", &format!("Bearer {token}"))

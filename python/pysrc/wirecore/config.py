@@ -89,6 +89,12 @@ class Config(TypedDict, total=False):
     type; an unknown key is an error naming the key.
     """
 
+    #: Absolute http(s) URL that a request URL starting with `/` is joined to, as httpx's
+    #: `base_url`: the relative path is appended to this URL's path (`https://api/v1` and
+    #: `/users` give `https://api/v1/users`). No query or fragment. Default: "" (none: a
+    #: relative URL is `invalid_url`).
+    base_url: str
+
     #: Circuit breakers per origin.
     breaker: BreakerConfig
 
