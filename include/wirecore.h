@@ -164,6 +164,25 @@ typedef struct wirecore_dead_letter {
 typedef void (*wirecore_dead_letter_cb)(void *userdata,
                                         const struct wirecore_dead_letter *letter);
 
+// One engine event. Every pointer is valid only during the callback it is passed to.
+typedef struct wirecore_log_record {
+  // `error`, `warn`, `info`, `debug` or `trace` (NUL-terminated).
+  const char *level;
+  // Where it happened, `wirecore::pool::connect` (NUL-terminated).
+  const char *target;
+  // What happened, in words (NUL-terminated).
+  const char *message;
+  // Its fields as a JSON object: `event` (`connection_opened`, `retry` ...), `origin`,
+  // `attempt`, `error_code` ... (NUL-terminated).
+  const char *fields_json;
+  // When, milliseconds since the Unix epoch.
+  uint64_t time_ms;
+} wirecore_log_record;
+
+// Called with each record on the thread that polls; must not keep `record`'s pointers.
+typedef void (*wirecore_log_cb)(void *userdata,
+                                const struct wirecore_log_record *record);
+
 // Durations of the phases of a request, in microseconds (0 when the phase did not happen,
 // e.g. DNS/connect/TLS on a reused connection).
 typedef struct wirecore_timings {
@@ -423,6 +442,32 @@ enum wirecore_code wirecore_code_from_str(const char *code);
 // Every core error code, one per line (`"invalid_config\ninvalid_url\n..."`), in the core's
 // order, so a binding can test that it maps each one. Static storage: never free it.
 const char *wirecore_error_codes(void);
+
+// Keeps the engine's events up to `level` (`"error"`, `"warn"`, `"info"`, `"debug"`,
+// `"trace"`; `"off"` stops) for `wirecore_log_poll`, for every client of the process. Off by
+// default. At most 4096 records wait; more are dropped.
+//
+// # Errors
+// `WIRECORE_INVALID_ARGUMENT` for NULL or an unknown level.
+//
+// # Safety
+// `level` is NULL or a NUL-terminated string; `err` NULL or writable.
+enum wirecore_code wirecore_log_enable(const char *level,
+                                       wirecore_error **err);
+
+// Waits up to `timeout_ms` for log records, then calls `cb(userdata, record)` for each (at
+// most 256) on this thread; `*n` (when not NULL) receives how many. Returns `WIRECORE_OK`
+// (with 0 records on timeout).
+//
+// # Errors
+// `WIRECORE_INVALID_ARGUMENT` for a NULL callback.
+//
+// # Safety
+// `cb` NULL or callable with `userdata`; `n` NULL or writable.
+enum wirecore_code wirecore_log_poll(uint64_t timeout_ms,
+                                     wirecore_log_cb cb,
+                                     void *userdata,
+                                     size_t *n);
 
 // Starts a request. `method` and `url` are `len`-byte UTF-8 strings (no NUL needed).
 // On success `*out` owns a new request.

@@ -149,6 +149,19 @@ export interface DeadLetter {
 /** Every error code of the core, so JS can check that each maps to an error class. */
 export declare function errorCodes(): Array<string>
 
+/** One engine event. */
+export interface LogRecord {
+  /** `error`, `warn`, `info`, `debug` or `trace`. */
+  level: string
+  /** Where it happened (`wirecore::pool::connect`). */
+  target: string
+  message: string
+  /** `event` (`connection_opened`, `retry` ...), `origin`, `attempt`, `error_code` ... */
+  fields: any
+  /** When, milliseconds since the Unix epoch. */
+  timeMs: number
+}
+
 /** How many completions one batch (one JS call) holds at most. */
 export declare function maxBatch(): number
 
@@ -164,6 +177,12 @@ export interface PhaseTimeoutsMs {
   read?: number
   pool?: number
 }
+
+/**
+ * Hands the engine's events up to `level` (`off` stops), in batches, to `callback` on the JS
+ * thread, for every client of the process; replaces an earlier callback.
+ */
+export declare function setLogCallback(level: string, callback?: ((arg: Array<LogRecord>) => void) | undefined | null): void
 
 /** A Server-Sent Event (`wirecore::sse::Event`). */
 export interface SseEvent {

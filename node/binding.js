@@ -842,4 +842,5 @@ module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.maxBatch = nativeBinding.maxBatch
 module.exports.maxTimeoutMs = nativeBinding.maxTimeoutMs
 module.exports.parseEvents = nativeBinding.parseEvents
+module.exports.setLogCallback = nativeBinding.setLogCallback
 module.exports.version = nativeBinding.version

@@ -547,6 +547,28 @@ export declare const errorClasses: Readonly<Record<ErrorCode, typeof WirecoreErr
 export declare function errorFor(code: string, message: string, options?: ErrorOptions): WirecoreError
 /** Every error code the loaded engine can produce. */
 export declare function errorCodes(): string[]
+
+/** One engine event (`setLogger`). */
+export interface LogRecord {
+  /** `'error'`, `'warn'`, `'info'`, `'debug'` or `'trace'`. */
+  level: string
+  /** Where it happened (`wirecore::pool::connect`). */
+  target: string
+  message: string
+  /** `event` (`connection_opened`, `retry` ...), `origin`, `attempt`, `error_code` ... */
+  fields: Record<string, unknown>
+  /** When, milliseconds since the Unix epoch. */
+  timeMs: number
+}
+
+/**
+ * Hands the engine's events at `level` and above (default `'debug'`) to `callback` on the JS
+ * thread, for every client of the process; `null` turns it off (the default).
+ */
+export declare function setLogger(
+  callback: ((record: LogRecord) => void) | null,
+  level?: 'error' | 'warn' | 'info' | 'debug' | 'trace',
+): void
 /** The longest per-request timeout in milliseconds: one year (31 536 000 000), the core's bound on every duration. */
 export declare const MAX_TIMEOUT_MS: number
 /** The addon version. */

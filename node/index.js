@@ -992,6 +992,34 @@ function errorCodes() {
   return native.errorCodes()
 }
 
+/**
+ * Hands the engine's events (connections opened and closed, retries, breaker state changes,
+ * DNS refreshes, redirects, waits for a connection) at `level` and above (`'error'`, `'warn'`,
+ * `'info'`, `'debug'`, `'trace'`) to `callback`, one record at a time on the JS thread, for
+ * every client of the process; `null` turns it off (the default). At most 4096 records wait;
+ * more are dropped. A callback that throws is reported as an uncaught exception.
+ * @param {((record: import('./index').LogRecord) => void) | null} callback
+ * @param {string} [level]
+ */
+function setLogger(callback, level = 'debug') {
+  if (callback === null || callback === undefined) {
+    native.setLogCallback('off', null)
+    return
+  }
+  if (typeof callback !== 'function') throw new TypeError('setLogger needs a function or null')
+  native.setLogCallback(level, (batch) => {
+    for (const record of batch) {
+      try {
+        callback(record)
+      } catch (e) {
+        queueMicrotask(() => {
+          throw e
+        })
+      }
+    }
+  })
+}
+
 const { fromNative: _, ...publicErrors } = errors
 
 module.exports = {
@@ -1001,6 +1029,7 @@ module.exports = {
   Timings,
   ...publicErrors,
   errorCodes,
+  setLogger,
   MAX_TIMEOUT_MS,
   version: native.version(),
 }

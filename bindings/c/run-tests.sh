@@ -34,5 +34,7 @@ echo "== request_options${vg:+ (valgrind)}"
 "${vg[@]}" "$bin/request_options" "$line"
 echo "== dead_letter${vg:+ (valgrind)}"
 "${vg[@]}" "$bin/dead_letter" "$line"
+echo "== log${vg:+ (valgrind)}"
+"${vg[@]}" "$bin/log" "$line"
 echo "== scenarios${vg:+ (valgrind)}"
 "${vg[@]}" "$bin/scenarios" "$line" --stats-fields=tests/stats-fields.json tests/scenarios/*.json

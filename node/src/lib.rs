@@ -8,6 +8,7 @@ mod client;
 mod completion;
 mod config;
 mod dead_letter;
+pub mod log;
 
 use napi_derive::napi;
 

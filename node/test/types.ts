@@ -1,6 +1,6 @@
 // Compiled by `make lint-node` (tsc --noEmit): the declarations accept what users write and
 // reject what they must not.
-import { Client, fetch, WirecoreError, TimeoutError, errorClasses, type Config, type Stats, type Response } from 'wirecore'
+import { Client, fetch, WirecoreError, TimeoutError, errorClasses, setLogger, type Config, type Stats, type Response, type LogRecord } from 'wirecore'
 
 const config: Config = {
   pool: { maxIdlePerHost: 8, idleTimeoutMs: 30_000 },
@@ -68,3 +68,14 @@ async function use(): Promise<void> {
   void [status, version, ct, total, reused, n, stream, p99, reuses, text, prom, errorClasses['timeout.total']]
 }
 void use
+
+setLogger((r: LogRecord) => {
+  const when: number = r.timeMs
+  const event: unknown = r.fields.event
+  void [when, event, r.level.toUpperCase(), r.target, r.message]
+}, 'info')
+setLogger(null)
+// @ts-expect-error the level is one of the five names
+setLogger(() => {}, 'loud')
+const latency: Config = { metrics: { latencyBucketsMs: [1, 10, 100] } }
+void latency

@@ -10,6 +10,7 @@ use pyo3::types::PyTuple;
 mod bridge;
 mod client;
 mod error;
+mod log;
 mod response;
 mod upload;
 
@@ -27,6 +28,8 @@ fn _wirecore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bridge::after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(bridge::panic_in_engine, m)?)?;
     m.add_function(wrap_pyfunction!(error::error_for_code, m)?)?;
+    m.add_function(wrap_pyfunction!(log::log_enable, m)?)?;
+    m.add_function(wrap_pyfunction!(log::log_next, m)?)?;
     let codes: Vec<&str> = wirecore::ErrorKind::ALL.iter().map(|k| k.code()).collect();
     m.add("ERROR_CODES", PyTuple::new(py, codes)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

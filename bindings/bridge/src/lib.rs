@@ -11,12 +11,14 @@
 //! - [`EventSlot`]: a response's Server-Sent Events, read one at a time, closable.
 //! - [`fork`]: fork detection and the engine runtime as the bindings reach it.
 //! - [`Letters`]: dead letters queued for a binding's callback, taken on the host's thread.
+//! - [`log`]: the engine's `tracing` events queued for a binding's logger, taken the same way.
 
 mod batch;
 mod body;
 mod dead_letter;
 mod events;
 pub mod fork;
+pub mod log;
 mod registry;
 mod tracker;
 

@@ -16,6 +16,7 @@ mod client;
 mod dead_letter;
 mod error;
 mod handle;
+mod log;
 mod request;
 mod response;
 mod sse;
@@ -26,6 +27,7 @@ use std::ffi::c_char;
 pub use crate::client::wirecore_client;
 pub use crate::dead_letter::{wirecore_dead_letter, wirecore_dead_letter_cb};
 pub use crate::error::{wirecore_code, wirecore_error};
+pub use crate::log::{wirecore_log_cb, wirecore_log_record};
 pub use crate::request::{wirecore_body_writer, wirecore_request};
 pub use crate::response::{
     wirecore_response, wirecore_response_head, wirecore_timings, wirecore_tls_info,

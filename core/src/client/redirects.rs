@@ -137,6 +137,14 @@ impl Client {
             }
             hops += 1;
             inner.metrics.redirects.fetch_add(1, Relaxed);
+            tracing::debug!(
+                event = "redirect",
+                from = %error::redact(&uri),
+                to = %error::redact(&next),
+                status = resp.status.as_u16(),
+                hop = hops,
+                "following a redirect"
+            );
             resp.drain().await;
             match rule {
                 Hop::Keep => {}

@@ -199,17 +199,31 @@ impl DnsCache {
     async fn refresh(&self, host: String) {
         self.inner.metrics.dns.refreshes.fetch_add(1, Relaxed);
         match self.lookup(&host).await {
-            Lookup::Found(addrs, ttl) => self.store(
-                &host,
-                Entry::Found {
-                    addrs: Arc::from(addrs),
-                    expires: expires_in(ttl),
-                    ttl,
-                    refreshing: false,
-                },
-            ),
+            Lookup::Found(addrs, ttl) => {
+                tracing::debug!(
+                    event = "dns_refresh",
+                    host = &*host,
+                    addresses = addrs.len(),
+                    ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+                    "DNS entry refreshed"
+                );
+                self.store(
+                    &host,
+                    Entry::Found {
+                        addrs: Arc::from(addrs),
+                        expires: expires_in(ttl),
+                        ttl,
+                        refreshing: false,
+                    },
+                );
+            }
             // Keep the current entry; it will expire and then be served stale if need be.
             Lookup::Missing(..) | Lookup::Failed(_) => {
+                tracing::debug!(
+                    event = "dns_refresh_failed",
+                    host = &*host,
+                    "DNS refresh failed; the entry is kept"
+                );
                 if let Some(cache) = &self.inner.cache {
                     let mut c = cache.lock().unwrap_or_else(PoisonError::into_inner);
                     if let Some(Entry::Found { refreshing, .. }) = c.get_mut(&host) {

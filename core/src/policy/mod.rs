@@ -90,6 +90,8 @@ pub(crate) struct Counters {
 /// State of one origin.
 #[derive(Debug)]
 pub(crate) struct OriginPolicy {
+    /// The origin (`http://host:port`), for log events.
+    pub(crate) key: Arc<str>,
     pub(crate) budget: Budget,
     pub(crate) breaker: Option<Arc<Breaker>>,
     pub(crate) concurrency: Option<Arc<Limiter>>,
@@ -237,6 +239,13 @@ impl Policies {
         let breaker = cfg.breaker.enabled.then(|| {
             let tx = self.events.clone();
             let on: OnChange = Arc::new(move |origin, from, to| {
+                tracing::info!(
+                    event = "breaker_state",
+                    origin,
+                    from = from.as_str(),
+                    to = to.as_str(),
+                    "circuit breaker state changed"
+                );
                 let _ = tx.send(BreakerEvent {
                     origin: origin.to_owned(),
                     from,
@@ -254,6 +263,7 @@ impl Policies {
             Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("bounds"))
         });
         OriginPolicy {
+            key: key.clone(),
             budget: Budget::new(&cfg.retry.budget, self.base),
             breaker,
             concurrency: cfg
@@ -445,6 +455,20 @@ impl Policies {
                 return res;
             }
             self.count_retry(reason);
+            let (error_code, status) = match &res {
+                Ok(r) => ("status", Some(r.status().as_u16())),
+                Err(e) => (e.kind().code(), None),
+            };
+            tracing::info!(
+                event = "retry",
+                origin = &*op.key,
+                attempt = n,
+                reason = reason.label(),
+                error_code,
+                status,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                "retrying"
+            );
             if let Ok(r) = res {
                 r.discard().await;
             }

@@ -63,6 +63,13 @@ impl Pool {
             }
             Ok(conn) => {
                 host.c.connects.fetch_add(1, Relaxed);
+                tracing::debug!(
+                    event = "connection_opened",
+                    origin = &*host.origin.key,
+                    protocol = if h2 { "h2" } else { "h1" },
+                    connection = meta.id,
+                    "connection opened"
+                );
                 host.connected(&conn);
                 Ok(Lease {
                     host,

@@ -102,6 +102,12 @@ impl Pool {
                     ));
                 }
                 Step::Wait(rx, blocked) => {
+                    tracing::debug!(
+                        event = "pool_wait",
+                        origin = &*origin.key,
+                        blocked,
+                        "waiting for a connection"
+                    );
                     let mut guard = WaitGuard {
                         rx,
                         host: host.clone(),

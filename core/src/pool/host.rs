@@ -32,6 +32,18 @@ pub(super) enum Reason {
     ClosedByPeer,
 }
 
+impl Reason {
+    /// As in `stats().pool.evictions` and `wirecore_pool_evictions_total{reason}`.
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Reason::Idle => "idle",
+            Reason::Lifetime => "lifetime",
+            Reason::Error => "error",
+            Reason::ClosedByPeer => "closed_by_peer",
+        }
+    }
+}
+
 pub(super) struct Meta {
     pub(super) id: u64,
     pub(super) created: Instant,
@@ -178,6 +190,13 @@ impl Host {
     }
 
     pub(super) fn connect_failed(&self, e: &Error) {
+        tracing::debug!(
+            event = "connect_failed",
+            origin = &*self.origin.key,
+            error_code = e.kind().code(),
+            error = e.message(),
+            "connection failed"
+        );
         let Some(sh) = self.shared() else { return };
         let mut dead = Vec::new();
         {
@@ -307,6 +326,23 @@ impl Host {
             Reason::ClosedByPeer => &self.c.closed_by_peer,
         };
         counter.fetch_add(1, Relaxed);
+        // Idle and lifetime: the pool chose to close it; the others ended on their own.
+        match reason {
+            Reason::Idle | Reason::Lifetime => tracing::debug!(
+                event = "connection_evicted",
+                origin = &*self.origin.key,
+                connection = meta.id,
+                reason = reason.label(),
+                "connection evicted"
+            ),
+            Reason::Error | Reason::ClosedByPeer => tracing::debug!(
+                event = "connection_closed",
+                origin = &*self.origin.key,
+                connection = meta.id,
+                reason = reason.label(),
+                "connection closed"
+            ),
+        }
         let Some(sh) = self.shared() else { return };
         let mut dead = Vec::new();
         {

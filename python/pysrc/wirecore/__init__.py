@@ -14,6 +14,7 @@ from typing import Any
 from . import _wirecore
 from ._client import AsyncClient, Client, Headers, Response, ServerSentEvent, Timeout, Timings
 from ._dead_letter import DeadLetter
+from ._log import disable_logging, enable_logging
 from .config import Config
 from .exceptions import (
     BodyTooLargeError,
@@ -85,6 +86,8 @@ __all__ = [
     "TotalTimeout",
     "WirecoreError",
     "__version__",
+    "disable_logging",
+    "enable_logging",
 ]
 
 # Engine threads must not enter the interpreter once it starts finalizing.

@@ -220,6 +220,41 @@ static wirecore_code wc_poll_letters(const wirecore_client *c, uint64_t ms, wc_l
 	return wirecore_client_poll_dead_letters(c, ms, wc_keep_letter, ls, NULL);
 }
 
+// Log records copied out of wirecore_log_poll's callback, freed with wc_free_logs.
+typedef struct wc_log {
+	char *level, *target, *message, *fields_json;
+	uint64_t time_ms;
+} wc_log;
+
+typedef struct wc_logs {
+	wc_log items[256];
+	size_t n;
+} wc_logs;
+
+static void wc_keep_log(void *ud, const wirecore_log_record *r) {
+	wc_logs *ls = ud;
+	if (ls->n >= 256) return;
+	wc_log *o = &ls->items[ls->n++];
+	o->level = strdup(r->level);
+	o->target = strdup(r->target);
+	o->message = strdup(r->message);
+	o->fields_json = strdup(r->fields_json);
+	o->time_ms = r->time_ms;
+}
+
+static wirecore_code wc_poll_logs(uint64_t ms, wc_logs *ls) {
+	ls->n = 0;
+	return wirecore_log_poll(ms, wc_keep_log, ls, NULL);
+}
+
+static void wc_free_logs(wc_logs *ls) {
+	for (size_t i = 0; i < ls->n; i++) {
+		wc_log *o = &ls->items[i];
+		free(o->level); free(o->target); free(o->message); free(o->fields_json);
+	}
+	ls->n = 0;
+}
+
 static void wc_free_letters(wc_letters *ls) {
 	for (size_t i = 0; i < ls->n; i++) {
 		wc_letter *o = &ls->items[i];
@@ -233,6 +268,7 @@ import "C"
 
 import (
 	"encoding/json"
+	"strings"
 	"unsafe"
 )
 
@@ -738,4 +774,43 @@ func PollDeadLetters(c *Client, timeoutMs uint64) (letters []DeadLetter, closed 
 	}
 	C.wc_free_letters(ls)
 	return letters, rc == C.WIRECORE_CLOSED
+}
+
+// LogRecord is one engine event (wirecore_log_record, copied).
+type LogRecord struct {
+	Level, Target, Message string
+	Fields                 map[string]any
+	TimeMs                 uint64
+}
+
+// LogEnable keeps the engine's events up to level ("off" stops) for PollLogs, process-wide.
+func LogEnable(level string) (int, *Err) {
+	cs := C.CString(level)
+	defer C.free(unsafe.Pointer(cs))
+	var e *Err
+	rc := C.wirecore_log_enable(cs, &e)
+	return int(rc), e
+}
+
+// PollLogs waits up to timeoutMs for log records.
+func PollLogs(timeoutMs uint64) []LogRecord {
+	ls := (*C.wc_logs)(C.malloc(C.size_t(unsafe.Sizeof(C.wc_logs{}))))
+	defer C.free(unsafe.Pointer(ls))
+	C.wc_poll_logs(C.uint64_t(timeoutMs), ls)
+	out := make([]LogRecord, 0, int(ls.n))
+	for i := 0; i < int(ls.n); i++ {
+		o := &ls.items[i]
+		r := LogRecord{
+			Level:   C.GoString(o.level),
+			Target:  C.GoString(o.target),
+			Message: C.GoString(o.message),
+			TimeMs:  uint64(o.time_ms),
+		}
+		d := json.NewDecoder(strings.NewReader(C.GoString(o.fields_json)))
+		d.UseNumber()
+		_ = d.Decode(&r.Fields)
+		out = append(out, r)
+	}
+	C.wc_free_logs(ls)
+	return out
 }
