@@ -34,13 +34,17 @@ def sha256(path: pathlib.Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def inputs_hash() -> str:
+def input_files() -> list[str]:
     files = subprocess.run(
         ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *INPUTS],
         check=True, capture_output=True,
     ).stdout.decode().split("\0")
+    return sorted(f for f in files if f)
+
+
+def inputs_hash() -> str:
     h = hashlib.sha256()
-    for name in sorted(f for f in files if f):
+    for name in input_files():
         h.update(f"{name}\0{sha256(ROOT / name)}\n".encode())
     return h.hexdigest()
 
@@ -70,6 +74,12 @@ def record(lib_hash: str) -> str:
 
 
 def vendor(src: pathlib.Path) -> int:
+    # The record vouches that the library was built from these inputs: refuse one older than
+    # any of them (make go-vendor-lib builds first; a library copied from elsewhere may lag).
+    newer = [f for f in input_files() if (ROOT / f).stat().st_mtime > src.stat().st_mtime]
+    if newer:
+        print(f"go-vendor-lib: {src} is older than {newer[:3]}: build it first (make dist-lib)", file=sys.stderr)
+        return 1
     LIB.parent.mkdir(parents=True, exist_ok=True)
     HEADER.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, LIB)
