@@ -55,11 +55,14 @@ def enable_logging(level: int | str = logging.DEBUG) -> None:
 
 
 def disable_logging() -> None:
-    """Stops queueing the engine's events (the default)."""
+    """Stops queueing the engine's events (the default); records not yet handed to the logger
+    are dropped."""
     global _enabled
     _wirecore._log_enable("off")
     with _lock:
         _enabled = False
+    while _wirecore._log_next(0):
+        pass
 
 
 def _deliver() -> None:
@@ -73,6 +76,8 @@ def _deliver() -> None:
                     return
             continue
         for level, target, message, fields_json, time_ms in batch:
+            if not _enabled:
+                break
             levelno = _LEVELS.get(level, logging.DEBUG)
             if not logger.isEnabledFor(levelno):
                 continue
