@@ -70,8 +70,10 @@ KT_JAR := $(CURDIR)/dist/wirecore-$(shell sed -nE '/^\[workspace\.package\]/,/^\
 dist: dist-kotlin
 test-dist: test-dist-kotlin
 
+# The same -p set as bench-kotlin: cargo unifies features per set, and `-p wirecore-uniffi`
+# alone rebuilt most dependencies (7.5 min here after a bench build).
 dist-kotlin: setup-kotlin  ## dist/wirecore-<version>-linux-x86_64.jar: the Kotlin/Java classes with the release native library inside
-	$(CARGO) build --release -p wirecore-uniffi
+	$(CARGO) build --release -p wirecore-uniffi -p wirecore-testserver
 	mvn -B -q -ntp -f $(KT_DIR)/pom.xml -Pdist -Dwirecore.native.dir=$(KT_REL_DIR) -Dmaven.test.skip=true clean package
 	@mkdir -p dist
 	cp $(KT_DIR)/target/wirecore-*.jar $(KT_JAR)
