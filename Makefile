@@ -57,7 +57,7 @@ lint-rust: setup
 	$(CARGO) deny --offline check --hide-inclusion-graph bans licenses sources
 
 test-rust: setup  ## Rust unit and integration tests (core + test server), replaying tests/scenarios
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 
 test: test-rust $(TEST_TARGETS)  ## Every suite: Rust, then each binding
 
