@@ -97,7 +97,7 @@ pub struct Config {
     /// Load-balanced services by name: a request to `http://NAME/...` goes to one of
     /// `services.NAME`'s endpoints; other URLs are unaffected. At most 1_000. Default: none.
     pub services: std::collections::BTreeMap<String, ServiceConfig>,
-    /// HTTP proxies, from here or from `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`.
+    /// Proxies (HTTP, SOCKS5), from here or `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY`/`NO_PROXY`.
     pub proxy: ProxyConfig,
     /// Path of a Unix domain socket every connection goes to instead of TCP (as undici's
     /// `socketPath`); URLs still name the host and port sent in `Host`. `http://` URLs only

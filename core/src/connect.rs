@@ -5,6 +5,7 @@
 
 mod dns;
 mod proxy;
+mod socks;
 mod tcp;
 mod tls;
 
@@ -118,35 +119,35 @@ impl Connector {
             (p.host.as_str(), p.port)
         });
         let t0 = Instant::now();
-        let fixed = self
-            .overrides
-            .get(&format!("{host}:{port}"))
-            .or_else(|| self.overrides.get(host));
-        let addrs = match fixed {
-            Some(ip) => Arc::from([*ip]),
-            None => self.dns.resolve(host).await?,
+        let addrs = self.resolve(host, port).await?;
+        // Through `socks5://` the client resolves the origin and sends an address; through
+        // `socks5h://` the proxy resolves it (a `dns.overrides` entry still pins it here).
+        let socks_targets = match via.map(|p| p.kind) {
+            Some(proxy::Kind::Socks5 { remote_dns }) => {
+                let pinned = self.fixed(&origin.host, origin.port);
+                let literal = socks::ip_literal(&origin.host);
+                match (pinned.or(literal), remote_dns) {
+                    (Some(ip), _) => Some(Arc::from([ip])),
+                    (None, true) => None,
+                    (None, false) => Some(self.dns.resolve(&origin.host).await?),
+                }
+            }
+            _ => None,
         };
         let dns = t0.elapsed();
         let t1 = Instant::now();
-        // Through a proxy, the CONNECT exchange is part of connecting.
+        // Through a proxy, the CONNECT exchange or the SOCKS5 handshake is part of connecting.
         let dial = async {
-            let tcp = tcp::connect(&addrs, port, &self.tcp)
-                .await
-                .map_err(|e| match via {
-                    Some(p) => Error::new(
-                        ErrorKind::Connect,
-                        format!("cannot connect to proxy {} for {}", p.key, origin.key),
-                    )
-                    .with_source(e),
-                    None => Error::new(
-                        ErrorKind::Connect,
-                        format!("cannot connect to {}", origin.key),
-                    )
-                    .with_source(e),
-                })?;
             match via {
-                Some(p) if origin.https => proxy::tunnel(tcp, p, origin).await,
-                _ => Ok(tcp),
+                Some(p) if matches!(p.kind, proxy::Kind::Socks5 { .. }) => {
+                    self.socks_dial(&addrs, p, origin, socks_targets.as_deref())
+                        .await
+                }
+                Some(p) if origin.https => {
+                    let tcp = self.dial(&addrs, port, via, origin).await?;
+                    proxy::tunnel(tcp, p, origin).await
+                }
+                _ => self.dial(&addrs, port, via, origin).await,
             }
         };
         let tcp = tokio::time::timeout(Duration::from_millis(connect_ms), dial)
@@ -162,8 +163,9 @@ impl Connector {
         if !origin.https {
             return Ok(Connected {
                 stream: Stream::Plain(tcp),
-                // A forwarding proxy speaks HTTP/1.1 to the client.
-                h2: self.prior_knowledge && via.is_none(),
+                // A forwarding proxy speaks HTTP/1.1 to the client; a SOCKS5 tunnel carries
+                // whatever the origin speaks.
+                h2: self.prior_knowledge && via.is_none_or(|p| p.kind != proxy::Kind::Http),
                 timings: ConnectTimings {
                     dns,
                     connect,
@@ -193,6 +195,82 @@ impl Connector {
 }
 
 impl Connector {
+    /// A `dns.overrides` entry for `host` (`host:port` first).
+    fn fixed(&self, host: &str, port: u16) -> Option<std::net::IpAddr> {
+        self.overrides
+            .get(&format!("{host}:{port}"))
+            .or_else(|| self.overrides.get(host))
+            .copied()
+    }
+
+    /// The addresses of `host`: a `dns.overrides` entry, else the DNS cache.
+    async fn resolve(&self, host: &str, port: u16) -> Result<Arc<[std::net::IpAddr]>, Error> {
+        match self.fixed(host, port) {
+            Some(ip) => Ok(Arc::from([ip])),
+            None => self.dns.resolve(host).await,
+        }
+    }
+
+    /// A TCP connection to `addrs` (the origin's, or the proxy's when `via` is set).
+    async fn dial(
+        &self,
+        addrs: &[std::net::IpAddr],
+        port: u16,
+        via: Option<&Arc<Proxy>>,
+        origin: &Origin,
+    ) -> Result<TcpStream, Error> {
+        tcp::connect(addrs, port, &self.tcp)
+            .await
+            .map_err(|e| match via {
+                Some(p) => Error::new(
+                    ErrorKind::Connect,
+                    format!("cannot connect to proxy {} for {}", p.key, origin.key),
+                )
+                .with_source(e),
+                None => Error::new(
+                    ErrorKind::Connect,
+                    format!("cannot connect to {}", origin.key),
+                )
+                .with_source(e),
+            })
+    }
+
+    /// A SOCKS5 tunnel to `origin` through `proxy` (at `proxy_addrs`): to each of `targets`
+    /// in turn while the proxy reports it unreachable, or to the origin's name when `targets`
+    /// is `None` (`socks5h://`). Each try is a new connection to the proxy.
+    async fn socks_dial(
+        &self,
+        proxy_addrs: &[std::net::IpAddr],
+        proxy: &Arc<Proxy>,
+        origin: &Origin,
+        targets: Option<&[std::net::IpAddr]>,
+    ) -> Result<TcpStream, Error> {
+        let targets: Vec<socks::Target<'_>> = match targets {
+            Some(ips) => ips
+                .iter()
+                .map(|ip| socks::Target::Addr(std::net::SocketAddr::new(*ip, origin.port)))
+                .collect(),
+            None => vec![socks::Target::Name(&origin.host, origin.port)],
+        };
+        let mut last = None;
+        for target in targets {
+            let mut tcp = self
+                .dial(proxy_addrs, proxy.port, Some(proxy), origin)
+                .await?;
+            match socks::connect(&mut tcp, proxy, target).await {
+                Ok(()) => return Ok(tcp),
+                Err(f) if f.unreachable() => last = Some(f.error),
+                Err(f) => return Err(f.error),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Error::new(
+                ErrorKind::Connect,
+                format!("no address to reach {} through {}", origin.key, proxy.key),
+            )
+        }))
+    }
+
     async fn connect_unix(
         &self,
         path: &std::path::Path,
@@ -234,12 +312,16 @@ impl Connector {
         })
     }
 
-    /// The forwarding proxy of a plain-HTTP origin: requests to it take the absolute form.
+    /// The forwarding proxy of a plain-HTTP origin: requests to it take the absolute form
+    /// (never through a SOCKS5 proxy, a tunnel).
     pub(crate) fn http_proxy(&self, origin: &Origin) -> Option<&Proxy> {
         if origin.https {
             return None;
         }
-        self.proxies.for_origin(origin).map(|p| &**p)
+        self.proxies
+            .for_origin(origin)
+            .filter(|p| p.kind == proxy::Kind::Http)
+            .map(|p| &**p)
     }
 }
 

@@ -1,13 +1,14 @@
-//! HTTP proxies against a real forwarding proxy on loopback (the test server's `TestProxy`):
+//! Proxies against real proxies on loopback (the test server's `TestProxy` and `TestSocks`):
 //! absolute-form HTTP/1.1, `CONNECT` tunnels with TLS and h2 inside, proxy auth, `NO_PROXY`,
-//! and the proxy environment variables (read in a child process, so no test races on the
-//! process environment).
+//! SOCKS5 (`socks5://` and `socks5h://`, with and without RFC 1929 auth), and the proxy
+//! environment variables (read in a child process, so no test races on the process
+//! environment).
 
 mod support;
 
 use support::*;
 use wirecore::ErrorKind;
-use wirecore_testserver::TestProxy;
+use wirecore_testserver::{TestProxy, TestSocks};
 
 fn proxied(srv: &TestServer, f: impl FnOnce(&mut wirecore::Config)) -> wirecore::Client {
     client_with(srv, |c| {
@@ -135,7 +136,8 @@ async fn unreachable_proxy_is_a_connect_error_naming_it() {
 #[test]
 fn bad_proxy_config_is_refused_before_any_io() {
     for (json, field) in [
-        (r#"{"proxy":{"http":"socks5://h:1"}}"#, "proxy.http"),
+        (r#"{"proxy":{"http":"socks4://h:1"}}"#, "proxy.http"),
+        (r#"{"proxy":{"https":"socks5://:pw@h:1"}}"#, "proxy.https"),
         (r#"{"proxy":{"https":"http://h:1/path"}}"#, "proxy.https"),
         (r#"{"proxy":{"form_env":false}}"#, "form_env"),
     ] {
@@ -143,6 +145,217 @@ fn bad_proxy_config_is_refused_before_any_io() {
         assert_eq!(e.kind(), ErrorKind::InvalidConfig);
         assert!(e.to_string().contains(field), "{e}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socks5_tunnels_http_and_https_with_h2_inside_and_the_client_resolves() {
+    let srv = server().await;
+    let socks = TestSocks::start(None).await.unwrap();
+    let url = socks.url("socks5", None);
+    let c = proxied(&srv, |c| {
+        c.proxy.http = Some(url.clone());
+        c.proxy.https = Some(url.clone());
+    });
+    let r = c.get(&srv.url("/headers")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let doc = header_doc(r).await;
+    assert!(doc["headers"].get("via").is_none(), "not forwarded: {doc}");
+    for _ in 0..3 {
+        let r = c.get(&srv.tls_url("/bytes/1")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.version(), http::Version::HTTP_2, "ALPN h2 inside");
+    }
+    let log = srv.requests();
+    assert_eq!(
+        log[0].path, "/headers",
+        "origin form, not absolute: {log:?}"
+    );
+    let got = socks.counters();
+    assert_eq!(got.tunnels, 2, "one per origin, reused: {got:?}");
+    assert_eq!(got.targets.len(), 2, "{got:?}");
+    assert_eq!(got.targets[0], format!("ip:{}", srv.addr()));
+    let tls_port = srv.tls_addr().port();
+    assert!(
+        got.targets[1] == format!("ip:127.0.0.1:{tls_port}")
+            || got.targets[1] == format!("ip:[::1]:{tls_port}"),
+        "the client resolved localhost: {got:?}"
+    );
+    // A SOCKS5 tunnel carries whatever the origin speaks: h2c with prior knowledge too.
+    let c = proxied(&srv, |c| {
+        c.proxy.http = Some(url.clone());
+        c.http2.prior_knowledge = true;
+    });
+    let r = c.get(&srv.url("/bytes/1")).send().await.unwrap();
+    assert_eq!(r.version(), http::Version::HTTP_2);
+    assert_eq!(socks.counters().tunnels, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socks5_tries_the_next_address_when_the_proxy_cannot_reach_one() {
+    let srv = server().await;
+    let socks = TestSocks::start(None).await.unwrap();
+    // Nothing listens on 127.0.0.2 at the server's port: the proxy answers "refused".
+    let ips = ["127.0.0.2".parse().unwrap(), "127.0.0.1".parse().unwrap()];
+    srv.dns().set("two.test", &ips, 30);
+    let c = proxied(&srv, |c| {
+        c.proxy.http = Some(socks.url("socks5", None));
+        c.dns.nameservers = vec![srv.dns().addr().to_string()];
+        c.retry.max_attempts = 1;
+    });
+    let url = srv.url("/bytes/1").replace("127.0.0.1", "two.test");
+    assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
+    let port = srv.addr().port();
+    let got = socks.counters();
+    assert_eq!(
+        got.targets,
+        vec![
+            format!("ip:127.0.0.2:{port}"),
+            format!("ip:127.0.0.1:{port}")
+        ]
+    );
+    assert_eq!((got.failed, got.tunnels), (1, 1), "{got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socks5h_leaves_the_name_to_the_proxy() {
+    let srv = server().await;
+    // A name nothing resolves here: only the proxy (its fixed upstream) can reach it.
+    let socks = TestSocks::start_to(None, Some(srv.addr())).await.unwrap();
+    let c = proxied(&srv, |c| {
+        c.proxy.http = Some(socks.url("socks5h", None));
+    });
+    let url = srv
+        .url("/bytes/3")
+        .replace("127.0.0.1", "unresolvable.wirecore.test");
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), 3);
+    let port = srv.addr().port();
+    assert_eq!(
+        socks.counters().targets,
+        vec![format!("name:unresolvable.wirecore.test:{port}")]
+    );
+    // The same name through socks5:// is resolved by the client, and fails there.
+    let c = proxied(&srv, |c| {
+        c.proxy.http = Some(socks.url("socks5", None));
+    });
+    let e = c.get(&url).send().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Dns, "{e}");
+    assert_eq!(socks.counters().targets.len(), 1, "never asked the proxy");
+    // TLS and h2 through a name the proxy resolves.
+    let socks = TestSocks::start(None).await.unwrap();
+    let c = proxied(&srv, |c| {
+        c.proxy.https = Some(socks.url("socks5h", None));
+    });
+    let r = c.get(&srv.tls_url("/bytes/1")).send().await.unwrap();
+    assert_eq!(r.version(), http::Version::HTTP_2);
+    assert_eq!(
+        socks.counters().targets,
+        vec![format!("name:localhost:{}", srv.tls_addr().port())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socks5_user_and_password_and_clear_refusals() {
+    let srv = server().await;
+    let socks = TestSocks::start(Some("carol:p@ss")).await.unwrap();
+    let c = proxied(&srv, |c| {
+        c.proxy.http = Some(socks.url("socks5", Some("carol:p%40ss")));
+        c.proxy.https = Some(socks.url("socks5h", Some("carol:p%40ss")));
+    });
+    assert_eq!(
+        c.get(&srv.url("/bytes/1")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        c.get(&srv.tls_url("/bytes/1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(socks.counters().tunnels, 2);
+    for (userinfo, says) in [
+        (
+            Some("carol:wrong"),
+            "refused the user name and password in the proxy URL",
+        ),
+        (
+            None,
+            "accepts none of the offered authentication methods: give user:password",
+        ),
+    ] {
+        // Retries stay on (the default): a refusal of the credentials is not retried.
+        let c = proxied(&srv, |c| {
+            c.proxy.https = Some(socks.url("socks5", userinfo));
+        });
+        let before = socks.counters().rejected;
+        let e = c.get(&srv.tls_url("/bytes/1")).send().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
+        assert!(e.to_string().contains(says), "{e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("socks5://{}", socks.addr())),
+            "{e}"
+        );
+        assert_eq!(socks.counters().rejected, before + 1, "tried once");
+    }
+    assert_eq!(srv.counters().requests, 2, "only the authenticated ones");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socks5_failures_are_connect_errors_naming_the_proxy() {
+    let srv = server().await;
+    let socks = TestSocks::start(None).await.unwrap();
+    let closed = free_port();
+    let c = proxied(&srv, |c| {
+        c.proxy.http = Some(socks.url("socks5", None));
+        c.retry.max_attempts = 1;
+    });
+    // The proxy cannot reach the target: its reply code is in the message.
+    let e = c
+        .get(&format!("http://127.0.0.1:{closed}/"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("connection refused (reply 5)")
+            && msg.contains(&format!("127.0.0.1:{closed}")),
+        "{msg}"
+    );
+    assert_eq!(socks.counters().failed, 1);
+    // No proxy listening.
+    let gone = free_port();
+    let c = proxied(&srv, |c| {
+        c.proxy.http = Some(format!("socks5h://127.0.0.1:{gone}"));
+        c.retry.max_attempts = 1;
+    });
+    let e = c.get(&srv.url("/")).send().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
+    assert!(
+        e.to_string().contains(&format!(
+            "cannot connect to proxy socks5h://127.0.0.1:{gone}"
+        )),
+        "{e}"
+    );
+    // An HTTP server is not a SOCKS5 proxy.
+    let c = proxied(&srv, |c| {
+        c.proxy.http = Some(format!("socks5://{}", srv.addr()));
+        c.retry.max_attempts = 1;
+    });
+    let e = c.get(&srv.url("/")).send().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
+    assert!(e.to_string().contains("SOCKS5"), "{e}");
+    // A proxy that never answers the handshake: the connect timeout covers it.
+    let c = proxied(&srv, |c| {
+        c.proxy.http = Some(format!("socks5://{}", srv.silent_addr()));
+        c.timeouts.connect_ms = 200;
+        c.retry.max_attempts = 1;
+    });
+    let e = c.get(&srv.url("/")).send().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimeoutConnect, "{e}");
 }
 
 /// Run by `environment_variables_are_honoured_and_can_be_switched_off` in a child process
@@ -184,6 +397,8 @@ async fn environment_variables_are_honoured_and_can_be_switched_off() {
             "https_proxy",
             "NO_PROXY",
             "no_proxy",
+            "ALL_PROXY",
+            "all_proxy",
         ] {
             cmd.env_remove(k);
         }
@@ -226,4 +441,25 @@ async fn environment_variables_are_honoured_and_can_be_switched_off() {
         run(&u, vec![("HTTP_PROXY", url.clone())], true);
     }
     assert_eq!(proxy.counters().forwarded, 2, "loopback goes direct");
+    // ALL_PROXY (here a SOCKS5 proxy) serves schemes without their own variable.
+    let socks = TestSocks::start_to(None, Some(srv.addr())).await.unwrap();
+    run(
+        &named,
+        vec![("ALL_PROXY", socks.url("socks5h", None))],
+        true,
+    );
+    run(
+        &named,
+        vec![
+            ("all_proxy", socks.url("socks5", None)),
+            ("HTTP_PROXY", url.clone()),
+        ],
+        true,
+    );
+    assert_eq!(socks.counters().tunnels, 1, "ALL_PROXY honoured");
+    assert_eq!(
+        proxy.counters().forwarded,
+        3,
+        "HTTP_PROXY wins over ALL_PROXY"
+    );
 }

@@ -39,7 +39,7 @@ def test_kwargs_override_top_level_sections() -> None:
         ({"no_such_section": {}}, "no_such_section"),
         ({"timeouts": {"connect_ms": "soon"}}, "timeouts.connect_ms"),
         ({"timeouts": {"connect_ms": -1}}, "timeouts.connect_ms"),
-        ({"proxy": {"http": "socks5://h:1"}}, "proxy.http"),
+        ({"proxy": {"http": "socks4://h:1"}}, "proxy.http"),
         ({"dns": {"overrides": {"a.test": "not-an-ip"}}}, "dns.overrides.a.test"),
     ],
 )

@@ -6,26 +6,29 @@ use serde::{Deserialize, Serialize};
 /// Longest proxy URL or `no_proxy` entry accepted.
 pub(crate) const MAX_PROXY_TEXT: usize = 2048;
 
-/// HTTP proxies: absolute-form requests for `http://` URLs, `CONNECT` tunnels for `https://`.
-/// Credentials in a proxy URL's userinfo go to the proxy as `Proxy-Authorization: Basic`, never
-/// to the origin.
+/// Proxies. An HTTP proxy (`http://`) gets absolute-form requests for `http://` URLs and
+/// `CONNECT` tunnels for `https://`; a SOCKS5 proxy (`socks5://`: this client resolves the
+/// origin's name; `socks5h://`: the proxy does) tunnels both. Credentials in a proxy URL's
+/// userinfo go to the proxy alone (`Proxy-Authorization: Basic`, or SOCKS5 user name and
+/// password, RFC 1929), never to the origin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProxyConfig {
-    /// Proxy for `http://` URLs, as `http://[user:password@]host[:port]` (port 80 when absent).
-    /// Overrides `HTTP_PROXY`. At most 2048 bytes. Default: none.
+    /// Proxy for `http://` URLs, as `http://[user:password@]host[:port]` (port 80 when absent),
+    /// `socks5://…` or `socks5h://…` (port 1080 when absent). Overrides `HTTP_PROXY`. At most
+    /// 2048 bytes. Default: none.
     pub http: Option<String>,
-    /// Proxy for `https://` URLs (a `CONNECT` tunnel; TLS to the origin inside it), same form.
-    /// Overrides `HTTPS_PROXY`. At most 2048 bytes. Default: none.
+    /// Proxy for `https://` URLs (a `CONNECT` or SOCKS5 tunnel; TLS to the origin inside it),
+    /// same forms. Overrides `HTTPS_PROXY`. At most 2048 bytes. Default: none.
     pub https: Option<String>,
     /// Hosts reached directly, as `NO_PROXY`: `*` (every host), a domain (`example.com` or
     /// `.example.com`: it and its subdomains), an IP address, any of these with `:port`.
     /// Added to `NO_PROXY`. At most 1_000 entries of 2048 bytes. Default: none.
     pub no_proxy: Vec<String>,
-    /// Read `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` (lowercase first, as curl does) when the
-    /// client is built, for the schemes not set here; a proxy from the environment is never
-    /// used for loopback (`localhost`, `*.localhost`, 127.0.0.0/8, `::1`), as Go does.
-    /// Default: true.
+    /// Read `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` (for a scheme without its own variable)
+    /// and `NO_PROXY` (lowercase first, as curl does) when the client is built, for the schemes
+    /// not set here; a proxy from the environment is never used for loopback (`localhost`,
+    /// `*.localhost`, 127.0.0.0/8, `::1`), as Go does. Default: true.
     pub from_env: bool,
 }
 

@@ -1,5 +1,6 @@
-//! HTTP proxies: which origin goes through which proxy (config, then `HTTP_PROXY`,
-//! `HTTPS_PROXY`, `NO_PROXY`), and the `CONNECT` tunnel for `https://` origins.
+//! Proxies: which origin goes through which proxy (config, then `HTTP_PROXY`, `HTTPS_PROXY`,
+//! `ALL_PROXY`, `NO_PROXY`), and the `CONNECT` tunnel for `https://` origins through an HTTP
+//! proxy. A SOCKS5 proxy (`socks5://`, `socks5h://`) tunnels every origin (see `socks`).
 //!
 //! The choice depends on the origin only, fixed when the client is built, so one pooled origin
 //! is always reached the same way: proxied and direct connections never share a pool entry.
@@ -23,15 +24,31 @@ use crate::origin::Origin;
 /// Largest `CONNECT` response head read from a proxy.
 const MAX_CONNECT_HEAD: usize = 16 * 1024;
 
+/// What a proxy speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// HTTP: absolute-form requests for `http://`, `CONNECT` for `https://`.
+    Http,
+    /// SOCKS5 (RFC 1928): a tunnel for every origin. `remote_dns` (`socks5h://`): the proxy
+    /// resolves the origin's name; else (`socks5://`) the client does and sends an address.
+    Socks5 {
+        /// The proxy resolves names.
+        remote_dns: bool,
+    },
+}
+
 /// One proxy server.
 #[derive(Debug)]
 pub(crate) struct Proxy {
+    pub(crate) kind: Kind,
     pub(crate) host: String,
     pub(crate) port: u16,
-    /// `http://host:port`, without credentials (for messages).
+    /// `scheme://host:port`, without credentials (for messages).
     pub(crate) key: String,
-    /// `Proxy-Authorization` from the URL's userinfo.
+    /// `Proxy-Authorization` from the URL's userinfo (HTTP proxies).
     pub(crate) auth: Option<HeaderValue>,
+    /// User name and password from the URL's userinfo, percent-decoded (SOCKS5, RFC 1929).
+    pub(crate) credentials: Option<(String, String)>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -72,7 +89,8 @@ impl Proxies {
             if !cfg.from_env {
                 return Ok(None);
             }
-            match var(name) {
+            // `ALL_PROXY` serves the schemes without a variable of their own, as curl.
+            match var(name).or_else(|| var("ALL_PROXY")) {
                 Some((n, url)) => parse_proxy(&url)
                     .map(|p| Some(Arc::new(p)))
                     .map_err(|why| error::config(format!("environment variable {n}: {why}"))),
@@ -155,11 +173,17 @@ fn parse_proxy(url: &str) -> Result<Proxy, String> {
     let uri: http::Uri = full
         .parse()
         .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some(s) => return Err(format!("unsupported proxy scheme {s:?} (http only)")),
+    let (kind, default_port) = match uri.scheme_str() {
+        Some("http") => (Kind::Http, 80),
+        Some("socks5") => (Kind::Socks5 { remote_dns: false }, 1080),
+        Some("socks5h") => (Kind::Socks5 { remote_dns: true }, 1080),
+        Some(s) => {
+            return Err(format!(
+                "unsupported proxy scheme {s:?} (http, socks5 or socks5h)"
+            ));
+        }
         None => return Err(format!("{url:?} has no scheme")),
-    }
+    };
     if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
         return Err(format!("{url:?} must not have a path or query"));
     }
@@ -170,22 +194,46 @@ fn parse_proxy(url: &str) -> Result<Proxy, String> {
     if host.is_empty() {
         return Err(format!("{url:?} has no host"));
     }
-    let port = authority.port_u16().unwrap_or(80);
-    let auth = match authority.as_str().rsplit_once('@') {
+    let port = authority.port_u16().unwrap_or(default_port);
+    let credentials = match authority.as_str().rsplit_once('@') {
         None => None,
         Some((userinfo, _)) => {
             let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-            let creds = format!("{}:{}", percent_decode(user)?, percent_decode(pass)?);
-            let v = HeaderValue::try_from(format!("Basic {}", base64(creds.as_bytes())))
-                .map_err(|_| "invalid credentials".to_owned())?;
-            Some(v)
+            Some((percent_decode(user)?, percent_decode(pass)?))
         }
     };
+    let auth = match (&credentials, kind) {
+        (Some((user, pass)), Kind::Http) => Some(
+            HeaderValue::try_from(format!(
+                "Basic {}",
+                base64(format!("{user}:{pass}").as_bytes())
+            ))
+            .map_err(|_| "invalid credentials".to_owned())?,
+        ),
+        (Some((user, pass)), Kind::Socks5 { .. }) => {
+            // RFC 1929: one length byte each; the user name may not be empty.
+            if user.is_empty() || user.len() > 255 || pass.len() > 255 {
+                return Err(
+                    "a SOCKS5 user name must be 1 to 255 bytes and its password at most 255"
+                        .to_owned(),
+                );
+            }
+            None
+        }
+        (None, _) => None,
+    };
+    let scheme = match kind {
+        Kind::Http => "http",
+        Kind::Socks5 { remote_dns: false } => "socks5",
+        Kind::Socks5 { remote_dns: true } => "socks5h",
+    };
     Ok(Proxy {
-        key: format!("http://{host}:{port}"),
+        kind,
+        key: format!("{scheme}://{host}:{port}"),
         host,
         port,
         auth,
+        credentials,
     })
 }
 
@@ -372,9 +420,9 @@ mod tests {
         );
         assert_eq!(parse_proxy("proxy.test").unwrap().port, 80);
         assert!(
-            parse_proxy("socks5://proxy.test:1080")
+            parse_proxy("socks4://proxy.test:1080")
                 .unwrap_err()
-                .contains("socks5")
+                .contains("socks4")
         );
         assert!(
             parse_proxy("http://proxy.test/x")
@@ -382,6 +430,74 @@ mod tests {
                 .contains("path")
         );
         assert!(parse_proxy("http://").is_err());
+    }
+
+    #[test]
+    fn parses_socks5_urls() {
+        let p = parse_proxy("socks5://us%40r:pw@Socks.test").unwrap();
+        assert_eq!(p.kind, Kind::Socks5 { remote_dns: false });
+        assert_eq!((p.host.as_str(), p.port), ("socks.test", 1080));
+        assert_eq!(p.key, "socks5://socks.test:1080");
+        assert_eq!(p.credentials, Some(("us@r".to_owned(), "pw".to_owned())));
+        assert!(p.auth.is_none(), "no Proxy-Authorization for SOCKS");
+        let p = parse_proxy("socks5h://127.0.0.1:9050").unwrap();
+        assert_eq!(p.kind, Kind::Socks5 { remote_dns: true });
+        assert_eq!(p.key, "socks5h://127.0.0.1:9050");
+        assert!(p.credentials.is_none());
+        let long = "u".repeat(256);
+        for bad in [
+            format!("socks5://{long}:pw@h:1"),
+            format!("socks5://u:{long}@h:1"),
+            "socks5://:pw@h:1".to_owned(),
+        ] {
+            assert!(
+                parse_proxy(&bad).unwrap_err().contains("255"),
+                "{bad} refused"
+            );
+        }
+        // An HTTP proxy's credentials have no such limit.
+        assert!(parse_proxy(&format!("http://{long}:pw@h:1")).is_ok());
+    }
+
+    #[test]
+    fn all_proxy_serves_the_schemes_without_their_own_variable() {
+        let env = [
+            ("all_proxy", "socks5h://all:1"),
+            ("HTTPS_PROXY", "http://s:2"),
+        ];
+        let p = proxies(&ProxyConfig::default(), &env);
+        assert_eq!(
+            p.for_origin(&origin("http://a.test/")).unwrap().key,
+            "socks5h://all:1"
+        );
+        assert_eq!(
+            p.for_origin(&origin("https://a.test/")).unwrap().key,
+            "http://s:2"
+        );
+        assert!(
+            p.for_origin(&origin("http://127.0.0.1/")).is_none(),
+            "loopback goes direct"
+        );
+        let upper = [("ALL_PROXY", "socks5://all:3")];
+        assert_eq!(
+            proxies(&ProxyConfig::default(), &upper)
+                .for_origin(&origin("https://a.test/"))
+                .unwrap()
+                .key,
+            "socks5://all:3"
+        );
+        let off = ProxyConfig {
+            from_env: false,
+            ..ProxyConfig::default()
+        };
+        assert!(
+            proxies(&off, &upper)
+                .for_origin(&origin("http://a.test/"))
+                .is_none()
+        );
+        let bad = HashMap::from([("ALL_PROXY".to_owned(), "socks4://x:1".to_owned())]);
+        let e = Proxies::new(&ProxyConfig::default(), &|k| bad.get(k).cloned()).unwrap_err();
+        assert!(e.to_string().contains("ALL_PROXY"), "{e}");
     }
 
     #[test]
@@ -458,7 +574,7 @@ mod tests {
                 .for_origin(&origin("http://a.test/"))
                 .is_none()
         );
-        let bad = HashMap::from([("HTTPS_PROXY".to_owned(), "socks5://x:1".to_owned())]);
+        let bad = HashMap::from([("HTTPS_PROXY".to_owned(), "ftp://x:1".to_owned())]);
         let e = Proxies::new(&ProxyConfig::default(), &|k| bad.get(k).cloned()).unwrap_err();
         assert!(e.to_string().contains("HTTPS_PROXY"), "{e}");
     }

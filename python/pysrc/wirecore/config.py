@@ -131,7 +131,7 @@ class Config(TypedDict, total=False):
     #: Connection pool limits and lifetimes.
     pool: PoolConfig
 
-    #: HTTP proxies, from here or from `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`.
+    #: Proxies (HTTP, SOCKS5), from here or `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY`/`NO_PROXY`.
     proxy: ProxyConfig
 
     #: Rate limits, local or shared through Redis.
@@ -718,23 +718,26 @@ class PoolConfig(TypedDict, total=False):
 
 
 class ProxyConfig(TypedDict, total=False):
-    """HTTP proxies: absolute-form requests for `http://` URLs, `CONNECT` tunnels for `https://`.
-    Credentials in a proxy URL's userinfo go to the proxy as `Proxy-Authorization: Basic`, never
-    to the origin.
+    """Proxies. An HTTP proxy (`http://`) gets absolute-form requests for `http://` URLs and
+    `CONNECT` tunnels for `https://`; a SOCKS5 proxy (`socks5://`: this client resolves the
+    origin's name; `socks5h://`: the proxy does) tunnels both. Credentials in a proxy URL's
+    userinfo go to the proxy alone (`Proxy-Authorization: Basic`, or SOCKS5 user name and
+    password, RFC 1929), never to the origin.
     """
 
-    #: Read `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` (lowercase first, as curl does) when the
-    #: client is built, for the schemes not set here; a proxy from the environment is never
-    #: used for loopback (`localhost`, `*.localhost`, 127.0.0.0/8, `::1`), as Go does.
-    #: Default: true.
+    #: Read `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` (for a scheme without its own variable)
+    #: and `NO_PROXY` (lowercase first, as curl does) when the client is built, for the schemes
+    #: not set here; a proxy from the environment is never used for loopback (`localhost`,
+    #: `*.localhost`, 127.0.0.0/8, `::1`), as Go does. Default: true.
     from_env: bool
 
-    #: Proxy for `http://` URLs, as `http://[user:password@]host[:port]` (port 80 when absent).
-    #: Overrides `HTTP_PROXY`. At most 2048 bytes. Default: none.
+    #: Proxy for `http://` URLs, as `http://[user:password@]host[:port]` (port 80 when absent),
+    #: `socks5://…` or `socks5h://…` (port 1080 when absent). Overrides `HTTP_PROXY`. At most
+    #: 2048 bytes. Default: none.
     http: str | None
 
-    #: Proxy for `https://` URLs (a `CONNECT` tunnel; TLS to the origin inside it), same form.
-    #: Overrides `HTTPS_PROXY`. At most 2048 bytes. Default: none.
+    #: Proxy for `https://` URLs (a `CONNECT` or SOCKS5 tunnel; TLS to the origin inside it),
+    #: same forms. Overrides `HTTPS_PROXY`. At most 2048 bytes. Default: none.
     https: str | None
 
     #: Hosts reached directly, as `NO_PROXY`: `*` (every host), a domain (`example.com` or

@@ -18,6 +18,7 @@ mod proxy;
 mod routes;
 mod script;
 mod site;
+mod socks;
 mod stats;
 mod tls;
 
@@ -37,6 +38,7 @@ pub use crate::nginx::TestNginx;
 pub use crate::proxy::{ProxyCounters, TestProxy};
 pub use crate::script::{Action, Reply};
 pub use crate::site::{Drained, Site, SiteOptions, SiteTls};
+pub use crate::socks::{SocksCounters, TestSocks};
 pub use crate::stats::{Counters, RecordedRequest};
 
 use crate::conn::Phase;
