@@ -367,6 +367,9 @@ impl Client {
         if let Some(rate) = &inner.policies.rate {
             rate.close();
         }
+        if let Some(shared) = &inner.policies.shared {
+            shared.close();
+        }
     }
 
     /// Origins tracked by the pool (all, with connections, without), by the policies and by

@@ -455,3 +455,27 @@ async fn close_releases_the_redis_connection() {
     .await;
     drop(c);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_releases_the_shared_breakers_redis_connection() {
+    let redis = start_redis();
+    let c = shared_breaker_client(redis.port, "wc-test:cb-close:");
+    wait_until("a first read of the open breakers from Redis", || {
+        c.stats().resilience.breaker_redis.refreshes >= 1
+    })
+    .await;
+    assert_eq!(
+        connected_clients(redis.port),
+        2,
+        "the breakers' and this probe's"
+    );
+    c.close(Duration::from_secs(5)).await;
+    // The handle lives on, as a closed client does in a garbage-collected binding until it is
+    // collected; its Redis connection must not.
+    let port = redis.port;
+    wait_until("the closed client's breaker connection is closed", || {
+        connected_clients(port) == 1
+    })
+    .await;
+    drop(c);
+}

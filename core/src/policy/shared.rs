@@ -67,7 +67,10 @@ pub(crate) struct Counters {
 pub(crate) struct SharedBreakers {
     cfg: BreakerRedisConfig,
     client: redis::Client,
-    conn: OnceCell<redis::aio::ConnectionManager>,
+    /// The connection, made on first use; `None` once the client is closed (dropping the
+    /// manager closes its socket: a closed client must not hold it until it is dropped, which a
+    /// garbage-collected binding does late).
+    conn: Mutex<Option<Arc<OnceCell<redis::aio::ConnectionManager>>>>,
     key: String,
     publish: redis::Script,
     read: redis::Script,
@@ -91,7 +94,7 @@ impl SharedBreakers {
     pub(crate) fn new(cfg: &BreakerRedisConfig, tls: &TlsConfig) -> Result<Self, Error> {
         Ok(Self {
             client: super::ratelimit::redis_client(&cfg.url, tls, "breaker.redis.url")?,
-            conn: OnceCell::new(),
+            conn: Mutex::new(Some(Arc::new(OnceCell::new()))),
             key: format!("{}open", cfg.key_prefix),
             publish: redis::Script::new(PUBLISH),
             read: redis::Script::new(READ),
@@ -173,10 +176,26 @@ impl SharedBreakers {
         }
     }
 
+    /// Closes the Redis connection (its client closed; the background task stopped with it).
+    /// Nothing connects again.
+    pub(crate) fn close(&self) {
+        self.conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
     async fn conn(&self) -> Result<redis::aio::ConnectionManager, ()> {
         let timeout = Duration::from_millis(self.cfg.timeout_ms);
-        let c = self
+        let Some(cell) = self
             .conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        else {
+            return Err(());
+        };
+        let c = cell
             .get_or_try_init(|| async {
                 let cfg = redis::aio::ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
