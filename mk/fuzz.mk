@@ -17,7 +17,7 @@ fuzz:  ## Run every cargo-fuzz target FUZZ_SECONDS (default 60) each; installs n
 # Sanitizers and Miri beyond make test-c-asan (nightly; not part of make ready: each builds the
 # dependency tree again, instrumented). test-tsan has not yet been run to the end (issue 16): its
 # -Zbuild-std build of the whole tree did not fit the session that wrote it.
-.PHONY: test-tsan test-miri
+.PHONY: test-tsan test-miri test-loom
 TSAN_TARGET := x86_64-unknown-linux-gnu
 
 test-tsan:  ## The bridge's completion-queue tests and the C ABI's unit tests under ThreadSanitizer (nightly, -Zbuild-std)
@@ -29,3 +29,10 @@ test-tsan:  ## The bridge's completion-queue tests and the C ABI's unit tests un
 test-miri:  ## The C ABI's unsafe handle helpers (bindings/c/src/handle.rs and its tests) under Miri (nightly)
 	@rustup component list --toolchain nightly --installed | grep -q '^miri' || rustup component add miri rust-src --toolchain nightly
 	bash bindings/c/miri/run.sh
+
+# Loom (bindings/bridge/loom, its own workspace): the completion queue (batch.rs) and the request
+# count a close blocks on (requests.rs) under every interleaving loom finds of a few threads.
+# Stable toolchain; about 20 s of models after a 1.5 min first build. Not in make ready.
+test-loom:  ## Loom models of the bridge's completion queue and close accounting (RUSTFLAGS=--cfg loom)
+	cd bindings/bridge/loom && RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/loom \
+		$(CARGO) test --release

@@ -6,8 +6,11 @@
 //! it directly; ones that poll arm a wake-up when they find it empty.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
 use std::time::Duration;
+
+// `crate::sync` is std's here and loom's in the loom model (bindings/bridge/loom).
+use crate::sync::{Condvar, Mutex, MutexGuard};
 
 /// A completion queue; see the module docs.
 #[derive(Debug)]

@@ -20,7 +20,15 @@ mod events;
 pub mod fork;
 pub mod log;
 mod registry;
+mod requests;
 mod tracker;
+
+/// The synchronisation types of the files the loom model (bindings/bridge/loom) also compiles,
+/// with loom's types there: batch.rs and requests.rs.
+mod sync {
+    pub(crate) use std::sync::atomic;
+    pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
+}
 
 pub use crate::batch::Batch;
 pub use crate::body::{

@@ -7,8 +7,8 @@
 //! so without these counts a close would return while bodies are still being read.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
 use futures_util::future::{AbortRegistration, Abortable};
@@ -16,6 +16,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wirecore::{Error, ErrorKind};
+
+use crate::requests::Requests;
 
 /// What an operation is, for close accounting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,16 +34,13 @@ pub enum Kind {
 /// One client's operations in flight; see the module docs.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    requests: AtomicUsize,
+    /// Requests, and whether a close has begun (host threads block on it).
+    requests: Requests,
     reads: AtomicUsize,
-    closing: AtomicBool,
     /// Cancelled when a close that drops the rest gives up waiting.
     dropped: CancellationToken,
     /// Wakes an async close when both counts reach zero.
     idle: Notify,
-    /// Wakes threads blocked in [`Tracker::wait_requests`].
-    lock: Mutex<()>,
-    no_requests: Condvar,
 }
 
 /// One counted operation; dropping it (after the sink ran) uncounts it.
@@ -54,19 +53,19 @@ pub struct Busy {
 impl Drop for Busy {
     fn drop(&mut self) {
         let t = &self.tracker;
-        let left = match self.kind {
-            Kind::Request => t.requests.fetch_sub(1, SeqCst) - 1,
-            Kind::Read => t.reads.fetch_sub(1, SeqCst) - 1,
-            Kind::Other => return,
-        };
-        // Only a closing client has waiters (a close sets `closing` before it counts).
-        if left == 0 && t.closing.load(SeqCst) {
-            t.idle.notify_waiters();
-            if self.kind == Kind::Request {
-                // Under the lock, so a waiter between its check and its wait cannot miss it.
-                let _g = t.lock.lock().unwrap_or_else(PoisonError::into_inner);
-                t.no_requests.notify_all();
+        match self.kind {
+            Kind::Request => {
+                if t.requests.exit() {
+                    t.idle.notify_waiters();
+                }
             }
+            Kind::Read => {
+                // Only a closing client has waiters (a close sets `closing` before it counts).
+                if t.reads.fetch_sub(1, SeqCst) == 1 && t.requests.is_closing() {
+                    t.idle.notify_waiters();
+                }
+            }
+            Kind::Other => {}
         }
     }
 }
@@ -84,10 +83,12 @@ impl Tracker {
     /// itself, such as a blocking body read on the caller's thread).
     pub fn enter(self: &Arc<Self>, kind: Kind) -> Busy {
         match kind {
-            Kind::Request => self.requests.fetch_add(1, SeqCst),
-            Kind::Read => self.reads.fetch_add(1, SeqCst),
-            Kind::Other => 0,
-        };
+            Kind::Request => self.requests.enter(),
+            Kind::Read => {
+                self.reads.fetch_add(1, SeqCst);
+            }
+            Kind::Other => {}
+        }
         Busy {
             tracker: self.clone(),
             kind,
@@ -96,18 +97,18 @@ impl Tracker {
 
     /// Requests and body reads in flight.
     pub fn counts(&self) -> (usize, usize) {
-        (self.requests.load(SeqCst), self.reads.load(SeqCst))
+        (self.requests.count(), self.reads.load(SeqCst))
     }
 
     /// Whether a close has begun.
     pub fn is_closing(&self) -> bool {
-        self.closing.load(SeqCst)
+        self.requests.is_closing()
     }
 
     /// Refuses requests from now on (a binding calls it when its close is called, before the
     /// close itself runs on the engine).
     pub fn begin_close(&self) {
-        self.closing.store(true, SeqCst);
+        self.requests.begin_close();
     }
 
     /// Runs `work` on the engine runtime as one operation of `kind` and passes its outcome to
@@ -174,13 +175,7 @@ impl Tracker {
     /// Blocks the calling thread until every request's sink ran. Call it after a close that
     /// dropped the rest (before, a request may run for as long as its timeouts allow).
     pub fn wait_requests(&self) {
-        let mut g = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        while self.requests.load(SeqCst) != 0 {
-            g = self
-                .no_requests
-                .wait(g)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
+        self.requests.wait();
     }
 }
 
