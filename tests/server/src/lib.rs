@@ -85,6 +85,8 @@ pub(crate) struct Shared {
     pub(crate) live: Arc<()>,
     /// Bumped to close every open connection gracefully.
     pub(crate) close_all: watch::Sender<u64>,
+    /// `/gate` counts, by key.
+    pub(crate) gates: routes::Gates,
     /// Files, timeouts and metrics of a [`Site`]; `None` on the test server.
     pub(crate) site: Option<site::SiteState>,
     /// The torture port (tests/torture), counted and reset with the rest; `None` on a [`Site`].
@@ -99,6 +101,7 @@ impl Shared {
         }
         self.scripts.clear();
         self.log.clear();
+        self.gates.clear();
     }
 
     /// The counters, the torture port's included.
@@ -164,6 +167,7 @@ impl TestServer {
             log: RequestLog::new(opts.request_log_capacity),
             live: Arc::new(()),
             close_all: watch::Sender::new(0),
+            gates: routes::Gates::default(),
             torture: Some(wirecore_torture::Torture::start().await?),
             opts,
             site: None,

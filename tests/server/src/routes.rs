@@ -172,6 +172,48 @@ fn request_timeout() -> Response<Body> {
     resp
 }
 
+/// Requests held at `/gate`, by key: how many have arrived.
+#[derive(Default)]
+pub(crate) struct Gates(
+    std::sync::Mutex<std::collections::HashMap<String, tokio::sync::watch::Sender<u64>>>,
+);
+
+impl Gates {
+    /// Forgets every key; requests held at a gate are answered at once.
+    pub(crate) fn clear(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
+
+/// `/gate?key=K&n=N`: holds every request with key K until N of them have arrived (over any
+/// connections), then answers them all `{"key":K,"n":N}`: N requests provably in flight at
+/// once, whatever the machine's speed (the scale tests). A key counts until the server is reset.
+async fn gate(ctx: &Arc<ConnCtx>, req: &Req) -> Handled {
+    let key = param(req.query(), "key").unwrap_or_default().into_owned();
+    let n: u64 = req.num("n", 1)?;
+    let mut arrived = {
+        let mut gates = ctx
+            .shared
+            .gates
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tx = gates
+            .entry(key.clone())
+            .or_insert_with(|| tokio::sync::watch::Sender::new(0));
+        tx.send_modify(|c| *c += 1);
+        tx.subscribe()
+    };
+    let _ = arrived.wait_for(|c| *c >= n).await;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "key": key, "n": n }),
+    ))
+}
+
 /// `/early?status=200&drain=0`: answers before reading the request body (a server refusing an
 /// upload with 413, or answering at once). With `drain=1` the body is read afterwards, so an
 /// HTTP/1.1 connection stays open; otherwise it is dropped unread.
@@ -253,6 +295,7 @@ async fn route(ctx: &Arc<ConnCtx>, req: &Req) -> Handled {
         "/bomb" => bomb(req).await,
         "/layers" => layers(req).await,
         "/hang" => std::future::pending().await,
+        "/gate" => gate(ctx, req).await,
         _ if path.starts_with("/_control/") => Err(Reject::new(
             StatusCode::NOT_FOUND,
             "control endpoints are served on the control port only",

@@ -212,6 +212,7 @@ impl Site {
             log: RequestLog::new(0),
             live: Arc::new(()),
             close_all: watch::Sender::new(0),
+            gates: crate::routes::Gates::default(),
             torture: None,
             site: Some(site),
         });
