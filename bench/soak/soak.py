@@ -344,6 +344,7 @@ def main() -> int:
         )
 
         t0 = time.time()
+        loads: list[float] = []
         windows: list[tuple[str, float, float]] = []
         next_sample, next_phase, phase, active = t0, t0 + PERIOD, 0, None
         while (now := time.time()) < t0 + SECONDS:
@@ -360,6 +361,7 @@ def main() -> int:
                 phase += 1
                 next_phase += PERIOD
             if now >= next_sample:
+                loads.append(os.getloadavg()[0])
                 for w in workers:
                     s = proc_sample(w.proc.pid)
                     if s is not None:
@@ -395,10 +397,10 @@ def main() -> int:
         assert server.stdin is not None
         server.stdin.close()
         server.wait(timeout=30)
-    return report(workers, windows, t0, exits, out_dir)
+    return report(workers, windows, t0, exits, out_dir, loads)
 
 
-def report(workers, windows, t0, exits, out_dir: Path) -> int:
+def report(workers, windows, t0, exits, out_dir: Path, loads: list[float]) -> int:
     ok_all = True
     when = datetime.datetime.fromtimestamp(t0, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     rows, per_fault, problems = [], {}, []
@@ -467,6 +469,10 @@ def report(workers, windows, t0, exits, out_dir: Path) -> int:
         "",
         f"Bounds per minute: RSS {BOUNDS['rss_mib']} MiB, fds {BOUNDS['fds']}, threads "
         f"{BOUNDS['threads']}, gauge max(1, {GAUGE_BOUND_FRACTION:.0%} of its median).",
+        "",
+        f"Machine: {os.cpu_count()} CPUs; 1-minute load average at the samples min "
+        f"{min(loads, default=0):.1f}, median {sorted(loads or [0])[len(loads) // 2]:.1f}, "
+        f"max {max(loads, default=0):.1f} (the soak's own processes included).",
         "",
         "| binding | requests ok | errors in faults | errors outside | RSS MiB first → last | "
         "RSS MiB/min | fds | fds/min | threads | threads/min | gauge, /min | verdict |",
