@@ -36,5 +36,7 @@ echo "== dead_letter${vg:+ (valgrind)}"
 "${vg[@]}" "$bin/dead_letter" "$line"
 echo "== log${vg:+ (valgrind)}"
 "${vg[@]}" "$bin/log" "$line"
+echo "== proxy${vg:+ (valgrind)}"
+"${vg[@]}" "$bin/proxy" "$line"
 echo "== scenarios${vg:+ (valgrind)}"
 "${vg[@]}" "$bin/scenarios" "$line" --stats-fields=tests/stats-fields.json tests/scenarios/*.json

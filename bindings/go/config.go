@@ -31,6 +31,20 @@ type Config struct {
 	// BaseURL is joined to a request URL that is a bare path (see the core's base_url); an
 	// http.Client needs absolute URLs, so this serves RoundTrip callers.
 	BaseURL string `json:"base_url,omitempty"`
+	// Proxy: the engine's proxies (net/http's Transport.Proxy has no place here: the engine
+	// owns its connections). HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY are read unless
+	// FromEnv is Bool(false).
+	Proxy ProxyConfig `json:"proxy,omitzero"`
+}
+
+// ProxyConfig: HTTP and HTTPS take "http://[user:password@]host[:port]" (absolute-form
+// requests and CONNECT tunnels), "socks5://…" (this client resolves names) or "socks5h://…"
+// (the proxy resolves them); NoProxy lists hosts reached directly, as NO_PROXY.
+type ProxyConfig struct {
+	HTTP    string   `json:"http,omitempty"`
+	HTTPS   string   `json:"https,omitempty"`
+	NoProxy []string `json:"no_proxy,omitempty"`
+	FromEnv *bool    `json:"from_env,omitempty"`
 }
 
 // MetricsConfig sets the buckets of the Prometheus latency histogram.

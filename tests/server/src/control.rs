@@ -2,7 +2,7 @@
 //!
 //! `GET /_control/counters`, `POST /_control/reset`, `POST /_control/script`,
 //! `GET /_control/requests`, `POST /_control/close_connections`, `GET|POST /_control/dns`,
-//! `GET /_control/info`.
+//! `GET /_control/info`, `GET /_control/proxies`.
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -123,6 +123,10 @@ async fn handle(control: &Control, req: Request<Incoming>) -> Response<Body> {
             Err(e) => bad_request(&format!("bad dns request: {e}")),
         },
         (&Method::GET, "/_control/info") => json_response(StatusCode::OK, &control.info),
+        (&Method::GET, "/_control/proxies") => match &shared.proxies {
+            Some(p) => json_response(StatusCode::OK, &p.counters()),
+            None => error_response(StatusCode::NOT_FOUND, "started without proxies"),
+        },
         _ => error_response(StatusCode::NOT_FOUND, "no such control endpoint"),
     }
 }

@@ -60,6 +60,9 @@ pub struct Options {
     /// Where the plain port listens (e.g. `127.0.0.2:P` beside `127.0.0.3:P`: the addresses
     /// of one DNS name). Default: `None`, 127.0.0.1 with a kernel-chosen port.
     pub plain_addr: Option<SocketAddr>,
+    /// Start the proxies of [`Proxies`] (the binary does; Rust tests start their own).
+    /// Default: false.
+    pub proxies: bool,
 }
 
 impl Default for Options {
@@ -71,6 +74,7 @@ impl Default for Options {
             h2_window: 4 << 20,
             request_log_capacity: 10_000,
             plain_addr: None,
+            proxies: false,
         }
     }
 }
@@ -91,6 +95,55 @@ pub(crate) struct Shared {
     pub(crate) site: Option<site::SiteState>,
     /// The torture port (tests/torture), counted and reset with the rest; `None` on a [`Site`].
     pub(crate) torture: Option<wirecore_torture::Torture>,
+    /// The proxies, with `Options::proxies`; reset with the rest.
+    pub(crate) proxies: Option<Proxies>,
+}
+
+/// User name and password the `proxy_auth` and `socks5_auth` proxies of [`Proxies`] require.
+pub const PROXY_CREDENTIALS: &str = "wirecore:s3cret";
+
+/// Proxies for the other languages' suites (the binary starts them; see `Options::proxies`):
+/// an HTTP proxy and a SOCKS5 proxy, each without and with authentication
+/// ([`PROXY_CREDENTIALS`]). Their counters are `GET /_control/proxies`.
+#[derive(Debug)]
+pub struct Proxies {
+    /// HTTP proxy, no authentication.
+    pub http: TestProxy,
+    /// HTTP proxy requiring `Proxy-Authorization: Basic` with [`PROXY_CREDENTIALS`].
+    pub http_auth: TestProxy,
+    /// SOCKS5 proxy, no authentication.
+    pub socks5: TestSocks,
+    /// SOCKS5 proxy requiring user name and password [`PROXY_CREDENTIALS`].
+    pub socks5_auth: TestSocks,
+}
+
+impl Proxies {
+    async fn start() -> std::io::Result<Proxies> {
+        Ok(Proxies {
+            http: TestProxy::start(None).await?,
+            http_auth: TestProxy::start(Some(PROXY_CREDENTIALS)).await?,
+            socks5: TestSocks::start(None).await?,
+            socks5_auth: TestSocks::start(Some(PROXY_CREDENTIALS)).await?,
+        })
+    }
+
+    fn reset(&self) {
+        self.http.reset();
+        self.http_auth.reset();
+        self.socks5.reset();
+        self.socks5_auth.reset();
+    }
+
+    /// `{"proxy":{tunnels,forwarded,rejected},"proxy_auth":…,"socks5":{tunnels,rejected,failed,targets},"socks5_auth":…}`
+    /// (named as in the info line).
+    pub(crate) fn counters(&self) -> Value {
+        json!({
+            "proxy": self.http.counters(),
+            "proxy_auth": self.http_auth.counters(),
+            "socks5": self.socks5.counters(),
+            "socks5_auth": self.socks5_auth.counters(),
+        })
+    }
 }
 
 impl Shared {
@@ -98,6 +151,9 @@ impl Shared {
         self.stats.reset();
         if let Some(t) = &self.torture {
             t.reset();
+        }
+        if let Some(p) = &self.proxies {
+            p.reset();
         }
         self.scripts.clear();
         self.log.clear();
@@ -169,6 +225,11 @@ impl TestServer {
             close_all: watch::Sender::new(0),
             gates: routes::Gates::default(),
             torture: Some(wirecore_torture::Torture::start().await?),
+            proxies: if opts.proxies {
+                Some(Proxies::start().await?)
+            } else {
+                None
+            },
             opts,
             site: None,
         });
@@ -412,6 +473,11 @@ impl TestServer {
         self.silent_addr
     }
 
+    /// The proxies, when started with `Options::proxies`.
+    pub fn proxies(&self) -> Option<&Proxies> {
+        self.shared.proxies.as_ref()
+    }
+
     /// The DNS responder.
     pub fn dns(&self) -> &DnsServer {
         &self.dns
@@ -475,6 +541,11 @@ impl TestServer {
             "blackhole": self.blackhole_addr.to_string(),
             "silent": self.silent_addr.to_string(),
             "torture": self.shared.torture.as_ref().map(wirecore_torture::Torture::url),
+            "proxy": self.shared.proxies.as_ref().map(|p| p.http.addr().to_string()),
+            "proxy_auth": self.shared.proxies.as_ref().map(|p| p.http_auth.addr().to_string()),
+            "socks5": self.shared.proxies.as_ref().map(|p| p.socks5.addr().to_string()),
+            "socks5_auth": self.shared.proxies.as_ref().map(|p| p.socks5_auth.addr().to_string()),
+            "proxy_credentials": self.shared.proxies.as_ref().map(|_| PROXY_CREDENTIALS),
         })
     }
 

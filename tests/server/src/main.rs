@@ -29,7 +29,10 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        opts: Options::default(),
+        opts: Options {
+            proxies: true,
+            ..Options::default()
+        },
         threads: None,
         exit_on_stdin_eof: false,
     };

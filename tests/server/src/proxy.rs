@@ -10,8 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-/// What the proxy has done since it started.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What the proxy has done since it started (or was last reset).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ProxyCounters {
     /// `CONNECT` tunnels opened.
     pub tunnels: u64,
@@ -96,6 +96,17 @@ impl TestProxy {
             tunnels: self.counts.tunnels.load(Relaxed),
             forwarded: self.counts.forwarded.load(Relaxed),
             rejected: self.counts.rejected.load(Relaxed),
+        }
+    }
+
+    /// Zeroes the counters.
+    pub fn reset(&self) {
+        for c in [
+            &self.counts.tunnels,
+            &self.counts.forwarded,
+            &self.counts.rejected,
+        ] {
+            c.store(0, Relaxed);
         }
     }
 }

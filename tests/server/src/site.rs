@@ -206,6 +206,7 @@ impl Site {
                 h2_window: opts.h2_window,
                 request_log_capacity: 0,
                 plain_addr: None,
+                proxies: false,
             },
             stats: Stats::untracked(),
             scripts: script::Scripts::default(),
@@ -214,6 +215,7 @@ impl Site {
             close_all: watch::Sender::new(0),
             gates: crate::routes::Gates::default(),
             torture: None,
+            proxies: None,
             site: Some(site),
         });
         let (phase, phase_rx) = watch::channel(Phase::Running);
