@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/wirecore/wirecore/bindings/go/internal/capi"
 )
@@ -47,6 +48,10 @@ const deadlineGrace = 100 * time.Millisecond
 // takeHintMax bounds the buffer guessed for a response head and a small body (the engine
 // prefetches bodies up to 64 KiB).
 const takeHintMax = 72 << 10
+
+// sharedHeadMax is the largest whole body whose buffer the response's header strings may share
+// (see response).
+const sharedHeadMax = 8 << 10
 
 // gateSize is how many goroutines may be inside a request-path cgo call at once.
 const gateSize = 8
@@ -315,7 +320,7 @@ type reqBody struct {
 }
 
 func (r *reqBody) close() {
-	if r.body != nil {
+	if r != nil && r.body != nil {
 		r.once.Do(func() { r.body.Close() })
 	}
 }
@@ -341,7 +346,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	rb := &reqBody{body: req.Body}
+	// nil without a body: a GET allocates none.
+	var rb *reqBody
+	if req.Body != nil {
+		rb = &reqBody{body: req.Body}
+	}
 	closeBody := rb.close
 	if req.URL == nil {
 		closeBody()
@@ -656,10 +665,21 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 		t.takeHint.Store(int64(min(max(n+n/4, 512), takeHintMax)))
 	}
 	header := make(http.Header, h.Count)
+	// One backing array for every header's first value (as net/http's reader does), and one
+	// string for every header field. With a small body, names and values are substrings of the
+	// buffer Take filled, which nothing writes to again (the body after the head is only read
+	// out of it); a larger body is not kept alive by the header map: the head is copied.
+	values := make([]string, h.Count)
 	contentLength := int64(-1)
-	// One string for every header field; names and values are substrings of it.
-	rest := string(h.Headers)
-	for range h.Count {
+	var rest string
+	switch {
+	case len(h.Headers) == 0:
+	case len(h.Body) <= sharedHeadMax:
+		rest = unsafe.String(&h.Headers[0], len(h.Headers))
+	default:
+		rest = string(h.Headers)
+	}
+	for k := range h.Count {
 		i := strings.IndexByte(rest, 0)
 		if i < 0 {
 			break
@@ -672,8 +692,13 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 		}
 		value := rest[:j]
 		rest = rest[min(j+1, len(rest)):]
-		key := textproto.CanonicalMIMEHeaderKey(name)
-		header[key] = append(header[key], value)
+		key := canonicalKey(name)
+		if vs, ok := header[key]; ok {
+			header[key] = append(vs, value)
+		} else {
+			values[k] = value
+			header[key] = values[k : k+1 : k+1]
+		}
 		if key == "Content-Length" {
 			if n, ok := parseLength(value); ok {
 				contentLength = n
@@ -723,6 +748,30 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 		}
 	}
 	return resp
+}
+
+// commonKeys maps the lower-case names the engine reports (HTTP/2 requires them; HTTP/1 names
+// are lower-cased too) of common response headers to their canonical form without a
+// conversion per response.
+var commonKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"Accept-Ranges", "Access-Control-Allow-Origin", "Age", "Alt-Svc",
+		"Cache-Control", "Connection", "Content-Disposition", "Content-Encoding", "Content-Language",
+		"Content-Length", "Content-Location", "Content-Range", "Content-Security-Policy", "Content-Type",
+		"Date", "Etag", "Expires", "Keep-Alive", "Last-Modified", "Link", "Location", "Pragma",
+		"Retry-After", "Server", "Set-Cookie", "Strict-Transport-Security", "Trailer",
+		"Transfer-Encoding", "Vary", "Via", "Www-Authenticate", "X-Content-Type-Options",
+		"X-Frame-Options", "X-Request-Id"} {
+		m[strings.ToLower(k)] = k
+	}
+	return m
+}()
+
+func canonicalKey(name string) string {
+	if k, ok := commonKeys[name]; ok {
+		return k
+	}
+	return textproto.CanonicalMIMEHeaderKey(name)
 }
 
 // smallResponse holds a response and its whole body in one allocation.

@@ -576,3 +576,27 @@ func TestBodiesThatArriveWithTheHead(t *testing.T) {
 		t.Fatalf("HEAD: %v %+v", err, head)
 	}
 }
+
+// Response headers are parsed out of one buffer shared with a small body: a repeated header keeps
+// every value in order, names are canonical, and the strings stay intact after the body is read,
+// closed and collected.
+func TestResponseHeadersRepeatedAndCanonical(t *testing.T) {
+	c := &http.Client{Transport: newTransport(t, wirecore.Config{})}
+	for _, base := range []string{server.HTTP, server.HTTPS} {
+		resp, body := get(t, c, base+"/set-cookie?c=a%3D1&c=b%3D2&c=z%3D3")
+		runtime.GC()
+		if got := resp.Header.Values("Set-Cookie"); len(got) != 3 || got[0] != "a=1" || got[1] != "b=2" || got[2] != "z=3" {
+			t.Fatalf("%s: Set-Cookie %q, want a=1 b=2 z=3 in order", base, got)
+		}
+		if _, ok := resp.Header["Set-Cookie"]; !ok {
+			t.Fatalf("%s: header keys %v are not canonical", base, resp.Header)
+		}
+		if resp.ContentLength != int64(len(body)) || resp.Header.Get("Content-Length") != fmt.Sprint(len(body)) {
+			t.Fatalf("%s: Content-Length %q / %d for a %d-byte body", base, resp.Header.Get("Content-Length"), resp.ContentLength, len(body))
+		}
+		resp2, body2 := get(t, c, base+"/bytes/1024")
+		if len(body2) != 1024 || resp2.Header.Get("Content-Length") != "1024" || resp2.ContentLength != 1024 {
+			t.Fatalf("%s: /bytes/1024: %d bytes, Content-Length %q", base, len(body2), resp2.Header.Get("Content-Length"))
+		}
+	}
+}

@@ -269,6 +269,7 @@ import "C"
 import (
 	"encoding/json"
 	"strings"
+	"sync"
 	"unsafe"
 )
 
@@ -501,27 +502,45 @@ type Options struct {
 	MaxRedirects              int64
 }
 
+// out holds a request-path cgo call's out-parameters. A Go variable whose address a cgo call
+// takes lives on the heap, so each would be an allocation per request; these are pooled.
+type out struct {
+	task  *Task
+	w     *Writer
+	e     *Err
+	taken C.wc_taken
+	tls   C.wc_tls
+}
+
+var outs = sync.Pool{New: func() any { return new(out) }}
+
+func getOut() *out { return outs.Get().(*out) }
+
+func putOut(o *out) {
+	*o = out{}
+	outs.Put(o)
+}
+
 // Submit builds a request and submits it to q with id as userdata, in one cgo call. Only a
 // cancellable request gets a task handle; noDefaults keeps the client's default headers off.
 // headers packs count fields as name NUL value NUL. With BodyStream, the returned writer
 // streams the body. opts is nil without per-request options.
 func Submit(c *Client, q *Queue, id uintptr, method, url string, headers []byte, count int,
 	body []byte, bodyMode int, timeoutMs uint64, cancellable, noDefaults bool, opts *Options) (*Task, *Writer, int, *Err) {
-	var task *Task
-	taskOut := &task
+	o := getOut()
+	defer putOut(o)
+	taskOut := &o.task
 	if !cancellable {
 		taskOut = nil
 	}
-	var w *Writer
-	var e *Err
 	hp := (*C.char)(nil)
 	if len(headers) > 0 {
 		hp = (*C.char)(unsafe.Pointer(&headers[0]))
 	}
-	var o *C.wc_opts
+	var co *C.wc_opts
 	var key, redirect, cache, bkey string
 	if opts != nil {
-		o = &C.wc_opts{idempotent: C.int(opts.Idempotent), connect_ms: C.uint64_t(opts.ConnectMs),
+		co = &C.wc_opts{idempotent: C.int(opts.Idempotent), connect_ms: C.uint64_t(opts.ConnectMs),
 			read_ms: C.uint64_t(opts.ReadMs), pool_ms: C.uint64_t(opts.PoolMs),
 			urgency: C.int(opts.Urgency), incremental: C.bool(opts.Incremental),
 			max_redirects: C.int64_t(opts.MaxRedirects)}
@@ -533,10 +552,10 @@ func Submit(c *Client, q *Queue, id uintptr, method, url string, headers []byte,
 	rc := C.wc_submit(c, q, C.uintptr_t(id), strPtr(method), C.size_t(len(method)),
 		strPtr(url), C.size_t(len(url)), hp, C.size_t(len(headers)), C.size_t(count),
 		bytesPtr(body), C.size_t(len(body)), C.int(bodyMode), C.uint64_t(timeoutMs),
-		C.bool(noDefaults), o, strPtr(key), C.size_t(len(key)), strPtr(redirect),
+		C.bool(noDefaults), co, strPtr(key), C.size_t(len(key)), strPtr(redirect),
 		C.size_t(len(redirect)), strPtr(cache), C.size_t(len(cache)),
-		strPtr(bkey), C.size_t(len(bkey)), taskOut, &w, &e)
-	return task, w, int(rc), e
+		strPtr(bkey), C.size_t(len(bkey)), taskOut, &o.w, &o.e)
+	return o.task, o.w, int(rc), o.e
 }
 
 // Cancel aborts an in-flight request (its completion then carries WIRECORE_CANCELLED).
@@ -574,12 +593,14 @@ type Taken struct {
 // call (two when the first buffer guess is too small); a complete response is freed. Headers
 // and Body share one Go buffer.
 func Take(r *Response, sizeHint int) Taken {
-	var t C.wc_taken
+	o := getOut()
+	defer putOut(o)
+	t := &o.taken
 	buf := make([]byte, max(sizeHint, 64))
-	need := C.wc_take(r, (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &t)
+	need := C.wc_take(r, (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), t)
 	if need > 0 {
 		buf = make([]byte, int(need))
-		C.wc_take(r, (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &t)
+		C.wc_take(r, (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), t)
 	}
 	hl := int(t.headers_len)
 	return Taken{
@@ -637,8 +658,10 @@ func CacheStatus(r *Response) int {
 // TLS reads what the response's TLS handshake agreed on, in one cgo call; false over plain
 // TCP.
 func TLS(r *Response) (TLSInfo, bool) {
-	var t C.wc_tls
-	if !C.wc_tls_get(r, &t) {
+	o := getOut()
+	defer putOut(o)
+	t := &o.tls
+	if !C.wc_tls_get(r, t) {
 		return TLSInfo{}, false
 	}
 	info := TLSInfo{
