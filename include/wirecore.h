@@ -499,6 +499,25 @@ enum wirecore_code wirecore_request_add_header(wirecore_request *req,
                                                size_t value_len,
                                                wirecore_error **err);
 
+// Sets `Authorization: Basic base64(user:password)` (HTTP Basic, RFC 7617), replacing any
+// `Authorization` header added before; encoded by the core (`wirecore::basic_auth`), as Rust's
+// `RequestBuilder::basic_auth`. `user` and `password` are UTF-8 byte strings of the given
+// lengths; `password` NULL (with `password_len` 0) is an empty one. Like any `Authorization`,
+// it is dropped on a redirect to another origin.
+//
+// # Errors
+// `WIRECORE_INVALID_ARGUMENT` for an invalid handle, NULL with a length, or invalid UTF-8.
+//
+// # Safety
+// `req` is a live request; `user` valid for `user_len` bytes; `password` NULL or valid for
+// `password_len` bytes.
+enum wirecore_code wirecore_request_set_basic_auth(wirecore_request *req,
+                                                   const char *user,
+                                                   size_t user_len,
+                                                   const char *password,
+                                                   size_t password_len,
+                                                   wirecore_error **err);
+
 // Sets the body to a copy of `len` bytes at `data` (replayable for redirects and retries).
 //
 // # Safety

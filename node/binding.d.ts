@@ -92,6 +92,12 @@ export declare class NativeClient {
   close(id: number, timeoutMs: number): void
 }
 
+/**
+ * `Basic base64(user:password)` for an `Authorization` header, encoded by the core
+ * (`wirecore::basic_auth`, as `RequestBuilder::basic_auth` and the C ABI).
+ */
+export declare function basicAuth(user: string, password?: string | undefined | null): string
+
 /** One finished operation, keyed by the id JS gave it. */
 export interface Completion {
   /** The id JS passed with the operation. */

@@ -26,6 +26,12 @@ export interface RequestOptions {
   /** Default `GET`. */
   method?: string
   headers?: HeadersInit
+  /**
+   * HTTP Basic credentials `[username, password]` (as httpx's `auth=(user, password)`), sent as
+   * `Authorization: Basic …` in place of an `authorization` header in `headers`. Like any
+   * `Authorization`, it is dropped on a redirect to another origin.
+   */
+  auth?: [username: string, password: string]
   body?: BodyInit | null
   /** A value sent as a JSON body, with `content-type: application/json` unless set. */
   json?: unknown
@@ -569,6 +575,11 @@ export declare function setLogger(
   callback: ((record: LogRecord) => void) | null,
   level?: 'error' | 'warn' | 'info' | 'debug' | 'trace',
 ): void
+/**
+ * `Basic base64(username:password)`, an `Authorization` header value encoded by the engine (as
+ * the `auth` request option sends it), for `fetch`: `headers: { authorization: basicAuth(u, p) }`.
+ */
+export declare function basicAuth(username: string, password?: string): string
 /** The longest per-request timeout in milliseconds: one year (31 536 000 000), the core's bound on every duration. */
 export declare const MAX_TIMEOUT_MS: number
 /** The addon version. */

@@ -102,6 +102,7 @@ const REQUEST_KEYS = new Set([
   'redirect',
   'maxRedirects',
   'cache',
+  'auth',
 ])
 const VERSIONS = { 'HTTP/0.9': '0.9', 'HTTP/1.0': '1.0', 'HTTP/1.1': '1.1', 'HTTP/2.0': '2.0', 'HTTP/3.0': '3.0' }
 
@@ -130,6 +131,31 @@ function flatHeaders(headers) {
     for (const name of Object.keys(headers)) add(name, headers[name])
   }
   return out.length === 0 ? null : out
+}
+
+/**
+ * `Basic base64(username:password)`, the value of an `Authorization` header; the engine encodes
+ * it (`wirecore::basic_auth`), as Rust's `RequestBuilder::basic_auth` and C's
+ * `wirecore_request_set_basic_auth`. For `fetch`, whose options have no `auth`.
+ */
+function basicAuth(username, password = '') {
+  if (typeof username !== 'string' || typeof password !== 'string') {
+    throw new TypeError('wirecore: basicAuth(username, password) takes strings')
+  }
+  return native.basicAuth(username, password)
+}
+
+/** `flat` without its `authorization` headers, plus Basic credentials from `[username, password]`. */
+function withBasicAuth(flat, auth) {
+  if (!Array.isArray(auth) || auth.length !== 2 || typeof auth[0] !== 'string' || typeof auth[1] !== 'string') {
+    throw new TypeError('wirecore: auth must be a [username, password] pair of strings')
+  }
+  const out = []
+  for (let i = 0; flat !== null && i < flat.length; i += 2) {
+    if (flat[i].toLowerCase() !== 'authorization') out.push(flat[i], flat[i + 1])
+  }
+  out.push('authorization', native.basicAuth(auth[0], auth[1]))
+  return out
 }
 
 function hasHeader(flat, name) {
@@ -207,6 +233,7 @@ function normalize(input, init) {
   const upper = method.toUpperCase()
   if (METHODS.has(upper)) method = upper
   let headers = flatHeaders(opts.headers)
+  if (opts.auth !== undefined) headers = withBasicAuth(headers, opts.auth)
   let { body } = opts
   if (opts.json !== undefined) {
     if (body !== undefined) throw new TypeError("wirecore: pass either 'body' or 'json', not both")
@@ -1030,6 +1057,7 @@ module.exports = {
   ...publicErrors,
   errorCodes,
   setLogger,
+  basicAuth,
   MAX_TIMEOUT_MS,
   version: native.version(),
 }

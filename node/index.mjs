@@ -24,6 +24,8 @@ export const {
   errorClasses,
   errorFor,
   errorCodes,
+  setLogger,
+  basicAuth,
   MAX_TIMEOUT_MS,
   version,
 } = wirecore

@@ -43,7 +43,8 @@ pub use crate::metrics::{Diagnostics, Stats};
 pub use crate::policy::{Answer, BreakerEvent, BreakerState};
 pub use crate::request::{
     CacheMode, DEFAULT_URGENCY, MAX_RATE_LIMIT_KEY_BYTES, MAX_REDIRECTS, PRIORITY_WORDS, Priority,
-    RedirectPolicy, Request, RequestOptions, parse_header, parse_method, parse_url, urgency,
+    RedirectPolicy, Request, RequestOptions, basic_auth, parse_header, parse_method, parse_url,
+    urgency,
 };
 pub use crate::response::{Response, SMALL_BODY_BYTES, Timings, TlsInfo};
 pub use http::{HeaderMap, Method, StatusCode, Uri, Version};

@@ -235,6 +235,19 @@ pub fn parse_method(m: &str) -> Result<Method, Error> {
         .map_err(|_| Error::new(ErrorKind::InvalidRequest, format!("invalid method {m:?}")))
 }
 
+/// The `Authorization` value of HTTP Basic credentials (RFC 7617): `Basic ` and the base64 of
+/// `user:password` in UTF-8 (no password: `user:`), marked sensitive. What
+/// `RequestBuilder::basic_auth` sets; bindings that build their own headers use it (Node's
+/// `auth` option, C's `wirecore_request_set_basic_auth`).
+///
+/// # Errors
+/// `invalid_request` (never for UTF-8 input: base64 is always a valid header value).
+pub fn basic_auth(user: &str, password: Option<&str>) -> Result<HeaderValue, Error> {
+    let creds = format!("{user}:{}", password.unwrap_or(""));
+    crate::redirect::basic(creds.as_bytes())
+        .ok_or_else(|| Error::new(ErrorKind::InvalidRequest, "basic_auth: not a header value"))
+}
+
 /// Parses a header pair, naming the bad part.
 ///
 /// # Errors

@@ -12,6 +12,18 @@ pub mod log;
 
 use napi_derive::napi;
 
+/// `Basic base64(user:password)` for an `Authorization` header, encoded by the core
+/// (`wirecore::basic_auth`, as `RequestBuilder::basic_auth` and the C ABI).
+#[napi(catch_unwind)]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "napi hands JS strings over as owned Strings"
+)]
+pub fn basic_auth(user: String, password: Option<String>) -> napi::Result<String> {
+    let v = wirecore::basic_auth(&user, password.as_deref()).map_err(|e| client::core_error(&e))?;
+    Ok(String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
 /// Every error code of the core, so JS can check that each maps to an error class.
 #[napi(catch_unwind)]
 pub fn error_codes() -> Vec<&'static str> {

@@ -15,6 +15,8 @@ test('require() and import give the same API', async () => {
   assert.equal(typeof esm.errorCodes, 'function')
   assert.equal(esm.fetch, cjs.fetch)
   assert.match(cjs.version, /^\d+\.\d+\.\d+/)
+  // Every CommonJS export is an ESM export too (setLogger once was not).
+  for (const k of Object.keys(cjs)) assert.equal(esm[k], cjs[k], `import { ${k} } from 'wirecore'`)
 })
 
 test('the package ships its types and addon and nothing from the source tree', () => {

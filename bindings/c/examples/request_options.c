@@ -330,6 +330,41 @@ static void phase_timeouts(wirecore_client *ctl) {
 
 /* Sent as the Priority header, replacing one the caller set (in either order); without
  * set_priority the caller's header goes unchanged (urgency -1: no call). */
+/* HTTP Basic credentials, encoded by the core; they replace an Authorization header. */
+static void basic_auth(void) {
+    wirecore_client *c = client_new(NULL);
+    struct {
+        const char *user, *password, *want;
+    } cases[] = {
+        {"Aladdin", "open sesame", "\"authorization\":\"Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\""},
+        {"user", NULL, "\"authorization\":\"Basic dXNlcjo=\""},
+        {"us\xc3\xa9r", "p:w", "\"authorization\":\"Basic dXPDqXI6cDp3\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        wirecore_request *req = make("GET", http_url, "/headers");
+        wirecore_request_add_header(req, "Authorization", 13, "Bearer old", 10, NULL);
+        const char *pw = cases[i].password;
+        CHECK(wirecore_request_set_basic_auth(req, cases[i].user, strlen(cases[i].user), pw, pw ? strlen(pw) : 0,
+                                              NULL) == WIRECORE_OK,
+              "set_basic_auth %zu", i);
+        char *body = NULL;
+        CHECK(send(c, req, &body) == 200, "basic auth %zu", i);
+        CHECK(body && strstr(body, cases[i].want) && !strstr(body, "Bearer"), "case %zu: want %s in %s", i,
+              cases[i].want, body ? body : "(none)");
+        free(body);
+    }
+    wirecore_request *req = make("GET", http_url, "/headers");
+    wirecore_error *err = NULL;
+    CHECK(wirecore_request_set_basic_auth(req, "\xff", 1, NULL, 0, &err) == WIRECORE_INVALID_ARGUMENT,
+          "invalid UTF-8 user");
+    CHECK(err && strstr(wirecore_error_message(err), "UTF-8"), "message: %s", err ? wirecore_error_message(err) : "");
+    wirecore_error_free(err);
+    CHECK(wirecore_request_set_basic_auth(req, NULL, 3, NULL, 0, NULL) == WIRECORE_INVALID_ARGUMENT, "NULL user");
+    CHECK(wirecore_request_set_basic_auth(NULL, "u", 1, NULL, 0, NULL) == WIRECORE_INVALID_ARGUMENT, "NULL request");
+    wirecore_request_free(req);
+    wirecore_client_free(c);
+}
+
 static void priority_header(void) {
     wirecore_client *c = client_new(NULL);
     struct {
@@ -644,6 +679,7 @@ int main(int argc, char **argv) {
     redirect_policy(ctl);
     sse_events(ctl);
     phase_timeouts(ctl);
+    basic_auth();
     priority_header();
     priority_orders_the_queue();
     cache_mode(ctl);

@@ -138,6 +138,59 @@ pub unsafe extern "C" fn wirecore_request_add_header(
     })
 }
 
+/// Sets `Authorization: Basic base64(user:password)` (HTTP Basic, RFC 7617), replacing any
+/// `Authorization` header added before; encoded by the core (`wirecore::basic_auth`), as Rust's
+/// `RequestBuilder::basic_auth`. `user` and `password` are UTF-8 byte strings of the given
+/// lengths; `password` NULL (with `password_len` 0) is an empty one. Like any `Authorization`,
+/// it is dropped on a redirect to another origin.
+///
+/// # Errors
+/// `WIRECORE_INVALID_ARGUMENT` for an invalid handle, NULL with a length, or invalid UTF-8.
+///
+/// # Safety
+/// `req` is a live request; `user` valid for `user_len` bytes; `password` NULL or valid for
+/// `password_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_set_basic_auth(
+    req: *mut wirecore_request,
+    user: *const c_char,
+    user_len: usize,
+    password: *const c_char,
+    password_len: usize,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        // SAFETY: NULL or a live request (magic checked).
+        let Some(r) = (unsafe { handle::get_mut(req) }) else {
+            return error::invalid(
+                err,
+                "wirecore_request_set_basic_auth: invalid request handle",
+            );
+        };
+        let u = match utf8(user, user_len, "user") {
+            Ok(u) => u,
+            Err(e) => return error::invalid(err, &format!("wirecore_request_set_basic_auth: {e}")),
+        };
+        let p = if password.is_null() && password_len == 0 {
+            None
+        } else {
+            match utf8(password, password_len, "password") {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    return error::invalid(err, &format!("wirecore_request_set_basic_auth: {e}"));
+                }
+            }
+        };
+        match wirecore::basic_auth(u, p) {
+            Ok(v) => {
+                r.req.headers_mut().insert(http::header::AUTHORIZATION, v);
+                wirecore_code::WIRECORE_OK
+            }
+            Err(e) => error::fail(err, &e),
+        }
+    })
+}
+
 /// Sets the body to a copy of `len` bytes at `data` (replayable for redirects and retries).
 ///
 /// # Safety

@@ -104,10 +104,7 @@ impl RequestBuilder {
     /// Sets `Authorization: Basic base64(user:password)` (no password: `user:`).
     pub fn basic_auth(self, user: &str, password: Option<&str>) -> Self {
         self.map(|r| {
-            let creds = format!("{user}:{}", password.unwrap_or(""));
-            let v = crate::redirect::basic(creds.as_bytes()).ok_or_else(|| {
-                Error::new(ErrorKind::InvalidRequest, "basic_auth: not a header value")
-            })?;
+            let v = crate::request::basic_auth(user, password)?;
             r.headers.insert(http::header::AUTHORIZATION, v);
             Ok(())
         })
