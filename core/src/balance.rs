@@ -158,6 +158,11 @@ pub(crate) struct Service {
     down: AtomicBool,
     /// When the success-rate rule is next evaluated (ns since base).
     next_eval: AtomicU64,
+    /// The latest time (ns since base) until which some endpoint is ejected or skipped, or 0
+    /// when none may be: while it is 0 a pick of a strategy that does not weigh latency reads
+    /// no clock (the read was a fifth of a round-robin pick). Raised after an endpoint's own
+    /// deadline is stored; cleared by the first pick after it passes.
+    timed_until: AtomicU64,
     /// Picks made in panic (too few available endpoints: balanced over all).
     panics: AtomicU64,
     /// Retry budget and hedging state of the service as a whole (an endpoint's breaker and
@@ -217,6 +222,7 @@ impl Service {
             panic_percent: sc.panic_threshold_percent as usize,
             down: AtomicBool::new(false),
             next_eval: AtomicU64::new(sc.outlier.interval_ms.saturating_mul(1_000_000)),
+            timed_until: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             policy: policies.detached(&key),
             dns,
@@ -353,14 +359,44 @@ impl Service {
         // A guard, not a clone: no lock and no reference count on the hot path (a read lock
         // plus an Arc clone cost ~55 ns per pick, measured).
         let set = self.set.load();
-        let now = self.now_ns();
+        let now = self.pick_clock();
         let panic = self.down.load(Relaxed) && self.panicking(&set.endpoints, now);
         let usable = |e: &Endpoint| !e.skipped(now) && (panic || e.available(now));
         let i = self
-            .pick_in(&set, key, now, |e| usable(e) && !tried.contains(&e.id))
-            .or_else(|| self.pick_in(&set, key, now, usable))
-            .or_else(|| self.pick_in(&set, key, now, |_| true))?;
+            .pick_in(&set, key, |e| usable(e) && !tried.contains(&e.id))
+            .or_else(|| self.pick_in(&set, key, usable))
+            .or_else(|| self.pick_in(&set, key, |_| true))?;
         Some(set.endpoints[i].clone())
+    }
+
+    /// The time a pick judges endpoints at: the clock when an endpoint may be ejected or
+    /// skipped now; else `u64::MAX`, which no ejection or skip outlasts, without reading the
+    /// clock (P2C compares latencies without it too: see `Endpoint::cheaper_than`).
+    fn pick_clock(&self) -> u64 {
+        let until = self.timed_until.load(Relaxed);
+        if until == 0 {
+            return u64::MAX;
+        }
+        let now = self.now_ns();
+        if until != 0 && now >= until {
+            // Every deadline known has passed. A deadline raised meanwhile changed the value,
+            // so the exchange fails and it stays.
+            let _ = self
+                .timed_until
+                .compare_exchange(until, 0, Relaxed, Relaxed);
+        }
+        now
+    }
+
+    /// Notes that some endpoint is ejected or skipped until `until` (ns since base); called
+    /// after the endpoint's own deadline is stored.
+    fn timed(&self, until: u64) {
+        self.timed_until.fetch_max(until, Relaxed);
+    }
+
+    /// Skips `ep` for `d` (its breaker is open that long).
+    pub(crate) fn skip(&self, ep: &Endpoint, d: std::time::Duration) {
+        self.timed(ep.skip_for(self.now_ns(), d));
     }
 
     /// Whether too few endpoints are available to balance over them alone.
@@ -391,6 +427,7 @@ impl Service {
             return;
         }
         if outlier::record(o, &ep, outcome) && outlier::eject(o, &self.all(), &ep, now) {
+            self.timed(ep.ejected_until.load(Relaxed));
             self.down.store(true, Relaxed);
         }
         let due = self.next_eval.load(Relaxed);
@@ -402,6 +439,9 @@ impl Service {
                 .is_ok()
             && outlier::evaluate(o, &self.all(), now) > 0
         {
+            for e in &self.endpoints().endpoints {
+                self.timed(e.ejected_until.load(Relaxed));
+            }
             self.down.store(true, Relaxed);
         }
     }
@@ -449,7 +489,6 @@ impl Service {
         &self,
         set: &EndpointSet,
         key: Option<u64>,
-        now: u64,
         ok: impl Fn(&Endpoint) -> bool,
     ) -> Option<usize> {
         let eps = &set.endpoints;
@@ -467,7 +506,7 @@ impl Service {
                 strategy::smooth_weighted(eps, &set.wrr, ok)
             }
             Strategy::LeastOutstanding => strategy::least_outstanding(eps, &self.next, ok),
-            Strategy::P2cPeakEwma => strategy::p2c(eps, |e| e.cost(now, self.decay_ns), ok),
+            Strategy::P2cPeakEwma => strategy::p2c(eps, self.decay_ns, ok),
             Strategy::ConsistentHash => {
                 let ring = set.ring.as_ref()?;
                 let key = key.unwrap_or_else(|| fastrand::u64(..));

@@ -24,14 +24,7 @@ fn enc(s: &str) -> String {
 
 /// The `Cookie` header `/headers` (or `/set-cookie`) received, if any.
 async fn cookie_sent(client: &Client, url: &str) -> Option<String> {
-    let v: Value = client
-        .get(url)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let v: Value = json_of(client.get(url)).await;
     v["headers"]["cookie"].as_str().map(str::to_owned)
 }
 
@@ -179,14 +172,7 @@ async fn a_cookie_goes_only_to_its_path() {
         cookie_sent(&client, &srv.url("/headers")).await.as_deref(),
         Some("p=1; r=2")
     );
-    let echo: Value = client
-        .get(&srv.url("/echo"))
-        .send()
-        .await
-        .expect("echo")
-        .json()
-        .await
-        .expect("json");
+    let echo: Value = json_of(client.get(&srv.url("/echo"))).await;
     assert_eq!(echo["headers"]["cookie"], "r=2");
 }
 
@@ -212,14 +198,6 @@ async fn the_callers_cookie_header_wins_by_name() {
     let srv = server().await;
     let client = Client::from_config(jar_config(&srv)).expect("client");
     set(&client, &srv.url(""), &["a=jar", "b=jar"]).await;
-    let v: Value = client
-        .get(&srv.url("/headers"))
-        .header("cookie", "a=mine")
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let v: Value = json_of(client.get(&srv.url("/headers")).header("cookie", "a=mine")).await;
     assert_eq!(v["headers"]["cookie"], "a=mine; b=jar");
 }

@@ -102,26 +102,15 @@ async fn base_url_is_validated_in_config() {
 async fn basic_auth_sets_authorization() {
     let srv = server().await;
     let client = client(&srv);
-    let v: Value = client
-        .get(&srv.url("/echo"))
-        .basic_auth("user", Some("p@ss:word"))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let v: Value = json_of(
+        client
+            .get(&srv.url("/echo"))
+            .basic_auth("user", Some("p@ss:word")),
+    )
+    .await;
     // base64("user:p@ss:word")
     assert_eq!(v["headers"]["authorization"], "Basic dXNlcjpwQHNzOndvcmQ=");
-    let v: Value = client
-        .get(&srv.url("/echo"))
-        .basic_auth("user", None)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let v: Value = json_of(client.get(&srv.url("/echo")).basic_auth("user", None)).await;
     assert_eq!(v["headers"]["authorization"], "Basic dXNlcjo=");
 }
 
@@ -129,25 +118,15 @@ async fn basic_auth_sets_authorization() {
 async fn a_host_header_becomes_the_h2_authority() {
     let srv = server().await;
     let client = client(&srv);
-    let v: Value = client
-        .get(&srv.tls_url("/echo"))
-        .header("host", "api.example.test")
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let v: Value = json_of(
+        client
+            .get(&srv.tls_url("/echo"))
+            .header("host", "api.example.test"),
+    )
+    .await;
     assert_eq!(v["version"], "HTTP/2.0");
     assert_eq!(v["host"], "api.example.test");
     // Without one, :authority is the URL's.
-    let v: Value = client
-        .get(&srv.tls_url("/echo"))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let v: Value = json_of(client.get(&srv.tls_url("/echo"))).await;
     assert_eq!(v["host"], format!("localhost:{}", srv.tls_addr().port()));
 }

@@ -30,10 +30,10 @@ pub(crate) struct Endpoint {
     pub(crate) outstanding: AtomicU64,
     /// Peak-EWMA latency in ns (f64 bits) and when it was last updated (ns since the
     /// service's base instant).
-    rtt: AtomicU64,
-    rtt_at: AtomicU64,
+    pub(super) rtt: AtomicU64,
+    pub(super) rtt_at: AtomicU64,
     /// Skipped until then (ns since base): its circuit breaker is open.
-    skip_until: AtomicU64,
+    pub(super) skip_until: AtomicU64,
     pub(crate) requests: AtomicU64,
     pub(crate) failures: AtomicU64,
     /// Passive outlier state: consecutive 5xx, gateway errors and transport failures; the
@@ -116,10 +116,44 @@ impl Endpoint {
         rtt * (-idle / decay_ns).exp()
     }
 
-    /// `p2c_peak_ewma`'s cost: latency × (in flight + 1) / weight.
+    /// `p2c_peak_ewma`'s cost: latency × (in flight + 1) / weight (picks compare it through
+    /// [`cheaper_than`](Self::cheaper_than)).
+    #[cfg(test)]
     pub(crate) fn cost(&self, now_ns: u64, decay_ns: f64) -> f64 {
         let pending = self.outstanding.load(Relaxed) as f64 + 1.0;
         self.rtt_ns(now_ns, decay_ns) * pending / f64::from(self.weight)
+    }
+
+    /// Latency × (in flight + 1) / weight, without the decay since the latency was recorded.
+    fn undecayed_cost(&self) -> (f64, f64) {
+        let pending = self.outstanding.load(Relaxed) as f64 + 1.0;
+        let rtt = f64::from_bits(self.rtt.load(Relaxed));
+        (
+            rtt * pending / f64::from(self.weight),
+            self.rtt_at.load(Relaxed) as f64,
+        )
+    }
+
+    /// Whether this endpoint's [`cost`](Self::cost) is below `other`'s at any one time: both
+    /// decay at the same rate, so the comparison needs no clock, and one `exp` (of a value
+    /// ≤ 0, so it cannot overflow) instead of one per endpoint.
+    pub(crate) fn cheaper_than(&self, other: &Endpoint, decay_ns: f64) -> bool {
+        let (a, at_a) = self.undecayed_cost();
+        let (b, at_b) = other.undecayed_cost();
+        // a·e^{-(now-at_a)/d} < b·e^{-(now-at_b)/d}  ⇔  a·e^{(at_a-at_b)/d} < b
+        let x = (at_a - at_b) / decay_ns;
+        if x <= 0.0 {
+            a * x.exp() < b
+        } else {
+            a < b * (-x).exp()
+        }
+    }
+
+    /// A number that orders endpoints as [`cost`](Self::cost) does at any one time (its
+    /// logarithm plus a constant), for scans over many.
+    pub(crate) fn cost_rank(&self, decay_ns: f64) -> f64 {
+        let (c, at) = self.undecayed_cost();
+        c.ln() + at / decay_ns
     }
 
     /// Records a latency: a higher one is taken at once (peak), a lower one blended in over
@@ -166,10 +200,12 @@ impl Endpoint {
         self.skip_until.load(Relaxed) > now_ns
     }
 
-    /// Skips this endpoint for `d` (its breaker is open that long).
-    pub(crate) fn skip_for(&self, now_ns: u64, d: Duration) {
+    /// Skips this endpoint for `d` (its breaker is open that long); returns until when.
+    pub(crate) fn skip_for(&self, now_ns: u64, d: Duration) -> u64 {
         let d = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.skip_until.store(now_ns.saturating_add(d), Relaxed);
+        let until = now_ns.saturating_add(d);
+        self.skip_until.store(until, Relaxed);
+        until
     }
 }
 

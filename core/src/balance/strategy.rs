@@ -20,8 +20,20 @@ pub(crate) fn round_robin(
     ok: impl Fn(&Endpoint) -> bool,
 ) -> Option<usize> {
     let n = eps.len();
-    let start = next.fetch_add(1, Relaxed);
-    (0..n).map(|k| (start + k) % n).find(|&i| ok(&eps[i]))
+    let mut i = start_of(next, n)?;
+    for _ in 0..n {
+        if ok(&eps[i]) {
+            return Some(i);
+        }
+        i = if i + 1 == n { 0 } else { i + 1 };
+    }
+    None
+}
+
+/// The index a rotating scan over `n` endpoints starts at (`None` for none): one division per
+/// pick, not one per endpoint looked at.
+fn start_of(next: &AtomicUsize, n: usize) -> Option<usize> {
+    (n > 0).then(|| next.fetch_add(1, Relaxed) % n)
 }
 
 /// nginx's smooth weighted round robin: each pick adds every candidate's weight to its
@@ -78,30 +90,30 @@ pub(crate) fn least_outstanding(
     ok: impl Fn(&Endpoint) -> bool,
 ) -> Option<usize> {
     let n = eps.len();
-    let start = next.fetch_add(1, Relaxed);
+    let mut i = start_of(next, n)?;
     let mut best: Option<(usize, u64)> = None;
-    for k in 0..n {
-        let i = (start + k) % n;
+    for _ in 0..n {
         let e = &eps[i];
-        if !ok(e) {
-            continue;
-        }
-        let load = e.outstanding.load(Relaxed);
-        if best.is_none_or(|(_, b)| load < b) {
-            best = Some((i, load));
-            if load == 0 {
-                break;
+        if ok(e) {
+            let load = e.outstanding.load(Relaxed);
+            if best.is_none_or(|(_, b)| load < b) {
+                best = Some((i, load));
+                if load == 0 {
+                    break;
+                }
             }
         }
+        i = if i + 1 == n { 0 } else { i + 1 };
     }
     best.map(|(i, _)| i)
 }
 
-/// Power of two choices: two distinct endpoints at random, the lower cost wins. When a draw
-/// hits endpoints that may not be picked, a few more draws, then a scan for the cheapest.
+/// Power of two choices: two distinct endpoints at random, the cheaper (lower peak-EWMA cost)
+/// wins. When a draw hits endpoints that may not be picked, a few more draws, then a scan for
+/// the cheapest.
 pub(crate) fn p2c(
     eps: &[Arc<Endpoint>],
-    cost: impl Fn(&Endpoint) -> f64,
+    decay_ns: f64,
     ok: impl Fn(&Endpoint) -> bool,
 ) -> Option<usize> {
     let n = eps.len();
@@ -117,7 +129,13 @@ pub(crate) fn p2c(
             b += 1;
         }
         match (ok(&eps[a]), ok(&eps[b])) {
-            (true, true) => return Some(if cost(&eps[b]) < cost(&eps[a]) { b } else { a }),
+            (true, true) => {
+                return Some(if eps[b].cheaper_than(&eps[a], decay_ns) {
+                    b
+                } else {
+                    a
+                });
+            }
             (true, false) => return Some(a),
             (false, true) => return Some(b),
             (false, false) => {}
@@ -126,6 +144,7 @@ pub(crate) fn p2c(
     eps.iter()
         .enumerate()
         .filter(|(_, e)| ok(e))
-        .min_by(|(_, x), (_, y)| cost(x).total_cmp(&cost(y)))
+        .map(|(i, e)| (i, e.cost_rank(decay_ns)))
+        .min_by(|x, y| x.1.total_cmp(&y.1))
         .map(|(i, _)| i)
 }

@@ -373,3 +373,71 @@ fn health_thresholds_count_runs() {
     assert_eq!(outlier::health(&h, e, true), None);
     assert_eq!(outlier::health(&h, e, true), Some(true));
 }
+
+#[test]
+fn p2c_compares_costs_as_they_stand_at_any_time() {
+    let s = service(Strategy::P2cPeakEwma, &[1, 3]);
+    let eps = s.all();
+    fastrand::seed(7);
+    for _ in 0..2_000 {
+        // Latencies recorded at different times, different loads and weights.
+        for e in &eps {
+            let at = fastrand::u64(1_000..60_000_000_000);
+            let rtt = fastrand::u64(1..2_000_000_000) as f64;
+            e.rtt.store(rtt.to_bits(), Relaxed);
+            e.rtt_at.store(at, Relaxed);
+            e.outstanding.store(fastrand::u64(0..50), Relaxed);
+        }
+        let now = 60_000_000_000 + fastrand::u64(0..30_000_000_000);
+        let (a, b) = (&eps[0], &eps[1]);
+        let (ca, cb) = (a.cost(now, s.decay_ns), b.cost(now, s.decay_ns));
+        // Both decayed to nothing compare as equal; skip exact ties and underflows.
+        if ca == 0.0 || cb == 0.0 || (ca / cb - 1.0).abs() < 1e-9 {
+            continue;
+        }
+        assert_eq!(a.cheaper_than(b, s.decay_ns), ca < cb, "{ca} vs {cb}");
+        assert_eq!(b.cheaper_than(a, s.decay_ns), cb < ca, "{cb} vs {ca}");
+        let (ra, rb) = (a.cost_rank(s.decay_ns), b.cost_rank(s.decay_ns));
+        assert_eq!(ra < rb, ca < cb, "rank {ra} vs {rb}, cost {ca} vs {cb}");
+    }
+    for e in &eps {
+        e.outstanding.store(0, Relaxed);
+    }
+}
+
+#[test]
+fn a_pick_reads_the_clock_only_while_an_endpoint_is_out() {
+    for strategy in [Strategy::RoundRobin, Strategy::P2cPeakEwma] {
+        let mut s = service(strategy, &[1, 1, 1]);
+        s.outlier.consecutive_5xx = 1;
+        let eps = s.all();
+        assert_eq!(s.timed_until.load(Relaxed), 0);
+        // Ejected: left out, and picks read the clock until the ejection ends.
+        let now = s.now_ns();
+        s.finish_at(
+            InFlight::start(eps[0].clone(), now),
+            Outcome::ServerError(500),
+            now,
+        );
+        assert!(eps[0].ejected(now));
+        assert_eq!(
+            s.timed_until.load(Relaxed),
+            eps[0].ejected_until.load(Relaxed)
+        );
+        assert!(
+            !picks(&s, 60).contains(&0),
+            "{strategy:?}: an ejected endpoint picked"
+        );
+        // Skipped (breaker open) for a moment: left out while it lasts.
+        s.skip(&eps[1], std::time::Duration::from_hours(1));
+        let p = picks(&s, 60);
+        assert!(!p.contains(&0) && !p.contains(&1), "{strategy:?}: {p:?}");
+        // When every deadline has passed, the first pick clears the mark.
+        eps[0].ejected_until.store(1, Relaxed);
+        eps[1].skip_until.store(1, Relaxed);
+        s.timed_until.store(1, Relaxed);
+        let p = picks(&s, 60);
+        assert!(p.contains(&0) && p.contains(&1), "{strategy:?}: {p:?}");
+        assert_eq!(s.timed_until.load(Relaxed), 0);
+    }
+}

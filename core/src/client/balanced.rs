@@ -103,7 +103,7 @@ impl Client {
             lock().push(ep.id);
             match route.policy.breaker.as_ref().and_then(|b| b.open_for()) {
                 Some(wait) => {
-                    ep.skip_for(svc.now_ns(), wait);
+                    svc.skip(&ep, wait);
                     last = Some((ep, route, using, uri));
                 }
                 None => return Ok((ep, route, using, uri)),

@@ -77,3 +77,13 @@ pub async fn wait_arrived(srv: &TestServer, seen: u64) {
     })
     .await;
 }
+
+/// Sends `req` and reads its body as JSON (the test server's `/echo` and `/headers` answers).
+pub async fn json_of(req: wirecore::RequestBuilder) -> serde_json::Value {
+    req.send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json body")
+}
