@@ -11,11 +11,13 @@
 
 mod client;
 mod error;
+mod log;
 mod request;
 mod response;
 
 pub use crate::client::Client;
 pub use crate::error::WirecoreError;
+pub use crate::log::{LogRecord, log_enable, log_poll};
 pub use crate::request::{Header, RequestOptions};
 pub use crate::response::{Response, Timings};
 

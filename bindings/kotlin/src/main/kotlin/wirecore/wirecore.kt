@@ -686,6 +686,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_wirecore_uniffi_checksum_func_version(
     ): Int
+    external fun uniffi_wirecore_uniffi_checksum_func_log_enable(
+    ): Int
+    external fun uniffi_wirecore_uniffi_checksum_func_log_poll(
+    ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_client_clear_cookies(
     ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_client_close(
@@ -822,6 +826,10 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_wirecore_uniffi_fn_func_version(uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_wirecore_uniffi_fn_func_log_enable(`level`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_wirecore_uniffi_fn_func_log_poll(`timeoutMs`: Long,`max`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun ffi_wirecore_uniffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_wirecore_uniffi_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -945,6 +953,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_wirecore_uniffi_checksum_func_version() and 0xFFFF) != 21038) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_wirecore_uniffi_checksum_func_log_enable() and 0xFFFF) != 13223) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_wirecore_uniffi_checksum_func_log_poll() and 0xFFFF) != 49465) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_wirecore_uniffi_checksum_method_client_clear_cookies() and 0xFFFF) != 39425) {
@@ -1222,6 +1236,29 @@ private class JavaLangRefCleanable(
 /**
  * @suppress
  */
+public object FfiConverterUInt: FfiConverter<UInt, Int> {
+    override fun lift(value: Int): UInt {
+        return value.toUInt()
+    }
+
+    override fun read(buf: ByteBuffer): UInt {
+        return lift(buf.getInt())
+    }
+
+    override fun lower(value: UInt): Int {
+        return value.toInt()
+    }
+
+    override fun allocationSize(value: UInt) = 4UL
+
+    override fun write(value: UInt, buf: ByteBuffer) {
+        buf.putInt(value.toInt())
+    }
+}
+
+/**
+ * @suppress
+ */
 public object FfiConverterInt: FfiConverter<Int, Int> {
     override fun lift(value: Int): Int {
         return value
@@ -1239,6 +1276,29 @@ public object FfiConverterInt: FfiConverter<Int, Int> {
 
     override fun write(value: Int, buf: ByteBuffer) {
         buf.putInt(value)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterULong: FfiConverter<ULong, Long> {
+    override fun lift(value: Long): ULong {
+        return value.toULong()
+    }
+
+    override fun read(buf: ByteBuffer): ULong {
+        return lift(buf.getLong())
+    }
+
+    override fun lower(value: ULong): Long {
+        return value.toLong()
+    }
+
+    override fun allocationSize(value: ULong) = 8UL
+
+    override fun write(value: ULong, buf: ByteBuffer) {
+        buf.putLong(value.toLong())
     }
 }
 
@@ -2494,6 +2554,78 @@ public object FfiConverterTypeHeader: FfiConverterRustBuffer<Header> {
 
 
 /**
+ * One engine event.
+ */
+data class LogRecord (
+    /**
+     * `error`, `warn`, `info`, `debug` or `trace`.
+     */
+    var `level`: kotlin.String
+    , 
+    /**
+     * Where it happened (`wirecore::pool::connect`).
+     */
+    var `target`: kotlin.String
+    , 
+    /**
+     * What happened, in words.
+     */
+    var `message`: kotlin.String
+    , 
+    /**
+     * Its fields as a JSON object: `event` (`connection_opened`, `retry` ...), `origin`,
+     * `attempt`, `error_code` ...
+     */
+    var `fieldsJson`: kotlin.String
+    , 
+    /**
+     * When, milliseconds since the Unix epoch.
+     */
+    var `timeMs`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLogRecord: FfiConverterRustBuffer<LogRecord> {
+    override fun read(buf: ByteBuffer): LogRecord {
+        return LogRecord(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: LogRecord) = (
+            FfiConverterString.allocationSize(value.`level`) +
+            FfiConverterString.allocationSize(value.`target`) +
+            FfiConverterString.allocationSize(value.`message`) +
+            FfiConverterString.allocationSize(value.`fieldsJson`) +
+            FfiConverterULong.allocationSize(value.`timeMs`)
+    )
+
+    override fun write(value: LogRecord, buf: ByteBuffer) {
+            FfiConverterString.write(value.`level`, buf)
+            FfiConverterString.write(value.`target`, buf)
+            FfiConverterString.write(value.`message`, buf)
+            FfiConverterString.write(value.`fieldsJson`, buf)
+            FfiConverterULong.write(value.`timeMs`, buf)
+    }
+}
+
+
+
+/**
  * Per-request options; every field left `null` takes the client's config.
  */
 data class RequestOptions (
@@ -3546,6 +3678,34 @@ public object FfiConverterSequenceTypeHeader: FfiConverterRustBuffer<List<Header
 
 
 
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeLogRecord: FfiConverterRustBuffer<List<LogRecord>> {
+    override fun read(buf: ByteBuffer): List<LogRecord> {
+        val len = buf.getInt()
+        return List<LogRecord>(len) {
+            FfiConverterTypeLogRecord.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<LogRecord>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeLogRecord.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<LogRecord>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeLogRecord.write(it, buf)
+        }
+    }
+}
+
+
+
+
 
 
 
@@ -3571,6 +3731,42 @@ public object FfiConverterSequenceTypeHeader: FfiConverterRustBuffer<List<Header
     UniffiLib.uniffi_wirecore_uniffi_fn_func_version(
     
         _status)
+}
+    )
+    }
+    
+
+        /**
+         * Keeps the engine's events up to `level` (`error`, `warn`, `info`, `debug`, `trace`; `off`
+         * stops) for [`log_poll`], for every client of the process. Off by default; at most 4096
+         * records wait, more are dropped.
+         *
+         * # Errors
+         * [`WirecoreError::Config`] (`invalid_config`) for an unknown level.
+         */
+    @Throws(WirecoreException::class) fun `logEnable`(`level`: kotlin.String)
+        = 
+    uniffiRustCallWithError(WirecoreException) { _status ->
+    UniffiLib.uniffi_wirecore_uniffi_fn_func_log_enable(
+    
+        
+        FfiConverterString.lower(`level`),_status)
+}
+    
+    
+
+        /**
+         * Waits up to `timeout_ms` for records on the calling thread and returns those queued (at
+         * most `max`, at most 256); empty when none came in time. Call it from a thread of your own
+         * (or `Dispatchers.IO`): it blocks.
+         */ fun `logPoll`(`timeoutMs`: kotlin.ULong, `max`: kotlin.UInt): List<LogRecord> {
+            return FfiConverterSequenceTypeLogRecord.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_wirecore_uniffi_fn_func_log_poll(
+    
+        
+        FfiConverterULong.lower(`timeoutMs`),
+        FfiConverterUInt.lower(`max`),_status)
 }
     )
     }

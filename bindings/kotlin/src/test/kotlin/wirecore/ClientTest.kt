@@ -289,4 +289,51 @@ class ClientTest {
             c.close(5000)
         }
     }
+
+    /** The engine's log records through logEnable / logPoll (the bridge's process-wide queue). */
+    @Test
+    fun logRecordsReachThePollingThread() = runBlocking {
+        val bad = assertThrows<WirecoreException.Config> { logEnable("loud") }
+        assertEquals("invalid_config", bad.code())
+        logEnable("debug")
+        try {
+            val cfg = """{"retry":{"max_attempts":3,"backoff_base_ms":1,"backoff_max_ms":5}}"""
+            Client(cfg).use { c ->
+                srv.call(
+                    "POST", "/_control/script",
+                    Json.parseToJsonElement("""{"path":"/s/kt-log","replies":[{"status":503},{"status":200}]}"""),
+                )
+                assertEquals(200, c.request("GET", http("/s/kt-log")).status())
+                // Refused: nothing listens on port 9 of loopback here.
+                assertThrows<WirecoreException.Connect> { c.requestBlocking("GET", "http://127.0.0.1:9/") }
+                val seen = mutableListOf<LogRecord>()
+                val until = System.nanoTime() + 10_000_000_000L
+                fun has(vararg parts: String) =
+                    seen.any { r -> parts.all { (r.level + " " + r.fieldsJson).contains(it) } }
+                while (!has("\"origin\":\"http://127.0.0.1:9\"", "\"attempt\":2") && System.nanoTime() < until) {
+                    seen += logPoll(100uL, 256u)
+                }
+                val origin = "\"origin\":\"${srv.url("http")}\""
+                assertTrue(has("debug ", "\"event\":\"connection_opened\"", origin), "connection_opened")
+                assertTrue(has("\"event\":\"retry\"", origin, "\"attempt\":1", "\"status\":503"), "the retry after a 503")
+                for (a in 1..2) {
+                    assertTrue(
+                        has("\"event\":\"retry\"", "\"origin\":\"http://127.0.0.1:9\"", "\"attempt\":$a", "\"error_code\":\"connect\""),
+                        "retry $a of the refused connect",
+                    )
+                }
+                assertTrue(seen.all { it.timeMs > 0uL && it.target.startsWith("wirecore") }, "time and target")
+                c.close(5000)
+            }
+        } finally {
+            logEnable("off")
+        }
+        // Off: nothing more is queued.
+        while (logPoll(0uL, 256u).isNotEmpty()) {}
+        Client("{}").use { c ->
+            c.request("GET", http("/bytes/1")).bytes()
+            c.close(5000)
+        }
+        assertTrue(logPoll(50uL, 256u).isEmpty(), "no records while off")
+    }
 }
