@@ -70,12 +70,52 @@ where
 /// One engine client: its pool, DNS cache, policies and metrics. Cheap to share between
 /// threads and coroutines; `close` it when done.
 #[derive(Debug, uniffi::Object)]
+#[expect(
+    clippy::struct_field_names,
+    reason = "`client` is the engine client this object wraps"
+)]
 pub struct Client {
     client: wirecore::Client,
     tracker: Arc<Tracker>,
+    /// Dead letters kept for `poll_dead_letters`, once `listen_dead_letters` asked for them.
+    letters: std::sync::OnceLock<Arc<wirecore_bridge::Letters>>,
 }
 
+/// A request that failed after every retry (an error, or a status `retry.retry_on_status`
+/// lists), as the core's `DeadLetter`.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct DeadLetter {
+    /// The request method.
+    pub method: String,
+    /// The request URL, userinfo removed.
+    pub url: String,
+    /// The request's own headers, without `Authorization`, `Proxy-Authorization` and `Cookie`.
+    pub headers: Vec<Header>,
+    /// The request body when it was replayable (`null` for a stream).
+    pub body: Option<Vec<u8>>,
+    /// The last failure's stable code (`connect`, `timeout.total` ...; `status` for a status).
+    pub error_code: String,
+    /// The last failure in words.
+    pub message: String,
+    /// The last status, when the last attempt got a response.
+    pub status: Option<i32>,
+    /// Attempts made, the first included.
+    pub attempts: u32,
+    /// When it was given up, milliseconds since the Unix epoch.
+    pub time_ms: u64,
+}
+
+/// Dead letters `poll_dead_letters` returns at most per call.
+const MAX_LETTERS: u32 = 64;
+
 impl Client {
+    /// Ends a `poll_dead_letters` loop once the queue is empty (after `close`).
+    fn close_letters(&self) {
+        if let Some(l) = self.letters.get() {
+            l.queue().close();
+        }
+    }
+
     fn start(
         &self,
         method: &str,
@@ -133,6 +173,7 @@ impl Client {
         Ok(Arc::new(Self {
             client,
             tracker: Tracker::new(),
+            letters: std::sync::OnceLock::new(),
         }))
     }
 
@@ -175,6 +216,7 @@ impl Client {
             Ok(())
         };
         let _ = run(&self.tracker, Kind::Other, work).await;
+        self.close_letters();
     }
 
     /// [`Client::close`], blocking the calling thread.
@@ -186,6 +228,68 @@ impl Client {
             Ok(())
         };
         let _ = block(&self.tracker, Kind::Other, work);
+        self.close_letters();
+    }
+
+    /// Starts keeping this client's dead letters for [`Client::poll_dead_letters`] (in a
+    /// queue of `dead_letter.queue`; more are dropped, counted in the stats). Calling it again
+    /// does nothing.
+    pub fn listen_dead_letters(&self) {
+        self.letters.get_or_init(|| {
+            let l = wirecore_bridge::Letters::new(&self.client);
+            // The caller's thread blocks in `poll_dead_letters`: nothing to wake.
+            l.listen(&self.client, || {});
+            l
+        });
+    }
+
+    /// Waits up to `timeout_ms` for dead letters on the calling thread and returns those
+    /// queued (at most `max`, at most 64); empty when none came in time. It blocks: call it
+    /// from a thread of your own (or `Dispatchers.IO`).
+    ///
+    /// # Errors
+    /// `InvalidRequest` before `listen_dead_letters`; `Closed` once the client is closed and
+    /// every letter was taken (the end of a polling loop).
+    pub fn poll_dead_letters(
+        &self,
+        timeout_ms: u64,
+        max: u32,
+    ) -> Result<Vec<DeadLetter>, WirecoreError> {
+        let Some(letters) = self.letters.get() else {
+            return Err(WirecoreError::from(wirecore::Error::new(
+                wirecore::ErrorKind::InvalidRequest,
+                "poll_dead_letters before listen_dead_letters",
+            )));
+        };
+        let mut got = Vec::new();
+        let taken = letters.queue().wait_with(
+            max.clamp(1, MAX_LETTERS) as usize,
+            Some(Duration::from_millis(timeout_ms)),
+            |l| {
+                got.push(DeadLetter {
+                    headers: l
+                        .headers
+                        .into_iter()
+                        .map(|(name, value)| Header { name, value })
+                        .collect(),
+                    body: l.body.map(|b| b.to_vec()),
+                    status: l.status.map(i32::from),
+                    method: l.method,
+                    url: l.url,
+                    error_code: l.error_code,
+                    message: l.message,
+                    attempts: l.attempts,
+                    time_ms: l.time_ms,
+                });
+            },
+        );
+        if taken.is_none() {
+            return Err(WirecoreError::from(wirecore::Error::new(
+                wirecore::ErrorKind::Closed,
+                "the client is closed and every dead letter was taken",
+            )));
+        }
+        Ok(got)
     }
 
     /// Every counter as the core's JSON (`Stats`; field names in `tests/stats-fields.json`).

@@ -15,7 +15,7 @@ mod log;
 mod request;
 mod response;
 
-pub use crate::client::Client;
+pub use crate::client::{Client, DeadLetter};
 pub use crate::error::WirecoreError;
 pub use crate::log::{LogRecord, log_enable, log_poll};
 pub use crate::request::{Header, RequestOptions};

@@ -704,6 +704,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_client_diagnostics_text(
     ): Int
+    external fun uniffi_wirecore_uniffi_checksum_method_client_listen_dead_letters(
+    ): Int
+    external fun uniffi_wirecore_uniffi_checksum_method_client_poll_dead_letters(
+    ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_client_prometheus(
     ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_client_request(
@@ -779,6 +783,10 @@ internal object UniffiLib {
     external fun uniffi_wirecore_uniffi_fn_method_client_diagnostics(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_wirecore_uniffi_fn_method_client_diagnostics_text(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_wirecore_uniffi_fn_method_client_listen_dead_letters(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_wirecore_uniffi_fn_method_client_poll_dead_letters(`ptr`: Long,`timeoutMs`: Long,`max`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_wirecore_uniffi_fn_method_client_prometheus(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -980,6 +988,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_wirecore_uniffi_checksum_method_client_diagnostics_text() and 0xFFFF) != 33824) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_wirecore_uniffi_checksum_method_client_listen_dead_letters() and 0xFFFF) != 51345) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_wirecore_uniffi_checksum_method_client_poll_dead_letters() and 0xFFFF) != 20487) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_wirecore_uniffi_checksum_method_client_prometheus() and 0xFFFF) != 24608) {
@@ -1587,6 +1601,24 @@ public interface ClientInterface {
     fun `diagnosticsText`(): kotlin.String
     
     /**
+     * Starts keeping this client's dead letters for [`Client::poll_dead_letters`] (in a
+     * queue of `dead_letter.queue`; more are dropped, counted in the stats). Calling it again
+     * does nothing.
+     */
+    fun `listenDeadLetters`()
+    
+    /**
+     * Waits up to `timeout_ms` for dead letters on the calling thread and returns those
+     * queued (at most `max`, at most 64); empty when none came in time. It blocks: call it
+     * from a thread of your own (or `Dispatchers.IO`).
+     *
+     * # Errors
+     * `InvalidRequest` before `listen_dead_letters`; `Closed` once the client is closed and
+     * every letter was taken (the end of a polling loop).
+     */
+    fun `pollDeadLetters`(`timeoutMs`: kotlin.ULong, `max`: kotlin.UInt): List<DeadLetter>
+    
+    /**
      * The stats in Prometheus text format.
      */
     fun `prometheus`(): kotlin.String
@@ -1844,6 +1876,48 @@ open class Client: Disposable, AutoCloseable, ClientInterface
     UniffiLib.uniffi_wirecore_uniffi_fn_method_client_diagnostics_text(
         it,
         _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Starts keeping this client's dead letters for [`Client::poll_dead_letters`] (in a
+     * queue of `dead_letter.queue`; more are dropped, counted in the stats). Calling it again
+     * does nothing.
+     */override fun `listenDeadLetters`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_wirecore_uniffi_fn_method_client_listen_dead_letters(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Waits up to `timeout_ms` for dead letters on the calling thread and returns those
+     * queued (at most `max`, at most 64); empty when none came in time. It blocks: call it
+     * from a thread of your own (or `Dispatchers.IO`).
+     *
+     * # Errors
+     * `InvalidRequest` before `listen_dead_letters`; `Closed` once the client is closed and
+     * every letter was taken (the end of a polling loop).
+     */
+    @Throws(WirecoreException::class)override fun `pollDeadLetters`(`timeoutMs`: kotlin.ULong, `max`: kotlin.UInt): List<DeadLetter> {
+            return FfiConverterSequenceTypeDeadLetter.lift(
+    callWithHandle {
+    uniffiRustCallWithError(WirecoreException) { _status ->
+    UniffiLib.uniffi_wirecore_uniffi_fn_method_client_poll_dead_letters(
+        it,
+        
+        FfiConverterULong.lower(`timeoutMs`),
+        FfiConverterUInt.lower(`max`),_status)
 }
     }
     )
@@ -2507,6 +2581,110 @@ public object FfiConverterTypeResponse: FfiConverter<Response, Long> {
 
     override fun write(value: Response, buf: ByteBuffer) {
         buf.putLong(lower(value))
+    }
+}
+
+
+
+/**
+ * A request that failed after every retry (an error, or a status `retry.retry_on_status`
+ * lists), as the core's `DeadLetter`.
+ */
+data class DeadLetter (
+    /**
+     * The request method.
+     */
+    var `method`: kotlin.String
+    , 
+    /**
+     * The request URL, userinfo removed.
+     */
+    var `url`: kotlin.String
+    , 
+    /**
+     * The request's own headers, without `Authorization`, `Proxy-Authorization` and `Cookie`.
+     */
+    var `headers`: List<Header>
+    , 
+    /**
+     * The request body when it was replayable (`null` for a stream).
+     */
+    var `body`: kotlin.ByteArray?
+    , 
+    /**
+     * The last failure's stable code (`connect`, `timeout.total` ...; `status` for a status).
+     */
+    var `errorCode`: kotlin.String
+    , 
+    /**
+     * The last failure in words.
+     */
+    var `message`: kotlin.String
+    , 
+    /**
+     * The last status, when the last attempt got a response.
+     */
+    var `status`: kotlin.Int?
+    , 
+    /**
+     * Attempts made, the first included.
+     */
+    var `attempts`: kotlin.UInt
+    , 
+    /**
+     * When it was given up, milliseconds since the Unix epoch.
+     */
+    var `timeMs`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDeadLetter: FfiConverterRustBuffer<DeadLetter> {
+    override fun read(buf: ByteBuffer): DeadLetter {
+        return DeadLetter(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterSequenceTypeHeader.read(buf),
+            FfiConverterOptionalByteArray.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalInt.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: DeadLetter) = (
+            FfiConverterString.allocationSize(value.`method`) +
+            FfiConverterString.allocationSize(value.`url`) +
+            FfiConverterSequenceTypeHeader.allocationSize(value.`headers`) +
+            FfiConverterOptionalByteArray.allocationSize(value.`body`) +
+            FfiConverterString.allocationSize(value.`errorCode`) +
+            FfiConverterString.allocationSize(value.`message`) +
+            FfiConverterOptionalInt.allocationSize(value.`status`) +
+            FfiConverterUInt.allocationSize(value.`attempts`) +
+            FfiConverterULong.allocationSize(value.`timeMs`)
+    )
+
+    override fun write(value: DeadLetter, buf: ByteBuffer) {
+            FfiConverterString.write(value.`method`, buf)
+            FfiConverterString.write(value.`url`, buf)
+            FfiConverterSequenceTypeHeader.write(value.`headers`, buf)
+            FfiConverterOptionalByteArray.write(value.`body`, buf)
+            FfiConverterString.write(value.`errorCode`, buf)
+            FfiConverterString.write(value.`message`, buf)
+            FfiConverterOptionalInt.write(value.`status`, buf)
+            FfiConverterUInt.write(value.`attempts`, buf)
+            FfiConverterULong.write(value.`timeMs`, buf)
     }
 }
 
@@ -3465,6 +3643,38 @@ public object FfiConverterTypeWirecoreError : FfiConverterRustBuffer<WirecoreExc
 /**
  * @suppress
  */
+public object FfiConverterOptionalInt: FfiConverterRustBuffer<kotlin.Int?> {
+    override fun read(buf: ByteBuffer): kotlin.Int? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterInt.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Int?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterInt.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Int?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterInt.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalLong: FfiConverterRustBuffer<kotlin.Long?> {
     override fun read(buf: ByteBuffer): kotlin.Long? {
         if (buf.get().toInt() == 0) {
@@ -3643,6 +3853,34 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeDeadLetter: FfiConverterRustBuffer<List<DeadLetter>> {
+    override fun read(buf: ByteBuffer): List<DeadLetter> {
+        val len = buf.getInt()
+        return List<DeadLetter>(len) {
+            FfiConverterTypeDeadLetter.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<DeadLetter>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeDeadLetter.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<DeadLetter>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeDeadLetter.write(it, buf)
         }
     }
 }

@@ -335,5 +335,48 @@ class ClientTest {
             c.close(5000)
         }
         assertTrue(logPoll(50uL, 256u).isEmpty(), "no records while off")
+        waitCounters { it.n("connections_active") == 0L }
+        Unit
+    }
+
+    /** Dead letters through listenDeadLetters / pollDeadLetters, as C's examples/dead_letter.c. */
+    @Test
+    fun deadLettersReachThePollingThread() = runBlocking {
+        val cfg = """{"retry":{"max_attempts":3,"backoff_base_ms":1,"backoff_max_ms":5}}"""
+        val c = Client(cfg)
+        val early = assertThrows<WirecoreException.InvalidRequest> { c.pollDeadLetters(0uL, 64u) }
+        assertEquals("invalid_request", early.code())
+        c.listenDeadLetters()
+        c.listenDeadLetters()
+        srv.call(
+            "POST", "/_control/script",
+            Json.parseToJsonElement("""{"path":"/s/kt-flaky","replies":[{"status":503},{"status":200}]}"""),
+        )
+        assertEquals(200, c.request("GET", http("/s/kt-flaky")).status(), "fixed by a retry: no letter")
+        assertEquals(503, c.request("GET", http("/status/503")).status())
+        assertEquals(404, c.request("GET", http("/status/404")).status(), "an answer, not a failure")
+        assertThrows<WirecoreException.Connect> {
+            c.request("POST", "http://127.0.0.1:9/x", listOf(Header("authorization", "Bearer s")), "payload".toByteArray())
+        }
+        val seen = mutableListOf<DeadLetter>()
+        val until = System.nanoTime() + 10_000_000_000L
+        while (seen.size < 2 && System.nanoTime() < until) seen += c.pollDeadLetters(100uL, 64u)
+        assertEquals(2, seen.size, "two letters: $seen")
+        assertEquals(http("/status/503"), seen[0].url)
+        assertEquals(Triple("status", 503, 3u), Triple(seen[0].errorCode, seen[0].status, seen[0].attempts))
+        assertEquals("http://127.0.0.1:9/x", seen[1].url)
+        assertEquals("connect", seen[1].errorCode)
+        assertNull(seen[1].status)
+        assertEquals("POST", seen[1].method)
+        assertArrayEquals("payload".toByteArray(), seen[1].body)
+        assertTrue(seen[1].headers.none { it.name.equals("authorization", true) }, "credentials are left out")
+        assertTrue(c.pollDeadLetters(50uL, 64u).isEmpty(), "no third letter")
+        c.close(1000)
+        val closed = assertThrows<WirecoreException.Closed> { c.pollDeadLetters(1000uL, 64u) }
+        assertEquals("closed", closed.code())
+        c.close()
+        // The server sees the pool's close after the client: let it, so no later test counts it.
+        waitCounters { it.n("connections_active") == 0L }
+        Unit
     }
 }
