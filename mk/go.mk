@@ -32,9 +32,9 @@ lint-go: build-go  ## go vet + gofmt
 
 # The memory-growth check only measures RSS without -race (the detector's shadow memory grows
 # with every access), so it runs once more in a plain build.
-test-go: build-go  ## Go tests with -race (scenarios, 5000 goroutines, leaks, cancellation), then the RSS check without it
+test-go: build-go  ## Go tests with -race (scenarios, 5000 goroutines, leaks, cancellation), then the RSS checks without it (leaks, 10,000 in flight)
 	cd $(GO_DIR) && WIRECORE_TESTSERVER=$(GO_TESTSERVER) $(GO) test -race -count=1 ./...
-	cd $(GO_DIR) && WIRECORE_TESTSERVER=$(GO_TESTSERVER) $(GO) test -count=1 -run '^TestNoLeakOverManyRequests$$' .
+	cd $(GO_DIR) && WIRECORE_TESTSERVER=$(GO_TESTSERVER) $(GO) test -count=1 -run '^(TestNoLeakOverManyRequests|TestTenThousandRequestsInFlight)$$' .
 
 demo-go: build-go  ## The Go example against a fresh test server, with stats
 	cd $(GO_DIR) && $(GO) run ./examples/demo -server $(GO_TESTSERVER)
