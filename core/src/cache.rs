@@ -19,6 +19,7 @@ use http::{Method, Uri};
 use http_cache_semantics::{BeforeRequest, CacheOptions};
 
 pub(crate) use self::entry::Entry;
+use self::entry::Plain;
 use crate::config::Config;
 use crate::error::Error;
 
@@ -144,6 +145,41 @@ impl Cache {
             counters: Counters::default(),
             l2,
         }))
+    }
+
+    /// The stored response for a request under `key` with these headers (its own over the
+    /// client's `defaults`), judged without building the request for the policy; `None` when
+    /// the policy must judge ([`Cache::lookup`]): the request carries `Cache-Control`, `Pragma`
+    /// or `Host`, or a variant cannot be judged so.
+    pub(crate) fn lookup_plain(
+        &self,
+        key: &str,
+        headers: &HeaderMap,
+        defaults: &HeaderMap,
+        now: SystemTime,
+    ) -> Option<Lookup> {
+        const OWN: [header::HeaderName; 3] = [header::CACHE_CONTROL, header::PRAGMA, header::HOST];
+        if OWN
+            .iter()
+            .any(|h| headers.contains_key(h) || defaults.contains_key(h))
+        {
+            return None;
+        }
+        let Some(variants) = self.store.get(key) else {
+            return Some(Lookup::Missing);
+        };
+        let mut stale = None;
+        // Newest first, as `lookup`. The key holds the method and URL, which the policy would
+        // compare next.
+        for e in variants.iter().rev() {
+            match e.quick_judge(headers, defaults, now) {
+                Plain::Fresh => return Some(Lookup::Fresh(e.clone())),
+                Plain::Stale if stale.is_none() => stale = Some(e.clone()),
+                Plain::Stale | Plain::Other => {}
+                Plain::Ask => return None,
+            }
+        }
+        Some(stale.map_or(Lookup::Missing, Lookup::Stale))
     }
 
     /// The stored response for `req`, if any matches (URL, method and `Vary`).
@@ -287,9 +323,35 @@ impl Cache {
     }
 }
 
-/// The primary key of a request: method and URL.
+/// The primary key of a request: method, a space and the URL as `Uri` displays it (also the
+/// Redis key after its prefix: `docs/cache-l2-format.md`), built without formatting.
 pub(crate) fn key(method: &Method, uri: &Uri) -> String {
-    format!("{method} {uri}")
+    let scheme = uri.scheme_str();
+    let authority = uri.authority().map(http::uri::Authority::as_str);
+    let path = uri.path();
+    let query = uri.query();
+    let len = method.as_str().len()
+        + 1
+        + scheme.map_or(0, |s| s.len() + 3)
+        + authority.map_or(0, str::len)
+        + path.len()
+        + query.map_or(0, |q| q.len() + 1);
+    let mut k = String::with_capacity(len);
+    k.push_str(method.as_str());
+    k.push(' ');
+    if let Some(s) = scheme {
+        k.push_str(s);
+        k.push_str("://");
+    }
+    if let Some(a) = authority {
+        k.push_str(a);
+    }
+    k.push_str(path);
+    if let Some(q) = query {
+        k.push('?');
+        k.push_str(q);
+    }
+    k
 }
 
 /// Requests the cache leaves alone: conditional and range requests carry the caller's own
@@ -332,4 +394,26 @@ pub(crate) fn request_parts(
 fn resolve(base: &Uri, location: &str) -> Option<Uri> {
     let base = url::Url::parse(&base.to_string()).ok()?;
     base.join(location).ok()?.as_str().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_the_method_and_the_url_as_uri_displays_it() {
+        for url in [
+            "http://example.test/a/b?c=1&d=%20",
+            "https://user@example.test:8443/",
+            "http://example.test",
+            "http://[::1]:80/x?",
+            "/relative?q",
+            "*",
+        ] {
+            let uri: Uri = url.parse().unwrap();
+            for m in [Method::GET, Method::HEAD] {
+                assert_eq!(key(&m, &uri), format!("{m} {uri}"), "{url}");
+            }
+        }
+    }
 }

@@ -52,12 +52,49 @@ pub struct TlsInfo {
     pub peer_certificates: Vec<Vec<u8>>,
 }
 
+/// A response's headers: its own, or a map shared with a stored response (a cache hit copies
+/// none).
+#[derive(Clone, Debug)]
+pub(crate) enum Headers {
+    Own(HeaderMap),
+    Shared(Arc<HeaderMap>),
+}
+
+impl std::ops::Deref for Headers {
+    type Target = HeaderMap;
+
+    fn deref(&self) -> &HeaderMap {
+        match self {
+            Headers::Own(h) => h,
+            Headers::Shared(h) => h,
+        }
+    }
+}
+
+impl Headers {
+    /// The map, copied only when it is still shared.
+    pub(crate) fn into_map(self) -> HeaderMap {
+        match self {
+            Headers::Own(h) => h,
+            Headers::Shared(h) => Arc::unwrap_or_clone(h),
+        }
+    }
+
+    /// The map behind an `Arc`, copied never.
+    pub(crate) fn into_shared(self) -> Arc<HeaderMap> {
+        match self {
+            Headers::Own(h) => Arc::new(h),
+            Headers::Shared(h) => h,
+        }
+    }
+}
+
 /// An HTTP response.
 #[derive(Debug)]
 pub struct Response {
     pub(crate) status: StatusCode,
     pub(crate) version: Version,
-    pub(crate) headers: HeaderMap,
+    pub(crate) headers: Headers,
     pub(crate) url: Uri,
     pub(crate) body: Body,
     pub(crate) timings: Timings,
@@ -201,7 +238,7 @@ impl Response {
         let mut r = http::Response::new(self.body);
         *r.status_mut() = self.status;
         *r.version_mut() = self.version;
-        *r.headers_mut() = self.headers;
+        *r.headers_mut() = self.headers.into_map();
         r
     }
 }

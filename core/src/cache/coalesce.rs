@@ -16,7 +16,7 @@ use http::{HeaderMap, StatusCode, Uri, Version};
 
 use crate::body::Body;
 use crate::error::{Error, ErrorKind};
-use crate::response::{Response, Timings, TlsInfo};
+use crate::response::{Headers, Response, Timings, TlsInfo};
 
 use super::CacheStatus;
 
@@ -36,7 +36,7 @@ pub(crate) enum Landing {
 pub(crate) struct Whole {
     pub(crate) status: StatusCode,
     pub(crate) version: Version,
-    pub(crate) headers: HeaderMap,
+    pub(crate) headers: Arc<HeaderMap>,
     pub(crate) body: Bytes,
     pub(crate) timings: Timings,
     pub(crate) reused: bool,
@@ -52,11 +52,10 @@ impl Whole {
         now: std::time::SystemTime,
         cache: CacheStatus,
     ) -> Self {
-        let r = entry.response(&Uri::default(), now, cache);
         Whole {
-            status: r.status,
-            version: r.version,
-            headers: r.headers,
+            status: entry.status,
+            version: entry.version,
+            headers: entry.served_headers(now),
             body: entry.body.clone(),
             timings: Timings::default(),
             reused: false,
@@ -81,7 +80,7 @@ impl Landing {
             Landing::Whole(w) => Some(Ok(Response {
                 status: w.status,
                 version: w.version,
-                headers: w.headers.clone(),
+                headers: Headers::Shared(w.headers.clone()),
                 url: url.clone(),
                 body: Body::buffered(w.body.clone(), None),
                 timings: w.timings,

@@ -1,7 +1,12 @@
 //! A stored response and how it becomes a `Response` again: `Age`, 304 merging, and the
 //! rule that a response to a request with `Authorization` is stored only when its directives
 //! allow it.
+//!
+//! An entry keeps, besides its policy, what a plain request needs to be answered without the
+//! policy (`Quick`): the moment it goes stale and the request values its `Vary` names. A hit
+//! then costs a clock compare and a few header compares, and shares the stored header map.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -11,7 +16,7 @@ use http_cache_semantics::{CacheOptions, CachePolicy};
 
 use super::{CacheStatus, ENTRY_OVERHEAD};
 use crate::body::Body;
-use crate::response::{Response, Timings};
+use crate::response::{Headers, Response, Timings};
 
 /// A complete stored response.
 #[derive(Debug)]
@@ -21,6 +26,39 @@ pub(crate) struct Entry {
     pub(crate) version: Version,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
+    /// When the response arrived (the policy's response time).
+    response_time: SystemTime,
+    /// The `Age` it arrived with (the policy's reading of it).
+    arrived_aged: Duration,
+    /// What a request without its own `Cache-Control`, `Pragma` or `Host` is judged by;
+    /// `None` when the policy must judge every request (`Vary: *`, a stored `Host`).
+    quick: Option<Quick>,
+    /// The headers as last served, with `Age` in whole seconds: shared by every hit within
+    /// the same second.
+    served: Mutex<Option<(u64, Arc<HeaderMap>)>>,
+}
+
+/// The policy's answer for a plain request, worked out when the entry is made.
+#[derive(Debug)]
+struct Quick {
+    /// Until when it is fresh (`response_time + time_to_live`); `None`: never.
+    fresh_until: Option<SystemTime>,
+    /// The request headers its `Vary` names, with the stored request's first value (the
+    /// policy compares first values); names that are not header names always match.
+    vary: Box<[(HeaderName, Option<HeaderValue>)]>,
+}
+
+/// How an entry answers a plain request (see [`Entry::quick_judge`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Plain {
+    /// Usable as is (`BeforeRequest::Fresh`).
+    Fresh,
+    /// Matches but must be revalidated (`BeforeRequest::Stale { matches: true }`).
+    Stale,
+    /// Another variant (`BeforeRequest::Stale { matches: false }`).
+    Other,
+    /// Only the policy can tell.
+    Ask,
 }
 
 /// Headers a 304 never replaces in the stored response: they describe the 304's own framing.
@@ -33,6 +71,51 @@ const KEEP_ON_304: [HeaderName; 5] = [
 ];
 
 impl Entry {
+    /// The entry of a response to `req` that arrived at `response_time`, with its policy.
+    pub(crate) fn new(
+        req: &http::request::Parts,
+        status: StatusCode,
+        version: Version,
+        headers: HeaderMap,
+        body: Bytes,
+        response_time: SystemTime,
+        opts: CacheOptions,
+    ) -> Entry {
+        let policy =
+            CachePolicy::new_options(req, &response_parts(status, &headers), response_time, opts);
+        Entry::with_policy(policy, req, status, version, headers, body, response_time)
+    }
+
+    /// As [`Entry::new`], with the policy already made (from the same request and response).
+    pub(crate) fn with_policy(
+        policy: CachePolicy,
+        req: &http::request::Parts,
+        status: StatusCode,
+        version: Version,
+        headers: HeaderMap,
+        body: Bytes,
+        response_time: SystemTime,
+    ) -> Entry {
+        let arrived_aged = Duration::from_secs(
+            headers
+                .get(header::AGE)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0),
+        );
+        let quick = quick(&policy, &req.headers, &headers, response_time);
+        Entry {
+            policy,
+            status,
+            version,
+            headers,
+            body,
+            response_time,
+            arrived_aged,
+            quick,
+            served: Mutex::new(None),
+        }
+    }
+
     /// Its cost in the store.
     pub(crate) fn weight(&self) -> u64 {
         let headers: usize = self
@@ -43,14 +126,42 @@ impl Entry {
         self.body.len() as u64 + headers as u64 + ENTRY_OVERHEAD
     }
 
+    /// How long it has been held, counting the `Age` it came with (the policy's `age`).
+    pub(crate) fn age(&self, now: SystemTime) -> Duration {
+        self.arrived_aged + now.duration_since(self.response_time).unwrap_or_default()
+    }
+
+    /// The policy's judgement of a request that carries no `Cache-Control`, `Pragma` or
+    /// `Host` (neither in `headers` nor in the client's `defaults`).
+    pub(crate) fn quick_judge(
+        &self,
+        headers: &HeaderMap,
+        defaults: &HeaderMap,
+        now: SystemTime,
+    ) -> Plain {
+        let Some(q) = &self.quick else {
+            return Plain::Ask;
+        };
+        // The request as the cache judges it: its own headers over the defaults.
+        let matches = q.vary.iter().all(|(name, stored)| {
+            let got = headers.get(name).or_else(|| defaults.get(name));
+            got == stored.as_ref()
+        });
+        if !matches {
+            Plain::Other
+        } else if q.fresh_until.is_some_and(|t| now < t) {
+            Plain::Fresh
+        } else {
+            Plain::Stale
+        }
+    }
+
     /// The stored response as a `Response` for `url`, with its `Age`.
     pub(crate) fn response(&self, url: &Uri, now: SystemTime, status: CacheStatus) -> Response {
-        let mut headers = self.headers.clone();
-        headers.insert(header::AGE, age_value(self.policy.age(now)));
         Response {
             status: self.status,
             version: self.version,
-            headers,
+            headers: Headers::Shared(self.served_headers(now)),
             url: url.clone(),
             body: Body::buffered(self.body.clone(), None),
             timings: Timings::default(),
@@ -58,6 +169,22 @@ impl Entry {
             tls: None,
             cache: Some(status),
         }
+    }
+
+    /// The stored headers with `Age` as of `now`, copied at most once a second.
+    pub(crate) fn served_headers(&self, now: SystemTime) -> Arc<HeaderMap> {
+        let age = self.age(now).as_secs();
+        let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, h)) = &*served
+            && *at == age
+        {
+            return h.clone();
+        }
+        let mut headers = self.headers.clone();
+        headers.insert(header::AGE, HeaderValue::from(age));
+        let headers = Arc::new(headers);
+        *served = Some((age, headers.clone()));
+        headers
     }
 
     /// This entry updated by a `304 Not Modified`: its headers replace the stored ones (but
@@ -79,15 +206,62 @@ impl Entry {
                 headers.append(name.clone(), v.clone());
             }
         }
-        let head = response_parts(self.status, &headers);
-        Entry {
-            policy: CachePolicy::new_options(req, &head, now, opts),
-            status: self.status,
-            version: self.version,
+        Entry::new(
+            req,
+            self.status,
+            self.version,
             headers,
-            body: self.body.clone(),
-        }
+            self.body.clone(),
+            now,
+            opts,
+        )
     }
+}
+
+/// What `policy.before_request` answers a plain request, worked out once. With no
+/// `Cache-Control` or `Pragma` on the request the policy's rules reduce to: the URL and method
+/// match (the store's key), the stored and presented `Host` match (neither has one here), the
+/// `Vary` headers match, and `max_age > age(now)`; `max_age` is fixed, and
+/// `age(now) = Age + (now - response_time)`, so freshness ends at
+/// `response_time + time_to_live(response_time)`.
+fn quick(
+    policy: &CachePolicy,
+    req: &HeaderMap,
+    resp: &HeaderMap,
+    response_time: SystemTime,
+) -> Option<Quick> {
+    if req.contains_key(header::HOST) {
+        return None;
+    }
+    let mut vary = Vec::new();
+    for name in resp
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+    {
+        if name == "*" {
+            return None;
+        }
+        // The policy looks both sides up by this name: one that is not a header name finds
+        // nothing on either side, so it always matches.
+        let Ok(name) = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) else {
+            continue;
+        };
+        let stored = req.get(&name).cloned();
+        vary.push((name, stored));
+    }
+    let ttl = policy.time_to_live(response_time);
+    let fresh_until = if ttl > Duration::ZERO {
+        Some(response_time.checked_add(ttl)?)
+    } else {
+        None
+    };
+    Some(Quick {
+        fresh_until,
+        vary: vary.into(),
+    })
 }
 
 /// The seconds of a `Cache-Control` directive of `headers` (`stale-while-revalidate=60`).
@@ -201,6 +375,211 @@ pub(crate) fn response_parts(status: StatusCode, headers: &HeaderMap) -> http::r
     parts
 }
 
-fn age_value(age: Duration) -> HeaderValue {
-    HeaderValue::from(age.as_secs())
+#[cfg(test)]
+mod tests {
+    use http_cache_semantics::BeforeRequest;
+
+    use super::*;
+
+    fn opts(shared: bool) -> CacheOptions {
+        CacheOptions {
+            shared,
+            cache_heuristic: 0.1,
+            immutable_min_time_to_live: Duration::from_hours(24),
+            ignore_cargo_cult: false,
+        }
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn request(headers: HeaderMap) -> http::request::Parts {
+        let (mut req, ()) = http::Request::new(()).into_parts();
+        req.uri = "http://example.test/a?b=1".parse().unwrap();
+        req.headers = headers;
+        req
+    }
+
+    fn policy_says(e: &Entry, req: &http::request::Parts, now: SystemTime) -> Plain {
+        match e.policy.before_request(req, now) {
+            BeforeRequest::Fresh(_) => Plain::Fresh,
+            BeforeRequest::Stale { matches: true, .. } => Plain::Stale,
+            BeforeRequest::Stale { matches: false, .. } => Plain::Other,
+        }
+    }
+
+    /// The judgement without the policy is the policy's, for every response kind, request
+    /// variant, split of headers between the request and the client's defaults, and moment
+    /// around the end of freshness.
+    #[test]
+    fn the_plain_judgement_is_the_policys() {
+        let day = 86_400;
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_hours(500_000);
+        let date = |s: u64| httpdate::fmt_http_date(t0 - Duration::from_secs(s));
+        let (d0, d100, d1000) = (date(0), date(100), date(1000));
+        let responses: Vec<Vec<(&str, &str)>> = vec![
+            vec![("cache-control", "max-age=60")],
+            vec![("cache-control", "max-age=60"), ("age", "20")],
+            vec![("cache-control", "max-age=60"), ("age", "90")],
+            vec![("cache-control", "max-age=60"), ("age", "x")],
+            vec![("cache-control", "max-age=0")],
+            vec![("cache-control", "no-cache, max-age=60")],
+            vec![("cache-control", "max-age=60, must-revalidate")],
+            vec![("cache-control", "max-age=60, max-age=30")],
+            vec![("cache-control", "s-maxage=5, max-age=60")],
+            vec![("cache-control", "private, max-age=60")],
+            vec![("cache-control", "immutable"), ("date", &d0)],
+            vec![("cache-control", "no-store")],
+            vec![("pragma", "no-cache")],
+            vec![("expires", &d0), ("date", &d100)],
+            vec![("expires", "0")],
+            vec![("last-modified", &d1000), ("date", &d0)],
+            vec![("etag", "\"e\"")],
+            vec![("cache-control", "max-age=60"), ("vary", "Accept")],
+            vec![("cache-control", "max-age=60"), ("vary", "accept, X-Var")],
+            vec![
+                ("cache-control", "max-age=60"),
+                ("vary", "Accept"),
+                ("vary", "x-var"),
+            ],
+            vec![("cache-control", "max-age=60"), ("vary", "*")],
+            vec![("cache-control", "max-age=60"), ("vary", "Accept, *")],
+            vec![("cache-control", "max-age=60"), ("vary", "bad name, ")],
+            vec![("cache-control", "max-age=60"), ("set-cookie", "a=1")],
+        ];
+        let stored_requests = [
+            map(&[]),
+            map(&[("accept", "text/plain")]),
+            map(&[("accept", "text/plain"), ("accept", "text/html")]),
+            map(&[("accept", "text/plain"), ("x-var", "1")]),
+            map(&[("host", "example.test")]),
+        ];
+        let presented = [
+            map(&[]),
+            map(&[("accept", "text/plain")]),
+            map(&[("accept", "text/html")]),
+            map(&[("accept", "text/plain"), ("x-var", "1")]),
+            map(&[("x-var", "1")]),
+        ];
+        let moments = [
+            0,
+            1,
+            4,
+            5,
+            6,
+            39,
+            40,
+            41,
+            59,
+            60,
+            61,
+            89,
+            90,
+            100,
+            101,
+            day,
+            day + 1,
+        ];
+        let mut compared = 0;
+        for shared in [false, true] {
+            for resp in &responses {
+                for stored in &stored_requests {
+                    let e = Entry::new(
+                        &request(stored.clone()),
+                        StatusCode::OK,
+                        Version::HTTP_11,
+                        map(resp),
+                        Bytes::new(),
+                        t0,
+                        opts(shared),
+                    );
+                    for own in &presented {
+                        for defaults in [map(&[]), map(&[("accept", "text/plain")])] {
+                            let mut merged = own.clone();
+                            for (k, v) in &defaults {
+                                if !own.contains_key(k) {
+                                    merged.append(k.clone(), v.clone());
+                                }
+                            }
+                            let req = request(merged);
+                            for s in moments {
+                                let now = t0 + Duration::from_secs(s) - Duration::from_millis(1);
+                                for now in [now, now + Duration::from_millis(1)] {
+                                    let plain = e.quick_judge(own, &defaults, now);
+                                    if plain == Plain::Ask {
+                                        continue;
+                                    }
+                                    compared += 1;
+                                    assert_eq!(
+                                        plain,
+                                        policy_says(&e, &req, now),
+                                        "{resp:?} stored for {stored:?}, asked with {own:?} \
+                                         over {defaults:?}, {s} s on, shared {shared}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(compared > 10_000, "{compared} judgements compared");
+    }
+
+    #[test]
+    fn vary_star_and_a_stored_host_leave_the_judgement_to_the_policy() {
+        let req = request(map(&[]));
+        let e = |resp: &[(&str, &str)], stored: &http::request::Parts| {
+            Entry::new(
+                stored,
+                StatusCode::OK,
+                Version::HTTP_11,
+                map(resp),
+                Bytes::new(),
+                SystemTime::now(),
+                opts(false),
+            )
+        };
+        let now = SystemTime::now();
+        let star = e(&[("cache-control", "max-age=60"), ("vary", "*")], &req);
+        assert_eq!(star.quick_judge(&map(&[]), &map(&[]), now), Plain::Ask);
+        let host = e(
+            &[("cache-control", "max-age=60")],
+            &request(map(&[("host", "example.test")])),
+        );
+        assert_eq!(host.quick_judge(&map(&[]), &map(&[]), now), Plain::Ask);
+    }
+
+    #[test]
+    fn hits_within_a_second_share_one_header_map_and_age_moves_on() {
+        let t0 = SystemTime::now();
+        let e = Entry::new(
+            &request(map(&[])),
+            StatusCode::OK,
+            Version::HTTP_11,
+            map(&[("cache-control", "max-age=60"), ("age", "3")]),
+            Bytes::new(),
+            t0,
+            opts(false),
+        );
+        let a = e.served_headers(t0 + Duration::from_millis(100));
+        let b = e.served_headers(t0 + Duration::from_millis(900));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(a["age"], "3");
+        let c = e.served_headers(t0 + Duration::from_millis(2_100));
+        assert_eq!(c["age"], "5");
+        assert_eq!(e.headers["age"], "3", "the stored headers are not changed");
+        assert_eq!(
+            e.age(t0 + Duration::from_secs(7)),
+            e.policy.age(t0 + Duration::from_secs(7))
+        );
+    }
 }

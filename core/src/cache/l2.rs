@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
-use http_cache_semantics::{CacheOptions, CachePolicy};
+use http_cache_semantics::CacheOptions;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -79,7 +79,7 @@ impl L2 {
     /// The stored entry under `primary` (the cache's key: method, space, URL), if Redis has one
     /// in a format this version reads.
     pub(crate) async fn read(self: &Arc<Self>, primary: &str, opts: CacheOptions) -> Option<Entry> {
-        let key = format!("{}{primary}", self.prefix);
+        let key = [self.prefix.as_str(), primary].concat();
         let got: Option<Vec<u8>> = self
             .link
             .call(move |mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
@@ -345,14 +345,15 @@ fn decode(raw: &Bytes, opts: CacheOptions) -> Option<Entry> {
     req.headers = req_headers;
     let status = StatusCode::from_u16(head.status).ok()?;
     let response_time = UNIX_EPOCH + Duration::from_millis(head.response_time_ms);
-    let response = super::entry::response_parts(status, &headers);
-    Some(Entry {
-        policy: CachePolicy::new_options(&req, &response, response_time, opts),
+    Some(Entry::new(
+        &req,
         status,
-        version: parse_version(&head.version),
+        parse_version(&head.version),
         headers,
         body,
-    })
+        response_time,
+        opts,
+    ))
 }
 
 #[cfg(test)]
@@ -387,15 +388,15 @@ mod tests {
                 HeaderValue::from_str(v).unwrap(),
             );
         }
-        let now = SystemTime::now();
-        let resp = super::super::entry::response_parts(StatusCode::OK, &headers);
-        let e = Entry {
-            policy: CachePolicy::new_options(&req, &resp, now, opts()),
-            status: StatusCode::OK,
-            version: Version::HTTP_11,
+        let e = Entry::new(
+            &req,
+            StatusCode::OK,
+            Version::HTTP_11,
             headers,
-            body: Bytes::from_static(b"hello \x00 bytes"),
-        };
+            Bytes::from_static(b"hello \x00 bytes"),
+            SystemTime::now(),
+            opts(),
+        );
         (req, e)
     }
 

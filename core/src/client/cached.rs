@@ -61,11 +61,23 @@ impl Client {
             return self.send_resilient(method, uri, headers, body, opts).await;
         }
         let key = cache::key(method, uri);
-        let req = cache::request_parts(method, uri, opts.defaults, headers);
         let c = &cache.counters;
-        let mut found = match mode {
-            CacheMode::Reload => Lookup::Missing,
-            _ => cache.lookup(&key, &req, SystemTime::now()),
+        let now = SystemTime::now();
+        let plain = match mode {
+            CacheMode::Reload => Some(Lookup::Missing),
+            _ => cache.lookup_plain(&key, headers, opts.defaults, now),
+        };
+        // The hit path: no request built for the policy, no header map copied.
+        if mode != CacheMode::NoCache
+            && let Some(Lookup::Fresh(e)) = &plain
+        {
+            c.hits.fetch_add(1, Relaxed);
+            return Ok(e.response(uri, now, CacheStatus::Hit));
+        }
+        let req = cache::request_parts(method, uri, opts.defaults, headers);
+        let mut found = match plain {
+            Some(found) => found,
+            None => cache.lookup(&key, &req, now),
         };
         // Memory missed or holds a stale copy: another process may have a fresher one.
         if mode != CacheMode::Reload && cache.l2.is_some() && !matches!(found, Lookup::Fresh(_)) {
@@ -351,23 +363,24 @@ impl Client {
             Err(e) => return Landing::failed(&e),
         };
         let now = SystemTime::now();
-        if let Some(policy) = policy_if_storable(cache, &o.req, &resp, now) {
-            cache.put(
-                o.key,
+        let policy = policy_if_storable(cache, &o.req, &resp, now);
+        let headers = resp.headers.into_shared();
+        if let Some(policy) = policy {
+            let entry = Entry::with_policy(
+                policy,
                 &o.req,
-                Entry {
-                    policy,
-                    status: resp.status,
-                    version: resp.version,
-                    headers: resp.headers.clone(),
-                    body: bytes.clone(),
-                },
+                resp.status,
+                resp.version,
+                (*headers).clone(),
+                bytes.clone(),
+                now,
             );
+            cache.put(o.key, &o.req, entry);
         }
         Landing::Whole(Arc::new(Whole {
             status: resp.status,
             version: resp.version,
-            headers: resp.headers,
+            headers,
             body: bytes,
             timings: resp.timings,
             reused: resp.reused,
@@ -426,7 +439,7 @@ fn only_if_cached_miss(uri: &Uri) -> Response {
     Response {
         status: StatusCode::GATEWAY_TIMEOUT,
         version: Version::HTTP_11,
-        headers,
+        headers: crate::response::Headers::Own(headers),
         url: uri.clone(),
         body: Body::buffered(Bytes::new(), None),
         timings: crate::response::Timings::default(),
@@ -504,17 +517,16 @@ async fn store(
         return Ok(resp);
     }
     resp.body = Body::buffered(bytes.clone(), None);
-    cache.put(
-        key,
+    let entry = Entry::with_policy(
+        policy,
         req,
-        Entry {
-            policy,
-            status: resp.status,
-            version: resp.version,
-            headers: resp.headers.clone(),
-            body: bytes,
-        },
+        resp.status,
+        resp.version,
+        (*resp.headers).clone(),
+        bytes,
+        now,
     );
+    cache.put(key, req, entry);
     Ok(resp)
 }
 

@@ -242,7 +242,7 @@ impl Client {
         Response {
             status: parts.status,
             version: parts.version,
-            headers: parts.headers,
+            headers: crate::response::Headers::Own(parts.headers),
             url: uri.clone(),
             body,
             timings: Timings {
