@@ -1,18 +1,31 @@
 //! Benchmarks of the response cache (criterion): a memory hit through the whole client path
 //! (metrics, redirect loop, lookup, the stored body read back), a loopback GET without a cache
 //! for scale, 1,000 concurrent identical GETs coalesced into one upstream request, and a hit in
-//! the Redis second level next to a plain Redis GET of the same bytes (needs `redis-server`).
+//! the Redis second level next to a plain Redis GET of the same bytes (needs `redis-server`,
+//! started on a private port and stopped by its pid; without it those lines are skipped).
 //!
-//! `cargo bench -p wirecore --bench cache`.
+//! `cargo bench -p wirecore --bench cache`; with `WIRECORE_BENCH_REPORT=<file>` (`make bench`)
+//! it also writes a markdown summary measured in interleaved rounds, with the load average
+//! (the figures quoted in issue 14).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use criterion::Criterion;
+use tokio::runtime::Runtime;
 use tokio::time::Instant;
 use wirecore::{Client, Config};
 use wirecore_testserver::{Options, TestServer};
+
+/// The test server waits this long before each answer of the coalescing rounds.
+const HERD_DELAY_MS: u64 = 20;
+
+/// Callers per coalescing round.
+const HERD: usize = 1000;
+
+/// Coalescing rounds of the summary.
+const HERD_ROUNDS: u32 = 10;
 
 fn client(cache: bool) -> Client {
     let mut c = Config::default();
@@ -30,8 +43,50 @@ async fn get_n(c: &Client, url: &str, n: u64) -> Duration {
     t.elapsed()
 }
 
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".to_owned(),
+        |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
+}
+
+/// One round of the herd: `HERD` concurrent identical GETs of a URL never asked before.
+/// Returns the wall time and how many requests reached the server.
+fn herd_round(rt: &Runtime, srv: &TestServer, c: &Client, nth: u64) -> (Duration, u64) {
+    let url = srv.url(&format!(
+        "/cache/herd{nth}?cache_control=max-age=60&delay_ms={HERD_DELAY_MS}"
+    ));
+    let before = srv.counters().requests;
+    let wall = rt.block_on(async {
+        let t = Instant::now();
+        let tasks: Vec<_> = (0..HERD)
+            .map(|_| {
+                let (c, url) = (c.clone(), url.clone());
+                tokio::spawn(async move {
+                    let r = c.get(&url).send().await.expect("request");
+                    black_box(r.bytes().await.expect("body"));
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task");
+        }
+        t.elapsed()
+    });
+    (wall, srv.counters().requests - before)
+}
+
+/// One GET of the same kind of URL, never asked before, alone: the round's floor.
+fn lone_miss(rt: &Runtime, srv: &TestServer, c: &Client, nth: u64) -> Duration {
+    let url = srv.url(&format!(
+        "/cache/lone{nth}?cache_control=max-age=60&delay_ms={HERD_DELAY_MS}"
+    ));
+    rt.block_on(get_n(c, &url, 1))
+}
+
 fn main() {
     let mut crit = Criterion::default().configure_from_args();
+    let load_before = load_average();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -65,35 +120,18 @@ fn main() {
         b.iter_custom(|n| {
             let mut total = Duration::ZERO;
             for _ in 0..n {
-                let nth = round.fetch_add(1, Relaxed);
-                let url = srv.url(&format!(
-                    "/cache/herd{nth}?cache_control=max-age=60&delay_ms=20"
-                ));
-                let shared = cached.clone();
-                let before = srv.counters().requests;
-                total += rt.block_on(async move {
-                    let t = Instant::now();
-                    let tasks: Vec<_> = (0..1000)
-                        .map(|_| {
-                            let (c, url) = (shared.clone(), url.clone());
-                            tokio::spawn(async move {
-                                let r = c.get(&url).send().await.expect("request");
-                                black_box(r.bytes().await.expect("body"));
-                            })
-                        })
-                        .collect();
-                    for t in tasks {
-                        t.await.expect("task");
-                    }
-                    t.elapsed()
-                });
-                upstream.fetch_add(srv.counters().requests - before, Relaxed);
+                let (wall, sent) = herd_round(&rt, &srv, &cached, round.fetch_add(1, Relaxed));
+                total += wall;
+                upstream.fetch_add(sent, Relaxed);
             }
             total
         });
     });
     group.finish();
-    redis_hit(&mut crit, &rt, &srv);
+    let redis = RedisBench::start(&rt, &srv);
+    if let Some(r) = &redis {
+        r.criterion(&mut crit, &rt);
+    }
     let rounds = round.load(Relaxed).max(1);
     println!(
         "coalescing: {} upstream requests for {} rounds of 1,000 identical GETs ({:.2} per round); cache stats: {:?}",
@@ -103,9 +141,69 @@ fn main() {
         cached.stats().cache
     );
     crit.final_summary();
+
+    let Ok(path) = std::env::var("WIRECORE_BENCH_REPORT") else {
+        return;
+    };
+    // Interleaved rounds, so drift on a shared machine hits both sides of each ratio alike.
+    let (mut hit, mut uncached) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..10 {
+        hit += rt.block_on(get_n(&cached, &fresh, 10_000));
+        uncached += rt.block_on(get_n(&plain, &bytes, 1_000));
+    }
+    let hit_us = hit.as_secs_f64() * 1e6 / 100_000.0;
+    let uncached_us = uncached.as_secs_f64() * 1e6 / 10_000.0;
+    let (mut herd_wall, mut lone_wall, mut herd_sent) = (Duration::ZERO, Duration::ZERO, 0);
+    let mut herd_max_sent = 0;
+    for _ in 0..HERD_ROUNDS {
+        let nth = round.fetch_add(1, Relaxed);
+        let (wall, sent) = herd_round(&rt, &srv, &cached, nth);
+        herd_wall += wall;
+        herd_sent += sent;
+        herd_max_sent = herd_max_sent.max(sent);
+        lone_wall += lone_miss(&rt, &srv, &cached, nth);
+    }
+    let herd_ms = herd_wall.as_secs_f64() * 1e3 / f64::from(HERD_ROUNDS);
+    let lone_ms = lone_wall.as_secs_f64() * 1e3 / f64::from(HERD_ROUNDS);
+    let waiter_us = (herd_ms - lone_ms) * 1e3 / HERD as f64;
+    let redis_rows = redis.as_ref().map_or_else(
+        || "| Redis hit vs Redis GET | skipped: redis-server did not start | ≤ 1.2× |\n".to_owned(),
+        |r| {
+            let (l2, get) = r.interleaved(&rt, 10, 1_000);
+            format!(
+                "| Redis hit (memory forgotten before each GET: lookup, Redis GET, decode, policy) | {l2:.1} µs | |\n\
+                 | plain Redis GET of the same entry's bytes (redis crate, ConnectionManager) | {get:.1} µs | |\n\
+                 | Redis hit / Redis GET | {:.2}× | ≤ 1.2× |\n",
+                l2 / get
+            )
+        },
+    );
+    let report = format!(
+        "# Response cache benchmarks (issue 14)\n\n\
+         Command: `make bench` (`cargo bench -p wirecore --bench cache`), release build, {} CPUs; \
+         load average {load_before} at the start, {} at the end of the summary rounds.\n\n\
+         | measure | value | target |\n| --- | --- | --- |\n\
+         | memory hit: GET through the whole client path, body read | {hit_us:.2} µs | ≤ 2 µs |\n\
+         | GET /bytes/1024 over loopback, no cache (for scale) | {uncached_us:.1} µs | |\n\
+         {redis_rows}\
+         | coalescing: requests reaching the server per round of {HERD} identical GETs | {:.2} (most in a round: {herd_max_sent}) | 1 |\n\
+         | coalescing: wall time of a round (the server waits {HERD_DELAY_MS} ms) | {herd_ms:.1} ms | |\n\
+         | one lone GET of the same endpoint | {lone_ms:.1} ms | |\n\
+         | per-waiter cost: (round − lone GET) / {HERD} | {waiter_us:.2} µs | |\n\n\
+         Memory hits: 10 rounds of 10,000 sequential GETs interleaved with rounds of 1,000 \
+         uncached GETs. Redis: 10 interleaved rounds of 1,000 each. Coalescing: {HERD_ROUNDS} \
+         rounds, each on a new URL, each followed by one lone GET of another new URL; the test \
+         server runs in this process on the same runtime. Criterion's own statistics are printed \
+         above the summary when run.\n",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        load_average(),
+        herd_sent as f64 / f64::from(HERD_ROUNDS),
+    );
+    std::fs::write(&path, &report).expect("write report");
+    println!("{report}");
 }
 
-/// A redis-server on a private port, stopped when dropped.
+/// A redis-server on a private port, stopped (by its pid) when dropped.
 struct RedisServer(std::process::Child, u16);
 
 impl Drop for RedisServer {
@@ -123,8 +221,10 @@ fn start_redis() -> Option<RedisServer> {
         .port();
     let child = std::process::Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .ok()?;
     let server = RedisServer(child, port);
@@ -140,71 +240,111 @@ fn start_redis() -> Option<RedisServer> {
 /// A Redis hit through the whole client path (memory forgotten before each GET, so the entry
 /// is read from Redis, decoded and its policy rebuilt) next to a plain GET of the same entry's
 /// bytes on the same kind of connection: issue 14 asks for at most 1.2 times the plain GET.
-fn redis_hit(crit: &mut Criterion, rt: &tokio::runtime::Runtime, srv: &TestServer) {
-    let Some(redis) = start_redis() else {
-        println!("redis-server did not start: the Redis benches are skipped");
-        return;
-    };
-    let url = format!("redis://127.0.0.1:{}", redis.1);
-    let mut cfg = Config::default();
-    cfg.retry.enabled = false;
-    cfg.cache.enabled = true;
-    cfg.cache.l2.url.clone_from(&url);
-    // A loaded machine must not turn a slow Redis answer into a bypass mid-run.
-    cfg.cache.l2.timeout_ms = 2_000;
-    let client = Client::from_config(cfg).expect("client");
-    let fresh = srv.url("/cache/l2bench?cache_control=max-age=3600&etag=b");
-    rt.block_on(get_n(&client, &fresh, 1));
-    let t = Instant::now();
-    while client.stats().cache.l2_stores == 0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "the entry reached Redis"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let key = format!("wirecore:cache:GET {fresh}");
-    let mut conn = rt
-        .block_on(async {
-            redis::Client::open(url.as_str())?
-                .get_connection_manager()
-                .await
+struct RedisBench {
+    client: Client,
+    url: String,
+    key: String,
+    conn: redis::aio::ConnectionManager,
+    _server: RedisServer,
+}
+
+impl RedisBench {
+    fn start(rt: &Runtime, srv: &TestServer) -> Option<RedisBench> {
+        let Some(server) = start_redis() else {
+            println!("redis-server did not start: the Redis benches are skipped");
+            return None;
+        };
+        let redis_url = format!("redis://127.0.0.1:{}", server.1);
+        let mut cfg = Config::default();
+        cfg.retry.enabled = false;
+        cfg.cache.enabled = true;
+        cfg.cache.l2.url.clone_from(&redis_url);
+        // A loaded machine must not turn a slow Redis answer into a bypass mid-run.
+        cfg.cache.l2.timeout_ms = 2_000;
+        let client = Client::from_config(cfg).expect("client");
+        let url = srv.url("/cache/l2bench?cache_control=max-age=3600&etag=b");
+        rt.block_on(get_n(&client, &url, 1));
+        let t = Instant::now();
+        while client.stats().cache.l2_stores == 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the entry reached Redis"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let key = format!("wirecore:cache:GET {url}");
+        let conn = rt
+            .block_on(async {
+                redis::Client::open(redis_url.as_str())?
+                    .get_connection_manager()
+                    .await
+            })
+            .expect("redis connection");
+        Some(RedisBench {
+            client,
+            url,
+            key,
+            conn,
+            _server: server,
         })
-        .expect("redis connection");
-    let mut group = crit.benchmark_group("cache");
-    group.bench_function("redis_hit", |b| {
-        b.iter_custom(|n| {
-            rt.block_on(async {
-                let t = Instant::now();
-                for _ in 0..n {
-                    client.forget_cached_in_memory(&fresh);
-                    let r = client.get(&fresh).send().await.expect("request");
-                    black_box(r.bytes().await.expect("body"));
-                }
-                t.elapsed()
-            })
+    }
+
+    async fn l2_hits(&self, n: u64) -> Duration {
+        let t = Instant::now();
+        for _ in 0..n {
+            self.client.forget_cached_in_memory(&self.url);
+            let r = self.client.get(&self.url).send().await.expect("request");
+            black_box(r.bytes().await.expect("body"));
+        }
+        t.elapsed()
+    }
+
+    async fn plain_gets(&self, n: u64) -> Duration {
+        let mut conn = self.conn.clone();
+        let t = Instant::now();
+        for _ in 0..n {
+            let v: Vec<u8> = redis::cmd("GET")
+                .arg(&self.key)
+                .query_async(&mut conn)
+                .await
+                .expect("GET");
+            assert!(!v.is_empty(), "the entry is in Redis");
+            black_box(v);
+        }
+        t.elapsed()
+    }
+
+    fn criterion(&self, crit: &mut Criterion, rt: &Runtime) {
+        let mut group = crit.benchmark_group("cache");
+        group.bench_function("redis_hit", |b| {
+            b.iter_custom(|n| rt.block_on(self.l2_hits(n)));
         });
-    });
-    group.bench_function("redis_plain_get", |b| {
-        b.iter_custom(|n| {
-            rt.block_on(async {
-                let t = Instant::now();
-                for _ in 0..n {
-                    let v: Vec<u8> = redis::cmd("GET")
-                        .arg(&key)
-                        .query_async(&mut conn)
-                        .await
-                        .expect("GET");
-                    black_box(v);
-                }
-                t.elapsed()
-            })
+        group.bench_function("redis_plain_get", |b| {
+            b.iter_custom(|n| rt.block_on(self.plain_gets(n)));
         });
-    });
-    group.finish();
-    let s = client.stats().cache;
-    println!(
-        "redis: l2_hits {} l2_misses {} l2_errors {} l2_bypassed {} (every timed GET should be an l2 hit)",
-        s.l2_hits, s.l2_misses, s.l2_errors, s.l2_bypassed
-    );
+        group.finish();
+        let s = self.client.stats().cache;
+        println!(
+            "redis: l2_hits {} l2_misses {} l2_errors {} l2_bypassed {} (every timed GET should be an l2 hit)",
+            s.l2_hits, s.l2_misses, s.l2_errors, s.l2_bypassed
+        );
+    }
+
+    /// Microseconds per Redis hit and per plain GET over `rounds` interleaved rounds of `n`.
+    fn interleaved(&self, rt: &Runtime, rounds: u32, n: u64) -> (f64, f64) {
+        let before = self.client.stats().cache;
+        let (mut l2, mut get) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..rounds {
+            l2 += rt.block_on(self.l2_hits(n));
+            get += rt.block_on(self.plain_gets(n));
+        }
+        let after = self.client.stats().cache;
+        assert_eq!(
+            after.l2_hits - before.l2_hits,
+            u64::from(rounds) * n,
+            "every timed GET was a Redis hit"
+        );
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / (f64::from(rounds) * n as f64);
+        (per(l2), per(get))
+    }
 }
