@@ -19,7 +19,7 @@ pub use crate::client::{Client, DeadLetter};
 pub use crate::error::WirecoreError;
 pub use crate::log::{LogRecord, log_enable, log_poll};
 pub use crate::request::{Header, RequestOptions};
-pub use crate::response::{Response, Timings};
+pub use crate::response::{EventReader, Response, SseEvent, Timings};
 
 uniffi::setup_scaffolding!("wirecore");
 

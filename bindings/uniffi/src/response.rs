@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use wirecore_bridge::{BodySlot, Head, Kind, Prefetched, Tracker};
+use wirecore_bridge::{BodySlot, EventSlot, Head, Kind, Prefetched, Tracker};
 
 use crate::client::{block, run};
 use crate::error::WirecoreError;
@@ -201,5 +201,77 @@ impl Response {
     /// connection is closed rather than reused half-read.
     pub fn cancel(&self) {
         self.body.close("the response body was cancelled");
+    }
+
+    /// The rest of the body as Server-Sent Events (the core's parser; a GET's stream reconnects
+    /// with `Last-Event-ID` after the server's `retry:` when it ends or breaks; a 204 ends it).
+    /// The body is not readable afterwards.
+    ///
+    /// # Errors
+    /// `InvalidRequest` when the body was read (or is being read) already.
+    pub fn events(&self) -> Result<Arc<EventReader>, WirecoreError> {
+        let slot = EventSlot::from_body(&self.body)?;
+        Ok(Arc::new(EventReader {
+            slot,
+            tracker: self.tracker.clone(),
+        }))
+    }
+}
+
+/// One Server-Sent Event.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct SseEvent {
+    /// The `event:` field, `message` when none was given.
+    pub event: String,
+    /// The `data:` lines, joined with `\n`.
+    pub data: String,
+    /// The last event ID at dispatch; empty when none.
+    pub id: String,
+    /// A `retry:` (milliseconds) given in this event's block.
+    pub retry_ms: Option<u64>,
+}
+
+impl From<wirecore::sse::Event> for SseEvent {
+    fn from(e: wirecore::sse::Event) -> Self {
+        Self {
+            event: e.event,
+            data: e.data,
+            id: e.id,
+            retry_ms: e.retry,
+        }
+    }
+}
+
+/// The Server-Sent Events of one response (`Response.events()`): one read at a time.
+#[derive(Debug, uniffi::Object)]
+pub struct EventReader {
+    slot: Arc<EventSlot>,
+    /// The client's, so its close waits for reads.
+    tracker: Arc<Tracker>,
+}
+
+#[uniffi::export]
+impl EventReader {
+    /// The next event; null at the end of the stream.
+    ///
+    /// # Errors
+    /// The stream's failure (once), `Cancelled` after `cancel`, `InvalidRequest` while another
+    /// read is in flight.
+    pub async fn next(&self) -> Result<Option<SseEvent>, WirecoreError> {
+        let slot = self.slot.clone();
+        let work = async move { slot.next().await.map(|e| e.map(SseEvent::from)) };
+        run(&self.tracker, Kind::Read, work).await
+    }
+
+    /// [`EventReader::next`], blocking the calling thread.
+    pub fn next_blocking(&self) -> Result<Option<SseEvent>, WirecoreError> {
+        let slot = self.slot.clone();
+        let work = async move { slot.next().await.map(|e| e.map(SseEvent::from)) };
+        block(&self.tracker, Kind::Read, work)
+    }
+
+    /// Stops the stream: a read in flight and every later one fail with `Cancelled`.
+    pub fn cancel(&self) {
+        self.slot.close();
     }
 }

@@ -716,6 +716,12 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_client_stats(
     ): Int
+    external fun uniffi_wirecore_uniffi_checksum_method_eventreader_cancel(
+    ): Int
+    external fun uniffi_wirecore_uniffi_checksum_method_eventreader_next(
+    ): Int
+    external fun uniffi_wirecore_uniffi_checksum_method_eventreader_next_blocking(
+    ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_response_bytes(
     ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_response_bytes_blocking(
@@ -727,6 +733,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_wirecore_uniffi_checksum_method_response_chunk(
     ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_response_chunk_blocking(
+    ): Int
+    external fun uniffi_wirecore_uniffi_checksum_method_response_events(
     ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_response_header(
     ): Int
@@ -796,6 +804,16 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_wirecore_uniffi_fn_method_client_stats(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_wirecore_uniffi_fn_clone_eventreader(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_wirecore_uniffi_fn_free_eventreader(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_wirecore_uniffi_fn_method_eventreader_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_wirecore_uniffi_fn_method_eventreader_next(`ptr`: Long,
+    ): Long
+    external fun uniffi_wirecore_uniffi_fn_method_eventreader_next_blocking(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_wirecore_uniffi_fn_clone_response(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_wirecore_uniffi_fn_free_response(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -812,6 +830,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_wirecore_uniffi_fn_method_response_chunk_blocking(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_wirecore_uniffi_fn_method_response_events(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_wirecore_uniffi_fn_method_response_header(`ptr`: Long,`name`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_wirecore_uniffi_fn_method_response_headers(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1008,6 +1028,15 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_wirecore_uniffi_checksum_method_client_stats() and 0xFFFF) != 38370) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_wirecore_uniffi_checksum_method_eventreader_cancel() and 0xFFFF) != 45899) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_wirecore_uniffi_checksum_method_eventreader_next() and 0xFFFF) != 30236) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_wirecore_uniffi_checksum_method_eventreader_next_blocking() and 0xFFFF) != 40745) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_wirecore_uniffi_checksum_method_response_bytes() and 0xFFFF) != 15065) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1024,6 +1053,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_wirecore_uniffi_checksum_method_response_chunk_blocking() and 0xFFFF) != 1441) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_wirecore_uniffi_checksum_method_response_events() and 0xFFFF) != 891) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_wirecore_uniffi_checksum_method_response_header() and 0xFFFF) != 51158) {
@@ -2142,6 +2174,331 @@ public object FfiConverterTypeClient: FfiConverter<Client, Long> {
 
 
 /**
+ * The Server-Sent Events of one response (`Response.events()`): one read at a time.
+ */
+public interface EventReaderInterface {
+    
+    /**
+     * Stops the stream: a read in flight and every later one fail with `Cancelled`.
+     */
+    fun `cancel`()
+    
+    /**
+     * The next event; null at the end of the stream.
+     *
+     * # Errors
+     * The stream's failure (once), `Cancelled` after `cancel`, `InvalidRequest` while another
+     * read is in flight.
+     */
+    suspend fun `next`(): SseEvent?
+    
+    /**
+     * [`EventReader::next`], blocking the calling thread.
+     */
+    fun `nextBlocking`(): SseEvent?
+    
+    companion object
+}
+
+/**
+ * The Server-Sent Events of one response (`Response.events()`): one read at a time.
+ */
+open class EventReader: Disposable, AutoCloseable, EventReaderInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_wirecore_uniffi_fn_free_eventreader(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_wirecore_uniffi_fn_clone_eventreader(handle, status)
+        }
+    }
+
+    
+    /**
+     * Stops the stream: a read in flight and every later one fail with `Cancelled`.
+     */override fun `cancel`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_wirecore_uniffi_fn_method_eventreader_cancel(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The next event; null at the end of the stream.
+     *
+     * # Errors
+     * The stream's failure (once), `Cancelled` after `cancel`, `InvalidRequest` while another
+     * read is in flight.
+     */
+    @Throws(WirecoreException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `next`() : SseEvent? {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_wirecore_uniffi_fn_method_eventreader_next(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_wirecore_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_wirecore_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_wirecore_uniffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterOptionalTypeSseEvent.lift(it) },
+        // Error FFI converter
+        WirecoreException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * [`EventReader::next`], blocking the calling thread.
+     */
+    @Throws(WirecoreException::class)override fun `nextBlocking`(): SseEvent? {
+            return FfiConverterOptionalTypeSseEvent.lift(
+    callWithHandle {
+    uniffiRustCallWithError(WirecoreException) { _status ->
+    UniffiLib.uniffi_wirecore_uniffi_fn_method_eventreader_next_blocking(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEventReader: FfiConverter<EventReader, Long> {
+    override fun lower(value: EventReader): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): EventReader {
+        return EventReader(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): EventReader {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: EventReader) = 8UL
+
+    override fun write(value: EventReader, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * A response: status, headers and the rest of the head at once, the body on demand.
  */
 public interface ResponseInterface {
@@ -2176,6 +2533,16 @@ public interface ResponseInterface {
      * [`Response::chunk`], blocking the calling thread.
      */
     fun `chunkBlocking`(): kotlin.ByteArray?
+    
+    /**
+     * The rest of the body as Server-Sent Events (the core's parser; a GET's stream reconnects
+     * with `Last-Event-ID` after the server's `retry:` when it ends or breaks; a 204 ends it).
+     * The body is not readable afterwards.
+     *
+     * # Errors
+     * `InvalidRequest` when the body was read (or is being read) already.
+     */
+    fun `events`(): EventReader
     
     /**
      * The first value of header `name` (any case), or null.
@@ -2425,6 +2792,28 @@ open class Response: Disposable, AutoCloseable, ResponseInterface
     callWithHandle {
     uniffiRustCallWithError(WirecoreException) { _status ->
     UniffiLib.uniffi_wirecore_uniffi_fn_method_response_chunk_blocking(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The rest of the body as Server-Sent Events (the core's parser; a GET's stream reconnects
+     * with `Last-Event-ID` after the server's `retry:` when it ends or breaks; a 204 ends it).
+     * The body is not readable afterwards.
+     *
+     * # Errors
+     * `InvalidRequest` when the body was read (or is being read) already.
+     */
+    @Throws(WirecoreException::class)override fun `events`(): EventReader {
+            return FfiConverterTypeEventReader.lift(
+    callWithHandle {
+    uniffiRustCallWithError(WirecoreException) { _status ->
+    UniffiLib.uniffi_wirecore_uniffi_fn_method_response_events(
         it,
         _status)
 }
@@ -2926,6 +3315,69 @@ public object FfiConverterTypeRequestOptions: FfiConverterRustBuffer<RequestOpti
             FfiConverterOptionalString.write(value.`redirect`, buf)
             FfiConverterOptionalLong.write(value.`maxRedirects`, buf)
             FfiConverterOptionalBoolean.write(value.`defaultHeaders`, buf)
+    }
+}
+
+
+
+/**
+ * One Server-Sent Event.
+ */
+data class SseEvent (
+    /**
+     * The `event:` field, `message` when none was given.
+     */
+    var `event`: kotlin.String
+    , 
+    /**
+     * The `data:` lines, joined with `\n`.
+     */
+    var `data`: kotlin.String
+    , 
+    /**
+     * The last event ID at dispatch; empty when none.
+     */
+    var `id`: kotlin.String
+    , 
+    /**
+     * A `retry:` (milliseconds) given in this event's block.
+     */
+    var `retryMs`: kotlin.ULong?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSseEvent: FfiConverterRustBuffer<SseEvent> {
+    override fun read(buf: ByteBuffer): SseEvent {
+        return SseEvent(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SseEvent) = (
+            FfiConverterString.allocationSize(value.`event`) +
+            FfiConverterString.allocationSize(value.`data`) +
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterOptionalULong.allocationSize(value.`retryMs`)
+    )
+
+    override fun write(value: SseEvent, buf: ByteBuffer) {
+            FfiConverterString.write(value.`event`, buf)
+            FfiConverterString.write(value.`data`, buf)
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterOptionalULong.write(value.`retryMs`, buf)
     }
 }
 
@@ -3675,6 +4127,38 @@ public object FfiConverterOptionalInt: FfiConverterRustBuffer<kotlin.Int?> {
 /**
  * @suppress
  */
+public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
+    override fun read(buf: ByteBuffer): kotlin.ULong? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterULong.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.ULong?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterULong.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.ULong?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterULong.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalLong: FfiConverterRustBuffer<kotlin.Long?> {
     override fun read(buf: ByteBuffer): kotlin.Long? {
         if (buf.get().toInt() == 0) {
@@ -3825,6 +4309,38 @@ public object FfiConverterOptionalTypeRequestOptions: FfiConverterRustBuffer<Req
         } else {
             buf.put(1)
             FfiConverterTypeRequestOptions.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeSseEvent: FfiConverterRustBuffer<SseEvent?> {
+    override fun read(buf: ByteBuffer): SseEvent? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeSseEvent.read(buf)
+    }
+
+    override fun allocationSize(value: SseEvent?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeSseEvent.allocationSize(value)
+        }
+    }
+
+    override fun write(value: SseEvent?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeSseEvent.write(value, buf)
         }
     }
 }

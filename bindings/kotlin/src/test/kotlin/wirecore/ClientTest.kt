@@ -379,4 +379,38 @@ class ClientTest {
         waitCounters { it.n("connections_active") == 0L }
         Unit
     }
+
+    /** Server-Sent Events through Response.events(), as the other bindings' SSE tests. */
+    @Test
+    fun eventsReadAGetStreamAcrossReconnections() = runBlocking {
+        Client("{}").use { c ->
+            val r = c.request("GET", http("/sse?events=2&total=5&retry=10&cut=1"))
+            assertEquals("text/event-stream", r.header("content-type"))
+            val ev = r.events()
+            val got = mutableListOf<SseEvent>()
+            while (true) got += ev.next() ?: break
+            assertEquals(
+                listOf(
+                    Triple("message", "0", """{"n":0}"""),
+                    Triple("message", "1", """{"n":1}"""),
+                    Triple("message", "2", """{"n":2,"last_event_id":"1"}"""),
+                    Triple("message", "3", """{"n":3,"last_event_id":"1"}"""),
+                    Triple("message", "4", """{"n":4,"last_event_id":"3"}"""),
+                ),
+                got.map { Triple(it.event, it.id, Json.parseToJsonElement(it.data).toString()) },
+            )
+            assertNull(ev.next(), "null again after the end")
+            assertEquals(4L, srv.counters().n("requests"))
+            assertThrows<WirecoreException.InvalidRequest> { r.bytes() }
+            // Blocking reads, and cancel stops the stream.
+            val s = c.request("GET", http("/sse?events=3&delay_ms=50"))
+            val blocking = s.events()
+            assertEquals("0", blocking.nextBlocking()!!.id)
+            blocking.cancel()
+            assertThrows<WirecoreException.Cancelled> { blocking.nextBlocking() }
+            c.close(5000)
+        }
+        waitCounters { it.n("connections_active") == 0L }
+        Unit
+    }
 }
