@@ -314,6 +314,36 @@ async fn a_hundred_identical_concurrent_gets_make_one_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_arriving_as_its_flight_lands_does_not_fly_again() {
+    // Callers spread over the moment the answer comes back: one whose lookup ran before the
+    // flight stored its answer and whose join came after the flight landed used to start a
+    // second flight (a second upstream request); it must find the stored answer instead.
+    let srv = server().await;
+    let c = cached_client(&srv);
+    for round in 0..30 {
+        let path = format!("/cache/landing{round}");
+        let url = srv.url(&format!("{path}?cache_control=max-age=60&delay_ms=2"));
+        let tasks: Vec<_> = (0..200u64)
+            .map(|i| {
+                let (c, url) = (c.clone(), url.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_micros(i * 37 % 6_000)).await;
+                    let r = c.get(&url).send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                    r.json::<serde_json::Value>().await.unwrap()
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap()["served"], 1, "round {round}");
+        }
+        assert_eq!(served(&srv, &path), 1, "round {round}");
+    }
+    let s = c.stats().cache;
+    assert_eq!(s.hits + s.misses, 30 * 200, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_caller_leaves_the_others_of_its_flight_intact() {
     let srv = server().await;
     let c = cached_client(&srv);

@@ -140,6 +140,28 @@ impl Flights {
         (flight, false)
     }
 
+    /// As [`join`](Self::join), but when no flight is in the air, `unless()` is asked first
+    /// (under the same lock): its answer, when it has one, is returned instead of a new flight.
+    /// A flight stores its answer before it lands, so a caller whose cache lookup ran before
+    /// the store and whose join comes after the landing finds the answer here rather than
+    /// sending the request a second time.
+    pub(crate) fn join_unless<T>(
+        &self,
+        key: &str,
+        unless: impl FnOnce() -> Option<T>,
+        start: impl FnOnce() -> BoxFuture<'static, Landing>,
+    ) -> Result<(Flight, bool), T> {
+        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(f) = map.get(key).and_then(WeakShared::upgrade) {
+            return Ok((f, true));
+        }
+        if let Some(found) = unless() {
+            return Err(found);
+        }
+        drop(map);
+        Ok(self.join(key, start))
+    }
+
     /// Forgets `key`'s flight once it has landed, so later requests start afresh.
     pub(crate) fn land(&self, key: &str) {
         self.map
@@ -158,4 +180,27 @@ pub(crate) fn key(req: &http::request::Parts) -> String {
         k.push('\n');
     }
     k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_join_without_a_flight_in_the_air_takes_what_unless_finds() {
+        let f = Flights::default();
+        let landed =
+            || async { Landing::Failed(Arc::new((ErrorKind::Io, "x".into(), false))) }.boxed();
+        assert_eq!(f.join_unless("k", || Some(7), landed).err(), Some(7));
+        // Nothing started: the next caller starts the flight.
+        let (first, joined) = f.join_unless("k", || None::<u8>, landed).ok().unwrap();
+        assert!(!joined);
+        // While it is in the air, callers join it and `unless` is not asked.
+        let (_second, joined) = f
+            .join_unless("k", || -> Option<u8> { panic!("asked") }, landed)
+            .ok()
+            .unwrap();
+        assert!(joined);
+        drop(first);
+    }
 }

@@ -105,7 +105,16 @@ impl Client {
                     && body.as_bytes().is_some_and(<[u8]>::is_empty)
                     && !no_store(&req.headers)
                     && let Some(r) = self
-                        .coalesced(cache, &key, &req, headers, opts, Some(e.clone()), lenient)
+                        .coalesced(
+                            cache,
+                            &key,
+                            &req,
+                            headers,
+                            opts,
+                            Some(e.clone()),
+                            lenient,
+                            false,
+                        )
                         .await
                 {
                     return r;
@@ -142,12 +151,15 @@ impl Client {
             }
             (Lookup::Missing, _) => {
                 c.misses.fetch_add(1, Relaxed);
+                // A flight that landed since the lookup above has stored its answer: a mode
+                // that takes a fresh stored answer takes it instead of flying again.
+                let recheck = matches!(mode, CacheMode::Default | CacheMode::ForceCache);
                 // Off for a request that may not be stored: it asked not to share anything.
                 if cache.coalesce
                     && body.as_bytes().is_some_and(<[u8]>::is_empty)
                     && !no_store(&req.headers)
                     && let Some(r) = self
-                        .coalesced(cache, &key, &req, headers, opts, None, false)
+                        .coalesced(cache, &key, &req, headers, opts, None, false, recheck)
                         .await
                 {
                     return r;
@@ -161,7 +173,9 @@ impl Client {
     }
 
     /// Joins or starts the flight of this request (revalidating `stale` when given); `None`
-    /// when its answer was too large to share and this caller must ask on its own.
+    /// when its answer was too large to share and this caller must ask on its own. With
+    /// `recheck`, a fresh stored answer found when no flight is in the air is a hit (a flight
+    /// landed between this caller's lookup and its join).
     #[expect(clippy::too_many_arguments, reason = "one hop's state, passed through")]
     async fn coalesced(
         &self,
@@ -172,11 +186,34 @@ impl Client {
         opts: &Opts<'_>,
         stale: Option<Arc<Entry>>,
         if_error: bool,
+        recheck: bool,
     ) -> Option<Result<Response, Error>> {
         let fkey = coalesce::key(req);
-        let (flight, joined) = cache.flights.join(&fkey, || {
+        let stored = || {
+            if !recheck {
+                return None;
+            }
+            match cache.lookup(key, req, SystemTime::now()) {
+                Lookup::Fresh(e) => Some(e),
+                _ => None,
+            }
+        };
+        let joined = cache.flights.join_unless(&fkey, stored, || {
             self.start_flight(&fkey, key, req, headers, opts, stale, if_error)
         });
+        let (flight, joined) = match joined {
+            Ok(f) => f,
+            Err(e) => {
+                let c = &cache.counters;
+                c.misses.fetch_sub(1, Relaxed);
+                c.hits.fetch_add(1, Relaxed);
+                return Some(Ok(e.response(
+                    &req.uri,
+                    SystemTime::now(),
+                    CacheStatus::Hit,
+                )));
+            }
+        };
         if joined {
             cache.counters.coalesced.fetch_add(1, Relaxed);
         }
