@@ -7,15 +7,8 @@
 
 #include "wirecore.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                \
-    do {                                                \
-        if (!(cond)) {                                  \
-            fprintf(stderr, "cookies: " __VA_ARGS__);   \
-            fprintf(stderr, " (line %d)\n", __LINE__);  \
-            failures++;                                 \
-        }                                               \
-    } while (0)
+#define EXAMPLE "cookies"
+#include "check.h"
 
 /* GET base+path; returns the body as a NUL-terminated string to free(). */
 static char *get(wirecore_client *client, const char *base, const char *path) {

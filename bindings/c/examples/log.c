@@ -9,32 +9,10 @@
 
 #include "wirecore.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                               \
-    do {                                               \
-        if (!(cond)) {                                 \
-            fprintf(stderr, "log: " __VA_ARGS__);      \
-            fprintf(stderr, " (line %d)\n", __LINE__); \
-            failures++;                                \
-        }                                              \
-    } while (0)
+#define EXAMPLE "log"
+#include "check.h"
 
 static char http_url[256], control_url[256];
-
-static void info_field(const char *info, const char *key, char *out, size_t cap) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":\"", key);
-    const char *p = strstr(info, pat);
-    if (!p) {
-        fprintf(stderr, "log: no %s in %s\n", key, info);
-        exit(1);
-    }
-    p += strlen(pat);
-    size_t n = strcspn(p, "\"");
-    if (n >= cap) exit(1);
-    memcpy(out, p, n);
-    out[n] = 0;
-}
 
 static wirecore_request *make(const char *method, const char *url) {
     wirecore_request *req = NULL;

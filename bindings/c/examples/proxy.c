@@ -8,34 +8,11 @@
 
 #include "wirecore.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                              \
-    do {                                              \
-        if (!(cond)) {                                \
-            fprintf(stderr, "proxy: " __VA_ARGS__);   \
-            fprintf(stderr, " (line %d)\n", __LINE__); \
-            failures++;                               \
-        }                                             \
-    } while (0)
+#define EXAMPLE "proxy"
+#include "check.h"
 
 static char http_url[256], https_url[256], control_url[256], ca[512];
 static char proxy[64], proxy_auth[64], socks5[64], socks5_auth[64], creds[64];
-
-/* The value of "KEY":"..." in the server's info line. */
-static void info_field(const char *info, const char *key, char *out, size_t cap) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":\"", key);
-    const char *p = strstr(info, pat);
-    if (!p) {
-        fprintf(stderr, "proxy: no %s in %s\n", key, info);
-        exit(1);
-    }
-    p += strlen(pat);
-    size_t n = strcspn(p, "\"");
-    if (n >= cap) exit(1);
-    memcpy(out, p, n);
-    out[n] = 0;
-}
 
 /* A client whose "proxy" section is `proxy_json` (environment variables ignored). */
 static wirecore_client *client_new(const char *proxy_json, const char *more) {
