@@ -73,5 +73,6 @@ bench: setup  ## Benchmarks vs peers; results in bench/results/
 	WIRECORE_BENCH_REPORT=$(CURDIR)/bench/results/$$(date -u +%F)-policy.md $(CARGO) bench -p wirecore --bench policy
 	WIRECORE_BENCH_REPORT=$(CURDIR)/bench/results/$$(date -u +%F)-balance.md $(CARGO) bench -p wirecore --bench balance
 	WIRECORE_BENCH_REPORT=$(CURDIR)/bench/results/$$(date -u +%F)-cache.md $(CARGO) bench -p wirecore --bench cache
+	WIRECORE_BENCH_REPORT=$(CURDIR)/bench/results/$$(date -u +%F)-allocs.md $(CARGO) bench -p wirecore --bench allocs
 	@for t in $(BENCH_TARGETS); do $(MAKE) --no-print-directory $$t || exit 1; done
 	python3 bench/summary.py --date $$(date -u +%F)
