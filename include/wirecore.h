@@ -598,6 +598,24 @@ enum wirecore_code wirecore_request_set_balance_key(wirecore_request *req,
                                                     size_t len,
                                                     wirecore_error **err);
 
+// Sets the caller's W3C trace context: `traceparent` (`00-<trace id>-<span id>-<flags>`) is the
+// parent of this request's span when the config's `otel.enabled`, and is sent unchanged when
+// not; `tracestate` (NULL with `state_len` 0 for none) goes with it. The bytes are copied.
+// `traceparent` NULL (with `parent_len` 0) clears both.
+//
+// # Errors
+// `WIRECORE_INVALID_REQUEST` for a value that breaks the W3C rules; `WIRECORE_INVALID_ARGUMENT`
+// for an invalid handle, NULL with a length, or invalid UTF-8.
+//
+// # Safety
+// `req` is a live request; each string NULL or valid for its length.
+enum wirecore_code wirecore_request_set_trace_context(wirecore_request *req,
+                                                      const char *traceparent,
+                                                      size_t parent_len,
+                                                      const char *tracestate,
+                                                      size_t state_len,
+                                                      wirecore_error **err);
+
 // Overrides `timeouts.connect_ms` for connections this request opens (`WIRECORE_TIMEOUT_CONNECT`
 // when it fires). 0 keeps the config's.
 //

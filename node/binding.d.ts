@@ -38,7 +38,7 @@ export declare class NativeClient {
    * `headers` is a flat `[name, value, ...]` list; `upload` names a stream opened with
    * `openUpload`.
    */
-  request(id: number, method: string, url: string, headers: Array<string> | undefined | null, body: string | Uint8Array | undefined | null, upload: number | undefined | null, timeoutMs: number | undefined | null, cancellable: boolean, idempotent?: boolean | undefined | null, rateLimitKey?: string | undefined | null, phases?: PhaseTimeoutsMs | undefined | null, priority?: string | undefined | null, redirect?: string | undefined | null, maxRedirects?: number | undefined | null, cache?: string | undefined | null, balanceKey?: string | undefined | null): void
+  request(id: number, method: string, url: string, headers: Array<string> | undefined | null, body: string | Uint8Array | undefined | null, upload: number | undefined | null, timeoutMs: number | undefined | null, cancellable: boolean, idempotent?: boolean | undefined | null, rateLimitKey?: string | undefined | null, phases?: PhaseTimeoutsMs | undefined | null, priority?: string | undefined | null, redirect?: string | undefined | null, maxRedirects?: number | undefined | null, cache?: string | undefined | null, balanceKey?: string | undefined | null, traceparent?: string | undefined | null, tracestate?: string | undefined | null): void
   /**
    * Stops the operation `id` (request or body read); its completion never comes. A
    * request whose head already arrived (completion queued, not yet delivered) also has its

@@ -36,6 +36,8 @@ export interface Config {
   limits?: LimitsConfig
   /** Metrics: the latency histogram's buckets. */
   metrics?: MetricsConfig
+  /** OpenTelemetry spans, `traceparent` and the duration metric (off by default). */
+  otel?: OtelConfig
   /** Connection pool limits and lifetimes. */
   pool?: PoolConfig
   /** Proxies (HTTP, SOCKS5), from here or `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY`/`NO_PROXY`. */
@@ -545,6 +547,38 @@ export interface MetricsConfig {
    * Default: [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000].
    */
   latencyBucketsMs?: Array<number>
+}
+
+/**
+ * OpenTelemetry: a client span per request (HTTP semantic conventions), W3C `traceparent` and
+ * `tracestate` sent with it, and the `http.client.request.duration` histogram. Off by default;
+ * off, a request costs one branch, and a caller's `traceparent` option is sent unchanged.
+ */
+export interface OtelConfig {
+  /** Record spans and the duration metric. Default: false. */
+  enabled?: boolean
+  /**
+   * Base URL of an OTLP/HTTP collector (`http://127.0.0.1:4318`): spans are POSTed to
+   * `/v1/traces` and the metric to `/v1/metrics`, as JSON, through an engine client of their
+   * own. Default: "" (nothing is exported; `traceparent` still carries this client's span).
+   */
+  endpoint?: string
+  /**
+   * Export finished spans and the metric this often; a full batch goes at once. At least 1,
+   * at most one year. Default: 5_000.
+   */
+  exportIntervalMs?: number
+  /** Headers sent with every export (a collector's API key). Default: none. */
+  headers?: Record<string, string>
+  /**
+   * Finished spans waiting for export; more are dropped and counted. At least 1, at most
+   * 1_000_000. Default: 2_048.
+   */
+  maxQueue?: number
+  /** Export the `http.client.request.duration` histogram too. Default: true. */
+  metrics?: boolean
+  /** The `service.name` resource attribute. Default: "unknown_service". */
+  serviceName?: string
 }
 
 /**

@@ -61,6 +61,15 @@ export interface RequestOptions {
    */
   balanceKey?: string
   /**
+   * The caller's W3C trace context (`00-<trace id>-<span id>-<flags>`): the parent of this
+   * request's span when the config's `otel.enabled`, sent unchanged when not. Without it (and
+   * without `tracestate`), the active span of `@opentelemetry/api` is used when that package
+   * resolves. A bad value rejects with an `InvalidRequestError`.
+   */
+  traceparent?: string
+  /** The `tracestate` that goes with `traceparent` (which it needs). */
+  tracestate?: string
+  /**
    * RFC 9218 priority: an urgency 0 (most urgent) to 7, 'highest' (0), 'high' (1), 'normal' (3),
    * 'low' (5), 'lowest' (7) or a value like 'u=1, i' (the forms every wirecore language takes).
    * Sent as the `Priority` header, replacing one in `headers` (without it a `Priority` header

@@ -103,6 +103,8 @@ const REQUEST_KEYS = new Set([
   'maxRedirects',
   'cache',
   'auth',
+  'traceparent',
+  'tracestate',
 ])
 const VERSIONS = { 'HTTP/0.9': '0.9', 'HTTP/1.0': '1.0', 'HTTP/1.1': '1.1', 'HTTP/2.0': '2.0', 'HTTP/3.0': '3.0' }
 
@@ -284,6 +286,8 @@ function normalize(input, init) {
     maxRedirects,
     cache,
     balanceKey,
+    traceparent,
+    tracestate,
   } = opts
   let phases = null
   if (connectTimeoutMs !== undefined || readTimeoutMs !== undefined || poolTimeoutMs !== undefined) {
@@ -301,6 +305,11 @@ function normalize(input, init) {
   if (balanceKey !== undefined && typeof balanceKey !== 'string') {
     throw new TypeError('wirecore: balanceKey must be a string')
   }
+  // The engine checks both (W3C rules; tracestate needs a traceparent).
+  for (const [k, v] of Object.entries({ traceparent, tracestate })) {
+    if (v !== undefined && typeof v !== 'string') throw new TypeError(`wirecore: ${k} must be a string`)
+  }
+  const trace = traceparent === undefined && tracestate === undefined ? activeTraceContext() : { traceparent, tracestate }
   if (timeoutMs !== undefined) checkTimeout('timeoutMs', timeoutMs)
   if (signal != null && (typeof signal !== 'object' || typeof signal.aborted !== 'boolean')) {
     throw new TypeError('wirecore: signal must be an AbortSignal')
@@ -337,7 +346,30 @@ function normalize(input, init) {
     redirect: redirect ?? null,
     maxRedirects: maxRedirects ?? null,
     cache: cache ?? null,
+    traceparent: trace?.traceparent ?? null,
+    tracestate: trace?.tracestate ?? null,
   }
+}
+
+// `@opentelemetry/api`, looked up on first use; null when it is not installed (an optional
+// peer: named through a variable so the type check does not require it).
+const OTEL_API = '@opentelemetry/api'
+let otelApi
+/** The active OpenTelemetry span's context as W3C strings, or null (no API, no active span). */
+function activeTraceContext() {
+  if (otelApi === undefined) {
+    try {
+      otelApi = require(OTEL_API)
+    } catch {
+      otelApi = null
+    }
+  }
+  if (otelApi === null) return null
+  const sc = otelApi.trace.getSpanContext(otelApi.context.active())
+  if (sc === undefined || !otelApi.isSpanContextValid(sc)) return null
+  const flags = (sc.traceFlags & 0xff).toString(16).padStart(2, '0')
+  const state = sc.traceState?.serialize()
+  return { traceparent: `00-${sc.traceId}-${sc.spanId}-${flags}`, tracestate: state || undefined }
 }
 
 class Timings {
@@ -743,6 +775,8 @@ class Client {
           r.maxRedirects,
           r.cache,
           r.balanceKey,
+          r.traceparent,
+          r.tracestate,
         ),
       ).then((c) => new Response(nativeClient, c, null, null))
     }
@@ -795,6 +829,8 @@ class Client {
           r.maxRedirects,
           r.cache,
           r.balanceKey,
+          r.traceparent,
+          r.tracestate,
         )
       } catch (e) {
         untrack(id)

@@ -23,6 +23,7 @@ type Config struct {
 	Concurrency    ConcurrencyConfig `json:"concurrency,omitzero"`
 	Metrics        MetricsConfig     `json:"metrics,omitzero"`
 	Cookies        CookieConfig      `json:"cookies,omitzero"`
+	Otel           OtelConfig        `json:"otel,omitzero"`
 	DefaultHeaders map[string]string `json:"default_headers,omitempty"`
 	UserAgent      string            `json:"user_agent,omitempty"`
 	// Services are load-balanced services by name: a request to http://NAME/... goes to one of
@@ -304,6 +305,25 @@ func Uint32(v uint32) *uint32 { return &v }
 func (c Config) JSON() (string, error) {
 	b, err := json.Marshal(c)
 	return string(b), err
+}
+
+// OtelConfig is the engine's OpenTelemetry tracing, off by default: a client span per request
+// (HTTP semantic conventions), its W3C traceparent sent with the request, and the
+// http.client.request.duration histogram, exported as OTLP/HTTP JSON to Endpoint
+// (e.g. "http://127.0.0.1:4318"). The parent is Options.Traceparent, else a traceparent header
+// already on the request (as otelhttp.NewTransport wrapped around this one sets).
+type OtelConfig struct {
+	Enabled  bool              `json:"enabled,omitempty"`
+	Endpoint string            `json:"endpoint,omitempty"`
+	Headers  map[string]string `json:"headers,omitempty"`
+	// ServiceName is the service.name resource attribute (default "unknown_service").
+	ServiceName string `json:"service_name,omitempty"`
+	// ExportIntervalMs is how often spans and the metric go out; 0 means the core's 5000.
+	ExportIntervalMs uint64 `json:"export_interval_ms,omitempty"`
+	// MaxQueue bounds the spans waiting for export; 0 means the core's 2048.
+	MaxQueue uint64 `json:"max_queue,omitempty"`
+	// Metrics turns the duration histogram's export off with Bool(false) (default on).
+	Metrics *bool `json:"metrics,omitempty"`
 }
 
 // CookieConfig is the engine's RFC 6265 cookie jar, off by default (see Transport.Cookies).

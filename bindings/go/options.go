@@ -28,6 +28,13 @@ type Options struct {
 	// (a user, a session, a shard), ahead of the service's hash header or cookie; "" leaves
 	// those to decide. At most 1024 bytes.
 	BalanceKey string
+	// Traceparent is the caller's W3C trace context ("00-<trace id>-<span id>-<flags>"): the
+	// parent of the request's span when Config.Otel is enabled, sent unchanged when it is not.
+	// "" sends none of its own (a traceparent header on the request, as otelhttp.NewTransport
+	// sets it, is then the parent). Tracestate goes with it. A value that breaks the W3C rules
+	// fails with code "invalid_request".
+	Traceparent string
+	Tracestate  string
 	// ConnectTimeout, ReadTimeout and PoolTimeout override timeouts.connect_ms,
 	// timeouts.read_idle_ms and timeouts.pool_acquire_ms; 0 keeps the config's. Each fails
 	// with its own code (ErrTimeoutConnect, ErrTimeoutRead, ErrTimeoutPool).
@@ -153,7 +160,7 @@ func engineOptions(ctx context.Context, hostRedirects bool) (*capi.Options, *Err
 	}
 	c := &capi.Options{Idempotent: -1, Urgency: -1, RateLimitKey: o.RateLimitKey,
 		Redirect: string(o.Redirect), MaxRedirects: -1, Cache: string(o.Cache),
-		BalanceKey: o.BalanceKey}
+		BalanceKey: o.BalanceKey, Traceparent: o.Traceparent, Tracestate: o.Tracestate}
 	if o.MaxRedirects != nil {
 		c.MaxRedirects = int64(*o.MaxRedirects)
 	}

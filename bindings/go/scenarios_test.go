@@ -26,7 +26,7 @@ var (
 	topKeys     = []string{"name", "description", "config", "script", "dns", "steps", "stats", "server", "skip"}
 	stepKeys    = []string{"request", "outcome", "concurrency", "dns", "wait_ms"}
 	requestKeys = []string{"method", "url", "headers", "body", "timeout_ms", "priority", "redirect", "max_redirects",
-		"cache", "balance_key"}
+		"cache", "balance_key", "traceparent", "tracestate"}
 	outcomeKeys = []string{"status", "error", "body", "body_contains", "body_len", "json", "json_absent",
 		"headers", "absent_headers", "version", "reused", "cache_status", "any_of"}
 	scriptKeys = []string{"path", "replies"}
@@ -319,6 +319,12 @@ func send(tr *wirecore.Transport, rq object) result {
 	}
 	if k, ok := rq["balance_key"].(string); ok {
 		o.BalanceKey = k
+	}
+	if t, ok := rq["traceparent"].(string); ok {
+		o.Traceparent = t
+	}
+	if t, ok := rq["tracestate"].(string); ok {
+		o.Tracestate = t
 	}
 	if o != (wirecore.Options{}) {
 		ctx = wirecore.WithOptions(ctx, o)

@@ -76,6 +76,8 @@ struct Inner {
     /// Load-balanced services (`Config.services`).
     balancer: crate::balance::Balancer,
     dead_letters: crate::dead_letter::DeadLetters,
+    /// Spans and the duration metric, when `otel.enabled`.
+    otel: Option<crate::otel::Otel>,
     closed: std::sync::atomic::AtomicBool,
     drained: tokio::sync::Notify,
 }
@@ -146,6 +148,7 @@ impl Client {
         };
         let balancer = crate::balance::Balancer::new(&cfg, &policies)?;
         let dead_letters = crate::dead_letter::DeadLetters::new(&cfg)?;
+        let otel = crate::otel::Otel::new(&cfg, &handle)?;
         let inner = Arc::new_cyclic(|me: &std::sync::Weak<Inner>| {
             // An origin the pool forgets loses its policy state and routes at the same time.
             let me = me.clone();
@@ -171,6 +174,7 @@ impl Client {
                 base_url,
                 balancer,
                 dead_letters,
+                otel,
                 closed: std::sync::atomic::AtomicBool::new(false),
                 drained: tokio::sync::Notify::new(),
             }
@@ -320,6 +324,24 @@ impl Client {
         self.inner.policies.subscribe()
     }
 
+    /// Exports the finished spans and the `http.client.request.duration` metric now, when
+    /// `otel.endpoint` is set, and returns once the collector answered (or the export failed).
+    /// [`Client::close`] does this too; otherwise exports go every `otel.export_interval_ms`.
+    pub async fn flush_telemetry(&self) {
+        if let Some(o) = &self.inner.otel {
+            o.flush().await;
+        }
+    }
+
+    /// Spans dropped, since the client started, because the export queue (`otel.max_queue`) was
+    /// full or the collector did not take them.
+    pub fn telemetry_dropped(&self) -> u64 {
+        self.inner
+            .otel
+            .as_ref()
+            .map_or(0, crate::otel::Otel::dropped)
+    }
+
     /// The stats in Prometheus text format.
     pub fn prometheus(&self) -> String {
         self.stats().prometheus()
@@ -360,6 +382,14 @@ impl Client {
                     }
                 }
                 None => notified.await,
+            }
+        }
+        if let Some(o) = &inner.otel {
+            match until {
+                Some(at) => {
+                    let _ = tokio::time::timeout_at(at, o.flush()).await;
+                }
+                None => o.flush().await,
             }
         }
         inner.balancer.stop();
@@ -414,6 +444,13 @@ impl Client {
                 p.header_value(),
             );
         }
+        // Tracing off costs this branch; a caller's `traceparent` still goes out.
+        let span = if let Some(o) = &inner.otel {
+            o.start(&mut req)
+        } else {
+            crate::otel::pass_through(&mut req);
+            None
+        };
         let letter = inner.dead_letters.pending(&req);
         let m = &inner.metrics;
         let series = m.buckets.series(&req.uri);
@@ -428,7 +465,17 @@ impl Client {
         let deadline = total.and_then(|t| start.checked_add(t));
         // Boxed: the request state machine is large (TLS connect, retries), and moving it by value
         // into timeout_at and the caller's task costs more than one allocation.
-        let attempts = letter.as_ref().map(|l| l.attempts.clone());
+        let attempts = match (&letter, &span) {
+            (Some(l), _) => Some(l.attempts.clone()),
+            (None, Some(s)) => Some(s.attempts.clone()),
+            (None, None) => None,
+        };
+        let span = span.map(|mut s| {
+            if let Some(a) = &attempts {
+                s.attempts = a.clone();
+            }
+            s
+        });
         // `run` is boxed on its own: `counting` keeps room for the future it wraps twice (its
         // argument and the awaited scope), so boxing only the wrapper made a 32 KB box, and a
         // request moved 16 KB, 2 x 8 KB and 32 KB on the way in; now the 16 KB once.
@@ -455,6 +502,9 @@ impl Client {
                 m.record_response(series.as_ref(), r.status.as_u16(), elapsed, now);
             }
             Err(e) => m.record_error(e.kind()),
+        }
+        if let (Some(s), Some(o)) = (span, &inner.otel) {
+            o.finish(s, &res, start.elapsed());
         }
         if let Some(l) = letter {
             inner.dead_letters.offer(l, &res);

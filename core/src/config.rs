@@ -5,7 +5,7 @@
 //!
 //! Sections: `transport.rs` (pool, HTTP/2, TCP, TLS, DNS), `exchange.rs` (timeouts, compression,
 //! redirects, limits), `resilience.rs` (retry, breaker, rate limit, concurrency), `cache.rs`,
-//! `cookies.rs`, `balance.rs` (load-balanced services), `metrics.rs`; `bounds.rs` holds every
+//! `cookies.rs`, `otel.rs`, `balance.rs` (load-balanced services), `metrics.rs`; `bounds.rs` holds every
 //! numeric field's upper bound (the services' own are checked in `balance.rs`, as a map has no
 //! fixed field names).
 
@@ -16,6 +16,7 @@ mod cookies;
 mod dead_letter;
 mod exchange;
 mod metrics;
+mod otel;
 mod proxy;
 mod resilience;
 #[cfg(test)]
@@ -40,6 +41,7 @@ pub use self::exchange::{
     CompressionConfig, Encoding, ForwardHeaders, LimitsConfig, RedirectConfig, TimeoutConfig,
 };
 pub use self::metrics::{MAX_LATENCY_BUCKETS, MetricsConfig};
+pub use self::otel::OtelConfig;
 pub use self::proxy::ProxyConfig;
 pub use self::resilience::{
     BreakerConfig, BreakerRedisConfig, ConcurrencyConfig, HedgeConfig, RateLimitBackend,
@@ -90,6 +92,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The cookie jar (off by default).
     pub cookies: CookieConfig,
+    /// OpenTelemetry spans, `traceparent` and the duration metric (off by default).
+    pub otel: OtelConfig,
     /// Headers sent with every request unless the request sets them.
     pub default_headers: std::collections::BTreeMap<String, String>,
     /// The `User-Agent` header. Default: `wirecore/<version>`.
@@ -310,10 +314,10 @@ impl Config {
         {
             return bad("unix_socket", "must be a path of 1 to 107 bytes");
         }
-        if let Err((field, why)) = proxy::validate(&self.proxy) {
-            return bad(&field, &why);
-        }
-        if let Err((field, why)) = balance::validate(&self.services) {
+        if let Err((field, why)) = otel::validate(&self.otel)
+            .and_then(|()| proxy::validate(&self.proxy))
+            .and_then(|()| balance::validate(&self.services))
+        {
             return bad(&field, &why);
         }
         Ok(())

@@ -21,6 +21,7 @@ pub mod fuzz_support;
 pub mod layer;
 pub mod metrics;
 mod origin;
+mod otel;
 mod policy;
 mod pool;
 mod redirect;

@@ -35,6 +35,8 @@ const REQUEST_KEYS: &[&str] = &[
     "max_redirects",
     "cache",
     "balance_key",
+    "traceparent",
+    "tracestate",
 ];
 const OUTCOME_KEYS: &[&str] = &[
     "status",
@@ -257,6 +259,12 @@ async fn send(client: &Client, req: &Value) -> Result<Got, wirecore::Error> {
     }
     if let Some(k) = req["balance_key"].as_str() {
         r.options_mut().balance_key = Some(k.to_owned());
+    }
+    if let Some(t) = req["traceparent"].as_str() {
+        r.options_mut().traceparent = Some(t.to_owned());
+    }
+    if let Some(t) = req["tracestate"].as_str() {
+        r.options_mut().tracestate = Some(t.to_owned());
     }
     let resp = client.execute(r).await?;
     let status = resp.status().as_u16();

@@ -200,6 +200,8 @@ impl NativeClient {
         max_redirects: Option<i64>,
         cache: Option<String>,
         balance_key: Option<String>,
+        traceparent: Option<String>,
+        tracestate: Option<String>,
     ) -> napi::Result<()> {
         let method = wirecore::parse_method(&method).map_err(|e| core_error(&e))?;
         let mut req = wirecore::Request::new(method, &url).map_err(|e| core_error(&e))?;
@@ -238,6 +240,8 @@ impl NativeClient {
         o.idempotent = idempotent;
         o.rate_limit_key = rate_limit_key;
         o.balance_key = balance_key;
+        o.traceparent = traceparent;
+        o.tracestate = tracestate;
         if let Some(p) = phases {
             o.connect_timeout = millis("connectTimeoutMs", p.connect)?;
             o.read_timeout = millis("readTimeoutMs", p.read)?;

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 /// Config fields whose keys are data, not field names.
-const CONFIG_DATA_MAPS: &[&str] = &["default_headers"];
+const CONFIG_DATA_MAPS: &[&str] = &["default_headers", "headers"];
 /// Config fields whose keys are data (service names) and whose values are records again.
 const CONFIG_RECORD_MAPS: &[&str] = &["services"];
 /// Stats fields whose keys are data.

@@ -48,6 +48,8 @@ const REQUEST_KEYS = new Set([
   'max_redirects',
   'cache',
   'balance_key',
+  'traceparent',
+  'tracestate',
 ])
 
 let srv
@@ -162,6 +164,8 @@ async function runStep(client, step, where) {
       maxRedirects: rq.max_redirects,
       cache: rq.cache,
       balanceKey: rq.balance_key,
+      traceparent: rq.traceparent,
+      tracestate: rq.tracestate,
     })
     body = await resp.buffer()
   } catch (e) {

@@ -178,6 +178,8 @@ struct Extra {
     default_headers: Option<bool>,
     redirect: Option<String>,
     max_redirects: Option<i64>,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
 }
 
 /// `priority=` as given (the Python layer checked the type); the core parses both forms.
@@ -202,6 +204,8 @@ impl Extra {
                 "default_headers" => x.default_headers = v.extract()?,
                 "redirect" => x.redirect = v.extract()?,
                 "max_redirects" => x.max_redirects = v.extract()?,
+                "traceparent" => x.traceparent = v.extract()?,
+                "tracestate" => x.tracestate = v.extract()?,
                 other => {
                     return Err(PyTypeError::new_err(format!(
                         "unknown request option {other:?}"
@@ -281,6 +285,8 @@ fn build_request(
     o.idempotent = x.idempotent;
     o.rate_limit_key = x.rate_limit_key;
     o.balance_key = x.balance_key;
+    o.traceparent = x.traceparent;
+    o.tracestate = x.tracestate;
     if let Some(p) = x.priority {
         o.priority = Some(match p {
             PriorityArg::Int(u) => wirecore::Priority::parse(&u.to_string())?,

@@ -35,6 +35,8 @@ REQUEST_KEYS = {
     "max_redirects",
     "cache",
     "balance_key",
+    "traceparent",
+    "tracestate",
 }
 OUTCOME_KEYS = {
     "status",
@@ -214,8 +216,9 @@ def request_args(req: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
             kw[k] = req[k]
     if "cache" in req:
         kw["cache"] = req["cache"]
-    if "balance_key" in req:
-        kw["balance_key"] = req["balance_key"]
+    for k in ("balance_key", "traceparent", "tracestate"):
+        if k in req:
+            kw[k] = req[k]
     return req["method"], req["url"], kw
 
 

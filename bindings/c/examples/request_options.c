@@ -565,6 +565,24 @@ static void bad_values(void) {
     expect_code("balance key cleared", wirecore_request_set_balance_key(req, NULL, 0, &err), err, WIRECORE_OK,
                 NULL);
     err = NULL;
+    const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    expect_code("trace context", wirecore_request_set_trace_context(req, tp, strlen(tp), "k=v", 3, &err), err,
+                WIRECORE_OK, NULL);
+    err = NULL;
+    expect_code("traceparent all-zero trace id",
+                wirecore_request_set_trace_context(req, "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                                                   55, NULL, 0, &err),
+                err, WIRECORE_INVALID_REQUEST, "traceparent must be a W3C traceparent");
+    err = NULL;
+    expect_code("tracestate with a bad member", wirecore_request_set_trace_context(req, tp, strlen(tp), "K=v", 3, &err),
+                err, WIRECORE_INVALID_REQUEST, "tracestate must be");
+    err = NULL;
+    expect_code("traceparent NULL with a length", wirecore_request_set_trace_context(req, NULL, 3, NULL, 0, &err), err,
+                WIRECORE_INVALID_ARGUMENT, "traceparent is NULL");
+    err = NULL;
+    expect_code("trace context cleared", wirecore_request_set_trace_context(req, NULL, 0, NULL, 0, &err), err,
+                WIRECORE_OK, NULL);
+    err = NULL;
     expect_code("priority: NULL request", wirecore_request_set_priority(NULL, 1, false, &err), err,
                 WIRECORE_INVALID_ARGUMENT, "handle");
     err = NULL;

@@ -370,7 +370,7 @@ static const char *TOP_KEYS[] = {"name", "description", "config", "script", "dns
 static const char *STEP_KEYS[] = {"request", "outcome", "concurrency", "dns", "wait_ms", NULL};
 static const char *REQUEST_KEYS[] = {"method",   "url",           "headers", "body",        "timeout_ms",
                                      "priority", "redirect",      "cache",   "balance_key", "max_redirects",
-                                     NULL};
+                                     "traceparent", "tracestate", NULL};
 static const char *OUTCOME_KEYS[] = {"status", "error", "body", "body_contains", "body_len",
                                      "json", "json_absent", "headers", "absent_headers",
                                      "version", "reused", "cache_status", "any_of", NULL};
@@ -606,6 +606,10 @@ static int run_step(wirecore_client *client, wirecore_queue *q, const json *step
             wirecore_request_set_cache_mode(r, v->str, v->len, &err);
         if (r && !err && (v = jget(req, "balance_key")))
             wirecore_request_set_balance_key(r, v->str, v->len, &err);
+        json *tp = jget(req, "traceparent"), *ts = jget(req, "tracestate");
+        if (r && !err && (tp || ts))
+            wirecore_request_set_trace_context(r, tp ? tp->str : NULL, tp ? tp->len : 0, ts ? ts->str : NULL,
+                                               ts ? ts->len : 0, &err);
         if (err) { /* rejected before any I/O: that is the outcome */
             wirecore_request_free(r);
             failures += check_outcome(out, wirecore_error_kind(err), err, NULL);

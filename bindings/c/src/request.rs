@@ -429,6 +429,55 @@ pub unsafe extern "C" fn wirecore_request_set_balance_key(
     })
 }
 
+/// Sets the caller's W3C trace context: `traceparent` (`00-<trace id>-<span id>-<flags>`) is the
+/// parent of this request's span when the config's `otel.enabled`, and is sent unchanged when
+/// not; `tracestate` (NULL with `state_len` 0 for none) goes with it. The bytes are copied.
+/// `traceparent` NULL (with `parent_len` 0) clears both.
+///
+/// # Errors
+/// `WIRECORE_INVALID_REQUEST` for a value that breaks the W3C rules; `WIRECORE_INVALID_ARGUMENT`
+/// for an invalid handle, NULL with a length, or invalid UTF-8.
+///
+/// # Safety
+/// `req` is a live request; each string NULL or valid for its length.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_request_set_trace_context(
+    req: *mut wirecore_request,
+    traceparent: *const c_char,
+    parent_len: usize,
+    tracestate: *const c_char,
+    state_len: usize,
+    err: *mut *mut wirecore_error,
+) -> wirecore_code {
+    ffi_fn!(err = err, {
+        let func = "wirecore_request_set_trace_context";
+        let (tp, ts) = if traceparent.is_null() && parent_len == 0 {
+            (None, None)
+        } else {
+            let tp = match utf8(traceparent, parent_len, "traceparent") {
+                Ok(t) => t.to_owned(),
+                Err(e) => return error::invalid(err, &e),
+            };
+            let ts = if tracestate.is_null() && state_len == 0 {
+                None
+            } else {
+                match utf8(tracestate, state_len, "tracestate") {
+                    Ok(t) => Some(t.to_owned()),
+                    Err(e) => return error::invalid(err, &e),
+                }
+            };
+            (Some(tp), ts)
+        };
+        // SAFETY: as this function's contract.
+        unsafe {
+            set_option(req, func, err, |o| {
+                o.traceparent = tp;
+                o.tracestate = ts;
+            })
+        }
+    })
+}
+
 /// Overrides `timeouts.connect_ms` for connections this request opens (`WIRECORE_TIMEOUT_CONNECT`
 /// when it fires). 0 keeps the config's.
 ///

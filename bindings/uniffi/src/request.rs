@@ -52,6 +52,13 @@ pub struct RequestOptions {
     /// Whether the config's `default_headers` are sent (default true).
     #[uniffi(default)]
     pub default_headers: Option<bool>,
+    /// The caller's W3C `traceparent`: the parent of this request's span (config `otel`), sent
+    /// unchanged when tracing is off.
+    #[uniffi(default)]
+    pub traceparent: Option<String>,
+    /// The `tracestate` that goes with `traceparent`.
+    #[uniffi(default)]
+    pub tracestate: Option<String>,
 }
 
 fn millis(what: &str, ms: i64) -> Result<Duration, wirecore::Error> {
@@ -100,6 +107,8 @@ fn build(
     o.idempotent = x.idempotent;
     o.rate_limit_key = x.rate_limit_key;
     o.balance_key = x.balance_key;
+    o.traceparent = x.traceparent;
+    o.tracestate = x.tracestate;
     if let Some(p) = x.priority {
         o.priority = Some(wirecore::Priority::parse(&p)?);
     }

@@ -220,6 +220,17 @@ impl RequestBuilder {
         })
     }
 
+    /// The caller's W3C trace context, the parent of this request's span (see
+    /// [`RequestOptions::traceparent`](crate::RequestOptions::traceparent)); `tracestate` may
+    /// be empty.
+    pub fn trace_context(self, traceparent: &str, tracestate: &str) -> Self {
+        self.map(|r| {
+            r.options.traceparent = Some(traceparent.to_owned());
+            r.options.tracestate = (!tracestate.is_empty()).then(|| tracestate.to_owned());
+            Ok(())
+        })
+    }
+
     /// The request, or the first error met while building it.
     pub fn build(self) -> Result<Request, Error> {
         self.req

@@ -64,6 +64,13 @@ pub struct RequestOptions {
     /// How this request uses the client's response cache (`Config.cache`), as fetch's `cache`
     /// option; see [`CacheMode`].
     pub cache: CacheMode,
+    /// The caller's W3C trace context (`00-<trace id>-<span id>-<flags>`), the parent of this
+    /// request's span when `otel.enabled`, and sent unchanged when it is not. Bindings fill it
+    /// from their language's current context where there is one.
+    pub traceparent: Option<String>,
+    /// The `tracestate` that goes with [`traceparent`](Self::traceparent) (which it needs):
+    /// at most 32 `key=value` members, at most 512 bytes.
+    pub tracestate: Option<String>,
 }
 
 /// The most redirects a request may follow (`redirect.max`, `max_redirects`).
@@ -165,6 +172,26 @@ impl RequestOptions {
         }
         if let Some(n) = self.max_redirects {
             Self::checked_max_redirects(n.into())?;
+        }
+        if let Some(tp) = &self.traceparent
+            && crate::otel::SpanContext::parse(tp).is_none()
+        {
+            return Err(invalid(format!(
+                "request option traceparent must be a W3C traceparent like \"00-<32 hex>-<16 hex>-01\" (lower-case hex, ids not all zero), got {:?}",
+                tp.chars().take(80).collect::<String>()
+            )));
+        }
+        if let Some(ts) = &self.tracestate {
+            if self.traceparent.is_none() {
+                return Err(invalid(
+                    "request option tracestate needs a traceparent".to_owned(),
+                ));
+            }
+            if !crate::otel::valid_tracestate(ts) {
+                return Err(invalid(
+                    "request option tracestate must be at most 32 comma-separated key=value members of printable ASCII, at most 512 bytes".to_owned(),
+                ));
+            }
         }
         Ok(())
     }
@@ -397,6 +424,8 @@ mod tests {
             redirect: Some(RedirectPolicy::Error),
             max_redirects: Some(MAX_REDIRECTS),
             cache: CacheMode::OnlyIfCached,
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            tracestate: Some("congo=t61rcWkgMzE".into()),
         };
         o.validate().unwrap();
         let err = |o: &RequestOptions| {
@@ -448,6 +477,15 @@ mod tests {
                 .contains("max_redirects must be 0 to 1000, got -1")
         );
         assert_eq!(RequestOptions::checked_max_redirects(0).unwrap(), 0);
+        o.max_redirects = None;
+        o.tracestate = Some("Bad=1".into());
+        assert!(err(&o).contains("request option tracestate must be"));
+        o.tracestate = None;
+        o.traceparent = Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01".into());
+        assert!(err(&o).contains("request option traceparent must be a W3C traceparent"));
+        o.traceparent = None;
+        o.tracestate = Some("a=1".into());
+        assert!(err(&o).contains("tracestate needs a traceparent"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import dataclasses
 import datetime
+import importlib
 import json as _json
 import os
 import threading
@@ -85,6 +86,8 @@ if TYPE_CHECKING:
         priority: PriorityTypes
         cache: CacheModeTypes
         balance_key: str | None
+        traceparent: str | None
+        tracestate: str | None
         auth: tuple[str, str] | None
         follow_redirects: bool | None
         redirect: RedirectTypes | None
@@ -105,7 +108,7 @@ class _Prepared(NamedTuple):
     #: A streamed body's source (iterable, async iterable or file), else None.
     source: Any
     #: Keyword arguments for the engine call (timeouts, idempotent, rate_limit_key, priority,
-    #: cache, balance_key).
+    #: cache, balance_key, traceparent, tracestate).
     options: dict[str, Any]
 
 
@@ -248,6 +251,8 @@ def _options(
     priority: object,
     cache: object = None,
     balance_key: object = None,
+    traceparent: object = None,
+    tracestate: object = None,
 ) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     if isinstance(timeout, Timeout):
@@ -283,7 +288,42 @@ def _options(
         if not isinstance(balance_key, str):
             raise TypeError(f"balance_key must be str, not {type(balance_key).__name__}")
         kw["balance_key"] = balance_key
+    for name, v in (("traceparent", traceparent), ("tracestate", tracestate)):
+        if v is not None and not isinstance(v, str):
+            raise TypeError(f"{name} must be str, not {type(v).__name__}")
+    if traceparent is None and tracestate is None:
+        # The caller's OpenTelemetry context (contextvars), when opentelemetry-api is installed.
+        kw.update(_trace_context())
+    else:
+        # The engine checks both (W3C rules; tracestate needs a traceparent).
+        if traceparent is not None:
+            kw["traceparent"] = traceparent
+        if tracestate is not None:
+            kw["tracestate"] = tracestate
     return kw
+
+
+_NO_OTEL: Any = object()
+#: ``opentelemetry.propagate.inject``, looked up on first use; ``_NO_OTEL`` without it (the
+#: fast paths of ``get`` then skip ``_options``).
+_otel_inject: Any = None
+
+
+def _trace_context() -> dict[str, str]:
+    """The current OpenTelemetry context as the ``traceparent``/``tracestate`` options: what
+    ``opentelemetry.propagate.inject`` writes (nothing without opentelemetry-api or outside a
+    span)."""
+    global _otel_inject
+    if _otel_inject is None:
+        try:
+            _otel_inject = importlib.import_module("opentelemetry.propagate").inject
+        except ImportError:
+            _otel_inject = _NO_OTEL
+    if _otel_inject is _NO_OTEL:
+        return {}
+    carrier: dict[str, str] = {}
+    _otel_inject(carrier)
+    return {k: carrier[k] for k in ("traceparent", "tracestate") if k in carrier}
 
 
 def _redirects(
@@ -941,6 +981,8 @@ class Client(_BaseClient):
         max_redirects: int | None = None,
         cache: CacheModeTypes = None,
         balance_key: str | None = None,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
     ) -> Response:
         """Sends a request and reads the whole response.
 
@@ -957,10 +999,22 @@ class Client(_BaseClient):
         ``"no-store"``, ``"reload"``, ``"no-cache"``, ``"force-cache"`` or ``"only-if-cached"``
         (a 504 when nothing is stored); see ``Response.cache_status``. ``balance_key`` is the key
         a ``consistent_hash`` service places the request by (ahead of the service's
-        ``hash.header`` or ``hash.cookie``).
+        ``hash.header`` or ``hash.cookie``). ``traceparent`` and ``tracestate`` are the W3C trace
+        context this request's span (config ``otel``) is a child of; without them the current
+        OpenTelemetry context is used when ``opentelemetry-api`` is installed. With ``otel`` off
+        they are sent as they are.
         """
         o = _redirects(
-            _options(timeout, idempotent, rate_limit_key, priority, cache, balance_key),
+            _options(
+                timeout,
+                idempotent,
+                rate_limit_key,
+                priority,
+                cache,
+                balance_key,
+                traceparent,
+                tracestate,
+            ),
             follow_redirects,
             redirect,
             max_redirects,
@@ -991,10 +1045,21 @@ class Client(_BaseClient):
         max_redirects: int | None = None,
         cache: CacheModeTypes = None,
         balance_key: str | None = None,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
     ) -> Iterator[Response]:
         """Sends the request; the body is read through ``iter_bytes()`` inside the block."""
         o = _redirects(
-            _options(timeout, idempotent, rate_limit_key, priority, cache, balance_key),
+            _options(
+                timeout,
+                idempotent,
+                rate_limit_key,
+                priority,
+                cache,
+                balance_key,
+                traceparent,
+                tracestate,
+            ),
             follow_redirects,
             redirect,
             max_redirects,
@@ -1008,7 +1073,7 @@ class Client(_BaseClient):
             r.close()
 
     def get(self, url: str, **kw: Unpack[_Options]) -> Response:
-        if not kw and url.__class__ is str:
+        if not kw and url.__class__ is str and _otel_inject is _NO_OTEL:
             return Response(self._raw.send("GET", url), "GET")
         return self.request("GET", url, **kw)
 
@@ -1129,10 +1194,21 @@ class AsyncClient(_BaseClient):
         max_redirects: int | None = None,
         cache: CacheModeTypes = None,
         balance_key: str | None = None,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
     ) -> Response:
         """Sends a request and reads the whole response; see :meth:`Client.request`."""
         o = _redirects(
-            _options(timeout, idempotent, rate_limit_key, priority, cache, balance_key),
+            _options(
+                timeout,
+                idempotent,
+                rate_limit_key,
+                priority,
+                cache,
+                balance_key,
+                traceparent,
+                tracestate,
+            ),
             follow_redirects,
             redirect,
             max_redirects,
@@ -1162,10 +1238,21 @@ class AsyncClient(_BaseClient):
         max_redirects: int | None = None,
         cache: CacheModeTypes = None,
         balance_key: str | None = None,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
     ) -> AsyncIterator[Response]:
         """Sends the request; the body is read through ``aiter_bytes()`` inside the block."""
         o = _redirects(
-            _options(timeout, idempotent, rate_limit_key, priority, cache, balance_key),
+            _options(
+                timeout,
+                idempotent,
+                rate_limit_key,
+                priority,
+                cache,
+                balance_key,
+                traceparent,
+                tracestate,
+            ),
             follow_redirects,
             redirect,
             max_redirects,
@@ -1179,7 +1266,7 @@ class AsyncClient(_BaseClient):
             r.close()
 
     async def get(self, url: str, **kw: Unpack[_Options]) -> Response:
-        if not kw and url.__class__ is str:
+        if not kw and url.__class__ is str and _otel_inject is _NO_OTEL:
             # The hot path, inlined: one coroutine frame per request.
             loop = asyncio.get_running_loop()
             fut = loop.create_future()

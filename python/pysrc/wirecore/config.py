@@ -32,6 +32,7 @@ __all__ = [
     "Http2Config",
     "LimitsConfig",
     "MetricsConfig",
+    "OtelConfig",
     "OutlierConfig",
     "PoolConfig",
     "ProxyConfig",
@@ -127,6 +128,9 @@ class Config(TypedDict, total=False):
 
     #: Metrics: the latency histogram's buckets.
     metrics: MetricsConfig
+
+    #: OpenTelemetry spans, `traceparent` and the duration metric (off by default).
+    otel: OtelConfig
 
     #: Connection pool limits and lifetimes.
     pool: PoolConfig
@@ -633,6 +637,38 @@ class MetricsConfig(TypedDict, total=False):
     #: ascending; `+Inf` is implied. 1 to 64 values, each above 0 and at most one year.
     #: Default: [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000].
     latency_buckets_ms: list[float]
+
+
+class OtelConfig(TypedDict, total=False):
+    """OpenTelemetry: a client span per request (HTTP semantic conventions), W3C `traceparent` and
+    `tracestate` sent with it, and the `http.client.request.duration` histogram. Off by default;
+    off, a request costs one branch, and a caller's `traceparent` option is sent unchanged.
+    """
+
+    #: Record spans and the duration metric. Default: false.
+    enabled: bool
+
+    #: Base URL of an OTLP/HTTP collector (`http://127.0.0.1:4318`): spans are POSTed to
+    #: `/v1/traces` and the metric to `/v1/metrics`, as JSON, through an engine client of their
+    #: own. Default: "" (nothing is exported; `traceparent` still carries this client's span).
+    endpoint: str
+
+    #: Export finished spans and the metric this often; a full batch goes at once. At least 1,
+    #: at most one year. Default: 5_000.
+    export_interval_ms: int
+
+    #: Headers sent with every export (a collector's API key). Default: none.
+    headers: dict[str, str]
+
+    #: Finished spans waiting for export; more are dropped and counted. At least 1, at most
+    #: 1_000_000. Default: 2_048.
+    max_queue: int
+
+    #: Export the `http.client.request.duration` histogram too. Default: true.
+    metrics: bool
+
+    #: The `service.name` resource attribute. Default: "unknown_service".
+    service_name: str
 
 
 class OutlierConfig(TypedDict, total=False):

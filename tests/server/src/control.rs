@@ -2,7 +2,7 @@
 //!
 //! `GET /_control/counters`, `POST /_control/reset`, `POST /_control/script`,
 //! `GET /_control/requests`, `POST /_control/close_connections`, `GET|POST /_control/dns`,
-//! `GET /_control/info`, `GET /_control/proxies`.
+//! `GET /_control/info`, `GET /_control/proxies`, `GET /_control/otlp`.
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -127,6 +127,7 @@ async fn handle(control: &Control, req: Request<Incoming>) -> Response<Body> {
             Some(p) => json_response(StatusCode::OK, &p.counters()),
             None => error_response(StatusCode::NOT_FOUND, "started without proxies"),
         },
+        (&Method::GET, "/_control/otlp") => json_response(StatusCode::OK, &shared.otlp()),
         _ => error_response(StatusCode::NOT_FOUND, "no such control endpoint"),
     }
 }

@@ -97,6 +97,8 @@ pub(crate) struct Shared {
     pub(crate) torture: Option<wirecore_torture::Torture>,
     /// The proxies, with `Options::proxies`; reset with the rest.
     pub(crate) proxies: Option<Proxies>,
+    /// OTLP/HTTP JSON exports received (`POST /v1/traces`, `/v1/metrics`), oldest first.
+    pub(crate) otlp: std::sync::Mutex<Vec<Value>>,
 }
 
 /// User name and password the `proxy_auth` and `socks5_auth` proxies of [`Proxies`] require.
@@ -158,6 +160,20 @@ impl Shared {
         self.scripts.clear();
         self.log.clear();
         self.gates.clear();
+        self.otlp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The OTLP exports received so far: `{"path": "/v1/traces", "body": {...}}` each.
+    pub(crate) fn otlp(&self) -> Value {
+        Value::Array(
+            self.otlp
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        )
     }
 
     /// The counters, the torture port's included.
@@ -232,6 +248,7 @@ impl TestServer {
             },
             opts,
             site: None,
+            otlp: std::sync::Mutex::default(),
         });
         let mut tasks = Vec::new();
 
@@ -521,6 +538,12 @@ impl TestServer {
     /// The request log, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.log.snapshot()
+    }
+
+    /// The OTLP/HTTP JSON exports this server received (`POST /v1/traces` and `/v1/metrics` on
+    /// its plain port), oldest first: `[{"path": "/v1/traces", "body": {...}}, ...]`.
+    pub fn otlp(&self) -> Value {
+        self.shared.otlp()
     }
 
     /// The addresses as the binary prints them.

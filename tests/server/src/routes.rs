@@ -263,6 +263,7 @@ async fn route(ctx: &Arc<ConnCtx>, req: &Req) -> Handled {
             Body::full(Bytes::from_static(JSON_DOC.as_bytes())),
         )),
         "/echo" => echo(ctx, req).await,
+        "/v1/traces" | "/v1/metrics" if req.parts.method == Method::POST => otlp(ctx, req),
         "/upload" => {
             let (len, crc) = req.upload.unwrap_or((0, 0));
             Ok(json_response(
@@ -604,6 +605,30 @@ async fn layers(req: &Req) -> Handled {
     let value = HeaderValue::from_str(&names.join(", ")).map_err(|_| bad_request("codings"))?;
     resp.headers_mut().insert(header::CONTENT_ENCODING, value);
     Ok(resp)
+}
+
+/// An OTLP/HTTP receiver (JSON encoding): the export is kept for `GET /_control/otlp` and
+/// answered as a collector does, with an empty `Export*ServiceResponse`.
+fn otlp(ctx: &ConnCtx, req: &Req) -> Handled {
+    let json = req
+        .parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !json {
+        return Err(Reject::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "this OTLP receiver takes application/json only",
+        ));
+    }
+    let body: Value = serde_json::from_slice(&req.body)
+        .map_err(|e| bad_request(&format!("the OTLP export is not JSON: {e}")))?;
+    ctx.shared
+        .otlp
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(json!({ "path": req.parts.uri.path(), "body": body }));
+    Ok(json_response(StatusCode::OK, &json!({})))
 }
 
 async fn echo(ctx: &ConnCtx, req: &Req) -> Handled {

@@ -217,6 +217,7 @@ impl Site {
             torture: None,
             proxies: None,
             site: Some(site),
+            otlp: std::sync::Mutex::default(),
         });
         let (phase, phase_rx) = watch::channel(Phase::Running);
         let tls = acceptor.is_some();

@@ -27,7 +27,7 @@ typedef struct wc_opts {
 
 static wirecore_code wc_apply(wirecore_request *req, const wc_opts *o, const char *key,
 		size_t key_len, const char *redirect, size_t redirect_len, const char *cache, size_t cache_len,
-		const char *bkey, size_t bkey_len,
+		const char *bkey, size_t bkey_len, const char *tp, size_t tp_len, const char *ts, size_t ts_len,
 		wirecore_error **err) {
 	wirecore_code rc = WIRECORE_OK;
 	if (o->idempotent >= 0) rc = wirecore_request_set_idempotent(req, o->idempotent == 1);
@@ -42,18 +42,21 @@ static wirecore_code wc_apply(wirecore_request *req, const wc_opts *o, const cha
 			o->max_redirects, err);
 	if (rc == WIRECORE_OK && cache_len > 0) rc = wirecore_request_set_cache_mode(req, cache, cache_len, err);
 	if (rc == WIRECORE_OK && bkey_len > 0) rc = wirecore_request_set_balance_key(req, bkey, bkey_len, err);
+	if (rc == WIRECORE_OK && (tp_len > 0 || ts_len > 0))
+		rc = wirecore_request_set_trace_context(req, tp, tp_len, ts_len > 0 ? ts : NULL, ts_len, err);
 	return rc;
 }
 
 // Builds and submits a request in one crossing. `hdrs` packs `nh` headers as name NUL value NUL.
 // `o` is NULL without per-request options; `key` is the rate-limit key, `cache` the cache mode,
-// `bkey` the balance key.
+// `bkey` the balance key, `tp` and `ts` the trace context.
 static wirecore_code wc_submit(const wirecore_client *c, const wirecore_queue *q, uintptr_t ud,
 		const char *method, size_t method_len, const char *url, size_t url_len,
 		const char *hdrs, size_t hdrs_len, size_t nh,
 		const uint8_t *body, size_t body_len, int body_mode, uint64_t timeout_ms, bool no_defaults,
 		const wc_opts *o, const char *key, size_t key_len, const char *redirect, size_t redirect_len,
 		const char *cache, size_t cache_len, const char *bkey, size_t bkey_len,
+		const char *tp, size_t tp_len, const char *ts, size_t ts_len,
 		wirecore_task **task, wirecore_body_writer **writer, wirecore_error **err) {
 	wirecore_request *req = NULL;
 	wirecore_code rc = wirecore_request_new(method, method_len, url, url_len, &req, err);
@@ -71,7 +74,8 @@ static wirecore_code wc_submit(const wirecore_client *c, const wirecore_queue *q
 		}
 		p = v + vl + 1;
 	}
-	if (o) rc = wc_apply(req, o, key, key_len, redirect, redirect_len, cache, cache_len, bkey, bkey_len, err);
+	if (o) rc = wc_apply(req, o, key, key_len, redirect, redirect_len, cache, cache_len, bkey, bkey_len, tp, tp_len, ts,
+		ts_len, err);
 	if (rc != WIRECORE_OK) {
 		wirecore_request_free(req);
 		return rc;
@@ -489,11 +493,13 @@ func ParsePriority(s string) (urgency uint8, incremental bool, rc int, e *Err) {
 // Options are per-request options; Idempotent, Urgency and MaxRedirects -1 leave them unset,
 // 0 ms keeps the config's timeout, an empty RateLimitKey counts the request under its origin,
 // an empty Redirect keeps the default policy (follow), an empty Cache the default cache mode, an
-// empty BalanceKey leaves a consistent_hash service to its header or cookie key.
+// empty BalanceKey leaves a consistent_hash service to its header or cookie key, empty
+// Traceparent and Tracestate send no trace context of their own.
 type Options struct {
 	Idempotent                int
 	RateLimitKey              string
 	BalanceKey                string
+	Traceparent, Tracestate   string
 	Cache                     string
 	ConnectMs, ReadMs, PoolMs uint64
 	Urgency                   int
@@ -538,7 +544,7 @@ func Submit(c *Client, q *Queue, id uintptr, method, url string, headers []byte,
 		hp = (*C.char)(unsafe.Pointer(&headers[0]))
 	}
 	var co *C.wc_opts
-	var key, redirect, cache, bkey string
+	var key, redirect, cache, bkey, tp, ts string
 	if opts != nil {
 		co = &C.wc_opts{idempotent: C.int(opts.Idempotent), connect_ms: C.uint64_t(opts.ConnectMs),
 			read_ms: C.uint64_t(opts.ReadMs), pool_ms: C.uint64_t(opts.PoolMs),
@@ -548,13 +554,15 @@ func Submit(c *Client, q *Queue, id uintptr, method, url string, headers []byte,
 		redirect = opts.Redirect
 		cache = opts.Cache
 		bkey = opts.BalanceKey
+		tp, ts = opts.Traceparent, opts.Tracestate
 	}
 	rc := C.wc_submit(c, q, C.uintptr_t(id), strPtr(method), C.size_t(len(method)),
 		strPtr(url), C.size_t(len(url)), hp, C.size_t(len(headers)), C.size_t(count),
 		bytesPtr(body), C.size_t(len(body)), C.int(bodyMode), C.uint64_t(timeoutMs),
 		C.bool(noDefaults), co, strPtr(key), C.size_t(len(key)), strPtr(redirect),
 		C.size_t(len(redirect)), strPtr(cache), C.size_t(len(cache)),
-		strPtr(bkey), C.size_t(len(bkey)), taskOut, &o.w, &o.e)
+		strPtr(bkey), C.size_t(len(bkey)), strPtr(tp), C.size_t(len(tp)), strPtr(ts),
+		C.size_t(len(ts)), taskOut, &o.w, &o.e)
 	return o.task, o.w, int(rc), o.e
 }
 

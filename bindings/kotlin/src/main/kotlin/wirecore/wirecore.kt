@@ -3256,6 +3256,17 @@ data class RequestOptions (
      * Whether the config's `default_headers` are sent (default true).
      */
     var `defaultHeaders`: kotlin.Boolean? = null 
+    , 
+    /**
+     * The caller's W3C `traceparent`: the parent of this request's span (config `otel`), sent
+     * unchanged when tracing is off.
+     */
+    var `traceparent`: kotlin.String? = null 
+    , 
+    /**
+     * The `tracestate` that goes with `traceparent`.
+     */
+    var `tracestate`: kotlin.String? = null 
     
 ){
     
@@ -3284,6 +3295,8 @@ public object FfiConverterTypeRequestOptions: FfiConverterRustBuffer<RequestOpti
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalLong.read(buf),
             FfiConverterOptionalBoolean.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -3299,7 +3312,9 @@ public object FfiConverterTypeRequestOptions: FfiConverterRustBuffer<RequestOpti
             FfiConverterOptionalString.allocationSize(value.`cache`) +
             FfiConverterOptionalString.allocationSize(value.`redirect`) +
             FfiConverterOptionalLong.allocationSize(value.`maxRedirects`) +
-            FfiConverterOptionalBoolean.allocationSize(value.`defaultHeaders`)
+            FfiConverterOptionalBoolean.allocationSize(value.`defaultHeaders`) +
+            FfiConverterOptionalString.allocationSize(value.`traceparent`) +
+            FfiConverterOptionalString.allocationSize(value.`tracestate`)
     )
 
     override fun write(value: RequestOptions, buf: ByteBuffer) {
@@ -3315,6 +3330,8 @@ public object FfiConverterTypeRequestOptions: FfiConverterRustBuffer<RequestOpti
             FfiConverterOptionalString.write(value.`redirect`, buf)
             FfiConverterOptionalLong.write(value.`maxRedirects`, buf)
             FfiConverterOptionalBoolean.write(value.`defaultHeaders`, buf)
+            FfiConverterOptionalString.write(value.`traceparent`, buf)
+            FfiConverterOptionalString.write(value.`tracestate`, buf)
     }
 }
 

@@ -19,7 +19,7 @@ class JavaBlockingTest {
                 assertEquals(200, r.status());
                 assertEquals(100, r.bytesBlocking().length);
 
-                RequestOptions opts = new RequestOptions(null, null, null, null, true, null, null, null, null, null, null, null);
+                RequestOptions opts = new RequestOptions(null, null, null, null, true, null, null, null, null, null, null, null, null, null);
                 Response echo = client.requestBlocking(
                         "PUT", base + "/echo", List.of(), "hello".getBytes(StandardCharsets.UTF_8), opts);
                 String text = new String(echo.bytesBlocking(), StandardCharsets.UTF_8);
@@ -27,7 +27,7 @@ class JavaBlockingTest {
 
                 WirecoreException.Timeout e = assertThrows(WirecoreException.Timeout.class, () -> client.requestBlocking(
                         "GET", base + "/hang", List.of(), null,
-                        new RequestOptions(100L, null, null, null, null, null, null, null, null, null, null, null)));
+                        new RequestOptions(100L, null, null, null, null, null, null, null, null, null, null, null, null, null)));
                 assertEquals("timeout.total", e.getCode());
 
                 client.closeBlocking(5000);

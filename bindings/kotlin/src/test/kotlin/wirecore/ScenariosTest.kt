@@ -42,6 +42,7 @@ private val RANGE_KEYS = setOf("min", "max")
 private val LANGUAGES = setOf("rust", "python", "node", "go", "c")
 private val REQUEST_KEYS = setOf(
     "method", "url", "headers", "body", "timeout_ms", "priority", "redirect", "max_redirects", "cache", "balance_key",
+    "traceparent", "tracestate",
 )
 private val OUTCOME_KEYS = setOf(
     "status", "error", "body", "body_contains", "body_len", "json", "json_absent", "headers", "absent_headers",
@@ -216,6 +217,8 @@ private fun options(rq: JsonObject): RequestOptions = RequestOptions(
     maxRedirects = rq["max_redirects"]?.jsonPrimitive?.long,
     cache = str(rq["cache"]),
     balanceKey = str(rq["balance_key"]),
+    traceparent = str(rq["traceparent"]),
+    tracestate = str(rq["tracestate"]),
 )
 
 private suspend fun send(client: Client, rq: JsonObject, where: String): Result {

@@ -1,0 +1,441 @@
+//! OpenTelemetry against the test server's OTLP/HTTP receiver (`POST /v1/traces`,
+//! `/v1/metrics`): one client span per request with the HTTP client semantic conventions'
+//! attributes, its `traceparent` on the wire under the caller's parent, `error.type` on a
+//! failure, `http.request.resend_count` on retries, and the `http.client.request.duration`
+//! histogram. Off, the caller's `traceparent` is sent unchanged and nothing is exported.
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+use wirecore::{Client, Config, ErrorKind};
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+fn traced(srv: &TestServer) -> Client {
+    client_with(srv, |c| {
+        c.otel.enabled = true;
+        c.otel.endpoint = srv.url("");
+        c.otel.service_name = "otel-test".into();
+        // Exports go on flush or close only, so the server counts nothing else meanwhile.
+        c.otel.export_interval_ms = 600_000;
+        c.retry.backoff_base_ms = 1;
+        c.retry.backoff_max_ms = 2;
+    })
+}
+
+/// Every span the receiver got, over every export.
+fn spans(srv: &TestServer) -> Vec<Value> {
+    exports(srv, "/v1/traces")
+        .iter()
+        .flat_map(|b| {
+            assert_eq!(
+                attr(&b["resourceSpans"][0]["resource"], "service.name"),
+                Value::from("otel-test")
+            );
+            b["resourceSpans"][0]["scopeSpans"][0]["spans"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn exports(srv: &TestServer, path: &str) -> Vec<Value> {
+    srv.otlp()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["path"] == path)
+        .map(|e| e["body"].clone())
+        .collect()
+}
+
+/// An attribute's value (`stringValue` or `intValue`, the latter a string as OTLP JSON has
+/// it), or null when the attribute is absent.
+fn attr(item: &Value, key: &str) -> Value {
+    item["attributes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|kv| kv["key"] == key))
+        .map_or(Value::Null, |kv| {
+            let v = &kv["value"];
+            if v["stringValue"].is_string() {
+                v["stringValue"].clone()
+            } else {
+                v["intValue"].clone()
+            }
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_follows_the_conventions_under_the_callers_traceparent() {
+    let srv = server().await;
+    let c = traced(&srv);
+    let url = srv.url("/echo?x=1&Signature=secret");
+    let r = c
+        .get(&url)
+        .trace_context(TP, "congo=t61rcWkgMzE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let echo: Value = r.json().await.unwrap();
+    let sent = echo["headers"]["traceparent"].as_str().unwrap().to_owned();
+    assert_eq!(echo["headers"]["tracestate"], "congo=t61rcWkgMzE");
+    // Same trace, this client's own span id, sampled.
+    let parts: Vec<&str> = sent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{sent}");
+    assert_eq!((parts[0], parts[1], parts[3]), ("00", TRACE, "01"));
+    assert_ne!(parts[2], PARENT);
+    c.flush_telemetry().await;
+    let s = spans(&srv);
+    assert_eq!(s.len(), 1, "one span per request: {s:?}");
+    let s = &s[0];
+    assert_eq!(s["traceId"], TRACE);
+    assert_eq!(s["spanId"], parts[2]);
+    assert_eq!(s["parentSpanId"], PARENT);
+    assert_eq!(s["traceState"], "congo=t61rcWkgMzE");
+    assert_eq!(s["name"], "GET");
+    assert_eq!(s["kind"], 3);
+    assert!(s.get("status").is_none(), "{s}");
+    let port = srv.addr().port().to_string();
+    assert_eq!(attr(s, "http.request.method"), "GET");
+    assert_eq!(attr(s, "server.address"), "127.0.0.1");
+    assert_eq!(attr(s, "server.port"), Value::from(port.as_str()));
+    assert_eq!(
+        attr(s, "url.full"),
+        Value::from(srv.url("/echo?x=1&Signature=REDACTED"))
+    );
+    assert_eq!(attr(s, "http.response.status_code"), "200");
+    assert_eq!(attr(s, "network.protocol.version"), "1.1");
+    assert_eq!(attr(s, "error.type"), Value::Null);
+    assert_eq!(attr(s, "http.request.resend_count"), Value::Null);
+    let start: u64 = s["startTimeUnixNano"].as_str().unwrap().parse().unwrap();
+    let end: u64 = s["endTimeUnixNano"].as_str().unwrap().parse().unwrap();
+    assert!(start > 1_600_000_000_000_000_000 && end >= start, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_an_error_span_typed_by_the_error_code() {
+    let srv = server().await;
+    let c = traced(&srv);
+    let port = free_port();
+    let e = c
+        .get(&format!("http://127.0.0.1:{port}/x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connect);
+    c.flush_telemetry().await;
+    let s = spans(&srv);
+    assert_eq!(s.len(), 1, "{s:?}");
+    let s = &s[0];
+    assert_eq!(attr(s, "error.type"), "connect");
+    assert_eq!(s["status"]["code"], 2);
+    assert_eq!(attr(s, "http.response.status_code"), Value::Null);
+    assert_eq!(attr(s, "server.port"), Value::from(port.to_string()));
+    // No parent: a new trace.
+    assert!(s.get("parentSpanId").is_none(), "{s}");
+    let trace = s["traceId"].as_str().unwrap();
+    assert_eq!(trace.len(), 32);
+    assert_ne!(trace, "0".repeat(32));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_one_span_with_the_resend_count() {
+    let srv = server().await;
+    let c = traced(&srv);
+    srv.script(
+        "/s/flaky",
+        vec![Reply::status(503), Reply::status(503), Reply::status(200)],
+    );
+    let r = c.get(&srv.url("/s/flaky")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(srv.counters().requests, 3);
+    let r = c.get(&srv.url("/status/404")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    // close() exports what is left.
+    c.close(std::time::Duration::from_secs(10)).await;
+    let s = spans(&srv);
+    assert_eq!(s.len(), 2, "one span per logical request: {s:?}");
+    let flaky = s
+        .iter()
+        .find(|s| attr(s, "url.full") == srv.url("/s/flaky").as_str());
+    let flaky = flaky.expect("the retried request's span");
+    assert_eq!(attr(flaky, "http.request.resend_count"), "2");
+    assert_eq!(attr(flaky, "http.response.status_code"), "200");
+    assert!(flaky.get("status").is_none());
+    let nf = s
+        .iter()
+        .find(|s| attr(s, "url.full") == srv.url("/status/404").as_str());
+    let nf = nf.expect("the 404's span");
+    assert_eq!(attr(nf, "error.type"), "404");
+    assert_eq!(nf["status"]["code"], 2);
+    assert_eq!(attr(nf, "http.request.resend_count"), Value::Null);
+    // Each try carried the one span's context: the server saw one traceparent three times.
+    let sent: Vec<String> = srv
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/s/flaky")
+        .map(|r| r.headers["traceparent"].clone())
+        .collect();
+    assert_eq!(sent.len(), 3);
+    assert!(
+        sent.iter()
+            .all(|t| t.contains(flaky["spanId"].as_str().unwrap())),
+        "{sent:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_duration_histogram_is_exported_with_the_convention_attributes() {
+    let srv = server().await;
+    let c = traced(&srv);
+    for _ in 0..3 {
+        c.get(&srv.url("/bytes/10"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    }
+    c.get(&srv.url("/status/500")).send().await.unwrap();
+    c.flush_telemetry().await;
+    let m = exports(&srv, "/v1/metrics");
+    let last = m.last().expect("a metrics export");
+    let metric = &last["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0];
+    assert_eq!(metric["name"], "http.client.request.duration");
+    assert_eq!(metric["unit"], "s");
+    assert_eq!(metric["histogram"]["aggregationTemporality"], 2);
+    let points = metric["histogram"]["dataPoints"].as_array().unwrap();
+    let ok = points
+        .iter()
+        .find(|p| attr(p, "http.response.status_code") == "200")
+        .expect("the 200 series");
+    assert_eq!(ok["count"], "3");
+    assert_eq!(attr(ok, "http.request.method"), "GET");
+    assert_eq!(attr(ok, "server.address"), "127.0.0.1");
+    assert_eq!(attr(ok, "url.scheme"), "http");
+    assert_eq!(attr(ok, "network.protocol.version"), "1.1");
+    assert_eq!(attr(ok, "error.type"), Value::Null);
+    assert_eq!(ok["explicitBounds"].as_array().unwrap().len(), 14);
+    let buckets: u64 = ok["bucketCounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(buckets, 3);
+    let err = points
+        .iter()
+        .find(|p| attr(p, "http.response.status_code") == "500")
+        .expect("the 500 series");
+    assert_eq!(attr(err, "error.type"), "500");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_the_callers_traceparent_goes_out_unchanged_and_nothing_is_exported() {
+    let srv = server().await;
+    let c = client_with(&srv, |c| c.otel.endpoint = srv.url(""));
+    let r = c
+        .get(&srv.url("/echo"))
+        .trace_context(TP, "")
+        .send()
+        .await
+        .unwrap();
+    let echo: Value = r.json().await.unwrap();
+    assert_eq!(echo["headers"]["traceparent"], TP);
+    assert!(echo["headers"].get("tracestate").is_none());
+    // Without the option, nothing is added.
+    let r = c.get(&srv.url("/echo")).send().await.unwrap();
+    let echo: Value = r.json().await.unwrap();
+    assert!(echo["headers"].get("traceparent").is_none(), "{echo}");
+    c.flush_telemetry().await;
+    c.close(std::time::Duration::from_secs(5)).await;
+    assert_eq!(srv.otlp(), Value::Array(vec![]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsampled_parent_is_propagated_without_a_span() {
+    let srv = server().await;
+    let c = traced(&srv);
+    let unsampled = TP.replace("-01", "-00");
+    let r = c
+        .get(&srv.url("/echo"))
+        .trace_context(&unsampled, "")
+        .send()
+        .await
+        .unwrap();
+    let echo: Value = r.json().await.unwrap();
+    assert_eq!(echo["headers"]["traceparent"], unsampled.as_str());
+    c.flush_telemetry().await;
+    assert!(spans(&srv).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traceparent_header_set_by_the_caller_is_the_parent() {
+    let srv = server().await;
+    let c = traced(&srv);
+    let r = c
+        .get(&srv.url("/echo"))
+        .header("traceparent", TP)
+        .send()
+        .await
+        .unwrap();
+    let echo: Value = r.json().await.unwrap();
+    let sent = echo["headers"]["traceparent"].as_str().unwrap().to_owned();
+    assert!(
+        sent.starts_with(&format!("00-{TRACE}-")) && !sent.contains(PARENT),
+        "{sent}"
+    );
+    c.flush_telemetry().await;
+    let s = spans(&srv);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0]["parentSpanId"], PARENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_traceparent_is_refused_before_any_io() {
+    let srv = server().await;
+    let c = traced(&srv);
+    for (tp, ts) in [("00-xyz", ""), (TP, "Bad Key=1")] {
+        let e = c
+            .get(&srv.url("/echo"))
+            .trace_context(tp, ts)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidRequest, "{e}");
+    }
+    assert_eq!(srv.counters().requests, 0);
+}
+
+#[test]
+fn otel_config_is_checked_naming_the_field() {
+    for (json, field) in [
+        (r#"{"otel":{"endpoint":"ftp://x"}}"#, "otel.endpoint"),
+        (r#"{"otel":{"endpoint":"http://x/?q"}}"#, "otel.endpoint"),
+        (
+            r#"{"otel":{"export_interval_ms":0}}"#,
+            "otel.export_interval_ms",
+        ),
+        (r#"{"otel":{"max_queue":0}}"#, "otel.max_queue"),
+        (
+            r#"{"otel":{"headers":{"bad key":"v"}}}"#,
+            "otel.headers.bad key",
+        ),
+        (r#"{"otel":{"service_name":""}}"#, "otel.service_name"),
+        (r#"{"otel":{"sample":1}}"#, "otel"),
+    ] {
+        let e = Config::from_json(json).unwrap_err();
+        assert!(e.to_string().contains(field), "{json}: {e}");
+    }
+    let c = Config::from_json(r#"{"otel":{"enabled":true,"endpoint":"http://127.0.0.1:4318"}}"#)
+        .unwrap();
+    assert!(c.otel.enabled && c.otel.metrics);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_callers_current_opentelemetry_context_is_the_parent() {
+    use opentelemetry::context::FutureExt as _;
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    };
+    let srv = server().await;
+    let c = traced(&srv);
+    let sc = SpanContext::new(
+        TraceId::from_hex(TRACE).unwrap(),
+        SpanId::from_hex(PARENT).unwrap(),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::from_key_value([("rojo", "1")]).unwrap(),
+    );
+    let cx = opentelemetry::Context::current().with_remote_span_context(sc);
+    let r = c
+        .get(&srv.url("/echo"))
+        .send()
+        .with_context(cx.clone())
+        .await
+        .unwrap();
+    let echo: Value = r.json().await.unwrap();
+    let sent = echo["headers"]["traceparent"].as_str().unwrap().to_owned();
+    assert!(sent.starts_with(&format!("00-{TRACE}-")), "{sent}");
+    assert_eq!(echo["headers"]["tracestate"], "rojo=1");
+    c.flush_telemetry().await;
+    let s = spans(&srv);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0]["parentSpanId"], PARENT);
+    // An explicit option wins over the current context.
+    let other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let r = c
+        .get(&srv.url("/echo"))
+        .trace_context(other, "")
+        .send()
+        .with_context(cx)
+        .await
+        .unwrap();
+    let echo: Value = r.json().await.unwrap();
+    assert!(
+        echo["headers"]["traceparent"]
+            .as_str()
+            .unwrap()
+            .starts_with("00-0af7651916cd43dd8448eb211c80319c-")
+    );
+}
+
+/// The cost of tracing per request, side by side in one process: sequential keep-alive GETs of
+/// 10 bytes over loopback, rounds alternating off / on without an endpoint (spans made and
+/// `traceparent` sent, nothing exported) / on with the OTLP export. A benchmark, not a test:
+/// `cargo test --release -p wirecore --test otel -- --ignored --nocapture tracing_cost`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by hand in release"]
+async fn tracing_cost_per_request() {
+    const N: u32 = 2_000;
+    let srv = server().await;
+    let clients = [
+        ("off", client(&srv)),
+        (
+            "on, no export",
+            client_with(&srv, |c| c.otel.enabled = true),
+        ),
+        (
+            "on, OTLP export",
+            client_with(&srv, |c| {
+                c.otel.enabled = true;
+                c.otel.endpoint = srv.url("");
+                c.otel.export_interval_ms = 1_000;
+                c.otel.max_queue = 100_000;
+            }),
+        ),
+    ];
+    let url = srv.url("/bytes/10");
+    let mut per: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
+    for round in 0..11 {
+        for (i, (_, c)) in clients.iter().enumerate() {
+            let t = tokio::time::Instant::now();
+            for _ in 0..N {
+                c.get(&url).send().await.unwrap().bytes().await.unwrap();
+            }
+            // The first round warms connections and caches up.
+            if round > 0 {
+                per[i].push(t.elapsed().as_nanos() as f64 / f64::from(N));
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let base = median(&mut per[0].clone());
+    for (i, (name, c)) in clients.iter().enumerate() {
+        let m = median(&mut per[i]);
+        println!(
+            "{name:16} {m:>9.0} ns/request  {:.3}x off  (dropped spans: {})",
+            m / base,
+            c.telemetry_dropped()
+        );
+    }
+}
