@@ -400,6 +400,7 @@ impl Client {
         if let Some(shared) = &inner.policies.shared {
             shared.close();
         }
+        inner.dead_letters.close();
     }
 
     /// Origins tracked by the pool (all, with connections, without), by the policies and by

@@ -108,6 +108,9 @@ pub(crate) struct DeadLetters {
     retry: crate::config::RetryConfig,
     stream: Option<Arc<Stream>>,
     counters: Arc<Counters>,
+    /// Told when the client closes: the delivery task streams what is queued, then closes the
+    /// stream's Redis connection.
+    closing: Arc<tokio::sync::Notify>,
 }
 
 /// The Redis stream sink.
@@ -154,6 +157,7 @@ impl DeadLetters {
             retry: cfg.retry.clone(),
             stream,
             counters: Arc::new(Counters::default()),
+            closing: Arc::new(tokio::sync::Notify::new()),
         };
         if me.stream.is_some() {
             me.start();
@@ -178,14 +182,14 @@ impl DeadLetters {
             return;
         };
         self.listening.store(true, Relaxed);
-        let (sink, stream, counters) = (
+        let (sink, stream, counters, closing) = (
             self.sink.clone(),
             self.stream.clone(),
             self.counters.clone(),
+            self.closing.clone(),
         );
         crate::runtime::handle().spawn(async move {
-            // Ends when the client is gone (its sender dropped).
-            while let Some(letter) = rx.recv().await {
+            let deliver = async |letter: DeadLetter| {
                 let f = sink.read().unwrap_or_else(PoisonError::into_inner).clone();
                 if let Some(f) = f {
                     let called =
@@ -205,8 +209,32 @@ impl DeadLetters {
                     };
                     c.fetch_add(1, Relaxed);
                 }
+            };
+            // Ends when the client is gone (its sender dropped).
+            loop {
+                tokio::select! {
+                    letter = rx.recv() => match letter {
+                        Some(l) => deliver(l).await,
+                        None => break,
+                    },
+                    () = closing.notified() => {
+                        // The client closed: what is queued still goes out, then the stream's
+                        // connection closes (a letter after that is dropped, counted).
+                        while let Ok(l) = rx.try_recv() {
+                            deliver(l).await;
+                        }
+                        if let Some(s) = &stream {
+                            s.link.close();
+                        }
+                    }
+                }
             }
         });
+    }
+
+    /// The client closed (its requests have ended or been given up on): see `closing`.
+    pub(crate) fn close(&self) {
+        self.closing.notify_one();
     }
 
     /// What `req` must keep to become a letter; `None` while nobody listens.

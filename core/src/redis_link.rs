@@ -20,7 +20,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// See the module docs.
 pub(crate) struct Link {
     client: redis::Client,
-    conn: OnceCell<ConnectionManager>,
+    /// The connection, made on first use; `None` once closed (dropping the manager closes its
+    /// socket: a closed client must not hold it until it is dropped, which a garbage-collected
+    /// binding does late).
+    conn: std::sync::Mutex<Option<Arc<OnceCell<ConnectionManager>>>>,
     timeout: Duration,
     retry_after: Duration,
     born: Instant,
@@ -43,7 +46,7 @@ impl Link {
     ) -> Result<Arc<Link>, Error> {
         Ok(Arc::new(Link {
             client: crate::policy::ratelimit::redis_client(url, tls, field)?,
-            conn: OnceCell::new(),
+            conn: std::sync::Mutex::new(Some(Arc::new(OnceCell::new()))),
             timeout,
             retry_after,
             born: Instant::now(),
@@ -70,26 +73,44 @@ impl Link {
         self.down_until_ms.store(until, Relaxed);
     }
 
+    /// Closes the connection: commands running finish on it, later ones are skipped (counted
+    /// in `bypassed`), and nothing connects again.
+    pub(crate) fn close(&self) {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+
+    fn cell(&self) -> Option<Arc<OnceCell<ConnectionManager>>> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// The connection, opened in a task of its own: a caller that stops waiting leaves it to
     /// finish for the next one.
-    async fn connection(self: &Arc<Self>) -> Result<ConnectionManager, String> {
-        if let Some(c) = self.conn.get() {
+    async fn connection(
+        self: &Arc<Self>,
+        cell: Arc<OnceCell<ConnectionManager>>,
+    ) -> Result<ConnectionManager, String> {
+        if let Some(c) = cell.get() {
             return Ok(c.clone());
         }
         let me = self.clone();
         let task = tokio::spawn(async move {
-            me.conn
-                .get_or_try_init(|| async {
-                    let cfg = ConnectionManagerConfig::new()
-                        .set_connection_timeout(Some(CONNECT_TIMEOUT.max(me.timeout)))
-                        .set_response_timeout(Some(me.timeout))
-                        .set_number_of_retries(1)
-                        .set_max_delay(Duration::from_millis(200));
-                    me.client.get_connection_manager_with_config(cfg).await
-                })
-                .await
-                .cloned()
-                .map_err(|e| e.to_string())
+            cell.get_or_try_init(|| async {
+                let cfg = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT.max(me.timeout)))
+                    .set_response_timeout(Some(me.timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(200));
+                me.client.get_connection_manager_with_config(cfg).await
+            })
+            .await
+            .cloned()
+            .map_err(|e| e.to_string())
         });
         task.await.map_err(|e| e.to_string())?
     }
@@ -100,12 +121,13 @@ impl Link {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        if self.is_down() {
+        let cell = self.cell().filter(|_| !self.is_down());
+        let Some(cell) = cell else {
             self.bypassed.fetch_add(1, Relaxed);
             return None;
-        }
+        };
         let run = async {
-            let c = self.connection().await?;
+            let c = self.connection(cell).await?;
             cmd(c).await.map_err(|e| e.to_string())
         };
         if let Ok(Ok(v)) = tokio::time::timeout(self.timeout, run).await {

@@ -202,6 +202,41 @@ async fn the_redis_stream_is_readable_with_xrange() {
     assert_eq!(d.streamed, 1, "{d:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_streams_what_is_queued_then_releases_the_redis_connection() {
+    let srv = server().await;
+    let redis = start_redis();
+    let c = client_with(&srv, |c| {
+        retrying(c);
+        c.dead_letter.redis.url = redis.url();
+        c.dead_letter.redis.stream = "wc-test:dead-close".to_owned();
+        c.dead_letter.redis.timeout_ms = 2_000;
+    });
+    let r = c.get(&srv.url("/status/503")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    wait_until("the letter is in the stream", || {
+        c.stats().dead_letter.streamed == 1
+    })
+    .await;
+    assert_eq!(
+        redis.connected_clients(),
+        2,
+        "the stream's and this probe's"
+    );
+    // A letter still queued when the close begins goes out before the connection closes.
+    let r = c.get(&srv.url("/status/503")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    c.close(std::time::Duration::from_secs(5)).await;
+    let port = redis.port;
+    wait_until("the closed client's stream connection is closed", || {
+        Redis::clients_on(port) == 1
+    })
+    .await;
+    let d = c.stats().dead_letter;
+    assert_eq!((d.streamed, d.dropped), (2, 0), "{d:?}");
+    drop(c);
+}
+
 /// An `XRANGE` entry: its id and its field-value pairs.
 type StreamEntry = (String, Vec<(String, Vec<u8>)>);
 

@@ -411,28 +411,6 @@ async fn with_redis_down_breakers_stay_local_and_errors_are_counted() {
     assert_eq!(c.stats().resilience.breaker_trips, 1);
 }
 
-/// `connected_clients` from Redis's `INFO clients`, asked on a connection of its own (counted).
-fn connected_clients(port: u16) -> u32 {
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("redis");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    s.write_all(b"*2\r\n$4\r\nINFO\r\n$7\r\nclients\r\n")
-        .expect("write");
-    let mut text = String::new();
-    let mut buf = [0u8; 4096];
-    while !text.contains("connected_clients:") || !text.ends_with("\r\n") {
-        let n = s.read(&mut buf).expect("read");
-        assert!(n > 0, "redis closed the connection");
-        text.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
-    let line = text
-        .lines()
-        .find_map(|l| l.strip_prefix("connected_clients:"))
-        .expect("connected_clients");
-    line.trim().parse().expect("a number")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_releases_the_redis_connection() {
     let srv = server().await;
@@ -441,7 +419,7 @@ async fn close_releases_the_redis_connection() {
     let r = c.get(&srv.url("/bytes/1")).send().await.expect("request");
     assert_eq!(r.status(), 200);
     assert_eq!(
-        connected_clients(redis.port),
+        redis.connected_clients(),
         2,
         "the limiter's and this probe's"
     );
@@ -450,7 +428,7 @@ async fn close_releases_the_redis_connection() {
     // collected; its Redis connection must not.
     let port = redis.port;
     wait_until("the closed client's Redis connection is closed", || {
-        connected_clients(port) == 1
+        Redis::clients_on(port) == 1
     })
     .await;
     drop(c);
@@ -465,7 +443,7 @@ async fn close_releases_the_shared_breakers_redis_connection() {
     })
     .await;
     assert_eq!(
-        connected_clients(redis.port),
+        redis.connected_clients(),
         2,
         "the breakers' and this probe's"
     );
@@ -474,7 +452,7 @@ async fn close_releases_the_shared_breakers_redis_connection() {
     // collected; its Redis connection must not.
     let port = redis.port;
     wait_until("the closed client's breaker connection is closed", || {
-        connected_clients(port) == 1
+        Redis::clients_on(port) == 1
     })
     .await;
     drop(c);

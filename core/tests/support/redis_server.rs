@@ -10,6 +10,34 @@ pub struct Redis {
 }
 
 impl Redis {
+    /// `connected_clients` from Redis's `INFO clients`, asked on a connection of its own
+    /// (counted).
+    pub fn connected_clients(&self) -> u32 {
+        Self::clients_on(self.port)
+    }
+
+    /// [`Redis::connected_clients`] of the Redis on `port`.
+    pub fn clients_on(port: u16) -> u32 {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("redis");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.write_all(b"*2\r\n$4\r\nINFO\r\n$7\r\nclients\r\n")
+            .expect("write");
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        while !text.contains("connected_clients:") || !text.ends_with("\r\n") {
+            let n = s.read(&mut buf).expect("read");
+            assert!(n > 0, "redis closed the connection");
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .expect("connected_clients");
+        line.trim().parse().expect("a number")
+    }
+
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
