@@ -426,8 +426,10 @@ impl Service {
         if !o.enabled {
             return;
         }
-        if outlier::record(o, &ep, outcome) && outlier::eject(o, &self.all(), &ep, now) {
-            self.timed(ep.ejected_until.load(Relaxed));
+        if outlier::record(o, &ep, outcome)
+            && let Some(until) = outlier::eject(o, &self.all(), &ep, now)
+        {
+            self.timed(until);
             self.down.store(true, Relaxed);
         }
         let due = self.next_eval.load(Relaxed);
@@ -437,11 +439,9 @@ impl Service {
                 .next_eval
                 .compare_exchange(due, next, Relaxed, Relaxed)
                 .is_ok()
-            && outlier::evaluate(o, &self.all(), now) > 0
+            && let Some(until) = outlier::evaluate(o, &self.all(), now)
         {
-            for e in &self.endpoints().endpoints {
-                self.timed(e.ejected_until.load(Relaxed));
-            }
+            self.timed(until);
             self.down.store(true, Relaxed);
         }
     }

@@ -51,33 +51,40 @@ pub(crate) fn record(cfg: &OutlierConfig, ep: &Endpoint, outcome: Outcome) -> bo
 }
 
 /// Ejects `ep` unless it is ejected already or `max_ejection_percent` of `all` (at least one)
-/// is out; returns whether it did. The n-th ejection lasts n × base, at most the maximum.
-pub(crate) fn eject(cfg: &OutlierConfig, all: &[Arc<Endpoint>], ep: &Endpoint, now: u64) -> bool {
+/// is out; returns until when (ns since base) when it did. The n-th ejection lasts n × base, at
+/// most the maximum.
+pub(crate) fn eject(
+    cfg: &OutlierConfig,
+    all: &[Arc<Endpoint>],
+    ep: &Endpoint,
+    now: u64,
+) -> Option<u64> {
     if ep.ejected(now) {
-        return false;
+        return None;
     }
     let out = all.iter().filter(|e| e.ejected(now)).count();
     let cap = (all.len() * cfg.max_ejection_percent as usize / 100).max(1);
     if out >= cap {
-        return false;
+        return None;
     }
     let n = ep.ejections.fetch_add(1, Relaxed) + 1;
     let ms = cfg
         .base_ejection_ms
         .saturating_mul(n)
         .min(cfg.max_ejection_ms);
-    ep.ejected_until
-        .store(now.saturating_add(ms.saturating_mul(1_000_000)), Relaxed);
+    let until = now.saturating_add(ms.saturating_mul(1_000_000));
+    ep.ejected_until.store(until, Relaxed);
     for x in &ep.consecutive {
         x.store(0, Relaxed);
     }
-    true
+    Some(until)
 }
 
 /// The success-rate rule over one window: among endpoints with at least the minimum volume
 /// (and enough of them), those below mean − factor × standard deviation are ejected. Every
-/// window is reset. Returns how many were ejected.
-pub(crate) fn evaluate(cfg: &OutlierConfig, all: &[Arc<Endpoint>], now: u64) -> usize {
+/// window is reset. Returns until when the last of those it ejected stays out, when it ejected
+/// any.
+pub(crate) fn evaluate(cfg: &OutlierConfig, all: &[Arc<Endpoint>], now: u64) -> Option<u64> {
     let rates: Vec<(usize, f64)> = all
         .iter()
         .enumerate()
@@ -89,7 +96,7 @@ pub(crate) fn evaluate(cfg: &OutlierConfig, all: &[Arc<Endpoint>], now: u64) -> 
         })
         .collect();
     if rates.is_empty() || rates.len() < cfg.success_rate_min_endpoints as usize {
-        return 0;
+        return None;
     }
     let n = rates.len() as f64;
     let mean = rates.iter().map(|r| r.1).sum::<f64>() / n;
@@ -98,8 +105,8 @@ pub(crate) fn evaluate(cfg: &OutlierConfig, all: &[Arc<Endpoint>], now: u64) -> 
     rates
         .iter()
         .filter(|(_, rate)| *rate < floor)
-        .filter(|(i, _)| eject(cfg, all, &all[*i], now))
-        .count()
+        .filter_map(|(i, _)| eject(cfg, all, &all[*i], now))
+        .max()
 }
 
 /// Counts a health check's result; returns the endpoint's new health when it changed.

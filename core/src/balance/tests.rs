@@ -348,12 +348,15 @@ fn at_most_max_ejection_percent_is_ejected_but_always_one() {
     let s = service(Strategy::RoundRobin, &[1, 1, 1]);
     let eps = s.all();
     let cfg = crate::config::OutlierConfig::default();
-    assert!(outlier::eject(&cfg, &eps, &eps[0], 0));
-    assert!(!outlier::eject(&cfg, &eps, &eps[1], 0), "10% of 3 is one");
+    assert!(outlier::eject(&cfg, &eps, &eps[0], 0).is_some());
+    assert!(
+        outlier::eject(&cfg, &eps, &eps[1], 0).is_none(),
+        "10% of 3 is one"
+    );
     // The second ejection of an endpoint lasts twice as long.
     let later = 31_000_000_000;
     assert!(!eps[0].ejected(later));
-    assert!(outlier::eject(&cfg, &eps, &eps[0], later));
+    assert!(outlier::eject(&cfg, &eps, &eps[0], later).is_some());
     assert!(eps[0].ejected(later + 59_000_000_000));
     assert!(!eps[0].ejected(later + 60_000_000_000));
 }

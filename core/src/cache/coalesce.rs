@@ -126,18 +126,10 @@ impl Flights {
         key: &str,
         start: impl FnOnce() -> BoxFuture<'static, Landing>,
     ) -> (Flight, bool) {
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(f) = map.get(key).and_then(WeakShared::upgrade) {
-            return (f, true);
+        match self.join_unless(key, || None::<std::convert::Infallible>, start) {
+            Ok(flight) => flight,
+            Err(never) => match never {},
         }
-        if map.len() >= SWEEP_AT {
-            map.retain(|_, f| f.upgrade().is_some());
-        }
-        let flight = start().shared();
-        if let Some(weak) = flight.downgrade() {
-            map.insert(key.to_owned(), weak);
-        }
-        (flight, false)
     }
 
     /// As [`join`](Self::join), but when no flight is in the air, `unless()` is asked first
@@ -151,15 +143,21 @@ impl Flights {
         unless: impl FnOnce() -> Option<T>,
         start: impl FnOnce() -> BoxFuture<'static, Landing>,
     ) -> Result<(Flight, bool), T> {
-        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(f) = map.get(key).and_then(WeakShared::upgrade) {
             return Ok((f, true));
         }
         if let Some(found) = unless() {
             return Err(found);
         }
-        drop(map);
-        Ok(self.join(key, start))
+        if map.len() >= SWEEP_AT {
+            map.retain(|_, f| f.upgrade().is_some());
+        }
+        let flight = start().shared();
+        if let Some(weak) = flight.downgrade() {
+            map.insert(key.to_owned(), weak);
+        }
+        Ok((flight, false))
     }
 
     /// Forgets `key`'s flight once it has landed, so later requests start afresh.
