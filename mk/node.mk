@@ -47,12 +47,22 @@ demo-node: node  ## Run the typed Node example (examples/demo.mjs) against a sta
 BENCH_TARGETS += bench-node
 NODE_BENCH_DIR := $(TARGET_DIR)/release/node-bench
 
-bench-node: setup-node  ## wirecore vs undici.request, fetch, node:http, node:http2: GET /1k, C=1..256, h1+h2 (release build)
+.PHONY: node-bench-addon bench-host-node
+node-bench-addon: setup-node
 	@mkdir -p $(NODE_BENCH_DIR) bench/results
 	cd $(NODE_DIR) && npx --no-install napi build --platform --release -o $(NODE_BENCH_DIR) --js binding.js --dts binding.d.ts
 	cp $(NODE_DIR)/index.js $(NODE_DIR)/errors.js $(NODE_DIR)/package.json $(NODE_BENCH_DIR)/
 	$(CARGO) build --release -q -p wirecore-testserver
+
+bench-node: node-bench-addon  ## wirecore vs undici.request, fetch, node:http, node:http2: GET /1k, C=1..256, h1+h2 (release build)
 	@pin=""; srv=""; if [ "$$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then pin="taskset -c 1"; srv="--server-cpu 0"; fi; \
 	  $$pin node bench/node/bench.mjs --server $(TARGET_DIR)/release/wirecore-testserver --wirecore $(NODE_BENCH_DIR) \
 	    $$srv --out bench/results/$$(date -u +%F)-node.md
 	@cat bench/results/$$(date -u +%F)-node.md
+
+# The JS thread's CPU per request (it sets the per-process ceiling on many cores).
+# HOST_BASE=<package dir of an older release build> adds it as the first variant.
+bench-host-node: node-bench-addon  ## Client host-thread µs per request, GET 1 KiB h1+h2 C=64 (HOST_BASE=old dir to compare) → bench/results/<date>-host-thread-node.md
+	node bench/node/host-thread.mjs --server $(TARGET_DIR)/release/wirecore-testserver \
+		$(if $(HOST_BASE),--variant base=$(HOST_BASE)) --variant wirecore=$(NODE_BENCH_DIR) \
+		--out bench/results/$$(date -u +%F)-host-thread-node.md $(BENCH_HOST_ARGS)

@@ -78,3 +78,16 @@ bench-python: setup-python  ## wirecore Client/AsyncClient vs httpx, aiohttp, re
 	$(PY_BENCH)/venv/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps $(PY_BENCH)/wirecore-*.whl
 	$(PY_BENCH)/venv/bin/python bench/python/bench.py --server $(abspath $(TARGET_DIR))/release/wirecore-testserver \
 		--out bench/results/$$(date -u +%F)-python.md $(BENCH_PYTHON_ARGS)
+
+# Host-thread CPU per request of AsyncClient (the loop thread's time sets the per-process ceiling
+# on many cores). A bare venv: no optional package (OpenTelemetry) changes the hot path.
+# HOST_BASE=<wheel of an older build> adds it as the first variant, alternated in one run.
+.PHONY: bench-host-python
+bench-host-python:  ## AsyncClient host-thread µs per request, GET 1 KiB h1+h2 C=64 (HOST_BASE=old.whl to compare) → bench/results/<date>-host-thread-python.md
+	$(CARGO) build --release -q -p wirecore-testserver
+	$(MAKE) --no-print-directory wheel PY_PROFILE=release PY_DIST=$(PY_BENCH)
+	test -x $(PY_BENCH)/host-venv/bin/python || $(PY_BOOT) -m venv $(PY_BENCH)/host-venv
+	$(PY_BENCH)/host-venv/bin/python bench/python/host_thread.py \
+		--server $(abspath $(TARGET_DIR))/release/wirecore-testserver \
+		$(if $(HOST_BASE),--variant base=$(HOST_BASE)) --variant wirecore=$$(ls $(PY_BENCH)/wirecore-*.whl) \
+		--out bench/results/$$(date -u +%F)-host-thread-python.md $(BENCH_HOST_ARGS)
