@@ -306,6 +306,15 @@ impl Cache {
         s
     }
 
+    /// The owning client closed: the second level's Redis connection closes once its writes
+    /// in flight are done (or `until` passed). The cache is its client's alone (clones share
+    /// it, and close together).
+    pub(crate) async fn close(&self, until: Option<tokio::time::Instant>) {
+        if let Some(l2) = &self.l2 {
+            l2.close(until).await;
+        }
+    }
+
     /// Drops `key` from memory only.
     pub(crate) fn forget_in_memory(&self, key: &str) {
         self.store.invalidate(key);

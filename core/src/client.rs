@@ -359,7 +359,8 @@ impl Client {
     }
 
     /// Refuses new requests, waits until in-flight ones finish or `deadline` passes, then
-    /// closes every idle connection.
+    /// closes every idle connection and its Redis connections (rate limiter, shared breakers,
+    /// dead-letter stream, and the cache's second level once its writes in flight are done).
     pub async fn close(&self, deadline: Duration) {
         let inner = &self.inner;
         inner.closed.store(true, Relaxed);
@@ -401,6 +402,9 @@ impl Client {
             shared.close();
         }
         inner.dead_letters.close();
+        if let Some(c) = &inner.cache {
+            c.close(until).await;
+        }
     }
 
     /// Origins tracked by the pool (all, with connections, without), by the policies and by

@@ -319,6 +319,33 @@ async fn a_redis_that_never_answers_costs_one_timeout_then_is_bypassed() {
     held.abort();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_writes_what_is_in_flight_then_releases_the_redis_connection() {
+    let redis = start_redis();
+    let srv = server().await;
+    let c = l2_client(&srv, &redis.url(), "wc-test:close:", |_| {});
+    get(&c, &srv.url("/cache/c0?cache_control=max-age=600")).await;
+    stored(&c, 1).await;
+    assert_eq!(redis.connected_clients(), 2, "the cache's and this probe's");
+    // A write started just before the close reaches Redis before the connection closes.
+    let last = srv.url("/cache/c1?cache_control=max-age=600");
+    get(&c, &last).await;
+    c.close(std::time::Duration::from_secs(5)).await;
+    let port = redis.port;
+    wait_until("the closed client's cache connection is closed", || {
+        Redis::clients_on(port) == 1
+    })
+    .await;
+    let s = c.stats().cache;
+    assert_eq!(s.l2_stores, 2, "{s:?}");
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(format!("wc-test:close:GET {last}"))
+        .query(&mut redis_conn(&redis))
+        .unwrap();
+    assert!(exists, "the write in flight at the close was made");
+    drop(c);
+}
+
 #[test]
 fn l2_settings_are_checked_naming_the_field() {
     for (json, field) in [

@@ -137,6 +137,18 @@ impl L2 {
         });
     }
 
+    /// Closes the Redis connection once the writes in flight have finished (or `until`
+    /// passed): the client closed, and nothing else holds this level. Later commands are
+    /// skipped (counted in `bypassed`).
+    pub(crate) async fn close(&self, until: Option<tokio::time::Instant>) {
+        let all = self.writes.acquire_many(MAX_WRITES_IN_FLIGHT as u32);
+        match until {
+            Some(at) => drop(tokio::time::timeout_at(at, all).await),
+            None => drop(all.await),
+        }
+        self.link.close();
+    }
+
     pub(crate) fn stats(&self, s: &mut crate::metrics::CacheStats) {
         let c = &self.counters;
         s.l2_hits = c.hits.load(Relaxed);
