@@ -93,6 +93,12 @@ export declare class NativeClient {
 }
 
 /**
+ * Counts of live native objects: a client dropped and collected, with nothing in flight, is
+ * no longer counted. Not part of the API.
+ */
+export declare function __nativeCounts(): NativeCounts
+
+/**
  * `Basic base64(user:password)` for an `Authorization` header, encoded by the core
  * (`wirecore::basic_auth`, as `RequestBuilder::basic_auth` and the C ABI).
  */
@@ -173,6 +179,14 @@ export declare function maxBatch(): number
 
 /** The longest per-request timeout in milliseconds (one year, the core's bound on durations). */
 export declare function maxTimeoutMs(): number
+
+/** Live native objects, for the soak and the leak tests (not part of the API). */
+export interface NativeCounts {
+  /** Clients whose engine side is alive: not yet collected by V8, or with work in flight. */
+  clients: number
+  /** Tasks alive on the engine runtime (connections, requests, timers), every client's. */
+  engineTasks: number
+}
 
 /** The events of a body read whole (no reconnection), through the engine's one parser. */
 export declare function parseEvents(body: Uint8Array): Array<SseEvent>

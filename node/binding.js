@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.Dispatcher = nativeBinding.Dispatcher
 module.exports.NativeClient = nativeBinding.NativeClient
+module.exports.__nativeCounts = nativeBinding.__nativeCounts
 module.exports.basicAuth = nativeBinding.basicAuth
 module.exports.configToCore = nativeBinding.configToCore
 module.exports.errorCodes = nativeBinding.errorCodes

@@ -12,6 +12,7 @@
 )]
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -73,6 +74,21 @@ struct Shared {
     events: Mutex<HashMap<u32, Arc<EventSlot>>>,
     uploads: Mutex<HashMap<u32, mpsc::Sender<UploadItem>>>,
     upload_rx: Mutex<HashMap<u32, mpsc::Receiver<UploadItem>>>,
+}
+
+/// Clients whose engine side is alive: built and not yet dropped (a `NativeClient` holds its
+/// `Shared` until V8 collects it; an operation in flight holds it until it completes).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// How many clients' engine sides are alive in this process (every JS environment together).
+pub(crate) fn live_clients() -> usize {
+    LIVE.load(Relaxed)
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Relaxed);
+    }
 }
 
 impl Shared {
@@ -161,6 +177,7 @@ impl NativeClient {
                 .map_err(|e| js_error(e.code(), &renamed.explain(&e.full_message())))?
         };
         let completer = dispatcher.completer.clone();
+        LIVE.fetch_add(1, Relaxed);
         Ok(Self {
             shared: Arc::new(Shared {
                 client,

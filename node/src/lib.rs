@@ -62,6 +62,27 @@ pub fn parse_events(
         .collect())
 }
 
+/// Live native objects, for the soak and the leak tests (not part of the API).
+#[napi(object)]
+#[derive(Debug)]
+pub struct NativeCounts {
+    /// Clients whose engine side is alive: not yet collected by V8, or with work in flight.
+    pub clients: u32,
+    /// Tasks alive on the engine runtime (connections, requests, timers), every client's.
+    pub engine_tasks: u32,
+}
+
+/// Counts of live native objects: a client dropped and collected, with nothing in flight, is
+/// no longer counted. Not part of the API.
+#[napi(catch_unwind, js_name = "__nativeCounts")]
+pub fn native_counts() -> NativeCounts {
+    let tasks = wirecore::runtime::global().metrics().num_alive_tasks();
+    NativeCounts {
+        clients: u32::try_from(client::live_clients()).unwrap_or(u32::MAX),
+        engine_tasks: u32::try_from(tasks).unwrap_or(u32::MAX),
+    }
+}
+
 /// The crate version.
 #[napi(catch_unwind)]
 pub fn version() -> &'static str {

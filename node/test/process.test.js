@@ -105,6 +105,67 @@ test('200 clients used once and dropped without close() release their sockets; t
   assert.ok(await waitFor(async () => (await counters(srv)).connections_active === 0), 'server connections closed')
 })
 
+test('clients used through failures, closed or just dropped, are collected: the live native counts return to their baseline', async () => {
+  // The addon counts clients whose engine side is alive (__nativeCounts); a client V8 has
+  // collected, with nothing in flight, must not be among them, nor its connections' tasks.
+  const code = `
+    const path = require('node:path')
+    const { Client } = require('wirecore')
+    const native = require(path.join(path.dirname(require.resolve('wirecore')), 'binding.js'))
+    const [http, https, ca, silent] = process.argv.slice(1)
+    const settle = async () => {
+      for (let i = 0; i < 3; i++) {
+        global.gc()
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    }
+    // In a function of its own: a finished frame holds no client (the caller's interpreter
+    // registers would keep the last one alive).
+    async function work() {
+      let peak = 0
+      for (let i = 0; i < 60; i++) {
+        const tls = i % 2 === 1
+        const c = new Client(tls ? { tls: { caFiles: [ca] } } : { http2: { priorKnowledge: i % 4 === 0 } })
+        const base = tls ? https : http
+        await Promise.all([
+          c.get(base + '/bytes/1024').then((r) => r.arrayBuffer()),
+          // A streaming body never read: its Response is collected with the body open.
+          c.get(base + '/bytes/300000').then((r) => r.status),
+          c.request('http://' + silent + '/', { timeoutMs: 50 }).catch((e) => e.code),
+          c.request(base + '/echo', { method: 'POST', body: Buffer.alloc(4096) }).then((r) => r.text()),
+        ])
+        peak = Math.max(peak, native.__nativeCounts().clients)
+        if (i % 3 !== 0) await c.close()
+      }
+      return peak
+    }
+    async function warm() {
+      const w = new Client({ tls: { caFiles: [ca] } })
+      await (await w.get(https + '/json')).arrayBuffer()
+      await w.close()
+    }
+    ;(async () => {
+      await warm()
+      await settle()
+      const start = native.__nativeCounts()
+      const peak = await work()
+      const t0 = Date.now()
+      let now = native.__nativeCounts()
+      while ((now.clients > start.clients || now.engineTasks > start.engineTasks) && Date.now() - t0 < 5000) {
+        await settle()
+        now = native.__nativeCounts()
+      }
+      console.log(JSON.stringify({ start, peak, now }))
+    })()`
+  const r = await runChild(code, [srv.http, srv.https, srv.ca, srv.silent], 60_000, ['--expose-gc'])
+  assert.equal(r.code, 0, r.out)
+  const m = JSON.parse(r.out.trim().split('\n').pop())
+  console.log(`native counts: ${JSON.stringify(m)}`)
+  assert.ok(m.peak > m.start.clients, `the count saw the clients: ${JSON.stringify(m)}`)
+  assert.ok(m.now.clients <= m.start.clients, `live clients ${m.start.clients} → ${m.now.clients} after 60 used and dropped`)
+  assert.ok(m.now.engineTasks <= m.start.engineTasks, `engine tasks ${m.start.engineTasks} → ${m.now.engineTasks}`)
+})
+
 test('a pending request keeps the process alive until it completes', async () => {
   const code = `
     const { Client } = require('wirecore')
