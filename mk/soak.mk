@@ -1,10 +1,15 @@
 # Soak (bench/soak): every binding's worker at once, mixed traffic through toxiproxy with a new
 # fault every 30 s and Redis blackholed in turn; RSS/fds/threads/runtime gauge sampled every 10 s;
 # writes bench/results/soak.md and soak-<lang>.svg. Not in make ready (SOAK_SECONDS, default 30 min).
+# SOAK_LANGS=node,node-gc runs only those workers; node-gc is Node's worker under --expose-gc,
+# collecting garbage before each sample (what V8 retains, apart from what it has not collected).
+# The run's samples and errors go to $(SOAK_RAW): `bench/soak/soak.py --report-from FILE --out DIR`
+# judges them again.
 .PHONY: soak
 
 SOAK_SECONDS ?= 1800
 SOAK_OUT ?= bench/results
+SOAK_RAW ?= $(TARGET_DIR)/soak-raw.json
 
 soak: setup-faults build-go build-c py-test-venv node  ## Soak all bindings SOAK_SECONDS (default 1800) with rotating faults → bench/results/soak.md + SVGs
 	$(CARGO) build -q -p wirecore-faults -p wirecore-testserver
@@ -12,10 +17,11 @@ soak: setup-faults build-go build-c py-test-venv node  ## Soak all bindings SOAK
 	cc $(C_CFLAGS) -o $(C_BIN)/soak_worker bench/soak/worker.c $(C_LIB) -ldl -lm -lpthread
 	SOAK_SECONDS=$(SOAK_SECONDS) python3 bench/soak/soak.py --toxiproxy $(TOXIPROXY) \
 		--testserver $(TARGET_DIR)/debug/wirecore-testserver --redis $$(command -v redis-server) \
-		--out $(SOAK_OUT) \
+		--out $(SOAK_OUT) --raw $(SOAK_RAW) \
 		--worker "rust=$(TARGET_DIR)/debug/soak-worker" \
 		--worker "python=$(PY_TEST_VENV)/bin/python bench/soak/worker.py" \
 		--worker "node=node bench/soak/worker.mjs $(CURDIR)/$(NODE_DIR)/index.js" \
+		--worker "node-gc=node --expose-gc bench/soak/worker.mjs $(CURDIR)/$(NODE_DIR)/index.js" \
 		--worker "go=$(TARGET_DIR)/debug/soakworker" \
 		--worker "c=$(C_BIN)/soak_worker"
 

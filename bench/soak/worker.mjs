@@ -2,11 +2,19 @@
 // argv: INDEX_JS SECONDS (BASE_URL CONFIG_JSON)...: until SECONDS pass, build a Client from the
 // next pair, send 40 mixed requests 4 at a time through it, close it. Prints
 // `err START_MS END_MS CODE` per failed request and `tick NOW_MS OK ERR GAUGE` about once a
-// second (GAUGE: active libuv handles and requests, process.getActiveResourcesInfo()).
+// second (GAUGE: active libuv handles and requests, process.getActiveResourcesInfo()), followed
+// by `NAME=VALUE` fields: process.memoryUsage() in MiB (V8 heap used and total, external,
+// array buffers) and the addon's live counts (`__nativeCounts`: clients whose engine side is
+// alive, engine tasks), which tell V8 heap growth from native growth. Run with --expose-gc and
+// every tick collects garbage first, so heap_used_mib is what is retained.
 import process from 'node:process'
+import path from 'node:path'
+import { createRequire } from 'node:module'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 const { Client } = await import(process.argv[2])
+// The same binding.js index.js loads (one module instance per process).
+const native = createRequire(import.meta.url)(path.join(path.dirname(process.argv[2]), 'binding.js'))
 const seconds = Number(process.argv[3])
 const kinds = []
 for (let i = 4; i < process.argv.length; i += 2) kinds.push([process.argv[i], JSON.parse(process.argv[i + 1])])
@@ -38,8 +46,25 @@ async function task (client, base, first) {
   }
 }
 
+const MIB = 1024 * 1024
+function memory () {
+  if (typeof globalThis.gc === 'function') globalThis.gc()
+  const m = process.memoryUsage()
+  const fields = [
+    `heap_used_mib=${(m.heapUsed / MIB).toFixed(2)}`,
+    `heap_total_mib=${(m.heapTotal / MIB).toFixed(2)}`,
+    `external_mib=${(m.external / MIB).toFixed(2)}`,
+    `array_buffers_mib=${(m.arrayBuffers / MIB).toFixed(2)}`,
+  ]
+  if (typeof native.__nativeCounts === 'function') {
+    const n = native.__nativeCounts()
+    fields.push(`native_clients=${n.clients}`, `engine_tasks=${n.engineTasks}`)
+  }
+  return fields.join(' ')
+}
+
 const ticker = setInterval(() => {
-  process.stdout.write(`tick ${Date.now()} ${counts.ok} ${counts.err} ${process.getActiveResourcesInfo().length}\n`)
+  process.stdout.write(`tick ${Date.now()} ${counts.ok} ${counts.err} ${process.getActiveResourcesInfo().length} ${memory()}\n`)
 }, 1000)
 for (let n = 0; performance.now() < deadline; n++) {
   const [base, config] = kinds[n % kinds.length]
