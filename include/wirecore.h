@@ -320,7 +320,9 @@ enum wirecore_code wirecore_client_send(const wirecore_client *client,
 
 // Refuses new requests, waits (blocking the calling thread) until in-flight ones (and body
 // reads in flight) finish or `deadline_ms` passes, then cancels the requests still running
-// (their completion carries `WIRECORE_CANCELLED`) and closes idle connections. Returns only after the callback (or
+// (their completion carries `WIRECORE_CANCELLED`), exports the OpenTelemetry spans still
+// queued (within what is left of the deadline, and at least 2 s) and closes idle connections.
+// Returns only after the callback (or
 // queue completion) of every request submitted on this client was delivered, so callback
 // state may be freed right after. Never call it from a wirecore callback. The handle must
 // still be freed.
@@ -329,6 +331,21 @@ enum wirecore_code wirecore_client_send(const wirecore_client *client,
 // `client` is NULL or a live client.
 enum wirecore_code wirecore_client_close(const wirecore_client *client,
                                          uint64_t deadline_ms);
+
+// Exports the finished OpenTelemetry spans and the `http.client.request.duration` metric to
+// `otel.endpoint` now, blocking the calling thread until the collector answered, the export
+// failed (the spans lost count in the stats' `otel.dropped`), or `deadline_ms` passed. Without
+// an endpoint it returns at once. `wirecore_client_close` does this too. Never call it from a
+// wirecore callback. Thread-safe.
+//
+// # Errors
+// `WIRECORE_TIMEOUT_TOTAL` when `deadline_ms` passed first (the export goes on in the
+// background); `WIRECORE_INVALID_ARGUMENT` for an invalid handle.
+//
+// # Safety
+// `client` is NULL or a live client.
+enum wirecore_code wirecore_client_flush_telemetry(const wirecore_client *client,
+                                                   uint64_t deadline_ms);
 
 // Closes the client's idle pooled connections now (HTTP/1 keep-alive connections and HTTP/2
 // sessions with no stream open); the next request opens a new one. Requests in flight and

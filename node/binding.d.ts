@@ -86,6 +86,11 @@ export declare class NativeClient {
   /** The health report as text. */
   diagnosticsText(): string
   /**
+   * Exports the finished spans and the duration metric now (`otel.endpoint`); completion
+   * `id` follows once the collector answered or the export failed.
+   */
+  flushTelemetry(id: number): void
+  /**
    * Refuses new requests, drains in-flight ones for up to `timeout_ms`, closes idle
    * connections; completion `id` follows.
    */

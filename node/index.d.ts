@@ -329,6 +329,14 @@ export interface DeadLetterStats {
   redisErrors: number
 }
 
+/** OpenTelemetry spans sent to `otel.endpoint` (zero while `otel` is off or has no endpoint). */
+export interface OtelStats {
+  /** Spans the collector took. */
+  exported: number
+  /** Spans lost: the export queue (`otel.maxQueue`) was full, or the collector refused or did not answer. */
+  dropped: number
+}
+
 /** The core's stats snapshot; names are the core's metric names in camelCase. */
 export interface Stats {
   requestsTotal: number
@@ -354,6 +362,8 @@ export interface Stats {
   services: Record<string, ServiceStats>
   /** Requests that failed after every retry (`onDeadLetter`, `deadLetter.redis`). */
   deadLetter: DeadLetterStats
+  /** OpenTelemetry span export (`otel.endpoint`). */
+  otel: OtelStats
   [more: string]: unknown
 }
 
@@ -464,7 +474,13 @@ export declare class Client {
   prometheus(): string
   diagnostics(): Diagnostics
   diagnostics(format: 'text'): string
-  /** Refuses new requests, waits up to `timeoutMs` (default 30 000) for in-flight ones, closes idle connections. */
+  /**
+   * Exports the finished OpenTelemetry spans and the `http.client.request.duration` metric to
+   * `otel.endpoint` now; resolves once the collector answered or the export failed
+   * (`stats().otel.dropped` counts the spans lost). `close()` does this too.
+   */
+  flushTelemetry(): Promise<void>
+  /** Refuses new requests, waits up to `timeoutMs` (default 30 000) for in-flight ones, exports the last spans, closes idle connections. */
   close(options?: { timeoutMs?: number }): Promise<void>
 }
 

@@ -935,6 +935,14 @@ class Client {
   }
 
   /**
+   * Exports the finished OpenTelemetry spans and the duration metric to `otel.endpoint` now;
+   * resolves once the collector answered or the export failed (`stats().otel.dropped`).
+   */
+  async flushTelemetry() {
+    await operation((id) => this.#native.flushTelemetry(id))
+  }
+
+  /**
    * Refuses new requests, waits up to `timeoutMs` (default 30 s) for in-flight ones, then closes
    * idle connections.
    */

@@ -1,8 +1,10 @@
 package wirecore_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -69,6 +71,20 @@ func TestOtelSpansAreExportedUnderTheCallersParent(t *testing.T) {
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
+	spans := otelSpans(t)
+	if len(spans) != 2 {
+		t.Fatalf("want 2 spans, got %v", spans)
+	}
+	for i, s := range spans {
+		if s["traceId"] != otelTrace || s["parentSpanId"] != otelParent || s["spanId"] != strings.Split(sent[i], "-")[2] {
+			t.Fatalf("span %d: %v (sent %s)", i, s, sent[i])
+		}
+	}
+}
+
+// otelSpans returns every span the test server's OTLP receiver got.
+func otelSpans(t *testing.T) []map[string]any {
+	t.Helper()
 	var exports []struct {
 		Path string `json:"path"`
 		Body struct {
@@ -93,12 +109,93 @@ func TestOtelSpansAreExportedUnderTheCallersParent(t *testing.T) {
 			}
 		}
 	}
-	if len(spans) != 2 {
-		t.Fatalf("want 2 spans, got %v", spans)
+	return spans
+}
+
+func otelStats(t *testing.T, tr *wirecore.Transport) wirecore.OtelStats {
+	t.Helper()
+	s, err := tr.Stats()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i, s := range spans {
-		if s["traceId"] != otelTrace || s["parentSpanId"] != otelParent || s["spanId"] != strings.Split(sent[i], "-")[2] {
-			t.Fatalf("span %d: %v (sent %s)", i, s, sent[i])
+	return s.Otel
+}
+
+func TestOtelFlushTelemetryExportsTheSpansOfEveryRequest(t *testing.T) {
+	control(t, "POST", "/_control/reset", "{}")
+	tr := newTransport(t, wirecore.Config{Otel: wirecore.OtelConfig{Enabled: true,
+		Endpoint: server.raw["http"].(string), ExportIntervalMs: 600_000}})
+	c := &http.Client{Transport: tr}
+	for range 4 {
+		if _, _, err := do(t, c, "GET", server.raw["http"].(string)+"/bytes/10", nil, nil); err != nil {
+			t.Fatal(err)
 		}
+	}
+	if s := otelStats(t, tr); s != (wirecore.OtelStats{}) {
+		t.Fatalf("before the flush: %+v", s)
+	}
+	if err := tr.FlushTelemetry(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(otelSpans(t)); n != 4 {
+		t.Fatalf("%d spans exported, want 4", n)
+	}
+	if s := otelStats(t, tr); s != (wirecore.OtelStats{Exported: 4}) {
+		t.Fatalf("after the flush: %+v", s)
+	}
+	// A context already done returns its error.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := tr.FlushTelemetry(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled context: %v", err)
+	}
+}
+
+func TestOtelShutdownWithNoTimeLeftStillExportsTheLastSpans(t *testing.T) {
+	control(t, "POST", "/_control/reset", "{}")
+	tr := newTransport(t, wirecore.Config{Otel: wirecore.OtelConfig{Enabled: true,
+		Endpoint: server.raw["http"].(string), ExportIntervalMs: 600_000}})
+	c := &http.Client{Transport: tr}
+	for range 2 {
+		if _, _, err := do(t, c, "GET", server.raw["http"].(string)+"/bytes/10", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 0)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(otelSpans(t)); n != 2 {
+		t.Fatalf("%d spans exported at shutdown, want 2", n)
+	}
+	if err := tr.FlushTelemetry(context.Background()); err == nil {
+		t.Fatal("FlushTelemetry after Close: no error")
+	}
+}
+
+func TestOtelSpansACollectorDoesNotTakeAreCountedDropped(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "http://" + l.Addr().String()
+	l.Close() // nobody listens there any more: every export is refused
+	tr := newTransport(t, wirecore.Config{Otel: wirecore.OtelConfig{Enabled: true,
+		Endpoint: endpoint, ExportIntervalMs: 600_000}})
+	c := &http.Client{Transport: tr}
+	for range 3 {
+		if _, _, err := do(t, c, "GET", server.raw["http"].(string)+"/status/204", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tr.FlushTelemetry(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := otelStats(t, tr); s != (wirecore.OtelStats{Dropped: 3}) {
+		t.Fatalf("stats: %+v", s)
+	}
+	if p := tr.Prometheus(); !strings.Contains(p, `wirecore_otel_spans_total{result="dropped"} 3`) {
+		t.Fatalf("prometheus: %s", p)
 	}
 }

@@ -21,6 +21,8 @@ type Stats struct {
 	Cache                  CacheStats             `json:"cache"`
 	// DeadLetter counts requests that failed after every retry (Transport.OnDeadLetter).
 	DeadLetter DeadLetterStats `json:"dead_letter"`
+	// Otel counts the OpenTelemetry spans sent to Config.Otel.Endpoint.
+	Otel OtelStats `json:"otel"`
 	// Services are the load-balanced services (Config.Services), by name.
 	Services map[string]ServiceStats `json:"services"`
 }
@@ -157,6 +159,16 @@ type PoolStats struct {
 type OriginStats struct {
 	Protocol string `json:"protocol"`
 	PoolStats
+}
+
+// OtelStats are the OpenTelemetry span export's counters (zero while Config.Otel is off or
+// has no endpoint).
+type OtelStats struct {
+	// Exported are spans the collector took.
+	Exported uint64 `json:"exported"`
+	// Dropped are spans lost: the export queue (Otel.MaxQueue) was full, or the collector
+	// refused or did not answer.
+	Dropped uint64 `json:"dropped"`
 }
 
 // DeadLetterStats are the dead-letter sinks' counters.

@@ -1083,6 +1083,39 @@ func (t *transport) close(deadline time.Duration) {
 	})
 }
 
+// FlushTelemetry exports the finished OpenTelemetry spans and the http.client.request.duration
+// metric to Config.Otel.Endpoint now, and returns once the collector answered or the export
+// failed (Stats().Otel.Dropped counts the spans lost), or with ctx's error when ctx ends
+// first (the export goes on in the background). Close does this too.
+func (t *Transport) FlushTelemetry(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	deadline := 24 * time.Hour
+	if dl, ok := ctx.Deadline(); ok {
+		deadline = max(time.Until(dl), 0)
+	}
+	done := make(chan bool, 1)
+	t.life.RLock()
+	if t.freed {
+		t.life.RUnlock()
+		return errClosed
+	}
+	go func() {
+		defer t.life.RUnlock()
+		done <- capi.FlushTelemetry(t.client, uint64(deadline/time.Millisecond))
+	}()
+	select {
+	case ok := <-done:
+		if !ok {
+			return context.DeadlineExceeded
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Stats returns a snapshot of the transport's counters.
 func (t *Transport) Stats() (Stats, error) {
 	var s Stats

@@ -49,6 +49,10 @@ use crate::redirect;
 use crate::request::Request;
 use crate::response::Response;
 
+/// How long [`Client::close`] lets the OpenTelemetry export of the last spans take, at least,
+/// when draining in-flight requests used up its deadline.
+const CLOSE_FLUSH_MIN: Duration = Duration::from_secs(2);
+
 /// An HTTP client. Clones share one pool, one DNS cache and one set of metrics.
 #[derive(Clone)]
 pub struct Client {
@@ -294,6 +298,9 @@ impl Client {
         }
         s.services = self.inner.balancer.stats();
         s.dead_letter = self.inner.dead_letters.stats();
+        if let Some(o) = &self.inner.otel {
+            s.otel = o.stats();
+        }
         s
     }
 
@@ -334,12 +341,9 @@ impl Client {
     }
 
     /// Spans dropped, since the client started, because the export queue (`otel.max_queue`) was
-    /// full or the collector did not take them.
+    /// full or the collector did not take them (`stats().otel.dropped`).
     pub fn telemetry_dropped(&self) -> u64 {
-        self.inner
-            .otel
-            .as_ref()
-            .map_or(0, crate::otel::Otel::dropped)
+        self.inner.otel.as_ref().map_or(0, |o| o.stats().dropped)
     }
 
     /// The stats in Prometheus text format.
@@ -358,9 +362,11 @@ impl Client {
         self.inner.pool.close_idle(false);
     }
 
-    /// Refuses new requests, waits until in-flight ones finish or `deadline` passes, then
-    /// closes every idle connection and its Redis connections (rate limiter, shared breakers,
-    /// dead-letter stream, and the cache's second level once its writes in flight are done).
+    /// Refuses new requests, waits until in-flight ones finish or `deadline` passes, exports
+    /// the spans still queued when `otel.endpoint` is set (within what is left of `deadline`,
+    /// and at least 2 s), then closes every idle connection and its Redis connections (rate
+    /// limiter, shared breakers, dead-letter stream, and the cache's second level once its
+    /// writes in flight are done).
     pub async fn close(&self, deadline: Duration) {
         let inner = &self.inner;
         inner.closed.store(true, Relaxed);
@@ -386,9 +392,13 @@ impl Client {
             }
         }
         if let Some(o) = &inner.otel {
+            // The spans of the last requests go out before close returns: the export may use
+            // what is left of the deadline, and at least `CLOSE_FLUSH_MIN` even when draining
+            // used it all (a close with no time to spare still exports a collector's answer).
+            let floor = Instant::now() + CLOSE_FLUSH_MIN;
             match until {
                 Some(at) => {
-                    let _ = tokio::time::timeout_at(at, o.flush()).await;
+                    let _ = tokio::time::timeout_at(at.max(floor), o.flush()).await;
                 }
                 None => o.flush().await,
             }

@@ -22,11 +22,11 @@ pub use self::diagnostics::{Diagnostics, EndpointHealth, OriginHealth, ServiceHe
 pub use self::histogram::{HistogramSeries, LatencyHistogram};
 pub(crate) use self::histogram::{Latency, Series};
 pub use self::names::*;
-pub use self::stats::DeadLetterStats;
 pub use self::stats::{
     BreakerRedisStats, CacheStats, DnsStats, EndpointStats, Evictions, LatencySummary,
     OriginResilience, OriginStats, PoolStats, RateLimitStats, ResilienceStats, ServiceStats, Stats,
 };
+pub use self::stats::{DeadLetterStats, OtelStats};
 use crate::error::ErrorKind;
 
 const SHARDS: usize = 8;
@@ -198,6 +198,7 @@ impl Metrics {
             cache: CacheStats::default(),
             services: BTreeMap::new(),
             dead_letter: DeadLetterStats::default(),
+            otel: OtelStats::default(),
         }
     }
 }

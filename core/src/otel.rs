@@ -380,9 +380,11 @@ impl Otel {
         }
     }
 
-    /// Spans dropped because the export queue was full.
-    pub(crate) fn dropped(&self) -> u64 {
-        self.exporter.as_ref().map_or(0, Exporter::dropped)
+    /// Spans exported and dropped so far.
+    pub(crate) fn stats(&self) -> crate::metrics::OtelStats {
+        self.exporter
+            .as_ref()
+            .map_or_else(Default::default, Exporter::stats)
     }
 }
 

@@ -313,6 +313,94 @@ async fn a_bad_traceparent_is_refused_before_any_io() {
     assert_eq!(srv.counters().requests, 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_with_no_time_left_still_exports_the_last_spans() {
+    let srv = server().await;
+    let c = traced(&srv);
+    for _ in 0..5 {
+        c.get(&srv.url("/bytes/10"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    }
+    // A deadline already spent: the export still gets its bounded time before close returns.
+    c.close(std::time::Duration::ZERO).await;
+    assert_eq!(spans(&srv).len(), 5);
+    let s = c.stats().otel;
+    assert_eq!((s.exported, s.dropped), (5, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_a_collector_does_not_take_are_counted_dropped() {
+    let srv = server().await;
+    // Nobody listens at the endpoint: every export is refused.
+    let c = client_with(&srv, |c| {
+        c.otel.enabled = true;
+        c.otel.endpoint = format!("http://127.0.0.1:{}", free_port());
+        c.otel.export_interval_ms = 600_000;
+    });
+    for _ in 0..3 {
+        c.get(&srv.url("/status/204")).send().await.unwrap();
+    }
+    assert_eq!(c.stats().otel, wirecore::metrics::OtelStats::default());
+    c.flush_telemetry().await;
+    let s = c.stats().otel;
+    assert_eq!((s.exported, s.dropped), (0, 3));
+    assert_eq!(c.telemetry_dropped(), 3);
+    assert!(
+        c.prometheus()
+            .contains("wirecore_otel_spans_total{result=\"dropped\"} 3"),
+        "{}",
+        c.prometheus()
+    );
+    // The collector back: the next spans go out and count as exported.
+    let srv_client = traced(&srv);
+    srv_client
+        .get(&srv.url("/status/204"))
+        .send()
+        .await
+        .unwrap();
+    srv_client.flush_telemetry().await;
+    assert_eq!(srv_client.stats().otel.exported, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_beyond_a_full_queue_are_counted_dropped() {
+    use tokio::io::AsyncReadExt as _;
+    let srv = server().await;
+    // A collector that takes the connection and the export and never answers: the export task
+    // waits on it (up to its 10 s timeout) while the queue of 2 fills.
+    let collector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", collector.local_addr().unwrap());
+    let c = client_with(&srv, |c| {
+        c.otel.enabled = true;
+        c.otel.endpoint = endpoint;
+        c.otel.export_interval_ms = 600_000;
+        c.otel.max_queue = 2;
+        c.otel.metrics = false;
+    });
+    c.get(&srv.url("/status/204")).send().await.unwrap();
+    let flushing = tokio::spawn({
+        let c = c.clone();
+        async move { c.flush_telemetry().await }
+    });
+    let (mut conn, _) = collector.accept().await.unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        conn.read(&mut buf).await.unwrap() > 0,
+        "the export's request"
+    );
+    for _ in 0..5 {
+        c.get(&srv.url("/status/204")).send().await.unwrap();
+    }
+    // Two wait in the queue, three found it full.
+    assert_eq!(c.stats().otel.dropped, 3);
+    flushing.abort();
+}
+
 #[test]
 fn otel_config_is_checked_naming_the_field() {
     for (json, field) in [

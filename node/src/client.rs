@@ -464,6 +464,20 @@ impl NativeClient {
         self.shared.client.diagnostics().to_string()
     }
 
+    /// Exports the finished spans and the duration metric now (`otel.endpoint`); completion
+    /// `id` follows once the collector answered or the export failed.
+    #[napi(catch_unwind)]
+    pub fn flush_telemetry(&self, id: u32) {
+        let client = self.shared.client.clone();
+        self.shared.spawn(id, Kind::Other, false, async move {
+            client.flush_telemetry().await;
+            Ok(Completion {
+                id,
+                ..Completion::default()
+            })
+        });
+    }
+
     /// Refuses new requests, drains in-flight ones for up to `timeout_ms`, closes idle
     /// connections; completion `id` follows.
     #[napi(catch_unwind)]

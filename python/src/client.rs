@@ -497,6 +497,31 @@ impl Client {
         ))
     }
 
+    /// Exports the finished spans and the duration metric now (`otel.endpoint`); returns once
+    /// the collector answered or the export failed (`Client::flush_telemetry`).
+    fn flush_telemetry(&self, py: Python<'_>) -> PyResult<()> {
+        let client = self.client(py)?;
+        wait(py, async move { client.flush_telemetry().await })
+    }
+
+    /// Like `flush_telemetry`, completing `fut` on the completer's loop.
+    fn flush_telemetry_async(
+        &self,
+        py: Python<'_>,
+        completer: &Completer,
+        fut: Py<PyAny>,
+    ) -> PyResult<Pending> {
+        let client = self.client(py)?;
+        Ok(crate::bridge::spawn_completing(
+            completer,
+            fut,
+            async move {
+                client.flush_telemetry().await;
+                Outcome::Unit
+            },
+        ))
+    }
+
     /// Queues this client's dead letters for `next_dead_letters` (once).
     fn listen_dead_letters(&self, py: Python<'_>) -> PyResult<()> {
         let client = self.client(py)?;

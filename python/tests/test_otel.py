@@ -3,6 +3,7 @@ opentelemetry-api when it is installed, and spans exported to the test server's 
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -100,3 +101,62 @@ async def test_the_async_client_takes_the_callers_context(
     assert r.json()["headers"]["traceparent"].startswith(f"00-{TRACE}-")
     (span,) = _spans(srv)
     assert span["parentSpanId"] == PARENT
+
+
+def test_flush_exports_the_spans_of_every_request(srv: Server, tls_config: dict[str, Any]) -> None:
+    c = wirecore.Client(_otel_config(srv, tls_config))
+    for _ in range(4):
+        c.get(f"{srv.http}/bytes/10")
+    assert c.stats()["otel"] == {"exported": 0, "dropped": 0}
+    c.flush_telemetry()
+    assert len(_spans(srv)) == 4
+    assert c.stats()["otel"] == {"exported": 4, "dropped": 0}
+    c.close()
+
+
+@pytest.mark.asyncio
+async def test_the_async_client_flushes_its_spans(srv: Server, tls_config: dict[str, Any]) -> None:
+    async with wirecore.AsyncClient(_otel_config(srv, tls_config)) as c:
+        for _ in range(3):
+            await c.get(f"{srv.http}/bytes/10")
+        await c.flush_telemetry()
+        assert len(_spans(srv)) == 3
+        assert c.stats()["otel"]["exported"] == 3
+
+
+def test_close_with_no_time_left_still_exports_the_last_spans(
+    srv: Server, tls_config: dict[str, Any]
+) -> None:
+    c = wirecore.Client(_otel_config(srv, tls_config))
+    for _ in range(2):
+        c.get(f"{srv.http}/bytes/10")
+    c.close(timeout=0)
+    assert len(_spans(srv)) == 2
+
+
+def test_spans_a_collector_does_not_take_are_counted_dropped(
+    srv: Server, tls_config: dict[str, Any]
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # Nobody listens at the endpoint any more: every export is refused.
+    cfg = {
+        **tls_config,
+        "otel": {
+            "enabled": True,
+            "endpoint": f"http://127.0.0.1:{port}",
+            "export_interval_ms": 600_000,
+        },
+    }
+    with wirecore.Client(cfg) as c:
+        for _ in range(3):
+            c.get(f"{srv.http}/status/204")
+        c.flush_telemetry()
+        assert c.stats()["otel"] == {"exported": 0, "dropped": 3}
+        assert 'wirecore_otel_spans_total{result="dropped"} 3' in c.prometheus()
+
+
+def test_flush_without_otel_returns_at_once(client: wirecore.Client) -> None:
+    client.flush_telemetry()
+    assert client.stats()["otel"] == {"exported": 0, "dropped": 0}

@@ -1,5 +1,6 @@
 /* Per-request options: idempotent, rate-limit and balance keys, phase timeouts, priority
- * (header and queue order), their bad values, and the diagnostics report.
+ * (header and queue order), their bad values, the diagnostics report, and the OpenTelemetry
+ * export (flush, close, the stats' otel counters).
  * Usage: request_options SERVER_INFO_JSON (the test server's first line) */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -660,6 +661,61 @@ static void diagnostics(void) {
     wirecore_client_free(c);
 }
 
+/* How many spans the test server's OTLP receiver holds (each has one "spanId" key). */
+static int exported_spans(wirecore_client *ctl) {
+    char *body = control(ctl, "GET", "/_control/otlp", NULL);
+    int n = 0;
+    for (const char *p = body; p && (p = strstr(p, "\"spanId\"")); p++) n++;
+    free(body);
+    return n;
+}
+
+/* The stats' "otel" object, e.g. {"exported":3,"dropped":0}, is in the snapshot. */
+static int otel_stats_are(wirecore_client *c, const char *want) {
+    char *s = NULL;
+    if (wirecore_client_stats_json(c, &s, NULL) != WIRECORE_OK) return 0;
+    char pat[96];
+    snprintf(pat, sizeof pat, "\"otel\":%s", want);
+    int ok = strstr(s, pat) != NULL;
+    if (!ok) fprintf(stderr, "request_options: stats lack %s: %s\n", pat, s);
+    wirecore_string_free(s);
+    return ok;
+}
+
+/* wirecore_client_flush_telemetry exports the spans of every request; close exports the last
+ * ones even with no time left; spans a collector does not take count as dropped. */
+static void telemetry(wirecore_client *ctl) {
+    char cfg[512];
+    snprintf(cfg, sizeof cfg, "{\"otel\":{\"enabled\":true,\"endpoint\":\"%s\",\"export_interval_ms\":600000}}",
+             http_url);
+    reset(ctl);
+    wirecore_client *c = client_new(cfg);
+    for (int i = 0; i < 3; i++) CHECK(send(c, make("GET", http_url, "/bytes/10"), NULL) == 200, "get %d", i);
+    CHECK(otel_stats_are(c, "{\"exported\":0,\"dropped\":0}"), "before the flush");
+    CHECK(wirecore_client_flush_telemetry(c, 30000) == WIRECORE_OK, "flush");
+    CHECK(exported_spans(ctl) == 3, "%d spans exported, want 3", exported_spans(ctl));
+    CHECK(otel_stats_are(c, "{\"exported\":3,\"dropped\":0}"), "after the flush");
+    CHECK(send(c, make("GET", http_url, "/bytes/10"), NULL) == 200, "get");
+    CHECK(wirecore_client_close(c, 0) == WIRECORE_OK, "close");
+    CHECK(exported_spans(ctl) == 4, "%d spans exported after close, want 4", exported_spans(ctl));
+    wirecore_client_free(c);
+
+    /* A collector that answers every export 404 (no receiver under that path). */
+    snprintf(cfg, sizeof cfg,
+             "{\"otel\":{\"enabled\":true,\"endpoint\":\"%s/nowhere\",\"export_interval_ms\":600000}}",
+             http_url);
+    c = client_new(cfg);
+    for (int i = 0; i < 3; i++) CHECK(send(c, make("GET", http_url, "/status/204"), NULL) == 204, "get %d", i);
+    CHECK(wirecore_client_flush_telemetry(c, 30000) == WIRECORE_OK, "flush to a refusing collector");
+    CHECK(otel_stats_are(c, "{\"exported\":0,\"dropped\":3}"), "refused exports");
+    wirecore_client_free(c);
+
+    c = client_new(NULL);
+    CHECK(wirecore_client_flush_telemetry(c, 0) == WIRECORE_OK, "flush without otel");
+    wirecore_client_free(c);
+    CHECK(wirecore_client_flush_telemetry(NULL, 0) == WIRECORE_INVALID_ARGUMENT, "flush of NULL");
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: request_options SERVER_INFO_JSON\n");
@@ -679,6 +735,7 @@ int main(int argc, char **argv) {
     priority_orders_the_queue();
     cache_mode(ctl);
     diagnostics();
+    telemetry(ctl);
     wirecore_client_free(ctl);
     if (failures) {
         fprintf(stderr, "request_options: %d failure(s)\n", failures);

@@ -147,7 +147,9 @@ pub unsafe extern "C" fn wirecore_client_send(
 
 /// Refuses new requests, waits (blocking the calling thread) until in-flight ones (and body
 /// reads in flight) finish or `deadline_ms` passes, then cancels the requests still running
-/// (their completion carries `WIRECORE_CANCELLED`) and closes idle connections. Returns only after the callback (or
+/// (their completion carries `WIRECORE_CANCELLED`), exports the OpenTelemetry spans still
+/// queued (within what is left of the deadline, and at least 2 s) and closes idle connections.
+/// Returns only after the callback (or
 /// queue completion) of every request submitted on this client was delivered, so callback
 /// state may be freed right after. Never call it from a wirecore callback. The handle must
 /// still be freed.
@@ -182,6 +184,48 @@ pub unsafe extern "C" fn wirecore_client_close(
             l.queue().close();
         }
         wirecore_code::WIRECORE_OK
+    })
+}
+
+/// Exports the finished OpenTelemetry spans and the `http.client.request.duration` metric to
+/// `otel.endpoint` now, blocking the calling thread until the collector answered, the export
+/// failed (the spans lost count in the stats' `otel.dropped`), or `deadline_ms` passed. Without
+/// an endpoint it returns at once. `wirecore_client_close` does this too. Never call it from a
+/// wirecore callback. Thread-safe.
+///
+/// # Errors
+/// `WIRECORE_TIMEOUT_TOTAL` when `deadline_ms` passed first (the export goes on in the
+/// background); `WIRECORE_INVALID_ARGUMENT` for an invalid handle.
+///
+/// # Safety
+/// `client` is NULL or a live client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_client_flush_telemetry(
+    client: *const wirecore_client,
+    deadline_ms: u64,
+) -> wirecore_code {
+    ffi_fn!(err = std::ptr::null_mut(), {
+        // SAFETY: NULL or a live client (magic checked).
+        let Some(c) = (unsafe { handle::get(client) }) else {
+            return wirecore_code::WIRECORE_INVALID_ARGUMENT;
+        };
+        let client = c.client.clone();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let d = Duration::from_millis(deadline_ms);
+        wirecore_bridge::spawn(
+            async move {
+                let done = tokio::time::timeout(d, client.flush_telemetry()).await;
+                Ok(done.is_ok())
+            },
+            move |r: Result<bool, Error>| {
+                let _ = tx.send(r);
+            },
+        );
+        match rx.recv() {
+            Ok(Ok(true)) => wirecore_code::WIRECORE_OK,
+            Ok(Ok(false)) => wirecore_code::WIRECORE_TIMEOUT_TOTAL,
+            _ => wirecore_code::WIRECORE_INTERNAL,
+        }
     })
 }
 

@@ -231,6 +231,28 @@ impl Client {
         self.close_letters();
     }
 
+    /// Exports the finished OpenTelemetry spans and the `http.client.request.duration` metric
+    /// to `otel.endpoint` now; returns once the collector answered or the export failed (the
+    /// spans lost count in the stats' `otel.dropped`). `close` does this too.
+    pub async fn flush_telemetry(&self) {
+        let client = self.client.clone();
+        let work = async move {
+            client.flush_telemetry().await;
+            Ok(())
+        };
+        let _ = run(&self.tracker, Kind::Other, work).await;
+    }
+
+    /// [`Client::flush_telemetry`], blocking the calling thread.
+    pub fn flush_telemetry_blocking(&self) {
+        let client = self.client.clone();
+        let work = async move {
+            client.flush_telemetry().await;
+            Ok(())
+        };
+        let _ = block(&self.tracker, Kind::Other, work);
+    }
+
     /// Starts keeping this client's dead letters for [`Client::poll_dead_letters`] (in a
     /// queue of `dead_letter.queue`; more are dropped, counted in the stats). Calling it again
     /// does nothing.

@@ -86,6 +86,8 @@ pub const CACHE_L2_BYPASSED: &str = "wirecore_cache_l2_bypassed_total";
 /// Dead letters (requests that failed after every retry), labelled `result`
 /// (`delivered`/`streamed`/`dropped`).
 pub const DEAD_LETTERS: &str = "wirecore_dead_letters_total";
+/// OpenTelemetry spans, labelled `result` (`exported`/`dropped`).
+pub const OTEL_SPANS: &str = "wirecore_otel_spans_total";
 /// State of each endpoint of a load-balanced service (`service`, `endpoint` labels): 0 healthy,
 /// 1 ejected, 2 unhealthy.
 pub const ENDPOINT_STATE: &str = "wirecore_endpoint_state";

@@ -12,7 +12,7 @@ use super::names::{
     RETRIES, RETRY_BUDGET_EXHAUSTED,
 };
 use super::names::{
-    CACHE_L2_BYPASSED, CACHE_L2_ERRORS, CACHE_L2_LOOKUPS, CACHE_L2_STORES, DEAD_LETTERS,
+    CACHE_L2_BYPASSED, CACHE_L2_ERRORS, CACHE_L2_LOOKUPS, CACHE_L2_STORES, DEAD_LETTERS, OTEL_SPANS,
 };
 use super::names::{
     ENDPOINT_EJECTIONS, ENDPOINT_EWMA, ENDPOINT_FAILURES, ENDPOINT_HEALTH_CHECKS,
@@ -50,6 +50,7 @@ impl Stats {
         self.prometheus_cache(&mut o);
         self.prometheus_cache_l2(&mut o);
         self.prometheus_dead_letters(&mut o);
+        self.prometheus_otel(&mut o);
         self.prometheus_services(&mut o);
         o
     }
@@ -168,6 +169,21 @@ impl Stats {
             ("dropped", d.dropped),
         ] {
             let _ = writeln!(o, "{DEAD_LETTERS}{{result=\"{r}\"}} {v}");
+        }
+    }
+
+    fn prometheus_otel(&self, o: &mut String) {
+        head(
+            o,
+            OTEL_SPANS,
+            "counter",
+            "OpenTelemetry spans, by what became of their export.",
+        );
+        for (r, v) in [
+            ("exported", self.otel.exported),
+            ("dropped", self.otel.dropped),
+        ] {
+            let _ = writeln!(o, "{OTEL_SPANS}{{result=\"{r}\"}} {v}");
         }
     }
 

@@ -151,6 +151,19 @@ pub struct Stats {
     pub services: BTreeMap<String, ServiceStats>,
     /// Dead letters (requests that failed after every retry).
     pub dead_letter: DeadLetterStats,
+    /// OpenTelemetry spans sent to `otel.endpoint` (all zero when `otel.enabled` is false or
+    /// no endpoint is set).
+    pub otel: OtelStats,
+}
+
+/// Counters of the OpenTelemetry span export.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct OtelStats {
+    /// Spans the collector took (a 2xx answer to their export).
+    pub exported: u64,
+    /// Spans lost: the export queue (`otel.max_queue`) was full, or the collector refused or
+    /// did not answer their export.
+    pub dropped: u64,
 }
 
 /// Counters of the dead-letter sinks.

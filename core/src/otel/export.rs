@@ -16,6 +16,7 @@ use super::SpanData;
 use super::metric::Durations;
 use crate::config::{Config, OtelConfig};
 use crate::error::Error;
+use crate::metrics::OtelStats;
 use crate::{Client, Method};
 
 /// Spans per POST, at most.
@@ -29,7 +30,14 @@ enum Msg {
 #[derive(Debug)]
 pub(crate) struct Exporter {
     tx: mpsc::Sender<Msg>,
-    dropped: Arc<AtomicU64>,
+    counts: Arc<Counts>,
+}
+
+/// Spans by what became of them.
+#[derive(Debug, Default)]
+struct Counts {
+    exported: AtomicU64,
+    dropped: AtomicU64,
 }
 
 struct Task {
@@ -40,7 +48,7 @@ struct Task {
     durations: Option<Arc<Durations>>,
     /// Requests in the metric at its last export (nothing new: nothing sent).
     exported_total: u64,
-    dropped: Arc<AtomicU64>,
+    counts: Arc<Counts>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -65,7 +73,7 @@ impl Exporter {
         let base = c.endpoint.trim_end_matches('/');
         let queue = usize::try_from(c.max_queue).unwrap_or(usize::MAX);
         let (tx, rx) = mpsc::channel(queue);
-        let dropped = Arc::new(AtomicU64::new(0));
+        let counts = Arc::new(Counts::default());
         let task = Task {
             client,
             traces: format!("{base}/v1/traces"),
@@ -78,15 +86,15 @@ impl Exporter {
             ]) }),
             durations,
             exported_total: 0,
-            dropped: dropped.clone(),
+            counts: counts.clone(),
         };
         rt.spawn(task.run(rx, Duration::from_millis(c.export_interval_ms)));
-        Ok(Self { tx, dropped })
+        Ok(Self { tx, counts })
     }
 
     pub(super) fn offer(&self, span: SpanData) {
         if self.tx.try_send(Msg::Span(Box::new(span))).is_err() {
-            self.dropped.fetch_add(1, Relaxed);
+            self.counts.dropped.fetch_add(1, Relaxed);
         }
     }
 
@@ -97,8 +105,11 @@ impl Exporter {
         }
     }
 
-    pub(super) fn dropped(&self) -> u64 {
-        self.dropped.load(Relaxed)
+    pub(super) fn stats(&self) -> OtelStats {
+        OtelStats {
+            exported: self.counts.exported.load(Relaxed),
+            dropped: self.counts.dropped.load(Relaxed),
+        }
     }
 }
 
@@ -151,8 +162,11 @@ impl Task {
                 "resource": self.resource,
                 "scopeSpans": [{ "scope": scope(), "spans": spans }],
             }]});
-            if !self.post(&self.traces, &doc).await {
-                self.dropped.fetch_add(n, Relaxed);
+            let c = &self.counts;
+            if self.post(&self.traces, &doc).await {
+                c.exported.fetch_add(n, Relaxed);
+            } else {
+                c.dropped.fetch_add(n, Relaxed);
             }
         }
         batch.clear();

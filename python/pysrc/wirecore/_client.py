@@ -1095,6 +1095,13 @@ class Client(_BaseClient):
     def patch(self, url: str, **kw: Unpack[_BodyOptions]) -> Response:
         return self.request("PATCH", url, **kw)
 
+    def flush_telemetry(self) -> None:
+        """Exports the finished OpenTelemetry spans and the ``http.client.request.duration``
+        metric to ``otel.endpoint`` now, and returns once the collector answered (or the export
+        failed: ``stats()["otel"]["dropped"]`` counts the spans lost). ``close()`` does this
+        too; otherwise exports go every ``otel.export_interval_ms``."""
+        self._raw.flush_telemetry()
+
     def close(self, timeout: float = 5.0) -> None:
         """Refuses new requests, waits up to ``timeout`` s for in-flight ones, closes idle ones."""
         self._raw.close(timeout)
@@ -1296,6 +1303,14 @@ class AsyncClient(_BaseClient):
 
     async def patch(self, url: str, **kw: Unpack[_BodyOptions]) -> Response:
         return await self.request("PATCH", url, **kw)
+
+    async def flush_telemetry(self) -> None:
+        """Exports the finished OpenTelemetry spans and the ``http.client.request.duration``
+        metric to ``otel.endpoint`` now, and returns once the collector answered (or the export
+        failed: ``stats()["otel"]["dropped"]`` counts the spans lost). ``aclose()`` does this
+        too; otherwise exports go every ``otel.export_interval_ms``."""
+        raw = self._raw
+        await _await(lambda c, f: raw.flush_telemetry_async(c, f))
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Refuses new requests, waits up to ``timeout`` s for in-flight ones, closes idle ones."""

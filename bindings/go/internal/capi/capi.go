@@ -357,6 +357,12 @@ func FreeClient(c *Client) { C.wirecore_client_free(c) }
 // It blocks the calling thread (once, at shutdown).
 func CloseClient(c *Client, deadlineMs uint64) { C.wirecore_client_close(c, C.uint64_t(deadlineMs)) }
 
+// FlushTelemetry exports the finished spans and the duration metric now, blocking until the
+// collector answered, the export failed or deadlineMs passed (false then).
+func FlushTelemetry(c *Client, deadlineMs uint64) bool {
+	return C.wirecore_client_flush_telemetry(c, C.uint64_t(deadlineMs)) == OK
+}
+
 func takeString(p *C.char, n C.size_t) string {
 	s := C.GoStringN(p, C.int(n))
 	C.wirecore_string_free(p)

@@ -704,6 +704,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_client_diagnostics_text(
     ): Int
+    external fun uniffi_wirecore_uniffi_checksum_method_client_flush_telemetry(
+    ): Int
+    external fun uniffi_wirecore_uniffi_checksum_method_client_flush_telemetry_blocking(
+    ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_client_listen_dead_letters(
     ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_client_poll_dead_letters(
@@ -792,6 +796,10 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_wirecore_uniffi_fn_method_client_diagnostics_text(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_wirecore_uniffi_fn_method_client_flush_telemetry(`ptr`: Long,
+    ): Long
+    external fun uniffi_wirecore_uniffi_fn_method_client_flush_telemetry_blocking(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_wirecore_uniffi_fn_method_client_listen_dead_letters(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_wirecore_uniffi_fn_method_client_poll_dead_letters(`ptr`: Long,`timeoutMs`: Long,`max`: Int,uniffi_out_err: UniffiRustCallStatus, 
@@ -1008,6 +1016,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_wirecore_uniffi_checksum_method_client_diagnostics_text() and 0xFFFF) != 33824) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_wirecore_uniffi_checksum_method_client_flush_telemetry() and 0xFFFF) != 1348) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_wirecore_uniffi_checksum_method_client_flush_telemetry_blocking() and 0xFFFF) != 36722) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_wirecore_uniffi_checksum_method_client_listen_dead_letters() and 0xFFFF) != 51345) {
@@ -1633,6 +1647,18 @@ public interface ClientInterface {
     fun `diagnosticsText`(): kotlin.String
     
     /**
+     * Exports the finished OpenTelemetry spans and the `http.client.request.duration` metric
+     * to `otel.endpoint` now; returns once the collector answered or the export failed (the
+     * spans lost count in the stats' `otel.dropped`). `close` does this too.
+     */
+    suspend fun `flushTelemetry`()
+    
+    /**
+     * [`Client::flush_telemetry`], blocking the calling thread.
+     */
+    fun `flushTelemetryBlocking`()
+    
+    /**
      * Starts keeping this client's dead letters for [`Client::poll_dead_letters`] (in a
      * queue of `dead_letter.queue`; more are dropped, counted in the stats). Calling it again
      * does nothing.
@@ -1912,6 +1938,47 @@ open class Client: Disposable, AutoCloseable, ClientInterface
     }
     )
     }
+    
+
+    
+    /**
+     * Exports the finished OpenTelemetry spans and the `http.client.request.duration` metric
+     * to `otel.endpoint` now; returns once the collector answered or the export failed (the
+     * spans lost count in the stats' `otel.dropped`). `close` does this too.
+     */
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `flushTelemetry`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_wirecore_uniffi_fn_method_client_flush_telemetry(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_wirecore_uniffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_wirecore_uniffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_wirecore_uniffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
+    )
+    }
+
+    
+    /**
+     * [`Client::flush_telemetry`], blocking the calling thread.
+     */override fun `flushTelemetryBlocking`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_wirecore_uniffi_fn_method_client_flush_telemetry_blocking(
+        it,
+        _status)
+}
+    }
+    
     
 
     

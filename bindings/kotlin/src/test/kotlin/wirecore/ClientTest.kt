@@ -61,6 +61,46 @@ class ClientTest {
 
     private fun JsonObject.n(k: String) = getValue(k).jsonPrimitive.long
 
+    /** Spans the test server's OTLP receiver holds. */
+    private fun exportedSpans(): Int =
+        (srv.call("GET", "/_control/otlp") as kotlinx.serialization.json.JsonArray)
+            .filter { it.jsonObject.getValue("path").jsonPrimitive.content == "/v1/traces" }
+            .sumOf { e ->
+                e.jsonObject.getValue("body").jsonObject.getValue("resourceSpans").let { rs ->
+                    (rs as kotlinx.serialization.json.JsonArray).sumOf { r ->
+                        (r.jsonObject.getValue("scopeSpans") as kotlinx.serialization.json.JsonArray)
+                            .sumOf { (it.jsonObject.getValue("spans") as kotlinx.serialization.json.JsonArray).size }
+                    }
+                }
+            }
+
+    private fun otelStats(c: Client): JsonObject =
+        Json.parseToJsonElement(c.stats()).jsonObject.getValue("otel").jsonObject
+
+    @Test
+    fun flushTelemetryExportsTheSpansAndCloseExportsTheLastOnes() = runBlocking {
+        val cfg = """{"otel":{"enabled":true,"endpoint":"${http("")}","export_interval_ms":600000}}"""
+        Client(cfg).use { c ->
+            repeat(3) { c.request("GET", http("/bytes/10")).bytes() }
+            c.flushTelemetry()
+            assertEquals(3, exportedSpans())
+            assertEquals(3L, otelStats(c).n("exported"), c.stats())
+            c.request("GET", http("/bytes/10")).bytes()
+            c.flushTelemetryBlocking()
+            assertEquals(4, exportedSpans())
+            c.request("GET", http("/bytes/10")).bytes()
+            c.close(0)
+            assertEquals(5, exportedSpans(), "close with no time left still exports")
+        }
+        // A collector that answers every export 404: the spans count as dropped.
+        Client("""{"otel":{"enabled":true,"endpoint":"${http("/nowhere")}","export_interval_ms":600000}}""").use { c ->
+            repeat(2) { c.request("GET", http("/status/204")) }
+            c.flushTelemetry()
+            assertEquals(0L, otelStats(c).n("exported"), c.stats())
+            assertEquals(2L, otelStats(c).n("dropped"), c.stats())
+        }
+    }
+
     @Test
     fun getReturnsStatusHeadersAndBody() = runBlocking {
         Client("{}").use { c ->
