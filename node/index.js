@@ -737,7 +737,16 @@ class Client {
         fail: reject,
       })
       try {
-        nativeClient.request(id, method, url, null, null, null, null, false)
+        // The caller's active span is the parent here too (the plain path is the common one).
+        const trace = activeTraceContext()
+        if (trace === null) nativeClient.request(id, method, url, null, null, null, null, false)
+        else {
+          nativeClient.request(
+            id, method, url, null, null, null, null, false,
+            null, null, null, null, null, null, null, null,
+            trace.traceparent, trace.tracestate ?? null,
+          )
+        }
       } catch (e) {
         untrack(id)
         reject(fromNative(e))

@@ -11,7 +11,11 @@ cp "$tgz" "$tmp/"
 cp -r "$here/test" "$tmp/test"
 cd "$tmp"
 printf '{"name":"wirecore-node-test","private":true}\n' > package.json
-npm install --no-audit --no-fund --loglevel=error --prefer-offline "./$(basename "$tgz")" 2>&1 | grep -v 'Unknown user config' || true
+# Beside it, as an application has them, the OpenTelemetry API and context manager the tests take
+# the caller's context from (the versions package.json pins as devDependencies).
+otel="$(node -p "const d = require('$here/package.json').devDependencies; ['@opentelemetry/api', '@opentelemetry/context-async-hooks'].map((n) => n + '@' + d[n]).join(' ')")"
+# shellcheck disable=SC2086
+npm install --no-audit --no-fund --loglevel=error --prefer-offline "./$(basename "$tgz")" $otel 2>&1 | grep -v 'Unknown user config' || true
 [ -f node_modules/wirecore/package.json ] || { echo "test-node: npm install of $tgz failed" >&2; exit 1; }
 WIRECORE_TESTSERVER="$server" WIRECORE_REPO="$(cd "$here/.." && pwd)" \
   node --test --test-concurrency=1 "$@" test/*.test.js

@@ -3,8 +3,15 @@
 // parent with it on) and spans exported to the test server's OTLP/HTTP receiver.
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
+const net = require('node:net')
 const { startServer, control, counters, reset } = require('./helpers.js')
 const { Client, InvalidRequestError } = require('wirecore')
+// The caller's context: @opentelemetry/api with the AsyncLocalStorage context manager, as an
+// application using the OpenTelemetry SDK has it (test-packed.sh installs both beside wirecore).
+const otel = require('@opentelemetry/api')
+const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks')
+
+otel.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736'
 const PARENT = '00f067aa0ba902b7'
@@ -53,4 +60,89 @@ test('with otel on, the span is a child of the traceparent and is exported at cl
   const got = await spans()
   assert.equal(got.length, 1)
   assert.deepEqual([got[0].traceId, got[0].parentSpanId, got[0].spanId, got[0].name], [TRACE, PARENT, sent.split('-')[2], 'GET'])
+})
+
+function traced(extra = {}) {
+  return new Client({ otel: { enabled: true, endpoint: srv.http, exportIntervalMs: 600000, ...extra } })
+}
+
+/** Runs `fn` with a sampled parent span (TRACE, PARENT) active in @opentelemetry/api's context. */
+function inParentSpan(fn) {
+  const parent = otel.trace.wrapSpanContext({ traceId: TRACE, spanId: PARENT, traceFlags: otel.TraceFlags.SAMPLED })
+  return otel.context.with(otel.trace.setSpan(otel.context.active(), parent), fn)
+}
+
+async function sentTraceparent(c) {
+  return (await (await c.get(`${srv.http}/echo`)).json()).headers.traceparent
+}
+
+test('the active @opentelemetry/api span is the parent, across awaits; outside it there is none', async () => {
+  await reset(srv)
+  const off = new Client()
+  // Tracing off: the caller's context goes out unchanged.
+  const inside = await inParentSpan(async () => {
+    await new Promise((resolve) => setImmediate(resolve))
+    return sentTraceparent(off)
+  })
+  assert.equal(inside, TP)
+  assert.equal(await sentTraceparent(off), undefined)
+  await off.close()
+  // Tracing on: the request's span is a child of the active one.
+  const c = traced()
+  const sent = await inParentSpan(() => sentTraceparent(c))
+  assert.ok(sent.startsWith(`00-${TRACE}-`) && !sent.includes(PARENT), sent)
+  const root = await sentTraceparent(c)
+  assert.ok(!root.includes(TRACE), root)
+  // An explicit option wins over the context.
+  const other = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+  const explicit = await inParentSpan(async () => (await (await c.get(`${srv.http}/echo`, { traceparent: other })).json()).headers.traceparent)
+  assert.ok(explicit.startsWith('00-0af7651916cd43dd8448eb211c80319c-'), explicit)
+  await c.flushTelemetry()
+  const got = await spans()
+  assert.equal(got.length, 3)
+  const child = got.find((s) => s.spanId === sent.split('-')[2])
+  assert.deepEqual([child.traceId, child.parentSpanId], [TRACE, PARENT])
+  assert.equal(got.find((s) => s.spanId === root.split('-')[2]).parentSpanId, undefined)
+  await c.close()
+})
+
+test('flushTelemetry exports the spans of every request; stats count them', async () => {
+  await reset(srv)
+  const c = traced()
+  for (let i = 0; i < 4; i++) await (await c.get(`${srv.http}/bytes/10`)).arrayBuffer()
+  assert.deepEqual(c.stats().otel, { exported: 0, dropped: 0 })
+  await c.flushTelemetry()
+  assert.equal((await spans()).length, 4)
+  assert.deepEqual(c.stats().otel, { exported: 4, dropped: 0 })
+  await c.close()
+})
+
+test('close with no time left still exports the last spans', async () => {
+  await reset(srv)
+  const c = traced()
+  for (let i = 0; i < 2; i++) await (await c.get(`${srv.http}/bytes/10`)).arrayBuffer()
+  await c.close({ timeoutMs: 0 })
+  assert.equal((await spans()).length, 2)
+})
+
+test('spans a collector does not take are counted dropped', async () => {
+  await reset(srv)
+  const free = net.createServer()
+  await new Promise((resolve) => free.listen(0, '127.0.0.1', resolve))
+  const port = free.address().port
+  await new Promise((resolve) => free.close(resolve))
+  // Nobody listens at the endpoint any more: every export is refused.
+  const c = new Client({ otel: { enabled: true, endpoint: `http://127.0.0.1:${port}`, exportIntervalMs: 600000 } })
+  for (let i = 0; i < 3; i++) await (await c.get(`${srv.http}/status/204`)).arrayBuffer()
+  await c.flushTelemetry()
+  assert.deepEqual(c.stats().otel, { exported: 0, dropped: 3 })
+  assert.ok(c.prometheus().includes('wirecore_otel_spans_total{result="dropped"} 3'))
+  await c.close()
+})
+
+test('flushTelemetry without otel resolves at once', async () => {
+  const c = new Client()
+  await c.flushTelemetry()
+  assert.deepEqual(c.stats().otel, { exported: 0, dropped: 0 })
+  await c.close()
 })
