@@ -216,6 +216,30 @@ async fn socks5_tries_the_next_address_when_the_proxy_cannot_reach_one() {
     assert_eq!((got.failed, got.tunnels), (1, 1), "{got:?}");
 }
 
+/// RFC 1928 has no reply for "the name did not resolve": proxies answer 0x04 (host
+/// unreachable, as this test proxy and Tor do) or 0x01 (general failure), the codes they also
+/// send for an address they could not reach or any other failure. So a `socks5h` name the proxy
+/// could not resolve stays `connect` (not `dns`), with the proxy's reply in the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_the_socks5h_proxy_cannot_resolve_is_a_connect_error_naming_its_reply() {
+    let srv = server().await;
+    let socks = TestSocks::start(None).await.unwrap();
+    let c = proxied(&srv, |c| {
+        c.proxy.http = Some(socks.url("socks5h", None));
+    });
+    let url = srv
+        .url("/bytes/3")
+        .replace("127.0.0.1", "unresolvable.wirecore.test");
+    let e = c.get(&url).send().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
+    assert!(
+        format!("{e:#}").contains("host unreachable (reply 4)"),
+        "{e:#}"
+    );
+    assert!(socks.counters().failed >= 1);
+    assert_eq!(srv.counters().requests, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socks5h_leaves_the_name_to_the_proxy() {
     let srv = server().await;

@@ -192,6 +192,10 @@ pub(crate) async fn connect(
         )));
     }
     if head[1] != 0 {
+        // `connect` for every reply, a `socks5h` name the proxy could not resolve included:
+        // RFC 1928 has no code for that, and proxies send 0x04 (host unreachable) or 0x01
+        // (general failure) for it, as they do for an address they could not reach, so the
+        // reply cannot tell a DNS failure from a connect failure.
         return Err(fail(
             Some(head[1]),
             Error::new(
