@@ -421,3 +421,155 @@ async fn a_large_answer_streams_to_one_caller_without_a_second_request() {
     assert_eq!(r.bytes().await.unwrap().len(), 5000);
     assert_eq!(srv.counters().requests, 2);
 }
+
+/// What a test compares of two clients' stats: everything but timings.
+fn comparable(c: &Client) -> serde_json::Value {
+    let mut v = serde_json::to_value(c.stats()).unwrap();
+    let o = v.as_object_mut().unwrap();
+    o.remove("latency");
+    o.remove("requests_per_second");
+    v
+}
+
+/// A plain fresh hit is answered before the request's future is built (`Client::execute`); a
+/// URL with userinfo goes the whole way (the redirect loop moves it to `Authorization` first)
+/// to the same entry. Both leave the same stats, response and jar: the hit is counted once, as a
+/// request and a 2xx, spends no attempt (no rate limiter, breaker or concurrency limit), and its
+/// `Set-Cookie` reaches the jar again.
+#[tokio::test]
+async fn a_fresh_hit_answered_early_counts_as_one_through_the_whole_path() {
+    let srv = server().await;
+    let client = || {
+        client_with(&srv, |c| {
+            c.cache.enabled = true;
+            c.cookies.enabled = true;
+        })
+    };
+    let (early, whole) = (client(), client());
+    let query = "?cache_control=max-age=60&set_cookie=seen%3D1";
+    let (a, b) = (
+        srv.url(&format!("/cache/early{query}")),
+        srv.url(&format!("/cache/whole{query}")),
+    );
+    let b_userinfo = b.replacen("http://", "http://user:pw@", 1);
+    for (c, miss, hit) in [(&early, &a, &a), (&whole, &b, &b_userinfo)] {
+        let (first, _) = get(c, miss, &[]).await;
+        assert_eq!(first.cache_status(), Some(CacheStatus::Miss));
+        c.clear_cookies();
+        let (second, body) = get(c, hit, &[]).await;
+        assert_eq!(second.cache_status(), Some(CacheStatus::Hit));
+        assert_eq!(second.status(), 200);
+        assert_eq!(body["served"], 1);
+        assert_eq!(
+            second
+                .headers()
+                .get("set-cookie")
+                .map(|v| v.to_str().unwrap()),
+            Some("seen=1"),
+            "{:?} then {:?}",
+            first.headers(),
+            second.headers()
+        );
+        assert!(second.headers().contains_key("age"));
+        let jar: Vec<_> = c.cookies().into_iter().map(|k| (k.name, k.value)).collect();
+        assert_eq!(
+            jar,
+            [("seen".to_owned(), "1".to_owned())],
+            "the hit's Set-Cookie"
+        );
+    }
+    let s = early.stats();
+    assert_eq!(
+        (
+            s.requests_total,
+            s.requests_in_flight,
+            s.cache.hits,
+            s.cache.misses
+        ),
+        (2, 0, 1, 1),
+        "{s:?}"
+    );
+    assert_eq!(s.resilience.attempts, 1, "the hit made no attempt: {s:?}");
+    assert_eq!(s.latency.count, 2, "{s:?}");
+    assert_eq!(comparable(&early), comparable(&whole));
+    let histogram_count = |c: &Client| {
+        c.prometheus()
+            .lines()
+            .filter(|l| l.starts_with("wirecore_request_duration_seconds_count"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(histogram_count(&early), histogram_count(&whole));
+    assert_eq!(
+        served(&srv, "/cache/early") + served(&srv, "/cache/whole"),
+        2
+    );
+}
+
+/// A hit spends no rate-limit token, as it makes no attempt: with one token a period, the miss
+/// takes it and hits go on being answered.
+#[tokio::test]
+async fn fresh_hits_pass_no_rate_limiter() {
+    let srv = server().await;
+    let c = client_with(&srv, |c| {
+        c.cache.enabled = true;
+        c.rate_limit.enabled = true;
+        c.rate_limit.requests = 1;
+        c.rate_limit.burst = 1;
+        c.rate_limit.per_ms = 600_000;
+        c.rate_limit.mode = wirecore::config::RateLimitMode::Fail;
+    });
+    let url = srv.url("/cache/limited?cache_control=max-age=60");
+    for _ in 0..5 {
+        get(&c, &url, &[]).await;
+    }
+    let s = c.stats();
+    assert_eq!(
+        (s.cache.hits, s.resilience.rate_limit.rejected),
+        (4, 0),
+        "{s:?}"
+    );
+    let e = c
+        .get(&srv.url("/cache/other?cache_control=max-age=60"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "rate_limited", "the one token went to the miss");
+}
+
+/// With tracing on, a hit is a client span like any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_hit_is_one_span() {
+    let srv = server().await;
+    let c = client_with(&srv, |c| {
+        c.cache.enabled = true;
+        c.otel.enabled = true;
+        c.otel.endpoint = srv.url("");
+        c.otel.export_interval_ms = 600_000;
+    });
+    let url = srv.url("/cache/traced?cache_control=max-age=60");
+    assert_eq!(
+        get(&c, &url, &[]).await.0.cache_status(),
+        Some(CacheStatus::Miss)
+    );
+    assert_eq!(
+        get(&c, &url, &[]).await.0.cache_status(),
+        Some(CacheStatus::Hit)
+    );
+    c.flush_telemetry().await;
+    let spans: Vec<serde_json::Value> = srv
+        .otlp()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["path"] == "/v1/traces")
+        .flat_map(|e| {
+            e["body"]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    assert_eq!(c.stats().cache.hits, 1);
+}

@@ -22,10 +22,62 @@ use crate::body::{Body, RequestBody};
 use crate::cache::coalesce::{self, Landing, Whole};
 use crate::cache::{self, Cache, CacheStatus, Entry, Lookup};
 use crate::error::Error;
-use crate::request::{CacheMode, PhaseTimeouts};
+use crate::request::{CacheMode, PhaseTimeouts, Request};
 use crate::response::Response;
 
 impl Client {
+    /// The answer of a fresh stored response to `req`, taken in `execute` before the request's
+    /// future is built: what `run` would answer on its first poll when its first hop is a
+    /// fresh hit judged without the policy (`Cache::lookup_plain`) and no redirect follows.
+    /// The same jar cookies join the lookup and the same `Set-Cookie` reach the jar, the same
+    /// counter moves; `None` (nothing counted) sends the request the whole way instead.
+    pub(super) fn fresh_hit(&self, req: &Request) -> Option<Response> {
+        let inner = &*self.inner;
+        let cache = inner.cache.as_ref()?;
+        let Request {
+            method,
+            uri,
+            headers,
+            options,
+            default_headers,
+            ..
+        } = req;
+        // Modes that take a fresh stored answer and add no request header (`mode_headers`);
+        // a request without the client's default headers or with userinfo changes its headers
+        // in `run` first.
+        if !(*method == Method::GET || *method == Method::HEAD)
+            || !matches!(
+                options.cache,
+                CacheMode::Default | CacheMode::ForceCache | CacheMode::OnlyIfCached
+            )
+            || !*default_headers
+            || super::redirects::has_userinfo(uri)
+        {
+            return None;
+        }
+        let with_cookies = inner.jar.as_ref().and_then(|j| j.headers_for(uri, headers));
+        let sent = with_cookies.as_ref().unwrap_or(headers);
+        if cache::bypasses(sent) {
+            return None;
+        }
+        let now = SystemTime::now();
+        let key = cache::key(method, uri);
+        let Some(Lookup::Fresh(e)) = cache.lookup_plain(&key, sent, &inner.default_headers, now)
+        else {
+            return None;
+        };
+        // A stored redirect is the redirect loop's to follow or refuse.
+        if crate::redirect::hop(e.status, method).is_some() {
+            return None;
+        }
+        cache.counters.hits.fetch_add(1, Relaxed);
+        let resp = e.response(uri, now, CacheStatus::Hit);
+        if let Some(j) = &inner.jar {
+            j.store(uri, &resp.headers);
+        }
+        Some(self.resumable(resp, method, uri, headers, options, true))
+    }
+
     /// Sends one hop, through the cache when the client has one, as `mode` asks.
     pub(super) async fn send_cached(
         &self,

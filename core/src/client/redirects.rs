@@ -180,7 +180,7 @@ impl Client {
 
 impl Client {
     /// An event stream answering a `GET` keeps what a reconnection sends (see `sse`).
-    fn resumable(
+    pub(super) fn resumable(
         &self,
         mut resp: Response,
         method: &Method,
@@ -205,7 +205,7 @@ impl Client {
     }
 }
 
-fn has_userinfo(uri: &Uri) -> bool {
+pub(super) fn has_userinfo(uri: &Uri) -> bool {
     uri.authority().is_some_and(|a| a.as_str().contains('@'))
 }
 

@@ -453,11 +453,12 @@ fn etag(req: &Req) -> Response<Body> {
 }
 
 /// `/cache/NAME`: a response with the caching headers the query asks for. `cache_control`,
-/// `vary` and `age` are sent as given; `etag=T` sends `ETag: "T"` and answers 304 to a matching
-/// `If-None-Match`; `last_modified=S` sends the HTTP date S seconds after the epoch and answers
-/// 304 to an `If-Modified-Since` at or after it; `expires=S` sends a date S seconds from now
-/// (negative: past); `delay_ms` waits first. Every answer carries `x-served: N` (the Nth
-/// request to this path); the body is `{"path", "served", "vary": {header: value}}`.
+/// `vary`, `age` and `set_cookie` (as `Set-Cookie`) are sent as given; `etag=T` sends
+/// `ETag: "T"` and answers 304 to a matching `If-None-Match`; `last_modified=S` sends the HTTP
+/// date S seconds after the epoch and answers 304 to an `If-Modified-Since` at or after it;
+/// `expires=S` sends a date S seconds from now (negative: past); `delay_ms` waits first. Every
+/// answer carries `x-served: N` (the Nth request to this path); the body is
+/// `{"path", "served", "vary": {header: value}}`.
 async fn cached(req: &Req) -> Handled {
     let q = req.query();
     let delay = req.num("delay_ms", 0u64)?;
@@ -523,6 +524,9 @@ async fn cached(req: &Req) -> Handled {
     }
     if let Some(age) = param(q, "age") {
         set(header::AGE, &age)?;
+    }
+    if let Some(cookie) = param(q, "set_cookie") {
+        set(header::SET_COOKIE, &cookie)?;
     }
     if let Some(tag) = &etag {
         set(header::ETAG, tag)?;
