@@ -61,6 +61,9 @@ type Variants = Arc<[Arc<Entry>]>;
 /// Variants kept per URL; the oldest goes first.
 const MAX_VARIANTS: usize = 8;
 
+/// Request headers of their own that only the policy judges (see [`Cache::lookup_plain`]).
+const OWN: [header::HeaderName; 3] = [header::CACHE_CONTROL, header::PRAGMA, header::HOST];
+
 /// Fixed cost of an entry besides its body and headers, so that many tiny entries still fill
 /// `cache.max_bytes`.
 const ENTRY_OVERHEAD: u64 = 512;
@@ -158,7 +161,6 @@ impl Cache {
         defaults: &HeaderMap,
         now: SystemTime,
     ) -> Option<Lookup> {
-        const OWN: [header::HeaderName; 3] = [header::CACHE_CONTROL, header::PRAGMA, header::HOST];
         if OWN
             .iter()
             .any(|h| headers.contains_key(h) || defaults.contains_key(h))
@@ -211,13 +213,28 @@ impl Cache {
             return Lookup::Missing;
         };
         let now = SystemTime::now();
-        let fresh = match entry.policy.before_request(req, now) {
-            BeforeRequest::Fresh(_) => true,
-            BeforeRequest::Stale { matches: true, .. } => false,
-            BeforeRequest::Stale { .. } => {
+        // A plain request is judged as in memory (`lookup_plain`): `req`'s headers are the
+        // request's own over the defaults already.
+        let plain = if OWN.iter().any(|h| req.headers.contains_key(h)) {
+            Plain::Ask
+        } else {
+            entry.quick_judge(&req.headers, &HeaderMap::new(), now)
+        };
+        let fresh = match plain {
+            Plain::Fresh => true,
+            Plain::Stale => false,
+            Plain::Other => {
                 l2.counters.misses.fetch_add(1, Relaxed);
                 return Lookup::Missing;
             }
+            Plain::Ask => match entry.policy.before_request(req, now) {
+                BeforeRequest::Fresh(_) => true,
+                BeforeRequest::Stale { matches: true, .. } => false,
+                BeforeRequest::Stale { .. } => {
+                    l2.counters.misses.fetch_add(1, Relaxed);
+                    return Lookup::Missing;
+                }
+            },
         };
         l2.counters.hits.fetch_add(1, Relaxed);
         let entry = Arc::new(entry);

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Uri, Version};
-use http_cache_semantics::{CacheOptions, CachePolicy};
+use http_cache_semantics::{CacheOptions, CachePolicy, ResponseLike};
 
 use super::{CacheStatus, ENTRY_OVERHEAD};
 use crate::body::Body;
@@ -81,8 +81,7 @@ impl Entry {
         response_time: SystemTime,
         opts: CacheOptions,
     ) -> Entry {
-        let policy =
-            CachePolicy::new_options(req, &response_parts(status, &headers), response_time, opts);
+        let policy = CachePolicy::new_options(req, &Head(status, &headers), response_time, opts);
         Entry::with_policy(policy, req, status, version, headers, body, response_time)
     }
 
@@ -367,12 +366,18 @@ pub(crate) fn conditional(entry: &Entry, headers: &HeaderMap) -> HeaderMap {
     h
 }
 
-/// A response head for the policy functions.
-pub(crate) fn response_parts(status: StatusCode, headers: &HeaderMap) -> http::response::Parts {
-    let (mut parts, ()) = http::Response::new(()).into_parts();
-    parts.status = status;
-    parts.headers = headers.clone();
-    parts
+/// A response head lent to the policy functions, which copy what they keep (an
+/// `http::response::Parts` would be one more copy of the headers).
+pub(crate) struct Head<'a>(pub(crate) StatusCode, pub(crate) &'a HeaderMap);
+
+impl ResponseLike for Head<'_> {
+    fn status(&self) -> StatusCode {
+        self.0
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        self.1
+    }
 }
 
 #[cfg(test)]

@@ -252,16 +252,72 @@ fn varied(resp: &HeaderMap, req: &HeaderMap) -> Option<Vec<(String, String)>> {
     Some(out)
 }
 
-/// The JSON head of an entry (`docs/cache-l2-format.md`).
-#[derive(Serialize, Deserialize)]
-struct Head {
+/// The JSON head of an entry (`docs/cache-l2-format.md`), as written: borrowed from the entry.
+#[derive(Serialize)]
+struct Head<'a> {
     status: u16,
-    version: String,
-    method: String,
-    url: String,
+    version: &'a str,
+    method: &'a str,
+    url: &'a str,
     response_time_ms: u64,
-    request_headers: Vec<(String, String)>,
-    headers: Vec<(String, String)>,
+    request_headers: &'a [(String, String)],
+    headers: Vec<(&'a str, &'a str)>,
+}
+
+/// The head as read: its strings borrowed from the bytes Redis returned (unless escaped).
+#[derive(Deserialize)]
+struct HeadIn<'a> {
+    status: u16,
+    #[serde(borrow)]
+    version: Text<'a>,
+    #[serde(borrow)]
+    method: Text<'a>,
+    #[serde(borrow)]
+    url: Text<'a>,
+    response_time_ms: u64,
+    #[serde(borrow)]
+    request_headers: Vec<(Text<'a>, Text<'a>)>,
+    #[serde(borrow)]
+    headers: Vec<(Text<'a>, Text<'a>)>,
+}
+
+/// A JSON string, borrowed from the input when it has no escapes.
+struct Text<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = std::borrow::Cow<'de, str>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(v.into())
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(v.to_owned().into())
+            }
+        }
+        d.deserialize_str(Visit).map(Text)
+    }
+}
+
+impl Text<'_> {
+    /// Its bytes as a header value, sharing `raw`'s buffer when borrowed from it.
+    fn value(&self, raw: &Bytes) -> Option<HeaderValue> {
+        match &self.0 {
+            // The same bytes `from_str` takes (text and obs-text, no controls).
+            std::borrow::Cow::Borrowed(s) => {
+                HeaderValue::from_maybe_shared(raw.slice_ref(s.as_bytes())).ok()
+            }
+            std::borrow::Cow::Owned(s) => HeaderValue::from_str(s).ok(),
+        }
+    }
+
+    fn name(&self) -> Option<HeaderName> {
+        HeaderName::from_bytes(self.0.as_bytes()).ok()
+    }
 }
 
 fn version_str(v: Version) -> &'static str {
@@ -295,7 +351,7 @@ fn encode(
     let (method, url) = primary.split_once(' ')?;
     let mut headers = Vec::with_capacity(entry.headers.len());
     for (k, v) in &entry.headers {
-        headers.push((k.as_str().to_owned(), v.to_str().ok()?.to_owned()));
+        headers.push((k.as_str(), v.to_str().ok()?));
     }
     // The policy keeps when the response arrived privately; its age minus the `Age` it came
     // with is how long it has been held.
@@ -308,13 +364,13 @@ fn encode(
     let response_time = now.checked_sub(resident).unwrap_or(now);
     let head = Head {
         status: entry.status.as_u16(),
-        version: version_str(entry.version).to_owned(),
-        method: method.to_owned(),
-        url: url.to_owned(),
+        version: version_str(entry.version),
+        method,
+        url,
         response_time_ms: response_time
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        request_headers: vary.to_vec(),
+        request_headers: vary,
         headers,
     };
     let json = serde_json::to_vec(&head).ok()?;
@@ -327,7 +383,8 @@ fn encode(
     Some(out)
 }
 
-/// An entry read back, its policy rebuilt from the stored request and response heads.
+/// An entry read back, its policy rebuilt from the stored request and response heads. The body
+/// and the header values share `raw`'s buffer.
 fn decode(raw: &Bytes, opts: CacheOptions) -> Option<Entry> {
     let (&version, rest) = raw.split_first()?;
     if version != FORMAT_VERSION || rest.len() < 4 {
@@ -335,32 +392,26 @@ fn decode(raw: &Bytes, opts: CacheOptions) -> Option<Entry> {
     }
     let len = u32::from_be_bytes(rest[..4].try_into().ok()?) as usize;
     let json = rest.get(4..4 + len)?;
-    let head: Head = serde_json::from_slice(json).ok()?;
+    let head: HeadIn<'_> = serde_json::from_slice(json).ok()?;
     let body = raw.slice(5 + len..);
     let mut headers = HeaderMap::with_capacity(head.headers.len());
     for (k, v) in &head.headers {
-        headers.append(
-            HeaderName::from_bytes(k.as_bytes()).ok()?,
-            HeaderValue::from_str(v).ok()?,
-        );
+        headers.append(k.name()?, v.value(raw)?);
     }
     let mut req_headers = HeaderMap::with_capacity(head.request_headers.len());
     for (k, v) in &head.request_headers {
-        req_headers.append(
-            HeaderName::from_bytes(k.as_bytes()).ok()?,
-            HeaderValue::from_str(v).ok()?,
-        );
+        req_headers.append(k.name()?, v.value(raw)?);
     }
     let (mut req, ()) = http::Request::new(()).into_parts();
-    req.method = head.method.parse().ok()?;
-    req.uri = head.url.parse().ok()?;
+    req.method = head.method.0.parse().ok()?;
+    req.uri = head.url.0.parse().ok()?;
     req.headers = req_headers;
     let status = StatusCode::from_u16(head.status).ok()?;
     let response_time = UNIX_EPOCH + Duration::from_millis(head.response_time_ms);
     Some(Entry::new(
         &req,
         status,
-        parse_version(&head.version),
+        parse_version(&head.version.0),
         headers,
         body,
         response_time,
@@ -462,6 +513,42 @@ mod tests {
         raw[0] = FORMAT_VERSION;
         raw.truncate(10);
         assert!(decode(&Bytes::from(raw), opts()).is_none());
+    }
+
+    /// Header values are taken from the entry's bytes when the JSON has no escapes, copied when
+    /// it has; either way the same values are taken (`HeaderValue::from_str`'s rule).
+    #[test]
+    fn escaped_and_unescaped_values_decode_alike() {
+        let head = |etag: &str| {
+            let at = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis();
+            let json = format!(
+                r#"{{"status":200,"version":"HTTP/1.1","method":"GET","url":"http://example.test/a?b=1","response_time_ms":{at},"request_headers":[["accept","text/\u0070lain"]],"headers":[["cache-control","max-age=60"],["vary","accept"],["etag",{etag}]]}}"#
+            );
+            let mut raw = vec![FORMAT_VERSION];
+            raw.extend_from_slice(&u32::try_from(json.len()).unwrap().to_be_bytes());
+            raw.extend_from_slice(json.as_bytes());
+            raw.extend_from_slice(b"body");
+            decode(&Bytes::from(raw), opts())
+        };
+        let plain = head(r#""abc""#).unwrap();
+        assert_eq!(plain.headers["etag"], "abc");
+        assert_eq!(plain.body, "body");
+        let escaped = head(r#""\"abc\"""#).unwrap();
+        assert_eq!(escaped.headers["etag"], "\"abc\"");
+        let (req, _) = entry(&[], &[("accept", "text/plain")]);
+        assert!(matches!(
+            escaped.policy.before_request(&req, SystemTime::now()),
+            http_cache_semantics::BeforeRequest::Fresh(_)
+        ));
+        let raw_utf8 = head("\"caf\u{e9}\"").unwrap();
+        let escaped_utf8 = head(r#""caf\u00e9""#).unwrap();
+        assert_eq!(raw_utf8.headers["etag"].as_bytes(), "caf\u{e9}".as_bytes());
+        assert_eq!(escaped_utf8.headers["etag"], raw_utf8.headers["etag"]);
+        assert!(head(r#""a\u0001b""#).is_none(), "a control character");
+        assert!(head("\"a\u{7f}b\"").is_none(), "DEL");
     }
 
     #[test]

@@ -577,7 +577,7 @@ fn policy_if_storable(
     resp: &Response,
     now: SystemTime,
 ) -> Option<CachePolicy> {
-    let head = cache::entry::response_parts(resp.status, &resp.headers);
+    let head = cache::entry::Head(resp.status, &resp.headers);
     let policy = CachePolicy::new_options(req, &head, now, cache.opts);
     cache::entry::storable(&policy, req, &resp.headers, now).then_some(policy)
 }
