@@ -12,6 +12,7 @@
 //! - [`fork`]: fork detection and the engine runtime as the bindings reach it.
 //! - [`Letters`]: dead letters queued for a binding's callback, taken on the host's thread.
 //! - [`log`]: the engine's `tracing` events queued for a binding's logger, taken the same way.
+//! - [`submit`]: host threads hand tasks to the engine in batches (one wake-up per batch).
 
 mod batch;
 mod body;
@@ -21,6 +22,7 @@ pub mod fork;
 pub mod log;
 mod registry;
 mod requests;
+pub mod submit;
 mod tracker;
 
 /// The synchronisation types of the files the loom model (bindings/bridge/loom) also compiles,

@@ -111,7 +111,8 @@ impl Tracker {
         self.requests.begin_close();
     }
 
-    /// Runs `work` on the engine runtime as one operation of `kind` and passes its outcome to
+    /// Runs `work` on the engine runtime (through [`crate::submit`]: one wake-up of the engine
+    /// per batch of submissions) as one operation of `kind` and passes its outcome to
     /// `sink` exactly once, on an engine thread: the result, `internal` if it panicked,
     /// `cancelled` if `abort` (or a dropping close) stopped it, `closed` if the client was
     /// closing already (requests only). The operation counts until `sink` returned.
@@ -135,7 +136,7 @@ impl Tracker {
         let busy = self.enter(kind);
         let refused = kind == Kind::Request && self.is_closing();
         let dropped = (kind == Kind::Request).then(|| self.dropped.clone());
-        crate::fork::runtime().spawn(async move {
+        crate::submit::submit(async move {
             let r = if refused {
                 Err(Error::new(ErrorKind::Closed, "the client is closed"))
             } else {
@@ -224,7 +225,7 @@ where
     S: FnOnce(Result<T, Error>) + Send + 'static,
 {
     let work = Box::pin(work); // see Tracker::spawn
-    crate::fork::runtime().spawn(async move {
+    crate::submit::submit(async move {
         sink(wirecore::runtime::catch_panic(work).await);
     });
 }
