@@ -16,7 +16,7 @@ use pyo3::types::PyDict;
 use wirecore_bridge::fork::PerProcess;
 use wirecore_bridge::{AbortHandle, Kind, Letters, Tracker};
 
-use crate::bridge::{Completer, Pending, UNTRACKED, spawn_on};
+use crate::bridge::{Call, Completer, Pending, UNTRACKED, spawn_call, spawn_on};
 use crate::error;
 use crate::response::{Outcome, into_py_result, run};
 use crate::upload::Upload;
@@ -459,6 +459,33 @@ impl Client {
             self.prepare(py, method, url, headers, body, upload, options)?;
         let work = run(client, tracker.clone(), req, stream);
         Ok(spawn_on(completer, fut, &tracker, Kind::Request, work))
+    }
+
+    /// Starts a request; returns the `Call` a task awaits for its outcome (the raw response).
+    #[pyo3(signature = (
+        completer, method, url, headers=None, body=None, stream=false, options=None,
+        upload=None,
+    ))]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "mirrors the Python keyword arguments"
+    )]
+    fn call_async(
+        &self,
+        py: Python<'_>,
+        completer: &Completer,
+        method: &str,
+        url: &str,
+        headers: Option<Headers>,
+        body: Option<&[u8]>,
+        stream: bool,
+        options: Option<&Bound<'_, PyDict>>,
+        upload: Option<&Upload>,
+    ) -> PyResult<Py<Call>> {
+        let (client, tracker, req) =
+            self.prepare(py, method, url, headers, body, upload, options)?;
+        let work = run(client, tracker.clone(), req, stream);
+        spawn_call(py, completer, &tracker, Kind::Request, None, work)
     }
 
     /// Refuses new requests, waits up to `timeout` seconds for in-flight ones and their body

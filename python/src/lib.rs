@@ -22,6 +22,7 @@ fn _wirecore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<response::RawEvents>()?;
     m.add_class::<bridge::Completer>()?;
     m.add_class::<bridge::Pending>()?;
+    m.add_class::<bridge::Call>()?;
     m.add_class::<client::Started>()?;
     m.add_class::<upload::Upload>()?;
     m.add_function(wrap_pyfunction!(bridge::shutdown, m)?)?;

@@ -253,3 +253,64 @@ def test_aclose_waits_for_a_body_being_read(srv: Server, tls_config: dict[str, A
         assert len((await slow).content) == 1000
 
     asyncio.run(main())
+
+
+@pytest.mark.asyncio
+async def test_tasks_resumed_by_a_batch_keep_their_own_context(
+    aclient: wirecore.AsyncClient, srv: Server
+) -> None:
+    """The completer resumes the awaiting tasks itself, one batch at a time: each must run in
+    its own context, as a `call_soon` wake-up would have run it."""
+    import contextvars
+
+    var: contextvars.ContextVar[int] = contextvars.ContextVar("var", default=-1)
+
+    async def one(i: int) -> tuple[int, int]:
+        var.set(i)
+        r = await aclient.get(f"{srv.http}/bytes/{i % 7}")
+        return var.get(), len(r.content)
+
+    got = await asyncio.gather(*(one(i) for i in range(200)))
+    assert got == [(i, i % 7) for i in range(200)]
+
+
+@pytest.mark.asyncio
+async def test_a_call_is_a_future_to_asyncio(srv: Server, tls_config: dict[str, Any]) -> None:
+    """`call_async` returns an awaitable that speaks asyncio's future protocol: done, result,
+    exception, callbacks added before and after it settled, cancel (which reaches the engine)."""
+    raw = _wirecore.Client(json.dumps(tls_config))
+    loop = asyncio.get_running_loop()
+    completer = wirecore._client._completer(loop)
+    call = raw.call_async(completer, "GET", f"{srv.http}/bytes/5")
+    assert call.get_loop() is loop
+    assert not call.done()
+    with pytest.raises(asyncio.InvalidStateError):
+        call.result()
+    seen: list[Any] = []
+    call.add_done_callback(seen.append)
+    r = await call
+    assert r.status_code == 200 and r.content == b"\x00\x01\x02\x03\x04"
+    assert seen == [call]
+    assert call.done() and not call.cancelled()
+    assert call.result() is r and call.exception() is None
+    late: list[Any] = []
+    call.add_done_callback(late.append)  # scheduled on the loop, as asyncio does
+    assert late == []
+    await asyncio.sleep(0)
+    assert late == [call]
+    assert not call.cancel()
+
+    failed = raw.call_async(completer, "GET", "http://127.0.0.1:9/")
+    with pytest.raises(wirecore.ConnectError):
+        await failed
+    assert isinstance(failed.exception(), wirecore.ConnectError)
+
+    hang = raw.call_async(completer, "GET", f"{srv.http}/hang")
+    await asyncio.to_thread(srv.wait_for, lambda c: c["requests_in_flight"] == 1)
+    assert hang.cancel("enough")
+    assert hang.cancelled()
+    with pytest.raises(asyncio.CancelledError, match="enough"):
+        await hang
+    c = await asyncio.to_thread(srv.wait_for, lambda c: c["requests_cancelled"] == 1)
+    assert c["requests_cancelled"] == 1
+    raw.close(5.0)

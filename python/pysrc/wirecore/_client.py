@@ -132,7 +132,7 @@ def _completer(loop: asyncio.AbstractEventLoop) -> _wirecore.Completer:
     if c is None:
         for old in [lp for lp in by_loop if lp.is_closed()]:
             del by_loop[old]
-        c = _wirecore.Completer()
+        c = _wirecore.Completer(loop, socket=True)
         try:
             # The engine wakes the loop with a byte on this socket, never taking the GIL.
             loop.add_reader(c.fileno(), c.drain)
@@ -1137,11 +1137,20 @@ class AsyncClient(_BaseClient):
         stream: bool,
         options: dict[str, Any],
     ) -> _wirecore.RawResponse:
-        raw: _wirecore.RawResponse = await _await(
-            lambda c, f: self._raw.send_async(
-                c, f, method, url, headers, body, stream, options or None
-            )
+        call = self._raw.call_async(
+            _completer(asyncio.get_running_loop()),
+            method,
+            url,
+            headers,
+            body,
+            stream,
+            options or None,
         )
+        try:
+            raw: _wirecore.RawResponse = await call
+        except BaseException:
+            call.cancel()
+            raise
         return raw
 
     async def _call_streamed(
@@ -1275,13 +1284,12 @@ class AsyncClient(_BaseClient):
     async def get(self, url: str, **kw: Unpack[_Options]) -> Response:
         if not kw and url.__class__ is str and _otel_inject is _NO_OTEL:
             # The hot path, inlined: one coroutine frame per request.
-            loop = asyncio.get_running_loop()
-            fut = loop.create_future()
-            pending = self._raw.send_async(_completer(loop), fut, "GET", url)
+            # The call is awaited directly: the completer's drain resumes this task itself.
+            call = self._raw.call_async(_completer(asyncio.get_running_loop()), "GET", url)
             try:
-                raw = await fut
+                raw = await call
             except BaseException:
-                pending.cancel()
+                call.cancel()
                 raise
             return Response(raw, "GET")
         return await self.request("GET", url, **kw)

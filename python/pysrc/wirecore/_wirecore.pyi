@@ -1,12 +1,15 @@
 # The compiled engine glue. Use wirecore.Client / wirecore.AsyncClient instead.
 
 import asyncio
+import contextvars
+from collections.abc import Callable, Generator
 from typing import Any, final
 
 from .exceptions import WirecoreError
 
 __all__ = [
     "ERROR_CODES",
+    "Call",
     "Client",
     "Completer",
     "Pending",
@@ -37,13 +40,32 @@ def _panic_in_engine(
 
 @final
 class Completer:
-    def __new__(cls, event_loop: asyncio.AbstractEventLoop | None = None) -> Completer: ...
+    def __new__(
+        cls, event_loop: asyncio.AbstractEventLoop | None = None, socket: bool = False
+    ) -> Completer: ...
     def fileno(self) -> int: ...
     def drain(self) -> None: ...
 
 @final
 class Pending:
     def cancel(self) -> None: ...
+
+@final
+class Call:
+    _asyncio_future_blocking: bool
+    def __await__(self) -> Generator[Any, None, Any]: ...
+    def __iter__(self) -> Call: ...
+    def __next__(self) -> Call: ...
+    def get_loop(self) -> asyncio.AbstractEventLoop: ...
+    def done(self) -> bool: ...
+    def cancelled(self) -> bool: ...
+    def result(self) -> Any: ...
+    def exception(self) -> BaseException | None: ...
+    def add_done_callback(
+        self, callback: Callable[[Call], object], *, context: contextvars.Context | None = None
+    ) -> None: ...
+    def remove_done_callback(self, callback: Callable[[Call], object]) -> int: ...
+    def cancel(self, msg: Any | None = None) -> bool: ...
 
 @final
 class Upload:
@@ -131,6 +153,17 @@ class Client:
         options: dict[str, Any] | None = None,
         upload: Upload | None = None,
     ) -> Pending: ...
+    def call_async(
+        self,
+        completer: Completer,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes | None = None,
+        stream: bool = False,
+        options: dict[str, Any] | None = None,
+        upload: Upload | None = None,
+    ) -> Call: ...
     def close(self, timeout: float = 5.0) -> None: ...
     def close_async(
         self, completer: Completer, fut: asyncio.Future[Any], timeout: float = 5.0
