@@ -14,10 +14,21 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  * `NativeClient`.
  */
 export declare class Dispatcher {
-  /** `on_complete` receives every batch of completions of this environment. */
-  constructor(onComplete: (arg: Array<Completion>) => void)
+  /**
+   * `on_complete` receives every batch of completions of this environment, flat (see
+   * `index.js`: `deliver`).
+   */
+  constructor(onComplete: (batch: Array<unknown>) => void)
   /** The next completions still queued after a full batch (at most `maxBatch`). */
-  take(): Array<Completion>
+  take(): Array<unknown>
+  /**
+   * Puts off this thread's engine wake-ups for new requests until `release`
+   * (`wirecore_bridge::submit::hold`): `index.js` holds while a batch of completions runs its
+   * continuations, so the requests they start reach the engine with one wake-up.
+   */
+  hold(): void
+  /** Ends `hold`: the requests started meanwhile reach the engine now. */
+  release(): void
 }
 
 /** The native half of `Client` (see `index.js`). */
@@ -109,7 +120,7 @@ export declare function __nativeCounts(): NativeCounts
  */
 export declare function basicAuth(user: string, password?: string | undefined | null): string
 
-/** One finished operation, keyed by the id JS gave it. */
+/** One finished operation other than a response, keyed by the id JS gave it. */
 export interface Completion {
   /** The id JS passed with the operation. */
   id: number
@@ -117,27 +128,8 @@ export interface Completion {
   code?: string
   /** Error message when the operation failed. */
   message?: string
-  /** Response status. */
-  status?: number
-  /** `HTTP/1.1` or `HTTP/2.0`. */
-  version?: string
-  /** Response headers as `name\nvalue\n` pairs. */
-  headers?: string
-  /** Final URL. */
-  url?: string
-  /** The whole body (small responses), or one chunk (stream reads). */
+  /** One chunk of a streamed body (`readBody`); absent at its end. */
   body?: Buffer
-  /** The body stays in the engine: read it with `readBody(id, ..)`. */
-  streaming?: boolean
-  /** The request went out on a pooled connection. */
-  reused?: boolean
-  /**
-   * Where the response came from (`hit`, `miss`, `stale`, `revalidated`); absent when the
-   * cache took no part.
-   */
-  cacheStatus?: string
-  /** dns, connect, tls, ttfb, total in milliseconds. */
-  timings?: Array<number>
   /** One Server-Sent Event (`readEvent`); absent at the end of the stream. */
   event?: SseEvent
 }

@@ -25,26 +25,97 @@ function nextId() {
 const keepAlive = setInterval(() => {}, 0x7fffffff)
 keepAlive.unref()
 
+// While a batch's continuations run (their microtasks, up to the check phase), requests they
+// start are queued for the engine without waking it; one wake-up takes them all.
+let holding = false
+
+function release() {
+  holding = false
+  dispatcher.release()
+}
+
 function onComplete(batch) {
+  if (!holding) {
+    holding = true
+    dispatcher.hold()
+    setImmediate(release)
+  }
   deliver(batch)
   // A full batch means more are queued: take them after timers and I/O had their turn.
-  if (batch.length === maxBatch) setImmediate(takeMore)
+  if (batch.length === maxBatch * STRIDE) setImmediate(takeMore)
 }
 
 function takeMore() {
   onComplete(dispatcher.take())
 }
 
+// A batch is flat, STRIDE slots per completion: `id, status, headers, body, meta` for a response
+// head (body null when streamed), `id, 0, null, null, completion` for anything else.
+const STRIDE = 5
+
 function deliver(batch) {
-  for (let i = 0; i < batch.length; i++) {
-    const c = batch[i]
-    const op = pending.get(c.id)
+  for (let i = 0; i < batch.length; i += STRIDE) {
+    const id = batch[i]
+    const op = pending.get(id)
     if (op !== undefined) {
-      pending.delete(c.id)
-      op.complete(c)
+      pending.delete(id)
+      const status = batch[i + 1]
+      op.complete(status === 0 ? batch[i + 4] : new Head(id, status, batch[i + 2], batch[i + 3], batch[i + 4]))
     }
   }
   if (pending.size === 0) keepAlive.unref()
+}
+
+/** A response head; the fields most callers never read are parsed from `meta` on first use. */
+class Head {
+  constructor(id, status, headers, body, meta) {
+    this.id = id
+    this.status = status
+    this.headers = headers
+    this.body = body
+    this.streaming = body === null
+    this.meta = meta
+    this.parsed = null
+  }
+
+  /** [version, reused, cacheStatus, timings, url] */
+  #parse() {
+    if (this.parsed === null) {
+      const m = this.meta
+      const a = m.indexOf('\n')
+      const b = m.indexOf('\n', a + 1)
+      const c = m.indexOf('\n', b + 1)
+      const d = m.indexOf('\n', c + 1)
+      this.parsed = [
+        m.slice(0, a),
+        m.slice(a + 1, b) === '1',
+        m.slice(b + 1, c) || null,
+        m.slice(c + 1, d).split(' ').map(Number),
+        m.slice(d + 1),
+      ]
+    }
+    return this.parsed
+  }
+
+  get version() {
+    return this.#parse()[0]
+  }
+
+  get reused() {
+    return this.#parse()[1]
+  }
+
+  get cacheStatus() {
+    return this.#parse()[2]
+  }
+
+  get timings() {
+    return this.#parse()[3]
+  }
+
+  get url() {
+    return this.#parse()[4]
+  }
 }
 
 const dispatcher = new native.Dispatcher(onComplete)

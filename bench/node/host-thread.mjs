@@ -97,6 +97,8 @@ async function worker() {
 
 if (args.worker) {
   process.stdout.write(JSON.stringify(await worker()) + '\n')
+  // A turn of the loop before exiting, so the addon is idle (nothing held) when it unloads.
+  await new Promise((resolve) => setImmediate(resolve))
   process.exit(0)
 }
 

@@ -21,9 +21,9 @@ use napi::Status;
 use napi::bindgen_prelude::{Buffer, Either, Uint8Array};
 use napi_derive::napi;
 use tokio::sync::mpsc;
-use wirecore_bridge::{BodySlot, EventSlot, Head, Kind, Prefetch, Prefetched, Registry, Tracker};
+use wirecore_bridge::{BodySlot, EventSlot, Kind, Prefetch, Prefetched, Registry, Tracker};
 
-use crate::completion::{Completer, Completion, Dispatcher, SseEvent};
+use crate::completion::{Completer, Completion, Dispatcher, Head, Item, SseEvent};
 use crate::config;
 
 /// Request-body chunks buffered between JS and the engine.
@@ -96,9 +96,10 @@ impl Shared {
     /// stopped with `cancel(id)`, which drops it (and so cancels the engine work under it).
     /// Exactly one completion comes for an operation not cancelled, with code `internal` if
     /// the work panicked.
-    fn spawn<F>(self: &Arc<Self>, id: u32, kind: Kind, cancellable: bool, fut: F)
+    fn spawn<F, T>(self: &Arc<Self>, id: u32, kind: Kind, cancellable: bool, fut: F)
     where
-        F: Future<Output = Result<Completion, wirecore::Error>> + Send + 'static,
+        F: Future<Output = Result<T, wirecore::Error>> + Send + 'static,
+        T: Into<Item> + Send + 'static,
     {
         let abort = cancellable.then(|| self.aborts.register(u64::from(id)));
         let shared = self.clone();
@@ -109,9 +110,10 @@ impl Shared {
                 shared.forget_body(id);
                 return;
             }
-            shared
-                .completer
-                .push(r.unwrap_or_else(|e| error_completion(id, &e)));
+            shared.completer.push(match r {
+                Ok(v) => v.into(),
+                Err(e) => error_completion(id, &e).into(),
+            });
         });
     }
 
@@ -505,9 +507,10 @@ impl NativeClient {
 fn respond(
     shared: &Shared,
     id: u32,
-    head: Head,
+    head: wirecore_bridge::Head,
     body: Prefetched,
-) -> Result<Completion, wirecore::Error> {
+) -> Result<Head, wirecore::Error> {
+    use std::fmt::Write as _;
     let t = head.timings;
     let mut headers = String::with_capacity(head.headers.len() * 32);
     for (n, v) in &head.headers {
@@ -516,33 +519,36 @@ fn respond(
         headers.push_str(&String::from_utf8_lossy(v.as_bytes()));
         headers.push('\n');
     }
-    let mut c = Completion {
-        id,
-        status: Some(u32::from(head.status.as_u16())),
-        version: Some(format!("{:?}", head.version)),
-        headers: Some(headers),
-        url: Some(head.url.to_string()),
-        reused: Some(head.reused),
-        cache_status: head.cache.map(|s| s.as_str().to_owned()),
-        timings: Some(vec![
-            ms(t.dns),
-            ms(t.connect),
-            ms(t.tls),
-            ms(t.ttfb),
-            ms(t.total),
-        ]),
-        ..Completion::default()
-    };
-    match body {
-        Prefetched::Whole(b) => c.body = Some(Buffer::from(Vec::from(b))),
+    let url = head.url.to_string();
+    let mut meta = String::with_capacity(64 + url.len());
+    let _ = write!(
+        meta,
+        "{:?}\n{}\n{}\n{} {} {} {} {}\n{url}",
+        head.version,
+        u8::from(head.reused),
+        head.cache.map_or("", wirecore::CacheStatus::as_str),
+        ms(t.dns),
+        ms(t.connect),
+        ms(t.tls),
+        ms(t.ttfb),
+        ms(t.total),
+    );
+    let body = match body {
+        Prefetched::Whole(b) => Some(b),
         Prefetched::Cut(_, e) => return Err(e),
         Prefetched::Stream(body) => {
             let slot = BodySlot::new(Prefetched::Stream(body));
             lock(&shared.bodies).insert(id, slot);
-            c.streaming = Some(true);
+            None
         }
-    }
-    Ok(c)
+    };
+    Ok(Head {
+        id,
+        status: u32::from(head.status.as_u16()),
+        headers,
+        body,
+        meta,
+    })
 }
 
 /// Per-request overrides of the config's phase timeouts, each in milliseconds.

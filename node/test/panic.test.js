@@ -20,8 +20,11 @@ after(() => srv?.stop())
 
 function nativeClient() {
   const done = new Map()
+  // Batches are flat (see index.js): id, status, headers, body, meta | id, 0, null, null, completion.
   const dispatcher = new binding.Dispatcher((batch) => {
-    for (const c of batch) done.set(c.id, c)
+    for (let i = 0; i < batch.length; i += 5) {
+      done.set(batch[i], batch[i + 1] === 0 ? batch[i + 4] : { id: batch[i], status: batch[i + 1] })
+    }
   })
   return { native: new binding.NativeClient(null, dispatcher), done }
 }
