@@ -76,8 +76,9 @@ struct Shared {
     handle: Handle,
     closed: AtomicBool,
     next_id: AtomicU64,
-    /// Dropped with the pool, which ends the reaper at once.
-    _reaper: oneshot::Sender<()>,
+    /// Dropped at close or with the pool, which ends the reaper at once (a closed pool keeps
+    /// no idle connection, so nothing is left to reap).
+    reaper: Mutex<Option<oneshot::Sender<()>>>,
     base: Instant,
     /// Hosts with connections: the only ones the reaper visits on every tick.
     live: Mutex<Vec<Weak<Host>>>,
@@ -167,7 +168,7 @@ impl Pool {
     pub(crate) fn new(cfg: &Config, connector: Connector, handle: &Handle) -> Self {
         let (reaper_tx, mut reaper_rx) = oneshot::channel::<()>();
         let shared = Arc::new(Shared {
-            _reaper: reaper_tx,
+            reaper: Mutex::new(Some(reaper_tx)),
             s: Settings::from(cfg, handle),
             connector,
             hosts: Mutex::new(HashMap::new()),
@@ -284,10 +285,12 @@ impl Pool {
         h
     }
 
-    /// Refuses new requests and closes every idle connection.
+    /// Refuses new requests, closes every idle connection and ends the reaper: a connection
+    /// or session released after close is closed at once, so nothing is left for it to reap.
     pub(crate) fn close(&self) {
         self.shared.closed.store(true, Relaxed);
         self.close_idle(true);
+        drop(lock(&self.shared.reaper).take());
     }
 
     /// Closes every idle HTTP/1.1 connection and every HTTP/2 session without open streams;
