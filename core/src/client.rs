@@ -398,9 +398,9 @@ impl Client {
             let floor = Instant::now() + CLOSE_FLUSH_MIN;
             match until {
                 Some(at) => {
-                    let _ = tokio::time::timeout_at(at.max(floor), o.flush()).await;
+                    let _ = tokio::time::timeout_at(at.max(floor), o.close()).await;
                 }
-                None => o.flush().await,
+                None => o.close().await,
             }
         }
         inner.balancer.stop();

@@ -380,6 +380,13 @@ impl Otel {
         }
     }
 
+    /// Exports what is queued now and ends the exporter (at the client's close).
+    pub(crate) async fn close(&self) {
+        if let Some(e) = &self.exporter {
+            e.close().await;
+        }
+    }
+
     /// Spans exported and dropped so far.
     pub(crate) fn stats(&self) -> crate::metrics::OtelStats {
         self.exporter

@@ -527,3 +527,43 @@ async fn tracing_cost_per_request() {
         );
     }
 }
+
+/// A closed client still held (not yet collected in a GC'd binding) ends its exporter task and
+/// the exporter's own client at close, not when it is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_ends_the_exporter_before_the_client_is_dropped() {
+    let srv = server().await;
+    let alive = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    srv.wait_for(std::time::Duration::from_secs(5), |k| {
+        k.connections_active == 0
+    })
+    .await;
+    let base = alive();
+    let c = traced(&srv);
+    c.get(&srv.url("/bytes/10"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    c.close(std::time::Duration::from_secs(5)).await;
+    assert_eq!(spans(&srv).len(), 1);
+    srv.wait_for(std::time::Duration::from_secs(5), |k| {
+        k.connections_active == 0
+    })
+    .await;
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive() > base && tokio::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(alive(), base, "tasks alive after close, the client held");
+    let s = c.stats().otel;
+    assert_eq!((s.exported, s.dropped), (1, 0));
+    let e = c.get(&srv.url("/bytes/10")).send().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Closed);
+}

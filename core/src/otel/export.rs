@@ -25,6 +25,8 @@ const MAX_BATCH: usize = 512;
 enum Msg {
     Span(Box<SpanData>),
     Flush(oneshot::Sender<()>),
+    /// Export what is queued, close the exporter's client, end the task.
+    Close(oneshot::Sender<()>),
 }
 
 #[derive(Debug)]
@@ -56,6 +58,7 @@ impl std::fmt::Debug for Msg {
         f.write_str(match self {
             Msg::Span(_) => "Span",
             Msg::Flush(_) => "Flush",
+            Msg::Close(_) => "Close",
         })
     }
 }
@@ -105,6 +108,15 @@ impl Exporter {
         }
     }
 
+    /// Exports what is queued, closes the exporter's own client and ends its task (spans
+    /// offered later are counted dropped).
+    pub(super) async fn close(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Msg::Close(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
     pub(super) fn stats(&self) -> OtelStats {
         OtelStats {
             exported: self.counts.exported.load(Relaxed),
@@ -138,6 +150,15 @@ impl Task {
                         }
                         self.export(&mut batch).await;
                         let _ = ack.send(());
+                    }
+                    Some(Msg::Close(ack)) => {
+                        while let Ok(Msg::Span(s)) = rx.try_recv() {
+                            batch.push(*s);
+                        }
+                        self.export(&mut batch).await;
+                        self.client.close(Duration::from_secs(1)).await;
+                        let _ = ack.send(());
+                        return;
                     }
                     None => {
                         self.export(&mut batch).await;
