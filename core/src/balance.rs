@@ -12,7 +12,7 @@ mod strategy;
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -107,11 +107,24 @@ impl Balancer {
     }
 }
 
+/// Where a service's endpoint set lives: fixed when configured as a list (read in place by a
+/// pick), swappable when a DNS name's answers may replace it.
+///
+/// A list never changes, so its picks skip `ArcSwap::load`: the guard's debt slot costs a
+/// locked exchange and a locked compare-exchange, measured at 38 % of a round-robin pick.
+#[derive(Debug)]
+enum Sets {
+    Fixed(Arc<EndpointSet>),
+    Live(ArcSwap<EndpointSet>),
+}
+
 /// The endpoints of a service as one immutable set (replaced whole when it changes, so
 /// requests in flight finish on the set they picked from).
 #[derive(Debug)]
 struct EndpointSet {
     endpoints: Vec<Arc<Endpoint>>,
+    /// `endpoints.len()` and its reciprocal, for the rotating strategies' start index.
+    rotation: strategy::Rotation,
     ring: Option<Ring>,
     /// Current weights of `weighted_round_robin`, by endpoint index.
     wrr: Mutex<Vec<i64>>,
@@ -129,6 +142,7 @@ impl EndpointSet {
             .flatten();
         let wrr = Mutex::new(vec![0; endpoints.len()]);
         Self {
+            rotation: strategy::Rotation::new(endpoints.len()),
             endpoints,
             ring,
             wrr,
@@ -143,8 +157,9 @@ impl EndpointSet {
 pub(crate) struct Service {
     pub(crate) name: Arc<str>,
     strategy: Strategy,
-    set: ArcSwap<EndpointSet>,
-    next: AtomicUsize,
+    set: Sets,
+    /// The rotating strategies' counter (32 bits: see `strategy::Rotation`).
+    next: AtomicU32,
     hash_header: Option<http::HeaderName>,
     hash_cookie: Option<String>,
     load_factor: f64,
@@ -206,8 +221,15 @@ impl Service {
         Ok(Self {
             name: Arc::from(name),
             strategy: sc.strategy,
-            set: ArcSwap::from_pointee(EndpointSet::new(endpoints, sc.strategy)),
-            next: AtomicUsize::new(fastrand::usize(..)),
+            set: {
+                let set = Arc::new(EndpointSet::new(endpoints, sc.strategy));
+                if dns.is_some() {
+                    Sets::Live(ArcSwap::new(set))
+                } else {
+                    Sets::Fixed(set)
+                }
+            },
+            next: AtomicU32::new(fastrand::u32(..)),
             hash_header: sc
                 .hash
                 .header
@@ -288,9 +310,8 @@ impl Service {
                         })
                         .collect::<Result<Vec<_>, _>>();
                     // Addresses always make valid URLs; should one not, the set stays.
-                    if let Ok(eps) = eps {
-                        let set = Arc::new(EndpointSet::new(eps, self.strategy));
-                        self.set.store(set);
+                    if let (Ok(eps), Sets::Live(live)) = (eps, &self.set) {
+                        live.store(Arc::new(EndpointSet::new(eps, self.strategy)));
                     }
                 }
                 *d.error.lock().unwrap_or_else(PoisonError::into_inner) = None;
@@ -313,7 +334,10 @@ impl Service {
     }
 
     fn endpoints(&self) -> Arc<EndpointSet> {
-        self.set.load_full()
+        match &self.set {
+            Sets::Fixed(set) => set.clone(),
+            Sets::Live(live) => live.load_full(),
+        }
     }
 
     /// Endpoints now.
@@ -356,16 +380,27 @@ impl Service {
     /// Ejected and unhealthy endpoints are left out unless fewer than the panic threshold
     /// are available; then all are candidates.
     pub(crate) fn pick(&self, key: Option<u64>, tried: &[u64]) -> Option<Arc<Endpoint>> {
-        // A guard, not a clone: no lock and no reference count on the hot path (a read lock
-        // plus an Arc clone cost ~55 ns per pick, measured).
-        let set = self.set.load();
+        match &self.set {
+            Sets::Fixed(set) => self.pick_from(set, key, tried),
+            // A guard, not a clone: no lock and no reference count (a read lock plus an Arc
+            // clone cost ~55 ns per pick, measured).
+            Sets::Live(live) => self.pick_from(&live.load(), key, tried),
+        }
+    }
+
+    fn pick_from(
+        &self,
+        set: &EndpointSet,
+        key: Option<u64>,
+        tried: &[u64],
+    ) -> Option<Arc<Endpoint>> {
         let now = self.pick_clock();
         let panic = self.down.load(Relaxed) && self.panicking(&set.endpoints, now);
         let usable = |e: &Endpoint| !e.skipped(now) && (panic || e.available(now));
         let i = self
-            .pick_in(&set, key, |e| usable(e) && !tried.contains(&e.id))
-            .or_else(|| self.pick_in(&set, key, usable))
-            .or_else(|| self.pick_in(&set, key, |_| true))?;
+            .pick_in(set, key, |e| usable(e) && !tried.contains(&e.id))
+            .or_else(|| self.pick_in(set, key, usable))
+            .or_else(|| self.pick_in(set, key, |_| true))?;
         Some(set.endpoints[i].clone())
     }
 
@@ -493,7 +528,7 @@ impl Service {
     ) -> Option<usize> {
         let eps = &set.endpoints;
         match self.strategy {
-            Strategy::RoundRobin => strategy::round_robin(eps, &self.next, ok),
+            Strategy::RoundRobin => strategy::round_robin(eps, set.rotation.start(&self.next), ok),
             Strategy::WeightedRoundRobin => {
                 // The next step of the cycle when it may be picked, else a scan over those
                 // that may (an endpoint is out or already tried).
@@ -505,7 +540,9 @@ impl Service {
                 }
                 strategy::smooth_weighted(eps, &set.wrr, ok)
             }
-            Strategy::LeastOutstanding => strategy::least_outstanding(eps, &self.next, ok),
+            Strategy::LeastOutstanding => {
+                strategy::least_outstanding(eps, set.rotation.start(&self.next), ok)
+            }
             Strategy::P2cPeakEwma => strategy::p2c(eps, self.decay_ns, ok),
             Strategy::ConsistentHash => {
                 let ring = set.ring.as_ref()?;

@@ -9,18 +9,18 @@
 //! lines (`Endpoint::cost`, `p2c`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use super::endpoint::Endpoint;
 
-/// Each endpoint in turn, starting after the last pick.
+/// Each endpoint in turn from `start` (see [`Rotation::start`]).
 pub(crate) fn round_robin(
     eps: &[Arc<Endpoint>],
-    next: &AtomicUsize,
+    start: Option<usize>,
     ok: impl Fn(&Endpoint) -> bool,
 ) -> Option<usize> {
     let n = eps.len();
-    let mut i = start_of(next, n)?;
+    let mut i = start?;
     for _ in 0..n {
         if ok(&eps[i]) {
             return Some(i);
@@ -30,10 +30,41 @@ pub(crate) fn round_robin(
     None
 }
 
-/// The index a rotating scan over `n` endpoints starts at (`None` for none): one division per
-/// pick, not one per endpoint looked at.
-fn start_of(next: &AtomicUsize, n: usize) -> Option<usize> {
-    (n > 0).then(|| next.fetch_add(1, Relaxed) % n)
+/// Where the rotating strategies' scans over `n` endpoints start: a shared 32-bit counter
+/// modulo `n`, computed with a precomputed reciprocal (two multiplications) instead of a
+/// division, which was a seventh of a round-robin pick. The counter wraps at 2^32 picks,
+/// where the rotation skips ahead once.
+#[derive(Debug)]
+pub(crate) struct Rotation {
+    n: u32,
+    /// ⌈2^64 / n⌉ (Lemire, Kaser and Kurz, "Faster Remainder by Direct Computation", 2019:
+    /// exact for every 32-bit dividend and divisor); 0 when `n` is 0.
+    reciprocal: u64,
+}
+
+impl Rotation {
+    pub(crate) fn new(n: usize) -> Self {
+        // More endpoints than a u32 counts cannot be configured or resolved; saturate anyway.
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        let reciprocal = match n {
+            // No endpoints: never used. One: ⌈2^64 / 1⌉ does not fit, and 0 makes every
+            // index 0, as it should be.
+            0 | 1 => 0,
+            n => u64::MAX / u64::from(n) + 1,
+        };
+        Self { n, reciprocal }
+    }
+
+    /// `x % n`, for `n` > 0.
+    fn rem(&self, x: u32) -> u32 {
+        let low = self.reciprocal.wrapping_mul(u64::from(x));
+        ((u128::from(low) * u128::from(self.n)) >> 64) as u32
+    }
+
+    /// The next start index (`None` when there are no endpoints).
+    pub(crate) fn start(&self, next: &AtomicU32) -> Option<usize> {
+        (self.n > 0).then(|| self.rem(next.fetch_add(1, Relaxed)) as usize)
+    }
 }
 
 /// nginx's smooth weighted round robin: each pick adds every candidate's weight to its
@@ -82,15 +113,15 @@ pub(crate) fn smooth_weighted_cycle(eps: &[Arc<Endpoint>]) -> Option<Box<[u16]>>
         .collect()
 }
 
-/// The candidate with the fewest requests in flight; the scan starts at a rotating index so
-/// ties go round.
+/// The candidate with the fewest requests in flight; the scan starts at a rotating index
+/// (`start`, see [`Rotation::start`]) so ties go round.
 pub(crate) fn least_outstanding(
     eps: &[Arc<Endpoint>],
-    next: &AtomicUsize,
+    start: Option<usize>,
     ok: impl Fn(&Endpoint) -> bool,
 ) -> Option<usize> {
     let n = eps.len();
-    let mut i = start_of(next, n)?;
+    let mut i = start?;
     let mut best: Option<(usize, u64)> = None;
     for _ in 0..n {
         let e = &eps[i];

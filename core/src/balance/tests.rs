@@ -444,3 +444,33 @@ fn a_pick_reads_the_clock_only_while_an_endpoint_is_out() {
         assert_eq!(s.timed_until.load(Relaxed), 0);
     }
 }
+
+#[test]
+fn the_rotation_is_the_counter_modulo_the_endpoints() {
+    let edges = [0, 1, 2, 3, 7, 8, 9, 1 << 31, u32::MAX - 1, u32::MAX];
+    for n in [
+        1usize,
+        2,
+        3,
+        5,
+        7,
+        10,
+        64,
+        100,
+        1000,
+        65_521,
+        1 << 31,
+        u32::MAX as usize,
+    ] {
+        let r = strategy::Rotation::new(n);
+        let xs = edges
+            .into_iter()
+            .chain((0..2_000).map(|_| fastrand::u32(..)));
+        for x in xs {
+            let next = AtomicU32::new(x);
+            assert_eq!(r.start(&next), Some((x % n as u32) as usize), "{x} % {n}");
+            assert_eq!(next.load(Relaxed), x.wrapping_add(1));
+        }
+    }
+    assert_eq!(strategy::Rotation::new(0).start(&AtomicU32::new(5)), None);
+}
