@@ -206,7 +206,12 @@ async fn consistent_hash_moves_at_most_a_third_of_the_keys_when_one_of_three_lea
             moved += 1;
         }
     }
-    assert!(moved > 0 && moved <= n / 3 + n / 20, "{moved} of {n} moved");
+    // Only the leaver's keys moved (above): the ring's whole promise. How many that is is the
+    // leaver's share of the ring, 1/3 in expectation; with 100 points per endpoint that share
+    // varies by about a tenth between rings (the servers' ports differ every run), and 300 keys
+    // sample it, so the count is 100 +- 13. A bound at n/3 + 5% failed one CI run in ~10
+    // (116 of 300); n/2 is 3.8 deviations out and still fails modulo hashing (2/3 would move).
+    assert!(moved > 0 && moved <= n / 2, "{moved} of {n} moved");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
