@@ -305,6 +305,10 @@ class ClientTest {
 
     @Test
     fun jvmExitsCleanlyWithIdleConnections() {
+        // An earlier test's connection can still be closing (its FIN lands after the reset and
+        // would count as this test's close): wait for none to be open, then count from zero.
+        waitCounters { it.n("connections_active") == 0L }
+        srv.reset()
         val java = File(System.getProperty("java.home"), "bin/java").path
         val p = ProcessBuilder(
             java, "-cp", System.getProperty("java.class.path"),
