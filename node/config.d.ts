@@ -555,6 +555,13 @@ export interface MetricsConfig {
  * off, a request costs one branch, and a caller's `traceparent` option is sent unchanged.
  */
 export interface OtelConfig {
+  /**
+   * Finished spans waiting for the span callback (`Client::on_span` and each binding's
+   * `on_span`), which gets them on a thread of its own; more are dropped and counted in
+   * `otel.dropped`, so a slow callback never holds up a request. At least 1, at most
+   * 1_000_000. Default: 2_048.
+   */
+  callbackQueue?: number
   /** Record spans and the duration metric. Default: false. */
   enabled?: boolean
   /**

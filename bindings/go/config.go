@@ -322,6 +322,9 @@ type OtelConfig struct {
 	ExportIntervalMs uint64 `json:"export_interval_ms,omitempty"`
 	// MaxQueue bounds the spans waiting for export; 0 means the core's 2048.
 	MaxQueue uint64 `json:"max_queue,omitempty"`
+	// CallbackQueue bounds the spans waiting for the Transport's OnSpan callback; more are
+	// dropped and counted in Stats.Otel.Dropped. 0 means the core's 2048.
+	CallbackQueue uint64 `json:"callback_queue,omitempty"`
 	// Metrics turns the duration histogram's export off with Bool(false) (default on).
 	Metrics *bool `json:"metrics,omitempty"`
 }

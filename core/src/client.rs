@@ -325,6 +325,44 @@ impl Client {
         self.inner.dead_letters.set_sink(Arc::new(sink));
     }
 
+    /// Calls `sink` with every finished request's span ([`SpanRecord`](crate::SpanRecord)),
+    /// replacing an earlier sink, besides exporting it to `otel.endpoint` when that is set. It
+    /// runs on a thread of its own (`wirecore-spans`), never on an engine thread: spans wait in
+    /// a queue of `otel.callback_queue` and more are dropped (counted in `stats().otel`).
+    /// [`Client::flush_telemetry`] and [`Client::close`] return once the queued spans were
+    /// handed over.
+    ///
+    /// # Errors
+    /// `invalid_config` naming `otel.enabled` when tracing is off (there are no spans).
+    pub fn on_span(
+        &self,
+        sink: impl Fn(&crate::SpanRecord) + Send + Sync + 'static,
+    ) -> Result<(), Error> {
+        self.on_span_or_drop(move |s| {
+            sink(s);
+            true
+        })
+    }
+
+    /// As [`Client::on_span`], for a binding's queue: `sink` returns false when it had to drop
+    /// the span (its own queue full), counted in `stats().otel.dropped`.
+    ///
+    /// # Errors
+    /// As [`Client::on_span`].
+    #[doc(hidden)]
+    pub fn on_span_or_drop(
+        &self,
+        sink: impl Fn(&crate::SpanRecord) -> bool + Send + Sync + 'static,
+    ) -> Result<(), Error> {
+        let Some(o) = &self.inner.otel else {
+            return Err(error::config(
+                "otel.enabled: must be true for a span callback",
+            ));
+        };
+        o.set_callback(Arc::new(sink));
+        Ok(())
+    }
+
     /// Circuit breaker state changes of this client, for logging or alerts. A receiver that
     /// falls more than 256 events behind skips ahead (`RecvError::Lagged`).
     pub fn breaker_events(&self) -> tokio::sync::broadcast::Receiver<BreakerEvent> {
@@ -332,7 +370,8 @@ impl Client {
     }
 
     /// Exports the finished spans and the `http.client.request.duration` metric now, when
-    /// `otel.endpoint` is set, and returns once the collector answered (or the export failed).
+    /// `otel.endpoint` is set, and returns once the collector answered (or the export failed)
+    /// and the span callback, when set, was handed the spans queued for it.
     /// [`Client::close`] does this too; otherwise exports go every `otel.export_interval_ms`.
     pub async fn flush_telemetry(&self) {
         if let Some(o) = &self.inner.otel {
@@ -340,8 +379,9 @@ impl Client {
         }
     }
 
-    /// Spans dropped, since the client started, because the export queue (`otel.max_queue`) was
-    /// full or the collector did not take them (`stats().otel.dropped`).
+    /// Spans dropped, since the client started, because the export queue (`otel.max_queue`) or
+    /// the callback's (`otel.callback_queue`) was full or the collector did not take them
+    /// (`stats().otel.dropped`).
     pub fn telemetry_dropped(&self) -> u64 {
         self.inner.otel.as_ref().map_or(0, |o| o.stats().dropped)
     }

@@ -41,6 +41,7 @@ pub use crate::dead_letter::{DeadLetter, DeadLetterSink};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::layer::ResilienceLayer;
 pub use crate::metrics::{Diagnostics, Stats};
+pub use crate::otel::{SpanRecord, SpanSink, SpanValue};
 pub use crate::policy::{Answer, BreakerEvent, BreakerState};
 pub use crate::request::{
     CacheMode, DEFAULT_URGENCY, MAX_RATE_LIMIT_KEY_BYTES, MAX_REDIRECTS, PRIORITY_WORDS, Priority,

@@ -6,19 +6,22 @@
 //! (`http.request.resend_count`). Off, `Client::execute` pays one branch, and a caller's
 //! `traceparent` option is sent unchanged so the trace still joins up downstream.
 
+mod callback;
 mod context;
 mod export;
 mod metric;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, SystemTime};
 
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Uri, Version};
 use serde_json::{Value, json};
 
+use self::callback::{Callback, Sink};
+pub use self::callback::{SpanRecord, SpanSink, SpanValue};
 use self::context::to_hex;
 pub(crate) use self::context::{SpanContext, valid_tracestate};
 use self::export::Exporter;
@@ -36,6 +39,15 @@ const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 pub(crate) struct Otel {
     exporter: Option<Exporter>,
     durations: Option<Arc<Durations>>,
+    callback: Callback,
+    counts: Arc<Counts>,
+}
+
+/// Spans by what became of them (the collector's and the callback's together).
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    pub(crate) exported: AtomicU64,
+    pub(crate) dropped: AtomicU64,
 }
 
 /// A request's span while it runs.
@@ -261,15 +273,23 @@ impl Otel {
             return Ok(None);
         }
         let durations = (!c.endpoint.is_empty() && c.metrics).then(|| Arc::new(Durations::new()));
+        let counts = Arc::new(Counts::default());
         let exporter = if c.endpoint.is_empty() {
             None
         } else {
-            Some(Exporter::spawn(c, durations.clone(), rt)?)
+            Some(Exporter::spawn(c, durations.clone(), counts.clone(), rt)?)
         };
         Ok(Some(Self {
             exporter,
             durations,
+            callback: Callback::new(c.callback_queue, counts.clone()),
+            counts,
         }))
+    }
+
+    /// Sets the span callback (replacing an earlier one).
+    pub(crate) fn set_callback(&self, sink: Sink) {
+        self.callback.set_sink(sink);
     }
 
     /// Starts the request's span and puts its `traceparent` on the request; `None` when the
@@ -342,9 +362,10 @@ impl Otel {
         if let Some(d) = &self.durations {
             d.record(attrs.clone(), elapsed.as_secs_f64());
         }
-        let Some(exporter) = &self.exporter else {
+        let listening = self.callback.is_listening();
+        if self.exporter.is_none() && !listening {
             return;
-        };
+        }
         let mut list = attrs.list();
         // `url.scheme` belongs to the metric; `url.full` carries it on the span.
         list.retain(|(k, _)| *k != "url.scheme");
@@ -357,7 +378,7 @@ impl Otel {
             list.push(("http.request.resend_count", AttrValue::Int(resends.into())));
         }
         let start_ns = unix_nanos(a.start);
-        exporter.offer(SpanData {
+        let span = SpanData {
             ctx: a.ctx,
             parent: a.parent,
             name: if attrs.method == "_OTHER" {
@@ -369,33 +390,77 @@ impl Otel {
             end_ns: start_ns.saturating_add(u64::try_from(elapsed.as_nanos()).unwrap_or(0)),
             attrs: list,
             error,
-        });
+        };
+        if listening {
+            self.callback.offer(span.record());
+        }
+        if let Some(exporter) = &self.exporter {
+            exporter.offer(span);
+        }
     }
 
     /// Exports what is queued now (spans and the metric); returns once the collector answered
     /// or the export failed.
     pub(crate) async fn flush(&self) {
-        if let Some(e) = &self.exporter {
-            e.flush().await;
-        }
+        let export = async {
+            if let Some(e) = &self.exporter {
+                e.flush().await;
+            }
+        };
+        tokio::join!(export, self.callback.flush());
     }
 
     /// Exports what is queued now and ends the exporter (at the client's close).
     pub(crate) async fn close(&self) {
-        if let Some(e) = &self.exporter {
-            e.close().await;
-        }
+        let export = async {
+            if let Some(e) = &self.exporter {
+                e.close().await;
+            }
+        };
+        tokio::join!(export, self.callback.close());
     }
 
-    /// Spans exported and dropped so far.
+    /// Spans exported (or delivered to the callback) and dropped so far.
     pub(crate) fn stats(&self) -> crate::metrics::OtelStats {
-        self.exporter
-            .as_ref()
-            .map_or_else(Default::default, Exporter::stats)
+        crate::metrics::OtelStats {
+            exported: self.counts.exported.load(Relaxed),
+            dropped: self.counts.dropped.load(Relaxed),
+        }
     }
 }
 
 impl SpanData {
+    /// The record the span callback gets.
+    fn record(&self) -> SpanRecord {
+        SpanRecord {
+            trace_id: to_hex(&self.ctx.trace_id),
+            span_id: to_hex(&self.ctx.span_id),
+            parent_span_id: self.parent.as_ref().map(|p| to_hex(p)),
+            trace_state: self.ctx.state.clone(),
+            name: self.name.to_owned(),
+            kind: "client",
+            start_unix_nanos: self.start_ns,
+            end_unix_nanos: self.end_ns,
+            status: if self.error.is_some() {
+                "error"
+            } else {
+                "unset"
+            },
+            status_message: self.error.clone().unwrap_or_default(),
+            attributes: self
+                .attrs
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        AttrValue::Str(s) => SpanValue::String(s.clone()),
+                        AttrValue::Int(i) => SpanValue::Int(*i),
+                    };
+                    ((*k).to_owned(), v)
+                })
+                .collect(),
+        }
+    }
+
     /// The OTLP JSON `Span`.
     fn otlp(&self) -> Value {
         let mut s = json!({

@@ -567,3 +567,196 @@ async fn close_ends_the_exporter_before_the_client_is_dropped() {
     let e = c.get(&srv.url("/bytes/10")).send().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Closed);
 }
+
+/// A client whose spans go to a callback only (no collector), collected in `got`.
+fn with_callback(
+    srv: &TestServer,
+    queue: u64,
+) -> (
+    Client,
+    std::sync::Arc<std::sync::Mutex<Vec<wirecore::SpanRecord>>>,
+) {
+    let c = client_with(srv, |c| {
+        c.otel.enabled = true;
+        c.otel.callback_queue = queue;
+    });
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    c.on_span(move |s| sink.lock().unwrap().push(s.clone()))
+        .unwrap();
+    (c, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_span_callback_gets_the_record_under_the_callers_traceparent() {
+    use wirecore::SpanValue::{Int, String as Str};
+    let srv = server().await;
+    let (c, got) = with_callback(&srv, 16);
+    let r = c
+        .get(&srv.url("/echo?Signature=secret"))
+        .trace_context(TP, "congo=t61rcWkgMzE")
+        .send()
+        .await
+        .unwrap();
+    let echo: Value = r.json().await.unwrap();
+    let sent = echo["headers"]["traceparent"].as_str().unwrap().to_owned();
+    c.flush_telemetry().await;
+    let spans = got.lock().unwrap().clone();
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    let s = &spans[0];
+    assert_eq!(sent, format!("00-{TRACE}-{}-01", s.span_id));
+    assert_eq!(s.trace_id, TRACE);
+    assert_eq!(s.parent_span_id.as_deref(), Some(PARENT));
+    assert_eq!(s.trace_state.as_deref(), Some("congo=t61rcWkgMzE"));
+    assert_eq!(
+        (s.name.as_str(), s.kind, s.status),
+        ("GET", "client", "unset")
+    );
+    assert!(
+        s.start_unix_nanos > 1_600_000_000_000_000_000 && s.end_unix_nanos >= s.start_unix_nanos
+    );
+    let attrs = &s.attributes;
+    assert_eq!(attrs["http.request.method"], Str("GET".into()));
+    assert_eq!(attrs["server.address"], Str("127.0.0.1".into()));
+    assert_eq!(attrs["server.port"], Int(srv.addr().port().into()));
+    assert_eq!(attrs["http.response.status_code"], Int(200));
+    assert_eq!(attrs["url.full"], Str(srv.url("/echo?Signature=REDACTED")));
+    assert!(!attrs.contains_key("error.type"), "{attrs:?}");
+    // The JSON every other binding reads.
+    let json: Value = serde_json::from_str(&s.to_json()).unwrap();
+    assert_eq!(json["parent_span_id"], PARENT);
+    assert_eq!(json["attributes"]["http.response.status_code"], 200);
+    assert_eq!(json["start_unix_nanos"], s.start_unix_nanos);
+    assert_eq!(
+        c.stats().otel,
+        wirecore::metrics::OtelStats {
+            exported: 1,
+            dropped: 0
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_request_is_an_error_span_at_the_callback() {
+    let srv = server().await;
+    let (c, got) = with_callback(&srv, 16);
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/x");
+    assert_eq!(
+        c.get(&url).send().await.unwrap_err().kind(),
+        ErrorKind::Connect
+    );
+    c.get(&srv.url("/status/503")).send().await.unwrap();
+    c.flush_telemetry().await;
+    let spans = got.lock().unwrap().clone();
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    let j: Value = serde_json::from_str(&spans[0].to_json()).unwrap();
+    assert_eq!(j["status"], "error");
+    assert_ne!(j["status_message"], "");
+    assert_eq!(j["attributes"]["error.type"], "connect");
+    assert_eq!(j["attributes"]["server.port"], port);
+    assert_eq!(j["parent_span_id"], Value::Null);
+    let j: Value = serde_json::from_str(&spans[1].to_json()).unwrap();
+    assert_eq!(
+        (j["status"].as_str(), j["status_message"].as_str()),
+        (Some("error"), Some(""))
+    );
+    assert_eq!(j["attributes"]["error.type"], "503");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_callback_drops_spans_beyond_its_queue_and_close_delivers_the_rest() {
+    use std::sync::mpsc;
+    let srv = server().await;
+    let c = client_with(&srv, |c| {
+        c.otel.enabled = true;
+        c.otel.callback_queue = 2;
+    });
+    let (entered_tx, entered) = mpsc::channel::<()>();
+    let (release, released) = mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    c.on_span(move |s| {
+        let _ = entered_tx.send(());
+        // The first span holds the callback until the test releases it; a panic is caught.
+        let _ = released.lock().unwrap().recv();
+        assert_ne!(s.attributes.len(), 0);
+        sink.lock().unwrap().push(s.span_id.clone());
+    })
+    .unwrap();
+    c.get(&srv.url("/status/204")).send().await.unwrap();
+    tokio::task::spawn_blocking(move || entered.recv().unwrap())
+        .await
+        .unwrap();
+    // The callback is stuck in the first span: two wait in the queue, three find it full, and
+    // every request still completes.
+    for _ in 0..5 {
+        c.get(&srv.url("/status/204")).send().await.unwrap();
+    }
+    assert_eq!(c.stats().otel.dropped, 3);
+    drop(release);
+    c.close(std::time::Duration::from_secs(5)).await;
+    assert_eq!(
+        got.lock().unwrap().len(),
+        3,
+        "close delivered the queued spans"
+    );
+    assert_eq!(
+        c.stats().otel,
+        wirecore::metrics::OtelStats {
+            exported: 3,
+            dropped: 3
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_callback_counts_the_span_dropped_and_keeps_delivering() {
+    let srv = server().await;
+    let c = client_with(&srv, |c| c.otel.enabled = true);
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = n.clone();
+    c.on_span(move |_| {
+        assert!(
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0,
+            "first span"
+        );
+    })
+    .unwrap();
+    for _ in 0..3 {
+        c.get(&srv.url("/status/204")).send().await.unwrap();
+    }
+    c.flush_telemetry().await;
+    assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(
+        c.stats().otel,
+        wirecore::metrics::OtelStats {
+            exported: 2,
+            dropped: 1
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_callback_needs_otel_enabled() {
+    let srv = server().await;
+    let c = client_with(&srv, |_| {});
+    let e = c.on_span(|_| {}).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+    assert!(e.to_string().contains("otel.enabled"), "{e}");
+    let e = Client::builder().on_span(|_| {}).build().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+    let got = std::sync::Arc::new(std::sync::Mutex::new(0));
+    let sink = got.clone();
+    let mut cfg = Config::default();
+    cfg.otel.enabled = true;
+    let c = Client::builder()
+        .config(cfg)
+        .on_span(move |_| *sink.lock().unwrap() += 1)
+        .build()
+        .unwrap();
+    c.get(&srv.url("/status/204")).send().await.unwrap();
+    c.flush_telemetry().await;
+    assert_eq!(*got.lock().unwrap(), 1);
+}

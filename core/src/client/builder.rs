@@ -6,6 +6,7 @@ use super::{Client, millis};
 use crate::config::Config;
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::error::Error;
+use crate::otel::{SpanRecord, SpanSink};
 
 /// Sugar over [`Config`]: setters never fail; [`build`](ClientBuilder::build) reports the first
 /// bad value, naming the field.
@@ -14,6 +15,17 @@ use crate::error::Error;
 pub struct ClientBuilder {
     config: Config,
     dead_letter: DeadLetterSlot,
+    span: SpanSlot,
+}
+
+/// The builder's span callback.
+#[derive(Clone, Default)]
+struct SpanSlot(Option<SpanSink>);
+
+impl std::fmt::Debug for SpanSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
 }
 
 /// The builder's dead-letter callback.
@@ -115,9 +127,13 @@ impl ClientBuilder {
     /// Builds the client.
     ///
     /// # Errors
-    /// `invalid_config` naming the first bad field.
+    /// `invalid_config` naming the first bad field (`otel.enabled` when a span callback is set
+    /// with tracing off).
     pub fn build(self) -> Result<Client, Error> {
         let c = Client::from_config(self.config)?;
+        if let Some(sink) = self.span.0 {
+            c.on_span(move |s| sink(s))?;
+        }
         if let Some(sink) = self.dead_letter.0 {
             c.on_dead_letter(move |l| sink(l));
         }
@@ -128,6 +144,13 @@ impl ClientBuilder {
     /// [`Client::on_dead_letter`]). Default: none.
     pub fn on_dead_letter(mut self, sink: impl Fn(&DeadLetter) + Send + Sync + 'static) -> Self {
         self.dead_letter = DeadLetterSlot(Some(std::sync::Arc::new(sink)));
+        self
+    }
+
+    /// Calls `sink` with every finished request's span, on a thread of its own (see
+    /// [`Client::on_span`]); needs `otel.enabled`. Default: none.
+    pub fn on_span(mut self, sink: impl Fn(&SpanRecord) + Send + Sync + 'static) -> Self {
+        self.span = SpanSlot(Some(std::sync::Arc::new(sink)));
         self
     }
 }

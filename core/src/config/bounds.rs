@@ -17,7 +17,7 @@ const MAX_EXACT: u64 = (1 << 53) - 1;
     clippy::too_many_lines,
     reason = "one row per numeric field of the config"
 )]
-pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 80] {
+pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 81] {
     const D: u64 = MAX_DURATION_MS;
     const WINDOW: u64 = resilience::MAX_WINDOW_MS;
     const CE: u64 = super::cache::MAX_ENTRY_BYTES;
@@ -199,6 +199,7 @@ pub(super) fn upper_bounds(c: &Config) -> [(&'static str, u64, u64); 80] {
         ("cookies.max_cookies", c.cookies.max_cookies, 100_000),
         ("otel.export_interval_ms", c.otel.export_interval_ms, D),
         ("otel.max_queue", c.otel.max_queue, 1_000_000),
+        ("otel.callback_queue", c.otel.callback_queue, 1_000_000),
         (
             "dead_letter.redis.max_len",
             c.dead_letter.redis.max_len,

@@ -30,6 +30,11 @@ pub struct OtelConfig {
     pub max_queue: u64,
     /// Export the `http.client.request.duration` histogram too. Default: true.
     pub metrics: bool,
+    /// Finished spans waiting for the span callback (`Client::on_span` and each binding's
+    /// `on_span`), which gets them on a thread of its own; more are dropped and counted in
+    /// `otel.dropped`, so a slow callback never holds up a request. At least 1, at most
+    /// 1_000_000. Default: 2_048.
+    pub callback_queue: u64,
 }
 
 impl Default for OtelConfig {
@@ -42,6 +47,7 @@ impl Default for OtelConfig {
             export_interval_ms: 5_000,
             max_queue: 2_048,
             metrics: true,
+            callback_queue: 2_048,
         }
     }
 }
@@ -56,6 +62,9 @@ pub(super) fn validate(c: &OtelConfig) -> Result<(), (String, String)> {
     }
     if c.max_queue == 0 {
         return Err(("otel.max_queue".into(), "must be at least 1".into()));
+    }
+    if c.callback_queue == 0 {
+        return Err(("otel.callback_queue".into(), "must be at least 1".into()));
     }
     if !c.endpoint.is_empty() {
         let ok = crate::request::parse_url(&c.endpoint).is_ok()

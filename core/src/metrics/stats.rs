@@ -151,18 +151,20 @@ pub struct Stats {
     pub services: BTreeMap<String, ServiceStats>,
     /// Dead letters (requests that failed after every retry).
     pub dead_letter: DeadLetterStats,
-    /// OpenTelemetry spans sent to `otel.endpoint` (all zero when `otel.enabled` is false or
-    /// no endpoint is set).
+    /// OpenTelemetry spans sent to `otel.endpoint` or the span callback (all zero when
+    /// `otel.enabled` is false or neither is set).
     pub otel: OtelStats,
 }
 
 /// Counters of the OpenTelemetry span export.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct OtelStats {
-    /// Spans the collector took (a 2xx answer to their export).
+    /// Spans the collector took (a 2xx answer to their export), plus spans the span callback
+    /// was handed (a span that goes to both counts twice).
     pub exported: u64,
-    /// Spans lost: the export queue (`otel.max_queue`) was full, or the collector refused or
-    /// did not answer their export.
+    /// Spans lost: the export queue (`otel.max_queue`) or the callback's
+    /// (`otel.callback_queue`) was full, the collector refused or did not answer their export,
+    /// or a binding's callback queue was full.
     pub dropped: u64,
 }
 

@@ -5,18 +5,16 @@
 //! The task ends when the client is dropped (its queue closes), after a last export.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::SpanData;
 use super::metric::Durations;
+use super::{Counts, SpanData};
 use crate::config::{Config, OtelConfig};
 use crate::error::Error;
-use crate::metrics::OtelStats;
 use crate::{Client, Method};
 
 /// Spans per POST, at most.
@@ -33,13 +31,6 @@ enum Msg {
 pub(crate) struct Exporter {
     tx: mpsc::Sender<Msg>,
     counts: Arc<Counts>,
-}
-
-/// Spans by what became of them.
-#[derive(Debug, Default)]
-struct Counts {
-    exported: AtomicU64,
-    dropped: AtomicU64,
 }
 
 struct Task {
@@ -67,6 +58,7 @@ impl Exporter {
     pub(super) fn spawn(
         c: &OtelConfig,
         durations: Option<Arc<Durations>>,
+        counts: Arc<Counts>,
         rt: &tokio::runtime::Handle,
     ) -> Result<Self, Error> {
         let mut cfg = Config::default();
@@ -76,7 +68,6 @@ impl Exporter {
         let base = c.endpoint.trim_end_matches('/');
         let queue = usize::try_from(c.max_queue).unwrap_or(usize::MAX);
         let (tx, rx) = mpsc::channel(queue);
-        let counts = Arc::new(Counts::default());
         let task = Task {
             client,
             traces: format!("{base}/v1/traces"),
@@ -114,13 +105,6 @@ impl Exporter {
         let (ack, done) = oneshot::channel();
         if self.tx.send(Msg::Close(ack)).await.is_ok() {
             let _ = done.await;
-        }
-    }
-
-    pub(super) fn stats(&self) -> OtelStats {
-        OtelStats {
-            exported: self.counts.exported.load(Relaxed),
-            dropped: self.counts.dropped.load(Relaxed),
         }
     }
 }

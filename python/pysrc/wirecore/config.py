@@ -645,6 +645,12 @@ class OtelConfig(TypedDict, total=False):
     off, a request costs one branch, and a caller's `traceparent` option is sent unchanged.
     """
 
+    #: Finished spans waiting for the span callback (`Client::on_span` and each binding's
+    #: `on_span`), which gets them on a thread of its own; more are dropped and counted in
+    #: `otel.dropped`, so a slow callback never holds up a request. At least 1, at most
+    #: 1_000_000. Default: 2_048.
+    callback_queue: int
+
     #: Record spans and the duration metric. Default: false.
     enabled: bool
 
