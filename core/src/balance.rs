@@ -12,7 +12,7 @@ mod strategy;
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -130,8 +130,16 @@ struct EndpointSet {
     wrr: Mutex<Vec<i64>>,
     /// `weighted_round_robin`'s whole cycle when every endpoint may be picked, precomputed so
     /// a pick is one atomic step, not a scan; `None` when the cycle is too long to keep.
-    wrr_cycle: Option<Box<[u16]>>,
-    wrr_next: AtomicUsize,
+    wrr_cycle: Option<WrrCycle>,
+    /// The cycle's step counter (32 bits, as the rotating strategies': see `strategy::Rotation`).
+    wrr_next: AtomicU32,
+}
+
+/// A precomputed smooth weighted round-robin cycle and its length's reciprocal.
+#[derive(Debug)]
+struct WrrCycle {
+    steps: Box<[u16]>,
+    rotation: strategy::Rotation,
 }
 
 impl EndpointSet {
@@ -139,7 +147,11 @@ impl EndpointSet {
         let ring = (strategy == Strategy::ConsistentHash).then(|| Ring::new(&endpoints));
         let wrr_cycle = (strategy == Strategy::WeightedRoundRobin)
             .then(|| strategy::smooth_weighted_cycle(&endpoints))
-            .flatten();
+            .flatten()
+            .map(|steps| WrrCycle {
+                rotation: strategy::Rotation::new(steps.len()),
+                steps,
+            });
         let wrr = Mutex::new(vec![0; endpoints.len()]);
         Self {
             rotation: strategy::Rotation::new(endpoints.len()),
@@ -147,7 +159,7 @@ impl EndpointSet {
             ring,
             wrr,
             wrr_cycle,
-            wrr_next: AtomicUsize::new(0),
+            wrr_next: AtomicU32::new(0),
         }
     }
 }
@@ -532,8 +544,10 @@ impl Service {
             Strategy::WeightedRoundRobin => {
                 // The next step of the cycle when it may be picked, else a scan over those
                 // that may (an endpoint is out or already tried).
-                if let Some(cycle) = &set.wrr_cycle {
-                    let i = usize::from(cycle[set.wrr_next.fetch_add(1, Relaxed) % cycle.len()]);
+                if let Some(cycle) = &set.wrr_cycle
+                    && let Some(step) = cycle.rotation.start(&set.wrr_next)
+                {
+                    let i = usize::from(cycle.steps[step]);
                     if ok(&eps[i]) {
                         return Some(i);
                     }
