@@ -14,7 +14,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use wirecore_bridge::fork::PerProcess;
-use wirecore_bridge::{AbortHandle, Kind, Letters, Tracker};
+use wirecore_bridge::{AbortHandle, Kind, Letters, Spans, Tracker};
 
 use crate::bridge::{Call, Completer, Pending, UNTRACKED, spawn_call, spawn_on};
 use crate::error;
@@ -113,6 +113,8 @@ pub(crate) struct Client {
     state: PerProcess<(wirecore::Client, Arc<Tracker>)>,
     /// Dead letters waiting for the Python thread that calls `on_dead_letter`'s callback.
     letters: Mutex<Option<Arc<Letters>>>,
+    /// Finished spans waiting for the Python thread that calls `on_span`'s callback.
+    spans: Mutex<Option<Arc<Spans>>>,
 }
 
 impl Client {
@@ -153,6 +155,13 @@ impl Client {
 
     fn letters_now(&self) -> Option<Arc<Letters>> {
         self.letters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn spans_now(&self) -> Option<Arc<Spans>> {
+        self.spans
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -386,6 +395,7 @@ impl Client {
             config,
             state: PerProcess::new((client, Tracker::new())),
             letters: Mutex::new(None),
+            spans: Mutex::new(None),
         })
     }
 
@@ -495,9 +505,11 @@ impl Client {
         let d = secs(py, timeout)?;
         let (client, tracker) = self.current(py)?;
         let letters = self.letters_now();
+        let spans = self.spans_now();
         wait(py, async move {
             tracker.close(&client, d, false).await;
             end(letters);
+            end(spans);
         })
     }
 
@@ -513,12 +525,14 @@ impl Client {
         let d = secs(py, timeout)?;
         let (client, tracker) = self.current(py)?;
         let letters = self.letters_now();
+        let spans = self.spans_now();
         Ok(crate::bridge::spawn_completing(
             completer,
             fut,
             async move {
                 tracker.close(&client, d, false).await;
                 end(letters);
+                end(spans);
                 Outcome::Unit
             },
         ))
@@ -581,6 +595,38 @@ impl Client {
             .map(Some)
     }
 
+    /// Queues this client's finished spans for `next_spans` (once).
+    fn listen_spans(&self, py: Python<'_>) -> PyResult<()> {
+        let client = self.client(py)?;
+        let mut g = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        if g.is_none() {
+            let q = Spans::new(&client);
+            // The Python thread blocks in `next_spans`: nothing to wake but it.
+            error::check(py, q.listen(&client, || {}))?;
+            *g = Some(q);
+        }
+        Ok(())
+    }
+
+    /// Up to 64 finished spans as dicts (`SpanRecord`'s fields), waiting (GIL released) up to
+    /// `timeout` seconds for the first; `None` once the client is closed and none are left.
+    fn next_spans(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<Vec<Py<PyDict>>>> {
+        let Some(q) = self.spans_now() else {
+            return Ok(None);
+        };
+        let wait = Duration::try_from_secs_f64(timeout)
+            .map_err(|_| PyValueError::new_err("timeout must be a number of seconds >= 0"))?;
+        let mut got = Vec::new();
+        let taken = py.detach(|| q.queue().wait_with(64, Some(wait), |x| got.push(x)));
+        if taken.is_none() {
+            return Ok(None);
+        }
+        got.iter()
+            .map(|x| span_dict(py, x))
+            .collect::<PyResult<_>>()
+            .map(Some)
+    }
+
     /// Every counter, as the core's JSON (`Stats::to_json`).
     fn stats_json(&self, py: Python<'_>) -> PyResult<String> {
         Ok(self.client(py)?.stats().to_json())
@@ -629,11 +675,36 @@ fn secs(py: Python<'_>, t: f64) -> PyResult<Duration> {
     error::check(py, checked_seconds("timeout", t, true))
 }
 
-/// Ends the dead-letter thread once the letters queued so far are taken.
-fn end(letters: Option<Arc<Letters>>) {
-    if let Some(l) = letters {
-        l.queue().close();
+/// Ends a callback's thread (dead letters, spans) once the records queued so far are taken.
+fn end<T>(queue: Option<Arc<wirecore_bridge::HostQueue<T>>>) {
+    if let Some(q) = queue {
+        q.queue().close();
     }
+}
+
+/// A finished span as the dict `wirecore.Span` is built from.
+fn span_dict(py: Python<'_>, s: &wirecore::SpanRecord) -> PyResult<Py<PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("trace_id", &s.trace_id)?;
+    d.set_item("span_id", &s.span_id)?;
+    d.set_item("parent_span_id", &s.parent_span_id)?;
+    d.set_item("trace_state", &s.trace_state)?;
+    d.set_item("name", &s.name)?;
+    d.set_item("kind", s.kind)?;
+    d.set_item("start_unix_nanos", s.start_unix_nanos)?;
+    d.set_item("end_unix_nanos", s.end_unix_nanos)?;
+    d.set_item("status", s.status)?;
+    d.set_item("status_message", &s.status_message)?;
+    let attrs = PyDict::new(py);
+    for (k, v) in &s.attributes {
+        match v {
+            wirecore::SpanValue::String(x) => attrs.set_item(k, x)?,
+            wirecore::SpanValue::Int(i) => attrs.set_item(k, i)?,
+            _ => attrs.set_item(k, py.None())?,
+        }
+    }
+    d.set_item("attributes", attrs)?;
+    Ok(d.unbind())
 }
 
 /// A dead letter as the dict `wirecore.DeadLetter` is built from.

@@ -4,6 +4,8 @@ opentelemetry-api when it is installed, and spans exported to the test server's 
 from __future__ import annotations
 
 import socket
+import sys
+import threading
 from typing import Any
 
 import pytest
@@ -160,3 +162,107 @@ def test_spans_a_collector_does_not_take_are_counted_dropped(
 def test_flush_without_otel_returns_at_once(client: wirecore.Client) -> None:
     client.flush_telemetry()
     assert client.stats()["otel"] == {"exported": 0, "dropped": 0}
+
+
+# --- on_span: finished spans to a Python callback -------------------------------------------
+
+
+def _refused_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/x"
+
+
+def test_on_span_gets_each_request_on_its_own_thread_under_the_callers_parent(
+    srv: Server, tls_config: dict[str, Any]
+) -> None:
+    got: list[tuple[wirecore.Span, str]] = []
+    c = wirecore.Client({**tls_config, "otel": {"enabled": True}})
+    c.on_span(lambda s: got.append((s, threading.current_thread().name)))
+    with pytest.raises(wirecore.InvalidRequest):
+        c.on_span(print)
+    sent = c.get(f"{srv.http}/echo", traceparent=TP).json()["headers"]["traceparent"]
+    refused = _refused_url()
+    with pytest.raises(wirecore.ConnectError):
+        c.get(refused)
+    c.close()  # returns once the queued spans were handed to the callback
+    assert [name for _, name in got] == ["wirecore-spans"] * 2
+    (ok, _), (failed, _) = got
+    assert sent == f"00-{TRACE}-{ok.span_id}-01"
+    assert (ok.trace_id, ok.parent_span_id, ok.name, ok.kind) == (TRACE, PARENT, "GET", "client")
+    assert (ok.status, ok.status_message) == ("unset", "")
+    assert ok.end_unix_nanos >= ok.start_unix_nanos > 1_700_000_000 * 10**9
+    a = ok.attributes
+    assert a["http.request.method"] == "GET"
+    assert a["server.address"] == "127.0.0.1"
+    assert a["server.port"] == int(srv.http.rsplit(":", 1)[1])
+    assert a["http.response.status_code"] == 200
+    assert "error.type" not in a
+    assert failed.parent_span_id is None and failed.trace_id != TRACE
+    assert (failed.status, failed.attributes["error.type"]) == ("error", "connect")
+    assert failed.attributes["url.full"] == refused
+    assert c.stats()["otel"] == {"exported": 2, "dropped": 0}
+
+
+def test_on_span_takes_the_current_opentelemetry_context(
+    srv: Server, tls_config: dict[str, Any]
+) -> None:
+    got: list[wirecore.Span] = []
+    with wirecore.Client({**tls_config, "otel": {"enabled": True}}) as c:
+        c.on_span(got.append)
+        with _in_span():
+            c.get(f"{srv.http}/status/204")
+    (s,) = got
+    assert (s.trace_id, s.parent_span_id) == (TRACE, PARENT)
+
+
+def test_a_stuck_or_raising_callback_never_holds_up_requests_and_drops_are_counted(
+    srv: Server, tls_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raised: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "excepthook", lambda t, e, tb: raised.append(e))
+    entered, release = threading.Event(), threading.Event()
+    got: list[wirecore.Span] = []
+
+    def slow(s: wirecore.Span) -> None:
+        got.append(s)
+        if len(got) == 1:
+            entered.set()
+            release.wait(30)
+        else:
+            raise RuntimeError("a callback that raises")
+
+    c = wirecore.Client({**tls_config, "otel": {"enabled": True, "callback_queue": 2}})
+    c.on_span(slow)
+    c.get(f"{srv.http}/status/204")
+    assert entered.wait(30)
+    # The callback holds the first span: two more wait for it, three find the queue full, and
+    # every request completes meanwhile.
+    for _ in range(5):
+        assert c.get(f"{srv.http}/status/204").status_code == 204
+    c.flush_telemetry()
+    assert c.stats()["otel"] == {"exported": 3, "dropped": 3}
+    release.set()
+    c.close()
+    assert len(got) == 3, "close handed over the two queued spans"
+    assert [type(e) for e in raised] == [RuntimeError, RuntimeError]
+
+
+def test_on_span_needs_otel_enabled(client: wirecore.Client) -> None:
+    with pytest.raises(wirecore.ConfigError, match=r"otel\.enabled"):
+        client.on_span(print)
+
+
+@pytest.mark.asyncio
+async def test_the_async_client_hands_its_spans_over_at_aclose(
+    srv: Server, tls_config: dict[str, Any]
+) -> None:
+    got: list[wirecore.Span] = []
+    async with wirecore.AsyncClient({**tls_config, "otel": {"enabled": True}}) as c:
+        c.on_span(got.append)
+        for _ in range(3):
+            await c.get(f"{srv.http}/status/201", traceparent=TP)
+    assert [(s.parent_span_id, s.attributes["http.response.status_code"]) for s in got] == [
+        (PARENT, 201)
+    ] * 3

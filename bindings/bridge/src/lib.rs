@@ -10,7 +10,8 @@
 //!   [`wirecore::SMALL_BODY_BYTES`]), whole-body reads, and a body one reader at a time reads.
 //! - [`EventSlot`]: a response's Server-Sent Events, read one at a time, closable.
 //! - [`fork`]: fork detection and the engine runtime as the bindings reach it.
-//! - [`Letters`]: dead letters queued for a binding's callback, taken on the host's thread.
+//! - [`Letters`] and [`Spans`]: dead letters and finished spans queued for a binding's
+//!   callback, taken on the host's thread.
 //! - [`log`]: the engine's `tracing` events queued for a binding's logger, taken the same way.
 //! - [`submit`]: host threads hand tasks to the engine in batches (one wake-up per batch).
 
@@ -37,7 +38,7 @@ pub use crate::body::{
     Begin, BodySlot, Copied, Head, INTERRUPTED, Prefetch, Prefetched, Reader, fetch, is_small,
     read_all,
 };
-pub use crate::dead_letter::Letters;
+pub use crate::dead_letter::{HostQueue, Letters, Spans};
 pub use crate::events::EventSlot;
 pub use crate::registry::Registry;
 pub use crate::tracker::{Busy, Kind, Tracker, spawn};

@@ -15,6 +15,7 @@ from . import _wirecore
 from ._client import AsyncClient, Client, Headers, Response, ServerSentEvent, Timeout, Timings
 from ._dead_letter import DeadLetter
 from ._log import disable_logging, enable_logging
+from ._span import Span
 from .config import Config
 from .exceptions import (
     BodyTooLargeError,
@@ -77,6 +78,7 @@ __all__ = [
     "RequestCancelled",
     "Response",
     "ServerSentEvent",
+    "Span",
     "TLSError",
     "TLSTimeout",
     "Timeout",

@@ -29,9 +29,10 @@ from http import HTTPStatus
 from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple, Union
 from urllib.parse import urlencode
 
-from . import _wirecore
+from . import _span, _wirecore
 from ._dead_letter import DeadLetter, listen
 from ._multipart import FileTypes, Multipart, _file_length
+from ._span import Span
 from .config import Config
 from .exceptions import HTTPStatusError, InvalidRequest
 
@@ -865,7 +866,7 @@ def _rechunk(chunks: Iterator[bytes], size: int | None) -> Iterator[bytes]:
 
 
 class _BaseClient:
-    __slots__ = ("_dead_letters", "_raw")
+    __slots__ = ("_dead_letters", "_raw", "_spans")
 
     def __init__(self, config: ConfigTypes = None, /, **kwargs: Unpack[Config]) -> None:
         """Builds a client from the engine's config: a dict, JSON text and/or keyword sections.
@@ -875,6 +876,7 @@ class _BaseClient:
         """
         self._raw = _wirecore.Client(_config_json(config, kwargs))
         self._dead_letters = False
+        self._spans: threading.Thread | None = None
 
     @property
     def config(self) -> dict[str, Any]:
@@ -920,6 +922,18 @@ class _BaseClient:
             )
         listen(self._raw, callback)
         self._dead_letters = True
+
+    def on_span(self, callback: Callable[[Span], object]) -> None:
+        """Calls ``callback`` with a :class:`Span` for each finished request (``otel.enabled``;
+        also exported to ``otel.endpoint`` when that is set), on a Python thread of its own
+        (``wirecore-spans``), never on an engine thread. Spans wait in a queue of
+        ``otel.callback_queue``; more are dropped (``stats()["otel"]["dropped"]``), so a slow
+        callback never holds up a request. ``close()`` returns once the queued spans were
+        handed to the callback. A callback that raises is reported through ``sys.excepthook``.
+        Once per client; ``ConfigError`` when ``otel.enabled`` is false."""
+        if self._spans is not None:
+            raise InvalidRequest("on_span was already called on this client", "invalid_request")
+        self._spans = _span.listen(self._raw, callback)
 
     def close_idle_connections(self) -> None:
         """Closes every idle pooled connection now (after a network change, or to rebalance);
@@ -1105,6 +1119,7 @@ class Client(_BaseClient):
     def close(self, timeout: float = 5.0) -> None:
         """Refuses new requests, waits up to ``timeout`` s for in-flight ones, closes idle ones."""
         self._raw.close(timeout)
+        _span.join(self._spans, timeout)
 
     def __enter__(self) -> Client:
         return self
@@ -1324,6 +1339,8 @@ class AsyncClient(_BaseClient):
         """Refuses new requests, waits up to ``timeout`` s for in-flight ones, closes idle ones."""
         raw = self._raw
         await _await(lambda c, f: raw.close_async(c, f, timeout))
+        if self._spans is not None:
+            await asyncio.get_running_loop().run_in_executor(None, _span.join, self._spans, timeout)
 
     async def __aenter__(self) -> AsyncClient:
         return self

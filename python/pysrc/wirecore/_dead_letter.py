@@ -42,16 +42,34 @@ _threads: list[threading.Thread] = []
 _exiting = threading.Event()
 
 
-def _deliver(raw: Any, callback: Callable[[DeadLetter], object]) -> None:
+def _deliver(
+    take: Callable[[float], list[dict[str, Any]] | None],
+    make: Callable[..., Any],
+    callback: Callable[[Any], object],
+) -> None:
     while not _exiting.is_set():
-        batch = raw.next_dead_letters(_SLICE)
+        batch = take(_SLICE)
         if batch is None:
             return
         for d in batch:
             try:
-                callback(DeadLetter(**d))
+                callback(make(**d))
             except Exception:
                 sys.excepthook(*sys.exc_info())
+
+
+def start_thread(
+    name: str,
+    take: Callable[[float], list[dict[str, Any]] | None],
+    make: Callable[..., Any],
+    callback: Callable[[Any], object],
+) -> threading.Thread:
+    """Starts a thread that takes records with ``take`` until the client closes and calls
+    ``callback`` with ``make(**record)`` for each (dead letters here, spans in ``_span``)."""
+    t = threading.Thread(target=_deliver, args=(take, make, callback), name=name, daemon=True)
+    _threads.append(t)
+    t.start()
+    return t
 
 
 def listen(raw: _wirecore.Client, callback: Callable[[DeadLetter], object]) -> None:
@@ -59,11 +77,7 @@ def listen(raw: _wirecore.Client, callback: Callable[[DeadLetter], object]) -> N
     if not callable(callback):
         raise TypeError("on_dead_letter needs a callable")
     raw.listen_dead_letters()
-    t = threading.Thread(
-        target=_deliver, args=(raw, callback), name="wirecore-dead-letters", daemon=True
-    )
-    _threads.append(t)
-    t.start()
+    start_thread("wirecore-dead-letters", raw.next_dead_letters, DeadLetter, callback)
 
 
 @atexit.register
