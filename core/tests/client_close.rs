@@ -9,27 +9,8 @@ use std::time::Duration;
 use support::*;
 use tokio::runtime::Handle;
 
-async fn get_all(c: &wirecore::Client, url: &str) {
-    let r = c.get(url).send().await.expect("send");
-    assert_eq!(r.status(), 200);
-    r.bytes().await.expect("body");
-}
-
 fn alive() -> usize {
     Handle::current().metrics().num_alive_tasks()
-}
-
-/// Polls until the runtime's alive tasks are back to `base` or `within` passes; returns the
-/// last count.
-async fn tasks_settle(base: usize, within: Duration) -> usize {
-    let until = tokio::time::Instant::now() + within;
-    loop {
-        let n = alive();
-        if n <= base || tokio::time::Instant::now() >= until {
-            return n;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,7 +26,7 @@ async fn closed_clients_end_their_tasks_before_they_are_dropped() {
     }
     srv.wait_for(Duration::from_secs(5), |k| k.connections_active == 0)
         .await;
-    let base = tasks_settle(0, Duration::from_millis(200)).await;
+    let base = settle(Duration::from_millis(200), alive, |n| n == 0).await;
     let mut held = Vec::new();
     for _ in 0..20 {
         let c = client(&srv);
@@ -57,7 +38,7 @@ async fn closed_clients_end_their_tasks_before_they_are_dropped() {
     }
     srv.wait_for(Duration::from_secs(5), |k| k.connections_active == 0)
         .await;
-    let n = tasks_settle(base, Duration::from_secs(5)).await;
+    let n = settle(Duration::from_secs(5), alive, |n| n <= base).await;
     assert_eq!(
         n, base,
         "{n} tasks alive with 20 closed clients held, {base} before"

@@ -13,24 +13,6 @@ fn open_fds() -> usize {
         .count()
 }
 
-async fn get_all(c: &wirecore::Client, url: &str) {
-    let r = c.get(url).send().await.expect("send");
-    assert_eq!(r.status(), 200);
-    r.bytes().await.expect("body");
-}
-
-/// Polls until the open fds are back to `base` (±5) or `within` passes; returns the last count.
-async fn fds_settle(base: usize, within: Duration) -> usize {
-    let until = tokio::time::Instant::now() + within;
-    loop {
-        let n = open_fds();
-        if n <= base + 5 || tokio::time::Instant::now() >= until {
-            return n;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_clients_close_their_connections() {
     let srv = server().await;
@@ -52,7 +34,7 @@ async fn dropped_clients_close_their_connections() {
         assert_eq!(c.stats().pool.idle, 2);
         drop(c);
     }
-    let n = fds_settle(base, Duration::from_secs(2)).await;
+    let n = settle(Duration::from_secs(2), open_fds, |n| n <= base + 5).await;
     assert!(
         n <= base + 5,
         "{n} fds open after dropping 200 clients, {base} before"

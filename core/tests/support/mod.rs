@@ -87,3 +87,28 @@ pub async fn json_of(req: wirecore::RequestBuilder) -> serde_json::Value {
         .await
         .expect("json body")
 }
+
+/// GETs `url`, asserts a 200 and reads the whole body (a request that leaves an idle
+/// connection behind).
+pub async fn get_all(c: &Client, url: &str) {
+    let r = c.get(url).send().await.expect("send");
+    assert_eq!(r.status(), 200);
+    r.bytes().await.expect("body");
+}
+
+/// Polls `probe` every 20 ms until `done` holds for its value or `within` passes; returns the
+/// last value (the caller asserts on it, naming what it counted).
+pub async fn settle(
+    within: std::time::Duration,
+    mut probe: impl FnMut() -> usize,
+    done: impl Fn(usize) -> bool,
+) -> usize {
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        let n = probe();
+        if done(n) || tokio::time::Instant::now() >= until {
+            return n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
