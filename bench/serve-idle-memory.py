@@ -22,7 +22,7 @@ def rss_kib(pid: int) -> tuple[int, int]:
 
 def main() -> int:
     binary, n = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n * 2 + 100), hard))
     site = tempfile.mkdtemp()
     with open(os.path.join(site, "1k.bin"), "wb") as f:
@@ -65,10 +65,14 @@ def main() -> int:
         rss, hwm = rss_kib(srv.pid)
         alive = sum(1 for c in conns if c.fileno() >= 0)
         per = (rss - base) * 1024 / n
-        print("| idle keep-alive connections | open | RSS before | RSS after | peak RSS | per connection | setup |")
+        print(
+            "| idle keep-alive connections | open | RSS before | RSS after | peak RSS "
+            "| per connection | setup |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- |")
         print(
-            f"| {n} | {alive} | {base / 1024:.1f} MiB | {rss / 1024:.1f} MiB | {hwm / 1024:.1f} MiB "
+            f"| {n} | {alive} | {base / 1024:.1f} MiB | {rss / 1024:.1f} MiB "
+            f"| {hwm / 1024:.1f} MiB "
             f"| {per / 1024:.1f} KiB | {took:.1f} s |"
         )
         for c in conns:

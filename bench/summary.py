@@ -81,7 +81,9 @@ def core(text: str) -> tuple[str, str, dict[tuple[str, str], str]]:
             for proto, c in CELLS:
                 rs = cell_rows(t, proto, c)
                 if rs:
-                    out[(proto, c)] = fmt(num(rs[0]["rps ÷ reqwest"]), num(rs[0].get("CPU ÷ reqwest")))
+                    out[(proto, c)] = fmt(
+                        num(rs[0]["rps ÷ reqwest"]), num(rs[0].get("CPU ÷ reqwest"))
+                    )
             return "Rust (core `Client`)", "reqwest", out
     raise ValueError("no ratio table")
 
@@ -99,7 +101,10 @@ def best_of(rows: list[dict[str, str]], wc: str, rps: str, cpu: str | None) -> s
 def python(text: str) -> tuple[str, str, dict[tuple[str, str], str]]:
     for t in tables(text):
         if t and "rps ÷ peer" in t[0] and "peer" in t[0]:
-            out = {cell: best_of(cell_rows(t, *cell), "wirecore-async", "rps ÷ peer", "CPU ÷ peer") for cell in CELLS}
+            out = {
+                cell: best_of(cell_rows(t, *cell), "wirecore-async", "rps ÷ peer", "CPU ÷ peer")
+                for cell in CELLS
+            }
             return "Python (`AsyncClient`)", "best of pyreqwest, httpx, aiohttp, requests", out
     raise ValueError("no ratio table")
 
@@ -107,7 +112,10 @@ def python(text: str) -> tuple[str, str, dict[tuple[str, str], str]]:
 def node(text: str) -> tuple[str, str, dict[tuple[str, str], str]]:
     for t in tables(text):
         if t and "rps ratio" in t[0] and "÷ peer" in t[0]:
-            out = {cell: best_of(cell_rows(t, *cell), "wirecore", "rps ratio", "CPU ratio") for cell in CELLS}
+            out = {
+                cell: best_of(cell_rows(t, *cell), "wirecore", "rps ratio", "CPU ratio")
+                for cell in CELLS
+            }
             return "Node (`Client`)", "best of undici, fetch, node:http(2)", out
     raise ValueError("no ratio table")
 
@@ -138,7 +146,9 @@ def kotlin(text: str) -> tuple[str, str, dict[tuple[str, str], str]]:
                     name, key = max(peers.items(), key=lambda kv: num(r[f"{kv[1]} req/s"]) or 0)
                     wc, peer = num(r["wirecore req/s"]), num(r[f"{key} req/s"])
                     wcc, pc = num(r.get("wirecore CPU µs/req")), num(r.get(f"{key} CPU µs/req"))
-                    out[(proto, c)] = fmt(wc / peer if wc and peer else None, wcc / pc if wcc and pc else None, name)
+                    out[(proto, c)] = fmt(
+                        wc / peer if wc and peer else None, wcc / pc if wcc and pc else None, name
+                    )
             return "Kotlin (JVM)", "best of OkHttp, JDK HttpClient", out
     raise ValueError("no figures table")
 
@@ -153,10 +163,26 @@ def cli(text: str) -> list[tuple[str, str, str]]:
         return f"{x / y:.2f}×" if x and y else "—"
 
     return [
-        ("`wirecore bench` (h1, 64 conns) ÷ wrk", ratio("h1 client: wirecore bench", "h1 client: wrk"), "→ nginx"),
-        ("`wirecore bench` (h2, 64 streams) ÷ h2load", ratio("h2 client: wirecore bench", "h2 client: h2load"), "→ nginx"),
-        ("`wirecore serve` ÷ nginx under wrk (h1)", ratio("h1 server: wrk → wirecore serve", "h1 client: wrk → nginx"), ""),
-        ("`wirecore serve` ÷ nginx under h2load (h2)", ratio("h2 server: h2load → wirecore serve", "h2 client: h2load"), ""),
+        (
+            "`wirecore bench` (h1, 64 conns) ÷ wrk",
+            ratio("h1 client: wirecore bench", "h1 client: wrk"),
+            "→ nginx",
+        ),
+        (
+            "`wirecore bench` (h2, 64 streams) ÷ h2load",
+            ratio("h2 client: wirecore bench", "h2 client: h2load"),
+            "→ nginx",
+        ),
+        (
+            "`wirecore serve` ÷ nginx under wrk (h1)",
+            ratio("h1 server: wrk → wirecore serve", "h1 client: wrk → nginx"),
+            "",
+        ),
+        (
+            "`wirecore serve` ÷ nginx under h2load (h2)",
+            ratio("h2 server: h2load → wirecore serve", "h2 client: h2load"),
+            "",
+        ),
     ]
 
 
@@ -175,9 +201,13 @@ def pick(lang: str, date: str | None) -> Path | None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--date", help="the run's date (files <date>-<lang>.md); default: newest per language")
+    ap.add_argument(
+        "--date", help="the run's date (files <date>-<lang>.md); default: newest per language"
+    )
     ap.add_argument("--out", default=str(RESULTS / "latest.md"))
-    ap.add_argument("--note", default="", help="a line added under the header (e.g. about the load)")
+    ap.add_argument(
+        "--note", default="", help="a line added under the header (e.g. about the load)"
+    )
     args = ap.parse_args()
 
     cores = os.cpu_count()
@@ -189,7 +219,10 @@ def main() -> int:
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
 
-    head = "| language | best peer | h1 C=64 | h2 C=64 | h1 C=256 | h2 C=256 | from (load average at its end) |"
+    head = (
+        "| language | best peer | h1 C=64 | h2 C=64 | h1 C=256 | h2 C=256 "
+        "| from (load average at its end) |"
+    )
     lines = [
         "# Benchmark summary",
         "",

@@ -42,10 +42,10 @@ wheel-portable: setup-python  ## dist/wirecore-*-manylinux2014*.whl: release, ru
 	@# maturin finds zig through the venv's python (ziglang): PATH must reach maturin, not only the cd.
 	export PATH=$(abspath $(PY_VENV))/bin:$$PATH && $(PY_MATURIN) --profile release --zig --compatibility manylinux2014 --out $(abspath $(PY_DIST))
 
-lint-python: setup-python  ## ruff, mypy --strict on the package and the typed example, config.py current
+lint-python: setup-python  ## ruff (package and bench scripts), mypy --strict on the package and the typed example, config.py current
 	$(PY_BOOT) $(PY_DIR)/scripts/gen_config_types.py --check
-	$(PY_VENV)/bin/ruff check $(PY_DIR)
-	$(PY_VENV)/bin/ruff format --check $(PY_DIR)
+	$(PY_VENV)/bin/ruff check $(PY_DIR) bench
+	$(PY_VENV)/bin/ruff format --check $(PY_DIR) bench
 	cd $(PY_DIR) && MYPYPATH=pysrc .venv/bin/mypy --strict pysrc/wirecore examples
 
 # A fresh venv with only the wheel and the test requirements (offline, from the wheelhouse).

@@ -86,9 +86,7 @@ class Meter:
         }
 
 
-async def run_async(
-    fetch: Callable[[], Awaitable[None]], c: int, m: Meter
-) -> tuple[float, float]:
+async def run_async(fetch: Callable[[], Awaitable[None]], c: int, m: Meter) -> tuple[float, float]:
     async def loop() -> None:
         while m.running:
             t = time.perf_counter()
@@ -106,7 +104,7 @@ async def run_async(
     c0, t0 = cpu(), time.perf_counter()
     m.measuring = True
     deadline = t0 + m.duration
-    while m.running and time.perf_counter() < deadline:
+    while m.running and time.perf_counter() < deadline:  # noqa: ASYNC110 (a deadline, not an event)
         await asyncio.sleep(0.01)
     m.measuring = False
     c1, t1 = cpu(), time.perf_counter()
@@ -123,7 +121,7 @@ def run_threads(fetch: Callable[[], None], c: int, m: Meter) -> tuple[float, flo
             t = time.perf_counter()
             try:
                 fetch()
-            except Exception:  # noqa: BLE001 (counted; the run goes on)
+            except Exception:
                 with lock:
                     m.errors += 1
                 continue
@@ -200,9 +198,7 @@ def worker(a: argparse.Namespace) -> dict[str, Any]:
         ctx = ssl.create_default_context(cafile=ca)
 
         async def main() -> tuple[float, float]:
-            limits = httpx.Limits(
-                max_connections=max(c, 100), max_keepalive_connections=c
-            )
+            limits = httpx.Limits(max_connections=max(c, 100), max_keepalive_connections=c)
             async with httpx.AsyncClient(
                 verify=ctx, http2=a.proto == "h2", limits=limits, timeout=60
             ) as client:
@@ -240,9 +236,7 @@ def worker(a: argparse.Namespace) -> dict[str, Any]:
 
         version = requests.__version__
         session = requests.Session()
-        session.mount(
-            "http://", HTTPAdapter(pool_connections=1, pool_maxsize=max(c, 10))
-        )
+        session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=max(c, 10)))
         session.verify = ca
 
         def rfetch() -> None:
@@ -257,15 +251,11 @@ def worker(a: argparse.Namespace) -> dict[str, Any]:
         from pyreqwest.client import ClientBuilder, SyncClientBuilder
 
         version = dist_version("pyreqwest")
-        pem = open(ca, "rb").read()  # noqa: SIM115
+        pem = open(ca, "rb").read()
         if name == "pyreqwest-async":
 
             async def main() -> tuple[float, float]:
-                b = (
-                    ClientBuilder()
-                    .add_root_certificate_pem(pem)
-                    .max_connections(max(c, 100))
-                )
+                b = ClientBuilder().add_root_certificate_pem(pem).max_connections(max(c, 100))
                 if a.proto == "h1":
                     b = b.http1_only()
                 async with b.build() as client:
@@ -280,11 +270,7 @@ def worker(a: argparse.Namespace) -> dict[str, Any]:
 
             spent = asyncio.run(main())
         else:
-            sb = (
-                SyncClientBuilder()
-                .add_root_certificate_pem(pem)
-                .max_connections(max(c, 100))
-            )
+            sb = SyncClientBuilder().add_root_certificate_pem(pem).max_connections(max(c, 100))
             if a.proto == "h1":
                 sb = sb.http1_only()
             with sb.build() as sc:
@@ -373,9 +359,7 @@ def main() -> int:
             clients = [c for c in clients if c not in skipped]
             for conc in [int(x) for x in a.concurrencies.split(",")]:
                 for rnd in range(a.rounds):
-                    order = (
-                        clients[rnd % len(clients) :] + clients[: rnd % len(clients)]
-                    )
+                    order = clients[rnd % len(clients) :] + clients[: rnd % len(clients)]
                     for client in order:
                         control(info, "/_control/reset", "POST")
                         cmd = [
@@ -425,9 +409,7 @@ def main() -> int:
                         results.setdefault(key, []).append(r)
                         conns[key] = (
                             conns.get(key, 0)
-                            + control(info, "/_control/counters")[
-                                "connections_accepted"
-                            ]
+                            + control(info, "/_control/counters")["connections_accepted"]
                         )
                         print(
                             f"{proto} C={conc:<3} round {rnd + 1} {client:<16} "
@@ -497,9 +479,7 @@ def write_report(
         "pools sized for C; peers: defaults + CA, pools sized for C)",
     ]
     if skipped:
-        lines.append(
-            "- not run: " + ", ".join(f"{c} ({why})" for c, why in skipped.items())
-        )
+        lines.append("- not run: " + ", ".join(f"{c} ({why})" for c, why in skipped.items()))
     lines += [
         "",
         (

@@ -119,9 +119,7 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--server-info")
     p.add_argument("--server", help="wirecore-testserver binary (release build)")
-    p.add_argument(
-        "--variant", action="append", default=[], help="NAME=wheel or package dir"
-    )
+    p.add_argument("--variant", action="append", default=[], help="NAME=wheel or package dir")
     p.add_argument("--out")
     p.add_argument("--concurrencies", default="64")
     p.add_argument("--protocols", default="h1,h2")
@@ -183,9 +181,7 @@ def main() -> int:
                             env=env,
                         )
                         if out.returncode != 0:
-                            print(
-                                f"{proto} C={conc} {name}: failed: {out.stderr[-500:]}"
-                            )
+                            print(f"{proto} C={conc} {name}: failed: {out.stderr[-500:]}")
                             continue
                         r = json.loads(out.stdout.strip().splitlines()[-1])
                         results.setdefault((proto, conc, name), []).append(r)

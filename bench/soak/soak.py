@@ -53,6 +53,7 @@ def gauge_name(worker: str) -> str:
     """The gauge a worker reports (`node-gc` is Node's worker run with --expose-gc)."""
     return GAUGES.get(worker, GAUGES.get(worker.split("-")[0], "gauge"))
 
+
 GAUGES = {
     "rust": "tokio tasks alive",
     "python": "Python objects (gc)",
@@ -208,9 +209,7 @@ class Worker:
                 self.errors.append((int(parts[1]), int(parts[2]), parts[3]))
             elif parts[:1] == ["tick"] and len(parts) >= 5:
                 self.tick = (int(parts[2]), int(parts[3]), int(parts[4]))
-                self.extra = {
-                    k: float(v) for k, _, v in (p.partition("=") for p in parts[5:]) if v
-                }
+                self.extra = {k: float(v) for k, _, v in (p.partition("=") for p in parts[5:]) if v}
             elif len(self.stray) < 20:
                 self.stray.append(line.rstrip())
 
@@ -284,7 +283,9 @@ def svg(worker: Worker, windows: list[tuple[str, float, float]], t0: float, path
         lo, hi = (min(vals), max(vals)) if vals else (0, 1)
         lo = min(lo, 0) if keys != ["rss_mib"] else lo * 0.9
         hi = hi * 1.05 if hi > lo else lo + 1
-        out.append(f'<rect x="{left}" y="{y0}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>')
+        out.append(
+            f'<rect x="{left}" y="{y0}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>'
+        )
         for _, ws, we in windows:
             x1 = left + pw * max(0.0, ws - t0) / span
             x2 = left + pw * min(span, we - t0) / span
@@ -305,7 +306,9 @@ def svg(worker: Worker, windows: list[tuple[str, float, float]], t0: float, path
                 if key in s
             )
             color = COLORS[i % len(COLORS)]
-            out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.5"/>')
+            out.append(
+                f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.5"/>'
+            )
             if len(keys) > 1:
                 out.append(
                     f'<text x="{left + pw - 4}" y="{y0 + 12 + 12 * i}" text-anchor="end" '
@@ -352,11 +355,22 @@ def main() -> int:
     info = json.loads(server.stdout.readline())
     redis_port = free_port()
     redis = subprocess.Popen(
-        [args.redis, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
+        [
+            args.redis,
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
     )
-    wait_for("redis", lambda: socket.create_connection(("127.0.0.1", redis_port), 1).close() or True)
+    wait_for(
+        "redis", lambda: socket.create_connection(("127.0.0.1", redis_port), 1).close() or True
+    )
     tp = Toxiproxy(args.toxiproxy)
     workers: list[Worker] = []
     try:
@@ -427,10 +441,16 @@ def main() -> int:
                     for w in workers
                     if w.samples
                 )
-                print(f"[{(now - t0) / 60:5.1f} min] {active[0] if active else '-':16} {line}",
-                      flush=True)
-            time.sleep(max(0.0, min(next_sample, next_phase, (active or ("", 1e18))[1] + ACTIVE)
-                           - time.time()))
+                print(
+                    f"[{(now - t0) / 60:5.1f} min] {active[0] if active else '-':16} {line}",
+                    flush=True,
+                )
+            time.sleep(
+                max(
+                    0.0,
+                    min(next_sample, next_phase, (active or ("", 1e18))[1] + ACTIVE) - time.time(),
+                )
+            )
         if active:
             tp.apply({})
             windows.append((active[0], active[1], time.time()))
@@ -457,12 +477,28 @@ def main() -> int:
 
 def save_raw(path: Path, workers, windows, t0, exits, loads) -> None:
     """What `report` reads, so `soak.py --report-from FILE --out DIR` can judge it again."""
-    path.write_text(json.dumps({
-        "seconds": SECONDS, "warmup": WARMUP, "t0": t0, "windows": windows, "exits": exits,
-        "loads": loads,
-        "workers": [{"name": w.name, "samples": w.samples, "errors": w.errors, "tick": w.tick,
-                     "stray": w.stray} for w in workers],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "seconds": SECONDS,
+                "warmup": WARMUP,
+                "t0": t0,
+                "windows": windows,
+                "exits": exits,
+                "loads": loads,
+                "workers": [
+                    {
+                        "name": w.name,
+                        "samples": w.samples,
+                        "errors": w.errors,
+                        "tick": w.tick,
+                        "stray": w.stray,
+                    }
+                    for w in workers
+                ],
+            }
+        )
+    )
 
 
 def report_from(path: Path, out_dir: Path) -> int:
@@ -497,8 +533,11 @@ def report(workers, windows, t0, exits, out_dir: Path, loads: list[float]) -> in
         for start, end, code in w.errors:
             # The latest fault whose window (plus grace) the request overlapped.
             hit = next(
-                (name for name, ws, we in reversed(windows)
-                 if start <= (we + GRACE) * 1000 and end >= ws * 1000),
+                (
+                    name
+                    for name, ws, we in reversed(windows)
+                    if start <= (we + GRACE) * 1000 and end >= ws * 1000
+                ),
                 None,
             )
             if hit:
@@ -523,7 +562,8 @@ def report(workers, windows, t0, exits, out_dir: Path, loads: list[float]) -> in
             f"| {w.name} | {w.tick[0]} | {inside} | {len(outside)} | "
             f"{first.get('rss_mib', 0):.1f} → {last.get('rss_mib', 0):.1f} "
             f"(max {max((s['rss_mib'] for s in w.samples), default=0):.1f}) | "
-            f"{slopes['rss_mib']:+.3f} | {rss_warm:+.3f} | {first.get('fds', 0)} → {last.get('fds', 0)} | "
+            f"{slopes['rss_mib']:+.3f} | {rss_warm:+.3f} | "
+            f"{first.get('fds', 0)} → {last.get('fds', 0)} | "
             f"{slopes['fds']:+.3f} | {first.get('threads', 0)} → {last.get('threads', 0)} | "
             f"{slopes['threads']:+.3f} | {gauge_name(w.name)}: "
             f"{first.get('gauge', 0)} → {last.get('gauge', 0)}, {slopes['gauge']:+.2f} "
@@ -536,8 +576,10 @@ def report(workers, windows, t0, exits, out_dir: Path, loads: list[float]) -> in
             f.write(",".join(["t_s,rss_mib,fds,threads,gauge,ok,err", *extras]) + "\n")
             for s in w.samples:
                 more = "".join(f",{s[k]:g}" if k in s else "," for k in extras)
-                f.write(f"{s['t']:.1f},{s['rss_mib']:.2f},{s['fds']},{s['threads']},"
-                        f"{s['gauge']},{s['ok']},{s['err']}{more}\n")
+                f.write(
+                    f"{s['t']:.1f},{s['rss_mib']:.2f},{s['fds']},{s['threads']},"
+                    f"{s['gauge']},{s['ok']},{s['err']}{more}\n"
+                )
     names = [w.name for w in workers]
     text = [
         "# Soak",
@@ -617,7 +659,7 @@ def report(workers, windows, t0, exits, out_dir: Path, loads: list[float]) -> in
     text += [f"![{n}](soak-{n}.svg)" for n in names]
     text += ["", "## Problems", ""] + ([f"- {p}" for p in problems] or ["none"])
     (out_dir / "soak.md").write_text("\n".join(text) + "\n")
-    print("\n".join(text[-len(problems) - 2:]))
+    print("\n".join(text[-len(problems) - 2 :]))
     print(f"soak: wrote {out_dir / 'soak.md'}: {'pass' if ok_all else 'FAIL'}")
     return 0 if ok_all else 1
 

@@ -118,7 +118,7 @@ def call(api: str, method: str, path: str, body: dict | None = None) -> object:
 
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 def accepted(control: str) -> int:
@@ -163,13 +163,25 @@ def main() -> int:
                 if time.monotonic() > end:
                     raise SystemExit("wan: toxiproxy did not start") from None
                 time.sleep(0.05)
-        p = call(api, "POST", "/proxies", {"name": "wan", "listen": "127.0.0.1:0",
-                                           "upstream": info["https"].split("//", 1)[1]})
+        p = call(
+            api,
+            "POST",
+            "/proxies",
+            {"name": "wan", "listen": "127.0.0.1:0", "upstream": info["https"].split("//", 1)[1]},
+        )
         assert isinstance(p, dict)
         for stream in ("upstream", "downstream"):
-            call(api, "POST", "/proxies/wan/toxics",
-                 {"name": f"latency_{stream}", "type": "latency", "stream": stream,
-                  "attributes": {"latency": LATENCY, "jitter": 0}})
+            call(
+                api,
+                "POST",
+                "/proxies/wan/toxics",
+                {
+                    "name": f"latency_{stream}",
+                    "type": "latency",
+                    "stream": stream,
+                    "attributes": {"latency": LATENCY, "jitter": 0},
+                },
+            )
         direct = f"https://{p['listen']}"
         base = direct
         runs = [(*spec.split("=", 1), base) for spec in args.client]
@@ -182,8 +194,12 @@ def main() -> int:
         for lang, cmd, url in runs:
             before = accepted(control)
             print(f"wan: {lang} …", flush=True)
-            out = subprocess.run(shlex.split(cmd) + [f"{url}/bytes/1024", str(N), info["ca"]],
-                                 capture_output=True, text=True, timeout=900)
+            out = subprocess.run(
+                [*shlex.split(cmd), f"{url}/bytes/1024", str(N), info["ca"]],
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
             if out.returncode != 0:
                 print(out.stdout + out.stderr, file=sys.stderr)
                 raise SystemExit(f"wan: {lang} failed")
@@ -194,14 +210,22 @@ def main() -> int:
                     failed[(lang, parts[1], parts[2])] = int(parts[3])
                     print(f"  {parts[1]:16} {parts[2]:10} {parts[3]} failed", flush=True)
                 if parts[:1] == ["latency"] and len(parts) == 4:
-                    rows.append((lang, parts[1], parts[2], [float(x) for x in parts[3].split(",")],
-                                 conns))
-                    print(f"  {parts[1]:16} {parts[2]:10} p50 {pct(rows[-1][3], 50):8.1f} ms  "
-                          f"p95 {pct(rows[-1][3], 95):8.1f} ms", flush=True)
+                    rows.append(
+                        (lang, parts[1], parts[2], [float(x) for x in parts[3].split(",")], conns)
+                    )
+                    print(
+                        f"  {parts[1]:16} {parts[2]:10} p50 {pct(rows[-1][3], 50):8.1f} ms  "
+                        f"p95 {pct(rows[-1][3], 95):8.1f} ms",
+                        flush=True,
+                    )
         print("wan: bulk …", flush=True)
         # Straight to toxiproxy: one connection each, whose handshake RTT is not the point.
-        out = subprocess.run(shlex.split(args.bulk) + [f"{direct}/bytes/{BULK_MB * 10**6}", info["ca"]],
-                             capture_output=True, text=True, timeout=900)
+        out = subprocess.run(
+            [*shlex.split(args.bulk), f"{direct}/bytes/{BULK_MB * 10**6}", info["ca"]],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if out.returncode != 0:
             print(out.stdout + out.stderr, file=sys.stderr)
             raise SystemExit("wan: bulk failed")
@@ -249,8 +273,9 @@ def table(rows, failed, base, default) -> list[str]:
 
 
 def p50(rows, lang: str, client: str, mode: str) -> float | None:
-    return next((pct(ms, 50) for la, c, mo, ms, _ in rows if (la, c, mo) == (lang, client, mode)),
-                None)
+    return next(
+        (pct(ms, 50) for la, c, mo, ms, _ in rows if (la, c, mo) == (lang, client, mode)), None
+    )
 
 
 def floor_note(rows) -> list[str]:
@@ -258,7 +283,10 @@ def floor_note(rows) -> list[str]:
     run's figures."""
     rtt = 2 * LATENCY
     lang = rows[0][0] if rows else "rust"
-    a, w = p50(rows, lang, "new-connection", "sequential"), p50(rows, lang, "wirecore", "sequential")
+    a, w = (
+        p50(rows, lang, "new-connection", "sequential"),
+        p50(rows, lang, "wirecore", "sequential"),
+    )
     a0 = p50(rows, lang + DIRECT, "new-connection", "sequential")
     w0 = p50(rows, lang + DIRECT, "wirecore", "sequential")
     text = [
@@ -270,7 +298,7 @@ def floor_note(rows) -> list[str]:
         "is below the floor. TLS 1.3 resumption with 0-RTT data would make (a) 2 RTT (floor "
         "0.5×), TCP Fast Open with it 1 RTT (1.0×). Only a 2-RTT handshake (TLS 1.2, 4 RTT per "
         "new connection: 0.25×) or a DNS lookup per request on top (5 RTT: 0.2×) leaves room for "
-        "0.3×; the source system's \"500 → 150 ms\" at 100 ms RTT is 5 RTT → 1.5 RTT.",
+        '0.3×; the source system\'s "500 → 150 ms" at 100 ms RTT is 5 RTT → 1.5 RTT.',
         "",
     ]
     if a and w:
@@ -294,7 +322,10 @@ def floor_note(rows) -> list[str]:
             f"({a0:.1f} + {rtt}) = **{w0 / (a0 + rtt):.3f} (derived, not measured)**{extra}."
         )
     text.append("")
-    c_a, c_w = p50(rows, lang, "new-connection", "concurrent"), p50(rows, lang, "wirecore", "concurrent")
+    c_a, c_w = (
+        p50(rows, lang, "new-connection", "concurrent"),
+        p50(rows, lang, "wirecore", "concurrent"),
+    )
     if c_a and c_w:
         text.append(
             f"Concurrent: each mode starts on a fresh client, so wirecore too pays TCP + TLS + the "
@@ -306,7 +337,7 @@ def floor_note(rows) -> list[str]:
             "1 RTT against 1 RTT: its floor is 1.0 too, so ≤ 0.8× a default client can only come "
             "from CPU or from a client that does not pool."
         )
-    return text + [""]
+    return [*text, ""]
 
 
 def write(path: str, rows, bulk, failed) -> None:
@@ -377,14 +408,17 @@ def write(path: str, rows, bulk, failed) -> None:
     ]
     slow = next((s for name, _, s in bulk if name == "reqwest-64KiB-window"), None)
     for name, n, s in bulk:
-        text.append(f"| {name} | {n} | {s:.2f} | {n / s / 1e6:.2f} | "
-                    f"{(slow / s) if slow else 0:.1f}× |")
+        text.append(
+            f"| {name} | {n} | {s:.2f} | {n / s / 1e6:.2f} | {(slow / s) if slow else 0:.1f}× |"
+        )
     text.append("")
-    text.append("wirecore's windows: `http2.initial_stream_window_bytes` 2 MiB, "
-                "`initial_connection_window_bytes` 4 MiB (the defaults); the 64 KiB clients set "
-                "both to 65,535 (HTTP/2's initial value). A 64 KiB window moves at most "
-                f"65,535 B per RTT: {65535 / (2 * LATENCY / 1000) / 1e6:.2f} MB/s. The download "
-                "goes to toxiproxy directly (no connect relay).")
+    text.append(
+        "wirecore's windows: `http2.initial_stream_window_bytes` 2 MiB, "
+        "`initial_connection_window_bytes` 4 MiB (the defaults); the 64 KiB clients set "
+        "both to 65,535 (HTTP/2's initial value). A 64 KiB window moves at most "
+        f"65,535 B per RTT: {65535 / (2 * LATENCY / 1000) / 1e6:.2f} MB/s. The download "
+        "goes to toxiproxy directly (no connect relay)."
+    )
     with open(path, "w") as f:
         f.write("\n".join(text) + "\n")
     print("\n".join(text))
