@@ -84,6 +84,11 @@ export declare class NativeClient {
    * thread (replacing an earlier callback).
    */
   onDeadLetter(callback: (arg: Array<DeadLetter>) => void): void
+  /**
+   * Hands every finished request's span to `callback`, in batches, on the JS thread
+   * (replacing an earlier callback); `invalid_config` while `otel.enabled` is false.
+   */
+  onSpan(callback: (arg: Array<Span>) => void): void
   /** A snapshot of every counter, keys in camelCase. */
   stats(): any
   /** The cookie jar's unexpired cookies, keys in camelCase. */
@@ -200,6 +205,28 @@ export interface PhaseTimeoutsMs {
  * thread, for every client of the process; replaces an earlier callback.
  */
 export declare function setLogCallback(level: string, callback?: ((arg: Array<LogRecord>) => void) | undefined | null): void
+
+/** A finished client span (`Client.onSpan`), the core's `SpanRecord`. */
+export interface Span {
+  /** 32 lowercase hex digits. */
+  traceId: string
+  /** 16 lowercase hex digits. */
+  spanId: string
+  /** The caller's span (a `traceparent` option or the active OpenTelemetry context). */
+  parentSpanId?: string
+  traceState?: string
+  /** The method (`GET`), or `HTTP` for one the conventions do not know. */
+  name: string
+  /** Always `client`. */
+  kind: string
+  startUnixNanos: bigint
+  endUnixNanos: bigint
+  /** `unset`, or `error` for a failure or a 4xx/5xx answer. */
+  status: string
+  statusMessage: string
+  /** The HTTP client semantic conventions' attributes, by name. */
+  attributes: Record<string, string | number>
+}
 
 /** A Server-Sent Event (`wirecore::sse::Event`). */
 export interface SseEvent {

@@ -319,6 +319,31 @@ export interface DeadLetter {
   timeMs: number
 }
 
+/** A finished client span (`Client.onSpan`): the core's `SpanRecord`, the same in every binding. */
+export interface Span {
+  /** 32 lowercase hex digits. */
+  traceId: string
+  /** 16 lowercase hex digits. */
+  spanId: string
+  /** The caller's span (a `traceparent` option or the active OpenTelemetry context). */
+  parentSpanId?: string
+  traceState?: string
+  /** The method (`GET`), or `HTTP` for one the conventions do not know. */
+  name: string
+  /** Always `client`. */
+  kind: string
+  startUnixNanos: bigint
+  endUnixNanos: bigint
+  /** `unset`, or `error` for a failure or a 4xx/5xx answer. */
+  status: string
+  statusMessage: string
+  /**
+   * The HTTP client semantic conventions' attributes by name: `http.request.method`,
+   * `server.address`, `server.port`, `url.full`, `http.response.status_code`, `error.type` ...
+   */
+  attributes: Record<string, string | number>
+}
+
 export interface DeadLetterStats {
   /** Dead letters handed to the callback. */
   delivered: number
@@ -329,9 +354,9 @@ export interface DeadLetterStats {
   redisErrors: number
 }
 
-/** OpenTelemetry spans sent to `otel.endpoint` (zero while `otel` is off or has no endpoint). */
+/** OpenTelemetry spans sent to `otel.endpoint` or `onSpan` (zero while `otel` is off or has neither). */
 export interface OtelStats {
-  /** Spans the collector took. */
+  /** Spans the collector took, plus spans handed to `onSpan`. */
   exported: number
   /** Spans lost: the export queue (`otel.maxQueue`) was full, or the collector refused or did not answer. */
   dropped: number
@@ -465,6 +490,12 @@ export declare class Client {
    * error, or a status `retry.retryOnStatus` lists), on the JS thread; replaces an earlier one.
    */
   onDeadLetter(callback: (letter: DeadLetter) => void): void
+  /**
+   * Calls `callback` with each finished request's span (`otel.enabled`), on the JS thread; spans
+   * beyond `otel.callbackQueue` waiting are dropped (`stats().otel.dropped`). `close()` resolves
+   * once the queued spans were handed over.
+   */
+  onSpan(callback: (span: Span) => void): void
   stats(): Stats
   /** The unexpired cookies in the engine's jar (`cookies.enabled`); empty while it is off. */
   cookies(): StoredCookie[]

@@ -779,6 +779,7 @@ async function pumpUpload(nativeClient, id, stream) {
 
 class Client {
   #native
+  #spans = false
 
   /**
    * @param {object} [config] the core's config, camelCase (snake_case also accepted); an unknown
@@ -984,6 +985,35 @@ class Client {
     })
   }
 
+  /**
+   * Calls `callback` with each finished request's span (`otel.enabled`; also exported to
+   * `otel.endpoint` when that is set), on the JS thread; replaces an earlier one. Spans wait in
+   * a queue of `otel.callbackQueue`; more are dropped (`stats().otel.dropped`), so a slow
+   * callback never holds up the engine. `close()` resolves once the queued spans were handed
+   * over. A callback that throws is reported as an uncaught exception. Throws a `ConfigError`
+   * while `otel.enabled` is false.
+   * @param {(span: import('./index').Span) => void} callback
+   */
+  onSpan(callback) {
+    if (typeof callback !== 'function') throw new TypeError('onSpan needs a function')
+    try {
+      this.#native.onSpan((batch) => {
+        for (const span of batch) {
+          try {
+            callback(span)
+          } catch (e) {
+            queueMicrotask(() => {
+              throw e
+            })
+          }
+        }
+      })
+    } catch (e) {
+      throw fromNative(e)
+    }
+    this.#spans = true
+  }
+
   /** Every counter of this client, with the core's metric names in camelCase. */
   stats() {
     return this.#native.stats()
@@ -1031,6 +1061,9 @@ class Client {
       throw new TypeError('wirecore: timeoutMs must be a non-negative number')
     }
     await operation((id) => this.#native.close(id, Math.min(timeoutMs, MAX_TIMEOUT_MS)))
+    // The engine handed the last spans over before close completed; their wake-up runs in the
+    // same turn of the event loop, before the next check phase.
+    if (this.#spans) await new Promise((resolve) => setImmediate(resolve))
   }
 }
 

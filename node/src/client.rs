@@ -424,6 +424,16 @@ impl NativeClient {
         crate::dead_letter::listen(&self.shared.client, callback)
     }
 
+    /// Hands every finished request's span to `callback`, in batches, on the JS thread
+    /// (replacing an earlier callback); `invalid_config` while `otel.enabled` is false.
+    #[napi(catch_unwind)]
+    pub fn on_span(
+        &self,
+        callback: napi::bindgen_prelude::Function<'_, Vec<crate::dead_letter::Span>, ()>,
+    ) -> napi::Result<()> {
+        crate::dead_letter::listen_spans(&self.shared.client, callback)
+    }
+
     /// A snapshot of every counter, keys in camelCase.
     #[napi(catch_unwind)]
     pub fn stats(&self) -> napi::Result<serde_json::Value> {

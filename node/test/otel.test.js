@@ -4,8 +4,9 @@
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const net = require('node:net')
-const { startServer, control, counters, reset } = require('./helpers.js')
-const { Client, InvalidRequestError } = require('wirecore')
+const { startServer, control, counters, reset, freePort } = require('./helpers.js')
+const { isMainThread } = require('node:worker_threads')
+const { Client, ConfigError, ConnectError, InvalidRequestError } = require('wirecore')
 // The caller's context: @opentelemetry/api with the AsyncLocalStorage context manager, as an
 // application using the OpenTelemetry SDK has it (test-packed.sh installs both beside wirecore).
 const otel = require('@opentelemetry/api')
@@ -144,5 +145,65 @@ test('flushTelemetry without otel resolves at once', async () => {
   const c = new Client()
   await c.flushTelemetry()
   assert.deepEqual(c.stats().otel, { exported: 0, dropped: 0 })
+  await c.close()
+})
+
+test('onSpan: each span on the JS thread, a child of the active context, error.type on failure; close hands over the queue', async () => {
+  const c = new Client({ otel: { enabled: true } })
+  const got = []
+  let onMain = true
+  c.onSpan((s) => {
+    onMain &&= isMainThread
+    got.push(s)
+  })
+  const sent = await inParentSpan(() => sentTraceparent(c))
+  const refused = `http://127.0.0.1:${await freePort()}/x`
+  await assert.rejects(c.get(refused), ConnectError)
+  await c.close()
+  assert.equal(got.length, 2, 'close resolved after the spans were handed over')
+  assert.ok(onMain, 'called on the JS thread')
+  const [ok, failed] = got
+  assert.equal(sent, `00-${TRACE}-${ok.spanId}-01`)
+  assert.deepEqual([ok.traceId, ok.parentSpanId, ok.name, ok.kind, ok.status], [TRACE, PARENT, 'GET', 'client', 'unset'])
+  assert.equal(typeof ok.startUnixNanos, 'bigint')
+  assert.ok(ok.endUnixNanos >= ok.startUnixNanos && ok.startUnixNanos > 1_700_000_000n * 1_000_000_000n)
+  const a = ok.attributes
+  assert.deepEqual(
+    [a['http.request.method'], a['server.address'], a['server.port'], a['http.response.status_code'], a['error.type']],
+    ['GET', '127.0.0.1', Number(new URL(srv.http).port), 200, undefined],
+  )
+  assert.equal(failed.parentSpanId, undefined)
+  assert.deepEqual([failed.status, failed.attributes['error.type'], failed.attributes['url.full']], ['error', 'connect', refused])
+  assert.deepEqual(c.stats().otel, { exported: 2, dropped: 0 })
+})
+
+test('a slow onSpan callback never holds up the engine: spans beyond otel.callbackQueue are dropped, counted', async () => {
+  const c = new Client({ otel: { enabled: true, callbackQueue: 2 } })
+  let calls = 0
+  c.onSpan(() => {
+    calls++
+    if (calls > 1) return
+    // Holds the JS thread until the engine has finished (and counted) every request's span.
+    const until = Date.now() + 10000
+    while (Date.now() < until) {
+      const o = c.stats().otel
+      if (o.exported + o.dropped === 6) break
+    }
+  })
+  const rs = await Promise.all(Array.from({ length: 6 }, () => c.get(`${srv.http}/status/204`)))
+  assert.deepEqual(rs.map((r) => r.status), Array(6).fill(204))
+  await c.flushTelemetry()
+  const o = c.stats().otel
+  assert.equal(o.exported + o.dropped, 6)
+  // The callback's first batch (1 or 2 spans) plus 2 queued while it ran; the rest dropped.
+  assert.ok(o.dropped >= 2, JSON.stringify(o))
+  await c.close()
+  assert.equal(calls, o.exported)
+})
+
+test('onSpan while otel is off throws a ConfigError naming otel.enabled', async () => {
+  const c = new Client()
+  assert.throws(() => c.onSpan(() => {}), (e) => e instanceof ConfigError && /otel\.enabled/.test(e.message))
+  assert.throws(() => c.onSpan(7), TypeError)
   await c.close()
 })
