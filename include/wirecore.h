@@ -164,6 +164,37 @@ typedef struct wirecore_dead_letter {
 typedef void (*wirecore_dead_letter_cb)(void *userdata,
                                         const struct wirecore_dead_letter *letter);
 
+// A finished client span (the core's `SpanRecord`). Every pointer is valid only during the
+// callback it is passed to.
+typedef struct wirecore_span {
+  // The trace id, 32 lowercase hex digits (NUL-terminated).
+  const char *trace_id;
+  // The span's id, 16 lowercase hex digits (NUL-terminated).
+  const char *span_id;
+  // The caller's span id (the `traceparent` option), or NULL.
+  const char *parent_span_id;
+  // The method (`GET`), or `HTTP` for one the conventions do not know (NUL-terminated).
+  const char *name;
+  // `unset`, or `error` for a failure or a 4xx/5xx answer (NUL-terminated).
+  const char *status;
+  // The error's message when `status` is `error`, else empty (NUL-terminated).
+  const char *status_message;
+  // When the request started, nanoseconds since the Unix epoch.
+  uint64_t start_unix_nanos;
+  // When it ended, nanoseconds since the Unix epoch.
+  uint64_t end_unix_nanos;
+  // The semantic-convention attributes as a JSON object (`{"http.request.method":"GET",
+  // "server.port":8080, ...}`; NUL-terminated).
+  const char *attributes_json;
+  // The whole record as a JSON object, every field above plus `kind` and `trace_state`
+  // (NUL-terminated): what the Go and Kotlin bindings read.
+  const char *json;
+} wirecore_span;
+
+// Called with each finished span on the thread that polls; must not keep `span`'s pointers.
+typedef void (*wirecore_span_cb)(void *userdata,
+                                 const struct wirecore_span *span);
+
 // One engine event. Every pointer is valid only during the callback it is passed to.
 typedef struct wirecore_log_record {
   // `error`, `warn`, `info`, `debug` or `trace` (NUL-terminated).
@@ -436,6 +467,37 @@ enum wirecore_code wirecore_client_poll_dead_letters(const wirecore_client *clie
                                                      wirecore_dead_letter_cb cb,
                                                      void *userdata,
                                                      size_t *n);
+
+// Starts handing `client`'s finished spans to `wirecore_client_poll_spans` (in a queue of
+// `otel.callback_queue`; more are dropped, counted in the stats' `otel.dropped`). Calling it
+// again does nothing.
+//
+// # Errors
+// `WIRECORE_INVALID_CONFIG` while `otel.enabled` is false; `WIRECORE_INVALID_ARGUMENT` for
+// an invalid handle.
+//
+// # Safety
+// `client` is NULL or a live client; `err` NULL or writable.
+enum wirecore_code wirecore_client_listen_spans(const wirecore_client *client,
+                                                wirecore_error **err);
+
+// Waits up to `timeout_ms` for finished spans, then calls `cb(userdata, span)` for each (at
+// most 64) on this thread; `*n` (when not NULL) receives how many. Returns `WIRECORE_OK` (with
+// 0 spans on timeout), `WIRECORE_CLOSED` once the client is closed and none are left (a closed
+// client hands over every span queued before `wirecore_client_close` returned).
+//
+// # Errors
+// `WIRECORE_INVALID_ARGUMENT` for a NULL client or callback, or a client whose
+// `wirecore_client_listen_spans` did not succeed.
+//
+// # Safety
+// `client` is NULL or a live client; `cb` NULL or callable with `userdata`; `n` NULL or
+// writable.
+enum wirecore_code wirecore_client_poll_spans(const wirecore_client *client,
+                                              uint64_t timeout_ms,
+                                              wirecore_span_cb cb,
+                                              void *userdata,
+                                              size_t *n);
 
 // The status of an error, or `WIRECORE_INVALID_ARGUMENT` for a NULL or stale handle.
 enum wirecore_code wirecore_error_kind(const wirecore_error *err);

@@ -4,7 +4,7 @@
 
 C_LIB := $(TARGET_DIR)/debug/libwirecore.a
 C_BIN := $(TARGET_DIR)/debug/c-examples
-C_EXAMPLES := blocking_get concurrent bad_input lifecycle cookies request_options scenarios fault_fetch dead_letter log proxy
+C_EXAMPLES := blocking_get concurrent bad_input lifecycle cookies request_options scenarios fault_fetch dead_letter log proxy span
 C_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -O1 -g -Iinclude
 CBINDGEN := cbindgen --quiet --config bindings/c/cbindgen.toml --output include/wirecore.h
 

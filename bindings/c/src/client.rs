@@ -27,6 +27,8 @@ pub struct wirecore_client {
     pub(crate) tracker: Arc<Tracker>,
     /// Dead letters kept for `wirecore_client_poll_dead_letters`, once asked for.
     pub(crate) letters: std::sync::OnceLock<Arc<wirecore_bridge::Letters>>,
+    /// Finished spans kept for `wirecore_client_poll_spans`, once asked for.
+    pub(crate) spans: std::sync::OnceLock<Arc<wirecore_bridge::Spans>>,
 }
 
 tagged!(wirecore_client, CLIENT);
@@ -70,6 +72,7 @@ pub unsafe extern "C" fn wirecore_client_new(
                     client,
                     tracker: Tracker::new(),
                     letters: std::sync::OnceLock::new(),
+                    spans: std::sync::OnceLock::new(),
                 });
                 // SAFETY: checked non-NULL.
                 unsafe { handle::put(out, h) };
@@ -182,6 +185,9 @@ pub unsafe extern "C" fn wirecore_client_close(
         c.tracker.wait_requests();
         if let Some(l) = c.letters.get() {
             l.queue().close();
+        }
+        if let Some(s) = c.spans.get() {
+            s.queue().close();
         }
         wirecore_code::WIRECORE_OK
     })

@@ -25,7 +25,9 @@ mod task;
 use std::ffi::c_char;
 
 pub use crate::client::wirecore_client;
-pub use crate::dead_letter::{wirecore_dead_letter, wirecore_dead_letter_cb};
+pub use crate::dead_letter::{
+    wirecore_dead_letter, wirecore_dead_letter_cb, wirecore_span, wirecore_span_cb,
+};
 pub use crate::error::{wirecore_code, wirecore_error};
 pub use crate::log::{wirecore_log_cb, wirecore_log_record};
 pub use crate::request::{wirecore_body_writer, wirecore_request};
