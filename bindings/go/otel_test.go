@@ -6,7 +6,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	wirecore "github.com/wirecore/wirecore/bindings/go"
@@ -197,5 +199,121 @@ func TestOtelSpansACollectorDoesNotTakeAreCountedDropped(t *testing.T) {
 	}
 	if p := tr.Prometheus(); !strings.Contains(p, `wirecore_otel_spans_total{result="dropped"} 3`) {
 		t.Fatalf("prometheus: %s", p)
+	}
+}
+
+// spanSink collects the spans OnSpan hands over.
+type spanSink struct {
+	mu    sync.Mutex
+	spans []wirecore.Span
+}
+
+func (s *spanSink) add(sp wirecore.Span) {
+	s.mu.Lock()
+	s.spans = append(s.spans, sp)
+	s.mu.Unlock()
+}
+
+func (s *spanSink) all() []wirecore.Span {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]wirecore.Span(nil), s.spans...)
+}
+
+// OnSpan gets each request's span with the semantic-convention attributes, the caller's parent
+// (Options.Traceparent, or a traceparent header as otelhttp sets it), error.type on a failure;
+// Close returns once the queued spans were handed over.
+func TestOtelOnSpanGetsEachRequestUnderTheCallersParent(t *testing.T) {
+	tr := newTransport(t, wirecore.Config{Otel: wirecore.OtelConfig{Enabled: true}})
+	var sink spanSink
+	if err := tr.OnSpan(sink.add); err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: tr}
+	sent := []string{
+		sentTraceparent(t, c, &wirecore.Options{Traceparent: otelTP}, ""),
+		sentTraceparent(t, c, nil, otelTP),
+	}
+	if _, _, err := do(t, c, "GET", "http://127.0.0.1:9/x", nil, nil); !errors.Is(err, wirecore.ErrConnect) {
+		t.Fatalf("refused: %v", err)
+	}
+	if err := tr.FlushTelemetry(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := otelStats(t, tr); s != (wirecore.OtelStats{Exported: 3}) {
+		t.Fatalf("stats %+v", s)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	spans := sink.all()
+	if len(spans) != 3 {
+		t.Fatalf("want 3 spans at close, got %+v", spans)
+	}
+	port, _ := strconv.ParseInt(server.raw["http"].(string)[strings.LastIndex(server.raw["http"].(string), ":")+1:], 10, 64)
+	for i, s := range spans[:2] {
+		if s.TraceID != otelTrace || s.ParentSpanID != otelParent || s.SpanID != strings.Split(sent[i], "-")[2] {
+			t.Fatalf("span %d: %+v (sent %s)", i, s, sent[i])
+		}
+		a := s.Attributes
+		if s.Name != "GET" || s.Kind != "client" || s.Status != "unset" || a["http.request.method"] != "GET" ||
+			a["server.address"] != "127.0.0.1" || a["server.port"] != port || a["http.response.status_code"] != int64(200) ||
+			a["error.type"] != nil || s.EndUnixNanos < s.StartUnixNanos || s.StartUnixNanos < 1_700_000_000_000_000_000 {
+			t.Fatalf("span %d: %+v", i, s)
+		}
+	}
+	if f := spans[2]; f.ParentSpanID != "" || f.Status != "error" || f.Attributes["error.type"] != "connect" {
+		t.Fatalf("refused span: %+v", f)
+	}
+}
+
+// A callback stuck on a span holds up no request: two more spans wait for it, the rest are
+// dropped and counted; Close hands over the two once it is free.
+func TestOtelAStuckOnSpanNeverHoldsUpRequests(t *testing.T) {
+	tr := newTransport(t, wirecore.Config{Otel: wirecore.OtelConfig{Enabled: true, CallbackQueue: 2}})
+	entered, release := make(chan struct{}), make(chan struct{})
+	var sink spanSink
+	var once sync.Once
+	if err := tr.OnSpan(func(s wirecore.Span) {
+		sink.add(s)
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: tr}
+	url := server.raw["http"].(string) + "/status/204"
+	get := func() {
+		if code, _, err := do(t, c, "GET", url, nil, nil); err != nil || code != 204 {
+			t.Fatalf("GET: %d %v", code, err)
+		}
+	}
+	get()
+	<-entered
+	for range 5 {
+		get()
+	}
+	if err := tr.FlushTelemetry(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := otelStats(t, tr); s != (wirecore.OtelStats{Exported: 3, Dropped: 3}) {
+		t.Fatalf("stats %+v", s)
+	}
+	close(release)
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sink.all()); n != 3 {
+		t.Fatalf("%d spans handed over, want 3", n)
+	}
+}
+
+func TestOtelOnSpanNeedsOtelEnabled(t *testing.T) {
+	tr := newTransport(t, wirecore.Config{})
+	err := tr.OnSpan(func(wirecore.Span) {})
+	if !errors.Is(err, wirecore.ErrInvalidConfig) || !strings.Contains(err.Error(), "otel.enabled") {
+		t.Fatalf("OnSpan with otel off: %v", err)
 	}
 }

@@ -94,7 +94,7 @@ type transport struct {
 	takeHint      atomic.Int64 // buffer size for a response head and small body (capi.Take)
 	pollerEnd     chan struct{}
 	closeOnce     sync.Once
-	// letters counts the OnDeadLetter goroutines; close waits for them.
+	// letters counts the OnDeadLetter and OnSpan goroutines; close waits for them.
 	letters sync.WaitGroup
 }
 

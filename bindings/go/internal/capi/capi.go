@@ -259,6 +259,29 @@ static void wc_free_logs(wc_logs *ls) {
 	ls->n = 0;
 }
 
+// Finished spans copied out of wirecore_client_poll_spans' callback as their JSON record,
+// freed with wc_free_spans.
+typedef struct wc_spans {
+	char *items[64];
+	size_t n;
+} wc_spans;
+
+static void wc_keep_span(void *ud, const wirecore_span *sp) {
+	wc_spans *ss = ud;
+	if (ss->n >= 64) return;
+	ss->items[ss->n++] = strdup(sp->json);
+}
+
+static wirecore_code wc_poll_spans(const wirecore_client *c, uint64_t ms, wc_spans *ss) {
+	ss->n = 0;
+	return wirecore_client_poll_spans(c, ms, wc_keep_span, ss, NULL);
+}
+
+static void wc_free_spans(wc_spans *ss) {
+	for (size_t i = 0; i < ss->n; i++) free(ss->items[i]);
+	ss->n = 0;
+}
+
 static void wc_free_letters(wc_letters *ls) {
 	for (size_t i = 0; i < ls->n; i++) {
 		wc_letter *o = &ls->items[i];
@@ -811,6 +834,29 @@ func PollDeadLetters(c *Client, timeoutMs uint64) (letters []DeadLetter, closed 
 	}
 	C.wc_free_letters(ls)
 	return letters, rc == C.WIRECORE_CLOSED
+}
+
+// ListenSpans makes the client keep its finished spans for PollSpans; the error's code and
+// message when it cannot (otel off: invalid_config).
+func ListenSpans(c *Client) (code string, message string) {
+	var e *Err
+	if C.wirecore_client_listen_spans(c, &e) == OK {
+		return "", ""
+	}
+	return ErrorInfo(e)
+}
+
+// PollSpans waits up to timeoutMs for finished spans, each its record's JSON; closed once the
+// client is closed and none are left.
+func PollSpans(c *Client, timeoutMs uint64) (spans []string, closed bool) {
+	ss := (*C.wc_spans)(C.malloc(C.size_t(unsafe.Sizeof(C.wc_spans{}))))
+	defer C.free(unsafe.Pointer(ss))
+	rc := C.wc_poll_spans(c, C.uint64_t(timeoutMs), ss)
+	for i := 0; i < int(ss.n); i++ {
+		spans = append(spans, C.GoString(ss.items[i]))
+	}
+	C.wc_free_spans(ss)
+	return spans, rc == C.WIRECORE_CLOSED
 }
 
 // LogRecord is one engine event (wirecore_log_record, copied).
