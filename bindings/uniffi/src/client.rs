@@ -79,6 +79,8 @@ pub struct Client {
     tracker: Arc<Tracker>,
     /// Dead letters kept for `poll_dead_letters`, once `listen_dead_letters` asked for them.
     letters: std::sync::OnceLock<Arc<wirecore_bridge::Letters>>,
+    /// Finished spans kept for `poll_spans`, once `listen_spans` asked for them.
+    spans: std::sync::OnceLock<Arc<wirecore_bridge::Spans>>,
 }
 
 /// A request that failed after every retry (an error, or a status `retry.retry_on_status`
@@ -105,14 +107,93 @@ pub struct DeadLetter {
     pub time_ms: u64,
 }
 
+/// A finished client span, as the core's `SpanRecord` (the same fields in every binding).
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+#[expect(
+    clippy::struct_field_names,
+    reason = "the record's field names, the same in every binding"
+)]
+pub struct Span {
+    /// The trace id, 32 lowercase hex digits.
+    pub trace_id: String,
+    /// The span's id, 16 lowercase hex digits (the one the request's `traceparent` carried).
+    pub span_id: String,
+    /// The caller's span (the `traceparent` option), or `null`.
+    pub parent_span_id: Option<String>,
+    /// The `tracestate` the span carried, or `null`.
+    pub trace_state: Option<String>,
+    /// The method (`GET`), or `HTTP` for one the conventions do not know.
+    pub name: String,
+    /// Always `client`.
+    pub kind: String,
+    /// When the request started, nanoseconds since the Unix epoch.
+    pub start_unix_nanos: u64,
+    /// When it ended, nanoseconds since the Unix epoch.
+    pub end_unix_nanos: u64,
+    /// `unset`, or `error` for a failure or a 4xx/5xx answer.
+    pub status: String,
+    /// The error's message when `status` is `error`, else empty.
+    pub status_message: String,
+    /// The HTTP client semantic conventions' attributes by name (`http.request.method`,
+    /// `server.address`, `server.port`, `http.response.status_code`, `error.type` ...).
+    pub attributes: std::collections::HashMap<String, AttributeValue>,
+}
+
+/// A span attribute's value.
+#[derive(Clone, Debug, PartialEq, uniffi::Enum)]
+pub enum AttributeValue {
+    /// A string.
+    TextValue {
+        /// The value.
+        value: String,
+    },
+    /// An integer (`server.port`, `http.response.status_code`).
+    IntValue {
+        /// The value.
+        value: i64,
+    },
+}
+
+fn span_of(s: wirecore::SpanRecord) -> Span {
+    Span {
+        trace_id: s.trace_id,
+        span_id: s.span_id,
+        parent_span_id: s.parent_span_id,
+        trace_state: s.trace_state,
+        name: s.name,
+        kind: s.kind.to_owned(),
+        start_unix_nanos: s.start_unix_nanos,
+        end_unix_nanos: s.end_unix_nanos,
+        status: s.status.to_owned(),
+        status_message: s.status_message,
+        attributes: s
+            .attributes
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    wirecore::SpanValue::Int(value) => AttributeValue::IntValue { value },
+                    wirecore::SpanValue::String(value) => AttributeValue::TextValue { value },
+                    other => AttributeValue::TextValue {
+                        value: format!("{other:?}"),
+                    },
+                };
+                (k, v)
+            })
+            .collect(),
+    }
+}
+
 /// Dead letters `poll_dead_letters` returns at most per call.
 const MAX_LETTERS: u32 = 64;
 
 impl Client {
-    /// Ends a `poll_dead_letters` loop once the queue is empty (after `close`).
+    /// Ends a `poll_dead_letters` or `poll_spans` loop once its queue is empty (after `close`).
     fn close_letters(&self) {
         if let Some(l) = self.letters.get() {
             l.queue().close();
+        }
+        if let Some(s) = self.spans.get() {
+            s.queue().close();
         }
     }
 
@@ -174,6 +255,7 @@ impl Client {
             client,
             tracker: Tracker::new(),
             letters: std::sync::OnceLock::new(),
+            spans: std::sync::OnceLock::new(),
         }))
     }
 
@@ -309,6 +391,59 @@ impl Client {
             return Err(WirecoreError::from(wirecore::Error::new(
                 wirecore::ErrorKind::Closed,
                 "the client is closed and every dead letter was taken",
+            )));
+        }
+        Ok(got)
+    }
+
+    /// Starts keeping this client's finished spans for [`Client::poll_spans`] (in a queue of
+    /// `otel.callback_queue`; more are dropped, counted in the stats' `otel.dropped`, so a
+    /// slow poller never holds up a request). Calling it again does nothing.
+    ///
+    /// # Errors
+    /// `InvalidConfig` naming `otel.enabled` while tracing is off.
+    pub fn listen_spans(&self) -> Result<(), WirecoreError> {
+        if !self.client.config().otel.enabled {
+            return Err(WirecoreError::from(wirecore::Error::new(
+                wirecore::ErrorKind::InvalidConfig,
+                "invalid config: otel.enabled: must be true for a span callback",
+            )));
+        }
+        self.spans.get_or_init(|| {
+            let q = wirecore_bridge::Spans::new(&self.client);
+            // The caller's thread blocks in `poll_spans`: nothing to wake. With tracing on
+            // (checked above) listening cannot fail.
+            let _ = q.listen(&self.client, || {});
+            q
+        });
+        Ok(())
+    }
+
+    /// Waits up to `timeout_ms` for finished spans on the calling thread and returns those
+    /// queued (at most `max`, at most 64); empty when none came in time. It blocks: call it
+    /// from a thread of your own (or `Dispatchers.IO`). After `close`, it still returns the
+    /// spans queued before the close.
+    ///
+    /// # Errors
+    /// `InvalidRequest` before `listen_spans`; `Closed` once the client is closed and every
+    /// span was taken (the end of a polling loop).
+    pub fn poll_spans(&self, timeout_ms: u64, max: u32) -> Result<Vec<Span>, WirecoreError> {
+        let Some(spans) = self.spans.get() else {
+            return Err(WirecoreError::from(wirecore::Error::new(
+                wirecore::ErrorKind::InvalidRequest,
+                "poll_spans before listen_spans",
+            )));
+        };
+        let mut got = Vec::new();
+        let taken = spans.queue().wait_with(
+            max.clamp(1, MAX_LETTERS) as usize,
+            Some(Duration::from_millis(timeout_ms)),
+            |s| got.push(span_of(s)),
+        );
+        if taken.is_none() {
+            return Err(WirecoreError::from(wirecore::Error::new(
+                wirecore::ErrorKind::Closed,
+                "the client is closed and every span was taken",
             )));
         }
         Ok(got)

@@ -710,7 +710,11 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_client_listen_dead_letters(
     ): Int
+    external fun uniffi_wirecore_uniffi_checksum_method_client_listen_spans(
+    ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_client_poll_dead_letters(
+    ): Int
+    external fun uniffi_wirecore_uniffi_checksum_method_client_poll_spans(
     ): Int
     external fun uniffi_wirecore_uniffi_checksum_method_client_prometheus(
     ): Int
@@ -802,7 +806,11 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_wirecore_uniffi_fn_method_client_listen_dead_letters(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_wirecore_uniffi_fn_method_client_listen_spans(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_wirecore_uniffi_fn_method_client_poll_dead_letters(`ptr`: Long,`timeoutMs`: Long,`max`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_wirecore_uniffi_fn_method_client_poll_spans(`ptr`: Long,`timeoutMs`: Long,`max`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_wirecore_uniffi_fn_method_client_prometheus(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1027,7 +1035,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_wirecore_uniffi_checksum_method_client_listen_dead_letters() and 0xFFFF) != 51345) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_wirecore_uniffi_checksum_method_client_listen_spans() and 0xFFFF) != 64539) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_wirecore_uniffi_checksum_method_client_poll_dead_letters() and 0xFFFF) != 20487) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_wirecore_uniffi_checksum_method_client_poll_spans() and 0xFFFF) != 18888) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_wirecore_uniffi_checksum_method_client_prometheus() and 0xFFFF) != 24608) {
@@ -1666,6 +1680,16 @@ public interface ClientInterface {
     fun `listenDeadLetters`()
     
     /**
+     * Starts keeping this client's finished spans for [`Client::poll_spans`] (in a queue of
+     * `otel.callback_queue`; more are dropped, counted in the stats' `otel.dropped`, so a
+     * slow poller never holds up a request). Calling it again does nothing.
+     *
+     * # Errors
+     * `InvalidConfig` naming `otel.enabled` while tracing is off.
+     */
+    fun `listenSpans`()
+    
+    /**
      * Waits up to `timeout_ms` for dead letters on the calling thread and returns those
      * queued (at most `max`, at most 64); empty when none came in time. It blocks: call it
      * from a thread of your own (or `Dispatchers.IO`).
@@ -1675,6 +1699,18 @@ public interface ClientInterface {
      * every letter was taken (the end of a polling loop).
      */
     fun `pollDeadLetters`(`timeoutMs`: kotlin.ULong, `max`: kotlin.UInt): List<DeadLetter>
+    
+    /**
+     * Waits up to `timeout_ms` for finished spans on the calling thread and returns those
+     * queued (at most `max`, at most 64); empty when none came in time. It blocks: call it
+     * from a thread of your own (or `Dispatchers.IO`). After `close`, it still returns the
+     * spans queued before the close.
+     *
+     * # Errors
+     * `InvalidRequest` before `listen_spans`; `Closed` once the client is closed and every
+     * span was taken (the end of a polling loop).
+     */
+    fun `pollSpans`(`timeoutMs`: kotlin.ULong, `max`: kotlin.UInt): List<Span>
     
     /**
      * The stats in Prometheus text format.
@@ -2000,6 +2036,27 @@ open class Client: Disposable, AutoCloseable, ClientInterface
 
     
     /**
+     * Starts keeping this client's finished spans for [`Client::poll_spans`] (in a queue of
+     * `otel.callback_queue`; more are dropped, counted in the stats' `otel.dropped`, so a
+     * slow poller never holds up a request). Calling it again does nothing.
+     *
+     * # Errors
+     * `InvalidConfig` naming `otel.enabled` while tracing is off.
+     */
+    @Throws(WirecoreException::class)override fun `listenSpans`()
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(WirecoreException) { _status ->
+    UniffiLib.uniffi_wirecore_uniffi_fn_method_client_listen_spans(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
      * Waits up to `timeout_ms` for dead letters on the calling thread and returns those
      * queued (at most `max`, at most 64); empty when none came in time. It blocks: call it
      * from a thread of your own (or `Dispatchers.IO`).
@@ -2013,6 +2070,32 @@ open class Client: Disposable, AutoCloseable, ClientInterface
     callWithHandle {
     uniffiRustCallWithError(WirecoreException) { _status ->
     UniffiLib.uniffi_wirecore_uniffi_fn_method_client_poll_dead_letters(
+        it,
+        
+        FfiConverterULong.lower(`timeoutMs`),
+        FfiConverterUInt.lower(`max`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Waits up to `timeout_ms` for finished spans on the calling thread and returns those
+     * queued (at most `max`, at most 64); empty when none came in time. It blocks: call it
+     * from a thread of your own (or `Dispatchers.IO`). After `close`, it still returns the
+     * spans queued before the close.
+     *
+     * # Errors
+     * `InvalidRequest` before `listen_spans`; `Closed` once the client is closed and every
+     * span was taken (the end of a polling loop).
+     */
+    @Throws(WirecoreException::class)override fun `pollSpans`(`timeoutMs`: kotlin.ULong, `max`: kotlin.UInt): List<Span> {
+            return FfiConverterSequenceTypeSpan.lift(
+    callWithHandle {
+    uniffiRustCallWithError(WirecoreException) { _status ->
+    UniffiLib.uniffi_wirecore_uniffi_fn_method_client_poll_spans(
         it,
         
         FfiConverterULong.lower(`timeoutMs`),
@@ -3405,6 +3488,126 @@ public object FfiConverterTypeRequestOptions: FfiConverterRustBuffer<RequestOpti
 
 
 /**
+ * A finished client span, as the core's `SpanRecord` (the same fields in every binding).
+ */
+data class Span (
+    /**
+     * The trace id, 32 lowercase hex digits.
+     */
+    var `traceId`: kotlin.String
+    , 
+    /**
+     * The span's id, 16 lowercase hex digits (the one the request's `traceparent` carried).
+     */
+    var `spanId`: kotlin.String
+    , 
+    /**
+     * The caller's span (the `traceparent` option), or `null`.
+     */
+    var `parentSpanId`: kotlin.String?
+    , 
+    /**
+     * The `tracestate` the span carried, or `null`.
+     */
+    var `traceState`: kotlin.String?
+    , 
+    /**
+     * The method (`GET`), or `HTTP` for one the conventions do not know.
+     */
+    var `name`: kotlin.String
+    , 
+    /**
+     * Always `client`.
+     */
+    var `kind`: kotlin.String
+    , 
+    /**
+     * When the request started, nanoseconds since the Unix epoch.
+     */
+    var `startUnixNanos`: kotlin.ULong
+    , 
+    /**
+     * When it ended, nanoseconds since the Unix epoch.
+     */
+    var `endUnixNanos`: kotlin.ULong
+    , 
+    /**
+     * `unset`, or `error` for a failure or a 4xx/5xx answer.
+     */
+    var `status`: kotlin.String
+    , 
+    /**
+     * The error's message when `status` is `error`, else empty.
+     */
+    var `statusMessage`: kotlin.String
+    , 
+    /**
+     * The HTTP client semantic conventions' attributes by name (`http.request.method`,
+     * `server.address`, `server.port`, `http.response.status_code`, `error.type` ...).
+     */
+    var `attributes`: Map<kotlin.String, AttributeValue>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSpan: FfiConverterRustBuffer<Span> {
+    override fun read(buf: ByteBuffer): Span {
+        return Span(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterMapStringTypeAttributeValue.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Span) = (
+            FfiConverterString.allocationSize(value.`traceId`) +
+            FfiConverterString.allocationSize(value.`spanId`) +
+            FfiConverterOptionalString.allocationSize(value.`parentSpanId`) +
+            FfiConverterOptionalString.allocationSize(value.`traceState`) +
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterString.allocationSize(value.`kind`) +
+            FfiConverterULong.allocationSize(value.`startUnixNanos`) +
+            FfiConverterULong.allocationSize(value.`endUnixNanos`) +
+            FfiConverterString.allocationSize(value.`status`) +
+            FfiConverterString.allocationSize(value.`statusMessage`) +
+            FfiConverterMapStringTypeAttributeValue.allocationSize(value.`attributes`)
+    )
+
+    override fun write(value: Span, buf: ByteBuffer) {
+            FfiConverterString.write(value.`traceId`, buf)
+            FfiConverterString.write(value.`spanId`, buf)
+            FfiConverterOptionalString.write(value.`parentSpanId`, buf)
+            FfiConverterOptionalString.write(value.`traceState`, buf)
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterString.write(value.`kind`, buf)
+            FfiConverterULong.write(value.`startUnixNanos`, buf)
+            FfiConverterULong.write(value.`endUnixNanos`, buf)
+            FfiConverterString.write(value.`status`, buf)
+            FfiConverterString.write(value.`statusMessage`, buf)
+            FfiConverterMapStringTypeAttributeValue.write(value.`attributes`, buf)
+    }
+}
+
+
+
+/**
  * One Server-Sent Event.
  */
 data class SseEvent (
@@ -3521,6 +3724,104 @@ public object FfiConverterTypeTimings: FfiConverterRustBuffer<Timings> {
             FfiConverterDouble.write(value.`totalMs`, buf)
     }
 }
+
+
+
+/**
+ * A span attribute's value.
+ */
+sealed class AttributeValue {
+    
+    /**
+     * A string.
+     */
+    data class TextValue(
+        /**
+         * The value.
+         */
+        val `value`: kotlin.String) : AttributeValue()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * An integer (`server.port`, `http.response.status_code`).
+     */
+    data class IntValue(
+        /**
+         * The value.
+         */
+        val `value`: kotlin.Long) : AttributeValue()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAttributeValue : FfiConverterRustBuffer<AttributeValue>{
+    override fun read(buf: ByteBuffer): AttributeValue {
+        return when(buf.getInt()) {
+            1 -> AttributeValue.TextValue(
+                FfiConverterString.read(buf),
+                )
+            2 -> AttributeValue.IntValue(
+                FfiConverterLong.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: AttributeValue): ULong = when(value) {
+        is AttributeValue.TextValue -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`value`)
+            )
+        }
+        is AttributeValue.IntValue -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterLong.allocationSize(value.`value`)
+            )
+        }
+    }
+
+    override fun write(value: AttributeValue, buf: ByteBuffer) {
+        when(value) {
+            is AttributeValue.TextValue -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`value`, buf)
+                Unit
+            }
+            is AttributeValue.IntValue -> {
+                buf.putInt(2)
+                FfiConverterLong.write(value.`value`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
 
 
 
@@ -4537,6 +4838,73 @@ public object FfiConverterSequenceTypeLogRecord: FfiConverterRustBuffer<List<Log
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeLogRecord.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeSpan: FfiConverterRustBuffer<List<Span>> {
+    override fun read(buf: ByteBuffer): List<Span> {
+        val len = buf.getInt()
+        return List<Span>(len) {
+            FfiConverterTypeSpan.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Span>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeSpan.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Span>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeSpan.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterMapStringTypeAttributeValue: FfiConverterRustBuffer<Map<kotlin.String, AttributeValue>> {
+    override fun read(buf: ByteBuffer): Map<kotlin.String, AttributeValue> {
+        val len = buf.getInt()
+        return buildMap<kotlin.String, AttributeValue>(len) {
+            repeat(len) {
+                val k = FfiConverterString.read(buf)
+                val v = FfiConverterTypeAttributeValue.read(buf)
+                this[k] = v
+            }
+        }
+    }
+
+    override fun allocationSize(value: Map<kotlin.String, AttributeValue>): ULong {
+        val spaceForMapSize = 4UL
+        val spaceForChildren = value.map { (k, v) ->
+            FfiConverterString.allocationSize(k) +
+            FfiConverterTypeAttributeValue.allocationSize(v)
+        }.sum()
+        return spaceForMapSize + spaceForChildren
+    }
+
+    override fun write(value: Map<kotlin.String, AttributeValue>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        // The parens on `(k, v)` here ensure we're calling the right method,
+        // which is important for compatibility with older android devices.
+        // Ref https://blog.danlew.net/2017/03/16/kotlin-puzzler-whose-line-is-it-anyways/
+        value.forEach { (k, v) ->
+            FfiConverterString.write(k, buf)
+            FfiConverterTypeAttributeValue.write(v, buf)
         }
     }
 }

@@ -424,6 +424,57 @@ class ClientTest {
         Unit
     }
 
+    /**
+     * Finished spans through listenSpans / pollSpans, as C's examples/span.c: the caller's
+     * traceparent is the parent, the attributes follow the conventions, a failure has
+     * error.type; spans nobody polls beyond otel.callback_queue are dropped and counted, and a
+     * closed client still hands over what it queued.
+     */
+    @Test
+    fun spansReachThePollingThread() = runBlocking {
+        val trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+        val parent = "00f067aa0ba902b7"
+        Client("{}").use { off ->
+            val e = assertThrows<WirecoreException.Config> { off.listenSpans() }
+            assertTrue(e.detail.contains("otel.enabled"), e.detail)
+        }
+        val c = Client("""{"otel":{"enabled":true,"callback_queue":2}}""")
+        assertThrows<WirecoreException.InvalidRequest> { c.pollSpans(0uL, 64u) }
+        c.listenSpans()
+        c.listenSpans()
+        val tp = "00-$trace-$parent-01"
+        assertEquals(200, c.request("GET", http("/status/200"), options = RequestOptions(traceparent = tp)).status())
+        assertThrows<WirecoreException.Connect> { c.request("GET", "http://127.0.0.1:9/x") }
+        val seen = mutableListOf<Span>()
+        val until = System.nanoTime() + 10_000_000_000L
+        while (seen.size < 2 && System.nanoTime() < until) seen += c.pollSpans(100uL, 64u)
+        assertEquals(2, seen.size, "two spans: $seen")
+        val (ok, failed) = seen
+        assertEquals(listOf(trace, parent, "GET", "client", "unset"), listOf(ok.traceId, ok.parentSpanId, ok.name, ok.kind, ok.status))
+        assertTrue(ok.endUnixNanos >= ok.startUnixNanos && ok.startUnixNanos > 1_700_000_000_000_000_000uL)
+        val port = http("").substringAfterLast(':').trimEnd('/').toLong()
+        assertEquals(AttributeValue.TextValue("GET"), ok.attributes["http.request.method"])
+        assertEquals(AttributeValue.TextValue("127.0.0.1"), ok.attributes["server.address"])
+        assertEquals(AttributeValue.IntValue(port), ok.attributes["server.port"])
+        assertEquals(AttributeValue.IntValue(200L), ok.attributes["http.response.status_code"])
+        assertNull(ok.attributes["error.type"])
+        assertNull(failed.parentSpanId)
+        assertEquals("error", failed.status)
+        assertEquals(AttributeValue.TextValue("connect"), failed.attributes["error.type"])
+        // Nobody polls: two wait in the queue of 2, three are dropped; every request completes.
+        repeat(5) { assertEquals(204, c.request("GET", http("/status/204")).status()) }
+        c.flushTelemetry()
+        assertEquals(4L, otelStats(c).n("exported"), c.stats())
+        assertEquals(3L, otelStats(c).n("dropped"), c.stats())
+        c.close(1000)
+        assertEquals(2, c.pollSpans(1000uL, 64u).size, "the queued spans after close")
+        val closed = assertThrows<WirecoreException.Closed> { c.pollSpans(1000uL, 64u) }
+        assertEquals("closed", closed.code())
+        c.close()
+        waitCounters { it.n("connections_active") == 0L }
+        Unit
+    }
+
     /** Server-Sent Events through Response.events(), as the other bindings' SSE tests. */
     @Test
     fun eventsReadAGetStreamAcrossReconnections() = runBlocking {
