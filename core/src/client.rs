@@ -363,6 +363,33 @@ impl Client {
         Ok(())
     }
 
+    /// Starts every later request's client span in the application's own OpenTelemetry
+    /// `TracerProvider` too (an `opentelemetry_sdk` one, with the app's exporters and
+    /// sampler), under the caller's parent; that span's ids are the ones sent in `traceparent`
+    /// and recorded in the engine's own span, and it ends with the same attributes and status.
+    /// Replaces an earlier provider.
+    ///
+    /// # Errors
+    /// `invalid_config` naming `otel.enabled` when tracing is off.
+    pub fn set_tracer_provider<P>(&self, provider: &P) -> Result<(), Error>
+    where
+        P: opentelemetry::trace::TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
+    {
+        self.set_tracer(crate::otel::tracer_of(provider))
+    }
+
+    fn set_tracer(&self, t: Arc<opentelemetry::global::BoxedTracer>) -> Result<(), Error> {
+        let Some(o) = &self.inner.otel else {
+            return Err(error::config(
+                "otel.enabled: must be true for a tracer provider",
+            ));
+        };
+        o.set_tracer(t);
+        Ok(())
+    }
+
     /// Circuit breaker state changes of this client, for logging or alerts. A receiver that
     /// falls more than 256 events behind skips ahead (`RecvError::Lagged`).
     pub fn breaker_events(&self) -> tokio::sync::broadcast::Receiver<BreakerEvent> {

@@ -6,6 +6,7 @@
 //! (`http.request.resend_count`). Off, `Client::execute` pays one branch, and a caller's
 //! `traceparent` option is sent unchanged so the trace still joins up downstream.
 
+mod app;
 mod callback;
 mod context;
 mod export;
@@ -20,6 +21,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Method, Uri, Version};
 use serde_json::{Value, json};
 
+pub(crate) use self::app::tracer_of;
 use self::callback::{Callback, Sink};
 pub use self::callback::{SpanRecord, SpanSink, SpanValue};
 use self::context::to_hex;
@@ -41,6 +43,8 @@ pub(crate) struct Otel {
     durations: Option<Arc<Durations>>,
     callback: Callback,
     counts: Arc<Counts>,
+    /// The application's `TracerProvider`'s tracer, when it handed one over.
+    tracer: arc_swap::ArcSwapOption<opentelemetry::global::BoxedTracer>,
 }
 
 /// Spans by what became of them (the collector's and the callback's together).
@@ -61,6 +65,8 @@ pub(crate) struct Active {
     url_full: String,
     /// Attempts of the request (`crate::dead_letter::counting`), for `resend_count`.
     pub(crate) attempts: Arc<AtomicU32>,
+    /// The same span in the application's `TracerProvider`, when it handed one over.
+    app: Option<opentelemetry::global::BoxedSpan>,
 }
 
 /// A finished span, as the exporter encodes it.
@@ -284,7 +290,13 @@ impl Otel {
             durations,
             callback: Callback::new(c.callback_queue, counts.clone()),
             counts,
+            tracer: arc_swap::ArcSwapOption::empty(),
         }))
+    }
+
+    /// Starts every later request's span in the application's tracer too.
+    pub(crate) fn set_tracer(&self, t: Arc<opentelemetry::global::BoxedTracer>) {
+        self.tracer.store(Some(t));
     }
 
     /// Sets the span callback (replacing an earlier one).
@@ -294,10 +306,6 @@ impl Otel {
 
     /// Starts the request's span and puts its `traceparent` on the request; `None` when the
     /// caller's parent is not sampled (its context is then sent unchanged).
-    #[expect(
-        clippy::unused_self,
-        reason = "a method of the enabled state: it cannot be called with tracing off"
-    )]
     pub(crate) fn start(&self, req: &mut Request) -> Option<Active> {
         let parent = parent_of(req);
         if let Some(p) = &parent
@@ -308,22 +316,34 @@ impl Otel {
             }
             return None;
         }
-        let ctx = SpanContext {
-            trace_id: parent
-                .as_ref()
-                .map_or_else(|| fastrand::u128(1..).to_be_bytes(), |p| p.trace_id),
-            span_id: fastrand::u64(1..).to_be_bytes(),
-            flags: 1,
-            state: parent.as_ref().and_then(|p| p.state.clone()),
+        let method = known_method(&req.method);
+        let start = SystemTime::now();
+        let app = self
+            .tracer
+            .load()
+            .as_ref()
+            .and_then(|t| app::start(t, method.unwrap_or("HTTP"), parent.as_ref(), start));
+        let (app, ctx) = match app {
+            Some((span, ctx)) => (Some(span), ctx),
+            None => (
+                None,
+                SpanContext {
+                    trace_id: parent
+                        .as_ref()
+                        .map_or_else(|| fastrand::u128(1..).to_be_bytes(), |p| p.trace_id),
+                    span_id: fastrand::u64(1..).to_be_bytes(),
+                    flags: 1,
+                    state: parent.as_ref().and_then(|p| p.state.clone()),
+                },
+            ),
         };
         inject(req, &ctx);
         let uri = &req.uri;
         let https = uri.scheme_str() == Some("https");
-        let method = known_method(&req.method);
         Some(Active {
             ctx,
             parent: parent.map(|p| p.span_id),
-            start: SystemTime::now(),
+            start,
             base: Attrs {
                 method: method.unwrap_or("_OTHER"),
                 address: uri.host().unwrap_or_default().into(),
@@ -336,6 +356,7 @@ impl Otel {
             method_original: method.is_none().then(|| req.method.as_str().to_owned()),
             url_full: url_full(uri),
             attempts: Arc::new(AtomicU32::new(0)),
+            app,
         })
     }
 
@@ -363,7 +384,7 @@ impl Otel {
             d.record(attrs.clone(), elapsed.as_secs_f64());
         }
         let listening = self.callback.is_listening();
-        if self.exporter.is_none() && !listening {
+        if self.exporter.is_none() && !listening && a.app.is_none() {
             return;
         }
         let mut list = attrs.list();
@@ -376,6 +397,12 @@ impl Otel {
         let resends = a.attempts.load(Relaxed).saturating_sub(1);
         if resends > 0 {
             list.push(("http.request.resend_count", AttrValue::Int(resends.into())));
+        }
+        if let Some(span) = a.app {
+            app::end(span, &list, error.as_deref(), a.start + elapsed);
+        }
+        if self.exporter.is_none() && !listening {
+            return;
         }
         let start_ns = unix_nanos(a.start);
         let span = SpanData {

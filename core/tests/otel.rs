@@ -760,3 +760,190 @@ async fn a_span_callback_needs_otel_enabled() {
     c.flush_telemetry().await;
     assert_eq!(*got.lock().unwrap(), 1);
 }
+
+/// A minimal application `TracerProvider` (what `opentelemetry_sdk` would be), recording the
+/// spans it ends.
+mod app {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::SystemTime;
+
+    use opentelemetry::trace::{
+        self, SpanContext, SpanId, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceId,
+        TraceState,
+    };
+    use opentelemetry::{Context, InstrumentationScope, KeyValue};
+
+    #[derive(Debug)]
+    pub struct Ended {
+        pub name: String,
+        pub kind: Option<SpanKind>,
+        pub scope: String,
+        pub parent: Option<SpanContext>,
+        pub context: SpanContext,
+        pub attributes: Vec<KeyValue>,
+        pub status: Status,
+        pub start: Option<SystemTime>,
+        pub end: SystemTime,
+    }
+
+    #[derive(Clone, Default)]
+    pub struct Provider(pub Arc<Mutex<Vec<Ended>>>);
+
+    pub struct Tracer(Arc<Mutex<Vec<Ended>>>, String);
+
+    pub struct Span {
+        ended: Arc<Mutex<Vec<Ended>>>,
+        data: Option<Ended>,
+    }
+
+    static IDS: AtomicU64 = AtomicU64::new(0xabc0);
+
+    impl trace::TracerProvider for Provider {
+        type Tracer = Tracer;
+        fn tracer_with_scope(&self, scope: InstrumentationScope) -> Tracer {
+            Tracer(self.0.clone(), scope.name().to_owned())
+        }
+    }
+
+    impl trace::Tracer for Tracer {
+        type Span = Span;
+        fn build_with_context(&self, b: trace::SpanBuilder, cx: &Context) -> Span {
+            let p = cx.span().span_context().clone();
+            let parent = p.is_valid().then_some(p);
+            let trace_id = parent
+                .as_ref()
+                .map_or(TraceId::from(0x1234_u128), SpanContext::trace_id);
+            let id = SpanId::from(IDS.fetch_add(1, Ordering::Relaxed));
+            Span {
+                ended: self.0.clone(),
+                data: Some(Ended {
+                    name: b.name.into_owned(),
+                    kind: b.span_kind,
+                    scope: self.1.clone(),
+                    context: SpanContext::new(
+                        trace_id,
+                        id,
+                        TraceFlags::SAMPLED,
+                        false,
+                        TraceState::NONE,
+                    ),
+                    parent,
+                    attributes: Vec::new(),
+                    status: Status::Unset,
+                    start: b.start_time,
+                    end: SystemTime::UNIX_EPOCH,
+                }),
+            }
+        }
+    }
+
+    impl trace::Span for Span {
+        fn add_event_with_timestamp<T>(&mut self, _: T, _: SystemTime, _: Vec<KeyValue>)
+        where
+            T: Into<std::borrow::Cow<'static, str>>,
+        {
+        }
+        fn span_context(&self) -> &SpanContext {
+            &self.data.as_ref().unwrap().context
+        }
+        fn is_recording(&self) -> bool {
+            self.data.is_some()
+        }
+        fn set_attribute(&mut self, a: KeyValue) {
+            self.data.as_mut().unwrap().attributes.push(a);
+        }
+        fn set_status(&mut self, s: Status) {
+            self.data.as_mut().unwrap().status = s;
+        }
+        fn update_name<T>(&mut self, _: T)
+        where
+            T: Into<std::borrow::Cow<'static, str>>,
+        {
+        }
+        fn add_link(&mut self, _: SpanContext, _: Vec<KeyValue>) {}
+        fn end_with_timestamp(&mut self, at: SystemTime) {
+            if let Some(mut d) = self.data.take() {
+                d.end = at;
+                self.ended.lock().unwrap().push(d);
+            }
+        }
+    }
+
+    impl Ended {
+        pub fn attr(&self, key: &str) -> Option<String> {
+            self.attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == key)
+                .map(|kv| kv.value.to_string())
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apps_tracer_provider_gets_the_span_whose_ids_go_on_the_wire() {
+    use opentelemetry::trace::{SpanKind, Status};
+    let srv = server().await;
+    let provider = app::Provider::default();
+    let mut cfg = support::config(&srv);
+    cfg.otel.enabled = true;
+    let records = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = records.clone();
+    let c = Client::builder()
+        .config(cfg)
+        .tracer_provider(&provider)
+        .on_span(move |s| sink.lock().unwrap().push(s.clone()))
+        .build()
+        .unwrap();
+    let r = c
+        .get(&srv.url("/echo"))
+        .trace_context(TP, "")
+        .send()
+        .await
+        .unwrap();
+    let echo: Value = r.json().await.unwrap();
+    let port = free_port();
+    let e = c
+        .get(&format!("http://127.0.0.1:{port}/x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connect);
+    c.flush_telemetry().await;
+    let ended = provider.0.lock().unwrap();
+    assert_eq!(ended.len(), 2, "{ended:?}");
+    let (ok, failed) = (&ended[0], &ended[1]);
+    assert_eq!(
+        (ok.name.as_str(), ok.kind.clone(), ok.scope.as_str()),
+        ("GET", Some(SpanKind::Client), "wirecore")
+    );
+    let parent = ok.parent.as_ref().expect("the caller's parent");
+    assert_eq!(
+        (
+            parent.trace_id().to_string(),
+            parent.span_id().to_string(),
+            parent.is_remote()
+        ),
+        (TRACE.to_owned(), PARENT.to_owned(), true)
+    );
+    // The app's span is the one on the wire and in the engine's own record.
+    let sent = format!("00-{TRACE}-{}-01", ok.context.span_id());
+    assert_eq!(echo["headers"]["traceparent"], sent.as_str());
+    let recs = records.lock().unwrap();
+    assert_eq!(recs[0].span_id, ok.context.span_id().to_string());
+    assert_eq!(recs[1].span_id, failed.context.span_id().to_string());
+    assert_eq!(ok.attr("http.request.method").as_deref(), Some("GET"));
+    assert_eq!(ok.attr("server.address").as_deref(), Some("127.0.0.1"));
+    assert_eq!(ok.attr("http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(ok.status, Status::Unset);
+    assert!(ok.start.unwrap() <= ok.end, "{ok:?}");
+    assert!(failed.parent.is_none(), "{failed:?}");
+    assert_eq!(failed.attr("error.type").as_deref(), Some("connect"));
+    assert!(matches!(failed.status, Status::Error { .. }), "{failed:?}");
+    drop((ended, recs));
+    // With tracing off there is no span to hand over.
+    let e = support::client_with(&srv, |_| {})
+        .set_tracer_provider(&provider)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+}

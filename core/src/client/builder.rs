@@ -16,6 +16,7 @@ pub struct ClientBuilder {
     config: Config,
     dead_letter: DeadLetterSlot,
     span: SpanSlot,
+    tracer: Option<std::sync::Arc<opentelemetry::global::BoxedTracer>>,
 }
 
 /// The builder's span callback.
@@ -134,6 +135,9 @@ impl ClientBuilder {
         if let Some(sink) = self.span.0 {
             c.on_span(move |s| sink(s))?;
         }
+        if let Some(t) = self.tracer {
+            c.set_tracer(t)?;
+        }
         if let Some(sink) = self.dead_letter.0 {
             c.on_dead_letter(move |l| sink(l));
         }
@@ -151,6 +155,19 @@ impl ClientBuilder {
     /// [`Client::on_span`]); needs `otel.enabled`. Default: none.
     pub fn on_span(mut self, sink: impl Fn(&SpanRecord) + Send + Sync + 'static) -> Self {
         self.span = SpanSlot(Some(std::sync::Arc::new(sink)));
+        self
+    }
+
+    /// Starts each request's client span in the application's own OpenTelemetry
+    /// `TracerProvider` too (see [`Client::set_tracer_provider`]); needs `otel.enabled`.
+    /// Default: none.
+    pub fn tracer_provider<P>(mut self, provider: &P) -> Self
+    where
+        P: opentelemetry::trace::TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
+    {
+        self.tracer = Some(crate::otel::tracer_of(provider));
         self
     }
 }
