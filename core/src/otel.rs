@@ -1,6 +1,8 @@
 //! OpenTelemetry (`Config.otel`): one client span per request following the HTTP client semantic
 //! conventions, its W3C `traceparent` on the wire, and the `http.client.request.duration`
-//! histogram, both exported as OTLP/HTTP JSON by a background task (`otel/export.rs`).
+//! histogram, both exported as OTLP/HTTP JSON by a background task (`otel/export.rs`); finished
+//! spans also go to a callback as [`SpanRecord`]s (`otel/callback.rs`), and each span is
+//! started in the application's own `TracerProvider` too when it handed one over (`otel/app.rs`).
 //!
 //! One span covers the whole request, retries and redirects included
 //! (`http.request.resend_count`). Off, `Client::execute` pays one branch, and a caller's
