@@ -172,7 +172,6 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode, String> {
         print!("{}", report::compare(&a, &b));
         return Ok(ExitCode::SUCCESS);
     }
-    let setup = prepare(args)?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.threads {
         rt.worker_threads(usize::from(n));
@@ -182,6 +181,13 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode, String> {
         .thread_name("wirecore-bench")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    // The client is built inside the bench's runtime, so the engine (its connection tasks, its
+    // timers) runs on these threads: built outside, it took the engine's own runtime (one
+    // thread per core), and every request crossed threads twice whatever `--threads` said.
+    let setup = {
+        let _in_runtime = rt.enter();
+        prepare(args)?
+    };
     rt.block_on(run(args, setup))
 }
 

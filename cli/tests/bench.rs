@@ -259,6 +259,71 @@ fn ctrl_c_prints_a_partial_report() {
     assert!(r["duration_s"].as_f64().unwrap() < 30.0);
 }
 
+/// The names of a running process's threads (Linux `/proc`).
+fn thread_names(pid: u32) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_engine_runs_on_the_bench_threads_alone() {
+    if !std::path::Path::new("/proc/self/task").is_dir() {
+        return; // no /proc to read thread names from
+    }
+    let srv = Serve::start(&[]);
+    let mut child = Command::new(BIN)
+        .args([
+            "bench",
+            "--threads",
+            "1",
+            "-d",
+            "60s",
+            "-c",
+            "4",
+            "--no-progress",
+        ])
+        .arg(format!("{}/delay/20", srv.url))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The client is built before the first request; once the server has answered a few, every
+    // thread the engine will ever use for them is running.
+    let mut names = Vec::new();
+    for polls in 1..=500 {
+        std::thread::sleep(Duration::from_millis(20));
+        names = thread_names(child.id());
+        let (_, _, body) = support::raw_get(&srv.addr(), "/metrics", &[]);
+        let served: u64 = String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| l.strip_prefix("wirecore_serve_requests_total "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        // Less this test's own /metrics requests.
+        if served.saturating_sub(polls) >= 8 {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        names.iter().any(|n| n == "wirecore-bench"),
+        "no bench runtime thread in {names:?}"
+    );
+    // With `--threads 1` the engine's connection tasks run on the bench's runtime: a second
+    // runtime (the engine's own `wirecore-rt`) would hand every request between threads.
+    assert!(
+        !names.iter().any(|n| n.starts_with("wirecore-rt")),
+        "the engine started its own runtime: {names:?}"
+    );
+}
+
 #[test]
 fn bad_arguments_fail_before_any_request_with_one_line() {
     for (args, want) in [
