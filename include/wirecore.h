@@ -1144,10 +1144,13 @@ void wirecore_queue_close(const wirecore_queue *queue);
 // `queue` is NULL or a live queue.
 int32_t wirecore_queue_notify_fd(const wirecore_queue *queue);
 
-// Moves up to `max` completions into `out` without waiting. When the queue is empty it
-// returns 0 and arms the notify fd (`wirecore_queue_notify_fd`): the next completion or close
-// writes one byte to it. Returns -1 once the queue is closed and empty, -2 for an invalid
-// argument. The caller owns each returned completion's response and error.
+// Moves up to `max` completions into `out` without waiting. When it leaves the queue empty
+// (it found nothing and returns 0, or took the last completion) it arms the notify fd
+// (`wirecore_queue_notify_fd`): the next completion or close writes one byte to it, so a
+// poller that got fewer than `max` can wait on the fd at once (a byte may then be there for a
+// completion it already took: a wake-up that finds nothing). Returns -1 once the queue is
+// closed and empty, -2 for an invalid argument. The caller owns each returned completion's
+// response and error.
 //
 // # Safety
 // `queue` is NULL or a live queue; `out` writable for `max` completions.

@@ -183,64 +183,69 @@ func (t *transport) poll() {
 	buf := capi.NewCompletionBuffer(256)
 	defer buf.Free()
 	out := make([]capi.Completion, 256)
-	wake := t.notifyFile()
-	var raw syscall.RawConn
-	if wake != nil {
+	if wake := t.notifyFile(); wake != nil {
 		defer wake.Close()
-		if rc, err := wake.SyscallConn(); err == nil {
-			raw = rc
-		} else {
-			wake.Close()
-			wake = nil
+		if raw, err := wake.SyscallConn(); err == nil && t.pollPipe(raw, buf, out) {
+			return
 		}
-	}
-	// A TryTake that finds the queue empty arms the pipe: the next completion writes one
-	// byte. The read must come first: RawConn.Read forgets readiness seen before it, so a
-	// byte written since the arming is only found by reading.
-	scratch := make([]byte, 64)
-	var broken error
-	consume := func(fd uintptr) bool {
-		n, err := syscall.Read(int(fd), scratch)
-		switch {
-		case err == syscall.EAGAIN || err == syscall.EINTR:
-			return false
-		case err == nil && n == 0:
-			broken = io.EOF
-		default:
-			broken = err
-		}
-		return true
 	}
 	for {
-		var n int
-		if wake != nil {
-			n = capi.TryTake(t.queue, buf, out)
-			if n == 0 {
-				if err := raw.Read(consume); err != nil || broken != nil {
-					wake.Close()
-					wake = nil
-				}
-				continue
-			}
-		} else {
-			n = capi.Wait(t.queue, buf, out, -1)
-		}
+		n := capi.Wait(t.queue, buf, out, -1)
 		if n < 0 {
 			return
 		}
-		t.mu.Lock()
-		for i := range n {
-			c := out[i]
-			if ch, ok := t.pending[c.ID]; ok {
-				ch <- c // buffered: one operation at a time per id
-			} else {
-				// Abandoned (its waiter gave up at Close): free what it carries.
-				capi.FreeResponse(c.Response)
-				capi.FreeErr(c.Err)
+		t.dispatch(out[:n])
+	}
+}
+
+// pollPipe drains the queue each time its pipe is readable; false when the pipe broke (the
+// caller then blocks a thread in Wait instead), true once the queue is closed and empty.
+//
+// It is one RawConn.Read for the poller's whole life: a new Read forgets readiness the
+// netpoller saw before it, so each wait would need a read that finds the pipe empty first;
+// within one Read, readiness seen while the callback runs is kept for its next wait. A
+// TryTake that leaves the queue empty arms the pipe (the next completion writes one byte),
+// so a wake-up costs one read of the pipe and one TryTake.
+func (t *transport) pollPipe(raw syscall.RawConn, buf *capi.CompletionBuffer, out []capi.Completion) bool {
+	scratch := make([]byte, 64)
+	closed := false
+	_ = raw.Read(func(fd uintptr) bool {
+		switch n, err := syscall.Read(int(fd), scratch); {
+		case err == nil && n == 0, err != nil && err != syscall.EAGAIN && err != syscall.EINTR:
+			return true // broken
+		}
+		for {
+			n := capi.TryTake(t.queue, buf, out)
+			if n < 0 {
+				closed = true
+				return true
+			}
+			t.dispatch(out[:n])
+			if n < len(out) {
+				// It took the last one, and armed the pipe.
+				return false
 			}
 		}
-		t.mu.Unlock()
+	})
+	return closed
+}
+
+// dispatch hands each completion to its waiter.
+func (t *transport) dispatch(cs []capi.Completion) {
+	if len(cs) == 0 {
+		return
 	}
+	t.mu.Lock()
+	for _, c := range cs {
+		if ch, ok := t.pending[c.ID]; ok {
+			ch <- c // buffered: one operation at a time per id
+		} else {
+			// Abandoned (its waiter gave up at Close): free what it carries.
+			capi.FreeResponse(c.Response)
+			capi.FreeErr(c.Err)
+		}
+	}
+	t.mu.Unlock()
 }
 
 // notifyFile is a pollable dup of the queue's wake-up pipe, or nil (then the poller blocks

@@ -77,8 +77,10 @@ impl<T> Batch<T> {
     }
 
     /// Like [`Batch::take_with`], but `None` once the queue is closed and empty, and
-    /// `on_empty` runs (under the queue's lock, so no push can slip in between) when there is
-    /// nothing to take: a poller arms its wake-up there.
+    /// `on_empty` runs (under the queue's lock, so no push can slip in between) when it leaves
+    /// nothing queued: a poller arms its wake-up there. A take that emptied the queue arms it
+    /// too, so a poller that took fewer than `max` can sleep at once, without a second take to
+    /// find the queue empty.
     pub fn try_take_with(
         &self,
         max: usize,
@@ -86,14 +88,14 @@ impl<T> Batch<T> {
         f: impl FnMut(T),
     ) -> Option<usize> {
         let mut g = self.lock();
-        if g.items.is_empty() {
-            if g.closed {
-                return None;
-            }
-            on_empty();
-            return Some(0);
+        if g.items.is_empty() && g.closed {
+            return None;
         }
-        Some(drain(&mut g.items, max, f))
+        let n = drain(&mut g.items, max, f);
+        if g.items.is_empty() {
+            on_empty();
+        }
+        Some(n)
     }
 
     /// Blocks until at least one item is queued (then moves up to `max` into `f`), `timeout`
@@ -183,7 +185,7 @@ mod tests {
     }
 
     #[test]
-    fn polling_arms_only_when_empty_and_reports_close() {
+    fn polling_arms_when_it_leaves_the_queue_empty_and_reports_close() {
         let b = Batch::default();
         let mut armed = 0;
         assert_eq!(b.try_take_with(4, || armed += 1, |_: u8| {}), Some(0));
@@ -191,7 +193,18 @@ mod tests {
         b.push(7);
         let mut got = Vec::new();
         assert_eq!(b.try_take_with(4, || armed += 1, |x| got.push(x)), Some(1));
-        assert_eq!((armed, got), (1, vec![7]));
+        assert_eq!(
+            (armed, got),
+            (2, vec![7]),
+            "a take that empties the queue arms"
+        );
+        for x in 0..3 {
+            b.push(x);
+        }
+        assert_eq!(b.try_take_with(2, || armed += 1, drop), Some(2));
+        assert_eq!(armed, 2, "a take that leaves items behind does not arm");
+        assert_eq!(b.try_take_with(2, || armed += 1, drop), Some(1));
+        assert_eq!(armed, 3);
         b.close();
         b.push(8);
         assert_eq!(

@@ -384,10 +384,13 @@ pub unsafe extern "C" fn wirecore_queue_notify_fd(queue: *const wirecore_queue) 
     })
 }
 
-/// Moves up to `max` completions into `out` without waiting. When the queue is empty it
-/// returns 0 and arms the notify fd (`wirecore_queue_notify_fd`): the next completion or close
-/// writes one byte to it. Returns -1 once the queue is closed and empty, -2 for an invalid
-/// argument. The caller owns each returned completion's response and error.
+/// Moves up to `max` completions into `out` without waiting. When it leaves the queue empty
+/// (it found nothing and returns 0, or took the last completion) it arms the notify fd
+/// (`wirecore_queue_notify_fd`): the next completion or close writes one byte to it, so a
+/// poller that got fewer than `max` can wait on the fd at once (a byte may then be there for a
+/// completion it already took: a wake-up that finds nothing). Returns -1 once the queue is
+/// closed and empty, -2 for an invalid argument. The caller owns each returned completion's
+/// response and error.
 ///
 /// # Safety
 /// `queue` is NULL or a live queue; `out` writable for `max` completions.
@@ -407,7 +410,8 @@ pub unsafe extern "C" fn wirecore_queue_try_take(
         }
         let inner = &q.inner;
         let mut w = Writer { out, n: 0 };
-        // Armed under the queue's lock: a push after this sees it and writes the byte.
+        // Armed under the queue's lock when the queue is left empty: a push after this sees it
+        // and writes the byte.
         let armed = || inner.armed.store(true, Ordering::Release);
         match inner.batch.try_take_with(max, armed, |d| w.write(d)) {
             Some(n) => isize::try_from(n).unwrap_or(isize::MAX),

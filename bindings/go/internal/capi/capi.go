@@ -181,8 +181,6 @@ static bool wc_tls_get(const wirecore_response *r, wc_tls *t) {
 	return true;
 }
 
-static uintptr_t wc_userdata(const wirecore_completion *c) { return (uintptr_t)c->userdata; }
-
 // Dead letters copied out of wirecore_client_poll_dead_letters' callback (its pointers die
 // with the call), for Go to read and then free with wc_free_letters.
 typedef struct wc_letter {
@@ -463,7 +461,9 @@ func (b *CompletionBuffer) copyOut(out []Completion, n int) {
 	for i := 0; i < n; i++ {
 		c := &b.c[i]
 		out[i] = Completion{
-			ID:       uintptr(C.wc_userdata(c)),
+			// The id as submitted (a number, never a pointer): converted here, not by a cgo
+			// call per completion.
+			ID:       uintptr(c.userdata),
 			Code:     int(c.code),
 			Response: c.response,
 			Err:      c.error,
