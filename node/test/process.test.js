@@ -166,6 +166,46 @@ test('clients used through failures, closed or just dropped, are collected: the 
   assert.ok(m.now.engineTasks <= m.start.engineTasks, `engine tasks ${m.start.engineTasks} → ${m.now.engineTasks}`)
 })
 
+test('closed clients still referenced end their engine tasks at close, with no collection', async () => {
+  // A handle the app keeps (or V8 has not collected yet) must not keep connection tasks alive
+  // once closed: close() ends them, not the garbage collector (core/tests/client_close.rs).
+  const code = `
+    const path = require('node:path')
+    const { Client } = require('wirecore')
+    const native = require(path.join(path.dirname(require.resolve('wirecore')), 'binding.js'))
+    const [http, https, ca] = process.argv.slice(1)
+    const pause = () => new Promise((r) => setTimeout(r, 20))
+    ;(async () => {
+      const w = new Client({ tls: { caFiles: [ca] } })
+      await (await w.get(https + '/json')).arrayBuffer()
+      await w.close()
+      let start = native.__nativeCounts()
+      for (let i = 0; i < 10 && start.engineTasks > 0; i++) { await pause(); start = native.__nativeCounts() }
+      const held = []
+      let peak = 0
+      for (let i = 0; i < 20; i++) {
+        const c = new Client({ tls: { caFiles: [ca] } })
+        await (await c.get(http + '/bytes/64')).arrayBuffer()
+        await (await c.get(https + '/bytes/64')).arrayBuffer()
+        peak = Math.max(peak, native.__nativeCounts().engineTasks)
+        await c.close()
+        held.push(c)
+      }
+      const t0 = Date.now()
+      let now = native.__nativeCounts()
+      while (now.engineTasks > start.engineTasks && Date.now() - t0 < 5000) { await pause(); now = native.__nativeCounts() }
+      const closed = await held[0].get(http + '/bytes/64').then(() => 'sent', (e) => e.code)
+      console.log(JSON.stringify({ start: start.engineTasks, peak, now: now.engineTasks, held: held.length, closed }))
+    })()`
+  const r = await runChild(code, [srv.http, srv.https, srv.ca])
+  assert.equal(r.code, 0, r.out)
+  const m = JSON.parse(r.out.trim().split('\n').pop())
+  console.log(`engine tasks: ${JSON.stringify(m)}`)
+  assert.ok(m.peak > m.start, `the count saw the connections' tasks: ${JSON.stringify(m)}`)
+  assert.ok(m.now <= m.start, `engine tasks ${m.start} → ${m.now} with ${m.held} closed clients held`)
+  assert.equal(m.closed, 'closed')
+})
+
 test('a pending request keeps the process alive until it completes', async () => {
   const code = `
     const { Client } = require('wirecore')
