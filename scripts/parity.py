@@ -412,8 +412,10 @@ def method_rows() -> list[list[str]]:
     for n in re.findall(r"^  (?:async )?([a-z]\w*)\([^)]*\) \{", node, re.M):
         if n != "constructor":
             by_lang["Node"][snake(n)] = f"`{n}`"
-    for src in ("bindings/go/transport.go", "bindings/go/options.go", "bindings/go/cookies.go"):
-        for n in re.findall(r"^func \(t \*Transport\) ([A-Z]\w*)\(", read(src), re.M):
+    for f in sorted((ROOT / "bindings/go").glob("*.go")):
+        if f.name.endswith("_test.go"):
+            continue
+        for n in re.findall(r"^func \(t \*Transport\) ([A-Z]\w*)\(", f.read_text(), re.M):
             by_lang["Go"][snake(n)] = f"`{n}`"
     for f in sorted((ROOT / "bindings/c/src").glob("*.rs")):
         for n in re.findall(r"extern \"C\" fn wirecore_client_(\w+)\(", f.read_text()):
