@@ -259,18 +259,32 @@ impl Cache {
 
     /// Stores `entry` in memory only.
     fn keep(&self, key: String, req: &http::request::Parts, entry: Arc<Entry>, now: SystemTime) {
+        self.keep_with(key, || req, entry, now);
+    }
+
+    /// Stores `entry` in memory only, for the request `req` gives: asked for only when the key
+    /// holds variants already (those that `req` selects are replaced).
+    pub(crate) fn keep_with<R: std::borrow::Borrow<http::request::Parts>>(
+        &self,
+        key: String,
+        req: impl FnOnce() -> R,
+        entry: Arc<Entry>,
+        now: SystemTime,
+    ) {
         let mut list: Vec<Arc<Entry>> = match self.store.get(&key) {
             // A concurrent put of another variant may be lost here: the cache is best effort.
-            Some(old) => old
-                .iter()
-                .filter(|e| {
-                    !matches!(
-                        e.policy.before_request(req, now),
-                        BeforeRequest::Fresh(_) | BeforeRequest::Stale { matches: true, .. }
-                    )
-                })
-                .cloned()
-                .collect(),
+            Some(old) => {
+                let req = req();
+                old.iter()
+                    .filter(|e| {
+                        !matches!(
+                            e.policy.before_request(req.borrow(), now),
+                            BeforeRequest::Fresh(_) | BeforeRequest::Stale { matches: true, .. }
+                        )
+                    })
+                    .cloned()
+                    .collect()
+            }
             None => Vec::new(),
         };
         if list.len() >= MAX_VARIANTS {

@@ -560,13 +560,35 @@ impl Client {
         });
         // A fresh stored answer is ready now: the request's future (its size, its two boxes)
         // is not built for it; what follows (metrics, span, dead letter) is the same.
-        let mut res = if let Some(hit) = self.fresh_hit(&req) {
-            Ok(hit)
+        // So is one from Redis when memory holds nothing: under one timer, without the
+        // request's future; whatever else Redis said, the first hop does not ask it again.
+        let (early, l2_read) = match self.fresh_hit(&req) {
+            cached::Early::Hit(hit) => (Some(Ok(hit)), false),
+            cached::Early::Absent(key) => {
+                let read = self.l2_read(&key, deadline).await;
+                match self.l2_answer(&req, key, read) {
+                    cached::L2Early::Hit(hit) => (Some(Ok(hit)), true),
+                    cached::L2Early::Late => (
+                        Some(Err(error::timeout(
+                            ErrorKind::TimeoutTotal,
+                            "request",
+                            total.map_or(0, millis),
+                        ))),
+                        true,
+                    ),
+                    cached::L2Early::Read => (None, true),
+                    cached::L2Early::Unread => (None, false),
+                }
+            }
+            cached::Early::Send => (None, false),
+        };
+        let mut res = if let Some(res) = early {
+            res
         } else {
             // `run` is boxed on its own: `counting` keeps room for the future it wraps twice
             // (its argument and the awaited scope), so boxing only the wrapper made a 32 KB box,
             // and a request moved 16 KB, 2 x 8 KB and 32 KB on the way in; now the 16 KB once.
-            let run = Box::pin(self.run(req, start, deadline));
+            let run = Box::pin(self.run(req, start, deadline, l2_read));
             let fut = Box::pin(crate::dead_letter::counting(attempts, run));
             match deadline {
                 Some(at) => match tokio::time::timeout_at(at, fut).await {

@@ -1,6 +1,11 @@
 //! A Redis connection that never holds a request up: every command is bounded by a timeout,
 //! a failure skips Redis for a while (counted), and connecting runs in a task of its own that
 //! a caller's timeout never cancels. Used by the cache's second level and the dead-letter stream.
+//!
+//! One timer per command: the link's own (`call`), cut short by the caller's deadline when that
+//! comes first (`call_until`). The Redis connection manager arms none of its own (its response
+//! timeout is off): a command it still waits for when the link gives up is answered later on
+//! the same connection, in order, and its answer dropped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -103,7 +108,7 @@ impl Link {
             cell.get_or_try_init(|| async {
                 let cfg = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(CONNECT_TIMEOUT.max(me.timeout)))
-                    .set_response_timeout(Some(me.timeout))
+                    .set_response_timeout(None)
                     .set_number_of_retries(1)
                     .set_max_delay(Duration::from_millis(200));
                 me.client.get_connection_manager_with_config(cfg).await
@@ -121,22 +126,56 @@ impl Link {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
+        match self.call_until(None, cmd).await {
+            Called::Done(v) => Some(v),
+            Called::Skipped | Called::Failed | Called::Late => None,
+        }
+    }
+
+    /// Runs one command within the timeout or until `cut`, whichever comes first, under one
+    /// timer. Redis failing or the timeout passing is counted (and skips Redis for
+    /// `retry_after`); `cut` passing first is the caller's deadline, not Redis's fault:
+    /// nothing is counted (`Late`).
+    pub(crate) async fn call_until<T, F, Fut>(
+        self: &Arc<Self>,
+        cut: Option<Instant>,
+        cmd: F,
+    ) -> Called<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
         let cell = self.cell().filter(|_| !self.is_down());
         let Some(cell) = cell else {
             self.bypassed.fetch_add(1, Relaxed);
-            return None;
+            return Called::Skipped;
         };
+        let own = Instant::now() + self.timeout;
+        let at = cut.map_or(own, |c| c.min(own));
         let run = async {
             let c = self.connection(cell).await?;
             cmd(c).await.map_err(|e| e.to_string())
         };
-        if let Ok(Ok(v)) = tokio::time::timeout(self.timeout, run).await {
-            Some(v)
-        } else {
-            self.failed();
-            None
+        match tokio::time::timeout_at(at, run).await {
+            Ok(Ok(v)) => Called::Done(v),
+            Err(_) if at < own => Called::Late,
+            Ok(Err(_)) | Err(_) => {
+                self.failed();
+                Called::Failed
+            }
         }
     }
+}
+
+/// How a command through the link ended.
+pub(crate) enum Called<T> {
+    Done(T),
+    /// Redis is being skipped after a failure, or the link is closed (counted in `bypassed`).
+    Skipped,
+    /// Redis failed or did not answer within the timeout (counted in `errors`).
+    Failed,
+    /// The caller's deadline passed first (nothing counted).
+    Late,
 }
 
 impl std::fmt::Debug for Link {

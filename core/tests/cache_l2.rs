@@ -319,6 +319,91 @@ async fn a_redis_that_never_answers_costs_one_timeout_then_is_bypassed() {
     held.abort();
 }
 
+/// Stops (`SIGSTOP`) or resumes (`SIGCONT`) the test's redis-server: its connections stay
+/// open and unanswered, as a hung Redis's do.
+fn signal(redis: &Redis, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &redis.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+/// A request must end even if Redis never answers: the test fails instead of hanging.
+async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_mins(1), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} never ended"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_stops_answering_a_connected_client_is_bypassed_within_the_timeout() {
+    let redis = start_redis();
+    let srv = server().await;
+    let url = srv.url("/cache/hung?cache_control=max-age=600");
+    let a = l2_client(&srv, &redis.url(), "wc-test:hung:", |c| {
+        c.cache.l2.timeout_ms = 200;
+        c.cache.l2.retry_after_ms = 600_000;
+    });
+    assert_eq!(get(&a, &url).await.0, Some(CacheStatus::Miss));
+    stored(&a, 1).await;
+    // The connection is made and the entry is in Redis: the next request would be a Redis hit.
+    a.forget_cached_in_memory(&url);
+    signal(&redis, "-STOP");
+    let (status, body) = bounded("a request while Redis is stopped", get(&a, &url)).await;
+    let s = a.stats().cache;
+    signal(&redis, "-CONT");
+    assert_eq!(status, Some(CacheStatus::Miss), "{s:?}");
+    assert_eq!(body["served"], 2, "the server answered instead");
+    assert_eq!((s.l2_errors, s.l2_hits), (1, 0), "{s:?}");
+    // The read timed out; the write of the new answer skipped Redis.
+    assert_eq!(s.l2_bypassed, 1, "{s:?}");
+    a.forget_cached_in_memory(&url);
+    let (status, _) = get(&a, &url).await;
+    assert_eq!(status, Some(CacheStatus::Miss));
+    let s = a.stats().cache;
+    assert_eq!(
+        (s.l2_errors, s.l2_bypassed),
+        (1, 3),
+        "skipped after it failed: {s:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_deadline_before_the_l2_timeout_times_the_request_out_and_spares_redis() {
+    let redis = start_redis();
+    let srv = server().await;
+    let url = srv.url("/cache/late?cache_control=max-age=600");
+    let a = l2_client(&srv, &redis.url(), "wc-test:late:", |c| {
+        c.cache.l2.timeout_ms = 30_000;
+    });
+    assert_eq!(get(&a, &url).await.0, Some(CacheStatus::Miss));
+    stored(&a, 1).await;
+    a.forget_cached_in_memory(&url);
+    signal(&redis, "-STOP");
+    let sent = a
+        .get(&url)
+        .timeout(std::time::Duration::from_millis(200))
+        .send();
+    let err = bounded("a request while Redis is stopped", sent)
+        .await
+        .unwrap_err();
+    signal(&redis, "-CONT");
+    assert_eq!(err.kind(), wirecore::ErrorKind::TimeoutTotal, "{err}");
+    let s = a.stats().cache;
+    assert_eq!(
+        (s.l2_errors, s.l2_bypassed),
+        (0, 0),
+        "not Redis's fault: {s:?}"
+    );
+    // Redis is not skipped: the next request is a hit from it.
+    let (status, body) = get(&a, &url).await;
+    assert_eq!(status, Some(CacheStatus::Hit));
+    assert_eq!(body["served"], 1);
+    assert_eq!(a.stats().cache.l2_hits, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_writes_what_is_in_flight_then_releases_the_redis_connection() {
     let redis = start_redis();

@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use super::Entry;
 use crate::config::{CacheL2Config, TlsConfig};
 use crate::error::Error;
-use crate::redis_link::Link;
+use crate::redis_link::{Called, Link};
 
 /// The first byte of every entry; a reader skips entries of another version as misses.
 pub(crate) const FORMAT_VERSION: u8 = 1;
@@ -34,6 +34,10 @@ const CREDENTIALS: [HeaderName; 3] = [
     header::PROXY_AUTHORIZATION,
     header::COOKIE,
 ];
+
+/// A read given up because the caller's deadline passed first.
+#[derive(Debug)]
+pub(crate) struct Late;
 
 /// Counters of the second level, read into `Stats` (errors and bypasses are the link's).
 #[derive(Debug, Default)]
@@ -79,16 +83,34 @@ impl L2 {
     /// The stored entry under `primary` (the cache's key: method, space, URL), if Redis has one
     /// in a format this version reads.
     pub(crate) async fn read(self: &Arc<Self>, primary: &str, opts: CacheOptions) -> Option<Entry> {
+        self.read_until(primary, opts, None).await.ok().flatten()
+    }
+
+    /// As [`L2::read`], giving up at `cut` too when that comes before the timeout: `Late`, and
+    /// nothing counted (the caller's deadline passed, not Redis's).
+    pub(crate) async fn read_until(
+        self: &Arc<Self>,
+        primary: &str,
+        opts: CacheOptions,
+        cut: Option<tokio::time::Instant>,
+    ) -> Result<Option<Entry>, Late> {
         let key = [self.prefix.as_str(), primary].concat();
-        let got: Option<Vec<u8>> = self
+        let got: Option<Vec<u8>> = match self
             .link
-            .call(move |mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
-            .await?;
+            .call_until(cut, move |mut c| async move {
+                redis::cmd("GET").arg(key).query_async(&mut c).await
+            })
+            .await
+        {
+            Called::Done(got) => got,
+            Called::Skipped | Called::Failed => return Ok(None),
+            Called::Late => return Err(Late),
+        };
         let Some(entry) = got.and_then(|raw| decode(&Bytes::from(raw), opts)) else {
             self.counters.misses.fetch_add(1, Relaxed);
-            return None;
+            return Ok(None);
         };
-        Some(entry)
+        Ok(Some(entry))
     }
 
     /// Writes `entry` (stored for `req`) under `primary` in the background, when a shared store

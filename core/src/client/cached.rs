@@ -13,13 +13,14 @@ use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
-use http_cache_semantics::CachePolicy;
+use http_cache_semantics::{BeforeRequest, CachePolicy};
 use tokio::time::Instant;
 
 use super::Client;
 use super::send::Opts;
 use crate::body::{Body, RequestBody};
 use crate::cache::coalesce::{self, Landing, Whole};
+use crate::cache::entry::Plain;
 use crate::cache::{self, Cache, CacheStatus, Entry, Lookup};
 use crate::error::Error;
 use crate::request::{CacheMode, PhaseTimeouts, Request};
@@ -30,10 +31,39 @@ impl Client {
     /// future is built: what `run` would answer on its first poll when its first hop is a
     /// fresh hit judged without the policy (`Cache::lookup_plain`) and no redirect follows.
     /// The same jar cookies join the lookup and the same `Set-Cookie` reach the jar, the same
-    /// counter moves; `None` (nothing counted) sends the request the whole way instead.
-    pub(super) fn fresh_hit(&self, req: &Request) -> Option<Response> {
+    /// counter moves; `Send` or `Absent` (nothing counted) sends the request the whole way
+    /// instead, `Absent` when memory holds nothing for it and the second level may
+    /// ([`Client::l2_read`]).
+    pub(super) fn fresh_hit(&self, req: &Request) -> Early {
         let inner = &*self.inner;
-        let cache = inner.cache.as_ref()?;
+        let Some(cache) = inner.cache.as_ref() else {
+            return Early::Send;
+        };
+        let Some(sent) = self.plain_hop(req) else {
+            return Early::Send;
+        };
+        let (method, uri) = (&req.method, &req.uri);
+        let now = SystemTime::now();
+        let key = cache::key(method, uri);
+        let e = match cache.lookup_plain(&key, &sent, &inner.default_headers, now) {
+            Some(Lookup::Fresh(e)) => e,
+            Some(Lookup::Missing) if cache.l2.is_some() => return Early::Absent(key),
+            _ => return Early::Send,
+        };
+        // A stored redirect is the redirect loop's to follow or refuse.
+        if crate::redirect::hop(e.status, method).is_some() {
+            return Early::Send;
+        }
+        cache.counters.hits.fetch_add(1, Relaxed);
+        Early::Hit(self.answer_hit(&e, req, now))
+    }
+
+    /// The headers `req`'s first hop is judged by (its own and the jar's cookies) when that hop
+    /// may be answered before the request's future is built: a GET or HEAD in a mode that takes
+    /// a fresh stored answer and adds no request header (`mode_headers`), sent with the
+    /// client's default headers, without userinfo (both change its headers in `run` first),
+    /// not one the cache leaves alone.
+    fn plain_hop<'r>(&self, req: &'r Request) -> Option<std::borrow::Cow<'r, HeaderMap>> {
         let Request {
             method,
             uri,
@@ -42,9 +72,6 @@ impl Client {
             default_headers,
             ..
         } = req;
-        // Modes that take a fresh stored answer and add no request header (`mode_headers`);
-        // a request without the client's default headers or with userinfo changes its headers
-        // in `run` first.
         if !(*method == Method::GET || *method == Method::HEAD)
             || !matches!(
                 options.cache,
@@ -55,30 +82,110 @@ impl Client {
         {
             return None;
         }
-        let with_cookies = inner.jar.as_ref().and_then(|j| j.headers_for(uri, headers));
-        let sent = with_cookies.as_ref().unwrap_or(headers);
-        if cache::bypasses(sent) {
-            return None;
-        }
-        let now = SystemTime::now();
-        let key = cache::key(method, uri);
-        let Some(Lookup::Fresh(e)) = cache.lookup_plain(&key, sent, &inner.default_headers, now)
-        else {
-            return None;
+        let sent = match self
+            .inner
+            .jar
+            .as_ref()
+            .and_then(|j| j.headers_for(uri, headers))
+        {
+            Some(with_cookies) => std::borrow::Cow::Owned(with_cookies),
+            None => std::borrow::Cow::Borrowed(headers),
         };
-        // A stored redirect is the redirect loop's to follow or refuse.
-        if crate::redirect::hop(e.status, method).is_some() {
-            return None;
-        }
-        cache.counters.hits.fetch_add(1, Relaxed);
-        let resp = e.response(uri, now, CacheStatus::Hit);
-        if let Some(j) = &inner.jar {
-            j.store(uri, &resp.headers);
-        }
-        Some(self.resumable(resp, method, uri, headers, options, true))
+        (!cache::bypasses(&sent)).then_some(sent)
     }
 
-    /// Sends one hop, through the cache when the client has one, as `mode` asks.
+    /// A fresh stored response as `run` would answer it (hits counted by the caller).
+    fn answer_hit(&self, e: &Entry, req: &Request, now: SystemTime) -> Response {
+        let resp = e.response(&req.uri, now, CacheStatus::Hit);
+        if let Some(j) = &self.inner.jar {
+            j.store(&req.uri, &resp.headers);
+        }
+        self.resumable(
+            resp,
+            &req.method,
+            &req.uri,
+            &req.headers,
+            &req.options,
+            true,
+        )
+    }
+
+    /// The second level's entry for `key` when memory holds nothing for a request
+    /// (`Early::Absent`), read in `execute` before the request's future is built and judged by
+    /// [`Client::l2_answer`]. The read waits until the L2 timeout or the request's `deadline`,
+    /// whichever is first, under one timer.
+    pub(super) async fn l2_read(
+        &self,
+        key: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Entry>, cache::l2::Late> {
+        match self
+            .inner
+            .cache
+            .as_ref()
+            .and_then(|c| Some((c, c.l2.as_ref()?)))
+        {
+            Some((cache, l2)) => l2.read_until(key, cache.opts, deadline).await,
+            None => Ok(None),
+        }
+    }
+
+    /// What `send_cached` would make of the entry [`Client::l2_read`] got for `req`: a fresh
+    /// plain hit is answered here (memory refilled, the same counters); whatever else Redis
+    /// said (nothing, a stale entry or another variant, a stored redirect, a failure) is kept
+    /// or counted as `send_cached` does, and the request goes on without reading Redis again.
+    /// The deadline passing first is the request's total timeout.
+    pub(super) fn l2_answer(
+        &self,
+        req: &Request,
+        key: String,
+        read: Result<Option<Entry>, cache::l2::Late>,
+    ) -> L2Early {
+        let inner = &*self.inner;
+        let Some((cache, l2)) = inner.cache.as_ref().and_then(|c| Some((c, c.l2.as_ref()?))) else {
+            return L2Early::Unread;
+        };
+        let entry = match read {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return L2Early::Read,
+            Err(cache::l2::Late) => return L2Early::Late,
+        };
+        let Some(sent) = self.plain_hop(req) else {
+            return L2Early::Read;
+        };
+        let defaults = &inner.default_headers;
+        let now = SystemTime::now();
+        let parts = || cache::request_parts(&req.method, &req.uri, defaults, &sent);
+        let fresh = match entry.quick_judge(&sent, defaults, now) {
+            Plain::Fresh => true,
+            Plain::Stale => false,
+            Plain::Other => {
+                l2.counters.misses.fetch_add(1, Relaxed);
+                return L2Early::Read;
+            }
+            Plain::Ask => match entry.policy.before_request(&parts(), now) {
+                BeforeRequest::Fresh(_) => true,
+                BeforeRequest::Stale { matches: true, .. } => false,
+                BeforeRequest::Stale { .. } => {
+                    l2.counters.misses.fetch_add(1, Relaxed);
+                    return L2Early::Read;
+                }
+            },
+        };
+        l2.counters.hits.fetch_add(1, Relaxed);
+        let entry = Arc::new(entry);
+        cache.keep_with(key, parts, entry.clone(), now);
+        // A stale entry or a stored redirect: the hop finds it in memory.
+        if !fresh || crate::redirect::hop(entry.status, &req.method).is_some() {
+            return L2Early::Read;
+        }
+        cache.counters.hits.fetch_add(1, Relaxed);
+        L2Early::Hit(self.answer_hit(&entry, req, now))
+    }
+
+    /// Sends one hop, through the cache when the client has one, as `mode` asks; `l2_read`:
+    /// `Client::l2_read` asked Redis for this hop already.
+    #[expect(clippy::too_many_arguments, reason = "one hop's state, passed through")]
     pub(super) async fn send_cached(
         &self,
         method: &Method,
@@ -87,6 +194,7 @@ impl Client {
         body: RequestBody,
         opts: &Opts<'_>,
         mode: CacheMode,
+        l2_read: bool,
     ) -> Result<Response, Error> {
         let cacheable = (*method == Method::GET || *method == Method::HEAD)
             && !cache::bypasses(headers)
@@ -131,8 +239,13 @@ impl Client {
             Some(found) => found,
             None => cache.lookup(&key, &req, now),
         };
-        // Memory missed or holds a stale copy: another process may have a fresher one.
-        if mode != CacheMode::Reload && cache.l2.is_some() && !matches!(found, Lookup::Fresh(_)) {
+        // Memory missed or holds a stale copy: another process may have a fresher one (unless
+        // `Client::l2_read` asked Redis for this hop already).
+        if mode != CacheMode::Reload
+            && !l2_read
+            && cache.l2.is_some()
+            && !matches!(found, Lookup::Fresh(_))
+        {
             let shared = cache.lookup_l2(&key, &req).await;
             if !matches!(shared, Lookup::Missing) {
                 found = shared;
@@ -477,6 +590,36 @@ impl Client {
             cache: CacheStatus::Miss,
         }))
     }
+}
+
+/// What `Client::fresh_hit` found in memory.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once by value, as `Result<Response, Error>` is"
+)]
+pub(super) enum Early {
+    /// A fresh stored answer.
+    Hit(Response),
+    /// Nothing stored for the request's key (given), which is plain and may be in Redis.
+    Absent(String),
+    /// Send the request the whole way.
+    Send,
+}
+
+/// What `Client::l2_answer` made of the second level's entry.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once by value, as `Result<Response, Error>` is"
+)]
+pub(super) enum L2Early {
+    /// A fresh stored answer.
+    Hit(Response),
+    /// Redis was asked (or skipped, counted): the first hop must not ask again.
+    Read,
+    /// No second level: the first hop goes as usual.
+    Unread,
+    /// The request's deadline passed while Redis was being asked.
+    Late,
 }
 
 /// A flight's own copy of what its request needs (it may outlive the caller that started it).

@@ -16,11 +16,14 @@ use crate::request::{RedirectPolicy, Request, RequestOptions};
 use crate::response::Response;
 
 impl Client {
+    /// Follows redirects from `req`, each hop through the cache; `l2_read`: `Client::l2_read`
+    /// asked Redis for the first hop already.
     pub(super) async fn run(
         &self,
         req: Request,
         start: Instant,
         deadline: Option<Instant>,
+        l2_read: bool,
     ) -> Result<Response, Error> {
         let Request {
             mut method,
@@ -68,8 +71,9 @@ impl Client {
                 .as_ref()
                 .and_then(|j| j.headers_for(&uri, &headers));
             let sent = with_cookies.as_ref().unwrap_or(&headers);
+            let asked = l2_read && hops == 0;
             let resp = self
-                .send_cached(&method, &uri, sent, body, &opts, options.cache)
+                .send_cached(&method, &uri, sent, body, &opts, options.cache, asked)
                 .await?;
             if let Some(j) = &inner.jar {
                 j.store(&uri, &resp.headers);
