@@ -419,8 +419,11 @@ impl Policies {
         let mut n = 0u32;
         loop {
             n += 1;
+            // Hedging holds two attempts at once: boxed, so that a request without it (the
+            // default) carries room for one attempt only, not three (the request's future is
+            // moved on every call down the request path; see `Client::execute`).
             let res = if hedge {
-                self.hedged(op, &mut attempt).await
+                Box::pin(self.hedged(op, &mut attempt)).await
             } else {
                 attempt().await
             };
@@ -470,7 +473,7 @@ impl Policies {
                 "retrying"
             );
             if let Ok(r) = res {
-                r.discard().await;
+                Box::pin(r.discard()).await;
             }
             tokio::time::sleep(delay).await;
         }

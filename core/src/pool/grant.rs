@@ -178,7 +178,10 @@ impl Pool {
                         host: host.clone(),
                         armed: true,
                     };
-                    return self.connect(guard, phases.connect).await;
+                    // Boxed: connecting (DNS, Happy Eyeballs, TLS, handshake) is a large
+                    // state machine, and inline it sized every request's future (~16 KB,
+                    // copied on every call down the request path) for the rare new connection.
+                    return Box::pin(self.connect(guard, phases.connect)).await;
                 }
             }
         }
