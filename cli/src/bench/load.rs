@@ -182,12 +182,16 @@ impl Run {
 async fn worker(id: usize, plan: Arc<Plan>, sh: Arc<Shared>) {
     let shard = &sh.shards[id % sh.shards.len()];
     let mut stop = sh.stop.subscribe();
+    // One wait for the stop, polled beside every request (a fresh one per request registered
+    // and unregistered a waiter on the channel each time).
+    let stopped = stop.wait_for(|s| *s);
+    tokio::pin!(stopped);
     let end = match plan.limit {
         Limit::Duration(d) => Some(sh.start + d),
         Limit::Requests(_) => None,
     };
     loop {
-        if *stop.borrow() {
+        if *sh.stop.borrow() {
             return;
         }
         let i = sh.issued.fetch_add(1, Relaxed);
@@ -205,14 +209,16 @@ async fn worker(id: usize, plan: Arc<Plan>, sh: Arc<Shared>) {
         }
         if plan.rate.is_some() && due > Instant::now() {
             tokio::select! {
+                biased;
+                _ = &mut stopped => return,
                 () = tokio::time::sleep_until(due) => {}
-                _ = stop.wait_for(|s| *s) => return,
             }
         }
         let target = &plan.targets[(i % plan.targets.len() as u64) as usize];
         let outcome = tokio::select! {
+            biased;
             r = send(&plan.client, target) => r,
-            _ = stop.wait_for(|s| *s) => {
+            _ = &mut stopped => {
                 sh.cancelled.fetch_add(1, Relaxed);
                 return;
             }
@@ -225,9 +231,13 @@ async fn worker(id: usize, plan: Arc<Plan>, sh: Arc<Shared>) {
             Ok((status, version, bytes)) => {
                 let _ = r.hist.record(us.max(1));
                 *r.status.entry(status).or_default() += 1;
-                *r.versions
-                    .entry(version_name(version).to_owned())
-                    .or_default() += 1;
+                let name = version_name(version);
+                match r.versions.get_mut(name) {
+                    Some(n) => *n += 1,
+                    None => {
+                        r.versions.insert(name.to_owned(), 1);
+                    }
+                }
                 r.body_bytes += bytes;
                 r.series.record(at, Some(us));
             }
