@@ -35,11 +35,14 @@ func (t *Transport) OnDeadLetter(fn func(DeadLetter)) error {
 	}
 	capi.ListenDeadLetters(t.client)
 	t.letters.Add(1)
-	go t.deliverDeadLetters(fn)
+	go deliver(t.transport, capi.PollDeadLetters, func(l capi.DeadLetter) DeadLetter { return DeadLetter(l) }, fn)
 	return nil
 }
 
-func (t *transport) deliverDeadLetters(fn func(DeadLetter)) {
+// deliver runs on a goroutine of the Transport (OnDeadLetter, OnSpan): it waits on the engine's
+// queue with poll and hands each item, converted, to fn, until the queue is closed or the
+// Transport freed.
+func deliver[T, U any](t *transport, poll func(*capi.Client, uint64) ([]T, bool), conv func(T) U, fn func(U)) {
 	defer t.letters.Done()
 	for {
 		t.life.RLock()
@@ -47,10 +50,10 @@ func (t *transport) deliverDeadLetters(fn func(DeadLetter)) {
 			t.life.RUnlock()
 			return
 		}
-		got, closed := capi.PollDeadLetters(t.client, 200)
+		got, closed := poll(t.client, 200)
 		t.life.RUnlock()
-		for _, l := range got {
-			fn(DeadLetter(l))
+		for _, x := range got {
+			fn(conv(x))
 		}
 		if closed {
 			return

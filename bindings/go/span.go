@@ -49,27 +49,8 @@ func (t *Transport) OnSpan(fn func(Span)) error {
 		return &Error{Code: code, Message: msg}
 	}
 	t.letters.Add(1)
-	go t.deliverSpans(fn)
+	go deliver(t.transport, capi.PollSpans, decodeSpan, fn)
 	return nil
-}
-
-func (t *transport) deliverSpans(fn func(Span)) {
-	defer t.letters.Done()
-	for {
-		t.life.RLock()
-		if t.freed {
-			t.life.RUnlock()
-			return
-		}
-		got, closed := capi.PollSpans(t.client, 200)
-		t.life.RUnlock()
-		for _, j := range got {
-			fn(decodeSpan(j))
-		}
-		if closed {
-			return
-		}
-	}
 }
 
 func decodeSpan(j string) Span {
