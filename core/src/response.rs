@@ -15,6 +15,9 @@ use crate::error::{Error, ErrorKind};
 
 /// Most bytes reserved for a whole body before they arrive.
 const PREALLOC_MAX: u64 = 8 << 20;
+/// A whole body of one chunk up to this size is copied out of the connection's read buffer
+/// (see [`Response::bytes`]).
+const COPY_OUT_MAX: usize = 2048;
 
 /// A body this small (by its declared length) is read along with the head: the bindings hand
 /// it over with the response, and a redirect drains it so its connection can be reused.
@@ -172,7 +175,14 @@ impl Response {
             return Ok(Bytes::new());
         };
         let Some(second) = self.chunk().await? else {
-            return Ok(first);
+            // A small body in one chunk is a slice of its connection's read buffer (8 KiB for
+            // HTTP/1.1): kept as is, a held body would pin that buffer and the connection would
+            // allocate another for its next response. Copied out, the buffer is reused.
+            return Ok(if first.len() <= COPY_OUT_MAX {
+                Bytes::copy_from_slice(&first)
+            } else {
+                first
+            });
         };
         // The hint is the server's Content-Length: never trusted for more than a few MiB up front.
         let hint = usize::try_from(self.body.size_hint_lower().min(PREALLOC_MAX)).unwrap_or(0);
