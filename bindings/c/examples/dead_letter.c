@@ -13,25 +13,6 @@
 
 static char http_url[256], control_url[256];
 
-static wirecore_request *make(const char *method, const char *url) {
-    wirecore_request *req = NULL;
-    if (wirecore_request_new(method, strlen(method), url, strlen(url), &req, NULL) != WIRECORE_OK) {
-        fprintf(stderr, "dead_letter: bad request %s\n", url);
-        exit(1);
-    }
-    return req;
-}
-
-/* Sends; returns the status, or the negated wirecore_code. */
-static int send(wirecore_client *c, wirecore_request *req) {
-    wirecore_response *resp = NULL;
-    wirecore_code rc = wirecore_client_send(c, req, &resp, NULL);
-    if (rc != WIRECORE_OK) return -(int)rc;
-    int status = wirecore_response_status(resp);
-    wirecore_response_free(resp);
-    return status;
-}
-
 /* What the callback saw, copied out of the letters (their pointers die with the call). */
 #define MAX_SEEN 8
 static struct {
@@ -75,23 +56,23 @@ int main(int argc, char **argv) {
     char url[512];
     /* Fixed by a retry: no letter. */
     snprintf(url, sizeof url, "%s/_control/script", control_url);
-    wirecore_request *req = make("POST", url);
+    wirecore_request *req = request_or_exit("POST", url);
     const char *script = "{\"path\":\"/s/flaky\",\"replies\":[{\"status\":503},{\"status\":200}]}";
     wirecore_request_set_body(req, (const uint8_t *)script, strlen(script), NULL);
-    CHECK(send(c, req) == 200, "script");
+    CHECK(send_status(c, req) == 200, "script");
     snprintf(url, sizeof url, "%s/s/flaky", http_url);
-    CHECK(send(c, make("GET", url)) == 200, "flaky GET fixed by a retry");
+    CHECK(send_status(c, request_or_exit("GET", url)) == 200, "flaky GET fixed by a retry");
     /* Failed after 3 attempts. */
     snprintf(url, sizeof url, "%s/status/503", http_url);
-    CHECK(send(c, make("GET", url)) == 503, "503");
+    CHECK(send_status(c, request_or_exit("GET", url)) == 503, "503");
     /* An answer, not a failure. */
     snprintf(url, sizeof url, "%s/status/404", http_url);
-    CHECK(send(c, make("GET", url)) == 404, "404");
+    CHECK(send_status(c, request_or_exit("GET", url)) == 404, "404");
     /* Refused: nothing listens on port 9 of loopback here. */
-    req = make("POST", "http://127.0.0.1:9/x");
+    req = request_or_exit("POST", "http://127.0.0.1:9/x");
     wirecore_request_set_body(req, (const uint8_t *)"payload", 7, NULL);
     wirecore_request_add_header(req, "authorization", 13, "Bearer s", 8, NULL);
-    CHECK(send(c, req) == -(int)WIRECORE_CONNECT, "refused");
+    CHECK(send_status(c, req) == -(int)WIRECORE_CONNECT, "refused");
 
     /* Letters arrive in order: poll (bounded) until both are in. */
     for (int i = 0; i < 100 && n_seen < 2; i++) {

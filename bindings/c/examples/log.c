@@ -14,24 +14,6 @@
 
 static char http_url[256], control_url[256];
 
-static wirecore_request *make(const char *method, const char *url) {
-    wirecore_request *req = NULL;
-    if (wirecore_request_new(method, strlen(method), url, strlen(url), &req, NULL) != WIRECORE_OK) {
-        fprintf(stderr, "log: bad request %s\n", url);
-        exit(1);
-    }
-    return req;
-}
-
-static int send(wirecore_client *c, wirecore_request *req) {
-    wirecore_response *resp = NULL;
-    wirecore_code rc = wirecore_client_send(c, req, &resp, NULL);
-    if (rc != WIRECORE_OK) return -(int)rc;
-    int status = wirecore_response_status(resp);
-    wirecore_response_free(resp);
-    return status;
-}
-
 /* The records seen, copied out (their pointers die with the call): level, then fields. */
 #define MAX_SEEN 256
 static char seen[MAX_SEEN][512];
@@ -78,14 +60,14 @@ int main(int argc, char **argv) {
     if (wirecore_client_new(cfg, &c, NULL) != WIRECORE_OK) return 1;
     char url[512];
     snprintf(url, sizeof url, "%s/_control/script", control_url);
-    wirecore_request *req = make("POST", url);
+    wirecore_request *req = request_or_exit("POST", url);
     const char *script = "{\"path\":\"/s/c-log\",\"replies\":[{\"status\":503},{\"status\":200}]}";
     wirecore_request_set_body(req, (const uint8_t *)script, strlen(script), NULL);
-    CHECK(send(c, req) == 200, "script");
+    CHECK(send_status(c, req) == 200, "script");
     snprintf(url, sizeof url, "%s/s/c-log", http_url);
-    CHECK(send(c, make("GET", url)) == 200, "fixed by a retry");
+    CHECK(send_status(c, request_or_exit("GET", url)) == 200, "fixed by a retry");
     /* Refused: nothing listens on port 9 of loopback here. */
-    CHECK(send(c, make("GET", "http://127.0.0.1:9/")) == -(int)WIRECORE_CONNECT, "refused");
+    CHECK(send_status(c, request_or_exit("GET", "http://127.0.0.1:9/")) == -(int)WIRECORE_CONNECT, "refused");
 
     char origin[300];
     snprintf(origin, sizeof origin, "\"origin\":\"%s\"", http_url);
@@ -111,7 +93,7 @@ int main(int argc, char **argv) {
     }
     snprintf(url, sizeof url, "%s/bytes/1", http_url);
     wirecore_client_close_idle(c);
-    CHECK(send(c, make("GET", url)) == 200, "a request while off");
+    CHECK(send_status(c, request_or_exit("GET", url)) == 200, "a request while off");
     CHECK(wirecore_log_poll(50, on_record, seen, &n) == WIRECORE_OK && n == 0, "no records while off");
     wirecore_client_close(c, 1000);
     wirecore_client_free(c);

@@ -18,25 +18,6 @@
 
 static char http_url[256];
 
-static wirecore_request *make(const char *url) {
-    wirecore_request *req = NULL;
-    if (wirecore_request_new("GET", 3, url, strlen(url), &req, NULL) != WIRECORE_OK) {
-        fprintf(stderr, "span: bad request %s\n", url);
-        exit(1);
-    }
-    return req;
-}
-
-/* Sends; returns the status, or the negated wirecore_code. */
-static int send(wirecore_client *c, wirecore_request *req) {
-    wirecore_response *resp = NULL;
-    wirecore_code rc = wirecore_client_send(c, req, &resp, NULL);
-    if (rc != WIRECORE_OK) return -(int)rc;
-    int status = wirecore_response_status(resp);
-    wirecore_response_free(resp);
-    return status;
-}
-
 /* What the callback saw, copied out of the spans (their pointers die with the call). */
 #define MAX_SEEN 8
 static struct {
@@ -96,11 +77,11 @@ int main(int argc, char **argv) {
 
     char url[512];
     snprintf(url, sizeof url, "%s/status/200", http_url);
-    wirecore_request *req = make(url);
+    wirecore_request *req = request_or_exit("GET", url);
     CHECK(wirecore_request_set_trace_context(req, TP, strlen(TP), NULL, 0, NULL) == WIRECORE_OK, "tp");
-    CHECK(send(c, req) == 200, "traced GET");
+    CHECK(send_status(c, req) == 200, "traced GET");
     /* Refused: nothing listens on port 9 of loopback here. */
-    CHECK(send(c, make("http://127.0.0.1:9/x")) == -(int)WIRECORE_CONNECT, "refused");
+    CHECK(send_status(c, request_or_exit("GET", "http://127.0.0.1:9/x")) == -(int)WIRECORE_CONNECT, "refused");
     for (int i = 0; i < 100 && n_seen < 2; i++) {
         CHECK(wirecore_client_poll_spans(c, 100, on_span, &seen, &n) == WIRECORE_OK, "poll");
     }
@@ -127,7 +108,7 @@ int main(int argc, char **argv) {
     /* Nobody polls: two spans wait in the queue of 2, three are dropped, and every request
      * completes meanwhile. */
     snprintf(url, sizeof url, "%s/status/204", http_url);
-    for (int i = 0; i < 5; i++) CHECK(send(c, make(url)) == 204, "GET %d", i);
+    for (int i = 0; i < 5; i++) CHECK(send_status(c, request_or_exit("GET", url)) == 204, "GET %d", i);
     CHECK(wirecore_client_flush_telemetry(c, 5000) == WIRECORE_OK, "flush");
     char *stats = NULL;
     CHECK(wirecore_client_stats_json(c, &stats, NULL) == WIRECORE_OK, "stats");
