@@ -14,7 +14,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use wirecore_bridge::fork::PerProcess;
-use wirecore_bridge::{AbortHandle, Kind, Letters, Spans, Tracker};
+use wirecore_bridge::{AbortHandle, HostQueue, Kind, Letters, Spans, Tracker};
 
 use crate::bridge::{Call, Completer, Pending, UNTRACKED, spawn_call, spawn_on};
 use crate::error;
@@ -579,20 +579,7 @@ impl Client {
     /// Up to 64 dead letters as dicts, waiting (GIL released) up to `timeout` seconds for the
     /// first; `None` once the client is closed and none are left.
     fn next_dead_letters(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<Vec<Py<PyDict>>>> {
-        let Some(l) = self.letters_now() else {
-            return Ok(None);
-        };
-        let wait = Duration::try_from_secs_f64(timeout)
-            .map_err(|_| PyValueError::new_err("timeout must be a number of seconds >= 0"))?;
-        let mut got = Vec::new();
-        let taken = py.detach(|| l.queue().wait_with(64, Some(wait), |x| got.push(x)));
-        if taken.is_none() {
-            return Ok(None);
-        }
-        got.iter()
-            .map(|x| letter_dict(py, x))
-            .collect::<PyResult<_>>()
-            .map(Some)
+        next_records(py, self.letters_now(), timeout, letter_dict)
     }
 
     /// Queues this client's finished spans for `next_spans` (once).
@@ -611,20 +598,7 @@ impl Client {
     /// Up to 64 finished spans as dicts (`SpanRecord`'s fields), waiting (GIL released) up to
     /// `timeout` seconds for the first; `None` once the client is closed and none are left.
     fn next_spans(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<Vec<Py<PyDict>>>> {
-        let Some(q) = self.spans_now() else {
-            return Ok(None);
-        };
-        let wait = Duration::try_from_secs_f64(timeout)
-            .map_err(|_| PyValueError::new_err("timeout must be a number of seconds >= 0"))?;
-        let mut got = Vec::new();
-        let taken = py.detach(|| q.queue().wait_with(64, Some(wait), |x| got.push(x)));
-        if taken.is_none() {
-            return Ok(None);
-        }
-        got.iter()
-            .map(|x| span_dict(py, x))
-            .collect::<PyResult<_>>()
-            .map(Some)
+        next_records(py, self.spans_now(), timeout, span_dict)
     }
 
     /// Every counter, as the core's JSON (`Stats::to_json`).
@@ -680,6 +654,31 @@ fn end<T>(queue: Option<Arc<wirecore_bridge::HostQueue<T>>>) {
     if let Some(q) = queue {
         q.queue().close();
     }
+}
+
+/// Up to 64 records of a host queue (dead letters, spans) as dicts, waiting (GIL released) up
+/// to `timeout` seconds for the first; `None` when the queue was never listened to, or once the
+/// client is closed and none are left.
+fn next_records<T: Send>(
+    py: Python<'_>,
+    q: Option<Arc<HostQueue<T>>>,
+    timeout: f64,
+    dict: fn(Python<'_>, &T) -> PyResult<Py<PyDict>>,
+) -> PyResult<Option<Vec<Py<PyDict>>>> {
+    let Some(q) = q else {
+        return Ok(None);
+    };
+    let wait = Duration::try_from_secs_f64(timeout)
+        .map_err(|_| PyValueError::new_err("timeout must be a number of seconds >= 0"))?;
+    let mut got = Vec::new();
+    let taken = py.detach(|| q.queue().wait_with(64, Some(wait), |x| got.push(x)));
+    if taken.is_none() {
+        return Ok(None);
+    }
+    got.iter()
+        .map(|x| dict(py, x))
+        .collect::<PyResult<_>>()
+        .map(Some)
 }
 
 /// A finished span as the dict `wirecore.Span` is built from.
