@@ -277,3 +277,43 @@ test('10,000 concurrent requests keep the event loop responsive', async () => {
   assert.equal(c.stats().requestsInFlight, 0)
   await c.close()
 })
+
+test('an onSpan or onDeadLetter callback that throws is an uncaught exception; later deliveries go on', async () => {
+  // In a child: the test runner treats an uncaught exception in its own process as a failure.
+  const code = `
+    const { Client } = require('wirecore')
+    const caught = []
+    process.on('uncaughtException', (e) => caught.push(e.message))
+    const c = new Client({ otel: { enabled: true }, retry: { maxAttempts: 2, backoffBaseMs: 1, backoffMaxMs: 2 } })
+    let spans = 0
+    let letters = 0
+    c.onSpan(() => {
+      spans++
+      throw new Error('span callback ' + spans)
+    })
+    c.onDeadLetter(() => {
+      letters++
+      throw new Error('letter callback ' + letters)
+    })
+    ;(async () => {
+      for (let i = 0; i < 3; i++) {
+        const r = await c.get(process.argv[1] + '/status/503')
+        await r.text()
+      }
+      // Letters come on their own queue: wait for them (bounded), then close hands over the spans.
+      for (let t = 0; letters < 3 && t < 200; t++) await new Promise((d) => setTimeout(d, 50))
+      await c.close()
+      console.log(JSON.stringify({ spans, letters, caught: caught.sort(), stats: c.stats().otel, dl: c.stats().deadLetter }))
+    })()`
+  const r = await runChild(code, [srv.http])
+  assert.equal(r.code, 0, r.out)
+  const got = JSON.parse(r.out.trim().split('\n').pop())
+  // Every span and letter reached its callback although each call threw.
+  assert.equal(got.spans, 3, r.out)
+  assert.equal(got.letters, 3, r.out)
+  assert.deepEqual(got.caught, [
+    'letter callback 1', 'letter callback 2', 'letter callback 3',
+    'span callback 1', 'span callback 2', 'span callback 3',
+  ])
+  assert.deepEqual(got.stats, { exported: 3, dropped: 0 })
+})
