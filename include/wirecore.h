@@ -1135,7 +1135,9 @@ void wirecore_queue_close(const wirecore_queue *queue);
 
 // The read end of a pipe that receives one byte each time a completion (or close) arrives
 // after `wirecore_queue_try_take` found the queue empty, so an event loop (epoll, Go's
-// netpoller) can wait for completions without blocking a thread in wirecore. The fd is owned
+// netpoller) can wait for completions without blocking a thread in wirecore. A completion
+// that a thread blocked in `wirecore_queue_wait` takes writes no byte (that thread is woken
+// instead), so a caller may wait both ways at once. The fd is owned
 // by the queue (closed by `wirecore_queue_free`): dup it to keep it; set it non-blocking if
 // needed; read and discard its bytes. Returns -1 for an invalid queue or when no pipe can be
 // made.

@@ -12,3 +12,6 @@ func StatsJSON(t *Transport) string {
 	defer t.life.RUnlock()
 	return capi.StatsJSON(t.client)
 }
+
+// DirectWaits counts the requests that waited in the engine, alone in flight (waitDirect).
+func DirectWaits() int64 { return directWaits.Load() }

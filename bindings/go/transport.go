@@ -93,7 +93,12 @@ type transport struct {
 	inflight      atomic.Int64
 	takeHint      atomic.Int64 // buffer size for a response head and small body (capi.Take)
 	pollerEnd     chan struct{}
-	closeOnce     sync.Once
+	// direct: a request goroutine waits in wirecore_queue_wait (see waitDirect); at most one,
+	// which owns dbuf and dout.
+	direct    atomic.Bool
+	dbuf      *capi.CompletionBuffer
+	dout      []capi.Completion
+	closeOnce sync.Once
 	// letters counts the OnDeadLetter and OnSpan goroutines; close waits for them.
 	letters sync.WaitGroup
 }
@@ -166,6 +171,8 @@ func newTransport(config string) (*Transport, error) {
 		pending:   make(map[uintptr]chan capi.Completion),
 		gate:      make(chan struct{}, gateSize),
 		pollerEnd: make(chan struct{}),
+		dbuf:      capi.NewCompletionBuffer(directMax),
+		dout:      make([]capi.Completion, directMax),
 	}
 	in.takeHint.Store(2048)
 	go in.poll()
@@ -447,6 +454,15 @@ func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	var c capi.Completion
 	var ctxErr *Error
+	if directWait && t.inflight.Load() == 1 && runtime.GOMAXPROCS(0) > 1 && t.direct.CompareAndSwap(false, true) {
+		var got bool
+		c, got = t.waitDirect(ctx, ch)
+		t.direct.Store(false)
+		if got {
+			goto done
+		}
+		// ctx ended first: the select below gives the engine its grace, or cancels.
+	}
 	select {
 	case c = <-ch:
 	case <-ctx.Done():
@@ -489,6 +505,63 @@ done:
 		return nil, err
 	}
 	return t.response(req, c.Response, id, ch), nil
+}
+
+// directMax is how many completions a direct waiter takes at once.
+const directMax = 64
+
+// directSliceMs bounds one wait of a direct waiter whose context cannot end: the poller may
+// take the completion just before the waiter blocks (nothing then wakes it until another
+// completion comes), so it looks at its channel again this often. directCancelMs is the bound
+// when the context can end: how soon its end is seen.
+const (
+	directSliceMs  = 5
+	directCancelMs = 1
+)
+
+// directWait lets a request alone in flight wait in the engine (tests turn it off to compare).
+var directWait = true
+
+// directWaits counts the requests that waited directly (tests read it).
+var directWaits atomic.Int64
+
+// waitDirect waits for ch's completion inside wirecore_queue_wait, on this goroutine's thread:
+// the engine thread that completes the request wakes this thread, where the poller's path is a
+// pipe byte, Go's netpoller (another thread when GOMAXPROCS > 1), the poller goroutine and a
+// channel hop. Only a request alone in flight waits so, one at a time (one OS thread at most):
+// completions of requests started meanwhile come to this waiter too, and it hands them to their
+// waiters as the poller would. false when ctx ended first.
+//
+// Not with GOMAXPROCS 1: a P whose only M sits in a cgo call for more than a sysmon tick is
+// handed to another M when no P is idle, a thread wake-up more per request than it saves
+// (bench/results/2026-12-06-go-3.md).
+func (t *transport) waitDirect(ctx context.Context, ch chan capi.Completion) (capi.Completion, bool) {
+	directWaits.Add(1)
+	done := ctx.Done()
+	slice := int64(directSliceMs)
+	if done != nil {
+		slice = directCancelMs
+	}
+	for {
+		select {
+		case c := <-ch:
+			return c, true
+		case <-done:
+			return capi.Completion{}, false
+		default:
+		}
+		t.life.RLock()
+		n := -1
+		if !t.freed {
+			n = capi.Wait(t.queue, t.dbuf, t.dout, slice)
+		}
+		t.life.RUnlock()
+		if n < 0 {
+			// Closed: close hands every waiter "closed".
+			return <-ch, true
+		}
+		t.dispatch(t.dout[:n])
+	}
 }
 
 // leftOrigin reports whether req is a redirect hop (http.Client sets req.Response) of a chain
@@ -1083,6 +1156,7 @@ func (t *transport) close(deadline time.Duration) {
 		t.life.Lock()
 		t.freed = true
 		capi.FreeQueue(t.queue)
+		t.dbuf.Free()
 		capi.FreeClient(t.client)
 		t.life.Unlock()
 	})

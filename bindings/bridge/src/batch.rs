@@ -61,6 +61,19 @@ impl<T> Batch<T> {
         first
     }
 
+    /// Queues `item`; true when a thread blocked in [`Batch::wait_with`] takes it (it is woken
+    /// and drains the queue before it returns), so no other consumer needs a wake-up for it.
+    pub fn push_to_waiter(&self, item: T) -> bool {
+        let mut g = self.lock();
+        g.items.push_back(item);
+        let waiter = g.waiters > 0;
+        drop(g);
+        if waiter {
+            self.ready.notify_one();
+        }
+        waiter
+    }
+
     /// Moves up to `max` queued items, oldest first, into `f`; returns how many.
     pub fn take_with(&self, max: usize, f: impl FnMut(T)) -> usize {
         let mut g = self.lock();
@@ -224,6 +237,27 @@ mod tests {
             std::thread::park_timeout(Duration::from_millis(1));
         }
         panic!("the waiter never blocked");
+    }
+
+    #[test]
+    fn a_push_says_when_a_blocked_waiter_takes_it() {
+        let b = Arc::new(Batch::default());
+        assert!(
+            !b.push_to_waiter(1),
+            "nobody waits: the poller needs its wake-up"
+        );
+        assert_eq!(b.take(9), vec![1]);
+        let waiter = {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                (b.wait_with(8, None, |x| got.push(x)), got)
+            })
+        };
+        until_blocked(&b);
+        assert!(b.push_to_waiter(2), "a blocked waiter takes it");
+        assert_eq!(waiter.join().expect("no panic"), (Some(1), vec![2]));
+        assert!(b.is_empty());
     }
 
     #[test]

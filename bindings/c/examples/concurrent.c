@@ -2,6 +2,7 @@
  * in batches; submit with a callback; cancel an in-flight request; stream a request body in
  * and a response body out.
  * Usage: concurrent BASE_URL */
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -81,6 +82,37 @@ static void on_done(void *userdata, wirecore_code code, wirecore_response *resp,
     pthread_mutex_unlock(&w->mu);
     wirecore_response_free(resp);
     wirecore_error_free(err);
+}
+
+/* The notify fd gets no byte for a completion that a thread blocked in wirecore_queue_wait
+ * takes (that thread is woken instead), and one for a completion nobody waits for. */
+static void a_blocked_waiter_takes_without_a_byte(wirecore_client *client, const char *base) {
+    wirecore_queue *q = wirecore_queue_new();
+    wirecore_error *err = NULL;
+    int fd = wirecore_queue_notify_fd(q);
+    CHECK(fd >= 0, "notify_fd");
+    wirecore_completion c;
+    CHECK(wirecore_queue_try_take(q, &c, 1) == 0, "an empty queue arms the fd");
+    /* Blocked long before the response (500 ms away) comes. */
+    CHECK(wirecore_client_submit_queue(client, make("GET", base, "/delay/500"), q, (void *)1, NULL,
+                                       &err) == WIRECORE_OK,
+          "submit delay");
+    CHECK(wirecore_queue_wait(q, &c, 1, 30000) == 1 && c.code == WIRECORE_OK, "waited completion");
+    wirecore_response_free(c.response);
+    wirecore_error_free(c.error);
+    struct pollfd p = {fd, POLLIN, 0};
+    /* The engine thread would write the byte after waking this one: give it 100 ms. */
+    CHECK(poll(&p, 1, 100) == 0, "a byte was written for a completion a blocked waiter took");
+    /* Still armed: the next completion, with no waiter, writes the byte. */
+    CHECK(wirecore_client_submit_queue(client, make("GET", base, "/json"), q, (void *)2, NULL, &err) ==
+              WIRECORE_OK,
+          "submit json");
+    CHECK(poll(&p, 1, 30000) == 1, "no byte for a completion nobody waited for");
+    CHECK(wirecore_queue_try_take(q, &c, 1) == 1 && c.code == WIRECORE_OK,
+          "the byte came before its completion (a byte left from the waited one?)");
+    wirecore_response_free(c.response);
+    wirecore_error_free(c.error);
+    wirecore_queue_free(q);
 }
 
 int main(int argc, char **argv) {
@@ -194,7 +226,10 @@ int main(int argc, char **argv) {
     printf("stream: %zu bytes in %d queued reads\n", total, reads);
     CHECK(total == 20 * 4096, "stream length %zu", total);
 
-    /* 6. A request left in the queue when it is freed is freed by wirecore. */
+    /* 6. A blocked waiter is woken without the notify fd. */
+    a_blocked_waiter_takes_without_a_byte(client, base);
+
+    /* 7. A request left in the queue when it is freed is freed by wirecore. */
     CHECK(wirecore_client_submit_queue(client, make("GET", base, "/json"), q, NULL, NULL, &err) ==
               WIRECORE_OK,
           "submit last");

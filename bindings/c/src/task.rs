@@ -87,9 +87,12 @@ impl QueueInner {
         }
     }
 
+    /// Queues a completion; the poller's wake-up byte is written only when no thread blocked in
+    /// `wirecore_queue_wait` takes it (that thread is woken instead: one hand-off, not two).
     fn push(&self, c: wirecore_completion) {
-        self.batch.push(Done(c));
-        self.signal();
+        if !self.batch.push_to_waiter(Done(c)) {
+            self.signal();
+        }
     }
 }
 
@@ -334,7 +337,13 @@ pub unsafe extern "C" fn wirecore_queue_wait(
         }
         let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
         let mut w = Writer { out, n: 0 };
-        match q.inner.batch.wait_with(max, timeout, |d| w.write(d)) {
+        let n = q.inner.batch.wait_with(max, timeout, |d| w.write(d));
+        // Completions pushed while this thread waited wrote no wake-up byte: whatever it left
+        // behind (more than `max`) is the poller's again.
+        if !q.inner.batch.is_empty() {
+            q.inner.signal();
+        }
+        match n {
             Some(n) => isize::try_from(n).unwrap_or(isize::MAX),
             None => -1,
         }
@@ -359,7 +368,9 @@ pub unsafe extern "C" fn wirecore_queue_close(queue: *const wirecore_queue) {
 
 /// The read end of a pipe that receives one byte each time a completion (or close) arrives
 /// after `wirecore_queue_try_take` found the queue empty, so an event loop (epoll, Go's
-/// netpoller) can wait for completions without blocking a thread in wirecore. The fd is owned
+/// netpoller) can wait for completions without blocking a thread in wirecore. A completion
+/// that a thread blocked in `wirecore_queue_wait` takes writes no byte (that thread is woken
+/// instead), so a caller may wait both ways at once. The fd is owned
 /// by the queue (closed by `wirecore_queue_free`): dup it to keep it; set it non-blocking if
 /// needed; read and discard its bytes. Returns -1 for an invalid queue or when no pipe can be
 /// made.
