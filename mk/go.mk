@@ -40,8 +40,10 @@ demo-go: build-go  ## The Go example against a fresh test server, with stats
 	cd $(GO_DIR) && $(GO) run ./examples/demo -server $(GO_TESTSERVER)
 
 # nginx serves the 1 KiB file when it is installed (the test server otherwise); each cell runs
-# both clients three times, alternating which goes first, and the table gives medians.
-BENCH_GO_ARGS ?= $(if $(wildcard /usr/sbin/nginx),-nginx /usr/sbin/nginx) -repeat 3
+# both clients three times, alternating which goes first, and the table gives medians; at
+# GOMAXPROCS 1 (Go's default on the one CPU the client is pinned to) and 2 (as on a machine with
+# more cores: a request alone in flight then waits in the engine).
+BENCH_GO_ARGS ?= $(if $(wildcard /usr/sbin/nginx),-nginx /usr/sbin/nginx) -repeat 3 -procs 1,2
 
 bench-go: setup-go  ## wirecore vs net/http, GET 1 KiB from nginx at C=1,16,64,256 over h1 and h2 (release build)
 	$(CARGO) build --release -p wirecore-ffi -p wirecore-testserver

@@ -5,7 +5,11 @@
 // which goes first, and reports medians. It prints a Markdown report.
 //
 //	bench -server PATH [-duration 3s] [-c 1,16,64,256] [-repeat 3]
-//	bench -nginx /usr/sbin/nginx -repeat 5
+//	bench -nginx /usr/sbin/nginx -repeat 5 -procs 1,2
+//
+// -procs runs every cell at each GOMAXPROCS given: pinned to one CPU Go's default is 1, but a
+// program on a machine with more cores runs with more, and a request alone in flight takes
+// another path then (see waitDirect in bindings/go).
 package main
 
 import (
@@ -284,6 +288,8 @@ func main() {
 	only := flag.String("only", "", "run one client only (net/http or wirecore), for profiling")
 	protos := flag.String("proto", "h1,h2", "protocols to run (h1, h2)")
 	cpuProfile := flag.String("cpuprofile", "", "write a Go CPU profile of the runs to this file")
+	procsFlag := flag.String("procs", "", "GOMAXPROCS values to run every cell at, e.g. 1,2 (empty: Go's default); "+
+		"Go's default for a client pinned to one CPU is 1, on a machine with more cores it is more")
 	flag.Parse()
 
 	var srv server
@@ -307,76 +313,93 @@ func main() {
 	}
 	load0 := loadavg()
 
-	type cell struct{ std, wc []result }
+	type cell struct {
+		procs   int
+		std, wc []result
+	}
 	var cells []cell
 	var names []string
-	for _, proto := range strings.Split(*protos, ",") {
-		url := srv.h1
-		if proto == "h2" {
-			url = srv.h2
+	procsList := []int{runtime.GOMAXPROCS(0)}
+	if *procsFlag != "" {
+		procsList = nil
+		for _, p := range strings.Split(*procsFlag, ",") {
+			n, err := strconv.Atoi(p)
+			if err != nil || n < 1 {
+				fail(fmt.Errorf("-procs: %q", p))
+			}
+			procsList = append(procsList, n)
 		}
-		for _, cs := range strings.Split(*concs, ",") {
-			conc, _ := strconv.Atoi(cs)
-			// net/http, tuned as the seed: MaxIdleConns 100, MaxIdleConnsPerHost 50.
-			std := &http.Transport{
-				MaxIdleConns:        100,
-				MaxIdleConnsPerHost: 50,
-				ForceAttemptHTTP2:   proto == "h2",
-				TLSClientConfig:     &tls.Config{RootCAs: pool},
+	}
+	for _, procs := range procsList {
+		runtime.GOMAXPROCS(procs)
+		for _, proto := range strings.Split(*protos, ",") {
+			url := srv.h1
+			if proto == "h2" {
+				url = srv.h2
 			}
-			wc, err := wirecore.NewTransport(wirecore.Config{TLS: wirecore.TLSConfig{CAFiles: []string{srv.ca}}})
-			if err != nil {
-				fail(err)
-			}
-			var c cell
-			runStd := func() {
-				r := result{conc: conc}
-				if *only != "wirecore" {
-					r = run(&http.Client{Transport: std}, url, conc, *duration)
+			for _, cs := range strings.Split(*concs, ",") {
+				conc, _ := strconv.Atoi(cs)
+				// net/http, tuned as the seed: MaxIdleConns 100, MaxIdleConnsPerHost 50.
+				std := &http.Transport{
+					MaxIdleConns:        100,
+					MaxIdleConnsPerHost: 50,
+					ForceAttemptHTTP2:   proto == "h2",
+					TLSClientConfig:     &tls.Config{RootCAs: pool},
 				}
-				r.client, r.proto = "net/http", proto
-				c.std = append(c.std, r)
-			}
-			runWc := func() {
-				r := result{conc: conc}
-				if *only != "net/http" {
-					r = run(&http.Client{Transport: wc}, url, conc, *duration)
+				wc, err := wirecore.NewTransport(wirecore.Config{TLS: wirecore.TLSConfig{CAFiles: []string{srv.ca}}})
+				if err != nil {
+					fail(err)
 				}
-				r.client, r.proto = "wirecore", proto
-				c.wc = append(c.wc, r)
-			}
-			for i := range *repeat {
-				if i%2 == 0 {
-					runStd()
-					runWc()
-				} else {
-					runWc()
-					runStd()
+				c := cell{procs: procs}
+				runStd := func() {
+					r := result{conc: conc}
+					if *only != "wirecore" {
+						r = run(&http.Client{Transport: std}, url, conc, *duration)
+					}
+					r.client, r.proto = "net/http", proto
+					c.std = append(c.std, r)
 				}
+				runWc := func() {
+					r := result{conc: conc}
+					if *only != "net/http" {
+						r = run(&http.Client{Transport: wc}, url, conc, *duration)
+					}
+					r.client, r.proto = "wirecore", proto
+					c.wc = append(c.wc, r)
+				}
+				for i := range *repeat {
+					if i%2 == 0 {
+						runStd()
+						runWc()
+					} else {
+						runWc()
+						runStd()
+					}
+					runtime.GC()
+				}
+				std.CloseIdleConnections()
+				wc.Close()
 				runtime.GC()
+				cells = append(cells, c)
+				names = append(names, fmt.Sprintf("%s C=%d GOMAXPROCS=%d", proto, conc, procs))
+				fmt.Fprintf(os.Stderr, "%s C=%d GOMAXPROCS=%d done (load %s)\n", proto, conc, procs, loadavg())
 			}
-			std.CloseIdleConnections()
-			wc.Close()
-			runtime.GC()
-			cells = append(cells, c)
-			names = append(names, fmt.Sprintf("%s C=%d", proto, conc))
-			fmt.Fprintf(os.Stderr, "%s C=%d done (load %s)\n", proto, conc, loadavg())
 		}
 	}
 
 	fmt.Printf("# Go: wirecore Transport vs net/http (%s)\n\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Printf("GET 1 KiB from %s on loopback, server on CPU %q; client GOMAXPROCS=%d, %s per run, %d run(s) per client and cell alternating which goes first (medians), %s, %d CPUs.\n",
-		srv.name, *serverCPU, runtime.GOMAXPROCS(0), *duration, *repeat, runtime.Version(), runtime.NumCPU())
+	fmt.Printf("GET 1 KiB from %s on loopback, server on CPU %q; client GOMAXPROCS %s (column GOMAXPROCS), %s per run, %d run(s) per client and cell alternating which goes first (medians), %s, %d CPUs.\n",
+		srv.name, *serverCPU, strings.Trim(fmt.Sprint(procsList), "[]"), *duration, *repeat, runtime.Version(), runtime.NumCPU())
 	fmt.Printf("net/http is tuned as the seed (MaxIdleConns 100, MaxIdleConnsPerHost 50; ForceAttemptHTTP2 for h2).\n")
 	fmt.Printf("h1 = HTTP/1.1 over plain TCP; h2 = HTTP/2 over TLS. CPU µs/req is the client process's user+sys CPU per request (getrusage).\n")
 	fmt.Printf("Ratios are wirecore ÷ net/http measured in the same run (throughput: higher is better; CPU: lower is better).\n\n")
 	fmt.Printf("Load average at the start: %s; at the end: %s (a shared machine: compare ratios within this run only).\n\n", load0, loadavg())
-	fmt.Println("| proto | C | net/http req/s | wirecore req/s | ratio | net/http CPU µs/req | wirecore CPU µs/req | CPU ratio | net/http p50 / p99 | wirecore p50 / p99 | p50 ratio | Go allocs/req (std/wc) | ctx switches/req (std/wc) | errors (std/wc) |")
-	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Println("| proto | C | GOMAXPROCS | net/http req/s | wirecore req/s | ratio | net/http CPU µs/req | wirecore CPU µs/req | CPU ratio | net/http p50 / p99 | wirecore p50 / p99 | p50 ratio | Go allocs/req (std/wc) | ctx switches/req (std/wc) | errors (std/wc) |")
+	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, c := range cells {
 		s, w := median(c.std), median(c.wc)
-		fmt.Printf("| %s | %d | %.0f | %.0f | **%.2f×** | %.1f | %.1f | **%.2f×** | %s / %s | %s / %s | %.2f× | %.1f / %.1f | %.2f / %.2f | %d / %d |\n",
-			s.proto, s.conc, s.rps, w.rps, w.rps/s.rps, s.cpuUs, w.cpuUs, w.cpuUs/s.cpuUs,
+		fmt.Printf("| %s | %d | %d | %.0f | %.0f | **%.2f×** | %.1f | %.1f | **%.2f×** | %s / %s | %s / %s | %.2f× | %.1f / %.1f | %.2f / %.2f | %d / %d |\n",
+			s.proto, s.conc, c.procs, s.rps, w.rps, w.rps/s.rps, s.cpuUs, w.cpuUs, w.cpuUs/s.cpuUs,
 			s.p50.Round(time.Microsecond), s.p99.Round(time.Microsecond),
 			w.p50.Round(time.Microsecond), w.p99.Round(time.Microsecond),
 			float64(w.p50)/float64(s.p50), s.allocs, w.allocs, s.csw, w.csw, s.errors, w.errors)
