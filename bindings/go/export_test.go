@@ -15,3 +15,6 @@ func StatsJSON(t *Transport) string {
 
 // DirectWaits counts the requests that waited in the engine, alone in flight (waitDirect).
 func DirectWaits() int64 { return directWaits.Load() }
+
+// TakeHint is the transport's guess for Take's buffer (head and whole body).
+func TakeHint(t *Transport) int64 { return t.takeHint.Load() }

@@ -49,6 +49,13 @@ const deadlineGrace = 100 * time.Millisecond
 // prefetches bodies up to 64 KiB).
 const takeHintMax = 72 << 10
 
+// takeSlack is what the guess adds to the largest recent response: responses of one endpoint
+// differ by a few bytes (a date, a length). takeWindow is how many responses "recent" is.
+const (
+	takeSlack  = 64
+	takeWindow = 64
+)
+
 // sharedHeadMax is the largest whole body whose buffer the response's header strings may share
 // (see response).
 const sharedHeadMax = 8 << 10
@@ -92,6 +99,8 @@ type transport struct {
 	hostRedirects bool
 	inflight      atomic.Int64
 	takeHint      atomic.Int64 // buffer size for a response head and small body (capi.Take)
+	takeSeen      atomic.Int64 // the largest response taken in this window (see sized)
+	takeCount     atomic.Int64 // responses taken
 	pollerEnd     chan struct{}
 	// direct: a request goroutine waits in wirecore_queue_wait (see waitDirect); at most one,
 	// which owns dbuf and dout.
@@ -739,9 +748,7 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 	if hook != nil {
 		hook(responseInfo(h.Reused, timings, cache))
 	}
-	if n := len(h.Headers) + len(h.Body); n > hint || n < hint/4 {
-		t.takeHint.Store(int64(min(max(n+n/4, 512), takeHintMax)))
-	}
+	t.sized(len(h.Headers)+len(h.Body), hint)
 	header := make(http.Header, h.Count)
 	// One backing array for every header's first value (as net/http's reader does), and one
 	// string for every header field. With a small body, names and values are substrings of the
@@ -826,6 +833,28 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 		}
 	}
 	return resp
+}
+
+// sized adjusts the guess for Take's buffer after a response of n bytes (head and whole body)
+// was taken with a buffer of hint: it grows at once past a response that did not fit (which
+// took a second call), and every takeWindow responses it becomes the largest of the window plus
+// takeSlack, so it shrinks too. A fixed quarter more than the last response (as before) kept a
+// 1 KiB body's buffer in Go's 2 KiB size class: over half of the bytes a request allocated on
+// the Go side (bench/results/2026-12-06-go-3.md).
+func (t *transport) sized(n, hint int) {
+	want := int64(min(max(n+takeSlack, 256), takeHintMax))
+	if n > hint {
+		t.takeHint.Store(want)
+	}
+	for {
+		seen := t.takeSeen.Load()
+		if want <= seen || t.takeSeen.CompareAndSwap(seen, want) {
+			break
+		}
+	}
+	if t.takeCount.Add(1)%takeWindow == 0 {
+		t.takeHint.Store(max(t.takeSeen.Swap(0), want))
+	}
 }
 
 // commonKeys maps the lower-case names the engine reports (HTTP/2 requires them; HTTP/1 names

@@ -600,3 +600,29 @@ func TestResponseHeadersRepeatedAndCanonical(t *testing.T) {
 		}
 	}
 }
+
+// Take's buffer follows the responses' size: a 1 KiB body's head and body fit in ~1.3 KiB (not
+// Go's 2 KiB size class), a larger response grows it at once, and it shrinks back.
+func TestTakeBufferFollowsResponseSizes(t *testing.T) {
+	tr := newTransport(t, wirecore.Config{})
+	c := &http.Client{Transport: tr}
+	small := func() {
+		t.Helper()
+		for range 130 {
+			if _, b := get(t, c, server.HTTP+"/bytes/1024"); len(b) != 1024 {
+				t.Fatalf("%d bytes", len(b))
+			}
+		}
+		if h := wirecore.TakeHint(tr); h < 1024 || h > 1536 {
+			t.Fatalf("after 1 KiB bodies the buffer guess is %d bytes", h)
+		}
+	}
+	small()
+	if _, b := get(t, c, server.HTTP+"/bytes/16384"); len(b) != 16384 {
+		t.Fatalf("%d bytes", len(b))
+	}
+	if h := wirecore.TakeHint(tr); h < 16384 {
+		t.Fatalf("after a 16 KiB body the buffer guess is %d bytes", h)
+	}
+	small()
+}
