@@ -55,9 +55,9 @@ func Events(resp *http.Response) (*EventReader, error) {
 	if b.resp == nil {
 		return nil, errBodyClosed
 	}
-	b.t.gate <- struct{}{}
+	b.t.gate.enter()
 	s, rc, e := capi.ResponseEvents(b.resp)
-	<-b.t.gate
+	b.t.gate.leave()
 	if rc != capi.OK {
 		return nil, errorOf(rc, e)
 	}

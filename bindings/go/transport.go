@@ -60,8 +60,40 @@ const (
 // (see response).
 const sharedHeadMax = 8 << 10
 
-// gateSize is how many goroutines may be inside a request-path cgo call at once.
+// gateSize is how many goroutines may be inside a request-path cgo call at once, at least:
+// GOMAXPROCS when that is more (see newGate).
 const gateSize = 8
+
+// gate bounds the goroutines inside a request-path cgo call at once. A cgo call that runs long
+// (a contended lock in the engine) makes the Go scheduler start another OS thread; the gate
+// caps that at its size, whatever the number of goroutines. Entering and leaving are an atomic
+// add each while it is not full (a channel's lock per crossing was 4 lock round trips per
+// request, on one lock every P shares); past its size, goroutines wait for a token.
+type gate struct {
+	n    atomic.Int64 // inside, plus waiting for a token
+	size int64
+	wake chan struct{}
+}
+
+// newGate sizes the gate at gateSize or GOMAXPROCS, whichever is more: a smaller gate than
+// GOMAXPROCS would make goroutines running at once on their own Ps queue for it.
+func newGate() *gate {
+	return &gate{size: int64(max(gateSize, runtime.GOMAXPROCS(0))), wake: make(chan struct{}, 1024)}
+}
+
+func (g *gate) enter() {
+	if g.n.Add(1) > g.size {
+		<-g.wake
+	}
+}
+
+// leave hands the place to one waiter when there is one (it has counted itself in n, and its
+// receive is coming).
+func (g *gate) leave() {
+	if g.n.Add(-1) >= g.size {
+		g.wake <- struct{}{}
+	}
+}
 
 // Transport is an http.RoundTripper over one wirecore client (a pool, a DNS cache, counters).
 // It is safe for concurrent use. Call Close when done; a Transport that becomes unreachable
@@ -87,10 +119,8 @@ type transport struct {
 	life  sync.RWMutex
 	freed bool
 
-	// gate bounds the goroutines inside a request-path cgo call at once. A cgo call that runs
-	// long (a contended lock in the engine) makes the Go scheduler start another OS thread;
-	// the gate caps that at its size, whatever the number of goroutines.
-	gate chan struct{}
+	// gate bounds the goroutines inside a request-path cgo call at once.
+	gate *gate
 
 	tls tlsStates
 	// refuseDowngrade: redirect.allow_downgrade is false (http.Client's hops are checked here).
@@ -178,7 +208,7 @@ func newTransport(config string) (*Transport, error) {
 		client:    c,
 		queue:     capi.NewQueue(),
 		pending:   make(map[uintptr]chan capi.Completion),
-		gate:      make(chan struct{}, gateSize),
+		gate:      newGate(),
 		pollerEnd: make(chan struct{}),
 		dbuf:      capi.NewCompletionBuffer(directMax),
 		dout:      make([]capi.Completion, directMax),
@@ -439,10 +469,10 @@ func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 			return nil, errClosed
 		}
 	}
-	t.gate <- struct{}{}
+	t.gate.enter()
 	task, writer, rc, e := capi.Submit(t.client, t.queue, id, method, req.URL.String(), hdrs,
 		count, body, mode, timeoutMs, ctx.Done() != nil, leftOrigin(req), opts)
-	<-t.gate
+	t.gate.leave()
 	t.life.RUnlock()
 	if rc != capi.OK {
 		t.unregister(id)
@@ -491,9 +521,9 @@ func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 done:
 	if task != nil {
-		t.gate <- struct{}{}
+		t.gate.enter()
 		capi.FreeTask(task)
-		<-t.gate
+		t.gate.leave()
 	}
 	if ctxErr != nil {
 		t.unregister(id)
@@ -732,7 +762,7 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 	hook := responseInfoHook(req.Context())
 	var timings capi.Timings
 	var cache int
-	t.gate <- struct{}{}
+	t.gate.enter()
 	if req.URL.Scheme == "https" {
 		// Before Take, which frees a response whose body came whole.
 		if info, ok := capi.TLS(r); ok {
@@ -744,7 +774,7 @@ func (t *transport) response(req *http.Request, r *capi.Response, id uintptr, ch
 		cache = capi.CacheStatus(r)
 	}
 	h := capi.Take(r, hint)
-	<-t.gate
+	t.gate.leave()
 	if hook != nil {
 		hook(responseInfo(h.Reused, timings, cache))
 	}
@@ -1014,9 +1044,9 @@ func (b *body) Read(p []byte) (int, error) {
 			b.mu.Unlock()
 			return 0, errBodyClosed
 		}
-		b.t.gate <- struct{}{}
+		b.t.gate.enter()
 		n, eof, rc, e := capi.ReadNowait(b.resp, p)
-		<-b.t.gate
+		b.t.gate.leave()
 		if n > 0 {
 			b.mu.Unlock()
 			return n, nil
@@ -1093,9 +1123,9 @@ func (b *body) free() {
 		return
 	}
 	b.cleanup.Stop()
-	b.t.gate <- struct{}{}
+	b.t.gate.enter()
 	capi.FreeResponse(r)
-	<-b.t.gate
+	b.t.gate.leave()
 	if !reading {
 		b.t.unregister(b.id)
 	}
