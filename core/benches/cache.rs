@@ -175,7 +175,7 @@ fn main() {
             let (l2, get) = r.interleaved(&rt, 10, 1_000);
             let (l2_median, get_median) = r.alternating(&rt, 10_000);
             format!(
-                "| Redis hit (memory forgotten before each GET: lookup, Redis GET, decode, policy) | {l2:.1} µs | |\n\
+                "| Redis hit (memory forgotten before each GET, untimed: lookup, Redis GET, decode, policy) | {l2:.1} µs | |\n\
                  | plain Redis GET of the same entry's bytes (redis crate, ConnectionManager) | {get:.1} µs | |\n\
                  | Redis hit / Redis GET | {:.2}× | ≤ 1.2× |\n\
                  | Redis hit / Redis GET, medians of 10,000 of each, one after the other | {l2_median:.1} / {get_median:.1} µs = {:.2}× | ≤ 1.2× |\n",
@@ -246,8 +246,8 @@ fn start_redis() -> Option<RedisServer> {
     None
 }
 
-/// A Redis hit through the whole client path (memory forgotten before each GET, so the entry
-/// is read from Redis, decoded and its policy rebuilt) next to a plain GET of the same entry's
+/// A Redis hit through the whole client path (memory forgotten before each GET, outside the
+/// timed region, so the entry is read from Redis, decoded and its policy rebuilt) next to a plain GET of the same entry's
 /// bytes on the same kind of connection: issue 14 asks for at most 1.2 times the plain GET.
 struct RedisBench {
     client: Client,
@@ -298,29 +298,36 @@ impl RedisBench {
         })
     }
 
+    /// `n` Redis hits, each timed on its own: memory is forgotten before each, outside the
+    /// timed region (so the time is the hit's alone, as `plain_gets` times the GET alone).
     async fn l2_hits(&self, n: u64) -> Duration {
-        let t = Instant::now();
+        let mut total = Duration::ZERO;
         for _ in 0..n {
             self.client.forget_cached_in_memory(&self.url);
+            let t = Instant::now();
             let r = self.client.get(&self.url).send().await.expect("request");
             black_box(r.bytes().await.expect("body"));
+            total += t.elapsed();
         }
-        t.elapsed()
+        total
     }
 
+    /// `n` plain GETs, each timed on its own as `l2_hits` times a hit.
     async fn plain_gets(&self, n: u64) -> Duration {
         let mut conn = self.conn.clone();
-        let t = Instant::now();
+        let mut total = Duration::ZERO;
         for _ in 0..n {
+            let t = Instant::now();
             let v: Vec<u8> = redis::cmd("GET")
                 .arg(&self.key)
                 .query_async(&mut conn)
                 .await
                 .expect("GET");
+            total += t.elapsed();
             assert!(!v.is_empty(), "the entry is in Redis");
             black_box(v);
         }
-        t.elapsed()
+        total
     }
 
     fn criterion(&self, crit: &mut Criterion, rt: &Runtime) {
