@@ -192,7 +192,7 @@ impl Cache {
         let mut stale = None;
         // Newest first: a later variant replaces an earlier one for the same request.
         for e in variants.iter().rev() {
-            match e.policy.before_request(req, now) {
+            match e.policy().before_request(req, now) {
                 BeforeRequest::Fresh(_) => return Lookup::Fresh(e.clone()),
                 BeforeRequest::Stale { matches: true, .. } if stale.is_none() => {
                     stale = Some(e.clone());
@@ -209,7 +209,7 @@ impl Cache {
         let Some(l2) = &self.l2 else {
             return Lookup::Missing;
         };
-        let Some(entry) = l2.read(key, self.opts).await else {
+        let Some(entry) = l2.read(key, &req.method, &req.uri, self.opts).await else {
             return Lookup::Missing;
         };
         let now = SystemTime::now();
@@ -227,7 +227,7 @@ impl Cache {
                 l2.counters.misses.fetch_add(1, Relaxed);
                 return Lookup::Missing;
             }
-            Plain::Ask => match entry.policy.before_request(req, now) {
+            Plain::Ask => match entry.policy().before_request(req, now) {
                 BeforeRequest::Fresh(_) => true,
                 BeforeRequest::Stale { matches: true, .. } => false,
                 BeforeRequest::Stale { .. } => {
@@ -252,7 +252,7 @@ impl Cache {
         let now = SystemTime::now();
         let entry = Arc::new(entry);
         if let Some(l2) = &self.l2 {
-            l2.write(&key, req, &entry, now);
+            l2.write(&key, req, &entry, now, &self.opts);
         }
         self.keep(key, req, entry, now);
     }
@@ -278,7 +278,7 @@ impl Cache {
                 old.iter()
                     .filter(|e| {
                         !matches!(
-                            e.policy.before_request(req.borrow(), now),
+                            e.policy().before_request(req.borrow(), now),
                             BeforeRequest::Fresh(_) | BeforeRequest::Stale { matches: true, .. }
                         )
                     })

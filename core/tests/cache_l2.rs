@@ -220,25 +220,53 @@ async fn the_entry_in_redis_is_in_the_documented_format() {
     let mut conn = redis_conn(&redis);
     let key = format!("wc-test:format:GET {url}");
     let raw: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut conn).unwrap();
-    assert_eq!(raw[0], 1, "format version");
-    let len = u32::from_be_bytes(raw[1..5].try_into().unwrap()) as usize;
-    let head: serde_json::Value = serde_json::from_slice(&raw[5..5 + len]).unwrap();
-    assert_eq!(head["status"], 200);
-    assert_eq!(head["method"], "GET");
-    assert_eq!(head["url"], url);
-    assert_eq!(head["version"], "HTTP/1.1");
+    assert_eq!(&raw[..4], b"\x02wce", "format version and magic");
+    let be = |at: usize, n: usize| {
+        raw[at..at + n]
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+    };
+    assert_eq!(be(4, 2), 200, "status");
+    assert_eq!(raw[6], 11, "HTTP/1.1");
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    let at = head["response_time_ms"].as_u64().unwrap();
+    let at = be(7, 8);
     assert!(at <= now_ms && now_ms - at < 600_000, "{at} vs {now_ms}");
-    let headers = head["headers"].as_array().unwrap();
+    let fresh_until = be(15, 8);
     assert!(
-        headers.contains(&serde_json::json!(["etag", "\"f1\""])),
-        "{headers:?}"
+        fresh_until > at + 590_000 && fresh_until <= at + 600_000,
+        "max-age=600: {fresh_until} for {at}"
     );
-    let stored_body: serde_json::Value = serde_json::from_slice(&raw[5 + len..]).unwrap();
+    assert_eq!(raw[23], 0, "a private cache's options");
+    assert_eq!(be(24, 4), u64::from(0.1f32.to_bits()), "heuristic 10 %");
+    assert_eq!(be(28, 4), 86_400, "immutable minimum");
+    // The header lists: the varied request headers (none), then the response's.
+    let mut pos = 32;
+    let mut lists = Vec::new();
+    for _ in 0..2 {
+        let n = be(pos, 2);
+        pos += 2;
+        let mut list = Vec::new();
+        for _ in 0..n {
+            let name_len = be(pos, 2) as usize;
+            let name = String::from_utf8(raw[pos + 2..pos + 2 + name_len].to_vec()).unwrap();
+            pos += 2 + name_len;
+            let value_len = be(pos, 4) as usize;
+            let value = String::from_utf8(raw[pos + 4..pos + 4 + value_len].to_vec()).unwrap();
+            pos += 4 + value_len;
+            list.push((name, value));
+        }
+        lists.push(list);
+    }
+    assert_eq!(lists[0], vec![]);
+    assert!(
+        lists[1].contains(&("etag".to_owned(), "\"f1\"".to_owned())),
+        "{:?}",
+        lists[1]
+    );
+    let stored_body: serde_json::Value = serde_json::from_slice(&raw[pos..]).unwrap();
     assert_eq!(stored_body, body);
     // TTL: 600 s of freshness plus the stale window (it has a validator).
     let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
@@ -253,6 +281,66 @@ async fn the_entry_in_redis_is_in_the_documented_format() {
             .unwrap()
     })
     .await;
+}
+
+/// An entry of format version 1 (a JSON head: what clients before version 2 wrote) or a value
+/// that is no entry at all is a miss, counted as one: the server answers, nothing fails, and
+/// the answer is written over it in the current format, a hit for the next process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_format_or_garbage_entry_is_a_miss_and_is_written_over() {
+    let redis = start_redis();
+    let srv = server().await;
+    let mut conn = redis_conn(&redis);
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    for (name, path) in [
+        ("version 1", "/cache/v1?cache_control=max-age=600"),
+        ("garbage", "/cache/garbage?cache_control=max-age=600"),
+        ("magic", "/cache/magic?cache_control=max-age=600"),
+    ] {
+        let url = srv.url(path);
+        let prefix = format!("wc-test:old:{name}:");
+        let key = format!("{prefix}GET {url}");
+        let value: Vec<u8> = match name {
+            "version 1" => {
+                let json = format!(
+                    r#"{{"status":200,"version":"HTTP/1.1","method":"GET","url":"{url}","response_time_ms":{at},"request_headers":[],"headers":[["cache-control","max-age=600"],["content-type","application/json"]]}}"#
+                );
+                let mut v = vec![1];
+                v.extend_from_slice(&u32::try_from(json.len()).unwrap().to_be_bytes());
+                v.extend_from_slice(json.as_bytes());
+                v.extend_from_slice(br#"{"served":999}"#);
+                v
+            }
+            "garbage" => b"\x02 not an entry at all".to_vec(),
+            _ => b"\x02xyz\x00\xc8\x0b".to_vec(),
+        };
+        let () = redis::cmd("SET")
+            .arg(&key)
+            .arg(value)
+            .query(&mut conn)
+            .unwrap();
+        let a = l2_client(&srv, &redis.url(), &prefix, |_| {});
+        let (status, body) = get(&a, &url).await;
+        assert_eq!(status, Some(CacheStatus::Miss), "{name}");
+        assert_eq!(body["served"], 1, "{name}: the server answered");
+        let s = a.stats().cache;
+        assert_eq!(
+            (s.l2_hits, s.l2_misses, s.l2_errors),
+            (0, 1, 0),
+            "{name}: {s:?}"
+        );
+        stored(&a, 1).await;
+        let raw: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut conn).unwrap();
+        assert_eq!(&raw[..4], b"\x02wce", "{name}: written over");
+        let b = l2_client(&srv, &redis.url(), &prefix, |_| {});
+        let (status, body) = get(&b, &url).await;
+        assert_eq!(status, Some(CacheStatus::Hit), "{name}");
+        assert_eq!(body["served"], 1, "{name}");
+        assert_eq!(b.stats().cache.l2_hits, 1, "{name}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

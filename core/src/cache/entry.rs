@@ -5,14 +5,16 @@
 //! An entry keeps, besides its policy, what a plain request needs to be answered without the
 //! policy (`Quick`): the moment it goes stale and the request values its `Vary` names. A hit
 //! then costs a clock compare and a few header compares, and shares the stored header map.
+//! An entry read back from Redis carries that moment as its writer worked it out, and builds
+//! its policy only when a request needs it (`Entry::read_back`).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{StatusCode, Uri, Version};
-use http_cache_semantics::{CacheOptions, CachePolicy, ResponseLike};
+use http::{Method, StatusCode, Uri, Version};
+use http_cache_semantics::{CacheOptions, CachePolicy, RequestLike, ResponseLike};
 
 use super::{CacheStatus, ENTRY_OVERHEAD};
 use crate::body::Body;
@@ -21,7 +23,8 @@ use crate::response::{Headers, Response, Timings};
 /// A complete stored response.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    pub(crate) policy: CachePolicy,
+    /// Its policy, made with the entry or on first use (see [`Entry::policy`]).
+    policy: Policy,
     pub(crate) status: StatusCode,
     pub(crate) version: Version,
     pub(crate) headers: HeaderMap,
@@ -36,6 +39,43 @@ pub(crate) struct Entry {
     /// The headers as last served, with `Age` in whole seconds: shared by every hit within
     /// the same second.
     served: Mutex<Option<(u64, Arc<HeaderMap>)>>,
+}
+
+/// An entry's policy.
+#[derive(Debug)]
+enum Policy {
+    /// Made with the entry.
+    Made(CachePolicy),
+    /// Built from the request an entry read back from Redis was stored for, when a request
+    /// first needs it.
+    Later(OnceLock<CachePolicy>, Box<Asked>),
+}
+
+/// The request (and the cache's options) an entry read back builds its policy from.
+#[derive(Debug)]
+struct Asked {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    opts: CacheOptions,
+}
+
+impl RequestLike for Asked {
+    fn uri(&self) -> Uri {
+        self.uri.clone()
+    }
+
+    fn is_same_uri(&self, other: &Uri) -> bool {
+        self.uri == *other
+    }
+
+    fn method(&self) -> &Method {
+        &self.method
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
 }
 
 /// The policy's answer for a plain request, worked out when the entry is made.
@@ -101,9 +141,9 @@ impl Entry {
                 .and_then(|v| v.to_str().ok()?.parse().ok())
                 .unwrap_or(0),
         );
-        let quick = quick(&policy, &req.headers, &headers, response_time);
+        let quick = quick(fresh_until(&policy, response_time), &req.headers, &headers);
         Entry {
-            policy,
+            policy: Policy::Made(policy),
             status,
             version,
             headers,
@@ -112,6 +152,72 @@ impl Entry {
             arrived_aged,
             quick,
             served: Mutex::new(None),
+        }
+    }
+
+    /// An entry read back from the second level: the response to a `method` request for `uri`
+    /// whose `Vary` named `varied` (the stored request's values), received at `response_time`
+    /// and fresh until `fresh_until` (`None`: not fresh) as its writer's policy said under the
+    /// same options. Its policy is built from these on first use: a hit judged without the
+    /// policy never builds it.
+    #[expect(clippy::too_many_arguments, reason = "one stored entry's fields")]
+    pub(crate) fn read_back(
+        method: Method,
+        uri: Uri,
+        varied: HeaderMap,
+        status: StatusCode,
+        version: Version,
+        headers: HeaderMap,
+        body: Bytes,
+        response_time: SystemTime,
+        fresh_until: Option<SystemTime>,
+        opts: CacheOptions,
+    ) -> Entry {
+        let arrived_aged = Duration::from_secs(
+            headers
+                .get(header::AGE)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0),
+        );
+        let quick = quick(fresh_until, &varied, &headers);
+        Entry {
+            policy: Policy::Later(
+                OnceLock::new(),
+                Box::new(Asked {
+                    method,
+                    uri,
+                    headers: varied,
+                    opts,
+                }),
+            ),
+            status,
+            version,
+            headers,
+            body,
+            response_time,
+            arrived_aged,
+            quick,
+            served: Mutex::new(None),
+        }
+    }
+
+    /// Its policy (RFC 9111's rules for this response), built now if it was read back and no
+    /// request needed it yet.
+    pub(crate) fn policy(&self) -> &CachePolicy {
+        match &self.policy {
+            Policy::Made(p) => p,
+            Policy::Later(cell, asked) => cell.get_or_init(|| {
+                let head = Head(self.status, &self.headers);
+                CachePolicy::new_options(&**asked, &head, self.response_time, asked.opts)
+            }),
+        }
+    }
+
+    /// Until when it is fresh, as its policy says (`None`: it is not).
+    pub(crate) fn fresh_until(&self) -> Option<SystemTime> {
+        match &self.quick {
+            Some(q) => q.fresh_until,
+            None => fresh_until(self.policy(), self.response_time),
         }
     }
 
@@ -217,18 +323,23 @@ impl Entry {
     }
 }
 
+/// Until when a response received at `response_time` is fresh by `policy`; `None`: never.
+pub(crate) fn fresh_until(policy: &CachePolicy, response_time: SystemTime) -> Option<SystemTime> {
+    let ttl = policy.time_to_live(response_time);
+    if ttl > Duration::ZERO {
+        response_time.checked_add(ttl)
+    } else {
+        None
+    }
+}
+
 /// What `policy.before_request` answers a plain request, worked out once. With no
 /// `Cache-Control` or `Pragma` on the request the policy's rules reduce to: the URL and method
 /// match (the store's key), the stored and presented `Host` match (neither has one here), the
 /// `Vary` headers match, and `max_age > age(now)`; `max_age` is fixed, and
 /// `age(now) = Age + (now - response_time)`, so freshness ends at
 /// `response_time + time_to_live(response_time)`.
-fn quick(
-    policy: &CachePolicy,
-    req: &HeaderMap,
-    resp: &HeaderMap,
-    response_time: SystemTime,
-) -> Option<Quick> {
+fn quick(fresh_until: Option<SystemTime>, req: &HeaderMap, resp: &HeaderMap) -> Option<Quick> {
     if req.contains_key(header::HOST) {
         return None;
     }
@@ -251,12 +362,6 @@ fn quick(
         let stored = req.get(&name).cloned();
         vary.push((name, stored));
     }
-    let ttl = policy.time_to_live(response_time);
-    let fresh_until = if ttl > Duration::ZERO {
-        Some(response_time.checked_add(ttl)?)
-    } else {
-        None
-    };
     Some(Quick {
         fresh_until,
         vary: vary.into(),
@@ -312,7 +417,7 @@ impl Entry {
                 .unwrap_or(HeaderValue::from_static("max-stale=0")),
         );
         matches!(
-            self.policy.before_request(&r, now),
+            self.policy().before_request(&r, now),
             http_cache_semantics::BeforeRequest::Fresh(_)
         )
     }
@@ -414,7 +519,7 @@ mod tests {
     }
 
     fn policy_says(e: &Entry, req: &http::request::Parts, now: SystemTime) -> Plain {
-        match e.policy.before_request(req, now) {
+        match e.policy().before_request(req, now) {
             BeforeRequest::Fresh(_) => Plain::Fresh,
             BeforeRequest::Stale { matches: true, .. } => Plain::Stale,
             BeforeRequest::Stale { matches: false, .. } => Plain::Other,
@@ -506,6 +611,20 @@ mod tests {
                         t0,
                         opts(shared),
                     );
+                    // The same entry as read back from Redis: its freshness as `e` worked it
+                    // out, its policy built on first use.
+                    let back = Entry::read_back(
+                        Method::GET,
+                        request(HeaderMap::new()).uri,
+                        stored.clone(),
+                        StatusCode::OK,
+                        Version::HTTP_11,
+                        map(resp),
+                        Bytes::new(),
+                        t0,
+                        e.fresh_until(),
+                        opts(shared),
+                    );
                     for own in &presented {
                         for defaults in [map(&[]), map(&[("accept", "text/plain")])] {
                             let mut merged = own.clone();
@@ -519,6 +638,11 @@ mod tests {
                                 let now = t0 + Duration::from_secs(s) - Duration::from_millis(1);
                                 for now in [now, now + Duration::from_millis(1)] {
                                     let plain = e.quick_judge(own, &defaults, now);
+                                    assert_eq!(plain, back.quick_judge(own, &defaults, now));
+                                    assert_eq!(
+                                        policy_says(&e, &req, now),
+                                        policy_says(&back, &req, now)
+                                    );
                                     if plain == Plain::Ask {
                                         continue;
                                     }
@@ -584,7 +708,7 @@ mod tests {
         assert_eq!(e.headers["age"], "3", "the stored headers are not changed");
         assert_eq!(
             e.age(t0 + Duration::from_secs(7)),
-            e.policy.age(t0 + Duration::from_secs(7))
+            e.policy().age(t0 + Duration::from_secs(7))
         );
     }
 }

@@ -1,6 +1,8 @@
 //! The cache's second level in Redis, shared by every process (of any binding) that uses the
-//! same key prefix. Entries are self-describing bytes (`docs/cache-l2-format.md`), rebuilt into
-//! a policy by the reader.
+//! same key prefix. Entries are self-describing bytes (`docs/cache-l2-format.md`): a binary head
+//! that carries, besides the stored request and response heads, when the writer's policy said
+//! the response stops being fresh, so that a reader with the same options answers a plain hit
+//! without rebuilding the policy (`Entry::read_back`).
 //!
 //! Invariant: no request waits on Redis longer than `cache.l2.timeout_ms` (`redis_link`: a
 //! failure skips Redis for `retry_after_ms`); writes run in the background, bounded.
@@ -11,10 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{StatusCode, Version};
+use http::{Method, StatusCode, Uri, Version};
 use http_cache_semantics::CacheOptions;
 use redis::aio::ConnectionManager;
-use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use super::Entry;
@@ -22,8 +23,17 @@ use crate::config::{CacheL2Config, TlsConfig};
 use crate::error::Error;
 use crate::redis_link::{Called, Link};
 
-/// The first byte of every entry; a reader skips entries of another version as misses.
-pub(crate) const FORMAT_VERSION: u8 = 1;
+/// The first byte of every entry; a reader skips entries of another version as misses
+/// (version 1, a JSON head, is read as a miss since version 2).
+pub(crate) const FORMAT_VERSION: u8 = 2;
+
+/// The three bytes after the version: an entry this version writes (so that a value someone
+/// else put under the key is a miss too).
+const MAGIC: [u8; 3] = *b"wce";
+
+/// The fixed part of the head: version, magic, status, HTTP version, response time, fresh
+/// until, the writer's policy options (flags, heuristic, immutable minimum).
+const FIXED: usize = 1 + 3 + 2 + 1 + 8 + 8 + 1 + 4 + 4;
 
 /// Writes and deletes in flight at once; more are dropped (counted as bypassed).
 const MAX_WRITES_IN_FLIGHT: usize = 64;
@@ -80,20 +90,27 @@ impl L2 {
         })))
     }
 
-    /// The stored entry under `primary` (the cache's key: method, space, URL), if Redis has one
-    /// in a format this version reads.
-    pub(crate) async fn read(self: &Arc<Self>, primary: &str, opts: CacheOptions) -> Option<Entry> {
-        self.read_until(primary, opts, None).await.ok().flatten()
+    /// The stored entry under `primary` (the cache's key for a `method` request of `uri`:
+    /// method, space, URL), if Redis has one in a format this version reads.
+    pub(crate) async fn read(
+        self: &Arc<Self>,
+        primary: &str,
+        method: &Method,
+        uri: &Uri,
+        opts: CacheOptions,
+    ) -> Option<Entry> {
+        let raw = self.read_until(primary, None).await.ok().flatten()?;
+        self.entry(&raw, method, uri, opts)
     }
 
-    /// As [`L2::read`], giving up at `cut` too when that comes before the timeout: `Late`, and
-    /// nothing counted (the caller's deadline passed, not Redis's).
+    /// The bytes stored under `primary` ([`L2::entry`] reads them), giving up at `cut` too
+    /// when that comes before the timeout: `Late`, and nothing counted (the caller's deadline
+    /// passed, not Redis's). Nothing stored is a miss, counted.
     pub(crate) async fn read_until(
         self: &Arc<Self>,
         primary: &str,
-        opts: CacheOptions,
         cut: Option<tokio::time::Instant>,
-    ) -> Result<Option<Entry>, Late> {
+    ) -> Result<Option<Bytes>, Late> {
         let key = [self.prefix.as_str(), primary].concat();
         let got: Option<Vec<u8>> = match self
             .link
@@ -106,21 +123,39 @@ impl L2 {
             Called::Skipped | Called::Failed => return Ok(None),
             Called::Late => return Err(Late),
         };
-        let Some(entry) = got.and_then(|raw| decode(&Bytes::from(raw), opts)) else {
+        let Some(raw) = got else {
             self.counters.misses.fetch_add(1, Relaxed);
             return Ok(None);
         };
-        Ok(Some(entry))
+        Ok(Some(Bytes::from(raw)))
     }
 
-    /// Writes `entry` (stored for `req`) under `primary` in the background, when a shared store
-    /// may keep it; its TTL is its freshness lifetime plus the stale window.
+    /// The entry `raw` (read under the key of a `method` request of `uri`) holds, when it is
+    /// in this version's format; otherwise a miss, counted.
+    pub(crate) fn entry(
+        &self,
+        raw: &Bytes,
+        method: &Method,
+        uri: &Uri,
+        opts: CacheOptions,
+    ) -> Option<Entry> {
+        let entry = decode(raw, method, uri, opts);
+        if entry.is_none() {
+            self.counters.misses.fetch_add(1, Relaxed);
+        }
+        entry
+    }
+
+    /// Writes `entry` (stored for `req`, its policy made under `opts`) under `primary` in the
+    /// background, when a shared store may keep it; its TTL is its freshness lifetime plus the
+    /// stale window.
     pub(crate) fn write(
         self: &Arc<Self>,
         primary: &str,
         req: &http::request::Parts,
         entry: &Arc<Entry>,
         now: SystemTime,
+        opts: &CacheOptions,
     ) {
         if entry.body.len() as u64 > self.max_entry_bytes || !shareable(&entry.headers) {
             return;
@@ -128,12 +163,12 @@ impl L2 {
         let Some(vary) = varied(&entry.headers, &req.headers) else {
             return;
         };
-        let ttl = entry.policy.time_to_live(now) + self.stale_window(&entry.headers);
+        let ttl = entry.policy().time_to_live(now) + self.stale_window(&entry.headers);
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         if ttl_ms == 0 {
             return;
         }
-        let Some(raw) = encode(primary, entry, &vary, now) else {
+        let Some(raw) = encode(entry, &vary, now, opts) else {
             return;
         };
         let key = format!("{}{primary}", self.prefix);
@@ -252,7 +287,7 @@ fn shareable(headers: &HeaderMap) -> bool {
 
 /// The request headers the response's `Vary` names, as (name, value) pairs; `None` when it
 /// cannot be shared (`Vary: *`, or a credential among them).
-fn varied(resp: &HeaderMap, req: &HeaderMap) -> Option<Vec<(String, String)>> {
+fn varied(resp: &HeaderMap, req: &HeaderMap) -> Option<Vec<(HeaderName, HeaderValue)>> {
     let mut out = Vec::new();
     for v in resp.get_all(header::VARY) {
         for name in v.to_str().ok()?.split(',').map(str::trim) {
@@ -267,114 +302,73 @@ fn varied(resp: &HeaderMap, req: &HeaderMap) -> Option<Vec<(String, String)>> {
                 return None;
             }
             for value in req.get_all(&name) {
-                out.push((name.as_str().to_owned(), value.to_str().ok()?.to_owned()));
+                out.push((name.clone(), value.clone()));
             }
         }
     }
     Some(out)
 }
 
-/// The JSON head of an entry (`docs/cache-l2-format.md`), as written: borrowed from the entry.
-#[derive(Serialize)]
-struct Head<'a> {
-    status: u16,
-    version: &'a str,
-    method: &'a str,
-    url: &'a str,
-    response_time_ms: u64,
-    request_headers: &'a [(String, String)],
-    headers: Vec<(&'a str, &'a str)>,
-}
-
-/// The head as read: its strings borrowed from the bytes Redis returned (unless escaped).
-#[derive(Deserialize)]
-struct HeadIn<'a> {
-    status: u16,
-    #[serde(borrow)]
-    version: Text<'a>,
-    #[serde(borrow)]
-    method: Text<'a>,
-    #[serde(borrow)]
-    url: Text<'a>,
-    response_time_ms: u64,
-    #[serde(borrow)]
-    request_headers: Vec<(Text<'a>, Text<'a>)>,
-    #[serde(borrow)]
-    headers: Vec<(Text<'a>, Text<'a>)>,
-}
-
-/// A JSON string, borrowed from the input when it has no escapes.
-struct Text<'a>(std::borrow::Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = std::borrow::Cow<'de, str>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(v.into())
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(v.to_owned().into())
-            }
-        }
-        d.deserialize_str(Visit).map(Text)
-    }
-}
-
-impl Text<'_> {
-    /// Its bytes as a header value, sharing `raw`'s buffer when borrowed from it.
-    fn value(&self, raw: &Bytes) -> Option<HeaderValue> {
-        match &self.0 {
-            // The same bytes `from_str` takes (text and obs-text, no controls).
-            std::borrow::Cow::Borrowed(s) => {
-                HeaderValue::from_maybe_shared(raw.slice_ref(s.as_bytes())).ok()
-            }
-            std::borrow::Cow::Owned(s) => HeaderValue::from_str(s).ok(),
-        }
-    }
-
-    fn name(&self) -> Option<HeaderName> {
-        HeaderName::from_bytes(self.0.as_bytes()).ok()
-    }
-}
-
-fn version_str(v: Version) -> &'static str {
+/// The HTTP version as one byte: `9` (0.9), `10`, `11`, `20` or `30`.
+fn version_code(v: Version) -> u8 {
     match v {
-        Version::HTTP_09 => "HTTP/0.9",
-        Version::HTTP_10 => "HTTP/1.0",
-        Version::HTTP_2 => "HTTP/2",
-        Version::HTTP_3 => "HTTP/3",
-        _ => "HTTP/1.1",
+        Version::HTTP_09 => 9,
+        Version::HTTP_10 => 10,
+        Version::HTTP_2 => 20,
+        Version::HTTP_3 => 30,
+        _ => 11,
     }
 }
 
-fn parse_version(s: &str) -> Version {
-    match s {
-        "HTTP/0.9" => Version::HTTP_09,
-        "HTTP/1.0" => Version::HTTP_10,
-        "HTTP/2" => Version::HTTP_2,
-        "HTTP/3" => Version::HTTP_3,
-        _ => Version::HTTP_11,
-    }
+fn version_of(code: u8) -> Option<Version> {
+    Some(match code {
+        9 => Version::HTTP_09,
+        10 => Version::HTTP_10,
+        11 => Version::HTTP_11,
+        20 => Version::HTTP_2,
+        30 => Version::HTTP_3,
+        _ => return None,
+    })
 }
 
-/// Version byte, head length (u32 big-endian), JSON head, body. `None` when a header value is
-/// not text (JSON strings carry text only).
+/// The options a policy was made under, as the flags byte of the head: bit 0 a shared cache,
+/// bit 1 `ignore_cargo_cult`.
+fn flags(opts: &CacheOptions) -> u8 {
+    u8::from(opts.shared) | (u8::from(opts.ignore_cargo_cult) << 1)
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Appends a header list: its count (u16), then each name (u16 length, bytes) and value (u32
+/// length, bytes). `None` when a count or length does not fit.
+fn put_headers<'h>(
+    out: &mut Vec<u8>,
+    count: usize,
+    headers: impl Iterator<Item = (&'h HeaderName, &'h HeaderValue)>,
+) -> Option<()> {
+    out.extend_from_slice(&u16::try_from(count).ok()?.to_be_bytes());
+    for (k, v) in headers {
+        out.extend_from_slice(&u16::try_from(k.as_str().len()).ok()?.to_be_bytes());
+        out.extend_from_slice(k.as_str().as_bytes());
+        out.extend_from_slice(&u32::try_from(v.len()).ok()?.to_be_bytes());
+        out.extend_from_slice(v.as_bytes());
+    }
+    Some(())
+}
+
+/// An entry in format version 2 (`docs/cache-l2-format.md`), written under the cache options
+/// `opts` its policy was made with: the fixed head, the varied request headers, the response
+/// headers, the body. `None` when a length does not fit its field.
 fn encode(
-    primary: &str,
     entry: &Entry,
-    vary: &[(String, String)],
+    vary: &[(HeaderName, HeaderValue)],
     now: SystemTime,
+    opts: &CacheOptions,
 ) -> Option<Vec<u8>> {
-    let (method, url) = primary.split_once(' ')?;
-    let mut headers = Vec::with_capacity(entry.headers.len());
-    for (k, v) in &entry.headers {
-        headers.push((k.as_str(), v.to_str().ok()?));
-    }
     // The policy keeps when the response arrived privately; its age minus the `Age` it came
     // with is how long it has been held.
     let came_with = entry
@@ -382,58 +376,126 @@ fn encode(
         .get(header::AGE)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
         .map_or(Duration::ZERO, Duration::from_secs);
-    let resident = entry.policy.age(now).saturating_sub(came_with);
+    let resident = entry.age(now).saturating_sub(came_with);
     let response_time = now.checked_sub(resident).unwrap_or(now);
-    let head = Head {
-        status: entry.status.as_u16(),
-        version: version_str(entry.version),
-        method,
-        url,
-        response_time_ms: response_time
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        request_headers: vary,
-        headers,
-    };
-    let json = serde_json::to_vec(&head).ok()?;
-    let len = u32::try_from(json.len()).ok()?;
-    let mut out = Vec::with_capacity(5 + json.len() + entry.body.len());
+    let heads: usize = vary
+        .iter()
+        .map(|(k, v)| (k, v))
+        .chain(entry.headers.iter())
+        .map(|(k, v)| 6 + k.as_str().len() + v.len())
+        .sum();
+    let mut out = Vec::with_capacity(FIXED + 4 + heads + entry.body.len());
     out.push(FORMAT_VERSION);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&json);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&entry.status.as_u16().to_be_bytes());
+    out.push(version_code(entry.version));
+    out.extend_from_slice(&epoch_ms(response_time).to_be_bytes());
+    out.extend_from_slice(&entry.fresh_until().map_or(0, epoch_ms).to_be_bytes());
+    out.push(flags(opts));
+    out.extend_from_slice(&opts.cache_heuristic.to_bits().to_be_bytes());
+    let immutable = u32::try_from(opts.immutable_min_time_to_live.as_secs()).ok()?;
+    out.extend_from_slice(&immutable.to_be_bytes());
+    put_headers(&mut out, vary.len(), vary.iter().map(|(k, v)| (k, v)))?;
+    put_headers(&mut out, entry.headers.len(), entry.headers.iter())?;
     out.extend_from_slice(&entry.body);
     Some(out)
 }
 
-/// An entry read back, its policy rebuilt from the stored request and response heads. The body
-/// and the header values share `raw`'s buffer.
-fn decode(raw: &Bytes, opts: CacheOptions) -> Option<Entry> {
-    let (&version, rest) = raw.split_first()?;
-    if version != FORMAT_VERSION || rest.len() < 4 {
+/// A cursor over an entry's bytes; every read is bounds-checked (`None` past the end).
+struct Reader<'a> {
+    raw: &'a Bytes,
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let raw: &'a Bytes = self.raw;
+        let s = raw.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        self.array().map(u16::from_be_bytes)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.array().map(u32::from_be_bytes)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.array().map(u64::from_be_bytes)
+    }
+
+    /// A header list as [`put_headers`] writes it; the values share the entry's buffer.
+    fn headers(&mut self) -> Option<HeaderMap> {
+        let count = usize::from(self.u16()?);
+        // Each pair takes six bytes at least: a count the bytes cannot hold is not believed.
+        let mut map = HeaderMap::try_with_capacity(count.min(64)).ok()?;
+        for _ in 0..count {
+            let name_len = usize::from(self.u16()?);
+            let name = HeaderName::from_bytes(self.take(name_len)?).ok()?;
+            let value_len = usize::try_from(self.u32()?).ok()?;
+            let value = self.take(value_len)?;
+            let value = HeaderValue::from_maybe_shared(self.raw.slice_ref(value)).ok()?;
+            map.try_append(name, value).ok()?;
+        }
+        Some(map)
+    }
+}
+
+/// The entry `raw` holds, read under the key of a `method` request of `uri` (which the key
+/// implies, so the entry does not repeat them), when it is in this version's format. Written
+/// under the same cache options, its freshness is taken as written and its policy built only
+/// when a request needs it; under others, the policy is built now and judges. The body and the
+/// header values share `raw`'s buffer.
+fn decode(raw: &Bytes, method: &Method, uri: &Uri, opts: CacheOptions) -> Option<Entry> {
+    let mut r = Reader { raw, at: 0 };
+    if r.array::<1>()? != [FORMAT_VERSION] || r.array::<3>()? != MAGIC {
         return None;
     }
-    let len = u32::from_be_bytes(rest[..4].try_into().ok()?) as usize;
-    let json = rest.get(4..4 + len)?;
-    let head: HeadIn<'_> = serde_json::from_slice(json).ok()?;
-    let body = raw.slice(5 + len..);
-    let mut headers = HeaderMap::with_capacity(head.headers.len());
-    for (k, v) in &head.headers {
-        headers.append(k.name()?, v.value(raw)?);
-    }
-    let mut req_headers = HeaderMap::with_capacity(head.request_headers.len());
-    for (k, v) in &head.request_headers {
-        req_headers.append(k.name()?, v.value(raw)?);
+    let status = StatusCode::from_u16(r.u16()?).ok()?;
+    let version = version_of(r.array::<1>()?[0])?;
+    let response_time = UNIX_EPOCH.checked_add(Duration::from_millis(r.u64()?))?;
+    let fresh_until = match r.u64()? {
+        0 => None,
+        ms => Some(UNIX_EPOCH.checked_add(Duration::from_millis(ms))?),
+    };
+    let written_flags = r.array::<1>()?[0];
+    let heuristic = r.u32()?;
+    let immutable = Duration::from_secs(u64::from(r.u32()?));
+    let varied = r.headers()?;
+    let headers = r.headers()?;
+    let body = raw.slice(r.at..);
+    let same_opts = written_flags == flags(&opts)
+        && heuristic == opts.cache_heuristic.to_bits()
+        && immutable == opts.immutable_min_time_to_live;
+    if same_opts {
+        return Some(Entry::read_back(
+            method.clone(),
+            uri.clone(),
+            varied,
+            status,
+            version,
+            headers,
+            body,
+            response_time,
+            fresh_until,
+            opts,
+        ));
     }
     let (mut req, ()) = http::Request::new(()).into_parts();
-    req.method = head.method.0.parse().ok()?;
-    req.uri = head.url.0.parse().ok()?;
-    req.headers = req_headers;
-    let status = StatusCode::from_u16(head.status).ok()?;
-    let response_time = UNIX_EPOCH + Duration::from_millis(head.response_time_ms);
+    req.method = method.clone();
+    req.uri = uri.clone();
+    req.headers = varied;
     Some(Entry::new(
         &req,
         status,
-        parse_version(&head.version.0),
+        version,
         headers,
         body,
         response_time,
@@ -444,6 +506,7 @@ fn decode(raw: &Bytes, opts: CacheOptions) -> Option<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::entry::Plain;
 
     fn opts() -> CacheOptions {
         CacheOptions {
@@ -485,6 +548,25 @@ mod tests {
         (req, e)
     }
 
+    fn uri() -> Uri {
+        "http://example.test/a?b=1".parse().unwrap()
+    }
+
+    fn round_trip(e: &Entry, req: &http::request::Parts, read_with: CacheOptions) -> Entry {
+        let vary = varied(&e.headers, &req.headers).unwrap();
+        let raw = encode(e, &vary, SystemTime::now(), &opts()).unwrap();
+        assert_eq!(raw[0], FORMAT_VERSION);
+        decode(&Bytes::from(raw), &Method::GET, &uri(), read_with).unwrap()
+    }
+
+    fn says(e: &Entry, req: &http::request::Parts, now: SystemTime) -> Plain {
+        match e.policy().before_request(req, now) {
+            http_cache_semantics::BeforeRequest::Fresh(_) => Plain::Fresh,
+            http_cache_semantics::BeforeRequest::Stale { matches: true, .. } => Plain::Stale,
+            http_cache_semantics::BeforeRequest::Stale { matches: false, .. } => Plain::Other,
+        }
+    }
+
     #[test]
     fn an_entry_round_trips_with_its_freshness_and_vary() {
         let (req, e) = entry(
@@ -492,85 +574,96 @@ mod tests {
                 ("cache-control", "max-age=60"),
                 ("vary", "Accept"),
                 ("etag", "\"x\""),
+                ("age", "10"),
             ],
             &[("accept", "text/plain")],
         );
-        let vary = varied(&e.headers, &req.headers).unwrap();
-        let raw = encode(
-            "GET http://example.test/a?b=1",
-            &e,
-            &vary,
-            SystemTime::now(),
-        )
-        .unwrap();
-        assert_eq!(raw[0], FORMAT_VERSION);
-        let back = decode(&Bytes::from(raw), opts()).unwrap();
+        let back = round_trip(&e, &req, opts());
         assert_eq!(back.body, e.body);
         assert_eq!(back.headers, e.headers);
-        let now = SystemTime::now();
-        assert!(matches!(
-            back.policy.before_request(&req, now),
-            http_cache_semantics::BeforeRequest::Fresh(_)
-        ));
+        assert_eq!(back.status, e.status);
+        assert_eq!(back.version, e.version);
         let (other, _) = entry(&[], &[("accept", "text/html")]);
-        assert!(matches!(
-            back.policy.before_request(&other, now),
-            http_cache_semantics::BeforeRequest::Stale { matches: false, .. }
-        ));
+        let none = HeaderMap::new();
+        // Judged without the policy and by the policy (built on first use), now and past
+        // the end of freshness (60 s less the 10 s it arrived with).
+        for later in [0, 49, 51] {
+            let now = SystemTime::now() + Duration::from_secs(later);
+            let want = if later < 50 {
+                Plain::Fresh
+            } else {
+                Plain::Stale
+            };
+            assert_eq!(back.quick_judge(&req.headers, &none, now), want, "{later}");
+            assert_eq!(says(&back, &req, now), want, "{later}");
+            assert_eq!(back.quick_judge(&other.headers, &none, now), Plain::Other);
+            assert_eq!(says(&back, &other, now), Plain::Other);
+            assert_eq!(back.age(now).as_secs(), e.age(now).as_secs());
+        }
     }
 
+    /// A header value that is not text (obs-text) is written and read back as its bytes.
     #[test]
-    fn another_format_version_or_a_short_entry_is_a_miss() {
-        let (req, e) = entry(&[("cache-control", "max-age=60")], &[]);
-        let vary = varied(&e.headers, &req.headers).unwrap();
-        let mut raw = encode(
-            "GET http://example.test/a?b=1",
-            &e,
-            &vary,
-            SystemTime::now(),
-        )
-        .unwrap();
-        raw[0] = 2;
-        assert!(decode(&Bytes::from(raw.clone()), opts()).is_none());
-        raw[0] = FORMAT_VERSION;
-        raw.truncate(10);
-        assert!(decode(&Bytes::from(raw), opts()).is_none());
+    fn values_that_are_not_text_round_trip() {
+        let (req, mut e) = entry(&[("cache-control", "max-age=60")], &[]);
+        e.headers
+            .insert("x-latin1", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        let back = round_trip(&e, &req, opts());
+        assert_eq!(back.headers["x-latin1"].as_bytes(), b"caf\xe9");
     }
 
-    /// Header values are taken from the entry's bytes when the JSON has no escapes, copied when
-    /// it has; either way the same values are taken (`HeaderValue::from_str`'s rule).
+    /// A reader whose cache options differ from the writer's judges by its own: a shared
+    /// cache takes `s-maxage` where the private writer took `max-age`.
     #[test]
-    fn escaped_and_unescaped_values_decode_alike() {
-        let head = |etag: &str| {
-            let at = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_millis();
-            let json = format!(
-                r#"{{"status":200,"version":"HTTP/1.1","method":"GET","url":"http://example.test/a?b=1","response_time_ms":{at},"request_headers":[["accept","text/\u0070lain"]],"headers":[["cache-control","max-age=60"],["vary","accept"],["etag",{etag}]]}}"#
-            );
-            let mut raw = vec![FORMAT_VERSION];
-            raw.extend_from_slice(&u32::try_from(json.len()).unwrap().to_be_bytes());
-            raw.extend_from_slice(json.as_bytes());
-            raw.extend_from_slice(b"body");
-            decode(&Bytes::from(raw), opts())
+    fn another_writers_options_are_judged_by_the_readers() {
+        let (req, e) = entry(&[("cache-control", "s-maxage=5, max-age=60")], &[]);
+        let shared = CacheOptions {
+            shared: true,
+            ..opts()
         };
-        let plain = head(r#""abc""#).unwrap();
-        assert_eq!(plain.headers["etag"], "abc");
-        assert_eq!(plain.body, "body");
-        let escaped = head(r#""\"abc\"""#).unwrap();
-        assert_eq!(escaped.headers["etag"], "\"abc\"");
-        let (req, _) = entry(&[], &[("accept", "text/plain")]);
-        assert!(matches!(
-            escaped.policy.before_request(&req, SystemTime::now()),
-            http_cache_semantics::BeforeRequest::Fresh(_)
-        ));
-        let raw_utf8 = head("\"caf\u{e9}\"").unwrap();
-        let escaped_utf8 = head(r#""caf\u00e9""#).unwrap();
-        assert_eq!(raw_utf8.headers["etag"].as_bytes(), "caf\u{e9}".as_bytes());
-        assert_eq!(escaped_utf8.headers["etag"], raw_utf8.headers["etag"]);
-        assert!(head(r#""a\u0001b""#).is_none(), "a control character");
-        assert!(head("\"a\u{7f}b\"").is_none(), "DEL");
+        let none = HeaderMap::new();
+        let later = SystemTime::now() + Duration::from_secs(30);
+        let private = round_trip(&e, &req, opts());
+        assert_eq!(private.quick_judge(&none, &none, later), Plain::Fresh);
+        let shared = round_trip(&e, &req, shared);
+        assert_eq!(shared.quick_judge(&none, &none, later), Plain::Stale);
+        assert_eq!(says(&shared, &req, later), Plain::Stale);
+    }
+
+    /// Version 1 (a JSON head), another version, another magic, a short or cut entry: all
+    /// misses, and no byte changed anywhere makes the reader fail otherwise than by `None`.
+    #[test]
+    fn another_format_or_a_cut_or_garbled_entry_is_a_miss() {
+        let (req, e) = entry(&[("cache-control", "max-age=60"), ("etag", "\"x\"")], &[]);
+        let raw = encode(&e, &[], SystemTime::now(), &opts()).unwrap();
+        let read = |raw: &[u8]| decode(&Bytes::copy_from_slice(raw), &Method::GET, &uri(), opts());
+        assert!(read(&raw).is_some());
+        let json = br#"{"status":200,"version":"HTTP/1.1","method":"GET","url":"http://example.test/a?b=1","response_time_ms":1,"request_headers":[],"headers":[["cache-control","max-age=60"]]}"#;
+        let mut v1 = vec![1];
+        v1.extend_from_slice(&u32::try_from(json.len()).unwrap().to_be_bytes());
+        v1.extend_from_slice(json);
+        v1.extend_from_slice(b"body");
+        assert!(read(&v1).is_none(), "version 1");
+        for (at, byte) in [(0, 3), (0, 0), (1, b'x'), (3, b'E')] {
+            let mut other = raw.clone();
+            other[at] = byte;
+            assert!(read(&other).is_none(), "byte {at} = {byte}");
+        }
+        let heads_end = raw.len() - e.body.len();
+        for cut in 0..heads_end {
+            assert!(read(&raw[..cut]).is_none(), "cut at {cut}");
+        }
+        for at in 0..heads_end {
+            for byte in [0, 1, 0x7f, 0xff] {
+                let mut garbled = raw.clone();
+                garbled[at] = byte;
+                if let Some(back) = read(&garbled) {
+                    std::hint::black_box(says(&back, &req, SystemTime::now()));
+                }
+            }
+        }
+        assert!(read(b"").is_none());
+        assert!(read(b"not an entry").is_none());
     }
 
     #[test]

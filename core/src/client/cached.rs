@@ -118,14 +118,9 @@ impl Client {
         &self,
         key: &str,
         deadline: Option<Instant>,
-    ) -> Result<Option<Entry>, cache::l2::Late> {
-        match self
-            .inner
-            .cache
-            .as_ref()
-            .and_then(|c| Some((c, c.l2.as_ref()?)))
-        {
-            Some((cache, l2)) => l2.read_until(key, cache.opts, deadline).await,
+    ) -> Result<Option<Bytes>, cache::l2::Late> {
+        match self.inner.cache.as_ref().and_then(|c| c.l2.as_ref()) {
+            Some(l2) => l2.read_until(key, deadline).await,
             None => Ok(None),
         }
     }
@@ -139,16 +134,19 @@ impl Client {
         &self,
         req: &Request,
         key: String,
-        read: Result<Option<Entry>, cache::l2::Late>,
+        read: Result<Option<Bytes>, cache::l2::Late>,
     ) -> L2Early {
         let inner = &*self.inner;
         let Some((cache, l2)) = inner.cache.as_ref().and_then(|c| Some((c, c.l2.as_ref()?))) else {
             return L2Early::Unread;
         };
-        let entry = match read {
-            Ok(Some(entry)) => entry,
+        let raw = match read {
+            Ok(Some(raw)) => raw,
             Ok(None) => return L2Early::Read,
             Err(cache::l2::Late) => return L2Early::Late,
+        };
+        let Some(entry) = l2.entry(&raw, &req.method, &req.uri, cache.opts) else {
+            return L2Early::Read;
         };
         let Some(sent) = self.plain_hop(req) else {
             return L2Early::Read;
@@ -163,7 +161,7 @@ impl Client {
                 l2.counters.misses.fetch_add(1, Relaxed);
                 return L2Early::Read;
             }
-            Plain::Ask => match entry.policy.before_request(&parts(), now) {
+            Plain::Ask => match entry.policy().before_request(&parts(), now) {
                 BeforeRequest::Fresh(_) => true,
                 BeforeRequest::Stale { matches: true, .. } => false,
                 BeforeRequest::Stale { .. } => {
