@@ -117,6 +117,9 @@ pub(crate) enum Lookup {
     Stale(Arc<Entry>),
     /// Nothing for this request.
     Missing,
+    /// Nothing under its key at all (as `Missing`, from [`Cache::lookup_plain`]): memory may
+    /// be refilled without reading it first ([`Cache::refill`]).
+    Empty,
 }
 
 impl Cache {
@@ -168,7 +171,7 @@ impl Cache {
             return None;
         }
         let Some(variants) = self.store.get(key) else {
-            return Some(Lookup::Missing);
+            return Some(Lookup::Empty);
         };
         let mut stale = None;
         // Newest first, as `lookup`. The key holds the method and URL, which the policy would
@@ -293,6 +296,14 @@ impl Cache {
         list.push(entry);
         self.counters.stores.fetch_add(1, Relaxed);
         self.store.insert(key, list.into());
+    }
+
+    /// Stores `entry` in memory only, as the only variant under `key`: for a key
+    /// [`Cache::lookup_plain`] just found empty (`Lookup::Empty`), without reading it again. A
+    /// variant another request stored in between is replaced (the cache is best effort).
+    pub(crate) fn refill(&self, key: String, entry: Arc<Entry>) {
+        self.counters.stores.fetch_add(1, Relaxed);
+        self.store.insert(key, Arc::from([entry]));
     }
 
     /// Forgets the stored responses of `uri` and of the `Location` / `Content-Location` of an

@@ -283,6 +283,38 @@ async fn the_entry_in_redis_is_in_the_documented_format() {
     .await;
 }
 
+/// A variant read from Redis joins the variants memory holds for the URL: memory is refilled
+/// without reading it first only when it held nothing under the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variant_from_redis_joins_those_in_memory() {
+    let redis = start_redis();
+    let srv = server().await;
+    let a = l2_client(&srv, &redis.url(), "wc-test:join:", |_| {});
+    let b = l2_client(&srv, &redis.url(), "wc-test:join:", |_| {});
+    let url = srv.url("/cache/join?cache_control=max-age=600&vary=accept");
+    let send = |c: &Client, accept: &'static str| {
+        let r = c.get(&url).header("accept", accept);
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.cache_status();
+            r.bytes().await.unwrap();
+            status
+        }
+    };
+    // b holds text/a in memory; a then writes text/b to Redis over it.
+    assert_eq!(send(&b, "text/a").await, Some(CacheStatus::Miss));
+    stored(&b, 1).await;
+    assert_eq!(send(&a, "text/b").await, Some(CacheStatus::Miss));
+    stored(&a, 1).await;
+    assert_eq!(served(&srv, "/cache/join"), 2);
+    // b: text/b from Redis, and text/a still from memory.
+    assert_eq!(send(&b, "text/b").await, Some(CacheStatus::Hit));
+    assert_eq!(send(&b, "text/a").await, Some(CacheStatus::Hit));
+    let s = b.stats().cache;
+    assert_eq!((s.l2_hits, s.hits, s.l1_entries), (1, 2, 1), "{s:?}");
+    assert_eq!(served(&srv, "/cache/join"), 2);
+}
+
 /// An entry of format version 1 (a JSON head: what clients before version 2 wrote) or a value
 /// that is no entry at all is a miss, counted as one: the server answers, nothing fails, and
 /// the answer is written over it in the current format, a hit for the next process.

@@ -47,7 +47,12 @@ impl Client {
         let key = cache::key(method, uri);
         let e = match cache.lookup_plain(&key, &sent, &inner.default_headers, now) {
             Some(Lookup::Fresh(e)) => e,
-            Some(Lookup::Missing) if cache.l2.is_some() => return Early::Absent(key),
+            Some(Lookup::Empty) if cache.l2.is_some() => {
+                return Early::Absent(Absent { key, empty: true });
+            }
+            Some(Lookup::Missing) if cache.l2.is_some() => {
+                return Early::Absent(Absent { key, empty: false });
+            }
             _ => return Early::Send,
         };
         // A stored redirect is the redirect loop's to follow or refuse.
@@ -133,7 +138,7 @@ impl Client {
     pub(super) fn l2_answer(
         &self,
         req: &Request,
-        key: String,
+        Absent { key, empty }: Absent,
         read: Result<Option<Bytes>, cache::l2::Late>,
     ) -> L2Early {
         let inner = &*self.inner;
@@ -172,7 +177,13 @@ impl Client {
         };
         l2.counters.hits.fetch_add(1, Relaxed);
         let entry = Arc::new(entry);
-        cache.keep_with(key, parts, entry.clone(), now);
+        // Memory held nothing under the key a moment ago: no second read of it before the
+        // refill (`keep_with` reads it to keep the other variants).
+        if empty {
+            cache.refill(key, entry.clone());
+        } else {
+            cache.keep_with(key, parts, entry.clone(), now);
+        }
         // A stale entry or a stored redirect: the hop finds it in memory.
         if !fresh || crate::redirect::hop(entry.status, &req.method).is_some() {
             return L2Early::Read;
@@ -245,7 +256,7 @@ impl Client {
             && !matches!(found, Lookup::Fresh(_))
         {
             let shared = cache.lookup_l2(&key, &req).await;
-            if !matches!(shared, Lookup::Missing) {
+            if !matches!(shared, Lookup::Missing | Lookup::Empty) {
                 found = shared;
             }
         }
@@ -308,11 +319,11 @@ impl Client {
                 c.stale_served.fetch_add(1, Relaxed);
                 Ok(e.response(uri, SystemTime::now(), CacheStatus::Stale))
             }
-            (Lookup::Missing, CacheMode::OnlyIfCached) => {
+            (Lookup::Missing | Lookup::Empty, CacheMode::OnlyIfCached) => {
                 c.misses.fetch_add(1, Relaxed);
                 Ok(only_if_cached_miss(uri))
             }
-            (Lookup::Missing, _) => {
+            (Lookup::Missing | Lookup::Empty, _) => {
                 c.misses.fetch_add(1, Relaxed);
                 // A flight that landed since the lookup above has stored its answer: a mode
                 // that takes a fresh stored answer takes it instead of flying again.
@@ -598,10 +609,26 @@ impl Client {
 pub(super) enum Early {
     /// A fresh stored answer.
     Hit(Response),
-    /// Nothing stored for the request's key (given), which is plain and may be in Redis.
-    Absent(String),
+    /// Nothing stored that fits the request, which is plain and may be in Redis.
+    Absent(Absent),
     /// Send the request the whole way.
     Send,
+}
+
+/// A plain request memory holds nothing for ([`Early::Absent`]): its key (what it derefs to).
+pub(super) struct Absent {
+    key: String,
+    /// Nothing at all is stored under the key (`Lookup::Empty`): an entry from Redis refills
+    /// memory without reading it again.
+    empty: bool,
+}
+
+impl std::ops::Deref for Absent {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.key
+    }
 }
 
 /// What `Client::l2_answer` made of the second level's entry.
