@@ -586,3 +586,41 @@ async fn a_body_outlives_its_dropped_client() {
         .await;
     assert_eq!(k.connections_active, 0, "{k:?}");
 }
+
+/// A response dropped before its body ends resets its HTTP/2 stream: the server sees the
+/// request abandoned, the stream slot comes back (the server takes 2 streams at once, and 12
+/// are abandoned in turn on one connection), and the session stays open for the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_h2_response_resets_its_stream_and_frees_the_slot() {
+    let srv = server_with(Options {
+        max_concurrent_streams: Some(2),
+        ..Options::default()
+    })
+    .await;
+    let c = client_with(&srv, |cfg| {
+        cfg.pool.max_connections_per_host = 1;
+        cfg.timeouts.total_ms = 20_000;
+    });
+    // 100 chunks 100 ms apart: 10 s to the end, far longer than this test takes.
+    let url = srv.tls_url("/drip?bytes=100000&chunks=100&delay_ms=100");
+    for _ in 0..12 {
+        let mut r = c.get(&url).send().await.unwrap();
+        assert_eq!(r.version(), http::Version::HTTP_2);
+        assert!(!r.chunk().await.unwrap().unwrap().is_empty());
+        drop(r);
+    }
+    let k = srv
+        .wait_for(Duration::from_secs(10), |k| {
+            k.requests_cancelled >= 12 && k.requests_in_flight == 0
+        })
+        .await;
+    assert_eq!(k.requests_cancelled, 12, "{k:?}");
+    assert_eq!(k.requests_in_flight, 0, "{k:?}");
+    let r = c.get(&srv.tls_url("/bytes/64")).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), 64);
+    let k = srv.counters();
+    assert_eq!(k.connections_accepted, 1, "{k:?}");
+    let s = c.stats();
+    assert_eq!(s.pool.h2_open_streams, 0);
+    assert_eq!(s.pool.connections, 1);
+}
