@@ -22,6 +22,8 @@ pub(crate) use redirects::resolve_location;
 mod request_builder;
 mod route;
 mod send;
+#[cfg(test)]
+mod sizes;
 
 use std::future::Future;
 use std::pin::Pin;

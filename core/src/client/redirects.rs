@@ -12,7 +12,7 @@ use super::send::Opts;
 use crate::body::RequestBody;
 use crate::error::{self, Error, ErrorKind};
 use crate::redirect::{self, Hop};
-use crate::request::{RedirectPolicy, Request, RequestOptions};
+use crate::request::{CacheMode, RedirectPolicy, Request, RequestOptions};
 use crate::response::Response;
 
 impl Client {
@@ -72,9 +72,13 @@ impl Client {
                 .and_then(|j| j.headers_for(&uri, &headers));
             let sent = with_cookies.as_ref().unwrap_or(&headers);
             let asked = l2_read && hops == 0;
-            let resp = self
-                .send_cached(&method, &uri, sent, body, &opts, options.cache, asked)
-                .await?;
+            let resp = if self.passes_cache(options.cache) {
+                self.send_resilient(&method, &uri, sent, body, &opts)
+                    .await?
+            } else {
+                let hop = self.send_cached(&method, &uri, sent, body, &opts, options.cache, asked);
+                Box::pin(hop).await?
+            };
             if let Some(j) = &inner.jar {
                 j.store(&uri, &resp.headers);
             }
@@ -92,7 +96,7 @@ impl Client {
             if policy == RedirectPolicy::Error {
                 // As fetch's `redirect: "error"`: a redirect status fails, Location or not.
                 let status = resp.status;
-                resp.drain().await;
+                Box::pin(resp.drain()).await; // boxed: only a redirect drains
                 return Err(Error::new(
                     ErrorKind::TooManyRedirects,
                     format!(
@@ -149,7 +153,7 @@ impl Client {
                 hop = hops,
                 "following a redirect"
             );
-            resp.drain().await;
+            Box::pin(resp.drain()).await;
             match rule {
                 Hop::Keep => {}
                 Hop::Get => {
@@ -183,6 +187,13 @@ impl Client {
 }
 
 impl Client {
+    /// Whether a hop in `mode` goes straight to the policies: without a cache `send_cached`
+    /// only hands the request on, so its future (the cache's states) is neither built nor moved
+    /// (and, boxed when there is a cache, the redirect loop carries no room for it).
+    fn passes_cache(&self, mode: CacheMode) -> bool {
+        self.inner.cache.is_none() && matches!(mode, CacheMode::Default | CacheMode::ForceCache)
+    }
+
     /// An event stream answering a `GET` keeps what a reconnection sends (see `sse`).
     pub(super) fn resumable(
         &self,

@@ -32,9 +32,8 @@ impl Client {
         opts: &Opts<'_>,
     ) -> Result<Response, Error> {
         if let Some(svc) = self.inner.balancer.service_of(uri) {
-            return self
-                .send_balanced(svc, method, uri, headers, body, opts)
-                .await;
+            // Boxed: a request to a plain URL carries no room for the balanced path's future.
+            return Box::pin(self.send_balanced(svc, method, uri, headers, body, opts)).await;
         }
         let p = &self.inner.policies;
         let rc = &p.cfg.retry;
@@ -175,7 +174,7 @@ impl Client {
 
     /// Encodes the body when configured; returns it with the `Content-Encoding` it got and
     /// its length. Headers are merged once, straight into the outgoing request (`build_http`).
-    async fn prepare(
+    pub(super) async fn prepare(
         &self,
         origin: &Origin,
         user: &HeaderMap,

@@ -313,7 +313,9 @@ impl Policies {
         self.counters.attempts.fetch_add(1, Relaxed);
         if let Some(rl) = &self.rate {
             let (key, local) = self.rate_key(op, origin, rate_key);
-            rl.acquire(&key, local, deadline).await?;
+            // Boxed, as the concurrency limit's wait below: a request without them (the
+            // default) carries no room for their futures down the request path.
+            Box::pin(rl.acquire(&key, local, deadline)).await?;
         }
         let permit = match &op.breaker {
             Some(b) => Some(b.check().map_err(|wait| {
@@ -335,7 +337,7 @@ impl Policies {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                Some(c.acquire(origin, until).await?)
+                Some(Box::pin(c.acquire(origin, until)).await?)
             }
             None => None,
         };
