@@ -205,3 +205,21 @@ func TestOneProcWaitsThroughThePoller(t *testing.T) {
 		t.Fatalf("%d requests waited in the engine with GOMAXPROCS 1", got)
 	}
 }
+
+// A long request alone in flight stops waiting in the engine after a few waits that time out
+// (directSlicesMax) and waits on its channel, instead of coming back to Go every slice.
+func TestLongDirectWaitGivesUp(t *testing.T) {
+	directWaitsOn(t)
+	c := &http.Client{Transport: newTransport(t, wirecore.Config{})}
+	before, slices := wirecore.DirectWaits(), wirecore.DirectSlices()
+	resp, b := get(t, c, server.HTTP+"/delay/300")
+	if resp.StatusCode != 200 || len(b) == 0 {
+		t.Fatalf("%d, %q", resp.StatusCode, b)
+	}
+	if wirecore.DirectWaits() == before {
+		t.Fatal("the request never waited in the engine")
+	}
+	if n := wirecore.DirectSlices() - slices; n > 10 {
+		t.Fatalf("a 300 ms request waited %d times in the engine", n)
+	}
+}

@@ -18,3 +18,6 @@ func DirectWaits() int64 { return directWaits.Load() }
 
 // TakeHint is the transport's guess for Take's buffer (head and whole body).
 func TakeHint(t *Transport) int64 { return t.takeHint.Load() }
+
+// DirectSlices counts the waits in the engine of requests that waited directly.
+func DirectSlices() int64 { return directSlices.Load() }

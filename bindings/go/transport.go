@@ -6,6 +6,11 @@
 // The Transport never follows redirects: http.Client does (CheckRedirect, Jar, resp.Request of
 // the last hop), so the engine's redirect.max is always 0 under a Transport.
 //
+// Timeouts: prefer a per-request context deadline (or Config.Timeouts) to http.Client.Timeout.
+// For any RoundTripper but its own, http.Client implements Timeout with a goroutine, a timer and
+// two channels per request (C=1 h1: 44 µs of CPU per request, 31 µs with a context deadline, 28
+// µs with neither; bench/results/2026-12-06-go-3.md section 7).
+//
 // No OS thread waits per request: one cgo call submits a request, and one poller goroutine
 // per Transport drains a completion queue in batches and wakes the waiting goroutines; when
 // the queue is empty the poller parks in Go's netpoller on the queue's wake-up pipe.
@@ -500,7 +505,8 @@ func (t *transport) roundTrip(req *http.Request) (*http.Response, error) {
 		if got {
 			goto done
 		}
-		// ctx ended first: the select below gives the engine its grace, or cancels.
+		// ctx ended first (the select below gives the engine its grace, or cancels), or the
+		// request outlasted directSlicesMax waits.
 	}
 	select {
 	case c = <-ch:
@@ -549,27 +555,33 @@ done:
 // directMax is how many completions a direct waiter takes at once.
 const directMax = 64
 
-// directSliceMs bounds one wait of a direct waiter whose context cannot end: the poller may
-// take the completion just before the waiter blocks (nothing then wakes it until another
-// completion comes), so it looks at its channel again this often. directCancelMs is the bound
-// when the context can end: how soon its end is seen.
+// directSlicesMax is how many waits in the engine that time out a request makes before it
+// waits like the others (on its channel, and its context): what the direct wait saves, a few
+// µs, matters for short requests only. directSliceMs bounds one wait, because the poller may
+// take the completion just before the waiter blocks and because a context's end is seen between
+// waits (so within 10 ms during a request's first 20 ms alone in flight, at once afterwards).
+// Not shorter: a timer that expires before the kernel's next tick (4 ms at HZ 250) is armed and
+// cancelled in the hardware, which in a VM cost C=1 h1 5 µs of CPU and of p50 per request with
+// 1 ms waits against 5 ms ones (bench/results/2026-12-06-go-3.md section 7).
 const (
-	directSliceMs  = 5
-	directCancelMs = 1
+	directSlicesMax = 2
+	directSliceMs   = 10
 )
 
 // directWait lets a request alone in flight wait in the engine (tests turn it off to compare).
 var directWait = true
 
-// directWaits counts the requests that waited directly (tests read it).
-var directWaits atomic.Int64
+// directWaits counts the requests that waited directly, directSlices their waits in the engine
+// (tests read them).
+var directWaits, directSlices atomic.Int64
 
 // waitDirect waits for ch's completion inside wirecore_queue_wait, on this goroutine's thread:
 // the engine thread that completes the request wakes this thread, where the poller's path is a
 // pipe byte, Go's netpoller (another thread when GOMAXPROCS > 1), the poller goroutine and a
 // channel hop. Only a request alone in flight waits so, one at a time (one OS thread at most):
 // completions of requests started meanwhile come to this waiter too, and it hands them to their
-// waiters as the poller would. false when ctx ended first.
+// waiters as the poller would. false when ctx ended first, or after directSlicesMax waits that
+// timed out.
 //
 // Not with GOMAXPROCS 1: a P whose only M sits in a cgo call for more than a sysmon tick is
 // handed to another M when no P is idle, a thread wake-up more per request than it saves
@@ -577,11 +589,7 @@ var directWaits atomic.Int64
 func (t *transport) waitDirect(ctx context.Context, ch chan capi.Completion) (capi.Completion, bool) {
 	directWaits.Add(1)
 	done := ctx.Done()
-	slice := int64(directSliceMs)
-	if done != nil {
-		slice = directCancelMs
-	}
-	for {
+	for timeouts := 0; ; {
 		select {
 		case c := <-ch:
 			return c, true
@@ -589,15 +597,22 @@ func (t *transport) waitDirect(ctx context.Context, ch chan capi.Completion) (ca
 			return capi.Completion{}, false
 		default:
 		}
+		if timeouts == directSlicesMax {
+			return capi.Completion{}, false
+		}
+		directSlices.Add(1)
 		t.life.RLock()
 		n := -1
 		if !t.freed {
-			n = capi.Wait(t.queue, t.dbuf, t.dout, slice)
+			n = capi.Wait(t.queue, t.dbuf, t.dout, directSliceMs)
 		}
 		t.life.RUnlock()
 		if n < 0 {
 			// Closed: close hands every waiter "closed".
 			return <-ch, true
+		}
+		if n == 0 {
+			timeouts++
 		}
 		t.dispatch(t.dout[:n])
 	}
