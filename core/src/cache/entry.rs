@@ -27,7 +27,8 @@ pub(crate) struct Entry {
     policy: Policy,
     pub(crate) status: StatusCode,
     pub(crate) version: Version,
-    pub(crate) headers: HeaderMap,
+    /// The response headers as they arrived (see [`Entry::headers`]).
+    headers: Stored,
     pub(crate) body: Bytes,
     /// When the response arrived (the policy's response time).
     response_time: SystemTime,
@@ -36,9 +37,38 @@ pub(crate) struct Entry {
     /// What a request without its own `Cache-Control`, `Pragma` or `Host` is judged by;
     /// `None` when the policy must judge every request (`Vary: *`, a stored `Host`).
     quick: Option<Quick>,
+    /// Its cost in the store (see [`Entry::weight`]).
+    weight: u64,
     /// The headers as last served, with `Age` in whole seconds: shared by every hit within
     /// the same second.
-    served: Mutex<Option<(u64, Arc<HeaderMap>)>>,
+    served: Mutex<Served>,
+}
+
+/// An entry's response headers as they arrived.
+#[derive(Debug)]
+enum Stored {
+    /// Kept as a map.
+    Map(HeaderMap),
+    /// Read back from Redis: the map is read again from the entry's bytes (`raw`, its response
+    /// header list at `at`) when something first needs it; a hit served within the second it
+    /// was read never does (its served headers were read straight from the bytes).
+    Later {
+        map: OnceLock<HeaderMap>,
+        raw: Bytes,
+        at: usize,
+    },
+}
+
+/// The headers an entry serves (with `Age`).
+#[derive(Debug)]
+enum Served {
+    /// None served yet.
+    None,
+    /// An entry read back from Redis, not served yet: its headers as read, to which the first
+    /// hit adds `Age` (no copy of the stored map).
+    Read(HeaderMap),
+    /// As last served, with `Age` in whole seconds.
+    At(u64, Arc<HeaderMap>),
 }
 
 /// An entry's policy.
@@ -142,16 +172,18 @@ impl Entry {
                 .unwrap_or(0),
         );
         let quick = quick(fresh_until(&policy, response_time), &req.headers, &headers);
+        let weight = weight(&headers, &body);
         Entry {
             policy: Policy::Made(policy),
             status,
             version,
-            headers,
+            headers: Stored::Map(headers),
             body,
             response_time,
             arrived_aged,
             quick,
-            served: Mutex::new(None),
+            weight,
+            served: Mutex::new(Served::None),
         }
     }
 
@@ -159,7 +191,9 @@ impl Entry {
     /// whose `Vary` named `varied` (the stored request's values), received at `response_time`
     /// and fresh until `fresh_until` (`None`: not fresh) as its writer's policy said under the
     /// same options. Its policy is built from these on first use: a hit judged without the
-    /// policy never builds it.
+    /// policy never builds it. `headers` were read from `raw`'s response header list at `at`:
+    /// the first hit serves them with `Age` added, and the stored map is read again from `raw`
+    /// only when something needs it (see [`Stored::Later`]).
     #[expect(clippy::too_many_arguments, reason = "one stored entry's fields")]
     pub(crate) fn read_back(
         method: Method,
@@ -168,6 +202,7 @@ impl Entry {
         status: StatusCode,
         version: Version,
         headers: HeaderMap,
+        (raw, at): (Bytes, usize),
         body: Bytes,
         response_time: SystemTime,
         fresh_until: Option<SystemTime>,
@@ -180,6 +215,7 @@ impl Entry {
                 .unwrap_or(0),
         );
         let quick = quick(fresh_until, &varied, &headers);
+        let weight = weight(&headers, &body);
         Entry {
             policy: Policy::Later(
                 OnceLock::new(),
@@ -192,12 +228,38 @@ impl Entry {
             ),
             status,
             version,
-            headers,
+            headers: Stored::Later {
+                map: OnceLock::new(),
+                raw,
+                at,
+            },
             body,
             response_time,
             arrived_aged,
             quick,
-            served: Mutex::new(None),
+            weight,
+            served: Mutex::new(Served::Read(headers)),
+        }
+    }
+
+    /// The response headers as they arrived (`Age` as it came).
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        match &self.headers {
+            Stored::Map(h) => h,
+            Stored::Later { map, raw, at } => map.get_or_init(|| {
+                // The same bytes were read once already, into the headers the entry was made
+                // with: they read the same way again.
+                super::l2::header_list(raw, *at).unwrap_or_default()
+            }),
+        }
+    }
+
+    /// The stored headers of an entry made here (tests only: its weight is not updated).
+    #[cfg(test)]
+    pub(crate) fn headers_mut(&mut self) -> &mut HeaderMap {
+        match &mut self.headers {
+            Stored::Map(h) => h,
+            Stored::Later { .. } => panic!("an entry read back"),
         }
     }
 
@@ -207,7 +269,7 @@ impl Entry {
         match &self.policy {
             Policy::Made(p) => p,
             Policy::Later(cell, asked) => cell.get_or_init(|| {
-                let head = Head(self.status, &self.headers);
+                let head = Head(self.status, self.headers());
                 CachePolicy::new_options(&**asked, &head, self.response_time, asked.opts)
             }),
         }
@@ -223,12 +285,7 @@ impl Entry {
 
     /// Its cost in the store.
     pub(crate) fn weight(&self) -> u64 {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 32)
-            .sum();
-        self.body.len() as u64 + headers as u64 + ENTRY_OVERHEAD
+        self.weight
     }
 
     /// How long it has been held, counting the `Age` it came with (the policy's `age`).
@@ -280,15 +337,17 @@ impl Entry {
     pub(crate) fn served_headers(&self, now: SystemTime) -> Arc<HeaderMap> {
         let age = self.age(now).as_secs();
         let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((at, h)) = &*served
-            && *at == age
-        {
-            return h.clone();
-        }
-        let mut headers = self.headers.clone();
+        let mut headers = match std::mem::replace(&mut *served, Served::None) {
+            Served::At(at, h) if at == age => {
+                *served = Served::At(at, h.clone());
+                return h;
+            }
+            Served::Read(h) => h,
+            Served::None | Served::At(..) => self.headers().clone(),
+        };
         headers.insert(header::AGE, HeaderValue::from(age));
         let headers = Arc::new(headers);
-        *served = Some((age, headers.clone()));
+        *served = Served::At(age, headers.clone());
         headers
     }
 
@@ -301,7 +360,7 @@ impl Entry {
         now: SystemTime,
         opts: CacheOptions,
     ) -> Entry {
-        let mut headers = self.headers.clone();
+        let mut headers = self.headers().clone();
         for name in not_modified.keys() {
             if KEEP_ON_304.contains(name) {
                 continue;
@@ -321,6 +380,15 @@ impl Entry {
             opts,
         )
     }
+}
+
+/// The cost in the store of an entry with these headers and body.
+fn weight(headers: &HeaderMap, body: &Bytes) -> u64 {
+    let headers: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 32)
+        .sum();
+    body.len() as u64 + headers as u64 + ENTRY_OVERHEAD
 }
 
 /// Until when a response received at `response_time` is fresh by `policy`; `None`: never.
@@ -394,11 +462,11 @@ impl Entry {
         directive: &str,
         now: SystemTime,
     ) -> bool {
-        let Some(secs) = directive_secs(&self.headers, directive).filter(|&s| s > 0) else {
+        let Some(secs) = directive_secs(self.headers(), directive).filter(|&s| s > 0) else {
             return false;
         };
         let no_cache = self
-            .headers
+            .headers()
             .get_all(header::CACHE_CONTROL)
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -462,10 +530,10 @@ pub(crate) fn storable(
 /// The validators of a stored response as conditional request headers.
 pub(crate) fn conditional(entry: &Entry, headers: &HeaderMap) -> HeaderMap {
     let mut h = headers.clone();
-    if let Some(etag) = entry.headers.get(header::ETAG) {
+    if let Some(etag) = entry.headers().get(header::ETAG) {
         h.insert(header::IF_NONE_MATCH, etag.clone());
     }
-    if let Some(lm) = entry.headers.get(header::LAST_MODIFIED) {
+    if let Some(lm) = entry.headers().get(header::LAST_MODIFIED) {
         h.insert(header::IF_MODIFIED_SINCE, lm.clone());
     }
     h
@@ -620,6 +688,7 @@ mod tests {
                         StatusCode::OK,
                         Version::HTTP_11,
                         map(resp),
+                        (crate::cache::l2::list_of(&map(resp)), 0),
                         Bytes::new(),
                         t0,
                         e.fresh_until(),
@@ -705,7 +774,11 @@ mod tests {
         assert_eq!(a["age"], "3");
         let c = e.served_headers(t0 + Duration::from_millis(2_100));
         assert_eq!(c["age"], "5");
-        assert_eq!(e.headers["age"], "3", "the stored headers are not changed");
+        assert_eq!(
+            e.headers()["age"],
+            "3",
+            "the stored headers are not changed"
+        );
         assert_eq!(
             e.age(t0 + Duration::from_secs(7)),
             e.policy().age(t0 + Duration::from_secs(7))

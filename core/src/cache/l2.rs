@@ -157,13 +157,13 @@ impl L2 {
         now: SystemTime,
         opts: &CacheOptions,
     ) {
-        if entry.body.len() as u64 > self.max_entry_bytes || !shareable(&entry.headers) {
+        if entry.body.len() as u64 > self.max_entry_bytes || !shareable(entry.headers()) {
             return;
         }
-        let Some(vary) = varied(&entry.headers, &req.headers) else {
+        let Some(vary) = varied(entry.headers(), &req.headers) else {
             return;
         };
-        let ttl = entry.policy().time_to_live(now) + self.stale_window(&entry.headers);
+        let ttl = entry.policy().time_to_live(now) + self.stale_window(entry.headers());
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         if ttl_ms == 0 {
             return;
@@ -372,7 +372,7 @@ fn encode(
     // The policy keeps when the response arrived privately; its age minus the `Age` it came
     // with is how long it has been held.
     let came_with = entry
-        .headers
+        .headers()
         .get(header::AGE)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
         .map_or(Duration::ZERO, Duration::from_secs);
@@ -381,7 +381,7 @@ fn encode(
     let heads: usize = vary
         .iter()
         .map(|(k, v)| (k, v))
-        .chain(entry.headers.iter())
+        .chain(entry.headers().iter())
         .map(|(k, v)| 6 + k.as_str().len() + v.len())
         .sum();
     let mut out = Vec::with_capacity(FIXED + 4 + heads + entry.body.len());
@@ -396,7 +396,7 @@ fn encode(
     let immutable = u32::try_from(opts.immutable_min_time_to_live.as_secs()).ok()?;
     out.extend_from_slice(&immutable.to_be_bytes());
     put_headers(&mut out, vary.len(), vary.iter().map(|(k, v)| (k, v)))?;
-    put_headers(&mut out, entry.headers.len(), entry.headers.iter())?;
+    put_headers(&mut out, entry.headers().len(), entry.headers().iter())?;
     out.extend_from_slice(&entry.body);
     Some(out)
 }
@@ -431,11 +431,12 @@ impl<'a> Reader<'a> {
         self.array().map(u64::from_be_bytes)
     }
 
-    /// A header list as [`put_headers`] writes it; the values share the entry's buffer.
-    fn headers(&mut self) -> Option<HeaderMap> {
+    /// A header list as [`put_headers`] writes it, in a map with room for `spare` more; the
+    /// values share the entry's buffer.
+    fn headers(&mut self, spare: usize) -> Option<HeaderMap> {
         let count = usize::from(self.u16()?);
         // Each pair takes six bytes at least: a count the bytes cannot hold is not believed.
-        let mut map = HeaderMap::try_with_capacity(count.min(64)).ok()?;
+        let mut map = HeaderMap::try_with_capacity(count.min(64) + spare).ok()?;
         for _ in 0..count {
             let name_len = usize::from(self.u16()?);
             let name = HeaderName::from_bytes(self.take(name_len)?).ok()?;
@@ -446,6 +447,20 @@ impl<'a> Reader<'a> {
         }
         Some(map)
     }
+}
+
+/// The header list of `raw` at `at` (an entry's response headers, read by [`decode`] once
+/// already), for an entry read back that needs its stored map (`Entry::headers`).
+pub(crate) fn header_list(raw: &Bytes, at: usize) -> Option<HeaderMap> {
+    Reader { raw, at }.headers(0)
+}
+
+/// `headers` as a header list alone (tests of `Entry::read_back`).
+#[cfg(test)]
+pub(crate) fn list_of(headers: &HeaderMap) -> Bytes {
+    let mut out = Vec::new();
+    put_headers(&mut out, headers.len(), headers.iter()).unwrap();
+    Bytes::from(out)
 }
 
 /// The entry `raw` holds, read under the key of a `method` request of `uri` (which the key
@@ -468,8 +483,10 @@ fn decode(raw: &Bytes, method: &Method, uri: &Uri, opts: CacheOptions) -> Option
     let written_flags = r.array::<1>()?[0];
     let heuristic = r.u32()?;
     let immutable = Duration::from_secs(u64::from(r.u32()?));
-    let varied = r.headers()?;
-    let headers = r.headers()?;
+    let varied = r.headers(0)?;
+    let at = r.at;
+    // Room for the `Age` a hit adds when it serves these headers (`Entry::served_headers`).
+    let headers = r.headers(1)?;
     let body = raw.slice(r.at..);
     let same_opts = written_flags == flags(&opts)
         && heuristic == opts.cache_heuristic.to_bits()
@@ -482,6 +499,7 @@ fn decode(raw: &Bytes, method: &Method, uri: &Uri, opts: CacheOptions) -> Option
             status,
             version,
             headers,
+            (raw.clone(), at),
             body,
             response_time,
             fresh_until,
@@ -553,7 +571,7 @@ mod tests {
     }
 
     fn round_trip(e: &Entry, req: &http::request::Parts, read_with: CacheOptions) -> Entry {
-        let vary = varied(&e.headers, &req.headers).unwrap();
+        let vary = varied(e.headers(), &req.headers).unwrap();
         let raw = encode(e, &vary, SystemTime::now(), &opts()).unwrap();
         assert_eq!(raw[0], FORMAT_VERSION);
         decode(&Bytes::from(raw), &Method::GET, &uri(), read_with).unwrap()
@@ -564,6 +582,51 @@ mod tests {
             http_cache_semantics::BeforeRequest::Fresh(_) => Plain::Fresh,
             http_cache_semantics::BeforeRequest::Stale { matches: true, .. } => Plain::Stale,
             http_cache_semantics::BeforeRequest::Stale { matches: false, .. } => Plain::Other,
+        }
+    }
+
+    /// An entry read back serves the headers it read with `Age` added (the stored map is not
+    /// built and copied first), keeps the `Age` it arrived with in its stored headers, and
+    /// serves later seconds from those: what it serves is what a memory entry serves.
+    #[test]
+    fn an_entry_read_back_serves_its_headers_with_age() {
+        let strip = |h: &HeaderMap| {
+            h.iter()
+                .filter(|(k, _)| *k != header::AGE)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Vec<_>>()
+        };
+        for (arrived, with_age) in [(10, true), (0, false)] {
+            let mut resp = vec![("cache-control", "max-age=60"), ("x-a", "1"), ("x-a", "2")];
+            if with_age {
+                resp.insert(1, ("age", "10"));
+            }
+            let (req, e) = entry(&resp, &[]);
+            let back = round_trip(&e, &req, opts());
+            assert_eq!(back.weight(), e.weight());
+            let now = SystemTime::now();
+            let age = back.age(now).as_secs();
+            assert!(age >= arrived && age < arrived + 5, "{age}");
+            let first = back.served_headers(now);
+            assert_eq!(first["age"], age.to_string().as_str());
+            assert!(Arc::ptr_eq(&first, &back.served_headers(now)));
+            assert_eq!(strip(&first), strip(e.headers()));
+            assert_eq!(first.len(), e.headers().len() + usize::from(!with_age));
+            assert_eq!(
+                back.headers(),
+                e.headers(),
+                "the stored headers are as they came"
+            );
+            let later = now + Duration::from_secs(5);
+            let second = back.served_headers(later);
+            assert_eq!(back.age(later).as_secs(), age + 5);
+            assert_eq!(second["age"], (age + 5).to_string().as_str());
+            assert_eq!(strip(&second), strip(e.headers()));
+            assert_eq!(
+                first["age"],
+                age.to_string().as_str(),
+                "a served map is not changed"
+            );
         }
     }
 
@@ -580,7 +643,7 @@ mod tests {
         );
         let back = round_trip(&e, &req, opts());
         assert_eq!(back.body, e.body);
-        assert_eq!(back.headers, e.headers);
+        assert_eq!(back.headers(), e.headers());
         assert_eq!(back.status, e.status);
         assert_eq!(back.version, e.version);
         let (other, _) = entry(&[], &[("accept", "text/html")]);
@@ -606,10 +669,10 @@ mod tests {
     #[test]
     fn values_that_are_not_text_round_trip() {
         let (req, mut e) = entry(&[("cache-control", "max-age=60")], &[]);
-        e.headers
+        e.headers_mut()
             .insert("x-latin1", HeaderValue::from_bytes(b"caf\xe9").unwrap());
         let back = round_trip(&e, &req, opts());
-        assert_eq!(back.headers["x-latin1"].as_bytes(), b"caf\xe9");
+        assert_eq!(back.headers()["x-latin1"].as_bytes(), b"caf\xe9");
     }
 
     /// A reader whose cache options differ from the writer's judges by its own: a shared
@@ -668,7 +731,7 @@ mod tests {
 
     #[test]
     fn private_set_cookie_and_credential_variants_are_not_shared() {
-        let h = |pairs: &[(&str, &str)]| entry(pairs, &[("cookie", "a=1")]).1.headers;
+        let h = |pairs: &[(&str, &str)]| entry(pairs, &[("cookie", "a=1")]).1.headers().clone();
         assert!(!shareable(&h(&[("cache-control", "private, max-age=60")])));
         assert!(!shareable(&h(&[("set-cookie", "a=1")])));
         assert!(shareable(&h(&[("cache-control", "public, max-age=60")])));

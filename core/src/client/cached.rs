@@ -666,6 +666,10 @@ struct Owned {
 }
 
 /// How a revalidation ended.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per revalidation, its entry moved into the store at once"
+)]
 enum Revalidation {
     /// 304: the entry with the answer's headers, fresh again (not yet stored).
     NotModified(Entry),
