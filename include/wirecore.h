@@ -1133,6 +1133,15 @@ ptrdiff_t wirecore_queue_wait(const wirecore_queue *queue,
 // `queue` is NULL or a live queue.
 void wirecore_queue_close(const wirecore_queue *queue);
 
+// Wakes a thread blocked in `wirecore_queue_wait` on `queue`, which returns what is queued,
+// possibly 0; when none is blocked, the next `wirecore_queue_wait` returns at once (once). For
+// a program that waits both ways: the consumer that drained the pipe took a completion the
+// blocked thread waits for, and tells it to look again.
+//
+// # Safety
+// `queue` is NULL or a live queue.
+void wirecore_queue_kick(const wirecore_queue *queue);
+
 // The read end of a pipe that receives one byte each time a completion (or close) arrives
 // after `wirecore_queue_try_take` found the queue empty, so an event loop (epoll, Go's
 // netpoller) can wait for completions without blocking a thread in wirecore. A completion

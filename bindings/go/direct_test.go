@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -221,5 +222,49 @@ func TestLongDirectWaitGivesUp(t *testing.T) {
 	}
 	if n := wirecore.DirectSlices() - slices; n > 10 {
 		t.Fatalf("a 300 ms request waited %d times in the engine", n)
+	}
+}
+
+// A completion the poller takes just before the direct waiter blocks (no thread was blocked when
+// it came, so it wrote the pipe's byte) comes with a kick: the waiter looks at its channel again
+// instead of sitting out its wait in the engine (here a minute long, so the test fails without
+// the kick).
+func TestPollerKicksADirectWaiterWhoseCompletionItTook(t *testing.T) {
+	directWaitsOn(t)
+	var forced atomic.Int32
+	restore := wirecore.SetDirectWait(60_000, func(queued func() bool) {
+		// Holds the waiter back until the poller has handed its completion over.
+		for i := 0; i < 5000 && !queued(); i++ {
+			time.Sleep(time.Millisecond)
+		}
+		if queued() {
+			forced.Add(1)
+		}
+	})
+	defer restore()
+	c := &http.Client{Transport: newTransport(t, wirecore.Config{})}
+	done := make(chan error, 1)
+	go func() {
+		for range 3 {
+			resp, err := c.Get(server.HTTP + "/bytes/16")
+			if err != nil {
+				done <- err
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a waiter whose completion the poller took was left in its minute-long wait")
+	}
+	if forced.Load() == 0 {
+		t.Fatal("the poller never took a waiter's completion first")
 	}
 }

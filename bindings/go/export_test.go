@@ -21,3 +21,16 @@ func TakeHint(t *Transport) int64 { return t.takeHint.Load() }
 
 // DirectSlices counts the waits in the engine of requests that waited directly.
 func DirectSlices() int64 { return directSlices.Load() }
+
+// SetDirectWait sets how long one wait in the engine lasts and a hook run before each (nil:
+// none); it returns the function that restores both.
+func SetDirectWait(ms int64, before func(queued func() bool)) func() {
+	oldMs, oldBefore := directSliceMs.Swap(ms), directBeforeWait.Swap(&before)
+	if before == nil {
+		directBeforeWait.Store(nil)
+	}
+	return func() {
+		directSliceMs.Store(oldMs)
+		directBeforeWait.Store(oldBefore)
+	}
+}

@@ -246,6 +246,18 @@ func (t *transport) poll() {
 			return
 		}
 		t.dispatch(out[:n])
+		t.kickDirect(n)
+	}
+}
+
+// kickDirect tells a goroutine waiting in the engine (waitDirect) to look at its channel again
+// after the poller handed out n completions: one may be that goroutine's, taken by the poller
+// just before the goroutine blocked (its completion then wrote the pipe's byte, no thread being
+// blocked yet), and nothing else would wake it before its wait times out. A kick that finds
+// nobody blocked makes the next wait return at once.
+func (t *transport) kickDirect(n int) {
+	if n > 0 && t.direct.Load() {
+		capi.Kick(t.queue)
 	}
 }
 
@@ -272,6 +284,7 @@ func (t *transport) pollPipe(raw syscall.RawConn, buf *capi.CompletionBuffer, ou
 				return true
 			}
 			t.dispatch(out[:n])
+			t.kickDirect(n)
 			if n < len(out) {
 				// It took the last one, and armed the pipe.
 				return false
@@ -557,16 +570,21 @@ const directMax = 64
 
 // directSlicesMax is how many waits in the engine that time out a request makes before it
 // waits like the others (on its channel, and its context): what the direct wait saves, a few
-// µs, matters for short requests only. directSliceMs bounds one wait, because the poller may
-// take the completion just before the waiter blocks and because a context's end is seen between
-// waits (so within 10 ms during a request's first 20 ms alone in flight, at once afterwards).
+// µs, matters for short requests only. directSliceMs bounds one wait, because a context's end is
+// seen between waits (a completion the poller took just before the waiter blocked comes with
+// a kick: kickDirect) (so within 10 ms during a request's first 20 ms alone in flight, at once afterwards).
 // Not shorter: a timer that expires before the kernel's next tick (4 ms at HZ 250) is armed and
 // cancelled in the hardware, which in a VM cost C=1 h1 5 µs of CPU and of p50 per request with
 // 1 ms waits against 5 ms ones (bench/results/2026-12-06-go-3.md section 7).
-const (
-	directSlicesMax = 2
-	directSliceMs   = 10
-)
+const directSlicesMax = 2
+
+// directSliceMs is a var for tests (a long one shows that a waiter whose completion the poller
+// took is kicked, not left to time out).
+var directSliceMs = func() (v atomic.Int64) { v.Store(10); return }()
+
+// directBeforeWait, when set (tests), runs before each wait in the engine with a function that
+// reports whether the waiter's completion is already in its channel.
+var directBeforeWait atomic.Pointer[func(queued func() bool)]
 
 // directWait lets a request alone in flight wait in the engine (tests turn it off to compare).
 var directWait = true
@@ -601,10 +619,13 @@ func (t *transport) waitDirect(ctx context.Context, ch chan capi.Completion) (ca
 			return capi.Completion{}, false
 		}
 		directSlices.Add(1)
+		if f := directBeforeWait.Load(); f != nil {
+			(*f)(func() bool { return len(ch) > 0 })
+		}
 		t.life.RLock()
 		n := -1
 		if !t.freed {
-			n = capi.Wait(t.queue, t.dbuf, t.dout, directSliceMs)
+			n = capi.Wait(t.queue, t.dbuf, t.dout, directSliceMs.Load())
 		}
 		t.life.RUnlock()
 		if n < 0 {

@@ -25,6 +25,8 @@ struct State<T> {
     closed: bool,
     /// Threads blocked in [`Batch::wait_with`].
     waiters: usize,
+    /// Set by [`Batch::kick`]: the next [`Batch::wait_with`] returns at once.
+    kicked: bool,
 }
 
 impl<T> Default for Batch<T> {
@@ -34,6 +36,7 @@ impl<T> Default for Batch<T> {
                 items: VecDeque::new(),
                 closed: false,
                 waiters: 0,
+                kicked: false,
             }),
             ready: Condvar::new(),
         }
@@ -129,6 +132,10 @@ impl<T> Batch<T> {
             if g.closed {
                 return None;
             }
+            if g.kicked {
+                g.kicked = false;
+                return Some(0);
+            }
             g.waiters += 1;
             match (timeout, deadline) {
                 (Some(_), Some(d)) => {
@@ -147,7 +154,23 @@ impl<T> Batch<T> {
             }
             g.waiters -= 1;
         }
+        // Whoever kicked wanted a waiter to look around: returning does that too.
+        g.kicked = false;
         Some(drain(&mut g.items, max, f))
+    }
+
+    /// Wakes the threads blocked in [`Batch::wait_with`] with what is queued, possibly
+    /// nothing (`Some(0)`); when none is blocked, the next call returns at once. For a consumer
+    /// that learnt elsewhere (another consumer took its item) that its waiter should stop
+    /// waiting.
+    pub fn kick(&self) {
+        let mut g = self.lock();
+        g.kicked = true;
+        let wake = g.waiters > 0;
+        drop(g);
+        if wake {
+            self.ready.notify_all();
+        }
     }
 
     /// Closes the queue: waiters wake, and takes report `None` once it is empty. Items pushed
@@ -258,6 +281,46 @@ mod tests {
         assert!(b.push_to_waiter(2), "a blocked waiter takes it");
         assert_eq!(waiter.join().expect("no panic"), (Some(1), vec![2]));
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn a_kick_wakes_a_blocked_waiter_or_the_next_one_once() {
+        let b = Arc::new(Batch::<u8>::default());
+        let waiter = {
+            let b = b.clone();
+            std::thread::spawn(move || b.wait_with(8, None, |_| {}))
+        };
+        until_blocked(&b);
+        b.kick();
+        assert_eq!(
+            waiter.join().expect("no panic"),
+            Some(0),
+            "woken with nothing"
+        );
+        // Nobody waits: the next wait returns at once, and only that one.
+        b.kick();
+        assert_eq!(b.wait_with(8, None, |_| {}), Some(0));
+        assert_eq!(
+            b.wait_with(8, Some(Duration::from_millis(20)), |_| {}),
+            Some(0),
+            "timed out"
+        );
+        // A wait that finds items clears a kick too.
+        b.kick();
+        b.push(5);
+        let mut got = Vec::new();
+        assert_eq!(b.wait_with(8, None, |x| got.push(x)), Some(1));
+        assert_eq!(got, vec![5]);
+        let waiter = {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                (b.wait_with(8, None, |x| got.push(x)), got)
+            })
+        };
+        until_blocked(&b);
+        b.push(6);
+        assert_eq!(waiter.join().expect("no panic"), (Some(1), vec![6]));
     }
 
     #[test]

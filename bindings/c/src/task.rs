@@ -366,6 +366,23 @@ pub unsafe extern "C" fn wirecore_queue_close(queue: *const wirecore_queue) {
     });
 }
 
+/// Wakes a thread blocked in `wirecore_queue_wait` on `queue`, which returns what is queued,
+/// possibly 0; when none is blocked, the next `wirecore_queue_wait` returns at once (once). For
+/// a program that waits both ways: the consumer that drained the pipe took a completion the
+/// blocked thread waits for, and tells it to look again.
+///
+/// # Safety
+/// `queue` is NULL or a live queue.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_queue_kick(queue: *const wirecore_queue) {
+    ffi_fn!(or = (), {
+        // SAFETY: NULL or a live queue (magic checked).
+        if let Some(q) = unsafe { handle::get(queue) } {
+            q.inner.batch.kick();
+        }
+    });
+}
+
 /// The read end of a pipe that receives one byte each time a completion (or close) arrives
 /// after `wirecore_queue_try_take` found the queue empty, so an event loop (epoll, Go's
 /// netpoller) can wait for completions without blocking a thread in wirecore. A completion

@@ -479,6 +479,10 @@ func Wait(q *Queue, b *CompletionBuffer, out []Completion, timeoutMs int64) int 
 	return n
 }
 
+// Kick wakes a thread blocked in Wait on q (it returns 0 when nothing is queued), or makes the
+// next Wait return at once.
+func Kick(q *Queue) { C.wirecore_queue_kick(q) }
+
 // NotifyFD is the queue's wake-up pipe (owned by the queue; dup it to keep it).
 func NotifyFD(q *Queue) int { return int(C.wirecore_queue_notify_fd(q)) }
 
