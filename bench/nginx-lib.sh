@@ -1,8 +1,12 @@
-# Sourced by bench/run-cli.sh and bench/run-engine-cost.sh: CPU pinning (server on CPU 0, client
-# on CPU 1 when there are two), a scratch dir removed at exit with every pid in $pids, a 1 KiB
-# file, a CA and a leaf it signs (rustls refuses a self-signed CA certificate as the server's
-# own), and nginx (one worker, $nginx) serving $dir/www on $ng_http (HTTP/1.1) and $ng_https
-# (HTTP/2 over TLS).
+# Sourced by bench/run-cli.sh, run-engine-cost.sh and run-engine-instructions.sh: CPU pinning
+# (server on CPU 0, client on CPU 1 when there are two), a scratch dir removed at exit with every
+# pid in $pids, a 1 KiB file, a CA and a leaf it signs (rustls refuses a self-signed CA
+# certificate as the server's own), and nginx (one worker, $nginx) serving $dir/www on $ng_http
+# (HTTP/1.1) and $ng_https (HTTP/2 over TLS). It looks nginx up first and stops the calling
+# script when it is missing.
+nginx=""
+for p in /usr/sbin/nginx /usr/local/sbin/nginx /usr/bin/nginx; do [ -x "$p" ] && nginx="$p" && break; done
+[ -n "$nginx" ] || { echo "${0##*/}: nginx is not installed (make setup)" >&2; exit 1; }
 srv=(); cli=()
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
   srv=(taskset -c 0); cli=(taskset -c 1)

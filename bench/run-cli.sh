@@ -18,9 +18,6 @@ if ! command -v wrk >/dev/null 2>&1 || ! command -v h2load >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
       wrk nghttp2-client; } >/dev/null 2>&1 || echo "bench-cli: could not install wrk/h2load"
 fi
-nginx=""
-for p in /usr/sbin/nginx /usr/local/sbin/nginx /usr/bin/nginx; do [ -x "$p" ] && nginx="$p" && break; done
-[ -n "$nginx" ] || { echo "bench-cli: nginx is not installed (make setup)" >&2; exit 1; }
 
 # shellcheck source=bench/nginx-lib.sh
 source bench/nginx-lib.sh

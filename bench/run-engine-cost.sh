@@ -16,9 +16,6 @@ secs="${ENGINE_COST_SECS:-5}"
 rounds="${ENGINE_COST_ROUNDS:-3}"
 conns="${ENGINE_COST_C:-64}"
 
-nginx=""
-for p in /usr/sbin/nginx /usr/local/sbin/nginx /usr/bin/nginx; do [ -x "$p" ] && nginx="$p" && break; done
-[ -n "$nginx" ] || { echo "engine-cost: nginx is not installed" >&2; exit 1; }
 for t in wrk h2load /usr/bin/time; do
   command -v "$t" >/dev/null || { echo "engine-cost: $t is not installed" >&2; exit 1; }
 done

@@ -15,9 +15,6 @@ n1="${ENGINE_INSTR_N1:-2000}"
 n2="${ENGINE_INSTR_N2:-12000}"
 protos="${ENGINE_INSTR_PROTOS:-h1 h2}"
 
-nginx=""
-for p in /usr/sbin/nginx /usr/local/sbin/nginx /usr/bin/nginx; do [ -x "$p" ] && nginx="$p" && break; done
-[ -n "$nginx" ] || { echo "engine-instructions: nginx is not installed" >&2; exit 1; }
 command -v valgrind >/dev/null || { echo "engine-instructions: valgrind is not installed" >&2; exit 1; }
 
 # shellcheck source=bench/nginx-lib.sh

@@ -140,6 +140,16 @@ const KEEP_ON_304: [HeaderName; 5] = [
     header::CONNECTION,
 ];
 
+/// The `Age` a response arrived with (0 without one or when it is not a number of seconds).
+fn age_on_arrival(headers: &HeaderMap) -> Duration {
+    Duration::from_secs(
+        headers
+            .get(header::AGE)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
 impl Entry {
     /// The entry of a response to `req` that arrived at `response_time`, with its policy.
     pub(crate) fn new(
@@ -165,12 +175,7 @@ impl Entry {
         body: Bytes,
         response_time: SystemTime,
     ) -> Entry {
-        let arrived_aged = Duration::from_secs(
-            headers
-                .get(header::AGE)
-                .and_then(|v| v.to_str().ok()?.parse().ok())
-                .unwrap_or(0),
-        );
+        let arrived_aged = age_on_arrival(&headers);
         let quick = quick(fresh_until(&policy, response_time), &req.headers, &headers);
         let weight = weight(&headers, &body);
         Entry {
@@ -208,12 +213,7 @@ impl Entry {
         fresh_until: Option<SystemTime>,
         opts: CacheOptions,
     ) -> Entry {
-        let arrived_aged = Duration::from_secs(
-            headers
-                .get(header::AGE)
-                .and_then(|v| v.to_str().ok()?.parse().ok())
-                .unwrap_or(0),
-        );
+        let arrived_aged = age_on_arrival(&headers);
         let quick = quick(fresh_until, &varied, &headers);
         let weight = weight(&headers, &body);
         Entry {
