@@ -83,6 +83,14 @@ impl Headers {
         }
     }
 
+    /// The map to change, copied first only when it is shared.
+    pub(crate) fn to_mut(&mut self) -> &mut HeaderMap {
+        match self {
+            Headers::Own(h) => h,
+            Headers::Shared(h) => Arc::make_mut(h),
+        }
+    }
+
     /// The map behind an `Arc`, copied never.
     pub(crate) fn into_shared(self) -> Arc<HeaderMap> {
         match self {

@@ -573,3 +573,33 @@ async fn a_fresh_hit_is_one_span() {
     assert_eq!(spans.len(), 2, "{spans:?}");
     assert_eq!(c.stats().cache.hits, 1);
 }
+
+/// An `Age` too large to add a second to (RFC 9111 §1.2.2: a cache takes a delta-seconds it
+/// cannot represent as 2^31) neither panics the request path nor serves the response as fresh:
+/// it is stored as stale (2^31 seconds old) and revalidated, as any response older than its
+/// max-age is.
+#[tokio::test]
+async fn an_age_too_large_to_count_is_two_to_the_31_seconds_not_a_panic() {
+    let srv = server().await;
+    let c = cached_client(&srv);
+    for (name, age) in [
+        ("max", u64::MAX.to_string()),
+        ("over31", (1u64 << 40).to_string()),
+    ] {
+        let url = srv.url(&format!(
+            "/cache/age-{name}?cache_control=max-age=60&etag=t&age={age}"
+        ));
+        let (first, _) = get(&c, &url, &[]).await;
+        assert_eq!(first.status(), 200);
+        // Resident for a second at least: the age grows past what was received.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let (second, body) = get(&c, &url, &[]).await;
+        assert_eq!(second.status(), 200, "{name}");
+        assert_ne!(
+            second.cache_status(),
+            Some(CacheStatus::Hit),
+            "{name}: a response older than its max-age is not fresh"
+        );
+        assert_eq!(body["path"], format!("/cache/age-{name}"));
+    }
+}

@@ -140,13 +140,38 @@ const KEEP_ON_304: [HeaderName; 5] = [
     header::CONNECTION,
 ];
 
-/// The `Age` a response arrived with (0 without one or when it is not a number of seconds).
+/// The largest `Age` a cache counts with: RFC 9111 §1.2.2 takes a delta-seconds value larger
+/// than a cache can represent as 2^31. A larger one would overflow the age's sum with the time
+/// held (in http-cache-semantics as here) and panic the request path.
+pub(crate) const MAX_AGE_SECS: u64 = 1 << 31;
+
+/// Caps the `Age` of a response that enters the cache at [`MAX_AGE_SECS`], before any policy
+/// reads it: a value of digits only above it (or too long for a `u64`) becomes 2^31, as RFC 9111
+/// §1.2.2 says. Anything else is left as is (the policy ignores an `Age` that is no number).
+pub(crate) fn bound_age(headers: &mut HeaderMap) {
+    let over = headers.get(header::AGE).is_some_and(|v| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.iter().all(u8::is_ascii_digit)
+            && std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .is_none_or(|n| n > MAX_AGE_SECS)
+    });
+    if over {
+        headers.insert(header::AGE, HeaderValue::from(MAX_AGE_SECS));
+    }
+}
+
+/// The `Age` a response arrived with (0 without one or when it is not a number of seconds; at
+/// most [`MAX_AGE_SECS`]).
 fn age_on_arrival(headers: &HeaderMap) -> Duration {
     Duration::from_secs(
         headers
             .get(header::AGE)
-            .and_then(|v| v.to_str().ok()?.parse().ok())
-            .unwrap_or(0),
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(0)
+            .min(MAX_AGE_SECS),
     )
 }
 
@@ -156,11 +181,12 @@ impl Entry {
         req: &http::request::Parts,
         status: StatusCode,
         version: Version,
-        headers: HeaderMap,
+        mut headers: HeaderMap,
         body: Bytes,
         response_time: SystemTime,
         opts: CacheOptions,
     ) -> Entry {
+        bound_age(&mut headers);
         let policy = CachePolicy::new_options(req, &Head(status, &headers), response_time, opts);
         Entry::with_policy(policy, req, status, version, headers, body, response_time)
     }
@@ -558,6 +584,30 @@ mod tests {
     use http_cache_semantics::BeforeRequest;
 
     use super::*;
+
+    #[test]
+    fn an_age_over_two_to_the_31_is_bounded_and_others_are_left_alone() {
+        let bounded = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AGE, HeaderValue::from_str(v).unwrap());
+            bound_age(&mut h);
+            h[header::AGE].to_str().unwrap().to_owned()
+        };
+        for (given, kept) in [
+            ("0", "0"),
+            ("2147483648", "2147483648"),
+            ("2147483649", "2147483648"),
+            ("18446744073709551615", "2147483648"),
+            ("99999999999999999999999", "2147483648"),
+            ("12x", "12x"),
+            ("-5", "-5"),
+        ] {
+            assert_eq!(bounded(given), kept, "{given}");
+        }
+        let mut none = HeaderMap::new();
+        bound_age(&mut none);
+        assert!(none.is_empty());
+    }
 
     fn opts(shared: bool) -> CacheOptions {
         CacheOptions {

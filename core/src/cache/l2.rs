@@ -19,6 +19,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::Semaphore;
 
 use super::Entry;
+use super::entry::bound_age;
 use crate::config::{CacheL2Config, TlsConfig};
 use crate::error::Error;
 use crate::redis_link::{Called, Link};
@@ -452,7 +453,9 @@ impl<'a> Reader<'a> {
 /// The header list of `raw` at `at` (an entry's response headers, read by [`decode`] once
 /// already), for an entry read back that needs its stored map (`Entry::headers`).
 pub(crate) fn header_list(raw: &Bytes, at: usize) -> Option<HeaderMap> {
-    Reader { raw, at }.headers(0)
+    let mut headers = Reader { raw, at }.headers(0)?;
+    bound_age(&mut headers);
+    Some(headers)
 }
 
 /// `headers` as a header list alone (tests of `Entry::read_back`).
@@ -486,7 +489,9 @@ fn decode(raw: &Bytes, method: &Method, uri: &Uri, opts: CacheOptions) -> Option
     let varied = r.headers(0)?;
     let at = r.at;
     // Room for the `Age` a hit adds when it serves these headers (`Entry::served_headers`).
-    let headers = r.headers(1)?;
+    let mut headers = r.headers(1)?;
+    // Another writer's entry may carry any `Age`: bounded as an origin's is.
+    bound_age(&mut headers);
     let body = raw.slice(r.at..);
     let same_opts = written_flags == flags(&opts)
         && heuristic == opts.cache_heuristic.to_bits()
@@ -583,6 +588,43 @@ mod tests {
             http_cache_semantics::BeforeRequest::Stale { matches: true, .. } => Plain::Stale,
             http_cache_semantics::BeforeRequest::Stale { matches: false, .. } => Plain::Other,
         }
+    }
+
+    /// Another writer's entry whose `Age` is too large to count with (its writer did not bound
+    /// it) is read back with 2^31 s, as an origin's: judging it seconds later neither panics (in
+    /// http-cache-semantics' age sum) nor finds it fresh.
+    #[test]
+    fn an_entry_with_an_age_too_large_is_read_back_with_two_to_the_31() {
+        let (req, _) = entry(&[], &[]);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=60"),
+        );
+        headers.insert(header::AGE, HeaderValue::from(u64::MAX));
+        let now = SystemTime::now();
+        // As a writer that does not bound `Age` would store it (Entry::new bounds it).
+        let policy = http_cache_semantics::CachePolicy::new_options(
+            &req,
+            &super::super::entry::Head(StatusCode::OK, &headers),
+            now,
+            opts(),
+        );
+        let e = Entry::with_policy(
+            policy,
+            &req,
+            StatusCode::OK,
+            Version::HTTP_11,
+            headers,
+            Bytes::from_static(b"x"),
+            now,
+        );
+        let raw = encode(&e, &[], now, &opts()).unwrap();
+        let back = decode(&Bytes::from(raw), &Method::GET, &uri(), opts()).unwrap();
+        let later = now + Duration::from_secs(5);
+        assert_eq!(back.age(later).as_secs(), (1 << 31) + 5);
+        assert_eq!(says(&back, &req, later), Plain::Stale);
+        assert_eq!(back.headers()[header::AGE], "2147483648");
     }
 
     /// An entry read back serves the headers it read with `Age` added (the stored map is not

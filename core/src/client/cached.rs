@@ -574,6 +574,7 @@ impl Client {
             Err(e) => return Landing::failed(&e),
         };
         let now = SystemTime::now();
+        cache::entry::bound_age(resp.headers.to_mut());
         let policy = policy_if_storable(cache, &o.req, &resp, now);
         let headers = resp.headers.into_shared();
         if let Some(policy) = policy {
@@ -764,6 +765,7 @@ async fn store(
     now: SystemTime,
 ) -> Result<Response, Error> {
     resp.cache = Some(CacheStatus::Miss);
+    cache::entry::bound_age(resp.headers.to_mut());
     let Some(policy) = policy_if_storable(cache, req, &resp, now) else {
         return Ok(resp);
     };
