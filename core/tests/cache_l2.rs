@@ -156,6 +156,40 @@ async fn a_hit_from_redis_fills_memory_and_counts() {
     assert_eq!(other.stats().cache.l2_misses, 1);
 }
 
+/// A freshness and a stale window too long to add up (max-age and stale-while-revalidate of
+/// u64::MAX seconds) are neither a panic of the request path nor a SET Redis refuses: the entry
+/// is kept in Redis for at most 2^31 seconds, and another client hits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lifetime_too_long_to_count_is_kept_in_redis_for_two_to_the_31_seconds() {
+    let redis = start_redis();
+    let srv = server().await;
+    let forever = "18446744073709551615";
+    let url = srv.url(&format!(
+        "/cache/forever?cache_control=public,max-age={forever},stale-while-revalidate={forever}"
+    ));
+    let a = l2_client(&srv, &redis.url(), "wc-test:forever:", |_| {});
+    assert_eq!(get(&a, &url).await.0, Some(CacheStatus::Miss));
+    stored(&a, 1).await;
+    assert_eq!(a.stats().cache.l2_errors, 0);
+    assert_eq!(
+        get(&a, &url).await.0,
+        Some(CacheStatus::Hit),
+        "fresh in memory"
+    );
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("wc-test:forever:GET {url}"))
+        .query(&mut redis_conn(&redis))
+        .unwrap();
+    assert!(
+        ((1i64 << 31) - 60..=1i64 << 31).contains(&ttl),
+        "TTL {ttl} s"
+    );
+    let b = l2_client(&srv, &redis.url(), "wc-test:forever:", |_| {});
+    let (status, body) = get(&b, &url).await;
+    assert_eq!(status, Some(CacheStatus::Hit));
+    assert_eq!(body["served"], 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_entry_from_redis_is_revalidated_and_its_update_shared() {
     let redis = start_redis();

@@ -421,7 +421,9 @@ fn weight(headers: &HeaderMap, body: &Bytes) -> u64 {
 pub(crate) fn fresh_until(policy: &CachePolicy, response_time: SystemTime) -> Option<SystemTime> {
     let ttl = policy.time_to_live(response_time);
     if ttl > Duration::ZERO {
-        response_time.checked_add(ttl)
+        // A max-age of up to u64::MAX seconds: fresh for 2^31 s at most (RFC 9111 §1.2.2), not
+        // "never" for want of a time that far.
+        response_time.checked_add(ttl.min(Duration::from_secs(MAX_AGE_SECS)))
     } else {
         None
     }

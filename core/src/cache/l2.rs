@@ -28,6 +28,9 @@ use crate::redis_link::{Called, Link};
 /// (version 1, a JSON head, is read as a miss since version 2).
 pub(crate) const FORMAT_VERSION: u8 = 2;
 
+/// The longest an entry is kept in Redis: 2^31 seconds.
+const MAX_TTL: Duration = Duration::from_secs(super::entry::MAX_AGE_SECS);
+
 /// The three bytes after the version: an entry this version writes (so that a value someone
 /// else put under the key is a miss too).
 const MAGIC: [u8; 3] = *b"wce";
@@ -164,7 +167,12 @@ impl L2 {
         let Some(vary) = varied(entry.headers(), &req.headers) else {
             return;
         };
-        let ttl = entry.policy().time_to_live(now) + self.stale_window(entry.headers());
+        // Both may be up to u64::MAX seconds (a directive's delta-seconds): their sum saturates,
+        // and Redis keeps an entry at most 2^31 s (RFC 9111's largest delta-seconds; an
+        // expiry past what Redis can represent would fail the SET).
+        let ttl = (entry.policy().time_to_live(now))
+            .saturating_add(self.stale_window(entry.headers()))
+            .min(MAX_TTL);
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         if ttl_ms == 0 {
             return;
