@@ -60,7 +60,8 @@ async fn the_callback_gets_exactly_the_requests_that_failed_after_retries() {
         .await
         .unwrap_err();
     // Nobody listening on this port: connect errors on every attempt.
-    let refused = format!("http://127.0.0.1:{}/x", free_port());
+    let (_refusing, port) = refused_port();
+    let refused = format!("http://127.0.0.1:{port}/x");
     let e2 = c.get(&refused).send().await.unwrap_err();
     // Refused before any I/O: not a dead letter.
     assert!(c.get("ftp://x/").send().await.is_err());
@@ -121,7 +122,8 @@ async fn a_slow_callback_never_holds_a_request_and_a_full_queue_drops() {
             open = cv.wait(open).unwrap();
         }
     });
-    let url = format!("http://127.0.0.1:{}/x", free_port());
+    let (_refusing, port) = refused_port();
+    let url = format!("http://127.0.0.1:{port}/x");
     c.get(&url).send().await.unwrap_err();
     // The first letter is in the callback, which blocks; later requests still return.
     tokio::task::spawn_blocking(move || entered_rx.recv().unwrap())

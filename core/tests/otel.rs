@@ -121,7 +121,7 @@ async fn a_span_follows_the_conventions_under_the_callers_traceparent() {
 async fn a_refused_connection_is_an_error_span_typed_by_the_error_code() {
     let srv = server().await;
     let c = traced(&srv);
-    let port = free_port();
+    let (_refusing, port) = refused_port();
     let e = c
         .get(&format!("http://127.0.0.1:{port}/x"))
         .send()
@@ -337,9 +337,10 @@ async fn close_with_no_time_left_still_exports_the_last_spans() {
 async fn spans_a_collector_does_not_take_are_counted_dropped() {
     let srv = server().await;
     // Nobody listens at the endpoint: every export is refused.
+    let (_refusing, port) = refused_port();
     let c = client_with(&srv, |c| {
         c.otel.enabled = true;
-        c.otel.endpoint = format!("http://127.0.0.1:{}", free_port());
+        c.otel.endpoint = format!("http://127.0.0.1:{port}");
         c.otel.export_interval_ms = 600_000;
     });
     for _ in 0..3 {
@@ -640,7 +641,7 @@ async fn the_span_callback_gets_the_record_under_the_callers_traceparent() {
 async fn a_failed_request_is_an_error_span_at_the_callback() {
     let srv = server().await;
     let (c, got) = with_callback(&srv, 16);
-    let port = free_port();
+    let (_refusing, port) = refused_port();
     let url = format!("http://127.0.0.1:{port}/x");
     assert_eq!(
         c.get(&url).send().await.unwrap_err().kind(),
@@ -902,7 +903,7 @@ async fn the_apps_tracer_provider_gets_the_span_whose_ids_go_on_the_wire() {
         .await
         .unwrap();
     let echo: Value = r.json().await.unwrap();
-    let port = free_port();
+    let (_refusing, port) = refused_port();
     let e = c
         .get(&format!("http://127.0.0.1:{port}/x"))
         .send()

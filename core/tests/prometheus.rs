@@ -70,7 +70,8 @@ async fn prometheus_text_matches_the_golden_file() {
     r.bytes().await.unwrap();
     let r = c.post(&srv.url("/upload")).body("hello").send().await;
     r.unwrap().bytes().await.unwrap();
-    let closed = format!("127.0.0.1:{}", free_port());
+    let (_refusing, port) = refused_port();
+    let closed = format!("127.0.0.1:{port}");
     let e = c
         .get(&format!("http://{closed}/"))
         .send()
@@ -147,7 +148,8 @@ async fn latency_is_a_histogram_per_origin_and_status_class() {
                 .unwrap();
         }
     }
-    let closed = format!("http://127.0.0.1:{}/", free_port());
+    let (_refusing, port) = refused_port();
+    let closed = format!("http://127.0.0.1:{port}/");
     c.get(&closed).send().await.unwrap_err();
 
     let text = c.prometheus();

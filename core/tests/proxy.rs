@@ -120,7 +120,7 @@ async fn no_proxy_entries_go_direct() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_proxy_is_a_connect_error_naming_it() {
     let srv = server().await;
-    let port = free_port();
+    let (_refusing, port) = refused_port();
     let c = proxied(&srv, |c| {
         c.proxy.http = Some(format!("http://127.0.0.1:{port}"));
     });
@@ -331,7 +331,7 @@ async fn socks5_user_and_password_and_clear_refusals() {
 async fn socks5_failures_are_connect_errors_naming_the_proxy() {
     let srv = server().await;
     let socks = TestSocks::start(None).await.unwrap();
-    let closed = free_port();
+    let (_refusing, closed) = refused_port();
     let c = proxied(&srv, |c| {
         c.proxy.http = Some(socks.url("socks5", None));
         c.retry.max_attempts = 1;
@@ -351,7 +351,7 @@ async fn socks5_failures_are_connect_errors_naming_the_proxy() {
     );
     assert_eq!(socks.counters().failed, 1);
     // No proxy listening.
-    let gone = free_port();
+    let (_refusing_proxy, gone) = refused_port();
     let c = proxied(&srv, |c| {
         c.proxy.http = Some(format!("socks5h://127.0.0.1:{gone}"));
         c.retry.max_attempts = 1;

@@ -400,7 +400,7 @@ async fn userinfo_is_sent_as_basic_auth_never_in_the_authority() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_never_show_userinfo() {
-    let port = free_port();
+    let (_refusing, port) = refused_port();
     let client = Client::new().unwrap();
     for url in [
         format!("http://admin:s3cret@pw@127.0.0.1:{port}/x"),

@@ -58,6 +58,24 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port that refuses connections for as long as the returned socket lives: bound to
+/// 127.0.0.1, not listening, without `SO_REUSEADDR`, so no server (another test's, which binds
+/// port 0 or reuses addresses) can take it before the request. A port from [`free_port`] can be
+/// taken meanwhile, and the request then gets that server's answer instead of a refusal.
+pub fn refused_port() -> (socket2::Socket, u16) {
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("address");
+    s.bind(&any.into()).expect("bind");
+    let port = s
+        .local_addr()
+        .expect("local addr")
+        .as_socket()
+        .expect("an IP address")
+        .port();
+    (s, port)
+}
+
 /// Polls `cond` every 5 ms until it holds; panics naming `what` after 10 s. The way tests wait
 /// for something the client or server does asynchronously (never a bare sleep).
 pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
