@@ -149,15 +149,14 @@ pub(crate) const MAX_AGE_SECS: u64 = 1 << 31;
 /// reads it: a value of digits only above it (or too long for a `u64`) becomes 2^31, as RFC 9111
 /// §1.2.2 says. Anything else is left as is (the policy ignores an `Age` that is no number).
 pub(crate) fn bound_age(headers: &mut HeaderMap) {
-    let over = headers.get(header::AGE).is_some_and(|v| {
-        let b = v.as_bytes();
-        !b.is_empty()
-            && b.iter().all(u8::is_ascii_digit)
-            && std::str::from_utf8(b)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .is_none_or(|n| n > MAX_AGE_SECS)
-    });
+    let over = headers
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|s| {
+            !s.is_empty()
+                && s.bytes().all(|b| b.is_ascii_digit())
+                && s.parse::<u64>().map_or(true, |n| n > MAX_AGE_SECS)
+        });
     if over {
         headers.insert(header::AGE, HeaderValue::from(MAX_AGE_SECS));
     }
@@ -307,6 +306,11 @@ impl Entry {
             Some(q) => q.fresh_until,
             None => fresh_until(self.policy(), self.response_time),
         }
+    }
+
+    /// When the response arrived (the policy's response time).
+    pub(crate) fn response_time(&self) -> SystemTime {
+        self.response_time
     }
 
     /// Its cost in the store.
@@ -582,7 +586,7 @@ impl ResponseLike for Head<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use http_cache_semantics::BeforeRequest;
 
     use super::*;
@@ -638,7 +642,8 @@ mod tests {
         req
     }
 
-    fn policy_says(e: &Entry, req: &http::request::Parts, now: SystemTime) -> Plain {
+    /// What the policy itself answers `req` at `now` (to compare with the judgement without it).
+    pub(crate) fn policy_says(e: &Entry, req: &http::request::Parts, now: SystemTime) -> Plain {
         match e.policy().before_request(req, now) {
             BeforeRequest::Fresh(_) => Plain::Fresh,
             BeforeRequest::Stale { matches: true, .. } => Plain::Stale,

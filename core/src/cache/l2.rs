@@ -378,15 +378,8 @@ fn encode(
     now: SystemTime,
     opts: &CacheOptions,
 ) -> Option<Vec<u8>> {
-    // The policy keeps when the response arrived privately; its age minus the `Age` it came
-    // with is how long it has been held.
-    let came_with = entry
-        .headers()
-        .get(header::AGE)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .map_or(Duration::ZERO, Duration::from_secs);
-    let resident = entry.age(now).saturating_sub(came_with);
-    let response_time = now.checked_sub(resident).unwrap_or(now);
+    // Not after `now`: an entry is never held for less than nothing.
+    let response_time = entry.response_time().min(now);
     let heads: usize = vary
         .iter()
         .map(|(k, v)| (k, v))
@@ -538,6 +531,7 @@ fn decode(raw: &Bytes, method: &Method, uri: &Uri, opts: CacheOptions) -> Option
 mod tests {
     use super::*;
     use crate::cache::entry::Plain;
+    use crate::cache::entry::tests::policy_says as says;
 
     fn opts() -> CacheOptions {
         CacheOptions {
@@ -588,14 +582,6 @@ mod tests {
         let raw = encode(e, &vary, SystemTime::now(), &opts()).unwrap();
         assert_eq!(raw[0], FORMAT_VERSION);
         decode(&Bytes::from(raw), &Method::GET, &uri(), read_with).unwrap()
-    }
-
-    fn says(e: &Entry, req: &http::request::Parts, now: SystemTime) -> Plain {
-        match e.policy().before_request(req, now) {
-            http_cache_semantics::BeforeRequest::Fresh(_) => Plain::Fresh,
-            http_cache_semantics::BeforeRequest::Stale { matches: true, .. } => Plain::Stale,
-            http_cache_semantics::BeforeRequest::Stale { matches: false, .. } => Plain::Other,
-        }
     }
 
     /// Another writer's entry whose `Age` is too large to count with (its writer did not bound

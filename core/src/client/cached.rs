@@ -574,8 +574,7 @@ impl Client {
             Err(e) => return Landing::failed(&e),
         };
         let now = SystemTime::now();
-        cache::entry::bound_age(resp.headers.to_mut());
-        let policy = policy_if_storable(cache, &o.req, &resp, now);
+        let policy = policy_if_storable(cache, &o.req, &mut resp, now);
         let headers = resp.headers.into_shared();
         if let Some(policy) = policy {
             let entry = Entry::with_policy(
@@ -743,13 +742,15 @@ fn declared_len(headers: &HeaderMap) -> Option<u64> {
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
 }
 
-/// The policy of `resp` when it may be stored.
+/// The policy of `resp` when it may be stored. An upstream answer enters the cache here: its
+/// `Age` is bounded first (`bound_age`), before the policy reads it and before it is stored.
 fn policy_if_storable(
     cache: &Cache,
     req: &http::request::Parts,
-    resp: &Response,
+    resp: &mut Response,
     now: SystemTime,
 ) -> Option<CachePolicy> {
+    cache::entry::bound_age(resp.headers.to_mut());
     let head = cache::entry::Head(resp.status, &resp.headers);
     let policy = CachePolicy::new_options(req, &head, now, cache.opts);
     cache::entry::storable(&policy, req, &resp.headers, now).then_some(policy)
@@ -765,8 +766,7 @@ async fn store(
     now: SystemTime,
 ) -> Result<Response, Error> {
     resp.cache = Some(CacheStatus::Miss);
-    cache::entry::bound_age(resp.headers.to_mut());
-    let Some(policy) = policy_if_storable(cache, req, &resp, now) else {
+    let Some(policy) = policy_if_storable(cache, req, &mut resp, now) else {
         return Ok(resp);
     };
     let max = cache.max_entry_bytes;
