@@ -570,9 +570,10 @@ const directMax = 64
 
 // directSlicesMax is how many waits in the engine that time out a request makes before it
 // waits like the others (on its channel, and its context): what the direct wait saves, a few
-// µs, matters for short requests only. directSliceMs bounds one wait, because a context's end is
-// seen between waits (a completion the poller took just before the waiter blocked comes with
-// a kick: kickDirect) (so within 10 ms during a request's first 20 ms alone in flight, at once afterwards).
+// µs, matters for short requests only. directSliceMs bounds one wait, because a context's end
+// is seen between waits: within 10 ms during a request's first 20 ms alone in flight, at once
+// afterwards. (A completion the poller took just before the waiter blocked comes with a kick:
+// kickDirect.)
 // Not shorter: a timer that expires before the kernel's next tick (4 ms at HZ 250) is armed and
 // cancelled in the hardware, which in a VM cost C=1 h1 5 µs of CPU and of p50 per request with
 // 1 ms waits against 5 ms ones (bench/results/2026-12-06-go-3.md section 7).
