@@ -251,6 +251,15 @@ mod tests {
         assert_eq!(b.try_take_with(4, || {}, drop), None);
     }
 
+    /// A thread blocked in `wait_with` (no timeout): what it returned and what it took.
+    fn waiter(b: &Arc<Batch<u8>>) -> std::thread::JoinHandle<(Option<usize>, Vec<u8>)> {
+        let b = b.clone();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            (b.wait_with(8, None, |x| got.push(x)), got)
+        })
+    }
+
     /// Spins until a thread is blocked in `wait_with` (bounded: 30 s).
     fn until_blocked(b: &Batch<u8>) {
         for _ in 0..30_000 {
@@ -270,31 +279,22 @@ mod tests {
             "nobody waits: the poller needs its wake-up"
         );
         assert_eq!(b.take(9), vec![1]);
-        let waiter = {
-            let b = b.clone();
-            std::thread::spawn(move || {
-                let mut got = Vec::new();
-                (b.wait_with(8, None, |x| got.push(x)), got)
-            })
-        };
+        let blocked = waiter(&b);
         until_blocked(&b);
         assert!(b.push_to_waiter(2), "a blocked waiter takes it");
-        assert_eq!(waiter.join().expect("no panic"), (Some(1), vec![2]));
+        assert_eq!(blocked.join().expect("no panic"), (Some(1), vec![2]));
         assert!(b.is_empty());
     }
 
     #[test]
     fn a_kick_wakes_a_blocked_waiter_or_the_next_one_once() {
         let b = Arc::new(Batch::<u8>::default());
-        let waiter = {
-            let b = b.clone();
-            std::thread::spawn(move || b.wait_with(8, None, |_| {}))
-        };
+        let first = waiter(&b);
         until_blocked(&b);
         b.kick();
         assert_eq!(
-            waiter.join().expect("no panic"),
-            Some(0),
+            first.join().expect("no panic"),
+            (Some(0), vec![]),
             "woken with nothing"
         );
         // Nobody waits: the next wait returns at once, and only that one.
@@ -311,33 +311,20 @@ mod tests {
         let mut got = Vec::new();
         assert_eq!(b.wait_with(8, None, |x| got.push(x)), Some(1));
         assert_eq!(got, vec![5]);
-        let waiter = {
-            let b = b.clone();
-            std::thread::spawn(move || {
-                let mut got = Vec::new();
-                (b.wait_with(8, None, |x| got.push(x)), got)
-            })
-        };
+        let blocked = waiter(&b);
         until_blocked(&b);
         b.push(6);
-        assert_eq!(waiter.join().expect("no panic"), (Some(1), vec![6]));
+        assert_eq!(blocked.join().expect("no panic"), (Some(1), vec![6]));
     }
 
     #[test]
     fn a_blocked_waiter_wakes_for_a_push_and_for_close() {
         let b = Arc::new(Batch::default());
-        let wait = |b: &Arc<Batch<u8>>| {
-            let b = b.clone();
-            std::thread::spawn(move || {
-                let mut got = Vec::new();
-                (b.wait_with(8, None, |x| got.push(x)), got)
-            })
-        };
-        let first = wait(&b);
+        let first = waiter(&b);
         until_blocked(&b);
         b.push(1);
         assert_eq!(first.join().expect("no panic"), (Some(1), vec![1]));
-        let second = wait(&b);
+        let second = waiter(&b);
         until_blocked(&b);
         b.close();
         assert_eq!(second.join().expect("no panic"), (None, vec![]));
