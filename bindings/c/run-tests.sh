@@ -9,7 +9,10 @@ vg=()
 demo=0
 for a in "$@"; do
   case $a in
-    --valgrind) vg=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
+    # --fair-sched=yes: valgrind runs one thread at a time, and by default a thread that never
+    # blocks (an engine worker parsing a flood of `100 Continue`) can keep the others from
+    # running for many seconds, the timer thread among them; with fair scheduling they take turns.
+    --valgrind) vg=(valgrind -q --error-exitcode=1 --fair-sched=yes --leak-check=full --errors-for-leak-kinds=definite
                    --suppressions="$(dirname "$0")/valgrind.supp"
                    --show-leak-kinds=definite --track-fds=no) ;;
     --demo) demo=1 ;;
