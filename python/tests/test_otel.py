@@ -3,7 +3,6 @@ opentelemetry-api when it is installed, and spans exported to the test server's 
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 from typing import Any
@@ -139,10 +138,7 @@ def test_close_with_no_time_left_still_exports_the_last_spans(
 def test_spans_a_collector_does_not_take_are_counted_dropped(
     srv: Server, tls_config: dict[str, Any]
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    # Nobody listens at the endpoint any more: every export is refused.
+    port = 9  # discard: nobody listens there, so every export is refused
     cfg = {
         **tls_config,
         "otel": {
@@ -168,10 +164,9 @@ def test_flush_without_otel_returns_at_once(client: wirecore.Client) -> None:
 
 
 def _refused_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/x"
+    # Port 9 (discard): nothing listens there, as in tests/scenarios/connection_refused.json. A
+    # port seen free and let go could be taken by another test's server before the request.
+    return "http://127.0.0.1:9/x"
 
 
 def test_on_span_gets_each_request_on_its_own_thread_under_the_callers_parent(
