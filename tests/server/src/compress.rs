@@ -72,11 +72,18 @@ pub(crate) async fn encode(coding: Coding, data: &[u8]) -> io::Result<Vec<u8>> {
         Coding::Br => Level::Precise(5),
         _ => Level::Default,
     };
-    encode_reader(coding, data, level).await
+    // Boxed: an encoder's state is ~11 KiB, which would otherwise size every request's
+    // future (a route that may compress is one state machine with a /delay that sleeps).
+    Box::pin(encode_reader(coding, data, level)).await
 }
 
 /// Decompresses `data`.
 pub(crate) async fn decode(coding: Coding, data: &[u8]) -> io::Result<Vec<u8>> {
+    // Boxed, as in `encode`.
+    Box::pin(decode_inner(coding, data)).await
+}
+
+async fn decode_inner(coding: Coding, data: &[u8]) -> io::Result<Vec<u8>> {
     match coding {
         Coding::Gzip => {
             let mut d = codec::GzipDecoder::new(data);

@@ -250,8 +250,63 @@ impl Service<hyper::Request<Incoming>> for Svc {
     type Error = BoxError;
     type Future = HandlerFuture;
 
-    fn call(&self, req: hyper::Request<Incoming>) -> HandlerFuture {
+    fn call(&self, mut req: hyper::Request<Incoming>) -> HandlerFuture {
+        if req.version() != http::Version::HTTP_2 {
+            detach_head(&mut req);
+        }
         Box::pin(crate::routes::handle(self.0.clone(), req))
+    }
+}
+
+/// Copies an HTTP/1 request's URI and header values out of hyper's read buffer into one
+/// allocation of their size (a few hundred bytes), so that the request no longer shares it.
+///
+/// hyper reads again as soon as it has a request head (to see a client close mid-request),
+/// and while the head still shares its read buffer that read cannot reuse it: it allocates
+/// a fresh 8 KiB buffer. Every request in flight held two read buffers, and every request
+/// cost an 8 KiB allocation and free. Header names are copied by hyper already.
+fn detach_head(req: &mut hyper::Request<Incoming>) {
+    use http::uri::{Authority, PathAndQuery};
+    let uri = req.uri();
+    let authority = uri.authority().map_or("", Authority::as_str).len();
+    let path = uri.path_and_query().map_or("", PathAndQuery::as_str).len();
+    let values: usize = req.headers().values().map(http::HeaderValue::len).sum();
+    let mut buf = bytes::BytesMut::with_capacity(authority + path + values);
+    buf.extend_from_slice(uri.authority().map_or("", Authority::as_str).as_bytes());
+    buf.extend_from_slice(
+        uri.path_and_query()
+            .map_or("", PathAndQuery::as_str)
+            .as_bytes(),
+    );
+    for v in req.headers().values() {
+        buf.extend_from_slice(v.as_bytes());
+    }
+    let mut copy = buf.freeze();
+    let authority = copy.split_to(authority);
+    let path = copy.split_to(path);
+    for v in req.headers_mut().values_mut() {
+        let bytes = copy.split_to(v.len());
+        // What hyper accepted is valid; should a check still fail, the value keeps sharing.
+        if let Ok(mut detached) = http::HeaderValue::from_maybe_shared(bytes) {
+            detached.set_sensitive(v.is_sensitive());
+            *v = detached;
+        }
+    }
+    let mut parts = req.uri().clone().into_parts();
+    if parts.authority.is_some() {
+        let Ok(a) = Authority::from_maybe_shared(authority) else {
+            return;
+        };
+        parts.authority = Some(a);
+    }
+    if parts.path_and_query.is_some() {
+        let Ok(p) = PathAndQuery::from_maybe_shared(path) else {
+            return;
+        };
+        parts.path_and_query = Some(p);
+    }
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
     }
 }
 
