@@ -327,6 +327,130 @@ async fn concurrent_h2_requests_share_one_connection() {
     assert_eq!(n.requests_in_flight, 0);
 }
 
+/// Relays one TLS connection to `to`, counting the TLS records the server sends.
+async fn counting_relay(
+    to: SocketAddr,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let records = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = records.clone();
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let server = TcpStream::connect(to).await.unwrap();
+        let (mut client_rd, mut client_wr) = client.into_split();
+        let (mut server_rd, mut server_wr) = server.into_split();
+        tokio::spawn(async move { tokio::io::copy(&mut client_rd, &mut server_wr).await });
+        // A record is a 5-byte header (type, version, length) and `length` bytes.
+        let (mut header, mut have, mut skip) = ([0u8; 5], 0usize, 0usize);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = server_rd.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            // Counted before they are passed on, so the client never sees uncounted ones.
+            let mut at = 0;
+            while at < n {
+                if skip > 0 {
+                    let step = skip.min(n - at);
+                    skip -= step;
+                    at += step;
+                    continue;
+                }
+                header[have] = buf[at];
+                have += 1;
+                at += 1;
+                if have == 5 {
+                    have = 0;
+                    skip = usize::from(u16::from_be_bytes([header[3], header[4]]));
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            if client_wr.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    });
+    (addr, records)
+}
+
+/// A `GET path` HEADERS frame on `stream` that ends the stream (HPACK without the tables).
+fn h2_get(stream: u32, path: &str) -> Vec<u8> {
+    let mut block = vec![0x82, 0x87]; // :method GET, :scheme https (static table)
+    for (name_index, value) in [(4u8, path), (1, "localhost")] {
+        // Literal without indexing, name from the static table (:path, :authority).
+        block.extend([name_index, u8::try_from(value.len()).unwrap()]);
+        block.extend(value.as_bytes());
+    }
+    let mut frame = u32::try_from(block.len()).unwrap().to_be_bytes()[1..].to_vec();
+    frame.extend([0x1, 0x5]); // HEADERS, END_STREAM | END_HEADERS
+    frame.extend(stream.to_be_bytes());
+    frame.extend(block);
+    frame
+}
+
+/// Reads HTTP/2 frames until `streams` more streams have ended, acknowledging SETTINGS.
+async fn h2_until_ended<S>(io: &mut S, buf: &mut Vec<u8>, mut streams: usize)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut chunk = vec![0u8; 64 * 1024];
+    while streams > 0 {
+        while buf.len() >= 9 {
+            let len = usize::from(buf[1]) << 8 | usize::from(buf[2]) | usize::from(buf[0]) << 16;
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            assert_ne!(kind, 0x7, "GOAWAY");
+            if kind == 0x4 && flags & 0x1 == 0 {
+                io.write_all(&[0, 0, 0, 0x4, 0x1, 0, 0, 0, 0])
+                    .await
+                    .unwrap();
+            }
+            if (kind == 0x0 || kind == 0x1) && flags & 0x1 != 0 {
+                streams -= 1;
+            }
+            buf.drain(..9 + len);
+        }
+        if streams == 0 {
+            return;
+        }
+        let n = io.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed early");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Responses that are ready together leave together: 64 requests that arrive in one write
+/// are answered in a few TLS records, not one record (and one `writev`) per response.
+/// One worker, as `wirecore serve --threads 1` runs: no other worker steals a stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn h2_responses_ready_together_are_written_together() {
+    use std::sync::atomic::Ordering;
+    let s = server().await;
+    let (relay, records) = counting_relay(s.tls_addr()).await;
+    let cfg = support::tls_config(s.ca_pem(), Proto::H2);
+    let mut io = support::tls_stream(relay, cfg).await.unwrap();
+    io.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    io.write_all(&h2_get(1, "/bytes/16")).await.unwrap();
+    let mut buf = Vec::new();
+    h2_until_ended(&mut io, &mut buf, 1).await;
+    let before = records.load(Ordering::SeqCst);
+    let batch: Vec<u8> = (0..64u32)
+        .flat_map(|i| h2_get(3 + 2 * i, "/bytes/16"))
+        .collect();
+    io.write_all(&batch).await.unwrap();
+    h2_until_ended(&mut io, &mut buf, 64).await;
+    let written = records.load(Ordering::SeqCst) - before;
+    eprintln!("64 responses in {written} TLS records");
+    assert!(written <= 8, "64 responses took {written} TLS records");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_concurrent_streams_is_enforced() {
     let s = TestServer::start(Options {
