@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Args;
-use wirecore::{Client, Config, HeaderMap, Version};
+use wirecore::{Client, Config, HeaderMap, Request, Version};
 
 use crate::units::parse_duration;
 use load::{Limit, Plan, Target};
@@ -287,6 +287,9 @@ fn prepare(args: &BenchArgs) -> Result<Setup, String> {
         .map(|url| Target {
             method: method.clone(),
             url: url.clone(),
+            uri: Request::new(method.clone(), url)
+                .ok()
+                .map(|r| r.uri().clone()),
             headers: headers.clone(),
             body: body.clone(),
         })

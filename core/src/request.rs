@@ -61,28 +61,50 @@ pub fn parse_url(url: &str) -> Result<Uri, Error> {
                 .map_err(|e| error::url(format!("invalid URL {:?}: {e}", error::redact_str(url))))?
         }
     };
+    check_absolute(&uri, || url.to_owned())?;
+    Ok(uri)
+}
+
+/// What [`parse_url`] asks of a parsed URL: http or https, with a host. `url` gives the URL
+/// the errors name (only for an error: formatting a `Uri` allocates).
+fn check_absolute(uri: &Uri, url: impl Fn() -> String) -> Result<(), Error> {
     match uri.scheme_str() {
         Some("http" | "https") => {}
         Some(s) => {
             return Err(error::url(format!(
                 "unsupported URL scheme {s:?} in {:?} (http and https only)",
-                error::redact_str(url)
+                error::redact_str(&url())
             )));
         }
         None => {
             return Err(error::url(format!(
                 "URL {:?} has no scheme",
-                error::redact_str(url)
+                error::redact_str(&url())
             )));
         }
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(error::url(format!(
             "URL {:?} has no host",
-            error::redact_str(url)
+            error::redact_str(&url())
         )));
     }
-    Ok(uri)
+    Ok(())
+}
+
+/// What [`Request::new`] accepts of a URL already parsed: absolute (see [`parse_url`]), or a
+/// path and query starting with `/` (not `//`) and nothing else.
+fn check_target(uri: &Uri) -> Result<(), Error> {
+    if uri.scheme().is_some() || uri.authority().is_some() {
+        return check_absolute(uri, || uri.to_string());
+    }
+    match uri.path_and_query() {
+        Some(pq) if pq.as_str().starts_with('/') && !pq.as_str().starts_with("//") => Ok(()),
+        _ => Err(error::url(format!(
+            "URL {:?} is neither absolute nor a path starting with /",
+            error::redact_str(&uri.to_string())
+        ))),
+    }
 }
 
 /// A request's URL: absolute (see [`parse_url`]), or a path starting with `/` (not `//`) that
@@ -131,6 +153,26 @@ impl Request {
         Ok(Self {
             method,
             uri: parse_target(url)?,
+            headers: HeaderMap::new(),
+            body: RequestBody::empty(),
+            options: RequestOptions::default(),
+            default_headers: true,
+        })
+    }
+
+    /// A request without body to a URL already parsed, as [`Request::new`] without parsing
+    /// the text again: a caller sending many requests to one URL (a load generator, a
+    /// binding's prepared request) parses it once and clones the `Uri`, which shares its
+    /// bytes.
+    ///
+    /// # Errors
+    /// `invalid_url` for what [`Request::new`] refuses: a scheme other than http or https, no
+    /// host, or a relative URL that is not a path starting with `/`.
+    pub fn from_uri(method: Method, uri: Uri) -> Result<Self, Error> {
+        check_target(&uri)?;
+        Ok(Self {
+            method,
+            uri,
             headers: HeaderMap::new(),
             body: RequestBody::empty(),
             options: RequestOptions::default(),
@@ -284,6 +326,24 @@ mod tests {
         );
         assert!(parse_url("http://example.com/a b").is_ok());
         let e = parse_url("ftp://user:pw@host/").unwrap_err();
+        assert!(!e.to_string().contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn a_parsed_url_is_checked_as_its_text_is() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        for ok in ["http://a/x?y", "https://a:8443", "/path?q", "/"] {
+            let r = Request::from_uri(Method::GET, uri(ok)).unwrap();
+            let same = Request::new(Method::GET, ok).unwrap();
+            assert_eq!(r.uri(), same.uri(), "{ok}");
+            assert!(r.headers().is_empty() && r.default_headers, "{ok}");
+        }
+        for bad in ["ftp://a/x", "a:80", "*", "//a/x"] {
+            let e = Request::from_uri(Method::GET, uri(bad)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidUrl, "{bad}");
+            assert!(Request::new(Method::GET, bad).is_err(), "{bad}");
+        }
+        let e = Request::from_uri(Method::GET, uri("ftp://user:pw@host/")).unwrap_err();
         assert!(!e.to_string().contains("pw"), "{e}");
     }
 

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use wirecore::{Client, HeaderMap, Method, Request, Version};
+use wirecore::{Client, HeaderMap, Method, Request, Uri, Version};
 
 use super::series::Series;
 
@@ -21,6 +21,9 @@ use super::series::Series;
 pub struct Target {
     pub method: Method,
     pub url: String,
+    /// `url` parsed once (sent with `Request::from_uri`); `None` when it does not parse, so
+    /// every request reports the URL's error as it always did.
+    pub uri: Option<Uri>,
     pub headers: HeaderMap,
     pub body: Option<Bytes>,
 }
@@ -258,7 +261,10 @@ async fn worker(id: usize, plan: Arc<Plan>, sh: Arc<Shared>) {
 
 /// One request, its body read to the end (counted, not kept).
 async fn send(client: &Client, t: &Target) -> Result<(u16, Version, u64), wirecore::Error> {
-    let mut req = Request::new(t.method.clone(), &t.url)?;
+    let mut req = match &t.uri {
+        Some(uri) => Request::from_uri(t.method.clone(), uri.clone())?,
+        None => Request::new(t.method.clone(), &t.url)?,
+    };
     req.headers_mut().clone_from(&t.headers);
     if let Some(body) = &t.body {
         *req.body_mut() = body.clone().into();
@@ -293,6 +299,7 @@ pub async fn warm_up(plan: &Arc<Plan>, limit: Limit) {
             .map(|t| Target {
                 method: t.method.clone(),
                 url: t.url.clone(),
+                uri: t.uri.clone(),
                 headers: t.headers.clone(),
                 body: t.body.clone(),
             })
