@@ -4,7 +4,6 @@
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Uri, Version};
 
-use crate::body::RequestBody;
 use crate::error::{self, Error};
 
 /// What the outgoing request is made of: the user's headers win over the client's defaults.
@@ -40,11 +39,11 @@ fn with_authority(uri: &Uri, host: &HeaderValue) -> Result<Uri, Error> {
 
 /// The request as hyper sends it, its headers merged in one pass (user headers, then defaults
 /// the user did not set, then `Accept-Encoding` and `Content-Encoding`, then `Host` on h1).
-pub(super) fn build_http(
+pub(super) fn build_http<B>(
     head: &Head<'_>,
-    body: RequestBody,
+    body: B,
     h2: bool,
-) -> Result<http::Request<RequestBody>, Error> {
+) -> Result<http::Request<B>, Error> {
     let (uri, user) = (head.uri, head.user);
     let mut req = http::Request::new(body);
     *req.method_mut() = head.method.clone();
@@ -81,31 +80,33 @@ pub(super) fn build_http(
             h.append(k.clone(), v.clone());
         }
     }
+    // Each default, `Accept-Encoding` and `Host` is looked up once (an entry), not once to
+    // test and once more to insert.
     for (k, v) in head.defaults {
         // The first value of a default the user did not set.
-        if !skip(k) && !h.contains_key(k) {
-            h.insert(k.clone(), v.clone());
+        if !skip(k)
+            && let header::Entry::Vacant(e) = h.entry(k)
+        {
+            e.insert(v.clone());
         }
     }
     if let Some(ae) = head.accept_encoding
-        && !h.contains_key(header::ACCEPT_ENCODING)
+        && let header::Entry::Vacant(e) = h.entry(header::ACCEPT_ENCODING)
     {
-        h.insert(header::ACCEPT_ENCODING, ae.clone());
+        e.insert(ae.clone());
     }
     if let Some(ce) = head.content_encoding {
         h.insert(header::CONTENT_ENCODING, ce.clone());
     }
-    if !h2
-        && !h.contains_key(header::HOST)
-        && let Some(v) = head.host
-    {
-        h.insert(header::HOST, v.clone());
-    } else if !h2 && !h.contains_key(header::HOST) {
-        let host = uri.authority().map_or("", http::uri::Authority::as_str);
-        let host = host.rsplit('@').next().unwrap_or(host);
-        let v = HeaderValue::from_str(host)
-            .map_err(|_| error::url(format!("invalid host {host:?}")))?;
-        h.insert(header::HOST, v);
+    if !h2 && let header::Entry::Vacant(e) = h.entry(header::HOST) {
+        let v = if let Some(v) = head.host {
+            v.clone()
+        } else {
+            let host = uri.authority().map_or("", http::uri::Authority::as_str);
+            let host = host.rsplit('@').next().unwrap_or(host);
+            HeaderValue::from_str(host).map_err(|_| error::url(format!("invalid host {host:?}")))?
+        };
+        e.insert(v);
     }
     Ok(req)
 }

@@ -107,7 +107,7 @@ impl Client {
                 content_encoding: encoding.as_ref(),
                 host: route.host_header.as_ref(),
             };
-            let mut req = build_http(&head, b, h2)?;
+            let mut req = build_http(&head, lease.upload(b), h2)?;
             if !h2 && let Some(proxy) = inner.pool.http_proxy(origin) {
                 // RFC 9112 §3.2.2: absolute form to a proxy; its credentials go to it alone.
                 *req.uri_mut() = uri.clone();

@@ -126,36 +126,33 @@ impl Lease {
         }
     }
 
-    /// Sends `req` on the leased connection; the future does not borrow the lease.
+    /// `body` as this lease's connection sends it (tracked until written, when not empty),
+    /// for the request [`Lease::send`] sends: built around it, the request is not taken
+    /// apart and put together again to swap its body.
+    pub(crate) fn upload(&mut self, body: RequestBody) -> Upload {
+        let state = (!body.is_end_stream()).then(|| Arc::new(UploadState::default()));
+        self.upload.clone_from(&state);
+        Upload { body, state }
+    }
+
+    /// Sends `req` (its body from [`Lease::upload`]) on the leased connection; the future
+    /// does not borrow the lease.
     pub(crate) fn send(
         &mut self,
-        req: http::Request<RequestBody>,
+        req: http::Request<Upload>,
     ) -> Result<impl Future<Output = ResponseHead> + Send + 'static, Error> {
         use futures_util::future::Either;
-        let (parts, body) = req.into_parts();
-        let state = (!body.is_end_stream()).then(|| Arc::new(UploadState::default()));
-        let req = http::Request::from_parts(
-            parts,
-            Upload {
-                body,
-                state: state.clone(),
-            },
-        );
-        let fut = match &mut self.conn {
-            LeaseConn::H1(Some(c)) => Either::Left(c.tx.send_request(req)),
+        match &mut self.conn {
+            LeaseConn::H1(Some(c)) => Ok(Either::Left(c.tx.send_request(req))),
             LeaseConn::H2(Some(s)) => {
                 let mut tx = s.tx.clone();
-                Either::Right(async move { tx.send_request(req).await })
+                Ok(Either::Right(async move { tx.send_request(req).await }))
             }
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::Internal,
-                    "lease without a connection",
-                ));
-            }
-        };
-        self.upload = state;
-        Ok(fut)
+            _ => Err(Error::new(
+                ErrorKind::Internal,
+                "lease without a connection",
+            )),
+        }
     }
 
     /// The request completed and its body was read: the connection may serve another, unless
