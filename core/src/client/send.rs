@@ -84,12 +84,12 @@ impl Client {
             .await?;
         let replay = body.try_clone();
         let mut body = Some(body);
-        let urgency = crate::request::urgency(user_headers);
+        let urgency = || crate::request::urgency(user_headers);
         // One more try when a pooled connection turns out dead before the request went out.
         for attempt in 0..2 {
             let mut lease = inner
                 .pool
-                .acquire_at(&route.host, deadline, urgency, phases)
+                .acquire_at(&route.host, deadline, &urgency, phases)
                 .await?;
             let h2 = lease.is_h2();
             let Some(b) = body.take() else {

@@ -68,10 +68,12 @@ fn future_sizes() {
         );
         sizes.push(("send_once", size_of_val(&once)));
         drop(once);
-        let acquire = client
-            .inner
-            .pool
-            .acquire_at(&route.host, None, 3, PhaseTimeouts::default());
+        let urgency = || 3;
+        let acquire =
+            client
+                .inner
+                .pool
+                .acquire_at(&route.host, None, &urgency, PhaseTimeouts::default());
         sizes.push(("acquire_at", size_of_val(&acquire)));
         drop(acquire);
         let p = &client.inner.policies;

@@ -67,12 +67,13 @@ impl Drop for ConnectGuard {
 impl Pool {
     /// A connection or stream for the origin of `host` (see [`Pool::host_ref`]), waiting at
     /// most until `deadline` (and `timeouts.pool_acquire_ms`) when the pool's limits are
-    /// reached.
+    /// reached. `urgency` gives the request's RFC 9218 urgency, asked only when it has to
+    /// wait among others (most requests find a connection free and never parse `Priority`).
     pub(crate) async fn acquire_at(
         &self,
         host: &HostRef,
         deadline: Option<Instant>,
-        urgency: u8,
+        urgency: &(dyn Fn() -> u8 + Sync),
         phases: crate::request::PhaseTimeouts,
     ) -> Result<Lease, Error> {
         let sh = &self.shared;
@@ -224,7 +225,10 @@ impl Shared {
 impl Host {
     /// Takes a free stream, an idle connection or a connect slot under the lock; collects dead
     /// connections to retire after it.
-    pub(super) fn try_acquire(self: &Arc<Self>, urgency: u8) -> (Step, Vec<(Arc<Meta>, Reason)>) {
+    pub(super) fn try_acquire(
+        self: &Arc<Self>,
+        urgency: &dyn Fn() -> u8,
+    ) -> (Step, Vec<(Arc<Meta>, Reason)>) {
         let Some(sh) = self.shared() else {
             return (
                 Step::Now(Grant::Failed(
@@ -252,6 +256,7 @@ impl Host {
             return (Step::Full, dead);
         }
         let (tx, rx) = oneshot::channel();
+        let urgency = urgency();
         // Behind every waiter at least as urgent (the back is checked first: with no
         // `Priority` headers all urgencies are equal and this is a push_back).
         let at = st

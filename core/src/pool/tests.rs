@@ -46,7 +46,7 @@ fn host(p: &Pool, port: u16) -> HostRef {
 }
 
 async fn lease(p: &Pool, h: &HostRef, urgency: u8) -> Result<Lease, crate::Error> {
-    p.acquire_at(h, None, urgency, crate::request::PhaseTimeouts::default())
+    p.acquire_at(h, None, &|| urgency, crate::request::PhaseTimeouts::default())
         .await
 }
 
