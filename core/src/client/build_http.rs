@@ -39,11 +39,7 @@ fn with_authority(uri: &Uri, host: &HeaderValue) -> Result<Uri, Error> {
 
 /// The request as hyper sends it, its headers merged in one pass (user headers, then defaults
 /// the user did not set, then `Accept-Encoding` and `Content-Encoding`, then `Host` on h1).
-pub(super) fn build_http<B>(
-    head: &Head<'_>,
-    body: B,
-    h2: bool,
-) -> Result<http::Request<B>, Error> {
+pub(super) fn build_http<B>(head: &Head<'_>, body: B, h2: bool) -> Result<http::Request<B>, Error> {
     let (uri, user) = (head.uri, head.user);
     let mut req = http::Request::new(body);
     *req.method_mut() = head.method.clone();

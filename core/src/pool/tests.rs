@@ -46,8 +46,13 @@ fn host(p: &Pool, port: u16) -> HostRef {
 }
 
 async fn lease(p: &Pool, h: &HostRef, urgency: u8) -> Result<Lease, crate::Error> {
-    p.acquire_at(h, None, &|| urgency, crate::request::PhaseTimeouts::default())
-        .await
+    p.acquire_at(
+        h,
+        None,
+        &|| urgency,
+        crate::request::PhaseTimeouts::default(),
+    )
+    .await
 }
 
 fn origin(p: &Pool, h: &HostRef) -> OriginStats {
