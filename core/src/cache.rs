@@ -10,8 +10,9 @@ pub(crate) mod coalesce;
 pub(crate) mod entry;
 pub(crate) mod l2;
 
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderMap};
@@ -68,9 +69,133 @@ const OWN: [header::HeaderName; 3] = [header::CACHE_CONTROL, header::PRAGMA, hea
 /// `cache.max_bytes`.
 const ENTRY_OVERHEAD: u64 = 512;
 
+/// A request's key in memory: the text [`key`] makes of its method and URL (which the Redis key
+/// repeats), and that text's hash, worked out once per request with the cache's own seeded
+/// hasher (SipHash, as `HashMap`'s): the store's lookup, its refill and its table's growth reuse
+/// it ([`Prehashed`]) instead of hashing the text again each time, and two keys with different
+/// hashes differ without their text being compared.
+#[derive(Clone, Debug)]
+pub(crate) struct Key {
+    hash: u64,
+    text: String,
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.hash == other.hash && self.text == other.text
+    }
+}
+
+impl Eq for Key {}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+/// The store's hasher: a [`Key`] hashes as the hash it carries. Anything else written (never,
+/// in this store) is folded in FNV-1a's way, so it stays a hasher.
+#[derive(Clone, Copy, Debug, Default)]
+struct Prehashed;
+
+impl BuildHasher for Prehashed {
+    type Hasher = PassThrough;
+
+    fn build_hasher(&self) -> PassThrough {
+        PassThrough(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+/// See [`Prehashed`].
+#[derive(Debug)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Which keys memory may hold: one bit per slot of a key's hash, set before the key is stored
+/// and never cleared. A clear bit means memory holds nothing under the key, so the lookup of a
+/// key memory never held (a request on its way to Redis or the server) costs one load instead
+/// of the store's probe (a chain of dependent cache misses in a table of thousands of entries)
+/// and its read bookkeeping. Keys stored and later evicted or invalidated keep their bits: once
+/// half the bits are set, every key may be held and the store is asked each time, as without it.
+struct Seen {
+    words: Box<[AtomicU64]>,
+    /// The number of bits less one (a power of two less one).
+    mask: u64,
+    /// Bits set so far.
+    set: AtomicU64,
+}
+
+impl Seen {
+    /// Four bits per entry memory can hold at most (each weighs [`ENTRY_OVERHEAD`] at least),
+    /// between 4 Ki and 1 Mi bits (512 B to 128 KiB): 64 KiB for the default 64 MiB.
+    fn new(max_bytes: u64) -> Seen {
+        let bits = (max_bytes / ENTRY_OVERHEAD)
+            .saturating_mul(4)
+            .clamp(1 << 12, 1 << 20)
+            .next_power_of_two();
+        Seen {
+            words: (0..bits / 64).map(|_| AtomicU64::new(0)).collect(),
+            mask: bits - 1,
+            set: AtomicU64::new(0),
+        }
+    }
+
+    /// The word and bit of `hash`: its high half (the store's table takes the low bits).
+    fn slot(&self, hash: u64) -> (&AtomicU64, u64) {
+        let bit = (hash >> 32) & self.mask;
+        let word = usize::try_from(bit / 64).unwrap_or(0);
+        (&self.words[word], 1 << (bit % 64))
+    }
+
+    /// Before `hash`'s key is stored: a lookup that happens after the store sees the bit.
+    fn add(&self, hash: u64) {
+        let (word, bit) = self.slot(hash);
+        if word.load(Acquire) & bit == 0 && word.fetch_or(bit, Release) & bit == 0 {
+            self.set.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Whether memory may hold a key with this hash (`false`: it surely does not).
+    fn may_hold(&self, hash: u64) -> bool {
+        if self.set.load(Relaxed) > self.mask / 2 {
+            return true;
+        }
+        let (word, bit) = self.slot(hash);
+        word.load(Acquire) & bit != 0
+    }
+}
+
 /// A client's response cache.
 pub(crate) struct Cache {
-    store: moka::sync::Cache<String, Variants>,
+    store: moka::sync::Cache<Key, Variants, Prehashed>,
+    /// The seed of the keys' hashes ([`Key`]).
+    hasher: RandomState,
+    /// The keys memory may hold (every insert into `store` goes through [`Cache::insert`]).
+    seen: Seen,
     pub(crate) opts: CacheOptions,
     pub(crate) max_entry_bytes: u64,
     /// `cache.coalesce`.
@@ -132,13 +257,15 @@ impl Cache {
         let l2 = l2::L2::new(&cfg.l2, &config.tls)?;
         let store = moka::sync::Cache::builder()
             .max_capacity(cfg.max_bytes)
-            .weigher(|key: &String, v: &Variants| {
+            .weigher(|key: &Key, v: &Variants| {
                 let bytes = v.iter().map(|e| e.weight()).sum::<u64>() + key.len() as u64;
                 u32::try_from(bytes).unwrap_or(u32::MAX)
             })
-            .build();
+            .build_with_hasher(Prehashed);
         Ok(Some(Cache {
             store,
+            hasher: RandomState::new(),
+            seen: Seen::new(cfg.max_bytes),
             opts: CacheOptions {
                 shared: cfg.shared,
                 cache_heuristic: cfg.heuristic_percent as f32 / 100.0,
@@ -153,13 +280,25 @@ impl Cache {
         }))
     }
 
+    /// The key of a `method` request for `uri` (see [`Key`]).
+    pub(crate) fn key(&self, method: &Method, uri: &Uri) -> Key {
+        self.key_of(key(method, uri))
+    }
+
+    fn key_of(&self, text: String) -> Key {
+        Key {
+            hash: self.hasher.hash_one(text.as_str()),
+            text,
+        }
+    }
+
     /// The stored response for a request under `key` with these headers (its own over the
     /// client's `defaults`), judged without building the request for the policy; `None` when
     /// the policy must judge ([`Cache::lookup`]): the request carries `Cache-Control`, `Pragma`
     /// or `Host`, or a variant cannot be judged so.
     pub(crate) fn lookup_plain(
         &self,
-        key: &str,
+        key: &Key,
         headers: &HeaderMap,
         defaults: &HeaderMap,
         now: SystemTime,
@@ -169,6 +308,9 @@ impl Cache {
             .any(|h| headers.contains_key(h) || defaults.contains_key(h))
         {
             return None;
+        }
+        if !self.seen.may_hold(key.hash) {
+            return Some(Lookup::Empty);
         }
         let Some(variants) = self.store.get(key) else {
             return Some(Lookup::Empty);
@@ -188,7 +330,10 @@ impl Cache {
     }
 
     /// The stored response for `req`, if any matches (URL, method and `Vary`).
-    pub(crate) fn lookup(&self, key: &str, req: &http::request::Parts, now: SystemTime) -> Lookup {
+    pub(crate) fn lookup(&self, key: &Key, req: &http::request::Parts, now: SystemTime) -> Lookup {
+        if !self.seen.may_hold(key.hash) {
+            return Lookup::Missing;
+        }
         let Some(variants) = self.store.get(key) else {
             return Lookup::Missing;
         };
@@ -208,7 +353,7 @@ impl Cache {
 
     /// The stored response for `req` in the second level, kept in memory when it matches;
     /// `Missing` without a second level.
-    pub(crate) async fn lookup_l2(&self, key: &str, req: &http::request::Parts) -> Lookup {
+    pub(crate) async fn lookup_l2(&self, key: &Key, req: &http::request::Parts) -> Lookup {
         let Some(l2) = &self.l2 else {
             return Lookup::Missing;
         };
@@ -241,7 +386,7 @@ impl Cache {
         };
         l2.counters.hits.fetch_add(1, Relaxed);
         let entry = Arc::new(entry);
-        self.keep(key.to_owned(), req, entry.clone(), now);
+        self.keep(key.clone(), req, entry.clone(), now);
         if fresh {
             Lookup::Fresh(entry)
         } else {
@@ -251,7 +396,7 @@ impl Cache {
 
     /// Stores `entry` for `req`, replacing the variants `req` selects, and writes it through to
     /// the second level.
-    pub(crate) fn put(&self, key: String, req: &http::request::Parts, entry: Entry) {
+    pub(crate) fn put(&self, key: Key, req: &http::request::Parts, entry: Entry) {
         let now = SystemTime::now();
         let entry = Arc::new(entry);
         if let Some(l2) = &self.l2 {
@@ -261,7 +406,7 @@ impl Cache {
     }
 
     /// Stores `entry` in memory only.
-    fn keep(&self, key: String, req: &http::request::Parts, entry: Arc<Entry>, now: SystemTime) {
+    fn keep(&self, key: Key, req: &http::request::Parts, entry: Arc<Entry>, now: SystemTime) {
         self.keep_with(key, || req, entry, now);
     }
 
@@ -269,12 +414,13 @@ impl Cache {
     /// holds variants already (those that `req` selects are replaced).
     pub(crate) fn keep_with<R: std::borrow::Borrow<http::request::Parts>>(
         &self,
-        key: String,
+        key: Key,
         req: impl FnOnce() -> R,
         entry: Arc<Entry>,
         now: SystemTime,
     ) {
-        let mut list: Vec<Arc<Entry>> = match self.store.get(&key) {
+        let held = self.seen.may_hold(key.hash).then(|| self.store.get(&key));
+        let mut list: Vec<Arc<Entry>> = match held.flatten() {
             // A concurrent put of another variant may be lost here: the cache is best effort.
             Some(old) => {
                 let req = req();
@@ -295,15 +441,21 @@ impl Cache {
         }
         list.push(entry);
         self.counters.stores.fetch_add(1, Relaxed);
-        self.store.insert(key, list.into());
+        self.insert(key, list.into());
+    }
+
+    /// Every insert into the store: its key marked seen first ([`Seen::add`]).
+    fn insert(&self, key: Key, variants: Variants) {
+        self.seen.add(key.hash);
+        self.store.insert(key, variants);
     }
 
     /// Stores `entry` in memory only, as the only variant under `key`: for a key
     /// [`Cache::lookup_plain`] just found empty (`Lookup::Empty`), without reading it again. A
     /// variant another request stored in between is replaced (the cache is best effort).
-    pub(crate) fn refill(&self, key: String, entry: Arc<Entry>) {
+    pub(crate) fn refill(&self, key: Key, entry: Arc<Entry>) {
         self.counters.stores.fetch_add(1, Relaxed);
-        self.store.insert(key, Arc::from([entry]));
+        self.insert(key, Arc::from([entry]));
     }
 
     /// Forgets the stored responses of `uri` and of the `Location` / `Content-Location` of an
@@ -357,18 +509,18 @@ impl Cache {
         }
     }
 
-    /// Drops `key` from memory only.
-    pub(crate) fn forget_in_memory(&self, key: &str) {
-        self.store.invalidate(key);
+    /// Drops the entry of a GET of `uri` from memory only.
+    pub(crate) fn forget_in_memory(&self, uri: &Uri) {
+        self.store.invalidate(&self.key(&Method::GET, uri));
     }
 
     fn forget(&self, uri: &Uri) {
-        let keys = [key(&Method::GET, uri), key(&Method::HEAD, uri)];
+        let keys = [self.key(&Method::GET, uri), self.key(&Method::HEAD, uri)];
         for k in &keys {
             self.store.invalidate(k);
         }
         if let Some(l2) = &self.l2 {
-            l2.forget(&keys);
+            l2.forget(&keys.map(|k| k.text));
         }
         self.counters.invalidations.fetch_add(1, Relaxed);
     }
@@ -449,7 +601,117 @@ fn resolve(base: &Uri, location: &str) -> Option<Uri> {
 
 #[cfg(test)]
 mod tests {
+    use http::{StatusCode, Version};
+
     use super::*;
+
+    fn cache(max_bytes: u64) -> Cache {
+        let mut config = Config::default();
+        config.cache.enabled = true;
+        config.cache.max_bytes = max_bytes;
+        Cache::new(&config).unwrap().unwrap()
+    }
+
+    fn entry() -> Arc<Entry> {
+        let (req, ()) = http::Request::new(()).into_parts();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CACHE_CONTROL, "max-age=60".parse().unwrap());
+        Arc::new(Entry::new(
+            &req,
+            StatusCode::OK,
+            Version::HTTP_11,
+            headers,
+            bytes::Bytes::from_static(b"x"),
+            SystemTime::now(),
+            CacheOptions::default(),
+        ))
+    }
+
+    /// A key memory never held is found empty by its bit alone; every way into memory (a
+    /// refill, a store, a keep) marks its key first, so a lookup after it finds the entry, as
+    /// it does after the key was forgotten and stored again.
+    #[test]
+    fn a_key_never_stored_is_empty_and_one_stored_any_way_is_found() {
+        let c = cache(1 << 20);
+        let none = HeaderMap::new();
+        let now = SystemTime::now();
+        let (req, ()) = http::Request::new(()).into_parts();
+        let uris: Vec<Uri> = (0..200)
+            .map(|i| format!("http://example.test/{i}").parse().unwrap())
+            .collect();
+        for (i, uri) in uris.iter().enumerate() {
+            let k = c.key(&Method::GET, uri);
+            assert!(matches!(
+                c.lookup_plain(&k, &none, &none, now),
+                Some(Lookup::Empty)
+            ));
+            match i % 3 {
+                0 => c.refill(k.clone(), entry()),
+                1 => c.keep(k.clone(), &req, entry(), now),
+                _ => c.keep_with(k.clone(), || &req, entry(), now),
+            }
+            assert!(c.seen.may_hold(k.hash));
+            assert!(matches!(
+                c.lookup_plain(&k, &none, &none, now),
+                Some(Lookup::Fresh(_))
+            ));
+            assert!(matches!(c.lookup(&k, &req, now), Lookup::Fresh(_)));
+        }
+        let k = c.key(&Method::GET, &uris[0]);
+        c.forget_in_memory(&uris[0]);
+        assert!(matches!(
+            c.lookup_plain(&k, &none, &none, now),
+            Some(Lookup::Empty)
+        ));
+        c.refill(k.clone(), entry());
+        assert!(matches!(
+            c.lookup_plain(&k, &none, &none, now),
+            Some(Lookup::Fresh(_))
+        ));
+        // Most keys never stored are told apart by their bit (8 Ki bits, 200 keys).
+        let clear = (200..1200)
+            .filter(|i| {
+                let uri: Uri = format!("http://example.test/{i}").parse().unwrap();
+                !c.seen.may_hold(c.key(&Method::GET, &uri).hash)
+            })
+            .count();
+        assert!(clear > 800, "{clear} of 1000");
+    }
+
+    /// No stored key is ever missed; once half the bits are set, every key may be held.
+    #[test]
+    fn the_seen_bits_never_miss_a_key_and_give_up_when_half_full() {
+        let seen = Seen::new(0);
+        assert_eq!(seen.mask, (1 << 12) - 1);
+        assert_eq!(Seen::new(64 << 20).mask, (1 << 19) - 1);
+        assert_eq!(Seen::new(1 << 53).mask, (1 << 20) - 1);
+        let state = RandomState::new();
+        let hashes: Vec<u64> = (0..4096u32).map(|i| state.hash_one(i)).collect();
+        let mut given_up = false;
+        for (i, &h) in hashes.iter().enumerate() {
+            seen.add(h);
+            assert!(hashes[..=i].iter().all(|&h| seen.may_hold(h)));
+            given_up = seen.set.load(Relaxed) > seen.mask / 2;
+            if given_up {
+                break;
+            }
+        }
+        assert!(given_up);
+        assert!((0..1000u32).all(|i| seen.may_hold(state.hash_one(i + 1_000_000))));
+    }
+
+    /// Keys are equal when their text is, whatever the order they were made in.
+    #[test]
+    fn keys_of_the_same_request_are_equal_and_hash_alike() {
+        let c = cache(1 << 20);
+        let a: Uri = "http://example.test/a".parse().unwrap();
+        let b: Uri = "http://example.test/b".parse().unwrap();
+        assert_eq!(c.key(&Method::GET, &a), c.key(&Method::GET, &a));
+        assert_eq!(c.key(&Method::GET, &a).hash, c.key(&Method::GET, &a).hash);
+        assert_ne!(c.key(&Method::GET, &a), c.key(&Method::GET, &b));
+        assert_ne!(c.key(&Method::GET, &a), c.key(&Method::HEAD, &a));
+        assert_eq!(&*c.key(&Method::GET, &a), "GET http://example.test/a");
+    }
 
     #[test]
     fn the_key_is_the_method_and_the_url_as_uri_displays_it() {

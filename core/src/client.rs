@@ -505,7 +505,7 @@ impl Client {
     #[doc(hidden)]
     pub fn forget_cached_in_memory(&self, url: &str) {
         if let (Some(c), Ok(uri)) = (&self.inner.cache, url.parse::<http::Uri>()) {
-            c.forget_in_memory(&crate::cache::key(&Method::GET, &uri));
+            c.forget_in_memory(&uri);
         }
     }
 

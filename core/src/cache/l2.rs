@@ -115,12 +115,14 @@ impl L2 {
         primary: &str,
         cut: Option<tokio::time::Instant>,
     ) -> Result<Option<Bytes>, Late> {
-        let key = [self.prefix.as_str(), primary].concat();
+        let mut get = redis::cmd("GET");
+        get.arg(Prefixed(&self.prefix, primary));
         let got: Option<Vec<u8>> = match self
             .link
-            .call_until(cut, move |mut c| async move {
-                redis::cmd("GET").arg(key).query_async(&mut c).await
-            })
+            .call_until(
+                cut,
+                move |mut c| async move { get.query_async(&mut c).await },
+            )
             .await
         {
             Called::Done(got) => got,
@@ -316,6 +318,20 @@ fn varied(resp: &HeaderMap, req: &HeaderMap) -> Option<Vec<(HeaderName, HeaderVa
         }
     }
     Some(out)
+}
+
+/// A Redis key written as one argument from its prefix and the cache's key, without joining
+/// them in a string first.
+struct Prefixed<'a>(&'a str, &'a str);
+
+impl redis::ToRedisArgs for Prefixed<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        use std::io::Write as _;
+        let mut arg = out.writer_for_next_arg();
+        // Writes into the command's buffer: they cannot fail.
+        let _ = arg.write_all(self.0.as_bytes());
+        let _ = arg.write_all(self.1.as_bytes());
+    }
 }
 
 /// The HTTP version as one byte: `9` (0.9), `10`, `11`, `20` or `30`.

@@ -21,7 +21,7 @@ use super::send::Opts;
 use crate::body::{Body, RequestBody};
 use crate::cache::coalesce::{self, Landing, Whole};
 use crate::cache::entry::Plain;
-use crate::cache::{self, Cache, CacheStatus, Entry, Lookup};
+use crate::cache::{self, Cache, CacheStatus, Entry, Key, Lookup};
 use crate::error::Error;
 use crate::request::{CacheMode, PhaseTimeouts, Request};
 use crate::response::Response;
@@ -34,7 +34,7 @@ impl Client {
     /// counter moves; `Send` or `Absent` (nothing counted) sends the request the whole way
     /// instead, `Absent` when memory holds nothing for it and the second level may
     /// ([`Client::l2_read`]).
-    pub(super) fn fresh_hit(&self, req: &Request) -> Early {
+    pub(super) fn fresh_hit<'r>(&self, req: &'r Request) -> Early<'r> {
         let inner = &*self.inner;
         let Some(cache) = inner.cache.as_ref() else {
             return Early::Send;
@@ -44,14 +44,22 @@ impl Client {
         };
         let (method, uri) = (&req.method, &req.uri);
         let now = SystemTime::now();
-        let key = cache::key(method, uri);
+        let key = cache.key(method, uri);
         let e = match cache.lookup_plain(&key, &sent, &inner.default_headers, now) {
             Some(Lookup::Fresh(e)) => e,
             Some(Lookup::Empty) if cache.l2.is_some() => {
-                return Early::Absent(Absent { key, empty: true });
+                return Early::Absent(Absent {
+                    key,
+                    empty: true,
+                    sent,
+                });
             }
             Some(Lookup::Missing) if cache.l2.is_some() => {
-                return Early::Absent(Absent { key, empty: false });
+                return Early::Absent(Absent {
+                    key,
+                    empty: false,
+                    sent,
+                });
             }
             _ => return Early::Send,
         };
@@ -138,7 +146,7 @@ impl Client {
     pub(super) fn l2_answer(
         &self,
         req: &Request,
-        Absent { key, empty }: Absent,
+        Absent { key, empty, sent }: Absent<'_>,
         read: Result<Option<Bytes>, cache::l2::Late>,
     ) -> L2Early {
         let inner = &*self.inner;
@@ -151,9 +159,6 @@ impl Client {
             Err(cache::l2::Late) => return L2Early::Late,
         };
         let Some(entry) = l2.entry(&raw, &req.method, &req.uri, cache.opts) else {
-            return L2Early::Read;
-        };
-        let Some(sent) = self.plain_hop(req) else {
             return L2Early::Read;
         };
         let defaults = &inner.default_headers;
@@ -229,7 +234,7 @@ impl Client {
         if !cacheable || mode == CacheMode::NoStore {
             return self.send_resilient(method, uri, headers, body, opts).await;
         }
-        let key = cache::key(method, uri);
+        let key = cache.key(method, uri);
         let c = &cache.counters;
         let now = SystemTime::now();
         let plain = match mode {
@@ -354,7 +359,7 @@ impl Client {
     async fn coalesced(
         &self,
         cache: &Cache,
-        key: &str,
+        key: &Key,
         req: &http::request::Parts,
         headers: &HeaderMap,
         opts: &Opts<'_>,
@@ -399,7 +404,7 @@ impl Client {
     fn refresh_in_background(
         &self,
         cache: &Cache,
-        key: &str,
+        key: &Key,
         req: &http::request::Parts,
         headers: &HeaderMap,
         stale: &Arc<Entry>,
@@ -432,7 +437,7 @@ impl Client {
     fn start_flight(
         &self,
         fkey: &str,
-        key: &str,
+        key: &Key,
         req: &http::request::Parts,
         headers: &HeaderMap,
         opts: &Opts<'_>,
@@ -441,7 +446,7 @@ impl Client {
     ) -> futures_util::future::BoxFuture<'static, Landing> {
         let client = self.clone();
         let owned = Owned {
-            key: key.to_owned(),
+            key: key.clone(),
             req: req.clone(),
             headers: headers.clone(),
             idempotent: opts.idempotent,
@@ -606,24 +611,27 @@ impl Client {
     clippy::large_enum_variant,
     reason = "returned once by value, as `Result<Response, Error>` is"
 )]
-pub(super) enum Early {
+pub(super) enum Early<'r> {
     /// A fresh stored answer.
     Hit(Response),
     /// Nothing stored that fits the request, which is plain and may be in Redis.
-    Absent(Absent),
+    Absent(Absent<'r>),
     /// Send the request the whole way.
     Send,
 }
 
 /// A plain request memory holds nothing for ([`Early::Absent`]): its key (what it derefs to).
-pub(super) struct Absent {
-    key: String,
+pub(super) struct Absent<'r> {
+    key: Key,
     /// Nothing at all is stored under the key (`Lookup::Empty`): an entry from Redis refills
     /// memory without reading it again.
     empty: bool,
+    /// The headers the request was judged by in memory (`Client::plain_hop`), which judge the
+    /// entry from Redis too.
+    sent: std::borrow::Cow<'r, HeaderMap>,
 }
 
-impl std::ops::Deref for Absent {
+impl std::ops::Deref for Absent<'_> {
     type Target = str;
 
     fn deref(&self) -> &str {
@@ -649,7 +657,7 @@ pub(super) enum L2Early {
 
 /// A flight's own copy of what its request needs (it may outlive the caller that started it).
 struct Owned {
-    key: String,
+    key: Key,
     req: http::request::Parts,
     headers: HeaderMap,
     idempotent: Option<bool>,
@@ -760,7 +768,7 @@ fn policy_if_storable(
 /// `cache.max_entry_bytes` passes through unstored, the part read ahead included).
 async fn store(
     cache: &Cache,
-    key: String,
+    key: Key,
     req: &http::request::Parts,
     mut resp: Response,
     now: SystemTime,
