@@ -355,7 +355,7 @@ fn detach_head(req: &mut hyper::Request<Incoming>) {
 }
 
 type H1Conn<I> = http1::Connection<TokioIo<Prefixed<I>>, Svc>;
-type H2Conn<I> = http2::Connection<TokioIo<Prefixed<I>>, Svc, Streams>;
+type H2Conn<I> = http2::Connection<TokioIo<Gather<Prefixed<I>>>, Svc, Streams>;
 
 /// The connection hyper serves, boxed at its own size.
 enum Serving<I> {
@@ -373,9 +373,9 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     fn new(builders: &Builders, h2: bool, io: Prefixed<I>, svc: Svc) -> Self {
-        let io = TokioIo::new(io);
         if h2 {
             let new = Streams(Arc::default());
+            let io = TokioIo::new(Gather::new(io));
             let conn = builders.h2(new.clone()).serve_connection(io, svc);
             Self::H2 {
                 conn: Box::pin(conn),
@@ -383,6 +383,7 @@ where
                 running: FuturesUnordered::new(),
             }
         } else {
+            let io = TokioIo::new(io);
             Self::H1(Box::pin(builders.h1.serve_connection(io, svc)))
         }
     }
@@ -780,5 +781,128 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Writes of an HTTP/2 connection gathered so that a batch of responses leaves in one write
+/// (and, over TLS, in full records), with its flush deferred to the connection's next poll.
+///
+/// h2 copies small frames into its own buffer but chains a DATA payload of 256 bytes or
+/// more and flushes before it queues the next frame, so each 1 KiB response was written,
+/// encrypted and sent on its own even when [`Streams`] had finished 64 of them together.
+/// Here a flush while bytes are gathered wakes the connection's task instead, and the next
+/// poll writes them out first thing: h2 reads the connection on every poll. Past
+/// [`GATHER_MAX`] a write waits for the gathered bytes to go out (back-pressure as before),
+/// and a shutdown sends them first.
+pub(crate) struct Gather<I> {
+    inner: I,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already written.
+    sent: usize,
+}
+
+/// Bytes gathered before a write has to wait for them to be written.
+const GATHER_MAX: usize = 64 * 1024;
+
+impl<I: AsyncWrite + Unpin> Gather<I> {
+    fn new(inner: I) -> Self {
+        Self {
+            inner,
+            buf: Vec::new(),
+            sent: 0,
+        }
+    }
+
+    /// Writes out what is gathered, then flushes the stream.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.sent < self.buf.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &self.buf[self.sent..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => self.sent += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        self.buf.clear();
+        self.sent = 0;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> AsyncRead for Gather<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.buf.is_empty()
+            && let Poll::Ready(Err(e)) = this.poll_send(cx)
+        {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Gather<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.buf.len() >= GATHER_MAX {
+            match this.poll_send(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        this.buf.extend_from_slice(data);
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.buf.len() >= GATHER_MAX {
+            match this.poll_send(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let mut n = 0;
+        for b in bufs {
+            this.buf.extend_from_slice(b);
+            n += b.len();
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.buf.is_empty() {
+            return Pin::new(&mut this.inner).poll_flush(cx);
+        }
+        // Whatever else this poll writes joins the batch; the next poll sends it.
+        cx.waker().wake_by_ref();
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match this.poll_send(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut this.inner).poll_shutdown(cx),
+            other => other,
+        }
     }
 }

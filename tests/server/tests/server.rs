@@ -425,7 +425,8 @@ where
 }
 
 /// Responses that are ready together leave together: 64 requests that arrive in one write
-/// are answered in a few TLS records, not one record (and one `writev`) per response.
+/// are answered in a few full TLS records (16 KiB), not one record (and one `writev`) per
+/// response.
 /// One worker, as `wirecore serve --threads 1` runs: no other worker steals a stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn h2_responses_ready_together_are_written_together() {
@@ -437,12 +438,17 @@ async fn h2_responses_ready_together_are_written_together() {
     io.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
         .await
         .unwrap();
+    // WINDOW_UPDATE on the connection: 64 KiB of bodies exceed its initial 65,535 bytes.
+    io.write_all(&[0, 0, 4, 0x8, 0, 0, 0, 0, 0, 0, 0x10, 0, 0])
+        .await
+        .unwrap();
     io.write_all(&h2_get(1, "/bytes/16")).await.unwrap();
     let mut buf = Vec::new();
     h2_until_ended(&mut io, &mut buf, 1).await;
     let before = records.load(Ordering::SeqCst);
+    // 1 KiB bodies: h2 chains such a payload instead of copying it, and flushes before it.
     let batch: Vec<u8> = (0..64u32)
-        .flat_map(|i| h2_get(3 + 2 * i, "/bytes/16"))
+        .flat_map(|i| h2_get(3 + 2 * i, "/bytes/1024"))
         .collect();
     io.write_all(&batch).await.unwrap();
     h2_until_ended(&mut io, &mut buf, 64).await;
