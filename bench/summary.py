@@ -155,7 +155,9 @@ def kotlin(text: str) -> tuple[str, str, dict[tuple[str, str], str]]:
 
 def cli(text: str) -> list[tuple[str, str, str]]:
     """(what, ratio, how) rows of the `wirecore` command."""
-    rows = {r.get("run", ""): num(r.get("req/s")) for t in tables(text) for r in t}
+    # The newest run's table comes first; older runs' tables follow in the same file.
+    first = next((t for t in tables(text) if t and "run" in t[0]), [])
+    rows = {r.get("run", ""): num(r.get("req/s")) for r in first}
 
     def ratio(a: str, b: str) -> str:
         x = next((v for k, v in rows.items() if k.startswith(a)), None)
