@@ -790,8 +790,9 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
 /// h2 copies small frames into its own buffer but chains a DATA payload of 256 bytes or
 /// more and flushes before it queues the next frame, so each 1 KiB response was written,
 /// encrypted and sent on its own even when [`Streams`] had finished 64 of them together.
-/// Here a flush while bytes are gathered wakes the connection's task instead, and the next
-/// poll writes them out first thing: h2 reads the connection on every poll. Past
+/// Here a flush while bytes are gathered wakes the connection's task instead (unless the
+/// socket is full: then the socket wakes it), and the next poll writes them out first thing:
+/// h2 reads the connection on every poll. Past
 /// [`GATHER_MAX`] a write waits for the gathered bytes to go out (back-pressure as before),
 /// and a shutdown sends them first.
 pub(crate) struct Gather<I> {
@@ -799,6 +800,8 @@ pub(crate) struct Gather<I> {
     buf: Vec<u8>,
     /// Bytes of `buf` already written.
     sent: usize,
+    /// The last write found the socket full; the socket wakes the task when it has room.
+    blocked: bool,
 }
 
 /// Bytes gathered before a write has to wait for them to be written.
@@ -810,6 +813,7 @@ impl<I: AsyncWrite + Unpin> Gather<I> {
             inner,
             buf: Vec::new(),
             sent: 0,
+            blocked: false,
         }
     }
 
@@ -818,9 +822,15 @@ impl<I: AsyncWrite + Unpin> Gather<I> {
         while self.sent < self.buf.len() {
             match Pin::new(&mut self.inner).poll_write(cx, &self.buf[self.sent..]) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => self.sent += n,
+                Poll::Ready(Ok(n)) => {
+                    self.sent += n;
+                    self.blocked = false;
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    self.blocked = true;
+                    return Poll::Pending;
+                }
             }
         }
         self.buf.clear();
@@ -893,8 +903,12 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Gather<I> {
         if this.buf.is_empty() {
             return Pin::new(&mut this.inner).poll_flush(cx);
         }
-        // Whatever else this poll writes joins the batch; the next poll sends it.
-        cx.waker().wake_by_ref();
+        // Whatever else this poll writes joins the batch; the next poll sends it. While the
+        // socket is full, the socket wakes the task when it has room: a wake here would poll
+        // the connection again and again for a peer that reads nothing.
+        if !this.blocked {
+            cx.waker().wake_by_ref();
+        }
         Poll::Ready(Ok(()))
     }
 
@@ -904,5 +918,83 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Gather<I> {
             Poll::Ready(Ok(())) => Pin::new(&mut this.inner).poll_shutdown(cx),
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Wake, Waker};
+
+    use super::*;
+
+    /// Counts the wake-ups of the task it stands for.
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A peer that reads nothing must not make the connection's task spin: once the socket is
+    /// full, a flush of gathered bytes waits for the socket to wake the task instead of waking
+    /// it itself on every poll (it did: a stalled HTTP/2 client whose response's tail was
+    /// gathered kept the server's thread at 100 % CPU).
+    #[test]
+    fn a_flush_while_the_socket_is_full_waits_for_the_socket() {
+        let (near, mut far) = tokio::io::duplex(16);
+        let mut gather = Gather::new(near);
+        let count = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let woken = || count.0.load(Ordering::SeqCst);
+
+        // A response is gathered; its flush is left to the next poll, which it asks for.
+        let wrote = Pin::new(&mut gather).poll_write(&mut cx, &[b'x'; 100]);
+        assert!(matches!(wrote, Poll::Ready(Ok(100))), "{wrote:?}");
+        assert!(Pin::new(&mut gather).poll_flush(&mut cx).is_ready());
+        assert_eq!(woken(), 1, "the deferred flush asks for the next poll");
+
+        // The next poll sends what the socket takes (16 bytes) and finds it full.
+        let mut space = [0_u8; 8];
+        let mut read = ReadBuf::new(&mut space);
+        assert!(
+            Pin::new(&mut gather)
+                .poll_read(&mut cx, &mut read)
+                .is_pending()
+        );
+        assert_eq!(gather.sent, 16);
+
+        // Polls while the socket is full: their flushes wake nothing.
+        for _ in 0..10 {
+            let mut read = ReadBuf::new(&mut space);
+            assert!(
+                Pin::new(&mut gather)
+                    .poll_read(&mut cx, &mut read)
+                    .is_pending()
+            );
+            assert!(Pin::new(&mut gather).poll_flush(&mut cx).is_ready());
+        }
+        assert_eq!(
+            woken(),
+            1,
+            "a flush while the socket was full woke the task"
+        );
+
+        // The peer reads: the socket wakes the task, whose next poll sends more.
+        let mut got = [0_u8; 16];
+        let n = Pin::new(&mut far)
+            .poll_read(&mut cx, &mut ReadBuf::new(&mut got))
+            .map(|r| r.map(|()| 16));
+        assert!(matches!(n, Poll::Ready(Ok(16))), "{n:?}");
+        assert!(woken() >= 2, "the socket woke the task when it had room");
+        let mut read = ReadBuf::new(&mut space);
+        assert!(
+            Pin::new(&mut gather)
+                .poll_read(&mut cx, &mut read)
+                .is_pending()
+        );
+        assert_eq!(gather.sent, 32);
     }
 }
