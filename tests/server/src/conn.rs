@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -817,6 +817,14 @@ impl<I: AsyncWrite + Unpin> Gather<I> {
         }
     }
 
+    /// Room for more: past [`GATHER_MAX`], what is gathered goes out first.
+    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.buf.len() >= GATHER_MAX {
+            return self.poll_send(cx);
+        }
+        Poll::Ready(Ok(()))
+    }
+
     /// Writes out what is gathered, then flushes the stream.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.sent < self.buf.len() {
@@ -862,13 +870,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Gather<I> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.buf.len() >= GATHER_MAX {
-            match this.poll_send(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+        ready!(this.poll_room(cx))?;
         this.buf.extend_from_slice(data);
         Poll::Ready(Ok(data.len()))
     }
@@ -879,13 +881,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Gather<I> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.buf.len() >= GATHER_MAX {
-            match this.poll_send(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+        ready!(this.poll_room(cx))?;
         let mut n = 0;
         for b in bufs {
             this.buf.extend_from_slice(b);

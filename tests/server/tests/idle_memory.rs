@@ -49,6 +49,16 @@ const CONNECTIONS: usize = 300;
 /// One test at a time: the counter is global.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// A site on a free loopback port with the default options.
+async fn start_site() -> Site {
+    Site::start(SiteOptions {
+        listen: ([127, 0, 0, 1], 0).into(),
+        ..SiteOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
 /// One GET on a fresh connection, read to the end of its 1 KiB body; the socket stays open.
 fn fetch_once(addr: std::net::SocketAddr, buf: &mut [u8]) -> TcpStream {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -73,12 +83,7 @@ fn fetch_once(addr: std::net::SocketAddr, buf: &mut [u8]) -> TcpStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_keep_alive_connection_holds_under_24_kib() {
     let _turn = SERIAL.lock().await;
-    let site = Site::start(SiteOptions {
-        listen: ([127, 0, 0, 1], 0).into(),
-        ..SiteOptions::default()
-    })
-    .await
-    .unwrap();
+    let site = start_site().await;
     let addr = site.addr();
     // Warm up what is allocated once (caches, runtime structures).
     let (warm, before) = tokio::task::spawn_blocking(move || {
@@ -152,12 +157,7 @@ async fn until_in_flight(site: &Site, n: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_with_a_request_in_flight_holds_under_24_kib() {
     let _turn = SERIAL.lock().await;
-    let site = Site::start(SiteOptions {
-        listen: ([127, 0, 0, 1], 0).into(),
-        ..SiteOptions::default()
-    })
-    .await
-    .unwrap();
+    let site = start_site().await;
     let addr = site.addr();
     // Warm up: a round of held requests, answered, their connections kept.
     let mut warm: Vec<_> = (0..20).map(|_| held(addr, "warm", 21)).collect();
