@@ -933,6 +933,15 @@ mod tests {
         }
     }
 
+    /// One poll of `gather`'s read side (which first sends what is gathered).
+    fn poll_read<I: AsyncRead + AsyncWrite + Unpin>(
+        gather: &mut Gather<I>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut space = [0_u8; 8];
+        Pin::new(gather).poll_read(cx, &mut ReadBuf::new(&mut space))
+    }
+
     /// A peer that reads nothing must not make the connection's task spin: once the socket is
     /// full, a flush of gathered bytes waits for the socket to wake the task instead of waking
     /// it itself on every poll (it did: a stalled HTTP/2 client whose response's tail was
@@ -953,23 +962,12 @@ mod tests {
         assert_eq!(woken(), 1, "the deferred flush asks for the next poll");
 
         // The next poll sends what the socket takes (16 bytes) and finds it full.
-        let mut space = [0_u8; 8];
-        let mut read = ReadBuf::new(&mut space);
-        assert!(
-            Pin::new(&mut gather)
-                .poll_read(&mut cx, &mut read)
-                .is_pending()
-        );
+        assert!(poll_read(&mut gather, &mut cx).is_pending());
         assert_eq!(gather.sent, 16);
 
         // Polls while the socket is full: their flushes wake nothing.
         for _ in 0..10 {
-            let mut read = ReadBuf::new(&mut space);
-            assert!(
-                Pin::new(&mut gather)
-                    .poll_read(&mut cx, &mut read)
-                    .is_pending()
-            );
+            assert!(poll_read(&mut gather, &mut cx).is_pending());
             assert!(Pin::new(&mut gather).poll_flush(&mut cx).is_ready());
         }
         assert_eq!(
@@ -985,12 +983,7 @@ mod tests {
             .map(|r| r.map(|()| 16));
         assert!(matches!(n, Poll::Ready(Ok(16))), "{n:?}");
         assert!(woken() >= 2, "the socket woke the task when it had room");
-        let mut read = ReadBuf::new(&mut space);
-        assert!(
-            Pin::new(&mut gather)
-                .poll_read(&mut cx, &mut read)
-                .is_pending()
-        );
+        assert!(poll_read(&mut gather, &mut cx).is_pending());
         assert_eq!(gather.sent, 32);
     }
 }
