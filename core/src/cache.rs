@@ -1,6 +1,6 @@
-//! The RFC 9111 response cache: GET and HEAD responses kept in memory (`moka`, bounded by
-//! bytes), reused while fresh and revalidated once stale; the rules (freshness, `Vary`,
-//! validators) come from `http-cache-semantics`. The client consults it around each redirect
+//! The RFC 9111 response cache: GET and HEAD responses kept in memory (a `quick_cache` store
+//! bounded by bytes, [`Store`]), reused while fresh and revalidated once stale; the rules
+//! (freshness, `Vary`, validators) come from `http-cache-semantics`. The client consults it around each redirect
 //! hop, outside retries (`client/cached.rs`), so a hit costs no attempt, token or connection.
 //!
 //! Invariant: only complete bodies are stored; a response is put in the store once its whole
@@ -68,6 +68,55 @@ const OWN: [header::HeaderName; 3] = [header::CACHE_CONTROL, header::PRAGMA, hea
 /// Fixed cost of an entry besides its body and headers, so that many tiny entries still fill
 /// `cache.max_bytes`.
 const ENTRY_OVERHEAD: u64 = 512;
+
+/// Room for an entry's headers beside its body, when shards are sized to hold the largest.
+const HEADERS_ROOM: u64 = 64 << 10;
+
+/// Memory: `quick_cache`'s concurrent store, bounded by the bytes its entries weigh ([`Weigh`]),
+/// in shards of equal shares, each behind its own lock. A lookup is a read lock and a table
+/// probe; an insert a write lock, a table insert and the evictions it needs, with no write log,
+/// frequency sketch or housekeeping behind it (`moka`'s insert cost a Redis hit's refill 1.3 µs:
+/// `bench/results/2026-12-06-cache-l2-binary.md`, sections 6 and 7). Its policy is CLOCK-Pro's
+/// (close to S3-FIFO): a new key is always admitted, so the answer just stored is there for the
+/// next request however full memory is; entries read since they came outlast those read once,
+/// and a key evicted lately comes back among the former.
+type Store = quick_cache::sync::Cache<Key, Variants, Weigh, Prehashed>;
+
+/// What an entry weighs in memory: its variants (bodies, headers, [`ENTRY_OVERHEAD`]) and its
+/// key. Fixed for the entry's life (the variants are immutable), as the store requires.
+#[derive(Clone, Copy, Debug)]
+struct Weigh;
+
+impl quick_cache::Weighter<Key, Variants> for Weigh {
+    fn weight(&self, key: &Key, v: &Variants) -> u64 {
+        v.iter().map(|e| e.weight()).sum::<u64>() + key.len() as u64
+    }
+}
+
+/// The store for `cache.max_bytes`. A shard holds an equal share and refuses an entry over 97 %
+/// of it, so there are as many shards as `quick_cache` would make (four per CPU) only while a
+/// share still holds four of the largest entries (`max_entry_bytes` and their headers); the
+/// shares add up to `max_bytes` at most.
+fn store(max_bytes: u64, max_entry_bytes: u64) -> Result<Store, Error> {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from) as u64;
+    let largest = max_entry_bytes
+        .saturating_add(HEADERS_ROOM)
+        .saturating_mul(4);
+    let shards = 1u64 << (max_bytes / largest).clamp(1, cpus * 4).ilog2();
+    let opts = quick_cache::OptionsBuilder::new()
+        .shards(usize::try_from(shards).unwrap_or(1))
+        .weight_capacity(max_bytes / shards * shards)
+        // Used for the shards' least size (32 entries) and the evicted keys remembered (half).
+        .estimated_items_capacity(usize::try_from(max_bytes / 2048).unwrap_or(usize::MAX))
+        .build()
+        .map_err(|e| crate::error::config(format!("cache.max_bytes: {e}")))?;
+    Ok(Store::with_options(
+        opts,
+        Weigh,
+        Prehashed,
+        quick_cache::sync::DefaultLifecycle::default(),
+    ))
+}
 
 /// A request's key in memory: the text [`key`] makes of its method and URL (which the Redis key
 /// repeats), and that text's hash, worked out once per request with the cache's own seeded
@@ -138,8 +187,8 @@ impl Hasher for PassThrough {
 /// Which keys memory may hold: one bit per slot of a key's hash, set before the key is stored
 /// and never cleared. A clear bit means memory holds nothing under the key, so the lookup of a
 /// key memory never held (a request on its way to Redis or the server) costs one load instead
-/// of the store's probe (a chain of dependent cache misses in a table of thousands of entries)
-/// and its read bookkeeping. Keys stored and later evicted or invalidated keep their bits: once
+/// of the store's shard lock and probe (a chain of dependent cache misses in a table of
+/// thousands of entries). Keys stored and later evicted or invalidated keep their bits: once
 /// half the bits are set, every key may be held and the store is asked each time, as without it.
 struct Seen {
     words: Box<[AtomicU64]>,
@@ -191,7 +240,7 @@ impl Seen {
 
 /// A client's response cache.
 pub(crate) struct Cache {
-    store: moka::sync::Cache<Key, Variants, Prehashed>,
+    store: Store,
     /// The seed of the keys' hashes ([`Key`]).
     hasher: RandomState,
     /// The keys memory may hold (every insert into `store` goes through [`Cache::insert`]).
@@ -209,7 +258,7 @@ pub(crate) struct Cache {
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache")
-            .field("entries", &self.store.entry_count())
+            .field("entries", &self.store.len())
             .finish_non_exhaustive()
     }
 }
@@ -255,15 +304,8 @@ impl Cache {
             return Ok(None);
         }
         let l2 = l2::L2::new(&cfg.l2, &config.tls)?;
-        let store = moka::sync::Cache::builder()
-            .max_capacity(cfg.max_bytes)
-            .weigher(|key: &Key, v: &Variants| {
-                let bytes = v.iter().map(|e| e.weight()).sum::<u64>() + key.len() as u64;
-                u32::try_from(bytes).unwrap_or(u32::MAX)
-            })
-            .build_with_hasher(Prehashed);
         Ok(Some(Cache {
-            store,
+            store: store(cfg.max_bytes, cfg.max_entry_bytes)?,
             hasher: RandomState::new(),
             seen: Seen::new(cfg.max_bytes),
             opts: CacheOptions {
@@ -475,9 +517,8 @@ impl Cache {
         }
     }
 
-    /// The counters and the store's size (after pending evictions).
+    /// The counters and the store's size.
     pub(crate) fn stats(&self) -> crate::metrics::CacheStats {
-        self.store.run_pending_tasks();
         let c = &self.counters;
         let mut s = crate::metrics::CacheStats {
             hits: c.hits.load(Relaxed),
@@ -490,8 +531,8 @@ impl Cache {
             coalesced: c.coalesced.load(Relaxed),
             stores: c.stores.load(Relaxed),
             invalidations: c.invalidations.load(Relaxed),
-            l1_entries: self.store.entry_count(),
-            l1_bytes: self.store.weighted_size(),
+            l1_entries: self.store.len() as u64,
+            l1_bytes: self.store.weight(),
             ..Default::default()
         };
         if let Some(l2) = &self.l2 {
@@ -511,13 +552,13 @@ impl Cache {
 
     /// Drops the entry of a GET of `uri` from memory only.
     pub(crate) fn forget_in_memory(&self, uri: &Uri) {
-        self.store.invalidate(&self.key(&Method::GET, uri));
+        self.store.remove(&self.key(&Method::GET, uri));
     }
 
     fn forget(&self, uri: &Uri) {
         let keys = [self.key(&Method::GET, uri), self.key(&Method::HEAD, uri)];
         for k in &keys {
-            self.store.invalidate(k);
+            self.store.remove(k);
         }
         if let Some(l2) = &self.l2 {
             l2.forget(&keys.map(|k| k.text));
@@ -698,6 +739,68 @@ mod tests {
         }
         assert!(given_up);
         assert!((0..1000u32).all(|i| seen.may_hold(state.hash_one(i + 1_000_000))));
+    }
+
+    fn cache_of(max_bytes: u64, max_entry_bytes: u64) -> Cache {
+        let mut config = Config::default();
+        config.cache.enabled = true;
+        config.cache.max_bytes = max_bytes;
+        config.cache.max_entry_bytes = max_entry_bytes;
+        Cache::new(&config).unwrap().unwrap()
+    }
+
+    fn fresh(c: &Cache, k: &Key) -> bool {
+        let none = HeaderMap::new();
+        matches!(
+            c.lookup_plain(k, &none, &none, SystemTime::now()),
+            Some(Lookup::Fresh(_))
+        )
+    }
+
+    /// Ten times more entries than fit: memory keeps to `cache.max_bytes` and still holds most
+    /// of it, its stats count exactly what a lookup finds, and the entry refilled last (the
+    /// answer just read from Redis or the server) is among them, however full memory is.
+    #[test]
+    fn memory_keeps_to_max_bytes_its_stats_agree_and_the_last_refill_is_held() {
+        let max = 64 << 10;
+        let c = cache_of(max, 4 << 10);
+        let keys: Vec<Key> = (0..1100)
+            .map(|i| {
+                let uri: Uri = format!("http://example.test/{i:05}").parse().unwrap();
+                c.key(&Method::GET, &uri)
+            })
+            .collect();
+        let weight = entry().weight() + keys[0].len() as u64;
+        for k in &keys {
+            c.refill(k.clone(), entry());
+        }
+        let s = c.stats();
+        assert!(fresh(&c, &keys[keys.len() - 1]), "{s:?}");
+        assert!(s.l1_bytes <= max, "{s:?}");
+        assert!(s.l1_bytes >= max / 2, "{s:?}");
+        let held = keys.iter().filter(|k| fresh(&c, k)).count() as u64;
+        assert_eq!((s.l1_entries, s.l1_bytes), (held, held * weight), "{s:?}");
+    }
+
+    /// Keys read again and again stay while ten times memory's worth of keys read once stream
+    /// through (the store's eviction resists scans).
+    #[test]
+    fn keys_read_often_outlast_a_stream_of_keys_read_once() {
+        let c = cache_of(64 << 10, 4 << 10);
+        let key = |i: usize| {
+            let uri: Uri = format!("http://example.test/{i:05}").parse().unwrap();
+            c.key(&Method::GET, &uri)
+        };
+        let popular: Vec<Key> = (0..10).map(key).collect();
+        for k in &popular {
+            c.refill(k.clone(), entry());
+        }
+        for i in 10..1100 {
+            c.refill(key(i), entry());
+            for k in &popular {
+                assert!(fresh(&c, k), "{i}: {:?}", c.stats());
+            }
+        }
     }
 
     /// Keys are equal when their text is, whatever the order they were made in.

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Largest stored response body: a cached entry is weighed in `u32` units by the store.
+/// Largest stored response body: one entry is read whole into memory (and into one Redis value).
 pub(crate) const MAX_ENTRY_BYTES: u64 = 64 << 20;
 
 /// The RFC 9111 response cache (GET and HEAD), in memory. Off by default.
