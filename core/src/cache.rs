@@ -56,8 +56,34 @@ impl std::fmt::Display for CacheStatus {
     }
 }
 
-/// The stored responses of one URL and method: one per `Vary` variant, newest last.
-type Variants = Arc<[Arc<Entry>]>;
+/// The stored responses of one URL and method: one per `Vary` variant, newest last. Most keys
+/// hold one, kept without a list around it: a refill allocates nothing more, and a lookup
+/// follows one pointer less.
+#[derive(Clone, Debug)]
+enum Variants {
+    One(Arc<Entry>),
+    Many(Arc<[Arc<Entry>]>),
+}
+
+impl std::ops::Deref for Variants {
+    type Target = [Arc<Entry>];
+
+    fn deref(&self) -> &[Arc<Entry>] {
+        match self {
+            Variants::One(e) => std::slice::from_ref(e),
+            Variants::Many(list) => list,
+        }
+    }
+}
+
+impl From<Vec<Arc<Entry>>> for Variants {
+    fn from(mut list: Vec<Arc<Entry>>) -> Variants {
+        match list.pop() {
+            Some(e) if list.is_empty() => Variants::One(e),
+            newest => Variants::Many(list.into_iter().chain(newest).collect()),
+        }
+    }
+}
 
 /// Variants kept per URL; the oldest goes first.
 const MAX_VARIANTS: usize = 8;
@@ -497,7 +523,7 @@ impl Cache {
     /// variant another request stored in between is replaced (the cache is best effort).
     pub(crate) fn refill(&self, key: Key, entry: Arc<Entry>) {
         self.counters.stores.fetch_add(1, Relaxed);
-        self.insert(key, Arc::from([entry]));
+        self.insert(key, Variants::One(entry));
     }
 
     /// Forgets the stored responses of `uri` and of the `Location` / `Content-Location` of an
@@ -801,6 +827,21 @@ mod tests {
                 assert!(fresh(&c, k), "{i}: {:?}", c.stats());
             }
         }
+    }
+
+    /// A list of one is kept bare, a longer one in order.
+    #[test]
+    fn variants_keep_their_order() {
+        let (a, b, c) = (entry(), entry(), entry());
+        let one = Variants::from(vec![a.clone()]);
+        assert!(matches!(one, Variants::One(_)));
+        assert!(one.len() == 1 && Arc::ptr_eq(&one[0], &a));
+        let three = Variants::from(vec![a.clone(), b.clone(), c.clone()]);
+        assert!(matches!(three, Variants::Many(_)));
+        assert_eq!(three.len(), 3);
+        assert!(
+            Arc::ptr_eq(&three[0], &a) && Arc::ptr_eq(&three[1], &b) && Arc::ptr_eq(&three[2], &c)
+        );
     }
 
     /// Keys are equal when their text is, whatever the order they were made in.
