@@ -524,6 +524,40 @@ async fn a_redis_that_stops_answering_a_connected_client_is_bypassed_within_the_
     );
 }
 
+/// Reads of a Redis that stopped answering, sent together after the link sat idle for longer
+/// than its timeout (nothing in flight for the link's watchdog to watch): each request ends,
+/// answered by the server, and each read is counted as an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_waiting_together_on_a_hung_redis_after_an_idle_spell_all_end_and_count() {
+    let redis = start_redis();
+    let srv = server().await;
+    let a = l2_client(&srv, &redis.url(), "wc-test:hung-all:", |c| {
+        c.cache.l2.timeout_ms = 200;
+        c.cache.l2.retry_after_ms = 600_000;
+    });
+    let urls: Vec<String> = (0..4)
+        .map(|i| srv.url(&format!("/cache/hung-all{i}?cache_control=max-age=600")))
+        .collect();
+    for u in &urls {
+        assert_eq!(get(&a, u).await.0, Some(CacheStatus::Miss));
+    }
+    stored(&a, 4).await;
+    for u in &urls {
+        a.forget_cached_in_memory(u);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    signal(&redis, "-STOP");
+    let all = futures_util::future::join_all(urls.iter().map(|u| get(&a, u)));
+    let got = bounded("requests while Redis is stopped", all).await;
+    let s = a.stats().cache;
+    signal(&redis, "-CONT");
+    for (status, body) in got {
+        assert_eq!(status, Some(CacheStatus::Miss), "{s:?}");
+        assert_eq!(body["served"], 2, "the server answered instead");
+    }
+    assert_eq!((s.l2_errors, s.l2_hits), (4, 0), "{s:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_deadline_before_the_l2_timeout_times_the_request_out_and_spares_redis() {
     let redis = start_redis();
