@@ -162,6 +162,20 @@ pub(crate) fn bound_age(headers: &mut HeaderMap) {
     }
 }
 
+/// `secs` as an `Age` value; under 100 without an allocation (a hit is usually seconds old).
+fn age_value(secs: u64) -> HeaderValue {
+    const ONE: &str = "0123456789";
+    const TWO: &str = "\
+        10111213141516171819202122232425262728293031323334353637383940414243444546474849\
+        50515253545556575859606162636465666768697071727374757677787980818283848586878889\
+        90919293949596979899";
+    match usize::try_from(secs) {
+        Ok(n @ 0..=9) => HeaderValue::from_static(&ONE[n..=n]),
+        Ok(n @ 10..=99) => HeaderValue::from_static(&TWO[2 * (n - 10)..2 * (n - 9)]),
+        _ => HeaderValue::from(secs),
+    }
+}
+
 /// The `Age` a response arrived with (0 without one or when it is not a number of seconds; at
 /// most [`MAX_AGE_SECS`]).
 fn age_on_arrival(headers: &HeaderMap) -> Duration {
@@ -375,7 +389,7 @@ impl Entry {
             Served::Read(h) => h,
             Served::None | Served::At(..) => self.headers().clone(),
         };
-        headers.insert(header::AGE, HeaderValue::from(age));
+        headers.insert(header::AGE, age_value(age));
         let headers = Arc::new(headers);
         *served = Served::At(age, headers.clone());
         headers
@@ -590,6 +604,14 @@ pub(crate) mod tests {
     use http_cache_semantics::BeforeRequest;
 
     use super::*;
+
+    /// The `Age` values taken from a table are those written out.
+    #[test]
+    fn age_values_are_the_seconds_written_out() {
+        for secs in (0..=150).chain([MAX_AGE_SECS, u64::MAX]) {
+            assert_eq!(age_value(secs), HeaderValue::from(secs), "{secs}");
+        }
+    }
 
     #[test]
     fn an_age_over_two_to_the_31_is_bounded_and_others_are_left_alone() {

@@ -115,8 +115,10 @@ impl L2 {
         primary: &str,
         cut: Option<tokio::time::Instant>,
     ) -> Result<Option<Bytes>, Late> {
-        let mut get = redis::cmd("GET");
-        get.arg(Prefixed(&self.prefix, primary));
+        // Sized for its two arguments up front: written piece by piece, the command's buffer
+        // grew three times.
+        let mut get = redis::Cmd::with_capacity(2, 3 + self.prefix.len() + primary.len());
+        get.arg("GET").arg(Prefixed(&self.prefix, primary));
         let got: Option<Vec<u8>> = match self
             .link
             .call_until(
@@ -457,14 +459,36 @@ impl<'a> Reader<'a> {
         let mut map = HeaderMap::try_with_capacity(count.min(64) + spare).ok()?;
         for _ in 0..count {
             let name_len = usize::from(self.u16()?);
-            let name = HeaderName::from_bytes(self.take(name_len)?).ok()?;
+            let name = header_name(self.take(name_len)?)?;
             let value_len = usize::try_from(self.u32()?).ok()?;
-            let value = self.take(value_len)?;
-            let value = HeaderValue::from_maybe_shared(self.raw.slice_ref(value)).ok()?;
+            let start = self.at;
+            self.take(value_len)?;
+            let value = HeaderValue::from_maybe_shared(self.raw.slice(start..self.at)).ok()?;
             map.try_append(name, value).ok()?;
         }
         Some(map)
     }
+}
+
+/// The header name `raw` spells: the common response headers by their bytes as the format
+/// writes them (lowercase), without parsing; the others parsed.
+fn header_name(raw: &[u8]) -> Option<HeaderName> {
+    Some(match raw {
+        b"accept-ranges" => header::ACCEPT_RANGES,
+        b"age" => header::AGE,
+        b"cache-control" => header::CACHE_CONTROL,
+        b"content-encoding" => header::CONTENT_ENCODING,
+        b"content-language" => header::CONTENT_LANGUAGE,
+        b"content-length" => header::CONTENT_LENGTH,
+        b"content-type" => header::CONTENT_TYPE,
+        b"date" => header::DATE,
+        b"etag" => header::ETAG,
+        b"expires" => header::EXPIRES,
+        b"last-modified" => header::LAST_MODIFIED,
+        b"server" => header::SERVER,
+        b"vary" => header::VARY,
+        _ => HeaderName::from_bytes(raw).ok()?,
+    })
 }
 
 /// The header list of `raw` at `at` (an entry's response headers, read by [`decode`] once
@@ -743,6 +767,33 @@ mod tests {
         let shared = round_trip(&e, &req, shared);
         assert_eq!(shared.quick_judge(&none, &none, later), Plain::Stale);
         assert_eq!(says(&shared, &req, later), Plain::Stale);
+    }
+
+    /// A name read without parsing is the one parsing reads; any other is parsed as before.
+    #[test]
+    fn header_names_read_as_parsed() {
+        for name in [
+            "accept-ranges",
+            "age",
+            "cache-control",
+            "content-encoding",
+            "content-language",
+            "content-length",
+            "content-type",
+            "date",
+            "etag",
+            "expires",
+            "last-modified",
+            "server",
+            "vary",
+            "x-served",
+            "Content-Type",
+        ] {
+            let parsed = HeaderName::from_bytes(name.as_bytes()).unwrap();
+            assert_eq!(header_name(name.as_bytes()), Some(parsed), "{name}");
+        }
+        assert_eq!(header_name(b"bad name"), None);
+        assert_eq!(header_name(b""), None);
     }
 
     /// Version 1 (a JSON head), another version, another magic, a short or cut entry: all
