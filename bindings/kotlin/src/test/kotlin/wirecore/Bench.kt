@@ -40,28 +40,30 @@ fun main(args: Array<String>) {
     srv.use {
         val ca = srv.url("ca")
         val ssl = sslContext(ca)
-        val rows = mutableListOf<String>()
-        for (proto in listOf("h1", "h2")) {
-            val url = (if (proto == "h1") srv.url("http") else srv.url("https")) + "/bytes/1024"
-            for (c in concurrencies) {
-                val cells = clients.associateWith { name -> run(name, proto, url, c, seconds, ssl.first, ssl.second, ca) }
-                rows += row(proto, c, cells)
-                System.err.println(rows.last())
-            }
-        }
-        val load = java.io.File("/proc/loadavg").readText().split(" ").take(3).joinToString(" ")
+        // The header first and each row as its cell ends, on stdout only: `make bench-kotlin`
+        // sends stdout and stderr to the same file, so a progress copy on stderr doubled the rows.
         println("# Kotlin/JVM: wirecore vs OkHttp and the JDK HttpClient (${java.time.LocalDate.now()})\n")
         println("GET /bytes/1024 from the wirecore test server (release, 1 thread, CPU $serverCpu) on loopback; ${seconds}s per cell after 1 s of warm-up;")
         println("Java ${System.getProperty("java.version")}, ${Runtime.getRuntime().availableProcessors()} CPUs for the client JVM.")
         println("OkHttp 5.5.1 and the JDK client: blocking calls, one platform thread per in-flight request; wirecore: `request` + `bytes()` in C coroutines on Dispatchers.Default.")
         println("h1 = HTTP/1.1 over plain TCP; h2 = HTTP/2 over TLS (ALPN). CPU µs/req is the client JVM's CPU (JIT and GC included; wirecore's engine threads are in the same process).")
-        println("Load average at the end: $load (a shared machine: compare within this run only).\n")
+        println("Load average at the start: ${loadavg()} (a shared machine: compare within this run only).\n")
         println("| proto | C | " + clients.joinToString(" | ") { "$it req/s" } + " | " + clients.joinToString(" | ") { "$it CPU µs/req" } +
             " | " + clients.joinToString(" | ") { "$it p50 / p99" } + " | errors |")
         println("| --- | ---: | " + List(clients.size * 3 + 1) { "---:" }.joinToString(" | ") + " |")
-        rows.forEach { println(it) }
+        for (proto in listOf("h1", "h2")) {
+            val url = (if (proto == "h1") srv.url("http") else srv.url("https")) + "/bytes/1024"
+            for (c in concurrencies) {
+                val cells = clients.associateWith { name -> run(name, proto, url, c, seconds, ssl.first, ssl.second, ca) }
+                println(row(proto, c, cells))
+                System.out.flush()
+            }
+        }
+        println("\nLoad average at the end: ${loadavg()}.")
     }
 }
+
+private fun loadavg() = java.io.File("/proc/loadavg").readText().split(" ").take(3).joinToString(" ")
 
 private class Cell(val rps: Double, val cpuUs: Double, val p50: Long, val p99: Long, val errors: Long)
 
