@@ -1,7 +1,8 @@
 //! The RFC 9111 response cache: GET and HEAD responses kept in memory (a `quick_cache` store
 //! bounded by bytes, [`Store`]), reused while fresh and revalidated once stale; the rules
-//! (freshness, `Vary`, validators) come from `http-cache-semantics`. The client consults it around each redirect
-//! hop, outside retries (`client/cached.rs`), so a hit costs no attempt, token or connection.
+//! (freshness, `Vary`, validators) come from `http-cache-semantics`. The client consults it
+//! around each redirect hop, outside retries (`client/cached.rs`), so a hit costs no attempt,
+//! token or connection.
 //!
 //! Invariant: only complete bodies are stored; a response is put in the store once its whole
 //! body has been read, never a prefix.
