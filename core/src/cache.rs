@@ -674,10 +674,7 @@ mod tests {
     use super::*;
 
     fn cache(max_bytes: u64) -> Cache {
-        let mut config = Config::default();
-        config.cache.enabled = true;
-        config.cache.max_bytes = max_bytes;
-        Cache::new(&config).unwrap().unwrap()
+        cache_of(max_bytes, Config::default().cache.max_entry_bytes)
     }
 
     fn entry() -> Arc<Entry> {

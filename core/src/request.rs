@@ -165,14 +165,7 @@ impl Request {
     /// # Errors
     /// `invalid_url` when the URL is malformed or not http/https.
     pub fn new(method: Method, url: &str) -> Result<Self, Error> {
-        Ok(Self {
-            method,
-            uri: parse_target(url)?,
-            headers: HeaderMap::new(),
-            body: RequestBody::empty(),
-            options: RequestOptions::default(),
-            default_headers: true,
-        })
+        Ok(Self::bare(method, parse_target(url)?))
     }
 
     /// A request without body to a URL already parsed, as [`Request::new`] without parsing
@@ -185,14 +178,19 @@ impl Request {
     /// host, or a relative URL that is not a path starting with `/`.
     pub fn from_uri(method: Method, uri: Uri) -> Result<Self, Error> {
         check_target(&uri)?;
-        Ok(Self {
+        Ok(Self::bare(method, uri))
+    }
+
+    /// A request to a URL already checked, with no headers, body or options of its own.
+    fn bare(method: Method, uri: Uri) -> Self {
+        Self {
             method,
             uri,
             headers: HeaderMap::new(),
             body: RequestBody::empty(),
             options: RequestOptions::default(),
             default_headers: true,
-        })
+        }
     }
 
     /// A request from parts already validated (`http::Request`).

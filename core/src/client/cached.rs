@@ -47,17 +47,10 @@ impl Client {
         let key = cache.key(method, uri);
         let e = match cache.lookup_plain(&key, &sent, &inner.default_headers, now) {
             Some(Lookup::Fresh(e)) => e,
-            Some(Lookup::Empty) if cache.l2.is_some() => {
+            Some(l @ (Lookup::Empty | Lookup::Missing)) if cache.l2.is_some() => {
                 return Early::Absent(Absent {
                     key,
-                    empty: true,
-                    sent,
-                });
-            }
-            Some(Lookup::Missing) if cache.l2.is_some() => {
-                return Early::Absent(Absent {
-                    key,
-                    empty: false,
+                    empty: matches!(l, Lookup::Empty),
                     sent,
                 });
             }
