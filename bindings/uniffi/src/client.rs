@@ -43,6 +43,8 @@ where
     let (abort, reg) = AbortHandle::new_pair();
     let _guard = AbortOnDrop(abort);
     tracker.spawn(kind, Some(reg), work, move |r| {
+        // The send wakes uniffi's continuation callback into the JVM on this engine thread.
+        crate::jvm::attach_once();
         let _ = tx.send(r);
     });
     rx.await

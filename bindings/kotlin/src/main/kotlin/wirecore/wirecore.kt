@@ -274,11 +274,30 @@ interface UniffiRustCallStatusErrorHandler<E> {
 // synchronize itself
 
 // Call a rust function that returns a Result<>.  Pass in the Error class companion that corresponds to the Err
+// wirecore: one call status per thread, reused while no other call on the thread holds it (see
+// bindings/uniffi/src/bin/uniffi-bindgen.rs); uniffi's own helper allocated two JNA `Memory`
+// objects per call.
+private val uniffiCallStatusCache = ThreadLocal<UniffiRustCallStatus>()
+
+private fun uniffiTakeCallStatus(): UniffiRustCallStatus {
+    val status = uniffiCallStatusCache.get() ?: return UniffiRustCallStatus()
+    uniffiCallStatusCache.set(null)
+    status.code = UNIFFI_CALL_SUCCESS
+    status.error_buf.capacity = 0
+    status.error_buf.len = 0
+    status.error_buf.data = null
+    return status
+}
+
 private inline fun <U, E: kotlin.Exception> uniffiRustCallWithError(errorHandler: UniffiRustCallStatusErrorHandler<E>, callback: (UniffiRustCallStatus) -> U): U {
-    var status = UniffiRustCallStatus()
-    val return_value = callback(status)
-    uniffiCheckCallStatus(errorHandler, status)
-    return return_value
+    val status = uniffiTakeCallStatus()
+    try {
+        val return_value = callback(status)
+        uniffiCheckCallStatus(errorHandler, status)
+        return return_value
+    } finally {
+        uniffiCallStatusCache.set(status)
+    }
 }
 
 // Check UniffiRustCallStatus and throw an error if the call wasn't successful

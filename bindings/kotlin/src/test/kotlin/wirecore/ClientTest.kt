@@ -215,6 +215,46 @@ class ClientTest {
         assertTrue(gone.message!!.contains("destroyed"), gone.message)
     }
 
+    /**
+     * The engine thread that ends a request stays attached to the JVM (as a daemon thread named
+     * `wirecore-rt`) after its first completion, so a request starts no JVM thread: JNA attached
+     * and detached it around every completion before (one `java.lang.Thread` per request).
+     */
+    @Test
+    fun requestsStartNoThreadEach() = runBlocking(Dispatchers.Default) {
+        Client("{}").use { c ->
+            val url = http("/bytes/16")
+            // 64 coroutines, 10 requests each: the engine threads complete while the JVM waits.
+            suspend fun burst() = (0 until 64).map {
+                async { repeat(10) { assertEquals(16, c.request("GET", url).bytes().size) } }
+            }.awaitAll()
+            burst() // the engine threads attach, Dispatchers.Default starts its workers
+            val threads = java.lang.management.ManagementFactory.getThreadMXBean()
+            val before = threads.totalStartedThreadCount
+            burst()
+            val started = threads.totalStartedThreadCount - before
+            assertTrue(started < 160, "$started JVM threads started for 640 requests")
+            c.close(5000)
+        }
+    }
+
+    /**
+     * A call after a failed one on the same thread succeeds: the generated bindings reuse one
+     * call status per thread (bindings/uniffi/src/bin/uniffi-bindgen.rs), reset for each call.
+     */
+    @Test
+    fun aCallAfterAFailedCallOnTheSameThreadSucceeds() {
+        Client("{}").use { c ->
+            repeat(3) {
+                assertThrows<WirecoreException.InvalidRequest> { c.pollDeadLetters(0UL, 1U) }
+                assertTrue(c.stats().startsWith("{"))
+                assertEquals(200, c.requestBlocking("GET", http("/bytes/1"), listOf(), null, null).status())
+                assertEquals(1, c.requestBlocking("GET", http("/bytes/1"), listOf(), null, null).bytesBlocking().size)
+            }
+            c.closeBlocking(5000)
+        }
+    }
+
     @Test
     fun badConfigNamesTheField() {
         val e = assertThrows<WirecoreException.Config> { Client("{\"pool\": {\"no_such_knob\": 1}}") }
