@@ -274,29 +274,37 @@ interface UniffiRustCallStatusErrorHandler<E> {
 // synchronize itself
 
 // Call a rust function that returns a Result<>.  Pass in the Error class companion that corresponds to the Err
-// wirecore: one call status per thread, reused while no other call on the thread holds it (see
-// bindings/uniffi/src/bin/uniffi-bindgen.rs); uniffi's own helper allocated two JNA `Memory`
-// objects per call.
-private val uniffiCallStatusCache = ThreadLocal<UniffiRustCallStatus>()
+// wirecore: call statuses are reused (see bindings/uniffi/src/bin/uniffi-bindgen.rs): uniffi's own
+// helper allocated one per call, two JNA `Memory` objects. A thread takes the status in its slot
+// (slot = thread id mod 64) for the call and puts it back after; a nested call, or a thread whose
+// slot is empty because another holds it, gets a fresh one.
+private val uniffiCallStatusSlots = java.util.concurrent.atomic.AtomicReferenceArray<UniffiRustCallStatus>(64)
 
-private fun uniffiTakeCallStatus(): UniffiRustCallStatus {
-    val status = uniffiCallStatusCache.get() ?: return UniffiRustCallStatus()
-    uniffiCallStatusCache.set(null)
+private fun uniffiCallStatusSlot(): Int = (Thread.currentThread().id and 63L).toInt()
+
+// Rust writes the status only when the call fails, so JNA's reflective write before and read
+// after each call (auto-synch, off here) come down to zeroing the code in native memory before
+// the call and reading the whole status only when the code is not zero after it.
+private fun uniffiTakeCallStatus(slot: Int): UniffiRustCallStatus {
+    val status = uniffiCallStatusSlots.getAndSet(slot, null)
+        ?: UniffiRustCallStatus().also { it.setAutoSynch(false) }
     status.code = UNIFFI_CALL_SUCCESS
-    status.error_buf.capacity = 0
-    status.error_buf.len = 0
-    status.error_buf.data = null
+    status.pointer.setByte(0, UNIFFI_CALL_SUCCESS)
     return status
 }
 
 private inline fun <U, E: kotlin.Exception> uniffiRustCallWithError(errorHandler: UniffiRustCallStatusErrorHandler<E>, callback: (UniffiRustCallStatus) -> U): U {
-    val status = uniffiTakeCallStatus()
+    val slot = uniffiCallStatusSlot()
+    val status = uniffiTakeCallStatus(slot)
     try {
         val return_value = callback(status)
+        if (status.pointer.getByte(0) != UNIFFI_CALL_SUCCESS) {
+            status.read()
+        }
         uniffiCheckCallStatus(errorHandler, status)
         return return_value
     } finally {
-        uniffiCallStatusCache.set(status)
+        uniffiCallStatusSlots.set(slot, status)
     }
 }
 
