@@ -1,5 +1,5 @@
 //! uniffi's generator, pinned with the crate's uniffi version (`make kotlin-bindings`), plus
-//! one fix to the Kotlin it writes (applied after uniffi wrote the file, so `make lint-kotlin`,
+//! two fixes to the Kotlin it writes (applied after uniffi wrote the file, so `make lint-kotlin`,
 //! which runs this same bin, checks it too).
 //!
 //! uniffi 0.32's Kotlin calls allocate a fresh `UniffiRustCallStatus` per FFI call: a JNA
@@ -10,6 +10,11 @@
 //! fix reuses statuses: 64 slots, a thread taking the one of its id for the call and putting it
 //! back after (an error's lifting frees its buffer through a nested call, which then gets a
 //! fresh one). Rust writes the status only on failure, so it is reset before every call.
+//!
+//! The second: `RustBuffer.alloc` (every string, list, option or record argument) calls the
+//! crate's own `wirecore_kotlin_rustbuffer_alloc`, which returns only the data pointer, instead
+//! of uniffi's `rustbuffer_alloc`, whose by-value return JNA builds by reflection with two JNA
+//! `Memory` objects.
 
 use std::path::{Path, PathBuf};
 
@@ -62,6 +67,48 @@ private inline fun <U, E: kotlin.Exception> uniffiRustCallWithError(errorHandler
 }
 ";
 
+/// uniffi's `RustBuffer.alloc`, exactly as 0.32.2 writes it: `rustbuffer_alloc` returns the
+/// buffer by value, so JNA builds a `RustBuffer.ByValue` by reflection with two JNA `Memory`
+/// objects (five such calls lower a `request`'s arguments).
+const FRESH_ALLOC: &str = "\
+        internal fun alloc(size: ULong = 0UL) = uniffiRustCall() { status ->
+            // Note: need to convert the size to a `Long` value to make this work with JVM.
+            UniffiLib.ffi_wirecore_uniffi_rustbuffer_alloc(size.toLong(), status)
+        }.also {
+            if(it.data == null) {
+               throw RuntimeException(\"RustBuffer.alloc() returned null data pointer (size=${size})\")
+           }
+        }
+";
+
+/// Its replacement: the crate's own `wirecore_kotlin_rustbuffer_alloc` (src/buffer.rs) returns
+/// only the data pointer of a buffer uniffi made; Kotlin fills in the `RustBuffer` (one
+/// `Memory`, no reflection).
+const OWN_ALLOC: &str = "\
+        // wirecore: the buffer's data pointer from the crate's own FFI function (see
+        // bindings/uniffi/src/bin/uniffi-bindgen.rs), the RustBuffer filled in here.
+        internal fun alloc(size: ULong = 0UL): RustBuffer.ByValue {
+            val data = WirecoreKotlinLib.wirecore_kotlin_rustbuffer_alloc(size.toLong())
+            if (data == 0L) {
+                throw RuntimeException(\"RustBuffer.alloc() returned null data pointer (size=${size})\")
+            }
+            return create(size, size, Pointer(data))
+        }
+";
+
+/// Appended to the file: the JNA binding of the crate's own function.
+const OWN_LIB: &str = "
+// wirecore: the crate's own FFI function for the generated code above (see
+// bindings/uniffi/src/bin/uniffi-bindgen.rs and bindings/uniffi/src/buffer.rs).
+internal object WirecoreKotlinLib {
+    init {
+        Native.register(WirecoreKotlinLib::class.java, findLibraryName(componentName = \"wirecore\"))
+    }
+
+    external fun wirecore_kotlin_rustbuffer_alloc(`size`: Long): Long
+}
+";
+
 /// The value of `--out-dir` (or `-o`) among the generator's arguments.
 fn out_dir() -> Option<PathBuf> {
     let mut args = std::env::args();
@@ -94,21 +141,25 @@ fn patch(dir: &Path) -> Result<(), String> {
     let mut files = Vec::new();
     kotlin_files(dir, &mut files).map_err(|e| format!("{}: {e}", dir.display()))?;
     for file in files {
-        let text =
+        let mut text =
             std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        match text.matches(FRESH_STATUS).count() {
-            1 => {
-                let text = text.replacen(FRESH_STATUS, REUSED_STATUS, 1);
-                std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
-            }
-            n => {
-                return Err(format!(
-                    "{}: uniffi's uniffiRustCallWithError found {n} times, expected once; \
-                     see bindings/uniffi/src/bin/uniffi-bindgen.rs",
-                    file.display()
-                ));
+        for (what, fresh, own) in [
+            ("uniffiRustCallWithError", FRESH_STATUS, REUSED_STATUS),
+            ("RustBuffer.alloc", FRESH_ALLOC, OWN_ALLOC),
+        ] {
+            match text.matches(fresh).count() {
+                1 => text = text.replacen(fresh, own, 1),
+                n => {
+                    return Err(format!(
+                        "{}: uniffi's {what} found {n} times, expected once; \
+                         see bindings/uniffi/src/bin/uniffi-bindgen.rs",
+                        file.display()
+                    ));
+                }
             }
         }
+        text.push_str(OWN_LIB);
+        std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
     }
     Ok(())
 }

@@ -64,13 +64,14 @@ open class RustBuffer : Structure() {
     }
 
     companion object {
-        internal fun alloc(size: ULong = 0UL) = uniffiRustCall() { status ->
-            // Note: need to convert the size to a `Long` value to make this work with JVM.
-            UniffiLib.ffi_wirecore_uniffi_rustbuffer_alloc(size.toLong(), status)
-        }.also {
-            if(it.data == null) {
-               throw RuntimeException("RustBuffer.alloc() returned null data pointer (size=${size})")
-           }
+        // wirecore: the buffer's data pointer from the crate's own FFI function (see
+        // bindings/uniffi/src/bin/uniffi-bindgen.rs), the RustBuffer filled in here.
+        internal fun alloc(size: ULong = 0UL): RustBuffer.ByValue {
+            val data = WirecoreKotlinLib.wirecore_kotlin_rustbuffer_alloc(size.toLong())
+            if (data == 0L) {
+                throw RuntimeException("RustBuffer.alloc() returned null data pointer (size=${size})")
+            }
+            return create(size, size, Pointer(data))
         }
 
         internal fun create(capacity: ULong, len: ULong, data: Pointer?): RustBuffer.ByValue {
@@ -5006,3 +5007,13 @@ public object FfiConverterMapStringTypeAttributeValue: FfiConverterRustBuffer<Ma
     
 
 
+
+// wirecore: the crate's own FFI function for the generated code above (see
+// bindings/uniffi/src/bin/uniffi-bindgen.rs and bindings/uniffi/src/buffer.rs).
+internal object WirecoreKotlinLib {
+    init {
+        Native.register(WirecoreKotlinLib::class.java, findLibraryName(componentName = "wirecore"))
+    }
+
+    external fun wirecore_kotlin_rustbuffer_alloc(`size`: Long): Long
+}
