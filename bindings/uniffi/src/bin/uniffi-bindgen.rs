@@ -82,8 +82,8 @@ const FRESH_ALLOC: &str = "\
 ";
 
 /// Its replacement: the crate's own `wirecore_kotlin_rustbuffer_alloc` (src/buffer.rs) returns
-/// only the data pointer of a buffer uniffi made; Kotlin fills in the `RustBuffer` (one
-/// `Memory`, no reflection).
+/// only the data pointer of a buffer uniffi made; Kotlin fills it into a `RustBuffer` object
+/// reused from a ring per thread (no `Memory`, no reflection).
 const OWN_ALLOC: &str = "\
         // wirecore: the buffer's data pointer from the crate's own FFI function (see
         // bindings/uniffi/src/bin/uniffi-bindgen.rs), the RustBuffer filled in here.
@@ -92,7 +92,11 @@ const OWN_ALLOC: &str = "\
             if (data == 0L) {
                 throw RuntimeException(\"RustBuffer.alloc() returned null data pointer (size=${size})\")
             }
-            return create(size, size, Pointer(data))
+            val buf = WirecoreKotlinLib.argumentBuffer()
+            buf.capacity = size.toLong()
+            buf.len = size.toLong()
+            buf.data = Pointer(data)
+            return buf
         }
 ";
 
@@ -106,6 +110,24 @@ internal object WirecoreKotlinLib {
     }
 
     external fun wirecore_kotlin_rustbuffer_alloc(`size`: Long): Long
+
+    // A buffer made for an argument is passed to the FFI call it was lowered for before the
+    // thread lowers more than that call's other arguments, and JNA copies a by-value argument
+    // out of the object's memory during the call; so each thread cycles through 32 objects
+    // rather than allocating one (with its JNA `Memory`) per argument.
+    private class Ring {
+        val buffers = arrayOfNulls<RustBuffer.ByValue>(32)
+        var next = 0
+    }
+
+    private val rings = ThreadLocal.withInitial { Ring() }
+
+    fun argumentBuffer(): RustBuffer.ByValue {
+        val ring = rings.get()
+        val i = ring.next
+        ring.next = (i + 1) and 31
+        return ring.buffers[i] ?: RustBuffer.ByValue().also { ring.buffers[i] = it }
+    }
 }
 ";
 
@@ -157,6 +179,16 @@ fn patch(dir: &Path) -> Result<(), String> {
                     ));
                 }
             }
+        }
+        // Lowered buffers are reused (OWN_LIB): only sound while nothing keeps one past its
+        // call, which callback interfaces would (their returns and errors, sync or async, all
+        // go through uniffiTraitInterfaceCall*; uniffi defines two of those helpers always).
+        if text.matches("uniffiTraitInterfaceCall").count() != 2 {
+            return Err(format!(
+                "{}: the interface has callback interfaces or foreign futures now; the reused \
+                 argument buffers in bindings/uniffi/src/bin/uniffi-bindgen.rs are not safe then",
+                file.display()
+            ));
         }
         text.push_str(OWN_LIB);
         std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;

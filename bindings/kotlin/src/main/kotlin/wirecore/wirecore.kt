@@ -71,7 +71,11 @@ open class RustBuffer : Structure() {
             if (data == 0L) {
                 throw RuntimeException("RustBuffer.alloc() returned null data pointer (size=${size})")
             }
-            return create(size, size, Pointer(data))
+            val buf = WirecoreKotlinLib.argumentBuffer()
+            buf.capacity = size.toLong()
+            buf.len = size.toLong()
+            buf.data = Pointer(data)
+            return buf
         }
 
         internal fun create(capacity: ULong, len: ULong, data: Pointer?): RustBuffer.ByValue {
@@ -5016,4 +5020,22 @@ internal object WirecoreKotlinLib {
     }
 
     external fun wirecore_kotlin_rustbuffer_alloc(`size`: Long): Long
+
+    // A buffer made for an argument is passed to the FFI call it was lowered for before the
+    // thread lowers more than that call's other arguments, and JNA copies a by-value argument
+    // out of the object's memory during the call; so each thread cycles through 32 objects
+    // rather than allocating one (with its JNA `Memory`) per argument.
+    private class Ring {
+        val buffers = arrayOfNulls<RustBuffer.ByValue>(32)
+        var next = 0
+    }
+
+    private val rings = ThreadLocal.withInitial { Ring() }
+
+    fun argumentBuffer(): RustBuffer.ByValue {
+        val ring = rings.get()
+        val i = ring.next
+        ring.next = (i + 1) and 31
+        return ring.buffers[i] ?: RustBuffer.ByValue().also { ring.buffers[i] = it }
+    }
 }
