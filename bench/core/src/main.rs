@@ -26,6 +26,10 @@ usage: wirecore-bench-core [options]
   --concurrency LIST      in-flight requests per cell (default: 1,16,64,256)
   --protocols LIST        h1,h2 (default: both)
   --warmup-secs S         warm-up per client per cell (default: 1)
+  --warmup-requests N     warm up with N requests instead, however long they take (for
+                          instruction counts under valgrind, where a timed warm-up's count varies)
+  --warmup-concurrency N  warm up with N requests in flight (default: the cell's); 1 makes
+                          hyper-util's pool open one HTTP/2 connection, as wirecore does
   --round-secs S          time limit of one measured round (default: 1)
   --rounds N              measured rounds per client per cell, interleaved (default: 3)
   --max-requests N        measured requests per client per cell, over all rounds (default: 20000)
@@ -44,6 +48,8 @@ struct Args {
     concurrency: Vec<usize>,
     protocols: Vec<Proto>,
     warmup: Duration,
+    warmup_requests: Option<u64>,
+    warmup_concurrency: Option<usize>,
     round: Duration,
     rounds: u32,
     max_requests: u64,
@@ -64,6 +70,8 @@ fn parse_args() -> Result<Args, String> {
         concurrency: vec![1, 16, 64, 256],
         protocols: vec![Proto::H1, Proto::H2],
         warmup: Duration::from_secs(1),
+        warmup_requests: None,
+        warmup_concurrency: None,
         round: Duration::from_secs(1),
         rounds: 3,
         max_requests: 20_000,
@@ -110,6 +118,10 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--warmup-secs" => a.warmup = secs(value()?)?,
+            "--warmup-requests" => a.warmup_requests = Some(num(value()?)?),
+            "--warmup-concurrency" => {
+                a.warmup_concurrency = Some(num(value()?)?.max(1) as usize);
+            }
             "--round-secs" => a.round = secs(value()?)?,
             "--rounds" => a.rounds = u32::try_from(num(value()?)?.max(1)).unwrap_or(u32::MAX),
             "--max-requests" => a.max_requests = num(value()?)?.max(1),
@@ -244,7 +256,12 @@ fn bench_cell(
     // Warm-up: connections, TLS sessions, DNS caches, allocator; its connects are counted.
     for (peer, cell) in &mut cells {
         let before = server.counters()?.connections_accepted;
-        let s = rt.block_on(load::drive(peer, target, c, u64::MAX, args.warmup));
+        let (max, dur) = match args.warmup_requests {
+            Some(n) => (n, Duration::from_hours(24)),
+            None => (u64::MAX, args.warmup),
+        };
+        let wc = args.warmup_concurrency.unwrap_or(c);
+        let s = rt.block_on(load::drive(peer, target, wc, max, dur));
         cell.note_warmup(&s);
         cell.conns += server.counters()?.connections_accepted - before;
     }
