@@ -55,7 +55,12 @@ struct Scan {
 impl Scan {
     fn feed(&mut self, mut data: &[u8], out: &PeerSettings) {
         while !data.is_empty() {
-            if self.remaining == 0 {
+            if self.remaining == 0 && self.header_len == 0 && data.len() >= 9 {
+                // A whole frame header in this read (the usual case): parse it in place.
+                let h: &[u8; 9] = data[..9].try_into().expect("9 bytes");
+                data = &data[9..];
+                self.start_frame(h, out);
+            } else if self.remaining == 0 {
                 let take = (9 - self.header_len).min(data.len());
                 self.header[self.header_len..self.header_len + take].copy_from_slice(&data[..take]);
                 self.header_len += take;
@@ -63,14 +68,7 @@ impl Scan {
                 if self.header_len == 9 {
                     let h = self.header;
                     self.header_len = 0;
-                    self.remaining =
-                        (usize::from(h[0]) << 16) | (usize::from(h[1]) << 8) | usize::from(h[2]);
-                    // type 0x4 SETTINGS without the ACK flag
-                    self.in_settings = h[3] == 0x4 && h[4] & 0x1 == 0;
-                    self.entry_len = 0;
-                    if self.in_settings && self.remaining == 0 {
-                        self.settings_done(out);
-                    }
+                    self.start_frame(&h, out);
                 }
             } else {
                 let take = self.remaining.min(data.len());
@@ -99,6 +97,17 @@ impl Scan {
                     self.settings_done(out);
                 }
             }
+        }
+    }
+
+    /// A frame header read: skip its payload, or scan it when it is a SETTINGS frame.
+    fn start_frame(&mut self, h: &[u8; 9], out: &PeerSettings) {
+        self.remaining = (usize::from(h[0]) << 16) | (usize::from(h[1]) << 8) | usize::from(h[2]);
+        // type 0x4 SETTINGS without the ACK flag
+        self.in_settings = h[3] == 0x4 && h[4] & 0x1 == 0;
+        self.entry_len = 0;
+        if self.in_settings && self.remaining == 0 {
+            self.settings_done(out);
         }
     }
 
@@ -216,12 +225,30 @@ mod tests {
         wire.extend(frame(0x8, 0, &[0, 0, 1, 0])); // WINDOW_UPDATE
         wire.extend(frame(0x4, 1, &[])); // SETTINGS ACK
         wire.extend(frame(0x0, 0, &[0, 3, 0, 0, 0, 99])); // DATA that looks like a setting
-        let out = PeerSettings::new();
-        let mut scan = Scan::default();
-        for chunk in wire.chunks(5) {
-            scan.feed(chunk, &out);
+        // Split anywhere (a header across reads: the copying path), or whole (in place).
+        for size in 1..=wire.len() {
+            let out = PeerSettings::new();
+            let mut scan = Scan::default();
+            for chunk in wire.chunks(size) {
+                scan.feed(chunk, &out);
+            }
+            assert_eq!(out.max_streams(), 10, "reads of {size} bytes");
+            assert!(out.seen.load(Ordering::Relaxed));
         }
-        assert_eq!(out.max_streams(), 10);
-        assert!(out.seen.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn an_empty_settings_frame_counts_as_seen_and_a_later_one_updates() {
+        let mut wire = frame(0x4, 0, &[]);
+        wire.extend(frame(0x0, 0, &[1; 20])); // DATA
+        wire.extend(frame(0x4, 0, &[0, 3, 0, 0, 0, 7]));
+        for size in [1, 4, 9, 10, wire.len()] {
+            let (max, seen) = scan_chunks(wire.chunks(size));
+            assert!(seen);
+            assert_eq!(max, 7, "reads of {size} bytes");
+            let (max, seen) = scan_chunks(wire[..9].chunks(size));
+            assert!(seen, "the empty SETTINGS alone, reads of {size}");
+            assert_eq!(max, u32::MAX);
+        }
     }
 }
