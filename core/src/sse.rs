@@ -258,13 +258,28 @@ pub(crate) struct Resume {
     pub(crate) default_headers: bool,
 }
 
-/// Whether a response's `Content-Type` is `text/event-stream`.
+/// Whether a response's `Content-Type` is `text/event-stream` (parameters after `;` aside, the
+/// whole value visible ASCII). Every GET answered 200 asks, so it compares the value's first
+/// bytes and checks its characters only when the type matches (the `to_str`, `split` and
+/// Unicode `trim` it used were ≈ 600 instructions per request).
 pub fn is_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+    const TYPE: &[u8] = b"text/event-stream";
+    let Some(v) = headers.get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    // A visible-ASCII value holds no whitespace but spaces and tabs, which the `trim_ascii`
+    // calls trim as `str::trim` did.
+    let Some((media, rest)) = v.as_bytes().trim_ascii_start().split_at_checked(TYPE.len()) else {
+        return false;
+    };
+    media.eq_ignore_ascii_case(TYPE)
+        && rest
+            .iter()
+            .position(|&c| c == b';')
+            .map_or(rest, |i| &rest[..i])
+            .trim_ascii()
+            .is_empty()
+        && v.to_str().is_ok()
 }
 
 /// Failures after which a reconnection may succeed: the peer ([`ErrorKind::is_transport`]; a

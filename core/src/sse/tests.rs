@@ -152,3 +152,66 @@ fn content_type_check() {
         assert_eq!(is_event_stream(&h), yes, "{v}");
     }
 }
+
+/// The check as it was before it compared bytes (`to_str`, `split`, `trim`): the byte
+/// comparison must answer the same for every value.
+fn is_event_stream_by_str(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+}
+
+#[test]
+fn content_type_check_answers_as_the_str_check_did() {
+    let mut values: Vec<Vec<u8>> = [
+        "",
+        ";",
+        "text/event-stream",
+        "text/event-stream;",
+        " \ttext/event-stream \t; charset=utf-8",
+        "TEXT/EVENT-STREAM",
+        ";text/event-stream",
+        "text/event-stream, text/plain",
+        "text/event-stream x",
+        "text/event-strea",
+        "application/octet-stream",
+    ]
+    .iter()
+    .map(|v| v.as_bytes().to_vec())
+    .collect();
+    // Every byte a header value may hold, before, inside, after the type and in a parameter:
+    // obs-text (0x80-0xFF) makes `to_str` fail, so those answer false either way.
+    for c in (0x20..=0xffu8).chain([b'\t']) {
+        if c == 0x7f {
+            continue;
+        }
+        for v in [
+            vec![c],
+            [&[c][..], b"text/event-stream"].concat(),
+            [b"text/event-stream", &[c][..]].concat(),
+            [b"text/event-stream; q=", &[c][..]].concat(),
+            [b"text/event", &[c][..], b"stream"].concat(),
+        ] {
+            values.push(v);
+        }
+    }
+    let mut h = HeaderMap::new();
+    let mut yes = 0;
+    for v in values {
+        let Ok(value) = HeaderValue::from_bytes(&v) else {
+            continue;
+        };
+        h.insert(header::CONTENT_TYPE, value);
+        let want = is_event_stream_by_str(&h);
+        yes += usize::from(want);
+        assert_eq!(
+            is_event_stream(&h),
+            want,
+            "{:?}",
+            String::from_utf8_lossy(&v)
+        );
+    }
+    assert!(yes >= 8, "the cases include matches ({yes})");
+}
