@@ -1,7 +1,8 @@
-//! One FFI function of the crate's own for the generated Kotlin (the bindgen bin's second fix,
-//! see `src/bin/uniffi-bindgen.rs`): uniffi's `rustbuffer_alloc` returns its `RustBuffer` by
-//! value, which JNA turns into a new `Structure` built by reflection with two JNA `Memory`
-//! objects; this one returns only the data pointer, and Kotlin fills a `RustBuffer` itself.
+//! Two FFI functions of the crate's own for the generated Kotlin (see
+//! `src/bin/uniffi-bindgen.rs`): uniffi's `rustbuffer_alloc` and
+//! `rust_future_complete_rust_buffer` return a `RustBuffer` by value, which JNA turns into a new
+//! `Structure` built by reflection with two JNA `Memory` objects; these hand Kotlin the buffer's
+//! parts instead, and it fills in a `RustBuffer` object of its own.
 
 use std::ptr;
 
@@ -22,6 +23,30 @@ pub extern "C" fn wirecore_kotlin_rustbuffer_alloc(size: u64) -> *mut u8 {
         buf.data_pointer().cast_mut()
     })
     .unwrap_or(ptr::null_mut())
+}
+
+/// uniffi's `rust_future_complete_rust_buffer` for this crate, writing the buffer to `out`
+/// (24 bytes: capacity, length, data) instead of returning it.
+///
+/// # Safety
+/// As uniffi's: `handle` is a live `RustBuffer` future of this crate not yet freed, `out_status`
+/// a valid call status; and `out` is valid for a `RustBuffer`'s write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wirecore_kotlin_rust_future_complete_rust_buffer(
+    handle: u64,
+    out_status: &mut uniffi::RustCallStatus,
+    out: *mut uniffi::RustBuffer,
+) {
+    // SAFETY: the caller's guarantees, passed on to uniffi's own function (which catches the
+    // future's panic into `out_status`).
+    let buf = unsafe {
+        crate::ffi_wirecore_uniffi_rust_future_complete_rust_buffer(
+            uniffi::Handle::from_raw_unchecked(handle),
+            out_status,
+        )
+    };
+    // SAFETY: `out` is valid for the write (the caller's guarantee).
+    unsafe { out.write(buf) };
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! uniffi's generator, pinned with the crate's uniffi version (`make kotlin-bindings`), plus
-//! two fixes to the Kotlin it writes (applied after uniffi wrote the file, so `make lint-kotlin`,
+//! three fixes to the Kotlin it writes (applied after uniffi wrote the file, so `make lint-kotlin`,
 //! which runs this same bin, checks it too).
 //!
 //! uniffi 0.32's Kotlin calls allocate a fresh `UniffiRustCallStatus` per FFI call: a JNA
@@ -14,7 +14,11 @@
 //! The second: `RustBuffer.alloc` (every string, list, option or record argument) calls the
 //! crate's own `wirecore_kotlin_rustbuffer_alloc`, which returns only the data pointer, instead
 //! of uniffi's `rustbuffer_alloc`, whose by-value return JNA builds by reflection with two JNA
-//! `Memory` objects.
+//! `Memory` objects; the `RustBuffer` objects Kotlin fills in come from a ring per thread.
+//!
+//! The third: an async call's `RustBuffer` result (a body, a chunk, an event) is completed
+//! through the crate's own `wirecore_kotlin_rust_future_complete_rust_buffer`, which writes the
+//! buffer to native memory of the thread's instead of returning it by value.
 
 use std::path::{Path, PathBuf};
 
@@ -111,10 +115,27 @@ internal object WirecoreKotlinLib {
 
     external fun wirecore_kotlin_rustbuffer_alloc(`size`: Long): Long
 
+    external fun wirecore_kotlin_rust_future_complete_rust_buffer(`handle`: Long, `status`: UniffiRustCallStatus, `out`: Pointer)
+
+    private val completed = ThreadLocal.withInitial { com.sun.jna.Memory(24) }
+
+    // uniffi's rust_future_complete_rust_buffer, the buffer's parts written to native memory of
+    // the thread's and filled into a reused object: it is lifted and freed at once.
+    fun completeRustBuffer(handle: Long, status: UniffiRustCallStatus): RustBuffer.ByValue {
+        val out = completed.get()
+        wirecore_kotlin_rust_future_complete_rust_buffer(handle, status, out)
+        val buf = argumentBuffer()
+        buf.capacity = out.getLong(0)
+        buf.len = out.getLong(8)
+        buf.data = out.getPointer(16)
+        return buf
+    }
+
     // A buffer made for an argument is passed to the FFI call it was lowered for before the
-    // thread lowers more than that call's other arguments, and JNA copies a by-value argument
-    // out of the object's memory during the call; so each thread cycles through 32 objects
-    // rather than allocating one (with its JNA `Memory`) per argument.
+    // thread lowers more than that call's other arguments (and a completed one is lifted and
+    // freed at once), and JNA copies a by-value argument out of the object's memory during the
+    // call; so each thread cycles through 32 objects rather than allocating one (with its JNA
+    // `Memory`) per buffer.
     private class Ring {
         val buffers = arrayOfNulls<RustBuffer.ByValue>(32)
         var next = 0
@@ -130,6 +151,12 @@ internal object WirecoreKotlinLib {
     }
 }
 ";
+
+/// Every async call's completion of a `RustBuffer` result, as uniffi 0.32.2 writes it, and its
+/// replacement through the crate's own function (src/buffer.rs): no by-value return.
+const FRESH_COMPLETE: &str =
+    "UniffiLib.ffi_wirecore_uniffi_rust_future_complete_rust_buffer(future, continuation)";
+const OWN_COMPLETE: &str = "WirecoreKotlinLib.completeRustBuffer(future, continuation)";
 
 /// The value of `--out-dir` (or `-o`) among the generator's arguments.
 fn out_dir() -> Option<PathBuf> {
@@ -180,6 +207,14 @@ fn patch(dir: &Path) -> Result<(), String> {
                 }
             }
         }
+        if !text.contains(FRESH_COMPLETE) {
+            return Err(format!(
+                "{}: uniffi's rust_future_complete_rust_buffer calls not found; \
+                 see bindings/uniffi/src/bin/uniffi-bindgen.rs",
+                file.display()
+            ));
+        }
+        text = text.replace(FRESH_COMPLETE, OWN_COMPLETE);
         // Lowered buffers are reused (OWN_LIB): only sound while nothing keeps one past its
         // call, which callback interfaces would (their returns and errors, sync or async, all
         // go through uniffiTraitInterfaceCall*; uniffi defines two of those helpers always).

@@ -2520,7 +2520,7 @@ open class EventReader: Disposable, AutoCloseable, EventReaderInterface
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_wirecore_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
-        { future, continuation -> UniffiLib.ffi_wirecore_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future, continuation -> WirecoreKotlinLib.completeRustBuffer(future, continuation) },
         { future -> UniffiLib.ffi_wirecore_uniffi_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterOptionalTypeSseEvent.lift(it) },
@@ -2883,7 +2883,7 @@ open class Response: Disposable, AutoCloseable, ResponseInterface
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_wirecore_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
-        { future, continuation -> UniffiLib.ffi_wirecore_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future, continuation -> WirecoreKotlinLib.completeRustBuffer(future, continuation) },
         { future -> UniffiLib.ffi_wirecore_uniffi_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterByteArray.lift(it) },
@@ -2956,7 +2956,7 @@ open class Response: Disposable, AutoCloseable, ResponseInterface
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_wirecore_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
-        { future, continuation -> UniffiLib.ffi_wirecore_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future, continuation -> WirecoreKotlinLib.completeRustBuffer(future, continuation) },
         { future -> UniffiLib.ffi_wirecore_uniffi_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterOptionalByteArray.lift(it) },
@@ -5021,10 +5021,27 @@ internal object WirecoreKotlinLib {
 
     external fun wirecore_kotlin_rustbuffer_alloc(`size`: Long): Long
 
+    external fun wirecore_kotlin_rust_future_complete_rust_buffer(`handle`: Long, `status`: UniffiRustCallStatus, `out`: Pointer)
+
+    private val completed = ThreadLocal.withInitial { com.sun.jna.Memory(24) }
+
+    // uniffi's rust_future_complete_rust_buffer, the buffer's parts written to native memory of
+    // the thread's and filled into a reused object: it is lifted and freed at once.
+    fun completeRustBuffer(handle: Long, status: UniffiRustCallStatus): RustBuffer.ByValue {
+        val out = completed.get()
+        wirecore_kotlin_rust_future_complete_rust_buffer(handle, status, out)
+        val buf = argumentBuffer()
+        buf.capacity = out.getLong(0)
+        buf.len = out.getLong(8)
+        buf.data = out.getPointer(16)
+        return buf
+    }
+
     // A buffer made for an argument is passed to the FFI call it was lowered for before the
-    // thread lowers more than that call's other arguments, and JNA copies a by-value argument
-    // out of the object's memory during the call; so each thread cycles through 32 objects
-    // rather than allocating one (with its JNA `Memory`) per argument.
+    // thread lowers more than that call's other arguments (and a completed one is lifted and
+    // freed at once), and JNA copies a by-value argument out of the object's memory during the
+    // call; so each thread cycles through 32 objects rather than allocating one (with its JNA
+    // `Memory`) per buffer.
     private class Ring {
         val buffers = arrayOfNulls<RustBuffer.ByValue>(32)
         var next = 0
