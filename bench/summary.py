@@ -55,7 +55,11 @@ def num(cell: str | None) -> float | None:
 
 
 def load_of(text: str) -> str:
-    m = re.search(r"load average[^0-9]*(\d+\.\d+),? (\d+\.\d+),? (\d+\.\d+)", text, re.I)
+    """The load average at the end of the file's first run (the column's heading says so); a
+    file that gives its load once (or only at the start) gives that one."""
+    three = r"(\d+\.\d+),? (\d+\.\d+),? (\d+\.\d+)"
+    m = re.search(r"at the end:? " + three, text, re.I)
+    m = m or re.search(r"load average[^0-9]*" + three, text, re.I)
     return " ".join(m.groups()) if m else "not recorded"
 
 
